@@ -1,0 +1,858 @@
+/* lib/proto/conn.c: KvConn, one framed protocol connection driven by a
+ * GMainContext. It owns the fd, reads and decodes frames, runs the HELLO
+ * handshake, matches responses to pending calls, and queues writes so that
+ * no caller ever blocks on a slow or stuck peer. A peer that misbehaves gets
+ * its connection closed (on_closed with the reason), never the process.
+ */
+#include "proto.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KV_CONN_READ_CHUNK (64u * 1024u)
+/* Reads per dispatch: enough to drain a burst, few enough that one busy
+ * connection cannot starve the others sharing the main context. */
+#define KV_CONN_READS_PER_DISPATCH 4
+/* Error code we answer with when nobody handles requests (ENOSYS). */
+#define KV_CONN_NO_HANDLER_CODE 38
+
+typedef struct {
+  KvConn *conn; /* weak: calls never outlive the conn's table */
+  guint32 id;
+  KvReplyFunc cb;
+  gpointer user;
+  GSource *timeout;
+} KvCall;
+
+struct _KvConn {
+  gint ref;
+  int fd;
+  gboolean not_socket; /* send(2) refused: fall back to write(2) */
+  char *role;
+  KvConnHandlers h;
+  gpointer user;
+  GMainContext *ctx;
+  GSource *in_src;
+  GSource *out_src; /* attached only while writes are pending */
+
+  KvDecoder *dec;
+  guint8 *rbuf;
+
+  GQueue outq;   /* GBytes, whole frames in send order */
+  gsize out_off; /* bytes of the head already written */
+  gsize pending; /* unwritten bytes in outq */
+
+  gboolean closed;
+  GError *close_error; /* why it closed; for waiters */
+  char *peer_role;
+  char *peer_version;
+
+  guint32 next_id;
+  GHashTable *calls; /* id -> KvCall* */
+};
+
+static void conn_shutdown(KvConn *c, GError *why, gboolean notify);
+
+static GError *
+closed_error(KvConn *c)
+{
+  if (c->close_error != NULL &&
+      g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
+    return g_error_copy(c->close_error);
+  if (c->close_error != NULL)
+    return g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                       "connection closed: %s", c->close_error->message);
+  return g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                             "connection closed");
+}
+
+static void
+call_free(KvCall *call)
+{
+  if (call->timeout != NULL) {
+    g_source_destroy(call->timeout);
+    g_source_unref(call->timeout);
+  }
+  g_free(call);
+}
+
+/* ---- writing ---- */
+
+static ssize_t
+conn_write(KvConn *c, const guint8 *p, gsize n)
+{
+  if (!c->not_socket) {
+    /* MSG_NOSIGNAL: a vanished peer must give us EPIPE, not kill the
+     * process with SIGPIPE. */
+    ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (r >= 0 || errno != ENOTSOCK)
+      return r;
+    c->not_socket = TRUE; /* char device (virtio-serial): no SIGPIPE there */
+  }
+  return write(c->fd, p, n);
+}
+
+/* Writes as much of the queue as the fd takes without blocking. Returns
+ * FALSE with error only on a hard I/O error. */
+static gboolean
+conn_try_write(KvConn *c, GError **error)
+{
+  while (c->fd >= 0 && !g_queue_is_empty(&c->outq)) {
+    GBytes *head = g_queue_peek_head(&c->outq);
+    gsize len = 0;
+    const guint8 *p = g_bytes_get_data(head, &len);
+    ssize_t r = conn_write(c, p + c->out_off, len - c->out_off);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return TRUE;
+      int e = errno;
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                  "write to peer failed: %s", g_strerror(e));
+      return FALSE;
+    }
+    c->out_off += (gsize)r;
+    c->pending -= (gsize)r;
+    if (c->out_off == len) {
+      g_bytes_unref(g_queue_pop_head(&c->outq));
+      c->out_off = 0;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean on_writable(gint fd, GIOCondition cond, gpointer data);
+
+static void
+conn_arm_writer(KvConn *c)
+{
+  if (c->out_src != NULL || c->closed || g_queue_is_empty(&c->outq))
+    return;
+  c->out_src = g_unix_fd_source_new(c->fd, G_IO_OUT);
+  g_source_set_callback(c->out_src, G_SOURCE_FUNC(on_writable), c, NULL);
+  g_source_set_name(c->out_src, "katavm-conn-out");
+  g_source_attach(c->out_src, c->ctx);
+}
+
+static gboolean
+on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
+            gpointer data)
+{
+  KvConn *c = data;
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(GError) err = NULL;
+
+  if (!conn_try_write(c, &err)) {
+    conn_shutdown(c, g_steal_pointer(&err), TRUE);
+    return G_SOURCE_REMOVE; /* conn_shutdown dropped out_src already */
+  }
+  if (g_queue_is_empty(&c->outq)) {
+    g_clear_pointer(&c->out_src, g_source_unref);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+/* Queues an encoded frame and writes right away when nothing is ahead of
+ * it. Errors are left to the writer source so that callers never see
+ * on_closed run inside their own send call. */
+static void
+conn_enqueue(KvConn *c, GBytes *frame)
+{
+  gboolean was_empty = g_queue_is_empty(&c->outq);
+  c->pending += g_bytes_get_size(frame);
+  g_queue_push_tail(&c->outq, frame);
+  if (was_empty) {
+    g_autoptr(GError) ignored = NULL;
+    conn_try_write(c, &ignored);
+  }
+  conn_arm_writer(c);
+}
+
+/* ---- closing ---- */
+
+static void
+conn_shutdown(KvConn *c, GError *why, gboolean notify)
+{
+  if (c->closed) {
+    g_clear_error(&why);
+    return;
+  }
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  c->closed = TRUE;
+  c->close_error = why != NULL
+                       ? why
+                       : g_error_new_literal(KV_PROTO_ERROR,
+                                             KV_PROTO_ERROR_CLOSED,
+                                             "connection closed");
+
+  if (c->in_src != NULL) {
+    g_source_destroy(c->in_src);
+    g_clear_pointer(&c->in_src, g_source_unref);
+  }
+  if (c->out_src != NULL) {
+    g_source_destroy(c->out_src);
+    g_clear_pointer(&c->out_src, g_source_unref);
+  }
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  g_queue_clear_full(&c->outq, (GDestroyNotify)g_bytes_unref);
+  c->out_off = 0;
+  c->pending = 0;
+  g_clear_pointer(&c->dec, kv_decoder_free);
+  g_clear_pointer(&c->rbuf, g_free);
+
+  /* Steal the table first: a reply callback may start new calls (which
+   * fail at once, the conn being closed) or drop its conn reference. */
+  GHashTable *calls = c->calls;
+  c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init(&it, calls);
+  while (g_hash_table_iter_next(&it, NULL, &value)) {
+    KvCall *call = value;
+    g_hash_table_iter_steal(&it);
+    g_autoptr(GError) err = closed_error(c);
+    if (call->cb != NULL)
+      call->cb(c, NULL, err, call->user);
+    call_free(call);
+  }
+  g_hash_table_unref(calls);
+
+  if (notify && c->h.on_closed != NULL)
+    c->h.on_closed(c, c->close_error, c->user);
+}
+
+/* ---- reading and dispatch ---- */
+
+static void
+deliver_reply(KvConn *c, KvResponse *resp)
+{
+  KvCall *call = NULL;
+  if (!g_hash_table_steal_extended(c->calls, GUINT_TO_POINTER(resp->id), NULL,
+                                   (gpointer *)&call)) {
+    /* Late (after a timeout) or bogus: harmless, the id is not reused. */
+    g_debug("katavm: ignoring response to unknown request id %u", resp->id);
+    return;
+  }
+  if (call->cb != NULL) {
+    if (resp->result != NULL) {
+      call->cb(c, resp->result, NULL, call->user);
+    } else {
+      g_autoptr(GError) err =
+          g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE, "%d: %s",
+                      resp->err_code, resp->err_message);
+      call->cb(c, NULL, err, call->user);
+    }
+  }
+  call_free(call);
+}
+
+/* Returns FALSE when the frame is a protocol violation (error set). */
+static gboolean
+dispatch_frame(KvConn *c, const KvFrame *f, GError **error)
+{
+  if (c->peer_role == NULL && f->type != KV_FRAME_HELLO) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                "peer sent a %s frame before HELLO",
+                kv_frame_type_name(f->type));
+    return FALSE;
+  }
+
+  switch (f->type) {
+  case KV_FRAME_HELLO: {
+    if (c->peer_role != NULL) {
+      g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                          "peer sent a second HELLO");
+      return FALSE;
+    }
+    g_autofree char *role = NULL, *version = NULL;
+    if (!kv_hello_parse(f->payload, &role, &version, error))
+      return FALSE;
+    c->peer_version = g_steal_pointer(&version);
+    c->peer_role = g_steal_pointer(&role);
+    return TRUE;
+  }
+  case KV_FRAME_REQUEST: {
+    KvRequest req;
+    if (!kv_request_parse(f->payload, &req, error))
+      return FALSE;
+    if (c->h.on_request != NULL)
+      c->h.on_request(c, req.id, req.method, req.params, c->user);
+    else
+      kv_conn_reply_error(c, req.id, KV_CONN_NO_HANDLER_CODE,
+                          "no request handler on this side");
+    kv_request_clear(&req);
+    return TRUE;
+  }
+  case KV_FRAME_RESPONSE: {
+    KvResponse resp;
+    if (!kv_response_parse(f->payload, &resp, error))
+      return FALSE;
+    deliver_reply(c, &resp);
+    kv_response_clear(&resp);
+    return TRUE;
+  }
+  default:
+    if (c->h.on_frame != NULL)
+      c->h.on_frame(c, f, c->user);
+    return TRUE;
+  }
+}
+
+/* Decodes and dispatches every complete frame buffered. Handlers may close
+ * the conn or re-enter (call_sync from a handler iterates the context, and
+ * the input source may recurse); the decoder is re-read after each frame. */
+static gboolean
+conn_drain(KvConn *c, GError **error)
+{
+  while (!c->closed && c->dec != NULL) {
+    KvFrame f;
+    int r = kv_decoder_next(c->dec, &f, error);
+    if (r <= 0)
+      return r == 0;
+    gboolean ok = dispatch_frame(c, &f, error);
+    kv_frame_clear(&f);
+    if (!ok)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
+            gpointer data)
+{
+  KvConn *c = data;
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(GError) err = NULL;
+
+  for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
+    ssize_t n = read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      int e = errno;
+      err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                        "read from peer failed: %s", g_strerror(e));
+      break;
+    }
+    if (n == 0) {
+      err = g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                                "peer closed the connection");
+      break;
+    }
+    if (!kv_decoder_feed(c->dec, c->rbuf, (gsize)n, &err) ||
+        !conn_drain(c, &err))
+      break;
+    if ((gsize)n < KV_CONN_READ_CHUNK)
+      break; /* most likely drained; poll again rather than EAGAIN */
+  }
+  if (err != NULL)
+    conn_shutdown(c, g_steal_pointer(&err), TRUE);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- public API ---- */
+
+KvConn *
+kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
+            GMainContext *ctx)
+{
+  g_return_val_if_fail(fd >= 0, NULL);
+  g_return_val_if_fail(role != NULL, NULL);
+
+  KvConn *c = g_new0(KvConn, 1);
+  c->ref = 1;
+  c->fd = fd;
+  c->role = g_strdup(role);
+  if (h != NULL)
+    c->h = *h;
+  c->user = user;
+  c->ctx = ctx != NULL ? g_main_context_ref(ctx)
+                       : g_main_context_ref_thread_default();
+  c->dec = kv_decoder_new();
+  c->rbuf = g_malloc(KV_CONN_READ_CHUNK);
+  g_queue_init(&c->outq);
+  c->next_id = 1;
+  c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+
+  g_autoptr(GError) err = NULL;
+  if (!g_unix_set_fd_nonblocking(fd, TRUE, &err)) {
+    /* Keep the object usable (callers expect non-NULL); it is just dead. */
+    conn_shutdown(c,
+                  g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                              "cannot make fd non-blocking: %s",
+                              err->message),
+                  FALSE);
+    return c;
+  }
+
+  c->in_src = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_readable), c, NULL);
+  g_source_set_name(c->in_src, "katavm-conn-in");
+  /* A handler may call kv_conn_call_sync() on this very conn; the reply can
+   * only arrive if this source may dispatch again inside that iteration. */
+  g_source_set_can_recurse(c->in_src, TRUE);
+  g_source_attach(c->in_src, c->ctx);
+
+  conn_enqueue(c, kv_hello_encode(role, NULL));
+  return c;
+}
+
+KvConn *
+kv_conn_ref(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, NULL);
+  g_atomic_int_inc(&c->ref);
+  return c;
+}
+
+void
+kv_conn_unref(KvConn *c)
+{
+  if (c == NULL || !g_atomic_int_dec_and_test(&c->ref))
+    return;
+  if (!c->closed) {
+    /* Closing runs reply callbacks, which may take references of their own
+     * (a deferred failed call holds one): revive the object for the
+     * duration and only free it if nobody kept it. */
+    g_atomic_int_set(&c->ref, 1);
+    kv_conn_close(c);
+    if (!g_atomic_int_dec_and_test(&c->ref))
+      return;
+  }
+  g_hash_table_unref(c->calls);
+  g_clear_error(&c->close_error);
+  g_main_context_unref(c->ctx);
+  g_free(c->role);
+  g_free(c->peer_role);
+  g_free(c->peer_version);
+  g_free(c);
+}
+
+const char *
+kv_conn_peer_role(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, NULL);
+  return c->peer_role;
+}
+
+const char *
+kv_conn_peer_version(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, NULL);
+  return c->peer_version;
+}
+
+gboolean
+kv_conn_is_ready(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  return c->peer_role != NULL && !c->closed;
+}
+
+gboolean
+kv_conn_is_closed(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, TRUE);
+  return c->closed;
+}
+
+gsize
+kv_conn_pending(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, 0);
+  return c->pending;
+}
+
+static gboolean
+conn_send_bytes(KvConn *c, GBytes *frame, GError **error)
+{
+  if (c->closed) {
+    g_clear_pointer(&frame, g_bytes_unref);
+    g_propagate_error(error, closed_error(c));
+    return FALSE;
+  }
+  if (frame == NULL)
+    return FALSE;
+  conn_enqueue(c, frame);
+  return TRUE;
+}
+
+gboolean
+kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data,
+             gsize len, GError **error)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  if (c->closed) {
+    g_propagate_error(error, closed_error(c));
+    return FALSE;
+  }
+  if (type == KV_FRAME_HELLO) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                        "HELLO is sent by KvConn itself");
+    return FALSE;
+  }
+  return conn_send_bytes(c, kv_frame_encode(type, stream, data, len, error),
+                         error);
+}
+
+gboolean
+kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
+                    GError **error)
+{
+  guint32 be = GUINT32_TO_BE(increment);
+  return kv_conn_send(c, KV_FRAME_CREDIT, stream, &be, sizeof be, error);
+}
+
+static gboolean
+conn_send_json(KvConn *c, KvFrameType type, JsonBuilder *b, GError **error)
+{
+  g_autoptr(JsonNode) node = json_builder_get_root(b);
+  return conn_send_bytes(c, kv_frame_encode_json(type, node, error), error);
+}
+
+/* Adds `o` (or {} when NULL) as the current member's value. */
+static void
+builder_add_object(JsonBuilder *b, JsonObject *o)
+{
+  JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+  if (o != NULL)
+    json_node_set_object(n, o);
+  else
+    json_node_take_object(n, json_object_new());
+  json_builder_add_value(b, n);
+}
+
+/* A call that fails before reaching the wire still reports through its
+ * callback, but from the main loop: callers must never see the callback run
+ * inside kv_conn_call() itself. */
+typedef struct {
+  KvConn *c;
+  KvReplyFunc cb;
+  gpointer user;
+  GError *error;
+} KvFailedCall;
+
+static void
+failed_call_free(gpointer p)
+{
+  KvFailedCall *fc = p;
+  kv_conn_unref(fc->c);
+  g_clear_error(&fc->error);
+  g_free(fc);
+}
+
+static gboolean
+failed_call_dispatch(gpointer p)
+{
+  KvFailedCall *fc = p;
+  if (fc->cb != NULL)
+    fc->cb(fc->c, NULL, fc->error, fc->user);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fail_call_later(KvConn *c, KvReplyFunc cb, gpointer user, GError *error)
+{
+  KvFailedCall *fc = g_new0(KvFailedCall, 1);
+  fc->c = kv_conn_ref(c);
+  fc->cb = cb;
+  fc->user = user;
+  fc->error = error;
+  g_autoptr(GSource) src = g_idle_source_new();
+  g_source_set_callback(src, failed_call_dispatch, fc, failed_call_free);
+  g_source_set_name(src, "katavm-conn-failed-call");
+  g_source_attach(src, c->ctx);
+}
+
+static gboolean
+call_timed_out(gpointer p)
+{
+  KvCall *call = p;
+  KvConn *c = call->conn;
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+
+  g_hash_table_steal(c->calls, GUINT_TO_POINTER(call->id));
+  /* We are inside this source's dispatch; glib keeps it alive until we
+   * return, so dropping our reference here is safe. */
+  g_clear_pointer(&call->timeout, g_source_unref);
+  g_autoptr(GError) err =
+      g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
+                  "request %u timed out", call->id);
+  if (call->cb != NULL)
+    call->cb(c, NULL, err, call->user);
+  call_free(call);
+  return G_SOURCE_REMOVE;
+}
+
+void
+kv_conn_call(KvConn *c, const char *method, JsonObject *params,
+             guint timeout_ms, KvReplyFunc cb, gpointer user)
+{
+  g_return_if_fail(c != NULL && method != NULL);
+
+  if (c->closed) {
+    fail_call_later(c, cb, user, closed_error(c));
+    return;
+  }
+
+  /* Skip 0 and ids still in flight after a wrap-around. */
+  guint32 id;
+  do {
+    id = c->next_id++;
+  } while (id == 0 ||
+           g_hash_table_contains(c->calls, GUINT_TO_POINTER(id)));
+
+  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "id");
+  json_builder_add_int_value(b, id);
+  json_builder_set_member_name(b, "method");
+  json_builder_add_string_value(b, method);
+  json_builder_set_member_name(b, "params");
+  builder_add_object(b, params);
+  json_builder_end_object(b);
+
+  g_autoptr(JsonNode) node = json_builder_get_root(b);
+  GError *err = NULL;
+  GBytes *frame = kv_frame_encode_json(KV_FRAME_REQUEST, node, &err);
+  if (frame == NULL) {
+    fail_call_later(c, cb, user, err);
+    return;
+  }
+
+  KvCall *call = g_new0(KvCall, 1);
+  call->conn = c;
+  call->id = id;
+  call->cb = cb;
+  call->user = user;
+  if (timeout_ms > 0) {
+    call->timeout = g_timeout_source_new(timeout_ms);
+    g_source_set_callback(call->timeout, call_timed_out, call, NULL);
+    g_source_set_name(call->timeout, "katavm-conn-call-timeout");
+    g_source_attach(call->timeout, c->ctx);
+  }
+  g_hash_table_insert(c->calls, GUINT_TO_POINTER(id), call);
+  conn_enqueue(c, frame);
+}
+
+typedef struct {
+  gboolean done;
+  JsonObject *result;
+  GError *error;
+} KvSyncCall;
+
+static void
+sync_reply(G_GNUC_UNUSED KvConn *c, JsonObject *result, const GError *error,
+           gpointer user)
+{
+  KvSyncCall *s = user;
+  s->done = TRUE;
+  if (result != NULL)
+    s->result = json_object_ref(result);
+  else
+    s->error = error != NULL ? g_error_copy(error)
+                             : g_error_new_literal(KV_PROTO_ERROR,
+                                                   KV_PROTO_ERROR_CLOSED,
+                                                   "no reply");
+}
+
+JsonObject *
+kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params,
+                  guint timeout_ms, GError **error)
+{
+  g_return_val_if_fail(c != NULL && method != NULL, NULL);
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  KvSyncCall s = {0};
+
+  kv_conn_call(c, method, params, timeout_ms, sync_reply, &s);
+  /* The callback is guaranteed (reply, timeout, close or deferred failure),
+   * all of it delivered through c->ctx. */
+  while (!s.done)
+    g_main_context_iteration(c->ctx, TRUE);
+  if (s.error != NULL) {
+    g_propagate_error(error, s.error);
+    return NULL;
+  }
+  return s.result;
+}
+
+static gboolean
+flag_timeout(gpointer p)
+{
+  *(gboolean *)p = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  gboolean timed_out = FALSE;
+  GSource *t = NULL;
+
+  if (timeout_ms > 0 && c->peer_role == NULL && !c->closed) {
+    t = g_timeout_source_new(timeout_ms);
+    g_source_set_callback(t, flag_timeout, &timed_out, NULL);
+    g_source_attach(t, c->ctx);
+  }
+  while (c->peer_role == NULL && !c->closed && !timed_out)
+    g_main_context_iteration(c->ctx, TRUE);
+  if (t != NULL) {
+    g_source_destroy(t);
+    g_source_unref(t);
+  }
+
+  if (c->closed) {
+    g_propagate_error(error, g_error_copy(c->close_error));
+    return FALSE;
+  }
+  if (c->peer_role == NULL) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
+                "no HELLO from peer within %u ms", timeout_ms);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+kv_conn_reply(KvConn *c, guint32 id, JsonObject *result)
+{
+  g_return_if_fail(c != NULL);
+  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "id");
+  json_builder_add_int_value(b, id);
+  json_builder_set_member_name(b, "result");
+  builder_add_object(b, result);
+  json_builder_end_object(b);
+
+  g_autoptr(GError) err = NULL;
+  if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err)) {
+    g_debug("katavm: reply %u not sent: %s", id,
+            err != NULL ? err->message : "?");
+    /* Too large a result must not leave the peer waiting forever. */
+    if (err != NULL && !c->closed)
+      kv_conn_reply_error(c, id, EMSGSIZE, err->message);
+  }
+}
+
+void
+kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg)
+{
+  g_return_if_fail(c != NULL);
+  if (msg == NULL)
+    msg = "";
+  /* Keep the error frame itself well under the size limit. */
+  g_autofree char *trimmed =
+      g_utf8_make_valid(msg, MIN(strlen(msg), KV_FRAME_MAX_PAYLOAD / 2));
+
+  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "id");
+  json_builder_add_int_value(b, id);
+  json_builder_set_member_name(b, "error");
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "code");
+  json_builder_add_int_value(b, code);
+  json_builder_set_member_name(b, "message");
+  json_builder_add_string_value(b, trimmed);
+  json_builder_end_object(b);
+  json_builder_end_object(b);
+
+  g_autoptr(GError) err = NULL;
+  if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err))
+    g_debug("katavm: error reply %u not sent: %s", id,
+            err != NULL ? err->message : "?");
+}
+
+void
+kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields)
+{
+  g_return_if_fail(c != NULL && event != NULL);
+  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+  json_builder_begin_object(b);
+  if (fields != NULL) {
+    JsonObjectIter it;
+    const char *name;
+    JsonNode *node;
+    json_object_iter_init(&it, fields);
+    while (json_object_iter_next(&it, &name, &node)) {
+      if (g_strcmp0(name, "event") == 0)
+        continue;
+      json_builder_set_member_name(b, name);
+      json_builder_add_value(b, json_node_copy(node));
+    }
+  }
+  json_builder_set_member_name(b, "event");
+  json_builder_add_string_value(b, event);
+  json_builder_end_object(b);
+
+  g_autoptr(GError) err = NULL;
+  if (!conn_send_json(c, KV_FRAME_EVENT, b, &err))
+    g_debug("katavm: event %s not sent: %s", event,
+            err != NULL ? err->message : "?");
+}
+
+gboolean
+kv_conn_flush(KvConn *c, guint timeout_ms, GError **error)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+  for (;;) {
+    if (c->closed) {
+      g_propagate_error(error, closed_error(c));
+      return FALSE;
+    }
+    /* A hard error is reported here but the close itself is left to the
+     * writer source, so on_closed runs from the main loop as usual. */
+    if (!conn_try_write(c, error))
+      return FALSE;
+    if (g_queue_is_empty(&c->outq))
+      return TRUE;
+    gint64 left = deadline - g_get_monotonic_time();
+    if (left <= 0) {
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
+                  "%" G_GSIZE_FORMAT " bytes still unsent after %u ms",
+                  c->pending, timeout_ms);
+      return FALSE;
+    }
+    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+    int r = poll(&p, 1, (int)MIN((left + 999) / 1000, G_MAXINT));
+    if (r < 0 && errno != EINTR) {
+      int e = errno;
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                  "poll failed: %s", g_strerror(e));
+      return FALSE;
+    }
+  }
+}
+
+void
+kv_conn_close(KvConn *c)
+{
+  g_return_if_fail(c != NULL);
+  if (c->closed)
+    return;
+  /* A last reply queued just before close usually fits the socket buffer;
+   * give it that one chance. */
+  g_autoptr(GError) ignored = NULL;
+  conn_try_write(c, &ignored);
+  conn_shutdown(c,
+                g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                                    "connection closed locally"),
+                FALSE);
+}

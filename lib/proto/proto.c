@@ -1,0 +1,787 @@
+/* lib/proto/proto.c: frame encoding, the incremental decoder, JSON message
+ * validation (HELLO/REQUEST/RESPONSE/EVENT) and per-stream flow-control
+ * bookkeeping. Everything here treats its input as hostile: the bytes come
+ * from a guest we do not trust, so each field is checked before use and no
+ * input can make us allocate more than a bounded amount or crash.
+ */
+#include "proto.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK(kv-proto-error-quark, kv_proto_error)
+
+/* json-glib's parser recurses once per nesting level and overflows the stack
+ * on deeply nested input (1 MiB of '[' is enough). Our messages are shallow
+ * (an OCI spec nests well under 20), so a generous cap costs nothing. */
+#define KV_JSON_MAX_DEPTH 64
+/* HELLO role/version and EVENT names are short identifiers. */
+#define KV_NAME_MAX_LEN KV_METHOD_MAX_LEN
+/* A decoder whose buffer grew past this releases the memory once drained, so
+ * one big frame does not pin megabytes per idle connection. */
+#define KV_DECODER_SHRINK_AT (256u * 1024u)
+#define KV_DECODER_MAX_BUFFER (2u * (KV_FRAME_HDR_LEN + KV_FRAME_MAX_PAYLOAD))
+
+static const char *
+frame_type_name(guint type)
+{
+  switch (type) {
+  case KV_FRAME_HELLO: return "HELLO";
+  case KV_FRAME_REQUEST: return "REQUEST";
+  case KV_FRAME_RESPONSE: return "RESPONSE";
+  case KV_FRAME_DATA: return "DATA";
+  case KV_FRAME_CREDIT: return "CREDIT";
+  case KV_FRAME_EOF: return "EOF";
+  case KV_FRAME_EVENT: return "EVENT";
+  default: return "unknown";
+  }
+}
+
+const char *
+kv_frame_type_name(KvFrameType type)
+{
+  return frame_type_name(type);
+}
+
+static gboolean
+type_is_json(guint type)
+{
+  return type == KV_FRAME_HELLO || type == KV_FRAME_REQUEST ||
+         type == KV_FRAME_RESPONSE || type == KV_FRAME_EVENT;
+}
+
+static gboolean
+type_is_known(guint type)
+{
+  return type >= KV_FRAME_HELLO && type <= KV_FRAME_EVENT;
+}
+
+/* Control frames live on stream 0, stream frames never do. */
+static gboolean
+check_stream(guint type, guint32 stream, GError **error)
+{
+  gboolean control = type_is_json(type);
+  if (control && stream != 0) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_STREAM,
+                "%s frame on stream %u (must be 0)", frame_type_name(type),
+                stream);
+    return FALSE;
+  }
+  if (!control && stream == 0) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_STREAM,
+                "%s frame on stream 0", frame_type_name(type));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+check_length(guint type, gsize len, GError **error)
+{
+  if (len > KV_FRAME_MAX_PAYLOAD) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
+                "%s frame payload of %" G_GSIZE_FORMAT
+                " bytes exceeds the limit of %u",
+                frame_type_name(type), len, KV_FRAME_MAX_PAYLOAD);
+    return FALSE;
+  }
+  if (type == KV_FRAME_CREDIT && len != 4) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "CREDIT payload is %" G_GSIZE_FORMAT " bytes, must be 4", len);
+    return FALSE;
+  }
+  if (type == KV_FRAME_EOF && len != 0) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "EOF payload is %" G_GSIZE_FORMAT " bytes, must be empty",
+                len);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+kv_frame_clear(KvFrame *f)
+{
+  if (f == NULL)
+    return;
+  g_clear_pointer(&f->payload, g_bytes_unref);
+  memset(f, 0, sizeof *f);
+}
+
+GBytes *
+kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
+                GError **error)
+{
+  g_return_val_if_fail(data != NULL || len == 0, NULL);
+
+  if (!type_is_known(type)) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                "unknown frame type %u", (guint)type);
+    return NULL;
+  }
+  if (!check_stream(type, stream, error) || !check_length(type, len, error))
+    return NULL;
+
+  GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN + len);
+  guint16 magic = GUINT16_TO_BE(KV_FRAME_MAGIC);
+  guint8 t = type, flags = 0;
+  guint32 s = GUINT32_TO_BE(stream), l = GUINT32_TO_BE((guint32)len);
+  g_byte_array_append(buf, (const guint8 *)&magic, 2);
+  g_byte_array_append(buf, &t, 1);
+  g_byte_array_append(buf, &flags, 1);
+  g_byte_array_append(buf, (const guint8 *)&s, 4);
+  g_byte_array_append(buf, (const guint8 *)&l, 4);
+  if (len > 0)
+    g_byte_array_append(buf, data, len);
+  return g_byte_array_free_to_bytes(buf);
+}
+
+GBytes *
+kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error)
+{
+  g_return_val_if_fail(node != NULL, NULL);
+
+  if (!type_is_json(type)) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                "%s frames do not carry JSON", frame_type_name(type));
+    return NULL;
+  }
+  if (!JSON_NODE_HOLDS_OBJECT(node)) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "%s payload must be a JSON object", frame_type_name(type));
+    return NULL;
+  }
+  g_autoptr(JsonGenerator) gen = json_generator_new();
+  json_generator_set_root(gen, node);
+  gsize len = 0;
+  g_autofree char *text = json_generator_to_data(gen, &len);
+  return kv_frame_encode(type, 0, text, len, error);
+}
+
+guint32
+kv_frame_credit(const KvFrame *f)
+{
+  g_return_val_if_fail(f != NULL && f->payload != NULL, 0);
+  gsize len = 0;
+  const guint8 *p = g_bytes_get_data(f->payload, &len);
+  if (f->type != KV_FRAME_CREDIT || len != 4)
+    return 0;
+  guint32 v;
+  memcpy(&v, p, 4);
+  return GUINT32_FROM_BE(v);
+}
+
+/* ---- JSON payloads ---- */
+
+/* Cheap structural pre-check before json-glib sees the text: bounds nesting
+ * (json-glib would overflow the stack), insists on one top-level object with
+ * nothing after it, and refuses the extensions json-glib tolerates (comments,
+ * single-quoted strings) so both sides agree on what a message is. */
+static gboolean
+json_precheck(const char *s, gsize len, GError **error)
+{
+  guint depth = 0;
+  gboolean in_str = FALSE, esc = FALSE, started = FALSE, done = FALSE;
+
+  for (gsize i = 0; i < len; i++) {
+    char ch = s[i];
+    if (in_str) {
+      if (esc)
+        esc = FALSE;
+      else if (ch == '\\')
+        esc = TRUE;
+      else if (ch == '"')
+        in_str = FALSE;
+      continue;
+    }
+    if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+      continue;
+    if (done) {
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                  "trailing data after the JSON object at offset %"
+                  G_GSIZE_FORMAT, i);
+      return FALSE;
+    }
+    if (!started) {
+      if (ch != '{') {
+        g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                            "JSON payload is not an object");
+        return FALSE;
+      }
+      started = TRUE;
+    }
+    switch (ch) {
+    case '"':
+      in_str = TRUE;
+      break;
+    case '{':
+    case '[':
+      if (++depth > KV_JSON_MAX_DEPTH) {
+        g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                    "JSON nested deeper than %d levels", KV_JSON_MAX_DEPTH);
+        return FALSE;
+      }
+      break;
+    case '}':
+    case ']':
+      if (depth == 0) {
+        g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                            "unbalanced JSON brackets");
+        return FALSE;
+      }
+      if (--depth == 0)
+        done = TRUE;
+      break;
+    case '\'':
+    case '/':
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                  "invalid character '%c' in JSON", ch);
+      return FALSE;
+    default:
+      break;
+    }
+  }
+  if (!done) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        started ? "truncated JSON object"
+                                : "JSON payload is not an object");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+JsonNode *
+kv_json_parse_object(GBytes *payload, GError **error)
+{
+  g_return_val_if_fail(payload != NULL, NULL);
+  gsize len = 0;
+  const char *s = g_bytes_get_data(payload, &len);
+
+  if (len > KV_FRAME_MAX_PAYLOAD) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
+                "JSON payload of %" G_GSIZE_FORMAT " bytes is too large", len);
+    return NULL;
+  }
+  /* Also rejects embedded NUL bytes, which json-glib would cut at. */
+  if (len == 0 || !g_utf8_validate_len(s, len, NULL)) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        len == 0 ? "empty JSON payload"
+                                 : "JSON payload is not valid UTF-8");
+    return NULL;
+  }
+  if (!json_precheck(s, len, error))
+    return NULL;
+
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autoptr(GError) local = NULL;
+  if (!json_parser_load_from_data(parser, s, (gssize)len, &local)) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "invalid JSON: %s", local->message);
+    return NULL;
+  }
+  JsonNode *root = json_parser_get_root(parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        "JSON payload is not an object");
+    return NULL;
+  }
+  return json_node_copy(root);
+}
+
+/* An integer member in [min, max]; anything else (missing, float, bool,
+ * string, out of range) is an error naming the member. */
+static gboolean
+get_int_member(JsonObject *o, const char *name, gint64 min, gint64 max,
+               gint64 *out, GError **error)
+{
+  JsonNode *n = json_object_get_member(o, name);
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) ||
+      json_node_get_value_type(n) != G_TYPE_INT64) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "\"%s\" must be an integer", name);
+    return FALSE;
+  }
+  gint64 v = json_node_get_int(n);
+  if (v < min || v > max) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "\"%s\" = %" G_GINT64_FORMAT " is out of range", name, v);
+    return FALSE;
+  }
+  *out = v;
+  return TRUE;
+}
+
+/* A string member; max_len 0 = no limit beyond the frame size. */
+static const char *
+get_str_member(JsonObject *o, const char *name, gsize max_len,
+               gboolean non_empty, GError **error)
+{
+  JsonNode *n = json_object_get_member(o, name);
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) ||
+      json_node_get_value_type(n) != G_TYPE_STRING) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "\"%s\" must be a string", name);
+    return NULL;
+  }
+  const char *s = json_node_get_string(n);
+  gsize len = strlen(s);
+  if (non_empty && len == 0) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "\"%s\" must not be empty", name);
+    return NULL;
+  }
+  if (max_len > 0 && len > max_len) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "\"%s\" is longer than %" G_GSIZE_FORMAT " bytes", name,
+                max_len);
+    return NULL;
+  }
+  return s;
+}
+
+gboolean
+kv_request_parse(GBytes *payload, KvRequest *out, GError **error)
+{
+  g_return_val_if_fail(out != NULL, FALSE);
+  memset(out, 0, sizeof *out);
+
+  g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
+  if (root == NULL)
+    return FALSE;
+  JsonObject *o = json_node_get_object(root);
+
+  gint64 id;
+  if (!get_int_member(o, "id", 0, G_MAXUINT32, &id, error))
+    return FALSE;
+  const char *method =
+      get_str_member(o, "method", KV_METHOD_MAX_LEN, TRUE, error);
+  if (method == NULL)
+    return FALSE;
+
+  JsonObject *params = NULL;
+  JsonNode *pn = json_object_get_member(o, "params");
+  /* null is accepted as "no params": some JSON emitters write it. */
+  if (pn != NULL && !JSON_NODE_HOLDS_NULL(pn)) {
+    if (!JSON_NODE_HOLDS_OBJECT(pn)) {
+      g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                          "\"params\" must be an object");
+      return FALSE;
+    }
+    params = json_object_ref(json_node_get_object(pn));
+  } else {
+    params = json_object_new();
+  }
+
+  out->id = (guint32)id;
+  out->method = g_strdup(method);
+  out->params = params;
+  return TRUE;
+}
+
+void
+kv_request_clear(KvRequest *r)
+{
+  if (r == NULL)
+    return;
+  g_clear_pointer(&r->method, g_free);
+  g_clear_pointer(&r->params, json_object_unref);
+  r->id = 0;
+}
+
+gboolean
+kv_response_parse(GBytes *payload, KvResponse *out, GError **error)
+{
+  g_return_val_if_fail(out != NULL, FALSE);
+  memset(out, 0, sizeof *out);
+
+  g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
+  if (root == NULL)
+    return FALSE;
+  JsonObject *o = json_node_get_object(root);
+
+  gint64 id;
+  if (!get_int_member(o, "id", 0, G_MAXUINT32, &id, error))
+    return FALSE;
+
+  JsonNode *res = json_object_get_member(o, "result");
+  JsonNode *err = json_object_get_member(o, "error");
+  if ((res == NULL) == (err == NULL)) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        "response must carry exactly one of "
+                        "\"result\" and \"error\"");
+    return FALSE;
+  }
+  if (res != NULL) {
+    if (!JSON_NODE_HOLDS_OBJECT(res)) {
+      g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                          "\"result\" must be an object");
+      return FALSE;
+    }
+    out->id = (guint32)id;
+    out->result = json_object_ref(json_node_get_object(res));
+    return TRUE;
+  }
+
+  if (!JSON_NODE_HOLDS_OBJECT(err)) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        "\"error\" must be an object");
+    return FALSE;
+  }
+  JsonObject *eo = json_node_get_object(err);
+  gint64 code;
+  if (!get_int_member(eo, "code", G_MININT, G_MAXINT, &code, error))
+    return FALSE;
+  const char *msg = get_str_member(eo, "message", 0, FALSE, error);
+  if (msg == NULL)
+    return FALSE;
+  out->id = (guint32)id;
+  out->err_code = (int)code;
+  out->err_message = g_strdup(msg);
+  return TRUE;
+}
+
+void
+kv_response_clear(KvResponse *r)
+{
+  if (r == NULL)
+    return;
+  g_clear_pointer(&r->result, json_object_unref);
+  g_clear_pointer(&r->err_message, g_free);
+  r->id = 0;
+  r->err_code = 0;
+}
+
+gboolean
+kv_hello_parse(GBytes *payload, char **role, char **version, GError **error)
+{
+  g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
+  if (root == NULL)
+    return FALSE;
+  JsonObject *o = json_node_get_object(root);
+
+  /* The version is checked before anything else, so a future protocol that
+   * changes the rest of HELLO is still told apart clearly. */
+  JsonNode *pn = json_object_get_member(o, "proto");
+  if (pn == NULL || !JSON_NODE_HOLDS_VALUE(pn) ||
+      json_node_get_value_type(pn) != G_TYPE_INT64) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION,
+                        "peer HELLO carries no protocol version "
+                        "(\"proto\" must be an integer)");
+    return FALSE;
+  }
+  gint64 proto = json_node_get_int(pn);
+  if (proto != KV_PROTO_VERSION) {
+    JsonNode *vn = json_object_get_member(o, "version");
+    const char *pv = NULL;
+    if (vn != NULL && JSON_NODE_HOLDS_VALUE(vn) &&
+        json_node_get_value_type(vn) == G_TYPE_STRING)
+      pv = json_node_get_string(vn);
+    g_autofree char *vdesc =
+        pv != NULL ? g_strdup_printf(" (peer katavm %.*s)", 64, pv)
+                   : g_strdup("");
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION,
+                "protocol version mismatch: peer speaks katavm protocol "
+                "%" G_GINT64_FORMAT "%s, this side speaks %d; use matching "
+                "host and guest builds",
+                proto, vdesc, KV_PROTO_VERSION);
+    return FALSE;
+  }
+
+  const char *r = get_str_member(o, "role", KV_NAME_MAX_LEN, TRUE, error);
+  if (r == NULL)
+    return FALSE;
+  const char *v = get_str_member(o, "version", KV_NAME_MAX_LEN, TRUE, error);
+  if (v == NULL)
+    return FALSE;
+  if (role != NULL)
+    *role = g_strdup(r);
+  if (version != NULL)
+    *version = g_strdup(v);
+  return TRUE;
+}
+
+GBytes *
+kv_hello_encode(const char *role, const char *version)
+{
+  g_return_val_if_fail(role != NULL, NULL);
+  if (version == NULL)
+#ifdef KATAVM_VERSION
+    version = KATAVM_VERSION;
+#else
+    version = "0.1.0";
+#endif
+
+  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "proto");
+  json_builder_add_int_value(b, KV_PROTO_VERSION);
+  json_builder_set_member_name(b, "role");
+  json_builder_add_string_value(b, role);
+  json_builder_set_member_name(b, "version");
+  json_builder_add_string_value(b, version);
+  json_builder_end_object(b);
+  g_autoptr(JsonNode) node = json_builder_get_root(b);
+  return kv_frame_encode_json(KV_FRAME_HELLO, node, NULL);
+}
+
+gboolean
+kv_event_parse(GBytes *payload, char **name, JsonObject **fields,
+               GError **error)
+{
+  g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
+  if (root == NULL)
+    return FALSE;
+  JsonObject *o = json_node_get_object(root);
+  const char *ev = get_str_member(o, "event", KV_NAME_MAX_LEN, TRUE, error);
+  if (ev == NULL)
+    return FALSE;
+  if (name != NULL)
+    *name = g_strdup(ev);
+  if (fields != NULL)
+    *fields = json_object_ref(o);
+  return TRUE;
+}
+
+/* ---- remote errors ---- */
+
+int
+kv_remote_error_code(const GError *error)
+{
+  if (error == NULL || !g_error_matches(error, KV_PROTO_ERROR,
+                                        KV_PROTO_ERROR_REMOTE))
+    return 0;
+  return (int)g_ascii_strtoll(error->message, NULL, 10);
+}
+
+const char *
+kv_remote_error_message(const GError *error)
+{
+  if (error == NULL)
+    return NULL;
+  if (!g_error_matches(error, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE))
+    return error->message;
+  const char *sep = strstr(error->message, ": ");
+  return sep != NULL ? sep + 2 : error->message;
+}
+
+/* ---- incremental decoder ---- */
+
+struct _KvDecoder {
+  GByteArray *buf;
+  gsize off;      /* bytes of buf already handed out as frames */
+  GError *failed; /* sticky: once set, every call reports it */
+};
+
+KvDecoder *
+kv_decoder_new(void)
+{
+  KvDecoder *d = g_new0(KvDecoder, 1);
+  d->buf = g_byte_array_new();
+  return d;
+}
+
+void
+kv_decoder_free(KvDecoder *d)
+{
+  if (d == NULL)
+    return;
+  g_byte_array_unref(d->buf);
+  g_clear_error(&d->failed);
+  g_free(d);
+}
+
+static void
+decoder_fail(KvDecoder *d, GError *err, GError **error)
+{
+  d->failed = err;
+  g_propagate_error(error, g_error_copy(err));
+  /* The connection is dead; drop the buffered bytes now. */
+  g_byte_array_set_size(d->buf, 0);
+  d->off = 0;
+}
+
+gboolean
+kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
+{
+  g_return_val_if_fail(d != NULL, FALSE);
+  g_return_val_if_fail(data != NULL || len == 0, FALSE);
+
+  if (d->failed != NULL) {
+    g_propagate_error(error, g_error_copy(d->failed));
+    return FALSE;
+  }
+  if (d->off > 0) {
+    if (d->off == d->buf->len && d->buf->len > KV_DECODER_SHRINK_AT) {
+      g_byte_array_unref(d->buf);
+      d->buf = g_byte_array_new();
+    } else {
+      g_byte_array_remove_range(d->buf, 0, d->off);
+    }
+    d->off = 0;
+  }
+  if (len > KV_DECODER_MAX_BUFFER - d->buf->len) {
+    decoder_fail(d,
+                 g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
+                             "decoder buffer would exceed %u bytes",
+                             KV_DECODER_MAX_BUFFER),
+                 error);
+    return FALSE;
+  }
+  if (len > 0)
+    g_byte_array_append(d->buf, data, len);
+  return TRUE;
+}
+
+static gboolean
+validate_payload(guint type, GBytes *payload, GError **error)
+{
+  switch (type) {
+  case KV_FRAME_HELLO:
+    return kv_hello_parse(payload, NULL, NULL, error);
+  case KV_FRAME_REQUEST: {
+    KvRequest r;
+    gboolean ok = kv_request_parse(payload, &r, error);
+    kv_request_clear(&r);
+    return ok;
+  }
+  case KV_FRAME_RESPONSE: {
+    KvResponse r;
+    gboolean ok = kv_response_parse(payload, &r, error);
+    kv_response_clear(&r);
+    return ok;
+  }
+  case KV_FRAME_EVENT:
+    return kv_event_parse(payload, NULL, NULL, error);
+  default:
+    return TRUE; /* DATA is opaque; CREDIT/EOF sizes checked with the header */
+  }
+}
+
+int
+kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
+{
+  g_return_val_if_fail(d != NULL && out != NULL, -1);
+  memset(out, 0, sizeof *out);
+
+  if (d->failed != NULL) {
+    g_propagate_error(error, g_error_copy(d->failed));
+    return -1;
+  }
+  gsize avail = d->buf->len - d->off;
+  if (avail < KV_FRAME_HDR_LEN)
+    return 0;
+
+  /* The header is validated in full before waiting for the payload, so a
+   * bogus length is refused without buffering anything behind it. */
+  const guint8 *h = d->buf->data + d->off;
+  guint16 magic = (guint16)((h[0] << 8) | h[1]);
+  guint8 type = h[2], flags = h[3];
+  guint32 stream, len;
+  memcpy(&stream, h + 4, 4);
+  memcpy(&len, h + 8, 4);
+  stream = GUINT32_FROM_BE(stream);
+  len = GUINT32_FROM_BE(len);
+
+  GError *err = NULL;
+  if (magic != KV_FRAME_MAGIC)
+    err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_MAGIC,
+                      "bad frame magic 0x%04x (expected 0x%04x)", magic,
+                      KV_FRAME_MAGIC);
+  else if (!type_is_known(type))
+    err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
+                      "unknown frame type %u", type);
+  else if (flags != 0)
+    err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_FLAGS,
+                      "%s frame with reserved flags 0x%02x set",
+                      frame_type_name(type), flags);
+  else
+    (void)(check_stream(type, stream, &err) &&
+           check_length(type, len, &err));
+  if (err != NULL) {
+    decoder_fail(d, err, error);
+    return -1;
+  }
+
+  if (avail - KV_FRAME_HDR_LEN < len)
+    return 0;
+
+  GBytes *payload = g_bytes_new(h + KV_FRAME_HDR_LEN, len);
+  d->off += KV_FRAME_HDR_LEN + len;
+
+  if (!validate_payload(type, payload, &err)) {
+    g_bytes_unref(payload);
+    g_prefix_error(&err, "%s frame: ", frame_type_name(type));
+    decoder_fail(d, err, error);
+    return -1;
+  }
+  out->type = type;
+  out->flags = flags;
+  out->stream = stream;
+  out->payload = payload;
+  return 1;
+}
+
+/* ---- flow control ---- */
+
+void
+kv_window_init(KvWindow *w)
+{
+  g_return_if_fail(w != NULL);
+  w->recv_avail = KV_STREAM_INITIAL_WINDOW;
+  w->send_avail = KV_STREAM_INITIAL_WINDOW;
+}
+
+gboolean
+kv_window_on_data(KvWindow *w, gsize len, GError **error)
+{
+  g_return_val_if_fail(w != NULL, FALSE);
+  if (len > w->recv_avail) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                "peer sent %" G_GSIZE_FORMAT
+                " DATA bytes with only %u bytes of window left",
+                len, w->recv_avail);
+    return FALSE;
+  }
+  w->recv_avail -= (guint32)len;
+  return TRUE;
+}
+
+guint32
+kv_window_grant(KvWindow *w, guint32 n)
+{
+  g_return_val_if_fail(w != NULL, 0);
+  /* Never promise more than fits the peer's u32 counter. */
+  guint32 room = G_MAXUINT32 - w->recv_avail;
+  if (n > room)
+    n = room;
+  w->recv_avail += n;
+  return n;
+}
+
+gboolean
+kv_window_on_credit(KvWindow *w, guint32 n, GError **error)
+{
+  g_return_val_if_fail(w != NULL, FALSE);
+  if (n > G_MAXUINT32 - w->send_avail) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                "CREDIT of %u would overflow the send window of %u", n,
+                w->send_avail);
+    return FALSE;
+  }
+  w->send_avail += n;
+  return TRUE;
+}
+
+gboolean
+kv_window_on_send(KvWindow *w, gsize len, GError **error)
+{
+  g_return_val_if_fail(w != NULL, FALSE);
+  if (len > w->send_avail) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                "%" G_GSIZE_FORMAT
+                " DATA bytes exceed the send window of %u",
+                len, w->send_avail);
+    return FALSE;
+  }
+  w->send_avail -= (guint32)len;
+  return TRUE;
+}
