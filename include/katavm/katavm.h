@@ -1,0 +1,242 @@
+/* katavm.h: the public API of libkatavm, the only installed header.
+ *
+ * libkatavm runs each pod ("sandbox") in its own lightweight VM with its own
+ * guest kernel. A per-sandbox supervisor process (katavm-shim) owns the VM and
+ * the channel to the guest agent, so a sandbox outlives the process that
+ * created it and several processes may use it at once.
+ *
+ * Conventions
+ * - Every object is an opaque handle with a _free / _close function.
+ * - Every fallible function returns 0 on success or a negative katavm_code
+ *   on failure. When `err` is not NULL it then receives a katavm_error that
+ *   the caller reads with katavm_error_code()/katavm_error_message() and
+ *   frees with katavm_error_free(). `err` may be NULL.
+ * - Strings returned to the caller are allocated with malloc and freed with
+ *   katavm_free() unless documented otherwise.
+ * - Functions are thread-safe on distinct handles; a single handle must not
+ *   be used from two threads at once.
+ */
+#ifndef KATAVM_KATAVM_H
+#define KATAVM_KATAVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KATAVM_BUILDING_LIB)
+#define KATAVM_API __attribute__((visibility("default")))
+#else
+#define KATAVM_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+typedef enum katavm_code {
+  KATAVM_OK = 0,
+  KATAVM_E_INVALID = -1,     /* an argument is malformed or out of range */
+  KATAVM_E_NOT_FOUND = -2,   /* no such sandbox, file, ... */
+  KATAVM_E_EXISTS = -3,      /* id already in use */
+  KATAVM_E_IO = -4,          /* host I/O or system call failure */
+  KATAVM_E_VMM = -5,         /* libvirt / QEMU failure (start, stop, connect) */
+  KATAVM_E_AGENT = -6,       /* guest agent failed, misbehaved or went away */
+  KATAVM_E_PROTOCOL = -7,    /* malformed or incompatible protocol data */
+  KATAVM_E_STATE = -8,       /* operation not valid in the current state */
+  KATAVM_E_TIMEOUT = -9,     /* an operation did not finish in time */
+  KATAVM_E_UNSUPPORTED = -10,/* e.g. accel "kvm" on a host without KVM */
+  KATAVM_E_CORRUPT = -11,    /* on-disk sandbox state is unreadable */
+} katavm_code;
+
+typedef struct katavm_error katavm_error;
+
+/* The code of `e` (a negative katavm_code). */
+KATAVM_API int katavm_error_code(const katavm_error *e);
+/* A readable, one-line message naming what went wrong. Owned by `e`. */
+KATAVM_API const char *katavm_error_message(const katavm_error *e);
+/* Free `e`; NULL is allowed. */
+KATAVM_API void katavm_error_free(katavm_error *e);
+/* A short name for a code, e.g. "invalid argument". Static string. */
+KATAVM_API const char *katavm_code_name(int code);
+/* Free memory returned by this library (strings, string arrays' elements). */
+KATAVM_API void katavm_free(void *p);
+/* Free a NULL-terminated string array returned by this library. */
+KATAVM_API void katavm_strv_free(char **v);
+/* Library version, e.g. "0.1.0". Static string. */
+KATAVM_API const char *katavm_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Runtime: configuration shared by the sandboxes it creates           */
+/* ------------------------------------------------------------------ */
+
+typedef struct katavm_runtime katavm_runtime;
+
+/* Create a runtime with defaults, overridden by environment variables:
+ *   KATAVM_ROOT         state directory          (default /run/katavm)
+ *   KATAVM_LIBVIRT_URI  libvirt URI; empty or unset = one embedded driver
+ *                       root per sandbox (qemu:///embed), no daemon needed
+ *   KATAVM_ACCEL        auto | kvm | tcg         (default auto)
+ *   KATAVM_KERNEL       guest kernel (ELF vmlinux) (default: installed image)
+ *   KATAVM_INITRD       guest initrd (cpio)      (default: installed image)
+ *   KATAVM_SHIM         katavm-shim executable   (default: installed)
+ * Returns 0, or KATAVM_E_INVALID when an environment value is malformed. */
+KATAVM_API int katavm_runtime_new(katavm_runtime **out, katavm_error **err);
+KATAVM_API void katavm_runtime_free(katavm_runtime *rt);
+
+/* Setters: each copies its argument. Paths must be absolute.
+ * Return KATAVM_E_INVALID naming the bad value. */
+KATAVM_API int katavm_runtime_set_root(katavm_runtime *rt, const char *dir,
+                                       katavm_error **err);
+/* uri NULL or "" = embedded driver per sandbox. "qemu:///system" uses
+ * libvirtd. */
+KATAVM_API int katavm_runtime_set_libvirt_uri(katavm_runtime *rt,
+                                              const char *uri,
+                                              katavm_error **err);
+/* accel: "auto" (KVM only where the CPU shows vmx/svm and /dev/kvm works,
+ * else TCG), "kvm" or "tcg". */
+KATAVM_API int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel,
+                                        katavm_error **err);
+KATAVM_API int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path,
+                                         katavm_error **err);
+KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
+                                         katavm_error **err);
+/* Defaults used when a sandbox config leaves vcpus / memory at 0.
+ * vcpus 1..256, memory_mib >= KATAVM_MIN_MEMORY_MIB. */
+KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt,
+                                           unsigned int vcpus,
+                                           unsigned int memory_mib,
+                                           katavm_error **err);
+/* The state directory in use. Owned by rt. */
+KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
+
+/* Host check, like `kata-runtime kata-check`: a JSON object string
+ * {"ok":bool,"accel":"kvm|tcg","accel_reason":str,"items":[{"name","ok",
+ * "detail","fix"}...]} describing KVM, libvirt, QEMU, kernel and image.
+ * Returns 0 even when items fail (see "ok"); negative only on internal
+ * failure. *json_out freed with katavm_free(). */
+KATAVM_API int katavm_check_host(katavm_runtime *rt, char **json_out,
+                                 katavm_error **err);
+
+/* ------------------------------------------------------------------ */
+/* Sandboxes                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Smallest guest memory that boots the guest kernel and agent. */
+#define KATAVM_MIN_MEMORY_MIB 128u
+/* Longest sandbox id. Ids match [A-Za-z0-9][A-Za-z0-9_.-]* and never
+ * contain "..". */
+#define KATAVM_ID_MAX 64u
+
+typedef struct katavm_sandbox_config {
+  const char *id;              /* NULL = generate a random id */
+  unsigned int vcpus;          /* 0 = runtime default */
+  unsigned int max_vcpus;      /* 0 = vcpus; reserved for hotplug */
+  unsigned int memory_mib;     /* 0 = runtime default */
+  unsigned int max_memory_mib; /* 0 = memory_mib; reserved for hotplug */
+  unsigned int reserved[11];   /* must be zero */
+} katavm_sandbox_config;
+
+/* Zero `cfg`. Call before filling a config. */
+KATAVM_API void katavm_sandbox_config_init(katavm_sandbox_config *cfg);
+
+typedef enum katavm_sandbox_state_t {
+  KATAVM_SANDBOX_UNKNOWN = 0, /* shim unreachable; destroy cleans it up */
+  KATAVM_SANDBOX_CREATING,
+  KATAVM_SANDBOX_RUNNING,
+  KATAVM_SANDBOX_STOPPED,     /* guest powered off; destroy removes it */
+} katavm_sandbox_state_t;
+
+/* Name of a state: "unknown", "creating", "running", "stopped". */
+KATAVM_API const char *katavm_sandbox_state_name(katavm_sandbox_state_t s);
+
+typedef struct katavm_sandbox katavm_sandbox;
+
+/* Create and boot a sandbox; returns once the guest agent has answered.
+ * The sandbox runs under its own katavm-shim process and outlives the
+ * caller. On failure nothing is left behind (no VM, no shim, no state).
+ * Errors: KATAVM_E_INVALID (bad id, memory below KATAVM_MIN_MEMORY_MIB,
+ * max below boot value, reserved fields set), KATAVM_E_EXISTS (id in use),
+ * KATAVM_E_NOT_FOUND (kernel/initrd/shim missing), KATAVM_E_VMM (libvirt
+ * unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did
+ * not come up). *out is closed with katavm_sandbox_close(). */
+KATAVM_API int katavm_sandbox_create(katavm_runtime *rt,
+                                     const katavm_sandbox_config *cfg,
+                                     katavm_sandbox **out, katavm_error **err);
+
+/* Attach to an existing sandbox by id (from any process).
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND (no such sandbox),
+ * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone:
+ * katavm_sandbox_destroy() cleans it up). */
+KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id,
+                                   katavm_sandbox **out, katavm_error **err);
+
+/* Release the handle (the sandbox keeps running). NULL allowed. */
+KATAVM_API void katavm_sandbox_close(katavm_sandbox *sb);
+
+/* The sandbox id. Owned by sb. */
+KATAVM_API const char *katavm_sandbox_id(const katavm_sandbox *sb);
+
+/* Current state as the shim sees it. */
+KATAVM_API int katavm_sandbox_state(katavm_sandbox *sb,
+                                    katavm_sandbox_state_t *state,
+                                    katavm_error **err);
+
+/* Power the guest off; the sandbox stays listed as stopped until
+ * destroyed. Stopping a stopped sandbox is not an error. */
+KATAVM_API int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err);
+
+/* Destroy the sandbox with this id: VM, shim, mounts and state are removed.
+ * Works whether the shim is alive, dead or the state is corrupt.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND. */
+KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id,
+                                      katavm_error **err);
+
+/* Ids of all sandboxes under the runtime's root, NULL-terminated; free with
+ * katavm_strv_free(). */
+KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out,
+                                   katavm_error **err);
+
+/* What the guest agent reports about the guest. */
+typedef struct katavm_guest_info {
+  char agent_version[32];
+  char kernel_release[96];
+  unsigned int proto_version;
+  unsigned int cpus_online;
+  uint64_t mem_total_kib;
+  uint64_t uptime_ms;
+  uint64_t round_trip_us; /* measured by the library for this call */
+} katavm_guest_info;
+
+/* Round trip to the guest agent (through the shim).
+ * Errors: KATAVM_E_STATE (not running), KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
+KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb,
+                                          katavm_guest_info *info,
+                                          katavm_error **err);
+
+/* Everything known about the sandbox as a JSON object string:
+ * {"id","state","shim_pid","vcpus","max_vcpus","memory_mib",
+ *  "max_memory_mib","accel","created","guest":{...} (when running)}.
+ * Free with katavm_free(). */
+KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
+                                      katavm_error **err);
+
+/* ------------------------------------------------------------------ */
+/* Guest image                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Build (or confirm up to date) the guest kernel + initrd for the given
+ * kernel release (NULL = newest installed) into out_dir (NULL = the
+ * directory of the runtime's kernel path). Runs the installed image builder.
+ * Errors: KATAVM_E_NOT_FOUND (kernel or builder missing), KATAVM_E_IO. */
+KATAVM_API int katavm_image_build(katavm_runtime *rt,
+                                  const char *kernel_release,
+                                  const char *out_dir, int force,
+                                  katavm_error **err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KATAVM_KATAVM_H */

@@ -1,0 +1,249 @@
+/* lib/proto/proto.h: the katavm wire protocol, shared by host (lib/, shim)
+ * and guest (agent/). This file is the contract: every frame type and every
+ * RPC method the host may ask of the shim or the agent is defined here.
+ *
+ * Wire format: a 12-byte header, all integers big-endian,
+ *   u16 magic (0x4b56, "KV") | u8 type | u8 flags | u32 stream | u32 length
+ * followed by `length` payload bytes, length <= KV_FRAME_MAX_PAYLOAD.
+ *
+ * Frame types:
+ *   HELLO    stream 0, JSON {"proto":N,"role":"agent|shim|client","version":"x.y.z"}
+ *            First frame in each direction. A peer whose "proto" differs from
+ *            KV_PROTO_VERSION is rejected with a clear error.
+ *   REQUEST  stream 0, JSON {"id":u32,"method":"name","params":{...}}
+ *   RESPONSE stream 0, JSON {"id":u32,"result":{...}} or
+ *                           {"id":u32,"error":{"code":int,"message":"..."}}
+ *   DATA     stream != 0, raw bytes (stdio); never base64 in JSON.
+ *   CREDIT   stream != 0, payload exactly 4 bytes: u32 BE window increment.
+ *            A sender may have at most the granted window of DATA bytes in
+ *            flight per stream; KV_STREAM_INITIAL_WINDOW is granted implicitly.
+ *   EOF      stream != 0, empty payload: no more DATA in this direction.
+ *   EVENT    stream 0, JSON {"event":"name",...}: unsolicited notification.
+ * flags must be 0 (reserved).
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define KV_PROTO_VERSION 1
+#define KV_FRAME_MAGIC 0x4b56u
+#define KV_FRAME_HDR_LEN 12u
+#define KV_FRAME_MAX_PAYLOAD (1024u * 1024u)
+#define KV_STREAM_INITIAL_WINDOW (256u * 1024u)
+#define KV_METHOD_MAX_LEN 64u
+
+typedef enum {
+  KV_FRAME_HELLO = 1,
+  KV_FRAME_REQUEST = 2,
+  KV_FRAME_RESPONSE = 3,
+  KV_FRAME_DATA = 4,
+  KV_FRAME_CREDIT = 5,
+  KV_FRAME_EOF = 6,
+  KV_FRAME_EVENT = 7,
+} KvFrameType;
+
+/* Error domain for protocol failures (GError). */
+#define KV_PROTO_ERROR (kv_proto_error_quark())
+GQuark kv_proto_error_quark(void);
+typedef enum {
+  KV_PROTO_ERROR_BAD_MAGIC,
+  KV_PROTO_ERROR_BAD_TYPE,
+  KV_PROTO_ERROR_BAD_FLAGS,
+  KV_PROTO_ERROR_TOO_LARGE,
+  KV_PROTO_ERROR_BAD_STREAM,
+  KV_PROTO_ERROR_BAD_PAYLOAD,
+  KV_PROTO_ERROR_VERSION,
+  KV_PROTO_ERROR_CLOSED,
+  KV_PROTO_ERROR_TIMEOUT,
+  KV_PROTO_ERROR_REMOTE, /* the peer answered a request with an error */
+  KV_PROTO_ERROR_FLOW,   /* peer sent DATA beyond its window */
+} KvProtoError;
+
+/* ---- RPC methods ---- */
+/* Agent (guest) methods, asked by the shim. */
+#define KV_M_AGENT_CHECK "check"
+/* -> {"agent_version":str,"proto":int,"kernel":str (uname -r),
+ *     "cpus_online":int,"mem_total_kib":int,"uptime_ms":int} */
+#define KV_M_AGENT_SHUTDOWN "shutdown"
+/* -> {} then the agent syncs and powers the VM off. */
+
+/* Shim methods, asked by clients (lib/). */
+#define KV_M_SHIM_STATE "state"
+/* -> {"id":str,"state":"running|stopped|...","shim_pid":int,
+ *     "vcpus":int,"max_vcpus":int,"memory_mib":int,"max_memory_mib":int,
+ *     "accel":"kvm|tcg","created":str (ISO 8601)} */
+#define KV_M_SHIM_AGENT_CHECK "agent_check" /* forwards KV_M_AGENT_CHECK */
+#define KV_M_SHIM_STOP "stop"               /* guest poweroff, sandbox kept */
+#define KV_M_SHIM_DESTROY "destroy" /* VM gone, state removed, then shim exits */
+
+/* ---- one decoded frame ---- */
+typedef struct {
+  KvFrameType type;
+  guint8 flags;
+  guint32 stream;
+  GBytes *payload; /* never NULL; may be empty */
+} KvFrame;
+
+void kv_frame_clear(KvFrame *f);
+
+/* Encode a frame header + payload. Fails (returns NULL) when len exceeds
+ * KV_FRAME_MAX_PAYLOAD or the type/stream combination is invalid. */
+GBytes *kv_frame_encode(KvFrameType type, guint32 stream, const void *data,
+                        gsize len, GError **error);
+/* Encode a JSON node (object) as a HELLO/REQUEST/RESPONSE/EVENT frame. */
+GBytes *kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error);
+
+/* ---- incremental decoder ----
+ * Feed it bytes as they arrive; pull complete frames out. It validates every
+ * header field and JSON payload shape before handing a frame out. Memory is
+ * bounded: at most one frame (header + KV_FRAME_MAX_PAYLOAD) is buffered plus
+ * whatever a single feed adds; a feed that would push the buffer beyond
+ * 2 * (KV_FRAME_HDR_LEN + KV_FRAME_MAX_PAYLOAD) fails. Once it has failed the
+ * decoder stays failed (the connection must be dropped). */
+typedef struct _KvDecoder KvDecoder;
+KvDecoder *kv_decoder_new(void);
+void kv_decoder_free(KvDecoder *d);
+gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len,
+                         GError **error);
+/* Returns 1 and fills *out when a frame is ready, 0 when more bytes are
+ * needed, -1 on a malformed frame (error set, decoder failed for good). */
+int kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvDecoder, kv_decoder_free)
+
+/* ---- message helpers (validate shape; used on both sides) ---- */
+/* Parse a JSON payload of HELLO/REQUEST/RESPONSE/EVENT. Returns a new
+ * JsonNode holding an object, or NULL with error. */
+JsonNode *kv_json_parse_object(GBytes *payload, GError **error);
+/* Validated request: id fits u32, method is a non-empty string of at most
+ * KV_METHOD_MAX_LEN chars, params is an object (empty object if absent). */
+typedef struct {
+  guint32 id;
+  char *method;
+  JsonObject *params; /* owned reference */
+} KvRequest;
+gboolean kv_request_parse(GBytes *payload, KvRequest *out, GError **error);
+void kv_request_clear(KvRequest *r);
+/* Validated response: exactly one of result (object) / error present. */
+typedef struct {
+  guint32 id;
+  JsonObject *result; /* owned ref or NULL */
+  int err_code;       /* when result == NULL */
+  char *err_message;  /* when result == NULL */
+} KvResponse;
+gboolean kv_response_parse(GBytes *payload, KvResponse *out, GError **error);
+void kv_response_clear(KvResponse *r);
+/* HELLO: returns FALSE with KV_PROTO_ERROR_VERSION when proto differs. */
+gboolean kv_hello_parse(GBytes *payload, char **role, char **version,
+                        GError **error);
+GBytes *kv_hello_encode(const char *role, const char *version);
+
+/* ---- KvConn: one framed connection on a GMainContext ----
+ * Owns an fd (stream socket or virtio-serial char device), reads and decodes
+ * frames, dispatches them to handlers, queues writes (non-blocking), matches
+ * responses to requests by id. Any malformed frame closes that connection
+ * (on_closed with the error), never the process. */
+typedef struct _KvConn KvConn;
+
+typedef void (*KvRequestFunc)(KvConn *c, guint32 id, const char *method,
+                              JsonObject *params, gpointer user);
+typedef void (*KvFrameFunc)(KvConn *c, const KvFrame *f, gpointer user);
+typedef void (*KvClosedFunc)(KvConn *c, const GError *why, gpointer user);
+/* result is NULL when error is set (remote error: KV_PROTO_ERROR_REMOTE with
+ * the remote code in error->message prefix; closed: KV_PROTO_ERROR_CLOSED) */
+typedef void (*KvReplyFunc)(KvConn *c, JsonObject *result, const GError *error,
+                            gpointer user);
+
+typedef struct {
+  KvRequestFunc on_request; /* REQUEST frames */
+  KvFrameFunc on_frame;     /* DATA / CREDIT / EOF / EVENT frames */
+  KvClosedFunc on_closed;   /* EOF on fd, I/O error, protocol error */
+} KvConnHandlers;
+
+/* role: what we announce in our HELLO. The HELLO exchange is done by
+ * KvConn itself; frames other than HELLO before the peer's HELLO are an
+ * error. ctx NULL = thread-default main context. Takes ownership of fd. */
+KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h,
+                    gpointer user, GMainContext *ctx);
+/* Peer's HELLO role/version once received, else NULL. */
+const char *kv_conn_peer_role(KvConn *c);
+const char *kv_conn_peer_version(KvConn *c);
+gboolean kv_conn_is_ready(KvConn *c); /* peer HELLO seen and valid */
+gboolean kv_conn_is_closed(KvConn *c);
+/* Queue a frame. FALSE if closed or the frame is invalid. */
+gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream,
+                      const void *data, gsize len, GError **error);
+/* Bytes queued but not yet written (callers use it for back-pressure). */
+gsize kv_conn_pending(KvConn *c);
+/* Async request; params may be NULL (empty object). Reply callback is
+ * called exactly once (also on close). timeout_ms 0 = none. */
+void kv_conn_call(KvConn *c, const char *method, JsonObject *params,
+                  guint timeout_ms, KvReplyFunc cb, gpointer user);
+/* Blocking request: iterates c's main context until the reply arrives.
+ * Returns the result object (caller unrefs) or NULL with error. */
+JsonObject *kv_conn_call_sync(KvConn *c, const char *method,
+                              JsonObject *params, guint timeout_ms,
+                              GError **error);
+/* Blocking wait for the peer's HELLO (or close/timeout). */
+gboolean kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error);
+void kv_conn_reply(KvConn *c, guint32 id, JsonObject *result);
+void kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg);
+void kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields);
+/* Flush queued writes synchronously (bounded by timeout). */
+gboolean kv_conn_flush(KvConn *c, guint timeout_ms, GError **error);
+/* Close the fd and detach from the main loop; on_closed is NOT called for
+ * an explicit close. Pending calls get KV_PROTO_ERROR_CLOSED. */
+void kv_conn_close(KvConn *c);
+KvConn *kv_conn_ref(KvConn *c);
+void kv_conn_unref(KvConn *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvConn, kv_conn_unref)
+
+/* ---- additions (implementation notes and helpers) ----
+ * - kv_hello_encode() returns a complete HELLO frame (header included), like
+ *   the other *_encode functions; version NULL = this build's version.
+ * - The decoder validates JSON payloads with the parsers above, so a HELLO
+ *   with another "proto" fails in the decoder with KV_PROTO_ERROR_VERSION.
+ *   JSON payloads must be one UTF-8 object, nested at most 64 deep.
+ * - KvClosedFunc's `why` is never NULL: a clean EOF from the peer is
+ *   KV_PROTO_ERROR_CLOSED. kv_conn_close() attempts one non-blocking write of
+ *   queued bytes, then discards the rest: call kv_conn_flush() first when the
+ *   last reply matters.
+ * - A REQUEST arriving with no on_request handler is answered with error code
+ *   38 (ENOSYS).
+ * - Remote errors: KV_PROTO_ERROR_REMOTE, message "<code>: <remote message>".
+ */
+const char *kv_frame_type_name(KvFrameType type); /* "HELLO", ... "unknown" */
+/* The u32 increment of a CREDIT frame (decoder-validated); 0 otherwise. */
+guint32 kv_frame_credit(const KvFrame *f);
+/* EVENT payload: "event" is a non-empty string of at most KV_METHOD_MAX_LEN.
+ * *fields (optional) gets a ref to the whole object, "event" included. */
+gboolean kv_event_parse(GBytes *payload, char **name, JsonObject **fields,
+                        GError **error);
+/* For a KV_PROTO_ERROR_REMOTE error: the peer's code (0 for other errors)
+ * and its message without the code prefix (error->message otherwise). */
+int kv_remote_error_code(const GError *error);
+const char *kv_remote_error_message(const GError *error);
+
+/* Per-stream flow-control bookkeeping, one per stream and direction pair.
+ * Receive side: kv_window_on_data() for each DATA frame received (fails with
+ * KV_PROTO_ERROR_FLOW when the peer overran what we granted), then once the
+ * bytes are consumed kv_window_grant() and send a CREDIT with the returned
+ * amount (if non-zero). Send side: kv_window_on_credit() for each CREDIT
+ * received (KV_PROTO_ERROR_FLOW on u32 overflow), send at most send_avail
+ * bytes and account them with kv_window_on_send(). */
+typedef struct {
+  guint32 recv_avail; /* DATA bytes the peer may still send us */
+  guint32 send_avail; /* DATA bytes we may still send the peer */
+} KvWindow;
+void kv_window_init(KvWindow *w); /* both = KV_STREAM_INITIAL_WINDOW */
+gboolean kv_window_on_data(KvWindow *w, gsize len, GError **error);
+guint32 kv_window_grant(KvWindow *w, guint32 n); /* returns amount granted */
+gboolean kv_window_on_credit(KvWindow *w, guint32 n, GError **error);
+gboolean kv_window_on_send(KvWindow *w, gsize len, GError **error);
+/* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
+gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
+                             GError **error);
+
+G_END_DECLS

@@ -1,0 +1,131 @@
+/* lib/runtime.c: katavm_runtime, the configuration a caller sets once and
+ * every sandbox it creates inherits. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "vmm.h"
+
+static int set_path(char **slot, const char *what, const char *path,
+                    katavm_error **err) {
+  if (!path || !g_path_is_absolute(path))
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "%s path '%s' must be absolute", what,
+                        path ? path : "(null)");
+  g_free(*slot);
+  *slot = g_canonicalize_filename(path, NULL);
+  return 0;
+}
+
+int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
+  if (!out)
+    return kv_error_set(err, KATAVM_E_INVALID, "out is NULL");
+  katavm_runtime *rt = g_new0(katavm_runtime, 1);
+  rt->root = g_strdup("/run/katavm");
+  rt->accel = g_strdup("auto");
+  rt->kernel = g_strdup(KATAVM_DEFAULT_KERNEL);
+  rt->initrd = g_strdup(KATAVM_DEFAULT_INITRD);
+  rt->shim = g_strdup(KATAVM_DEFAULT_SHIM);
+  rt->vcpus = 1;
+  rt->memory_mib = 256;
+  const char *v;
+  int rc = 0;
+  if (!rc && (v = g_getenv("KATAVM_ROOT")) && *v)
+    rc = katavm_runtime_set_root(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_LIBVIRT_URI")))
+    rc = katavm_runtime_set_libvirt_uri(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_ACCEL")) && *v)
+    rc = katavm_runtime_set_accel(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_KERNEL")) && *v)
+    rc = katavm_runtime_set_kernel(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_INITRD")) && *v)
+    rc = katavm_runtime_set_initrd(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_SHIM")) && *v)
+    rc = set_path(&rt->shim, "shim", v, err);
+  if (rc) {
+    katavm_runtime_free(rt);
+    return rc;
+  }
+  *out = rt;
+  return 0;
+}
+
+void katavm_runtime_free(katavm_runtime *rt) {
+  if (!rt)
+    return;
+  g_free(rt->root);
+  g_free(rt->uri);
+  g_free(rt->accel);
+  g_free(rt->kernel);
+  g_free(rt->initrd);
+  g_free(rt->shim);
+  g_free(rt);
+}
+
+int katavm_runtime_set_root(katavm_runtime *rt, const char *dir,
+                            katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  /* Sockets nest below ROOT/r/<12 hex>/vmm/...: keep room under 108 bytes. */
+  if (dir && strlen(dir) > 32)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "root '%s' is longer than 32 characters; unix socket "
+                        "paths below it would exceed 108 bytes", dir);
+  return set_path(&rt->root, "root", dir, err);
+}
+
+int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri,
+                                   katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  g_free(rt->uri);
+  rt->uri = (uri && *uri) ? g_strdup(uri) : NULL;
+  return 0;
+}
+
+int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel,
+                             katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  KvAccel a;
+  g_autoptr(GError) e = NULL;
+  if (!kv_accel_parse(accel, &a, &e))
+    return kv_error_propagate(err, e);
+  g_free(rt->accel);
+  rt->accel = g_strdup(kv_accel_name(a));
+  return 0;
+}
+
+int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path,
+                              katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  return set_path(&rt->kernel, "kernel", path, err);
+}
+
+int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
+                              katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  return set_path(&rt->initrd, "initrd", path, err);
+}
+
+int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus,
+                                unsigned int memory_mib, katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  if (vcpus < 1 || vcpus > 256)
+    return kv_error_set(err, KATAVM_E_INVALID, "vcpus %u is not in 1..256",
+                        vcpus);
+  if (memory_mib < KATAVM_MIN_MEMORY_MIB)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "memory %u MiB is below the guest minimum of %u MiB",
+                        memory_mib, KATAVM_MIN_MEMORY_MIB);
+  rt->vcpus = vcpus;
+  rt->memory_mib = memory_mib;
+  return 0;
+}
+
+const char *katavm_runtime_root(const katavm_runtime *rt) {
+  return rt ? rt->root : NULL;
+}

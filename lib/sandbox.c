@@ -1,0 +1,493 @@
+/* lib/sandbox.c: the client side of sandboxes: create (spawn a shim and
+ * wait for the guest agent), open (attach to a sandbox's shim, or recover a
+ * sandbox whose shim died), state, stop, destroy, list, agent check. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "proto.h"
+#include "sandbox-internal.h"
+#include "vmm.h"
+
+struct katavm_sandbox {
+  char *id;
+  KvPaths paths;
+  GMainContext *ctx;
+  KvConn *conn;
+};
+
+void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
+  if (cfg)
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *katavm_sandbox_state_name(katavm_sandbox_state_t s) {
+  switch (s) {
+  case KATAVM_SANDBOX_CREATING: return "creating";
+  case KATAVM_SANDBOX_RUNNING: return "running";
+  case KATAVM_SANDBOX_STOPPED: return "stopped";
+  default: return "unknown";
+  }
+}
+
+static katavm_sandbox_state_t state_parse(const char *s) {
+  if (!g_strcmp0(s, "creating")) return KATAVM_SANDBOX_CREATING;
+  if (!g_strcmp0(s, "running")) return KATAVM_SANDBOX_RUNNING;
+  if (!g_strcmp0(s, "stopped")) return KATAVM_SANDBOX_STOPPED;
+  return KATAVM_SANDBOX_UNKNOWN;
+}
+
+static gboolean is_regular(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static gboolean ensure_dir(const char *path, GError **error) {
+  if (g_mkdir_with_parents(path, 0700) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot create %s: %s", path,
+                g_strerror(errno));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- connection to a shim ---- */
+
+static void on_closed(KvConn *c, const GError *why, gpointer user) {}
+
+/* Connect to the sandbox's shim. A missing socket or a refused connection
+ * means the shim is gone: KATAVM_E_STATE. */
+static KvConn *shim_connect(const KvPaths *p, GMainContext *ctx,
+                            GError **error) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(p->shim_sock) >= sizeof(sa.sun_path)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long",
+                p->shim_sock);
+    return NULL;
+  }
+  strcpy(sa.sun_path, p->shim_sock);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "socket: %s", g_strerror(errno));
+    return NULL;
+  }
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = errno;
+    close(fd);
+    g_set_error(error, KV_ERROR,
+                (e == ENOENT || e == ECONNREFUSED) ? KATAVM_E_STATE
+                                                   : KATAVM_E_IO,
+                "cannot reach the shim at %s: %s", p->shim_sock,
+                g_strerror(e));
+    return NULL;
+  }
+  static const KvConnHandlers h = {.on_closed = on_closed};
+  KvConn *c = kv_conn_new(fd, "client", &h, NULL, ctx);
+  if (!kv_conn_wait_ready(c, 10000, error)) {
+    kv_conn_close(c);
+    kv_conn_unref(c);
+    return NULL;
+  }
+  return c;
+}
+
+static JsonObject *sb_call(katavm_sandbox *sb, const char *method,
+                           JsonObject *params, guint timeout_ms,
+                           GError **error) {
+  if (!sb->conn || kv_conn_is_closed(sb->conn)) {
+    if (sb->conn) {
+      kv_conn_unref(sb->conn);
+      sb->conn = NULL;
+    }
+    sb->conn = shim_connect(&sb->paths, sb->ctx, error);
+    if (!sb->conn)
+      return NULL;
+  }
+  return kv_conn_call_sync(sb->conn, method, params, timeout_ms, error);
+}
+
+static katavm_sandbox *sb_new(const char *root, const char *id) {
+  katavm_sandbox *sb = g_new0(katavm_sandbox, 1);
+  sb->id = g_strdup(id);
+  kv_paths_init(&sb->paths, root, id);
+  sb->ctx = g_main_context_new();
+  return sb;
+}
+
+void katavm_sandbox_close(katavm_sandbox *sb) {
+  if (!sb)
+    return;
+  if (sb->conn) {
+    kv_conn_close(sb->conn);
+    kv_conn_unref(sb->conn);
+  }
+  /* Drain sources the closed connection left on our private context. */
+  while (g_main_context_iteration(sb->ctx, FALSE))
+    ;
+  g_main_context_unref(sb->ctx);
+  kv_paths_clear(&sb->paths);
+  g_free(sb->id);
+  g_free(sb);
+}
+
+const char *katavm_sandbox_id(const katavm_sandbox *sb) {
+  return sb ? sb->id : NULL;
+}
+
+/* ---- shim processes ---- */
+
+/* The shim pid recorded in state.json, if that process is still a
+ * katavm-shim for this id (pids get reused). 0 otherwise. */
+static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+  g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
+  if (!st || !json_object_has_member(st, "shim_pid"))
+    return 0;
+  gint64 pid = json_object_get_int_member_with_default(st, "shim_pid", 0);
+  if (pid <= 1 || pid > G_MAXINT32)
+    return 0;
+  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
+  g_autofree char *cmd = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &cmd, &len, NULL))
+    return 0;
+  /* argv is NUL separated: look for "katavm-shim" in argv[0] and the id. */
+  gboolean is_shim = strstr(cmd, "katavm-shim") != NULL, has_id = FALSE;
+  for (gsize off = 0; off < len; off += strlen(cmd + off) + 1)
+    if (strcmp(cmd + off, id) == 0)
+      has_id = TRUE;
+  return (is_shim && has_id) ? (pid_t)pid : 0;
+}
+
+static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p,
+                              const char *id, const char *mode,
+                              guint timeout_ms, GError **error) {
+  int rd = -1;
+  if (!kv_shim_spawn(rt->shim, rt->root, id, mode, p->shim_log, &rd, error))
+    return FALSE;
+  gboolean ok = kv_shim_wait_ready(rd, timeout_ms, error);
+  close(rd);
+  return ok;
+}
+
+/* Tear down whatever exists of sandbox `id`, whatever state it is in.
+ * Only removes the state once the VM is known gone, so a failure never
+ * leaves an untracked QEMU. */
+static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
+                         GError **error) {
+  g_autoptr(GError) e = NULL;
+  gboolean vm_gone = FALSE;
+  GMainContext *ctx = g_main_context_new();
+  KvConn *c = shim_connect(p, ctx, &e);
+  if (c) {
+    g_autoptr(JsonObject) r =
+        kv_conn_call_sync(c, KV_M_SHIM_DESTROY, NULL, KV_CALL_TIMEOUT_MS, &e);
+    if (r) {
+      vm_gone = TRUE;
+      /* The shim exits right after replying; wait for its socket to close
+       * so that callers see no shim once destroy returns. */
+      gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+      while (!kv_conn_is_closed(c) && g_get_monotonic_time() < deadline)
+        g_main_context_iteration(ctx, TRUE);
+    }
+    kv_conn_close(c);
+    kv_conn_unref(c);
+  }
+  while (g_main_context_iteration(ctx, FALSE))
+    ;
+  g_main_context_unref(ctx);
+
+  pid_t pid = live_shim_pid(p, id);
+  if (pid > 0) {
+    /* A shim that did not answer destroy is hung: the embedded driver
+     * allows one process per root, so it must go before cleanup opens it. */
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+      g_usleep(20000);
+  }
+  if (!vm_gone) {
+    g_clear_error(&e);
+    if (!run_shim_mode(rt, p, id, "--cleanup", KV_CALL_TIMEOUT_MS, &e)) {
+      g_propagate_prefixed_error(error, g_steal_pointer(&e),
+                                 "cannot destroy sandbox '%s': ", id);
+      return FALSE;
+    }
+  }
+  g_autoptr(GError) rmerr = NULL;
+  if (!kv_rm_rf(p->run, &rmerr) || !kv_rm_rf(p->dir, &rmerr)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO,
+                "sandbox '%s' stopped but its state could not be removed: %s",
+                id, rmerr ? rmerr->message : "unknown error");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- public API ---- */
+
+int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
+                          katavm_sandbox **out, katavm_error **err) {
+  if (!rt || !cfg || !out)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "runtime, config and out must not be NULL");
+  for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
+    if (cfg->reserved[i])
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "reserved config field %zu must be zero", i);
+  g_autofree char *id = cfg->id ? g_strdup(cfg->id) : kv_id_generate();
+  g_autoptr(GError) e = NULL;
+  if (!kv_id_validate(id, &e))
+    return kv_error_propagate(err, e);
+
+  guint vcpus = cfg->vcpus ? cfg->vcpus : rt->vcpus;
+  guint max_vcpus = cfg->max_vcpus ? cfg->max_vcpus : vcpus;
+  guint mem = cfg->memory_mib ? cfg->memory_mib : rt->memory_mib;
+  guint max_mem = cfg->max_memory_mib ? cfg->max_memory_mib : mem;
+  if (vcpus > 256 || max_vcpus > 256)
+    return kv_error_set(err, KATAVM_E_INVALID, "at most 256 vCPUs are supported");
+  if (max_vcpus < vcpus)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "max vCPUs %u is below the boot vCPUs %u", max_vcpus,
+                        vcpus);
+  if (mem < KATAVM_MIN_MEMORY_MIB)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "memory %u MiB is below the guest minimum of %u MiB",
+                        mem, KATAVM_MIN_MEMORY_MIB);
+  if (max_mem < mem)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "max memory %u MiB is below the boot memory %u MiB",
+                        max_mem, mem);
+  if (max_mem > 1024 * 1024)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "max memory %u MiB is more than 1 TiB", max_mem);
+  if (!is_regular(rt->kernel))
+    return kv_error_set(err, KATAVM_E_NOT_FOUND,
+                        "guest kernel %s not found (build it with `katavm "
+                        "image build`)", rt->kernel);
+  if (!is_regular(rt->initrd))
+    return kv_error_set(err, KATAVM_E_NOT_FOUND,
+                        "guest initrd %s not found (build it with `katavm "
+                        "image build`)", rt->initrd);
+  if (access(rt->shim, X_OK) < 0)
+    return kv_error_set(err, KATAVM_E_NOT_FOUND,
+                        "shim %s is not an executable", rt->shim);
+  KvAccel want, accel;
+  if (!kv_accel_parse(rt->accel, &want, &e) ||
+      !kv_accel_resolve(want, &accel, NULL, &e))
+    return kv_error_propagate(err, e);
+
+  g_auto(KvPaths) p;
+  kv_paths_init(&p, rt->root, id);
+  g_autofree char *sbdir = g_build_filename(rt->root, "sandboxes", NULL);
+  g_autofree char *rdir = g_build_filename(rt->root, "r", NULL);
+  if (!ensure_dir(sbdir, &e) || !ensure_dir(rdir, &e))
+    return kv_error_propagate(err, e);
+  if (mkdir(p.dir, 0700) < 0) {
+    if (errno == EEXIST)
+      return kv_error_set(err, KATAVM_E_EXISTS,
+                          "a sandbox with id '%s' already exists", id);
+    return kv_error_set(err, KATAVM_E_IO, "cannot create %s: %s", p.dir,
+                        g_strerror(errno));
+  }
+  /* From here on every failure removes what was made. */
+  KvSandboxConfig c = {
+      .id = id,
+      .uri = rt->uri,
+      .accel = (char *)kv_accel_name(accel),
+      .kernel = rt->kernel,
+      .initrd = rt->initrd,
+      .vcpus = vcpus,
+      .max_vcpus = max_vcpus,
+      .memory_mib = mem,
+      .max_memory_mib = max_mem,
+  };
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autofree char *created = g_date_time_format_iso8601(now);
+  c.created = created;
+  int rd = -1;
+  gboolean ok = kv_rm_rf(p.run, &e) && ensure_dir(p.run, &e) &&
+                ensure_dir(p.shared, &e) && kv_config_save(&c, p.config, &e) &&
+                kv_shim_spawn(rt->shim, rt->root, id, "--create", p.shim_log,
+                              &rd, &e);
+  if (ok) {
+    ok = kv_shim_wait_ready(rd, KV_BOOT_TIMEOUT_MS, &e);
+    close(rd);
+  }
+  if (!ok) {
+    /* The shim cleans up after itself on a reported failure; teardown
+     * covers a shim that crashed or timed out. */
+    int code = kv_error_propagate(err, e);
+    g_autoptr(GError) te = NULL;
+    teardown(rt, &p, id, &te);
+    return code;
+  }
+  katavm_sandbox *sb = sb_new(rt->root, id);
+  sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+  if (!sb->conn) {
+    katavm_sandbox_close(sb);
+    return kv_error_propagate(err, e);
+  }
+  *out = sb;
+  return 0;
+}
+
+int katavm_sandbox_open(katavm_runtime *rt, const char *id,
+                        katavm_sandbox **out, katavm_error **err) {
+  if (!rt || !out)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime and out must not be NULL");
+  g_autoptr(GError) e = NULL;
+  if (!kv_id_validate(id, &e))
+    return kv_error_propagate(err, e);
+  katavm_sandbox *sb = sb_new(rt->root, id);
+  if (!g_file_test(sb->paths.dir, G_FILE_TEST_IS_DIR)) {
+    katavm_sandbox_close(sb);
+    return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  }
+  KvSandboxConfig c;
+  if (!kv_config_load(&c, sb->paths.config, &e)) {
+    katavm_sandbox_close(sb);
+    return kv_error_propagate(err, e);
+  }
+  kv_config_clear(&c);
+  sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+  if (!sb->conn && e->code == KATAVM_E_STATE && live_shim_pid(&sb->paths, id) == 0) {
+    /* The shim died; QEMU survives it. A new shim reattaches to the VM. */
+    g_clear_error(&e);
+    if (run_shim_mode(rt, &sb->paths, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
+      sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+    else
+      g_prefix_error(&e, "the shim of sandbox '%s' is gone and recovery "
+                         "failed (remove it with `katavm sandbox rm -f %s`): ",
+                     id, id);
+  }
+  if (!sb->conn) {
+    katavm_sandbox_close(sb);
+    return kv_error_propagate(err, e);
+  }
+  *out = sb;
+  return 0;
+}
+
+int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
+                         katavm_error **err) {
+  if (!sb || !state)
+    return kv_error_set(err, KATAVM_E_INVALID, "sandbox and state must not be NULL");
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
+  if (!r) {
+    if (e->code == KATAVM_E_STATE && e->domain == KV_ERROR) {
+      *state = KATAVM_SANDBOX_UNKNOWN;
+      return 0;
+    }
+    return kv_error_propagate(err, e);
+  }
+  *state = state_parse(json_object_get_string_member_with_default(r, "state", ""));
+  return 0;
+}
+
+int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err) {
+  if (!sb)
+    return kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STOP, NULL, KV_CALL_TIMEOUT_MS, &e);
+  return r ? 0 : kv_error_propagate(err, e);
+}
+
+int katavm_sandbox_destroy(katavm_runtime *rt, const char *id,
+                           katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  g_autoptr(GError) e = NULL;
+  if (!kv_id_validate(id, &e))
+    return kv_error_propagate(err, e);
+  g_auto(KvPaths) p;
+  kv_paths_init(&p, rt->root, id);
+  if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) &&
+      !g_file_test(p.run, G_FILE_TEST_EXISTS))
+    return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  if (!teardown(rt, &p, id, &e))
+    return kv_error_propagate(err, e);
+  return 0;
+}
+
+int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out,
+                        katavm_error **err) {
+  if (!rt || !ids_out)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime and ids_out must not be NULL");
+  g_autofree char *dir = g_build_filename(rt->root, "sandboxes", NULL);
+  GPtrArray *ids = g_ptr_array_new();
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)))
+      if (kv_id_validate(de->d_name, NULL))
+        g_ptr_array_add(ids, strdup(de->d_name));
+    closedir(d);
+  } else if (errno != ENOENT) {
+    int e = errno;
+    g_ptr_array_free(ids, TRUE);
+    return kv_error_set(err, KATAVM_E_IO, "cannot read %s: %s", dir, g_strerror(e));
+  }
+  /* malloc'd so that katavm_strv_free (free) matches. */
+  char **v = calloc(ids->len + 1, sizeof(char *));
+  for (guint i = 0; i < ids->len; i++)
+    v[i] = ids->pdata[i];
+  g_ptr_array_free(ids, TRUE);
+  qsort(v, g_strv_length(v), sizeof(char *), (int (*)(const void *, const void *))g_strcmp0);
+  *ids_out = v;
+  return 0;
+}
+
+static void copy_str(char *dst, size_t n, JsonObject *o, const char *k) {
+  const char *s = json_object_get_string_member_with_default(o, k, "");
+  g_strlcpy(dst, s ? s : "", n);
+}
+
+int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
+                               katavm_error **err) {
+  if (!sb || !info)
+    return kv_error_set(err, KATAVM_E_INVALID, "sandbox and info must not be NULL");
+  g_autoptr(GError) e = NULL;
+  gint64 t0 = g_get_monotonic_time();
+  g_autoptr(JsonObject) r =
+      sb_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &e);
+  if (!r)
+    return kv_error_propagate(err, e);
+  memset(info, 0, sizeof(*info));
+  info->round_trip_us = (uint64_t)(g_get_monotonic_time() - t0);
+  copy_str(info->agent_version, sizeof(info->agent_version), r, "agent_version");
+  copy_str(info->kernel_release, sizeof(info->kernel_release), r, "kernel");
+  info->proto_version = (unsigned)json_object_get_int_member_with_default(r, "proto", 0);
+  info->cpus_online = (unsigned)json_object_get_int_member_with_default(r, "cpus_online", 0);
+  info->mem_total_kib = (uint64_t)json_object_get_int_member_with_default(r, "mem_total_kib", 0);
+  info->uptime_ms = (uint64_t)json_object_get_int_member_with_default(r, "uptime_ms", 0);
+  return 0;
+}
+
+int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
+                           katavm_error **err) {
+  if (!sb || !json_out)
+    return kv_error_set(err, KATAVM_E_INVALID, "sandbox and json_out must not be NULL");
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
+  if (!r)
+    return kv_error_propagate(err, e);
+  if (!g_strcmp0(json_object_get_string_member_with_default(r, "state", ""), "running")) {
+    g_autoptr(GError) ge = NULL;
+    JsonObject *g = sb_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &ge);
+    if (g)
+      json_object_set_object_member(r, "guest", g);
+    else
+      json_object_set_string_member(r, "guest_error", ge->message);
+  }
+  g_autofree char *s = kv_json_to_string(r);
+  *json_out = strdup(s);
+  return 0;
+}

@@ -1,0 +1,103 @@
+/* lib/vmm/vmm.h: the one boundary to libvirt. Nothing outside lib/vmm/
+ * includes libvirt headers. Owns: domain XML (built with escaping, never by
+ * pasting user input), accelerator choice, the embedded-driver root layout,
+ * the libvirt event loop, domain start/stop and lifecycle events. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define KV_VMM_ERROR (kv_vmm_error_quark())
+GQuark kv_vmm_error_quark(void);
+typedef enum {
+  KV_VMM_ERROR_INVALID,     /* bad config value */
+  KV_VMM_ERROR_CONNECT,     /* cannot open the libvirt URI */
+  KV_VMM_ERROR_LIBVIRT,     /* a libvirt call failed (message included) */
+  KV_VMM_ERROR_NOT_FOUND,   /* no such domain */
+  KV_VMM_ERROR_UNSUPPORTED, /* e.g. accel=kvm without usable KVM */
+  KV_VMM_ERROR_TIMEOUT,
+} KvVmmError;
+
+typedef enum { KV_ACCEL_AUTO = 0, KV_ACCEL_KVM, KV_ACCEL_TCG } KvAccel;
+
+/* Parse "auto" | "kvm" | "tcg". */
+gboolean kv_accel_parse(const char *s, KvAccel *out, GError **error);
+const char *kv_accel_name(KvAccel a);
+/* Resolve AUTO: KVM only when /proc/cpuinfo shows vmx or svm AND /dev/kvm
+ * opens read-write and answers KVM_GET_API_VERSION; else TCG. An explicit
+ * KVM request without usable KVM fails with KV_VMM_ERROR_UNSUPPORTED.
+ * *reason (optional, caller frees) says why, for `katavm check`. */
+gboolean kv_accel_resolve(KvAccel want, KvAccel *out, char **reason,
+                          GError **error);
+/* The decision behind kv_accel_resolve, without touching the host, so that
+ * both branches can be tested anywhere. `cpuinfo` is the text of
+ * /proc/cpuinfo (NULL = unreadable, counts as no vmx/svm); `kvm_usable` says
+ * whether /dev/kvm opened read-write and answered KVM_GET_API_VERSION == 12;
+ * `kvm_detail` (optional) describes that probe for *reason, e.g.
+ * "/dev/kvm: No such file or directory". */
+gboolean kv_accel_resolve_with(KvAccel want, const char *cpuinfo,
+                               gboolean kvm_usable, const char *kvm_detail,
+                               KvAccel *out, char **reason, GError **error);
+
+typedef struct {
+  const char *name;       /* domain name, [A-Za-z0-9_.-]+ */
+  const char *uuid;       /* optional, NULL = libvirt picks */
+  const char *kernel;     /* ELF vmlinux (PVH) or bzImage */
+  const char *initrd;     /* cpio */
+  const char *cmdline;    /* kernel command line */
+  KvAccel accel;          /* resolved: KVM or TCG (not AUTO) */
+  guint vcpus;            /* online at boot */
+  guint max_vcpus;        /* >= vcpus; reserved for hotplug */
+  guint memory_mib;       /* boot memory */
+  guint max_memory_mib;   /* >= memory_mib; > memory_mib enables maxMemory */
+  const char *agent_socket; /* unix socket QEMU binds for the agent channel */
+  const char *shared_dir;   /* host dir shared over 9p, tag "katavmshared" */
+  const char *console_log;  /* serial console log file */
+  guint spare_root_ports;   /* pcie-root-port controllers for hotplug */
+} KvVmConfig;
+
+/* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named
+ * "io.katavm.agent.0", 9p share, serial console to file, spare root ports,
+ * <tcg><tb-cache> under TCG). Returns NULL with KV_VMM_ERROR_INVALID when a
+ * required field is missing or inconsistent. */
+char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error);
+
+/* Embedded-driver root: create ROOT/etc/qemu.conf (user/group +0,
+ * remember_owner=0, security_driver none) and point ROOT/cache/qemu at the
+ * shared capabilities cache dir `caps_cache` (symlink; created if missing)
+ * so that opening a fresh root does not re-probe QEMU. Returns the URI
+ * "qemu:///embed?root=ROOT" (caller frees). */
+char *kv_vmm_embed_prepare(const char *root, const char *caps_cache,
+                           GError **error);
+
+typedef struct _KvVmm KvVmm;
+
+/* Domain lifecycle notifications, delivered from the libvirt event thread. */
+typedef enum {
+  KV_VM_EVENT_STOPPED, /* shut off (guest poweroff, destroy, crash) */
+  KV_VM_EVENT_CRASHED,
+} KvVmEvent;
+typedef void (*KvVmEventFunc)(KvVmm *vmm, const char *domain, KvVmEvent ev,
+                              gpointer user);
+
+/* Open a connection (registers libvirt's default event implementation once
+ * per process and runs it on a dedicated thread). */
+KvVmm *kv_vmm_open(const char *uri, GError **error);
+void kv_vmm_close(KvVmm *vmm);
+void kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user);
+
+/* Start a transient domain from cfg. */
+gboolean kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error);
+/* TRUE when the domain exists and is running (or paused). */
+gboolean kv_vmm_is_running(KvVmm *vmm, const char *name);
+/* PID of the domain's QEMU, 0 if unknown. */
+int kv_vmm_qemu_pid(KvVmm *vmm, const char *name);
+/* Wait up to timeout_ms for the domain to be gone / shut off. */
+gboolean kv_vmm_wait_stopped(KvVmm *vmm, const char *name, guint timeout_ms);
+/* Hard stop (virDomainDestroy). Not-found is success. */
+gboolean kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error);
+/* Names of active domains on this connection. */
+char **kv_vmm_list(KvVmm *vmm, GError **error);
+
+G_END_DECLS
