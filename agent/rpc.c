@@ -1,0 +1,127 @@
+/* agent/rpc.c: dispatching REQUEST frames to method handlers. One handler
+ * per method of the agent in lib/proto/proto.h; later concepts (containers,
+ * exec, hotplug) add their entries to the table below.
+ */
+#include "rpc.h"
+#include "log.h"
+#include "power.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KATAVM_VERSION
+#define KATAVM_VERSION "0.1.0"
+#endif
+
+/* How long shutdown waits for its reply to leave before powering off. */
+#define SHUTDOWN_FLUSH_MS 2000
+
+typedef void (*AgentMethodFunc)(KvConn *c, guint32 id, JsonObject *params);
+
+/* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
+static gint64
+count_cpu_list(const char *list)
+{
+  gint64 n = 0;
+  g_auto(GStrv) parts = g_strsplit(list, ",", -1);
+  for (char **p = parts; *p != NULL; p++) {
+    char *s = g_strstrip(*p);
+    if (*s == '\0')
+      continue;
+    char *end = NULL;
+    guint64 lo = g_ascii_strtoull(s, &end, 10);
+    guint64 hi = lo;
+    if (end != NULL && *end == '-')
+      hi = g_ascii_strtoull(end + 1, NULL, 10);
+    if (hi >= lo)
+      n += (gint64)(hi - lo + 1);
+  }
+  return n;
+}
+
+static gint64
+cpus_online(void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/sys/devices/system/cpu/online", &text, NULL,
+                           NULL))
+    return sysconf(_SC_NPROCESSORS_ONLN);
+  return count_cpu_list(text);
+}
+
+static gint64
+mem_total_kib(void)
+{
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+    return -1;
+  const char *line = strstr(text, "MemTotal:");
+  if (line == NULL)
+    return -1;
+  return g_ascii_strtoll(line + strlen("MemTotal:"), NULL, 10);
+}
+
+static gint64
+uptime_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return (gint64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+m_check(KvConn *c, guint32 id, JsonObject *params)
+{
+  struct utsname u;
+  if (uname(&u) != 0)
+    g_strlcpy(u.release, "unknown", sizeof u.release);
+
+  g_autoptr(JsonObject) r = json_object_new();
+  json_object_set_string_member(r, "agent_version", KATAVM_VERSION);
+  json_object_set_int_member(r, "proto", KV_PROTO_VERSION);
+  json_object_set_string_member(r, "kernel", u.release);
+  json_object_set_int_member(r, "cpus_online", cpus_online());
+  json_object_set_int_member(r, "mem_total_kib", mem_total_kib());
+  json_object_set_int_member(r, "uptime_ms", uptime_ms());
+  kv_conn_reply(c, id, r);
+}
+
+static void
+m_shutdown(KvConn *c, guint32 id, JsonObject *params)
+{
+  kv_conn_reply(c, id, NULL);
+  /* The reply must be on its way before the VM disappears; a host that
+   * stopped reading must not keep the VM alive, hence the bound. */
+  g_autoptr(GError) err = NULL;
+  if (!kv_conn_flush(c, SHUTDOWN_FLUSH_MS, &err))
+    agent_debug("shutdown reply not flushed: %s", err->message);
+  agent_debug("powering off on request");
+  agent_poweroff();
+}
+
+static const struct {
+  const char *name;
+  AgentMethodFunc func;
+} methods[] = {
+    {KV_M_AGENT_CHECK, m_check},
+    {KV_M_AGENT_SHUTDOWN, m_shutdown},
+};
+
+void
+agent_rpc_handle(KvConn *c, guint32 id, const char *method,
+                 JsonObject *params)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(methods); i++) {
+    if (strcmp(methods[i].name, method) == 0) {
+      methods[i].func(c, id, params);
+      return;
+    }
+  }
+  g_autofree char *msg =
+      g_strdup_printf("unknown method \"%s\" (agent %s)", method,
+                      KATAVM_VERSION);
+  kv_conn_reply_error(c, id, AGENT_ERR_UNKNOWN_METHOD, msg);
+}
