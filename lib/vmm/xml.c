@@ -1,0 +1,262 @@
+/* lib/vmm/xml.c: libvirt domain XML for one sandbox VM.
+ *
+ * The XML is built element by element in a GString and every value that
+ * comes from a caller goes through g_markup_printf_escaped, so a path with
+ * quotes or ampersands cannot change the document's structure. The shape
+ * (q35, direct kernel boot, virtio-serial agent channel, 9p share, spare
+ * PCIe root ports, maxMemory + NUMA cell for hotplug) follows what was
+ * measured to work with QEMU 7.2 / libvirt 9.0, see shared/VM-NOTES.md. */
+#include "vmm.h"
+
+#include <string.h>
+
+/* sun_path is 108 bytes including the terminating NUL. */
+#define KV_UNIX_PATH_MAX 107
+
+/* libvirt puts each of these on a pcie-root-port of its own on q35 (the
+ * virtio-serial controller, and the 9p filesystem when shared). Explicit
+ * root ports without addresses are filled first, so we add one per such
+ * device on top of the caller's spare ports to keep that many really free
+ * for hotplug. */
+static guint
+ports_used_by_builtin_devices(const KvVmConfig *cfg)
+{
+  return 1 + (cfg->shared_dir ? 1 : 0);
+}
+
+static gboolean
+check_name(const char *name, GError **error)
+{
+  if (!name || !*name) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain name is missing");
+    return FALSE;
+  }
+  for (const char *p = name; *p; p++) {
+    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-') {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                  "domain name '%s' has invalid character '%c' "
+                  "(allowed: A-Z a-z 0-9 _ . -)",
+                  name, g_ascii_isprint(*p) ? *p : '?');
+      return FALSE;
+    }
+  }
+  /* "." and ".." would be odd pid-file and log names under libvirt's
+   * state directories. */
+  if (g_str_equal(name, ".") || g_str_equal(name, "..")) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain name '%s' is not allowed", name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+check_path(const char *what, const char *path, gboolean required,
+           GError **error)
+{
+  if (!path || !*path) {
+    if (!required)
+      return TRUE;
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s is missing",
+                what);
+    return FALSE;
+  }
+  /* libvirt resolves relative paths against its own working directory
+   * (the daemon's, for qemu:///system), never the caller's. */
+  if (!g_path_is_absolute(path)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "%s '%s' is not an absolute path", what, path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+check_config(const KvVmConfig *cfg, GError **error)
+{
+  if (!cfg) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "no VM configuration given");
+    return FALSE;
+  }
+  if (!check_name(cfg->name, error))
+    return FALSE;
+  if (cfg->uuid && !g_uuid_string_is_valid(cfg->uuid)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "uuid '%s' is not a valid UUID", cfg->uuid);
+    return FALSE;
+  }
+  if (!check_path("kernel", cfg->kernel, TRUE, error) ||
+      !check_path("initrd", cfg->initrd, TRUE, error) ||
+      !check_path("agent socket", cfg->agent_socket, TRUE, error) ||
+      !check_path("console log", cfg->console_log, TRUE, error) ||
+      !check_path("shared dir", cfg->shared_dir, FALSE, error))
+    return FALSE;
+  if (strlen(cfg->agent_socket) > KV_UNIX_PATH_MAX) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "agent socket path '%s' is %zu bytes, longer than the %d a "
+                "unix socket address can hold",
+                cfg->agent_socket, strlen(cfg->agent_socket),
+                KV_UNIX_PATH_MAX);
+    return FALSE;
+  }
+  if (cfg->accel != KV_ACCEL_KVM && cfg->accel != KV_ACCEL_TCG) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "accelerator '%s' is not resolved (resolve auto to kvm or tcg "
+                "first)",
+                kv_accel_name(cfg->accel));
+    return FALSE;
+  }
+  if (cfg->vcpus < 1) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "vcpus must be at least 1");
+    return FALSE;
+  }
+  if (cfg->max_vcpus < cfg->vcpus) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "max_vcpus (%u) is below vcpus (%u)", cfg->max_vcpus,
+                cfg->vcpus);
+    return FALSE;
+  }
+  if (cfg->memory_mib < 64) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "memory %u MiB is below the minimum of 64 MiB",
+                cfg->memory_mib);
+    return FALSE;
+  }
+  if (cfg->max_memory_mib < cfg->memory_mib) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "max_memory_mib (%u) is below memory_mib (%u)",
+                cfg->max_memory_mib, cfg->memory_mib);
+    return FALSE;
+  }
+  /* q35 has 32 slots on pcie-root; libvirt needs a few for itself. */
+  if (cfg->spare_root_ports > 24) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "spare_root_ports %u is more than 24",
+                cfg->spare_root_ports);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Append one escaped, printf-formatted line. Only the format's literal
+ * text is trusted; every %s argument is escaped. */
+G_GNUC_PRINTF(2, 3)
+static void
+add(GString *xml, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *s = g_markup_vprintf_escaped(fmt, ap);
+  va_end(ap);
+  g_string_append(xml, s);
+}
+
+char *
+kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
+{
+  if (!check_config(cfg, error))
+    return NULL;
+
+  gboolean tcg = cfg->accel == KV_ACCEL_TCG;
+  gboolean mem_hotplug = cfg->max_memory_mib > cfg->memory_mib;
+  g_autoptr(GString) xml = g_string_new(NULL);
+
+  add(xml, "<domain type='%s'>\n", tcg ? "qemu" : "kvm");
+  add(xml, "  <name>%s</name>\n", cfg->name);
+  if (cfg->uuid)
+    add(xml, "  <uuid>%s</uuid>\n", cfg->uuid);
+  if (mem_hotplug)
+    add(xml, "  <maxMemory slots='8' unit='MiB'>%u</maxMemory>\n",
+        cfg->max_memory_mib);
+  add(xml, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib);
+  add(xml, "  <currentMemory unit='MiB'>%u</currentMemory>\n",
+      cfg->memory_mib);
+  if (cfg->max_vcpus > cfg->vcpus)
+    add(xml, "  <vcpu placement='static' current='%u'>%u</vcpu>\n",
+        cfg->vcpus, cfg->max_vcpus);
+  else
+    add(xml, "  <vcpu placement='static'>%u</vcpu>\n", cfg->vcpus);
+
+  add(xml, "  <os>\n"
+           "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+           "    <kernel>%s</kernel>\n"
+           "    <initrd>%s</initrd>\n",
+      cfg->kernel, cfg->initrd);
+  /* The caller's command line, untouched: what the guest needs (console,
+   * hotplug onlining) is the image's business, not the VMM's. */
+  if (cfg->cmdline && *cfg->cmdline)
+    add(xml, "    <cmdline>%s</cmdline>\n", cfg->cmdline);
+  add(xml, "  </os>\n");
+
+  /* ACPI always: q35 without it does not boot (acpi=off: no boot within
+   * 90 s) and vCPU/memory hotplug are ACPI events. The TCG translation cache
+   * defaults to 1 GiB of address space; 32 MiB cut resident memory by
+   * ~15 MiB per VM and is plenty for a kernel plus one agent. */
+  add(xml, "  <features>\n    <acpi/>\n");
+  if (tcg)
+    add(xml, "    <tcg>\n      <tb-cache unit='MiB'>32</tb-cache>\n"
+             "    </tcg>\n");
+  add(xml, "  </features>\n");
+
+  /* TCG: 'maximum' gives the guest every feature QEMU can emulate (-cpu
+   * max); KVM: the host's CPU as is, as Kata does. */
+  if (tcg)
+    add(xml, "  <cpu mode='maximum' check='none'>\n");
+  else
+    add(xml, "  <cpu mode='host-passthrough' check='none'>\n");
+  if (mem_hotplug) {
+    /* Memory hotplug needs a guest NUMA topology; one cell holding every
+     * possible vCPU and the boot memory. */
+    add(xml, "    <numa>\n"
+             "      <cell id='0' cpus='0-%u' memory='%u' unit='MiB'/>\n"
+             "    </numa>\n",
+        cfg->max_vcpus - 1, cfg->memory_mib);
+  }
+  add(xml, "  </cpu>\n");
+
+  add(xml, "  <clock offset='utc'/>\n");
+  /* A sandbox VM is never restarted in place: any exit is final, and the
+   * shim hears about it through the lifecycle event. */
+  add(xml, "  <on_poweroff>destroy</on_poweroff>\n"
+           "  <on_reboot>destroy</on_reboot>\n"
+           "  <on_crash>destroy</on_crash>\n");
+
+  add(xml, "  <devices>\n");
+  add(xml, "    <controller type='usb' model='none'/>\n");
+  add(xml, "    <controller type='pci' model='pcie-root'/>\n");
+  guint ports = cfg->spare_root_ports + ports_used_by_builtin_devices(cfg);
+  for (guint i = 0; i < ports; i++)
+    add(xml, "    <controller type='pci' model='pcie-root-port'/>\n");
+  add(xml, "    <controller type='virtio-serial' index='0'/>\n");
+  if (cfg->shared_dir)
+    add(xml, "    <filesystem type='mount' accessmode='passthrough'>\n"
+             "      <source dir='%s'/>\n"
+             "      <target dir='katavmshared'/>\n"
+             "    </filesystem>\n",
+        cfg->shared_dir);
+  add(xml, "    <serial type='file'>\n"
+           "      <source path='%s'/>\n"
+           "      <target port='0'/>\n"
+           "    </serial>\n",
+      cfg->console_log);
+  add(xml, "    <console type='file'>\n"
+           "      <source path='%s'/>\n"
+           "      <target type='serial' port='0'/>\n"
+           "    </console>\n",
+      cfg->console_log);
+  add(xml, "    <channel type='unix'>\n"
+           "      <source mode='bind' path='%s'/>\n"
+           "      <target type='virtio' name='io.katavm.agent.0'/>\n"
+           "    </channel>\n",
+      cfg->agent_socket);
+  /* No balloon: memory is resized with virtio-mem/DIMMs, and a balloon
+   * device costs boot time for nothing. */
+  add(xml, "    <memballoon model='none'/>\n");
+  add(xml, "  </devices>\n");
+  add(xml, "</domain>\n");
+
+  return g_string_free(g_steal_pointer(&xml), FALSE);
+}
