@@ -1,0 +1,143 @@
+/* lib/vmm/embed.c: preparing a root for libvirt's embedded QEMU driver
+ * (qemu:///embed?root=ROOT), which runs QEMU from our own process without
+ * libvirtd.
+ *
+ * Owns the root's qemu.conf and the link to the shared QEMU capabilities
+ * cache. A fresh root otherwise probes QEMU on first open, which takes about
+ * as long as a whole VM boot; with one root per sandbox that probe would
+ * double every start. */
+#include "vmm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The longest unix socket libvirt creates under the root is the QEMU
+ * monitor: ROOT/lib/qemu/domain-<id>-<first 20 chars of name>/monitor.sock,
+ * with <id> an int (up to 10 digits). sun_path holds 107 bytes + NUL. */
+#define KV_UNIX_PATH_MAX 107
+#define KV_EMBED_SOCKET_SUFFIX_MAX                                             \
+  (sizeof("/lib/qemu/domain-") - 1 + 10 + 1 + 20 + sizeof("/monitor.sock") - 1)
+#define KV_EMBED_ROOT_MAX (KV_UNIX_PATH_MAX - KV_EMBED_SOCKET_SUFFIX_MAX)
+
+/* user/group "+0": QEMU runs as root, like the runtime itself, so it can
+ * read kernels, initrds and shared dirs that belong to root.
+ * remember_owner = 0: otherwise libvirt records owners in XATTRs on kernel
+ * and initrd, and a second VM using the same files fails on stale ones.
+ * security_driver = "none": no SELinux/AppArmor relabelling of shared
+ * images (isolation comes from the VM boundary).
+ * namespaces = []: libvirt would otherwise start QEMU in a private mount
+ * namespace, and bind mounts the runtime adds under the 9p shared dir after
+ * boot (container rootfs, volumes) would stay invisible to the guest.
+ * stdio_handler = "file": QEMU's stderr goes to ROOT/log/qemu/NAME.log
+ * directly; there is no virtlogd next to an embedded driver. */
+static const char qemu_conf[] =
+    "# Written by libkatavm (lib/vmm/embed.c); rewritten on every prepare.\n"
+    "user = \"+0\"\n"
+    "group = \"+0\"\n"
+    "remember_owner = 0\n"
+    "security_driver = \"none\"\n"
+    "namespaces = [ ]\n"
+    "stdio_handler = \"file\"\n";
+
+static gboolean
+mkdir_p(const char *path, GError **error)
+{
+  if (g_mkdir_with_parents(path, 0700) < 0) {
+    int e = errno;
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "cannot create directory '%s': %s", path, g_strerror(e));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Make `link` a symlink to `target`. An existing correct link is kept; a
+ * link elsewhere is replaced (atomically, via rename, so a concurrent open
+ * sees either the old or the new one). A real directory is left alone: it
+ * is this root's own, already warm cache. */
+static gboolean
+link_cache(const char *link, const char *target, GError **error)
+{
+  struct stat st;
+
+  if (lstat(link, &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return TRUE;
+    if (S_ISLNK(st.st_mode)) {
+      g_autofree char *cur = g_file_read_link(link, NULL);
+      if (cur && g_str_equal(cur, target))
+        return TRUE;
+    }
+  }
+
+  g_autofree char *tmp = g_strdup_printf("%s.tmp.%d", link, (int)getpid());
+  (void)unlink(tmp);
+  if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
+    int e = errno;
+    (void)unlink(tmp);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "cannot link capabilities cache '%s' -> '%s': %s", link,
+                target, g_strerror(e));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+char *
+kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error)
+{
+  if (!root || !g_path_is_absolute(root)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "embed root '%s' is not an absolute path",
+                root ? root : "(null)");
+    return NULL;
+  }
+  if (caps_cache && !g_path_is_absolute(caps_cache)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "capabilities cache '%s' is not an absolute path", caps_cache);
+    return NULL;
+  }
+
+  /* Trailing slashes would double up in libvirt's paths; drop them so the
+   * length check below measures what libvirt will build. */
+  g_autofree char *clean = g_strdup(root);
+  for (gsize n = strlen(clean); n > 1 && clean[n - 1] == '/'; n--)
+    clean[n - 1] = '\0';
+
+  if (strlen(clean) > KV_EMBED_ROOT_MAX) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "embed root '%s' is %zu bytes; libvirt's monitor socket under "
+                "it (ROOT/lib/qemu/domain-ID-NAME/monitor.sock) would exceed "
+                "the %d-byte unix socket path limit: use a root of at most "
+                "%zu bytes",
+                clean, strlen(clean), KV_UNIX_PATH_MAX,
+                (gsize)KV_EMBED_ROOT_MAX);
+    return NULL;
+  }
+
+  g_autofree char *etc = g_build_filename(clean, "etc", NULL);
+  g_autofree char *cache = g_build_filename(clean, "cache", NULL);
+  if (!mkdir_p(etc, error) || !mkdir_p(cache, error))
+    return NULL;
+
+  g_autofree char *conf = g_build_filename(etc, "qemu.conf", NULL);
+  g_autoptr(GError) local = NULL;
+  if (!g_file_set_contents(conf, qemu_conf, -1, &local)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "cannot write '%s': %s", conf, local->message);
+    return NULL;
+  }
+
+  if (caps_cache) {
+    g_autofree char *link = g_build_filename(cache, "qemu", NULL);
+    if (!mkdir_p(caps_cache, error) || !link_cache(link, caps_cache, error))
+      return NULL;
+  }
+
+  /* libvirt parses the query like any URI: escape what a path may hold. */
+  g_autofree char *escaped = g_uri_escape_string(clean, "/", FALSE);
+  return g_strdup_printf("qemu:///embed?root=%s", escaped);
+}
