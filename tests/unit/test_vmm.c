@@ -1,0 +1,729 @@
+/* tests/unit/test_vmm.c: lib/vmm without booting anything.
+ *
+ * Domain XML is checked by handing it to libvirt's test driver
+ * (test:///default), which parses it with the same parser as the QEMU
+ * driver, and reading it back; the accelerator decision is driven through
+ * kv_accel_resolve_with so that both the KVM and the TCG branch run on any
+ * machine. A real boot under the embedded driver is out of scope here (the
+ * integration tests do that). */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "vmm.h"
+
+/* ---- helpers ---- */
+
+static KvVmConfig
+good_config(void)
+{
+  KvVmConfig cfg = {
+      .name = "sb-1",
+      .kernel = "/var/lib/katavm/vmlinux",
+      .initrd = "/var/lib/katavm/initrd.cpio",
+      .cmdline = "console=ttyS0 panic=-1",
+      .accel = KV_ACCEL_TCG,
+      .vcpus = 1,
+      .max_vcpus = 4,
+      .memory_mib = 256,
+      .max_memory_mib = 1024,
+      .agent_socket = "/run/katavm/sb-1/agent.sock",
+      .shared_dir = "/run/katavm/sb-1/shared",
+      .console_log = "/run/katavm/sb-1/console.log",
+      .spare_root_ports = 4,
+  };
+  return cfg;
+}
+
+/* Element text and attributes of a parsed document, keyed "elem" (text)
+ * and "elem@attr", each with every value seen, in document order. */
+typedef struct {
+  GHashTable *values; /* char* -> GPtrArray of char* */
+  GPtrArray *stack;   /* element names */
+} Doc;
+
+static void
+doc_add(Doc *d, const char *key, const char *value)
+{
+  GPtrArray *a = g_hash_table_lookup(d->values, key);
+  if (!a) {
+    a = g_ptr_array_new_with_free_func(g_free);
+    g_hash_table_insert(d->values, g_strdup(key), a);
+  }
+  g_ptr_array_add(a, g_strdup(value));
+}
+
+static void
+doc_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
+          const char **vals, gpointer user, GError **error)
+{
+  Doc *d = user;
+  g_ptr_array_add(d->stack, g_strdup(name));
+  for (int i = 0; attrs[i]; i++) {
+    g_autofree char *key = g_strdup_printf("%s@%s", name, attrs[i]);
+    doc_add(d, key, vals[i]);
+  }
+}
+
+static void
+doc_end(GMarkupParseContext *ctx, const char *name, gpointer user,
+        GError **error)
+{
+  Doc *d = user;
+  g_ptr_array_remove_index(d->stack, d->stack->len - 1);
+}
+
+static void
+doc_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer user,
+         GError **error)
+{
+  Doc *d = user;
+  g_autofree char *t = g_strndup(text, len);
+  if (d->stack->len && *g_strstrip(t))
+    doc_add(d, g_ptr_array_index(d->stack, d->stack->len - 1), t);
+}
+
+/* Parse `xml` (failing the test if it is not well-formed). */
+static GHashTable *
+parse_doc(const char *xml)
+{
+  static const GMarkupParser p = {doc_start, doc_end, doc_text, NULL, NULL};
+  Doc d = {
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                            (GDestroyNotify)g_ptr_array_unref),
+      g_ptr_array_new_with_free_func(g_free),
+  };
+  g_autoptr(GError) err = NULL;
+  GMarkupParseContext *ctx = g_markup_parse_context_new(&p, 0, &d, NULL);
+  gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, &err) &&
+                g_markup_parse_context_end_parse(ctx, &err);
+  g_markup_parse_context_free(ctx);
+  g_ptr_array_unref(d.stack);
+  ck_assert_msg(ok, "XML does not parse: %s\n%s", err ? err->message : "",
+                xml);
+  return d.values;
+}
+
+/* The i-th value of key, or NULL. */
+static const char *
+doc_get(GHashTable *doc, const char *key, guint i)
+{
+  GPtrArray *a = g_hash_table_lookup(doc, key);
+  return a && i < a->len ? g_ptr_array_index(a, i) : NULL;
+}
+
+static gboolean
+doc_has(GHashTable *doc, const char *key, const char *value)
+{
+  GPtrArray *a = g_hash_table_lookup(doc, key);
+  for (guint i = 0; a && i < a->len; i++)
+    if (g_str_equal(g_ptr_array_index(a, i), value))
+      return TRUE;
+  return FALSE;
+}
+
+static guint
+doc_count(GHashTable *doc, const char *key, const char *value)
+{
+  GPtrArray *a = g_hash_table_lookup(doc, key);
+  guint n = 0;
+  for (guint i = 0; a && i < a->len; i++)
+    n += g_str_equal(g_ptr_array_index(a, i), value);
+  return n;
+}
+
+/* Expect kv_vmm_domain_xml to reject cfg with KV_VMM_ERROR_INVALID and a
+ * message containing `needle`. */
+static void
+expect_invalid(const KvVmConfig *cfg, const char *needle)
+{
+  g_autoptr(GError) err = NULL;
+  g_autofree char *xml = kv_vmm_domain_xml(cfg, &err);
+  ck_assert_ptr_null(xml);
+  ck_assert_ptr_nonnull(err);
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+  ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'",
+                err->message, needle);
+}
+
+/* ---- accelerator ---- */
+
+START_TEST(accel_parse_accepts_the_three_names)
+{
+  KvAccel a = KV_ACCEL_TCG;
+  ck_assert(kv_accel_parse("auto", &a, NULL));
+  ck_assert_int_eq(a, KV_ACCEL_AUTO);
+  ck_assert(kv_accel_parse("kvm", &a, NULL));
+  ck_assert_int_eq(a, KV_ACCEL_KVM);
+  ck_assert(kv_accel_parse("TCG", &a, NULL));
+  ck_assert_int_eq(a, KV_ACCEL_TCG);
+  for (KvAccel x = KV_ACCEL_AUTO; x <= KV_ACCEL_TCG; x++) {
+    ck_assert(kv_accel_parse(kv_accel_name(x), &a, NULL));
+    ck_assert_int_eq(a, x);
+  }
+}
+END_TEST
+
+START_TEST(accel_parse_rejects_unknown_names)
+{
+  const char *bad[] = {"xen", "", "kvm ", NULL};
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GError) err = NULL;
+    KvAccel a;
+    ck_assert(!kv_accel_parse(bad[i], &a, &err));
+    ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err->message, "auto, kvm or tcg"));
+  }
+}
+END_TEST
+
+static const char cpuinfo_vmx[] =
+    "processor\t: 0\nmodel name\t: Some CPU\n"
+    "flags\t\t: fpu vme de pse tsc msr vmx sse sse2\n\n";
+static const char cpuinfo_svm[] =
+    "processor\t: 0\nflags\t\t: fpu svm lm\n\n";
+/* What a PVM guest shows: no vmx/svm flag, even though "vmx" appears
+ * elsewhere and as part of other flag names. */
+static const char cpuinfo_none[] =
+    "processor\t: 0\nmodel name\t: vmx svm lookalike\n"
+    "flags\t\t: fpu vmxe svmx lm hypervisor\n\n";
+
+START_TEST(accel_auto_is_kvm_with_flags_and_usable_dev_kvm)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  g_autofree char *reason = NULL;
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_vmx, TRUE,
+                                  "/dev/kvm present", &out, &reason, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_KVM);
+  ck_assert_msg(g_str_has_prefix(reason, "KVM:") && strstr(reason, "vmx"),
+                "%s", reason);
+
+  g_autofree char *reason2 = NULL;
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_svm, TRUE, NULL,
+                                  &out, &reason2, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_KVM);
+  ck_assert_ptr_nonnull(strstr(reason2, "svm"));
+}
+END_TEST
+
+START_TEST(accel_auto_is_tcg_on_pvm_host)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  g_autofree char *reason = NULL;
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_none, TRUE,
+                                  "/dev/kvm present", &out, &reason, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_TCG);
+  ck_assert_str_eq(reason,
+                   "TCG: CPU flags show no vmx/svm (nested virtualisation "
+                   "unavailable); /dev/kvm present but unusable for "
+                   "ordinary guests");
+}
+END_TEST
+
+START_TEST(accel_auto_is_tcg_without_dev_kvm)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  g_autofree char *reason = NULL;
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_vmx, FALSE,
+                                  "/dev/kvm: No such file or directory", &out,
+                                  &reason, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_TCG);
+  ck_assert_msg(g_str_has_prefix(reason, "TCG:") &&
+                    strstr(reason, "No such file"),
+                "%s", reason);
+
+  /* Unreadable cpuinfo proves nothing: TCG. */
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, NULL, TRUE, NULL, &out, NULL,
+                                  NULL));
+  ck_assert_int_eq(out, KV_ACCEL_TCG);
+}
+END_TEST
+
+START_TEST(accel_explicit_kvm_without_kvm_is_unsupported)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  g_autoptr(GError) err = NULL;
+  ck_assert(!kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_none, TRUE,
+                                   "/dev/kvm present", &out, NULL, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(err->message, "no vmx/svm"));
+}
+END_TEST
+
+START_TEST(accel_explicit_tcg_is_always_tcg)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_TCG, cpuinfo_vmx, TRUE, NULL, &out,
+                                  NULL, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_TCG);
+  ck_assert(kv_accel_resolve(KV_ACCEL_TCG, &out, NULL, NULL));
+  ck_assert_int_eq(out, KV_ACCEL_TCG);
+}
+END_TEST
+
+/* On the real host the answer depends on the machine; only its shape is
+ * checked. */
+START_TEST(accel_resolve_auto_on_this_host_gives_a_reason)
+{
+  KvAccel out = KV_ACCEL_AUTO;
+  g_autofree char *reason = NULL;
+  ck_assert(kv_accel_resolve(KV_ACCEL_AUTO, &out, &reason, NULL));
+  ck_assert(out == KV_ACCEL_KVM || out == KV_ACCEL_TCG);
+  ck_assert(g_str_has_prefix(reason, out == KV_ACCEL_KVM ? "KVM:" : "TCG:"));
+}
+END_TEST
+
+/* ---- domain XML ---- */
+
+START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
+{
+  KvVmConfig cfg = good_config();
+  cfg.kernel = "/tmp/a&b<c'd\"e>/vmlinux";
+  cfg.cmdline = "console=ttyS0 x=\"1 & 2\" <y>";
+  cfg.shared_dir = "/tmp/it's & <shared>";
+
+  g_autoptr(GError) err = NULL;
+  g_autofree char *xml = kv_vmm_domain_xml(&cfg, &err);
+  ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
+  ck_assert_ptr_nonnull(strstr(xml, "/tmp/a&amp;b&lt;c&apos;d&quot;e&gt;"));
+  ck_assert_ptr_null(strstr(xml, "a&b"));
+
+  /* Our own document parses and holds the raw values. */
+  g_autoptr(GHashTable) ours = parse_doc(xml);
+  ck_assert_str_eq(doc_get(ours, "kernel", 0), cfg.kernel);
+  ck_assert_str_eq(doc_get(ours, "cmdline", 0), cfg.cmdline);
+  ck_assert(doc_has(ours, "source@dir", cfg.shared_dir));
+
+  /* And libvirt's parser agrees. */
+  virConnectPtr conn = virConnectOpen("test:///default");
+  ck_assert_ptr_nonnull(conn);
+  virDomainPtr dom = virDomainDefineXML(conn, xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s",
+                virGetLastErrorMessage(), xml);
+  ck_assert_int_eq(virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG), 1);
+  ck_assert_int_eq(virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG |
+                                                   VIR_DOMAIN_VCPU_MAXIMUM),
+                   4);
+  char *back = virDomainGetXMLDesc(dom, 0);
+  ck_assert_ptr_nonnull(back);
+  g_autoptr(GHashTable) theirs = parse_doc(back);
+  free(back);
+
+  ck_assert_str_eq(doc_get(theirs, "domain@type", 0), "qemu");
+  ck_assert_str_eq(doc_get(theirs, "type@machine", 0), "q35");
+  ck_assert_str_eq(doc_get(theirs, "kernel", 0), cfg.kernel);
+  ck_assert_str_eq(doc_get(theirs, "initrd", 0), cfg.initrd);
+  ck_assert_str_eq(doc_get(theirs, "cmdline", 0), cfg.cmdline);
+  ck_assert_str_eq(doc_get(theirs, "vcpu@current", 0), "1");
+  ck_assert_str_eq(doc_get(theirs, "vcpu", 0), "4");
+  /* libvirt normalises to KiB. */
+  ck_assert_str_eq(doc_get(theirs, "maxMemory", 0), "1048576");
+  ck_assert_str_eq(doc_get(theirs, "maxMemory@slots", 0), "8");
+  ck_assert_str_eq(doc_get(theirs, "memory", 0), "262144");
+  ck_assert_str_eq(doc_get(theirs, "cell@cpus", 0), "0-3");
+  ck_assert_str_eq(doc_get(theirs, "cell@memory", 0), "262144");
+  ck_assert_str_eq(doc_get(theirs, "tb-cache", 0), "32768");
+  ck_assert(doc_has(theirs, "target@name", "io.katavm.agent.0"));
+  ck_assert(doc_has(theirs, "source@path", cfg.agent_socket));
+  ck_assert(doc_has(theirs, "source@dir", cfg.shared_dir));
+  ck_assert(doc_has(theirs, "target@dir", "katavmshared"));
+  ck_assert(doc_has(theirs, "source@path", cfg.console_log));
+  ck_assert(doc_has(theirs, "controller@model", "none"));
+  ck_assert(doc_has(theirs, "memballoon@model", "none"));
+  /* Spare ports plus one each for virtio-serial and the 9p share. */
+  ck_assert_uint_eq(doc_count(theirs, "controller@model", "pcie-root-port"),
+                    cfg.spare_root_ports + 2);
+  ck_assert_str_eq(doc_get(theirs, "on_poweroff", 0), "destroy");
+  ck_assert_str_eq(doc_get(theirs, "on_reboot", 0), "destroy");
+  ck_assert_str_eq(doc_get(theirs, "on_crash", 0), "destroy");
+  ck_assert_ptr_null(doc_get(theirs, "graphics@type", 0));
+
+  virDomainUndefine(dom);
+  virDomainFree(dom);
+  virConnectClose(conn);
+}
+END_TEST
+
+START_TEST(xml_without_hotplug_or_share_is_minimal)
+{
+  KvVmConfig cfg = good_config();
+  cfg.max_vcpus = cfg.vcpus = 2;
+  cfg.max_memory_mib = cfg.memory_mib;
+  cfg.shared_dir = NULL;
+  cfg.spare_root_ports = 0;
+  cfg.accel = KV_ACCEL_KVM;
+
+  g_autofree char *xml = kv_vmm_domain_xml(&cfg, NULL);
+  ck_assert_ptr_nonnull(xml);
+  g_autoptr(GHashTable) doc = parse_doc(xml);
+  ck_assert_str_eq(doc_get(doc, "domain@type", 0), "kvm");
+  ck_assert_ptr_null(doc_get(doc, "maxMemory", 0));
+  ck_assert_ptr_null(doc_get(doc, "cell@cpus", 0));
+  ck_assert_ptr_null(doc_get(doc, "vcpu@current", 0));
+  ck_assert_str_eq(doc_get(doc, "vcpu", 0), "2");
+  ck_assert_ptr_null(doc_get(doc, "filesystem@type", 0));
+  ck_assert_ptr_null(doc_get(doc, "tb-cache", 0));
+  ck_assert_str_eq(doc_get(doc, "cpu@mode", 0), "host-passthrough");
+  ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"), 1);
+  /* ACPI under KVM too: q35 does not boot without it. */
+  ck_assert_ptr_nonnull(strstr(xml, "<acpi/>"));
+}
+END_TEST
+
+START_TEST(xml_rejects_invalid_configs_clearly)
+{
+  KvVmConfig cfg;
+
+  cfg = good_config();
+  cfg.name = NULL;
+  expect_invalid(&cfg, "name is missing");
+  cfg.name = "a b";
+  expect_invalid(&cfg, "invalid character ' '");
+  cfg.name = "x/../y";
+  expect_invalid(&cfg, "invalid character '/'");
+  cfg.name = "<x>";
+  expect_invalid(&cfg, "invalid character '<'");
+
+  cfg = good_config();
+  cfg.uuid = "not-a-uuid";
+  expect_invalid(&cfg, "not a valid UUID");
+
+  cfg = good_config();
+  cfg.kernel = NULL;
+  expect_invalid(&cfg, "kernel is missing");
+  cfg = good_config();
+  cfg.initrd = "initrd.cpio";
+  expect_invalid(&cfg, "initrd 'initrd.cpio' is not an absolute path");
+  cfg = good_config();
+  cfg.agent_socket = "";
+  expect_invalid(&cfg, "agent socket is missing");
+  cfg = good_config();
+  cfg.console_log = NULL;
+  expect_invalid(&cfg, "console log is missing");
+  cfg = good_config();
+  cfg.shared_dir = "shared";
+  expect_invalid(&cfg, "shared dir 'shared' is not an absolute path");
+
+  cfg = good_config();
+  g_autofree char *long_sock = g_strnfill(120, 'a');
+  long_sock[0] = '/';
+  cfg.agent_socket = long_sock;
+  expect_invalid(&cfg, "longer than the 107");
+
+  cfg = good_config();
+  cfg.accel = KV_ACCEL_AUTO;
+  expect_invalid(&cfg, "not resolved");
+
+  cfg = good_config();
+  cfg.vcpus = 0;
+  expect_invalid(&cfg, "vcpus must be at least 1");
+  cfg = good_config();
+  cfg.vcpus = 4;
+  cfg.max_vcpus = 2;
+  expect_invalid(&cfg, "max_vcpus (2) is below vcpus (4)");
+  cfg = good_config();
+  cfg.memory_mib = 32;
+  expect_invalid(&cfg, "below the minimum of 64 MiB");
+  cfg = good_config();
+  cfg.max_memory_mib = 128;
+  expect_invalid(&cfg, "max_memory_mib (128) is below memory_mib (256)");
+
+  g_autoptr(GError) err = NULL;
+  ck_assert_ptr_null(kv_vmm_domain_xml(NULL, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+}
+END_TEST
+
+/* ---- embedded-driver root ---- */
+
+static char *
+make_tmpdir(void)
+{
+  /* Under /tmp, not $TMPDIR: embedded roots must stay short. */
+  char *dir = g_strdup("/tmp/kvvmm-XXXXXX");
+  ck_assert_msg(g_mkdtemp(dir) != NULL, "mkdtemp: %s", g_strerror(errno));
+  return dir;
+}
+
+static void
+rm_rf(const char *path)
+{
+  g_autofree char *cmd = NULL;
+  g_autofree char *quoted = g_shell_quote(path);
+  cmd = g_strdup_printf("rm -rf %s", quoted);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(embed_prepare_writes_conf_and_links_caps_cache)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *root = g_build_filename(tmp, "r", NULL);
+  g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
+  g_autoptr(GError) err = NULL;
+
+  g_autofree char *uri = kv_vmm_embed_prepare(root, caps, &err);
+  ck_assert_msg(uri != NULL, "%s", err ? err->message : "");
+  g_autofree char *want_uri = g_strdup_printf("qemu:///embed?root=%s", root);
+  ck_assert_str_eq(uri, want_uri);
+
+  g_autofree char *conf = g_build_filename(root, "etc", "qemu.conf", NULL);
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(conf, &text, NULL, NULL));
+  const char *lines[] = {"user = \"+0\"\n", "group = \"+0\"\n",
+                         "remember_owner = 0\n",
+                         "security_driver = \"none\"\n",
+                         "namespaces = [ ]\n"};
+  for (gsize i = 0; i < G_N_ELEMENTS(lines); i++)
+    ck_assert_msg(strstr(text, lines[i]), "qemu.conf lacks %s", lines[i]);
+
+  /* The cache dir is created and ROOT/cache/qemu points at it. */
+  ck_assert(g_file_test(caps, G_FILE_TEST_IS_DIR));
+  g_autofree char *link = g_build_filename(root, "cache", "qemu", NULL);
+  g_autofree char *target = g_file_read_link(link, NULL);
+  ck_assert_ptr_nonnull(target);
+  ck_assert_str_eq(target, caps);
+
+  /* Preparing again is harmless; a link elsewhere is repointed. */
+  g_autofree char *uri2 = kv_vmm_embed_prepare(root, caps, NULL);
+  ck_assert_str_eq(uri2, uri);
+  g_autofree char *caps2 = g_build_filename(tmp, "caps2", NULL);
+  g_autofree char *uri3 = kv_vmm_embed_prepare(root, caps2, NULL);
+  ck_assert_ptr_nonnull(uri3);
+  g_autofree char *target2 = g_file_read_link(link, NULL);
+  ck_assert_str_eq(target2, caps2);
+
+  /* Without a shared cache the root keeps its own. */
+  g_autofree char *root2 = g_build_filename(tmp, "r2", NULL);
+  g_autofree char *uri4 = kv_vmm_embed_prepare(root2, NULL, NULL);
+  ck_assert_ptr_nonnull(uri4);
+  g_autofree char *link2 = g_build_filename(root2, "cache", "qemu", NULL);
+  ck_assert(!g_file_test(link2, G_FILE_TEST_EXISTS));
+
+  rm_rf(tmp);
+}
+END_TEST
+
+START_TEST(embed_prepare_rejects_long_and_relative_roots)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
+  g_autofree char *name = g_strnfill(60, 'r');
+  g_autofree char *root = g_build_filename(tmp, name, NULL);
+  g_autoptr(GError) err = NULL;
+
+  ck_assert_ptr_null(kv_vmm_embed_prepare(root, caps, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+  ck_assert_msg(strstr(err->message, root) &&
+                    strstr(err->message, "unix socket path limit"),
+                "%s", err->message);
+  /* Nothing was created for the rejected root. */
+  ck_assert(!g_file_test(root, G_FILE_TEST_EXISTS));
+
+  g_clear_error(&err);
+  ck_assert_ptr_null(kv_vmm_embed_prepare("run/katavm", caps, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+  ck_assert_ptr_nonnull(strstr(err->message, "not an absolute path"));
+
+  rm_rf(tmp);
+}
+END_TEST
+
+/* ---- connection ---- */
+
+START_TEST(open_unreachable_uri_fails_quickly_with_connect_error)
+{
+  const char *uris[] = {"qemu+tcp://127.0.0.1:1/system",
+                        "qemu:///nonexistent"};
+  for (gsize i = 0; i < G_N_ELEMENTS(uris); i++) {
+    g_autoptr(GError) err = NULL;
+    gint64 t0 = g_get_monotonic_time();
+    KvVmm *vmm = kv_vmm_open(uris[i], &err);
+    gint64 took = g_get_monotonic_time() - t0;
+    ck_assert_ptr_null(vmm);
+    ck_assert_int_eq(err->code, KV_VMM_ERROR_CONNECT);
+    ck_assert_msg(strstr(err->message, uris[i]), "%s", err->message);
+    /* The libvirt reason follows ours. */
+    ck_assert_msg(strlen(err->message) > strlen(uris[i]) + 30, "%s",
+                  err->message);
+    ck_assert_msg(took < 5 * G_USEC_PER_SEC, "%s took %" G_GINT64_FORMAT " us",
+                  uris[i], took);
+  }
+}
+END_TEST
+
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  char *domain;
+  KvVmEvent ev;
+  int count;
+} EventLog;
+
+static void
+record_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user)
+{
+  EventLog *log = user;
+  g_mutex_lock(&log->lock);
+  g_free(log->domain);
+  log->domain = g_strdup(domain);
+  log->ev = ev;
+  log->count++;
+  g_cond_broadcast(&log->cond);
+  g_mutex_unlock(&log->lock);
+}
+
+/* test:///default starts with one running domain, "test". */
+START_TEST(test_driver_list_destroy_and_stopped_event)
+{
+  g_autoptr(GError) err = NULL;
+  KvVmm *vmm = kv_vmm_open("test:///default", &err);
+  ck_assert_msg(vmm != NULL, "%s", err ? err->message : "");
+
+  EventLog log = {0};
+  g_mutex_init(&log.lock);
+  g_cond_init(&log.cond);
+  kv_vmm_set_event_handler(vmm, record_event, &log);
+
+  g_auto(GStrv) names = kv_vmm_list(vmm, &err);
+  ck_assert_ptr_nonnull(names);
+  ck_assert(g_strv_contains((const char *const *)names, "test"));
+  ck_assert(kv_vmm_is_running(vmm, "test"));
+  /* Not a QEMU URI: no pid to report. */
+  ck_assert_int_eq(kv_vmm_qemu_pid(vmm, "test"), 0);
+
+  ck_assert(kv_vmm_destroy(vmm, "test", &err));
+  ck_assert(!kv_vmm_is_running(vmm, "test"));
+  ck_assert(kv_vmm_wait_stopped(vmm, "test", 1000));
+  /* Gone already, and never existed: both success. */
+  ck_assert(kv_vmm_destroy(vmm, "test", NULL));
+  ck_assert(kv_vmm_destroy(vmm, "no-such-domain", NULL));
+  ck_assert(!kv_vmm_is_running(vmm, "no-such-domain"));
+
+  /* The lifecycle event arrives through the event-loop thread. */
+  gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  g_mutex_lock(&log.lock);
+  while (log.count == 0 && g_cond_wait_until(&log.cond, &log.lock, deadline))
+    ;
+  ck_assert_int_ge(log.count, 1);
+  ck_assert_str_eq(log.domain, "test");
+  ck_assert_int_eq(log.ev, KV_VM_EVENT_STOPPED);
+  g_mutex_unlock(&log.lock);
+
+  kv_vmm_close(vmm);
+  g_free(log.domain);
+}
+END_TEST
+
+START_TEST(test_driver_start_transient_domain)
+{
+  g_autoptr(GError) err = NULL;
+  KvVmm *vmm = kv_vmm_open("test:///default", &err);
+  ck_assert_ptr_nonnull(vmm);
+
+  KvVmConfig cfg = good_config();
+  ck_assert_msg(kv_vmm_start(vmm, &cfg, &err), "%s",
+                err ? err->message : "");
+  ck_assert(kv_vmm_is_running(vmm, cfg.name));
+  g_auto(GStrv) names = kv_vmm_list(vmm, NULL);
+  ck_assert(g_strv_contains((const char *const *)names, cfg.name));
+
+  /* A second domain of the same name is libvirt's error, passed on. */
+  ck_assert(!kv_vmm_start(vmm, &cfg, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_LIBVIRT);
+  ck_assert_ptr_nonnull(strstr(err->message, "cannot start domain 'sb-1': "));
+  g_clear_error(&err);
+
+  /* An invalid config never reaches libvirt. */
+  cfg.vcpus = 0;
+  ck_assert(!kv_vmm_start(vmm, &cfg, &err));
+  ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+
+  ck_assert(kv_vmm_destroy(vmm, "sb-1", NULL));
+  ck_assert(kv_vmm_wait_stopped(vmm, "sb-1", 1000));
+  kv_vmm_close(vmm);
+}
+END_TEST
+
+/* Opening an embedded root needs root (user "+0") and the QEMU driver
+ * module; the capabilities are probed lazily, so this stays fast. */
+START_TEST(embed_open_empty_root)
+{
+  if (geteuid() != 0 ||
+      !g_file_test("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/"
+                   "libvirt_driver_qemu.so",
+                   G_FILE_TEST_EXISTS))
+    return;
+
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *root = g_build_filename(tmp, "r", NULL);
+  g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
+  g_autoptr(GError) err = NULL;
+  g_autofree char *uri = kv_vmm_embed_prepare(root, caps, &err);
+  ck_assert_ptr_nonnull(uri);
+
+  KvVmm *vmm = kv_vmm_open(uri, &err);
+  ck_assert_msg(vmm != NULL, "%s", err ? err->message : "");
+  g_auto(GStrv) names = kv_vmm_list(vmm, &err);
+  ck_assert_ptr_nonnull(names);
+  ck_assert_uint_eq(g_strv_length(names), 0);
+  ck_assert(!kv_vmm_is_running(vmm, "sb-1"));
+  ck_assert_int_eq(kv_vmm_qemu_pid(vmm, "sb-1"), 0);
+  ck_assert(kv_vmm_destroy(vmm, "sb-1", NULL));
+  kv_vmm_close(vmm);
+  rm_rf(tmp);
+}
+END_TEST
+
+static Suite *
+vmm_suite(void)
+{
+  Suite *s = suite_create("vmm");
+
+  TCase *accel = tcase_create("accel");
+  tcase_add_test(accel, accel_parse_accepts_the_three_names);
+  tcase_add_test(accel, accel_parse_rejects_unknown_names);
+  tcase_add_test(accel, accel_auto_is_kvm_with_flags_and_usable_dev_kvm);
+  tcase_add_test(accel, accel_auto_is_tcg_on_pvm_host);
+  tcase_add_test(accel, accel_auto_is_tcg_without_dev_kvm);
+  tcase_add_test(accel, accel_explicit_kvm_without_kvm_is_unsupported);
+  tcase_add_test(accel, accel_explicit_tcg_is_always_tcg);
+  tcase_add_test(accel, accel_resolve_auto_on_this_host_gives_a_reason);
+  suite_add_tcase(s, accel);
+
+  TCase *xml = tcase_create("xml");
+  tcase_add_test(xml, xml_escapes_values_and_libvirt_reads_them_back);
+  tcase_add_test(xml, xml_without_hotplug_or_share_is_minimal);
+  tcase_add_test(xml, xml_rejects_invalid_configs_clearly);
+  suite_add_tcase(s, xml);
+
+  TCase *embed = tcase_create("embed");
+  tcase_add_test(embed, embed_prepare_writes_conf_and_links_caps_cache);
+  tcase_add_test(embed, embed_prepare_rejects_long_and_relative_roots);
+  suite_add_tcase(s, embed);
+
+  TCase *conn = tcase_create("connection");
+  tcase_set_timeout(conn, 30);
+  tcase_add_test(conn, open_unreachable_uri_fails_quickly_with_connect_error);
+  tcase_add_test(conn, test_driver_list_destroy_and_stopped_event);
+  tcase_add_test(conn, test_driver_start_transient_domain);
+  tcase_add_test(conn, embed_open_empty_root);
+  suite_add_tcase(s, conn);
+
+  return s;
+}
+
+int
+main(void)
+{
+  SRunner *sr = srunner_create(vmm_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
