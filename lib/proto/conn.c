@@ -144,7 +144,7 @@ on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
             gpointer data)
 {
   KvConn *c = data;
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   g_autoptr(GError) err = NULL;
 
   if (!conn_try_write(c, &err)) {
@@ -183,7 +183,7 @@ conn_shutdown(KvConn *c, GError *why, gboolean notify)
     g_clear_error(&why);
     return;
   }
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   c->closed = TRUE;
   c->close_error = why != NULL
                        ? why
@@ -331,7 +331,7 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
             gpointer data)
 {
   KvConn *c = data;
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   g_autoptr(GError) err = NULL;
 
   for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
@@ -581,7 +581,7 @@ call_timed_out(gpointer p)
 {
   KvCall *call = p;
   KvConn *c = call->conn;
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
 
   g_hash_table_steal(c->calls, GUINT_TO_POINTER(call->id));
   /* We are inside this source's dispatch; glib keeps it alive until we
@@ -673,7 +673,7 @@ kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params,
                   guint timeout_ms, GError **error)
 {
   g_return_val_if_fail(c != NULL && method != NULL, NULL);
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   KvSyncCall s = {0};
 
   kv_conn_call(c, method, params, timeout_ms, sync_reply, &s);
@@ -699,7 +699,7 @@ gboolean
 kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error)
 {
   g_return_val_if_fail(c != NULL, FALSE);
-  g_autoptr(KvConn) hold = kv_conn_ref(c);
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   gboolean timed_out = FALSE;
   GSource *t = NULL;
 

@@ -758,8 +758,8 @@ START_TEST(test_conn_hello_exchange)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   ck_assert(!kv_conn_is_ready(a));
   ck_assert_ptr_null(kv_conn_peer_role(a));
   g_autoptr(GError) err = NULL;
@@ -780,8 +780,8 @@ START_TEST(test_conn_request_answered)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "client", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "client", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
   g_autoptr(GError) err = NULL;
   g_autoptr(JsonObject) params = json_object_new();
   json_object_set_int_member(params, "n", 41);
@@ -800,7 +800,7 @@ START_TEST(test_conn_request_answered)
   int fds2[2];
   make_pair(fds2);
   g_autoptr(KvConn) c = kv_conn_new(fds2[0], "client", &handlers, &pa, NULL);
-  g_autoptr(KvConn) d = kv_conn_new(fds2[1], "shim", &none, NULL, NULL);
+  g_autoptr(KvConn) d G_GNUC_UNUSED = kv_conn_new(fds2[1], "shim", &none, NULL, NULL);
   g_autoptr(GError) err2 = NULL;
   ck_assert_ptr_null(kv_conn_call_sync(c, "x", NULL, 2000, &err2));
   ck_assert(g_error_matches(err2, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE));
@@ -815,8 +815,8 @@ START_TEST(test_conn_remote_error)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.reply_error = TRUE};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   g_autoptr(GError) err = NULL;
   ck_assert_ptr_null(kv_conn_call_sync(a, "check", NULL, 2000, &err));
   ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE));
@@ -854,7 +854,7 @@ START_TEST(test_conn_pending_call_fails_on_peer_close)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.close_on_request = TRUE};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   KvConn *b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   Reply r1 = {0}, r2 = {0};
   kv_conn_call(a, "one", NULL, 0, on_reply, &r1);
@@ -921,7 +921,7 @@ START_TEST(test_conn_unref_inside_callback)
   make_pair(fds);
   Peer pa = {0}, pb = {.ignore_method = "y"};
   KvConn *a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   Reply r = {.unref_conn = TRUE};
   Reply r2 = {0};
   kv_conn_call(a, "x", NULL, 2000, on_reply, &r);
@@ -969,7 +969,7 @@ START_TEST(test_conn_garbage_peer)
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   Reply r = {0};
   kv_conn_call(a, "x", NULL, 0, on_reply, &r);
   const char junk[] = "GET / HTTP/1.1\r\nHost: evil\r\n\r\n";
@@ -1024,7 +1024,7 @@ START_TEST(test_conn_version_mismatch)
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   g_autoptr(GBytes) hello = text_frame(
       KV_FRAME_HELLO, 0,
       "{\"proto\":2,\"role\":\"agent\",\"version\":\"2.0.0\"}");
@@ -1051,7 +1051,7 @@ expect_closed_by(GBytes *first, GBytes *second, int code)
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   raw_write(fds[1], first);
   if (second)
     raw_write(fds[1], second);
@@ -1097,7 +1097,7 @@ START_TEST(test_conn_unknown_response_ignored)
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   g_autoptr(GBytes) hello = kv_hello_encode("agent", "1");
   g_autoptr(GBytes) resp =
       text_frame(KV_FRAME_RESPONSE, 0, "{\"id\":999,\"result\":{}}");
@@ -1120,8 +1120,8 @@ START_TEST(test_conn_call_timeout)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.no_reply = TRUE};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   g_autoptr(GError) err = NULL;
   gint64 t0 = g_get_monotonic_time();
   ck_assert_ptr_null(kv_conn_call_sync(a, "slow", NULL, 100, &err));
@@ -1146,7 +1146,7 @@ START_TEST(test_conn_wait_ready_timeout)
 {
   int fds[2];
   make_pair(fds);
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, NULL, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, NULL, NULL);
   g_autoptr(GError) err = NULL;
   ck_assert(!kv_conn_wait_ready(a, 50, &err));
   ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT));
@@ -1159,8 +1159,8 @@ START_TEST(test_conn_streams_and_events)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   ck_assert(kv_conn_wait_ready(a, 2000, NULL));
 
   /* A full-size DATA frame plus small ones; bytes arrive intact. */
@@ -1213,7 +1213,7 @@ START_TEST(test_conn_backpressure_and_flush)
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   /* The raw peer never reads: our queue fills and kv_conn_pending says so. */
   g_autofree guint8 *chunk = g_malloc0(64 * 1024);
   for (int i = 0; i < 64 && kv_conn_pending(a) == 0; i++)
@@ -1240,8 +1240,8 @@ START_TEST(test_conn_nested_call_sync_in_handler)
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
-  g_autoptr(KvConn) a = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "agent", &handlers, &pb, NULL);
   pb.nested_peer = a; /* b's handler calls back into a, blocking */
   g_autoptr(GError) err = NULL;
   g_autoptr(JsonObject) res = kv_conn_call_sync(a, "outer", NULL, 5000, &err);
@@ -1277,7 +1277,7 @@ START_TEST(test_conn_call_sync_other_thread_context)
   int fds[2];
   make_pair(fds);
   Peer pb = {0};
-  g_autoptr(KvConn) b = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
   GThread *t = g_thread_new("caller", thread_caller, GINT_TO_POINTER(fds[0]));
   PUMP_UNTIL(pb.requests == 1, 5000);
   g_autoptr(JsonObject) res = g_thread_join(t);
