@@ -47,7 +47,8 @@ struct _KvConn {
   gsize pending; /* unwritten bytes in outq */
 
   gboolean closed;
-  GError *close_error; /* why it closed; for waiters */
+  GError *close_error;    /* why it closed; for waiters */
+  GError *deferred_error; /* a failure waiting for conn_fail_later's idle */
   char *peer_role;
   char *peer_version;
 
@@ -158,20 +159,63 @@ on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+deferred_fail_dispatch(gpointer p)
+{
+  KvConn *c = p;
+  GError *why = g_steal_pointer(&c->deferred_error);
+  if (why != NULL)
+    conn_shutdown(c, why, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Closes the conn (with on_closed) from the main loop rather than from the
+ * caller's stack, so that a send never runs on_closed under its caller. */
+static void
+conn_fail_later(KvConn *c, GError *why)
+{
+  if (c->closed || c->deferred_error != NULL) {
+    g_error_free(why);
+    return;
+  }
+  c->deferred_error = why;
+  g_autoptr(GSource) src = g_idle_source_new();
+  g_source_set_callback(src, deferred_fail_dispatch, kv_conn_ref(c),
+                        (GDestroyNotify)kv_conn_unref);
+  g_source_set_name(src, "katavm-conn-fail");
+  g_source_attach(src, c->ctx);
+}
+
 /* Queues an encoded frame and writes right away when nothing is ahead of
  * it. Errors are left to the writer source so that callers never see
  * on_closed run inside their own send call. */
-static void
-conn_enqueue(KvConn *c, GBytes *frame)
+static gboolean
+conn_enqueue(KvConn *c, GBytes *frame, GError **error)
 {
+  gsize size = g_bytes_get_size(frame);
+  /* Callers pace DATA with kv_conn_pending(); this cap is the backstop for
+   * a peer that floods us with requests and never reads the replies. */
+  if (c->deferred_error != NULL || c->pending + size > KV_CONN_MAX_PENDING) {
+    g_bytes_unref(frame);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                "peer is not reading: %" G_GSIZE_FORMAT
+                " bytes queued (limit %u)",
+                c->pending, KV_CONN_MAX_PENDING);
+    conn_fail_later(c, g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                                   "peer is not reading: more than %u bytes "
+                                   "queued for it",
+                                   KV_CONN_MAX_PENDING));
+    return FALSE;
+  }
   gboolean was_empty = g_queue_is_empty(&c->outq);
-  c->pending += g_bytes_get_size(frame);
+  c->pending += size;
   g_queue_push_tail(&c->outq, frame);
   if (was_empty) {
     g_autoptr(GError) ignored = NULL;
     conn_try_write(c, &ignored);
   }
   conn_arm_writer(c);
+  return TRUE;
 }
 
 /* ---- closing ---- */
@@ -405,7 +449,7 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
   g_source_set_can_recurse(c->in_src, TRUE);
   g_source_attach(c->in_src, c->ctx);
 
-  conn_enqueue(c, kv_hello_encode(role, NULL));
+  conn_enqueue(c, kv_hello_encode(role, NULL), NULL);
   return c;
 }
 
@@ -433,6 +477,7 @@ kv_conn_unref(KvConn *c)
   }
   g_hash_table_unref(c->calls);
   g_clear_error(&c->close_error);
+  g_clear_error(&c->deferred_error);
   g_main_context_unref(c->ctx);
   g_free(c->role);
   g_free(c->peer_role);
@@ -485,8 +530,7 @@ conn_send_bytes(KvConn *c, GBytes *frame, GError **error)
   }
   if (frame == NULL)
     return FALSE;
-  conn_enqueue(c, frame);
-  return TRUE;
+  return conn_enqueue(c, frame, error);
 }
 
 gboolean
@@ -644,7 +688,8 @@ kv_conn_call(KvConn *c, const char *method, JsonObject *params,
     g_source_attach(call->timeout, c->ctx);
   }
   g_hash_table_insert(c->calls, GUINT_TO_POINTER(id), call);
-  conn_enqueue(c, frame);
+  /* On overflow the conn is failing; the call then fails with it. */
+  conn_enqueue(c, frame, NULL);
 }
 
 typedef struct {
@@ -744,7 +789,7 @@ kv_conn_reply(KvConn *c, guint32 id, JsonObject *result)
     g_debug("katavm: reply %u not sent: %s", id,
             err != NULL ? err->message : "?");
     /* Too large a result must not leave the peer waiting forever. */
-    if (err != NULL && !c->closed)
+    if (g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE))
       kv_conn_reply_error(c, id, EMSGSIZE, err->message);
   }
 }

@@ -242,6 +242,11 @@ gboolean kv_window_on_data(KvWindow *w, gsize len, GError **error);
 guint32 kv_window_grant(KvWindow *w, guint32 n); /* returns amount granted */
 gboolean kv_window_on_credit(KvWindow *w, guint32 n, GError **error);
 gboolean kv_window_on_send(KvWindow *w, gsize len, GError **error);
+/* Hard cap on kv_conn_pending(): a send that would exceed it fails with
+ * KV_PROTO_ERROR_FLOW and the conn is closed (on_closed, same code) from the
+ * main loop. It only guards against a peer that never reads; callers should
+ * pace DATA well below it. */
+#define KV_CONN_MAX_PENDING (64u * 1024u * 1024u)
 /* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
 gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
                              GError **error);

@@ -1235,6 +1235,32 @@ START_TEST(test_conn_backpressure_and_flush)
 }
 END_TEST
 
+START_TEST(test_conn_write_queue_cap)
+{
+  /* A peer that never reads cannot make our queue grow without bound. */
+  int fds[2];
+  make_pair(fds);
+  Peer pa = {0};
+  g_autoptr(KvConn) a G_GNUC_UNUSED =
+      kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autofree guint8 *chunk = g_malloc0(KV_FRAME_MAX_PAYLOAD);
+  g_autoptr(GError) err = NULL;
+  guint sent = 0;
+  while (kv_conn_send(a, KV_FRAME_DATA, 1, chunk, KV_FRAME_MAX_PAYLOAD, &err))
+    ck_assert_uint_lt(++sent, 200);
+  ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW));
+  ck_assert_uint_le(kv_conn_pending(a), KV_CONN_MAX_PENDING);
+  ck_assert_uint_ge(sent, KV_CONN_MAX_PENDING / KV_FRAME_MAX_PAYLOAD - 1);
+  ck_assert_int_eq(pa.closed_calls, 0); /* never from inside the send */
+  PUMP_UNTIL(pa.closed_calls == 1, 2000);
+  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR,
+                            KV_PROTO_ERROR_FLOW));
+  ck_assert_uint_eq(kv_conn_pending(a), 0);
+  close(fds[1]);
+  peer_clear(&pa);
+}
+END_TEST
+
 START_TEST(test_conn_nested_call_sync_in_handler)
 {
   int fds[2];
@@ -1342,6 +1368,7 @@ proto_suite(void)
   tcase_add_test(conn, test_conn_wait_ready_timeout);
   tcase_add_test(conn, test_conn_streams_and_events);
   tcase_add_test(conn, test_conn_backpressure_and_flush);
+  tcase_add_test(conn, test_conn_write_queue_cap);
   tcase_add_test(conn, test_conn_nested_call_sync_in_handler);
   tcase_add_test(conn, test_conn_call_sync_other_thread_context);
   suite_add_tcase(s, conn);
