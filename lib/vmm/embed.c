@@ -27,7 +27,9 @@
  * remember_owner = 0: otherwise libvirt records owners in XATTRs on kernel
  * and initrd, and a second VM using the same files fails on stale ones.
  * security_driver = "none": no SELinux/AppArmor relabelling of shared
- * images (isolation comes from the VM boundary).
+ * images (isolation comes from the VM boundary); security_default_confined
+ * = 0 says the same for the default policy, and keeps libvirt from
+ * printing a warning about it to stderr on every open.
  * namespaces = []: libvirt would otherwise start QEMU in a private mount
  * namespace, and bind mounts the runtime adds under the 9p shared dir after
  * boot (container rootfs, volumes) would stay invisible to the guest.
@@ -39,6 +41,7 @@ static const char qemu_conf[] =
     "group = \"+0\"\n"
     "remember_owner = 0\n"
     "security_driver = \"none\"\n"
+    "security_default_confined = 0\n"
     "namespaces = [ ]\n"
     "stdio_handler = \"file\"\n";
 

@@ -112,22 +112,37 @@ last_error_code(void)
 
 /* ---- pid files ---- */
 
-/* Where the QEMU driver keeps NAME.pid: ROOT/run/qemu for the embedded
- * driver, /run/libvirt/qemu for qemu:///system. Remote or unknown URIs
- * give NULL: a pid on another host means nothing to us. */
+/* A URI that reaches libvirt over the network ("qemu+tcp://host/...",
+ * "qemu://host/...") rather than in-process or over a local socket. */
+static gboolean
+uri_is_remote(const char *uri)
+{
+  g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED_QUERY, NULL);
+  if (!u)
+    return FALSE;
+  const char *host = g_uri_get_host(u);
+  return strchr(g_uri_get_scheme(u), '+') != NULL || (host && *host);
+}
+
+/* Where the QEMU driver keeps NAME.pid (libvirt's stateDir): ROOT/run/qemu
+ * for the embedded driver, /run/libvirt/qemu for qemu:///system,
+ * $XDG_RUNTIME_DIR/libvirt/qemu/run for qemu:///session. Remote or other
+ * URIs give NULL: a pid on another host means nothing to us. */
 static char *
 pid_dir_for_uri(const char *uri)
 {
+  if (uri_is_remote(uri))
+    return NULL;
   g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED_QUERY, NULL);
   if (!u || !g_str_equal(g_uri_get_scheme(u), "qemu"))
-    return NULL;
-  const char *host = g_uri_get_host(u);
-  if (host && *host)
     return NULL;
   const char *path = g_uri_get_path(u);
 
   if (g_str_equal(path, "/system"))
     return g_strdup("/run/libvirt/qemu");
+  if (g_str_equal(path, "/session"))
+    return g_build_filename(g_get_user_runtime_dir(), "libvirt", "qemu",
+                            "run", NULL);
   if (g_str_equal(path, "/embed") && g_uri_get_query(u)) {
     g_autoptr(GHashTable) params =
         g_uri_parse_params(g_uri_get_query(u), -1, "&", G_URI_PARAMS_NONE,
@@ -191,11 +206,6 @@ kv_vmm_open(const char *uri, GError **error)
     return NULL;
   }
 
-  /* A libvirtd that dies should not leave us waiting forever. Local and
-   * embedded connections do not support keepalive; that is fine. */
-  (void)virConnectSetKeepAlive(conn, 5, 3);
-  virResetLastError();
-
   KvVmm *vmm = g_new0(KvVmm, 1);
   vmm->refs = 1;
   g_mutex_init(&vmm->lock);
@@ -208,6 +218,11 @@ kv_vmm_open(const char *uri, GError **error)
     free(actual);
   }
   vmm->pid_dir = pid_dir_for_uri(vmm->uri);
+
+  /* A remote libvirtd that dies or becomes unreachable should not leave
+   * calls hanging forever. In-process drivers have no keepalive. */
+  if (uri_is_remote(vmm->uri) && virConnectSetKeepAlive(conn, 5, 3) < 0)
+    virResetLastError();
 
   g_atomic_int_inc(&vmm->refs);
   vmm->lifecycle_id = virConnectDomainEventRegisterAny(

@@ -478,6 +478,7 @@ START_TEST(embed_prepare_writes_conf_and_links_caps_cache)
   const char *lines[] = {"user = \"+0\"\n", "group = \"+0\"\n",
                          "remember_owner = 0\n",
                          "security_driver = \"none\"\n",
+                         "security_default_confined = 0\n",
                          "namespaces = [ ]\n"};
   for (gsize i = 0; i < G_N_ELEMENTS(lines); i++)
     ck_assert_msg(strstr(text, lines[i]), "qemu.conf lacks %s", lines[i]);
