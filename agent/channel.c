@@ -24,8 +24,11 @@
 
 #define PORTS_SYSFS "/sys/class/virtio-ports"
 /* The port shows up some milliseconds after virtio_console loads (the host
- * announces it over the control queue); poll for it quickly. */
-#define SEARCH_INTERVAL_MS 5
+ * announces it over the control queue): poll for it quickly at first, then
+ * slowly until the deadline. */
+#define SEARCH_INTERVAL_FAST_MS 5
+#define SEARCH_INTERVAL_SLOW_MS 100
+#define SEARCH_FAST_US (1 * G_USEC_PER_SEC)
 #define SEARCH_TIMEOUT_US (30 * G_USEC_PER_SEC)
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
@@ -36,7 +39,7 @@ static struct {
   KvConn *conn; /* serving a host */
   guint timer;
   guint backoff_ms;
-  gint64 search_deadline;
+  gint64 search_started;
   gboolean exit_on_close; /* test mode */
   gboolean opened_once;
   AgentChannelOpenedFunc first_open;
@@ -133,7 +136,7 @@ on_closed(KvConn *c, const GError *why, gpointer user)
    * that died before (garbage, an instant close) makes us back off more. */
   if (had_host)
     ch.backoff_ms = BACKOFF_MIN_MS;
-  ch.search_deadline = g_get_monotonic_time() + SEARCH_TIMEOUT_US;
+  ch.search_started = g_get_monotonic_time();
   schedule(next_backoff());
 }
 
@@ -158,11 +161,13 @@ open_port(void)
 {
   g_autofree char *dev = find_port(ch.name);
   if (dev == NULL) {
-    if (g_get_monotonic_time() > ch.search_deadline)
+    gint64 searching = g_get_monotonic_time() - ch.search_started;
+    if (searching > SEARCH_TIMEOUT_US)
       agent_fatal("no virtio-serial port named \"%s\": is the agent "
                   "channel configured?",
                   ch.name);
-    schedule(SEARCH_INTERVAL_MS);
+    schedule(searching < SEARCH_FAST_US ? SEARCH_INTERVAL_FAST_MS
+                                        : SEARCH_INTERVAL_SLOW_MS);
     return FALSE;
   }
   int fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -240,7 +245,7 @@ agent_channel_start_port(const char *name, AgentChannelOpenedFunc first_open,
   g_return_if_fail(ch.name == NULL);
   ch.name = g_strdup(name);
   ch.backoff_ms = BACKOFF_MIN_MS;
-  ch.search_deadline = g_get_monotonic_time() + SEARCH_TIMEOUT_US;
+  ch.search_started = g_get_monotonic_time();
   ch.first_open = first_open;
   ch.first_open_user = user;
   step(NULL);
