@@ -95,19 +95,21 @@ static GLogWriterOutput
 glib_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
             gpointer user)
 {
-  const char *msg = NULL;
+  const char *msg = "(no message)";
+  int len = -1; /* NUL-terminated unless the field says otherwise */
   for (gsize i = 0; i < n_fields; i++) {
-    if (g_strcmp0(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0) {
+    if (g_strcmp0(fields[i].key, "MESSAGE") == 0) {
       msg = fields[i].value;
+      len = fields[i].length < 0 ? -1 : (int)MIN(fields[i].length, 1000);
       break;
     }
   }
-  if (msg == NULL)
-    msg = "(no message)";
+  if (len < 0)
+    len = (int)MIN(strlen(msg), 1000);
   if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
-    agent_error("%s", msg);
+    agent_error("%.*s", len, msg);
   else
-    agent_debug("%s", msg);
+    agent_debug("%.*s", len, msg);
   return G_LOG_WRITER_HANDLED;
 }
 
