@@ -53,7 +53,7 @@ void katavm_strv_free(char **v) {
   free(v);
 }
 
-static int set_message(katavm_error **err, int code, char *msg) {
+static int set_message(katavm_error **err, int code, const char *msg) {
   if (err) {
     katavm_error *e = calloc(1, sizeof(*e));
     if (e) {
@@ -82,7 +82,11 @@ int kv_error_code_of(const GError *e) {
     switch (e->code) {
     case KV_PROTO_ERROR_TIMEOUT: return KATAVM_E_TIMEOUT;
     case KV_PROTO_ERROR_CLOSED: return KATAVM_E_AGENT;
-    case KV_PROTO_ERROR_REMOTE: return KATAVM_E_AGENT;
+    case KV_PROTO_ERROR_REMOTE: {
+      /* The shim answers with katavm codes: keep them. */
+      int rc = kv_remote_error_code(e);
+      return (rc < 0 && rc >= KATAVM_E_CORRUPT) ? rc : KATAVM_E_AGENT;
+    }
     default: return KATAVM_E_PROTOCOL;
     }
   }
@@ -113,5 +117,8 @@ int kv_error_code_of(const GError *e) {
 
 int kv_error_propagate(katavm_error **err, const GError *gerr) {
   int code = kv_error_code_of(gerr);
-  return set_message(err, code, gerr ? gerr->message : NULL);
+  const char *msg = gerr ? gerr->message : NULL;
+  if (gerr && g_error_matches(gerr, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE))
+    msg = kv_remote_error_message(gerr);
+  return set_message(err, code, msg);
 }

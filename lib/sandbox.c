@@ -144,6 +144,8 @@ const char *katavm_sandbox_id(const katavm_sandbox *sb) {
 
 /* ---- shim processes ---- */
 
+static gboolean keep_ticking(gpointer unused) { return G_SOURCE_CONTINUE; }
+
 /* The shim pid recorded in state.json, if that process is still a
  * katavm-shim for this id (pids get reused). 0 otherwise. */
 static pid_t live_shim_pid(const KvPaths *p, const char *id) {
@@ -193,9 +195,14 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
       vm_gone = TRUE;
       /* The shim exits right after replying; wait for its socket to close
        * so that callers see no shim once destroy returns. */
+      GSource *tick = g_timeout_source_new(100); /* bounds each wait */
+      g_source_set_callback(tick, keep_ticking, NULL, NULL);
+      g_source_attach(tick, ctx);
       gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
       while (!kv_conn_is_closed(c) && g_get_monotonic_time() < deadline)
         g_main_context_iteration(ctx, TRUE);
+      g_source_destroy(tick);
+      g_source_unref(tick);
     }
     kv_conn_close(c);
     kv_conn_unref(c);

@@ -234,5 +234,10 @@ char *kv_guest_cmdline(void) {
         g_string_append_printf(s, " tsc_early_khz=%u", (unsigned)(mhz * 1000));
     }
   }
+  /* KATAVM_GUEST_DEBUG=1 makes the kernel and agent talk on the console
+   * (the sandbox's console.log). */
+  const char *dbg = g_getenv("KATAVM_GUEST_DEBUG");
+  if (dbg && *dbg && strcmp(dbg, "0") != 0)
+    g_string_append(s, " KATAVM_DEBUG=1 loglevel=7");
   return g_string_free(s, FALSE);
 }

@@ -43,16 +43,15 @@ typedef struct {
   KvConn *agent;
   GMainLoop *loop;
   int listen_fd;
-  guint listen_src;
   GPtrArray *clients; /* KvConn* */
   const char *state;  /* "creating" | "running" | "stopped" */
   int qemu_pid;
   gboolean powering_off;
   gboolean destroying;
   gboolean destroy_requested; /* SIGTERM: destroy with no client waiting */
-  guint poweroff_timer;
-  guint poll_timer;
-  guint reconnect_timer;
+  GSource *poweroff_timer;
+  GSource *poll_timer;
+  GSource *reconnect_timer;
   GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
 } Shim;
@@ -61,6 +60,27 @@ typedef struct {
   KvConn *conn;
   guint32 id;
 } Waiter;
+
+/* The shim's own main context. libvirt's default event implementation
+ * (GLib based since libvirt 6) iterates the global default context on its
+ * event thread; our sources must not live there or that thread would
+ * dispatch them behind the main thread's back. */
+static GMainContext *shim_ctx;
+
+static GSource *add_timeout(guint ms, GSourceFunc fn, gpointer data) {
+  GSource *src = g_timeout_source_new(ms);
+  g_source_set_callback(src, fn, data, NULL);
+  g_source_attach(src, shim_ctx);
+  return src;
+}
+
+static void timer_clear(GSource **src) {
+  if (*src) {
+    g_source_destroy(*src);
+    g_source_unref(*src);
+    *src = NULL;
+  }
+}
 
 static void waiter_free(gpointer p) {
   Waiter *w = p;
@@ -131,7 +151,7 @@ static void reply_all(GPtrArray *waiters, const GError *e) {
 }
 
 static void agent_drop(Shim *s) {
-  g_clear_handle_id(&s->reconnect_timer, g_source_remove);
+  timer_clear(&s->reconnect_timer);
   if (s->agent) {
     kv_conn_close(s->agent);
     g_clear_pointer(&s->agent, kv_conn_unref);
@@ -169,8 +189,8 @@ static void finish_destroy(Shim *s) {
 
 /* The VM is off (guest poweroff, crash, or our destroy). */
 static void vm_is_off(Shim *s) {
-  g_clear_handle_id(&s->poweroff_timer, g_source_remove);
-  g_clear_handle_id(&s->poll_timer, g_source_remove);
+  timer_clear(&s->poweroff_timer);
+  timer_clear(&s->poll_timer);
   s->powering_off = FALSE;
   if (g_strcmp0(s->state, "stopped") != 0)
     shim_log("VM is off");
@@ -185,7 +205,7 @@ static void vm_is_off(Shim *s) {
 
 static gboolean poweroff_timeout(gpointer user) {
   Shim *s = user;
-  s->poweroff_timer = 0;
+  timer_clear(&s->poweroff_timer);
   shim_log("guest did not power off in %d ms; destroying the VM",
            POWEROFF_GRACE_MS);
   g_autoptr(GError) e = NULL;
@@ -199,7 +219,7 @@ static gboolean poweroff_timeout(gpointer user) {
 static gboolean poweroff_poll(gpointer user) {
   Shim *s = user;
   if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
-    s->poll_timer = 0;
+    timer_clear(&s->poll_timer);
     vm_is_off(s);
     return G_SOURCE_REMOVE;
   }
@@ -222,8 +242,8 @@ static void begin_poweroff(Shim *s) {
   s->powering_off = TRUE;
   if (s->agent && kv_conn_is_ready(s->agent))
     kv_conn_call(s->agent, KV_M_AGENT_SHUTDOWN, NULL, 3000, on_shutdown_reply, s);
-  s->poweroff_timer = g_timeout_add(POWEROFF_GRACE_MS, poweroff_timeout, s);
-  s->poll_timer = g_timeout_add(100, poweroff_poll, s);
+  s->poweroff_timer = add_timeout(POWEROFF_GRACE_MS, poweroff_timeout, s);
+  s->poll_timer = add_timeout(100, poweroff_poll, s);
 }
 
 /* ---- libvirt events (from the libvirt event thread) ---- */
@@ -240,7 +260,7 @@ static void on_vm_event(KvVmm *vmm, const char *domain, KvVmEvent ev,
   Shim *s = user;
   if (g_strcmp0(domain, s->p.domain) != 0)
     return;
-  g_main_context_invoke(NULL, vm_event_main, s);
+  g_main_context_invoke(shim_ctx, vm_event_main, s);
 }
 
 /* ---- agent channel ---- */
@@ -306,7 +326,7 @@ static KvConn *agent_open(Shim *s, guint timeout_ms, GError **error) {
 
 static gboolean agent_reconnect(gpointer user) {
   Shim *s = user;
-  s->reconnect_timer = 0;
+  timer_clear(&s->reconnect_timer);
   if (s->agent || g_strcmp0(s->state, "running"))
     return G_SOURCE_REMOVE;
   g_autoptr(GError) e = NULL;
@@ -320,7 +340,7 @@ static gboolean agent_reconnect(gpointer user) {
 
 static void agent_connect_later(Shim *s) {
   if (!s->reconnect_timer)
-    s->reconnect_timer = g_timeout_add(500, agent_reconnect, s);
+    s->reconnect_timer = add_timeout(500, agent_reconnect, s);
 }
 
 /* ---- client requests ---- */
@@ -402,7 +422,10 @@ static gboolean listen_start(Shim *s, GError **error) {
                 s->p.shim_sock, g_strerror(errno));
     return FALSE;
   }
-  s->listen_src = g_unix_fd_add(s->listen_fd, G_IO_IN, on_accept, s);
+  GSource *src = g_unix_fd_source_new(s->listen_fd, G_IO_IN);
+  g_source_set_callback(src, (GSourceFunc)(void (*)(void))on_accept, s, NULL);
+  g_source_attach(src, shim_ctx);
+  g_source_unref(src);
   return TRUE;
 }
 
@@ -541,8 +564,18 @@ int main(int argc, char **argv) {
   s.clients = g_ptr_array_new();
   s.stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
   s.destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
-  s.loop = g_main_loop_new(NULL, FALSE);
+  shim_ctx = g_main_context_new();
+  g_main_context_push_thread_default(shim_ctx);
+  s.loop = g_main_loop_new(shim_ctx, FALSE);
 
+  /* SIGTERM/SIGINT destroy the sandbox cleanly, also while booting. */
+  static const int term_signals[] = {SIGTERM, SIGINT};
+  for (size_t i = 0; i < G_N_ELEMENTS(term_signals); i++) {
+    GSource *src = g_unix_signal_source_new(term_signals[i]);
+    g_source_set_callback(src, on_term, &s, NULL);
+    g_source_attach(src, shim_ctx);
+    g_source_unref(src);
+  }
   gboolean have_cfg = kv_config_load(&s.cfg, s.p.config, &e);
   if (m_cleanup) {
     g_clear_error(&e);
@@ -570,8 +603,6 @@ int main(int argc, char **argv) {
     kv_shim_report(ready_fd, e);
     return 1;
   }
-  g_unix_signal_add(SIGTERM, on_term, &s);
-  g_unix_signal_add(SIGINT, on_term, &s);
   kv_shim_report(ready_fd, NULL);
   g_main_loop_run(s.loop);
   shim_log("exiting");

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian 12 packages katavm needs to build, run and test.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+PKGS="build-essential cmake pkg-config git
+  libglib2.0-dev libjson-glib-dev libvirt-dev libseccomp-dev check
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
+  linux-image-amd64 kmod cpio xz-utils zstd binutils busybox-static
+  python3 python3-dev python3-pytest iproute2 procps e2fsprogs"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,170 @@
+/* tests/integration/helpers.c: see helpers.h. */
+#include "helpers.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *kvt_root(void) {
+  const char *r = g_getenv("KATAVM_TEST_ROOT");
+  return (r && *r) ? r : "/tmp/kvt";
+}
+
+katavm_runtime *kvt_runtime(void) {
+  katavm_runtime *rt = NULL;
+  katavm_error *e = NULL;
+  g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
+  int rc = katavm_runtime_new(&rt, &e);
+  ck_assert_msg(rc == 0, "runtime: %s", katavm_error_message(e));
+  return rt;
+}
+
+int kvt_count_procs(const char *needle) {
+  int n = 0;
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end || pid == getpid())
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%ld/cmdline", pid);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL))
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (strstr(cmd, needle) && !strstr(cmd, "ctest"))
+      n++;
+  }
+  if (d)
+    closedir(d);
+  return n;
+}
+
+int kvt_count_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  while (d && readdir(d))
+    n++;
+  if (d)
+    closedir(d);
+  return n - 3; /* ".", "..", and the DIR's own fd */
+}
+
+static int count_dir(const char *sub) {
+  g_autofree char *p = g_build_filename(kvt_root(), sub, NULL);
+  int n = 0;
+  DIR *d = opendir(p);
+  struct dirent *de;
+  while (d && (de = readdir(d)))
+    if (de->d_name[0] != '.')
+      n++;
+  if (d)
+    closedir(d);
+  return n;
+}
+
+static int count_mounts(void) {
+  g_autofree char *m = NULL;
+  if (!g_file_get_contents("/proc/self/mountinfo", &m, NULL, NULL))
+    return 0;
+  int n = 0;
+  for (char *p = m; (p = strstr(p, kvt_root())); p++)
+    n++;
+  return n;
+}
+
+void kvt_assert_clean(void) {
+  ck_assert_int_eq(count_dir("sandboxes"), 0);
+  ck_assert_int_eq(count_dir("r"), 0);
+  ck_assert_int_eq(count_mounts(), 0);
+  g_autofree char *shims = g_strdup_printf("--root %s ", kvt_root());
+  ck_assert_int_eq(kvt_count_procs(shims), 0);
+  g_autofree char *needle = g_strdup_printf("%s/", kvt_root());
+  ck_assert_int_eq(kvt_count_procs(needle), 0);
+}
+
+void kvt_sweep(void) {
+  katavm_runtime *rt = kvt_runtime();
+  char **ids = NULL;
+  if (katavm_sandbox_list(rt, &ids, NULL) == 0) {
+    for (char **p = ids; *p; p++) {
+      katavm_error *e = NULL;
+      if (katavm_sandbox_destroy(rt, *p, &e) < 0) {
+        fprintf(stderr, "sweep: %s\n", katavm_error_message(e));
+        katavm_error_free(e);
+      }
+    }
+    katavm_strv_free(ids);
+  }
+  katavm_runtime_free(rt);
+  /* Anything still alive that names our root is a leak of a failed test:
+   * kill it so the next test starts clean (the assertions report it). */
+  g_autofree char *cmd = g_strdup_printf(
+      "pkill -9 -f 'katavm-shim.*--root %s' ; pkill -9 -f 'qemu-system.*%s/' ; "
+      "grep -o ' %s[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l ; "
+      "rm -rf %s/sandboxes %s/r",
+      kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root());
+  int rc = system(cmd);
+  (void)rc;
+}
+
+void kvt_setup(void) {
+  g_mkdir_with_parents(kvt_root(), 0700);
+  kvt_sweep();
+}
+
+void kvt_teardown(void) { kvt_sweep(); }
+
+int kvt_cli(char **out, char **err, ...) {
+  const char *cli = g_getenv("KATAVM_CLI");
+  ck_assert_msg(cli != NULL, "KATAVM_CLI not set");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  g_ptr_array_add(argv, (char *)cli);
+  va_list ap;
+  va_start(ap, err);
+  const char *a;
+  while ((a = va_arg(ap, const char *)))
+    g_ptr_array_add(argv, (char *)a);
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
+  int status = -1;
+  g_autoptr(GError) e = NULL;
+  gboolean ok = g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL,
+                             out, err, &status, &e);
+  ck_assert_msg(ok, "spawn %s: %s", cli, e ? e->message : "?");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+katavm_sandbox *kvt_create(katavm_runtime *rt, const char *id) {
+  katavm_sandbox_config cfg;
+  katavm_sandbox_config_init(&cfg);
+  cfg.id = id;
+  cfg.vcpus = 1;
+  cfg.memory_mib = 256;
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_create(rt, &cfg, &sb, &e);
+  ck_assert_msg(rc == 0, "create %s: %s", id ? id : "(auto)",
+                katavm_error_message(e));
+  return sb;
+}
+
+void kvt_assert_error(int rc, katavm_error *e, int code, const char *needle) {
+  ck_assert_msg(rc == code, "expected %s (%d), got %d: %s",
+                katavm_code_name(code), code, rc, katavm_error_message(e));
+  ck_assert_int_eq(katavm_error_code(e), code);
+  ck_assert_msg(strstr(katavm_error_message(e), needle),
+                "error '%s' does not mention '%s'", katavm_error_message(e),
+                needle);
+  katavm_error_free(e);
+}
