@@ -96,6 +96,19 @@ gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error) {
     len += (size_t)n;
   }
   buf[len] = '\0';
+  {
+    /* Wait for EOF: a serving shim closes the pipe right after "OK"; a
+     * failed or finished one holds it until it exits, so the caller never
+     * returns while it is still alive. */
+    char sink[256];
+    for (;;) {
+      gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+      struct pollfd pfd = {.fd = fd, .events = POLLIN};
+      if (left <= 0 || poll(&pfd, 1, (int)MIN(left, 1000)) < 0 ||
+          (pfd.revents && read(fd, sink, sizeof(sink)) <= 0))
+        break;
+    }
+  }
   char *nl = strchr(buf, '\n');
   if (nl)
     *nl = '\0';
@@ -115,12 +128,17 @@ gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error) {
   return FALSE;
 }
 
-void kv_shim_report(int fd, const GError *e) {
+void kv_shim_report(int fd, const GError *e, gboolean final) {
   if (fd < 0)
     return;
-  if (!e)
+  if (!e && final) {
     dprintf(fd, "OK\n");
-  else
+  } else if (!e) {
+    dprintf(fd, "OK\n");
+    close(fd);
+  } else {
+    /* Left open on purpose: the reader sees EOF only once this process has
+     * exited, so a failed create returns with no shim left. */
     dprintf(fd, "ERR %d %s\n", kv_error_code_of(e), e->message);
-  close(fd);
+  }
 }

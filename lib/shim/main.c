@@ -550,11 +550,11 @@ int main(int argc, char **argv) {
       e = g_error_new(KV_ERROR, KATAVM_E_INVALID,
                       "usage: katavm-shim --create|--recover|--cleanup --root DIR --id ID");
     fprintf(stderr, "katavm-shim: %s\n", e->message);
-    kv_shim_report(ready_fd, e);
+    kv_shim_report(ready_fd, e, TRUE);
     return 2;
   }
   if (!kv_id_validate(id, &e)) {
-    kv_shim_report(ready_fd, e);
+    kv_shim_report(ready_fd, e, TRUE);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -582,7 +582,7 @@ int main(int argc, char **argv) {
     gboolean ok = cleanup(&s, &e);
     if (!ok)
       shim_log("cleanup failed: %s", e->message);
-    kv_shim_report(ready_fd, ok ? NULL : e);
+    kv_shim_report(ready_fd, ok ? NULL : e, TRUE);
     return ok ? 0 : 1;
   }
   KvAccel want;
@@ -600,15 +600,13 @@ int main(int argc, char **argv) {
       if (!gone || !remove_state(&s, &ce))
         shim_log("cleanup after failure: %s", ce ? ce->message : "?");
     }
-    kv_shim_report(ready_fd, e);
+    kv_shim_report(ready_fd, e, TRUE);
     return 1;
   }
-  kv_shim_report(ready_fd, NULL);
+  kv_shim_report(ready_fd, NULL, FALSE);
   g_main_loop_run(s.loop);
+  /* Client sockets close with the process: a client that waits for EOF
+   * after destroy knows the shim is gone. */
   shim_log("exiting");
-  for (guint i = 0; i < s.clients->len; i++) {
-    kv_conn_close(s.clients->pdata[i]);
-    kv_conn_unref(s.clients->pdata[i]);
-  }
   return 0;
 }
