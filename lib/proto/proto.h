@@ -70,7 +70,55 @@ typedef enum {
 #define KV_M_AGENT_SHUTDOWN "shutdown"
 /* -> {} then the agent syncs and powers the VM off. */
 
-/* Shim methods, asked by clients (lib/). */
+/* ---- containers and processes (agent methods; the shim relays them) ----
+ * Paths: the host bind-mounts each container's rootfs at
+ * SHARED/containers/<cid>/rootfs; the guest sees SHARED at
+ * KV_GUEST_SHARED_DIR (9p tag "katavmshared").
+ *
+ * Streams: a process's stdio travels as DATA frames on stream ids chosen by
+ * the requester (non-zero, unique per connection while in use):
+ *   "stdin" (host -> guest), "stdout", "stderr" (guest -> host). For a TTY
+ *   process stdout carries the terminal output and stderr is unused (0).
+ * Every stream starts with KV_STREAM_INITIAL_WINDOW of credit in each
+ * direction; the receiver sends CREDIT as it consumes; EOF ends a direction
+ * (host EOF on stdin closes the process's stdin). The guest sends EOF on
+ * stdout/stderr after the last byte, before the process's exit is reported.
+ * A stream id of 0 means "not connected" (/dev/null in the guest). */
+#define KV_GUEST_SHARED_DIR "/run/katavm/shared"
+
+#define KV_M_CONTAINER_CREATE "container_create"
+/* {"id":str, "spec":{OCI runtime spec config.json object, validated by the
+ *   host}, "rootfs":str (guest path of the rootfs directory),
+ *   "streams":{"stdin":u32,"stdout":u32,"stderr":u32}}
+ * -> {"pid":int}. Sets up namespaces, mounts, pivot (or MS_MOVE+chroot), cgroup
+ * (v2, /sys/fs/cgroup/katavm/<id>), rlimits, caps, seccomp for the spec's
+ * process, which then waits until container_start. */
+#define KV_M_CONTAINER_START "container_start" /* {"id"} -> {} */
+#define KV_M_CONTAINER_STATE "container_state"
+/* {"id"} -> {"id","status":"created|running|stopped","pid":int,
+ *            "exit_code":int (when stopped)} */
+#define KV_M_CONTAINER_KILL "container_kill" /* {"id","signal":int,"all":bool} */
+#define KV_M_CONTAINER_REMOVE "container_remove"
+/* {"id","force":bool} -> {}: kills (force) or requires stopped, then frees
+ * everything of it in the guest (mounts, cgroup). */
+#define KV_M_CONTAINER_LIST "container_list" /* {} -> {"containers":[state...]} */
+#define KV_M_EXEC "exec"
+/* {"container":str,"exec_id":str,"process":{OCI process object: args, env,
+ *   cwd, user{uid,gid,additionalGids}, terminal, consoleSize{height,width}},
+ *   "streams":{"stdin":u32,"stdout":u32,"stderr":u32}} -> {"pid":int}
+ * Joins the container's namespaces and cgroup. A missing executable is not
+ * an RPC error: the process exits 127 with a message on stderr, as shells do. */
+#define KV_M_WAIT "wait"
+/* {"container":str,"exec_id":str|absent (absent = the container's main
+ *   process)} -> {"exit_code":int,"signal":int} when it has exited (the
+ * reply is delayed until then). exit_code follows shell convention:
+ * 128+signal for a death by signal. */
+#define KV_M_SIGNAL "signal" /* {"container","exec_id"|absent,"signal":int} */
+#define KV_M_RESIZE "resize" /* {"container","exec_id"|absent,"rows","cols"} */
+
+/* Shim methods, asked by clients (lib/). The shim also relays every
+ * container/process method above to the agent, rewriting stream ids between
+ * the client's connection and the agent channel. */
 #define KV_M_SHIM_STATE "state"
 /* -> {"id":str,"state":"running|stopped|...","shim_pid":int,
  *     "vcpus":int,"max_vcpus":int,"memory_mib":int,"max_memory_mib":int,
