@@ -1,0 +1,740 @@
+/* bench/boot.c: how much a katavm sandbox costs over the bare VM it runs.
+ *
+ *   boot [-n N] [--json]          (N rounds, default 5)
+ *
+ * What it measures, in one invocation so that both sides see the same
+ * machine load and page cache (timings under TCG vary by +-0.7 s between
+ * runs, so only figures from one run are comparable):
+ *
+ * - ours: wall time of katavm_sandbox_create(), which returns once the guest
+ *   agent has answered its first request. That is what a caller waits for:
+ *   shim start, libvirt embedded driver, domain start, guest boot, agent
+ *   handshake. Then the host memory of the idle sandbox: PSS of its QEMU plus
+ *   its shim after ~2 s of settling.
+ * - baseline, the floor: plain qemu-system-x86_64 booting exactly the same
+ *   kernel, initrd and kernel command line (copied from our QEMU's
+ *   /proc/PID/cmdline), same machine type, accelerator, CPU model, memory
+ *   and vCPUs, with only a virtio-serial port named io.katavm.agent.0.
+ *   Timed from spawning QEMU to the first byte the agent sends (its HELLO,
+ *   written as soon as a host connects), then PSS of that QEMU after the same
+ *   settling time.
+ *
+ * The rounds alternate which side goes first, so neither one always runs on
+ * the cache state or CPU frequency the other left behind. It reports
+ * median/min/max, the ratio of medians (goal <= 1.15) and whether the median
+ * create time meets the 3.5 s goal; it asserts nothing.
+ *
+ * Nothing is left behind: every sandbox created is destroyed and every QEMU
+ * spawned is killed and reaped, also on failure and on SIGINT/SIGTERM (the
+ * handler only sets a flag; the waits below poll it).
+ *
+ * Environment: as for any libkatavm program (KATAVM_ROOT, KATAVM_KERNEL,
+ * KATAVM_INITRD, KATAVM_SHIM, ...); see bench/README.md.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
+#include <katavm/katavm.h>
+
+#include <glib.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GOAL_RATIO 1.15
+#define GOAL_MEDIAN_S 3.5
+/* Idle memory is read after this long: right after the first agent byte the
+ * guest is still finishing its boot and QEMU is still translating code. */
+#define SETTLE_MS 2000
+/* Not a timing limit: only keeps a baseline guest that never answers from
+ * hanging the benchmark forever. */
+#define BASE_HANG_GUARD_S 300.0
+/* How often to retry connecting to the baseline's agent socket; a few ms
+ * keeps the connect delay well below the boot time's noise. */
+#define CONNECT_RETRY_US 2000
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+/* ---- what must be undone on any exit ---- */
+
+static katavm_runtime *g_rt;
+static char *g_sandbox_id;  /* sandbox created and not yet destroyed */
+static pid_t g_base_pid;    /* baseline QEMU spawned and not yet reaped */
+static char *g_tmpdir;      /* holds the baseline socket and QEMU log */
+
+static int destroy_sandbox(void) {
+  if (!g_sandbox_id)
+    return 0;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_destroy(g_rt, g_sandbox_id, &e);
+  if (rc < 0)
+    fprintf(stderr, "boot: katavm_sandbox_destroy(%s): %s\n", g_sandbox_id,
+            katavm_error_message(e));
+  katavm_error_free(e);
+  g_clear_pointer(&g_sandbox_id, g_free);
+  return rc;
+}
+
+static void kill_baseline(void) {
+  if (g_base_pid <= 0)
+    return;
+  kill(g_base_pid, SIGKILL);
+  while (waitpid(g_base_pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  g_base_pid = 0;
+}
+
+static void cleanup(void) {
+  kill_baseline();
+  destroy_sandbox();
+  if (g_tmpdir) {
+    g_autofree char *sock = g_build_filename(g_tmpdir, "agent.sock", NULL);
+    g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
+    unlink(sock);
+    unlink(log);
+    rmdir(g_tmpdir);
+    g_clear_pointer(&g_tmpdir, g_free);
+  }
+}
+
+/* ---- small helpers ---- */
+
+static double now_s(void) { return g_get_monotonic_time() / 1e6; }
+
+/* Sleep ms milliseconds in short steps so that Ctrl-C is seen promptly.
+ * Returns FALSE when interrupted. */
+static gboolean sleep_ms(int ms) {
+  for (int slept = 0; slept < ms && !interrupted; slept += 20)
+    g_usleep(20 * 1000);
+  return !interrupted;
+}
+
+/* The value of top-level `key` in the JSON object text `js`, or NULL.
+ * The library's JSON is all this reads and bench/ links glib only, so a
+ * scanner that tracks strings and nesting (keys of nested objects such as
+ * "guest" must not match) is enough. */
+static const char *json_top_value(const char *js, const char *key) {
+  size_t klen = strlen(key);
+  int depth = 0;
+  for (const char *p = js; *p; p++) {
+    if (*p == '"') {
+      const char *s = ++p;
+      while (*p && *p != '"') {
+        if (*p == '\\' && p[1])
+          p++;
+        p++;
+      }
+      if (!*p)
+        return NULL;
+      if (depth == 1 && (size_t)(p - s) == klen && !memcmp(s, key, klen)) {
+        const char *q = p + 1;
+        while (g_ascii_isspace(*q))
+          q++;
+        if (*q == ':') {
+          q++;
+          while (g_ascii_isspace(*q))
+            q++;
+          return q;
+        }
+      }
+    } else if (*p == '{' || *p == '[') {
+      depth++;
+    } else if (*p == '}' || *p == ']') {
+      depth--;
+    }
+  }
+  return NULL;
+}
+
+static gboolean json_top_int(const char *js, const char *key, gint64 *out) {
+  const char *v = json_top_value(js, key);
+  if (!v)
+    return FALSE;
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (end == v || errno)
+    return FALSE;
+  *out = n;
+  return TRUE;
+}
+
+/* A top-level string value without escapes (ids, accel names), or NULL. */
+static char *json_top_str(const char *js, const char *key) {
+  const char *v = json_top_value(js, key);
+  if (!v || *v != '"')
+    return NULL;
+  const char *end = strchr(v + 1, '"');
+  return end ? g_strndup(v + 1, end - v - 1) : NULL;
+}
+
+/* Proportional set size of a process in KiB: shared pages (the mapped
+ * vmlinux, libraries) count divided by their sharers, so the sum over
+ * sandboxes is what they really cost. -1 when unreadable. */
+static gint64 pss_kib(pid_t pid) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/smaps_rollup", (int)pid);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return -1;
+  const char *l = strstr(text, "\nPss:");
+  if (!l)
+    return -1;
+  return g_ascii_strtoll(l + 5, NULL, 10);
+}
+
+static char *loadavg(void) {
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
+    return g_strdup("?");
+  /* The first three fields: 1, 5 and 15 minute averages. */
+  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
+  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
+                               : g_strdup(text);
+}
+
+static int nproc(void) {
+  /* Like nproc(1): the CPUs this process may run on. */
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* ---- the QEMU command line of our sandbox ---- */
+
+typedef struct {
+  char *qemu, *kernel, *initrd, *append, *accel, *cpu, *mem, *smp;
+} QemuArgs;
+
+static void qemu_args_clear(QemuArgs *a) {
+  g_free(a->qemu);
+  g_free(a->kernel);
+  g_free(a->initrd);
+  g_free(a->append);
+  g_free(a->accel);
+  g_free(a->cpu);
+  g_free(a->mem);
+  g_free(a->smp);
+  memset(a, 0, sizeof *a);
+}
+
+/* Read the exact argv of QEMU `pid`, so that the baseline boots the very
+ * kernel, initrd and command line ours did rather than a guess at them. */
+static gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
+  g_autofree char *buf = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &buf, &len, NULL) || len == 0) {
+    fprintf(stderr, "boot: cannot read %s\n", path);
+    return FALSE;
+  }
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
+    g_ptr_array_add(argv, buf + i);
+  a->qemu = g_strdup(argv->pdata[0]);
+  struct { const char *opt; char **dst; } want[] = {
+    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
+    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
+    {"-smp", &a->smp},
+  };
+  for (guint i = 0; i + 1 < argv->len; i++)
+    for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
+      if (!strcmp(argv->pdata[i], want[w].opt) && !*want[w].dst)
+        *want[w].dst = g_strdup(argv->pdata[i + 1]);
+  if (!a->kernel || !a->initrd || !a->append) {
+    fprintf(stderr, "boot: QEMU %d has no -kernel/-initrd/-append\n", (int)pid);
+    return FALSE;
+  }
+  /* Older libvirt puts the accelerator in -machine ...,accel=; the brief's
+   * TCG settings are the sensible default then. */
+  if (!a->accel)
+    a->accel = g_strdup("tcg,tb-size=32");
+  if (!a->cpu)
+    a->cpu = g_strdup("max");
+  if (!a->mem)
+    a->mem = g_strdup("256");
+  if (!a->smp)
+    a->smp = g_strdup("1");
+  return TRUE;
+}
+
+/* ---- one round of ours ---- */
+
+typedef struct {
+  double boot_s;
+  gint64 qemu_pss, shim_pss;
+} OursResult;
+
+static void print_err(const char *what, katavm_error *e) {
+  fprintf(stderr, "boot: %s: %s (%s)\n", what, katavm_error_message(e),
+          katavm_code_name(katavm_error_code(e)));
+  katavm_error_free(e);
+}
+
+static gboolean run_ours(guint round, QemuArgs *args, OursResult *r) {
+  katavm_sandbox_config cfg;
+  katavm_sandbox_config_init(&cfg);
+  /* A unique id per process and round: a leftover from a killed run or a
+   * concurrent benchmark cannot collide with it. */
+  g_autofree char *id = g_strdup_printf("bench-boot-%d-%u", (int)getpid(), round);
+  cfg.id = id;
+
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  double t0 = now_s();
+  int rc = katavm_sandbox_create(g_rt, &cfg, &sb, &e);
+  r->boot_s = now_s() - t0;
+  if (rc < 0) {
+    print_err("katavm_sandbox_create", e);
+    return FALSE;
+  }
+  g_sandbox_id = g_strdup(id);
+
+  char *js = NULL;
+  rc = katavm_sandbox_inspect(sb, &js, &e);
+  katavm_sandbox_close(sb);
+  if (rc < 0) {
+    print_err("katavm_sandbox_inspect", e);
+    return FALSE;
+  }
+  gint64 qpid = 0, spid = 0;
+  gboolean ok = json_top_int(js, "qemu_pid", &qpid) && qpid > 0 &&
+                json_top_int(js, "shim_pid", &spid) && spid > 0;
+  if (!ok)
+    fprintf(stderr, "boot: no qemu_pid/shim_pid in inspect output: %s\n", js);
+  katavm_free(js);
+  if (!ok)
+    return FALSE;
+
+  if (!args->kernel) {
+    if (!qemu_args_read((pid_t)qpid, args))
+      return FALSE;
+  } else {
+    /* Every round must boot what the baseline boots. */
+    QemuArgs now = {0};
+    if (!qemu_args_read((pid_t)qpid, &now))
+      return FALSE;
+    if (strcmp(now.kernel, args->kernel) || strcmp(now.initrd, args->initrd) ||
+        strcmp(now.append, args->append))
+      fprintf(stderr, "boot: warning: round %u booted a different kernel, "
+                      "initrd or command line than round 0\n", round);
+    qemu_args_clear(&now);
+  }
+
+  if (!sleep_ms(SETTLE_MS))
+    return FALSE;
+  r->qemu_pss = pss_kib((pid_t)qpid);
+  r->shim_pss = pss_kib((pid_t)spid);
+  if (r->qemu_pss < 0 || r->shim_pss < 0) {
+    fprintf(stderr, "boot: cannot read PSS of qemu %d / shim %d\n", (int)qpid,
+            (int)spid);
+    return FALSE;
+  }
+  return destroy_sandbox() == 0;
+}
+
+/* ---- one round of the baseline ---- */
+
+typedef struct {
+  double boot_s;
+  gint64 pss;
+} BaseResult;
+
+static void print_qemu_log(void) {
+  g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
+  g_autofree char *text = NULL;
+  if (g_file_get_contents(log, &text, NULL, NULL) && *text)
+    fprintf(stderr, "boot: baseline QEMU said:\n%s", text);
+}
+
+static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
+  g_autofree char *sock = g_build_filename(g_tmpdir, "agent.sock", NULL);
+  g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
+  unlink(sock);
+  g_autofree char *chardev =
+      g_strdup_printf("socket,id=a,path=%s,server=on,wait=off", sock);
+  g_autofree char *accel = g_strdup(a->accel);
+  const char *argv[] = {
+    a->qemu, "-machine", "q35", "-accel", accel, "-cpu", a->cpu, "-m", a->mem,
+    "-smp", a->smp, "-nodefaults", "-no-user-config", "-display", "none",
+    /* The kernel's console=ttyS0 then writes to a UART as it does in ours. */
+    "-serial", "file:/dev/null",
+    "-kernel", a->kernel, "-initrd", a->initrd, "-append", a->append,
+    "-device", "virtio-serial-pci", "-chardev", chardev,
+    "-device", "virtserialport,chardev=a,name=io.katavm.agent.0", NULL,
+  };
+
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(sock) >= sizeof sa.sun_path) {
+    fprintf(stderr, "boot: socket path too long: %s\n", sock);
+    return FALSE;
+  }
+  strcpy(sa.sun_path, sock);
+
+  /* Set up the child's stdio before the clock starts. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (devnull < 0 || logfd < 0) {
+    fprintf(stderr, "boot: open %s: %s\n", log, g_strerror(errno));
+    if (devnull >= 0)
+      close(devnull);
+    if (logfd >= 0)
+      close(logfd);
+    return FALSE;
+  }
+  pid_t parent = getpid();
+
+  double t0 = now_s();
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* Dies with us even if we are SIGKILLed: no orphaned QEMU. Its own
+     * process group keeps a terminal Ctrl-C for us to handle in order. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    setpgid(0, 0);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(logfd, 2);
+    execv(argv[0], (char **)argv);
+    _exit(127);
+  }
+  int fork_errno = errno;
+  close(devnull);
+  close(logfd);
+  if (pid < 0) {
+    fprintf(stderr, "boot: fork: %s\n", g_strerror(fork_errno));
+    return FALSE;
+  }
+  g_base_pid = pid;
+
+  /* Connect as soon as QEMU has created the socket: the agent only writes
+   * its HELLO once a host is connected, so a late connect would add to the
+   * measured time. */
+  int fd = -1;
+  gboolean got = FALSE;
+  while (!interrupted && now_s() - t0 < BASE_HANG_GUARD_S) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      g_base_pid = 0;
+      fprintf(stderr, "boot: baseline QEMU exited early (status 0x%x)\n", status);
+      print_qemu_log();
+      break;
+    }
+    if (fd < 0) {
+      fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        fprintf(stderr, "boot: socket: %s\n", g_strerror(errno));
+        break;
+      }
+      if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        fd = -1;
+        g_usleep(CONNECT_RETRY_US);
+        continue;
+      }
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n = poll(&pfd, 1, 20);
+    if (n > 0) {
+      char byte;
+      ssize_t k = read(fd, &byte, 1);
+      if (k == 1) {
+        r->boot_s = now_s() - t0;
+        got = TRUE;
+      } else {
+        fprintf(stderr, "boot: baseline agent socket closed before any byte\n");
+      }
+      break;
+    }
+  }
+  if (fd >= 0)
+    close(fd);
+  if (!got) {
+    if (!interrupted && g_base_pid && now_s() - t0 >= BASE_HANG_GUARD_S)
+      fprintf(stderr, "boot: baseline guest sent nothing in %.0f s\n",
+              BASE_HANG_GUARD_S);
+    kill_baseline();
+    unlink(sock);
+    return FALSE;
+  }
+
+  gboolean ok = sleep_ms(SETTLE_MS);
+  if (ok) {
+    r->pss = pss_kib(pid);
+    if (r->pss < 0) {
+      fprintf(stderr, "boot: cannot read PSS of baseline QEMU %d\n", (int)pid);
+      ok = FALSE;
+    }
+  }
+  kill_baseline();
+  unlink(sock);
+  return ok;
+}
+
+/* ---- statistics and output ---- */
+
+typedef struct {
+  double median, min, max;
+} Stats;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static Stats stats(const double *v, guint n) {
+  g_autofree double *s = g_memdup2(v, n * sizeof *v);
+  qsort(s, n, sizeof *s, cmp_double);
+  Stats st = {.min = s[0], .max = s[n - 1]};
+  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return st;
+}
+
+static void json_str(GString *o, const char *s) {
+  g_string_append_c(o, '"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      g_string_append_printf(o, "\\%c", c);
+    else if (c < 0x20)
+      g_string_append_printf(o, "\\u%04x", c);
+    else
+      g_string_append_c(o, c);
+  }
+  g_string_append_c(o, '"');
+}
+
+static void json_stats(GString *o, const char *name, const double *v, guint n,
+                       const char *fmt) {
+  Stats st = stats(v, n);
+  g_string_append_printf(o, "\"%s\":{\"median\":", name);
+  g_string_append_printf(o, fmt, st.median);
+  g_string_append(o, ",\"min\":");
+  g_string_append_printf(o, fmt, st.min);
+  g_string_append(o, ",\"max\":");
+  g_string_append_printf(o, fmt, st.max);
+  g_string_append(o, ",\"samples\":[");
+  for (guint i = 0; i < n; i++) {
+    if (i)
+      g_string_append_c(o, ',');
+    g_string_append_printf(o, fmt, v[i]);
+  }
+  g_string_append(o, "]}");
+}
+
+static void print_row(const char *label, const double *v, guint n, double scale,
+                      const char *unit) {
+  Stats st = stats(v, n);
+  printf("  %-32s %9.2f %9.2f %9.2f  %s\n", label, st.median * scale,
+         st.min * scale, st.max * scale, unit);
+}
+
+static void print_samples(const char *label, const double *v, guint n,
+                          double scale) {
+  printf("  %-32s", label);
+  for (guint i = 0; i < n; i++)
+    printf(" %.2f", v[i] * scale);
+  printf("\n");
+}
+
+int main(int argc, char **argv) {
+  int rounds = 5;
+  gboolean json = FALSE;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) {
+      json = TRUE;
+    } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+      char *end;
+      long n = strtol(argv[++i], &end, 10);
+      if (*end || n < 1 || n > 1000) {
+        fprintf(stderr, "boot: -n wants a count from 1 to 1000\n");
+        return 2;
+      }
+      rounds = (int)n;
+    } else {
+      fprintf(stderr, "usage: boot [-n N] [--json]\n"
+                      "  times katavm_sandbox_create() against plain QEMU "
+                      "booting the same guest, N rounds (default 5)\n");
+      return 2;
+    }
+  }
+
+  /* No SA_RESTART needed for our own waits (they poll the flag), but keep
+   * the library's system calls from seeing EINTR in the middle of a create. */
+  struct sigaction act = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGINT, &act, NULL);
+  sigaction(SIGTERM, &act, NULL);
+  sigaction(SIGHUP, &act, NULL);
+
+  int status = 1;
+  katavm_error *e = NULL;
+  char *check = NULL;
+  g_autofree char *accel = NULL;
+  g_autofree char *load_start = loadavg();
+  g_autofree char *load_end = NULL;
+  QemuArgs args = {0};
+  double *ours_s = g_new0(double, rounds), *base_s = g_new0(double, rounds);
+  double *ours_q = g_new0(double, rounds), *ours_sh = g_new0(double, rounds);
+  double *ours_t = g_new0(double, rounds), *base_q = g_new0(double, rounds);
+
+  if (katavm_runtime_new(&g_rt, &e) < 0) {
+    print_err("katavm_runtime_new", e);
+    goto out;
+  }
+  if (katavm_check_host(g_rt, &check, &e) < 0) {
+    print_err("katavm_check_host", e);
+    goto out;
+  }
+  accel = json_top_str(check, "accel");
+  if (!accel)
+    accel = g_strdup("?");
+  const char *host_ok = json_top_value(check, "ok");
+  if (!(host_ok && g_str_has_prefix(host_ok, "true")))
+    fprintf(stderr, "boot: warning: katavm_check_host reports problems: %s\n",
+            check);
+
+  g_tmpdir = g_dir_make_tmp("kvboot-XXXXXX", NULL);
+  if (!g_tmpdir) {
+    fprintf(stderr, "boot: cannot make a temporary directory\n");
+    goto out;
+  }
+
+  for (int i = 0; i < rounds && !interrupted; i++) {
+    OursResult o = {0};
+    BaseResult b = {0};
+    /* Ours goes first in round 0 because the baseline needs its command
+     * line; after that the order alternates. */
+    gboolean ours_first = i % 2 == 0;
+    gboolean ok;
+    if (ours_first)
+      ok = run_ours(i, &args, &o) && !interrupted && run_baseline(&args, &b);
+    else
+      ok = run_baseline(&args, &b) && !interrupted && run_ours(i, &args, &o);
+    if (!ok || interrupted)
+      goto out;
+    ours_s[i] = o.boot_s;
+    ours_q[i] = o.qemu_pss;
+    ours_sh[i] = o.shim_pss;
+    ours_t[i] = o.qemu_pss + o.shim_pss;
+    base_s[i] = b.boot_s;
+    base_q[i] = b.pss;
+    if (!json)
+      fprintf(stderr, "round %d/%d: ours %.2f s, baseline %.2f s\n", i + 1,
+              rounds, o.boot_s, b.boot_s);
+  }
+  load_end = loadavg();
+
+  Stats so = stats(ours_s, rounds), sb = stats(base_s, rounds);
+  double ratio = so.median / sb.median;
+  gboolean ratio_met = ratio <= GOAL_RATIO, median_met = so.median <= GOAL_MEDIAN_S;
+  const double mib = 1.0 / 1024;
+
+  if (json) {
+    g_autoptr(GString) j = g_string_new("{");
+    g_string_append_printf(j, "\"rounds\":%d,\"machine\":{\"nproc\":%d,"
+                              "\"loadavg_start\":", rounds, nproc());
+    json_str(j, load_start);
+    g_string_append(j, ",\"loadavg_end\":");
+    json_str(j, load_end);
+    g_string_append(j, ",\"accel\":");
+    json_str(j, accel);
+    g_string_append(j, "},\"guest\":{\"qemu\":");
+    json_str(j, args.qemu);
+    g_string_append(j, ",\"kernel\":");
+    json_str(j, args.kernel);
+    g_string_append(j, ",\"initrd\":");
+    json_str(j, args.initrd);
+    g_string_append(j, ",\"append\":");
+    json_str(j, args.append);
+    g_string_append(j, ",\"accel_arg\":");
+    json_str(j, args.accel);
+    g_string_append(j, ",\"cpu\":");
+    json_str(j, args.cpu);
+    g_string_append(j, ",\"m\":");
+    json_str(j, args.mem);
+    g_string_append(j, ",\"smp\":");
+    json_str(j, args.smp);
+    g_string_append(j, "},\"ours\":{");
+    json_stats(j, "boot_s", ours_s, rounds, "%.3f");
+    g_string_append(j, ",");
+    json_stats(j, "qemu_pss_kib", ours_q, rounds, "%.0f");
+    g_string_append(j, ",");
+    json_stats(j, "shim_pss_kib", ours_sh, rounds, "%.0f");
+    g_string_append(j, ",");
+    json_stats(j, "total_pss_kib", ours_t, rounds, "%.0f");
+    g_string_append(j, "},\"baseline\":{");
+    json_stats(j, "boot_s", base_s, rounds, "%.3f");
+    g_string_append(j, ",");
+    json_stats(j, "qemu_pss_kib", base_q, rounds, "%.0f");
+    g_string_append_printf(j, "},\"ratio\":%.3f,\"goal_ratio\":%.2f,"
+                              "\"ratio_met\":%s,\"goal_median_s\":%.1f,"
+                              "\"median_met\":%s}",
+                           ratio, GOAL_RATIO, ratio_met ? "true" : "false",
+                           GOAL_MEDIAN_S, median_met ? "true" : "false");
+    printf("%s\n", j->str);
+  } else {
+    printf("katavm boot benchmark: %d rounds, ours and baseline alternating\n",
+           rounds);
+    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n",
+           nproc(), load_start, load_end, accel);
+    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel,
+           args.cpu, args.mem, args.smp);
+    printf("  kernel %s\n  initrd %s\n  append %s\n\n", args.kernel,
+           args.initrd, args.append);
+    printf("  %-32s %9s %9s %9s\n", "boot to agent ready", "median", "min", "max");
+    print_row("ours (katavm_sandbox_create)", ours_s, rounds, 1, "s");
+    print_row("baseline (plain QEMU, 1st byte)", base_s, rounds, 1, "s");
+    printf("  ratio ours/baseline (medians)    %9.3f   goal <= %.2f: %s\n", ratio,
+           GOAL_RATIO, ratio_met ? "met" : "NOT met");
+    printf("  ours median                      %9.2f s goal <= %.1f s: %s\n\n",
+           so.median, GOAL_MEDIAN_S, median_met ? "met" : "NOT met");
+    printf("  %-32s %9s %9s %9s\n", "idle PSS after 2 s", "median", "min", "max");
+    print_row("ours: qemu", ours_q, rounds, mib, "MiB");
+    print_row("ours: shim", ours_sh, rounds, mib, "MiB");
+    print_row("ours: qemu + shim", ours_t, rounds, mib, "MiB");
+    print_row("baseline: qemu", base_q, rounds, mib, "MiB");
+    printf("  %-32s %9.2f            MiB (medians)\n\n", "ours - baseline",
+           (stats(ours_t, rounds).median - stats(base_q, rounds).median) * mib);
+    printf("samples in round order:\n");
+    print_samples("ours boot s", ours_s, rounds, 1);
+    print_samples("baseline boot s", base_s, rounds, 1);
+    print_samples("ours qemu+shim PSS MiB", ours_t, rounds, mib);
+    print_samples("baseline PSS MiB", base_q, rounds, mib);
+  }
+  status = 0;
+
+out:
+  cleanup();
+  if (interrupted) {
+    fprintf(stderr, "boot: interrupted; everything started was cleaned up\n");
+    status = 130;
+  }
+  katavm_free(check);
+  qemu_args_clear(&args);
+  katavm_runtime_free(g_rt);
+  g_free(ours_s);
+  g_free(base_s);
+  g_free(ours_q);
+  g_free(ours_sh);
+  g_free(ours_t);
+  g_free(base_q);
+  return status;
+}
