@@ -17,4 +17,26 @@ gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error);
  * the process exits, which is what the reader waits for. */
 void kv_shim_report(int fd, const GError *e, gboolean final);
 
+/* ---- client side (lib/) ---- */
+#include "internal.h"
+#include "proto.h"
+
+struct katavm_sandbox {
+  char *id;
+  KvPaths paths;
+  GMainContext *ctx; /* private: the handle's connection lives here */
+  KvConn *conn;
+};
+
+/* Connect to a sandbox's shim and wait for its HELLO. KATAVM_E_STATE when
+ * the shim is gone. */
+KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error);
+KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx,
+                             const KvConnHandlers *h, gpointer user,
+                             GError **error);
+/* Blocking request on the handle's connection (reconnects if needed). */
+JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method,
+                            JsonObject *params, guint timeout_ms,
+                            GError **error);
+
 G_END_DECLS

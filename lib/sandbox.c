@@ -17,13 +17,6 @@
 #include "sandbox-internal.h"
 #include "vmm.h"
 
-struct katavm_sandbox {
-  char *id;
-  KvPaths paths;
-  GMainContext *ctx;
-  KvConn *conn;
-};
-
 void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
   if (cfg)
     memset(cfg, 0, sizeof(*cfg));
@@ -65,8 +58,14 @@ static void on_closed(KvConn *c, const GError *why, gpointer user) {}
 
 /* Connect to the sandbox's shim. A missing socket or a refused connection
  * means the shim is gone: KATAVM_E_STATE. */
-static KvConn *shim_connect(const KvPaths *p, GMainContext *ctx,
-                            GError **error) {
+KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error) {
+  static const KvConnHandlers h = {.on_closed = on_closed};
+  return kv_shim_connect_full(p, ctx, &h, NULL, error);
+}
+
+KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx,
+                             const KvConnHandlers *h, gpointer user,
+                             GError **error) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(p->shim_sock) >= sizeof(sa.sun_path)) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long",
@@ -89,8 +88,7 @@ static KvConn *shim_connect(const KvPaths *p, GMainContext *ctx,
                 g_strerror(e));
     return NULL;
   }
-  static const KvConnHandlers h = {.on_closed = on_closed};
-  KvConn *c = kv_conn_new(fd, "client", &h, NULL, ctx);
+  KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
   if (!kv_conn_wait_ready(c, 10000, error)) {
     kv_conn_close(c);
     kv_conn_unref(c);
@@ -99,7 +97,7 @@ static KvConn *shim_connect(const KvPaths *p, GMainContext *ctx,
   return c;
 }
 
-static JsonObject *sb_call(katavm_sandbox *sb, const char *method,
+JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method,
                            JsonObject *params, guint timeout_ms,
                            GError **error) {
   if (!sb->conn || kv_conn_is_closed(sb->conn)) {
@@ -107,7 +105,7 @@ static JsonObject *sb_call(katavm_sandbox *sb, const char *method,
       kv_conn_unref(sb->conn);
       sb->conn = NULL;
     }
-    sb->conn = shim_connect(&sb->paths, sb->ctx, error);
+    sb->conn = kv_shim_connect(&sb->paths, sb->ctx, error);
     if (!sb->conn)
       return NULL;
   }
@@ -187,7 +185,7 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
   g_autoptr(GError) e = NULL;
   gboolean vm_gone = FALSE;
   GMainContext *ctx = g_main_context_new();
-  KvConn *c = shim_connect(p, ctx, &e);
+  KvConn *c = kv_shim_connect(p, ctx, &e);
   if (c) {
     g_autoptr(JsonObject) r =
         kv_conn_call_sync(c, KV_M_SHIM_DESTROY, NULL, KV_CALL_TIMEOUT_MS, &e);
@@ -336,7 +334,7 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
     return code;
   }
   katavm_sandbox *sb = sb_new(rt->root, id);
-  sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+  sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
   if (!sb->conn) {
     katavm_sandbox_close(sb);
     return kv_error_propagate(err, e);
@@ -363,12 +361,12 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id,
     return kv_error_propagate(err, e);
   }
   kv_config_clear(&c);
-  sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+  sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
   if (!sb->conn && e->code == KATAVM_E_STATE && live_shim_pid(&sb->paths, id) == 0) {
     /* The shim died; QEMU survives it. A new shim reattaches to the VM. */
     g_clear_error(&e);
     if (run_shim_mode(rt, &sb->paths, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
-      sb->conn = shim_connect(&sb->paths, sb->ctx, &e);
+      sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
     else
       g_prefix_error(&e, "the shim of sandbox '%s' is gone and recovery "
                          "failed (remove it with `katavm sandbox rm -f %s`): ",
@@ -387,7 +385,7 @@ int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
   if (!sb || !state)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and state must not be NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
+  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
   if (!r) {
     if (e->code == KATAVM_E_STATE && e->domain == KV_ERROR) {
       *state = KATAVM_SANDBOX_UNKNOWN;
@@ -403,7 +401,7 @@ int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err) {
   if (!sb)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STOP, NULL, KV_CALL_TIMEOUT_MS, &e);
+  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STOP, NULL, KV_CALL_TIMEOUT_MS, &e);
   return r ? 0 : kv_error_propagate(err, e);
 }
 
@@ -464,7 +462,7 @@ int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
   g_autoptr(GError) e = NULL;
   gint64 t0 = g_get_monotonic_time();
   g_autoptr(JsonObject) r =
-      sb_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &e);
+      kv_sandbox_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &e);
   if (!r)
     return kv_error_propagate(err, e);
   memset(info, 0, sizeof(*info));
@@ -483,12 +481,12 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
   if (!sb || !json_out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and json_out must not be NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = sb_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
+  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
   if (!r)
     return kv_error_propagate(err, e);
   if (!g_strcmp0(json_object_get_string_member_with_default(r, "state", ""), "running")) {
     g_autoptr(GError) ge = NULL;
-    JsonObject *g = sb_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &ge);
+    JsonObject *g = kv_sandbox_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &ge);
     if (g)
       json_object_set_object_member(r, "guest", g);
     else

@@ -224,6 +224,118 @@ KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
                                       katavm_error **err);
 
 /* ------------------------------------------------------------------ */
+/* Containers                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Container ids follow the sandbox id rules (KATAVM_ID_MAX, no "/" or ".."). */
+
+typedef struct katavm_process katavm_process;
+
+typedef struct katavm_container_config {
+  /* Either an OCI bundle directory (config.json + its root.path) ... */
+  const char *bundle;
+  /* ... or a plain rootfs directory, for which a default spec is made, like
+   * `runc spec` writes (sh, namespaces pid/ipc/uts/mount, default mounts). */
+  const char *rootfs;
+  /* Overrides of the spec's process (NULL = keep the spec's). argv and env
+   * are NULL-terminated. */
+  const char *const *argv;
+  const char *const *env;
+  const char *cwd;
+  const char *hostname;
+  int tty;                 /* 1 = the main process gets a pty */
+  int readonly;            /* 1 = read-only root (or the spec's root.readonly) */
+  unsigned int reserved[8]; /* must be zero */
+} katavm_container_config;
+
+KATAVM_API void katavm_container_config_init(katavm_container_config *cfg);
+
+/* Create a container in the sandbox from a bundle or rootfs. The rootfs is
+ * bind-mounted (not copied) into the sandbox's 9p share; the agent creates
+ * namespaces, mounts, cgroup, capabilities and seccomp from the spec; the
+ * main process waits for katavm_container_start().
+ * main_out: NULL = the main process's stdio goes to /dev/null; else it
+ * receives a process handle whose fds carry the main process's stdio.
+ * Errors: KATAVM_E_INVALID (bad id, malformed config.json: the message names
+ * the field, rootfs missing or a symlink escaping the bundle, unknown seccomp
+ * syscall), KATAVM_E_EXISTS (id in use), KATAVM_E_STATE (sandbox not
+ * running). Nothing is left behind on failure. */
+KATAVM_API int katavm_container_add(katavm_sandbox *sb, const char *id,
+                                    const katavm_container_config *cfg,
+                                    katavm_process **main_out,
+                                    katavm_error **err);
+/* Start the main process of a created container. */
+KATAVM_API int katavm_container_start(katavm_sandbox *sb, const char *id,
+                                      katavm_error **err);
+/* Status: "created", "running" or "stopped" (static string via *status).
+ * exit_code (optional) is set once stopped. */
+KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id,
+                                      const char **status, int *exit_code,
+                                      katavm_error **err);
+/* Send a signal to the container's main process (all = every process). */
+KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id,
+                                     int signal, int all, katavm_error **err);
+/* Block until the main process exits; *exit_code follows shell convention
+ * (128+N for a death by signal N). */
+KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id,
+                                     int *exit_code, katavm_error **err);
+/* Remove the container (force: kill it first). Unmounts its rootfs. */
+KATAVM_API int katavm_container_remove(katavm_sandbox *sb, const char *id,
+                                       int force, katavm_error **err);
+/* Ids of the sandbox's containers; free with katavm_strv_free(). */
+KATAVM_API int katavm_container_list(katavm_sandbox *sb, char ***ids_out,
+                                     katavm_error **err);
+
+/* ------------------------------------------------------------------ */
+/* Processes                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct katavm_exec_config {
+  const char *const *argv; /* NULL-terminated, required */
+  const char *const *env;  /* NULL-terminated "K=V"; NULL = container's */
+  const char *cwd;         /* NULL = container's */
+  int set_user;            /* 1 = run as uid/gid below */
+  unsigned int uid, gid;
+  int tty;                 /* 1 = allocate a pty; stdout carries it */
+  unsigned short rows, cols; /* initial pty size (0 = 24x80) */
+  int no_stdin;            /* 1 = stdin is /dev/null in the guest */
+  unsigned int reserved[8]; /* must be zero */
+} katavm_exec_config;
+
+KATAVM_API void katavm_exec_config_init(katavm_exec_config *cfg);
+
+/* Run a process in a running container (joining its namespaces and
+ * cgroup). Its stdio is streamed with flow control through file
+ * descriptors of the returned handle. A command missing in the rootfs is
+ * not an error here: the process exits 127 with a message on stderr.
+ * Errors: KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
+ * not running), KATAVM_E_INVALID. */
+KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
+                           const katavm_exec_config *cfg,
+                           katavm_process **out, katavm_error **err);
+
+/* The caller's ends of the process's stdio, owned by the handle: write to
+ * stdin_fd, read stdout_fd / stderr_fd until EOF (-1 when not connected,
+ * e.g. stderr of a TTY process). They are non-blocking pipes. */
+KATAVM_API int katavm_process_stdin_fd(katavm_process *p);
+KATAVM_API int katavm_process_stdout_fd(katavm_process *p);
+KATAVM_API int katavm_process_stderr_fd(katavm_process *p);
+/* Close stdin: the guest process reads EOF. */
+KATAVM_API int katavm_process_close_stdin(katavm_process *p,
+                                          katavm_error **err);
+/* Block until the process exits (timeout_ms < 0 = forever);
+ * *exit_code: shell convention (128+N for signal N). KATAVM_E_TIMEOUT. */
+KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms,
+                                   int *exit_code, katavm_error **err);
+KATAVM_API int katavm_process_signal(katavm_process *p, int signal,
+                                     katavm_error **err);
+/* Resize the process's pty. KATAVM_E_STATE without a TTY. */
+KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows,
+                                     unsigned short cols, katavm_error **err);
+/* Release the handle; a still-running process keeps running. */
+KATAVM_API void katavm_process_free(katavm_process *p);
+
+/* ------------------------------------------------------------------ */
 /* Guest image                                                          */
 /* ------------------------------------------------------------------ */
 

@@ -28,44 +28,16 @@
 #include "proto.h"
 #include "sandbox-internal.h"
 #include "vmm.h"
+#include "shim.h"
 
 #define POWEROFF_GRACE_MS 8000
 #define SPARE_ROOT_PORTS 8
-
-typedef struct {
-  char *id;
-  char *root;
-  KvPaths p;
-  KvSandboxConfig cfg;
-  KvAccel accel;
-  char *uri;
-  KvVmm *vmm;
-  KvConn *agent;
-  GMainLoop *loop;
-  int listen_fd;
-  GPtrArray *clients; /* KvConn* */
-  const char *state;  /* "creating" | "running" | "stopped" */
-  int qemu_pid;
-  gboolean powering_off;
-  gboolean destroying;
-  gboolean destroy_requested; /* SIGTERM: destroy with no client waiting */
-  GSource *poweroff_timer;
-  GSource *poll_timer;
-  GSource *reconnect_timer;
-  GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
-  GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
-} Shim;
-
-typedef struct {
-  KvConn *conn;
-  guint32 id;
-} Waiter;
 
 /* The shim's own main context. libvirt's default event implementation
  * (GLib based since libvirt 6) iterates the global default context on its
  * event thread; our sources must not live there or that thread would
  * dispatch them behind the main thread's back. */
-static GMainContext *shim_ctx;
+GMainContext *shim_ctx;
 
 static GSource *add_timeout(guint ms, GSourceFunc fn, gpointer data) {
   GSource *src = g_timeout_source_new(ms);
@@ -82,21 +54,20 @@ static void timer_clear(GSource **src) {
   }
 }
 
-static void waiter_free(gpointer p) {
+void waiter_free(gpointer p) {
   Waiter *w = p;
   kv_conn_unref(w->conn);
   g_free(w);
 }
 
-static Waiter *waiter_new(KvConn *c, guint32 id) {
+Waiter *waiter_new(KvConn *c, guint32 id) {
   Waiter *w = g_new0(Waiter, 1);
   w->conn = kv_conn_ref(c);
   w->id = id;
   return w;
 }
 
-static void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static void shim_log(const char *fmt, ...) {
+void shim_log(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *m = g_strdup_vprintf(fmt, ap);
@@ -152,6 +123,7 @@ static void reply_all(GPtrArray *waiters, const GError *e) {
 
 static void agent_drop(Shim *s) {
   timer_clear(&s->reconnect_timer);
+  relay_agent_lost(s);
   if (s->agent) {
     kv_conn_close(s->agent);
     g_clear_pointer(&s->agent, kv_conn_unref);
@@ -160,6 +132,7 @@ static void agent_drop(Shim *s) {
 
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Shim *s, GError **error) {
+  relay_unmount_all(s);
   return kv_rm_rf(s->p.run, error) && kv_rm_rf(s->p.dir, error);
 }
 
@@ -272,6 +245,7 @@ static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
   shim_log("agent channel closed: %s", why ? why->message : "EOF");
   if (c != s->agent)
     return;
+  relay_agent_lost(s);
   g_clear_pointer(&s->agent, kv_conn_unref);
   /* A live VM whose agent dropped the channel (restart, or a protocol
    * violation): reconnect, the agent reopens its port. */
@@ -284,7 +258,9 @@ static void on_agent_request(KvConn *c, guint32 id, const char *method,
   kv_conn_reply_error(c, id, KATAVM_E_INVALID, "the host serves no requests");
 }
 
-static void on_agent_frame(KvConn *c, const KvFrame *f, gpointer user) {}
+static void on_agent_frame(KvConn *c, const KvFrame *f, gpointer user) {
+  relay_agent_frame(user, f);
+}
 
 static int connect_unix(const char *path) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -358,6 +334,8 @@ static void on_agent_check_reply(KvConn *agent, JsonObject *result,
 static void on_client_request(KvConn *c, guint32 id, const char *method,
                               JsonObject *params, gpointer user) {
   Shim *s = user;
+  if (relay_request(s, c, id, method, params))
+    return;
   if (!strcmp(method, KV_M_SHIM_STATE)) {
     g_autoptr(JsonObject) o = state_object(s);
     kv_conn_reply(c, id, o);
@@ -383,12 +361,15 @@ static void on_client_request(KvConn *c, guint32 id, const char *method,
   }
 }
 
-static void on_client_frame(KvConn *c, const KvFrame *f, gpointer user) {}
+static void on_client_frame(KvConn *c, const KvFrame *f, gpointer user) {
+  relay_client_frame(user, c, f);
+}
 
 static void on_client_closed(KvConn *c, const GError *why, gpointer user) {
   Shim *s = user;
-  if (why)
+  if (why && !g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
     shim_log("client dropped: %s", why->message);
+  relay_client_closed(s, c);
   if (g_ptr_array_remove_fast(s->clients, c))
     kv_conn_unref(c);
 }
@@ -567,6 +548,7 @@ int main(int argc, char **argv) {
   shim_ctx = g_main_context_new();
   g_main_context_push_thread_default(shim_ctx);
   s.loop = g_main_loop_new(shim_ctx, FALSE);
+  relay_init(&s);
 
   /* SIGTERM/SIGINT destroy the sandbox cleanly, also while booting. */
   static const int term_signals[] = {SIGTERM, SIGINT};

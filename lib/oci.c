@@ -1,0 +1,308 @@
+/* lib/oci.c: OCI bundles on the host: loading and validating config.json
+ * (errors name the field), resolving the rootfs without letting a symlink
+ * lead out of the bundle, the default spec for a plain rootfs (what
+ * `runc spec` writes), and the caller's overrides. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "oci.h"
+
+#define CONFIG_MAX (4 * 1024 * 1024)
+
+static const char DEFAULT_SPEC[] =
+    "{\"ociVersion\":\"1.0.2\","
+    "\"process\":{\"terminal\":false,\"user\":{\"uid\":0,\"gid\":0},"
+    "\"args\":[\"sh\"],"
+    "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\","
+    "\"TERM=xterm\",\"HOME=/root\"],\"cwd\":\"/\","
+    "\"capabilities\":{"
+    "\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
+    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
+    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"],"
+    "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
+    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
+    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"],"
+    "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
+    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
+    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"]},"
+    "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
+    "\"noNewPrivileges\":true},"
+    "\"root\":{\"path\":\"rootfs\",\"readonly\":false},"
+    "\"hostname\":\"katavm\","
+    "\"mounts\":["
+    "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+    "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+    "\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
+    "{\"destination\":\"/dev/pts\",\"type\":\"devpts\",\"source\":\"devpts\","
+    "\"options\":[\"nosuid\",\"noexec\",\"newinstance\",\"ptmxmode=0666\",\"mode=0620\"]},"
+    "{\"destination\":\"/dev/shm\",\"type\":\"tmpfs\",\"source\":\"shm\","
+    "\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"mode=1777\",\"size=65536k\"]},"
+    "{\"destination\":\"/dev/mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\","
+    "\"options\":[\"nosuid\",\"noexec\",\"nodev\"]},"
+    "{\"destination\":\"/sys\",\"type\":\"sysfs\",\"source\":\"sysfs\","
+    "\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]}],"
+    "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"ipc\"},"
+    "{\"type\":\"uts\"},{\"type\":\"mount\"}],"
+    "\"maskedPaths\":[\"/proc/kcore\",\"/proc/keys\",\"/proc/timer_list\"],"
+    "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
+    "\"/proc/sysrq-trigger\"]}}";
+
+static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean fail(GError **error, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *m = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error_literal(error, KV_ERROR, KATAVM_E_INVALID, m);
+  return FALSE;
+}
+
+static gboolean is_type(JsonNode *n, GType t) {
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == t;
+}
+
+static gboolean check_strv(JsonObject *o, const char *k, const char *where,
+                           gboolean required, gboolean nonempty,
+                           GError **error) {
+  JsonNode *n = json_object_get_member(o, k);
+  if (!n)
+    return required ? fail(error, "config.json: %s.%s is missing", where, k) : TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY(n))
+    return fail(error, "config.json: %s.%s must be an array of strings", where, k);
+  JsonArray *a = json_node_get_array(n);
+  if (nonempty && json_array_get_length(a) == 0)
+    return fail(error, "config.json: %s.%s must be a non-empty array", where, k);
+  for (guint i = 0; i < json_array_get_length(a); i++)
+    if (!is_type(json_array_get_element(a, i), G_TYPE_STRING))
+      return fail(error, "config.json: %s.%s[%u] must be a string", where, k, i);
+  return TRUE;
+}
+
+static gboolean check_opt(JsonObject *o, const char *k, const char *where,
+                          GType t, const char *tname, GError **error) {
+  JsonNode *n = json_object_get_member(o, k);
+  if (n && !is_type(n, t))
+    return fail(error, "config.json: %s.%s must be %s", where, k, tname);
+  return TRUE;
+}
+
+static JsonObject *opt_obj(JsonObject *o, const char *k, const char *where,
+                           GError **error) {
+  JsonNode *n = json_object_get_member(o, k);
+  if (!n)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT(n)) {
+    fail(error, "config.json: %s%s%s must be an object", where, *where ? "." : "", k);
+    return NULL;
+  }
+  return json_node_get_object(n);
+}
+
+gboolean kv_oci_validate(JsonObject *spec, GError **error) {
+  GError *e = NULL;
+  JsonObject *proc = opt_obj(spec, "process", "", &e);
+  if (e)
+    return g_propagate_error(error, e), FALSE;
+  if (!proc)
+    return fail(error, "config.json: process is missing");
+  if (!check_strv(proc, "args", "process", TRUE, TRUE, error) ||
+      !check_strv(proc, "env", "process", FALSE, FALSE, error) ||
+      !check_opt(proc, "cwd", "process", G_TYPE_STRING, "a string", error) ||
+      !check_opt(proc, "terminal", "process", G_TYPE_BOOLEAN, "a boolean", error) ||
+      !check_opt(proc, "noNewPrivileges", "process", G_TYPE_BOOLEAN, "a boolean", error))
+    return FALSE;
+  const char *cwd = json_object_get_string_member_with_default(proc, "cwd", "/");
+  if (!g_path_is_absolute(cwd))
+    return fail(error, "config.json: process.cwd '%s' must be absolute", cwd);
+  JsonObject *user = opt_obj(proc, "user", "process", &e);
+  if (e)
+    return g_propagate_error(error, e), FALSE;
+  if (user && (!check_opt(user, "uid", "process.user", G_TYPE_INT64, "an integer", error) ||
+               !check_opt(user, "gid", "process.user", G_TYPE_INT64, "an integer", error)))
+    return FALSE;
+  JsonObject *root = opt_obj(spec, "root", "", &e);
+  if (e)
+    return g_propagate_error(error, e), FALSE;
+  if (!root)
+    return fail(error, "config.json: root is missing");
+  if (!is_type(json_object_get_member(root, "path"), G_TYPE_STRING) ||
+      !*json_object_get_string_member(root, "path"))
+    return fail(error, "config.json: root.path must be a non-empty string");
+  if (!check_opt(root, "readonly", "root", G_TYPE_BOOLEAN, "a boolean", error) ||
+      !check_opt(spec, "hostname", "", G_TYPE_STRING, "a string", error))
+    return FALSE;
+  JsonNode *mounts = json_object_get_member(spec, "mounts");
+  if (mounts) {
+    if (!JSON_NODE_HOLDS_ARRAY(mounts))
+      return fail(error, "config.json: mounts must be an array");
+    JsonArray *a = json_node_get_array(mounts);
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+      JsonNode *m = json_array_get_element(a, i);
+      if (!JSON_NODE_HOLDS_OBJECT(m) ||
+          !is_type(json_object_get_member(json_node_get_object(m), "destination"), G_TYPE_STRING))
+        return fail(error, "config.json: mounts[%u].destination must be a string", i);
+    }
+  }
+  JsonObject *linux_ = opt_obj(spec, "linux", "", &e);
+  if (e)
+    return g_propagate_error(error, e), FALSE;
+  if (linux_) {
+    JsonNode *ns = json_object_get_member(linux_, "namespaces");
+    if (ns && !JSON_NODE_HOLDS_ARRAY(ns))
+      return fail(error, "config.json: linux.namespaces must be an array");
+    JsonObject *sc = opt_obj(linux_, "seccomp", "linux", &e);
+    if (e)
+      return g_propagate_error(error, e), FALSE;
+    if (sc && !is_type(json_object_get_member(sc, "defaultAction"), G_TYPE_STRING))
+      return fail(error, "config.json: linux.seccomp.defaultAction must be a string");
+    if (!opt_obj(linux_, "resources", "linux", &e) && e)
+      return g_propagate_error(error, e), FALSE;
+  }
+  return TRUE;
+}
+
+JsonObject *kv_oci_default_spec(void) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  if (!json_parser_load_from_data(p, DEFAULT_SPEC, -1, NULL))
+    g_error("built-in default spec does not parse");
+  return json_object_ref(json_node_get_object(json_parser_get_root(p)));
+}
+
+/* Resolve root.path against the bundle. A relative root must stay inside
+ * the bundle once symlinks are resolved. */
+static char *resolve_rootfs(const char *bundle, const char *root_path,
+                            GError **error) {
+  g_autofree char *joined = g_path_is_absolute(root_path)
+                                ? g_strdup(root_path)
+                                : g_build_filename(bundle, root_path, NULL);
+  char real[PATH_MAX];
+  if (!realpath(joined, real)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s: %s", joined,
+                g_strerror(errno));
+    return NULL;
+  }
+  if (!g_path_is_absolute(root_path)) {
+    char rb[PATH_MAX];
+    if (!realpath(bundle, rb)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s: %s", bundle,
+                  g_strerror(errno));
+      return NULL;
+    }
+    size_t n = strlen(rb);
+    if (strncmp(real, rb, n) != 0 || real[n] != '/') {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "rootfs %s resolves to %s, outside the bundle %s", joined,
+                  real, rb);
+      return NULL;
+    }
+  }
+  struct stat st;
+  if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "rootfs %s is not a directory", real);
+    return NULL;
+  }
+  return g_strdup(real);
+}
+
+JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
+                        char **rootfs_out, GError **error) {
+  g_autoptr(JsonObject) spec = NULL;
+  g_autofree char *real = NULL;
+  if (bundle) {
+    struct stat st;
+    if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "bundle %s is not a directory", bundle);
+      return NULL;
+    }
+    g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
+    if (stat(cfg, &st) < 0) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "bundle %s has no config.json", bundle);
+      return NULL;
+    }
+    if (st.st_size > CONFIG_MAX) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
+      return NULL;
+    }
+    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(GError) pe = NULL;
+    if (!json_parser_load_from_file(p, cfg, &pe)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s",
+                  cfg, pe->message);
+      return NULL;
+    }
+    JsonNode *r = json_parser_get_root(p);
+    if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "%s must hold a JSON object", cfg);
+      return NULL;
+    }
+    spec = json_object_ref(json_node_get_object(r));
+    if (!kv_oci_validate(spec, error))
+      return NULL;
+    real = resolve_rootfs(bundle, json_object_get_string_member(
+                                      json_object_get_object_member(spec, "root"), "path"),
+                          error);
+  } else {
+    spec = kv_oci_default_spec();
+    if (!rootfs || !g_path_is_absolute(rootfs)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "rootfs '%s' must be an absolute path", rootfs ? rootfs : "(null)");
+      return NULL;
+    }
+    real = resolve_rootfs("/", rootfs, error);
+  }
+  if (!real)
+    return NULL;
+  *rootfs_out = g_steal_pointer(&real);
+  return g_steal_pointer(&spec);
+}
+
+static JsonArray *strv_array(const char *const *v) {
+  JsonArray *a = json_array_new();
+  for (; *v; v++)
+    json_array_add_string_element(a, *v);
+  return a;
+}
+
+void kv_oci_override(JsonObject *spec, const char *const *argv,
+                     const char *const *env, const char *cwd,
+                     const char *hostname, int tty, int readonly) {
+  JsonObject *proc = json_object_get_object_member(spec, "process");
+  if (argv && *argv)
+    json_object_set_array_member(proc, "args", strv_array(argv));
+  if (env) {
+    /* Extra variables replace same-named ones of the spec. */
+    JsonArray *old = json_object_has_member(proc, "env")
+                         ? json_object_get_array_member(proc, "env") : NULL;
+    JsonArray *merged = json_array_new();
+    for (guint i = 0; old && i < json_array_get_length(old); i++) {
+      const char *kv = json_array_get_string_element(old, i);
+      const char *eq = strchr(kv, '=');
+      gsize klen = eq ? (gsize)(eq - kv) : strlen(kv);
+      gboolean replaced = FALSE;
+      for (const char *const *e = env; *e; e++)
+        if (!strncmp(*e, kv, klen) && (*e)[klen] == '=')
+          replaced = TRUE;
+      if (!replaced)
+        json_array_add_string_element(merged, kv);
+    }
+    for (const char *const *e = env; *e; e++)
+      json_array_add_string_element(merged, *e);
+    json_object_set_array_member(proc, "env", merged);
+  }
+  if (cwd)
+    json_object_set_string_member(proc, "cwd", cwd);
+  if (tty)
+    json_object_set_boolean_member(proc, "terminal", TRUE);
+  if (hostname)
+    json_object_set_string_member(spec, "hostname", hostname);
+  if (readonly)
+    json_object_set_boolean_member(json_object_get_object_member(spec, "root"),
+                                   "readonly", TRUE);
+}

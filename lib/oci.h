@@ -1,0 +1,22 @@
+/* lib/oci.h: OCI runtime spec handling on the host (see oci.c). */
+#pragma once
+
+#include "internal.h"
+
+G_BEGIN_DECLS
+
+/* Check the fields the runtime relies on; errors name the field. */
+gboolean kv_oci_validate(JsonObject *spec, GError **error);
+/* The default spec for a plain rootfs, like `runc spec`. */
+JsonObject *kv_oci_default_spec(void);
+/* Load bundle/config.json (bundle != NULL) or make the default spec for
+ * `rootfs`; validate it and resolve the rootfs to a real directory path
+ * (*rootfs_out). All failures are KATAVM_E_INVALID with a clear message. */
+JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
+                        char **rootfs_out, GError **error);
+/* Apply caller overrides (NULL / 0 = keep the spec's). */
+void kv_oci_override(JsonObject *spec, const char *const *argv,
+                     const char *const *env, const char *cwd,
+                     const char *hostname, int tty, int readonly);
+
+G_END_DECLS

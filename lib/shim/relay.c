@@ -1,0 +1,391 @@
+/* lib/shim/relay.c: containers and processes in the shim.
+ *
+ * Clients ask for container and process operations; the shim mounts
+ * container rootfs into the sandbox's 9p share (it owns the sandbox's host
+ * state) and relays the requests to the agent. Stdio streams are relayed
+ * frame by frame: each client stream id is mapped to a fresh agent stream id,
+ * DATA/CREDIT/EOF are forwarded unchanged, so flow control is end to end and
+ * the shim buffers at most one window per stream. A client that goes away
+ * does not stall its processes: its guest-to-host streams are drained here
+ * (credited back and discarded) and its stdin gets EOF. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+typedef struct {
+  KvConn *client; /* NULL once the client has gone: drain */
+  guint32 csid;
+  guint32 asid;
+  gboolean to_guest; /* stdin */
+} Route;
+
+/* Snapshot of a table's keys or values, safe to walk while removing
+ * (glib 2.74 has no g_hash_table_get_values_as_ptr_array). */
+static GPtrArray *snapshot(GHashTable *t, gboolean keys) {
+  GPtrArray *a = g_ptr_array_new();
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init(&it, t);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    g_ptr_array_add(a, keys ? k : v);
+  return a;
+}
+
+void relay_init(Shim *s) {
+  s->next_agent_stream = 1;
+  s->routes_by_agent = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  s->routes_by_client = g_hash_table_new_full(
+      NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
+  s->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  /* A recovering shim inherits the mounts of the one that died. */
+  g_autofree char *dir = g_build_filename(s->p.shared, "containers", NULL);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d)))
+    if (kv_id_validate(name, NULL))
+      g_hash_table_insert(s->mounts, g_strdup(name),
+                          g_build_filename(dir, name, "rootfs", NULL));
+}
+
+static void route_remove(Shim *s, Route *r) {
+  if (r->client) {
+    GHashTable *t = g_hash_table_lookup(s->routes_by_client, r->client);
+    if (t)
+      g_hash_table_remove(t, GUINT_TO_POINTER(r->csid));
+  }
+  g_hash_table_remove(s->routes_by_agent, GUINT_TO_POINTER(r->asid));
+}
+
+static Route *route_add(Shim *s, KvConn *client, guint32 csid,
+                        gboolean to_guest) {
+  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+  if (!t) {
+    t = g_hash_table_new(NULL, NULL);
+    g_hash_table_insert(s->routes_by_client, client, t);
+  }
+  if (g_hash_table_contains(t, GUINT_TO_POINTER(csid)))
+    return NULL;
+  Route *r = g_new0(Route, 1);
+  r->client = client;
+  r->csid = csid;
+  /* Agent stream ids are never reused while the shim lives (u32 wraps after
+   * four billion streams; skip 0 and ids still in use). */
+  do {
+    r->asid = s->next_agent_stream++;
+  } while (r->asid == 0 ||
+           g_hash_table_contains(s->routes_by_agent, GUINT_TO_POINTER(r->asid)));
+  r->to_guest = to_guest;
+  g_hash_table_insert(t, GUINT_TO_POINTER(csid), r);
+  g_hash_table_insert(s->routes_by_agent, GUINT_TO_POINTER(r->asid), r);
+  return r;
+}
+
+static void send_frame(KvConn *c, KvFrameType type, guint32 stream,
+                       GBytes *payload) {
+  gsize len = 0;
+  const void *data = payload ? g_bytes_get_data(payload, &len) : NULL;
+  kv_conn_send(c, type, stream, data, len, NULL);
+}
+
+/* ---- requests ---- */
+
+typedef struct {
+  Shim *s;
+  Waiter *w;
+  char *method;
+  char *container; /* for container_add/remove: mount bookkeeping */
+  GPtrArray *routes; /* Route* created for this request (undone on error) */
+} Pending;
+
+static void pending_free(Pending *p) {
+  waiter_free(p->w);
+  g_free(p->method);
+  g_free(p->container);
+  if (p->routes)
+    g_ptr_array_unref(p->routes);
+  g_free(p);
+}
+
+static int agent_code(const GError *e) {
+  int c = kv_remote_error_code(e);
+  if (c < 0 && c >= KATAVM_E_CORRUPT)
+    return c;
+  return KATAVM_E_AGENT;
+}
+
+static char *mount_point(Shim *s, const char *cid) {
+  return g_build_filename(s->p.shared, "containers", cid, "rootfs", NULL);
+}
+
+static void unmount_container(Shim *s, const char *cid) {
+  g_autofree char *mp = mount_point(s, cid);
+  if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    shim_log("umount %s: %s", mp, g_strerror(errno));
+  rmdir(mp);
+  g_autofree char *dir = g_path_get_dirname(mp);
+  rmdir(dir);
+  g_hash_table_remove(s->mounts, cid);
+}
+
+void relay_unmount_all(Shim *s) {
+  g_autoptr(GPtrArray) ids = snapshot(s->mounts, TRUE);
+  for (guint i = 0; i < ids->len; i++) {
+    g_autofree char *id = g_strdup(ids->pdata[i]);
+    unmount_container(s, id);
+  }
+}
+
+static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e,
+                           gpointer user) {
+  Pending *p = user;
+  Shim *s = p->s;
+  if (result) {
+    if (!g_strcmp0(p->method, KV_M_CONTAINER_REMOVE) && p->container)
+      unmount_container(s, p->container);
+    kv_conn_reply(p->w->conn, p->w->id, result);
+  } else {
+    if (p->routes)
+      for (guint i = 0; i < p->routes->len; i++)
+        route_remove(s, p->routes->pdata[i]);
+    if (!g_strcmp0(p->method, KV_M_CONTAINER_CREATE) && p->container)
+      unmount_container(s, p->container);
+    kv_conn_reply_error(p->w->conn, p->w->id, agent_code(e),
+                        kv_remote_error_message(e));
+  }
+  pending_free(p);
+}
+
+/* Replace the client's stream ids in params["streams"] by agent ids. */
+static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
+                                GPtrArray *routes, GError **error) {
+  if (!json_object_has_member(params, "streams"))
+    return TRUE;
+  JsonNode *n = json_object_get_member(params, "streams");
+  if (!JSON_NODE_HOLDS_OBJECT(n)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "streams must be an object");
+    return FALSE;
+  }
+  JsonObject *in = json_node_get_object(n);
+  JsonObject *out = json_object_new();
+  static const char *names[] = {"stdin", "stdout", "stderr"};
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+    gint64 v = 0;
+    if (json_object_has_member(in, names[i])) {
+      JsonNode *m = json_object_get_member(in, names[i]);
+      if (!JSON_NODE_HOLDS_VALUE(m) ||
+          json_node_get_value_type(m) != G_TYPE_INT64 ||
+          json_node_get_int(m) < 0 || json_node_get_int(m) > G_MAXUINT32) {
+        json_object_unref(out);
+        g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                    "streams.%s must be a stream id (u32)", names[i]);
+        return FALSE;
+      }
+      v = json_node_get_int(m);
+    }
+    guint32 asid = 0;
+    if (v) {
+      Route *r = route_add(s, client, (guint32)v, i == 0);
+      if (!r) {
+        json_object_unref(out);
+        g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                    "stream id %u is already in use", (guint32)v);
+        return FALSE;
+      }
+      g_ptr_array_add(routes, r);
+      asid = r->asid;
+    }
+    json_object_set_int_member(out, names[i], asid);
+  }
+  json_object_set_object_member(params, "streams", out);
+  return TRUE;
+}
+
+static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params,
+                             GError **error) {
+  const char *rootfs = json_object_get_string_member_with_default(params, "rootfs", NULL);
+  if (!rootfs || !g_path_is_absolute(rootfs)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "container_add: rootfs must be an absolute host path");
+    return FALSE;
+  }
+  struct stat st;
+  if (lstat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "rootfs %s is not a directory", rootfs);
+    return FALSE;
+  }
+  g_autofree char *mp = mount_point(s, cid);
+  if (g_mkdir_with_parents(mp, 0755) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "mkdir %s: %s", mp,
+                g_strerror(errno));
+    return FALSE;
+  }
+  /* A bind mount, not a copy; MS_REC carries mounts below the rootfs. */
+  if (mount(rootfs, mp, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "bind mount %s: %s", rootfs,
+                g_strerror(errno));
+    rmdir(mp);
+    return FALSE;
+  }
+  g_hash_table_insert(s->mounts, g_strdup(cid), g_strdup(mp));
+  gboolean ro = json_object_get_boolean_member_with_default(params, "readonly", FALSE);
+  if (ro && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "read-only remount of %s: %s",
+                mp, g_strerror(errno));
+    unmount_container(s, cid);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static const char *const relayed[] = {
+    KV_M_CONTAINER_START, KV_M_CONTAINER_STATE, KV_M_CONTAINER_KILL,
+    KV_M_CONTAINER_REMOVE, KV_M_CONTAINER_LIST, KV_M_EXEC,
+    KV_M_WAIT, KV_M_SIGNAL, KV_M_RESIZE, NULL};
+
+#define KV_M_SHIM_CONTAINER_ADD "container_add"
+
+gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
+                       JsonObject *params) {
+  gboolean add = !strcmp(method, KV_M_SHIM_CONTAINER_ADD);
+  if (!add && !g_strv_contains(relayed, method))
+    return FALSE;
+  g_autoptr(GError) e = NULL;
+  if (g_strcmp0(s->state, "running") || s->powering_off) {
+    kv_conn_reply_error(client, id, KATAVM_E_STATE, "sandbox is not running");
+    return TRUE;
+  }
+  if (!s->agent || !kv_conn_is_ready(s->agent)) {
+    kv_conn_reply_error(client, id, KATAVM_E_AGENT,
+                        "the guest agent is not connected");
+    return TRUE;
+  }
+  Pending *p = g_new0(Pending, 1);
+  p->s = s;
+  p->w = waiter_new(client, id);
+  p->method = g_strdup(add ? KV_M_CONTAINER_CREATE : method);
+  p->routes = g_ptr_array_new();
+  g_autoptr(JsonObject) fwd = json_object_new();
+  /* Copy params: we rewrite streams and paths. */
+  GList *members = json_object_get_members(params);
+  for (GList *l = members; l; l = l->next)
+    json_object_set_member(fwd, l->data,
+                           json_node_copy(json_object_get_member(params, l->data)));
+  g_list_free(members);
+
+  const char *cid = json_object_get_string_member_with_default(
+      params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
+  if (add || !strcmp(method, KV_M_CONTAINER_REMOVE)) {
+    if (!cid || !kv_id_validate(cid, &e)) {
+      if (!e)
+        e = g_error_new(KV_ERROR, KATAVM_E_INVALID, "container id is missing");
+      goto fail;
+    }
+    p->container = g_strdup(cid);
+  }
+  if (add) {
+    if (g_hash_table_contains(s->mounts, cid)) {
+      g_set_error(&e, KV_ERROR, KATAVM_E_EXISTS,
+                  "a container with id '%s' already exists in this sandbox", cid);
+      g_clear_pointer(&p->container, g_free); /* not ours to unmount */
+      goto fail;
+    }
+    if (!json_object_has_member(params, "spec") ||
+        !JSON_NODE_HOLDS_OBJECT(json_object_get_member(params, "spec"))) {
+      g_set_error(&e, KV_ERROR, KATAVM_E_INVALID, "container_add: spec must be an object");
+      g_clear_pointer(&p->container, g_free);
+      goto fail;
+    }
+    if (!mount_rootfs(s, cid, params, &e)) {
+      g_clear_pointer(&p->container, g_free);
+      goto fail;
+    }
+    g_autofree char *guest = g_strdup_printf(KV_GUEST_SHARED_DIR "/containers/%s/rootfs", cid);
+    json_object_set_string_member(fwd, "rootfs", guest);
+    json_object_remove_member(fwd, "readonly");
+  }
+  if (!rewrite_streams(s, client, fwd, p->routes, &e))
+    goto fail;
+  /* wait replies only when the process exits: no timeout. */
+  kv_conn_call(s->agent, p->method, fwd,
+               !strcmp(method, KV_M_WAIT) ? 0 : KV_CALL_TIMEOUT_MS,
+               on_agent_reply, p);
+  return TRUE;
+fail:
+  for (guint i = 0; i < p->routes->len; i++)
+    route_remove(s, p->routes->pdata[i]);
+  if (add && p->container)
+    unmount_container(s, p->container);
+  kv_conn_reply_error(client, id, kv_error_code_of(e), e->message);
+  pending_free(p);
+  return TRUE;
+}
+
+/* ---- stream frames ---- */
+
+void relay_client_frame(Shim *s, KvConn *client, const KvFrame *f) {
+  if (f->type == KV_FRAME_EVENT)
+    return;
+  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+  Route *r = t ? g_hash_table_lookup(t, GUINT_TO_POINTER(f->stream)) : NULL;
+  if (!r || !s->agent)
+    return; /* a stream that ended or never existed: drop */
+  send_frame(s->agent, f->type, r->asid, f->payload);
+  if (f->type == KV_FRAME_EOF && r->to_guest)
+    route_remove(s, r);
+}
+
+void relay_agent_frame(Shim *s, const KvFrame *f) {
+  if (f->type == KV_FRAME_EVENT)
+    return;
+  Route *r = g_hash_table_lookup(s->routes_by_agent, GUINT_TO_POINTER(f->stream));
+  if (!r)
+    return;
+  if (!r->client) {
+    /* The client left: keep the process running by draining its output. */
+    if (f->type == KV_FRAME_DATA && g_bytes_get_size(f->payload))
+      kv_conn_send_credit(s->agent, r->asid, (guint32)g_bytes_get_size(f->payload), NULL);
+    else if (f->type == KV_FRAME_EOF)
+      route_remove(s, r);
+    return;
+  }
+  send_frame(r->client, f->type, r->csid, f->payload);
+  if (f->type == KV_FRAME_EOF && !r->to_guest)
+    route_remove(s, r);
+}
+
+void relay_client_closed(Shim *s, KvConn *client) {
+  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+  if (!t)
+    return;
+  g_autoptr(GPtrArray) rs = snapshot(t, FALSE);
+  for (guint i = 0; i < rs->len; i++) {
+    Route *r = rs->pdata[i];
+    if (r->to_guest) {
+      if (s->agent)
+        kv_conn_send(s->agent, KV_FRAME_EOF, r->asid, NULL, 0, NULL);
+      route_remove(s, r);
+    } else {
+      r->client = NULL;
+      /* Whatever window the client had left unconsumed is granted again so
+       * a blocked writer in the guest moves on. */
+      if (s->agent)
+        kv_conn_send_credit(s->agent, r->asid, KV_STREAM_INITIAL_WINDOW, NULL);
+    }
+  }
+  g_hash_table_remove(s->routes_by_client, client);
+}
+
+void relay_agent_lost(Shim *s) {
+  g_autoptr(GPtrArray) rs = snapshot(s->routes_by_agent, FALSE);
+  for (guint i = 0; i < rs->len; i++) {
+    Route *r = rs->pdata[i];
+    if (r->client && !r->to_guest)
+      kv_conn_send(r->client, KV_FRAME_EOF, r->csid, NULL, 0, NULL);
+    route_remove(s, r);
+  }
+}
