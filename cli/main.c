@@ -24,7 +24,15 @@ int cli_usage(const char *fmt, ...) {
 
 gboolean cli_parse(int *argc, char ***argv, const char *usage,
                    const GOptionEntry *entries) {
+  return cli_parse_posix(argc, argv, usage, entries, FALSE);
+}
+
+gboolean cli_parse_posix(int *argc, char ***argv, const char *usage,
+                         const GOptionEntry *entries, gboolean posix) {
   g_autoptr(GOptionContext) oc = g_option_context_new(usage);
+  /* posix: options stop at the first argument, so a command's own options
+   * (`sh -c ...`) are not taken for ours. */
+  g_option_context_set_strict_posix(oc, posix);
   g_option_context_add_main_entries(oc, entries, NULL);
   g_autoptr(GError) e = NULL;
   if (!g_option_context_parse(oc, argc, argv, &e)) {
@@ -45,6 +53,10 @@ static const char *USAGE =
     "  sandbox inspect ID [--json]\n"
     "  sandbox stop ID\n"
     "  sandbox rm [-f] ID\n"
+    "  container add SANDBOX ID BUNDLE_OR_ROOTFS [-- CMD...]\n"
+    "  container start|rm [-f]|kill [-s SIG] SANDBOX ID ; container ls SANDBOX\n"
+    "  exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] SANDBOX[/CONTAINER] -- CMD...\n"
+    "  run [--cpus N] [--memory MiB] [--name ID] [--rm] [-i] [-t] ROOTFS_OR_BUNDLE -- CMD...\n"
     "  version\n"
     "environment: KATAVM_ROOT (state dir), KATAVM_LIBVIRT_URI, KATAVM_ACCEL,\n"
     "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM\n";
@@ -111,6 +123,12 @@ int main(int argc, char **argv) {
     rc = cmd_image(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "sandbox"))
     rc = cmd_sandbox(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "container"))
+    rc = cmd_container(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "exec"))
+    rc = cmd_exec(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "run"))
+    rc = cmd_run(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "version"))
     printf("katavm %s\n", katavm_version());
   else

@@ -1,0 +1,86 @@
+/* cli/container.c: `katavm container add|start|ls|rm|kill`. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int open_sb(CliCtx *c, const char *id, katavm_sandbox **sb) {
+  katavm_error *e = NULL;
+  return katavm_sandbox_open(c->rt, id, sb, &e) < 0 ? cli_fail(e) : 0;
+}
+
+int cmd_container(CliCtx *c, int argc, char **argv) {
+  const char *usage = "usage: katavm container add SANDBOX ID BUNDLE_OR_ROOTFS [-- CMD...] |"
+                      " start|rm [-f]|kill [-s SIG] SANDBOX ID | ls SANDBOX";
+  if (argc < 3)
+    return cli_usage("%s", usage);
+  const char *sub = argv[1];
+  argc--;
+  argv++;
+  gboolean force = FALSE;
+  int sig = SIGTERM;
+  GOptionEntry entries[] = {
+      {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "kill a running container first", NULL},
+      {"signal", 's', 0, G_OPTION_ARG_INT, &sig, "signal number (kill)", "SIG"},
+      {NULL}};
+  if (!cli_parse_posix(&argc, &argv, "", entries, TRUE))
+    return 2;
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  int rc;
+  if (!strcmp(sub, "ls")) {
+    if ((rc = open_sb(c, argv[1], &sb)))
+      return rc;
+    char **ids = NULL;
+    if (katavm_container_list(sb, &ids, &e) < 0) {
+      katavm_sandbox_close(sb);
+      return cli_fail(e);
+    }
+    printf("%-40s %s\n", "ID", "STATUS");
+    for (char **p = ids; *p; p++) {
+      const char *st = "unknown";
+      katavm_container_state(sb, *p, &st, NULL, NULL);
+      printf("%-40s %s\n", *p, st);
+    }
+    katavm_strv_free(ids);
+    katavm_sandbox_close(sb);
+    return 0;
+  }
+  if (argc < 3)
+    return cli_usage("%s", usage);
+  if ((rc = open_sb(c, argv[1], &sb)))
+    return rc;
+  const char *id = argv[2];
+  if (!strcmp(sub, "add")) {
+    if (argc < 4) {
+      katavm_sandbox_close(sb);
+      return cli_usage("%s", usage);
+    }
+    g_autofree char *path = g_canonicalize_filename(argv[3], NULL);
+    g_autofree char *cfgjson = g_build_filename(path, "config.json", NULL);
+    katavm_container_config cc;
+    katavm_container_config_init(&cc);
+    if (g_file_test(cfgjson, G_FILE_TEST_EXISTS) || !g_file_test(path, G_FILE_TEST_IS_DIR))
+      cc.bundle = path;
+    else
+      cc.rootfs = path;
+    int i = 4;
+    if (i < argc && !strcmp(argv[i], "--"))
+      i++;
+    cc.argv = i < argc ? (const char *const *)argv + i : NULL;
+    rc = katavm_container_add(sb, id, &cc, NULL, &e);
+  } else if (!strcmp(sub, "start")) {
+    rc = katavm_container_start(sb, id, &e);
+  } else if (!strcmp(sub, "rm")) {
+    rc = katavm_container_remove(sb, id, force, &e);
+  } else if (!strcmp(sub, "kill")) {
+    rc = katavm_container_kill(sb, id, sig, 0, &e);
+  } else {
+    katavm_sandbox_close(sb);
+    return cli_usage("%s", usage);
+  }
+  katavm_sandbox_close(sb);
+  return rc < 0 ? cli_fail(e) : 0;
+}
