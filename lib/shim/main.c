@@ -421,6 +421,7 @@ static gboolean on_term(gpointer user) {
 /* ---- startup ---- */
 
 static gboolean vmm_connect(Shim *s, GError **error) {
+  shim_log("opening libvirt");
   if (s->cfg.uri) {
     s->uri = g_strdup(s->cfg.uri);
   } else {
@@ -457,8 +458,10 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
     };
+    shim_log("starting domain");
     if (!kv_vmm_start(s->vmm, &vc, error))
       return FALSE;
+    shim_log("domain started");
   } else {
     /* A fresh open of an embedded root reconnects to QEMU asynchronously. */
     gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
@@ -475,11 +478,13 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
   s->agent = agent_open(s, 10000, error);
   if (!s->agent)
     return FALSE;
+  shim_log("agent channel connected");
   if (!kv_conn_wait_ready(s->agent, KV_BOOT_TIMEOUT_MS, error)) {
     g_prefix_error(error, "the guest agent did not come up (console log: %s): ",
                    s->p.console);
     return FALSE;
   }
+  shim_log("agent said hello");
   g_autoptr(JsonObject) r = kv_conn_call_sync(s->agent, KV_M_AGENT_CHECK, NULL,
                                               KV_CALL_TIMEOUT_MS, error);
   if (!r)

@@ -2,6 +2,10 @@
 #include "helpers.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -169,4 +173,113 @@ void kvt_assert_error(int rc, katavm_error *e, int code, const char *needle) {
                 "error '%s' does not mention '%s'", katavm_error_message(e),
                 needle);
   katavm_error_free(e);
+}
+
+char *kvt_make_rootfs(const char *dir, gboolean bundle) {
+  const char *src = g_getenv("KATAVM_SOURCE_DIR");
+  ck_assert_msg(src != NULL, "KATAVM_SOURCE_DIR not set");
+  g_autofree char *script = g_build_filename(src, "tests", "rootfs", "mkrootfs.sh", NULL);
+  g_autofree char *target = bundle ? g_build_filename(dir, "rootfs", NULL) : g_strdup(dir);
+  const char *argv[] = {script, target, bundle ? "--bundle" : NULL, NULL};
+  int status = -1;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) e = NULL;
+  ck_assert_msg(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, NULL, &err, &status, &e),
+                "mkrootfs: %s", e ? e->message : "?");
+  ck_assert_msg(g_spawn_check_wait_status(status, NULL), "mkrootfs failed: %s", err);
+  return g_strdup(bundle ? dir : target);
+}
+
+int kvt_drain(katavm_process *p, char **out, char **err) {
+  GString *o = g_string_new(NULL), *e = g_string_new(NULL);
+  int fds[2] = {katavm_process_stdout_fd(p), katavm_process_stderr_fd(p)};
+  GString *bufs[2] = {o, e};
+  char buf[65536];
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    struct pollfd pf[2];
+    int n = 0, map[2];
+    for (int k = 0; k < 2; k++)
+      if (fds[k] >= 0) {
+        pf[n] = (struct pollfd){.fd = fds[k], .events = POLLIN};
+        map[n++] = k;
+      }
+    if (poll(pf, (nfds_t)n, 120000) <= 0)
+      ck_abort_msg("no output from the process for 120 s");
+    for (int j = 0; j < n; j++) {
+      if (!pf[j].revents)
+        continue;
+      ssize_t r = read(fds[map[j]], buf, sizeof(buf));
+      if (r > 0)
+        g_string_append_len(bufs[map[j]], buf, r);
+      else if (r == 0 || errno != EAGAIN)
+        fds[map[j]] = -1;
+    }
+  }
+  int code = -1;
+  katavm_error *ke = NULL;
+  int rc = katavm_process_wait(p, 120000, &code, &ke);
+  ck_assert_msg(rc == 0, "wait: %s", katavm_error_message(ke));
+  if (out)
+    *out = g_string_free(o, FALSE);
+  else
+    g_string_free(o, TRUE);
+  if (err)
+    *err = g_string_free(e, FALSE);
+  else
+    g_string_free(e, TRUE);
+  return code;
+}
+
+int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv,
+             const char *stdin_data, char **out, char **err) {
+  katavm_exec_config cfg;
+  katavm_exec_config_init(&cfg);
+  cfg.argv = argv;
+  katavm_process *p = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_exec(sb, cid, &cfg, &p, &e);
+  ck_assert_msg(rc == 0, "exec %s in %s: %s", argv[0], cid, katavm_error_message(e));
+  if (stdin_data) {
+    int fd = katavm_process_stdin_fd(p);
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    ck_assert_int_eq(write(fd, stdin_data, strlen(stdin_data)), (ssize_t)strlen(stdin_data));
+  }
+  katavm_process_close_stdin(p, NULL);
+  int code = kvt_drain(p, out, err);
+  katavm_process_free(p);
+  return code;
+}
+
+int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) {
+  const char *cli = g_getenv("KATAVM_CLI");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  g_ptr_array_add(argv, (char *)cli);
+  va_list ap;
+  va_start(ap, err);
+  const char *a;
+  while ((a = va_arg(ap, const char *)))
+    g_ptr_array_add(argv, (char *)a);
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
+  g_autoptr(GSubprocess) sp = g_subprocess_newv(
+      (const char *const *)argv->pdata,
+      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+      NULL);
+  ck_assert(sp != NULL);
+  g_autoptr(GError) e = NULL;
+  ck_assert(g_subprocess_communicate_utf8(sp, stdin_data, NULL, out, err, &e));
+  return g_subprocess_get_if_exited(sp) ? g_subprocess_get_exit_status(sp)
+                                        : 128 + g_subprocess_get_term_sig(sp);
+}
+
+void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *, gpointer), gpointer user) {
+  g_autofree char *path = g_build_filename(bundle, "config.json", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert(json_parser_load_from_file(p, path, NULL));
+  JsonNode *root = json_parser_get_root(p);
+  edit(json_node_get_object(root), user);
+  g_autofree char *s = json_to_string(root, TRUE);
+  ck_assert(g_file_set_contents(path, s, -1, NULL));
 }

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "katavm/katavm.h"
 
@@ -33,3 +34,20 @@ void kvt_assert_error(int rc, katavm_error *e, int code, const char *needle);
 /* Checked fixture pair: sweep before and after each test. */
 void kvt_setup(void);
 void kvt_teardown(void);
+
+/* Build a busybox rootfs (and, with bundle, a bundle with config.json whose
+ * root.path is "rootfs") under dir with tests/rootfs/mkrootfs.sh. Returns
+ * the rootfs path or the bundle dir. */
+char *kvt_make_rootfs(const char *dir, gboolean bundle);
+/* Run argv in a container; stdin_data (may be NULL) is written then closed.
+ * Captures stdout/stderr (may be NULL) and returns the exit code; asserts
+ * the API calls succeed. */
+int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv,
+             const char *stdin_data, char **out, char **err);
+/* Drain a process handle's stdout/stderr to strings and wait for it. */
+int kvt_drain(katavm_process *p, char **out, char **err);
+/* kvt_cli with stdin data fed to the child. */
+int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...)
+    G_GNUC_NULL_TERMINATED;
+/* Rewrite a bundle's config.json through a JSON edit callback. */
+void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *spec, gpointer), gpointer user);

@@ -1,0 +1,377 @@
+/* tests/integration/test_container.c: the pod model on a real VM: several
+ * containers from OCI bundles in one sandbox, isolation between them, exec
+ * with exact exit codes and stdin, seccomp and memory limits, many
+ * concurrent execs and clients, flow control, bad input, and cleanup of
+ * containers and their host bind mounts with the sandbox. */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static char *workdir;
+
+static void work_setup(void) {
+  kvt_setup();
+  workdir = g_strdup("/tmp/kvt-work");
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", workdir);
+  ck_assert_int_eq(system(cmd), 0);
+  ck_assert_int_eq(g_mkdir_with_parents(workdir, 0755), 0);
+}
+
+static void work_teardown(void) {
+  kvt_teardown();
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", workdir);
+  int rc = system(cmd);
+  (void)rc;
+  g_clear_pointer(&workdir, g_free);
+}
+
+static void set_hostname(JsonObject *spec, gpointer name) {
+  json_object_set_string_member(spec, "hostname", name);
+  /* The main process idles so that execs find the container running. */
+  JsonObject *proc = json_object_get_object_member(spec, "process");
+  JsonArray *a = json_array_new();
+  json_array_add_string_element(a, "sleep");
+  json_array_add_string_element(a, "100000");
+  json_object_set_array_member(proc, "args", a);
+}
+
+static void add_seccomp_deny_mkdir(JsonObject *spec, gpointer unknown) {
+  set_hostname(spec, "sc");
+  JsonObject *linux_ = json_object_get_object_member(spec, "linux");
+  g_autoptr(JsonParser) p = json_parser_new();
+  g_autofree char *js = g_strdup_printf(
+      "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"SCMP_ARCH_X86_64\"],"
+      "\"syscalls\":[{\"names\":[\"mkdir\",\"mkdirat\"%s],\"action\":\"SCMP_ACT_ERRNO\","
+      "\"errnoRet\":1}]}",
+      unknown ? ",\"no_such_syscall_x\"" : "");
+  ck_assert(json_parser_load_from_data(p, js, -1, NULL));
+  json_object_set_member(linux_, "seccomp", json_node_copy(json_parser_get_root(p)));
+}
+
+static void add_memory_limit(JsonObject *spec, gpointer unused) {
+  set_hostname(spec, "mem");
+  JsonObject *linux_ = json_object_get_object_member(spec, "linux");
+  g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert(json_parser_load_from_data(
+      p, "{\"memory\":{\"limit\":33554432,\"swap\":33554432},\"pids\":{\"limit\":64}}", -1, NULL));
+  json_object_set_member(linux_, "resources", json_node_copy(json_parser_get_root(p)));
+}
+
+static char *bundle(const char *name, void (*edit)(JsonObject *, gpointer), gpointer user) {
+  g_autofree char *dir = g_build_filename(workdir, name, NULL);
+  char *b = kvt_make_rootfs(dir, TRUE);
+  if (edit)
+    kvt_edit_spec(b, edit, user);
+  return b;
+}
+
+static void add(katavm_sandbox *sb, const char *id, const char *b) {
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  cc.bundle = b;
+  katavm_error *e = NULL;
+  int rc = katavm_container_add(sb, id, &cc, NULL, &e);
+  ck_assert_msg(rc == 0, "add %s: %s", id, katavm_error_message(e));
+  rc = katavm_container_start(sb, id, &e);
+  ck_assert_msg(rc == 0, "start %s: %s", id, katavm_error_message(e));
+}
+
+static int count_host_mounts(const char *needle) {
+  g_autofree char *m = NULL;
+  ck_assert(g_file_get_contents("/proc/self/mountinfo", &m, NULL, NULL));
+  int n = 0;
+  for (char *p = m; (p = strstr(p, needle)); p++)
+    n++;
+  return n;
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+START_TEST(pod_with_containers) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *b1 = bundle("b1", set_hostname, "alpha");
+  g_autofree char *b2 = bundle("b2", set_hostname, "beta");
+  katavm_sandbox_config scfg;
+  katavm_sandbox_config_init(&scfg);
+  scfg.id = "pod1";
+  scfg.memory_mib = 512;
+  scfg.vcpus = 2;
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_create(rt, &scfg, &sb, &e);
+  ck_assert_msg(rc == 0, "create: %s", katavm_error_message(e));
+  add(sb, "c1", b1);
+  add(sb, "c2", b2);
+
+  /* Hostnames differ (UTS namespaces). */
+  g_autofree char *h1 = NULL, *h2 = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("hostname"), NULL, &h1, NULL), 0);
+  ck_assert_int_eq(kvt_exec(sb, "c2", ARGV("hostname"), NULL, &h2, NULL), 0);
+  ck_assert_str_eq(g_strstrip(h1), "alpha");
+  ck_assert_str_eq(g_strstrip(h2), "beta");
+
+  /* A file written in one container's rootfs is not in the other. */
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "echo secret > /root-only-c1"), NULL, NULL, NULL), 0);
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("cat", "/root-only-c1"), NULL, NULL, NULL), 0);
+  g_autofree char *cerr = NULL;
+  ck_assert_int_ne(kvt_exec(sb, "c2", ARGV("cat", "/root-only-c1"), NULL, NULL, &cerr), 0);
+  /* ...and it did land in c1's rootfs on the host (a bind mount, no copy). */
+  g_autofree char *hostfile = g_build_filename(b1, "rootfs", "root-only-c1", NULL);
+  ck_assert(g_file_test(hostfile, G_FILE_TEST_EXISTS));
+
+  /* PID namespace: ps sees the container's own processes only. */
+  g_autofree char *ps = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("ps", "-o", "pid,comm"), NULL, &ps, NULL), 0);
+  ck_assert_msg(strstr(ps, "sleep") && !strstr(ps, "katavm-agent") && !strstr(ps, "init"),
+                "ps in c1: %s", ps);
+  ck_assert_msg(g_regex_match_simple("^\\s*1\\s+sleep", ps, G_REGEX_MULTILINE, 0),
+                "the main process is not PID 1 in c1: %s", ps);
+
+  /* Exit codes as shells report them; stdin piped through. */
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "exit 7"), NULL, NULL, NULL), 7);
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "kill -9 $$"), NULL, NULL, NULL), 137);
+  g_autofree char *nf = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("/no/such/cmd"), NULL, NULL, &nf), 127);
+  ck_assert_msg(strstr(nf, "/no/such/cmd"), "127 message: %s", nf);
+  g_autofree char *cat = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c2", ARGV("cat"), "hi\n", &cat, NULL), 0);
+  ck_assert_str_eq(cat, "hi\n");
+
+  /* Duplicate container id. */
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  cc.bundle = b1;
+  rc = katavm_container_add(sb, "c1", &cc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_EXISTS, "c1");
+
+  /* Two CLI clients exec at the same time. */
+  g_autofree char *cli = g_strdup(g_getenv("KATAVM_CLI"));
+  g_autofree char *cmd = g_strdup_printf(
+      "KATAVM_ROOT=%s %s exec pod1/c1 -- sh -c 'sleep 1; echo one' > %s/o1 & "
+      "KATAVM_ROOT=%s %s exec pod1/c2 -- sh -c 'sleep 1; echo two' > %s/o2 & wait",
+      kvt_root(), cli, workdir, kvt_root(), cli, workdir);
+  ck_assert_int_eq(system(cmd), 0);
+  g_autofree char *o1p = g_build_filename(workdir, "o1", NULL), *o2p = g_build_filename(workdir, "o2", NULL);
+  g_autofree char *o1 = NULL, *o2 = NULL;
+  ck_assert(g_file_get_contents(o1p, &o1, NULL, NULL));
+  ck_assert(g_file_get_contents(o2p, &o2, NULL, NULL));
+  ck_assert_str_eq(o1, "one\n");
+  ck_assert_str_eq(o2, "two\n");
+
+  /* 50 concurrent execs, each with its own output and exit code. */
+  katavm_process *ps50[50];
+  for (int i = 0; i < 50; i++) {
+    g_autofree char *script = g_strdup_printf("echo out-%d; exit %d", i, i % 7);
+    katavm_exec_config xc;
+    katavm_exec_config_init(&xc);
+    const char *argv[] = {"sh", "-c", script, NULL};
+    xc.argv = argv;
+    xc.no_stdin = 1;
+    rc = katavm_exec(sb, i % 2 ? "c1" : "c2", &xc, &ps50[i], &e);
+    ck_assert_msg(rc == 0, "exec %d: %s", i, katavm_error_message(e));
+  }
+  for (int i = 0; i < 50; i++) {
+    g_autofree char *out = NULL;
+    int code = kvt_drain(ps50[i], &out, NULL);
+    g_autofree char *want = g_strdup_printf("out-%d\n", i);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(code, i % 7);
+    katavm_process_free(ps50[i]);
+  }
+
+  /* A client that disconnects mid-stream disturbs nobody. */
+  katavm_exec_config xc;
+  katavm_exec_config_init(&xc);
+  xc.argv = ARGV("sh", "-c", "while true; do echo spam; done");
+  xc.no_stdin = 1;
+  katavm_process *spam = NULL;
+  ck_assert_int_eq(katavm_exec(sb, "c1", &xc, &spam, NULL), 0);
+  g_usleep(300000);
+  katavm_process_free(spam);
+  g_autofree char *after = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("echo", "still-here"), NULL, &after, NULL), 0);
+  ck_assert_str_eq(after, "still-here\n");
+  katavm_guest_info gi;
+  ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
+
+  /* Remove one container; exec into it fails clearly. */
+  rc = katavm_container_remove(sb, "c2", 1, &e);
+  ck_assert_msg(rc == 0, "remove c2: %s", katavm_error_message(e));
+  katavm_process *p = NULL;
+  xc.argv = ARGV("true");
+  rc = katavm_exec(sb, "c2", &xc, &p, &e);
+  ck_assert_int_lt(rc, 0);
+  katavm_error_free(e);
+  e = NULL;
+
+  /* Destroying the sandbox kills c1 and unmounts every bind mount. */
+  ck_assert_int_gt(count_host_mounts(kvt_root()), 0);
+  katavm_sandbox_close(sb);
+  rc = katavm_sandbox_destroy(rt, "pod1", &e);
+  ck_assert_msg(rc == 0, "destroy: %s", katavm_error_message(e));
+  ck_assert_int_eq(count_host_mounts(kvt_root()), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
+START_TEST(limits_seccomp_and_bad_bundles) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *plain = bundle("plain", set_hostname, "plain");
+  g_autofree char *sc = bundle("sc", add_seccomp_deny_mkdir, NULL);
+  g_autofree char *mem = bundle("mem", add_memory_limit, NULL);
+  katavm_sandbox_config scfg;
+  katavm_sandbox_config_init(&scfg);
+  scfg.id = "pod2";
+  scfg.memory_mib = 512;
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_create(rt, &scfg, &sb, &e);
+  ck_assert_msg(rc == 0, "create: %s", katavm_error_message(e));
+  add(sb, "plain", plain);
+  add(sb, "sc", sc);
+  add(sb, "mem", mem);
+
+  /* seccomp: mkdir is EPERM where the profile says so, and only there. */
+  g_autofree char *err = NULL;
+  ck_assert_int_ne(kvt_exec(sb, "sc", ARGV("mkdir", "/tmp/x"), NULL, NULL, &err), 0);
+  ck_assert_msg(strstr(err, "Operation not permitted"), "mkdir in sc: %s", err);
+  ck_assert_int_eq(kvt_exec(sb, "plain", ARGV("mkdir", "/tmp/x"), NULL, NULL, NULL), 0);
+
+  /* 32 MiB limit: allocating 64 MiB is OOM-killed; the sandbox lives on. */
+  ck_assert_int_eq(kvt_exec(sb, "mem", ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"),
+                            NULL, NULL, NULL), 137);
+  ck_assert_int_eq(kvt_exec(sb, "mem", ARGV("true"), NULL, NULL, NULL), 0);
+  katavm_guest_info gi;
+  ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
+
+  /* Flow control: 64 MiB through stdout, read slowly; the shim stays small. */
+  katavm_exec_config xc;
+  katavm_exec_config_init(&xc);
+  xc.argv = ARGV("dd", "if=/dev/zero", "bs=1M", "count=64");
+  xc.no_stdin = 1;
+  katavm_process *p = NULL;
+  ck_assert_int_eq(katavm_exec(sb, "plain", &xc, &p, NULL), 0);
+  int fd = katavm_process_stdout_fd(p);
+  gsize total = 0;
+  char buf[65536];
+  for (;;) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    ck_assert_int_gt(poll(&pf, 1, 60000), 0);
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r == 0)
+      break;
+    if (r < 0 && errno == EAGAIN)
+      continue;
+    ck_assert_int_gt(r, 0);
+    total += (gsize)r;
+    if (total < 4 * 1024 * 1024)
+      g_usleep(2000); /* slow reader for the first MiBs */
+  }
+  int code = -1;
+  ck_assert_int_eq(katavm_process_wait(p, 60000, &code, NULL), 0);
+  ck_assert_int_eq(code, 0);
+  ck_assert_uint_eq(total, 64u * 1024 * 1024);
+  katavm_process_free(p);
+
+  /* Bad input: each a clear error; nothing left in the sandbox. */
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  g_autofree char *nocfg = g_build_filename(workdir, "nocfg", NULL);
+  g_mkdir_with_parents(nocfg, 0755);
+  cc.bundle = nocfg;
+  rc = katavm_container_add(sb, "bad1", &cc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "config.json");
+
+  g_autofree char *malformed = bundle("malformed", NULL, NULL);
+  g_autofree char *mcfg = g_build_filename(malformed, "config.json", NULL);
+  ck_assert(g_file_set_contents(mcfg, "{\"process\":{\"args\":\"sh\"},\"root\":{\"path\":\"rootfs\"}}", -1, NULL));
+  cc.bundle = malformed;
+  rc = katavm_container_add(sb, "bad2", &cc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "process.args");
+
+  g_autofree char *norootfs = bundle("norootfs", NULL, NULL);
+  g_autofree char *nr = g_build_filename(norootfs, "rootfs", NULL);
+  g_autofree char *rmcmd = g_strdup_printf("rm -rf %s", nr);
+  ck_assert_int_eq(system(rmcmd), 0);
+  cc.bundle = norootfs;
+  rc = katavm_container_add(sb, "bad3", &cc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "rootfs");
+
+  ck_assert_int_eq(symlink("/etc", nr), 0);
+  rc = katavm_container_add(sb, "bad4", &cc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "outside the bundle");
+
+  g_autofree char *unk = bundle("unk", add_seccomp_deny_mkdir, "unknown");
+  cc.bundle = unk;
+  rc = katavm_container_add(sb, "bad5", &cc, NULL, &e);
+  ck_assert_int_lt(rc, 0);
+  ck_assert_msg(strstr(katavm_error_message(e), "no_such_syscall_x"), "unknown syscall: %s",
+                katavm_error_message(e));
+  katavm_error_free(e);
+  e = NULL;
+
+  /* Exec into a stopped container. */
+  ck_assert_int_eq(katavm_container_kill(sb, "plain", SIGKILL, 0, NULL), 0);
+  int ec = 0;
+  ck_assert_int_eq(katavm_container_wait(sb, "plain", &ec, NULL), 0);
+  ck_assert_int_eq(ec, 137);
+  xc.argv = ARGV("true");
+  rc = katavm_exec(sb, "plain", &xc, &p, &e);
+  kvt_assert_error(rc, e, KATAVM_E_STATE, "plain");
+
+  char **ids = NULL;
+  ck_assert_int_eq(katavm_container_list(sb, &ids, NULL), 0);
+  ck_assert_int_eq(g_strv_length(ids), 3);
+  katavm_strv_free(ids);
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(katavm_sandbox_destroy(rt, "pod2", NULL), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
+START_TEST(cli_run) {
+  g_autofree char *dir = g_build_filename(workdir, "rootfs", NULL);
+  g_autofree char *rootfs = kvt_make_rootfs(dir, FALSE);
+  g_autofree char *out = NULL, *err = NULL;
+  int rc = kvt_cli(NULL, &err, "run", "--rm", rootfs, "--", "sh", "-c", "exit 7", NULL);
+  ck_assert_msg(rc == 7, "run exit 7 gave %d: %s", rc, err);
+  g_clear_pointer(&err, g_free);
+  rc = kvt_cli(NULL, &err, "run", "--rm", rootfs, "--", "sh", "-c", "kill -9 $$", NULL);
+  ck_assert_msg(rc == 137, "run kill -9 gave %d: %s", rc, err);
+  g_clear_pointer(&err, g_free);
+  rc = kvt_cli_stdin("hi\n", &out, &err, "run", "--rm", "-i", rootfs, "--", "cat", NULL);
+  ck_assert_msg(rc == 0, "run cat gave %d: %s", rc, err);
+  ck_assert_str_eq(out, "hi\n");
+  kvt_assert_clean();
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("container");
+  TCase *t = tcase_create("pod");
+  tcase_add_checked_fixture(t, work_setup, work_teardown);
+  tcase_set_timeout(t, 900);
+  tcase_add_test(t, pod_with_containers);
+  tcase_add_test(t, limits_seccomp_and_bad_bundles);
+  tcase_add_test(t, cli_run);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) {
+  SRunner *r = srunner_create(suite());
+  srunner_run_all(r, CK_VERBOSE);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  kvt_sweep();
+  return failed ? 1 : 0;
+}
