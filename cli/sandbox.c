@@ -49,26 +49,23 @@ static int sb_ls(CliCtx *c, int argc, char **argv) {
     return cli_fail(e);
   g_autoptr(JsonArray) arr = json_array_new();
   if (!json)
-    printf("%-40s %-10s %5s %8s\n", "ID", "STATE", "CPUS", "MEMORY");
+    printf("%-40s %s\n", "ID", "STATE");
   for (char **p = ids; *p; p++) {
     katavm_sandbox *sb = NULL;
     katavm_sandbox_state_t st = KATAVM_SANDBOX_UNKNOWN;
-    char *info = NULL;
     JsonObject *o = NULL;
-    g_autoptr(JsonParser) parser = json_parser_new();
     if (katavm_sandbox_open(c->rt, *p, &sb, NULL) == 0) {
       katavm_sandbox_state(sb, &st, NULL);
       /* ls shows the shim's view only: no guest round trip per sandbox. */
       katavm_sandbox_close(sb);
     }
-    (void)info;
     o = json_object_new();
     json_object_set_string_member(o, "id", *p);
     json_object_set_string_member(o, "state", katavm_sandbox_state_name(st));
     if (json)
       json_array_add_object_element(arr, o);
     else {
-      printf("%-40s %-10s\n", *p, katavm_sandbox_state_name(st));
+      printf("%-40s %s\n", *p, katavm_sandbox_state_name(st));
       json_object_unref(o);
     }
   }
