@@ -26,7 +26,8 @@ Lifetime rules
 
 Errors raise subclasses of katavm.Error carrying .code (the negative
 katavm_code of the C API), .code_name and the library's message. Handles
-are safe to share between threads: calls on one handle are serialized.
+are safe to share between threads: calls on one handle (Runtime or
+Sandbox) are serialized, as the C API requires.
 """
 
 import json as _json
@@ -209,6 +210,10 @@ class Runtime:
                  initrd=None, vcpus=None, memory_mib=None):
         self._lib = lib = _lib.load()
         self._h = None
+        # The C API allows one thread per handle at a time: calls on this
+        # runtime are serialized (use one Runtime per thread to create
+        # sandboxes in parallel).
+        self._mu = _threading.Lock()
         h = _lib.c_void_p()
         _call(lib, lib.katavm_runtime_new, _lib.ctypes.byref(h))
         self._h = h
@@ -243,9 +248,12 @@ class Runtime:
     def close(self):
         """Free the runtime. Sandboxes keep running; open handles stay
         usable for calls that do not need the runtime."""
-        if getattr(self, "_h", None) is not None:
-            self._lib.katavm_runtime_free(self._h)
-            self._h = None
+        if getattr(self, "_h", None) is None:
+            return
+        with self._mu:
+            if self._h is not None:
+                self._lib.katavm_runtime_free(self._h)
+                self._h = None
 
     def __enter__(self):
         return self
@@ -260,15 +268,17 @@ class Runtime:
     @property
     def root(self):
         """The state directory in use."""
-        return _s(self._lib.katavm_runtime_root(self._handle()))
+        with self._mu:
+            return _s(self._lib.katavm_runtime_root(self._handle()))
 
     def check(self):
         """Host check (like `katavm check --json`) as a dict:
         {"ok", "accel", "accel_reason", "items": [{"name","ok","detail",
         "fix"}...]}. Failing items do not raise; see "ok"."""
         p = _lib.c_void_p()
-        _call(self._lib, self._lib.katavm_check_host, self._handle(),
-              _lib.ctypes.byref(p))
+        with self._mu:
+            _call(self._lib, self._lib.katavm_check_host, self._handle(),
+                  _lib.ctypes.byref(p))
         return _json.loads(_take_string(self._lib, p))
 
     def create_sandbox(self, id=None, cpus=0, max_cpus=0, memory_mib=0,
@@ -286,23 +296,27 @@ class Runtime:
         cfg.memory_mib = _uint(memory_mib, "memory_mib")
         cfg.max_memory_mib = _uint(max_memory_mib, "max_memory_mib")
         h = _lib.c_void_p()
-        _call(self._lib, self._lib.katavm_sandbox_create, self._handle(),
-              _lib.ctypes.byref(cfg), _lib.ctypes.byref(h))
+        with self._mu:
+            _call(self._lib, self._lib.katavm_sandbox_create, self._handle(),
+                  _lib.ctypes.byref(cfg), _lib.ctypes.byref(h))
         return Sandbox._wrap(self, h, destroy_on_exit)
 
     def open_sandbox(self, id, destroy_on_exit=False):
         """Attach to an existing sandbox (made by any process). `with` on
         the result only closes the handle unless destroy_on_exit is True."""
         h = _lib.c_void_p()
-        _call(self._lib, self._lib.katavm_sandbox_open, self._handle(),
-              _b(id, "id"), _lib.ctypes.byref(h))
+        id_b = _b(id, "id")
+        with self._mu:
+            _call(self._lib, self._lib.katavm_sandbox_open, self._handle(),
+                  id_b, _lib.ctypes.byref(h))
         return Sandbox._wrap(self, h, destroy_on_exit)
 
     def list_sandboxes(self):
         """Ids of all sandboxes under the root, sorted."""
         p = _lib.c_void_p()
-        _call(self._lib, self._lib.katavm_sandbox_list, self._handle(),
-              _lib.ctypes.byref(p))
+        with self._mu:
+            _call(self._lib, self._lib.katavm_sandbox_list, self._handle(),
+                  _lib.ctypes.byref(p))
         if not p.value:
             return []
         try:
@@ -318,8 +332,10 @@ class Runtime:
     def destroy_sandbox(self, id):
         """Destroy sandbox `id`: VM, shim and state are removed, whether
         its shim is alive, dead or its state corrupt. NotFound if absent."""
-        _call(self._lib, self._lib.katavm_sandbox_destroy, self._handle(),
-              _b(id, "id"))
+        id_b = _b(id, "id")
+        with self._mu:
+            _call(self._lib, self._lib.katavm_sandbox_destroy, self._handle(),
+                  id_b)
 
 
 def _uint(v, what):

@@ -11,6 +11,7 @@ sweeps a root another test suite is using.
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -152,6 +153,18 @@ def test_with_block_boots_and_destroys(rt):
         assert info["vcpus"] == 1 and info["memory_mib"] == 256
         assert info["guest"]["kernel"] == g["kernel"]
         assert rt.list_sandboxes() == ["py1"]
+
+        # One handle used from several threads: calls are serialized by the
+        # binding (the C API forbids concurrent use of one handle).
+        got = []
+        threads = [threading.Thread(
+            target=lambda: got.append(sb.agent_check()["cpus_online"]))
+            for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert got == [1, 1, 1, 1]
 
         with pytest.raises(katavm.Exists, match="py1") as ei:
             rt.create_sandbox(id="py1")
