@@ -110,11 +110,11 @@ int katavm_container_state(katavm_sandbox *sb, const char *id, const char **stat
   int rc = simple_call(sb, KV_M_CONTAINER_STATE, o, KV_CALL_TIMEOUT_MS, &r, err);
   if (rc < 0)
     return rc;
-  const char *st = json_object_get_string_member_with_default(r, "status", "");
+  const char *st = kv_json_str(r, "status", "");
   *status = !strcmp(st, "created") ? "created" : !strcmp(st, "running") ? "running"
           : !strcmp(st, "stopped") ? "stopped" : "unknown";
   if (exit_code)
-    *exit_code = (int)json_object_get_int_member_with_default(r, "exit_code", -1);
+    *exit_code = (int)kv_json_int(r, "exit_code", -1);
   json_object_unref(r);
   return 0;
 }
@@ -143,7 +143,7 @@ int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
   if (rc < 0)
     return rc;
   if (exit_code)
-    *exit_code = (int)json_object_get_int_member_with_default(r, "exit_code", -1);
+    *exit_code = (int)kv_json_int(r, "exit_code", -1);
   json_object_unref(r);
   return 0;
 }
@@ -174,8 +174,7 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   for (guint i = 0; i < n; i++) {
     JsonNode *el = json_array_get_element(a, i);
     if (JSON_NODE_HOLDS_OBJECT(el)) {
-      const char *cid = json_object_get_string_member_with_default(
-          json_node_get_object(el), "id", NULL);
+      const char *cid = kv_json_str(json_node_get_object(el), "id", NULL);
       if (cid)
         v[k++] = strdup(cid);
     }

@@ -85,6 +85,11 @@ void kv_config_clear(KvSandboxConfig *c);
 JsonObject *kv_json_file_load(const char *path, GError **error);
 gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error);
 char *kv_json_to_string(JsonObject *obj);
+/* Typed reads of untrusted objects: the default when the member is missing
+ * or of another type (json-glib's own getters warn on a type mismatch). */
+gint64 kv_json_int(JsonObject *o, const char *key, gint64 def);
+const char *kv_json_str(JsonObject *o, const char *key, const char *def);
+gboolean kv_json_bool(JsonObject *o, const char *key, gboolean def);
 
 /* Remove a directory tree without crossing mount points; unmounts anything
  * mounted below it first (lazy). Missing = success. */

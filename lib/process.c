@@ -288,7 +288,7 @@ static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e,
     return;
   }
   g_mutex_lock(&p->lock);
-  p->exit_code = (int)json_object_get_int_member_with_default(result, "exit_code", -1);
+  p->exit_code = (int)kv_json_int(result, "exit_code", -1);
   p->exited = TRUE;
   g_cond_broadcast(&p->cond);
   g_mutex_unlock(&p->lock);

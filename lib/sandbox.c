@@ -150,7 +150,7 @@ static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
   if (!st || !json_object_has_member(st, "shim_pid"))
     return 0;
-  gint64 pid = json_object_get_int_member_with_default(st, "shim_pid", 0);
+  gint64 pid = kv_json_int(st, "shim_pid", 0);
   if (pid <= 1 || pid > G_MAXINT32)
     return 0;
   g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
@@ -393,7 +393,7 @@ int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
     }
     return kv_error_propagate(err, e);
   }
-  *state = state_parse(json_object_get_string_member_with_default(r, "state", ""));
+  *state = state_parse(kv_json_str(r, "state", ""));
   return 0;
 }
 
@@ -451,7 +451,7 @@ int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out,
 }
 
 static void copy_str(char *dst, size_t n, JsonObject *o, const char *k) {
-  const char *s = json_object_get_string_member_with_default(o, k, "");
+  const char *s = kv_json_str(o, k, "");
   g_strlcpy(dst, s ? s : "", n);
 }
 
@@ -469,10 +469,10 @@ int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
   info->round_trip_us = (uint64_t)(g_get_monotonic_time() - t0);
   copy_str(info->agent_version, sizeof(info->agent_version), r, "agent_version");
   copy_str(info->kernel_release, sizeof(info->kernel_release), r, "kernel");
-  info->proto_version = (unsigned)json_object_get_int_member_with_default(r, "proto", 0);
-  info->cpus_online = (unsigned)json_object_get_int_member_with_default(r, "cpus_online", 0);
-  info->mem_total_kib = (uint64_t)json_object_get_int_member_with_default(r, "mem_total_kib", 0);
-  info->uptime_ms = (uint64_t)json_object_get_int_member_with_default(r, "uptime_ms", 0);
+  info->proto_version = (unsigned)kv_json_int(r, "proto", 0);
+  info->cpus_online = (unsigned)kv_json_int(r, "cpus_online", 0);
+  info->mem_total_kib = (uint64_t)kv_json_int(r, "mem_total_kib", 0);
+  info->uptime_ms = (uint64_t)kv_json_int(r, "uptime_ms", 0);
   return 0;
 }
 
@@ -484,7 +484,7 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
   g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
   if (!r)
     return kv_error_propagate(err, e);
-  if (!g_strcmp0(json_object_get_string_member_with_default(r, "state", ""), "running")) {
+  if (!g_strcmp0(kv_json_str(r, "state", ""), "running")) {
     g_autoptr(GError) ge = NULL;
     JsonObject *g = kv_sandbox_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &ge);
     if (g)

@@ -493,7 +493,7 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
   state_save(s);
   shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s)", s->id,
            s->qemu_pid, kv_accel_name(s->accel),
-           json_object_get_string_member_with_default(r, "agent_version", "?"));
+           kv_json_str(r, "agent_version", "?"));
   return TRUE;
 }
 

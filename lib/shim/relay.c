@@ -206,7 +206,7 @@ static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
 
 static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params,
                              GError **error) {
-  const char *rootfs = json_object_get_string_member_with_default(params, "rootfs", NULL);
+  const char *rootfs = kv_json_str(params, "rootfs", NULL);
   if (!rootfs || !g_path_is_absolute(rootfs)) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                 "container_add: rootfs must be an absolute host path");
@@ -232,7 +232,7 @@ static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params,
     return FALSE;
   }
   g_hash_table_insert(s->mounts, g_strdup(cid), g_strdup(mp));
-  gboolean ro = json_object_get_boolean_member_with_default(params, "readonly", FALSE);
+  gboolean ro = kv_json_bool(params, "readonly", FALSE);
   if (ro && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
     g_set_error(error, KV_ERROR, KATAVM_E_IO, "read-only remount of %s: %s",
                 mp, g_strerror(errno));
@@ -277,8 +277,7 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
                            json_node_copy(json_object_get_member(params, l->data)));
   g_list_free(members);
 
-  const char *cid = json_object_get_string_member_with_default(
-      params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
+  const char *cid = kv_json_str(params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
   if (add || !strcmp(method, KV_M_CONTAINER_REMOVE)) {
     if (!cid || !kv_id_validate(cid, &e)) {
       if (!e)

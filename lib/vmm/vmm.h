@@ -100,4 +100,73 @@ gboolean kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error);
 /* Names of active domains on this connection. */
 char **kv_vmm_list(KvVmm *vmm, GError **error);
 
+/* ---- live hotplug (hotplug.c) ----
+ *
+ * All of these act on a running domain of this connection, change only its
+ * live state (a sandbox domain is transient), and fail with
+ * KV_VMM_ERROR_NOT_FOUND when the domain does not exist, KV_VMM_ERROR_INVALID
+ * for a bad argument (checked before libvirt is asked) and
+ * KV_VMM_ERROR_LIBVIRT when libvirt refuses. */
+
+/* The virtio-mem device kv_vmm_domain_xml defines when max_memory_mib >
+ * memory_mib: its user alias and block size (the granularity of every
+ * size below). */
+#define KV_VMM_VIRTIO_MEM_ALIAS "ua-virtiomem0"
+#define KV_VMM_VIRTIO_MEM_BLOCK_MIB 2
+
+/* Plug vCPUs up to n in total (<= the domain's max_vcpus). New vCPUs
+ * appear offline in the guest, which must online them
+ * (/sys/devices/system/cpu/cpuN/online). Growing only: n below the current
+ * count fails with KV_VMM_ERROR_INVALID, because unplugging a vCPU crashes
+ * QEMU 7.2 under TCG; shrink by offlining in the guest. n equal to the
+ * current count succeeds without doing anything. */
+gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n,
+                          GError **error);
+/* Plugged (live current) vCPU count, online in the guest or not; 0 with
+ * *error set on failure. */
+guint kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error);
+
+/* Ask the guest to have requested_mib of the virtio-mem region plugged (a
+ * multiple of KV_VMM_VIRTIO_MEM_BLOCK_MIB, at most the region's size; 0
+ * gives everything back). Returns once QEMU has the new request; the guest
+ * driver plugs or unplugs asynchronously, and with memhp_default_state=online
+ * (or auto_online_blocks = online) onlines it itself. Watch progress with
+ * kv_vmm_get_memory_plugged. KV_VMM_ERROR_NOT_FOUND when the domain has no
+ * virtio-mem device (it was started with max_memory_mib == memory_mib). */
+gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name,
+                                     guint requested_mib, GError **error);
+/* The virtio-mem device's requested size and the size the guest has
+ * actually plugged (libvirt's <current>), in MiB. On failure 0 with *error
+ * set: pass a GError to tell a failure from 0. */
+guint64 kv_vmm_get_memory_requested(KvVmm *vmm, const char *name,
+                                    GError **error);
+guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name,
+                                  GError **error);
+
+/* Hotplug a virtio NIC backed by the existing tap device `tap`
+ * ([A-Za-z0-9_.-]{1,15}, not managed by libvirt: libvirt neither creates
+ * nor configures it and leaves it down, so the caller brings it up).
+ * `mac` is a unicast "xx:xx:xx:xx:xx:xx" and identifies the NIC for detach;
+ * it must not already be in use in the domain. mtu 0 = the default. */
+gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
+                           const char *mac, guint mtu, GError **error);
+/* Unplug the NIC with this MAC; returns once libvirt reports it removed
+ * (KV_VMM_ERROR_TIMEOUT after 10 s). KV_VMM_ERROR_NOT_FOUND when the domain
+ * has no NIC with that MAC. */
+gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
+                           GError **error);
+
+/* Hotplug a virtio disk: `path` is an absolute path to a raw image file or
+ * a block device. `serial` ([A-Za-z0-9_-]{1,20}, unique in the domain) is
+ * what the guest sees (/sys/block/vdX/serial, /dev/disk/by-id/virtio-SERIAL)
+ * and identifies the disk for detach: the guest's vdX name does not follow
+ * libvirt's target name. *target_out (optional, caller frees) receives the
+ * libvirt target name chosen (vda, vdb, ...). */
+gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
+                            const char *serial, gboolean readonly,
+                            char **target_out, GError **error);
+/* Unplug the disk with this serial, waiting like kv_vmm_detach_nic. */
+gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
+                            GError **error);
+
 G_END_DECLS

@@ -4,7 +4,8 @@
  * comes from a caller goes through g_markup_printf_escaped, so a path with
  * quotes or ampersands cannot change the document's structure. The shape
  * (q35, direct kernel boot, virtio-serial agent channel, 9p share, spare
- * PCIe root ports, maxMemory + NUMA cell for hotplug) follows what was
+ * PCIe root ports, maxMemory + NUMA cell + a virtio-mem device for
+ * hotplug) follows what was
  * measured to work with QEMU 7.2 / libvirt 9.0, see shared/VM-NOTES.md. */
 #include "vmm.h"
 
@@ -22,6 +23,24 @@ static guint
 ports_used_by_builtin_devices(const KvVmConfig *cfg)
 {
   return 1 + (cfg->shared_dir ? 1 : 0);
+}
+
+/* The slot on pcie-root for the virtio-mem device. libvirt fills pcie-root
+ * from slot 1 upwards with root ports (8 functions per slot, so at most
+ * 4 slots for our 24 + 2 ports) and keeps 0x1f for the ICH9 LPC/SATA/SMBus
+ * functions; 0x10 stays clear of both. */
+#define KV_VIRTIO_MEM_PCI_SLOT 0x10
+
+/* Size of the virtio-mem region: whatever max_memory_mib adds to the boot
+ * memory, rounded down to whole blocks (QEMU refuses a size that is not a
+ * multiple of the block size). 0 = no memory hotplug. */
+static guint
+virtio_mem_size_mib(const KvVmConfig *cfg)
+{
+  if (cfg->max_memory_mib <= cfg->memory_mib)
+    return 0;
+  guint extra = cfg->max_memory_mib - cfg->memory_mib;
+  return extra - extra % KV_VMM_VIRTIO_MEM_BLOCK_MIB;
 }
 
 static gboolean
@@ -168,10 +187,14 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
   add(xml, "  <name>%s</name>\n", cfg->name);
   if (cfg->uuid)
     add(xml, "  <uuid>%s</uuid>\n", cfg->uuid);
+  guint vmem_mib = virtio_mem_size_mib(cfg);
   if (mem_hotplug)
     add(xml, "  <maxMemory slots='8' unit='MiB'>%u</maxMemory>\n",
         cfg->max_memory_mib);
-  add(xml, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib);
+  /* libvirt's <memory> is the total of the NUMA cells and every memory
+   * device (it refuses a smaller value): boot memory plus the virtio-mem
+   * region. What the guest has at boot is <currentMemory> and the cell. */
+  add(xml, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib + vmem_mib);
   add(xml, "  <currentMemory unit='MiB'>%u</currentMemory>\n",
       cfg->memory_mib);
   if (cfg->max_vcpus > cfg->vcpus)
@@ -231,6 +254,28 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
   for (guint i = 0; i < ports; i++)
     add(xml, "    <controller type='pci' model='pcie-root-port'/>\n");
   add(xml, "    <controller type='virtio-serial' index='0'/>\n");
+  if (vmem_mib > 0) {
+    /* Memory hotplug is one virtio-mem device defined at boot with nothing
+     * plugged: a resize then only changes <requested> (see hotplug.c), no
+     * DIMM slot or PCI hotplug is involved, and the guest can give memory
+     * back, which a DIMM cannot do piecemeal. The user alias ('ua-')
+     * names it stably for virDomainUpdateDeviceFlags. It sits on pcie-root
+     * as an integrated endpoint (it is never unplugged), so that it takes
+     * none of the root ports kept free for NICs and disks. */
+    add(xml, "    <memory model='virtio-mem'>\n"
+             "      <target>\n"
+             "        <size unit='MiB'>%u</size>\n"
+             "        <node>0</node>\n"
+             "        <block unit='MiB'>%u</block>\n"
+             "        <requested unit='MiB'>0</requested>\n"
+             "      </target>\n"
+             "      <alias name='%s'/>\n"
+             "      <address type='pci' domain='0x0000' bus='0x00' "
+             "slot='0x%02x' function='0x0'/>\n"
+             "    </memory>\n",
+        vmem_mib, KV_VMM_VIRTIO_MEM_BLOCK_MIB, KV_VMM_VIRTIO_MEM_ALIAS,
+        KV_VIRTIO_MEM_PCI_SLOT);
+  }
   if (cfg->shared_dir)
     add(xml, "    <filesystem type='mount' accessmode='passthrough'>\n"
              "      <source dir='%s'/>\n"

@@ -1,0 +1,1037 @@
+/* lib/vmm/hotplug.c: live hotplug on a running sandbox domain: vCPUs,
+ * virtio-mem memory, virtio NICs and disks.
+ *
+ * What works on q35 under TCG with QEMU 7.2 / libvirt 9.0, and what must be
+ * avoided, is in shared/VM-NOTES.md ("Hotplug on q35 (TCG)"): vCPU add
+ * works and vCPU removal crashes QEMU, so vCPUs only grow; memory is one
+ * virtio-mem device defined at boot (xml.c) whose requested size we move;
+ * NICs and disks are PCIe hotplug onto the spare root ports, and their
+ * removal is asynchronous (the guest has to release the device), so detach
+ * waits for libvirt's DEVICE_REMOVED event.
+ *
+ * The state we need (which targets are taken, which alias a MAC or serial
+ * belongs to, the virtio-mem sizes) is read from the domain's live XML each
+ * time rather than remembered, so that a process that reconnects to a
+ * running VM sees the same thing as the one that started it. Device XML is
+ * built like the domain XML in xml.c: GString + g_markup_printf_escaped,
+ * every caller-supplied value validated and escaped. */
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+/* How long a detach waits for the guest to release the device. Measured
+ * removals take 0.1-0.2 s under TCG; a guest that has not answered in 10 s
+ * is busy or broken. */
+#define KV_DETACH_TIMEOUT_MS 10000
+/* Between two looks at the live XML while waiting, in case the removal
+ * event is missed (an event loop that is not running, a remote driver). */
+#define KV_DETACH_POLL_MS 200
+
+/* ---- the connection ----
+ *
+ * struct _KvVmm is private to vmm.c and this file may not change vmm.c, so
+ * the connection is read through a mirror of the struct's first two
+ * members (gint refs; virConnectPtr conn;), which have been stable since the
+ * struct was written. If vmm.c ever reorders them, replace this with an
+ * accessor there. */
+typedef struct {
+  gint refs;
+  virConnectPtr conn;
+} KvVmmHead;
+
+static virConnectPtr
+vmm_conn(KvVmm *vmm)
+{
+  return ((KvVmmHead *)vmm)->conn;
+}
+
+/* virDomainFree resets libvirt's last error: every error below is taken
+ * into a GError before the domain goes out of scope. */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
+
+/* ---- errors ---- */
+
+G_GNUC_PRINTF(3, 4)
+static void
+set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *what = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, KV_VMM_ERROR, code, "%s: %s", what,
+              virGetLastErrorMessage());
+}
+
+/* The running domain `name`, or NULL with NOT_FOUND (absent or shut off)
+ * or LIBVIRT (the lookup itself failed). */
+static virDomainPtr
+get_domain(KvVmm *vmm, const char *name, GError **error)
+{
+  if (!vmm || !vmm_conn(vmm)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "no libvirt connection");
+    return NULL;
+  }
+  if (!name || !*name) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain name is missing");
+    return NULL;
+  }
+  virDomainPtr dom = virDomainLookupByName(vmm_conn(vmm), name);
+  if (!dom) {
+    virErrorPtr e = virGetLastError();
+    if (e && e->code == VIR_ERR_NO_DOMAIN) {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                  "no domain '%s'", name);
+      virResetLastError();
+    } else {
+      set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                        "cannot look up domain '%s'", name);
+    }
+    return NULL;
+  }
+  /* Everything here is LIVE: on a defined but stopped domain libvirt
+   * would answer with a less helpful "domain is not running". */
+  if (virDomainIsActive(dom) != 1) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                "domain '%s' is not running", name);
+    virResetLastError();
+    virDomainFree(dom);
+    return NULL;
+  }
+  return dom;
+}
+
+/* ---- a minimal DOM of the live domain XML ----
+ *
+ * libvirt's XML is small and well-formed; GMarkup parses it into this tree
+ * so that devices can be found by their children (a NIC by <mac>, a disk by
+ * <serial>) and the virtio-mem element can be written back with one child
+ * changed. */
+typedef struct XNode XNode;
+struct XNode {
+  char *name;
+  char **attr_names;
+  char **attr_values;
+  GString *text;
+  GPtrArray *children; /* XNode*, owned */
+  XNode *parent;
+};
+
+static void
+xnode_free(XNode *n)
+{
+  if (!n)
+    return;
+  g_free(n->name);
+  g_strfreev(n->attr_names);
+  g_strfreev(n->attr_values);
+  g_string_free(n->text, TRUE);
+  g_ptr_array_unref(n->children);
+  g_free(n);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(XNode, xnode_free)
+
+static XNode *
+xnode_new(const char *name, XNode *parent)
+{
+  XNode *n = g_new0(XNode, 1);
+  n->name = g_strdup(name);
+  n->text = g_string_new(NULL);
+  n->children = g_ptr_array_new_with_free_func((GDestroyNotify)xnode_free);
+  n->parent = parent;
+  if (parent)
+    g_ptr_array_add(parent->children, n);
+  return n;
+}
+
+static void
+xml_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
+          const char **vals, gpointer user, GError **error)
+{
+  XNode **cur = user;
+  XNode *n = xnode_new(name, *cur);
+  n->attr_names = g_strdupv((char **)attrs);
+  n->attr_values = g_strdupv((char **)vals);
+  *cur = n;
+}
+
+static void
+xml_end(GMarkupParseContext *ctx, const char *name, gpointer user,
+        GError **error)
+{
+  XNode **cur = user;
+  *cur = (*cur)->parent;
+}
+
+static void
+xml_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer user,
+         GError **error)
+{
+  XNode **cur = user;
+  g_string_append_len((*cur)->text, text, len);
+}
+
+/* A synthetic root whose one child is the document element. */
+static XNode *
+xml_parse(const char *xml, GError **error)
+{
+  static const GMarkupParser parser = {xml_start, xml_end, xml_text, NULL,
+                                       NULL};
+  g_autoptr(XNode) root = xnode_new("", NULL);
+  XNode *cur = root;
+  g_autoptr(GError) local = NULL;
+  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &cur,
+                                                        NULL);
+  gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, &local) &&
+                g_markup_parse_context_end_parse(ctx, &local);
+  g_markup_parse_context_free(ctx);
+  if (!ok) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "cannot parse libvirt's domain XML: %s", local->message);
+    return NULL;
+  }
+  return g_steal_pointer(&root);
+}
+
+static const char *
+xnode_attr(const XNode *n, const char *attr)
+{
+  for (guint i = 0; n && n->attr_names && n->attr_names[i]; i++)
+    if (g_str_equal(n->attr_names[i], attr))
+      return n->attr_values[i];
+  return NULL;
+}
+
+/* First child element called `name`, or NULL. NULL-safe in `n`, so that
+ * lookups chain: xnode_child(xnode_child(dev, "target"), "size"). */
+static XNode *
+xnode_child(const XNode *n, const char *name)
+{
+  for (guint i = 0; n && i < n->children->len; i++) {
+    XNode *c = g_ptr_array_index(n->children, i);
+    if (g_str_equal(c->name, name))
+      return c;
+  }
+  return NULL;
+}
+
+/* Attribute `attr` of child `child`, e.g. <mac address=...>. */
+static const char *
+xnode_child_attr(const XNode *n, const char *child, const char *attr)
+{
+  return xnode_attr(xnode_child(n, child), attr);
+}
+
+/* Element text without surrounding white space (caller frees). */
+static char *
+xnode_text(const XNode *n)
+{
+  return n ? g_strstrip(g_strdup(n->text->str)) : NULL;
+}
+
+/* Write n back as XML, with `replace`'s element swapped for the literal
+ * markup `replacement` (already escaped). */
+static void
+xnode_write(GString *out, const XNode *n, const XNode *replace,
+            const char *replacement)
+{
+  if (n == replace) {
+    g_string_append(out, replacement);
+    return;
+  }
+  g_autofree char *open = g_markup_printf_escaped("<%s", n->name);
+  g_string_append(out, open);
+  for (guint i = 0; n->attr_names && n->attr_names[i]; i++) {
+    g_autofree char *a = g_markup_printf_escaped(
+        " %s='%s'", n->attr_names[i], n->attr_values[i]);
+    g_string_append(out, a);
+  }
+  g_string_append_c(out, '>');
+  if (n->children->len == 0) {
+    g_autofree char *t = g_markup_escape_text(n->text->str, -1);
+    g_string_append(out, t);
+  }
+  for (guint i = 0; i < n->children->len; i++)
+    xnode_write(out, g_ptr_array_index(n->children, i), replace,
+                replacement);
+  g_autofree char *close = g_markup_printf_escaped("</%s>", n->name);
+  g_string_append(out, close);
+}
+
+/* The live XML of dom, parsed; returns the <devices> element through
+ * *devices (the tree owns it). */
+static XNode *
+live_devices(virDomainPtr dom, XNode **devices, GError **error)
+{
+  char *xml = virDomainGetXMLDesc(dom, 0);
+  if (!xml) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot read the live XML of domain '%s'",
+                      virDomainGetName(dom));
+    return NULL;
+  }
+  XNode *root = xml_parse(xml, error);
+  free(xml);
+  if (!root)
+    return NULL;
+  *devices = xnode_child(xnode_child(root, "domain"), "devices");
+  if (!*devices) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "live XML of domain '%s' has no <devices>",
+                virDomainGetName(dom));
+    xnode_free(root);
+    return NULL;
+  }
+  return root;
+}
+
+/* A libvirt size element (<size unit='KiB'>N</size>) in KiB; FALSE for a
+ * missing element or a unit we do not know. libvirt writes KiB itself; the
+ * others are here for XML that was written by hand. */
+static gboolean
+xnode_size_kib(const XNode *n, guint64 *kib)
+{
+  static const struct {
+    const char *unit;
+    guint64 mul, div;
+  } units[] = {
+      {"b", 1, 1024},        {"bytes", 1, 1024}, {"k", 1, 1},
+      {"KiB", 1, 1},         {"KB", 1000, 1024}, {"M", 1024, 1},
+      {"MiB", 1024, 1},      {"MB", 1000000, 1024},
+      {"G", 1024 * 1024, 1}, {"GiB", 1024 * 1024, 1},
+  };
+  g_autofree char *text = xnode_text(n);
+  guint64 v;
+  if (!text || !g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64 / 1048576,
+                                           &v, NULL))
+    return FALSE;
+  const char *unit = xnode_attr(n, "unit");
+  if (!unit)
+    unit = "KiB";
+  for (gsize i = 0; i < G_N_ELEMENTS(units); i++) {
+    if (g_str_equal(units[i].unit, unit)) {
+      *kib = v * units[i].mul / units[i].div;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+/* ---- validation ---- */
+
+static gboolean
+chars_ok(const char *s, const char *extra)
+{
+  for (const char *p = s; *p; p++)
+    if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
+      return FALSE;
+  return TRUE;
+}
+
+/* A Linux interface name: IFNAMSIZ (16) with the NUL, no '/' or blanks;
+ * we allow only the portable characters. */
+static gboolean
+check_tap(const char *tap, GError **error)
+{
+  if (!tap || !*tap || strlen(tap) > 15 || !chars_ok(tap, "_.-") ||
+      g_str_equal(tap, ".") || g_str_equal(tap, "..")) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "tap device name '%s' is invalid (1-15 of A-Z a-z 0-9 _ . -)",
+                tap ? tap : "(null)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Six colon-separated pairs of hex digits, unicast: libvirt refuses a
+ * multicast MAC for a NIC, with a less clear message. */
+static gboolean
+check_mac(const char *mac, GError **error)
+{
+  gboolean ok = mac && strlen(mac) == 17;
+  for (int i = 0; ok && i < 17; i++)
+    ok = i % 3 == 2 ? mac[i] == ':' : g_ascii_isxdigit(mac[i]);
+  if (!ok) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "MAC address '%s' is invalid (expected xx:xx:xx:xx:xx:xx in "
+                "hex)",
+                mac ? mac : "(null)");
+    return FALSE;
+  }
+  if (g_ascii_xdigit_value(mac[1]) & 1) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "MAC address '%s' is a multicast address; a NIC needs a "
+                "unicast one",
+                mac);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* virtio-blk carries at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES). */
+static gboolean
+check_serial(const char *serial, GError **error)
+{
+  if (!serial || !*serial || strlen(serial) > 20 ||
+      !chars_ok(serial, "_-")) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "disk serial '%s' is invalid (1-20 of A-Z a-z 0-9 _ -)",
+                serial ? serial : "(null)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- waiting for a device to go ---- */
+
+/* Shared between a detach call and the event callbacks it registered; the
+ * callbacks run on the libvirt event thread and may outlive the call until
+ * libvirt calls their free function. */
+typedef struct {
+  gint refs;
+  GMutex lock;
+  GCond cond;
+  char *alias;
+  gboolean removed;
+  gboolean failed;
+} Removal;
+
+static void
+removal_unref(gpointer data)
+{
+  Removal *r = data;
+  if (!g_atomic_int_dec_and_test(&r->refs))
+    return;
+  g_mutex_clear(&r->lock);
+  g_cond_clear(&r->cond);
+  g_free(r->alias);
+  g_free(r);
+}
+
+static void
+removal_note(Removal *r, const char *alias, gboolean failed)
+{
+  if (!alias || !g_str_equal(alias, r->alias))
+    return;
+  g_mutex_lock(&r->lock);
+  if (failed)
+    r->failed = TRUE;
+  else
+    r->removed = TRUE;
+  g_cond_broadcast(&r->cond);
+  g_mutex_unlock(&r->lock);
+}
+
+static void
+on_device_removed(virConnectPtr conn, virDomainPtr dom, const char *alias,
+                  void *opaque)
+{
+  removal_note(opaque, alias, FALSE);
+}
+
+static void
+on_device_removal_failed(virConnectPtr conn, virDomainPtr dom,
+                         const char *alias, void *opaque)
+{
+  removal_note(opaque, alias, TRUE);
+}
+
+/* Is a device with this alias still in the live XML? Errors count as
+ * "still there": the caller then simply waits on. */
+static gboolean
+alias_present(virDomainPtr dom, const char *alias)
+{
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, NULL);
+  if (!root) {
+    virResetLastError();
+    return TRUE;
+  }
+  for (guint i = 0; i < devices->children->len; i++) {
+    const char *a =
+        xnode_child_attr(g_ptr_array_index(devices->children, i), "alias",
+                         "name");
+    if (a && g_str_equal(a, alias))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Detach the device `alias` (described as `what` in messages) and wait
+ * until it is gone. On q35 the removal is asynchronous: libvirt asks QEMU,
+ * QEMU asks the guest through ACPI, and only the guest's eject completes
+ * it; libvirt then sends DEVICE_REMOVED. We wait for that event, and also
+ * look at the live XML now and then in case the event never reaches us. */
+static gboolean
+detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
+                GError **error)
+{
+  virConnectPtr conn = virDomainGetConnect(dom);
+  Removal *r = g_new0(Removal, 1);
+  r->refs = 1;
+  g_mutex_init(&r->lock);
+  g_cond_init(&r->cond);
+  r->alias = g_strdup(alias);
+
+  /* Registered before the detach request, so the event cannot slip by. */
+  g_atomic_int_inc(&r->refs);
+  int removed_id = virConnectDomainEventRegisterAny(
+      conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+      VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), r, removal_unref);
+  if (removed_id < 0) {
+    removal_unref(r);
+    virResetLastError();
+  }
+  g_atomic_int_inc(&r->refs);
+  int failed_id = virConnectDomainEventRegisterAny(
+      conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+      VIR_DOMAIN_EVENT_CALLBACK(on_device_removal_failed), r, removal_unref);
+  if (failed_id < 0) {
+    removal_unref(r);
+    virResetLastError();
+  }
+
+  gboolean ok = FALSE;
+  /* By alias, because that is the one form libvirt documents as
+   * asynchronous: the plain detach waits up to 5 s itself and then returns
+   * success while the device may still be there. */
+  if (virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot detach %s from domain '%s'", what,
+                      virDomainGetName(dom));
+    goto out;
+  }
+
+  gint64 start = g_get_monotonic_time();
+  gint64 deadline = start + (gint64)KV_DETACH_TIMEOUT_MS * 1000;
+  gint64 next_poll = start + (gint64)KV_DETACH_POLL_MS * 1000;
+  for (;;) {
+    g_mutex_lock(&r->lock);
+    if (!r->removed && !r->failed)
+      g_cond_wait_until(&r->cond, &r->lock, MIN(next_poll, deadline));
+    gboolean removed = r->removed, failed = r->failed;
+    g_mutex_unlock(&r->lock);
+
+    if (removed) {
+      ok = TRUE;
+      break;
+    }
+    if (failed) {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                  "the guest of domain '%s' refused to release %s", 
+                  virDomainGetName(dom), what);
+      break;
+    }
+    gint64 now = g_get_monotonic_time();
+    if (now >= next_poll) {
+      if (!alias_present(dom, alias)) {
+        ok = TRUE;
+        break;
+      }
+      next_poll = now + (gint64)KV_DETACH_POLL_MS * 1000;
+    }
+    if (now >= deadline) {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_TIMEOUT,
+                  "%s of domain '%s' is still present %d s after the detach "
+                  "request: the guest has not released it (it may still go "
+                  "later)",
+                  what, virDomainGetName(dom), KV_DETACH_TIMEOUT_MS / 1000);
+      break;
+    }
+  }
+  g_debug("detach of %s (%s) took %.3f s", what, alias,
+          (g_get_monotonic_time() - start) / 1e6);
+
+out:
+  if (removed_id >= 0 && virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
+    virResetLastError();
+  if (failed_id >= 0 && virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
+    virResetLastError();
+  removal_unref(r);
+  return ok;
+}
+
+/* ---- vCPUs ---- */
+
+guint
+kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error)
+{
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return 0;
+  int n = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
+  if (n < 1)
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot read the vCPU count of domain '%s'", name);
+  return n < 1 ? 0 : (guint)n;
+}
+
+gboolean
+kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
+{
+  if (n < 1) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "vCPU count must be at least 1");
+    return FALSE;
+  }
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  int cur = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
+  int max = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE |
+                                            VIR_DOMAIN_VCPU_MAXIMUM);
+  if (cur < 1 || max < 1) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot read the vCPU counts of domain '%s'", name);
+    return FALSE;
+  }
+  if (n > (guint)max) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain '%s' can have at most %d vCPUs (max_vcpus), not %u",
+                name, max, n);
+    return FALSE;
+  }
+  /* Growing only. Unplugging a vCPU is broken with QEMU 7.2 under TCG
+   * (shared/VM-NOTES.md, "Hotplug on q35"): libvirt times out after 5 s
+   * and the next hotplug crashed QEMU with "double free or corruption".
+   * Callers shrink by offlining CPUs in the guest; they stay plugged. */
+  if (n < (guint)cur) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain '%s' has %d vCPUs plugged; unplugging vCPUs is not "
+                "supported (it crashes QEMU under TCG): offline them in the "
+                "guest instead",
+                name, cur);
+    return FALSE;
+  }
+  if (n == (guint)cur)
+    return TRUE;
+  if (virDomainSetVcpusFlags(dom, n, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot plug vCPUs into domain '%s' (%d -> %u)", name,
+                      cur, n);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- memory (virtio-mem) ---- */
+
+/* The virtio-mem device among `devices`: ours by alias, else the first one
+ * (a domain not built by xml.c). NULL with NOT_FOUND when there is none. */
+static XNode *
+find_virtio_mem(XNode *devices, const char *name, GError **error)
+{
+  XNode *first = NULL;
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    if (!g_str_equal(d->name, "memory") ||
+        g_strcmp0(xnode_attr(d, "model"), "virtio-mem") != 0)
+      continue;
+    if (g_strcmp0(xnode_child_attr(d, "alias", "name"),
+                  KV_VMM_VIRTIO_MEM_ALIAS) == 0)
+      return d;
+    if (!first)
+      first = d;
+  }
+  if (!first)
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                "domain '%s' has no virtio-mem device (memory hotplug needs "
+                "max_memory_mib above memory_mib at start)",
+                name);
+  return first;
+}
+
+/* Size element `field` ("size", "block", "requested", "current") of the
+ * domain's virtio-mem device, in KiB. A missing <current> is 0: libvirt
+ * leaves it out until QEMU reports a size change. */
+static gboolean
+get_virtio_mem_kib(KvVmm *vmm, const char *name, const char *field,
+                   guint64 *kib, GError **error)
+{
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  XNode *mem = find_virtio_mem(devices, name, error);
+  if (!mem)
+    return FALSE;
+  XNode *n = xnode_child(xnode_child(mem, "target"), field);
+  if (!n && g_str_equal(field, "current")) {
+    *kib = 0;
+    return TRUE;
+  }
+  if (!xnode_size_kib(n, kib)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "virtio-mem device of domain '%s' has no readable <%s>", name,
+                field);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+guint64
+kv_vmm_get_memory_requested(KvVmm *vmm, const char *name, GError **error)
+{
+  guint64 kib = 0;
+  return get_virtio_mem_kib(vmm, name, "requested", &kib, error) ? kib / 1024
+                                                                  : 0;
+}
+
+guint64
+kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name, GError **error)
+{
+  guint64 kib = 0;
+  return get_virtio_mem_kib(vmm, name, "current", &kib, error) ? kib / 1024
+                                                                : 0;
+}
+
+gboolean
+kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
+                            GError **error)
+{
+  if (requested_mib % KV_VMM_VIRTIO_MEM_BLOCK_MIB) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "requested memory %u MiB is not a multiple of the %d MiB "
+                "virtio-mem block",
+                requested_mib, KV_VMM_VIRTIO_MEM_BLOCK_MIB);
+    return FALSE;
+  }
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  XNode *mem = find_virtio_mem(devices, name, error);
+  if (!mem)
+    return FALSE;
+  XNode *target = xnode_child(mem, "target");
+  XNode *requested = xnode_child(target, "requested");
+  guint64 size_kib = 0, block_kib = 0;
+  if (!requested || !xnode_size_kib(xnode_child(target, "size"), &size_kib) ||
+      !xnode_size_kib(xnode_child(target, "block"), &block_kib) ||
+      block_kib == 0) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "virtio-mem device of domain '%s' lacks <size>, <block> or "
+                "<requested>",
+                name);
+    return FALSE;
+  }
+  guint64 want_kib = (guint64)requested_mib * 1024;
+  if (want_kib > size_kib || want_kib % block_kib) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "requested memory %u MiB does not fit domain '%s''s "
+                "virtio-mem region of %" G_GUINT64_FORMAT
+                " MiB in blocks of %" G_GUINT64_FORMAT " KiB",
+                requested_mib, name, size_kib / 1024, block_kib);
+    return FALSE;
+  }
+
+  /* What `virsh update-memory-device --requested-size` does: the live
+   * element as libvirt wrote it (alias, address, sizes), with only
+   * <requested> changed; libvirt refuses any other difference. */
+  g_autofree char *req = g_strdup_printf(
+      "<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>", want_kib);
+  g_autoptr(GString) xml = g_string_new(NULL);
+  xnode_write(xml, mem, requested, req);
+  if (virDomainUpdateDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot set the requested virtio-mem size of domain "
+                      "'%s' to %u MiB",
+                      name, requested_mib);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- NICs ---- */
+
+/* The <interface> with this MAC (any case), or NULL. */
+static XNode *
+find_nic(XNode *devices, const char *mac)
+{
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    const char *m = xnode_child_attr(d, "mac", "address");
+    if (g_str_equal(d->name, "interface") && m &&
+        g_ascii_strcasecmp(m, mac) == 0)
+      return d;
+  }
+  return NULL;
+}
+
+gboolean
+kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
+                  const char *mac, guint mtu, GError **error)
+{
+  if (!check_tap(tap, error) || !check_mac(mac, error))
+    return FALSE;
+  /* 68 is IPv4's minimum; 65535 the most a virtio-net device takes. */
+  if (mtu != 0 && (mtu < 68 || mtu > 65535)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "MTU %u is out of range (68-65535, or 0 for the default)",
+                mtu);
+    return FALSE;
+  }
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  /* The MAC is the NIC's identity for detach: it must be unique. */
+  if (find_nic(devices, mac)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain '%s' already has a NIC with MAC %s", name, mac);
+    return FALSE;
+  }
+
+  /* type='ethernet' with managed='no': the tap is the caller's (made and
+   * wired up by the network setup, e.g. tc redirect to a pod netns);
+   * libvirt only opens it. */
+  g_autoptr(GString) xml = g_string_new(NULL);
+  g_autofree char *head = g_markup_printf_escaped(
+      "<interface type='ethernet'>\n"
+      "  <mac address='%s'/>\n"
+      "  <target dev='%s' managed='no'/>\n"
+      "  <model type='virtio'/>\n",
+      mac, tap);
+  g_string_append(xml, head);
+  if (mtu)
+    g_string_append_printf(xml, "  <mtu size='%u'/>\n", mtu);
+  g_string_append(xml, "</interface>\n");
+
+  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot attach NIC %s (tap %s) to domain '%s'", mac,
+                      tap, name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
+                  GError **error)
+{
+  if (!check_mac(mac, error))
+    return FALSE;
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  XNode *nic = find_nic(devices, mac);
+  if (!nic) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                "domain '%s' has no NIC with MAC %s", name, mac);
+    return FALSE;
+  }
+  const char *alias = xnode_child_attr(nic, "alias", "name");
+  if (!alias) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "NIC %s of domain '%s' has no alias in the live XML", mac,
+                name);
+    return FALSE;
+  }
+  g_autofree char *what = g_strdup_printf("NIC %s", mac);
+  return detach_and_wait(dom, alias, what, error);
+}
+
+/* ---- disks ---- */
+
+/* libvirt's disk names: vda..vdz, vdaa..vdzz, ... (index 0 = vda). */
+static char *
+disk_target_name(guint idx)
+{
+  char rev[8];
+  int n = 0;
+  gint64 i = idx;
+  do {
+    rev[n++] = 'a' + i % 26;
+    i = i / 26 - 1;
+  } while (i >= 0 && n < (int)sizeof(rev));
+  GString *s = g_string_new("vd");
+  while (n > 0)
+    g_string_append_c(s, rev[--n]);
+  return g_string_free(s, FALSE);
+}
+
+/* The <disk> with this serial, or NULL. */
+static XNode *
+find_disk(XNode *devices, const char *serial)
+{
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    if (!g_str_equal(d->name, "disk"))
+      continue;
+    g_autofree char *s = xnode_text(xnode_child(d, "serial"));
+    if (s && g_str_equal(s, serial))
+      return d;
+  }
+  return NULL;
+}
+
+/* The first vdX no disk of the domain uses. Two concurrent attaches could
+ * pick the same name; libvirt then refuses the second, so callers
+ * serialise hotplug per domain (the shim does). */
+static char *
+free_disk_target(XNode *devices)
+{
+  g_autoptr(GHashTable) used =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    const char *dev = xnode_child_attr(d, "target", "dev");
+    if (g_str_equal(d->name, "disk") && dev)
+      g_hash_table_add(used, g_strdup(dev));
+  }
+  /* 26 + 26*26 names: far more than there are root ports to plug into. */
+  for (guint idx = 0; idx < 26 + 26 * 26; idx++) {
+    g_autofree char *t = disk_target_name(idx);
+    if (!g_hash_table_contains(used, t))
+      return g_steal_pointer(&t);
+  }
+  return NULL;
+}
+
+/* cache='none' (O_DIRECT: no second copy of the data in the host's page
+ * cache, and writes reach the device when the guest flushes) wherever the
+ * file system allows O_DIRECT; tmpfs and some others do not, and QEMU would
+ * then fail to open the disk, so those get 'writeback'. */
+static const char *
+disk_cache_mode(const char *path, gboolean readonly)
+{
+  int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+  if (fd < 0 && errno == EINVAL)
+    return "writeback";
+  if (fd >= 0)
+    close(fd);
+  return "none";
+}
+
+gboolean
+kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
+                   const char *serial, gboolean readonly, char **target_out,
+                   GError **error)
+{
+  if (!check_serial(serial, error))
+    return FALSE;
+  if (!path || !g_path_is_absolute(path)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "disk path '%s' is not an absolute path",
+                path ? path : "(null)");
+    return FALSE;
+  }
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    int e = errno;
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "disk path '%s': %s", path, g_strerror(e));
+    return FALSE;
+  }
+  gboolean block = S_ISBLK(st.st_mode);
+  if (!block && !S_ISREG(st.st_mode)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "disk path '%s' is neither a regular file nor a block device",
+                path);
+    return FALSE;
+  }
+
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  /* The serial is the disk's identity in the guest and for detach. */
+  if (find_disk(devices, serial)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "domain '%s' already has a disk with serial '%s'", name,
+                serial);
+    return FALSE;
+  }
+  g_autofree char *target = free_disk_target(devices);
+  if (!target) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "domain '%s' has no free disk target name", name);
+    return FALSE;
+  }
+
+  g_autoptr(GString) xml = g_string_new(NULL);
+  g_autofree char *body = g_markup_printf_escaped(
+      "<disk type='%s' device='disk'>\n"
+      "  <driver name='qemu' type='raw' cache='%s'/>\n"
+      "  <source %s='%s'/>\n"
+      "  <target dev='%s' bus='virtio'/>\n"
+      "  <serial>%s</serial>\n",
+      block ? "block" : "file", disk_cache_mode(path, readonly),
+      block ? "dev" : "file", path, target, serial);
+  g_string_append(xml, body);
+  if (readonly)
+    g_string_append(xml, "  <readonly/>\n");
+  g_string_append(xml, "</disk>\n");
+
+  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot attach disk '%s' (serial %s) to domain '%s'",
+                      path, serial, name);
+    return FALSE;
+  }
+  if (target_out)
+    *target_out = g_steal_pointer(&target);
+  return TRUE;
+}
+
+gboolean
+kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
+                   GError **error)
+{
+  if (!check_serial(serial, error))
+    return FALSE;
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  XNode *disk = find_disk(devices, serial);
+  if (!disk) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                "domain '%s' has no disk with serial '%s'", name, serial);
+    return FALSE;
+  }
+  const char *alias = xnode_child_attr(disk, "alias", "name");
+  if (!alias) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "disk '%s' of domain '%s' has no alias in the live XML",
+                serial, name);
+    return FALSE;
+  }
+  g_autofree char *what = g_strdup_printf("disk '%s'", serial);
+  return detach_and_wait(dom, alias, what, error);
+}
