@@ -116,6 +116,21 @@ typedef enum {
 #define KV_M_SIGNAL "signal" /* {"container","exec_id"|absent,"signal":int} */
 #define KV_M_RESIZE "resize" /* {"container","exec_id"|absent,"rows","cols"} */
 
+/* ---- hotplug (agent methods, asked by the shim) ---- */
+#define KV_M_CPUS_SET "cpus_set"
+/* {"online":int} -> {"cpus_online":int}: online present CPUs up to that
+ * count, offline the rest (never CPU 0); returns when done. */
+#define KV_M_NIC_CONFIG "nic_config"
+/* {"mac":str,"mtu":int,"addresses":[CIDR...],"gateway":str} ->
+ * {"ifname":str}: waits (bounded) for the interface with that MAC, sets
+ * MTU, addresses, brings it up, adds the default route if given. */
+#define KV_M_NIC_REMOVE "nic_remove" /* {"mac"} -> {}: down + flush */
+#define KV_M_DISK_ADD "disk_add"
+/* {"serial":str,"readonly":bool,"container":str?,"path":str?} ->
+ * {"device":"/dev/vdX"}: waits (bounded) for the virtio-blk disk whose
+ * /sys/block/X/serial matches; mounts it into the container at path. */
+#define KV_M_DISK_REMOVE "disk_remove" /* {"serial"} -> {}: unmounts it */
+
 /* Shim methods, asked by clients (lib/). The shim also relays every
  * container/process method above to the agent, rewriting stream ids between
  * the client's connection and the agent channel. */
@@ -126,6 +141,9 @@ typedef enum {
 #define KV_M_SHIM_AGENT_CHECK "agent_check" /* forwards KV_M_AGENT_CHECK */
 #define KV_M_SHIM_STOP "stop"               /* guest poweroff, sandbox kept */
 #define KV_M_SHIM_DESTROY "destroy" /* VM gone, state removed, then shim exits */
+#define KV_M_SHIM_HOTPLUG "hotplug"
+/* {"kind":"cpus|memory|nic_add|nic_remove|disk_add|disk_remove", ...}
+ * (fields as katavm_hotplug_request) -> {"cpus_online","mem_total_kib",...} */
 
 /* ---- one decoded frame ---- */
 typedef struct {
