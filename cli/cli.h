@@ -29,6 +29,7 @@ gboolean cli_term_size(unsigned short *rows, unsigned short *cols);
 int cmd_container(CliCtx *c, int argc, char **argv);
 int cmd_exec(CliCtx *c, int argc, char **argv);
 int cmd_run(CliCtx *c, int argc, char **argv);
+int cmd_hotplug(CliCtx *c, int argc, char **argv);
 int cmd_check(CliCtx *c, int argc, char **argv);
 int cmd_image(CliCtx *c, int argc, char **argv);
 int cmd_sandbox(CliCtx *c, int argc, char **argv);

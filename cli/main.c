@@ -57,6 +57,8 @@ static const char *USAGE =
     "  container start|rm [-f]|kill [-s SIG] SANDBOX ID ; container ls SANDBOX\n"
     "  exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] SANDBOX[/CONTAINER] -- CMD...\n"
     "  run [--cpus N] [--memory MiB] [--name ID] [--rm] [-i] [-t] ROOTFS_OR_BUNDLE -- CMD...\n"
+    "  hotplug SANDBOX cpus N | memory +M|-M|=M | disk add|rm PATH [--mount C:/p] [--ro]\n"
+    "          | net add --tap TAP [--mac MAC] [--ip CIDR] [--gateway IP] [--mtu N] | net rm MAC\n"
     "  version\n"
     "environment: KATAVM_ROOT (state dir), KATAVM_LIBVIRT_URI, KATAVM_ACCEL,\n"
     "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM\n";
@@ -127,6 +129,8 @@ int main(int argc, char **argv) {
     rc = cmd_container(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "exec"))
     rc = cmd_exec(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "hotplug"))
+    rc = cmd_hotplug(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "run"))
     rc = cmd_run(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "version"))

@@ -336,6 +336,70 @@ KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows,
 KATAVM_API void katavm_process_free(katavm_process *p);
 
 /* ------------------------------------------------------------------ */
+/* Hotplug                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum katavm_hotplug_kind {
+  KATAVM_HOTPLUG_CPUS = 1,    /* set the online vCPU count */
+  KATAVM_HOTPLUG_MEMORY,      /* add / remove / set memory */
+  KATAVM_HOTPLUG_NIC_ADD,     /* attach a virtio-net NIC on a host tap */
+  KATAVM_HOTPLUG_NIC_REMOVE,  /* detach it (by MAC) */
+  KATAVM_HOTPLUG_DISK_ADD,    /* attach a virtio-blk disk, optionally mount it */
+  KATAVM_HOTPLUG_DISK_REMOVE, /* unmount and detach it (by host path) */
+} katavm_hotplug_kind;
+
+typedef enum katavm_memory_op {
+  KATAVM_MEMORY_ADD = 1, /* grow by memory_mib */
+  KATAVM_MEMORY_REMOVE,  /* shrink by memory_mib (not below boot memory) */
+  KATAVM_MEMORY_SET,     /* total = memory_mib */
+} katavm_memory_op;
+
+/* One hotplug request; fields not used by `kind` must be 0/NULL. */
+typedef struct katavm_hotplug_request {
+  katavm_hotplug_kind kind;
+  /* CPUS: online vCPUs wanted, 1..max vCPUs given at create. Growing plugs
+   * vCPUs; shrinking offlines them in the guest (never unplugs: vCPU unplug
+   * crashes QEMU 7.2 under TCG). */
+  unsigned int cpus;
+  /* MEMORY: op and size in MiB, a multiple of 2 (the virtio-mem block);
+   * the total stays within boot memory .. max memory given at create. */
+  katavm_memory_op memory_op;
+  unsigned int memory_mib;
+  /* NIC_ADD: an existing host tap, the MAC (NULL = generated), MTU (0 =
+   * 1500), guest addresses in CIDR form ("10.1.2.3/24", NULL-terminated,
+   * may be NULL) and an optional default gateway. NIC_REMOVE: mac. */
+  const char *tap;
+  const char *mac;
+  unsigned int mtu;
+  const char *const *addresses;
+  const char *gateway;
+  /* DISK_ADD: a host file or block device; readonly; optionally mounted in
+   * `container` at `mount_path` (fstype auto-detected by the guest).
+   * DISK_REMOVE: path. */
+  const char *path;
+  int readonly;
+  const char *container;
+  const char *mount_path;
+  unsigned int reserved[8]; /* must be zero */
+} katavm_hotplug_request;
+
+KATAVM_API void katavm_hotplug_request_init(katavm_hotplug_request *req,
+                                            katavm_hotplug_kind kind);
+
+/* Change a running sandbox. Returns once the guest reports the resource
+ * usable (CPUs online, memory in MemTotal, NIC configured, disk present
+ * and mounted), or fails and rolls back, leaving the sandbox as it was.
+ * *result_json (optional, free with katavm_free) describes the outcome:
+ * {"cpus_online", "mem_total_kib", "mac", "ifname", "serial", "device"}.
+ * Errors: KATAVM_E_INVALID (beyond max vCPUs/memory, not a block multiple,
+ * bad MAC/tap/CIDR), KATAVM_E_NOT_FOUND (disk path or tap missing, detaching
+ * what was never attached), KATAVM_E_STATE (sandbox not running),
+ * KATAVM_E_VMM, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
+KATAVM_API int katavm_hotplug(katavm_sandbox *sb,
+                              const katavm_hotplug_request *req,
+                              char **result_json, katavm_error **err);
+
+/* ------------------------------------------------------------------ */
 /* Guest image                                                          */
 /* ------------------------------------------------------------------ */
 

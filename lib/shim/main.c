@@ -93,10 +93,12 @@ static JsonObject *state_object(Shim *s) {
   json_object_set_int_member(o, "max_memory_mib", s->cfg.max_memory_mib);
   json_object_set_string_member(o, "created", s->cfg.created);
   json_object_set_string_member(o, "console_log", s->p.console);
+  if (s->nics)
+    hotplug_describe(s, o);
   return o;
 }
 
-static void state_save(Shim *s) {
+void state_save(Shim *s) {
   if (s->destroying)
     return;
   g_autoptr(JsonObject) o = state_object(s);
@@ -349,6 +351,8 @@ static void on_client_request(KvConn *c, guint32 id, const char *method,
     else
       kv_conn_call(s->agent, KV_M_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS,
                    on_agent_check_reply, waiter_new(c, id));
+  } else if (!strcmp(method, KV_M_SHIM_HOTPLUG)) {
+    hotplug_request(s, c, id, params);
   } else if (!strcmp(method, KV_M_SHIM_STOP)) {
     g_ptr_array_add(s->stop_waiters, waiter_new(c, id));
     begin_poweroff(s);
@@ -572,6 +576,8 @@ int main(int argc, char **argv) {
     kv_shim_report(ready_fd, ok ? NULL : e, TRUE);
     return ok ? 0 : 1;
   }
+  if (have_cfg)
+    hotplug_init(&s);
   KvAccel want;
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
                 kv_accel_resolve(want, &s.accel, NULL, &e) &&

@@ -36,6 +36,12 @@ typedef struct {
   GHashTable *routes_by_agent;  /* agent stream id -> Route* */
   GHashTable *routes_by_client; /* KvConn* -> GHashTable(client sid -> Route*) */
   GHashTable *mounts;           /* container id -> host mount point */
+  /* hotplug.c */
+  GPtrArray *nics;  /* Nic* attached at runtime */
+  GPtrArray *disks; /* Disk* attached at runtime */
+  guint cpus_online;
+  guint mem_requested_mib; /* virtio-mem size above boot memory */
+  gboolean hotplug_busy;
 } Shim;
 
 typedef struct {
@@ -48,6 +54,14 @@ extern GMainContext *shim_ctx;
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 Waiter *waiter_new(KvConn *c, guint32 id);
 void waiter_free(gpointer p);
+
+void state_save(Shim *s);
+
+/* hotplug.c */
+void hotplug_init(Shim *s);
+void hotplug_request(Shim *s, KvConn *client, guint32 id, JsonObject *params);
+/* Add current CPUs, memory and devices to a state object. */
+void hotplug_describe(Shim *s, JsonObject *o);
 
 /* relay.c */
 void relay_init(Shim *s);

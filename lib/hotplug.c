@@ -1,0 +1,116 @@
+/* lib/hotplug.c: katavm_hotplug, the client side: argument checks that
+ * need no sandbox, then one "hotplug" request to the shim, which drives
+ * libvirt and the agent and rolls back on failure. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox-internal.h"
+
+/* Hotplug can wait for the guest to online memory or find a device. */
+#define HOTPLUG_TIMEOUT_MS 120000
+
+void katavm_hotplug_request_init(katavm_hotplug_request *req,
+                                 katavm_hotplug_kind kind) {
+  if (!req)
+    return;
+  memset(req, 0, sizeof(*req));
+  req->kind = kind;
+}
+
+static const char *kind_name(katavm_hotplug_kind k) {
+  switch (k) {
+  case KATAVM_HOTPLUG_CPUS: return "cpus";
+  case KATAVM_HOTPLUG_MEMORY: return "memory";
+  case KATAVM_HOTPLUG_NIC_ADD: return "nic_add";
+  case KATAVM_HOTPLUG_NIC_REMOVE: return "nic_remove";
+  case KATAVM_HOTPLUG_DISK_ADD: return "disk_add";
+  case KATAVM_HOTPLUG_DISK_REMOVE: return "disk_remove";
+  default: return NULL;
+  }
+}
+
+int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
+                   char **result_json, katavm_error **err) {
+  if (!sb || !req)
+    return kv_error_set(err, KATAVM_E_INVALID, "sandbox and request must not be NULL");
+  for (size_t i = 0; i < G_N_ELEMENTS(req->reserved); i++)
+    if (req->reserved[i])
+      return kv_error_set(err, KATAVM_E_INVALID, "reserved request field %zu must be zero", i);
+  const char *kind = kind_name(req->kind);
+  if (!kind)
+    return kv_error_set(err, KATAVM_E_INVALID, "unknown hotplug kind %d", (int)req->kind);
+  g_autoptr(JsonObject) o = json_object_new();
+  json_object_set_string_member(o, "kind", kind);
+  switch (req->kind) {
+  case KATAVM_HOTPLUG_CPUS:
+    if (req->cpus < 1)
+      return kv_error_set(err, KATAVM_E_INVALID, "cpus must be at least 1");
+    json_object_set_int_member(o, "cpus", req->cpus);
+    break;
+  case KATAVM_HOTPLUG_MEMORY: {
+    const char *op = req->memory_op == KATAVM_MEMORY_ADD ? "+"
+                   : req->memory_op == KATAVM_MEMORY_REMOVE ? "-"
+                   : req->memory_op == KATAVM_MEMORY_SET ? "=" : NULL;
+    if (!op)
+      return kv_error_set(err, KATAVM_E_INVALID, "memory_op must be add, remove or set");
+    if (req->memory_mib % 2)
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "memory %u MiB is not a multiple of the 2 MiB block size",
+                          req->memory_mib);
+    json_object_set_string_member(o, "op", op);
+    json_object_set_int_member(o, "mib", req->memory_mib);
+    break;
+  }
+  case KATAVM_HOTPLUG_NIC_ADD:
+  case KATAVM_HOTPLUG_NIC_REMOVE:
+    if (req->kind == KATAVM_HOTPLUG_NIC_ADD && !req->tap)
+      return kv_error_set(err, KATAVM_E_INVALID, "nic add needs a tap device");
+    if (req->kind == KATAVM_HOTPLUG_NIC_REMOVE && !req->mac)
+      return kv_error_set(err, KATAVM_E_INVALID, "nic remove needs the MAC");
+    if (req->tap)
+      json_object_set_string_member(o, "tap", req->tap);
+    if (req->mac)
+      json_object_set_string_member(o, "mac", req->mac);
+    if (req->mtu)
+      json_object_set_int_member(o, "mtu", req->mtu);
+    if (req->addresses) {
+      JsonArray *a = json_array_new();
+      for (const char *const *p = req->addresses; *p; p++)
+        json_array_add_string_element(a, *p);
+      json_object_set_array_member(o, "addresses", a);
+    }
+    if (req->gateway)
+      json_object_set_string_member(o, "gateway", req->gateway);
+    break;
+  case KATAVM_HOTPLUG_DISK_ADD:
+  case KATAVM_HOTPLUG_DISK_REMOVE:
+    if (!req->path || !g_path_is_absolute(req->path))
+      return kv_error_set(err, KATAVM_E_INVALID, "disk path '%s' must be absolute",
+                          req->path ? req->path : "(null)");
+    if (!!req->container != !!req->mount_path)
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "a disk mount needs both a container and a path");
+    if (req->mount_path && !g_path_is_absolute(req->mount_path))
+      return kv_error_set(err, KATAVM_E_INVALID, "mount path '%s' must be absolute",
+                          req->mount_path);
+    if (req->container && !kv_id_validate(req->container, NULL))
+      return kv_error_set(err, KATAVM_E_INVALID, "container id '%s' is invalid",
+                          req->container);
+    json_object_set_string_member(o, "path", req->path);
+    json_object_set_boolean_member(o, "readonly", req->readonly != 0);
+    if (req->container) {
+      json_object_set_string_member(o, "container", req->container);
+      json_object_set_string_member(o, "mount_path", req->mount_path);
+    }
+    break;
+  }
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r = kv_sandbox_call(sb, "hotplug", o, HOTPLUG_TIMEOUT_MS, &e);
+  if (!r)
+    return kv_error_propagate(err, e);
+  if (result_json) {
+    g_autofree char *s = kv_json_to_string(r);
+    *result_json = strdup(s);
+  }
+  return 0;
+}
