@@ -12,6 +12,7 @@
 #include "log.h"
 #include "power.h"
 #include "rpc.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -112,8 +113,7 @@ on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
 static void
 on_frame(KvConn *c, const KvFrame *f, gpointer user)
 {
-  /* No streams exist yet (exec comes later): nothing to deliver to. */
-  agent_debug("ignoring frame type %d on stream %u", f->type, f->stream);
+  agent_streams_on_frame(c, f);
 }
 
 static void
@@ -127,6 +127,8 @@ on_closed(KvConn *c, const GError *why, gpointer user)
   else
     agent_debug("host disconnected");
 
+  /* Streams and waiting requests of this host session end with it. */
+  agent_rpc_conn_closed(c);
   /* The conn holds its own reference while it notifies us. */
   g_clear_pointer(&ch.conn, kv_conn_unref);
   if (ch.exit_on_close)

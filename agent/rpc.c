@@ -1,10 +1,12 @@
 /* agent/rpc.c: dispatching REQUEST frames to method handlers. One handler
- * per method of the agent in lib/proto/proto.h; later concepts (containers,
- * exec, hotplug) add their entries to the table below.
+ * per method of the agent in lib/proto/proto.h; the container and process
+ * methods live in container.c and exec.c.
  */
 #include "rpc.h"
+#include "container.h"
 #include "log.h"
 #include "power.h"
+#include "stream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,22 @@
 typedef void (*AgentMethodFunc)(KvConn *c, guint32 id, JsonObject *params);
 
 /* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
+G_DEFINE_QUARK(katavm-agent-error-quark, agent_error)
+
+void
+agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error)
+{
+  int code = error->domain == AGENT_ERROR ? error->code : AGENT_E_IO;
+  kv_conn_reply_error(c, id, code, error->message);
+}
+
+void
+agent_rpc_conn_closed(KvConn *c)
+{
+  agent_streams_conn_closed(c);
+  agent_containers_conn_closed(c);
+}
+
 static gint64
 count_cpu_list(const char *list)
 {
@@ -108,6 +126,16 @@ static const struct {
 } methods[] = {
     {KV_M_AGENT_CHECK, m_check},
     {KV_M_AGENT_SHUTDOWN, m_shutdown},
+    {KV_M_CONTAINER_CREATE, agent_m_container_create},
+    {KV_M_CONTAINER_START, agent_m_container_start},
+    {KV_M_CONTAINER_STATE, agent_m_container_state},
+    {KV_M_CONTAINER_KILL, agent_m_container_kill},
+    {KV_M_CONTAINER_REMOVE, agent_m_container_remove},
+    {KV_M_CONTAINER_LIST, agent_m_container_list},
+    {KV_M_EXEC, agent_m_exec},
+    {KV_M_WAIT, agent_m_wait},
+    {KV_M_SIGNAL, agent_m_signal},
+    {KV_M_RESIZE, agent_m_resize},
 };
 
 void

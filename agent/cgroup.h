@@ -1,0 +1,31 @@
+/* agent/cgroup.h: cgroup v2 in the guest, one cgroup per container.
+ *
+ * Layout: /sys/fs/cgroup/katavm/<container id>. The agent itself stays in
+ * the root cgroup, so a container's memory limit can never make the kernel
+ * pick the agent: an OOM kill inside a container kills only the offending
+ * process of that container (memory.oom.group stays 0). The "katavm" level
+ * holds no processes, as cgroup v2 requires of a cgroup that hands
+ * controllers down.
+ */
+#pragma once
+
+#include "spec.h"
+
+#include <glib.h>
+
+#define AGENT_CGROUP_ROOT "/sys/fs/cgroup"
+
+/* Creates the container's cgroup and applies the limits of r. Returns its
+ * path, or NULL with an error naming the file and value that failed. */
+char *agent_cgroup_create(const char *id, const AgentResources *r,
+                          GError **error);
+/* cgroup.procs of path, opened for writing: a child process joins the
+ * cgroup by writing "0" to it, before it forks the container's process. */
+int agent_cgroup_open_procs(const char *path, GError **error);
+/* Sends sig to every process in the cgroup (SIGKILL through cgroup.kill,
+ * which also catches processes forked meanwhile). */
+gboolean agent_cgroup_signal_all(const char *path, int sig, GError **error);
+/* Whether any process is left in the cgroup. */
+gboolean agent_cgroup_populated(const char *path);
+/* Removes the (empty) cgroup. */
+gboolean agent_cgroup_remove(const char *path, GError **error);

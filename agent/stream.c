@@ -1,0 +1,526 @@
+/* agent/stream.c: stdio streams with flow control (see stream.h). */
+#include "stream.h"
+#include "log.h"
+#include "rpc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <signal.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* Output pauses while more than HIGH_WATER bytes wait in the channel's
+ * write queue, and resumes below LOW_WATER, checked every THROTTLE_MS. */
+#define HIGH_WATER (256u * 1024u)
+#define LOW_WATER (64u * 1024u)
+#define THROTTLE_MS 2
+/* stdin credit goes back in batches of this much (or when the queue is
+ * empty), not one CREDIT per write. */
+#define CREDIT_BATCH (32u * 1024u)
+/* After the process exited: how long an output stream with nothing to
+ * read waits for more before it is ended (see agent_stream_process_exited). */
+#define EXIT_GRACE_MS 500
+
+struct _AgentStream {
+  KvConn *conn; /* NULL once the connection is gone: drain mode */
+  guint32 id;
+  gboolean output;
+  gboolean pty;
+  int fd;
+  guint watch;
+  KvWindow win;
+  AgentStreamDoneFunc done;
+  gpointer user;
+
+  /* output */
+  gboolean throttled;
+  gboolean exited;   /* the process exited */
+  gboolean discard;  /* the host sent EOF: it reads no more */
+  guint grace_timer;
+
+  /* input */
+  GQueue chunks; /* GBytes*, the head partly written from head_off */
+  gsize head_off;
+  guint32 written; /* written since the last CREDIT */
+  gboolean eof;    /* host sent EOF */
+  gboolean broken; /* the process closed its end: drop what comes */
+};
+
+static GHashTable *by_conn; /* KvConn* -> GHashTable(id -> AgentStream*) */
+static GList *orphans;      /* AgentStream* whose connection went away */
+static GList *throttled;    /* AgentStream* paused on the channel queue */
+static guint throttle_timer;
+static guint8 chunk_buf[AGENT_STREAM_CHUNK];
+
+static void out_update(AgentStream *s);
+static void in_update(AgentStream *s);
+
+static GHashTable *
+conn_table(KvConn *c, gboolean create)
+{
+  if (by_conn == NULL) {
+    if (!create)
+      return NULL;
+    by_conn = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                    (GDestroyNotify)g_hash_table_unref);
+  }
+  GHashTable *t = g_hash_table_lookup(by_conn, c);
+  if (t == NULL && create) {
+    t = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g_hash_table_insert(by_conn, c, t);
+  }
+  return t;
+}
+
+static AgentStream *
+lookup(KvConn *c, guint32 id)
+{
+  GHashTable *t = conn_table(c, FALSE);
+  return t != NULL ? g_hash_table_lookup(t, GUINT_TO_POINTER(id)) : NULL;
+}
+
+gboolean
+agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n,
+                         GError **error)
+{
+  for (gsize i = 0; i < n; i++) {
+    if (ids[i] == 0)
+      continue;
+    for (gsize j = 0; j < i; j++) {
+      if (ids[j] == ids[i]) {
+        g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
+                    "streams: stream id %u is given twice", ids[i]);
+        return FALSE;
+      }
+    }
+    if (lookup(c, ids[i]) != NULL) {
+      g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS,
+                  "streams: stream id %u is already in use", ids[i]);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static AgentStream *
+stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
+           AgentStreamDoneFunc done, gpointer user)
+{
+  static gboolean sigpipe_ignored;
+  if (!sigpipe_ignored) {
+    /* A process that closed its stdin must cost us EPIPE, not a signal
+     * (PID 1 is immune to it anyway, the test mode is not). */
+    signal(SIGPIPE, SIG_IGN);
+    sigpipe_ignored = TRUE;
+  }
+  AgentStream *s = g_new0(AgentStream, 1);
+  /* Id 0: an output nobody asked for (a pty's output with stdout 0) is
+   * still drained, so that the process does not block on it. */
+  s->conn = id != 0 ? kv_conn_ref(c) : NULL;
+  s->id = id;
+  s->fd = fd;
+  s->output = output;
+  s->pty = pty;
+  s->done = done;
+  s->user = user;
+  kv_window_init(&s->win);
+  g_queue_init(&s->chunks);
+  g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+  if (s->conn != NULL)
+    g_hash_table_insert(conn_table(c, TRUE), GUINT_TO_POINTER(id), s);
+  else
+    orphans = g_list_prepend(orphans, s);
+  return s;
+}
+
+static void
+unwatch(AgentStream *s)
+{
+  if (s->watch != 0) {
+    g_source_remove(s->watch);
+    s->watch = 0;
+  }
+}
+
+/* Detaches s from everything and frees it; done runs last, if asked. */
+static void
+stream_finish(AgentStream *s, gboolean call_done)
+{
+  unwatch(s);
+  if (s->grace_timer != 0)
+    g_source_remove(s->grace_timer);
+  if (s->throttled)
+    throttled = g_list_remove(throttled, s);
+  if (s->fd >= 0)
+    close(s->fd);
+  g_queue_clear_full(&s->chunks, (GDestroyNotify)g_bytes_unref);
+  if (s->conn != NULL) {
+    GHashTable *t = conn_table(s->conn, FALSE);
+    if (t != NULL)
+      g_hash_table_remove(t, GUINT_TO_POINTER(s->id));
+    g_clear_pointer(&s->conn, kv_conn_unref);
+  } else {
+    orphans = g_list_remove(orphans, s);
+  }
+  if (call_done && s->done != NULL)
+    s->done(s, s->user);
+  g_free(s);
+}
+
+/* ---- output ---- */
+
+static void
+out_end(AgentStream *s, gboolean call_done)
+{
+  if (s->conn != NULL && !kv_conn_is_closed(s->conn))
+    kv_conn_send(s->conn, KV_FRAME_EOF, s->id, NULL, 0, NULL);
+  stream_finish(s, call_done);
+}
+
+static gboolean
+throttle_check(gpointer unused)
+{
+  GList *keep = NULL;
+  GList *list = g_steal_pointer(&throttled);
+  for (GList *l = list; l != NULL; l = l->next) {
+    AgentStream *s = l->data;
+    if (s->conn != NULL && kv_conn_pending(s->conn) > LOW_WATER) {
+      keep = g_list_prepend(keep, s);
+      continue;
+    }
+    s->throttled = FALSE;
+    out_update(s);
+  }
+  g_list_free(list);
+  throttled = keep;
+  if (throttled != NULL)
+    return G_SOURCE_CONTINUE;
+  throttle_timer = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+throttle(AgentStream *s)
+{
+  s->throttled = TRUE;
+  throttled = g_list_prepend(throttled, s);
+  unwatch(s);
+  if (throttle_timer == 0)
+    throttle_timer = g_timeout_add(THROTTLE_MS, throttle_check, NULL);
+}
+
+/* One read of at most one chunk, within the window. Returns FALSE when
+ * the stream ended (s is freed). *got: bytes read. */
+static gboolean
+out_read_once(AgentStream *s, gssize *got)
+{
+  gboolean draining = s->conn == NULL || s->discard;
+  gsize room = draining ? sizeof chunk_buf
+                        : MIN(s->win.send_avail, sizeof chunk_buf);
+  *got = 0;
+  if (room == 0)
+    return TRUE;
+  ssize_t n;
+  do
+    n = read(s->fd, chunk_buf, room);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN)
+    return TRUE;
+  /* A pty master reads EIO once no slave is open any more: its EOF. */
+  if (n <= 0) {
+    if (n < 0 && !(s->pty && errno == EIO))
+      agent_debug("stream %u: read: %s", s->id, g_strerror(errno));
+    out_end(s, TRUE);
+    return FALSE;
+  }
+  *got = n;
+  if (!draining) {
+    g_autoptr(GError) err = NULL;
+    kv_window_on_send(&s->win, (gsize)n, NULL);
+    if (!kv_conn_send(s->conn, KV_FRAME_DATA, s->id, chunk_buf, (gsize)n,
+                      &err))
+      agent_debug("stream %u: %s", s->id, err->message);
+  }
+  return TRUE;
+}
+
+static gboolean
+on_out_ready(gint fd, GIOCondition cond, gpointer data)
+{
+  AgentStream *s = data;
+  gssize got = 0;
+  /* One chunk per dispatch keeps many busy streams fair to each other. */
+  if (!out_read_once(s, &got))
+    return G_SOURCE_REMOVE;
+  if (s->conn != NULL && !s->discard &&
+      kv_conn_pending(s->conn) > HIGH_WATER) {
+    s->watch = 0;
+    throttle(s);
+    return G_SOURCE_REMOVE;
+  }
+  if (s->conn != NULL && !s->discard && s->win.send_avail == 0) {
+    s->watch = 0;
+    return G_SOURCE_REMOVE; /* CREDIT re-arms */
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+out_update(AgentStream *s)
+{
+  gboolean want = s->fd >= 0 && !s->throttled &&
+                  (s->conn == NULL || s->discard || s->win.send_avail > 0);
+  if (want && s->watch == 0)
+    s->watch = g_unix_fd_add(s->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                             on_out_ready, s);
+  else if (!want)
+    unwatch(s);
+}
+
+AgentStream *
+agent_stream_new_output(KvConn *c, guint32 id, int fd, gboolean pty,
+                        AgentStreamDoneFunc done, gpointer user)
+{
+  AgentStream *s = stream_new(c, id, fd, TRUE, pty, done, user);
+  out_update(s);
+  return s;
+}
+
+/* The process is gone but the stream did not reach end of file: someone
+ * else holds the write end. Once the pipe is empty and the host is not
+ * the one holding things up, end it. */
+static gboolean
+on_grace(gpointer data)
+{
+  AgentStream *s = data;
+  gboolean waiting_on_host = s->throttled ||
+                             (s->conn != NULL && !s->discard &&
+                              s->win.send_avail == 0);
+  if (waiting_on_host)
+    return G_SOURCE_CONTINUE;
+  gssize got = 0;
+  if (!out_read_once(s, &got))
+    return G_SOURCE_REMOVE; /* reached end of file after all */
+  if (got > 0)
+    return G_SOURCE_CONTINUE;
+  agent_debug("stream %u: ending it %d ms after its process exited (still "
+              "held open by another process)",
+              s->id, EXIT_GRACE_MS);
+  s->grace_timer = 0;
+  out_end(s, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- input ---- */
+
+static void
+in_credit(AgentStream *s, gboolean force)
+{
+  if (s->written == 0 || (!force && s->written < CREDIT_BATCH))
+    return;
+  guint32 n = kv_window_grant(&s->win, s->written);
+  s->written = 0;
+  if (n > 0 && s->conn != NULL)
+    kv_conn_send_credit(s->conn, s->id, n, NULL);
+}
+
+/* Drops what is queued, crediting it: the host must not stall on a
+ * stream whose reader is gone. */
+static void
+in_drop_queue(AgentStream *s)
+{
+  GBytes *b;
+  while ((b = g_queue_pop_head(&s->chunks)) != NULL) {
+    s->written += (guint32)(g_bytes_get_size(b) - s->head_off);
+    s->head_off = 0;
+    g_bytes_unref(b);
+  }
+  in_credit(s, TRUE);
+}
+
+static void
+in_close(AgentStream *s, gboolean call_done)
+{
+  in_drop_queue(s);
+  if (s->pty && s->fd >= 0 && !s->broken) {
+    /* Closing our dup of the master would not end the slave's input: the
+     * output side holds another. A line-mode terminal reads EOF on VEOF. */
+    struct termios t;
+    if (tcgetattr(s->fd, &t) == 0 && (t.c_lflag & ICANON)) {
+      char c = (char)t.c_cc[VEOF];
+      if (write(s->fd, &c, 1) < 0)
+        agent_debug("stream %u: VEOF: %s", s->id, g_strerror(errno));
+    }
+  }
+  stream_finish(s, call_done);
+}
+
+static gboolean
+on_in_ready(gint fd, GIOCondition cond, gpointer data)
+{
+  AgentStream *s = data;
+  GBytes *b;
+  while ((b = g_queue_peek_head(&s->chunks)) != NULL) {
+    gsize len = 0;
+    const guint8 *p = g_bytes_get_data(b, &len);
+    ssize_t n;
+    do
+      n = write(s->fd, p + s->head_off, len - s->head_off);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+      break;
+    if (n < 0) {
+      /* EPIPE: the process closed its stdin (or exited). */
+      agent_debug("stream %u: write: %s", s->id, g_strerror(errno));
+      s->broken = TRUE;
+      in_drop_queue(s);
+      break;
+    }
+    s->written += (guint32)n;
+    s->head_off += (gsize)n;
+    if (s->head_off == len) {
+      g_bytes_unref(g_queue_pop_head(&s->chunks));
+      s->head_off = 0;
+    }
+  }
+  in_credit(s, g_queue_is_empty(&s->chunks));
+  if (g_queue_is_empty(&s->chunks)) {
+    s->watch = 0;
+    if (s->eof)
+      in_close(s, TRUE);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+in_update(AgentStream *s)
+{
+  if (!g_queue_is_empty(&s->chunks) && s->watch == 0)
+    s->watch = g_unix_fd_add(s->fd, G_IO_OUT | G_IO_ERR, on_in_ready, s);
+}
+
+AgentStream *
+agent_stream_new_input(KvConn *c, guint32 id, int fd, gboolean pty,
+                       AgentStreamDoneFunc done, gpointer user)
+{
+  return stream_new(c, id, fd, FALSE, pty, done, user);
+}
+
+static void
+in_data(AgentStream *s, GBytes *payload)
+{
+  gsize len = g_bytes_get_size(payload);
+  g_autoptr(GError) err = NULL;
+  if (!kv_window_on_data(&s->win, len, &err)) {
+    /* The host broke the protocol; keep the agent's memory bounded. */
+    agent_error("stream %u: %s: data dropped", s->id, err->message);
+    return;
+  }
+  if (s->eof) {
+    agent_error("stream %u: DATA after EOF dropped", s->id);
+    return;
+  }
+  if (s->broken) {
+    s->written += (guint32)len;
+    in_credit(s, TRUE);
+    return;
+  }
+  if (len == 0)
+    return;
+  g_queue_push_tail(&s->chunks, g_bytes_ref(payload));
+  in_update(s);
+}
+
+/* ---- common ---- */
+
+void
+agent_stream_process_exited(AgentStream *s)
+{
+  if (!s->output) {
+    s->broken = TRUE; /* no VEOF for a terminal nobody reads any more */
+    in_close(s, TRUE);
+    return;
+  }
+  s->exited = TRUE;
+  if (s->grace_timer == 0)
+    s->grace_timer = g_timeout_add(EXIT_GRACE_MS, on_grace, s);
+}
+
+void
+agent_stream_abort(AgentStream *s)
+{
+  s->broken = TRUE;
+  stream_finish(s, FALSE);
+}
+
+void
+agent_streams_on_frame(KvConn *c, const KvFrame *f)
+{
+  if (f->type == KV_FRAME_EVENT)
+    return;
+  AgentStream *s = lookup(c, f->stream);
+  if (s == NULL) {
+    /* Streams end on our side first (EOF sent, process gone): late CREDIT
+     * and DATA for them are normal. */
+    return;
+  }
+  switch (f->type) {
+  case KV_FRAME_DATA:
+    if (s->output)
+      agent_debug("stream %u: DATA from the host on an output stream",
+                  s->id);
+    else
+      in_data(s, f->payload);
+    break;
+  case KV_FRAME_CREDIT:
+    if (!s->output)
+      break;
+    {
+      g_autoptr(GError) err = NULL;
+      if (!kv_window_on_credit(&s->win, kv_frame_credit(f), &err))
+        agent_error("stream %u: %s", s->id, err->message);
+    }
+    out_update(s);
+    break;
+  case KV_FRAME_EOF:
+    if (s->output) {
+      /* The host will read no more: drain so the process does not block. */
+      s->discard = TRUE;
+      out_update(s);
+    } else {
+      s->eof = TRUE;
+      if (g_queue_is_empty(&s->chunks))
+        in_close(s, TRUE);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+void
+agent_streams_conn_closed(KvConn *c)
+{
+  GHashTable *t = conn_table(c, FALSE);
+  if (t == NULL)
+    return;
+  g_hash_table_steal(by_conn, c);
+  g_autoptr(GList) list = g_hash_table_get_values(t);
+  g_hash_table_unref(t);
+  for (GList *l = list; l != NULL; l = l->next) {
+    AgentStream *s = l->data;
+    g_clear_pointer(&s->conn, kv_conn_unref);
+    orphans = g_list_prepend(orphans, s);
+    if (s->output) {
+      if (s->throttled) {
+        throttled = g_list_remove(throttled, s);
+        s->throttled = FALSE;
+      }
+      out_update(s);
+    } else {
+      in_close(s, TRUE);
+    }
+  }
+}
