@@ -1,0 +1,424 @@
+/* agent/hotplug.c: the guest half of hotplug (lib/proto/proto.h "hotplug"
+ * methods): onlining and offlining CPUs, configuring a hot-added NIC found
+ * by its MAC (through libnl's route API rather than hand-built netlink
+ * messages), and finding a hot-added disk by its serial and mounting it
+ * into a running container's mount namespace. Memory needs no method: the
+ * kernel onlines virtio-mem blocks itself (memhp_default_state=online). */
+#include "hotplug.h"
+
+#include "container.h"
+#include "log.h"
+#include "rpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/route.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* A hot-added device shows up some milliseconds after the host's attach
+ * returns (PCI hotplug, driver probe). */
+#define DEVICE_WAIT_US (20 * G_USEC_PER_SEC)
+
+static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *m = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  agent_debug("hotplug: %s", m);
+  kv_conn_reply_error(c, id, code, m);
+}
+
+static gint64 p_int(JsonObject *o, const char *k, gint64 def) {
+  JsonNode *n = json_object_get_member(o, k);
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
+             ? json_node_get_int(n) : def;
+}
+
+static const char *p_str(JsonObject *o, const char *k) {
+  JsonNode *n = json_object_get_member(o, k);
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+             ? json_node_get_string(n) : NULL;
+}
+
+/* ---- CPUs ---- */
+
+static int online_count(void) {
+  int n = 0;
+  for (int cpu = 0; cpu < 1024; cpu++) {
+    g_autofree char *dir = g_strdup_printf("/sys/devices/system/cpu/cpu%d", cpu);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+      break;
+    g_autofree char *f = g_strdup_printf("%s/online", dir);
+    g_autofree char *v = NULL;
+    /* cpu0 has no "online" file: it is always online. */
+    if (!g_file_get_contents(f, &v, NULL, NULL) || v[0] == '1')
+      n++;
+  }
+  return n;
+}
+
+static gboolean set_online(int cpu, gboolean on) {
+  g_autofree char *f = g_strdup_printf("/sys/devices/system/cpu/cpu%d/online", cpu);
+  int fd = open(f, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  gboolean ok = write(fd, on ? "1" : "0", 1) == 1;
+  close(fd);
+  return ok;
+}
+
+void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
+  gint64 want = p_int(params, "online", 0);
+  if (want < 1 || want > 1024) {
+    reply_err(c, id, AGENT_E_INVALID, "cpus_set: online must be 1..1024");
+    return;
+  }
+  /* A vCPU plugged by the host appears a moment later; wait for it. */
+  gint64 deadline = g_get_monotonic_time() + DEVICE_WAIT_US;
+  for (int cpu = 1; cpu < want; cpu++) {
+    g_autofree char *dir = g_strdup_printf("/sys/devices/system/cpu/cpu%d", cpu);
+    while (!g_file_test(dir, G_FILE_TEST_IS_DIR) && g_get_monotonic_time() < deadline)
+      g_usleep(20000);
+    if (!set_online(cpu, TRUE)) {
+      reply_err(c, id, AGENT_E_IO, "cannot online cpu%d: %s", cpu, g_strerror(errno));
+      return;
+    }
+  }
+  /* Shrinking offlines (the host never unplugs vCPUs). */
+  for (int cpu = (int)want; cpu < 1024; cpu++) {
+    g_autofree char *dir = g_strdup_printf("/sys/devices/system/cpu/cpu%d", cpu);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+      break;
+    g_autofree char *f = g_strdup_printf("%s/online", dir);
+    g_autofree char *v = NULL;
+    if (g_file_get_contents(f, &v, NULL, NULL) && v[0] == '1' && !set_online(cpu, FALSE)) {
+      reply_err(c, id, AGENT_E_IO, "cannot offline cpu%d: %s", cpu, g_strerror(errno));
+      return;
+    }
+  }
+  g_autoptr(JsonObject) r = json_object_new();
+  json_object_set_int_member(r, "cpus_online", online_count());
+  kv_conn_reply(c, id, r);
+}
+
+/* ---- NICs ---- */
+
+static char *iface_by_mac(const char *mac) {
+  g_autoptr(GDir) d = g_dir_open("/sys/class/net", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    g_autofree char *f = g_strdup_printf("/sys/class/net/%s/address", name);
+    g_autofree char *v = NULL;
+    if (g_file_get_contents(f, &v, NULL, NULL) && !g_ascii_strncasecmp(g_strstrip(v), mac, 17))
+      return g_strdup(name);
+  }
+  return NULL;
+}
+
+static struct nl_sock *nl_open(void) {
+  struct nl_sock *sk = nl_socket_alloc();
+  if (sk && nl_connect(sk, NETLINK_ROUTE) < 0) {
+    nl_socket_free(sk);
+    return NULL;
+  }
+  return sk;
+}
+
+/* Set MTU and up/down on an interface. */
+static int link_set(struct nl_sock *sk, int ifindex, guint mtu, gboolean up) {
+  struct rtnl_link *orig = NULL, *change = rtnl_link_alloc();
+  int rc = rtnl_link_get_kernel(sk, ifindex, NULL, &orig);
+  if (rc >= 0) {
+    if (mtu)
+      rtnl_link_set_mtu(change, mtu);
+    if (up)
+      rtnl_link_set_flags(change, IFF_UP);
+    else
+      rtnl_link_unset_flags(change, IFF_UP);
+    rc = rtnl_link_change(sk, orig, change, 0);
+  }
+  if (orig)
+    rtnl_link_put(orig);
+  rtnl_link_put(change);
+  return rc;
+}
+
+void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
+  const char *mac = p_str(params, "mac");
+  if (!mac || strlen(mac) != 17) {
+    reply_err(c, id, AGENT_E_INVALID, "nic_config: mac must be xx:xx:xx:xx:xx:xx");
+    return;
+  }
+  g_autofree char *ifname = NULL;
+  gint64 deadline = g_get_monotonic_time() + DEVICE_WAIT_US;
+  while (!(ifname = iface_by_mac(mac)) && g_get_monotonic_time() < deadline)
+    g_usleep(20000);
+  if (!ifname) {
+    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s appeared", mac);
+    return;
+  }
+  struct nl_sock *sk = nl_open();
+  if (!sk) {
+    reply_err(c, id, AGENT_E_IO, "netlink: cannot connect");
+    return;
+  }
+  int ifindex = (int)if_nametoindex(ifname);
+  int rc = link_set(sk, ifindex, (guint)p_int(params, "mtu", 0), TRUE);
+  JsonNode *an = json_object_get_member(params, "addresses");
+  JsonArray *addrs = an && JSON_NODE_HOLDS_ARRAY(an) ? json_node_get_array(an) : NULL;
+  for (guint i = 0; rc >= 0 && addrs && i < json_array_get_length(addrs); i++) {
+    JsonNode *e = json_array_get_element(addrs, i);
+    const char *cidr = JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING
+                           ? json_node_get_string(e) : NULL;
+    struct nl_addr *local = NULL;
+    if (!cidr || nl_addr_parse(cidr, AF_UNSPEC, &local) < 0 || !strchr(cidr, '/')) {
+      nl_socket_free(sk);
+      reply_err(c, id, AGENT_E_INVALID, "nic_config: address '%s' is not CIDR", cidr ? cidr : "?");
+      return;
+    }
+    struct rtnl_addr *a = rtnl_addr_alloc();
+    rtnl_addr_set_ifindex(a, ifindex);
+    rtnl_addr_set_local(a, local);
+    rc = rtnl_addr_add(sk, a, NLM_F_REPLACE);
+    rtnl_addr_put(a);
+    nl_addr_put(local);
+  }
+  const char *gw = p_str(params, "gateway");
+  if (rc >= 0 && gw) {
+    struct nl_addr *gwa = NULL, *dst = NULL;
+    if (nl_addr_parse(gw, AF_UNSPEC, &gwa) < 0) {
+      nl_socket_free(sk);
+      reply_err(c, id, AGENT_E_INVALID, "nic_config: gateway '%s' is not an address", gw);
+      return;
+    }
+    nl_addr_parse(nl_addr_get_family(gwa) == AF_INET6 ? "::/0" : "0.0.0.0/0", AF_UNSPEC, &dst);
+    struct rtnl_route *rt = rtnl_route_alloc();
+    struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+    rtnl_route_nh_set_ifindex(nh, ifindex);
+    rtnl_route_nh_set_gateway(nh, gwa);
+    rtnl_route_add_nexthop(rt, nh);
+    rtnl_route_set_dst(rt, dst);
+    rtnl_route_set_family(rt, (uint8_t)nl_addr_get_family(gwa));
+    rc = rtnl_route_add(sk, rt, NLM_F_REPLACE);
+    rtnl_route_put(rt);
+    nl_addr_put(gwa);
+    nl_addr_put(dst);
+  }
+  nl_socket_free(sk);
+  if (rc < 0) {
+    reply_err(c, id, AGENT_E_IO, "configuring %s: %s", ifname, nl_geterror(rc));
+    return;
+  }
+  g_autoptr(JsonObject) r = json_object_new();
+  json_object_set_string_member(r, "ifname", ifname);
+  kv_conn_reply(c, id, r);
+}
+
+void agent_m_nic_remove(KvConn *c, guint32 id, JsonObject *params) {
+  const char *mac = p_str(params, "mac");
+  g_autofree char *ifname = mac ? iface_by_mac(mac) : NULL;
+  if (!ifname) {
+    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s", mac ? mac : "?");
+    return;
+  }
+  struct nl_sock *sk = nl_open();
+  if (sk) {
+    link_set(sk, (int)if_nametoindex(ifname), 0, FALSE);
+    nl_socket_free(sk);
+  }
+  kv_conn_reply(c, id, NULL);
+}
+
+/* ---- disks ---- */
+
+typedef struct {
+  char *serial;
+  char *device;    /* /dev/vdX */
+  char *container; /* mounted there, or NULL */
+  char *path;
+  pid_t ns_pid;    /* the container's init at mount time */
+} Disk;
+
+static GHashTable *disks; /* serial -> Disk* */
+
+static void disk_free(gpointer p) {
+  Disk *d = p;
+  g_free(d->serial);
+  g_free(d->device);
+  g_free(d->container);
+  g_free(d->path);
+  g_free(d);
+}
+
+static char *block_by_serial(const char *serial, dev_t *devnum) {
+  g_autoptr(GDir) d = g_dir_open("/sys/block", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    g_autofree char *f = g_strdup_printf("/sys/block/%s/serial", name);
+    g_autofree char *v = NULL;
+    if (!g_file_get_contents(f, &v, NULL, NULL) || strcmp(g_strstrip(v), serial))
+      continue;
+    g_autofree char *df = g_strdup_printf("/sys/block/%s/dev", name);
+    g_autofree char *dv = NULL;
+    unsigned maj = 0, min = 0;
+    if (!g_file_get_contents(df, &dv, NULL, NULL) || sscanf(dv, "%u:%u", &maj, &min) != 2)
+      continue;
+    *devnum = makedev(maj, min);
+    return g_strdup_printf("/dev/%s", name);
+  }
+  return NULL;
+}
+
+/* Runs in a child that entered the container's mount namespace: the
+ * container's /dev has no node for the new disk, so make a transient one,
+ * mount from it and remove it. Returns an errno-style code. */
+static int mount_in_ns(pid_t ns_pid, dev_t devnum, const char *path, gboolean ro,
+                       gboolean unmount) {
+  g_autofree char *ns = g_strdup_printf("/proc/%d/ns/mnt", (int)ns_pid);
+  g_autofree char *node = g_strdup_printf("/dev/.katavm-disk-%d", (int)getpid());
+  /* Everything the child needs is allocated before fork (the agent has
+   * threads): the child only makes system calls. */
+  g_autofree char *walk = g_strdup(path);
+  static const char *const fstypes[] = {"ext4", "xfs", "btrfs", "vfat", NULL};
+  int nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0)
+    return errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(nsfd);
+    return e;
+  }
+  if (pid == 0) {
+    if (setns(nsfd, CLONE_NEWNS) < 0)
+      _exit(errno);
+    if (unmount)
+      _exit(umount2(path, 0) < 0 ? (errno == EBUSY && umount2(path, MNT_DETACH) == 0 ? 0 : errno) : 0);
+    for (char *p = walk + 1;; p++) {
+      if (*p == '/' || *p == '\0') {
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(walk, 0755) < 0 && errno != EEXIST)
+          _exit(errno);
+        *p = saved;
+        if (!saved)
+          break;
+      }
+    }
+    if (mknod(node, S_IFBLK | 0600, devnum) < 0)
+      _exit(errno);
+    int e = EINVAL;
+    for (const char *const *t = fstypes; *t; t++) {
+      if (mount(node, path, *t, ro ? MS_RDONLY : 0, NULL) == 0) {
+        e = 0;
+        break;
+      }
+      e = errno;
+    }
+    unlink(node);
+    _exit(e);
+  }
+  close(nsfd);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
+}
+
+void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
+  if (!disks)
+    disks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, disk_free);
+  const char *serial = p_str(params, "serial");
+  if (!serial || !*serial || strlen(serial) > 20) {
+    reply_err(c, id, AGENT_E_INVALID, "disk_add: serial must be 1..20 characters");
+    return;
+  }
+  if (g_hash_table_contains(disks, serial)) {
+    reply_err(c, id, AGENT_E_EXISTS, "disk %s is already set up", serial);
+    return;
+  }
+  dev_t devnum = 0;
+  g_autofree char *dev = NULL;
+  gint64 deadline = g_get_monotonic_time() + DEVICE_WAIT_US;
+  while (!(dev = block_by_serial(serial, &devnum)) && g_get_monotonic_time() < deadline)
+    g_usleep(20000);
+  if (!dev) {
+    reply_err(c, id, AGENT_E_NOT_FOUND, "no disk with serial %s appeared", serial);
+    return;
+  }
+  Disk *d = g_new0(Disk, 1);
+  d->serial = g_strdup(serial);
+  d->device = g_strdup(dev);
+  const char *cid = p_str(params, "container");
+  const char *path = p_str(params, "path");
+  if (cid && path) {
+    g_autoptr(GError) e = NULL;
+    AgentContainer *ct = agent_container_lookup(cid, &e);
+    if (!ct || !ct->init || ct->init->pid <= 0 || ct->status != AGENT_CONTAINER_RUNNING) {
+      disk_free(d);
+      reply_err(c, id, ct ? AGENT_E_STATE : AGENT_E_NOT_FOUND, "container %s: %s", cid,
+                e ? e->message : "not running");
+      return;
+    }
+    if (path[0] != '/' || strstr(path, "..")) {
+      disk_free(d);
+      reply_err(c, id, AGENT_E_INVALID, "disk mount path '%s' must be absolute, without '..'", path);
+      return;
+    }
+    gboolean ro = json_object_get_member(params, "readonly") &&
+                  JSON_NODE_HOLDS_VALUE(json_object_get_member(params, "readonly")) &&
+                  json_node_get_value_type(json_object_get_member(params, "readonly")) == G_TYPE_BOOLEAN &&
+                  json_object_get_boolean_member(params, "readonly");
+    int rc = mount_in_ns(ct->init->pid, devnum, path, ro, FALSE);
+    if (rc) {
+      disk_free(d);
+      reply_err(c, id, AGENT_E_IO, "mounting %s at %s in container %s: %s", dev, path, cid,
+                g_strerror(rc));
+      return;
+    }
+    d->container = g_strdup(cid);
+    d->path = g_strdup(path);
+    d->ns_pid = ct->init->pid;
+  }
+  g_hash_table_insert(disks, d->serial, d);
+  g_autoptr(JsonObject) r = json_object_new();
+  json_object_set_string_member(r, "device", dev);
+  kv_conn_reply(c, id, r);
+}
+
+void agent_m_disk_remove(KvConn *c, guint32 id, JsonObject *params) {
+  const char *serial = p_str(params, "serial");
+  Disk *d = serial && disks ? g_hash_table_lookup(disks, serial) : NULL;
+  if (!d) {
+    reply_err(c, id, AGENT_E_NOT_FOUND, "disk %s is not set up", serial ? serial : "?");
+    return;
+  }
+  if (d->container) {
+    dev_t unused = 0;
+    int rc = kill(d->ns_pid, 0) == 0 ? mount_in_ns(d->ns_pid, unused, d->path, FALSE, TRUE) : 0;
+    if (rc && rc != EINVAL && rc != ENOENT) {
+      reply_err(c, id, AGENT_E_IO, "unmounting %s from container %s: %s", d->path,
+                d->container, g_strerror(rc));
+      return;
+    }
+  }
+  /* Flush before the host pulls the device. */
+  sync();
+  g_hash_table_remove(disks, serial);
+  kv_conn_reply(c, id, NULL);
+}
