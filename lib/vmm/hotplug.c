@@ -527,12 +527,21 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
     }
     if (failed) {
       g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                  "the guest of domain '%s' refused to release %s", 
+                  "the guest of domain '%s' refused to release %s",
                   virDomainGetName(dom), what);
       break;
     }
     gint64 now = g_get_monotonic_time();
     if (now >= next_poll) {
+      /* A VM that stops meanwhile takes the device with it, but the caller
+       * should hear that the VM is gone rather than wait for a timeout. */
+      if (virDomainIsActive(dom) != 1) {
+        virResetLastError();
+        g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                    "domain '%s' stopped while %s was being detached",
+                    virDomainGetName(dom), what);
+        break;
+      }
       if (!alias_present(dom, alias)) {
         ok = TRUE;
         break;
@@ -552,9 +561,11 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
           (g_get_monotonic_time() - start) / 1e6);
 
 out:
-  if (removed_id >= 0 && virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
+  if (removed_id >= 0 &&
+      virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
     virResetLastError();
-  if (failed_id >= 0 && virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
+  if (failed_id >= 0 &&
+      virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
     virResetLastError();
   removal_unref(r);
   return ok;

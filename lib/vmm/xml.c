@@ -217,11 +217,21 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
   /* ACPI always: q35 without it does not boot (acpi=off: no boot within
    * 90 s) and vCPU/memory hotplug are ACPI events. The TCG translation cache
    * defaults to 1 GiB of address space; 32 MiB cut resident memory by
-   * ~15 MiB per VM and is plenty for a kernel plus one agent. */
+   * ~15 MiB per VM and is plenty for a kernel plus one agent.
+   * But not with vCPU hotplug: QEMU splits the cache into regions (at most
+   * 8 per possible vCPU, at least 2 MiB each), a running vCPU takes a new
+   * region whenever its own fills, and a hotplugged vCPU's thread must find
+   * a free one or QEMU aborts (tcg/region.c, "tcg_region_initial_alloc__
+   * locked: assertion failed"; QEMU 7.2 flushes the cache only when a
+   * running vCPU runs out). Booting the Debian kernel alone generates
+   * ~50 MiB of code, so with 32 MiB every vCPU hotplug killed the VM. 256
+   * MiB leaves most regions free after boot and still bounds the cache;
+   * memory is only used as code is generated. */
   add(xml, "  <features>\n    <acpi/>\n");
   if (tcg)
-    add(xml, "    <tcg>\n      <tb-cache unit='MiB'>32</tb-cache>\n"
-             "    </tcg>\n");
+    add(xml, "    <tcg>\n      <tb-cache unit='MiB'>%u</tb-cache>\n"
+             "    </tcg>\n",
+        cfg->max_vcpus > cfg->vcpus ? 256 : 32);
   add(xml, "  </features>\n");
 
   /* TCG: 'maximum' gives the guest every feature QEMU can emulate (-cpu
