@@ -244,7 +244,7 @@ char *kv_guest_cmdline(void) {
       "no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd "
       "random.trust_cpu=on mitigations=off swiotlb=noforce "
       "initcall_blacklist=init_kprobe_trace,crypto_kdf108_init "
-      "memhp_default_state=online");
+      "memhp_default_state=online memory_hotplug.online_policy=auto-movable");
   g_autofree char *cpuinfo = NULL;
   if (g_file_get_contents("/proc/cpuinfo", &cpuinfo, NULL, NULL)) {
     const char *m = strstr(cpuinfo, "cpu MHz");

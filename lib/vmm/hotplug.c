@@ -16,6 +16,7 @@
  * built like the domain XML in xml.c: GString + g_markup_printf_escaped,
  * every caller-supplied value validated and escaped. */
 #include "vmm.h"
+#include "vmm-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,23 +35,7 @@
  * event is missed (an event loop that is not running, a remote driver). */
 #define KV_DETACH_POLL_MS 200
 
-/* ---- the connection ----
- *
- * struct _KvVmm is private to vmm.c and this file may not change vmm.c, so
- * the connection is read through a mirror of the struct's first two
- * members (gint refs; virConnectPtr conn;), which have been stable since the
- * struct was written. If vmm.c ever reorders them, replace this with an
- * accessor there. */
-typedef struct {
-  gint refs;
-  virConnectPtr conn;
-} KvVmmHead;
-
-static virConnectPtr
-vmm_conn(KvVmm *vmm)
-{
-  return ((KvVmmHead *)vmm)->conn;
-}
+#define vmm_conn kv_vmm_conn
 
 /* virDomainFree resets libvirt's last error: every error below is taken
  * into a GError before the domain goes out of scope. */

@@ -8,6 +8,7 @@
  * of its own for the life of the process (libvirt offers no way to
  * unregister it). */
 #include "vmm.h"
+#include "vmm-internal.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -438,3 +439,5 @@ kv_vmm_list(KvVmm *vmm, GError **error)
   free(doms);
   return g_strv_builder_end(names);
 }
+
+virConnectPtr kv_vmm_conn(KvVmm *vmm) { return vmm->conn; }
