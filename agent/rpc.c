@@ -4,6 +4,7 @@
  */
 #include "rpc.h"
 #include "container.h"
+#include "hotplug.h"
 #include "log.h"
 #include "power.h"
 #include "stream.h"
@@ -136,6 +137,11 @@ static const struct {
     {KV_M_WAIT, agent_m_wait},
     {KV_M_SIGNAL, agent_m_signal},
     {KV_M_RESIZE, agent_m_resize},
+    {KV_M_CPUS_SET, agent_m_cpus_set},
+    {KV_M_NIC_CONFIG, agent_m_nic_config},
+    {KV_M_NIC_REMOVE, agent_m_nic_remove},
+    {KV_M_DISK_ADD, agent_m_disk_add},
+    {KV_M_DISK_REMOVE, agent_m_disk_remove},
 };
 
 void
