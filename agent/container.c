@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -340,26 +341,74 @@ setup_succeeded(AgentProcess *p, gboolean ready)
   check_finished(p);
 }
 
-/* Reads the status pipe: "R", "E<message>" then end of file, or end of
- * file alone (execve done). */
+/* The process's terminal master arrived: its streams can start. */
+static void
+set_pty(AgentProcess *p, int master)
+{
+  if (p->pty >= 0 || p->exited) {
+    close(master);
+    return;
+  }
+  p->pty = master;
+  for (int i = 0; i < 2; i++) {
+    if (p->streams[i] != NULL)
+      agent_stream_set_fd(p->streams[i], fcntl(master, F_DUPFD_CLOEXEC, 3));
+  }
+}
+
+/* Reads the status socket: "T" (+ a pty master), "R", "E<message>" then
+ * end of file, or end of file alone (execve done); see launch.h. */
 static gboolean
 on_status(gint fd, GIOCondition cond, gpointer user)
 {
   AgentProcess *p = user;
   char buf[1024];
+  union {
+    char buf[CMSG_SPACE(4 * sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+  struct msghdr msg = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
   ssize_t n;
   do
-    n = read(fd, buf, sizeof buf);
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return G_SOURCE_CONTINUE;
+  int fds[4];
+  int nfds = 0;
+  for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm != NULL;
+       cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    int k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k; i++) {
+      int rfd;
+      memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+      if (nfds < (int)G_N_ELEMENTS(fds))
+        fds[nfds++] = rfd;
+      else
+        close(rfd);
+    }
+  }
   if (n > 0) {
+    int used = 0;
     if (p->status_buf->len < 4096)
       g_string_append_len(p->status_buf, buf, n);
-    if (p->status_buf->str[0] == 'R') {
+    /* Everything up to an "E" is a one-byte report. */
+    while (p->status_buf->len > 0 && p->status_buf->str[0] != 'E') {
+      char kind = p->status_buf->str[0];
       g_string_erase(p->status_buf, 0, 1);
-      setup_succeeded(p, TRUE);
+      if (kind == 'T' && used < nfds)
+        set_pty(p, fds[used++]);
+      else if (kind == 'R')
+        setup_succeeded(p, TRUE);
     }
+    while (used < nfds)
+      close(fds[used++]);
     return G_SOURCE_CONTINUE;
   }
   /* End of file (or an error, which means the same here). */
@@ -651,7 +700,6 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
       .spec = spec,
       .mount_sources = sources,
       .mount_trees = trees,
-      .console = spec->process->terminal ? io.pty_name : NULL,
       .start_fd = start[0],
       .cgroup_procs_fd = procs,
       .stdio = {io.child[0], io.child[1], io.child[2]},
@@ -758,7 +806,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
     reply_gerror(c, id, err);
     return;
   }
-  /* The reply waits for execve (end of file on the status pipe). */
+  /* The reply waits for execve (end of file on the status socket). */
   AgentProcess *p = ct->init;
   p->pending = AGENT_PENDING_START;
   p->pending_conn = kv_conn_ref(c);
@@ -777,7 +825,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
     reply_gerror(c, id, err);
     return;
   }
-  /* The status pipe may have hit end of file already if the process died
+  /* The status socket may have hit end of file already if the process died
    * meanwhile; then nothing else will answer. */
   if (p->status_fd < 0) {
     clear_pending(p);

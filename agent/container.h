@@ -84,7 +84,7 @@ AgentProcess *agent_process_new(AgentContainer *c, const char *exec_id);
 AgentProcess *agent_process_ref(AgentProcess *p);
 void agent_process_unref(AgentProcess *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AgentProcess, agent_process_unref)
-/* After agent_launch succeeded: watch the pid and the status pipe, and
+/* After agent_launch succeeded: watch the pid and the status socket, and
  * reply to (conn, id) as `pending` says. */
 void agent_process_launched(AgentProcess *p, pid_t pid, int status_fd,
                             AgentPending pending, KvConn *conn, guint32 id);
@@ -101,14 +101,14 @@ void agent_process_wait(AgentProcess *p, KvConn *conn, guint32 id);
 typedef struct {
   int child[3];
   int ours[3]; /* stdin write end, stdout/stderr read ends; -1 unused */
-  int pty;     /* master (ours, for resize), -1 without a terminal */
-  char *pty_name;
 } AgentStdio;
 
 gboolean agent_stdio_prepare(const AgentProcessSpec *proc,
                              const guint32 ids[3], AgentStdio *io,
                              GError **error);
-/* Turns our ends into streams of p on conn (closing them on the way). */
+/* Turns our ends into streams of p on conn. With a terminal the streams
+ * start without an fd: the process sends its pty master once it has one
+ * (launch.h). */
 void agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
                         const guint32 ids[3], gboolean terminal);
 /* Closes whatever is left (the child's ends after the launch). */

@@ -50,64 +50,21 @@ open_null(GError **error)
   return fd;
 }
 
-static gboolean
-open_pty(const AgentProcessSpec *proc, AgentStdio *io, GError **error)
-{
-  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  char name[64];
-  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
-      ptsname_r(master, name, sizeof name) != 0) {
-    int e = errno;
-    if (master >= 0)
-      close(master);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "allocating a pty: %s",
-                g_strerror(e));
-    return FALSE;
-  }
-  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0) {
-    int e = errno;
-    close(master);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "open %s: %s", name,
-                g_strerror(e));
-    return FALSE;
-  }
-  if (proc->rows > 0 && proc->cols > 0) {
-    struct winsize ws = {.ws_row = proc->rows, .ws_col = proc->cols};
-    ioctl(master, TIOCSWINSZ, &ws);
-  }
-  io->pty = master;
-  io->pty_name = g_strdup(name);
-  io->child[0] = slave;
-  io->child[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
-  io->child[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
-  return io->child[1] >= 0 && io->child[2] >= 0;
-}
-
 gboolean
 agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3],
                     AgentStdio *io, GError **error)
 {
-  *io = (AgentStdio){.child = {-1, -1, -1}, .ours = {-1, -1, -1}, .pty = -1};
-  if (proc->terminal) {
-    if (!open_pty(proc, io, error)) {
+  *io = (AgentStdio){.child = {-1, -1, -1}, .ours = {-1, -1, -1}};
+  for (int i = 0; i < 3 && proc->terminal; i++) {
+    /* Placeholders until the process has its pty (launch.h). */
+    io->child[i] = open_null(error);
+    if (io->child[i] < 0) {
       agent_stdio_clear(io);
       return FALSE;
     }
-    /* stdin and the output each get their own dup of the master: the
-     * streams close theirs independently. The output is read even when
-     * nobody asked for it (id 0), or the process would block on it. */
-    if (ids[0] != 0)
-      io->ours[0] = fcntl(io->pty, F_DUPFD_CLOEXEC, 3);
-    io->ours[1] = fcntl(io->pty, F_DUPFD_CLOEXEC, 3);
-    if ((ids[0] != 0 && io->ours[0] < 0) || io->ours[1] < 0) {
-      int e = errno;
-      g_set_error(error, AGENT_ERROR, AGENT_E_IO, "dup: %s", g_strerror(e));
-      agent_stdio_clear(io);
-      return FALSE;
-    }
-    return TRUE;
   }
+  if (proc->terminal)
+    return TRUE;
   for (int i = 0; i < 3; i++) {
     if (ids[i] == 0) {
       io->child[i] = open_null(error);
@@ -135,18 +92,20 @@ void
 agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
                    const guint32 ids[3], gboolean terminal)
 {
-  if (io->ours[0] >= 0) {
-    AgentStream *s = agent_stream_new_input(conn, ids[0], io->ours[0],
-                                            terminal, agent_process_on_stream_done, p);
+  if (io->ours[0] >= 0 || (terminal && ids[0] != 0)) {
+    AgentStream *s = agent_stream_new_input(
+        conn, ids[0], io->ours[0], terminal, agent_process_on_stream_done, p);
     io->ours[0] = -1;
     agent_process_attach_stream(p, 0, s);
   }
   for (int i = 1; i < 3; i++) {
-    if (io->ours[i] < 0)
+    /* A terminal's output is read even when nobody asked for it (id 0):
+     * the process would block on a full pty otherwise. */
+    gboolean want = terminal ? i == 1 : io->ours[i] >= 0;
+    if (!want)
       continue;
-    AgentStream *s = agent_stream_new_output(conn, ids[i], io->ours[i],
-                                             terminal,
-                                             agent_process_on_stream_done, p);
+    AgentStream *s = agent_stream_new_output(
+        conn, ids[i], io->ours[i], terminal, agent_process_on_stream_done, p);
     io->ours[i] = -1;
     agent_process_attach_stream(p, i, s);
   }
@@ -154,10 +113,6 @@ agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
    * gets its end at once rather than waiting forever. */
   if (terminal && ids[2] != 0)
     kv_conn_send(conn, KV_FRAME_EOF, ids[2], NULL, 0, NULL);
-  if (terminal) {
-    p->pty = io->pty;
-    io->pty = -1;
-  }
 }
 
 void
@@ -170,10 +125,6 @@ agent_stdio_clear(AgentStdio *io)
       close(io->ours[i]);
     io->child[i] = io->ours[i] = -1;
   }
-  if (io->pty >= 0)
-    close(io->pty);
-  io->pty = -1;
-  g_clear_pointer(&io->pty_name, g_free);
 }
 
 /* ---- exec ---- */
@@ -264,7 +215,7 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
       !agent_streams_check_free(c, ids, 3, error))
     return FALSE;
 
-  AgentLaunch l = {.cgroup_procs_fd = -1};
+  AgentLaunch l = {.cgroup_procs_fd = -1, .start_fd = -1};
   if (!open_ns(ct, &l, error))
     return FALSE;
   l.cgroup_procs_fd = agent_cgroup_open_procs(ct->cgroup, error);

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -237,13 +238,6 @@ setup_rootfs(const AgentLaunch *l)
       die_errno("mount %s: bind source %s", m->destination,
                 l->mount_sources[i]);
   }
-  int console_tree = -1;
-  if (l->console != NULL && dev_tmpfs) {
-    console_tree = open_tree(AT_FDCWD, l->console,
-                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (console_tree < 0)
-      die_errno("/dev/console: %s", l->console);
-  }
 
   if (chdir(root) < 0)
     die_errno("chdir %s", root);
@@ -271,13 +265,6 @@ setup_rootfs(const AgentLaunch *l)
       if (symlink(dev_links[i].target, dev_links[i].link) < 0 &&
           errno != EEXIST)
         die_errno("symlink %s", dev_links[i].link);
-    }
-    if (console_tree >= 0) {
-      if (make_path("/dev/console", TRUE, 0600) < 0 ||
-          move_mount(console_tree, "", AT_FDCWD, "/dev/console",
-                     MOVE_MOUNT_F_EMPTY_PATH) < 0)
-        die_errno("/dev/console");
-      close(console_tree);
     }
   }
   for (guint i = 0; i < spec->devices->len; i++) {
@@ -336,6 +323,71 @@ setup_rootfs(const AgentLaunch *l)
             MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of("/"),
             NULL) < 0)
     die_errno("remounting the root read-only");
+}
+
+/* The terminal comes from the container's own devpts instance, as with
+ * runc: inside the container /dev/pts/N exists and ttyname() works. The
+ * master goes to the agent as SCM_RIGHTS on a "T" over the status socket. */
+static void
+setup_terminal(const AgentLaunch *l)
+{
+  const AgentProcessSpec *p = l->proc;
+  int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    die_errno("terminal: no /dev/pts/ptmx in the container (a devpts mount "
+              "at /dev/pts is needed)");
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+    die_errno("terminal: unlocking the pty");
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0)
+    die_errno("terminal: opening the pty");
+  if (p->rows > 0 && p->cols > 0) {
+    struct winsize ws = {.ws_row = p->rows, .ws_col = p->cols};
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
+  for (int i = 0; i < 3; i++) {
+    if (dup2(slave, i) < 0)
+      die_errno("terminal: stdio");
+  }
+  close(slave);
+  if (ioctl(0, TIOCSCTTY, 0) < 0)
+    die_errno("terminal: making it the controlling terminal");
+  /* The container's console is its main process's terminal. Best effort:
+   * a read-only /dev without a console node just goes without. */
+  unsigned int n = 0;
+  char path[64];
+  if (l->rootfs != NULL && ioctl(master, TIOCGPTN, &n) == 0) {
+    snprintf(path, sizeof path, "/dev/pts/%u", n);
+    if (make_path("/dev/console", TRUE, 0600) == 0)
+      mount(path, "/dev/console", NULL, MS_BIND, NULL);
+  }
+
+  char t = 'T';
+  struct iovec iov = {.iov_base = &t, .iov_len = 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &master, sizeof(int));
+  ssize_t r;
+  do
+    r = sendmsg(report_fd, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r != 1)
+    die_errno("terminal: handing the pty to the agent");
+  close(master);
 }
 
 static void
@@ -422,6 +474,30 @@ exec_process(const AgentLaunch *l)
   exec_failed(file, "executable file not found in $PATH", 127);
 }
 
+/* Until execve the child holds copies of every fd of the agent, among
+ * them other processes' pipe ends: a container waiting for its start must
+ * not keep another process's stdin from reaching end of file. */
+static void
+close_other_fds(int a, int b)
+{
+  if (a > b) {
+    int t = a;
+    a = b;
+    b = t;
+  }
+  /* a <= b; either may be -1 */
+  unsigned int from = 3;
+  int keep[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    if (keep[i] < (int)from)
+      continue;
+    if ((unsigned int)keep[i] > from)
+      close_range(from, (unsigned int)keep[i] - 1, 0);
+    from = (unsigned int)keep[i] + 1;
+  }
+  close_range(from, ~0U, 0);
+}
+
 static G_NORETURN void
 child_main(const AgentLaunch *l, int status_fd)
 {
@@ -444,13 +520,12 @@ child_main(const AgentLaunch *l, int status_fd)
     if (dup2(l->stdio[i], i) < 0)
       die_errno("stdio");
   }
-  if (l->terminal && ioctl(0, TIOCSCTTY, 0) < 0)
-    die_errno("making the pty the controlling terminal");
-  /* The status pipe and the start fd are CLOEXEC already. */
-  close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  close_other_fds(status_fd, l->start_fd);
 
   if (l->rootfs != NULL)
     setup_rootfs(l);
+  if (l->terminal)
+    setup_terminal(l);
 
   if (p->has_oom_score_adj) {
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
@@ -577,7 +652,8 @@ agent_launch(AgentLaunch *l, int *status_fd, GError **error)
     g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
     return -1;
   }
-  if (pipe2(statp, O_CLOEXEC) < 0) {
+  /* A socket, not a pipe: a terminal's master travels on it. */
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, statp) < 0) {
     int e = errno;
     close(pidp[0]);
     close(pidp[1]);

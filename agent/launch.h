@@ -17,9 +17,11 @@
  * outside the rootfs are opened (open_tree) before.
  *
  * Nothing after fork allocates: everything the child needs is in the plan.
- * The child reports on a CLOEXEC status pipe: "R" once a container's
- * process is set up and waits for start, "E<message>" when a step failed
- * (then it exits), and end of file when execve succeeded. A missing
+ * The child reports on a CLOEXEC status socket: "T" with the master of
+ * its terminal attached (SCM_RIGHTS), for a process with a TTY, whose pty
+ * comes from the container's devpts; "R" once a container's process is set
+ * up and waits for start; "E<message>" when a step failed (then it exits);
+ * and end of file when execve succeeded. A missing
  * executable is not a setup failure: the process prints why on its stderr
  * and exits 127 (126 when it is not executable), as shells do.
  */
@@ -40,7 +42,6 @@ typedef struct {
   const AgentContainerSpec *spec;  /* mounts, devices, paths, hostname */
   char **mount_sources;            /* per spec mount: resolved bind source */
   int *mount_trees;                /* per spec mount: scratch, n_mounts */
-  const char *console;             /* pty slave path for /dev/console */
   int start_fd;                    /* read end: one byte = start */
 
   /* Exec: namespaces to join (fds of the container's init). */
@@ -50,8 +51,8 @@ typedef struct {
 
   /* Both. */
   int cgroup_procs_fd; /* -1 = stay in the agent's cgroup */
-  int stdio[3];        /* the child's ends: pipes, a pty slave, /dev/null */
-  gboolean terminal;   /* stdio[0] is a pty slave: make it the ctty */
+  int stdio[3];        /* the child's ends: pipes or /dev/null */
+  gboolean terminal;   /* allocate a pty in the container for stdio */
   const AgentProcessSpec *proc;
   char **envp;          /* final environment (HOME filled in) */
   const char *path_env; /* where to look for args[0] */
@@ -60,7 +61,7 @@ typedef struct {
 } AgentLaunch;
 
 /* Forks as described above. Returns the process's pid (in the agent's PID
- * namespace) and the read end of its status pipe, or -1 with an error from
+ * namespace) and the agent's end of its status socket, or -1 with an error from
  * the intermediate (cgroup, namespaces). Register the pid with
  * agent_child_watch() before returning to the main loop. */
 pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error);

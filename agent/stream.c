@@ -126,7 +126,8 @@ stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
   s->user = user;
   kv_window_init(&s->win);
   g_queue_init(&s->chunks);
-  g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+  if (fd >= 0)
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
   if (s->conn != NULL)
     g_hash_table_insert(conn_table(c, TRUE), GUINT_TO_POINTER(id), s);
   else
@@ -397,7 +398,7 @@ on_in_ready(gint fd, GIOCondition cond, gpointer data)
 static void
 in_update(AgentStream *s)
 {
-  if (!g_queue_is_empty(&s->chunks) && s->watch == 0)
+  if (s->fd >= 0 && !g_queue_is_empty(&s->chunks) && s->watch == 0)
     s->watch = g_unix_fd_add(s->fd, G_IO_OUT | G_IO_ERR, on_in_ready, s);
 }
 
@@ -444,8 +445,24 @@ agent_stream_process_exited(AgentStream *s)
     return;
   }
   s->exited = TRUE;
+  if (s->fd < 0) {
+    out_end(s, TRUE); /* never connected: nothing can come */
+    return;
+  }
   if (s->grace_timer == 0)
     s->grace_timer = g_timeout_add(EXIT_GRACE_MS, on_grace, s);
+}
+
+void
+agent_stream_set_fd(AgentStream *s, int fd)
+{
+  g_return_if_fail(s->fd < 0 && fd >= 0);
+  s->fd = fd;
+  g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+  if (s->output)
+    out_update(s);
+  else
+    in_update(s);
 }
 
 void
