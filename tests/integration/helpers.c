@@ -179,15 +179,15 @@ char *kvt_make_rootfs(const char *dir, gboolean bundle) {
   const char *src = g_getenv("KATAVM_SOURCE_DIR");
   ck_assert_msg(src != NULL, "KATAVM_SOURCE_DIR not set");
   g_autofree char *script = g_build_filename(src, "tests", "rootfs", "mkrootfs.sh", NULL);
-  g_autofree char *target = bundle ? g_build_filename(dir, "rootfs", NULL) : g_strdup(dir);
-  const char *argv[] = {script, target, bundle ? "--bundle" : NULL, NULL};
+  /* Writable: tests write into container roots. */
+  const char *argv[] = {script, "--writable", bundle ? "--bundle" : dir, bundle ? dir : NULL, NULL};
   int status = -1;
   g_autofree char *err = NULL;
   g_autoptr(GError) e = NULL;
   ck_assert_msg(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, NULL, &err, &status, &e),
                 "mkrootfs: %s", e ? e->message : "?");
   ck_assert_msg(g_spawn_check_wait_status(status, NULL), "mkrootfs failed: %s", err);
-  return g_strdup(bundle ? dir : target);
+  return g_strdup(dir);
 }
 
 int kvt_drain(katavm_process *p, char **out, char **err) {
