@@ -294,6 +294,7 @@ setup_failed(AgentProcess *p, const char *msg)
      * once the process has exited. */
     g_hash_table_steal(containers, ct->id);
     ct->removing = TRUE;
+    ct->remove_deadline = g_get_monotonic_time() + REMOVE_TIMEOUT_US;
     container_remove_progress(ct);
   }
 }

@@ -273,6 +273,26 @@ setup_rootfs(const AgentLaunch *l)
                 d->uid, d->gid);
   }
 
+  /* Before readonlyPaths, which usually make /proc/sys read-only. */
+  for (char **kv = spec->sysctl; kv != NULL && kv[0] != NULL; kv += 2) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/proc/sys/%s", kv[0]);
+    for (char *c = path + strlen("/proc/sys/"); *c != '\0'; c++) {
+      if (*c == '.')
+        *c = '/';
+    }
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+      die_errno("sysctl %s", kv[0]);
+    if (write(fd, kv[1], strlen(kv[1])) < 0)
+      die_errno("sysctl %s=%s", kv[0], kv[1]);
+    close(fd);
+  }
+
+  if (spec->hostname != NULL &&
+      sethostname(spec->hostname, strlen(spec->hostname)) < 0)
+    die_errno("sethostname");
+
   for (char **p = spec->masked_paths; p != NULL && *p != NULL; p++) {
     struct stat st;
     if (stat(*p, &st) < 0) {
@@ -297,25 +317,6 @@ setup_rootfs(const AgentLaunch *l)
               NULL) < 0)
       die_errno("readonlyPaths %s: remount read-only", *p);
   }
-
-  for (char **kv = spec->sysctl; kv != NULL && kv[0] != NULL; kv += 2) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "/proc/sys/%s", kv[0]);
-    for (char *c = path + strlen("/proc/sys/"); *c != '\0'; c++) {
-      if (*c == '.')
-        *c = '/';
-    }
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-      die_errno("sysctl %s", kv[0]);
-    if (write(fd, kv[1], strlen(kv[1])) < 0)
-      die_errno("sysctl %s=%s", kv[0], kv[1]);
-    close(fd);
-  }
-
-  if (spec->hostname != NULL &&
-      sethostname(spec->hostname, strlen(spec->hostname)) < 0)
-    die_errno("sethostname");
 
   /* Last: everything above writes into the tree. */
   if (spec->root_readonly &&

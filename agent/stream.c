@@ -461,6 +461,8 @@ agent_stream_set_fd(AgentStream *s, int fd)
   g_unix_set_fd_nonblocking(fd, TRUE, NULL);
   if (s->output)
     out_update(s);
+  else if (s->eof && g_queue_is_empty(&s->chunks))
+    in_close(s, TRUE);
   else
     in_update(s);
 }
@@ -508,7 +510,8 @@ agent_streams_on_frame(KvConn *c, const KvFrame *f)
       out_update(s);
     } else {
       s->eof = TRUE;
-      if (g_queue_is_empty(&s->chunks))
+      /* Without an fd yet (a pty on its way) the EOF waits for it. */
+      if (s->fd >= 0 && g_queue_is_empty(&s->chunks))
         in_close(s, TRUE);
     }
     break;
