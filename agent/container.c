@@ -27,14 +27,10 @@
 
 static GHashTable *containers; /* id -> AgentContainer* */
 
+/* The protocol knows no "creating": a container being set up is created
+ * as far as the host is concerned (its create has not been answered). */
 static const char *const status_names[] = {"created", "created", "running",
                                            "stopped"};
-
-static void
-reply_gerror(KvConn *c, guint32 id, const GError *e)
-{
-  agent_rpc_reply_error(c, id, e);
-}
 
 AgentContainer *
 agent_container_lookup(const char *id, GError **error)
@@ -277,7 +273,7 @@ setup_failed(AgentProcess *p, const char *msg)
                       ct != NULL ? ct->id : "?", msg);
   agent_debug("%s", err->message);
   if (p->pending_conn != NULL)
-    reply_gerror(p->pending_conn, p->pending_id, err);
+    agent_rpc_reply_error(p->pending_conn, p->pending_id, err);
   AgentPending what = p->pending;
   clear_pending(p);
   /* Nobody will read the output of a process that never ran. */
@@ -501,7 +497,7 @@ container_remove_progress(AgentContainer *ct)
           "container %s: its processes did not exit after SIGKILL", ct->id);
       agent_error("%s", err->message);
       if (ct->remove_conn != NULL)
-        reply_gerror(ct->remove_conn, ct->remove_id, err);
+        agent_rpc_reply_error(ct->remove_conn, ct->remove_id, err);
       g_clear_pointer(&ct->remove_conn, kv_conn_unref);
       ct->removing = FALSE;
       return;
@@ -751,7 +747,7 @@ do_create(KvConn *c, guint32 id, JsonObject *params)
 {
   g_autoptr(GError) err = NULL;
   if (!create_container(c, id, params, &err))
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
 }
 
 typedef struct {
@@ -793,7 +789,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
   if (ct == NULL) {
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   if (ct->status != AGENT_CONTAINER_CREATED || ct->removing ||
@@ -804,7 +800,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
                     ? "still being created"
                     : status_names[ct->status],
                 ct->removing ? " and being removed" : "");
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   /* The reply waits for execve (end of file on the status socket). */
@@ -823,7 +819,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
     clear_pending(p);
     g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
                 "container %s: its process is gone", cid);
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   /* The status socket may have hit end of file already if the process died
@@ -841,7 +837,7 @@ agent_m_container_state(KvConn *c, guint32 id, JsonObject *params)
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
   if (ct == NULL) {
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   g_autoptr(JsonObject) r = container_state(ct);
@@ -885,7 +881,7 @@ agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params)
   gboolean all = FALSE;
   if (ct == NULL || !get_signal(params, &sig, &err) ||
       !agent_json_get_opt_bool(params, "all", &all, &err)) {
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   if (ct->status == AGENT_CONTAINER_CREATING ||
@@ -894,19 +890,19 @@ agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params)
                 "container %s is not running (%s)", cid,
                 ct->status == AGENT_CONTAINER_CREATING ? "being created"
                                                        : "stopped");
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   if (all) {
     if (!agent_cgroup_signal_all(ct->cgroup, sig, &err)) {
-      reply_gerror(c, id, err);
+      agent_rpc_reply_error(c, id, err);
       return;
     }
   } else if (kill(ct->init->pid, sig) < 0 && errno != ESRCH) {
     int e = errno;
     g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "container %s: kill: %s", cid,
                 g_strerror(e));
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   kv_conn_reply(c, id, NULL);
@@ -920,20 +916,20 @@ agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params)
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
   gboolean force = FALSE;
   if (ct == NULL || !agent_json_get_opt_bool(params, "force", &force, &err)) {
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   if (ct->removing || ct->status == AGENT_CONTAINER_CREATING) {
     g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s is %s", cid,
                 ct->removing ? "being removed" : "still being created");
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   if (ct->status != AGENT_CONTAINER_STOPPED && !force) {
     g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
                 "container %s is %s: stop it first, or remove it with force",
                 cid, status_names[ct->status]);
-    reply_gerror(c, id, err);
+    agent_rpc_reply_error(c, id, err);
     return;
   }
   ct->removing = TRUE;
