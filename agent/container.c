@@ -210,6 +210,8 @@ agent_process_attach_stream(AgentProcess *p, int slot, AgentStream *s)
 void
 agent_process_abort_streams(AgentProcess *p)
 {
+  /* Each stream holds a reference: the last may go in this loop. */
+  g_autoptr(AgentProcess) hold G_GNUC_UNUSED = agent_process_ref(p);
   for (int i = 0; i < 3; i++) {
     if (p->streams[i] == NULL)
       continue;
@@ -412,7 +414,7 @@ on_status(gint fd, GIOCondition cond, gpointer user)
   p->status_watch = 0;
   close(p->status_fd);
   p->status_fd = -1;
-  g_autoptr(AgentProcess) hold = p; /* the watch's reference */
+  g_autoptr(AgentProcess) hold G_GNUC_UNUSED = p; /* the watch's reference */
   if (p->status_buf->len > 0 && p->status_buf->str[0] == 'E') {
     setup_failed(p, p->status_buf->str + 1);
   } else if (p->pending == AGENT_PENDING_CREATE) {
