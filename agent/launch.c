@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -499,6 +500,48 @@ close_other_fds(int a, int b)
   close_range(from, ~0U, 0);
 }
 
+/* PID 1 of a PID namespace ignores every signal it has no handler for, even
+ * SIGKILL sent from inside (`sh -c 'kill -9 $$'` would not die). So the
+ * container's main process is not PID 1: PID 1 is this small init (like
+ * `docker run --init`), which forwards signals to the main process, reaps
+ * orphans, and exits with the main process's status in shell convention
+ * (128+N for a death by signal N). Returns in the child. */
+static void
+become_init(void)
+{
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  /* Blocked across the fork: no signal is lost between fork and sigwait. */
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  pid_t child = fork();
+  if (child < 0)
+    die_errno("fork");
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return;
+  }
+  /* The child holds stdio and the setup report; our copies would keep the
+   * host from seeing end of file. */
+  close_range(0, ~0U, 0);
+  prctl(PR_SET_NAME, "katavm-init", 0, 0, 0);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&all, &sig) != 0)
+      continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int st = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (pid == child)
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+  }
+}
+
 static G_NORETURN void
 child_main(const AgentLaunch *l, int status_fd)
 {
@@ -585,6 +628,9 @@ child_main(const AgentLaunch *l, int status_fd)
     if (n != 1)
       _exit(0); /* removed before it was started */
   }
+
+  if (l->rootfs != NULL && getpid() == 1)
+    become_init();
 
   if (l->seccomp != NULL && p->no_new_privileges) {
     int r = agent_seccomp_install(l->seccomp);
