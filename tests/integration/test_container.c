@@ -146,6 +146,52 @@ START_TEST(pod_with_containers) {
   ck_assert_int_eq(kvt_exec(sb, "c2", ARGV("cat"), "hi\n", &cat, NULL), 0);
   ck_assert_str_eq(cat, "hi\n");
 
+  /* A TTY: the process sees a terminal of the size asked, and resizes. */
+  {
+    katavm_exec_config tc;
+    katavm_exec_config_init(&tc);
+    tc.argv = ARGV("sh", "-c", "tty; stty size; read x; stty size");
+    tc.tty = 1;
+    tc.rows = 30;
+    tc.cols = 100;
+    katavm_process *tp = NULL;
+    rc = katavm_exec(sb, "c1", &tc, &tp, &e);
+    ck_assert_msg(rc == 0, "tty exec: %s", katavm_error_message(e));
+    ck_assert_int_eq(katavm_process_stderr_fd(tp), -1);
+    /* Let the first stty run before resizing. */
+    GString *seen = g_string_new(NULL);
+    int ofd = katavm_process_stdout_fd(tp);
+    char tb[4096];
+    while (!strstr(seen->str, "30 100")) {
+      struct pollfd pf = {.fd = ofd, .events = POLLIN};
+      ck_assert_int_gt(poll(&pf, 1, 60000), 0);
+      ssize_t r = read(ofd, tb, sizeof(tb));
+      ck_assert_msg(r > 0 || errno == EAGAIN, "tty output ended early: %s", seen->str);
+      if (r > 0)
+        g_string_append_len(seen, tb, r);
+    }
+    ck_assert_int_eq(katavm_process_resize(tp, 40, 120, NULL), 0);
+    int ifd = katavm_process_stdin_fd(tp);
+    ck_assert_int_eq(write(ifd, "\n", 1), 1);
+    g_autofree char *rest = NULL;
+    ck_assert_int_eq(kvt_drain(tp, &rest, NULL), 0);
+    g_string_append(seen, rest);
+    ck_assert_msg(strstr(seen->str, "/dev/pts/") && strstr(seen->str, "40 120"),
+                  "tty output: %s", seen->str);
+    g_string_free(seen, TRUE);
+    katavm_process_free(tp);
+    /* resize without a terminal is refused */
+    katavm_exec_config nc;
+    katavm_exec_config_init(&nc);
+    nc.argv = ARGV("true");
+    ck_assert_int_eq(katavm_exec(sb, "c1", &nc, &tp, NULL), 0);
+    rc = katavm_process_resize(tp, 10, 10, &e);
+    kvt_assert_error(rc, e, KATAVM_E_STATE, "terminal");
+    e = NULL;
+    kvt_drain(tp, NULL, NULL);
+    katavm_process_free(tp);
+  }
+
   /* Duplicate container id. */
   katavm_container_config cc;
   katavm_container_config_init(&cc);
