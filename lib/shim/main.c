@@ -461,6 +461,7 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
         .shared_dir = s->p.shared,
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
+        .qemu_as_root = s->cfg.uri != NULL,
     };
     shim_log("starting domain");
     if (!kv_vmm_start(s->vmm, &vc, error))

@@ -55,6 +55,11 @@ typedef struct {
   const char *shared_dir;   /* host dir shared over 9p, tag "katavmshared" */
   const char *console_log;  /* serial console log file */
   guint spare_root_ports;   /* pcie-root-port controllers for hotplug */
+  /* Run QEMU as root without relabelling (a DAC seclabel): a libvirtd
+   * (qemu:///system) would otherwise run it as libvirt-qemu, which cannot
+   * reach the runtime's 0700 state directories. The embedded driver is
+   * configured for this in its qemu.conf instead. */
+  gboolean qemu_as_root;
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named

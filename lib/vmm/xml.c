@@ -311,6 +311,10 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
    * device costs boot time for nothing. */
   add(xml, "    <memballoon model='none'/>\n");
   add(xml, "  </devices>\n");
+  if (cfg->qemu_as_root)
+    add(xml, "  <seclabel type='static' model='dac' relabel='no'>\n"
+             "    <label>+0:+0</label>\n"
+             "  </seclabel>\n");
   add(xml, "</domain>\n");
 
   return g_string_free(g_steal_pointer(&xml), FALSE);
