@@ -41,19 +41,7 @@
  * into a GError before the domain goes out of scope. */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
 
-/* ---- errors ---- */
-
-G_GNUC_PRINTF(3, 4)
-static void
-set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *what = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error(error, KV_VMM_ERROR, code, "%s: %s", what,
-              virGetLastErrorMessage());
-}
+#define set_libvirt_error kv_vmm_set_libvirt_error
 
 /* The running domain `name`, or NULL with NOT_FOUND (absent or shut off)
  * or LIBVIRT (the lookup itself failed). */
@@ -823,6 +811,20 @@ kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
   return TRUE;
 }
 
+/* Detach a device found in the live XML by its alias (NIC and disk). */
+static gboolean
+detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
+            GError **error)
+{
+  const char *alias = xnode_child_attr(node, "alias", "name");
+  if (!alias) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "%s of domain '%s' has no alias in the live XML", what, name);
+    return FALSE;
+  }
+  return detach_and_wait(dom, alias, what, error);
+}
+
 gboolean
 kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
                   GError **error)
@@ -843,15 +845,8 @@ kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
                 "domain '%s' has no NIC with MAC %s", name, mac);
     return FALSE;
   }
-  const char *alias = xnode_child_attr(nic, "alias", "name");
-  if (!alias) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "NIC %s of domain '%s' has no alias in the live XML", mac,
-                name);
-    return FALSE;
-  }
   g_autofree char *what = g_strdup_printf("NIC %s", mac);
-  return detach_and_wait(dom, alias, what, error);
+  return detach_node(dom, name, nic, what, error);
 }
 
 /* ---- disks ---- */
@@ -1021,13 +1016,6 @@ kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
                 "domain '%s' has no disk with serial '%s'", name, serial);
     return FALSE;
   }
-  const char *alias = xnode_child_attr(disk, "alias", "name");
-  if (!alias) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "disk '%s' of domain '%s' has no alias in the live XML",
-                serial, name);
-    return FALSE;
-  }
   g_autofree char *what = g_strdup_printf("disk '%s'", serial);
-  return detach_and_wait(dom, alias, what, error);
+  return detach_node(dom, name, disk, what, error);
 }

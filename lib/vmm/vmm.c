@@ -92,9 +92,8 @@ ensure_init(GError **error)
 
 /* The thread-local last libvirt error, as a GError with our context. Read
  * right after the failed call: any later libvirt call resets it. */
-G_GNUC_PRINTF(3, 4)
-static void
-set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...)
+void
+kv_vmm_set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -201,7 +200,7 @@ kv_vmm_open(const char *uri, GError **error)
 
   virConnectPtr conn = virConnectOpen(uri);
   if (!conn) {
-    set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
                       "cannot connect to libvirt at '%s'",
                       uri ? uri : "(default URI)");
     return NULL;
@@ -230,7 +229,7 @@ kv_vmm_open(const char *uri, GError **error)
       conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
       VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), vmm, lifecycle_free);
   if (vmm->lifecycle_id < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
                       "cannot subscribe to domain events on '%s'", vmm->uri);
     (void)g_atomic_int_dec_and_test(&vmm->refs); /* never registered */
     virConnectClose(conn);
@@ -287,7 +286,7 @@ kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error)
    * it. */
   virDomainPtr dom = virDomainCreateXML(vmm->conn, xml, 0);
   if (!dom) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
                       "cannot start domain '%s'", cfg->name);
     return FALSE;
   }
@@ -378,7 +377,7 @@ kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error)
         virResetLastError();
         return TRUE;
       }
-      set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+      kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
                         "cannot look up domain '%s'", name);
       return FALSE;
     }
@@ -425,7 +424,7 @@ kv_vmm_list(KvVmm *vmm, GError **error)
   int n = virConnectListAllDomains(vmm->conn, &doms,
                                    VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   if (n < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot list domains");
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot list domains");
     return NULL;
   }
 
