@@ -76,6 +76,42 @@ void hotplug_describe(Shim *s, JsonObject *o) {
   json_object_set_array_member(o, "disks", disks);
 }
 
+void hotplug_restore(Shim *s, JsonObject *st) {
+  gint64 cpus = kv_json_int(st, "cpus_online", 0);
+  if (cpus >= 1 && cpus <= s->cfg.max_vcpus)
+    s->cpus_online = (guint)cpus;
+  gint64 mem = kv_json_int(st, "memory_hotplugged_mib", 0);
+  if (mem >= 0 && mem <= (gint64)s->cfg.max_memory_mib - s->cfg.memory_mib)
+    s->mem_requested_mib = (guint)mem;
+  JsonNode *n = json_object_get_member(st, "nics");
+  JsonArray *a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
+  for (guint i = 0; a && i < json_array_get_length(a); i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+    const char *mac = kv_json_str(o, "mac", NULL), *tap = kv_json_str(o, "tap", NULL);
+    if (mac && tap) {
+      Nic *nic = g_new0(Nic, 1);
+      nic->mac = g_strdup(mac);
+      nic->tap = g_strdup(tap);
+      g_ptr_array_add(s->nics, nic);
+    }
+  }
+  n = json_object_get_member(st, "disks");
+  a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
+  for (guint i = 0; a && i < json_array_get_length(a); i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+    const char *path = kv_json_str(o, "path", NULL), *serial = kv_json_str(o, "serial", NULL);
+    if (path && serial) {
+      Disk *d = g_new0(Disk, 1);
+      d->path = g_strdup(path);
+      d->serial = g_strdup(serial);
+      d->device = g_strdup(kv_json_str(o, "device", NULL));
+      g_ptr_array_add(s->disks, d);
+    }
+  }
+}
+
 static JsonObject *agent_call(Shim *s, const char *method, JsonObject *params,
                               GError **error) {
   if (!s->agent || !kv_conn_is_ready(s->agent)) {

@@ -577,8 +577,15 @@ int main(int argc, char **argv) {
     kv_shim_report(ready_fd, ok ? NULL : e, TRUE);
     return ok ? 0 : 1;
   }
-  if (have_cfg)
+  if (have_cfg) {
     hotplug_init(&s);
+    if (m_recover) {
+      /* What the previous shim had plugged is in its last state file. */
+      g_autoptr(JsonObject) old = kv_json_file_load(s.p.state, NULL);
+      if (old)
+        hotplug_restore(&s, old);
+    }
+  }
   KvAccel want;
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
                 kv_accel_resolve(want, &s.accel, NULL, &e) &&

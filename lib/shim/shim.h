@@ -62,6 +62,8 @@ void hotplug_init(Shim *s);
 void hotplug_request(Shim *s, KvConn *client, guint32 id, JsonObject *params);
 /* Add current CPUs, memory and devices to a state object. */
 void hotplug_describe(Shim *s, JsonObject *o);
+/* Take over the devices a previous shim recorded (see hotplug_describe). */
+void hotplug_restore(Shim *s, JsonObject *state);
 
 /* relay.c */
 void relay_init(Shim *s);
