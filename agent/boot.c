@@ -1,5 +1,6 @@
 /* agent/boot.c: the PID 1 boot sequence (see boot.h). */
 #include "boot.h"
+#include "bench.h"
 #include "log.h"
 #include "modules.h"
 #include "mounts.h"
@@ -64,6 +65,9 @@ late_thread(gpointer unused)
 {
   g_autoptr(GError) err = NULL;
   agent_modules_load_list(AGENT_MODULES_LATE, NULL);
+  /* Only acts with katavm.bench_mib= on the kernel command line (bench/exec's
+   * floor VM); its own thread, so the share mount below is not held up. */
+  agent_bench_start();
   int r = agent_mount_shared(&err);
   if (r < 0)
     agent_error("%s", err->message);

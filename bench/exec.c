@@ -1,0 +1,1036 @@
+/* bench/exec.c: what the exec path costs over the channel it runs on.
+ *
+ *   exec [-n N] [--mib M] [--json]   (N latency pairs, default 20;
+ *                                     M MiB per stream, default 256)
+ *
+ * Everything a caller does with a container process travels guest process
+ * -> agent -> virtio-serial -> QEMU -> shim -> library -> caller's pipe.
+ * This measures that path against the parts of it we cannot make faster,
+ * in one invocation so that both sides see the same machine load:
+ *
+ * - throughput, ours: in a sandbox (1 vCPU, 512 MiB) with a busybox
+ *   container (main process `sleep 100000`), katavm_exec() of
+ *   `dd if=/dev/zero bs=1M count=M` without stdin, its stdout read as fast
+ *   as possible. MB/s = bytes / (exec call .. stdout EOF): what a caller
+ *   streaming a process's output gets, start-up included.
+ * - throughput, floor: the same bytes pushed raw through a virtio-serial
+ *   port of the same guest: plain qemu-system-x86_64 with the sandbox's
+ *   kernel, initrd, command line, accelerator, CPU model, memory and vCPUs
+ *   (copied from our QEMU's /proc/PID/cmdline, as bench/boot.c does), the
+ *   agent port plus a port io.katavm.bench.0 on its own unix socket, and
+ *   katavm.bench_mib=M appended to the command line; the agent then writes
+ *   M MiB of zeros to that port (agent/bench.c). MB/s from the first byte
+ *   to the M-th MiB here: no process, no protocol, no shim. Each floor
+ *   sample is a fresh VM, since the agent writes once per boot.
+ * - latency: katavm_exec() of `true` until katavm_process_wait() returns
+ *   with stdout/stderr drained, against katavm_sandbox_agent_check(), the
+ *   cheapest round trip through the same shim and channel (the floor).
+ *
+ * Stream samples alternate ours/floor (3 of each) and latency samples
+ * alternate exec/check, so slow drifts of a shared machine hit both. The
+ * sandbox stays up (idle) while a floor VM runs; the CPU its QEMU used
+ * meanwhile is reported, so that this small handicap of the floor is
+ * visible. It reports median/min/max and the ratios (goal: throughput
+ * ours/floor >= 0.8), and the CPU that QEMU, shim and this process used
+ * while streaming, which says which of them limits the rate; it asserts
+ * nothing.
+ *
+ * Nothing is left behind: the sandbox is destroyed, every floor QEMU killed
+ * and reaped, temporary files removed, also on failure and on
+ * SIGINT/SIGTERM (the handler only sets a flag; the waits below poll it).
+ *
+ * Environment: as for any libkatavm program (KATAVM_ROOT, KATAVM_KERNEL,
+ * KATAVM_INITRD, KATAVM_SHIM, ...), plus KATAVM_MKROOTFS to point at
+ * tests/rootfs/mkrootfs.sh when not run from this source tree; see
+ * bench/README.md.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
+#include <katavm/katavm.h>
+
+#include <glib.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GOAL_RATIO 0.8
+#define STREAM_ROUNDS 3
+/* Untimed execs and checks first: the first ones after boot translate the
+ * code path under TCG and would only measure that. */
+#define WARMUP 2
+#define BENCH_PORT "io.katavm.bench.0"
+/* Not timing limits: they only keep a floor guest that never sends, or a
+ * stream that stalls, from hanging the benchmark forever. */
+#define FLOOR_HANG_GUARD_S 300.0
+#define STALL_GUARD_S 120.0
+#define CONNECT_RETRY_US 2000
+/* Large reads: the reader must never be what limits either side. */
+#define READ_BUF (1024 * 1024)
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+/* ---- what must be undone on any exit ---- */
+
+static katavm_runtime *g_rt;
+static char *g_sandbox_id; /* sandbox created and not yet destroyed */
+static pid_t g_floor_pid;  /* floor QEMU spawned and not yet reaped */
+static char *g_tmpdir;     /* rootfs bundle, floor sockets and QEMU log */
+
+static void print_err(const char *what, katavm_error *e) {
+  fprintf(stderr, "exec: %s: %s (%s)\n", what, katavm_error_message(e),
+          katavm_code_name(katavm_error_code(e)));
+  katavm_error_free(e);
+}
+
+static void destroy_sandbox(void) {
+  if (!g_sandbox_id)
+    return;
+  katavm_error *e = NULL;
+  if (katavm_sandbox_destroy(g_rt, g_sandbox_id, &e) < 0)
+    print_err("katavm_sandbox_destroy", e);
+  g_clear_pointer(&g_sandbox_id, g_free);
+}
+
+static void kill_floor(void) {
+  if (g_floor_pid <= 0)
+    return;
+  kill(g_floor_pid, SIGKILL);
+  while (waitpid(g_floor_pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  g_floor_pid = 0;
+}
+
+static void cleanup(void) {
+  kill_floor();
+  /* The sandbox before the files: its rootfs is bind-mounted from them. */
+  destroy_sandbox();
+  if (g_tmpdir) {
+    /* Only our own directory, made by g_dir_make_tmp; rm -rf because the
+     * busybox rootfs is a tree of hundreds of symlinks. */
+    const char *argv[] = {"rm", "-rf", "--one-file-system", g_tmpdir, NULL};
+    g_autoptr(GError) e = NULL;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                      NULL, NULL, NULL, NULL, &e))
+      fprintf(stderr, "exec: cannot remove %s: %s\n", g_tmpdir, e->message);
+    g_clear_pointer(&g_tmpdir, g_free);
+  }
+}
+
+/* ---- small helpers ---- */
+
+static double now_s(void) { return g_get_monotonic_time() / 1e6; }
+
+/* The value of top-level `key` in the JSON object text `js`, or NULL.
+ * bench/ links glib only; the library's JSON is all this reads, so a
+ * scanner that tracks strings and nesting is enough (as in bench/boot.c). */
+static const char *json_top_value(const char *js, const char *key) {
+  size_t klen = strlen(key);
+  int depth = 0;
+  for (const char *p = js; *p; p++) {
+    if (*p == '"') {
+      const char *s = ++p;
+      while (*p && *p != '"') {
+        if (*p == '\\' && p[1])
+          p++;
+        p++;
+      }
+      if (!*p)
+        return NULL;
+      if (depth == 1 && (size_t)(p - s) == klen && !memcmp(s, key, klen)) {
+        const char *q = p + 1;
+        while (g_ascii_isspace(*q))
+          q++;
+        if (*q == ':') {
+          q++;
+          while (g_ascii_isspace(*q))
+            q++;
+          return q;
+        }
+      }
+    } else if (*p == '{' || *p == '[') {
+      depth++;
+    } else if (*p == '}' || *p == ']') {
+      depth--;
+    }
+  }
+  return NULL;
+}
+
+static gboolean json_top_int(const char *js, const char *key, gint64 *out) {
+  const char *v = json_top_value(js, key);
+  if (!v)
+    return FALSE;
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (end == v || errno)
+    return FALSE;
+  *out = n;
+  return TRUE;
+}
+
+static char *json_top_str(const char *js, const char *key) {
+  const char *v = json_top_value(js, key);
+  if (!v || *v != '"')
+    return NULL;
+  const char *end = strchr(v + 1, '"');
+  return end ? g_strndup(v + 1, end - v - 1) : NULL;
+}
+
+static char *loadavg(void) {
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
+    return g_strdup("?");
+  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
+  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
+                               : g_strdup(text);
+}
+
+static int nproc(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* CPU seconds (user + system) a process has used so far, -1 if unknown:
+ * fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the
+ * command name, which may itself contain spaces. */
+static double cpu_s(pid_t pid) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return -1;
+  const char *p = strrchr(text, ')');
+  if (!p)
+    return -1;
+  g_auto(GStrv) f = g_strsplit(p + 2, " ", 0);
+  /* f[0] is field 3 (state): utime is field 14, stime 15. */
+  if (g_strv_length(f) < 13)
+    return -1;
+  double ticks = g_ascii_strtod(f[11], NULL) + g_ascii_strtod(f[12], NULL);
+  return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* tests/rootfs/mkrootfs.sh: $KATAVM_MKROOTFS, else beside this source file
+ * (CMake compiles with absolute paths, so __FILE__ names the tree). */
+static char *mkrootfs_path(void) {
+  const char *env = g_getenv("KATAVM_MKROOTFS");
+  if (env && *env)
+    return g_strdup(env);
+  g_autofree char *dir = g_path_get_dirname(__FILE__);
+  return g_build_filename(dir, "..", "tests", "rootfs", "mkrootfs.sh", NULL);
+}
+
+/* A writable busybox bundle under g_tmpdir (writable like the tests': the
+ * spec's default read-only root would do for dd, but the bundle is the one
+ * everything else in tests/ uses). */
+static char *make_bundle(void) {
+  g_autofree char *script = mkrootfs_path();
+  char *dir = g_build_filename(g_tmpdir, "bundle", NULL);
+  const char *argv[] = {script, "--bundle", "--writable", dir, NULL};
+  int status = -1;
+  g_autofree char *err_text = NULL;
+  g_autoptr(GError) e = NULL;
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                    NULL, NULL, NULL, &err_text, &status, &e)) {
+    fprintf(stderr, "exec: %s: %s (set KATAVM_MKROOTFS)\n", script,
+            e->message);
+    g_free(dir);
+    return NULL;
+  }
+  if (!g_spawn_check_wait_status(status, NULL)) {
+    fprintf(stderr, "exec: %s failed: %s\n", script, err_text);
+    g_free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+/* ---- the QEMU command line of our sandbox ---- */
+
+typedef struct {
+  char *qemu, *kernel, *initrd, *append, *accel, *cpu, *mem, *smp;
+} QemuArgs;
+
+static void qemu_args_clear(QemuArgs *a) {
+  g_free(a->qemu);
+  g_free(a->kernel);
+  g_free(a->initrd);
+  g_free(a->append);
+  g_free(a->accel);
+  g_free(a->cpu);
+  g_free(a->mem);
+  g_free(a->smp);
+  memset(a, 0, sizeof *a);
+}
+
+/* The exact argv of QEMU `pid`: the floor must boot the very guest ours
+ * runs, not a guess at it. */
+static gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
+  g_autofree char *buf = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &buf, &len, NULL) || len == 0) {
+    fprintf(stderr, "exec: cannot read %s\n", path);
+    return FALSE;
+  }
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
+    g_ptr_array_add(argv, buf + i);
+  a->qemu = g_strdup(argv->pdata[0]);
+  struct { const char *opt; char **dst; } want[] = {
+    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
+    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
+    {"-smp", &a->smp},
+  };
+  for (guint i = 0; i + 1 < argv->len; i++)
+    for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
+      if (!strcmp(argv->pdata[i], want[w].opt) && !*want[w].dst)
+        *want[w].dst = g_strdup(argv->pdata[i + 1]);
+  if (!a->kernel || !a->initrd || !a->append) {
+    fprintf(stderr, "exec: QEMU %d has no -kernel/-initrd/-append\n", (int)pid);
+    return FALSE;
+  }
+  if (!a->accel)
+    a->accel = g_strdup("tcg,tb-size=32");
+  if (!a->cpu)
+    a->cpu = g_strdup("max");
+  if (!a->mem)
+    a->mem = g_strdup("512");
+  if (!a->smp)
+    a->smp = g_strdup("1");
+  return TRUE;
+}
+
+/* ---- reading a guest process's output ---- */
+
+typedef struct {
+  guint64 out_bytes;
+  double first_byte_s; /* since the start given to drain(); -1: no byte */
+  double eof_s;        /* stdout EOF */
+  GString *err;        /* stderr, for error messages */
+} Drained;
+
+/* Reads stdout (counting, discarding) and stderr of `p` until both are at
+ * EOF. Polls the interrupt flag every 100 ms. FALSE when interrupted or a
+ * read fails. */
+static gboolean drain(katavm_process *p, double t0, char *buf, Drained *d) {
+  int fds[2] = {katavm_process_stdout_fd(p), katavm_process_stderr_fd(p)};
+  d->out_bytes = 0;
+  d->first_byte_s = d->eof_s = -1;
+  double last_data = now_s();
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    if (interrupted)
+      return FALSE;
+    struct pollfd pf[2];
+    int map[2], n = 0;
+    for (int k = 0; k < 2; k++)
+      if (fds[k] >= 0) {
+        pf[n] = (struct pollfd){.fd = fds[k], .events = POLLIN};
+        map[n++] = k;
+      }
+    int r = poll(pf, n, 100);
+    if (r < 0 && errno != EINTR) {
+      fprintf(stderr, "exec: poll: %s\n", g_strerror(errno));
+      return FALSE;
+    }
+    if (r <= 0) {
+      if (now_s() - last_data > STALL_GUARD_S) {
+        fprintf(stderr, "exec: no output for %.0f s\n", STALL_GUARD_S);
+        return FALSE;
+      }
+      continue;
+    }
+    for (int i = 0; i < n; i++) {
+      if (!pf[i].revents)
+        continue;
+      int k = map[i];
+      /* Drain what is there before polling again: one poll per read would
+       * cost a system call per 64 KiB for nothing. */
+      for (;;) {
+        ssize_t got = read(fds[k], buf, READ_BUF);
+        if (got > 0) {
+          last_data = now_s();
+          if (k == 0) {
+            if (d->out_bytes == 0)
+              d->first_byte_s = last_data - t0;
+            d->out_bytes += (guint64)got;
+          } else if (d->err->len < 4096) {
+            g_string_append_len(d->err, buf, got);
+          }
+          continue;
+        }
+        if (got < 0 && errno == EINTR)
+          continue;
+        if (got < 0 && errno == EAGAIN)
+          break;
+        if (got < 0) {
+          fprintf(stderr, "exec: read: %s\n", g_strerror(errno));
+          return FALSE;
+        }
+        /* EOF. The fds belong to the handle: not ours to close. */
+        if (k == 0)
+          d->eof_s = now_s() - t0;
+        fds[k] = -1;
+        break;
+      }
+    }
+  }
+  return TRUE;
+}
+
+/* Runs argv in container "c" and reads its output to the end. *total_s is
+ * exec call .. process exit known (after both streams ended). */
+static gboolean run_exec(katavm_sandbox *sb, const char *const *argv,
+                         char *buf, Drained *d, double *total_s,
+                         int *exit_code) {
+  katavm_exec_config cfg;
+  katavm_exec_config_init(&cfg);
+  cfg.argv = argv;
+  cfg.no_stdin = 1;
+  katavm_process *p = NULL;
+  katavm_error *e = NULL;
+  double t0 = now_s();
+  if (katavm_exec(sb, "c", &cfg, &p, &e) < 0) {
+    print_err("katavm_exec", e);
+    return FALSE;
+  }
+  gboolean ok = drain(p, t0, buf, d);
+  if (ok) {
+    /* Both streams ended, so the exit status is on its way or there. */
+    if (katavm_process_wait(p, 60000, exit_code, &e) < 0) {
+      print_err("katavm_process_wait", e);
+      ok = FALSE;
+    }
+    *total_s = now_s() - t0;
+  }
+  if (!ok && !interrupted)
+    katavm_process_signal(p, SIGKILL, NULL);
+  katavm_process_free(p);
+  return ok;
+}
+
+/* ---- throughput, ours ---- */
+
+typedef struct {
+  double mbps;       /* bytes / (exec call .. stdout EOF) */
+  double mbps_first; /* bytes / (first byte .. stdout EOF) */
+  double start_s;    /* exec call .. first byte */
+  /* CPU used meanwhile, in % of one core: where the time goes (QEMU runs
+   * the one vCPU, so ~100% there means the guest is the limit). */
+  double qemu_pct, shim_pct, self_pct;
+} StreamResult;
+
+/* pids: {QEMU, shim}; our own share (the library's I/O thread, our reads)
+ * is read from /proc/self. */
+static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
+                            char *buf, StreamResult *r) {
+  g_autofree char *count = g_strdup_printf("count=%u", mib);
+  const char *argv[] = {"dd", "if=/dev/zero", "bs=1M", count, NULL};
+  Drained d = {.err = g_string_new(NULL)};
+  double total_s = 0;
+  int code = -1;
+  double q0 = cpu_s(pids[0]), s0 = cpu_s(pids[1]), m0 = cpu_s(getpid());
+  gboolean ok = run_exec(sb, argv, buf, &d, &total_s, &code);
+  double q1 = cpu_s(pids[0]), s1 = cpu_s(pids[1]), m1 = cpu_s(getpid());
+  guint64 want = (guint64)mib << 20;
+  if (ok && (code != 0 || d.out_bytes != want)) {
+    fprintf(stderr, "exec: dd exited %d after %" G_GUINT64_FORMAT " of %"
+            G_GUINT64_FORMAT " bytes: %s\n", code, d.out_bytes, want,
+            d.err->str);
+    ok = FALSE;
+  }
+  if (ok) {
+    r->mbps = want / d.eof_s / 1e6;
+    r->mbps_first = want / (d.eof_s - d.first_byte_s) / 1e6;
+    r->start_s = d.first_byte_s;
+    r->qemu_pct = q0 >= 0 && q1 >= 0 ? 100 * (q1 - q0) / total_s : -1;
+    r->shim_pct = s0 >= 0 && s1 >= 0 ? 100 * (s1 - s0) / total_s : -1;
+    r->self_pct = m0 >= 0 && m1 >= 0 ? 100 * (m1 - m0) / total_s : -1;
+  }
+  g_string_free(d.err, TRUE);
+  return ok;
+}
+
+/* ---- throughput, floor ---- */
+
+static void print_qemu_log(void) {
+  g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
+  g_autofree char *text = NULL;
+  if (g_file_get_contents(log, &text, NULL, NULL) && *text)
+    fprintf(stderr, "exec: floor QEMU said:\n%s", text);
+}
+
+static gboolean sock_addr(const char *path, struct sockaddr_un *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa->sun_path) {
+    fprintf(stderr, "exec: socket path too long: %s\n", path);
+    return FALSE;
+  }
+  strcpy(sa->sun_path, path);
+  return TRUE;
+}
+
+/* Boots a floor VM, reads `mib` MiB from its bench port, kills it.
+ * *mbps: bytes / (first byte .. last byte); *qemu_pct: CPU its QEMU used
+ * meanwhile, in % of one core. */
+static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
+                             double *mbps, double *qemu_pct) {
+  g_autofree char *agent_sock = g_build_filename(g_tmpdir, "agent.sock", NULL);
+  g_autofree char *bench_sock = g_build_filename(g_tmpdir, "bench.sock", NULL);
+  g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
+  unlink(agent_sock);
+  unlink(bench_sock);
+  g_autofree char *agent_chr =
+      g_strdup_printf("socket,id=a,path=%s,server=on,wait=off", agent_sock);
+  g_autofree char *bench_chr =
+      g_strdup_printf("socket,id=b,path=%s,server=on,wait=off", bench_sock);
+  g_autofree char *append =
+      g_strdup_printf("%s katavm.bench_mib=%u", a->append, mib);
+  /* The agent port is there because the agent needs its channel to get
+   * past boot (late modules start once it is open); nobody connects to it,
+   * so the agent just waits for a host and costs nothing. */
+  const char *argv[] = {
+    a->qemu, "-machine", "q35", "-accel", a->accel, "-cpu", a->cpu,
+    "-m", a->mem, "-smp", a->smp, "-nodefaults", "-no-user-config",
+    "-display", "none", "-serial", "file:/dev/null",
+    "-kernel", a->kernel, "-initrd", a->initrd, "-append", append,
+    "-device", "virtio-serial-pci",
+    "-chardev", agent_chr,
+    "-device", "virtserialport,chardev=a,name=io.katavm.agent.0",
+    "-chardev", bench_chr,
+    "-device", "virtserialport,chardev=b,name=" BENCH_PORT, NULL,
+  };
+  /* The agent socket is only checked: QEMU must be able to bind it. */
+  struct sockaddr_un sa;
+  if (!sock_addr(agent_sock, &sa) || !sock_addr(bench_sock, &sa))
+    return FALSE;
+
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (devnull < 0 || logfd < 0) {
+    fprintf(stderr, "exec: open %s: %s\n", log, g_strerror(errno));
+    if (devnull >= 0)
+      close(devnull);
+    if (logfd >= 0)
+      close(logfd);
+    return FALSE;
+  }
+  pid_t parent = getpid();
+  double t0 = now_s();
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* Dies with us even if we are SIGKILLed; its own process group keeps a
+     * terminal's Ctrl-C for us to handle in order. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    setpgid(0, 0);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(logfd, 2);
+    execv(argv[0], (char **)argv);
+    _exit(127);
+  }
+  int fork_errno = errno;
+  close(devnull);
+  close(logfd);
+  if (pid < 0) {
+    fprintf(stderr, "exec: fork: %s\n", g_strerror(fork_errno));
+    return FALSE;
+  }
+  g_floor_pid = pid;
+
+  guint64 want = (guint64)mib << 20, got = 0;
+  double t_first = -1, t_last = -1, last_data = now_s();
+  double c_first = -1, c_last = -1;
+  int fd = -1;
+  gboolean ok = FALSE;
+  while (!interrupted) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      g_floor_pid = 0;
+      fprintf(stderr, "exec: floor QEMU exited early (status 0x%x)\n", status);
+      print_qemu_log();
+      break;
+    }
+    if (fd < 0) {
+      if (now_s() - t0 > FLOOR_HANG_GUARD_S) {
+        fprintf(stderr, "exec: floor QEMU socket never appeared\n");
+        break;
+      }
+      fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        fprintf(stderr, "exec: socket: %s\n", g_strerror(errno));
+        break;
+      }
+      if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        fd = -1;
+        g_usleep(CONNECT_RETRY_US);
+        continue;
+      }
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n = poll(&pfd, 1, 100);
+    if (n < 0 && errno != EINTR) {
+      fprintf(stderr, "exec: poll: %s\n", g_strerror(errno));
+      break;
+    }
+    if (n <= 0) {
+      /* Before the first byte the guest is still booting. */
+      double guard = t_first < 0 ? FLOOR_HANG_GUARD_S : STALL_GUARD_S;
+      if (now_s() - (t_first < 0 ? t0 : last_data) > guard) {
+        fprintf(stderr, "exec: floor guest sent %" G_GUINT64_FORMAT
+                " bytes, then nothing for %.0f s\n", got, guard);
+        break;
+      }
+      continue;
+    }
+    ssize_t k = read(fd, buf, MIN((guint64)READ_BUF, want - got));
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0) {
+      fprintf(stderr, "exec: floor stream ended after %" G_GUINT64_FORMAT
+              " of %" G_GUINT64_FORMAT " bytes%s%s\n", got, want,
+              k < 0 ? ": " : "", k < 0 ? g_strerror(errno) : "");
+      break;
+    }
+    last_data = now_s();
+    if (t_first < 0) {
+      t_first = last_data;
+      c_first = cpu_s(pid);
+    }
+    got += (guint64)k;
+    if (got == want) {
+      t_last = last_data;
+      c_last = cpu_s(pid);
+      ok = TRUE;
+      break;
+    }
+  }
+  if (fd >= 0)
+    close(fd);
+  kill_floor();
+  unlink(agent_sock);
+  unlink(bench_sock);
+  if (ok) {
+    *mbps = want / (t_last - t_first) / 1e6;
+    *qemu_pct = c_first >= 0 && c_last >= 0
+                    ? 100 * (c_last - c_first) / (t_last - t_first) : -1;
+  }
+  return ok;
+}
+
+/* ---- latency ---- */
+
+static gboolean latency_exec(katavm_sandbox *sb, char *buf, double *s) {
+  const char *argv[] = {"true", NULL};
+  Drained d = {.err = g_string_new(NULL)};
+  int code = -1;
+  gboolean ok = run_exec(sb, argv, buf, &d, s, &code);
+  if (ok && code != 0) {
+    fprintf(stderr, "exec: `true` exited %d: %s\n", code, d.err->str);
+    ok = FALSE;
+  }
+  g_string_free(d.err, TRUE);
+  return ok;
+}
+
+static gboolean latency_check(katavm_sandbox *sb, double *s) {
+  katavm_guest_info gi;
+  katavm_error *e = NULL;
+  double t0 = now_s();
+  if (katavm_sandbox_agent_check(sb, &gi, &e) < 0) {
+    print_err("katavm_sandbox_agent_check", e);
+    return FALSE;
+  }
+  /* Our own clock, not gi.round_trip_us: the exec side is timed the same
+   * way, call to return. */
+  *s = now_s() - t0;
+  return TRUE;
+}
+
+/* ---- statistics and output ---- */
+
+typedef struct {
+  double median, min, max;
+} Stats;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static Stats stats(const double *v, guint n) {
+  g_autofree double *s = g_memdup2(v, n * sizeof *v);
+  qsort(s, n, sizeof *s, cmp_double);
+  Stats st = {.min = s[0], .max = s[n - 1]};
+  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return st;
+}
+
+static void json_str(GString *o, const char *s) {
+  g_string_append_c(o, '"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      g_string_append_printf(o, "\\%c", c);
+    else if (c < 0x20)
+      g_string_append_printf(o, "\\u%04x", c);
+    else
+      g_string_append_c(o, c);
+  }
+  g_string_append_c(o, '"');
+}
+
+static void json_stats(GString *o, const char *name, const double *v, guint n,
+                       const char *fmt) {
+  Stats st = stats(v, n);
+  g_string_append_printf(o, "\"%s\":{\"median\":", name);
+  g_string_append_printf(o, fmt, st.median);
+  g_string_append(o, ",\"min\":");
+  g_string_append_printf(o, fmt, st.min);
+  g_string_append(o, ",\"max\":");
+  g_string_append_printf(o, fmt, st.max);
+  g_string_append(o, ",\"samples\":[");
+  for (guint i = 0; i < n; i++) {
+    if (i)
+      g_string_append_c(o, ',');
+    g_string_append_printf(o, fmt, v[i]);
+  }
+  g_string_append(o, "]}");
+}
+
+static void print_row(const char *label, const double *v, guint n, double scale,
+                      const char *unit) {
+  Stats st = stats(v, n);
+  printf("  %-36s %9.2f %9.2f %9.2f  %s\n", label, st.median * scale,
+         st.min * scale, st.max * scale, unit);
+}
+
+static void print_samples(const char *label, const double *v, guint n,
+                          double scale) {
+  printf("  %-36s", label);
+  for (guint i = 0; i < n; i++)
+    printf(" %.2f", v[i] * scale);
+  printf("\n");
+}
+
+static gboolean parse_count(const char *s, long lo, long hi, guint *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(s, &end, 10);
+  if (errno || end == s || *end || n < lo || n > hi)
+    return FALSE;
+  *out = (guint)n;
+  return TRUE;
+}
+
+int main(int argc, char **argv) {
+  guint n_lat = 20, mib = 256;
+  gboolean json = FALSE;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) {
+      json = TRUE;
+    } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+      if (!parse_count(argv[++i], 1, 10000, &n_lat)) {
+        fprintf(stderr, "exec: -n wants a count from 1 to 10000\n");
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
+      /* The agent's own bound on katavm.bench_mib. */
+      if (!parse_count(argv[++i], 1, 65536, &mib)) {
+        fprintf(stderr, "exec: --mib wants a size from 1 to 65536\n");
+        return 2;
+      }
+    } else {
+      fprintf(stderr,
+              "usage: exec [-n N] [--mib M] [--json]\n"
+              "  exec stdout throughput (M MiB, default 256, %d rounds) "
+              "against a raw virtio-serial port of the same guest, and exec "
+              "latency against an agent round trip (N each, default 20)\n",
+              STREAM_ROUNDS);
+      return 2;
+    }
+  }
+
+  /* SA_RESTART keeps the library's system calls from seeing EINTR; our own
+   * waits poll the flag. */
+  struct sigaction act = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGINT, &act, NULL);
+  sigaction(SIGTERM, &act, NULL);
+  sigaction(SIGHUP, &act, NULL);
+
+  int status = 1;
+  katavm_error *e = NULL;
+  katavm_sandbox *sb = NULL;
+  char *check = NULL, *js = NULL;
+  g_autofree char *accel = NULL;
+  g_autofree char *bundle = NULL;
+  g_autofree char *load_start = loadavg();
+  g_autofree char *load_end = NULL;
+  g_autofree char *buf = g_malloc(READ_BUF);
+  QemuArgs args = {0};
+  double ours[STREAM_ROUNDS], ours_first[STREAM_ROUNDS], ours_start[STREAM_ROUNDS];
+  double floor_[STREAM_ROUNDS], floor_qemu[STREAM_ROUNDS];
+  double ours_qemu[STREAM_ROUNDS], ours_shim[STREAM_ROUNDS], ours_self[STREAM_ROUNDS];
+  double *lat_exec = g_new0(double, n_lat), *lat_check = g_new0(double, n_lat);
+  double idle_cpu = 0, floor_wall = 0;
+  gint64 qpid = 0, spid = 0;
+  g_autofree char *id = g_strdup_printf("bench-exec-%d", (int)getpid());
+  katavm_sandbox_config cfg;
+  katavm_container_config cc;
+  const char *main_argv[] = {"sleep", "100000", NULL};
+
+  if (katavm_runtime_new(&g_rt, &e) < 0) {
+    print_err("katavm_runtime_new", e);
+    goto out;
+  }
+  if (katavm_check_host(g_rt, &check, &e) < 0) {
+    print_err("katavm_check_host", e);
+    goto out;
+  }
+  accel = json_top_str(check, "accel");
+  if (!accel)
+    accel = g_strdup("?");
+
+  g_tmpdir = g_dir_make_tmp("kvbexec-XXXXXX", NULL);
+  if (!g_tmpdir) {
+    fprintf(stderr, "exec: cannot make a temporary directory\n");
+    goto out;
+  }
+  if (!(bundle = make_bundle()))
+    goto out;
+
+  /* ---- the sandbox and its container ---- */
+  katavm_sandbox_config_init(&cfg);
+  /* Per process: a leftover of a killed run or a concurrent bench cannot
+   * collide with it. */
+  cfg.id = id;
+  cfg.vcpus = 1;
+  cfg.memory_mib = 512;
+  if (!json)
+    fprintf(stderr, "creating sandbox %s\n", id);
+  if (katavm_sandbox_create(g_rt, &cfg, &sb, &e) < 0) {
+    print_err("katavm_sandbox_create", e);
+    goto out;
+  }
+  g_sandbox_id = g_strdup(id);
+  katavm_container_config_init(&cc);
+  cc.bundle = bundle;
+  cc.argv = main_argv;
+  if (katavm_container_add(sb, "c", &cc, NULL, &e) < 0) {
+    print_err("katavm_container_add", e);
+    goto out;
+  }
+  if (katavm_container_start(sb, "c", &e) < 0) {
+    print_err("katavm_container_start", e);
+    goto out;
+  }
+  if (katavm_sandbox_inspect(sb, &js, &e) < 0) {
+    print_err("katavm_sandbox_inspect", e);
+    goto out;
+  }
+  if (!json_top_int(js, "qemu_pid", &qpid) || qpid <= 0 ||
+      !json_top_int(js, "shim_pid", &spid) || spid <= 0) {
+    fprintf(stderr, "exec: no qemu_pid/shim_pid in inspect output: %s\n", js);
+    goto out;
+  }
+  if (!qemu_args_read((pid_t)qpid, &args))
+    goto out;
+
+  /* ---- latency first: the sandbox is freshly booted and otherwise idle,
+   * and no floor VM has run yet ---- */
+  for (guint i = 0; i < WARMUP; i++) {
+    double s;
+    if (!latency_exec(sb, buf, &s) || !latency_check(sb, &s))
+      goto out;
+  }
+  for (guint i = 0; i < n_lat && !interrupted; i++) {
+    gboolean ok = i % 2 == 0
+        ? latency_exec(sb, buf, &lat_exec[i]) && latency_check(sb, &lat_check[i])
+        : latency_check(sb, &lat_check[i]) && latency_exec(sb, buf, &lat_exec[i]);
+    if (!ok)
+      goto out;
+  }
+  if (interrupted)
+    goto out;
+  if (!json)
+    fprintf(stderr, "latency: exec `true` %.1f ms, agent check %.1f ms "
+            "(medians of %u)\n", stats(lat_exec, n_lat).median * 1e3,
+            stats(lat_check, n_lat).median * 1e3, n_lat);
+
+  /* ---- throughput, alternating which side goes first ---- */
+  for (guint i = 0; i < STREAM_ROUNDS && !interrupted; i++) {
+    StreamResult o = {0};
+    double f = 0, fq = -1;
+    const pid_t pids[2] = {(pid_t)qpid, (pid_t)spid};
+    for (int side = 0; side < 2; side++) {
+      gboolean do_ours = (side == 0) == (i % 2 == 0);
+      gboolean ok;
+      if (do_ours) {
+        ok = stream_ours(sb, mib, pids, buf, &o);
+      } else {
+        double c0 = cpu_s((pid_t)qpid), w0 = now_s();
+        ok = stream_floor(&args, mib, buf, &f, &fq);
+        double c1 = cpu_s((pid_t)qpid);
+        if (c0 >= 0 && c1 >= 0) {
+          idle_cpu += c1 - c0;
+          floor_wall += now_s() - w0;
+        }
+      }
+      if (!ok || interrupted)
+        goto out;
+    }
+    ours[i] = o.mbps;
+    ours_first[i] = o.mbps_first;
+    ours_start[i] = o.start_s;
+    floor_[i] = f;
+    floor_qemu[i] = fq;
+    ours_qemu[i] = o.qemu_pct;
+    ours_shim[i] = o.shim_pct;
+    ours_self[i] = o.self_pct;
+    if (!json)
+      fprintf(stderr, "stream %u/%d: ours %.1f MB/s, floor %.1f MB/s\n", i + 1,
+              STREAM_ROUNDS, o.mbps, f);
+  }
+  if (interrupted)
+    goto out;
+  load_end = loadavg();
+
+  /* Latency in ms from here on, for the table and the JSON alike. */
+  for (guint i = 0; i < n_lat; i++) {
+    lat_exec[i] *= 1e3;
+    lat_check[i] *= 1e3;
+  }
+  Stats so = stats(ours, STREAM_ROUNDS), sf = stats(floor_, STREAM_ROUNDS);
+  Stats le = stats(lat_exec, n_lat), lc = stats(lat_check, n_lat);
+  double t_ratio = so.median / sf.median, l_ratio = le.median / lc.median;
+  gboolean met = t_ratio >= GOAL_RATIO;
+  double idle_pct = floor_wall > 0 ? 100 * idle_cpu / floor_wall : -1;
+
+  if (json) {
+    g_autoptr(GString) j = g_string_new("{");
+    g_string_append_printf(j, "\"stream_mib\":%u,\"stream_rounds\":%d,"
+                              "\"latency_rounds\":%u,\"machine\":{\"nproc\":%d,"
+                              "\"loadavg_start\":", mib, STREAM_ROUNDS, n_lat,
+                           nproc());
+    json_str(j, load_start);
+    g_string_append(j, ",\"loadavg_end\":");
+    json_str(j, load_end);
+    g_string_append(j, ",\"accel\":");
+    json_str(j, accel);
+    g_string_append(j, "},\"guest\":{\"qemu\":");
+    json_str(j, args.qemu);
+    g_string_append(j, ",\"kernel\":");
+    json_str(j, args.kernel);
+    g_string_append(j, ",\"initrd\":");
+    json_str(j, args.initrd);
+    g_string_append(j, ",\"append\":");
+    json_str(j, args.append);
+    g_string_append(j, ",\"accel_arg\":");
+    json_str(j, args.accel);
+    g_string_append(j, ",\"cpu\":");
+    json_str(j, args.cpu);
+    g_string_append(j, ",\"m\":");
+    json_str(j, args.mem);
+    g_string_append(j, ",\"smp\":");
+    json_str(j, args.smp);
+    g_string_append(j, "},\"throughput\":{");
+    json_stats(j, "ours_mbps", ours, STREAM_ROUNDS, "%.1f");
+    g_string_append(j, ",");
+    json_stats(j, "ours_from_first_byte_mbps", ours_first, STREAM_ROUNDS, "%.1f");
+    g_string_append(j, ",");
+    json_stats(j, "ours_first_byte_s", ours_start, STREAM_ROUNDS, "%.3f");
+    g_string_append(j, ",");
+    json_stats(j, "floor_mbps", floor_, STREAM_ROUNDS, "%.1f");
+    g_string_append(j, ",\"cpu_pct\":{");
+    json_stats(j, "ours_qemu", ours_qemu, STREAM_ROUNDS, "%.0f");
+    g_string_append(j, ",");
+    json_stats(j, "ours_shim", ours_shim, STREAM_ROUNDS, "%.0f");
+    g_string_append(j, ",");
+    json_stats(j, "ours_bench_process", ours_self, STREAM_ROUNDS, "%.0f");
+    g_string_append(j, ",");
+    json_stats(j, "floor_qemu", floor_qemu, STREAM_ROUNDS, "%.0f");
+    g_string_append(j, "}");
+    g_string_append_printf(j, ",\"ratio\":%.3f,\"goal_ratio\":%.2f,"
+                              "\"ratio_met\":%s,\"idle_sandbox_cpu_pct_during_floor\":"
+                              "%.1f},\"latency\":{",
+                           t_ratio, GOAL_RATIO, met ? "true" : "false", idle_pct);
+    json_stats(j, "exec_true_ms", lat_exec, n_lat, "%.2f");
+    g_string_append(j, ",");
+    json_stats(j, "agent_check_ms", lat_check, n_lat, "%.2f");
+    g_string_append_printf(j, ",\"ratio\":%.3f}}", l_ratio);
+    printf("%s\n", j->str);
+  } else {
+    printf("katavm exec benchmark: %u MiB x %d streams (ours/floor "
+           "alternating), %u latency pairs\n", mib, STREAM_ROUNDS, n_lat);
+    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n",
+           nproc(), load_start, load_end, accel);
+    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel,
+           args.cpu, args.mem, args.smp);
+    printf("  kernel %s\n  initrd %s\n\n", args.kernel, args.initrd);
+    printf("  %-36s %9s %9s %9s\n", "throughput (MB = 10^6 bytes)", "median",
+           "min", "max");
+    print_row("ours: exec dd, call .. stdout EOF", ours, STREAM_ROUNDS, 1, "MB/s");
+    print_row("ours: first byte .. stdout EOF", ours_first, STREAM_ROUNDS, 1, "MB/s");
+    print_row("ours: exec call .. first byte", ours_start, STREAM_ROUNDS, 1e3, "ms");
+    print_row("floor: raw virtio-serial port", floor_, STREAM_ROUNDS, 1, "MB/s");
+    printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n",
+           t_ratio, GOAL_RATIO, met ? "met" : "NOT met");
+    printf("  idle sandbox QEMU CPU while the floor ran: %.1f%%\n\n", idle_pct);
+    printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)",
+           "median", "min", "max");
+    print_row("ours: QEMU", ours_qemu, STREAM_ROUNDS, 1, "%");
+    print_row("ours: shim", ours_shim, STREAM_ROUNDS, 1, "%");
+    print_row("ours: this process (lib I/O thread)", ours_self, STREAM_ROUNDS, 1, "%");
+    print_row("floor: QEMU", floor_qemu, STREAM_ROUNDS, 1, "%");
+    printf("\n");
+    printf("  %-36s %9s %9s %9s\n", "latency", "median", "min", "max");
+    print_row("exec `true` .. wait, drained", lat_exec, n_lat, 1, "ms");
+    print_row("agent check round trip (floor)", lat_check, n_lat, 1, "ms");
+    printf("  ratio exec/check (medians)           %9.2f\n\n", l_ratio);
+    printf("samples in round order:\n");
+    print_samples("ours MB/s", ours, STREAM_ROUNDS, 1);
+    print_samples("floor MB/s", floor_, STREAM_ROUNDS, 1);
+    print_samples("exec true ms", lat_exec, n_lat, 1);
+    print_samples("agent check ms", lat_check, n_lat, 1);
+  }
+  status = 0;
+
+out:
+  katavm_free(js);
+  katavm_sandbox_close(sb);
+  cleanup();
+  if (interrupted) {
+    fprintf(stderr, "exec: interrupted; everything started was cleaned up\n");
+    status = 130;
+  }
+  katavm_free(check);
+  qemu_args_clear(&args);
+  katavm_runtime_free(g_rt);
+  g_free(lat_exec);
+  g_free(lat_check);
+  return status;
+}
