@@ -496,9 +496,9 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
     return FALSE;
   s->state = "running";
   state_save(s);
-  shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s)", s->id,
-           s->qemu_pid, kv_accel_name(s->accel),
-           kv_json_str(r, "agent_version", "?"));
+  shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT " ms)",
+           s->id, s->qemu_pid, kv_accel_name(s->accel),
+           kv_json_str(r, "agent_version", "?"), kv_json_int(r, "uptime_ms", -1));
   return TRUE;
 }
 
