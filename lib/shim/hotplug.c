@@ -21,6 +21,7 @@
 typedef struct {
   char *mac;
   char *tap;
+  char *ifname; /* the guest's name for it */
 } Nic;
 
 typedef struct {
@@ -33,6 +34,7 @@ static void nic_free(gpointer p) {
   Nic *n = p;
   g_free(n->mac);
   g_free(n->tap);
+  g_free(n->ifname);
   g_free(n);
 }
 
@@ -60,6 +62,8 @@ void hotplug_describe(Shim *s, JsonObject *o) {
     JsonObject *j = json_object_new();
     json_object_set_string_member(j, "mac", n->mac);
     json_object_set_string_member(j, "tap", n->tap);
+    if (n->ifname)
+      json_object_set_string_member(j, "ifname", n->ifname);
     json_array_add_object_element(nics, j);
   }
   json_object_set_array_member(o, "nics", nics);
@@ -93,6 +97,7 @@ void hotplug_restore(Shim *s, JsonObject *st) {
       Nic *nic = g_new0(Nic, 1);
       nic->mac = g_strdup(mac);
       nic->tap = g_strdup(tap);
+      nic->ifname = g_strdup(kv_json_str(o, "ifname", NULL));
       g_ptr_array_add(s->nics, nic);
     }
   }
@@ -313,6 +318,7 @@ static JsonObject *do_nic_add(Shim *s, JsonObject *req, GError **error) {
   Nic *n = g_new0(Nic, 1);
   n->mac = g_strdup(mac);
   n->tap = g_strdup(tap);
+  n->ifname = g_strdup(kv_json_str(r, "ifname", NULL));
   g_ptr_array_add(s->nics, n);
   json_object_set_string_member(r, "mac", mac);
   return r;
