@@ -39,7 +39,10 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv) {
       {"gateway", 0, 0, G_OPTION_ARG_STRING, &gw, "default gateway", "IP"},
       {"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "MTU", "N"},
       {NULL}};
-  if (!cli_parse(&argc, &argv, "SANDBOX KIND ...", entries))
+  /* "memory -256" would read as an option: memory takes none, so its
+   * arguments bypass option parsing. */
+  gboolean memory = argc >= 3 && !strcmp(argv[2], "memory");
+  if (!memory && !cli_parse(&argc, &argv, "SANDBOX KIND ...", entries))
     return 2;
   if (argc < 4)
     return cli_usage("%s", USAGE_HP);

@@ -11,6 +11,7 @@ void kv_config_clear(KvSandboxConfig *c) {
   g_free(c->kernel);
   g_free(c->initrd);
   g_free(c->created);
+  g_free(c->memory_hotplug);
   memset(c, 0, sizeof(*c));
 }
 
@@ -28,6 +29,8 @@ gboolean kv_config_save(const KvSandboxConfig *c, const char *path,
   json_object_set_int_member(o, "memory_mib", c->memory_mib);
   json_object_set_int_member(o, "max_memory_mib", c->max_memory_mib);
   json_object_set_string_member(o, "created", c->created);
+  json_object_set_string_member(o, "memory_hotplug",
+                                c->memory_hotplug ? c->memory_hotplug : "auto");
   return kv_json_file_save(o, path, error);
 }
 
@@ -84,6 +87,11 @@ gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error) {
     g_propagate_error(error, e);
     return FALSE;
   }
+  const char *memhp = get_str(o, "memory_hotplug", FALSE, path, &e);
+  if (e) {
+    g_propagate_error(error, e);
+    return FALSE;
+  }
   if (!get_uint(o, "vcpus", &c->vcpus, path, error) ||
       !get_uint(o, "max_vcpus", &c->max_vcpus, path, error) ||
       !get_uint(o, "memory_mib", &c->memory_mib, path, error) ||
@@ -97,5 +105,6 @@ gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error) {
   c->kernel = g_strdup(kernel);
   c->initrd = g_strdup(initrd);
   c->created = g_strdup(created);
+  c->memory_hotplug = g_strdup(memhp ? memhp : "auto");
   return TRUE;
 }

@@ -64,6 +64,7 @@ struct katavm_runtime {
   char *shim;
   unsigned int vcpus;
   unsigned int memory_mib;
+  char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm" */
 };
 
 /* ---- persisted sandbox config (written at create, read by the shim) ---- */
@@ -75,6 +76,7 @@ typedef struct {
   char *initrd;
   guint vcpus, max_vcpus, memory_mib, max_memory_mib;
   char *created;
+  char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path,
                         GError **error);

@@ -28,6 +28,7 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
   rt->shim = g_strdup(KATAVM_DEFAULT_SHIM);
   rt->vcpus = 1;
   rt->memory_mib = 256;
+  rt->memory_hotplug = g_strdup("auto");
   const char *v;
   int rc = 0;
   if (!rc && (v = g_getenv("KATAVM_ROOT")) && *v)
@@ -40,6 +41,8 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
     rc = katavm_runtime_set_kernel(rt, v, err);
   if (!rc && (v = g_getenv("KATAVM_INITRD")) && *v)
     rc = katavm_runtime_set_initrd(rt, v, err);
+  if (!rc && (v = g_getenv("KATAVM_MEMORY_HOTPLUG")) && *v)
+    rc = katavm_runtime_set_memory_hotplug(rt, v, err);
   if (!rc && (v = g_getenv("KATAVM_SHIM")) && *v)
     rc = set_path(&rt->shim, "shim", v, err);
   if (rc) {
@@ -59,6 +62,7 @@ void katavm_runtime_free(katavm_runtime *rt) {
   g_free(rt->kernel);
   g_free(rt->initrd);
   g_free(rt->shim);
+  g_free(rt->memory_hotplug);
   g_free(rt);
 }
 
@@ -108,6 +112,20 @@ int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   return set_path(&rt->initrd, "initrd", path, err);
+}
+
+int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
+                                      katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  static const char *const modes[] = {"auto", "virtio-mem", "dimm", NULL};
+  if (!mode || !g_strv_contains(modes, mode))
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "memory hotplug mode '%s' is not auto, virtio-mem or dimm",
+                        mode ? mode : "(null)");
+  g_free(rt->memory_hotplug);
+  rt->memory_hotplug = g_strdup(mode);
+  return 0;
 }
 
 int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus,

@@ -312,6 +312,7 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .max_vcpus = max_vcpus,
       .memory_mib = mem,
       .max_memory_mib = max_mem,
+      .memory_hotplug = rt->memory_hotplug,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);

@@ -103,6 +103,13 @@ KATAVM_API int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path,
                                          katavm_error **err);
 KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
                                          katavm_error **err);
+/* How memory is hot-added: "auto" (virtio-mem when QEMU offers it, else
+ * ACPI DIMMs), "virtio-mem" (grows and shrinks in 2 MiB blocks) or "dimm"
+ * (whole DIMMs, multiples of 128 MiB; removed last-in first-out). Also
+ * KATAVM_MEMORY_HOTPLUG. Takes effect for sandboxes created afterwards. */
+KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt,
+                                                 const char *mode,
+                                                 katavm_error **err);
 /* Defaults used when a sandbox config leaves vcpus / memory at 0.
  * vcpus 1..256, memory_mib >= KATAVM_MIN_MEMORY_MIB. */
 KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt,

@@ -47,13 +47,47 @@ static void disk_free(gpointer p) {
 }
 
 void hotplug_init(Shim *s) {
+  s->dimm_sizes = g_array_new(FALSE, FALSE, sizeof(guint));
   s->nics = g_ptr_array_new_with_free_func(nic_free);
   s->disks = g_ptr_array_new_with_free_func(disk_free);
   s->cpus_online = s->cfg.vcpus;
   s->mem_requested_mib = 0;
 }
 
+/* Does this host's QEMU have the virtio-mem device? (No libvirt API tells
+ * QEMU's device list; asking QEMU takes about 30 ms, and only sandboxes
+ * that reserve memory for hotplug ask.) */
+static gboolean qemu_has_virtio_mem(void) {
+  g_autofree char *qemu = g_find_program_in_path("qemu-system-x86_64");
+  if (!qemu)
+    return FALSE;
+  const char *argv[] = {qemu, "-nodefaults", "-machine", "none", "-device",
+                        "virtio-mem-pci,help", NULL};
+  g_autofree char *out = NULL, *err = NULL;
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                    &out, &err, NULL, NULL))
+    return FALSE;
+  return (out && strstr(out, "requested-size")) || (err && strstr(err, "requested-size"));
+}
+
+void hotplug_choose_memory(Shim *s) {
+  const char *mode = s->cfg.memory_hotplug ? s->cfg.memory_hotplug : "auto";
+  if (s->cfg.max_memory_mib <= s->cfg.memory_mib)
+    s->memory_dimm = FALSE;
+  else if (!strcmp(mode, "dimm"))
+    s->memory_dimm = TRUE;
+  else if (!strcmp(mode, "virtio-mem"))
+    s->memory_dimm = FALSE;
+  else
+    s->memory_dimm = !qemu_has_virtio_mem();
+}
+
 void hotplug_describe(Shim *s, JsonObject *o) {
+  json_object_set_string_member(o, "memory_hotplug", s->memory_dimm ? "dimm" : "virtio-mem");
+  JsonArray *dimms = json_array_new();
+  for (guint i = 0; i < s->dimm_sizes->len; i++)
+    json_array_add_int_element(dimms, g_array_index(s->dimm_sizes, guint, i));
+  json_object_set_array_member(o, "dimms_mib", dimms);
   json_object_set_int_member(o, "cpus_online", s->cpus_online);
   json_object_set_int_member(o, "memory_hotplugged_mib", s->mem_requested_mib);
   JsonArray *nics = json_array_new();
@@ -81,6 +115,17 @@ void hotplug_describe(Shim *s, JsonObject *o) {
 }
 
 void hotplug_restore(Shim *s, JsonObject *st) {
+  s->memory_dimm = !g_strcmp0(kv_json_str(st, "memory_hotplug", ""), "dimm");
+  JsonNode *dn = json_object_get_member(st, "dimms_mib");
+  JsonArray *da = dn && JSON_NODE_HOLDS_ARRAY(dn) ? json_node_get_array(dn) : NULL;
+  for (guint i = 0; da && i < json_array_get_length(da); i++) {
+    JsonNode *e = json_array_get_element(da, i);
+    if (JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_INT64 &&
+        json_node_get_int(e) > 0 && json_node_get_int(e) <= s->cfg.max_memory_mib) {
+      guint v = (guint)json_node_get_int(e);
+      g_array_append_val(s->dimm_sizes, v);
+    }
+  }
   gint64 cpus = kv_json_int(st, "cpus_online", 0);
   if (cpus >= 1 && cpus <= s->cfg.max_vcpus)
     s->cpus_online = (guint)cpus;
@@ -175,14 +220,58 @@ static JsonObject *do_cpus(Shim *s, JsonObject *req, GError **error) {
 
 /* ---- memory ---- */
 
+static char *dimm_alias(guint index) {
+  return g_strdup_printf("ua-katavm-dimm%u", index);
+}
+
+/* DIMMs go in whole: growing plugs one DIMM of the difference; shrinking
+ * unplugs the most recent DIMMs, which must add up to the difference. */
+static gboolean dimm_resize(Shim *s, guint from, guint to, GError **error) {
+  if (to > from) {
+    if (s->dimm_sizes->len >= 8) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "all 8 DIMM slots are in use; remove memory first");
+      return FALSE;
+    }
+    g_autofree char *alias = dimm_alias(s->dimm_sizes->len);
+    if (!kv_vmm_attach_dimm(s->vmm, s->p.domain, to - from, alias, error))
+      return FALSE;
+    guint sz = to - from;
+    g_array_append_val(s->dimm_sizes, sz);
+    return TRUE;
+  }
+  guint sum = 0, n = 0;
+  while (sum < from - to && n < s->dimm_sizes->len)
+    sum += g_array_index(s->dimm_sizes, guint, s->dimm_sizes->len - 1 - n++);
+  if (sum != from - to) {
+    GString *sizes = g_string_new(NULL);
+    for (guint i = s->dimm_sizes->len; i > 0; i--)
+      g_string_append_printf(sizes, "%s%u", sizes->len ? ", " : "",
+                             g_array_index(s->dimm_sizes, guint, i - 1));
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "DIMM memory is removed in whole DIMMs, newest first (%s MiB)",
+                sizes->str);
+    g_string_free(sizes, TRUE);
+    return FALSE;
+  }
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *alias = dimm_alias(s->dimm_sizes->len - 1);
+    if (!kv_vmm_detach_dimm(s->vmm, s->p.domain, alias, error))
+      return FALSE;
+    g_array_set_size(s->dimm_sizes, s->dimm_sizes->len - 1);
+  }
+  return TRUE;
+}
+
 static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
   const char *op = kv_json_str(req, "op", "");
   gint64 mib = kv_json_int(req, "mib", -1);
   guint boot = s->cfg.memory_mib, max = s->cfg.max_memory_mib;
-  if (mib < 0 || mib % MEM_BLOCK_MIB) {
+  guint block = s->memory_dimm ? KV_VMM_DIMM_BLOCK_MIB : MEM_BLOCK_MIB;
+  if (mib < 0 || mib % block) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %d MiB block size",
-                mib, MEM_BLOCK_MIB);
+                "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %u MiB block size%s",
+                mib, block, s->memory_dimm ? " (DIMM hotplug)" : "");
     return NULL;
   }
   if (max <= boot) {
@@ -207,7 +296,9 @@ static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
   gint64 before = guest_mem_kib(s, error);
   if (before < 0)
     return NULL;
-  if (!kv_vmm_set_memory_requested(s->vmm, s->p.domain, new_req, error))
+  guint dimms_before = s->dimm_sizes->len;
+  if (!(s->memory_dimm ? dimm_resize(s, old_req, new_req, error)
+                       : kv_vmm_set_memory_requested(s->vmm, s->p.domain, new_req, error)))
     return NULL;
   /* Usable = the guest's MemTotal moved by the change (virtio-mem blocks are
    * onlined by the guest kernel: memhp_default_state=online). */
@@ -232,8 +323,10 @@ static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
   }
   if (now_kib < 0 || (error && *error)) {
     g_autoptr(GError) re = NULL;
-    if (!kv_vmm_set_memory_requested(s->vmm, s->p.domain, old_req, &re))
-      shim_log("memory rollback: %s", re->message);
+    if (s->memory_dimm ? (s->dimm_sizes->len != dimms_before &&
+                          !dimm_resize(s, new_req, old_req, &re))
+                       : !kv_vmm_set_memory_requested(s->vmm, s->p.domain, old_req, &re))
+      shim_log("memory rollback: %s", re ? re->message : "?");
     return NULL;
   }
   s->mem_requested_mib = new_req;

@@ -446,6 +446,7 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
   if (!listen_start(s, error))
     return FALSE;
   if (!recover) {
+    hotplug_choose_memory(s);
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
         .name = s->p.domain,
@@ -462,6 +463,7 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,
+        .memory_dimm = s->memory_dimm,
     };
     shim_log("starting domain");
     if (!kv_vmm_start(s->vmm, &vc, error))

@@ -40,7 +40,9 @@ typedef struct {
   GPtrArray *nics;  /* Nic* attached at runtime */
   GPtrArray *disks; /* Disk* attached at runtime */
   guint cpus_online;
-  guint mem_requested_mib; /* virtio-mem size above boot memory */
+  guint mem_requested_mib; /* memory above boot memory (virtio-mem or DIMMs) */
+  gboolean memory_dimm;    /* hotplug by ACPI DIMMs instead of virtio-mem */
+  GArray *dimm_sizes;      /* MiB of each attached DIMM, in plug order */
   gboolean hotplug_busy;
 } Shim;
 
@@ -59,6 +61,8 @@ void state_save(Shim *s);
 
 /* hotplug.c */
 void hotplug_init(Shim *s);
+/* Decide virtio-mem or DIMMs for a new VM (config "auto" probes QEMU). */
+void hotplug_choose_memory(Shim *s);
 void hotplug_request(Shim *s, KvConn *client, guint32 id, JsonObject *params);
 /* Add current CPUs, memory and devices to a state object. */
 void hotplug_describe(Shim *s, JsonObject *o);

@@ -1019,3 +1019,74 @@ kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
   g_autofree char *what = g_strdup_printf("disk '%s'", serial);
   return detach_node(dom, name, disk, what, error);
 }
+
+/* ---- ACPI DIMMs (memory hotplug without virtio-mem) ---- */
+
+static gboolean
+check_dimm_alias(const char *alias, GError **error)
+{
+  if (!alias || !g_str_has_prefix(alias, "ua-") || strlen(alias) > 40 ||
+      !chars_ok(alias + 3, "_-") || !alias[3]) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "DIMM alias '%s' is invalid (ua- and then A-Z a-z 0-9 _ -)",
+                alias ? alias : "(null)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib,
+                   const char *alias, GError **error)
+{
+  if (!check_dimm_alias(alias, error))
+    return FALSE;
+  if (size_mib == 0 || size_mib % KV_VMM_DIMM_BLOCK_MIB) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "DIMM size %u MiB is not a multiple of %u MiB", size_mib,
+                KV_VMM_DIMM_BLOCK_MIB);
+    return FALSE;
+  }
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  g_autofree char *xml = g_markup_printf_escaped(
+      "<memory model='dimm'>\n"
+      "  <target><size unit='MiB'>%u</size><node>0</node></target>\n"
+      "  <alias name='%s'/>\n"
+      "</memory>\n",
+      size_mib, alias);
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot attach a %u MiB DIMM to domain '%s'", size_mib,
+                      name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias,
+                   GError **error)
+{
+  if (!check_dimm_alias(alias, error))
+    return FALSE;
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    if (g_str_equal(d->name, "memory") &&
+        g_strcmp0(xnode_child_attr(d, "alias", "name"), alias) == 0) {
+      g_autofree char *what = g_strdup_printf("DIMM %s", alias);
+      return detach_node(dom, name, d, what, error);
+    }
+  }
+  g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+              "domain '%s' has no DIMM '%s'", name, alias);
+  return FALSE;
+}

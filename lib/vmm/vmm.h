@@ -60,6 +60,9 @@ typedef struct {
    * reach the runtime's 0700 state directories. The embedded driver is
    * configured for this in its qemu.conf instead. */
   gboolean qemu_as_root;
+  /* Memory hotplug by ACPI DIMMs instead of the virtio-mem device (for
+   * QEMU or guests without virtio-mem): no virtio-mem region at boot. */
+  gboolean memory_dimm;
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named
@@ -147,6 +150,19 @@ guint64 kv_vmm_get_memory_requested(KvVmm *vmm, const char *name,
                                     GError **error);
 guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name,
                                   GError **error);
+
+/* ACPI DIMM memory hotplug (the fallback without virtio-mem; the domain
+ * must have been started with memory_dimm). size_mib is a multiple of
+ * KV_VMM_DIMM_BLOCK_MIB (the guest's memory block size on x86); `alias`
+ * ("ua-" + [A-Za-z0-9_-]) names the DIMM for detach. The guest onlines a
+ * new DIMM itself with memhp_default_state=online. Detach asks the guest to
+ * offline and eject it and returns once libvirt reports it removed
+ * (KV_VMM_ERROR_TIMEOUT after 10 s, e.g. when the guest cannot offline). */
+#define KV_VMM_DIMM_BLOCK_MIB 128
+gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib,
+                            const char *alias, GError **error);
+gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias,
+                            GError **error);
 
 /* Hotplug a virtio NIC backed by the existing tap device `tap`
  * ([A-Za-z0-9_.-]{1,15}, not managed by libvirt: libvirt neither creates

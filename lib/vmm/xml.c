@@ -37,7 +37,7 @@ ports_used_by_builtin_devices(const KvVmConfig *cfg)
 static guint
 virtio_mem_size_mib(const KvVmConfig *cfg)
 {
-  if (cfg->max_memory_mib <= cfg->memory_mib)
+  if (cfg->max_memory_mib <= cfg->memory_mib || cfg->memory_dimm)
     return 0;
   guint extra = cfg->max_memory_mib - cfg->memory_mib;
   return extra - extra % KV_VMM_VIRTIO_MEM_BLOCK_MIB;

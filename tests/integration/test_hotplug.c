@@ -158,6 +158,56 @@ START_TEST(cpus_and_memory) {
 }
 END_TEST
 
+/* The fallback without virtio-mem: ACPI DIMMs, plugged and unplugged whole. */
+START_TEST(memory_by_dimms) {
+  katavm_runtime *rt = kvt_runtime();
+  katavm_error *e = NULL;
+  int rc = katavm_runtime_set_memory_hotplug(rt, "ballooning", &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "ballooning");
+  ck_assert_int_eq(katavm_runtime_set_memory_hotplug(rt, "dimm", NULL), 0);
+  katavm_sandbox *sb = pod(rt, "hp3");
+  char *js = NULL;
+  ck_assert_int_eq(katavm_sandbox_inspect(sb, &js, NULL), 0);
+  ck_assert_msg(strstr(js, "\"memory_hotplug\":\"dimm\""), "inspect: %s", js);
+  katavm_free(js);
+  guint64 before = mem_total(sb);
+  katavm_hotplug_request req;
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
+  req.memory_op = KATAVM_MEMORY_ADD;
+  req.memory_mib = 100;
+  rc = katavm_hotplug(sb, &req, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "128 MiB");
+  req.memory_mib = 256;
+  hotplug_ok(sb, &req);
+  req.memory_mib = 128;
+  hotplug_ok(sb, &req);
+  guint64 grown = mem_total(sb);
+  ck_assert_msg(grown > before + 370 * 1024 && grown < before + 390 * 1024,
+                "MemTotal %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " KiB", before, grown);
+  ck_assert_int_eq(kvt_exec(sb, "c", ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"),
+                            NULL, NULL, NULL), 0);
+  /* Only whole DIMMs, newest first. */
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
+  req.memory_op = KATAVM_MEMORY_REMOVE;
+  req.memory_mib = 256;
+  rc = katavm_hotplug(sb, &req, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "whole DIMMs");
+  ck_assert_uint_eq(mem_total(sb), grown);
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
+  req.memory_op = KATAVM_MEMORY_SET;
+  req.memory_mib = 256;
+  hotplug_ok(sb, &req);
+  guint64 shrunk = mem_total(sb);
+  ck_assert_msg(shrunk < before + 8 * 1024 && shrunk + 8 * 1024 > before,
+                "MemTotal after removing the DIMMs %" G_GUINT64_FORMAT " KiB, at boot %" G_GUINT64_FORMAT,
+                shrunk, before);
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(katavm_sandbox_destroy(rt, "hp3", NULL), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
 START_TEST(disk_and_nic) {
   katavm_runtime *rt = kvt_runtime();
   /* An ext4 image holding a file. */
@@ -232,6 +282,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 900);
   tcase_add_test(t, cpus_and_memory);
   tcase_add_test(t, disk_and_nic);
+  tcase_add_test(t, memory_by_dimms);
   suite_add_tcase(s, t);
   return s;
 }

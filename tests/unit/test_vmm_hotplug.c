@@ -346,6 +346,33 @@ START_TEST(counts_are_validated)
 }
 END_TEST
 
+START_TEST(dimm_arguments_are_validated)
+{
+  KvVmm *vmm = kv_vmm_open("test:///default", NULL);
+  ck_assert_ptr_nonnull(vmm);
+  g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+  expect_error(kv_vmm_attach_dimm(vmm, "test", 100, "ua-d0", &e1), &e1,
+               KV_VMM_ERROR_INVALID, "multiple of 128");
+  expect_error(kv_vmm_attach_dimm(vmm, "test", 128, "d0", &e2), &e2,
+               KV_VMM_ERROR_INVALID, "alias");
+  expect_error(kv_vmm_detach_dimm(vmm, "test", "ua-'x", &e3), &e3,
+               KV_VMM_ERROR_INVALID, "alias");
+  kv_vmm_close(vmm);
+}
+END_TEST
+
+START_TEST(xml_dimm_mode_has_no_virtio_mem)
+{
+  KvVmConfig cfg = hotplug_config();
+  cfg.memory_dimm = TRUE;
+  g_autoptr(GHashTable) doc = define_and_read_back(&cfg);
+  /* Room for DIMMs up to max memory; nothing plugged at boot. */
+  ck_assert_str_eq(doc_get(doc, "maxMemory", 0), "1048576");
+  ck_assert_str_eq(doc_get(doc, "memory", 0), "262144");
+  ck_assert_uint_eq(doc_count(doc, "memory@model", "virtio-mem"), 0);
+}
+END_TEST
+
 /* ---- against a running test-driver domain ---- */
 
 START_TEST(missing_domain_is_not_found)
@@ -513,12 +540,14 @@ hotplug_suite(void)
   TCase *xml = tcase_create("xml");
   tcase_add_test(xml, xml_defines_virtio_mem_device_with_nothing_requested);
   tcase_add_test(xml, xml_virtio_mem_size_is_whole_blocks);
+  tcase_add_test(xml, xml_dimm_mode_has_no_virtio_mem);
   suite_add_tcase(s, xml);
 
   TCase *args = tcase_create("arguments");
   tcase_add_test(args, nic_arguments_are_validated);
   tcase_add_test(args, disk_arguments_are_validated);
   tcase_add_test(args, counts_are_validated);
+  tcase_add_test(args, dimm_arguments_are_validated);
   suite_add_tcase(s, args);
 
   TCase *live = tcase_create("test-driver");
