@@ -554,11 +554,14 @@ void hotplug_request(Shim *s, KvConn *client, guint32 id, JsonObject *params) {
   if (!r) {
     shim_log("hotplug %s failed: %s", kind, e->message);
     kv_conn_reply_error(client, id, kv_error_code_of(e), e->message);
-    return;
+  } else {
+    json_object_set_int_member(r, "elapsed_us", g_get_monotonic_time() - t0);
+    shim_log("hotplug %s done in %.0f ms", kind, (g_get_monotonic_time() - t0) / 1000.0);
+    state_save(s);
+    kv_conn_reply(client, id, r);
+    json_object_unref(r);
   }
-  json_object_set_int_member(r, "elapsed_us", g_get_monotonic_time() - t0);
-  shim_log("hotplug %s done in %.0f ms", kind, (g_get_monotonic_time() - t0) / 1000.0);
-  state_save(s);
-  kv_conn_reply(client, id, r);
-  json_object_unref(r);
+  /* Stop or destroy asked for while we were busy. */
+  if (s->stop_waiters->len || s->destroy_waiters->len || s->destroy_requested)
+    begin_poweroff(s);
 }

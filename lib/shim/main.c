@@ -207,7 +207,7 @@ static void on_shutdown_reply(KvConn *c, JsonObject *result, const GError *e,
    * failed shutdown request is covered by the grace timer. */
 }
 
-static void begin_poweroff(Shim *s) {
+void begin_poweroff(Shim *s) {
   if (g_strcmp0(s->state, "stopped") == 0) {
     vm_is_off(s);
     return;
@@ -355,10 +355,14 @@ static void on_client_request(KvConn *c, guint32 id, const char *method,
     hotplug_request(s, c, id, params);
   } else if (!strcmp(method, KV_M_SHIM_STOP)) {
     g_ptr_array_add(s->stop_waiters, waiter_new(c, id));
-    begin_poweroff(s);
+    /* A hotplug in progress (it waits on the agent in a nested loop) still
+     * uses the VM: it powers off when that is done (hotplug.c). */
+    if (!s->hotplug_busy)
+      begin_poweroff(s);
   } else if (!strcmp(method, KV_M_SHIM_DESTROY)) {
     g_ptr_array_add(s->destroy_waiters, waiter_new(c, id));
-    begin_poweroff(s);
+    if (!s->hotplug_busy)
+      begin_poweroff(s);
   } else {
     g_autofree char *m = g_strdup_printf("unknown method '%s'", method);
     kv_conn_reply_error(c, id, KATAVM_E_INVALID, m);
@@ -418,7 +422,8 @@ static gboolean on_term(gpointer user) {
   Shim *s = user;
   shim_log("signal received: destroying the sandbox");
   s->destroy_requested = TRUE;
-  begin_poweroff(s);
+  if (!s->hotplug_busy)
+    begin_poweroff(s);
   return G_SOURCE_CONTINUE;
 }
 

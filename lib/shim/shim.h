@@ -58,6 +58,9 @@ Waiter *waiter_new(KvConn *c, guint32 id);
 void waiter_free(gpointer p);
 
 void state_save(Shim *s);
+/* Stop the VM (guest poweroff, destroy after a grace period), then answer
+ * stop/destroy waiters. */
+void begin_poweroff(Shim *s);
 
 /* hotplug.c */
 void hotplug_init(Shim *s);
