@@ -184,12 +184,6 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   return 0;
 }
 
-static JsonArray *strv_array(const char *const *v) {
-  JsonArray *a = json_array_new();
-  for (; v && *v; v++)
-    json_array_add_string_element(a, *v);
-  return a;
-}
 
 int katavm_exec(katavm_sandbox *sb, const char *container_id,
                 const katavm_exec_config *cfg, katavm_process **out,
@@ -207,9 +201,9 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id,
   if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
     return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
   JsonObject *proc = json_object_new();
-  json_object_set_array_member(proc, "args", strv_array(cfg->argv));
+  json_object_set_array_member(proc, "args", kv_json_strv(cfg->argv));
   if (cfg->env)
-    json_object_set_array_member(proc, "env", strv_array(cfg->env));
+    json_object_set_array_member(proc, "env", kv_json_strv(cfg->env));
   if (cfg->cwd)
     json_object_set_string_member(proc, "cwd", cfg->cwd);
   if (cfg->set_user) {

@@ -92,6 +92,8 @@ char *kv_json_to_string(JsonObject *obj);
 gint64 kv_json_int(JsonObject *o, const char *key, gint64 def);
 const char *kv_json_str(JsonObject *o, const char *key, const char *def);
 gboolean kv_json_bool(JsonObject *o, const char *key, gboolean def);
+/* A JSON array of the strings of a NULL-terminated vector (NULL = empty). */
+JsonArray *kv_json_strv(const char *const *v);
 
 /* Remove a directory tree without crossing mount points; unmounts anything
  * mounted below it first (lazy). Missing = success. */

@@ -263,19 +263,13 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
   return g_steal_pointer(&spec);
 }
 
-static JsonArray *strv_array(const char *const *v) {
-  JsonArray *a = json_array_new();
-  for (; *v; v++)
-    json_array_add_string_element(a, *v);
-  return a;
-}
 
 void kv_oci_override(JsonObject *spec, const char *const *argv,
                      const char *const *env, const char *cwd,
                      const char *hostname, int tty, int readonly) {
   JsonObject *proc = json_object_get_object_member(spec, "process");
   if (argv && *argv)
-    json_object_set_array_member(proc, "args", strv_array(argv));
+    json_object_set_array_member(proc, "args", kv_json_strv(argv));
   if (env) {
     /* Extra variables replace same-named ones of the spec. */
     JsonArray *old = json_object_has_member(proc, "env")

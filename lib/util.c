@@ -151,6 +151,13 @@ gboolean kv_json_bool(JsonObject *o, const char *key, gboolean def) {
   return json_node_get_boolean(n);
 }
 
+JsonArray *kv_json_strv(const char *const *v) {
+  JsonArray *a = json_array_new();
+  for (; v && *v; v++)
+    json_array_add_string_element(a, *v);
+  return a;
+}
+
 gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error) {
   g_autofree char *s = kv_json_to_string(obj);
   /* g_file_set_contents writes a temp file and renames: readers never see a
