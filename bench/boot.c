@@ -38,6 +38,8 @@
 
 #include <glib.h>
 
+#include "common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,73 +117,12 @@ static void cleanup(void) {
 
 /* ---- small helpers ---- */
 
-static double now_s(void) { return g_get_monotonic_time() / 1e6; }
-
 /* Sleep ms milliseconds in short steps so that Ctrl-C is seen promptly.
  * Returns FALSE when interrupted. */
 static gboolean sleep_ms(int ms) {
   for (int slept = 0; slept < ms && !interrupted; slept += 20)
     g_usleep(20 * 1000);
   return !interrupted;
-}
-
-/* The value of top-level `key` in the JSON object text `js`, or NULL.
- * The library's JSON is all this reads and bench/ links glib only, so a
- * scanner that tracks strings and nesting (keys of nested objects such as
- * "guest" must not match) is enough. */
-static const char *json_top_value(const char *js, const char *key) {
-  size_t klen = strlen(key);
-  int depth = 0;
-  for (const char *p = js; *p; p++) {
-    if (*p == '"') {
-      const char *s = ++p;
-      while (*p && *p != '"') {
-        if (*p == '\\' && p[1])
-          p++;
-        p++;
-      }
-      if (!*p)
-        return NULL;
-      if (depth == 1 && (size_t)(p - s) == klen && !memcmp(s, key, klen)) {
-        const char *q = p + 1;
-        while (g_ascii_isspace(*q))
-          q++;
-        if (*q == ':') {
-          q++;
-          while (g_ascii_isspace(*q))
-            q++;
-          return q;
-        }
-      }
-    } else if (*p == '{' || *p == '[') {
-      depth++;
-    } else if (*p == '}' || *p == ']') {
-      depth--;
-    }
-  }
-  return NULL;
-}
-
-static gboolean json_top_int(const char *js, const char *key, gint64 *out) {
-  const char *v = json_top_value(js, key);
-  if (!v)
-    return FALSE;
-  char *end;
-  errno = 0;
-  long long n = strtoll(v, &end, 10);
-  if (end == v || errno)
-    return FALSE;
-  *out = n;
-  return TRUE;
-}
-
-/* A top-level string value without escapes (ids, accel names), or NULL. */
-static char *json_top_str(const char *js, const char *key) {
-  const char *v = json_top_value(js, key);
-  if (!v || *v != '"')
-    return NULL;
-  const char *end = strchr(v + 1, '"');
-  return end ? g_strndup(v + 1, end - v - 1) : NULL;
 }
 
 /* Proportional set size of a process in KiB: shared pages (the mapped
@@ -198,81 +139,7 @@ static gint64 pss_kib(pid_t pid) {
   return g_ascii_strtoll(l + 5, NULL, 10);
 }
 
-static char *loadavg(void) {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
-    return g_strdup("?");
-  /* The first three fields: 1, 5 and 15 minute averages. */
-  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
-  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
-                               : g_strdup(text);
-}
-
-static int nproc(void) {
-  /* Like nproc(1): the CPUs this process may run on. */
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    return CPU_COUNT(&set);
-  return (int)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 /* ---- the QEMU command line of our sandbox ---- */
-
-typedef struct {
-  char *qemu, *kernel, *initrd, *append, *accel, *cpu, *mem, *smp;
-} QemuArgs;
-
-static void qemu_args_clear(QemuArgs *a) {
-  g_free(a->qemu);
-  g_free(a->kernel);
-  g_free(a->initrd);
-  g_free(a->append);
-  g_free(a->accel);
-  g_free(a->cpu);
-  g_free(a->mem);
-  g_free(a->smp);
-  memset(a, 0, sizeof *a);
-}
-
-/* Read the exact argv of QEMU `pid`, so that the baseline boots the very
- * kernel, initrd and command line ours did rather than a guess at them. */
-static gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
-  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
-  g_autofree char *buf = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents(path, &buf, &len, NULL) || len == 0) {
-    fprintf(stderr, "boot: cannot read %s\n", path);
-    return FALSE;
-  }
-  g_autoptr(GPtrArray) argv = g_ptr_array_new();
-  for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
-    g_ptr_array_add(argv, buf + i);
-  a->qemu = g_strdup(argv->pdata[0]);
-  struct { const char *opt; char **dst; } want[] = {
-    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
-    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
-    {"-smp", &a->smp},
-  };
-  for (guint i = 0; i + 1 < argv->len; i++)
-    for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
-      if (!strcmp(argv->pdata[i], want[w].opt) && !*want[w].dst)
-        *want[w].dst = g_strdup(argv->pdata[i + 1]);
-  if (!a->kernel || !a->initrd || !a->append) {
-    fprintf(stderr, "boot: QEMU %d has no -kernel/-initrd/-append\n", (int)pid);
-    return FALSE;
-  }
-  /* Older libvirt puts the accelerator in -machine ...,accel=; the brief's
-   * TCG settings are the sensible default then. */
-  if (!a->accel)
-    a->accel = g_strdup("tcg,tb-size=32");
-  if (!a->cpu)
-    a->cpu = g_strdup("max");
-  if (!a->mem)
-    a->mem = g_strdup("256");
-  if (!a->smp)
-    a->smp = g_strdup("1");
-  return TRUE;
-}
 
 /* ---- one round of ours ---- */
 
@@ -490,37 +357,6 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
 
 /* ---- statistics and output ---- */
 
-typedef struct {
-  double median, min, max;
-} Stats;
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static Stats stats(const double *v, guint n) {
-  g_autofree double *s = g_memdup2(v, n * sizeof *v);
-  qsort(s, n, sizeof *s, cmp_double);
-  Stats st = {.min = s[0], .max = s[n - 1]};
-  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  return st;
-}
-
-static void json_str(GString *o, const char *s) {
-  g_string_append_c(o, '"');
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      g_string_append_printf(o, "\\%c", c);
-    else if (c < 0x20)
-      g_string_append_printf(o, "\\u%04x", c);
-    else
-      g_string_append_c(o, c);
-  }
-  g_string_append_c(o, '"');
-}
-
 static void json_stats(GString *o, const char *name, const double *v, guint n,
                        const char *fmt) {
   Stats st = stats(v, n);
@@ -606,8 +442,7 @@ int main(int argc, char **argv) {
   accel = json_top_str(check, "accel");
   if (!accel)
     accel = g_strdup("?");
-  const char *host_ok = json_top_value(check, "ok");
-  if (!(host_ok && g_str_has_prefix(host_ok, "true")))
+  if (!json_top_bool(check, "ok"))
     fprintf(stderr, "boot: warning: katavm_check_host reports problems: %s\n",
             check);
 

@@ -51,6 +51,8 @@
 
 #include <glib.h>
 
+#include "common.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -135,81 +137,6 @@ static void cleanup(void) {
 
 /* ---- small helpers ---- */
 
-static double now_s(void) { return g_get_monotonic_time() / 1e6; }
-
-/* The value of top-level `key` in the JSON object text `js`, or NULL.
- * bench/ links glib only; the library's JSON is all this reads, so a
- * scanner that tracks strings and nesting is enough (as in bench/boot.c). */
-static const char *json_top_value(const char *js, const char *key) {
-  size_t klen = strlen(key);
-  int depth = 0;
-  for (const char *p = js; *p; p++) {
-    if (*p == '"') {
-      const char *s = ++p;
-      while (*p && *p != '"') {
-        if (*p == '\\' && p[1])
-          p++;
-        p++;
-      }
-      if (!*p)
-        return NULL;
-      if (depth == 1 && (size_t)(p - s) == klen && !memcmp(s, key, klen)) {
-        const char *q = p + 1;
-        while (g_ascii_isspace(*q))
-          q++;
-        if (*q == ':') {
-          q++;
-          while (g_ascii_isspace(*q))
-            q++;
-          return q;
-        }
-      }
-    } else if (*p == '{' || *p == '[') {
-      depth++;
-    } else if (*p == '}' || *p == ']') {
-      depth--;
-    }
-  }
-  return NULL;
-}
-
-static gboolean json_top_int(const char *js, const char *key, gint64 *out) {
-  const char *v = json_top_value(js, key);
-  if (!v)
-    return FALSE;
-  char *end;
-  errno = 0;
-  long long n = strtoll(v, &end, 10);
-  if (end == v || errno)
-    return FALSE;
-  *out = n;
-  return TRUE;
-}
-
-static char *json_top_str(const char *js, const char *key) {
-  const char *v = json_top_value(js, key);
-  if (!v || *v != '"')
-    return NULL;
-  const char *end = strchr(v + 1, '"');
-  return end ? g_strndup(v + 1, end - v - 1) : NULL;
-}
-
-static char *loadavg(void) {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
-    return g_strdup("?");
-  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
-  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
-                               : g_strdup(text);
-}
-
-static int nproc(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    return CPU_COUNT(&set);
-  return (int)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
 /* CPU seconds (user + system) a process has used so far, -1 if unknown:
  * fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the
  * command name, which may itself contain spaces. */
@@ -227,16 +154,6 @@ static double cpu_s(pid_t pid) {
     return -1;
   double ticks = g_ascii_strtod(f[11], NULL) + g_ascii_strtod(f[12], NULL);
   return ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* tests/rootfs/mkrootfs.sh: $KATAVM_MKROOTFS, else beside this source file
- * (CMake compiles with absolute paths, so __FILE__ names the tree). */
-static char *mkrootfs_path(void) {
-  const char *env = g_getenv("KATAVM_MKROOTFS");
-  if (env && *env)
-    return g_strdup(env);
-  g_autofree char *dir = g_path_get_dirname(__FILE__);
-  return g_build_filename(dir, "..", "tests", "rootfs", "mkrootfs.sh", NULL);
 }
 
 /* A writable busybox bundle under g_tmpdir (writable like the tests': the
@@ -265,60 +182,6 @@ static char *make_bundle(void) {
 }
 
 /* ---- the QEMU command line of our sandbox ---- */
-
-typedef struct {
-  char *qemu, *kernel, *initrd, *append, *accel, *cpu, *mem, *smp;
-} QemuArgs;
-
-static void qemu_args_clear(QemuArgs *a) {
-  g_free(a->qemu);
-  g_free(a->kernel);
-  g_free(a->initrd);
-  g_free(a->append);
-  g_free(a->accel);
-  g_free(a->cpu);
-  g_free(a->mem);
-  g_free(a->smp);
-  memset(a, 0, sizeof *a);
-}
-
-/* The exact argv of QEMU `pid`: the floor must boot the very guest ours
- * runs, not a guess at it. */
-static gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
-  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
-  g_autofree char *buf = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents(path, &buf, &len, NULL) || len == 0) {
-    fprintf(stderr, "exec: cannot read %s\n", path);
-    return FALSE;
-  }
-  g_autoptr(GPtrArray) argv = g_ptr_array_new();
-  for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
-    g_ptr_array_add(argv, buf + i);
-  a->qemu = g_strdup(argv->pdata[0]);
-  struct { const char *opt; char **dst; } want[] = {
-    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
-    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
-    {"-smp", &a->smp},
-  };
-  for (guint i = 0; i + 1 < argv->len; i++)
-    for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
-      if (!strcmp(argv->pdata[i], want[w].opt) && !*want[w].dst)
-        *want[w].dst = g_strdup(argv->pdata[i + 1]);
-  if (!a->kernel || !a->initrd || !a->append) {
-    fprintf(stderr, "exec: QEMU %d has no -kernel/-initrd/-append\n", (int)pid);
-    return FALSE;
-  }
-  if (!a->accel)
-    a->accel = g_strdup("tcg,tb-size=32");
-  if (!a->cpu)
-    a->cpu = g_strdup("max");
-  if (!a->mem)
-    a->mem = g_strdup("512");
-  if (!a->smp)
-    a->smp = g_strdup("1");
-  return TRUE;
-}
 
 /* ---- reading a guest process's output ---- */
 
@@ -671,37 +534,6 @@ static gboolean latency_check(katavm_sandbox *sb, double *s) {
 }
 
 /* ---- statistics and output ---- */
-
-typedef struct {
-  double median, min, max;
-} Stats;
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static Stats stats(const double *v, guint n) {
-  g_autofree double *s = g_memdup2(v, n * sizeof *v);
-  qsort(s, n, sizeof *s, cmp_double);
-  Stats st = {.min = s[0], .max = s[n - 1]};
-  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  return st;
-}
-
-static void json_str(GString *o, const char *s) {
-  g_string_append_c(o, '"');
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      g_string_append_printf(o, "\\%c", c);
-    else if (c < 0x20)
-      g_string_append_printf(o, "\\u%04x", c);
-    else
-      g_string_append_c(o, c);
-  }
-  g_string_append_c(o, '"');
-}
 
 static void json_stats(GString *o, const char *name, const double *v, guint n,
                        const char *fmt) {

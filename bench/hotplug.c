@@ -46,6 +46,8 @@
 
 #include <glib.h>
 
+#include "common.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -142,90 +144,6 @@ static void cleanup(void) {
 }
 
 /* ---- small helpers ---- */
-
-static double now_s(void) { return g_get_monotonic_time() / 1e6; }
-
-/* The value of top-level `key` in the JSON object text `js`, or NULL
- * (bench/ links glib only; the same scanner as bench/boot.c). */
-static const char *json_top_value(const char *js, const char *key) {
-  size_t klen = strlen(key);
-  int depth = 0;
-  for (const char *p = js; *p; p++) {
-    if (*p == '"') {
-      const char *s = ++p;
-      while (*p && *p != '"') {
-        if (*p == '\\' && p[1])
-          p++;
-        p++;
-      }
-      if (!*p)
-        return NULL;
-      if (depth == 1 && (size_t)(p - s) == klen && !memcmp(s, key, klen)) {
-        const char *q = p + 1;
-        while (g_ascii_isspace(*q))
-          q++;
-        if (*q == ':') {
-          q++;
-          while (g_ascii_isspace(*q))
-            q++;
-          return q;
-        }
-      }
-    } else if (*p == '{' || *p == '[') {
-      depth++;
-    } else if (*p == '}' || *p == ']') {
-      depth--;
-    }
-  }
-  return NULL;
-}
-
-static gboolean json_top_int(const char *js, const char *key, gint64 *out) {
-  const char *v = js ? json_top_value(js, key) : NULL;
-  if (!v)
-    return FALSE;
-  char *end;
-  errno = 0;
-  long long n = strtoll(v, &end, 10);
-  if (end == v || errno)
-    return FALSE;
-  *out = n;
-  return TRUE;
-}
-
-static char *json_top_str(const char *js, const char *key) {
-  const char *v = json_top_value(js, key);
-  if (!v || *v != '"')
-    return NULL;
-  const char *end = strchr(v + 1, '"');
-  return end ? g_strndup(v + 1, end - v - 1) : NULL;
-}
-
-static char *loadavg(void) {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
-    return g_strdup("?");
-  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
-  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
-                               : g_strdup(text);
-}
-
-static int nproc(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    return CPU_COUNT(&set);
-  return (int)sysconf(_SC_NPROCESSORS_ONLN);
-}
-
-/* tests/rootfs/mkrootfs.sh: $KATAVM_MKROOTFS, else beside this source file
- * (CMake compiles with absolute paths, so __FILE__ names the tree). */
-static char *mkrootfs_path(void) {
-  const char *env = g_getenv("KATAVM_MKROOTFS");
-  if (env && *env)
-    return g_strdup(env);
-  g_autofree char *dir = g_path_get_dirname(__FILE__);
-  return g_build_filename(dir, "..", "tests", "rootfs", "mkrootfs.sh", NULL);
-}
 
 /* Runs argv in the container, collects stdout; TRUE when it exits 0. */
 static gboolean exec_capture(katavm_sandbox *sb, const char *const *argv,
@@ -457,37 +375,6 @@ static gboolean nic_ping_check(katavm_sandbox *sb, gboolean *ping_ok) {
 }
 
 /* ---- statistics and output ---- */
-
-typedef struct {
-  double median, min, max;
-} Stats;
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static Stats stats(const double *v, guint n) {
-  g_autofree double *s = g_memdup2(v, n * sizeof *v);
-  qsort(s, n, sizeof *s, cmp_double);
-  Stats st = {.min = s[0], .max = s[n - 1]};
-  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  return st;
-}
-
-static void json_str(GString *o, const char *s) {
-  g_string_append_c(o, '"');
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      g_string_append_printf(o, "\\%c", c);
-    else if (c < 0x20)
-      g_string_append_printf(o, "\\u%04x", c);
-    else
-      g_string_append_c(o, c);
-  }
-  g_string_append_c(o, '"');
-}
 
 static void json_stats(GString *o, const char *name, const double *v, guint n) {
   Stats st = stats(v, n);

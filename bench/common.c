@@ -1,0 +1,143 @@
+/* bench/common.c: see common.h. */
+#include "common.h"
+
+#include <json-glib/json-glib.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+double now_s(void) { return g_get_monotonic_time() / 1e6; }
+
+char *loadavg(void) {
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
+    return g_strdup("?");
+  g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
+  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
+                               : g_strdup(text);
+}
+
+int nproc(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    return CPU_COUNT(&set);
+  return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+char *mkrootfs_path(void) {
+  const char *env = g_getenv("KATAVM_MKROOTFS");
+  if (env && *env)
+    return g_strdup(env);
+  g_autofree char *dir = g_path_get_dirname(__FILE__);
+  return g_build_filename(dir, "..", "tests", "rootfs", "mkrootfs.sh", NULL);
+}
+
+void qemu_args_clear(QemuArgs *a) {
+  g_free(a->qemu);
+  g_free(a->kernel);
+  g_free(a->initrd);
+  g_free(a->append);
+  g_free(a->accel);
+  g_free(a->cpu);
+  g_free(a->mem);
+  g_free(a->smp);
+  memset(a, 0, sizeof *a);
+}
+
+gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
+  g_autofree char *buf = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &buf, &len, NULL) || len == 0) {
+    fprintf(stderr, "bench: cannot read %s\n", path);
+    return FALSE;
+  }
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
+    g_ptr_array_add(argv, buf + i);
+  a->qemu = g_strdup(argv->pdata[0]);
+  struct { const char *opt; char **dst; } want[] = {
+    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
+    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
+    {"-smp", &a->smp},
+  };
+  for (guint i = 0; i + 1 < argv->len; i++)
+    for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
+      if (!strcmp(argv->pdata[i], want[w].opt) && !*want[w].dst)
+        *want[w].dst = g_strdup(argv->pdata[i + 1]);
+  if (!a->kernel || !a->initrd || !a->append) {
+    fprintf(stderr, "exec: QEMU %d has no -kernel/-initrd/-append\n", (int)pid);
+    return FALSE;
+  }
+  if (!a->accel)
+    a->accel = g_strdup("tcg,tb-size=32");
+  if (!a->cpu)
+    a->cpu = g_strdup("max");
+  if (!a->mem)
+    a->mem = g_strdup("512");
+  if (!a->smp)
+    a->smp = g_strdup("1");
+  return TRUE;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+Stats stats(const double *v, guint n) {
+  g_autofree double *s = g_memdup2(v, n * sizeof *v);
+  qsort(s, n, sizeof *s, cmp_double);
+  Stats st = {.min = s[0], .max = s[n - 1]};
+  st.median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return st;
+}
+
+void json_str(GString *o, const char *s) {
+  g_string_append_c(o, '"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      g_string_append_printf(o, "\\%c", c);
+    else if (c < 0x20)
+      g_string_append_printf(o, "\\u%04x", c);
+    else
+      g_string_append_c(o, c);
+  }
+  g_string_append_c(o, '"');
+}
+
+static JsonNode *json_top(const char *js, const char *key, JsonParser *p) {
+  if (!js || !json_parser_load_from_data(p, js, -1, NULL))
+    return NULL;
+  JsonNode *root = json_parser_get_root(p);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+    return NULL;
+  return json_object_get_member(json_node_get_object(root), key);
+}
+
+gboolean json_top_int(const char *js, const char *key, gint64 *out) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  JsonNode *n = json_top(js, key, p);
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+    return FALSE;
+  *out = json_node_get_int(n);
+  return TRUE;
+}
+
+char *json_top_str(const char *js, const char *key) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  JsonNode *n = json_top(js, key, p);
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+    return NULL;
+  return g_strdup(json_node_get_string(n));
+}
+
+gboolean json_top_bool(const char *js, const char *key) {
+  g_autoptr(JsonParser) p = json_parser_new();
+  JsonNode *n = json_top(js, key, p);
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_BOOLEAN &&
+         json_node_get_boolean(n);
+}

@@ -1,0 +1,33 @@
+/* bench/common.h: what the benchmarks share: clocks, machine state,
+ * reading the library's JSON answers, the QEMU command line of a sandbox
+ * (for the plain-QEMU baselines), and median/min/max statistics. */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+double now_s(void);
+/* "1 5 15" minute load averages, or "?". */
+char *loadavg(void);
+/* CPUs this process may run on, like nproc(1). */
+int nproc(void);
+/* Top-level members of a JSON object text (katavm_*_inspect and friends). */
+gboolean json_top_int(const char *js, const char *key, gint64 *out);
+char *json_top_str(const char *js, const char *key);
+gboolean json_top_bool(const char *js, const char *key);
+/* Append s to o as a JSON string literal. */
+void json_str(GString *o, const char *s);
+/* tests/rootfs/mkrootfs.sh (KATAVM_MKROOTFS overrides). */
+char *mkrootfs_path(void);
+
+/* What a plain QEMU needs to boot the same guest as a sandbox's QEMU. */
+typedef struct {
+  char *qemu, *kernel, *initrd, *append, *accel, *cpu, *mem, *smp;
+} QemuArgs;
+gboolean qemu_args_read(pid_t pid, QemuArgs *a);
+void qemu_args_clear(QemuArgs *a);
+
+typedef struct {
+  double median, min, max;
+} Stats;
+Stats stats(const double *v, guint n);
