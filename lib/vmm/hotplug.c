@@ -825,28 +825,37 @@ detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
   return detach_and_wait(dom, alias, what, error);
 }
 
+/* Look a device up in the live XML with `find` and detach it; `what`
+ * names it in errors ("NIC 52:54:...", "disk 'x'"). */
+static gboolean
+detach_found(KvVmm *vmm, const char *name,
+             XNode *(*find)(XNode *devices, const char *key), const char *key,
+             const char *what, GError **error)
+{
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  XNode *devices = NULL;
+  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  XNode *node = find(devices, key);
+  if (!node) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
+                "domain '%s' has no %s", name, what);
+    return FALSE;
+  }
+  return detach_node(dom, name, node, what, error);
+}
+
 gboolean
 kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
                   GError **error)
 {
   if (!check_mac(mac, error))
     return FALSE;
-  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
-  if (!dom)
-    return FALSE;
-
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
-  if (!root)
-    return FALSE;
-  XNode *nic = find_nic(devices, mac);
-  if (!nic) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                "domain '%s' has no NIC with MAC %s", name, mac);
-    return FALSE;
-  }
-  g_autofree char *what = g_strdup_printf("NIC %s", mac);
-  return detach_node(dom, name, nic, what, error);
+  g_autofree char *what = g_strdup_printf("NIC with MAC %s", mac);
+  return detach_found(vmm, name, find_nic, mac, what, error);
 }
 
 /* ---- disks ---- */
@@ -1002,22 +1011,8 @@ kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
 {
   if (!check_serial(serial, error))
     return FALSE;
-  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
-  if (!dom)
-    return FALSE;
-
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
-  if (!root)
-    return FALSE;
-  XNode *disk = find_disk(devices, serial);
-  if (!disk) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                "domain '%s' has no disk with serial '%s'", name, serial);
-    return FALSE;
-  }
-  g_autofree char *what = g_strdup_printf("disk '%s'", serial);
-  return detach_node(dom, name, disk, what, error);
+  g_autofree char *what = g_strdup_printf("disk with serial '%s'", serial);
+  return detach_found(vmm, name, find_disk, serial, what, error);
 }
 
 /* ---- ACPI DIMMs (memory hotplug without virtio-mem) ---- */
@@ -1065,28 +1060,24 @@ kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib,
   return TRUE;
 }
 
+static XNode *
+find_dimm(XNode *devices, const char *alias)
+{
+  for (guint i = 0; i < devices->children->len; i++) {
+    XNode *d = g_ptr_array_index(devices->children, i);
+    if (g_str_equal(d->name, "memory") &&
+        g_strcmp0(xnode_child_attr(d, "alias", "name"), alias) == 0)
+      return d;
+  }
+  return NULL;
+}
+
 gboolean
 kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias,
                    GError **error)
 {
   if (!check_dimm_alias(alias, error))
     return FALSE;
-  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
-  if (!dom)
-    return FALSE;
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
-  if (!root)
-    return FALSE;
-  for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
-    if (g_str_equal(d->name, "memory") &&
-        g_strcmp0(xnode_child_attr(d, "alias", "name"), alias) == 0) {
-      g_autofree char *what = g_strdup_printf("DIMM %s", alias);
-      return detach_node(dom, name, d, what, error);
-    }
-  }
-  g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-              "domain '%s' has no DIMM '%s'", name, alias);
-  return FALSE;
+  g_autofree char *what = g_strdup_printf("DIMM '%s'", alias);
+  return detach_found(vmm, name, find_dimm, alias, what, error);
 }
