@@ -357,24 +357,6 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
 
 /* ---- statistics and output ---- */
 
-static void json_stats(GString *o, const char *name, const double *v, guint n,
-                       const char *fmt) {
-  Stats st = stats(v, n);
-  g_string_append_printf(o, "\"%s\":{\"median\":", name);
-  g_string_append_printf(o, fmt, st.median);
-  g_string_append(o, ",\"min\":");
-  g_string_append_printf(o, fmt, st.min);
-  g_string_append(o, ",\"max\":");
-  g_string_append_printf(o, fmt, st.max);
-  g_string_append(o, ",\"samples\":[");
-  for (guint i = 0; i < n; i++) {
-    if (i)
-      g_string_append_c(o, ',');
-    g_string_append_printf(o, fmt, v[i]);
-  }
-  g_string_append(o, "]}");
-}
-
 static void print_row(const char *label, const double *v, guint n, double scale,
                       const char *unit) {
   Stats st = stats(v, n);

@@ -141,3 +141,21 @@ gboolean json_top_bool(const char *js, const char *key) {
   return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_BOOLEAN &&
          json_node_get_boolean(n);
 }
+
+void json_stats(GString *o, const char *name, const double *v, guint n,
+                       const char *fmt) {
+  Stats st = stats(v, n);
+  g_string_append_printf(o, "\"%s\":{\"median\":", name);
+  g_string_append_printf(o, fmt, st.median);
+  g_string_append(o, ",\"min\":");
+  g_string_append_printf(o, fmt, st.min);
+  g_string_append(o, ",\"max\":");
+  g_string_append_printf(o, fmt, st.max);
+  g_string_append(o, ",\"samples\":[");
+  for (guint i = 0; i < n; i++) {
+    if (i)
+      g_string_append_c(o, ',');
+    g_string_append_printf(o, fmt, v[i]);
+  }
+  g_string_append(o, "]}");
+}

@@ -31,3 +31,6 @@ typedef struct {
   double median, min, max;
 } Stats;
 Stats stats(const double *v, guint n);
+/* Append "name":{"median","min","max","samples"} with printf format fmt. */
+void json_stats(GString *o, const char *name, const double *v, guint n,
+                const char *fmt);
