@@ -376,15 +376,6 @@ static gboolean nic_ping_check(katavm_sandbox *sb, gboolean *ping_ok) {
 
 /* ---- statistics and output ---- */
 
-static void json_stats(GString *o, const char *name, const double *v, guint n) {
-  Stats st = stats(v, n);
-  g_string_append_printf(o, "\"%s\":{\"median\":%.1f,\"min\":%.1f,\"max\":%.1f,"
-                            "\"samples\":[", name, st.median, st.min, st.max);
-  for (guint i = 0; i < n; i++)
-    g_string_append_printf(o, "%s%.1f", i ? "," : "", v[i]);
-  g_string_append(o, "]}");
-}
-
 /* Whether every sample of a kind has a shim time. */
 static gboolean all_shim(const double *v, guint n) {
   for (guint i = 0; i < n; i++)
@@ -552,10 +543,10 @@ int main(int argc, char **argv) {
                        "\"unit\":\"ms\",\"kinds\":{");
     for (int k = 0; k < N_KINDS; k++) {
       g_string_append_printf(j, "%s\"%s\":{", k ? "," : "", kind_key[k]);
-      json_stats(j, "wall", wall[k], rounds);
+      json_stats(j, "wall", wall[k], rounds, "%.1f");
       if (all_shim(shim[k], rounds)) {
         g_string_append_c(j, ',');
-        json_stats(j, "shim", shim[k], rounds);
+        json_stats(j, "shim", shim[k], rounds, "%.1f");
       }
       g_string_append_c(j, '}');
     }
