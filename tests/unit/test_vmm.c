@@ -417,6 +417,57 @@ START_TEST(embed_prepare_writes_conf_and_links_caps_cache)
 }
 END_TEST
 
+/* The cached capabilities lose the flag that sends libvirt down its
+ * ~400-call CPU read-back; everything else in them stays as it was. */
+START_TEST(embed_prepare_trims_slow_cpu_fetch_flag)
+{
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *root = g_build_filename(tmp, "r", NULL);
+  g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
+  g_autofree char *dir = g_build_filename(caps, "capabilities", NULL);
+  ck_assert_int_eq(g_mkdir_with_parents(dir, 0700), 0);
+  const char *before = "<qemuCaps>\n"
+                       "  <flag name='kvm'/>\n"
+                       "  <flag name='cpu-unavailable-features'/>\n"
+                       "  <flag name='cpu-max'/>\n"
+                       "</qemuCaps>\n";
+  const char *after = "<qemuCaps>\n"
+                      "  <flag name='kvm'/>\n"
+                      "  <flag name='cpu-max'/>\n"
+                      "</qemuCaps>\n";
+  g_autofree char *xml = g_build_filename(dir, "abc.xml", NULL);
+  g_autofree char *other = g_build_filename(dir, "notes.txt", NULL);
+  ck_assert(g_file_set_contents(xml, before, -1, NULL));
+  ck_assert(g_file_set_contents(other, before, -1, NULL));
+
+  g_autoptr(GError) err = NULL;
+  g_autofree char *uri = kv_vmm_embed_prepare(root, caps, &err);
+  ck_assert_msg(uri != NULL, "%s", err ? err->message : "");
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(xml, &text, NULL, NULL));
+  ck_assert_str_eq(text, after);
+  /* Only libvirt's .xml cache files are touched. */
+  g_autofree char *text2 = NULL;
+  ck_assert(g_file_get_contents(other, &text2, NULL, NULL));
+  ck_assert_str_eq(text2, before);
+  /* No temporary file is left beside them. */
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  int n = 0;
+  while (g_dir_read_name(d) != NULL)
+    n++;
+  ck_assert_int_eq(n, 2);
+
+  /* Again: nothing left to drop, nothing changes. */
+  g_autofree char *uri2 = kv_vmm_embed_prepare(root, caps, NULL);
+  ck_assert_ptr_nonnull(uri2);
+  g_autofree char *text3 = NULL;
+  ck_assert(g_file_get_contents(xml, &text3, NULL, NULL));
+  ck_assert_str_eq(text3, after);
+
+  rm_rf(tmp);
+}
+END_TEST
+
 START_TEST(embed_prepare_rejects_long_and_relative_roots)
 {
   g_autofree char *tmp = make_tmpdir();
@@ -612,6 +663,7 @@ vmm_suite(void)
 
   TCase *embed = tcase_create("embed");
   tcase_add_test(embed, embed_prepare_writes_conf_and_links_caps_cache);
+  tcase_add_test(embed, embed_prepare_trims_slow_cpu_fetch_flag);
   tcase_add_test(embed, embed_prepare_rejects_long_and_relative_roots);
   suite_add_tcase(s, embed);
 
