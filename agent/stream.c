@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -22,6 +24,12 @@
  * read waits for more before it is ended (see agent_stream_process_exited). */
 #define EXIT_GRACE_MS 500
 
+/* A splice in flight for a stream; outlives the stream if need be, since
+ * the conn calls back when the frame is written or dropped. */
+typedef struct {
+  AgentStream *s; /* NULL once the stream is gone */
+} SpliceToken;
+
 struct _AgentStream {
   KvConn *conn; /* NULL once the connection is gone: drain mode */
   guint32 id;
@@ -34,6 +42,9 @@ struct _AgentStream {
   gpointer user;
 
   /* output */
+  gboolean can_splice;  /* a pipe: its bytes can move without a copy */
+  int relay[2];         /* our pipe between fd and the channel, or -1 */
+  SpliceToken *splice;  /* a spliced frame is queued: relay is the conn's */
   gboolean throttled;
   gboolean exited;   /* the process exited */
   gboolean discard;  /* the host sent EOF: it reads no more */
@@ -103,6 +114,51 @@ agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n,
   return TRUE;
 }
 
+/* Output from a pipe goes to the channel by splice(2): one copy in the
+ * guest (the process's write into the pipe) instead of three (pipe -> our
+ * buffer -> frame -> port); under TCG each copy is dear. A pty master is
+ * not a pipe and is read.
+ *
+ * The bytes move in two steps, process pipe -> relay pipe -> port, because
+ * the port's splice (virtio_console, Linux 6.1) sizes its scatterlist by
+ * the pipe's occupancy but fills it only for what is asked: a splice of
+ * less than the whole pipe hands the device zero-length buffers, and QEMU
+ * then stops the whole virtio-serial device ("zero sized buffers are not
+ * allowed"). The relay holds exactly one frame's payload, all of which
+ * goes; moving pipe buffers between pipes copies nothing. */
+static void
+check_splice(AgentStream *s)
+{
+  struct stat st;
+  s->can_splice = s->output && !s->pty && s->fd >= 0 &&
+                  fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static void
+relay_close(AgentStream *s)
+{
+  for (int i = 0; i < 2; i++) {
+    if (s->relay[i] >= 0)
+      close(s->relay[i]);
+    s->relay[i] = -1;
+  }
+}
+
+static gboolean
+relay_open(AgentStream *s)
+{
+  if (s->relay[0] >= 0)
+    return TRUE;
+  if (pipe2(s->relay, O_CLOEXEC | O_NONBLOCK) < 0) {
+    agent_debug("stream %u: relay pipe: %s", s->id, g_strerror(errno));
+    s->relay[0] = s->relay[1] = -1;
+    return FALSE;
+  }
+  if (fcntl(s->relay[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE) < 0)
+    agent_debug("stream %u: relay F_SETPIPE_SZ: %s", s->id, g_strerror(errno));
+  return TRUE;
+}
+
 static AgentStream *
 stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
            AgentStreamDoneFunc done, gpointer user)
@@ -124,10 +180,12 @@ stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
   s->pty = pty;
   s->done = done;
   s->user = user;
-  kv_window_init(&s->win);
+  s->relay[0] = s->relay[1] = -1;
+  kv_window_init(&s->win, !output);
   g_queue_init(&s->chunks);
   if (fd >= 0)
     g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+  check_splice(s);
   if (s->conn != NULL)
     g_hash_table_insert(conn_table(c, TRUE), GUINT_TO_POINTER(id), s);
   else
@@ -153,6 +211,9 @@ stream_finish(AgentStream *s, gboolean call_done)
     g_source_remove(s->grace_timer);
   if (s->throttled)
     throttled = g_list_remove(throttled, s);
+  if (s->splice != NULL)
+    s->splice->s = NULL;
+  relay_close(s);
   if (s->fd >= 0)
     close(s->fd);
   g_queue_clear_full(&s->chunks, (GDestroyNotify)g_bytes_unref);
@@ -211,17 +272,90 @@ throttle(AgentStream *s)
     throttle_timer = g_timeout_add(THROTTLE_MS, throttle_check, NULL);
 }
 
-/* One read of at most one chunk, within the window. Returns FALSE when
- * the stream ended (s is freed). *got: bytes read. */
+static void
+on_splice_done(gpointer data)
+{
+  SpliceToken *t = data;
+  AgentStream *s = t->s;
+  g_free(t);
+  if (s == NULL)
+    return;
+  s->splice = NULL;
+  /* A frame the conn dropped (closed) leaves its bytes in the relay; the
+   * relay must hold nothing but the next frame. */
+  int left = 0;
+  if (ioctl(s->relay[0], FIONREAD, &left) < 0 || left != 0)
+    relay_close(s);
+  out_update(s);
+}
+
+/* Moves what the process wrote (within the window) into the relay and
+ * queues it as one spliced frame. Returns FALSE when the stream ended
+ * (s is freed); *got is 0 when nothing was there, -1 when splicing is not
+ * possible and the caller should read instead. */
+static gboolean
+out_splice(AgentStream *s, gssize *got)
+{
+  *got = 0;
+  if (!relay_open(s)) {
+    *got = -1;
+    return TRUE;
+  }
+  gsize room = MIN(s->win.send_avail, KV_FRAME_MAX_PAYLOAD);
+  ssize_t n;
+  do
+    n = splice(s->fd, NULL, s->relay[1], NULL, room,
+               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN)
+    return TRUE;
+  if (n < 0) {
+    agent_debug("stream %u: splice: %s; reading instead", s->id,
+                g_strerror(errno));
+    s->can_splice = FALSE;
+    *got = -1;
+    return TRUE;
+  }
+  if (n == 0) {
+    out_end(s, TRUE);
+    return FALSE;
+  }
+  SpliceToken *t = g_new0(SpliceToken, 1);
+  t->s = s;
+  s->splice = t; /* before the send: a frame written at once calls back */
+  kv_window_on_send(&s->win, (gsize)n, NULL);
+  *got = n;
+  g_autoptr(GError) err = NULL;
+  if (!kv_conn_send_spliced(s->conn, s->id, s->relay[0], (gsize)n,
+                            on_splice_done, t, &err)) {
+    /* The conn is closing: its on_closed turns us into drain mode. */
+    agent_debug("stream %u: %s", s->id, err->message);
+    s->splice = NULL;
+    g_free(t);
+    relay_close(s);
+  }
+  return TRUE;
+}
+
+/* One read of at most one chunk (or one spliced frame), within the window.
+ * Returns FALSE when the stream ended (s is freed). *got: bytes taken. */
 static gboolean
 out_read_once(AgentStream *s, gssize *got)
 {
-  gboolean draining = s->conn == NULL || s->discard;
+  gboolean draining =
+      s->conn == NULL || s->discard || kv_conn_is_closed(s->conn);
   gsize room = draining ? sizeof chunk_buf
                         : MIN(s->win.send_avail, sizeof chunk_buf);
   *got = 0;
-  if (room == 0)
+  if (room == 0 || s->splice != NULL)
     return TRUE;
+  if (!draining && s->can_splice) {
+    if (!out_splice(s, got))
+      return FALSE;
+    if (*got >= 0)
+      return TRUE;
+    *got = 0;
+  }
   ssize_t n;
   do
     n = read(s->fd, chunk_buf, room);
@@ -254,6 +388,12 @@ on_out_ready(gint fd, GIOCondition cond, gpointer data)
   /* One chunk per dispatch keeps many busy streams fair to each other. */
   if (!out_read_once(s, &got))
     return G_SOURCE_REMOVE;
+  if (s->splice != NULL) {
+    /* The pipe is the conn's until the frame is out; on_splice_done
+     * re-arms. Its bytes wait in the pipe, not in our memory. */
+    s->watch = 0;
+    return G_SOURCE_REMOVE;
+  }
   if (s->conn != NULL && !s->discard &&
       kv_conn_pending(s->conn) > HIGH_WATER) {
     s->watch = 0;
@@ -270,7 +410,7 @@ on_out_ready(gint fd, GIOCondition cond, gpointer data)
 static void
 out_update(AgentStream *s)
 {
-  gboolean want = s->fd >= 0 && !s->throttled &&
+  gboolean want = s->fd >= 0 && !s->throttled && s->splice == NULL &&
                   (s->conn == NULL || s->discard || s->win.send_avail > 0);
   if (want && s->watch == 0)
     s->watch = g_unix_fd_add(s->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
@@ -295,7 +435,7 @@ static gboolean
 on_grace(gpointer data)
 {
   AgentStream *s = data;
-  gboolean waiting_on_host = s->throttled ||
+  gboolean waiting_on_host = s->throttled || s->splice != NULL ||
                              (s->conn != NULL && !s->discard &&
                               s->win.send_avail == 0);
   if (waiting_on_host)
@@ -459,6 +599,7 @@ agent_stream_set_fd(AgentStream *s, int fd)
   g_return_if_fail(s->fd < 0 && fd >= 0);
   s->fd = fd;
   g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+  check_splice(s);
   if (s->output)
     out_update(s);
   else if (s->eof && g_queue_is_empty(&s->chunks))

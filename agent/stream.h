@@ -1,11 +1,13 @@
 /* agent/stream.h: a process's stdio relayed over the host channel as DATA,
  * CREDIT and EOF frames (the stream rules of lib/proto/proto.h).
  *
- * Output (stdout, stderr; guest -> host): the agent reads the process's
- * pipe (or pty master) only while the host has granted window, at most
- * AGENT_STREAM_CHUNK bytes at a time, and sends each read as one DATA
- * frame at once. A process that writes faster than the host reads blocks
- * in write(2) on a full pipe; nothing accumulates in the agent beyond the
+ * Output (stdout, stderr; guest -> host): the agent takes the process's
+ * output only while the host has granted window. From a pipe it moves up
+ * to KV_FRAME_MAX_PAYLOAD bytes per DATA frame by splice(2), one frame in
+ * flight per stream, without copying them (see stream.c); from a pty
+ * master it reads at most AGENT_STREAM_CHUNK bytes and sends each read as
+ * one frame. A process that writes faster than the host reads blocks in
+ * write(2) on a full pipe; nothing accumulates in the agent beyond the
  * granted window. All streams also pause while the channel's write queue
  * is above a high-water mark, so that a slow channel (the virtio-serial
  * port under TCG) cannot make the queue grow with the sum of all windows.
@@ -27,6 +29,9 @@
 #include "proto.h"
 
 #define AGENT_STREAM_CHUNK (64u * 1024u)
+/* Size of the pipes a process writes its stdout/stderr into (see
+ * agent_stdio_prepare). */
+#define AGENT_PIPE_SIZE (1024 * 1024)
 
 typedef struct _AgentStream AgentStream;
 /* Called once when the stream is finished: output after its EOF was sent

@@ -22,6 +22,13 @@
 #include "sandbox-internal.h"
 
 #define CHUNK (64 * 1024)
+/* Output pipes handed to the caller: a reader that takes big gulps should
+ * not be held to 64 KiB (the default) per wake-up. Best effort. */
+#define CALLER_PIPE_SIZE (1024 * 1024)
+/* Credit goes back to the guest in batches of at least this much (or once
+ * everything received has been passed on): every CREDIT costs the guest an
+ * interrupt and a wake-up of its agent. */
+#define CREDIT_BATCH (KV_STREAM_INITIAL_WINDOW / 4)
 
 enum { SID_IN = 1, SID_OUT = 2, SID_ERR = 3 };
 
@@ -30,6 +37,7 @@ typedef struct {
   int theirs; /* the caller's end; -1 when not connected */
   guint32 sid;
   KvWindow win;
+  gsize consumed;  /* accepted by the pipe, not yet granted back */
   GByteArray *buf; /* guest bytes not yet accepted by the pipe */
   gboolean eof;    /* guest sent EOF */
   gboolean broken; /* caller closed its read end: discard */
@@ -68,7 +76,11 @@ static void pipe_close_ours(Pipe *pp) {
 }
 
 static void grant(katavm_process *p, Pipe *pp, gsize n) {
-  guint32 g = kv_window_grant(&pp->win, (guint32)n);
+  pp->consumed += n;
+  if (pp->consumed < CREDIT_BATCH && pp->buf->len > 0)
+    return;
+  guint32 g = kv_window_grant(&pp->win, (guint32)pp->consumed);
+  pp->consumed = 0;
   if (g)
     kv_conn_send_credit(p->conn, pp->sid, g, NULL);
 }
@@ -106,8 +118,9 @@ static gboolean pump_out(katavm_process *p, Pipe *pp) {
     }
   }
   if (pp->broken && pp->buf->len) {
-    grant(p, pp, pp->buf->len);
+    gsize n = pp->buf->len;
     g_byte_array_set_size(pp->buf, 0);
+    grant(p, pp, n);
   }
   if (pp->eof && pp->buf->len == 0)
     pipe_close_ours(pp);
@@ -317,6 +330,8 @@ static gboolean make_pipe(Pipe *pp, guint32 sid, gboolean to_guest,
     g_set_error(error, KV_ERROR, KATAVM_E_IO, "pipe: %s", g_strerror(errno));
     return FALSE;
   }
+  if (!to_guest)
+    (void)fcntl(fds[0], F_SETPIPE_SZ, CALLER_PIPE_SIZE);
   pp->sid = sid;
   pp->ours = to_guest ? fds[0] : fds[1];
   pp->theirs = to_guest ? fds[1] : fds[0];
@@ -327,9 +342,9 @@ static katavm_process *proc_new(void) {
   katavm_process *p = g_new0(katavm_process, 1);
   p->in.ours = p->in.theirs = p->out.ours = p->out.theirs = -1;
   p->err.ours = p->err.theirs = -1;
-  kv_window_init(&p->in.win);
-  kv_window_init(&p->out.win);
-  kv_window_init(&p->err.win);
+  kv_window_init(&p->in.win, TRUE);
+  kv_window_init(&p->out.win, FALSE);
+  kv_window_init(&p->err.win, FALSE);
   p->out.buf = g_byte_array_new();
   p->err.buf = g_byte_array_new();
   p->in.buf = g_byte_array_new();

@@ -6,10 +6,15 @@
  */
 #include "proto.h"
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* splice */
+#endif
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +33,16 @@ typedef struct {
   GSource *timeout;
 } KvCall;
 
+/* One queued write: a whole frame, or the header of a DATA frame whose
+ * payload then moves from a pipe to our fd by splice(2). */
+typedef struct {
+  GBytes *bytes;
+  int splice_fd;       /* -1, or our own dup of the pipe's read end */
+  gsize splice_left;   /* payload bytes still to move from it */
+  KvSpliceDoneFunc done;
+  gpointer done_user;
+} KvOut;
+
 struct _KvConn {
   gint ref;
   int fd;
@@ -42,7 +57,7 @@ struct _KvConn {
   KvDecoder *dec;
   guint8 *rbuf;
 
-  GQueue outq;   /* GBytes, whole frames in send order */
+  GQueue outq;   /* KvOut*, whole frames in send order */
   gsize out_off; /* bytes of the head already written */
   gsize pending; /* unwritten bytes in outq */
 
@@ -57,6 +72,17 @@ struct _KvConn {
 };
 
 static void conn_shutdown(KvConn *c, GError *why, gboolean notify);
+
+static void
+out_free(KvOut *o)
+{
+  g_bytes_unref(o->bytes);
+  if (o->splice_fd >= 0)
+    close(o->splice_fd);
+  if (o->done != NULL)
+    o->done(o->done_user);
+  g_free(o);
+}
 
 static GError *
 closed_error(KvConn *c)
@@ -97,32 +123,70 @@ conn_write(KvConn *c, const guint8 *p, gsize n)
   return write(c->fd, p, n);
 }
 
+/* Moves what it can of o's spliced payload. Returns -1 with error on a
+ * hard error, 0 when the fd is full, 1 when the payload is all written. */
+static int
+conn_splice(KvConn *c, KvOut *o, GError **error)
+{
+  while (o->splice_left > 0) {
+    ssize_t r = splice(o->splice_fd, NULL, c->fd, NULL, o->splice_left,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (r > 0) {
+      o->splice_left -= (gsize)r;
+      c->pending -= (gsize)r;
+      continue;
+    }
+    int e = r < 0 ? errno : 0;
+    if (e == EINTR)
+      continue;
+    int avail = 0;
+    if (e == EAGAIN && ioctl(o->splice_fd, FIONREAD, &avail) == 0 && avail > 0)
+      return 0; /* our fd is full; the writer source calls again */
+    /* The pipe ran dry under a frame header that promised more: the frame
+     * cannot be completed, so the connection cannot go on. */
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                "splice to peer failed with %" G_GSIZE_FORMAT
+                " bytes of a DATA frame left: %s",
+                o->splice_left,
+                e == 0 || e == EAGAIN ? "the pipe ran dry" : g_strerror(e));
+    return -1;
+  }
+  return 1;
+}
+
 /* Writes as much of the queue as the fd takes without blocking. Returns
  * FALSE with error only on a hard I/O error. */
 static gboolean
 conn_try_write(KvConn *c, GError **error)
 {
   while (c->fd >= 0 && !g_queue_is_empty(&c->outq)) {
-    GBytes *head = g_queue_peek_head(&c->outq);
+    KvOut *head = g_queue_peek_head(&c->outq);
     gsize len = 0;
-    const guint8 *p = g_bytes_get_data(head, &len);
-    ssize_t r = conn_write(c, p + c->out_off, len - c->out_off);
-    if (r < 0) {
-      if (errno == EINTR)
+    const guint8 *p = g_bytes_get_data(head->bytes, &len);
+    if (c->out_off < len) {
+      ssize_t r = conn_write(c, p + c->out_off, len - c->out_off);
+      if (r < 0) {
+        if (errno == EINTR)
+          continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+          return TRUE;
+        int e = errno;
+        g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                    "write to peer failed: %s", g_strerror(e));
+        return FALSE;
+      }
+      c->out_off += (gsize)r;
+      c->pending -= (gsize)r;
+      if (c->out_off < len)
         continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return TRUE;
-      int e = errno;
-      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                  "write to peer failed: %s", g_strerror(e));
-      return FALSE;
     }
-    c->out_off += (gsize)r;
-    c->pending -= (gsize)r;
-    if (c->out_off == len) {
-      g_bytes_unref(g_queue_pop_head(&c->outq));
-      c->out_off = 0;
+    if (head->splice_fd >= 0) {
+      int r = conn_splice(c, head, error);
+      if (r <= 0)
+        return r == 0;
     }
+    out_free(g_queue_pop_head(&c->outq));
+    c->out_off = 0;
   }
   return TRUE;
 }
@@ -190,13 +254,14 @@ conn_fail_later(KvConn *c, GError *why)
  * it. Errors are left to the writer source so that callers never see
  * on_closed run inside their own send call. */
 static gboolean
-conn_enqueue(KvConn *c, GBytes *frame, GError **error)
+conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
 {
-  gsize size = g_bytes_get_size(frame);
+  gsize size = g_bytes_get_size(out->bytes) + out->splice_left;
   /* Callers pace DATA with kv_conn_pending(); this cap is the backstop for
    * a peer that floods us with requests and never reads the replies. */
   if (c->deferred_error != NULL || c->pending + size > KV_CONN_MAX_PENDING) {
-    g_bytes_unref(frame);
+    out->done = NULL; /* the caller learns it from our FALSE */
+    out_free(out);
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
                 "peer is not reading: %" G_GSIZE_FORMAT
                 " bytes queued (limit %u)",
@@ -209,13 +274,22 @@ conn_enqueue(KvConn *c, GBytes *frame, GError **error)
   }
   gboolean was_empty = g_queue_is_empty(&c->outq);
   c->pending += size;
-  g_queue_push_tail(&c->outq, frame);
+  g_queue_push_tail(&c->outq, out);
   if (was_empty) {
     g_autoptr(GError) ignored = NULL;
     conn_try_write(c, &ignored);
   }
   conn_arm_writer(c);
   return TRUE;
+}
+
+static gboolean
+conn_enqueue(KvConn *c, GBytes *frame, GError **error)
+{
+  KvOut *out = g_new0(KvOut, 1);
+  out->bytes = frame;
+  out->splice_fd = -1;
+  return conn_enqueue_out(c, out, error);
 }
 
 /* ---- closing ---- */
@@ -247,7 +321,7 @@ conn_shutdown(KvConn *c, GError *why, gboolean notify)
     close(c->fd);
     c->fd = -1;
   }
-  g_queue_clear_full(&c->outq, (GDestroyNotify)g_bytes_unref);
+  g_queue_clear_full(&c->outq, (GDestroyNotify)out_free);
   c->out_off = 0;
   c->pending = 0;
   g_clear_pointer(&c->dec, kv_decoder_free);
@@ -549,6 +623,42 @@ kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data,
   }
   return conn_send_bytes(c, kv_frame_encode(type, stream, data, len, error),
                          error);
+}
+
+gboolean
+kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
+                     KvSpliceDoneFunc done, gpointer user, GError **error)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  if (c->closed) {
+    g_propagate_error(error, closed_error(c));
+    return FALSE;
+  }
+  if (len == 0 || len > KV_FRAME_MAX_PAYLOAD || stream == 0) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
+                "spliced DATA frame of %" G_GSIZE_FORMAT
+                " bytes on stream %u: must be 1..%u bytes on a stream",
+                len, stream, KV_FRAME_MAX_PAYLOAD);
+    return FALSE;
+  }
+  GBytes *hdr = kv_frame_encode_header(KV_FRAME_DATA, stream, len, error);
+  if (hdr == NULL)
+    return FALSE;
+  int fd = fcntl(pipe_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    g_bytes_unref(hdr);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                "cannot keep the pipe for a spliced frame: %s", g_strerror(e));
+    return FALSE;
+  }
+  KvOut *out = g_new0(KvOut, 1);
+  out->bytes = hdr;
+  out->splice_fd = fd;
+  out->splice_left = len;
+  out->done = done;
+  out->done_user = user;
+  return conn_enqueue_out(c, out, error);
 }
 
 gboolean

@@ -107,21 +107,18 @@ kv_frame_clear(KvFrame *f)
   memset(f, 0, sizeof *f);
 }
 
-GBytes *
-kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
-                GError **error)
+/* Validates a frame's header fields; writes the header into buf. */
+static gboolean
+frame_header(GByteArray *buf, KvFrameType type, guint32 stream, gsize len,
+             GError **error)
 {
-  g_return_val_if_fail(data != NULL || len == 0, NULL);
-
   if (!type_is_known(type)) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
                 "unknown frame type %u", (guint)type);
-    return NULL;
+    return FALSE;
   }
   if (!check_stream(type, stream, error) || !check_length(type, len, error))
-    return NULL;
-
-  GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN + len);
+    return FALSE;
   guint16 magic = GUINT16_TO_BE(KV_FRAME_MAGIC);
   guint8 t = type, flags = 0;
   guint32 s = GUINT32_TO_BE(stream), l = GUINT32_TO_BE((guint32)len);
@@ -130,8 +127,34 @@ kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
   g_byte_array_append(buf, &flags, 1);
   g_byte_array_append(buf, (const guint8 *)&s, 4);
   g_byte_array_append(buf, (const guint8 *)&l, 4);
+  return TRUE;
+}
+
+GBytes *
+kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
+                GError **error)
+{
+  g_return_val_if_fail(data != NULL || len == 0, NULL);
+
+  GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN + len);
+  if (!frame_header(buf, type, stream, len, error)) {
+    g_byte_array_unref(buf);
+    return NULL;
+  }
   if (len > 0)
     g_byte_array_append(buf, data, len);
+  return g_byte_array_free_to_bytes(buf);
+}
+
+GBytes *
+kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len,
+                       GError **error)
+{
+  GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN);
+  if (!frame_header(buf, type, stream, len, error)) {
+    g_byte_array_unref(buf);
+    return NULL;
+  }
   return g_byte_array_free_to_bytes(buf);
 }
 
@@ -723,11 +746,12 @@ kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
 /* ---- flow control ---- */
 
 void
-kv_window_init(KvWindow *w)
+kv_window_init(KvWindow *w, gboolean to_guest)
 {
   g_return_if_fail(w != NULL);
-  w->recv_avail = KV_STREAM_INITIAL_WINDOW;
-  w->send_avail = KV_STREAM_INITIAL_WINDOW;
+  guint32 n = to_guest ? KV_STDIN_INITIAL_WINDOW : KV_STREAM_INITIAL_WINDOW;
+  w->recv_avail = n;
+  w->send_avail = n;
 }
 
 gboolean

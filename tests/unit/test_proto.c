@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -571,7 +572,11 @@ START_TEST(test_window)
 {
   KvWindow w;
   g_autoptr(GError) err = NULL;
-  kv_window_init(&w);
+  KvWindow in;
+  kv_window_init(&in, TRUE);
+  ck_assert_uint_eq(in.recv_avail, KV_STDIN_INITIAL_WINDOW);
+  ck_assert_uint_eq(in.send_avail, KV_STDIN_INITIAL_WINDOW);
+  kv_window_init(&w, FALSE);
   ck_assert_uint_eq(w.recv_avail, KV_STREAM_INITIAL_WINDOW);
   ck_assert_uint_eq(w.send_avail, KV_STREAM_INITIAL_WINDOW);
 
@@ -1313,6 +1318,84 @@ START_TEST(test_conn_call_sync_other_thread_context)
 }
 END_TEST
 
+/* Spliced DATA frames: payload moved from a pipe, in queue order with
+ * ordinary frames; done runs once written; the conn holds its own dup of
+ * the pipe; a pipe that runs dry under a frame header closes the conn. */
+static void
+count_done(gpointer user)
+{
+  (*(int *)user)++;
+}
+
+static void
+fill_pipe(int fd, guint8 seed, gsize n)
+{
+  g_autofree guint8 *buf = g_malloc(n);
+  for (gsize i = 0; i < n; i++)
+    buf[i] = (guint8)(seed + i * 7);
+  ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+}
+
+START_TEST(test_conn_spliced_data)
+{
+  int fds[2];
+  make_pair(fds);
+  Peer pa = {0}, pb = {0};
+  g_autoptr(KvConn) a = kv_conn_new(fds[0], "agent", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b G_GNUC_UNUSED = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
+  ck_assert(kv_conn_wait_ready(a, 2000, NULL));
+
+  int p[2];
+  ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  const gsize n1 = 900000, n2 = 5; /* more than a socket buffer takes */
+  int done = 0;
+  g_autoptr(GError) err = NULL;
+  ck_assert(kv_conn_send(a, KV_FRAME_DATA, 9, "ab", 2, NULL));
+  ck_assert_int_eq(fcntl(p[1], F_SETPIPE_SZ, 1024 * 1024), 1024 * 1024);
+  fill_pipe(p[1], 1, n1);
+  ck_assert_msg(kv_conn_send_spliced(a, 9, p[0], n1, count_done, &done, &err),
+                "%s", err ? err->message : "");
+  ck_assert_uint_ge(kv_conn_pending(a), 1);
+  PUMP_UNTIL(done == 1, 5000);
+  fill_pipe(p[1], 3, n2);
+  ck_assert(kv_conn_send_spliced(a, 9, p[0], n2, count_done, &done, NULL));
+  ck_assert(kv_conn_send(a, KV_FRAME_EOF, 9, NULL, 0, NULL));
+  close(p[0]); /* the conn has its own */
+  PUMP_UNTIL(pb.last_type == KV_FRAME_EOF, 5000);
+  ck_assert_int_eq(done, 2);
+  ck_assert_uint_eq(kv_conn_pending(a), 0);
+  ck_assert_int_eq(pb.frames, 4);
+  ck_assert_uint_eq(pb.data->len, 2 + n1 + n2);
+  ck_assert_int_eq(memcmp(pb.data->data, "ab", 2), 0);
+  for (gsize i = 0; i < n1; i++)
+    ck_assert_uint_eq(pb.data->data[2 + i], (guint8)(1 + i * 7));
+  for (gsize i = 0; i < n2; i++)
+    ck_assert_uint_eq(pb.data->data[2 + n1 + i], (guint8)(3 + i * 7));
+
+  /* Invalid sizes are refused and done never runs for them. */
+  ck_assert(!kv_conn_send_spliced(a, 9, p[1], 0, count_done, &done, NULL));
+  ck_assert(!kv_conn_send_spliced(a, 9, p[1], KV_FRAME_MAX_PAYLOAD + 1,
+                                  count_done, &done, NULL));
+  ck_assert(!kv_conn_send_spliced(a, 0, p[1], 1, count_done, &done, NULL));
+  ck_assert_int_eq(done, 2);
+
+  /* A header promising more than the pipe will ever hold: the frame cannot
+   * be completed, so the conn closes (and done still runs). */
+  int q[2];
+  ck_assert_int_eq(pipe2(q, O_CLOEXEC | O_NONBLOCK), 0);
+  fill_pipe(q[1], 0, 10);
+  close(q[1]);
+  ck_assert(kv_conn_send_spliced(a, 9, q[0], 20, count_done, &done, NULL));
+  close(q[0]);
+  PUMP_UNTIL(kv_conn_is_closed(a), 5000);
+  ck_assert_int_eq(done, 3);
+  ck_assert_ptr_nonnull(strstr(pa.closed_why->message, "ran dry"));
+  close(p[1]);
+  peer_clear(&pa);
+  peer_clear(&pb);
+}
+END_TEST
+
 static Suite *
 proto_suite(void)
 {
@@ -1371,6 +1454,7 @@ proto_suite(void)
   tcase_add_test(conn, test_conn_write_queue_cap);
   tcase_add_test(conn, test_conn_nested_call_sync_in_handler);
   tcase_add_test(conn, test_conn_call_sync_other_thread_context);
+  tcase_add_test(conn, test_conn_spliced_data);
   suite_add_tcase(s, conn);
   return s;
 }
