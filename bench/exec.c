@@ -22,6 +22,12 @@
  *   M MiB of zeros to that port (agent/bench.c). MB/s from the first byte
  *   to the M-th MiB here: no process, no protocol, no shim. Each floor
  *   sample is a fresh VM, since the agent writes once per boot.
+ * - reference, guest pipe: the same bytes through a pipe inside the guest
+ *   alone, `sh -c 'dd if=/dev/zero bs=1M count=M | dd of=/dev/null bs=1M'`
+ *   exec'd in the container: MB/s = bytes / (exec call .. exit, less the
+ *   median exec latency of `true`). No host path at all; it shows what a
+ *   process writing into a pipe costs this guest by itself (its 64 KiB
+ *   busybox pipe is smaller than the agent's 1 MiB ones). Not a goal.
  * - latency: katavm_exec() of `true` until katavm_process_wait() returns
  *   with stdout/stderr drained, against katavm_sandbox_agent_check(), the
  *   cheapest round trip through the same shim and channel (the floor).
@@ -333,6 +339,31 @@ static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
   return ok;
 }
 
+/* ---- reference: a pipe inside the guest ---- */
+
+static gboolean stream_guest_pipe(katavm_sandbox *sb, guint mib,
+                                  double exec_latency_s, char *buf,
+                                  double *mbps) {
+  g_autofree char *cmd = g_strdup_printf(
+      "dd if=/dev/zero bs=1M count=%u 2>/dev/null | dd of=/dev/null bs=1M "
+      "2>/dev/null",
+      mib);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  Drained d = {.err = g_string_new(NULL)};
+  double total_s = 0;
+  int code = -1;
+  gboolean ok = run_exec(sb, argv, buf, &d, &total_s, &code);
+  if (ok && code != 0) {
+    fprintf(stderr, "exec: guest pipe reference exited %d: %s\n", code,
+            d.err->str);
+    ok = FALSE;
+  }
+  if (ok)
+    *mbps = ((guint64)mib << 20) / MAX(total_s - exec_latency_s, 1e-3) / 1e6;
+  g_string_free(d.err, TRUE);
+  return ok;
+}
+
 /* ---- throughput, floor ---- */
 
 static void print_qemu_log(void) {
@@ -608,6 +639,7 @@ int main(int argc, char **argv) {
   QemuArgs args = {0};
   double ours[STREAM_ROUNDS], ours_first[STREAM_ROUNDS], ours_start[STREAM_ROUNDS];
   double floor_[STREAM_ROUNDS], floor_qemu[STREAM_ROUNDS];
+  double gpipe[STREAM_ROUNDS];
   double ours_qemu[STREAM_ROUNDS], ours_shim[STREAM_ROUNDS], ours_self[STREAM_ROUNDS];
   double *lat_exec = g_new0(double, n_lat), *lat_check = g_new0(double, n_lat);
   double idle_cpu = 0, floor_wall = 0;
@@ -717,6 +749,10 @@ int main(int argc, char **argv) {
       if (!ok || interrupted)
         goto out;
     }
+    if (!stream_guest_pipe(sb, mib, stats(lat_exec, n_lat).median, buf,
+                           &gpipe[i]) ||
+        interrupted)
+      goto out;
     ours[i] = o.mbps;
     ours_first[i] = o.mbps_first;
     ours_start[i] = o.start_s;
@@ -726,8 +762,10 @@ int main(int argc, char **argv) {
     ours_shim[i] = o.shim_pct;
     ours_self[i] = o.self_pct;
     if (!json)
-      fprintf(stderr, "stream %u/%d: ours %.1f MB/s, floor %.1f MB/s\n", i + 1,
-              STREAM_ROUNDS, o.mbps, f);
+      fprintf(stderr,
+              "stream %u/%d: ours %.1f MB/s, floor %.1f MB/s, guest pipe "
+              "%.1f MB/s\n",
+              i + 1, STREAM_ROUNDS, o.mbps, f, gpipe[i]);
   }
   if (interrupted)
     goto out;
@@ -741,6 +779,7 @@ int main(int argc, char **argv) {
   Stats so = stats(ours, STREAM_ROUNDS), sf = stats(floor_, STREAM_ROUNDS);
   Stats le = stats(lat_exec, n_lat), lc = stats(lat_check, n_lat);
   double t_ratio = so.median / sf.median, l_ratio = le.median / lc.median;
+  double g_ratio = so.median / stats(gpipe, STREAM_ROUNDS).median;
   gboolean met = t_ratio >= GOAL_RATIO;
   double idle_pct = floor_wall > 0 ? 100 * idle_cpu / floor_wall : -1;
 
@@ -779,6 +818,9 @@ int main(int argc, char **argv) {
     json_stats(j, "ours_first_byte_s", ours_start, STREAM_ROUNDS, "%.3f");
     g_string_append(j, ",");
     json_stats(j, "floor_mbps", floor_, STREAM_ROUNDS, "%.1f");
+    g_string_append(j, ",");
+    json_stats(j, "guest_pipe_mbps", gpipe, STREAM_ROUNDS, "%.1f");
+    g_string_append_printf(j, ",\"ratio_vs_guest_pipe\":%.3f", g_ratio);
     g_string_append(j, ",\"cpu_pct\":{");
     json_stats(j, "ours_qemu", ours_qemu, STREAM_ROUNDS, "%.0f");
     g_string_append(j, ",");
@@ -813,6 +855,10 @@ int main(int argc, char **argv) {
     print_row("floor: raw virtio-serial port", floor_, STREAM_ROUNDS, 1, "MB/s");
     printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n",
            t_ratio, GOAL_RATIO, met ? "met" : "NOT met");
+    print_row("reference: dd | dd inside the guest", gpipe, STREAM_ROUNDS, 1,
+              "MB/s");
+    printf("  ratio ours/guest pipe (medians)      %9.3f   (not a goal)\n",
+           g_ratio);
     printf("  idle sandbox QEMU CPU while the floor ran: %.1f%%\n\n", idle_pct);
     printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)",
            "median", "min", "max");
@@ -828,6 +874,7 @@ int main(int argc, char **argv) {
     printf("samples in round order:\n");
     print_samples("ours MB/s", ours, STREAM_ROUNDS, 1);
     print_samples("floor MB/s", floor_, STREAM_ROUNDS, 1);
+    print_samples("guest pipe MB/s", gpipe, STREAM_ROUNDS, 1);
     print_samples("exec true ms", lat_exec, n_lat, 1);
     print_samples("agent check ms", lat_check, n_lat, 1);
   }
