@@ -14,22 +14,18 @@
 /* sun_path is 108 bytes including the terminating NUL. */
 #define KV_UNIX_PATH_MAX 107
 
-/* libvirt puts each of these on a pcie-root-port of its own on q35 (the
- * virtio-serial controller, and the 9p filesystem when shared). Explicit
- * root ports without addresses are filled first, so we add one per such
- * device on top of the caller's spare ports to keep that many really free
- * for hotplug. */
-static guint
-ports_used_by_builtin_devices(const KvVmConfig *cfg)
-{
-  return 1 + (cfg->shared_dir ? 1 : 0);
-}
-
-/* The slot on pcie-root for the virtio-mem device. libvirt fills pcie-root
- * from slot 1 upwards with root ports (8 functions per slot, so at most
- * 4 slots for our 24 + 2 ports) and keeps 0x1f for the ICH9 LPC/SATA/SMBus
- * functions; 0x10 stays clear of both. */
+/* Slots on pcie-root for the devices that live as long as the VM: the
+ * virtio-mem device, the virtio-serial controller and the 9p share. They
+ * are integrated endpoints there, never unplugged, so they take none of
+ * the root ports kept free for NICs and disks (libvirt would otherwise put
+ * each on a root port of its own) and the guest has two bridges less to
+ * set up at boot. libvirt fills pcie-root from slot 1 upwards with root
+ * ports (8 functions per slot, so at most 3 slots for our 24 ports) and
+ * keeps 0x1f for the ICH9 LPC/SATA/SMBus functions; 0x10-0x12 stay clear
+ * of both. */
 #define KV_VIRTIO_MEM_PCI_SLOT 0x10
+#define KV_VIRTIO_SERIAL_PCI_SLOT 0x11
+#define KV_SHARE_PCI_SLOT 0x12
 
 /* Size of the virtio-mem region: whatever max_memory_mib adds to the boot
  * memory, rounded down to whole blocks (QEMU refuses a size that is not a
@@ -265,10 +261,13 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
   add(xml, "  <devices>\n");
   add(xml, "    <controller type='usb' model='none'/>\n");
   add(xml, "    <controller type='pci' model='pcie-root'/>\n");
-  guint ports = cfg->spare_root_ports + ports_used_by_builtin_devices(cfg);
-  for (guint i = 0; i < ports; i++)
+  for (guint i = 0; i < cfg->spare_root_ports; i++)
     add(xml, "    <controller type='pci' model='pcie-root-port'/>\n");
-  add(xml, "    <controller type='virtio-serial' index='0'/>\n");
+  add(xml, "    <controller type='virtio-serial' index='0'>\n"
+           "      <address type='pci' domain='0x0000' bus='0x00' "
+           "slot='0x%02x' function='0x0'/>\n"
+           "    </controller>\n",
+      KV_VIRTIO_SERIAL_PCI_SLOT);
   if (vmem_mib > 0) {
     /* Memory hotplug is one virtio-mem device defined at boot with nothing
      * plugged: a resize then only changes <requested> (see hotplug.c), no
@@ -295,8 +294,10 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
     add(xml, "    <filesystem type='mount' accessmode='passthrough'>\n"
              "      <source dir='%s'/>\n"
              "      <target dir='katavmshared'/>\n"
+             "      <address type='pci' domain='0x0000' bus='0x00' "
+             "slot='0x%02x' function='0x0'/>\n"
              "    </filesystem>\n",
-        cfg->shared_dir);
+        cfg->shared_dir, KV_SHARE_PCI_SLOT);
   add(xml, "    <serial type='file'>\n"
            "      <source path='%s'/>\n"
            "      <target port='0'/>\n"

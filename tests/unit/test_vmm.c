@@ -243,9 +243,12 @@ START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
   ck_assert(doc_has(theirs, "source@path", cfg.console_log));
   ck_assert(doc_has(theirs, "controller@model", "none"));
   ck_assert(doc_has(theirs, "memballoon@model", "none"));
-  /* Spare ports plus one each for virtio-serial and the 9p share. */
+  /* virtio-serial and the 9p share sit on pcie-root itself, so libvirt
+   * adds no root port for them: every root port is a spare one. */
   ck_assert_uint_eq(doc_count(theirs, "controller@model", "pcie-root-port"),
-                    cfg.spare_root_ports + 2);
+                    cfg.spare_root_ports);
+  ck_assert_uint_eq(doc_count(theirs, "address@slot", "0x11"), 1);
+  ck_assert_uint_eq(doc_count(theirs, "address@slot", "0x12"), 1);
   ck_assert_str_eq(doc_get(theirs, "on_poweroff", 0), "destroy");
   ck_assert_str_eq(doc_get(theirs, "on_reboot", 0), "destroy");
   ck_assert_str_eq(doc_get(theirs, "on_crash", 0), "destroy");
@@ -277,7 +280,7 @@ START_TEST(xml_without_hotplug_or_share_is_minimal)
   ck_assert_ptr_null(doc_get(doc, "filesystem@type", 0));
   ck_assert_ptr_null(doc_get(doc, "tb-cache", 0));
   ck_assert_str_eq(doc_get(doc, "cpu@mode", 0), "host-passthrough");
-  ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"), 1);
+  ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"), 0);
   /* ACPI under KVM too: q35 does not boot without it. */
   ck_assert_ptr_nonnull(strstr(xml, "<acpi/>"));
 }

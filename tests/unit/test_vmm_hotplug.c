@@ -115,12 +115,13 @@ START_TEST(xml_defines_virtio_mem_device_with_nothing_requested)
   /* The user alias survives, so resizes can name the device. */
   ck_assert_uint_eq(doc_count(doc, "alias@name", KV_VMM_VIRTIO_MEM_ALIAS), 1);
 
-  /* On pcie-root itself: every spare root port stays free for NICs and
-   * disks (plus one each for virtio-serial and the 9p share). */
-  ck_assert_uint_eq(doc_count(doc, "address@bus", "0x00"), 1);
+  /* On pcie-root itself, beside virtio-serial and the 9p share: every
+   * root port stays free for NICs and disks. */
+  ck_assert_uint_eq(doc_count(doc, "address@bus", "0x00"),
+                    cfg.shared_dir ? 3 : 2);
   ck_assert_uint_eq(doc_count(doc, "address@slot", "0x10"), 1);
   ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"),
-                    cfg.spare_root_ports + 2);
+                    cfg.spare_root_ports);
 
   /* vCPU hotplug needs a TCG cache that is not filled by the boot. */
   ck_assert_str_eq(doc_get(doc, "tb-cache", 0), "262144");
