@@ -137,6 +137,22 @@ START_TEST(pod_with_containers) {
   ck_assert_str_eq(g_strstrip(h1), "alpha");
   ck_assert_str_eq(g_strstrip(h2), "beta");
 
+  /* Large stdout and stderr at once come through byte for byte: several
+   * windows' worth on each stream, so many spliced frames of either
+   * interleave on the channel. */
+  g_autofree char *seq_out = NULL, *seq_err = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1",
+                            ARGV("sh", "-c", "seq 1 400000 & seq 400001 700000 >&2; wait"),
+                            NULL, &seq_out, &seq_err), 0);
+  g_autoptr(GString) want_out = g_string_new(NULL);
+  g_autoptr(GString) want_err = g_string_new(NULL);
+  for (int i = 1; i <= 700000; i++)
+    g_string_append_printf(i <= 400000 ? want_out : want_err, "%d\n", i);
+  ck_assert_uint_eq(strlen(seq_out), want_out->len);
+  ck_assert_uint_eq(strlen(seq_err), want_err->len);
+  ck_assert(strcmp(seq_out, want_out->str) == 0);
+  ck_assert(strcmp(seq_err, want_err->str) == 0);
+
   /* A file written in one container's rootfs is not in the other. */
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "echo secret > /root-only-c1"), NULL, NULL, NULL), 0);
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("cat", "/root-only-c1"), NULL, NULL, NULL), 0);
