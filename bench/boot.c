@@ -48,7 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -254,41 +253,10 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
   }
   strcpy(sa.sun_path, sock);
 
-  /* Set up the child's stdio before the clock starts. */
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (devnull < 0 || logfd < 0) {
-    fprintf(stderr, "boot: open %s: %s\n", log, g_strerror(errno));
-    if (devnull >= 0)
-      close(devnull);
-    if (logfd >= 0)
-      close(logfd);
+  double t0 = 0;
+  pid_t pid = spawn_qemu("boot", argv, log, &t0);
+  if (pid < 0)
     return FALSE;
-  }
-  pid_t parent = getpid();
-
-  double t0 = now_s();
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* Dies with us even if we are SIGKILLed: no orphaned QEMU. Its own
-     * process group keeps a terminal Ctrl-C for us to handle in order. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    setpgid(0, 0);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(logfd, 2);
-    execv(argv[0], (char **)argv);
-    _exit(127);
-  }
-  int fork_errno = errno;
-  close(devnull);
-  close(logfd);
-  if (pid < 0) {
-    fprintf(stderr, "boot: fork: %s\n", g_strerror(fork_errno));
-    return FALSE;
-  }
   g_base_pid = pid;
 
   /* Connect as soon as QEMU has created the socket: the agent only writes

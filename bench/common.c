@@ -2,10 +2,14 @@
 #include "common.h"
 
 #include <json-glib/json-glib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 double now_s(void) { return g_get_monotonic_time() / 1e6; }
@@ -158,4 +162,39 @@ void json_stats(GString *o, const char *name, const double *v, guint n,
     g_string_append_printf(o, fmt, v[i]);
   }
   g_string_append(o, "]}");
+}
+
+pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
+                 double *t0) {
+  /* The child's stdio is set up before the clock starts. */
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (devnull < 0 || logfd < 0) {
+    fprintf(stderr, "%s: open %s: %s\n", who, log, g_strerror(errno));
+    if (devnull >= 0)
+      close(devnull);
+    if (logfd >= 0)
+      close(logfd);
+    return -1;
+  }
+  pid_t parent = getpid();
+  *t0 = now_s();
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    setpgid(0, 0);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(logfd, 2);
+    execv(argv[0], (char **)argv);
+    _exit(127);
+  }
+  int fork_errno = errno;
+  close(devnull);
+  close(logfd);
+  if (pid < 0)
+    fprintf(stderr, "%s: fork: %s\n", who, g_strerror(fork_errno));
+  return pid;
 }

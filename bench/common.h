@@ -27,6 +27,14 @@ typedef struct {
 gboolean qemu_args_read(pid_t pid, QemuArgs *a);
 void qemu_args_clear(QemuArgs *a);
 
+/* Start a baseline QEMU: argv[0] is the binary; stdin/stdout /dev/null,
+ * stderr to log. The child dies with us (PR_SET_PDEATHSIG) and has its
+ * own process group, so a terminal's Ctrl-C reaches only us. *t0 is the
+ * clock just before the fork. Returns the pid, or -1 after printing why
+ * (prefixed with who). */
+pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
+                 double *t0);
+
 typedef struct {
   double median, min, max;
 } Stats;

@@ -67,7 +67,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -419,39 +418,10 @@ static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
   if (!sock_addr(agent_sock, &sa) || !sock_addr(bench_sock, &sa))
     return FALSE;
 
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (devnull < 0 || logfd < 0) {
-    fprintf(stderr, "exec: open %s: %s\n", log, g_strerror(errno));
-    if (devnull >= 0)
-      close(devnull);
-    if (logfd >= 0)
-      close(logfd);
+  double t0 = 0;
+  pid_t pid = spawn_qemu("exec", argv, log, &t0);
+  if (pid < 0)
     return FALSE;
-  }
-  pid_t parent = getpid();
-  double t0 = now_s();
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* Dies with us even if we are SIGKILLed; its own process group keeps a
-     * terminal's Ctrl-C for us to handle in order. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    setpgid(0, 0);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    dup2(logfd, 2);
-    execv(argv[0], (char **)argv);
-    _exit(127);
-  }
-  int fork_errno = errno;
-  close(devnull);
-  close(logfd);
-  if (pid < 0) {
-    fprintf(stderr, "exec: fork: %s\n", g_strerror(fork_errno));
-    return FALSE;
-  }
   g_floor_pid = pid;
 
   guint64 want = (guint64)mib << 20, got = 0;
