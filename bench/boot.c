@@ -434,30 +434,9 @@ int main(int argc, char **argv) {
 
   if (json) {
     g_autoptr(GString) j = g_string_new("{");
-    g_string_append_printf(j, "\"rounds\":%d,\"machine\":{\"nproc\":%d,"
-                              "\"loadavg_start\":", rounds, nproc());
-    json_str(j, load_start);
-    g_string_append(j, ",\"loadavg_end\":");
-    json_str(j, load_end);
-    g_string_append(j, ",\"accel\":");
-    json_str(j, accel);
-    g_string_append(j, "},\"guest\":{\"qemu\":");
-    json_str(j, args.qemu);
-    g_string_append(j, ",\"kernel\":");
-    json_str(j, args.kernel);
-    g_string_append(j, ",\"initrd\":");
-    json_str(j, args.initrd);
-    g_string_append(j, ",\"append\":");
-    json_str(j, args.append);
-    g_string_append(j, ",\"accel_arg\":");
-    json_str(j, args.accel);
-    g_string_append(j, ",\"cpu\":");
-    json_str(j, args.cpu);
-    g_string_append(j, ",\"m\":");
-    json_str(j, args.mem);
-    g_string_append(j, ",\"smp\":");
-    json_str(j, args.smp);
-    g_string_append(j, "},\"ours\":{");
+    g_string_append_printf(j, "\"rounds\":%d,", rounds);
+    json_machine_guest(j, load_start, load_end, accel, &args);
+    g_string_append(j, ",\"ours\":{");
     json_stats(j, "boot_s", ours_s, rounds, "%.3f");
     g_string_append(j, ",");
     json_stats(j, "qemu_pss_kib", ours_q, rounds, "%.0f");

@@ -198,3 +198,27 @@ pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
     fprintf(stderr, "%s: fork: %s\n", who, g_strerror(fork_errno));
   return pid;
 }
+
+void json_machine_guest(GString *o, const char *load_start,
+                        const char *load_end, const char *accel,
+                        const QemuArgs *a) {
+  const struct {
+    const char *key, *value;
+  } machine[] = {{"loadavg_start", load_start}, {"loadavg_end", load_end},
+                 {"accel", accel}},
+    guest[] = {{"qemu", a->qemu},     {"kernel", a->kernel},
+               {"initrd", a->initrd}, {"append", a->append},
+               {"accel_arg", a->accel}, {"cpu", a->cpu},
+               {"m", a->mem},         {"smp", a->smp}};
+  g_string_append_printf(o, "\"machine\":{\"nproc\":%d", nproc());
+  for (gsize i = 0; i < G_N_ELEMENTS(machine); i++) {
+    g_string_append_printf(o, ",\"%s\":", machine[i].key);
+    json_str(o, machine[i].value);
+  }
+  g_string_append(o, "},\"guest\":{");
+  for (gsize i = 0; i < G_N_ELEMENTS(guest); i++) {
+    g_string_append_printf(o, "%s\"%s\":", i ? "," : "", guest[i].key);
+    json_str(o, guest[i].value);
+  }
+  g_string_append(o, "}");
+}

@@ -26,6 +26,12 @@ typedef struct {
 } QemuArgs;
 gboolean qemu_args_read(pid_t pid, QemuArgs *a);
 void qemu_args_clear(QemuArgs *a);
+/* Append "machine":{nproc,loadavg_start,loadavg_end,accel} and
+ * "guest":{qemu,kernel,initrd,append,accel_arg,cpu,m,smp} (no comma
+ * around them). */
+void json_machine_guest(GString *o, const char *load_start,
+                        const char *load_end, const char *accel,
+                        const QemuArgs *a);
 
 /* Start a baseline QEMU: argv[0] is the binary; stdin/stdout /dev/null,
  * stderr to log. The child dies with us (PR_SET_PDEATHSIG) and has its

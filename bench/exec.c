@@ -756,31 +756,10 @@ int main(int argc, char **argv) {
   if (json) {
     g_autoptr(GString) j = g_string_new("{");
     g_string_append_printf(j, "\"stream_mib\":%u,\"stream_rounds\":%d,"
-                              "\"latency_rounds\":%u,\"machine\":{\"nproc\":%d,"
-                              "\"loadavg_start\":", mib, STREAM_ROUNDS, n_lat,
-                           nproc());
-    json_str(j, load_start);
-    g_string_append(j, ",\"loadavg_end\":");
-    json_str(j, load_end);
-    g_string_append(j, ",\"accel\":");
-    json_str(j, accel);
-    g_string_append(j, "},\"guest\":{\"qemu\":");
-    json_str(j, args.qemu);
-    g_string_append(j, ",\"kernel\":");
-    json_str(j, args.kernel);
-    g_string_append(j, ",\"initrd\":");
-    json_str(j, args.initrd);
-    g_string_append(j, ",\"append\":");
-    json_str(j, args.append);
-    g_string_append(j, ",\"accel_arg\":");
-    json_str(j, args.accel);
-    g_string_append(j, ",\"cpu\":");
-    json_str(j, args.cpu);
-    g_string_append(j, ",\"m\":");
-    json_str(j, args.mem);
-    g_string_append(j, ",\"smp\":");
-    json_str(j, args.smp);
-    g_string_append(j, "},\"throughput\":{");
+                              "\"latency_rounds\":%u,",
+                           mib, STREAM_ROUNDS, n_lat);
+    json_machine_guest(j, load_start, load_end, accel, &args);
+    g_string_append(j, ",\"throughput\":{");
     json_stats(j, "ours_mbps", ours, STREAM_ROUNDS, "%.1f");
     g_string_append(j, ",");
     json_stats(j, "ours_from_first_byte_mbps", ours_first, STREAM_ROUNDS, "%.1f");
