@@ -325,20 +325,6 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
 
 /* ---- statistics and output ---- */
 
-static void print_row(const char *label, const double *v, guint n, double scale,
-                      const char *unit) {
-  Stats st = stats(v, n);
-  printf("  %-32s %9.2f %9.2f %9.2f  %s\n", label, st.median * scale,
-         st.min * scale, st.max * scale, unit);
-}
-
-static void print_samples(const char *label, const double *v, guint n,
-                          double scale) {
-  printf("  %-32s", label);
-  for (guint i = 0; i < n; i++)
-    printf(" %.2f", v[i] * scale);
-  printf("\n");
-}
 
 int main(int argc, char **argv) {
   int rounds = 5;
@@ -364,11 +350,7 @@ int main(int argc, char **argv) {
 
   /* No SA_RESTART needed for our own waits (they poll the flag), but keep
    * the library's system calls from seeing EINTR in the middle of a create. */
-  struct sigaction act = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
-  sigemptyset(&act.sa_mask);
-  sigaction(SIGINT, &act, NULL);
-  sigaction(SIGTERM, &act, NULL);
-  sigaction(SIGHUP, &act, NULL);
+  catch_stop_signals(on_signal);
 
   int status = 1;
   katavm_error *e = NULL;
@@ -464,24 +446,24 @@ int main(int argc, char **argv) {
     printf("  kernel %s\n  initrd %s\n  append %s\n\n", args.kernel,
            args.initrd, args.append);
     printf("  %-32s %9s %9s %9s\n", "boot to agent ready", "median", "min", "max");
-    print_row("ours (katavm_sandbox_create)", ours_s, rounds, 1, "s");
-    print_row("baseline (plain QEMU, 1st byte)", base_s, rounds, 1, "s");
+    print_row(32, "ours (katavm_sandbox_create)", ours_s, rounds, 1, "s");
+    print_row(32, "baseline (plain QEMU, 1st byte)", base_s, rounds, 1, "s");
     printf("  ratio ours/baseline (medians)    %9.3f   goal <= %.2f: %s\n", ratio,
            GOAL_RATIO, ratio_met ? "met" : "NOT met");
     printf("  ours median                      %9.2f s goal <= %.1f s: %s\n\n",
            so.median, GOAL_MEDIAN_S, median_met ? "met" : "NOT met");
     printf("  %-32s %9s %9s %9s\n", "idle PSS after 2 s", "median", "min", "max");
-    print_row("ours: qemu", ours_q, rounds, mib, "MiB");
-    print_row("ours: shim", ours_sh, rounds, mib, "MiB");
-    print_row("ours: qemu + shim", ours_t, rounds, mib, "MiB");
-    print_row("baseline: qemu", base_q, rounds, mib, "MiB");
+    print_row(32, "ours: qemu", ours_q, rounds, mib, "MiB");
+    print_row(32, "ours: shim", ours_sh, rounds, mib, "MiB");
+    print_row(32, "ours: qemu + shim", ours_t, rounds, mib, "MiB");
+    print_row(32, "baseline: qemu", base_q, rounds, mib, "MiB");
     printf("  %-32s %9.2f            MiB (medians)\n\n", "ours - baseline",
            (stats(ours_t, rounds).median - stats(base_q, rounds).median) * mib);
     printf("samples in round order:\n");
-    print_samples("ours boot s", ours_s, rounds, 1);
-    print_samples("baseline boot s", base_s, rounds, 1);
-    print_samples("ours qemu+shim PSS MiB", ours_t, rounds, mib);
-    print_samples("baseline PSS MiB", base_q, rounds, mib);
+    print_samples(32, "ours boot s", ours_s, rounds, 1);
+    print_samples(32, "baseline boot s", base_s, rounds, 1);
+    print_samples(32, "ours qemu+shim PSS MiB", ours_t, rounds, mib);
+    print_samples(32, "baseline PSS MiB", base_q, rounds, mib);
   }
   status = 0;
 

@@ -222,3 +222,26 @@ void json_machine_guest(GString *o, const char *load_start,
   }
   g_string_append(o, "}");
 }
+
+void catch_stop_signals(void (*handler)(int)) {
+  struct sigaction act = {.sa_handler = handler, .sa_flags = SA_RESTART};
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGINT, &act, NULL);
+  sigaction(SIGTERM, &act, NULL);
+  sigaction(SIGHUP, &act, NULL);
+}
+
+void print_row(int width, const char *label, const double *v, guint n,
+               double scale, const char *unit) {
+  Stats st = stats(v, n);
+  printf("  %-*s %9.2f %9.2f %9.2f  %s\n", width, label, st.median * scale,
+         st.min * scale, st.max * scale, unit);
+}
+
+void print_samples(int width, const char *label, const double *v, guint n,
+                   double scale) {
+  printf("  %-*s", width, label);
+  for (guint i = 0; i < n; i++)
+    printf(" %.2f", v[i] * scale);
+  printf("\n");
+}

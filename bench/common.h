@@ -41,6 +41,11 @@ void json_machine_guest(GString *o, const char *load_start,
 pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
                  double *t0);
 
+/* SIGINT/SIGTERM/SIGHUP call handler (which should only set a flag),
+ * with SA_RESTART: the library's system calls must not see EINTR in the
+ * middle of a call; the benches check the flag between steps. */
+void catch_stop_signals(void (*handler)(int));
+
 typedef struct {
   double median, min, max;
 } Stats;
@@ -48,3 +53,9 @@ Stats stats(const double *v, guint n);
 /* Append "name":{"median","min","max","samples"} with printf format fmt. */
 void json_stats(GString *o, const char *name, const double *v, guint n,
                 const char *fmt);
+/* "  LABEL  median min max  UNIT" and "  LABEL  v1 v2 ...", values times
+ * scale, the label padded to width. */
+void print_row(int width, const char *label, const double *v, guint n,
+               double scale, const char *unit);
+void print_samples(int width, const char *label, const double *v, guint n,
+                   double scale);

@@ -536,20 +536,6 @@ static gboolean latency_check(katavm_sandbox *sb, double *s) {
 
 /* ---- statistics and output ---- */
 
-static void print_row(const char *label, const double *v, guint n, double scale,
-                      const char *unit) {
-  Stats st = stats(v, n);
-  printf("  %-36s %9.2f %9.2f %9.2f  %s\n", label, st.median * scale,
-         st.min * scale, st.max * scale, unit);
-}
-
-static void print_samples(const char *label, const double *v, guint n,
-                          double scale) {
-  printf("  %-36s", label);
-  for (guint i = 0; i < n; i++)
-    printf(" %.2f", v[i] * scale);
-  printf("\n");
-}
 
 static gboolean parse_count(const char *s, long lo, long hi, guint *out) {
   char *end;
@@ -591,11 +577,7 @@ int main(int argc, char **argv) {
 
   /* SA_RESTART keeps the library's system calls from seeing EINTR; our own
    * waits poll the flag. */
-  struct sigaction act = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
-  sigemptyset(&act.sa_mask);
-  sigaction(SIGINT, &act, NULL);
-  sigaction(SIGTERM, &act, NULL);
-  sigaction(SIGHUP, &act, NULL);
+  catch_stop_signals(on_signal);
 
   int status = 1;
   katavm_error *e = NULL;
@@ -798,34 +780,34 @@ int main(int argc, char **argv) {
     printf("  kernel %s\n  initrd %s\n\n", args.kernel, args.initrd);
     printf("  %-36s %9s %9s %9s\n", "throughput (MB = 10^6 bytes)", "median",
            "min", "max");
-    print_row("ours: exec dd, call .. stdout EOF", ours, STREAM_ROUNDS, 1, "MB/s");
-    print_row("ours: first byte .. stdout EOF", ours_first, STREAM_ROUNDS, 1, "MB/s");
-    print_row("ours: exec call .. first byte", ours_start, STREAM_ROUNDS, 1e3, "ms");
-    print_row("floor: raw virtio-serial port", floor_, STREAM_ROUNDS, 1, "MB/s");
+    print_row(36, "ours: exec dd, call .. stdout EOF", ours, STREAM_ROUNDS, 1, "MB/s");
+    print_row(36, "ours: first byte .. stdout EOF", ours_first, STREAM_ROUNDS, 1, "MB/s");
+    print_row(36, "ours: exec call .. first byte", ours_start, STREAM_ROUNDS, 1e3, "ms");
+    print_row(36, "floor: raw virtio-serial port", floor_, STREAM_ROUNDS, 1, "MB/s");
     printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n",
            t_ratio, GOAL_RATIO, met ? "met" : "NOT met");
-    print_row("reference: dd | dd inside the guest", gpipe, STREAM_ROUNDS, 1,
+    print_row(36, "reference: dd | dd inside the guest", gpipe, STREAM_ROUNDS, 1,
               "MB/s");
     printf("  ratio ours/guest pipe (medians)      %9.3f   (not a goal)\n",
            g_ratio);
     printf("  idle sandbox QEMU CPU while the floor ran: %.1f%%\n\n", idle_pct);
     printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)",
            "median", "min", "max");
-    print_row("ours: QEMU", ours_qemu, STREAM_ROUNDS, 1, "%");
-    print_row("ours: shim", ours_shim, STREAM_ROUNDS, 1, "%");
-    print_row("ours: this process (lib I/O thread)", ours_self, STREAM_ROUNDS, 1, "%");
-    print_row("floor: QEMU", floor_qemu, STREAM_ROUNDS, 1, "%");
+    print_row(36, "ours: QEMU", ours_qemu, STREAM_ROUNDS, 1, "%");
+    print_row(36, "ours: shim", ours_shim, STREAM_ROUNDS, 1, "%");
+    print_row(36, "ours: this process (lib I/O thread)", ours_self, STREAM_ROUNDS, 1, "%");
+    print_row(36, "floor: QEMU", floor_qemu, STREAM_ROUNDS, 1, "%");
     printf("\n");
     printf("  %-36s %9s %9s %9s\n", "latency", "median", "min", "max");
-    print_row("exec `true` .. wait, drained", lat_exec, n_lat, 1, "ms");
-    print_row("agent check round trip (floor)", lat_check, n_lat, 1, "ms");
+    print_row(36, "exec `true` .. wait, drained", lat_exec, n_lat, 1, "ms");
+    print_row(36, "agent check round trip (floor)", lat_check, n_lat, 1, "ms");
     printf("  ratio exec/check (medians)           %9.2f\n\n", l_ratio);
     printf("samples in round order:\n");
-    print_samples("ours MB/s", ours, STREAM_ROUNDS, 1);
-    print_samples("floor MB/s", floor_, STREAM_ROUNDS, 1);
-    print_samples("guest pipe MB/s", gpipe, STREAM_ROUNDS, 1);
-    print_samples("exec true ms", lat_exec, n_lat, 1);
-    print_samples("agent check ms", lat_check, n_lat, 1);
+    print_samples(36, "ours MB/s", ours, STREAM_ROUNDS, 1);
+    print_samples(36, "floor MB/s", floor_, STREAM_ROUNDS, 1);
+    print_samples(36, "guest pipe MB/s", gpipe, STREAM_ROUNDS, 1);
+    print_samples(36, "exec true ms", lat_exec, n_lat, 1);
+    print_samples(36, "agent check ms", lat_check, n_lat, 1);
   }
   status = 0;
 

@@ -408,11 +408,7 @@ int main(int argc, char **argv) {
 
   /* SA_RESTART: the library's system calls must not see EINTR mid-call;
    * the flag is checked between steps. */
-  struct sigaction act = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
-  sigemptyset(&act.sa_mask);
-  sigaction(SIGINT, &act, NULL);
-  sigaction(SIGTERM, &act, NULL);
-  sigaction(SIGHUP, &act, NULL);
+  catch_stop_signals(on_signal);
 
   int status = 1;
   katavm_error *e = NULL;
