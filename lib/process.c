@@ -2,12 +2,15 @@
  * descriptors the caller can poll.
  *
  * Each handle has its own connection to the shim and its own I/O thread,
- * which pumps DATA frames into non-blocking pipes and the caller's stdin
- * back out, with per-stream flow control: credit is granted to the guest
- * only for bytes the caller's pipe accepted, so memory stays bounded by the
- * stream window whatever the guest writes and however slowly the caller
- * reads. Calls from the caller's thread are handed to the I/O thread and
- * waited for. */
+ * which pumps the caller's stdin out to the guest with per-stream flow
+ * control. Output does not pass through here: the write ends of the
+ * caller's stdout/stderr pipes go to the shim with the request (SCM_RIGHTS,
+ * "sink_fds"), and the shim writes the guest's output into them and grants
+ * credit only for bytes a pipe accepted (lib/shim/relay.c), so memory stays
+ * bounded by the stream window whatever the guest writes and however slowly
+ * the caller reads. The DATA path below is what a shim that ignored the
+ * fds would use. Calls from the caller's thread are handed to the I/O
+ * thread and waited for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
@@ -255,6 +258,8 @@ typedef struct {
   const char *method;
   JsonObject *params;
   guint timeout_ms;
+  const int *fds; /* sent with the request (SCM_RIGHTS) */
+  guint n_fds;
   gboolean done;
   JsonObject *result;
   GError *error;
@@ -264,6 +269,12 @@ static void call_done(KvConn *c, JsonObject *result, const GError *e,
                       gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
+  if (result && call->n_fds) {
+    /* The shim took the output pipes' write ends: only it writes them now,
+     * and the caller sees EOF when it closes them. */
+    pipe_close_ours(&p->out);
+    pipe_close_ours(&p->err);
+  }
   g_mutex_lock(&p->lock);
   call->result = result ? json_object_ref(result) : NULL;
   call->error = e ? g_error_copy(e) : NULL;
@@ -274,15 +285,23 @@ static void call_done(KvConn *c, JsonObject *result, const GError *e,
 
 static gboolean call_start(gpointer user) {
   Call *call = user;
+  /* In this thread, right before the request: the fds go with the very
+   * next frame queued on the conn. */
+  g_autoptr(GError) e = NULL;
+  if (call->n_fds && !kv_conn_attach_fds(call->p->conn, call->fds, call->n_fds, &e)) {
+    call_done(call->p->conn, NULL, e, call);
+    return G_SOURCE_REMOVE;
+  }
   kv_conn_call(call->p->conn, call->method, call->params, call->timeout_ms,
                call_done, call);
   return G_SOURCE_REMOVE;
 }
 
-static JsonObject *proc_call(katavm_process *p, const char *method,
-                             JsonObject *params, guint timeout_ms,
-                             GError **error) {
-  Call call = {.p = p, .method = method, .params = params, .timeout_ms = timeout_ms};
+static JsonObject *proc_call_fds(katavm_process *p, const char *method,
+                                 JsonObject *params, guint timeout_ms,
+                                 const int *fds, guint n_fds, GError **error) {
+  Call call = {.p = p, .method = method, .params = params,
+               .timeout_ms = timeout_ms, .fds = fds, .n_fds = n_fds};
   g_main_context_invoke(p->ctx, call_start, &call);
   g_mutex_lock(&p->lock);
   while (!call.done)
@@ -291,6 +310,12 @@ static JsonObject *proc_call(katavm_process *p, const char *method,
   if (call.error)
     g_propagate_error(error, call.error);
   return call.result;
+}
+
+static JsonObject *proc_call(katavm_process *p, const char *method,
+                             JsonObject *params, guint timeout_ms,
+                             GError **error) {
+  return proc_call_fds(p, method, params, timeout_ms, NULL, 0, error);
 }
 
 static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e,
@@ -414,12 +439,21 @@ katavm_process *kv_process_start(katavm_sandbox *sb, const char *container,
   json_object_set_int_member(streams, "stdout", p->out.sid);
   json_object_set_int_member(streams, "stderr", p->err.sid);
   json_object_set_object_member(params, "streams", streams);
+  /* The shim writes our output straight into the caller's pipes. */
+  int sinks[2];
+  guint n_sinks = 0;
+  sinks[n_sinks++] = p->out.ours;
+  if (p->err.ours >= 0)
+    sinks[n_sinks++] = p->err.ours;
+  json_object_set_boolean_member(params, "sink_fds", TRUE);
   p->thread = g_thread_new("katavm-process", io_thread, p);
-  g_autoptr(JsonObject) r = proc_call(p, method, params, KV_CALL_TIMEOUT_MS, error);
+  g_autoptr(JsonObject) r = proc_call_fds(p, method, params, KV_CALL_TIMEOUT_MS,
+                                          sinks, n_sinks, error);
   if (!r) {
     katavm_process_free(p);
     return NULL;
   }
+
   g_main_context_invoke(p->ctx, after_start, p);
   return p;
 }

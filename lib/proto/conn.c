@@ -41,12 +41,20 @@ typedef struct {
   gsize splice_left;   /* payload bytes still to move from it */
   KvSpliceDoneFunc done;
   gpointer done_user;
+  int fds[KV_CONN_MAX_FDS]; /* our dups, sent with the frame's first byte */
+  guint n_fds;
 } KvOut;
 
 struct _KvConn {
   gint ref;
   int fd;
   gboolean not_socket; /* send(2) refused: fall back to write(2) */
+  gboolean take_fds;   /* kv_conn_accept_fds(): recvmsg keeps SCM_RIGHTS */
+  gboolean gather;     /* kv_conn_gather_frames() */
+  gsize rbuf_size;
+  GArray *fds_in;      /* int: received, not yet taken (kv_conn_take_fd) */
+  int next_fds[KV_CONN_MAX_FDS]; /* kv_conn_attach_fds(): for the next frame */
+  guint n_next_fds;
   char *role;
   KvConnHandlers h;
   gpointer user;
@@ -79,6 +87,8 @@ out_free(KvOut *o)
   g_bytes_unref(o->bytes);
   if (o->splice_fd >= 0)
     close(o->splice_fd);
+  for (guint i = 0; i < o->n_fds; i++)
+    close(o->fds[i]);
   if (o->done != NULL)
     o->done(o->done_user);
   g_free(o);
@@ -108,6 +118,35 @@ call_free(KvCall *call)
 }
 
 /* ---- writing ---- */
+
+/* Writes the start of o's frame with its fds attached as SCM_RIGHTS, so
+ * that they arrive with the frame's first byte. Our dups are closed once
+ * sent (the kernel holds the files until the peer takes them). */
+static ssize_t
+conn_write_fds(KvConn *c, KvOut *o, const guint8 *p, gsize n)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = ctl.buf,
+                     .msg_controllen = CMSG_SPACE(sizeof(int) * o->n_fds)};
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int) * o->n_fds);
+  memcpy(CMSG_DATA(cm), o->fds, sizeof(int) * o->n_fds);
+  ssize_t r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+  if (r > 0) {
+    for (guint i = 0; i < o->n_fds; i++)
+      close(o->fds[i]);
+    o->n_fds = 0;
+  }
+  return r;
+}
 
 static ssize_t
 conn_write(KvConn *c, const guint8 *p, gsize n)
@@ -164,7 +203,9 @@ conn_try_write(KvConn *c, GError **error)
     gsize len = 0;
     const guint8 *p = g_bytes_get_data(head->bytes, &len);
     if (c->out_off < len) {
-      ssize_t r = conn_write(c, p + c->out_off, len - c->out_off);
+      ssize_t r = head->n_fds > 0
+                      ? conn_write_fds(c, head, p + c->out_off, len - c->out_off)
+                      : conn_write(c, p + c->out_off, len - c->out_off);
       if (r < 0) {
         if (errno == EINTR)
           continue;
@@ -250,6 +291,24 @@ conn_fail_later(KvConn *c, GError *why)
   g_source_attach(src, c->ctx);
 }
 
+static void
+conn_drop_next_fds(KvConn *c)
+{
+  for (guint i = 0; i < c->n_next_fds; i++)
+    close(c->next_fds[i]);
+  c->n_next_fds = 0;
+}
+
+static void
+conn_drop_fds_in(KvConn *c)
+{
+  if (c->fds_in == NULL)
+    return;
+  for (guint i = 0; i < c->fds_in->len; i++)
+    close(g_array_index(c->fds_in, int, i));
+  g_array_set_size(c->fds_in, 0);
+}
+
 /* Queues an encoded frame and writes right away when nothing is ahead of
  * it. Errors are left to the writer source so that callers never see
  * on_closed run inside their own send call. */
@@ -260,6 +319,7 @@ conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
   /* Callers pace DATA with kv_conn_pending(); this cap is the backstop for
    * a peer that floods us with requests and never reads the replies. */
   if (c->deferred_error != NULL || c->pending + size > KV_CONN_MAX_PENDING) {
+    conn_drop_next_fds(c);
     out->done = NULL; /* the caller learns it from our FALSE */
     out_free(out);
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
@@ -272,6 +332,10 @@ conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
                                    KV_CONN_MAX_PENDING));
     return FALSE;
   }
+  /* Fds attached with kv_conn_attach_fds() travel with this frame. */
+  memcpy(out->fds, c->next_fds, sizeof(int) * c->n_next_fds);
+  out->n_fds = c->n_next_fds;
+  c->n_next_fds = 0;
   gboolean was_empty = g_queue_is_empty(&c->outq);
   c->pending += size;
   g_queue_push_tail(&c->outq, out);
@@ -322,6 +386,8 @@ conn_shutdown(KvConn *c, GError *why, gboolean notify)
     c->fd = -1;
   }
   g_queue_clear_full(&c->outq, (GDestroyNotify)out_free);
+  conn_drop_next_fds(c);
+  conn_drop_fds_in(c);
   c->out_off = 0;
   c->pending = 0;
   g_clear_pointer(&c->dec, kv_decoder_free);
@@ -444,6 +510,66 @@ conn_drain(KvConn *c, GError **error)
   return TRUE;
 }
 
+/* read(2), or on a conn that takes fds recvmsg(2) keeping what SCM_RIGHTS
+ * brought in fds_in. More fds than we hold, or a truncated control
+ * message (the kernel then closed the fds that did not fit), is the peer's
+ * error. */
+/* One blocking recv(MSG_WAITALL) of the rest of the current frame (see
+ * kv_conn_gather_frames); returns what arrived within SO_RCVTIMEO, or -1
+ * with EAGAIN when nothing did. */
+static ssize_t
+conn_read_gather(KvConn *c, gsize want)
+{
+  int fl = fcntl(c->fd, F_GETFL);
+  if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+    return read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
+  ssize_t n = recv(c->fd, c->rbuf, want, MSG_WAITALL);
+  int e = errno;
+  (void)fcntl(c->fd, F_SETFL, fl);
+  errno = e;
+  return n;
+}
+
+static ssize_t
+conn_read(KvConn *c, GError **error)
+{
+  if (!c->take_fds)
+    return read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
+  } ctl;
+  struct iovec iov = {.iov_base = c->rbuf, .iov_len = KV_CONN_READ_CHUNK};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+  if (n < 0)
+    return n;
+  gboolean bad = (m.msg_flags & MSG_CTRUNC) != 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+      continue;
+    guint k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (guint i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      if (c->fds_in->len >= KV_CONN_MAX_FDS_HELD) {
+        close(fd);
+        bad = TRUE;
+      } else {
+        g_array_append_val(c->fds_in, fd);
+      }
+    }
+  }
+  if (bad) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
+                "peer sent more file descriptors than the %u we hold",
+                KV_CONN_MAX_FDS_HELD);
+    return -1;
+  }
+  return n;
+}
+
 static gboolean
 on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
             gpointer data)
@@ -452,8 +578,18 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   g_autoptr(GError) err = NULL;
 
+  gboolean gathered = FALSE;
   for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
-    ssize_t n = read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
+    gsize missing = c->gather && !gathered ? kv_decoder_missing(c->dec) : 0;
+    ssize_t n;
+    if (missing >= KV_CONN_GATHER_MIN) {
+      gathered = TRUE;
+      n = conn_read_gather(c, MIN(missing, c->rbuf_size));
+    } else {
+      n = conn_read(c, &err);
+    }
+    if (err != NULL)
+      break;
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -472,7 +608,7 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
     if (!kv_decoder_feed(c->dec, c->rbuf, (gsize)n, &err) ||
         !conn_drain(c, &err))
       break;
-    if ((gsize)n < KV_CONN_READ_CHUNK)
+    if ((gsize)n < KV_CONN_READ_CHUNK && !gathered)
       break; /* most likely drained; poll again rather than EAGAIN */
   }
   if (err != NULL)
@@ -499,7 +635,8 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
   c->ctx = ctx != NULL ? g_main_context_ref(ctx)
                        : g_main_context_ref_thread_default();
   c->dec = kv_decoder_new();
-  c->rbuf = g_malloc(KV_CONN_READ_CHUNK);
+  c->rbuf_size = KV_CONN_READ_CHUNK;
+  c->rbuf = g_malloc(c->rbuf_size);
   g_queue_init(&c->outq);
   c->next_id = 1;
   c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -550,6 +687,8 @@ kv_conn_unref(KvConn *c)
       return;
   }
   g_hash_table_unref(c->calls);
+  if (c->fds_in != NULL)
+    g_array_unref(c->fds_in);
   g_clear_error(&c->close_error);
   g_clear_error(&c->deferred_error);
   g_main_context_unref(c->ctx);
@@ -1010,4 +1149,69 @@ kv_conn_close(KvConn *c)
                 g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
                                     "connection closed locally"),
                 FALSE);
+}
+
+void
+kv_conn_accept_fds(KvConn *c)
+{
+  g_return_if_fail(c != NULL);
+  c->take_fds = TRUE;
+  if (c->fds_in == NULL)
+    c->fds_in = g_array_new(FALSE, FALSE, sizeof(int));
+}
+
+int
+kv_conn_take_fd(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, -1);
+  if (c->fds_in == NULL || c->fds_in->len == 0)
+    return -1;
+  int fd = g_array_index(c->fds_in, int, 0);
+  g_array_remove_index(c->fds_in, 0);
+  return fd;
+}
+
+gboolean
+kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  if (c->closed) {
+    g_propagate_error(error, closed_error(c));
+    return FALSE;
+  }
+  if (c->n_next_fds + n > KV_CONN_MAX_FDS) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
+                "at most %u file descriptors go with one frame",
+                KV_CONN_MAX_FDS);
+    return FALSE;
+  }
+  for (guint i = 0; i < n; i++) {
+    int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+    if (d < 0) {
+      int e = errno;
+      conn_drop_next_fds(c);
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                  "cannot duplicate fd %d to send it: %s", fds[i],
+                  g_strerror(e));
+      return FALSE;
+    }
+    c->next_fds[c->n_next_fds++] = d;
+  }
+  return TRUE;
+}
+
+gboolean
+kv_conn_gather_frames(KvConn *c)
+{
+  g_return_val_if_fail(c != NULL, FALSE);
+  if (c->closed || c->gather)
+    return c->gather;
+  struct timeval tv = {.tv_sec = 0, .tv_usec = KV_CONN_GATHER_TIMEOUT_US};
+  if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+    return FALSE; /* not a socket */
+  kv_decoder_split_data(c->dec, KV_CONN_GATHER_MIN / 2);
+  c->rbuf = g_realloc(c->rbuf, KV_CONN_GATHER_MAX);
+  c->rbuf_size = KV_CONN_GATHER_MAX;
+  c->gather = TRUE;
+  return TRUE;
 }

@@ -592,6 +592,7 @@ struct _KvDecoder {
   GByteArray *buf;
   gsize off;      /* bytes of buf already handed out as frames */
   GError *failed; /* sticky: once set, every call reports it */
+  gsize split_min; /* kv_decoder_split_data(); 0 = whole frames only */
 };
 
 KvDecoder *
@@ -679,6 +680,29 @@ validate_payload(guint type, GBytes *payload, GError **error)
   }
 }
 
+void
+kv_decoder_split_data(KvDecoder *d, gsize min_piece)
+{
+  g_return_if_fail(d != NULL);
+  d->split_min = min_piece == 0 ? 0 : MAX(min_piece, (gsize)KV_FRAME_HDR_LEN);
+}
+
+gsize
+kv_decoder_missing(KvDecoder *d)
+{
+  g_return_val_if_fail(d != NULL, 0);
+  gsize avail = d->buf->len - d->off;
+  if (d->failed != NULL || avail < KV_FRAME_HDR_LEN)
+    return 0;
+  guint32 len;
+  memcpy(&len, d->buf->data + d->off + 8, 4);
+  len = GUINT32_FROM_BE(len);
+  if (len > KV_FRAME_MAX_PAYLOAD)
+    return 0; /* kv_decoder_next refuses it */
+  gsize whole = KV_FRAME_HDR_LEN + (gsize)len;
+  return whole > avail ? whole - avail : 0;
+}
+
 int
 kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
 {
@@ -724,8 +748,23 @@ kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
     return -1;
   }
 
-  if (avail - KV_FRAME_HDR_LEN < len)
-    return 0;
+  if (avail - KV_FRAME_HDR_LEN < len) {
+    gsize have = avail - KV_FRAME_HDR_LEN;
+    if (type != KV_FRAME_DATA || d->split_min == 0 || have < d->split_min)
+      return 0;
+    /* Hand out what is here as a DATA frame of its own and leave a header
+     * for the rest right behind it, over bytes already copied out
+     * (have >= split_min >= KV_FRAME_HDR_LEN: no overlap with h). */
+    out->type = type;
+    out->stream = stream;
+    out->payload = g_bytes_new(h + KV_FRAME_HDR_LEN, have);
+    guint8 *rest = d->buf->data + d->off + have;
+    guint32 rest_len = GUINT32_TO_BE(len - (guint32)have);
+    memcpy(rest, h, 8);
+    memcpy(rest + 8, &rest_len, 4);
+    d->off += have;
+    return 1;
+  }
 
   GBytes *payload = g_bytes_new(h + KV_FRAME_HDR_LEN, len);
   d->off += KV_FRAME_HDR_LEN + len;

@@ -190,6 +190,17 @@ gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len,
 /* Returns 1 and fills *out when a frame is ready, 0 when more bytes are
  * needed, -1 on a malformed frame (error set, decoder failed for good). */
 int kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error);
+/* Cut-through for DATA: with min_piece > 0, a DATA frame whose payload is
+ * still incomplete but has at least min_piece bytes (raised to
+ * KV_FRAME_HDR_LEN) buffered comes out as a DATA frame of those bytes, and
+ * the rest follows as further DATA frames on the same stream. Stream data
+ * means the same however it is cut; a reader passes it on without waiting
+ * for the whole frame. 0 (the default) restores whole frames. */
+void kv_decoder_split_data(KvDecoder *d, gsize min_piece);
+/* Bytes still to come for the frame whose header is buffered (0 when no
+ * header is, the frame is complete, or its length is invalid). A hint for
+ * readers: a peer that sent a header owes the rest. */
+gsize kv_decoder_missing(KvDecoder *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvDecoder, kv_decoder_free)
 
 /* ---- message helpers (validate shape; used on both sides) ---- */
@@ -342,6 +353,36 @@ gboolean kv_window_on_send(KvWindow *w, gsize len, GError **error);
  * main loop. It only guards against a peer that never reads; callers should
  * pace DATA well below it. */
 #define KV_CONN_MAX_PENDING (64u * 1024u * 1024u)
+/* File descriptors over a unix socket conn (SCM_RIGHTS), host side only:
+ * kv_conn_attach_fds() dups n fds (at most KV_CONN_MAX_FDS) and sends them
+ * with the first byte of the next frame queued on c; a conn that is not a
+ * socket fails that frame's write (and closes). The receiving conn must
+ * have called kv_conn_accept_fds() (otherwise the kernel discards any fds
+ * sent to it); it then keeps what arrives, at most KV_CONN_MAX_FDS_HELD not
+ * yet taken (more closes the conn), and kv_conn_take_fd() hands them out
+ * oldest first (-1 when none; the caller owns the fd). A frame's fds have
+ * all been received by the time the frame is dispatched. Fds not taken are
+ * closed with the conn. */
+#define KV_CONN_MAX_FDS 4
+#define KV_CONN_MAX_FDS_HELD 16
+void kv_conn_accept_fds(KvConn *c);
+int kv_conn_take_fd(KvConn *c);
+gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error);
+/* Gather large frames: for a conn whose peer sends big DATA frames in
+ * many small writes (QEMU writes a virtio-serial buffer to its socket one
+ * 4 KiB page at a time), read the rest of a frame of which at least
+ * KV_CONN_GATHER_MIN bytes are missing in one blocking recv(MSG_WAITALL) of
+ * up to KV_CONN_GATHER_MAX bytes, instead of waking up for every page. The
+ * wait is capped by SO_RCVTIMEO (KV_CONN_GATHER_TIMEOUT_US, rounded up to
+ * the kernel's tick) and happens at most once per dispatch, so a peer that
+ * stalls mid-frame delays this thread's other work by that much, no more.
+ * DATA frames are then also handed to on_frame in pieces as they arrive
+ * (kv_decoder_split_data, pieces of KV_CONN_GATHER_MIN / 2 and up).
+ * Sockets only; FALSE (nothing changed) for other fds. */
+#define KV_CONN_GATHER_MIN (32u * 1024u)
+#define KV_CONN_GATHER_MAX (256u * 1024u)
+#define KV_CONN_GATHER_TIMEOUT_US 2000
+gboolean kv_conn_gather_frames(KvConn *c);
 /* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
 gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
                              GError **error);

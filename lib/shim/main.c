@@ -299,7 +299,11 @@ static KvConn *agent_open(Shim *s, guint timeout_ms, GError **error) {
     }
     g_usleep(10000);
   }
-  return kv_conn_new(fd, "shim", &h, s, NULL);
+  KvConn *c = kv_conn_new(fd, "shim", &h, s, NULL);
+  /* Process output comes in 1 MiB frames that QEMU writes page by page:
+   * read them in big gulps, not a wake-up per page. */
+  kv_conn_gather_frames(c);
+  return c;
 }
 
 static gboolean agent_reconnect(gpointer user) {
@@ -390,7 +394,10 @@ static gboolean on_accept(int fd, GIOCondition cond, gpointer user) {
   static const KvConnHandlers h = {.on_request = on_client_request,
                                    .on_frame = on_client_frame,
                                    .on_closed = on_client_closed};
-  g_ptr_array_add(s->clients, kv_conn_new(c, "shim", &h, s, NULL));
+  KvConn *conn = kv_conn_new(c, "shim", &h, s, NULL);
+  /* Clients hand us the write ends of their output pipes (relay.c). */
+  kv_conn_accept_fds(conn);
+  g_ptr_array_add(s->clients, conn);
   return G_SOURCE_CONTINUE;
 }
 

@@ -1396,6 +1396,238 @@ START_TEST(test_conn_spliced_data)
 }
 END_TEST
 
+
+/* Cut-through: an incomplete DATA frame comes out in pieces of at least
+ * min_piece bytes, the rest after it, with the same bytes in order; other
+ * frames still come out whole only. */
+START_TEST(test_decoder_split_data)
+{
+  g_autoptr(KvDecoder) d = kv_decoder_new();
+  kv_decoder_split_data(d, 100);
+  guint8 payload[1000];
+  for (gsize i = 0; i < sizeof payload; i++)
+    payload[i] = (guint8)(i * 13);
+  g_autoptr(GBytes) data = kv_frame_encode(KV_FRAME_DATA, 5, payload,
+                                           sizeof payload, NULL);
+  g_autoptr(GBytes) ev = text_frame(KV_FRAME_EVENT, 0, "{\"event\":\"x\"}");
+  const guint8 *p = g_bytes_get_data(data, NULL);
+  gsize fed = 0;
+  g_autoptr(GByteArray) got = g_byte_array_new();
+  KvFrame f;
+  /* Header + 50 bytes: below min_piece, nothing yet. */
+  ck_assert(kv_decoder_feed(d, p, KV_FRAME_HDR_LEN + 50, NULL));
+  fed = KV_FRAME_HDR_LEN + 50;
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
+  ck_assert_uint_eq(kv_decoder_missing(d), sizeof payload - 50);
+  /* 150 more: 200 bytes come out as one DATA frame. */
+  ck_assert(kv_decoder_feed(d, p + fed, 150, NULL));
+  fed += 150;
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
+  ck_assert_int_eq(f.type, KV_FRAME_DATA);
+  ck_assert_uint_eq(f.stream, 5);
+  ck_assert_uint_eq(g_bytes_get_size(f.payload), 200);
+  g_byte_array_append(got, g_bytes_get_data(f.payload, NULL), 200);
+  kv_frame_clear(&f);
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
+  ck_assert_uint_eq(kv_decoder_missing(d), sizeof payload - 200);
+  /* The rest plus a whole EVENT in one feed. */
+  gsize total = g_bytes_get_size(data);
+  ck_assert(kv_decoder_feed(d, p + fed, total - fed, NULL));
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(ev, NULL),
+                            g_bytes_get_size(ev), NULL));
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
+  ck_assert_int_eq(f.type, KV_FRAME_DATA);
+  ck_assert_uint_eq(f.stream, 5);
+  g_byte_array_append(got, g_bytes_get_data(f.payload, NULL),
+                      g_bytes_get_size(f.payload));
+  kv_frame_clear(&f);
+  ck_assert_uint_eq(got->len, sizeof payload);
+  ck_assert_int_eq(memcmp(got->data, payload, sizeof payload), 0);
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
+  ck_assert_int_eq(f.type, KV_FRAME_EVENT);
+  kv_frame_clear(&f);
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
+  ck_assert_uint_eq(kv_decoder_missing(d), 0);
+
+  /* A JSON frame is never cut, however much of it is there. */
+  g_autoptr(GString) big = g_string_new("{\"event\":\"x\",\"pad\":\"");
+  for (int i = 0; i < 500; i++)
+    g_string_append_c(big, 'a');
+  g_string_append(big, "\"}");
+  g_autoptr(GBytes) bigev = text_frame(KV_FRAME_EVENT, 0, big->str);
+  gsize n = g_bytes_get_size(bigev);
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(bigev, NULL), n - 1, NULL));
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
+  ck_assert_uint_eq(kv_decoder_missing(d), 1);
+  ck_assert(kv_decoder_feed(d, (const guint8 *)g_bytes_get_data(bigev, NULL) + n - 1,
+                            1, NULL));
+  ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
+  ck_assert_int_eq(f.type, KV_FRAME_EVENT);
+  kv_frame_clear(&f);
+}
+END_TEST
+
+static int
+count_open_fds(void)
+{
+  int n = 0;
+  g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+  while (dir && g_dir_read_name(dir))
+    n++;
+  return n;
+}
+
+/* Fds sent with a frame arrive with it, oldest first, and work; a peer that
+ * sends more than we hold gets its conn closed; a conn that does not take
+ * fds never holds any. */
+START_TEST(test_conn_fd_passing)
+{
+  (void)g_main_context_default(); /* its wakeup fd is not a leak */
+  int before = count_open_fds();
+  int fds[2];
+  make_pair(fds);
+  Peer pa = {0}, pb = {0};
+  g_autoptr(KvConn) a = kv_conn_new(fds[0], "lib", &handlers, &pa, NULL);
+  g_autoptr(KvConn) b = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
+  kv_conn_accept_fds(b);
+  ck_assert(kv_conn_wait_ready(a, 2000, NULL));
+  PUMP_UNTIL(kv_conn_is_ready(b), 2000);
+
+  int p1[2], p2[2];
+  ck_assert_int_eq(pipe2(p1, O_CLOEXEC), 0);
+  ck_assert_int_eq(pipe2(p2, O_CLOEXEC), 0);
+  int ends[2] = {p1[1], p2[1]};
+  ck_assert(kv_conn_attach_fds(a, ends, 2, NULL));
+  ck_assert(kv_conn_send(a, KV_FRAME_DATA, 3, "x", 1, NULL));
+  PUMP_UNTIL(pb.frames == 1, 5000);
+  int t1 = kv_conn_take_fd(b), t2 = kv_conn_take_fd(b);
+  ck_assert_int_ge(t1, 0);
+  ck_assert_int_ge(t2, 0);
+  ck_assert_int_eq(kv_conn_take_fd(b), -1);
+  ck_assert_int_eq(write(t1, "1", 1), 1);
+  ck_assert_int_eq(write(t2, "2", 1), 1);
+  char c = 0;
+  ck_assert_int_eq(read(p1[0], &c, 1), 1);
+  ck_assert_int_eq(c, '1');
+  ck_assert_int_eq(read(p2[0], &c, 1), 1);
+  ck_assert_int_eq(c, '2');
+  close(t1);
+  close(t2);
+
+  /* More than KV_CONN_MAX_FDS with one frame is refused at once. */
+  int many[KV_CONN_MAX_FDS + 1];
+  for (int i = 0; i <= KV_CONN_MAX_FDS; i++)
+    many[i] = p1[1];
+  g_autoptr(GError) err = NULL;
+  ck_assert(!kv_conn_attach_fds(a, many, KV_CONN_MAX_FDS + 1, &err));
+  /* A peer that sends fds nobody takes: past KV_CONN_MAX_FDS_HELD the
+   * conn closes, and every fd it held is closed with it. */
+  for (int i = 0; i * KV_CONN_MAX_FDS <= KV_CONN_MAX_FDS_HELD; i++) {
+    ck_assert(kv_conn_attach_fds(a, many, KV_CONN_MAX_FDS, NULL));
+    ck_assert(kv_conn_send(a, KV_FRAME_DATA, 3, "y", 1, NULL));
+  }
+  PUMP_UNTIL(kv_conn_is_closed(b), 5000);
+  ck_assert_ptr_nonnull(strstr(pb.closed_why->message, "file descriptors"));
+  kv_conn_close(a);
+  g_clear_pointer(&a, kv_conn_unref);
+  g_clear_pointer(&b, kv_conn_unref);
+
+  /* Without kv_conn_accept_fds the kernel discards them on our read. */
+  make_pair(fds);
+  Peer pc = {0}, pd = {0};
+  g_autoptr(KvConn) cc = kv_conn_new(fds[0], "lib", &handlers, &pc, NULL);
+  g_autoptr(KvConn) d = kv_conn_new(fds[1], "shim", &handlers, &pd, NULL);
+  ck_assert(kv_conn_wait_ready(cc, 2000, NULL));
+  ck_assert(kv_conn_attach_fds(cc, ends, 2, NULL));
+  ck_assert(kv_conn_send(cc, KV_FRAME_DATA, 3, "z", 1, NULL));
+  PUMP_UNTIL(pd.frames == 1, 5000);
+  ck_assert_int_eq(kv_conn_take_fd(d), -1);
+  kv_conn_close(cc);
+  kv_conn_close(d);
+  for (int i = 0; i < 2; i++) {
+    close(p1[i]);
+    close(p2[i]);
+  }
+  ck_assert_int_eq(count_open_fds(), before);
+  peer_clear(&pa);
+  peer_clear(&pb);
+  peer_clear(&pc);
+  peer_clear(&pd);
+}
+END_TEST
+
+typedef struct {
+  int fd;
+  gsize len;
+} SlowWriter;
+
+/* Writes one DATA frame of w->len bytes the way QEMU does: 4 KiB at a
+ * time, with short pauses. */
+static gpointer
+slow_writer(gpointer data)
+{
+  SlowWriter *w = data;
+  g_autoptr(GBytes) hdr = kv_frame_encode_header(KV_FRAME_DATA, 7, w->len, NULL);
+  raw_write(w->fd, hdr);
+  guint8 page[4096];
+  for (gsize off = 0; off < w->len; off += sizeof page) {
+    gsize n = MIN(sizeof page, w->len - off);
+    for (gsize i = 0; i < n; i++)
+      page[i] = (guint8)((off + i) * 7);
+    gsize done = 0;
+    while (done < n) {
+      ssize_t r = write(w->fd, page + done, n - done);
+      ck_assert_int_gt(r, 0);
+      done += (gsize)r;
+    }
+    if (off % (64 * 1024) == 0)
+      g_usleep(200);
+  }
+  return NULL;
+}
+
+/* Gathering: a big DATA frame written page by page arrives complete and in
+ * order, in pieces far larger than the pages, and a frame that stops
+ * midway does not hold the reader beyond the timeout. */
+START_TEST(test_conn_gather_frames)
+{
+  int fds[2];
+  make_pair(fds);
+  Peer pa = {0}, pb = {0};
+  g_autoptr(KvConn) b = kv_conn_new(fds[1], "shim", &handlers, &pb, NULL);
+  ck_assert(kv_conn_gather_frames(b));
+  g_autoptr(GBytes) hello = kv_hello_encode("agent", NULL);
+  raw_write(fds[0], hello);
+  PUMP_UNTIL(kv_conn_is_ready(b), 2000);
+
+  SlowWriter w = {fds[0], KV_FRAME_MAX_PAYLOAD};
+  GThread *t = g_thread_new("writer", slow_writer, &w);
+  PUMP_UNTIL(pb.data && pb.data->len == w.len, 10000);
+  g_thread_join(t);
+  for (gsize i = 0; i < w.len; i++)
+    ck_assert_uint_eq(pb.data->data[i], (guint8)(i * 7));
+  /* 256 pages, far fewer pieces. */
+  ck_assert_int_le(pb.frames, 64);
+
+  /* Half a frame, then silence: the conn stays responsive. */
+  g_autoptr(GBytes) hdr = kv_frame_encode_header(KV_FRAME_DATA, 7, 100000, NULL);
+  raw_write(fds[0], hdr);
+  guint8 part[50000] = {0};
+  ck_assert_int_eq(write(fds[0], part, sizeof part), (ssize_t)sizeof part);
+  gint64 t0 = g_get_monotonic_time();
+  gboolean fired = FALSE;
+  g_timeout_add(20, set_flag, &fired);
+  while (!fired)
+    g_main_context_iteration(NULL, TRUE);
+  ck_assert(!kv_conn_is_closed(b));
+  ck_assert_int_lt(g_get_monotonic_time() - t0, 5 * G_USEC_PER_SEC);
+  close(fds[0]);
+  PUMP_UNTIL(kv_conn_is_closed(b), 5000);
+  peer_clear(&pa);
+  peer_clear(&pb);
+}
+END_TEST
+
 static Suite *
 proto_suite(void)
 {
@@ -1410,6 +1642,7 @@ proto_suite(void)
   tcase_add_test(codec, test_credit_value);
   tcase_add_test(codec, test_truncated_frame_waits);
   tcase_add_test(codec, test_window);
+  tcase_add_test(codec, test_decoder_split_data);
   tcase_add_test(codec, test_remote_error_helpers);
   suite_add_tcase(s, codec);
 
@@ -1455,6 +1688,8 @@ proto_suite(void)
   tcase_add_test(conn, test_conn_nested_call_sync_in_handler);
   tcase_add_test(conn, test_conn_call_sync_other_thread_context);
   tcase_add_test(conn, test_conn_spliced_data);
+  tcase_add_test(conn, test_conn_fd_passing);
+  tcase_add_test(conn, test_conn_gather_frames);
   suite_add_tcase(s, conn);
   return s;
 }
