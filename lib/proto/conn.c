@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KV_CONN_READ_CHUNK (64u * 1024u)
@@ -51,7 +52,6 @@ struct _KvConn {
   gboolean not_socket; /* send(2) refused: fall back to write(2) */
   gboolean take_fds;   /* kv_conn_accept_fds(): recvmsg keeps SCM_RIGHTS */
   gboolean gather;     /* kv_conn_gather_frames() */
-  gsize rbuf_size;
   GArray *fds_in;      /* int: received, not yet taken (kv_conn_take_fd) */
   int next_fds[KV_CONN_MAX_FDS]; /* kv_conn_attach_fds(): for the next frame */
   guint n_next_fds;
@@ -63,7 +63,6 @@ struct _KvConn {
   GSource *out_src; /* attached only while writes are pending */
 
   KvDecoder *dec;
-  guint8 *rbuf;
 
   GQueue outq;   /* KvOut*, whole frames in send order */
   gsize out_off; /* bytes of the head already written */
@@ -391,7 +390,6 @@ conn_shutdown(KvConn *c, GError *why, gboolean notify)
   c->out_off = 0;
   c->pending = 0;
   g_clear_pointer(&c->dec, kv_decoder_free);
-  g_clear_pointer(&c->rbuf, g_free);
 
   /* Steal the table first: a reply callback may start new calls (which
    * fail at once, the conn being closed) or drop its conn reference. */
@@ -514,32 +512,31 @@ conn_drain(KvConn *c, GError **error)
  * brought in fds_in. More fds than we hold, or a truncated control
  * message (the kernel then closed the fds that did not fit), is the peer's
  * error. */
-/* One blocking recv(MSG_WAITALL) of the rest of the current frame (see
- * kv_conn_gather_frames); returns what arrived within SO_RCVTIMEO, or -1
- * with EAGAIN when nothing did. */
+/* The rest of the current frame (see kv_conn_gather_frames): when less
+ * than `want` is there yet, first sleep KV_CONN_GATHER_WAIT_US, so that the
+ * peer's writes meanwhile pile up instead of waking us one by one, then
+ * read what came, without blocking. */
 static ssize_t
-conn_read_gather(KvConn *c, gsize want)
+conn_read_gather(KvConn *c, guint8 *buf, gsize want)
 {
-  int fl = fcntl(c->fd, F_GETFL);
-  if (fl < 0 || fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-    return read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
-  ssize_t n = recv(c->fd, c->rbuf, want, MSG_WAITALL);
-  int e = errno;
-  (void)fcntl(c->fd, F_SETFL, fl);
-  errno = e;
-  return n;
+  int avail = 0;
+  if (ioctl(c->fd, FIONREAD, &avail) == 0 && (gsize)avail < want) {
+    struct timespec ts = {0, KV_CONN_GATHER_WAIT_US * 1000L};
+    nanosleep(&ts, NULL);
+  }
+  return read(c->fd, buf, want);
 }
 
 static ssize_t
-conn_read(KvConn *c, GError **error)
+conn_read(KvConn *c, guint8 *buf, GError **error)
 {
   if (!c->take_fds)
-    return read(c->fd, c->rbuf, KV_CONN_READ_CHUNK);
+    return read(c->fd, buf, KV_CONN_READ_CHUNK);
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
   } ctl;
-  struct iovec iov = {.iov_base = c->rbuf, .iov_len = KV_CONN_READ_CHUNK};
+  struct iovec iov = {.iov_base = buf, .iov_len = KV_CONN_READ_CHUNK};
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
                      .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
   ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
@@ -581,13 +578,23 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
   gboolean gathered = FALSE;
   for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
     gsize missing = c->gather && !gathered ? kv_decoder_missing(c->dec) : 0;
+    gboolean gather = missing >= KV_CONN_GATHER_MIN;
+    gsize want = gather ? MIN(missing, (gsize)KV_CONN_GATHER_MAX)
+                        : KV_CONN_READ_CHUNK;
+    /* Straight into the decoder's buffer: no copy on our side. */
+    guint8 *buf = kv_decoder_prepare(c->dec, want, &err);
+    if (buf == NULL)
+      break;
     ssize_t n;
-    if (missing >= KV_CONN_GATHER_MIN) {
+    if (gather) {
       gathered = TRUE;
-      n = conn_read_gather(c, MIN(missing, c->rbuf_size));
+      n = conn_read_gather(c, buf, want);
     } else {
-      n = conn_read(c, &err);
+      n = conn_read(c, buf, &err);
     }
+    int read_errno = errno;
+    kv_decoder_commit(c->dec, n > 0 ? (gsize)n : 0);
+    errno = read_errno;
     if (err != NULL)
       break;
     if (n < 0) {
@@ -605,8 +612,7 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
                                 "peer closed the connection");
       break;
     }
-    if (!kv_decoder_feed(c->dec, c->rbuf, (gsize)n, &err) ||
-        !conn_drain(c, &err))
+    if (!conn_drain(c, &err))
       break;
     if ((gsize)n < KV_CONN_READ_CHUNK && !gathered)
       break; /* most likely drained; poll again rather than EAGAIN */
@@ -635,8 +641,6 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
   c->ctx = ctx != NULL ? g_main_context_ref(ctx)
                        : g_main_context_ref_thread_default();
   c->dec = kv_decoder_new();
-  c->rbuf_size = KV_CONN_READ_CHUNK;
-  c->rbuf = g_malloc(c->rbuf_size);
   g_queue_init(&c->outq);
   c->next_id = 1;
   c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -1204,14 +1208,11 @@ gboolean
 kv_conn_gather_frames(KvConn *c)
 {
   g_return_val_if_fail(c != NULL, FALSE);
-  if (c->closed || c->gather)
-    return c->gather;
-  struct timeval tv = {.tv_sec = 0, .tv_usec = KV_CONN_GATHER_TIMEOUT_US};
-  if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
-    return FALSE; /* not a socket */
-  kv_decoder_split_data(c->dec, KV_CONN_GATHER_MIN / 2);
-  c->rbuf = g_realloc(c->rbuf, KV_CONN_GATHER_MAX);
-  c->rbuf_size = KV_CONN_GATHER_MAX;
+  int avail = 0;
+  if (c->closed || ioctl(c->fd, FIONREAD, &avail) < 0)
+    return FALSE; /* FIONREAD is what it needs */
+  if (!c->gather)
+    kv_decoder_split_data(c->dec, KV_CONN_GATHER_MIN / 2);
   c->gather = TRUE;
   return TRUE;
 }

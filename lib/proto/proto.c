@@ -19,6 +19,11 @@ G_DEFINE_QUARK(kv-proto-error-quark, kv_proto_error)
 /* A decoder whose buffer grew past this releases the memory once drained, so
  * one big frame does not pin megabytes per idle connection. */
 #define KV_DECODER_SHRINK_AT (256u * 1024u)
+/* Payloads this big take the buffer over rather than being copied out
+ * (the fuzz build lowers it so that its small inputs reach that path). */
+#ifndef KV_DECODER_STEAL_MIN
+#define KV_DECODER_STEAL_MIN (16u * 1024u)
+#endif
 #define KV_DECODER_MAX_BUFFER (2u * (KV_FRAME_HDR_LEN + KV_FRAME_MAX_PAYLOAD))
 
 static const char *
@@ -593,6 +598,7 @@ struct _KvDecoder {
   gsize off;      /* bytes of buf already handed out as frames */
   GError *failed; /* sticky: once set, every call reports it */
   gsize split_min; /* kv_decoder_split_data(); 0 = whole frames only */
+  gsize committed; /* buf->len before the last kv_decoder_prepare() */
 };
 
 KvDecoder *
@@ -623,15 +629,13 @@ decoder_fail(KvDecoder *d, GError *err, GError **error)
   d->off = 0;
 }
 
-gboolean
-kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
+guint8 *
+kv_decoder_prepare(KvDecoder *d, gsize len, GError **error)
 {
-  g_return_val_if_fail(d != NULL, FALSE);
-  g_return_val_if_fail(data != NULL || len == 0, FALSE);
-
+  g_return_val_if_fail(d != NULL, NULL);
   if (d->failed != NULL) {
     g_propagate_error(error, g_error_copy(d->failed));
-    return FALSE;
+    return NULL;
   }
   if (d->off > 0) {
     if (d->off == d->buf->len && d->buf->len > KV_DECODER_SHRINK_AT) {
@@ -648,11 +652,57 @@ kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
                              "decoder buffer would exceed %u bytes",
                              KV_DECODER_MAX_BUFFER),
                  error);
+    return NULL;
+  }
+  d->committed = d->buf->len;
+  g_byte_array_set_size(d->buf, d->committed + len);
+  return d->buf->data + d->committed;
+}
+
+void
+kv_decoder_commit(KvDecoder *d, gsize len)
+{
+  g_return_if_fail(d != NULL);
+  if (d->failed != NULL)
+    return;
+  g_return_if_fail(d->committed + len <= d->buf->len);
+  g_byte_array_set_size(d->buf, d->committed + len);
+}
+
+gboolean
+kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
+{
+  g_return_val_if_fail(d != NULL, FALSE);
+  g_return_val_if_fail(data != NULL || len == 0, FALSE);
+  if (len == 0) {
+    if (d->failed == NULL)
+      return TRUE;
+    g_propagate_error(error, g_error_copy(d->failed));
     return FALSE;
   }
-  if (len > 0)
-    g_byte_array_append(d->buf, data, len);
+  guint8 *p = kv_decoder_prepare(d, len, error);
+  if (p == NULL)
+    return FALSE;
+  memcpy(p, data, len);
+  kv_decoder_commit(d, len);
   return TRUE;
+}
+
+/* The payload [at, at + len) of buf as GBytes. When it is the last thing
+ * buffered (a frame the reader gathered exactly, a cut DATA piece), the
+ * buffer itself becomes the payload's storage and the decoder starts a new
+ * one: no copy of the bytes. Otherwise they are copied. */
+static GBytes *
+take_payload(KvDecoder *d, gsize at, gsize len)
+{
+  if (len < KV_DECODER_STEAL_MIN || at + len != d->buf->len)
+    return g_bytes_new(d->buf->data + at, len);
+  GBytes *all = g_byte_array_free_to_bytes(d->buf);
+  GBytes *payload = g_bytes_new_from_bytes(all, at, len);
+  g_bytes_unref(all);
+  d->buf = g_byte_array_new();
+  d->off = 0;
+  return payload;
 }
 
 static gboolean
@@ -755,19 +805,28 @@ kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
     /* Hand out what is here as a DATA frame of its own and leave a header
      * for the rest right behind it, over bytes already copied out
      * (have >= split_min >= KV_FRAME_HDR_LEN: no overlap with h). */
-    out->type = type;
-    out->stream = stream;
-    out->payload = g_bytes_new(h + KV_FRAME_HDR_LEN, have);
-    guint8 *rest = d->buf->data + d->off + have;
+    guint8 rest[KV_FRAME_HDR_LEN];
     guint32 rest_len = GUINT32_TO_BE(len - (guint32)have);
     memcpy(rest, h, 8);
     memcpy(rest + 8, &rest_len, 4);
-    d->off += have;
+    out->type = type;
+    out->stream = stream;
+    /* The piece ends where the buffer does; the rest's header then starts
+     * the next bytes (a new buffer when the payload took this one). */
+    gsize at = d->off + KV_FRAME_HDR_LEN;
+    out->payload = take_payload(d, at, have);
+    if (d->buf->len == 0) {
+      g_byte_array_append(d->buf, rest, sizeof rest);
+    } else {
+      memcpy(d->buf->data + at + have - KV_FRAME_HDR_LEN, rest, sizeof rest);
+      d->off = at + have - KV_FRAME_HDR_LEN;
+    }
     return 1;
   }
 
-  GBytes *payload = g_bytes_new(h + KV_FRAME_HDR_LEN, len);
-  d->off += KV_FRAME_HDR_LEN + len;
+  gsize at = d->off + KV_FRAME_HDR_LEN;
+  d->off = at + len;
+  GBytes *payload = take_payload(d, at, len);
 
   if (!validate_payload(type, payload, &err)) {
     g_bytes_unref(payload);

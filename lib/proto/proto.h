@@ -187,6 +187,14 @@ KvDecoder *kv_decoder_new(void);
 void kv_decoder_free(KvDecoder *d);
 gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len,
                          GError **error);
+/* Reading straight into the decoder (no copy): kv_decoder_prepare() returns
+ * room for len bytes at the end of its buffer (NULL with error when that
+ * would pass the bound above, or the decoder failed), kv_decoder_commit()
+ * then says how many of them were filled (<= len). Nothing else may be
+ * called in between. Big payloads that end the buffer are handed out
+ * without a copy too (the frame's GBytes then owns that buffer). */
+guint8 *kv_decoder_prepare(KvDecoder *d, gsize len, GError **error);
+void kv_decoder_commit(KvDecoder *d, gsize len);
 /* Returns 1 and fills *out when a frame is ready, 0 when more bytes are
  * needed, -1 on a malformed frame (error set, decoder failed for good). */
 int kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error);
@@ -370,18 +378,19 @@ int kv_conn_take_fd(KvConn *c);
 gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error);
 /* Gather large frames: for a conn whose peer sends big DATA frames in
  * many small writes (QEMU writes a virtio-serial buffer to its socket one
- * 4 KiB page at a time), read the rest of a frame of which at least
- * KV_CONN_GATHER_MIN bytes are missing in one blocking recv(MSG_WAITALL) of
- * up to KV_CONN_GATHER_MAX bytes, instead of waking up for every page. The
- * wait is capped by SO_RCVTIMEO (KV_CONN_GATHER_TIMEOUT_US, rounded up to
- * the kernel's tick) and happens at most once per dispatch, so a peer that
- * stalls mid-frame delays this thread's other work by that much, no more.
- * DATA frames are then also handed to on_frame in pieces as they arrive
- * (kv_decoder_split_data, pieces of KV_CONN_GATHER_MIN / 2 and up).
- * Sockets only; FALSE (nothing changed) for other fds. */
+ * 4 KiB page at a time, and every write wakes a reader that waits on the
+ * socket, even one blocked in recv(MSG_WAITALL)), once at least
+ * KV_CONN_GATHER_MIN bytes of a frame are owed and fewer are there, sleep
+ * KV_CONN_GATHER_WAIT_US without watching the socket, then read up to
+ * KV_CONN_GATHER_MAX of the frame at once. At most one such sleep per
+ * dispatch: a peer that stalls mid-frame costs this thread that much, no
+ * more. DATA frames are then also handed to on_frame in pieces as they
+ * arrive (kv_decoder_split_data, pieces of KV_CONN_GATHER_MIN / 2 and up),
+ * not after the whole frame. FALSE (nothing changed) on a closed conn or an
+ * fd without FIONREAD. */
 #define KV_CONN_GATHER_MIN (32u * 1024u)
 #define KV_CONN_GATHER_MAX (256u * 1024u)
-#define KV_CONN_GATHER_TIMEOUT_US 2000
+#define KV_CONN_GATHER_WAIT_US 250
 gboolean kv_conn_gather_frames(KvConn *c);
 /* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
 gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
