@@ -4,7 +4,8 @@
  *                                     M MiB per stream, default 256)
  *
  * Everything a caller does with a container process travels guest process
- * -> agent -> virtio-serial -> QEMU -> shim -> library -> caller's pipe.
+ * -> agent -> virtio-serial -> QEMU -> shim -> caller's pipe (the shim
+ * writes output into the pipe the library handed it; lib/shim/relay.c).
  * This measures that path against the parts of it we cannot make faster,
  * in one invocation so that both sides see the same machine load:
  *
@@ -307,8 +308,8 @@ typedef struct {
   double qemu_pct, shim_pct, self_pct;
 } StreamResult;
 
-/* pids: {QEMU, shim}; our own share (the library's I/O thread, our reads)
- * is read from /proc/self. */
+/* pids: {QEMU, shim}; our own share (our reads of the pipe; output does not
+ * pass the library's I/O thread) is read from /proc/self. */
 static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
                             char *buf, StreamResult *r) {
   g_autofree char *count = g_strdup_printf("count=%u", mib);
@@ -795,7 +796,7 @@ int main(int argc, char **argv) {
            "median", "min", "max");
     print_row(36, "ours: QEMU", ours_qemu, STREAM_ROUNDS, 1, "%");
     print_row(36, "ours: shim", ours_shim, STREAM_ROUNDS, 1, "%");
-    print_row(36, "ours: this process (lib I/O thread)", ours_self, STREAM_ROUNDS, 1, "%");
+    print_row(36, "ours: this process (the reader)", ours_self, STREAM_ROUNDS, 1, "%");
     print_row(36, "floor: QEMU", floor_qemu, STREAM_ROUNDS, 1, "%");
     printf("\n");
     printf("  %-36s %9s %9s %9s\n", "latency", "median", "min", "max");

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -113,6 +115,78 @@ static void reset_peak(int pid) {
 }
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+
+/* ---- a raw client of the shim (the protocol by hand, as a buggy or
+ * hostile embedder would speak it) ---- */
+
+static void raw_frame(int fd, guint8 type, const char *json, const int *fds,
+                      int n_fds) {
+  guint32 len = (guint32)strlen(json);
+  guint8 hdr[12] = {0x4b, 0x56, type, 0, 0, 0, 0, 0};
+  guint32 be = GUINT32_TO_BE(len);
+  memcpy(hdr + 8, &be, 4);
+  struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)json, len}};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+  } ctl;
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+  if (n_fds > 0) {
+    memset(&ctl, 0, sizeof ctl);
+    m.msg_control = ctl.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+  }
+  ck_assert_int_eq(sendmsg(fd, &m, MSG_NOSIGNAL), (ssize_t)(sizeof hdr + len));
+}
+
+/* Reads frames until the RESPONSE; returns its JSON text. */
+static char *raw_response(int fd) {
+  for (;;) {
+    guint8 hdr[12];
+    ck_assert_int_eq(recv(fd, hdr, sizeof hdr, MSG_WAITALL), (ssize_t)sizeof hdr);
+    guint32 len;
+    memcpy(&len, hdr + 8, 4);
+    len = GUINT32_FROM_BE(len);
+    ck_assert_uint_le(len, 1 << 20);
+    char *body = g_malloc0(len + 1);
+    ck_assert_int_eq(recv(fd, body, len, MSG_WAITALL), (ssize_t)len);
+    if (hdr[2] == 3 /* RESPONSE */)
+      return body;
+    g_free(body);
+  }
+}
+
+/* An exec of `true` in `cid` that claims sink fds (the write ends of its
+ * output pipes, see lib/shim/relay.c) but sends `fds` instead; returns the
+ * shim's answer. */
+static char *raw_exec_with_sinks(const char *sandbox, const char *cid,
+                                 const int *fds, int n_fds) {
+  g_autofree char *hash =
+      g_compute_checksum_for_string(G_CHECKSUM_SHA256, sandbox, -1);
+  hash[12] = '\0';
+  g_autofree char *path = g_build_filename(kvt_root(), "r", hash, "shim.sock", NULL);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  ck_assert_uint_lt(strlen(path), sizeof sa.sun_path);
+  strcpy(sa.sun_path, path);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  raw_frame(fd, 1, "{\"proto\":1,\"role\":\"test\",\"version\":\"0\"}", NULL, 0);
+  g_autofree char *req = g_strdup_printf(
+      "{\"id\":7,\"method\":\"exec\",\"params\":{\"container\":\"%s\","
+      "\"exec_id\":\"raw1\",\"process\":{\"args\":[\"true\"]},"
+      "\"streams\":{\"stdout\":2,\"stderr\":3},\"sink_fds\":true}}",
+      cid);
+  raw_frame(fd, 2, req, fds, n_fds);
+  char *resp = raw_response(fd);
+  close(fd);
+  return resp;
+}
 
 START_TEST(pod_with_containers) {
   katavm_runtime *rt = kvt_runtime();
@@ -284,6 +358,50 @@ START_TEST(pod_with_containers) {
   ck_assert_str_eq(after, "still-here\n");
   katavm_guest_info gi;
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
+
+  /* The shim takes only the write ends of pipes for a caller's output:
+   * none at all, a regular file or a read end is refused by name, and
+   * leaves nothing behind in the shim (the sandbox goes on serving). */
+  int pp[2];
+  ck_assert_int_eq(pipe(pp), 0);
+  g_autofree char *fpath = g_build_filename(workdir, "not-a-pipe", NULL);
+  int file = open(fpath, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  ck_assert_int_ge(file, 0);
+  int read_ends[2] = {pp[0], pp[0]};
+  int files[2] = {file, file};
+  const struct {
+    const int *fds;
+    int n;
+  } bad[] = {{NULL, 0}, {files, 2}, {read_ends, 2}};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autofree char *resp = raw_exec_with_sinks("pod1", "c1", bad[i].fds, bad[i].n);
+    ck_assert_msg(strstr(resp, "\"error\"") && strstr(resp, "streams.stdout") &&
+                      strstr(resp, "write end of a pipe"),
+                  "case %zu: %s", i, resp);
+  }
+  close(file);
+  /* Right: the output arrives in our pipe, which the shim then closes. */
+  int outp[2], errp[2];
+  ck_assert_int_eq(pipe(outp), 0);
+  ck_assert_int_eq(pipe(errp), 0);
+  int sinks[2] = {outp[1], errp[1]};
+  {
+    g_autofree char *resp = raw_exec_with_sinks("pod1", "c1", sinks, 2);
+    ck_assert_msg(strstr(resp, "\"result\""), "%s", resp);
+  }
+  close(outp[1]);
+  close(errp[1]);
+  char c;
+  for (int k = 0; k < 2; k++) {
+    /* A guard against hanging forever, not a time limit. */
+    struct pollfd pf = {.fd = k ? errp[0] : outp[0], .events = POLLIN};
+    ck_assert_int_eq(poll(&pf, 1, 120000), 1);
+    ck_assert_int_eq(read(pf.fd, &c, 1), 0); /* `true`: EOF, no bytes */
+  }
+  close(outp[0]);
+  close(errp[0]);
+  close(pp[0]);
+  close(pp[1]);
 
   /* Remove one container; exec into it fails clearly. */
   rc = katavm_container_remove(sb, "c2", 1, &e);
