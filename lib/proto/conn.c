@@ -508,10 +508,6 @@ conn_drain(KvConn *c, GError **error)
   return TRUE;
 }
 
-/* read(2), or on a conn that takes fds recvmsg(2) keeping what SCM_RIGHTS
- * brought in fds_in. More fds than we hold, or a truncated control
- * message (the kernel then closed the fds that did not fit), is the peer's
- * error. */
 /* The rest of the current frame (see kv_conn_gather_frames): when less
  * than `want` is there yet, first sleep KV_CONN_GATHER_WAIT_US, so that the
  * peer's writes meanwhile pile up instead of waking us one by one, then
@@ -527,6 +523,10 @@ conn_read_gather(KvConn *c, guint8 *buf, gsize want)
   return read(c->fd, buf, want);
 }
 
+/* One read of up to KV_CONN_READ_CHUNK into buf: read(2), or on a conn
+ * that takes fds recvmsg(2), keeping what SCM_RIGHTS brought in fds_in.
+ * More fds than we hold, or a truncated control message (the kernel then
+ * closed the fds that did not fit), is the peer's error. */
 static ssize_t
 conn_read(KvConn *c, guint8 *buf, GError **error)
 {
