@@ -221,11 +221,47 @@ static void sink_data(Route *r, GBytes *payload) {
   sink_flush(r);
 }
 
-/* Attaches the pipe the client sent for this route. FALSE when it sent
- * none or something else than the write end of a pipe. */
-static gboolean sink_attach(Route *r, KvConn *client, const char *name,
+/* The fds a request with "sink_fds" carries: one per output stream it
+ * names (stdout first), taken off the client's conn as soon as the request
+ * is seen, so that a request that fails early cannot leave them to be
+ * handed to the conn's next request. -1: none (or not sent). */
+typedef struct {
+  int fd[2]; /* stdout, stderr */
+} SinkFds;
+
+static gboolean names_stream(JsonObject *streams, const char *name) {
+  JsonNode *m = streams ? json_object_get_member(streams, name) : NULL;
+  return m && JSON_NODE_HOLDS_VALUE(m) &&
+         json_node_get_value_type(m) == G_TYPE_INT64 && json_node_get_int(m) != 0;
+}
+
+static void sink_fds_take(KvConn *client, JsonObject *params, SinkFds *sf) {
+  sf->fd[0] = sf->fd[1] = -1;
+  if (!kv_json_bool(params, "sink_fds", FALSE))
+    return;
+  JsonNode *n = json_object_get_member(params, "streams");
+  JsonObject *streams = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+  static const char *outs[] = {"stdout", "stderr"};
+  for (int i = 0; i < 2; i++)
+    if (names_stream(streams, outs[i]))
+      sf->fd[i] = kv_conn_take_fd(client);
+}
+
+static void sink_fds_close(SinkFds *sf) {
+  for (int i = 0; i < 2; i++)
+    if (sf->fd[i] >= 0)
+      close(sf->fd[i]);
+  sf->fd[0] = sf->fd[1] = -1;
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SinkFds, sink_fds_close)
+
+/* Attaches the pipe the client sent for this route (*fd, then ours: -1).
+ * FALSE when it sent none or something else than the write end of a
+ * pipe. */
+static gboolean sink_attach(Route *r, int *fdp, const char *name,
                             GError **error) {
-  int fd = kv_conn_take_fd(client);
+  int fd = *fdp;
+  *fdp = -1;
   struct stat st;
   int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
   if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fl < 0 ||
@@ -314,7 +350,8 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e,
 
 /* Replace the client's stream ids in params["streams"] by agent ids. */
 static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
-                                GPtrArray *routes, GError **error) {
+                                GPtrArray *routes, SinkFds *sf,
+                                GError **error) {
   if (!json_object_has_member(params, "streams"))
     return TRUE;
   JsonNode *n = json_object_get_member(params, "streams");
@@ -352,7 +389,7 @@ static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
       }
       g_ptr_array_add(routes, r);
       asid = r->asid;
-      if (sinks && i > 0 && !sink_attach(r, client, names[i], error)) {
+      if (sinks && i > 0 && !sink_attach(r, &sf->fd[i - 1], names[i], error)) {
         json_object_unref(out);
         return FALSE;
       }
@@ -414,6 +451,10 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
   if (!add && !g_strv_contains(relayed, method))
     return FALSE;
   g_autoptr(GError) e = NULL;
+  /* Whatever happens to the request, its fds are off the conn now; those
+   * no route took are closed on the way out. */
+  g_auto(SinkFds) sf = {{-1, -1}};
+  sink_fds_take(client, params, &sf);
   if (g_strcmp0(s->state, "running") || s->powering_off) {
     kv_conn_reply_error(client, id, KATAVM_E_STATE, "sandbox is not running");
     return TRUE;
@@ -466,7 +507,7 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
     json_object_set_string_member(fwd, "rootfs", guest);
     json_object_remove_member(fwd, "readonly");
   }
-  if (!rewrite_streams(s, client, fwd, p->routes, &e))
+  if (!rewrite_streams(s, client, fwd, p->routes, &sf, &e))
     goto fail;
   /* wait replies only when the process exits: no timeout. */
   kv_conn_call(s->agent, p->method, fwd,

@@ -162,11 +162,8 @@ static char *raw_response(int fd) {
   }
 }
 
-/* An exec of `true` in `cid` that claims sink fds (the write ends of its
- * output pipes, see lib/shim/relay.c) but sends `fds` instead; returns the
- * shim's answer. */
-static char *raw_exec_with_sinks(const char *sandbox, const char *cid,
-                                 const int *fds, int n_fds) {
+/* A connection to a sandbox's shim, HELLO sent. */
+static int raw_connect(const char *sandbox) {
   g_autofree char *hash =
       g_compute_checksum_for_string(G_CHECKSUM_SHA256, sandbox, -1);
   hash[12] = '\0';
@@ -177,15 +174,21 @@ static char *raw_exec_with_sinks(const char *sandbox, const char *cid,
   strcpy(sa.sun_path, path);
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   raw_frame(fd, 1, "{\"proto\":1,\"role\":\"test\",\"version\":\"0\"}", NULL, 0);
+  return fd;
+}
+
+/* On conn fd: an exec of `true` in `cid` that claims sink fds (the write
+ * ends of its output pipes, see lib/shim/relay.c) and sends `fds` with it;
+ * returns the shim's answer. */
+static char *raw_exec_with_sinks(int fd, const char *cid, const int *fds,
+                                 int n_fds) {
   g_autofree char *req = g_strdup_printf(
       "{\"id\":7,\"method\":\"exec\",\"params\":{\"container\":\"%s\","
       "\"exec_id\":\"raw1\",\"process\":{\"args\":[\"true\"]},"
       "\"streams\":{\"stdout\":2,\"stderr\":3},\"sink_fds\":true}}",
       cid);
   raw_frame(fd, 2, req, fds, n_fds);
-  char *resp = raw_response(fd);
-  close(fd);
-  return resp;
+  return raw_response(fd);
 }
 
 START_TEST(pod_with_containers) {
@@ -360,8 +363,10 @@ START_TEST(pod_with_containers) {
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
 
   /* The shim takes only the write ends of pipes for a caller's output:
-   * none at all, a regular file or a read end is refused by name, and
-   * leaves nothing behind in the shim (the sandbox goes on serving). */
+   * none at all, a regular file or a read end is refused by name. Each
+   * refused request's fds go with it: the good request that follows on
+   * the same connection gets its own pipes, not a leftover. */
+  int conn = raw_connect("pod1");
   int pp[2];
   ck_assert_int_eq(pipe(pp), 0);
   g_autofree char *fpath = g_build_filename(workdir, "not-a-pipe", NULL);
@@ -374,7 +379,7 @@ START_TEST(pod_with_containers) {
     int n;
   } bad[] = {{NULL, 0}, {files, 2}, {read_ends, 2}};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
-    g_autofree char *resp = raw_exec_with_sinks("pod1", "c1", bad[i].fds, bad[i].n);
+    g_autofree char *resp = raw_exec_with_sinks(conn, "c1", bad[i].fds, bad[i].n);
     ck_assert_msg(strstr(resp, "\"error\"") && strstr(resp, "streams.stdout") &&
                       strstr(resp, "write end of a pipe"),
                   "case %zu: %s", i, resp);
@@ -386,9 +391,10 @@ START_TEST(pod_with_containers) {
   ck_assert_int_eq(pipe(errp), 0);
   int sinks[2] = {outp[1], errp[1]};
   {
-    g_autofree char *resp = raw_exec_with_sinks("pod1", "c1", sinks, 2);
+    g_autofree char *resp = raw_exec_with_sinks(conn, "c1", sinks, 2);
     ck_assert_msg(strstr(resp, "\"result\""), "%s", resp);
   }
+  close(conn);
   close(outp[1]);
   close(errp[1]);
   char c;
