@@ -1,7 +1,8 @@
 /* bench/exec.c: what the exec path costs over the channel it runs on.
  *
- *   exec [-n N] [--mib M] [--json]   (N latency pairs, default 20;
- *                                     M MiB per stream, default 256)
+ *   exec [-n N] [--mib M] [--rounds R] [--json]
+ *        (N latency pairs, default 20; M MiB per stream, default 256;
+ *         R stream rounds, default 3)
  *
  * Everything a caller does with a container process travels guest process
  * -> agent -> virtio-serial -> QEMU -> shim -> caller's pipe (the shim
@@ -33,7 +34,7 @@
  *   with stdout/stderr drained, against katavm_sandbox_agent_check(), the
  *   cheapest round trip through the same shim and channel (the floor).
  *
- * Stream samples alternate ours/floor (3 of each) and latency samples
+ * Stream samples alternate ours/floor (R of each) and latency samples
  * alternate exec/check, so slow drifts of a shared machine hit both. The
  * sandbox stays up (idle) while a floor VM runs; the CPU its QEMU used
  * meanwhile is reported, so that this small handicap of the floor is
@@ -74,7 +75,10 @@
 #include <unistd.h>
 
 #define GOAL_RATIO 0.8
-#define STREAM_ROUNDS 3
+/* Stream rounds: --rounds, default 3. More rounds steady the medians when
+ * the floor's samples spread (they do: 345-638 MB/s in one run). */
+#define STREAM_ROUNDS_DEFAULT 3
+#define STREAM_ROUNDS_MAX 15
 /* Untimed execs and checks first: the first ones after boot translate the
  * code path under TCG and would only measure that. */
 #define WARMUP 2
@@ -549,7 +553,7 @@ static gboolean parse_count(const char *s, long lo, long hi, guint *out) {
 }
 
 int main(int argc, char **argv) {
-  guint n_lat = 20, mib = 256;
+  guint n_lat = 20, mib = 256, rounds = STREAM_ROUNDS_DEFAULT;
   gboolean json = FALSE;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json")) {
@@ -557,6 +561,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
       if (!parse_count(argv[++i], 1, 10000, &n_lat)) {
         fprintf(stderr, "exec: -n wants a count from 1 to 10000\n");
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+      if (!parse_count(argv[++i], 1, STREAM_ROUNDS_MAX, &rounds)) {
+        fprintf(stderr, "exec: --rounds wants a count from 1 to %d\n",
+                STREAM_ROUNDS_MAX);
         return 2;
       }
     } else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
@@ -567,11 +577,12 @@ int main(int argc, char **argv) {
       }
     } else {
       fprintf(stderr,
-              "usage: exec [-n N] [--mib M] [--json]\n"
-              "  exec stdout throughput (M MiB, default 256, %d rounds) "
+              "usage: exec [-n N] [--mib M] [--rounds R] [--json]\n"
+              "  exec stdout throughput (M MiB, default 256; R rounds, "
+              "default %d) "
               "against a raw virtio-serial port of the same guest, and exec "
               "latency against an agent round trip (N each, default 20)\n",
-              STREAM_ROUNDS);
+              STREAM_ROUNDS_DEFAULT);
       return 2;
     }
   }
@@ -590,10 +601,11 @@ int main(int argc, char **argv) {
   g_autofree char *load_end = NULL;
   g_autofree char *buf = g_malloc(READ_BUF);
   QemuArgs args = {0};
-  double ours[STREAM_ROUNDS], ours_first[STREAM_ROUNDS], ours_start[STREAM_ROUNDS];
-  double floor_[STREAM_ROUNDS], floor_qemu[STREAM_ROUNDS];
-  double gpipe[STREAM_ROUNDS];
-  double ours_qemu[STREAM_ROUNDS], ours_shim[STREAM_ROUNDS], ours_self[STREAM_ROUNDS];
+  double ours[STREAM_ROUNDS_MAX], ours_first[STREAM_ROUNDS_MAX];
+  double ours_start[STREAM_ROUNDS_MAX], floor_[STREAM_ROUNDS_MAX];
+  double floor_qemu[STREAM_ROUNDS_MAX], gpipe[STREAM_ROUNDS_MAX];
+  double ours_qemu[STREAM_ROUNDS_MAX], ours_shim[STREAM_ROUNDS_MAX];
+  double ours_self[STREAM_ROUNDS_MAX];
   double *lat_exec = g_new0(double, n_lat), *lat_check = g_new0(double, n_lat);
   double idle_cpu = 0, floor_wall = 0;
   gint64 qpid = 0, spid = 0;
@@ -681,7 +693,7 @@ int main(int argc, char **argv) {
             stats(lat_check, n_lat).median * 1e3, n_lat);
 
   /* ---- throughput, alternating which side goes first ---- */
-  for (guint i = 0; i < STREAM_ROUNDS && !interrupted; i++) {
+  for (guint i = 0; i < rounds && !interrupted; i++) {
     StreamResult o = {0};
     double f = 0, fq = -1;
     const pid_t pids[2] = {(pid_t)qpid, (pid_t)spid};
@@ -718,7 +730,7 @@ int main(int argc, char **argv) {
       fprintf(stderr,
               "stream %u/%d: ours %.1f MB/s, floor %.1f MB/s, guest pipe "
               "%.1f MB/s\n",
-              i + 1, STREAM_ROUNDS, o.mbps, f, gpipe[i]);
+              i + 1, rounds, o.mbps, f, gpipe[i]);
   }
   if (interrupted)
     goto out;
@@ -729,38 +741,38 @@ int main(int argc, char **argv) {
     lat_exec[i] *= 1e3;
     lat_check[i] *= 1e3;
   }
-  Stats so = stats(ours, STREAM_ROUNDS), sf = stats(floor_, STREAM_ROUNDS);
+  Stats so = stats(ours, rounds), sf = stats(floor_, rounds);
   Stats le = stats(lat_exec, n_lat), lc = stats(lat_check, n_lat);
   double t_ratio = so.median / sf.median, l_ratio = le.median / lc.median;
-  double g_ratio = so.median / stats(gpipe, STREAM_ROUNDS).median;
+  double g_ratio = so.median / stats(gpipe, rounds).median;
   gboolean met = t_ratio >= GOAL_RATIO;
   double idle_pct = floor_wall > 0 ? 100 * idle_cpu / floor_wall : -1;
 
   if (json) {
     g_autoptr(GString) j = g_string_new("{");
-    g_string_append_printf(j, "\"stream_mib\":%u,\"stream_rounds\":%d,"
+    g_string_append_printf(j, "\"stream_mib\":%u,\"stream_rounds\":%u,"
                               "\"latency_rounds\":%u,",
-                           mib, STREAM_ROUNDS, n_lat);
+                           mib, rounds, n_lat);
     json_machine_guest(j, load_start, load_end, accel, &args);
     g_string_append(j, ",\"throughput\":{");
-    json_stats(j, "ours_mbps", ours, STREAM_ROUNDS, "%.1f");
+    json_stats(j, "ours_mbps", ours, rounds, "%.1f");
     g_string_append(j, ",");
-    json_stats(j, "ours_from_first_byte_mbps", ours_first, STREAM_ROUNDS, "%.1f");
+    json_stats(j, "ours_from_first_byte_mbps", ours_first, rounds, "%.1f");
     g_string_append(j, ",");
-    json_stats(j, "ours_first_byte_s", ours_start, STREAM_ROUNDS, "%.3f");
+    json_stats(j, "ours_first_byte_s", ours_start, rounds, "%.3f");
     g_string_append(j, ",");
-    json_stats(j, "floor_mbps", floor_, STREAM_ROUNDS, "%.1f");
+    json_stats(j, "floor_mbps", floor_, rounds, "%.1f");
     g_string_append(j, ",");
-    json_stats(j, "guest_pipe_mbps", gpipe, STREAM_ROUNDS, "%.1f");
+    json_stats(j, "guest_pipe_mbps", gpipe, rounds, "%.1f");
     g_string_append_printf(j, ",\"ratio_vs_guest_pipe\":%.3f", g_ratio);
     g_string_append(j, ",\"cpu_pct\":{");
-    json_stats(j, "ours_qemu", ours_qemu, STREAM_ROUNDS, "%.0f");
+    json_stats(j, "ours_qemu", ours_qemu, rounds, "%.0f");
     g_string_append(j, ",");
-    json_stats(j, "ours_shim", ours_shim, STREAM_ROUNDS, "%.0f");
+    json_stats(j, "ours_shim", ours_shim, rounds, "%.0f");
     g_string_append(j, ",");
-    json_stats(j, "ours_bench_process", ours_self, STREAM_ROUNDS, "%.0f");
+    json_stats(j, "ours_bench_process", ours_self, rounds, "%.0f");
     g_string_append(j, ",");
-    json_stats(j, "floor_qemu", floor_qemu, STREAM_ROUNDS, "%.0f");
+    json_stats(j, "floor_qemu", floor_qemu, rounds, "%.0f");
     g_string_append(j, "}");
     g_string_append_printf(j, ",\"ratio\":%.3f,\"goal_ratio\":%.2f,"
                               "\"ratio_met\":%s,\"idle_sandbox_cpu_pct_during_floor\":"
@@ -772,8 +784,8 @@ int main(int argc, char **argv) {
     g_string_append_printf(j, ",\"ratio\":%.3f}}", l_ratio);
     printf("%s\n", j->str);
   } else {
-    printf("katavm exec benchmark: %u MiB x %d streams (ours/floor "
-           "alternating), %u latency pairs\n", mib, STREAM_ROUNDS, n_lat);
+    printf("katavm exec benchmark: %u MiB x %u streams (ours/floor "
+           "alternating), %u latency pairs\n", mib, rounds, n_lat);
     printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n",
            nproc(), load_start, load_end, accel);
     printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel,
@@ -781,32 +793,32 @@ int main(int argc, char **argv) {
     printf("  kernel %s\n  initrd %s\n\n", args.kernel, args.initrd);
     printf("  %-36s %9s %9s %9s\n", "throughput (MB = 10^6 bytes)", "median",
            "min", "max");
-    print_row(36, "ours: exec dd, call .. stdout EOF", ours, STREAM_ROUNDS, 1, "MB/s");
-    print_row(36, "ours: first byte .. stdout EOF", ours_first, STREAM_ROUNDS, 1, "MB/s");
-    print_row(36, "ours: exec call .. first byte", ours_start, STREAM_ROUNDS, 1e3, "ms");
-    print_row(36, "floor: raw virtio-serial port", floor_, STREAM_ROUNDS, 1, "MB/s");
+    print_row(36, "ours: exec dd, call .. stdout EOF", ours, rounds, 1, "MB/s");
+    print_row(36, "ours: first byte .. stdout EOF", ours_first, rounds, 1, "MB/s");
+    print_row(36, "ours: exec call .. first byte", ours_start, rounds, 1e3, "ms");
+    print_row(36, "floor: raw virtio-serial port", floor_, rounds, 1, "MB/s");
     printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n",
            t_ratio, GOAL_RATIO, met ? "met" : "NOT met");
-    print_row(36, "reference: dd | dd inside the guest", gpipe, STREAM_ROUNDS, 1,
+    print_row(36, "reference: dd | dd inside the guest", gpipe, rounds, 1,
               "MB/s");
     printf("  ratio ours/guest pipe (medians)      %9.3f   (not a goal)\n",
            g_ratio);
     printf("  idle sandbox QEMU CPU while the floor ran: %.1f%%\n\n", idle_pct);
     printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)",
            "median", "min", "max");
-    print_row(36, "ours: QEMU", ours_qemu, STREAM_ROUNDS, 1, "%");
-    print_row(36, "ours: shim", ours_shim, STREAM_ROUNDS, 1, "%");
-    print_row(36, "ours: this process (the reader)", ours_self, STREAM_ROUNDS, 1, "%");
-    print_row(36, "floor: QEMU", floor_qemu, STREAM_ROUNDS, 1, "%");
+    print_row(36, "ours: QEMU", ours_qemu, rounds, 1, "%");
+    print_row(36, "ours: shim", ours_shim, rounds, 1, "%");
+    print_row(36, "ours: this process (the reader)", ours_self, rounds, 1, "%");
+    print_row(36, "floor: QEMU", floor_qemu, rounds, 1, "%");
     printf("\n");
     printf("  %-36s %9s %9s %9s\n", "latency", "median", "min", "max");
     print_row(36, "exec `true` .. wait, drained", lat_exec, n_lat, 1, "ms");
     print_row(36, "agent check round trip (floor)", lat_check, n_lat, 1, "ms");
     printf("  ratio exec/check (medians)           %9.2f\n\n", l_ratio);
     printf("samples in round order:\n");
-    print_samples(36, "ours MB/s", ours, STREAM_ROUNDS, 1);
-    print_samples(36, "floor MB/s", floor_, STREAM_ROUNDS, 1);
-    print_samples(36, "guest pipe MB/s", gpipe, STREAM_ROUNDS, 1);
+    print_samples(36, "ours MB/s", ours, rounds, 1);
+    print_samples(36, "floor MB/s", floor_, rounds, 1);
+    print_samples(36, "guest pipe MB/s", gpipe, rounds, 1);
     print_samples(36, "exec true ms", lat_exec, n_lat, 1);
     print_samples(36, "agent check ms", lat_check, n_lat, 1);
   }
