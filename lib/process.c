@@ -8,8 +8,8 @@
  * "sink_fds"), and the shim writes the guest's output into them and grants
  * credit only for bytes a pipe accepted (lib/shim/relay.c), so memory stays
  * bounded by the stream window whatever the guest writes and however slowly
- * the caller reads. The DATA path below is what a shim that ignored the
- * fds would use. Calls from the caller's thread are handed to the I/O
+ * the caller reads. The DATA path below serves a shim that does not
+ * confirm it took the fds (one older than this library). Calls from the caller's thread are handed to the I/O
  * thread and waited for. */
 #include <errno.h>
 #include <fcntl.h>
@@ -269,9 +269,10 @@ static void call_done(KvConn *c, JsonObject *result, const GError *e,
                       gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
-  if (result && call->n_fds) {
+  if (result && call->n_fds && kv_json_bool(result, "sink_fds", FALSE)) {
     /* The shim took the output pipes' write ends: only it writes them now,
-     * and the caller sees EOF when it closes them. */
+     * and the caller sees EOF when it closes them. A shim that does not
+     * say so (an older one) sends DATA, which we pump as before. */
     pipe_close_ours(&p->out);
     pipe_close_ours(&p->err);
   }

@@ -288,6 +288,7 @@ typedef struct {
   char *method;
   char *container; /* for container_add/remove: mount bookkeeping */
   GPtrArray *routes; /* Route* created for this request (undone on error) */
+  gboolean sinks;    /* its output goes into the client's pipes */
 } Pending;
 
 static void pending_free(Pending *p) {
@@ -335,6 +336,11 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e,
   if (result) {
     if (!g_strcmp0(p->method, KV_M_CONTAINER_REMOVE) && p->container)
       unmount_container(s, p->container);
+    /* Says that we took the pipes: a client only stops pumping DATA into
+     * them itself when its shim says so (an older shim, still serving a
+     * sandbox the library was upgraded under, ignores them). */
+    if (p->sinks)
+      json_object_set_boolean_member(result, "sink_fds", TRUE);
     kv_conn_reply(p->w->conn, p->w->id, result);
   } else {
     if (p->routes)
@@ -507,6 +513,7 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
     json_object_set_string_member(fwd, "rootfs", guest);
     json_object_remove_member(fwd, "readonly");
   }
+  p->sinks = kv_json_bool(fwd, "sink_fds", FALSE);
   if (!rewrite_streams(s, client, fwd, p->routes, &sf, &e))
     goto fail;
   /* wait replies only when the process exits: no timeout. */
