@@ -9,8 +9,8 @@
  * credit only for bytes a pipe accepted (lib/shim/relay.c), so memory stays
  * bounded by the stream window whatever the guest writes and however slowly
  * the caller reads. The DATA path below serves a shim that does not
- * confirm it took the fds (one older than this library). Calls from the caller's thread are handed to the I/O
- * thread and waited for. */
+ * confirm it took the fds (one older than this library). Calls from the
+ * caller's thread are handed to the I/O thread and waited for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
@@ -28,10 +28,6 @@
 /* Output pipes handed to the caller: a reader that takes big gulps should
  * not be held to 64 KiB (the default) per wake-up. Best effort. */
 #define CALLER_PIPE_SIZE (1024 * 1024)
-/* Credit goes back to the guest in batches of at least this much (or once
- * everything received has been passed on): every CREDIT costs the guest an
- * interrupt and a wake-up of its agent. */
-#define CREDIT_BATCH (KV_STREAM_INITIAL_WINDOW / 4)
 
 enum { SID_IN = 1, SID_OUT = 2, SID_ERR = 3 };
 
@@ -80,7 +76,7 @@ static void pipe_close_ours(Pipe *pp) {
 
 static void grant(katavm_process *p, Pipe *pp, gsize n) {
   pp->consumed += n;
-  if (pp->consumed < CREDIT_BATCH && pp->buf->len > 0)
+  if (pp->consumed < KV_OUTPUT_CREDIT_BATCH && pp->buf->len > 0)
     return;
   guint32 g = kv_window_grant(&pp->win, (guint32)pp->consumed);
   pp->consumed = 0;

@@ -39,6 +39,10 @@ G_BEGIN_DECLS
  * MB/s at 256 KiB, 223 at 1 MiB, 284 at 2 MiB, 301 at 4 MiB). It bounds
  * what a slow reader makes the shim and the library hold per stream. */
 #define KV_STREAM_INITIAL_WINDOW (2048u * 1024u)
+/* Receivers of guest output grant credit back in batches of at least this
+ * much (or once all they got is passed on): each CREDIT costs the guest an
+ * interrupt and a wake-up of its agent. */
+#define KV_OUTPUT_CREDIT_BATCH (KV_STREAM_INITIAL_WINDOW / 4)
 /* stdin (host -> guest) keeps a smaller window: the agent holds what it
  * received until the process reads it, in guest memory. */
 #define KV_STDIN_INITIAL_WINDOW (256u * 1024u)

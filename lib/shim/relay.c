@@ -28,10 +28,6 @@
 
 #include "shim.h"
 
-/* Credit for a sink goes back in batches, as the library does (lib/process.c):
- * each CREDIT costs the guest an interrupt and an agent wake-up. */
-#define SINK_CREDIT_BATCH (KV_STREAM_INITIAL_WINDOW / 4)
-
 typedef struct {
   KvConn *client; /* NULL once the client has gone: drain */
   guint32 csid;
@@ -136,7 +132,7 @@ static void send_frame(KvConn *c, KvFrameType type, guint32 stream,
 static void sink_credit(Route *r, gsize n, gboolean all) {
   r->to_credit += n;
   if (!r->s->agent || r->to_credit == 0 ||
-      (r->to_credit < SINK_CREDIT_BATCH && !all))
+      (r->to_credit < KV_OUTPUT_CREDIT_BATCH && !all))
     return;
   guint32 g = kv_window_grant(&r->win, (guint32)r->to_credit);
   r->to_credit = 0;
