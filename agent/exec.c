@@ -83,8 +83,9 @@ agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3],
     }
     /* A bigger pipe lets a fast writer hand over more per wake-up (each
      * switch between writer and agent flushes the TCG TLB) and lets the
-     * agent send 1 MiB frames. Its pages exist only while the host falls
-     * behind; best effort (the default size works too). */
+     * agent send full 1 MiB frames, several per wake-up. Its pages exist
+     * only while the host falls behind; best effort (the default size
+     * works too). */
     if (i > 0 && fcntl(p[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE) < 0)
       agent_debug("F_SETPIPE_SZ: %s", g_strerror(errno));
     /* stdin: the child reads p[0]; outputs: the child writes p[1]. */

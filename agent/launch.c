@@ -646,6 +646,12 @@ static G_NORETURN void
 intermediate_main(const AgentLaunch *l, int pid_fd, int status_fd)
 {
   report_fd = pid_fd;
+  /* The agent runs SCHED_BATCH while output streams are busy (stream.c,
+   * bulk mode); the container's processes get the policy every process
+   * starts with. */
+  struct sched_param sp = {0};
+  if (sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+    die_errno("resetting the scheduling policy");
   if (l->cgroup_procs_fd >= 0 && write(l->cgroup_procs_fd, "0", 1) != 1)
     die_errno("cgroup: joining the container's cgroup");
   if (l->rootfs != NULL && unshare(l->unshare_flags) < 0)

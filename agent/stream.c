@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -23,6 +24,68 @@
 /* After the process exited: how long an output stream with nothing to
  * read waits for more before it is ended (see agent_stream_process_exited). */
 #define EXIT_GRACE_MS 500
+
+/* Bulk mode. Waking up, the agent normally preempts the task that made
+ * it runnable: a process writing output fast is switched out after every
+ * write(2) for the agent to take those bytes, and back in. Under TCG each
+ * switch between two processes flushes the emulated TLB, and that cost
+ * rivals the bytes' own. While output flows at BULK_BYTES per
+ * BULK_PERIOD_US or more, the agent's main thread runs SCHED_BATCH, whose
+ * wake-ups do not preempt: the writer fills its pipe (AGENT_PIPE_SIZE) or
+ * uses up its slice, then the agent moves several frames at once. Its
+ * share of the CPU stays the same (nice 0). Measured (bench/exec, 1 GiB,
+ * TCG): context switches per GiB 4,600 -> 1,800, exec stdout +15-26%.
+ * Requests wait for the running task's slice (a few ms) meanwhile, which
+ * is why the agent only does this while a stream is busy: exec of `true`
+ * next to a CPU hog took ~160 ms with the agent always SCHED_BATCH
+ * against ~85 ms without. BULK_IDLE_US after the last busy period it goes
+ * back to SCHED_OTHER. Children never inherit it (launch.c resets it). */
+#define BULK_BYTES (2u * 1024u * 1024u)
+#define BULK_PERIOD_US (20 * 1000)
+#define BULK_IDLE_US (100 * 1000)
+
+static gboolean bulk_on;
+static gint64 bulk_last;     /* when a period last reached BULK_BYTES */
+static gint64 bulk_start;    /* start of the current period */
+static gsize bulk_bytes;     /* moved in the current period */
+
+static void
+bulk_policy(int policy)
+{
+  struct sched_param sp = {0};
+  if (sched_setscheduler(0, policy, &sp) < 0)
+    agent_debug("sched_setscheduler(%d): %s", policy, g_strerror(errno));
+}
+
+static gboolean
+bulk_check(gpointer unused)
+{
+  if (g_get_monotonic_time() - bulk_last < BULK_IDLE_US)
+    return G_SOURCE_CONTINUE;
+  bulk_policy(SCHED_OTHER);
+  bulk_on = FALSE;
+  return G_SOURCE_REMOVE;
+}
+
+/* n bytes of output were just taken from a process. */
+static void
+bulk_account(gsize n)
+{
+  gint64 now = g_get_monotonic_time();
+  if (now - bulk_start > BULK_PERIOD_US) {
+    bulk_start = now;
+    bulk_bytes = 0;
+  }
+  bulk_bytes += n;
+  if (bulk_bytes < BULK_BYTES)
+    return;
+  bulk_last = now;
+  if (bulk_on)
+    return;
+  bulk_policy(SCHED_BATCH);
+  bulk_on = TRUE;
+  g_timeout_add(BULK_IDLE_US / 1000, bulk_check, NULL);
+}
 
 /* A splice in flight for a stream; outlives the stream if need be, since
  * the conn calls back when the frame is written or dropped. */
@@ -154,7 +217,7 @@ relay_open(AgentStream *s)
     s->relay[0] = s->relay[1] = -1;
     return FALSE;
   }
-  if (fcntl(s->relay[0], F_SETPIPE_SZ, AGENT_PIPE_SIZE) < 0)
+  if (fcntl(s->relay[0], F_SETPIPE_SZ, AGENT_RELAY_PIPE_SIZE) < 0)
     agent_debug("stream %u: relay F_SETPIPE_SZ: %s", s->id, g_strerror(errno));
   return TRUE;
 }
@@ -325,6 +388,7 @@ out_splice(AgentStream *s, gssize *got)
   s->splice = t; /* before the send: a frame written at once calls back */
   kv_window_on_send(&s->win, (gsize)n, NULL);
   *got = n;
+  bulk_account((gsize)n);
   g_autoptr(GError) err = NULL;
   if (!kv_conn_send_spliced(s->conn, s->id, s->relay[0], (gsize)n,
                             on_splice_done, t, &err)) {

@@ -30,8 +30,13 @@
 
 #define AGENT_STREAM_CHUNK (64u * 1024u)
 /* Size of the pipes a process writes its stdout/stderr into (see
- * agent_stdio_prepare). */
-#define AGENT_PIPE_SIZE (1024 * 1024)
+ * agent_stdio_prepare): four frames, so that a writer that is not
+ * preempted by the agent (bulk mode, stream.c) hands over up to 4 MiB per
+ * switch. Pages exist only while the host falls behind; they
+ * are charged to the writer's memory cgroup, like any pipe's. */
+#define AGENT_PIPE_SIZE (4 * 1024 * 1024)
+/* The relay pipe holds one frame's payload (stream.c). */
+#define AGENT_RELAY_PIPE_SIZE KV_FRAME_MAX_PAYLOAD
 
 typedef struct _AgentStream AgentStream;
 /* Called once when the stream is finished: output after its EOF was sent

@@ -214,6 +214,16 @@ START_TEST(pod_with_containers) {
   ck_assert_str_eq(g_strstrip(h1), "alpha");
   ck_assert_str_eq(g_strstrip(h2), "beta");
 
+  /* The agent runs SCHED_BATCH; containers' processes do not inherit it:
+   * policy (field 41 of stat) 0 = SCHED_OTHER, for an exec'd process and
+   * for the container's main process (`sleep`, PID 2 under katavm-init). */
+  g_autofree char *pol = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1",
+                            ARGV("sh", "-c", "cut -d' ' -f41 /proc/self/stat /proc/2/stat; "
+                                             "cat /proc/2/comm"),
+                            NULL, &pol, NULL), 0);
+  ck_assert_str_eq(pol, "0\n0\nsleep\n");
+
   /* Large stdout and stderr at once come through byte for byte: several
    * windows' worth on each stream, so many spliced frames of either
    * interleave on the channel. */
