@@ -15,7 +15,8 @@
 #define AGENT_BENCH_PORT "io.katavm.bench.0"
 
 /* Reads /proc/cmdline; with katavm.bench_mib=N starts a thread that waits
- * for a host on AGENT_BENCH_PORT, writes N MiB of zeros to it in 64 KiB
- * writes and closes it. Without that word it does nothing. Returns at once.
+ * for a host on AGENT_BENCH_PORT, writes N MiB of zeros to it in 1 MiB
+ * writes from a static buffer, then N MiB more each read from /dev/zero
+ * first (as dd does), and closes it. Without that word it does nothing. Returns at once.
  * Call once the late modules are loaded. */
 void agent_bench_start(void);
