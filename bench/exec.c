@@ -35,7 +35,7 @@
  *   exec'd in the container: MB/s = bytes / (exec call .. exit, less the
  *   median exec latency of `true`). No host path at all; it shows what a
  *   process writing into a pipe costs this guest by itself (its 64 KiB
- *   busybox pipe is smaller than the agent's 1 MiB ones). Not a goal.
+ *   busybox pipe is smaller than the agent's 4 MiB ones). Not a goal.
  * - latency: katavm_exec() of `true` until katavm_process_wait() returns
  *   with stdout/stderr drained, against katavm_sandbox_agent_check(), the
  *   cheapest round trip through the same shim and channel (the floor).
