@@ -33,8 +33,9 @@
  * BULK_PERIOD_US or more, the agent's main thread runs SCHED_BATCH, whose
  * wake-ups do not preempt: the writer fills its pipe (AGENT_PIPE_SIZE) or
  * uses up its slice, then the agent moves several frames at once. Its
- * share of the CPU stays the same (nice 0). Measured (bench/exec, 1 GiB,
- * TCG): context switches per GiB 4,600 -> 1,800, exec stdout +15-26%.
+ * share of the CPU stays the same (nice 0). Measured (TCG, 1 GiB of dd
+ * into exec stdout): context switches per GiB 4,700 -> 1,900, +2% to +19%
+ * depending on the host's phase; with 4 KiB writes +25% (bench/README.md).
  * Requests wait for the running task's slice (a few ms) meanwhile, which
  * is why the agent only does this while a stream is busy: exec of `true`
  * next to a CPU hog took ~160 ms with the agent always SCHED_BATCH

@@ -67,6 +67,36 @@ static void add_memory_limit(JsonObject *spec, gpointer unused) {
   json_object_set_member(linux_, "resources", json_node_copy(json_parser_get_root(p)));
 }
 
+/* Idles like set_hostname's, in the VM's PID namespace. */
+static void vm_pid_ns(JsonObject *spec, gpointer unused) {
+  set_hostname(spec, "gamma");
+  JsonArray *ns = json_object_get_array_member(
+      json_object_get_object_member(spec, "linux"), "namespaces");
+  for (guint i = json_array_get_length(ns); i-- > 0;) {
+    JsonObject *o = json_array_get_object_element(ns, i);
+    if (strcmp(json_object_get_string_member(o, "type"), "pid") == 0)
+      json_array_remove_element(ns, i);
+  }
+}
+
+/* Reads fd to end of file; returns the byte count. */
+static gpointer drain_fd(gpointer data) {
+  int fd = GPOINTER_TO_INT(data);
+  char buf[65536];
+  gsize total = 0;
+  for (;;) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 60000) <= 0)
+      break;
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+      break;
+    if (r > 0)
+      total += (gsize)r;
+  }
+  return GSIZE_TO_POINTER(total);
+}
+
 static char *bundle(const char *name, void (*edit)(JsonObject *, gpointer), gpointer user) {
   g_autofree char *dir = g_build_filename(workdir, name, NULL);
   char *b = kvt_make_rootfs(dir, TRUE);
@@ -214,15 +244,51 @@ START_TEST(pod_with_containers) {
   ck_assert_str_eq(g_strstrip(h1), "alpha");
   ck_assert_str_eq(g_strstrip(h2), "beta");
 
-  /* The agent runs SCHED_BATCH; containers' processes do not inherit it:
-   * policy (field 41 of stat) 0 = SCHED_OTHER, for an exec'd process and
-   * for the container's main process (`sleep`, PID 2 under katavm-init). */
-  g_autofree char *pol = NULL;
-  ck_assert_int_eq(kvt_exec(sb, "c1",
-                            ARGV("sh", "-c", "cut -d' ' -f41 /proc/self/stat /proc/2/stat; "
-                                             "cat /proc/2/comm"),
-                            NULL, &pol, NULL), 0);
-  ck_assert_str_eq(pol, "0\n0\nsleep\n");
+  /* Bulk mode (agent/stream.c): while output streams fast, the agent runs
+   * SCHED_BATCH (policy 3 in field 41 of stat), and what it forks then
+   * still gets SCHED_OTHER (0). c3 has no PID namespace of its own, so its
+   * /proc/1 is the agent. dd streams (drained by a thread) while c3 execs
+   * read both policies. */
+  g_autofree char *b3 = bundle("b3", vm_pid_ns, NULL);
+  add(sb, "c3", b3);
+  {
+    katavm_exec_config dc;
+    katavm_exec_config_init(&dc);
+    dc.argv = ARGV("dd", "if=/dev/zero", "bs=1M", "count=4096");
+    dc.no_stdin = 1;
+    katavm_process *dp = NULL;
+    ck_assert_int_eq(katavm_exec(sb, "c1", &dc, &dp, NULL), 0);
+    GThread *drain = g_thread_new("drain", drain_fd,
+                                  GINT_TO_POINTER(katavm_process_stdout_fd(dp)));
+    /* Three sightings: the second and third were forked after the first
+     * had seen bulk mode on (the stream never pauses meanwhile). */
+    int seen_batch = 0;
+    for (int i = 0; i < 30 && seen_batch < 3; i++) {
+      g_autofree char *pol = NULL;
+      ck_assert_int_eq(kvt_exec(sb, "c3",
+                                ARGV("cut", "-d", " ", "-f41", "/proc/1/stat",
+                                     "/proc/self/stat"),
+                                NULL, &pol, NULL), 0);
+      g_auto(GStrv) v = g_strsplit(pol, "\n", -1);
+      ck_assert_msg(g_strv_length(v) == 3 && strcmp(v[1], "0") == 0,
+                    "exec'd process's policy (agent's, own): %s", pol);
+      seen_batch += strcmp(v[0], "3") == 0;
+    }
+    ck_assert_msg(seen_batch == 3, "the agent ran SCHED_BATCH in %d of 30 "
+                  "execs while dd streamed", seen_batch);
+    ck_assert_int_eq(katavm_process_signal(dp, SIGKILL, NULL), 0);
+    ck_assert_uint_gt(GPOINTER_TO_SIZE(g_thread_join(drain)), 0);
+    int code = -1;
+    ck_assert_int_eq(katavm_process_wait(dp, 60000, &code, NULL), 0);
+    ck_assert_int_eq(code, 137);
+    katavm_process_free(dp);
+    /* 100 ms after the stream stopped the agent is SCHED_OTHER again. */
+    g_usleep(500 * 1000);
+    g_autofree char *after = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "c3", ARGV("cut", "-d", " ", "-f41", "/proc/1/stat"),
+                              NULL, &after, NULL), 0);
+    ck_assert_str_eq(after, "0\n");
+  }
 
   /* Large stdout and stderr at once come through byte for byte: several
    * windows' worth on each stream, so many spliced frames of either
