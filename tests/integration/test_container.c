@@ -146,6 +146,19 @@ static void reset_peak(int pid) {
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
+/* An exec of `dd if=/dev/zero bs=1M count=mib` in cid, without stdin. */
+static katavm_process *exec_zeros(katavm_sandbox *sb, const char *cid, int mib) {
+  g_autofree char *count = g_strdup_printf("count=%d", mib);
+  katavm_exec_config xc;
+  katavm_exec_config_init(&xc);
+  xc.argv = ARGV("dd", "if=/dev/zero", "bs=1M", count);
+  xc.no_stdin = 1;
+  katavm_process *p = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_exec(sb, cid, &xc, &p, &e);
+  ck_assert_msg(rc == 0, "exec dd in %s: %s", cid, katavm_error_message(e));
+  return p;
+}
 
 /* ---- a raw client of the shim (the protocol by hand, as a buggy or
  * hostile embedder would speak it) ---- */
@@ -252,12 +265,7 @@ START_TEST(pod_with_containers) {
   g_autofree char *b3 = bundle("b3", vm_pid_ns, NULL);
   add(sb, "c3", b3);
   {
-    katavm_exec_config dc;
-    katavm_exec_config_init(&dc);
-    dc.argv = ARGV("dd", "if=/dev/zero", "bs=1M", "count=4096");
-    dc.no_stdin = 1;
-    katavm_process *dp = NULL;
-    ck_assert_int_eq(katavm_exec(sb, "c1", &dc, &dp, NULL), 0);
+    katavm_process *dp = exec_zeros(sb, "c1", 4096);
     GThread *drain = g_thread_new("drain", drain_fd,
                                   GINT_TO_POINTER(katavm_process_stdout_fd(dp)));
     /* Three sightings: the second and third were forked after the first
@@ -550,12 +558,7 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   reset_peak(getpid());
   long shim_before = status_kib(shim_pid, "VmRSS:");
   long self_before = status_kib(getpid(), "VmRSS:");
-  katavm_exec_config xc;
-  katavm_exec_config_init(&xc);
-  xc.argv = ARGV("dd", "if=/dev/zero", "bs=1M", "count=64");
-  xc.no_stdin = 1;
-  katavm_process *p = NULL;
-  ck_assert_int_eq(katavm_exec(sb, "plain", &xc, &p, NULL), 0);
+  katavm_process *p = exec_zeros(sb, "plain", 64);
   int fd = katavm_process_stdout_fd(p);
   gsize total = 0;
   char buf[65536];
@@ -626,8 +629,10 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   int ec = 0;
   ck_assert_int_eq(katavm_container_wait(sb, "plain", &ec, NULL), 0);
   ck_assert_int_eq(ec, 137);
-  xc.argv = ARGV("true");
-  rc = katavm_exec(sb, "plain", &xc, &p, &e);
+  katavm_exec_config tc;
+  katavm_exec_config_init(&tc);
+  tc.argv = ARGV("true");
+  rc = katavm_exec(sb, "plain", &tc, &p, &e);
   kvt_assert_error(rc, e, KATAVM_E_STATE, "plain");
 
   char **ids = NULL;
