@@ -44,6 +44,7 @@
 #define BULK_BYTES (2u * 1024u * 1024u)
 #define BULK_PERIOD_US (20 * 1000)
 #define BULK_IDLE_US (100 * 1000)
+#define BULK_BURST 4
 
 static gboolean bulk_on;
 static gint64 bulk_last;     /* when a period last reached BULK_BYTES */
@@ -449,25 +450,33 @@ static gboolean
 on_out_ready(gint fd, GIOCondition cond, gpointer data)
 {
   AgentStream *s = data;
-  gssize got = 0;
-  /* One chunk per dispatch keeps many busy streams fair to each other. */
-  if (!out_read_once(s, &got))
-    return G_SOURCE_REMOVE;
-  if (s->splice != NULL) {
-    /* The pipe is the conn's until the frame is out; on_splice_done
-     * re-arms. Its bytes wait in the pipe, not in our memory. */
-    s->watch = 0;
-    return G_SOURCE_REMOVE;
-  }
-  if (s->conn != NULL && !s->discard &&
-      kv_conn_pending(s->conn) > HIGH_WATER) {
-    s->watch = 0;
-    throttle(s);
-    return G_SOURCE_REMOVE;
-  }
-  if (s->conn != NULL && !s->discard && s->win.send_avail == 0) {
-    s->watch = 0;
-    return G_SOURCE_REMOVE; /* CREDIT re-arms */
+  /* One chunk per dispatch keeps many busy streams fair to each other.
+   * In bulk mode a spliced stream moves up to BULK_BURST frames per
+   * dispatch while each goes out at once: a turn of the main loop per
+   * frame is dear under TCG (the agent ran ~0.3 s of user time per GiB). */
+  guint burst = bulk_on ? BULK_BURST : 1;
+  for (guint i = 0; i < burst; i++) {
+    gssize got = 0;
+    if (!out_read_once(s, &got))
+      return G_SOURCE_REMOVE;
+    if (s->splice != NULL) {
+      /* The pipe is the conn's until the frame is out; on_splice_done
+       * re-arms. Its bytes wait in the pipe, not in our memory. */
+      s->watch = 0;
+      return G_SOURCE_REMOVE;
+    }
+    if (s->conn != NULL && !s->discard &&
+        kv_conn_pending(s->conn) > HIGH_WATER) {
+      s->watch = 0;
+      throttle(s);
+      return G_SOURCE_REMOVE;
+    }
+    if (s->conn != NULL && !s->discard && s->win.send_avail == 0) {
+      s->watch = 0;
+      return G_SOURCE_REMOVE; /* CREDIT re-arms */
+    }
+    if (got <= 0 || !s->can_splice)
+      break;
   }
   return G_SOURCE_CONTINUE;
 }

@@ -43,6 +43,10 @@ G_BEGIN_DECLS
  * much (or once all they got is passed on): each CREDIT costs the guest an
  * interrupt and a wake-up of its agent. */
 #define KV_OUTPUT_CREDIT_BATCH (KV_STREAM_INITIAL_WINDOW / 4)
+/* A receiver may grant more than it was sent, growing a stream's window
+ * beyond the initial one; the shim does so, up to this, for output that its
+ * reader takes as fast as it comes (lib/shim/relay.c). */
+#define KV_STREAM_MAX_WINDOW (8192u * 1024u)
 /* stdin (host -> guest) keeps a smaller window: the agent holds what it
  * received until the process reads it, in guest memory. */
 #define KV_STDIN_INITIAL_WINDOW (256u * 1024u)

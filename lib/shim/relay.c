@@ -39,6 +39,7 @@ typedef struct {
   GByteArray *held;   /* DATA the pipe has not taken yet (<= one window) */
   GSource *sink_src;  /* waits for room in the pipe while held is not empty */
   KvWindow win;       /* what the agent may still send */
+  guint32 window;     /* the window granted in all, grown as the pipe keeps up */
   gsize to_credit;    /* taken by the pipe (or discarded), not yet granted */
   gboolean eof;       /* the agent ended the stream: close once held is out */
   gboolean broken;    /* the reader is gone: discard */
@@ -212,6 +213,19 @@ static void sink_data(Route *r, GBytes *payload) {
     sink_credit(r, len, TRUE);
     return;
   }
+  /* The pipe took the whole frame at once: its reader keeps up, and the
+   * credit round trip through QEMU, not the reader, is what would make the
+   * guest wait. Grow this stream's window by what it just took, up to
+   * KV_STREAM_MAX_WINDOW, by granting that much on top. A reader that is
+   * slow from the start never gets more than the initial window held for
+   * it here; one that stops later at most the grown one. Measured (TCG,
+   * bench/exec, 256 MiB): with the agent's bulk bursts, ours/floor 0.61 and
+   * 0.67 before, 0.74-0.87 after, in alternating runs. */
+  if (took == len && r->window < KV_STREAM_MAX_WINDOW) {
+    guint32 grow = (guint32)MIN(len, (gsize)(KV_STREAM_MAX_WINDOW - r->window));
+    r->window += grow;
+    r->to_credit += grow;
+  }
   g_byte_array_append(r->held, data + took, (guint)(len - took));
   sink_credit(r, took, r->held->len == 0);
   sink_flush(r);
@@ -273,6 +287,7 @@ static gboolean sink_attach(Route *r, int *fdp, const char *name,
   r->sink = fd;
   r->held = g_byte_array_new();
   kv_window_init(&r->win, FALSE);
+  r->window = KV_STREAM_INITIAL_WINDOW;
   return TRUE;
 }
 
