@@ -130,10 +130,18 @@ static void send_frame(KvConn *c, KvFrameType type, guint32 stream,
 
 /* ---- output into the client's pipe ---- */
 
+/* Credit goes back in batches of KV_OUTPUT_CREDIT_BATCH, or at once when
+ * the pipe took all there was (a small window must not wait for a batch).
+ * Once the window has grown to KV_STREAM_MAX_WINDOW, a quarter of it is
+ * the batch either way: each CREDIT costs the guest an interrupt and a
+ * wake-up of its agent, and a quarter of 8 MiB still leaves the agent 6
+ * MiB to send meanwhile (bench/exec, TCG: ours +10% in alternating runs). */
 static void sink_credit(Route *r, gsize n, gboolean all) {
   r->to_credit += n;
+  gboolean grown = r->window >= KV_STREAM_MAX_WINDOW;
+  gsize batch = grown ? KV_STREAM_MAX_WINDOW / 4 : KV_OUTPUT_CREDIT_BATCH;
   if (!r->s->agent || r->to_credit == 0 ||
-      (r->to_credit < KV_OUTPUT_CREDIT_BATCH && !all))
+      (r->to_credit < batch && (!all || grown)))
     return;
   guint32 g = kv_window_grant(&r->win, (guint32)r->to_credit);
   r->to_credit = 0;

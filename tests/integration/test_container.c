@@ -160,6 +160,54 @@ static katavm_process *exec_zeros(katavm_sandbox *sb, const char *cid, int mib) 
   return p;
 }
 
+/* 64 MiB of dd through exec stdout, read by this process: slowly (20 ms
+ * per 64 KiB read) for the first slow_mib MiB, with one 3 s pause after
+ * stall_mib MiB (0: none). All of it must arrive, and neither the shim's
+ * nor this process's peak RSS may grow by 16 MiB: each holds at most one
+ * stream window (KV_STREAM_MAX_WINDOW at most) of what the reader did not
+ * take, not the tens of MiB the guest could produce meanwhile. */
+static void stream_bounded(katavm_sandbox *sb, int shim_pid, int slow_mib, int stall_mib) {
+  reset_peak(shim_pid);
+  reset_peak(getpid());
+  long shim_before = status_kib(shim_pid, "VmRSS:");
+  long self_before = status_kib(getpid(), "VmRSS:");
+  katavm_process *p = exec_zeros(sb, "plain", 64);
+  int fd = katavm_process_stdout_fd(p);
+  gsize total = 0;
+  gboolean stalled = FALSE;
+  char buf[65536];
+  for (;;) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    ck_assert_int_gt(poll(&pf, 1, 60000), 0);
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r == 0)
+      break;
+    if (r < 0 && errno == EAGAIN)
+      continue;
+    ck_assert_int_gt(r, 0);
+    total += (gsize)r;
+    if (total < (gsize)slow_mib << 20)
+      g_usleep(20000);
+    if (stall_mib > 0 && !stalled && total >= (gsize)stall_mib << 20) {
+      stalled = TRUE;
+      g_usleep(3 * G_USEC_PER_SEC);
+    }
+  }
+  int code = -1;
+  ck_assert_int_eq(katavm_process_wait(p, 60000, &code, NULL), 0);
+  ck_assert_int_eq(code, 0);
+  ck_assert_uint_eq(total, 64u * 1024 * 1024);
+  long shim_peak = status_kib(shim_pid, "VmHWM:");
+  long self_peak = status_kib(getpid(), "VmHWM:");
+  ck_assert_msg(shim_peak - shim_before < 16 * 1024,
+                "shim peak RSS grew by %ld KiB while streaming (slow %d, stall %d)",
+                shim_peak - shim_before, slow_mib, stall_mib);
+  ck_assert_msg(self_peak - self_before < 16 * 1024,
+                "client peak RSS grew by %ld KiB while streaming (slow %d, stall %d)",
+                self_peak - self_before, slow_mib, stall_mib);
+  katavm_process_free(p);
+}
+
 /* ---- a raw client of the shim (the protocol by hand, as a buggy or
  * hostile embedder would speak it) ---- */
 
@@ -554,38 +602,11 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   ck_assert(json_parser_load_from_data(jp, js, -1, NULL));
   katavm_free(js);
   int shim_pid = (int)json_object_get_int_member(json_node_get_object(json_parser_get_root(jp)), "shim_pid");
-  reset_peak(shim_pid);
-  reset_peak(getpid());
-  long shim_before = status_kib(shim_pid, "VmRSS:");
-  long self_before = status_kib(getpid(), "VmRSS:");
-  katavm_process *p = exec_zeros(sb, "plain", 64);
-  int fd = katavm_process_stdout_fd(p);
-  gsize total = 0;
-  char buf[65536];
-  for (;;) {
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    ck_assert_int_gt(poll(&pf, 1, 60000), 0);
-    ssize_t r = read(fd, buf, sizeof(buf));
-    if (r == 0)
-      break;
-    if (r < 0 && errno == EAGAIN)
-      continue;
-    ck_assert_int_gt(r, 0);
-    total += (gsize)r;
-    if (total < 8 * 1024 * 1024)
-      g_usleep(20000); /* slow reader for the first MiBs */
-  }
-  int code = -1;
-  ck_assert_int_eq(katavm_process_wait(p, 60000, &code, NULL), 0);
-  ck_assert_int_eq(code, 0);
-  ck_assert_uint_eq(total, 64u * 1024 * 1024);
-  long shim_peak = status_kib(shim_pid, "VmHWM:");
-  long self_peak = status_kib(getpid(), "VmHWM:");
-  ck_assert_msg(shim_peak - shim_before < 16 * 1024,
-                "shim peak RSS grew by %ld KiB while streaming", shim_peak - shim_before);
-  ck_assert_msg(self_peak - self_before < 16 * 1024,
-                "client peak RSS grew by %ld KiB while streaming", self_peak - self_before);
-  katavm_process_free(p);
+  stream_bounded(sb, shim_pid, 8, 0);
+  /* A reader that keeps up at first lets the shim grow the stream's window
+   * (up to KV_STREAM_MAX_WINDOW, 8 MiB); when it then stops for 3 s, what
+   * the shim holds for it is bounded by that grown window. */
+  stream_bounded(sb, shim_pid, 0, 24);
 
   /* Bad input: each a clear error; nothing left in the sandbox. */
   katavm_container_config cc;
@@ -632,6 +653,7 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   katavm_exec_config tc;
   katavm_exec_config_init(&tc);
   tc.argv = ARGV("true");
+  katavm_process *p = NULL;
   rc = katavm_exec(sb, "plain", &tc, &p, &e);
   kvt_assert_error(rc, e, KATAVM_E_STATE, "plain");
 
