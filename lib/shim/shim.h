@@ -36,6 +36,7 @@ typedef struct {
   GHashTable *routes_by_agent;  /* agent stream id -> Route* */
   GHashTable *routes_by_client; /* KvConn* -> GHashTable(client sid -> Route*) */
   GHashTable *mounts;           /* container id -> host mount point */
+  gsize window_growth;          /* window granted beyond the initial, all routes */
   /* hotplug.c */
   GPtrArray *nics;  /* Nic* attached at runtime */
   GPtrArray *disks; /* Disk* attached at runtime */
