@@ -26,8 +26,13 @@ static const MountSpec early_mounts[] = {
     {"tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
     {"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"},
     {"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
+    /* favordynmods: every exec moves a process into its container's
+     * cgroup, and a move otherwise waits for an RCU grace period
+     * (cgroup_threadgroup_rwsem); forks and exits pay a plain rwsem
+     * instead, nothing on one or a few vCPUs. bench/exec, TCG, exec of
+     * `true`: 52-57 ms -> 40-51 ms (medians of 20, four alternating runs). */
     {"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-     NULL, FALSE, TRUE},
+     "favordynmods", FALSE, TRUE},
 };
 
 static gboolean
@@ -40,6 +45,11 @@ mount_one(const MountSpec *m, GError **error)
     return FALSE;
   }
   if (mount(m->source, m->target, m->fstype, m->flags, m->data) == 0)
+    return TRUE;
+  /* A kernel before 6.0 knows no favordynmods: cgroups without it. */
+  if (errno == EINVAL && m->data != NULL &&
+      strcmp(m->data, "favordynmods") == 0 &&
+      mount(m->source, m->target, m->fstype, m->flags, NULL) == 0)
     return TRUE;
   /* EBUSY: already mounted (e.g. the kernel mounted devtmpfs itself). */
   if (errno == EBUSY)

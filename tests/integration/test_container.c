@@ -346,6 +346,15 @@ START_TEST(pod_with_containers) {
     ck_assert_str_eq(after, "0\n");
   }
 
+  /* The guest's cgroup2 favours moving processes between cgroups (every
+   * exec does), agent/mounts.c. */
+  {
+    g_autofree char *mounts = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "c3", ARGV("grep", "^cgroup2 ", "/proc/1/mounts"),
+                              NULL, &mounts, NULL), 0);
+    ck_assert_msg(strstr(mounts, "favordynmods") != NULL, "cgroup2 mount: %s", mounts);
+  }
+
   /* Large stdout and stderr at once come through byte for byte: several
    * windows' worth on each stream, so many spliced frames of either
    * interleave on the channel. */
