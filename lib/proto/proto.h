@@ -37,7 +37,8 @@ G_BEGIN_DECLS
 /* 2 MiB: the credit round trip through QEMU is long under TCG, and with
  * 256 KiB the guest spent its time waiting for credit (bench/exec: 146
  * MB/s at 256 KiB, 223 at 1 MiB, 284 at 2 MiB, 301 at 4 MiB). It bounds
- * what a slow reader makes the shim and the library hold per stream. */
+ * what a slow reader makes the shim and the library hold per stream; the
+ * shim grows the window of a reader that keeps up (KV_STREAM_MAX_WINDOW). */
 #define KV_STREAM_INITIAL_WINDOW (2048u * 1024u)
 /* Receivers of guest output grant credit back in batches of at least this
  * much (or once all they got is passed on): each CREDIT costs the guest an
