@@ -469,6 +469,7 @@ container_free(AgentContainer *ct)
   agent_container_spec_free(ct->spec);
   agent_seccomp_free(ct->seccomp);
   g_free(ct->rootfs);
+  g_free(ct->home);
   g_free(ct->cgroup);
   g_free(ct->id);
   g_free(ct);
@@ -559,16 +560,29 @@ home_of(const char *rootfs, uid_t uid)
   return NULL;
 }
 
+char *
+agent_home_of(const char *rootfs, uid_t uid)
+{
+  char *home = home_of(rootfs, uid);
+  if (home == NULL || *home == '\0') {
+    g_free(home);
+    return g_strdup("/");
+  }
+  return home;
+}
+
 char **
-agent_process_envp(const AgentProcessSpec *proc, const char *rootfs)
+agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
+                   const char *home_of_uid, uid_t uid)
 {
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
   g_strv_builder_addv(b, (const char **)proc->env);
   if (agent_env_get(proc->env, "HOME") == NULL) {
-    g_autofree char *home = home_of(rootfs, proc->uid);
-    g_autofree char *kv =
-        g_strconcat("HOME=", home != NULL && *home != '\0' ? home : "/",
-                    NULL);
+    g_autofree char *read = NULL;
+    const char *home = home_of_uid;
+    if (home == NULL || proc->uid != uid)
+      home = read = agent_home_of(rootfs, proc->uid);
+    g_autofree char *kv = g_strconcat("HOME=", home, NULL);
     g_strv_builder_add(b, kv);
   }
   return g_strv_builder_end(b);
@@ -690,7 +704,11 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
     return FALSE;
   }
 
-  g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs);
+  g_autofree char *home = agent_env_get(spec->process->env, "HOME") == NULL
+                               ? agent_home_of(rootfs, spec->process->uid)
+                               : NULL;
+  g_auto(GStrv) envp =
+      agent_process_envp(spec->process, rootfs, home, spec->process->uid);
   g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs);
   g_autofree int *trees = g_new0(int, spec->mounts->len + 1);
   AgentLaunch l = {
@@ -727,6 +745,8 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   ct->status = AGENT_CONTAINER_CREATING;
   ct->rootfs = g_steal_pointer(&rootfs);
   ct->cgroup = g_steal_pointer(&cgroup);
+  ct->home = g_steal_pointer(&home);
+  ct->home_uid = spec->process->uid;
   ct->start_fd = start[1];
   ct->execs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify)agent_process_unref);

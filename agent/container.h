@@ -66,6 +66,12 @@ struct _AgentContainer {
   AgentSeccomp *seccomp;
   char *rootfs;
   char *cgroup;
+  /* HOME of the main process's user from the rootfs's /etc/passwd, read
+   * once at creation ("/" when it has none): execs as that user get it
+   * too, as `docker exec` gets the container's, without reading the file
+   * over 9p each time (~6 ms of each exec under TCG). */
+  char *home;
+  uid_t home_uid;
   AgentProcess *init;
   int start_fd;       /* write end of init's start pipe; -1 once used */
   GHashTable *execs;  /* exec_id -> AgentProcess* (a reference) */
@@ -116,9 +122,13 @@ void agent_stdio_clear(AgentStdio *io);
 /* params.streams -> ids. */
 gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3],
                                GError **error);
-/* The environment a process starts with: env plus HOME from the rootfs's
- * /etc/passwd when env has none. */
-char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs);
+/* The environment a process starts with: env plus HOME when env has none:
+ * home_of_uid when the process runs as uid (the container's cached HOME,
+ * may be NULL), else from the rootfs's /etc/passwd ("/" when not there). */
+char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
+                          const char *home_of_uid, uid_t uid);
+/* HOME of uid in the rootfs's /etc/passwd, "/" when it has none. */
+char *agent_home_of(const char *rootfs, uid_t uid);
 
 /* Methods (container.c). */
 void agent_m_container_create(KvConn *c, guint32 id, JsonObject *params);

@@ -236,7 +236,8 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
     close(l.cgroup_procs_fd);
     return FALSE;
   }
-  g_auto(GStrv) envp = agent_process_envp(proc, ct->rootfs);
+  g_auto(GStrv) envp =
+      agent_process_envp(proc, ct->rootfs, ct->home, ct->home_uid);
   for (int i = 0; i < 3; i++)
     l.stdio[i] = io.child[i];
   l.terminal = proc->terminal;

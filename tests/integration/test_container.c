@@ -298,6 +298,30 @@ START_TEST(pod_with_containers) {
   add(sb, "c1", b1);
   add(sb, "c2", b2);
 
+  /* HOME comes from the rootfs's /etc/passwd when the environment has
+   * none: for the container's user (read once, at creation), for another
+   * user (read for the exec), and not at all when the exec sets it. */
+  {
+    katavm_exec_config hc;
+    katavm_exec_config_init(&hc);
+    hc.argv = ARGV("sh", "-c", "echo $HOME");
+    hc.no_stdin = 1;
+    const char *const nobody_home[] = {"/root\n", "/nonexistent\n", "/x\n"};
+    for (int i = 0; i < 3; i++) {
+      hc.set_user = i == 1;
+      hc.uid = hc.gid = i == 1 ? 65534 : 0;
+      hc.env = i == 2 ? ARGV("PATH=/bin", "HOME=/x") : NULL;
+      katavm_process *hp = NULL;
+      katavm_error *he = NULL;
+      ck_assert_msg(katavm_exec(sb, "c1", &hc, &hp, &he) == 0, "exec: %s",
+                    katavm_error_message(he));
+      g_autofree char *home = NULL;
+      ck_assert_int_eq(kvt_drain(hp, &home, NULL), 0);
+      ck_assert_str_eq(home, nobody_home[i]);
+      katavm_process_free(hp);
+    }
+  }
+
   /* Hostnames differ (UTS namespaces). */
   g_autofree char *h1 = NULL, *h2 = NULL;
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("hostname"), NULL, &h1, NULL), 0);
