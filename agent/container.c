@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -539,16 +541,40 @@ container_state(AgentContainer *ct)
   return o;
 }
 
-/* HOME from the rootfs's /etc/passwd, like runc. */
+/* HOME from the rootfs's /etc/passwd, like runc. The file is opened with
+ * the rootfs as its root (openat2 RESOLVE_IN_ROOT): a symlink in the image
+ * cannot make the agent read one of the guest's own files. */
 static char *
 home_of(const char *rootfs, uid_t uid)
 {
-  g_autofree char *path = g_build_filename(rootfs, "etc", "passwd", NULL);
+  int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0)
+    return NULL;
+  struct open_how how = {
+      .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+      .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  int fd = (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof how);
+  close(root);
+  if (fd < 0)
+    return NULL;
   struct stat st;
   g_autofree char *text = NULL;
-  if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
-      st.st_size > 1024 * 1024 ||
-      !g_file_get_contents(path, &text, NULL, NULL))
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 1024 * 1024) {
+    text = g_malloc((gsize)st.st_size + 1);
+    gsize got = 0;
+    while (got < (gsize)st.st_size) {
+      ssize_t n = read(fd, text + got, (gsize)st.st_size - got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      got += (gsize)n;
+    }
+    text[got] = '\0';
+  }
+  close(fd);
+  if (text == NULL)
     return NULL;
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
   for (char **l = lines; *l != NULL; l++) {

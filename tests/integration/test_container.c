@@ -335,7 +335,21 @@ START_TEST(pod_with_containers) {
    * /proc/1 is the agent. dd streams (drained by a thread) while c3 execs
    * read both policies. */
   g_autofree char *b3 = bundle("b3", vm_pid_ns, NULL);
+  {
+    /* Its /etc/passwd is an absolute symlink: the agent must resolve it
+     * inside the rootfs, as the container does, for HOME. */
+    g_autofree char *real = g_build_filename(b3, "rootfs", "etc", "passwd.real", NULL);
+    g_autofree char *link = g_build_filename(b3, "rootfs", "etc", "passwd", NULL);
+    ck_assert(g_file_set_contents(real, "root:x:0:0:root:/in-root:/bin/sh\n", -1, NULL));
+    ck_assert_int_eq(unlink(link), 0);
+    ck_assert_int_eq(symlink("/etc/passwd.real", link), 0);
+  }
   add(sb, "c3", b3);
+  {
+    g_autofree char *home = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "c3", ARGV("sh", "-c", "echo $HOME"), NULL, &home, NULL), 0);
+    ck_assert_str_eq(home, "/in-root\n");
+  }
   {
     katavm_process *dp = exec_zeros(sb, "c1", 4096);
     GThread *drain = g_thread_new("drain", drain_fd,
