@@ -604,10 +604,10 @@ agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
   g_strv_builder_addv(b, (const char **)proc->env);
   if (agent_env_get(proc->env, "HOME") == NULL) {
-    g_autofree char *read = NULL;
+    g_autofree char *looked_up = NULL;
     const char *home = home_of_uid;
     if (home == NULL || proc->uid != uid)
-      home = read = agent_home_of(rootfs, proc->uid);
+      home = looked_up = agent_home_of(rootfs, proc->uid);
     g_autofree char *kv = g_strconcat("HOME=", home, NULL);
     g_strv_builder_add(b, kv);
   }
