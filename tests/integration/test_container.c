@@ -306,7 +306,7 @@ START_TEST(pod_with_containers) {
     katavm_exec_config_init(&hc);
     hc.argv = ARGV("sh", "-c", "echo $HOME");
     hc.no_stdin = 1;
-    const char *const nobody_home[] = {"/root\n", "/nonexistent\n", "/x\n"};
+    const char *const want_home[] = {"/root\n", "/nonexistent\n", "/x\n"};
     for (int i = 0; i < 3; i++) {
       hc.set_user = i == 1;
       hc.uid = hc.gid = i == 1 ? 65534 : 0;
@@ -317,7 +317,7 @@ START_TEST(pod_with_containers) {
                     katavm_error_message(he));
       g_autofree char *home = NULL;
       ck_assert_int_eq(kvt_drain(hp, &home, NULL), 0);
-      ck_assert_str_eq(home, nobody_home[i]);
+      ck_assert_str_eq(home, want_home[i]);
       katavm_process_free(hp);
     }
   }
