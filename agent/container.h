@@ -18,6 +18,9 @@
 
 #include <sys/types.h>
 
+/* At most this many PATH directories are pinned per container. */
+#define AGENT_PATH_PINS_MAX 16
+
 typedef enum {
   AGENT_CONTAINER_CREATING, /* init being set up: no reply yet */
   AGENT_CONTAINER_CREATED,  /* init waits for container_start */
@@ -72,6 +75,11 @@ struct _AgentContainer {
    * over 9p each time (~6 ms of each exec under TCG). */
   char *home;
   uid_t home_uid;
+  /* O_PATH fds of the directories of the container's PATH (and of the
+   * default PATH), or of their deepest existing ancestors: see
+   * pin_path_dirs() in container.c. */
+  int path_pins[AGENT_PATH_PINS_MAX];
+  guint n_path_pins;
   AgentProcess *init;
   int start_fd;       /* write end of init's start pipe; -1 once used */
   GHashTable *execs;  /* exec_id -> AgentProcess* (a reference) */

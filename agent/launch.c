@@ -26,8 +26,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 /* ---- child ---- */
 
 static int report_fd = -1;
@@ -449,7 +447,7 @@ exec_process(const AgentLaunch *l)
       exec_failed(file, "no such file or directory", 127);
     exec_failed(file, strerror(e), 126);
   }
-  const char *path = l->path_env != NULL ? l->path_env : DEFAULT_PATH;
+  const char *path = l->path_env != NULL ? l->path_env : AGENT_DEFAULT_PATH;
   gboolean denied = FALSE;
   int other = 0;
   for (const char *p = path;; p++) {

@@ -35,6 +35,10 @@
 
 #define AGENT_LAUNCH_MAX_NS 6
 
+/* Where args[0] is looked for when the process's environment has no PATH. */
+#define AGENT_DEFAULT_PATH \
+  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 typedef struct {
   /* Container init: namespaces to create; rootfs and spec set. */
   int unshare_flags;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -320,6 +321,68 @@ START_TEST(pod_with_containers) {
       ck_assert_str_eq(home, want_home[i]);
       katavm_process_free(hp);
     }
+  }
+
+  /* The agent holds c1's PATH directories open so that lookups there walk
+   * only the last name over 9p (pin_path_dirs() in agent/container.c).
+   * What the host changes in the rootfs is still seen at once: a command
+   * added to a directory that did not exist at creation (the busybox
+   * rootfs has no /usr/local), the PATH's order, removals, and a pinned
+   * directory that is replaced. */
+  {
+    g_autofree char *root = g_build_filename(b1, "rootfs", NULL);
+    g_autofree char *lbin = g_build_filename(root, "usr/local/bin", NULL);
+    g_autofree char *lsbin = g_build_filename(root, "usr/local/sbin", NULL);
+    g_autofree char *c_lbin = g_build_filename(lbin, "kvt-cmd", NULL);
+    g_autofree char *c_lsbin = g_build_filename(lsbin, "kvt-cmd", NULL);
+    g_autofree char *c_usrbin = g_build_filename(root, "usr/bin/kvt-cmd", NULL);
+    g_autofree char *usrbin = g_build_filename(root, "usr/bin", NULL);
+    g_autofree char *usrbin_old = g_build_filename(root, "usr/bin.old", NULL);
+    struct {
+      const char *make, *text; /* script to add first, or NULL */
+      const char *drop;        /* file to remove first, or NULL */
+      int code;
+      const char *out;
+    } steps[] = {
+        {NULL, NULL, NULL, 127, ""},
+        {c_lbin, "#!/bin/sh\necho local-bin\n", NULL, 0, "local-bin\n"},
+        {c_lsbin, "#!/bin/sh\necho local-sbin\n", NULL, 0, "local-sbin\n"},
+        {NULL, NULL, c_lsbin, 0, "local-bin\n"},
+        {c_usrbin, "#!/bin/sh\necho usr-bin\n", c_lbin, 0, "usr-bin\n"},
+        {NULL, NULL, c_usrbin, 127, ""},
+    };
+    ck_assert_int_eq(g_mkdir_with_parents(lbin, 0755), 0);
+    ck_assert_int_eq(g_mkdir_with_parents(lsbin, 0755), 0);
+    for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+      if (steps[i].make != NULL) {
+        ck_assert(g_file_set_contents(steps[i].make, steps[i].text, -1, NULL));
+        ck_assert_int_eq(chmod(steps[i].make, 0755), 0);
+      }
+      if (steps[i].drop != NULL)
+        ck_assert_int_eq(unlink(steps[i].drop), 0);
+      g_autofree char *out = NULL;
+      int code = kvt_exec(sb, "c1", ARGV("kvt-cmd"), NULL, &out, NULL);
+      ck_assert_msg(code == steps[i].code && strcmp(out, steps[i].out) == 0,
+                    "step %u: exit %d, stdout \"%s\"", i, code, out);
+    }
+    /* /usr/bin replaced on the host (moved away, made again with one
+     * command): the new directory's command runs, the old one's do not. */
+    ck_assert_int_eq(rename(usrbin, usrbin_old), 0);
+    ck_assert_int_eq(g_mkdir_with_parents(usrbin, 0755), 0);
+    ck_assert(g_file_set_contents(c_usrbin, "#!/bin/sh\necho new-usr-bin\n", -1, NULL));
+    ck_assert_int_eq(chmod(c_usrbin, 0755), 0);
+    g_autofree char *out = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("kvt-cmd"), NULL, &out, NULL), 0);
+    ck_assert_str_eq(out, "new-usr-bin\n");
+    ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "ls /usr/bin"), NULL, &out, NULL), 0);
+    ck_assert_str_eq(out, "kvt-cmd\n");
+    /* Put back as it was (the busybox applets under /usr/bin). */
+    ck_assert_int_eq(unlink(c_usrbin), 0);
+    ck_assert_int_eq(rmdir(usrbin), 0);
+    ck_assert_int_eq(rename(usrbin_old, usrbin), 0);
+    g_clear_pointer(&out, g_free);
+    ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("which", "env"), NULL, &out, NULL), 0);
+    ck_assert_str_eq(out, "/usr/bin/env\n");
   }
 
   /* Hostnames differ (UTS namespaces). */
