@@ -588,6 +588,9 @@ home_of(const char *rootfs, uid_t uid)
   return NULL;
 }
 
+/* openat2 calls pin_container_path() makes at most. */
+#define AGENT_PATH_PIN_TRIES 48
+
 /* Looking a command up by PATH costs one 9p round trip per component of
  * each directory tried: the share is mounted uncached (cache=none, as
  * Kata mounts its 9p share cache=mmap), so v9fs drops a directory's dentry
@@ -608,7 +611,7 @@ home_of(const char *rootfs, uid_t uid)
  * namespace, since they are crossed at each lookup. Closed with the
  * container, and never inherited (O_CLOEXEC; launch closes the rest). */
 static void
-pin_path_dirs(AgentContainer *ct, int root, const char *path)
+pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries)
 {
   g_auto(GStrv) dirs = g_strsplit(path, ":", -1);
   for (char **d = dirs; *d != NULL; d++) {
@@ -616,7 +619,10 @@ pin_path_dirs(AgentContainer *ct, int root, const char *path)
     if ((*d)[0] != '/')
       continue;
     g_autofree char *rel = g_strdup(*d + strspn(*d, "/"));
-    while (rel[0] != '\0' && ct->n_path_pins < AGENT_PATH_PINS_MAX) {
+    /* Each try walks over 9p: a PATH of many deep, missing directories
+     * must not hold up the create. */
+    while (rel[0] != '\0' && ct->n_path_pins < AGENT_PATH_PINS_MAX &&
+           (*tries)++ < AGENT_PATH_PIN_TRIES) {
       struct open_how how = {
           .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
@@ -643,11 +649,12 @@ pin_container_path(AgentContainer *ct)
   if (root < 0)
     return;
   const char *path = agent_env_get(ct->spec->process->env, "PATH");
+  guint tries = 0;
   if (path != NULL)
-    pin_path_dirs(ct, root, path);
+    pin_path_dirs(ct, root, path, &tries);
   /* An exec whose environment names no PATH searches the default one. */
   if (path == NULL || strcmp(path, AGENT_DEFAULT_PATH) != 0)
-    pin_path_dirs(ct, root, AGENT_DEFAULT_PATH);
+    pin_path_dirs(ct, root, AGENT_DEFAULT_PATH, &tries);
   close(root);
   agent_debug("container %s: %u PATH directories pinned", ct->id,
               ct->n_path_pins);
