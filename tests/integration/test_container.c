@@ -374,6 +374,7 @@ START_TEST(pod_with_containers) {
     g_autofree char *out = NULL;
     ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("kvt-cmd"), NULL, &out, NULL), 0);
     ck_assert_str_eq(out, "new-usr-bin\n");
+    g_clear_pointer(&out, g_free);
     ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "ls /usr/bin"), NULL, &out, NULL), 0);
     ck_assert_str_eq(out, "kvt-cmd\n");
     /* Put back as it was (the busybox applets under /usr/bin). */
