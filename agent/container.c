@@ -592,9 +592,9 @@ home_of(const char *rootfs, uid_t uid)
 #define AGENT_PATH_PIN_TRIES 48
 
 /* Looking a command up by PATH costs one 9p round trip per component of
- * each directory tried: the share is mounted uncached (cache=none, as
- * Kata mounts its 9p share cache=mmap), so v9fs drops a directory's dentry
- * as soon as nothing uses it, and the next lookup walks it again from the
+ * each directory tried: the share is mounted uncached (cache=none; Kata's
+ * cache=mmap looks up the same way), so v9fs drops a directory's dentry as
+ * soon as nothing uses it, and the next lookup walks it again from the
  * root. An exec of `dd` tries five directories before /bin: ~35 round
  * trips, ~12 ms of each exec under TCG.
  *
