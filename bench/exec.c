@@ -2,7 +2,7 @@
  *
  *   exec [-n N] [--mib M] [--rounds R] [--json]
  *        (N latency pairs, default 20; M MiB per stream, default 256;
- *         R stream rounds, default 3)
+ *         R stream rounds, default 7)
  *
  * Everything a caller does with a container process travels guest process
  * -> agent -> virtio-serial -> QEMU -> shim -> caller's pipe (the shim
@@ -81,9 +81,10 @@
 #include <unistd.h>
 
 #define GOAL_RATIO 0.8
-/* Stream rounds: --rounds, default 3. More rounds steady the medians when
- * the floor's samples spread (they do: 345-638 MB/s in one run). */
-#define STREAM_ROUNDS_DEFAULT 3
+/* Stream rounds: --rounds, default 7. The floor's samples spread (345-638
+ * MB/s in one run) and the host's speed drifts within a minute: with 3
+ * rounds one odd sample moved a median. */
+#define STREAM_ROUNDS_DEFAULT 7
 #define STREAM_ROUNDS_MAX 15
 /* Untimed execs and checks first: the first ones after boot translate the
  * code path under TCG and would only measure that. */
