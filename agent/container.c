@@ -611,7 +611,8 @@ home_of(const char *rootfs, uid_t uid)
  * namespace, since they are crossed at each lookup. Closed with the
  * container, and never inherited (O_CLOEXEC; launch closes the rest). */
 static void
-pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries)
+pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries,
+              GHashTable *done)
 {
   g_auto(GStrv) dirs = g_strsplit(path, ":", -1);
   for (char **d = dirs; *d != NULL; d++) {
@@ -620,9 +621,12 @@ pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries)
       continue;
     g_autofree char *rel = g_strdup(*d + strspn(*d, "/"));
     /* Each try walks over 9p: a PATH of many deep, missing directories
-     * must not hold up the create. */
+     * must not hold up the create. A directory already pinned (or an
+     * ancestor two missing directories share) is not opened again. */
     while (rel[0] != '\0' && ct->n_path_pins < AGENT_PATH_PINS_MAX &&
+           !g_hash_table_contains(done, rel) &&
            (*tries)++ < AGENT_PATH_PIN_TRIES) {
+      g_hash_table_add(done, g_strdup(rel));
       struct open_how how = {
           .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
@@ -650,11 +654,12 @@ pin_container_path(AgentContainer *ct)
     return;
   const char *path = agent_env_get(ct->spec->process->env, "PATH");
   guint tries = 0;
+  g_autoptr(GHashTable) done =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   if (path != NULL)
-    pin_path_dirs(ct, root, path, &tries);
+    pin_path_dirs(ct, root, path, &tries, done);
   /* An exec whose environment names no PATH searches the default one. */
-  if (path == NULL || strcmp(path, AGENT_DEFAULT_PATH) != 0)
-    pin_path_dirs(ct, root, AGENT_DEFAULT_PATH, &tries);
+  pin_path_dirs(ct, root, AGENT_DEFAULT_PATH, &tries, done);
   close(root);
   agent_debug("container %s: %u PATH directories pinned", ct->id,
               ct->n_path_pins);
