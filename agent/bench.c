@@ -44,9 +44,7 @@
 #define WAIT_LIMIT_US (600 * G_USEC_PER_SEC)
 
 /* N from "katavm.bench_mib=N" in /proc/cmdline, 0 when absent or bad. */
-static guint
-bench_mib_from_cmdline(void)
-{
+static guint bench_mib_from_cmdline(void) {
   g_autofree char *cmdline = NULL;
   if (!g_file_get_contents("/proc/cmdline", &cmdline, NULL, NULL))
     return 0;
@@ -70,9 +68,7 @@ bench_mib_from_cmdline(void)
 /* "/dev/vportNpM" of the port named `name`, or NULL when not there yet.
  * The same lookup as channel.c's, which is private to the channel: the
  * number varies with the device layout, so only the name identifies it. */
-static char *
-find_port(const char *name)
-{
+static char *find_port(const char *name) {
   g_autoptr(GDir) dir = g_dir_open(PORTS_SYSFS, 0, NULL);
   if (dir == NULL)
     return NULL;
@@ -80,21 +76,18 @@ find_port(const char *name)
   while ((entry = g_dir_read_name(dir)) != NULL) {
     g_autofree char *attr = g_build_filename(PORTS_SYSFS, entry, "name", NULL);
     g_autofree char *value = NULL;
-    if (!g_file_get_contents(attr, &value, NULL, NULL) ||
-        strcmp(g_strchomp(value), name) != 0)
+    if (!g_file_get_contents(attr, &value, NULL, NULL) || strcmp(g_strchomp(value), name) != 0)
       continue;
     char *dev = g_build_filename("/dev", entry, NULL);
     if (access(dev, F_OK) == 0)
       return dev;
     /* devtmpfs may lag behind sysfs: make the node from its dev number. */
-    g_autofree char *dev_attr =
-        g_build_filename(PORTS_SYSFS, entry, "dev", NULL);
+    g_autofree char *dev_attr = g_build_filename(PORTS_SYSFS, entry, "dev", NULL);
     g_autofree char *devnum = NULL;
     unsigned maj = 0, min = 0;
     if (g_file_get_contents(dev_attr, &devnum, NULL, NULL) &&
         sscanf(devnum, "%u:%u", &maj, &min) == 2 &&
-        (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) == 0 ||
-         errno == EEXIST))
+        (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) == 0 || errno == EEXIST))
       return dev;
     g_free(dev);
     return NULL;
@@ -104,9 +97,7 @@ find_port(const char *name)
 
 /* Blocks until a host is connected to the port: poll() stops reporting
  * POLLHUP then. FALSE on a port error or after WAIT_LIMIT_US. */
-static gboolean
-wait_for_host(int fd, const char *dev)
-{
+static gboolean wait_for_host(int fd, const char *dev) {
   gint64 deadline = g_get_monotonic_time() + WAIT_LIMIT_US;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -114,8 +105,7 @@ wait_for_host(int fd, const char *dev)
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0 || (p.revents & (POLLERR | POLLNVAL))) {
-      agent_error("bench: poll %s: %s", dev,
-                  r < 0 ? g_strerror(errno) : "port error");
+      agent_error("bench: poll %s: %s", dev, r < 0 ? g_strerror(errno) : "port error");
       return FALSE;
     }
     if (!(p.revents & POLLHUP))
@@ -131,9 +121,7 @@ wait_for_host(int fd, const char *dev)
 /* Writes total bytes of zeros to fd in CHUNK writes: from buf as it is
  * when zero < 0, else each chunk read from /dev/zero (fd zero) into buf
  * first, as dd does. FALSE when the host went away or a read failed. */
-static gboolean
-write_zeros(int fd, const char *dev, char *buf, guint64 total, int zero)
-{
+static gboolean write_zeros(int fd, const char *dev, char *buf, guint64 total, int zero) {
   guint64 sent = 0;
   while (sent < total) {
     gsize want = MIN((guint64)CHUNK, total - sent);
@@ -143,8 +131,7 @@ write_zeros(int fd, const char *dev, char *buf, guint64 total, int zero)
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0) {
-        agent_error("bench: read /dev/zero: %s",
-                    n < 0 ? g_strerror(errno) : "end of file");
+        agent_error("bench: read /dev/zero: %s", n < 0 ? g_strerror(errno) : "end of file");
         return FALSE;
       }
       off += (gsize)n;
@@ -156,8 +143,8 @@ write_zeros(int fd, const char *dev, char *buf, guint64 total, int zero)
         continue;
       if (n <= 0) {
         /* The host went away mid-stream: nothing to retry for. */
-        agent_error("bench: write %s after %" G_GUINT64_FORMAT " bytes: %s",
-                    dev, sent + off, n < 0 ? g_strerror(errno) : "0 bytes");
+        agent_error("bench: write %s after %" G_GUINT64_FORMAT " bytes: %s", dev, sent + off,
+                    n < 0 ? g_strerror(errno) : "0 bytes");
         return FALSE;
       }
       off += (gsize)n;
@@ -167,9 +154,7 @@ write_zeros(int fd, const char *dev, char *buf, guint64 total, int zero)
   return TRUE;
 }
 
-static gpointer
-bench_thread(gpointer data)
-{
+static gpointer bench_thread(gpointer data) {
   guint mib = GPOINTER_TO_UINT(data);
   gint64 deadline = g_get_monotonic_time() + WAIT_LIMIT_US;
   g_autofree char *dev = NULL;
@@ -201,8 +186,7 @@ bench_thread(gpointer data)
     return NULL;
   }
   guint64 total = (guint64)mib * 1024 * 1024;
-  gboolean ok = write_zeros(fd, dev, buf, total, -1) &&
-                write_zeros(fd, dev, buf, total, zero);
+  gboolean ok = write_zeros(fd, dev, buf, total, -1) && write_zeros(fd, dev, buf, total, zero);
   close(zero);
   /* Buffers already queued stay with the device and still reach the host:
    * the kernel discards only unread input on close. */
@@ -212,9 +196,7 @@ bench_thread(gpointer data)
   return NULL;
 }
 
-void
-agent_bench_start(void)
-{
+void agent_bench_start(void) {
   guint mib = bench_mib_from_cmdline();
   if (mib == 0)
     return;

@@ -21,15 +21,12 @@ static gboolean late_done;
 static gboolean shared_mounted;
 static GSList *waiters; /* Waiter*, in reverse order of registration */
 
-gboolean
-agent_boot_early(GError **error)
-{
+gboolean agent_boot_early(GError **error) {
   umask(0022);
   if (chdir("/") < 0)
     agent_debug("chdir /: %s", g_strerror(errno));
   /* The kernel gives init a bare environment; children need a PATH. */
-  g_setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           TRUE);
+  g_setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", TRUE);
 
   if (!agent_mounts_setup(error))
     return FALSE;
@@ -44,13 +41,10 @@ agent_boot_early(GError **error)
   return TRUE;
 }
 
-static gboolean
-late_finished(gpointer data)
-{
+static gboolean late_finished(gpointer data) {
   late_done = TRUE;
   shared_mounted = GPOINTER_TO_INT(data) > 0;
-  agent_debug("late boot done (share %s)",
-              shared_mounted ? "mounted" : "absent");
+  agent_debug("late boot done (share %s)", shared_mounted ? "mounted" : "absent");
   GSList *list = g_slist_reverse(g_steal_pointer(&waiters));
   for (GSList *l = list; l != NULL; l = l->next) {
     Waiter *w = l->data;
@@ -60,9 +54,7 @@ late_finished(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static gpointer
-late_thread(gpointer unused)
-{
+static gpointer late_thread(gpointer unused) {
   g_autoptr(GError) err = NULL;
   agent_modules_load_list(AGENT_MODULES_LATE, NULL);
   /* Only acts with katavm.bench_mib= on the kernel command line (bench/exec's
@@ -75,9 +67,7 @@ late_thread(gpointer unused)
   return NULL;
 }
 
-void
-agent_boot_late_start(void)
-{
+void agent_boot_late_start(void) {
   if (late_started)
     return;
   late_started = TRUE;
@@ -86,9 +76,7 @@ agent_boot_late_start(void)
   g_thread_unref(g_thread_new("late-boot", late_thread, NULL));
 }
 
-void
-agent_boot_when_late_done(AgentBootFunc func, gpointer user)
-{
+void agent_boot_when_late_done(AgentBootFunc func, gpointer user) {
   if (late_done) {
     func(user);
     return;
@@ -99,8 +87,6 @@ agent_boot_when_late_done(AgentBootFunc func, gpointer user)
   waiters = g_slist_prepend(waiters, w);
 }
 
-gboolean
-agent_boot_shared_mounted(void)
-{
+gboolean agent_boot_shared_mounted(void) {
   return shared_mounted;
 }

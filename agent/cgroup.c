@@ -18,33 +18,26 @@ static const char *const wanted[] = {"cpu", "memory", "pids", "cpuset"};
 static gboolean initialised;
 static gboolean enabled[G_N_ELEMENTS(wanted)];
 
-static gboolean
-write_file(const char *dir, const char *file, const char *value,
-           GError **error)
-{
+static gboolean write_file(const char *dir, const char *file, const char *value, GError **error) {
   g_autofree char *path = g_build_filename(dir, file, NULL);
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", path,
-                g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", path, g_strerror(e));
     return FALSE;
   }
   ssize_t n = write(fd, value, strlen(value));
   int e = errno;
   close(fd);
   if (n != (ssize_t)strlen(value)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO,
-                "cgroup: writing \"%s\" to %s: %s", value, path,
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: writing \"%s\" to %s: %s", value, path,
                 n < 0 ? g_strerror(e) : "short write");
     return FALSE;
   }
   return TRUE;
 }
 
-static gboolean
-controller_enabled(const char *name)
-{
+static gboolean controller_enabled(const char *name) {
   for (gsize i = 0; i < G_N_ELEMENTS(wanted); i++) {
     if (strcmp(wanted[i], name) == 0)
       return enabled[i];
@@ -55,14 +48,11 @@ controller_enabled(const char *name)
 /* Enables the controllers once, at the root and at the katavm level. A
  * controller the kernel lacks only matters to a container that asks for
  * one of its limits (checked at create). */
-static gboolean
-init_hierarchy(GError **error)
-{
+static gboolean init_hierarchy(GError **error) {
   if (initialised)
     return TRUE;
   g_autofree char *available = NULL;
-  if (!g_file_get_contents(AGENT_CGROUP_ROOT "/cgroup.controllers",
-                           &available, NULL, NULL)) {
+  if (!g_file_get_contents(AGENT_CGROUP_ROOT "/cgroup.controllers", &available, NULL, NULL)) {
     g_set_error(error, AGENT_ERROR, AGENT_E_IO,
                 "cgroup: cgroup2 is not mounted at " AGENT_CGROUP_ROOT);
     return FALSE;
@@ -70,8 +60,7 @@ init_hierarchy(GError **error)
   g_auto(GStrv) have = g_strsplit_set(g_strstrip(available), " \n", -1);
   if (mkdir(PARENT, 0755) < 0 && errno != EEXIST) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s",
-                PARENT, g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s", PARENT, g_strerror(e));
     return FALSE;
   }
   for (gsize i = 0; i < G_N_ELEMENTS(wanted); i++) {
@@ -79,8 +68,7 @@ init_hierarchy(GError **error)
       continue;
     g_autofree char *plus = g_strconcat("+", wanted[i], NULL);
     g_autoptr(GError) err = NULL;
-    if (!write_file(AGENT_CGROUP_ROOT, "cgroup.subtree_control", plus,
-                    &err) ||
+    if (!write_file(AGENT_CGROUP_ROOT, "cgroup.subtree_control", plus, &err) ||
         !write_file(PARENT, "cgroup.subtree_control", plus, &err)) {
       agent_error("%s", err->message);
       continue;
@@ -91,9 +79,7 @@ init_hierarchy(GError **error)
   return TRUE;
 }
 
-static gboolean
-need(const char *controller, const char *what, GError **error)
-{
+static gboolean need(const char *controller, const char *what, GError **error) {
   if (controller_enabled(controller))
     return TRUE;
   g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
@@ -103,12 +89,9 @@ need(const char *controller, const char *what, GError **error)
   return FALSE;
 }
 
-static gboolean
-apply(const char *dir, const AgentResources *r, GError **error)
-{
+static gboolean apply(const char *dir, const AgentResources *r, GError **error) {
   char buf[64];
-  if (r->memory_limit > 0 || r->memory_reservation > 0 ||
-      r->memory_swap > 0) {
+  if (r->memory_limit > 0 || r->memory_reservation > 0 || r->memory_swap > 0) {
     if (!need("memory", "linux.resources.memory", error))
       return FALSE;
   }
@@ -124,13 +107,10 @@ apply(const char *dir, const AgentResources *r, GError **error)
   }
   /* OCI's swap is memory+swap (cgroup v1); v2 limits swap alone. Without
    * swap in the guest the file may be missing: nothing to limit then. */
-  if (r->memory_swap > 0 && r->memory_limit > 0 &&
-      r->memory_swap >= r->memory_limit) {
-    g_snprintf(buf, sizeof buf, "%" G_GINT64_FORMAT,
-               r->memory_swap - r->memory_limit);
+  if (r->memory_swap > 0 && r->memory_limit > 0 && r->memory_swap >= r->memory_limit) {
+    g_snprintf(buf, sizeof buf, "%" G_GINT64_FORMAT, r->memory_swap - r->memory_limit);
     g_autofree char *f = g_build_filename(dir, "memory.swap.max", NULL);
-    if (access(f, F_OK) == 0 &&
-        !write_file(dir, "memory.swap.max", buf, error))
+    if (access(f, F_OK) == 0 && !write_file(dir, "memory.swap.max", buf, error))
       return FALSE;
   }
 
@@ -150,19 +130,16 @@ apply(const char *dir, const AgentResources *r, GError **error)
       return FALSE;
     /* runc's mapping of v1 shares [2, 262144] onto v2 weight [1, 10000]. */
     gint64 shares = CLAMP(r->cpu_shares, 2, 262144);
-    g_snprintf(buf, sizeof buf, "%" G_GINT64_FORMAT,
-               1 + ((shares - 2) * 9999) / 262142);
+    g_snprintf(buf, sizeof buf, "%" G_GINT64_FORMAT, 1 + ((shares - 2) * 9999) / 262142);
     if (!write_file(dir, "cpu.weight", buf, error))
       return FALSE;
   }
   if (r->cpuset_cpus != NULL || r->cpuset_mems != NULL) {
     if (!need("cpuset", "linux.resources.cpu.cpus/mems", error))
       return FALSE;
-    if (r->cpuset_cpus != NULL &&
-        !write_file(dir, "cpuset.cpus", r->cpuset_cpus, error))
+    if (r->cpuset_cpus != NULL && !write_file(dir, "cpuset.cpus", r->cpuset_cpus, error))
       return FALSE;
-    if (r->cpuset_mems != NULL &&
-        !write_file(dir, "cpuset.mems", r->cpuset_mems, error))
+    if (r->cpuset_mems != NULL && !write_file(dir, "cpuset.mems", r->cpuset_mems, error))
       return FALSE;
   }
   if (r->pids_limit != -1) {
@@ -178,18 +155,14 @@ apply(const char *dir, const AgentResources *r, GError **error)
   return TRUE;
 }
 
-char *
-agent_cgroup_create(const char *id, const AgentResources *r, GError **error)
-{
+char *agent_cgroup_create(const char *id, const AgentResources *r, GError **error) {
   if (!init_hierarchy(error))
     return NULL;
   g_autofree char *dir = g_build_filename(PARENT, id, NULL);
   /* A cgroup left by an earlier container of the same id goes if empty. */
-  if (mkdir(dir, 0755) < 0 && (errno != EEXIST || rmdir(dir) < 0 ||
-                               mkdir(dir, 0755) < 0)) {
+  if (mkdir(dir, 0755) < 0 && (errno != EEXIST || rmdir(dir) < 0 || mkdir(dir, 0755) < 0)) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s", dir,
-                g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s", dir, g_strerror(e));
     return NULL;
   }
   if (!apply(dir, r, error)) {
@@ -199,22 +172,17 @@ agent_cgroup_create(const char *id, const AgentResources *r, GError **error)
   return g_steal_pointer(&dir);
 }
 
-int
-agent_cgroup_open_procs(const char *path, GError **error)
-{
+int agent_cgroup_open_procs(const char *path, GError **error) {
   g_autofree char *f = g_build_filename(path, "cgroup.procs", NULL);
   int fd = open(f, O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", f,
-                g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", f, g_strerror(e));
   }
   return fd;
 }
 
-gboolean
-agent_cgroup_signal_all(const char *path, int sig, GError **error)
-{
+gboolean agent_cgroup_signal_all(const char *path, int sig, GError **error) {
   if (sig == SIGKILL && write_file(path, "cgroup.kill", "1", NULL))
     return TRUE;
   g_autofree char *f = g_build_filename(path, "cgroup.procs", NULL);
@@ -233,9 +201,7 @@ agent_cgroup_signal_all(const char *path, int sig, GError **error)
   return TRUE;
 }
 
-gboolean
-agent_cgroup_populated(const char *path)
-{
+gboolean agent_cgroup_populated(const char *path) {
   g_autofree char *f = g_build_filename(path, "cgroup.events", NULL);
   g_autofree char *text = NULL;
   if (!g_file_get_contents(f, &text, NULL, NULL))
@@ -243,13 +209,10 @@ agent_cgroup_populated(const char *path)
   return strstr(text, "populated 1") != NULL;
 }
 
-gboolean
-agent_cgroup_remove(const char *path, GError **error)
-{
+gboolean agent_cgroup_remove(const char *path, GError **error) {
   if (rmdir(path) == 0 || errno == ENOENT)
     return TRUE;
   int e = errno;
-  g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: rmdir %s: %s", path,
-              g_strerror(e));
+  g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: rmdir %s: %s", path, g_strerror(e));
   return FALSE;
 }

@@ -49,17 +49,13 @@ static struct {
 
 static gboolean step(gpointer unused);
 
-static void
-schedule(guint ms)
-{
+static void schedule(guint ms) {
   if (ch.timer != 0)
     g_source_remove(ch.timer);
   ch.timer = g_timeout_add(ms, step, NULL);
 }
 
-static guint
-next_backoff(void)
-{
+static guint next_backoff(void) {
   guint ms = ch.backoff_ms;
   ch.backoff_ms = MIN(ch.backoff_ms * 2, BACKOFF_MAX_MS);
   return ms;
@@ -67,9 +63,7 @@ next_backoff(void)
 
 /* Returns "/dev/vportNpM" for the port named `name`, or NULL when there is
  * no such port (yet). The port number varies with the device layout. */
-static char *
-find_port(const char *name)
-{
+static char *find_port(const char *name) {
   g_autoptr(GDir) dir = g_dir_open(PORTS_SYSFS, 0, NULL);
   if (dir == NULL)
     return NULL;
@@ -88,14 +82,12 @@ find_port(const char *name)
       return dev;
     /* devtmpfs creates nodes from a kernel thread, a little later than
      * sysfs shows the port: make the node ourselves instead of waiting. */
-    g_autofree char *dev_attr =
-        g_build_filename(PORTS_SYSFS, entry, "dev", NULL);
+    g_autofree char *dev_attr = g_build_filename(PORTS_SYSFS, entry, "dev", NULL);
     g_autofree char *devnum = NULL;
     unsigned maj = 0, min = 0;
     if (g_file_get_contents(dev_attr, &devnum, NULL, NULL) &&
         sscanf(devnum, "%u:%u", &maj, &min) == 2 &&
-        (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) == 0 ||
-         errno == EEXIST))
+        (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) == 0 || errno == EEXIST))
       return dev;
     g_free(dev);
     return NULL;
@@ -103,26 +95,19 @@ find_port(const char *name)
   return NULL;
 }
 
-static void
-on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
-           gpointer user)
-{
+static void on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                       gpointer user) {
   agent_rpc_handle(c, id, method, params);
 }
 
-static void
-on_frame(KvConn *c, const KvFrame *f, gpointer user)
-{
+static void on_frame(KvConn *c, const KvFrame *f, gpointer user) {
   agent_streams_on_frame(c, f);
 }
 
-static void
-on_closed(KvConn *c, const GError *why, gpointer user)
-{
+static void on_closed(KvConn *c, const GError *why, gpointer user) {
   gboolean had_host = kv_conn_peer_role(c) != NULL;
 
-  if (why != NULL && !g_error_matches(why, KV_PROTO_ERROR,
-                                      KV_PROTO_ERROR_CLOSED))
+  if (why != NULL && !g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
     agent_error("host connection dropped: %s", why->message);
   else
     agent_debug("host disconnected");
@@ -142,9 +127,7 @@ on_closed(KvConn *c, const GError *why, gpointer user)
   schedule(next_backoff());
 }
 
-static void
-serve(int fd)
-{
+static void serve(int fd) {
   static const KvConnHandlers handlers = {
       .on_request = on_request,
       .on_frame = on_frame,
@@ -158,9 +141,7 @@ serve(int fd)
 
 /* Opens the port; FALSE when it is not there (yet) or cannot be opened,
  * with a retry scheduled. */
-static gboolean
-open_port(void)
-{
+static gboolean open_port(void) {
   g_autofree char *dev = find_port(ch.name);
   if (dev == NULL) {
     gint64 searching = g_get_monotonic_time() - ch.search_started;
@@ -168,8 +149,7 @@ open_port(void)
       agent_fatal("no virtio-serial port named \"%s\": is the agent "
                   "channel configured?",
                   ch.name);
-    schedule(searching < SEARCH_FAST_US ? SEARCH_INTERVAL_FAST_MS
-                                        : SEARCH_INTERVAL_SLOW_MS);
+    schedule(searching < SEARCH_FAST_US ? SEARCH_INTERVAL_FAST_MS : SEARCH_INTERVAL_SLOW_MS);
     return FALSE;
   }
   int fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -179,8 +159,7 @@ open_port(void)
     return FALSE;
   }
   /* Ask for SIGIO on host connect/disconnect (see agent_channel_kick). */
-  if (fcntl(fd, F_SETOWN, getpid()) < 0 ||
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
+  if (fcntl(fd, F_SETOWN, getpid()) < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
     agent_debug("no SIGIO on %s: %s", dev, g_strerror(errno));
   ch.fd = fd;
   agent_debug("opened %s", dev);
@@ -188,9 +167,7 @@ open_port(void)
 }
 
 /* With the port open: serve if a host is connected, else wait. */
-static void
-check_host(void)
-{
+static void check_host(void) {
   struct pollfd p = {.fd = ch.fd, .events = POLLIN | POLLOUT};
   int r;
   do
@@ -219,9 +196,7 @@ check_host(void)
   serve(fd);
 }
 
-static gboolean
-step(gpointer unused)
-{
+static gboolean step(gpointer unused) {
   ch.timer = 0;
   if (ch.conn != NULL)
     return G_SOURCE_REMOVE;
@@ -240,10 +215,7 @@ step(gpointer unused)
   return G_SOURCE_REMOVE;
 }
 
-void
-agent_channel_start_port(const char *name, AgentChannelOpenedFunc first_open,
-                         gpointer user)
-{
+void agent_channel_start_port(const char *name, AgentChannelOpenedFunc first_open, gpointer user) {
   g_return_if_fail(ch.name == NULL);
   ch.name = g_strdup(name);
   ch.backoff_ms = BACKOFF_MIN_MS;
@@ -253,24 +225,18 @@ agent_channel_start_port(const char *name, AgentChannelOpenedFunc first_open,
   step(NULL);
 }
 
-void
-agent_channel_start_fd(int fd)
-{
+void agent_channel_start_fd(int fd) {
   g_return_if_fail(ch.name == NULL && ch.conn == NULL);
   ch.exit_on_close = TRUE;
   serve(fd);
 }
 
-void
-agent_channel_kick(void)
-{
+void agent_channel_kick(void) {
   if (ch.conn == NULL && ch.fd >= 0)
     check_host();
 }
 
-KvConn *
-agent_channel_conn(void)
-{
+KvConn *agent_channel_conn(void) {
   if (ch.conn != NULL && kv_conn_is_ready(ch.conn))
     return ch.conn;
   return NULL;

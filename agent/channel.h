@@ -19,9 +19,7 @@ typedef void (*AgentChannelOpenedFunc)(gpointer user);
  * else a fatal error), and serves the protocol on it from then on.
  * first_open runs once, right after the port was first opened and, if a
  * host is there, our HELLO queued. */
-void agent_channel_start_port(const char *name,
-                              AgentChannelOpenedFunc first_open,
-                              gpointer user);
+void agent_channel_start_port(const char *name, AgentChannelOpenedFunc first_open, gpointer user);
 /* Test mode: serve one connection on an open fd (a socket); the process
  * ends when the peer goes away. */
 void agent_channel_start_fd(int fd);

@@ -31,17 +31,12 @@ static GHashTable *containers; /* id -> AgentContainer* */
 
 /* The protocol knows no "creating": a container being set up is created
  * as far as the host is concerned (its create has not been answered). */
-static const char *const status_names[] = {"created", "created", "running",
-                                           "stopped"};
+static const char *const status_names[] = {"created", "created", "running", "stopped"};
 
-AgentContainer *
-agent_container_lookup(const char *id, GError **error)
-{
-  AgentContainer *ct =
-      containers != NULL ? g_hash_table_lookup(containers, id) : NULL;
+AgentContainer *agent_container_lookup(const char *id, GError **error) {
+  AgentContainer *ct = containers != NULL ? g_hash_table_lookup(containers, id) : NULL;
   if (ct == NULL)
-    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND,
-                "no container \"%s\" in this sandbox", id);
+    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND, "no container \"%s\" in this sandbox", id);
   return ct;
 }
 
@@ -52,18 +47,14 @@ typedef struct {
   guint32 id;
 } Waiter;
 
-static void
-waiter_free(Waiter *w)
-{
+static void waiter_free(Waiter *w) {
   kv_conn_unref(w->conn);
   g_free(w);
 }
 
 /* ---- processes ---- */
 
-AgentProcess *
-agent_process_new(AgentContainer *c, const char *exec_id)
-{
+AgentProcess *agent_process_new(AgentContainer *c, const char *exec_id) {
   AgentProcess *p = g_new0(AgentProcess, 1);
   p->ref = 1;
   p->container = c;
@@ -75,23 +66,17 @@ agent_process_new(AgentContainer *c, const char *exec_id)
   return p;
 }
 
-AgentProcess *
-agent_process_ref(AgentProcess *p)
-{
+AgentProcess *agent_process_ref(AgentProcess *p) {
   g_atomic_int_inc(&p->ref);
   return p;
 }
 
-static void
-clear_pending(AgentProcess *p)
-{
+static void clear_pending(AgentProcess *p) {
   p->pending = AGENT_PENDING_NONE;
   g_clear_pointer(&p->pending_conn, kv_conn_unref);
 }
 
-static void
-close_status(AgentProcess *p)
-{
+static void close_status(AgentProcess *p) {
   if (p->status_watch != 0) {
     g_source_remove(p->status_watch);
     p->status_watch = 0;
@@ -102,9 +87,7 @@ close_status(AgentProcess *p)
   }
 }
 
-void
-agent_process_unref(AgentProcess *p)
-{
+void agent_process_unref(AgentProcess *p) {
   if (p == NULL || !g_atomic_int_dec_and_test(&p->ref))
     return;
   close_status(p);
@@ -118,29 +101,22 @@ agent_process_unref(AgentProcess *p)
   g_free(p);
 }
 
-static const char *
-process_name(AgentProcess *p, char *buf, gsize len)
-{
+static const char *process_name(AgentProcess *p, char *buf, gsize len) {
   if (p->exec_id != NULL)
     g_snprintf(buf, len, "exec %s", p->exec_id);
   else
-    g_snprintf(buf, len, "container %s",
-               p->container != NULL ? p->container->id : "?");
+    g_snprintf(buf, len, "container %s", p->container != NULL ? p->container->id : "?");
   return buf;
 }
 
-static void
-reply_exit(AgentProcess *p, KvConn *conn, guint32 id)
-{
+static void reply_exit(AgentProcess *p, KvConn *conn, guint32 id) {
   g_autoptr(JsonObject) r = json_object_new();
   json_object_set_int_member(r, "exit_code", p->exit_code);
   json_object_set_int_member(r, "signal", p->signal);
   kv_conn_reply(conn, id, r);
 }
 
-static void
-forget_finished_exec(AgentContainer *ct, AgentProcess *p)
-{
+static void forget_finished_exec(AgentContainer *ct, AgentProcess *p) {
   g_queue_push_tail(&ct->finished, g_strdup(p->exec_id));
   while (g_queue_get_length(&ct->finished) > KEEP_FINISHED_EXECS) {
     g_autofree char *old = g_queue_pop_head(&ct->finished);
@@ -152,16 +128,13 @@ forget_finished_exec(AgentContainer *ct, AgentProcess *p)
 
 static void container_remove_progress(AgentContainer *ct);
 
-static void
-check_finished(AgentProcess *p)
-{
-  if (p->finished || !p->exited || p->outputs_open > 0 ||
-      p->pending != AGENT_PENDING_NONE)
+static void check_finished(AgentProcess *p) {
+  if (p->finished || !p->exited || p->outputs_open > 0 || p->pending != AGENT_PENDING_NONE)
     return;
   p->finished = TRUE;
   char name[96];
-  agent_debug("%s (pid %d) finished: exit code %d",
-              process_name(p, name, sizeof name), (int)p->pid, p->exit_code);
+  agent_debug("%s (pid %d) finished: exit code %d", process_name(p, name, sizeof name), (int)p->pid,
+              p->exit_code);
   g_autoptr(GPtrArray) waiters = g_steal_pointer(&p->waiters);
   p->waiters = g_ptr_array_new_with_free_func((GDestroyNotify)waiter_free);
   for (guint i = 0; i < waiters->len; i++) {
@@ -172,9 +145,7 @@ check_finished(AgentProcess *p)
     forget_finished_exec(p->container, p);
 }
 
-void
-agent_process_wait(AgentProcess *p, KvConn *conn, guint32 id)
-{
+void agent_process_wait(AgentProcess *p, KvConn *conn, guint32 id) {
   if (p->finished) {
     reply_exit(p, conn, id);
     return;
@@ -185,9 +156,7 @@ agent_process_wait(AgentProcess *p, KvConn *conn, guint32 id)
   g_ptr_array_add(p->waiters, w);
 }
 
-void
-agent_process_on_stream_done(AgentStream *s, gpointer user)
-{
+void agent_process_on_stream_done(AgentStream *s, gpointer user) {
   AgentProcess *p = user;
   for (int i = 0; i < 3; i++) {
     if (p->streams[i] != s)
@@ -200,18 +169,14 @@ agent_process_on_stream_done(AgentStream *s, gpointer user)
   agent_process_unref(p);
 }
 
-void
-agent_process_attach_stream(AgentProcess *p, int slot, AgentStream *s)
-{
+void agent_process_attach_stream(AgentProcess *p, int slot, AgentStream *s) {
   p->streams[slot] = s;
   if (slot > 0)
     p->outputs_open++;
   agent_process_ref(p); /* released by on_stream_done */
 }
 
-void
-agent_process_abort_streams(AgentProcess *p)
-{
+void agent_process_abort_streams(AgentProcess *p) {
   /* Each stream holds a reference: the last may go in this loop. */
   g_autoptr(AgentProcess) hold G_GNUC_UNUSED = agent_process_ref(p);
   for (int i = 0; i < 3; i++) {
@@ -225,9 +190,7 @@ agent_process_abort_streams(AgentProcess *p)
   }
 }
 
-static void
-on_process_exit(pid_t pid, int status, gpointer user)
-{
+static void on_process_exit(pid_t pid, int status, gpointer user) {
   AgentProcess *p = user; /* the watch's reference */
   p->exited = TRUE;
   if (WIFSIGNALED(status)) {
@@ -237,8 +200,7 @@ on_process_exit(pid_t pid, int status, gpointer user)
     p->exit_code = WEXITSTATUS(status);
   }
   char name[96];
-  agent_debug("%s (pid %d) exited: %d", process_name(p, name, sizeof name),
-              (int)pid, p->exit_code);
+  agent_debug("%s (pid %d) exited: %d", process_name(p, name, sizeof name), (int)pid, p->exit_code);
   for (int i = 0; i < 3; i++) {
     if (p->streams[i] != NULL)
       agent_stream_process_exited(p->streams[i]);
@@ -264,17 +226,14 @@ on_process_exit(pid_t pid, int status, gpointer user)
 }
 
 /* The setup of p failed: message from the child. */
-static void
-setup_failed(AgentProcess *p, const char *msg)
-{
+static void setup_failed(AgentProcess *p, const char *msg) {
   AgentContainer *ct = p->container;
   g_autoptr(GError) err = NULL;
   if (p->pending == AGENT_PENDING_EXEC)
-    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "exec %s in container %s: %s",
-                      p->exec_id, ct != NULL ? ct->id : "?", msg);
-  else
-    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "container %s: %s",
+    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "exec %s in container %s: %s", p->exec_id,
                       ct != NULL ? ct->id : "?", msg);
+  else
+    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "container %s: %s", ct != NULL ? ct->id : "?", msg);
   agent_debug("%s", err->message);
   if (p->pending_conn != NULL)
     agent_rpc_reply_error(p->pending_conn, p->pending_id, err);
@@ -299,9 +258,7 @@ setup_failed(AgentProcess *p, const char *msg)
   }
 }
 
-static void
-setup_succeeded(AgentProcess *p, gboolean ready)
-{
+static void setup_succeeded(AgentProcess *p, gboolean ready) {
   AgentContainer *ct = p->container;
   KvConn *conn = p->pending_conn;
   guint32 id = p->pending_id;
@@ -343,9 +300,7 @@ setup_succeeded(AgentProcess *p, gboolean ready)
 }
 
 /* The process's terminal master arrived: its streams can start. */
-static void
-set_pty(AgentProcess *p, int master)
-{
+static void set_pty(AgentProcess *p, int master) {
   if (p->pty >= 0 || p->exited) {
     close(master);
     return;
@@ -359,9 +314,7 @@ set_pty(AgentProcess *p, int master)
 
 /* Reads the status socket: "T" (+ a pty master), "R", "E<message>" then
  * end of file, or end of file alone (execve done); see launch.h. */
-static gboolean
-on_status(gint fd, GIOCondition cond, gpointer user)
-{
+static gboolean on_status(gint fd, GIOCondition cond, gpointer user) {
   AgentProcess *p = user;
   char buf[1024];
   union {
@@ -369,10 +322,8 @@ on_status(gint fd, GIOCondition cond, gpointer user)
     struct cmsghdr align;
   } u;
   struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
-  struct msghdr msg = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t n;
   do
     n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
@@ -421,9 +372,8 @@ on_status(gint fd, GIOCondition cond, gpointer user)
     setup_failed(p, p->status_buf->str + 1);
   } else if (p->pending == AGENT_PENDING_CREATE) {
     /* Killed during setup, before it could say anything. */
-    g_autofree char *msg = g_strdup_printf(
-        "the container process died during setup (%s)",
-        p->exited ? "see its exit code" : "no report");
+    g_autofree char *msg = g_strdup_printf("the container process died during setup (%s)",
+                                           p->exited ? "see its exit code" : "no report");
     setup_failed(p, msg);
   } else {
     setup_succeeded(p, FALSE);
@@ -431,17 +381,15 @@ on_status(gint fd, GIOCondition cond, gpointer user)
   return G_SOURCE_REMOVE;
 }
 
-void
-agent_process_launched(AgentProcess *p, pid_t pid, int status_fd,
-                       AgentPending pending, KvConn *conn, guint32 id)
-{
+void agent_process_launched(AgentProcess *p, pid_t pid, int status_fd, AgentPending pending,
+                            KvConn *conn, guint32 id) {
   p->pid = pid;
   agent_child_watch(pid, on_process_exit, agent_process_ref(p));
   p->status_fd = status_fd;
   p->status_buf = g_string_new(NULL);
   g_unix_set_fd_nonblocking(status_fd, TRUE, NULL);
-  p->status_watch = g_unix_fd_add(status_fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
-                                  on_status, agent_process_ref(p));
+  p->status_watch =
+      g_unix_fd_add(status_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_status, agent_process_ref(p));
   p->pending = pending;
   p->pending_conn = kv_conn_ref(conn);
   p->pending_id = id;
@@ -449,9 +397,7 @@ agent_process_launched(AgentProcess *p, pid_t pid, int status_fd,
 
 /* ---- containers ---- */
 
-static void
-container_free(AgentContainer *ct)
-{
+static void container_free(AgentContainer *ct) {
   if (ct->remove_timer != 0)
     g_source_remove(ct->remove_timer);
   g_clear_pointer(&ct->remove_conn, kv_conn_unref);
@@ -479,9 +425,7 @@ container_free(AgentContainer *ct)
   g_free(ct);
 }
 
-static gboolean
-remove_poll(gpointer user)
-{
+static gboolean remove_poll(gpointer user) {
   AgentContainer *ct = user;
   ct->remove_timer = 0;
   container_remove_progress(ct);
@@ -491,17 +435,14 @@ remove_poll(gpointer user)
 /* Removal goes on until the main process was reaped and the cgroup is
  * empty; then the cgroup is removed (the mounts went with the mount
  * namespace, when its last process exited) and the container freed. */
-static void
-container_remove_progress(AgentContainer *ct)
-{
-  gboolean init_gone = ct->init == NULL || ct->init->pid < 0 ||
-                       ct->init->exited;
+static void container_remove_progress(AgentContainer *ct) {
+  gboolean init_gone = ct->init == NULL || ct->init->pid < 0 || ct->init->exited;
   gboolean empty = ct->cgroup == NULL || !agent_cgroup_populated(ct->cgroup);
   if (!init_gone || !empty) {
     if (g_get_monotonic_time() > ct->remove_deadline) {
-      g_autoptr(GError) err = g_error_new(
-          AGENT_ERROR, AGENT_E_IO,
-          "container %s: its processes did not exit after SIGKILL", ct->id);
+      g_autoptr(GError) err =
+          g_error_new(AGENT_ERROR, AGENT_E_IO,
+                      "container %s: its processes did not exit after SIGKILL", ct->id);
       agent_error("%s", err->message);
       if (ct->remove_conn != NULL)
         agent_rpc_reply_error(ct->remove_conn, ct->remove_id, err);
@@ -531,9 +472,7 @@ container_remove_progress(AgentContainer *ct)
   container_free(ct);
 }
 
-static JsonObject *
-container_state(AgentContainer *ct)
-{
+static JsonObject *container_state(AgentContainer *ct) {
   JsonObject *o = json_object_new();
   json_object_set_string_member(o, "id", ct->id);
   json_object_set_string_member(o, "status", status_names[ct->status]);
@@ -546,9 +485,7 @@ container_state(AgentContainer *ct)
 /* HOME from the rootfs's /etc/passwd, like runc. The file is opened with
  * the rootfs as its root (openat2 RESOLVE_IN_ROOT): a symlink in the image
  * cannot make the agent read one of the guest's own files. */
-static char *
-home_of(const char *rootfs, uid_t uid)
-{
+static char *home_of(const char *rootfs, uid_t uid) {
   int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     return NULL;
@@ -581,8 +518,7 @@ home_of(const char *rootfs, uid_t uid)
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
   for (char **l = lines; *l != NULL; l++) {
     g_auto(GStrv) f = g_strsplit(*l, ":", 7);
-    if (g_strv_length(f) >= 6 && f[2][0] != '\0' &&
-        g_ascii_strtoull(f[2], NULL, 10) == uid)
+    if (g_strv_length(f) >= 6 && f[2][0] != '\0' && g_ascii_strtoull(f[2], NULL, 10) == uid)
       return g_strdup(f[5]);
   }
   return NULL;
@@ -610,10 +546,8 @@ home_of(const char *rootfs, uid_t uid)
  * container's own mounts over these directories still win in its mount
  * namespace, since they are crossed at each lookup. Closed with the
  * container, and never inherited (O_CLOEXEC; launch closes the rest). */
-static void
-pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries,
-              GHashTable *done)
-{
+static void pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries,
+                          GHashTable *done) {
   g_auto(GStrv) dirs = g_strsplit(path, ":", -1);
   for (char **d = dirs; *d != NULL; d++) {
     /* Relative entries are relative to a process's cwd: not pinned. */
@@ -624,8 +558,7 @@ pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries,
      * must not hold up the create. A directory already pinned (or an
      * ancestor two missing directories share) is not opened again. */
     while (rel[0] != '\0' && ct->n_path_pins < AGENT_PATH_PINS_MAX &&
-           !g_hash_table_contains(done, rel) &&
-           (*tries)++ < AGENT_PATH_PIN_TRIES) {
+           !g_hash_table_contains(done, rel) && (*tries)++ < AGENT_PATH_PIN_TRIES) {
       g_hash_table_add(done, g_strdup(rel));
       struct open_how how = {
           .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -646,28 +579,22 @@ pin_path_dirs(AgentContainer *ct, int root, const char *path, guint *tries,
   }
 }
 
-static void
-pin_container_path(AgentContainer *ct)
-{
+static void pin_container_path(AgentContainer *ct) {
   int root = open(ct->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     return;
   const char *path = agent_env_get(ct->spec->process->env, "PATH");
   guint tries = 0;
-  g_autoptr(GHashTable) done =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   if (path != NULL)
     pin_path_dirs(ct, root, path, &tries, done);
   /* An exec whose environment names no PATH searches the default one. */
   pin_path_dirs(ct, root, AGENT_DEFAULT_PATH, &tries, done);
   close(root);
-  agent_debug("container %s: %u PATH directories pinned", ct->id,
-              ct->n_path_pins);
+  agent_debug("container %s: %u PATH directories pinned", ct->id, ct->n_path_pins);
 }
 
-char *
-agent_home_of(const char *rootfs, uid_t uid)
-{
+char *agent_home_of(const char *rootfs, uid_t uid) {
   char *home = home_of(rootfs, uid);
   if (home == NULL || *home == '\0') {
     g_free(home);
@@ -676,10 +603,8 @@ agent_home_of(const char *rootfs, uid_t uid)
   return home;
 }
 
-char **
-agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
-                   const char *home_of_uid, uid_t uid)
-{
+char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs, const char *home_of_uid,
+                          uid_t uid) {
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
   g_strv_builder_addv(b, (const char **)proc->env);
   if (agent_env_get(proc->env, "HOME") == NULL) {
@@ -695,18 +620,14 @@ agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
 
 /* The agent must reap what it launches even when it is not PID 1 (the
  * test mode): orphaned grandchildren come to a subreaper. */
-static void
-ensure_reaper(void)
-{
+static void ensure_reaper(void) {
   static gboolean done;
   if (!done && getpid() != 1)
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   done = TRUE;
 }
 
-static char **
-resolve_bind_sources(const AgentContainerSpec *spec, const char *rootfs)
-{
+static char **resolve_bind_sources(const AgentContainerSpec *spec, const char *rootfs) {
   /* Relative sources are relative to the bundle, the rootfs's parent, as
    * OCI puts it; absolute ones are guest paths (the host shares them). */
   g_autofree char *bundle = g_path_get_dirname(rootfs);
@@ -723,9 +644,7 @@ resolve_bind_sources(const AgentContainerSpec *spec, const char *rootfs)
   return out;
 }
 
-static gboolean
-create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
-{
+static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GError **error) {
   const char *cid = agent_json_get_id(params, "id", error);
   if (cid == NULL)
     return FALSE;
@@ -751,8 +670,7 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   g_autofree char *rootfs =
       rootfs_param != NULL && *rootfs_param != '\0'
           ? g_strdup(rootfs_param)
-          : g_build_filename(KV_GUEST_SHARED_DIR, "containers", cid,
-                             "rootfs", NULL);
+          : g_build_filename(KV_GUEST_SHARED_DIR, "containers", cid, "rootfs", NULL);
   if (!g_path_is_absolute(rootfs)) {
     g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
                 "params.rootfs must be an absolute guest path");
@@ -761,13 +679,11 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   struct stat st;
   if (stat(rootfs, &st) < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND, "rootfs %s: %s",
-                rootfs, g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND, "rootfs %s: %s", rootfs, g_strerror(e));
     return FALSE;
   }
   if (!S_ISDIR(st.st_mode)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
-                "rootfs %s is not a directory", rootfs);
+    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "rootfs %s is not a directory", rootfs);
     return FALSE;
   }
 
@@ -779,8 +695,7 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   }
 
   guint32 ids[3];
-  if (!agent_stdio_parse_ids(params, ids, error) ||
-      !agent_streams_check_free(c, ids, 3, error))
+  if (!agent_stdio_parse_ids(params, ids, error) || !agent_streams_check_free(c, ids, 3, error))
     return FALSE;
 
   /* From here on every failure undoes what was made before it. */
@@ -810,10 +725,9 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   }
 
   g_autofree char *home = agent_env_get(spec->process->env, "HOME") == NULL
-                               ? agent_home_of(rootfs, spec->process->uid)
-                               : NULL;
-  g_auto(GStrv) envp =
-      agent_process_envp(spec->process, rootfs, home, spec->process->uid);
+                              ? agent_home_of(rootfs, spec->process->uid)
+                              : NULL;
+  g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs, home, spec->process->uid);
   g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs);
   g_autofree int *trees = g_new0(int, spec->mounts->len + 1);
   AgentLaunch l = {
@@ -853,8 +767,8 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   ct->home = g_steal_pointer(&home);
   ct->home_uid = spec->process->uid;
   ct->start_fd = start[1];
-  ct->execs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                    (GDestroyNotify)agent_process_unref);
+  ct->execs =
+      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)agent_process_unref);
   g_queue_init(&ct->finished);
   ct->init = agent_process_new(ct, NULL);
   ct->spec = g_steal_pointer(&spec);
@@ -865,14 +779,11 @@ create_container(KvConn *c, guint32 id, JsonObject *params, GError **error)
   pin_container_path(ct);
   agent_stdio_attach(&io, ct->init, c, ids, ct->spec->process->terminal);
   agent_stdio_clear(&io);
-  agent_process_launched(ct->init, pid, status_fd, AGENT_PENDING_CREATE, c,
-                         id);
+  agent_process_launched(ct->init, pid, status_fd, AGENT_PENDING_CREATE, c, id);
   return TRUE;
 }
 
-static void
-do_create(KvConn *c, guint32 id, JsonObject *params)
-{
+static void do_create(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   if (!create_container(c, id, params, &err))
     agent_rpc_reply_error(c, id, err);
@@ -884,9 +795,7 @@ typedef struct {
   JsonObject *params;
 } DeferredCreate;
 
-static void
-deferred_create(gpointer user)
-{
+static void deferred_create(gpointer user) {
   DeferredCreate *d = user;
   do_create(d->conn, d->id, d->params);
   kv_conn_unref(d->conn);
@@ -894,9 +803,7 @@ deferred_create(gpointer user)
   g_free(d);
 }
 
-void
-agent_m_container_create(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_create(KvConn *c, guint32 id, JsonObject *params) {
   /* The rootfs is on the 9p share, which the late boot steps mount: a
    * create that comes in before waits for them. */
   if (!agent_is_pid1()) {
@@ -910,9 +817,7 @@ agent_m_container_create(KvConn *c, guint32 id, JsonObject *params)
   agent_boot_when_late_done(deferred_create, d);
 }
 
-void
-agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_start(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
@@ -920,13 +825,11 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
     agent_rpc_reply_error(c, id, err);
     return;
   }
-  if (ct->status != AGENT_CONTAINER_CREATED || ct->removing ||
-      ct->start_fd < 0 || ct->init->pending != AGENT_PENDING_NONE) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                "container %s cannot be started: it is %s%s", cid,
-                ct->status == AGENT_CONTAINER_CREATING
-                    ? "still being created"
-                    : status_names[ct->status],
+  if (ct->status != AGENT_CONTAINER_CREATED || ct->removing || ct->start_fd < 0 ||
+      ct->init->pending != AGENT_PENDING_NONE) {
+    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s cannot be started: it is %s%s", cid,
+                ct->status == AGENT_CONTAINER_CREATING ? "still being created"
+                                                       : status_names[ct->status],
                 ct->removing ? " and being removed" : "");
     agent_rpc_reply_error(c, id, err);
     return;
@@ -945,8 +848,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
   ct->start_fd = -1;
   if (n != 1) {
     clear_pending(p);
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                "container %s: its process is gone", cid);
+    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s: its process is gone", cid);
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -958,9 +860,7 @@ agent_m_container_start(KvConn *c, guint32 id, JsonObject *params)
   }
 }
 
-void
-agent_m_container_state(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_state(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
@@ -972,9 +872,7 @@ agent_m_container_state(KvConn *c, guint32 id, JsonObject *params)
   kv_conn_reply(c, id, r);
 }
 
-void
-agent_m_container_list(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_list(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(JsonArray) a = json_array_new();
   if (containers != NULL) {
     g_autoptr(GList) keys = g_hash_table_get_keys(containers);
@@ -989,9 +887,7 @@ agent_m_container_list(KvConn *c, guint32 id, JsonObject *params)
   kv_conn_reply(c, id, r);
 }
 
-static gboolean
-get_signal(JsonObject *params, int *sig, GError **error)
-{
+static gboolean get_signal(JsonObject *params, int *sig, GError **error) {
   gint64 v = 0;
   if (!agent_json_get_int(params, "signal", 1, SIGRTMAX, TRUE, &v, error))
     return FALSE;
@@ -999,9 +895,7 @@ get_signal(JsonObject *params, int *sig, GError **error)
   return TRUE;
 }
 
-void
-agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
@@ -1012,12 +906,9 @@ agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params)
     agent_rpc_reply_error(c, id, err);
     return;
   }
-  if (ct->status == AGENT_CONTAINER_CREATING ||
-      (ct->status == AGENT_CONTAINER_STOPPED && !all)) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                "container %s is not running (%s)", cid,
-                ct->status == AGENT_CONTAINER_CREATING ? "being created"
-                                                       : "stopped");
+  if (ct->status == AGENT_CONTAINER_CREATING || (ct->status == AGENT_CONTAINER_STOPPED && !all)) {
+    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s)", cid,
+                ct->status == AGENT_CONTAINER_CREATING ? "being created" : "stopped");
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -1028,17 +919,14 @@ agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params)
     }
   } else if (kill(ct->init->pid, sig) < 0 && errno != ESRCH) {
     int e = errno;
-    g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "container %s: kill: %s", cid,
-                g_strerror(e));
+    g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "container %s: kill: %s", cid, g_strerror(e));
     agent_rpc_reply_error(c, id, err);
     return;
   }
   kv_conn_reply(c, id, NULL);
 }
 
-void
-agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   const char *cid = agent_json_get_id(params, "id", &err);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, &err) : NULL;
@@ -1055,8 +943,8 @@ agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params)
   }
   if (ct->status != AGENT_CONTAINER_STOPPED && !force) {
     g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                "container %s is %s: stop it first, or remove it with force",
-                cid, status_names[ct->status]);
+                "container %s is %s: stop it first, or remove it with force", cid,
+                status_names[ct->status]);
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -1072,9 +960,7 @@ agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params)
   container_remove_progress(ct);
 }
 
-void
-agent_containers_conn_closed(KvConn *c)
-{
+void agent_containers_conn_closed(KvConn *c) {
   if (containers == NULL)
     return;
   GHashTableIter it;

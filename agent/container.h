@@ -81,9 +81,9 @@ struct _AgentContainer {
   int path_pins[AGENT_PATH_PINS_MAX];
   guint n_path_pins;
   AgentProcess *init;
-  int start_fd;       /* write end of init's start pipe; -1 once used */
-  GHashTable *execs;  /* exec_id -> AgentProcess* (a reference) */
-  GQueue finished;    /* exec ids in the order they finished */
+  int start_fd;      /* write end of init's start pipe; -1 once used */
+  GHashTable *execs; /* exec_id -> AgentProcess* (a reference) */
+  GQueue finished;   /* exec ids in the order they finished */
   /* container_remove in progress */
   KvConn *remove_conn;
   guint32 remove_id;
@@ -100,8 +100,8 @@ void agent_process_unref(AgentProcess *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AgentProcess, agent_process_unref)
 /* After agent_launch succeeded: watch the pid and the status socket, and
  * reply to (conn, id) as `pending` says. */
-void agent_process_launched(AgentProcess *p, pid_t pid, int status_fd,
-                            AgentPending pending, KvConn *conn, guint32 id);
+void agent_process_launched(AgentProcess *p, pid_t pid, int status_fd, AgentPending pending,
+                            KvConn *conn, guint32 id);
 /* The stream is one of p's: count it. Create it with
  * agent_process_on_stream_done and p as its done callback. */
 void agent_process_attach_stream(AgentProcess *p, int slot, AgentStream *s);
@@ -117,24 +117,22 @@ typedef struct {
   int ours[3]; /* stdin write end, stdout/stderr read ends; -1 unused */
 } AgentStdio;
 
-gboolean agent_stdio_prepare(const AgentProcessSpec *proc,
-                             const guint32 ids[3], AgentStdio *io,
+gboolean agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3], AgentStdio *io,
                              GError **error);
 /* Turns our ends into streams of p on conn. With a terminal the streams
  * start without an fd: the process sends its pty master once it has one
  * (launch.h). */
-void agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
-                        const guint32 ids[3], gboolean terminal);
+void agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn, const guint32 ids[3],
+                        gboolean terminal);
 /* Closes whatever is left (the child's ends after the launch). */
 void agent_stdio_clear(AgentStdio *io);
 /* params.streams -> ids. */
-gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3],
-                               GError **error);
+gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **error);
 /* The environment a process starts with: env plus HOME when env has none:
  * home_of_uid when the process runs as uid (the container's cached HOME,
  * may be NULL), else from the rootfs's /etc/passwd ("/" when not there). */
-char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs,
-                          const char *home_of_uid, uid_t uid);
+char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs, const char *home_of_uid,
+                          uid_t uid);
 /* HOME of uid in the rootfs's /etc/passwd, "/" when it has none. */
 char *agent_home_of(const char *rootfs, uid_t uid);
 

@@ -17,17 +17,14 @@
 
 /* ---- stdio ---- */
 
-gboolean
-agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **error)
-{
+gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **error) {
   static const char *const names[3] = {"stdin", "stdout", "stderr"};
   ids[0] = ids[1] = ids[2] = 0;
   JsonNode *n = json_object_get_member(params, "streams");
   if (n == NULL || JSON_NODE_HOLDS_NULL(n))
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT(n)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
-                "params.streams must be an object");
+    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "params.streams must be an object");
     return FALSE;
   }
   JsonObject *o = json_node_get_object(n);
@@ -38,22 +35,17 @@ agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **error)
   return TRUE;
 }
 
-static int
-open_null(GError **error)
-{
+static int open_null(GError **error) {
   int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "open /dev/null: %s",
-                g_strerror(e));
+    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "open /dev/null: %s", g_strerror(e));
   }
   return fd;
 }
 
-gboolean
-agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3],
-                    AgentStdio *io, GError **error)
-{
+gboolean agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3], AgentStdio *io,
+                             GError **error) {
   *io = (AgentStdio){.child = {-1, -1, -1}, .ours = {-1, -1, -1}};
   for (int i = 0; i < 3 && proc->terminal; i++) {
     /* Placeholders until the process has its pty (launch.h). */
@@ -95,13 +87,11 @@ agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3],
   return TRUE;
 }
 
-void
-agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
-                   const guint32 ids[3], gboolean terminal)
-{
+void agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn, const guint32 ids[3],
+                        gboolean terminal) {
   if (io->ours[0] >= 0 || (terminal && ids[0] != 0)) {
-    AgentStream *s = agent_stream_new_input(
-        conn, ids[0], io->ours[0], terminal, agent_process_on_stream_done, p);
+    AgentStream *s = agent_stream_new_input(conn, ids[0], io->ours[0], terminal,
+                                            agent_process_on_stream_done, p);
     io->ours[0] = -1;
     agent_process_attach_stream(p, 0, s);
   }
@@ -111,8 +101,8 @@ agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
     gboolean want = terminal ? i == 1 : io->ours[i] >= 0;
     if (!want)
       continue;
-    AgentStream *s = agent_stream_new_output(
-        conn, ids[i], io->ours[i], terminal, agent_process_on_stream_done, p);
+    AgentStream *s = agent_stream_new_output(conn, ids[i], io->ours[i], terminal,
+                                             agent_process_on_stream_done, p);
     io->ours[i] = -1;
     agent_process_attach_stream(p, i, s);
   }
@@ -122,9 +112,7 @@ agent_stdio_attach(AgentStdio *io, AgentProcess *p, KvConn *conn,
     kv_conn_send(conn, KV_FRAME_EOF, ids[2], NULL, 0, NULL);
 }
 
-void
-agent_stdio_clear(AgentStdio *io)
-{
+void agent_stdio_clear(AgentStdio *io) {
   for (int i = 0; i < 3; i++) {
     if (io->child[i] >= 0)
       close(io->child[i]);
@@ -142,35 +130,27 @@ static const struct {
   int flag;
   const char *name;
 } ns_order[] = {
-    {CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"},
-    {CLONE_NEWCGROUP, "cgroup"}, {CLONE_NEWPID, "pid"},
-    {CLONE_NEWNS, "mnt"},
+    {CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"}, {CLONE_NEWCGROUP, "cgroup"},
+    {CLONE_NEWPID, "pid"}, {CLONE_NEWNS, "mnt"},
 };
 
-static void
-close_ns(AgentLaunch *l)
-{
+static void close_ns(AgentLaunch *l) {
   for (int i = 0; i < l->n_ns; i++)
     close(l->ns_fds[i]);
   l->n_ns = 0;
 }
 
-static gboolean
-open_ns(AgentContainer *ct, AgentLaunch *l, GError **error)
-{
+static gboolean open_ns(AgentContainer *ct, AgentLaunch *l, GError **error) {
   for (gsize i = 0; i < G_N_ELEMENTS(ns_order); i++) {
     if (!(ct->spec->namespaces & ns_order[i].flag))
       continue;
-    g_autofree char *path = g_strdup_printf("/proc/%d/ns/%s",
-                                            (int)ct->init->pid,
-                                            ns_order[i].name);
+    g_autofree char *path = g_strdup_printf("/proc/%d/ns/%s", (int)ct->init->pid, ns_order[i].name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
       close_ns(l);
-      g_set_error(error, AGENT_ERROR, AGENT_E_STATE,
-                  "container %s is not running (%s: %s)", ct->id, path,
-                  g_strerror(e));
+      g_set_error(error, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s: %s)", ct->id,
+                  path, g_strerror(e));
       return FALSE;
     }
     l->ns_fds[l->n_ns] = fd;
@@ -180,9 +160,7 @@ open_ns(AgentContainer *ct, AgentLaunch *l, GError **error)
   return TRUE;
 }
 
-static gboolean
-exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
-{
+static gboolean exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error) {
   const char *cid = agent_json_get_id(params, "container", error);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, error) : NULL;
   if (ct == NULL)
@@ -191,11 +169,9 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
   if (eid == NULL)
     return FALSE;
   if (ct->removing || ct->init->exited ||
-      (ct->status != AGENT_CONTAINER_CREATED &&
-       ct->status != AGENT_CONTAINER_RUNNING)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_STATE,
-                "container %s is not running (%s)", cid,
-                ct->removing ? "being removed"
+      (ct->status != AGENT_CONTAINER_CREATED && ct->status != AGENT_CONTAINER_RUNNING)) {
+    g_set_error(error, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s)", cid,
+                ct->removing                             ? "being removed"
                 : ct->status == AGENT_CONTAINER_CREATING ? "being created"
                                                          : "stopped");
     return FALSE;
@@ -203,8 +179,7 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
   AgentProcess *old = g_hash_table_lookup(ct->execs, eid);
   if (old != NULL && !old->finished) {
     g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS,
-                "container %s already runs a process with exec_id \"%s\"",
-                cid, eid);
+                "container %s already runs a process with exec_id \"%s\"", cid, eid);
     return FALSE;
   }
   JsonNode *pn = json_object_get_member(params, "process");
@@ -213,13 +188,12 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
                 "params.process must be an OCI process object");
     return FALSE;
   }
-  g_autoptr(AgentProcessSpec) proc = agent_process_spec_parse(
-      json_node_get_object(pn), ct->spec->process, "exec: process", error);
+  g_autoptr(AgentProcessSpec) proc =
+      agent_process_spec_parse(json_node_get_object(pn), ct->spec->process, "exec: process", error);
   if (proc == NULL)
     return FALSE;
   guint32 ids[3];
-  if (!agent_stdio_parse_ids(params, ids, error) ||
-      !agent_streams_check_free(c, ids, 3, error))
+  if (!agent_stdio_parse_ids(params, ids, error) || !agent_streams_check_free(c, ids, 3, error))
     return FALSE;
 
   AgentLaunch l = {.cgroup_procs_fd = -1, .start_fd = -1};
@@ -236,8 +210,7 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
     close(l.cgroup_procs_fd);
     return FALSE;
   }
-  g_auto(GStrv) envp =
-      agent_process_envp(proc, ct->rootfs, ct->home, ct->home_uid);
+  g_auto(GStrv) envp = agent_process_envp(proc, ct->rootfs, ct->home, ct->home_uid);
   for (int i = 0; i < 3; i++)
     l.stdio[i] = io.child[i];
   l.terminal = proc->terminal;
@@ -264,9 +237,7 @@ exec_process(KvConn *c, guint32 id, JsonObject *params, GError **error)
   return TRUE;
 }
 
-void
-agent_m_exec(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_exec(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   if (!exec_process(c, id, params, &err))
     agent_rpc_reply_error(c, id, err);
@@ -275,9 +246,7 @@ agent_m_exec(KvConn *c, guint32 id, JsonObject *params)
 /* ---- wait, signal, resize ---- */
 
 /* The process named by params (container, exec_id or absent). */
-static AgentProcess *
-find_process(JsonObject *params, GError **error)
-{
+static AgentProcess *find_process(JsonObject *params, GError **error) {
   const char *cid = agent_json_get_id(params, "container", error);
   AgentContainer *ct = cid != NULL ? agent_container_lookup(cid, error) : NULL;
   if (ct == NULL)
@@ -295,9 +264,7 @@ find_process(JsonObject *params, GError **error)
   return p;
 }
 
-void
-agent_m_wait(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_wait(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   AgentProcess *p = find_process(params, &err);
   if (p == NULL) {
@@ -307,20 +274,16 @@ agent_m_wait(KvConn *c, guint32 id, JsonObject *params)
   agent_process_wait(p, c, id);
 }
 
-void
-agent_m_signal(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_signal(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   AgentProcess *p = find_process(params, &err);
   gint64 sig = 0;
-  if (p == NULL ||
-      !agent_json_get_int(params, "signal", 1, SIGRTMAX, TRUE, &sig, &err)) {
+  if (p == NULL || !agent_json_get_int(params, "signal", 1, SIGRTMAX, TRUE, &sig, &err)) {
     agent_rpc_reply_error(c, id, err);
     return;
   }
   if (p->exited || p->pid <= 0) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                "the process has already exited");
+    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "the process has already exited");
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -333,30 +296,23 @@ agent_m_signal(KvConn *c, guint32 id, JsonObject *params)
   kv_conn_reply(c, id, NULL);
 }
 
-void
-agent_m_resize(KvConn *c, guint32 id, JsonObject *params)
-{
+void agent_m_resize(KvConn *c, guint32 id, JsonObject *params) {
   g_autoptr(GError) err = NULL;
   AgentProcess *p = find_process(params, &err);
   gint64 rows = 0, cols = 0;
-  if (p == NULL ||
-      !agent_json_get_int(params, "rows", 1, G_MAXUINT16, TRUE, &rows,
-                          &err) ||
-      !agent_json_get_int(params, "cols", 1, G_MAXUINT16, TRUE, &cols,
-                          &err)) {
+  if (p == NULL || !agent_json_get_int(params, "rows", 1, G_MAXUINT16, TRUE, &rows, &err) ||
+      !agent_json_get_int(params, "cols", 1, G_MAXUINT16, TRUE, &cols, &err)) {
     agent_rpc_reply_error(c, id, err);
     return;
   }
   if (p->pty < 0) {
     g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
-                p->exited ? "the process has already exited"
-                          : "the process has no terminal");
+                p->exited ? "the process has already exited" : "the process has no terminal");
     agent_rpc_reply_error(c, id, err);
     return;
   }
   /* The kernel sends SIGWINCH to the terminal's foreground group. */
-  struct winsize ws = {.ws_row = (unsigned short)rows,
-                       .ws_col = (unsigned short)cols};
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
   if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0) {
     int e = errno;
     g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "resize: %s", g_strerror(e));

@@ -32,8 +32,7 @@
  * returns (PCI hotplug, driver probe). */
 #define DEVICE_WAIT_US (20 * G_USEC_PER_SEC)
 
-static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...)
-    G_GNUC_PRINTF(4, 5);
+static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -46,13 +45,15 @@ static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) {
 static gint64 p_int(JsonObject *o, const char *k, gint64 def) {
   JsonNode *n = json_object_get_member(o, k);
   return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
-             ? json_node_get_int(n) : def;
+             ? json_node_get_int(n)
+             : def;
 }
 
 static const char *p_str(JsonObject *o, const char *k) {
   JsonNode *n = json_object_get_member(o, k);
   return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
-             ? json_node_get_string(n) : NULL;
+             ? json_node_get_string(n)
+             : NULL;
 }
 
 /* ---- CPUs ---- */
@@ -184,7 +185,8 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
   for (guint i = 0; rc >= 0 && addrs && i < json_array_get_length(addrs); i++) {
     JsonNode *e = json_array_get_element(addrs, i);
     const char *cidr = JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING
-                           ? json_node_get_string(e) : NULL;
+                           ? json_node_get_string(e)
+                           : NULL;
     struct nl_addr *local = NULL;
     if (!cidr || nl_addr_parse(cidr, AF_UNSPEC, &local) < 0 || !strchr(cidr, '/')) {
       nl_socket_free(sk);
@@ -251,7 +253,7 @@ typedef struct {
   char *device;    /* /dev/vdX */
   char *container; /* mounted there, or NULL */
   char *path;
-  pid_t ns_pid;    /* the container's init at mount time */
+  pid_t ns_pid; /* the container's init at mount time */
 } Disk;
 
 static GHashTable *disks; /* serial -> Disk* */
@@ -308,7 +310,8 @@ static int mount_in_ns(pid_t ns_pid, dev_t devnum, const char *path, gboolean ro
     if (setns(nsfd, CLONE_NEWNS) < 0)
       _exit(errno);
     if (unmount)
-      _exit(umount2(path, 0) < 0 ? (errno == EBUSY && umount2(path, MNT_DETACH) == 0 ? 0 : errno) : 0);
+      _exit(umount2(path, 0) < 0 ? (errno == EBUSY && umount2(path, MNT_DETACH) == 0 ? 0 : errno)
+                                 : 0);
     for (char *p = walk + 1;; p++) {
       if (*p == '/' || *p == '\0') {
         char saved = *p;
@@ -377,13 +380,15 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
     }
     if (path[0] != '/' || strstr(path, "..")) {
       disk_free(d);
-      reply_err(c, id, AGENT_E_INVALID, "disk mount path '%s' must be absolute, without '..'", path);
+      reply_err(c, id, AGENT_E_INVALID, "disk mount path '%s' must be absolute, without '..'",
+                path);
       return;
     }
-    gboolean ro = json_object_get_member(params, "readonly") &&
-                  JSON_NODE_HOLDS_VALUE(json_object_get_member(params, "readonly")) &&
-                  json_node_get_value_type(json_object_get_member(params, "readonly")) == G_TYPE_BOOLEAN &&
-                  json_object_get_boolean_member(params, "readonly");
+    gboolean ro =
+        json_object_get_member(params, "readonly") &&
+        JSON_NODE_HOLDS_VALUE(json_object_get_member(params, "readonly")) &&
+        json_node_get_value_type(json_object_get_member(params, "readonly")) == G_TYPE_BOOLEAN &&
+        json_object_get_boolean_member(params, "readonly");
     int rc = mount_in_ns(ct->init->pid, devnum, path, ro, FALSE);
     if (rc) {
       disk_free(d);
@@ -412,8 +417,8 @@ void agent_m_disk_remove(KvConn *c, guint32 id, JsonObject *params) {
     dev_t unused = 0;
     int rc = kill(d->ns_pid, 0) == 0 ? mount_in_ns(d->ns_pid, unused, d->path, FALSE, TRUE) : 0;
     if (rc && rc != EINVAL && rc != ENOENT) {
-      reply_err(c, id, AGENT_E_IO, "unmounting %s from container %s: %s", d->path,
-                d->container, g_strerror(rc));
+      reply_err(c, id, AGENT_E_IO, "unmounting %s from container %s: %s", d->path, d->container,
+                g_strerror(rc));
       return;
     }
   }

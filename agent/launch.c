@@ -30,9 +30,7 @@
 
 static int report_fd = -1;
 
-static void
-write_all(int fd, const char *p, size_t n)
-{
+static void write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR)
@@ -45,9 +43,7 @@ write_all(int fd, const char *p, size_t n)
 }
 
 /* Reports "E<message>[: strerror(errno)]" and exits. */
-static G_NORETURN void
-vdie(gboolean with_errno, const char *fmt, va_list ap)
-{
+static G_NORETURN void vdie(gboolean with_errno, const char *fmt, va_list ap) {
   int e = errno;
   char buf[1024];
   buf[0] = 'E';
@@ -56,28 +52,22 @@ vdie(gboolean with_errno, const char *fmt, va_list ap)
     n = 0;
   size_t len = MIN((size_t)n + 1, sizeof buf - 1);
   if (with_errno)
-    len += (size_t)snprintf(buf + len, sizeof buf - len, ": %s",
-                            strerror(e));
+    len += (size_t)snprintf(buf + len, sizeof buf - len, ": %s", strerror(e));
   write_all(report_fd, buf, MIN(len, sizeof buf - 1));
   _exit(1);
 }
 
 static G_NORETURN void die_errno(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
-static void
-die_errno(const char *fmt, ...)
-{
+static void die_errno(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vdie(TRUE, fmt, ap);
 }
 
-
 /* mkdir -p inside the (chrooted) root; the last component a file when
  * `file`. Symlinks resolve inside the chroot. */
-static int
-make_path(const char *path, gboolean file, mode_t mode)
-{
+static int make_path(const char *path, gboolean file, mode_t mode) {
   char buf[PATH_MAX];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
     errno = ENAMETOOLONG;
@@ -105,9 +95,7 @@ make_path(const char *path, gboolean file, mode_t mode)
 }
 
 /* Flags a bind remount must carry over so as not to clear them. */
-static unsigned long
-mount_flags_of(const char *path)
-{
+static unsigned long mount_flags_of(const char *path) {
   struct statvfs sv;
   if (statvfs(path, &sv) < 0)
     return 0;
@@ -133,25 +121,20 @@ static const struct {
   const char *name;
   guint major, minor;
 } default_devices[] = {
-    {"/dev/null", 1, 3},    {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
-    {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 };
 
 static const struct {
   const char *target, *link;
 } dev_links[] = {
-    {"/proc/self/fd", "/dev/fd"},
-    {"/proc/self/fd/0", "/dev/stdin"},
-    {"/proc/self/fd/1", "/dev/stdout"},
-    {"/proc/self/fd/2", "/dev/stderr"},
-    {"pts/ptmx", "/dev/ptmx"},
-    {"/proc/kcore", "/dev/core"},
+    {"/proc/self/fd", "/dev/fd"},       {"/proc/self/fd/0", "/dev/stdin"},
+    {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+    {"pts/ptmx", "/dev/ptmx"},          {"/proc/kcore", "/dev/core"},
 };
 
-static void
-make_device(const char *path, char type, guint major, guint minor,
-            mode_t perm, uid_t uid, gid_t gid)
-{
+static void make_device(const char *path, char type, guint major, guint minor, mode_t perm,
+                        uid_t uid, gid_t gid) {
   mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
   char parent[PATH_MAX];
   snprintf(parent, sizeof parent, "%s", path);
@@ -168,9 +151,7 @@ make_device(const char *path, char type, guint major, guint minor,
     die_errno("device %s: chmod/chown", path);
 }
 
-static void
-spec_mount(const AgentLaunch *l, guint i)
-{
+static void spec_mount(const AgentLaunch *l, guint i) {
   const AgentMount *m = g_ptr_array_index(l->spec->mounts, i);
   const char *dest = m->destination;
   if (m->bind) {
@@ -181,14 +162,12 @@ spec_mount(const AgentLaunch *l, guint i)
     if (make_path(dest, !S_ISDIR(st.st_mode), 0755) < 0)
       die_errno("mount %s: creating the mount point", dest);
     if (move_mount(tree, "", AT_FDCWD, dest, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-      die_errno("mount %s: attaching bind mount of %s", dest,
-                l->mount_sources[i]);
+      die_errno("mount %s: attaching bind mount of %s", dest, l->mount_sources[i]);
     close(tree);
     /* Bind mounts take their flags only from a remount. */
     unsigned long flags = m->flags & ~MS_REC;
     if (flags != 0 &&
-        mount(NULL, dest, NULL,
-              MS_REMOUNT | MS_BIND | flags | mount_flags_of(dest), NULL) < 0)
+        mount(NULL, dest, NULL, MS_REMOUNT | MS_BIND | flags | mount_flags_of(dest), NULL) < 0)
       die_errno("mount %s: remounting bind mount with its options", dest);
   } else {
     if (make_path(dest, FALSE, 0755) < 0)
@@ -198,9 +177,7 @@ spec_mount(const AgentLaunch *l, guint i)
      * container's hierarchy. */
     if (strcmp(type, "cgroup") == 0)
       type = "cgroup2";
-    const char *source = m->source != NULL && *m->source != '\0'
-                             ? m->source
-                             : type;
+    const char *source = m->source != NULL && *m->source != '\0' ? m->source : type;
     if (mount(source, dest, type, m->flags, m->data) < 0)
       die_errno("mount %s (%s%s%s)", dest, type, m->data != NULL ? ", " : "",
                 m->data != NULL ? m->data : "");
@@ -209,9 +186,7 @@ spec_mount(const AgentLaunch *l, guint i)
     die_errno("mount %s: setting propagation", dest);
 }
 
-static void
-setup_rootfs(const AgentLaunch *l)
-{
+static void setup_rootfs(const AgentLaunch *l) {
   const AgentContainerSpec *spec = l->spec;
   const char *root = l->rootfs;
   /* Nothing done in here may leak back into the agent's namespace. */
@@ -234,8 +209,7 @@ setup_rootfs(const AgentLaunch *l)
       flags |= AT_RECURSIVE;
     l->mount_trees[i] = open_tree(AT_FDCWD, l->mount_sources[i], flags);
     if (l->mount_trees[i] < 0)
-      die_errno("mount %s: bind source %s", m->destination,
-                l->mount_sources[i]);
+      die_errno("mount %s: bind source %s", m->destination, l->mount_sources[i]);
   }
 
   if (chdir(root) < 0)
@@ -246,8 +220,7 @@ setup_rootfs(const AgentLaunch *l)
     die_errno("chroot into the rootfs");
   if (chdir("/") < 0)
     die_errno("chdir /");
-  if (spec->rootfs_propagation != 0 &&
-      mount(NULL, "/", NULL, spec->rootfs_propagation, NULL) < 0)
+  if (spec->rootfs_propagation != 0 && mount(NULL, "/", NULL, spec->rootfs_propagation, NULL) < 0)
     die_errno("setting rootfsPropagation");
 
   for (guint i = 0; i < spec->mounts->len; i++)
@@ -257,19 +230,17 @@ setup_rootfs(const AgentLaunch *l)
   if (dev_tmpfs) {
     mode_t old = umask(0);
     for (gsize i = 0; i < G_N_ELEMENTS(default_devices); i++)
-      make_device(default_devices[i].name, 'c', default_devices[i].major,
-                  default_devices[i].minor, 0666, 0, 0);
+      make_device(default_devices[i].name, 'c', default_devices[i].major, default_devices[i].minor,
+                  0666, 0, 0);
     umask(old);
     for (gsize i = 0; i < G_N_ELEMENTS(dev_links); i++) {
-      if (symlink(dev_links[i].target, dev_links[i].link) < 0 &&
-          errno != EEXIST)
+      if (symlink(dev_links[i].target, dev_links[i].link) < 0 && errno != EEXIST)
         die_errno("symlink %s", dev_links[i].link);
     }
   }
   for (guint i = 0; i < spec->devices->len; i++) {
     const AgentDevice *d = g_ptr_array_index(spec->devices, i);
-    make_device(d->path, d->type, d->major, d->minor, d->mode & 07777,
-                d->uid, d->gid);
+    make_device(d->path, d->type, d->major, d->minor, d->mode & 07777, d->uid, d->gid);
   }
 
   /* Before readonlyPaths, which usually make /proc/sys read-only. */
@@ -288,8 +259,7 @@ setup_rootfs(const AgentLaunch *l)
     close(fd);
   }
 
-  if (spec->hostname != NULL &&
-      sethostname(spec->hostname, strlen(spec->hostname)) < 0)
+  if (spec->hostname != NULL && sethostname(spec->hostname, strlen(spec->hostname)) < 0)
     die_errno("sethostname");
 
   for (char **p = spec->masked_paths; p != NULL && *p != NULL; p++) {
@@ -299,9 +269,8 @@ setup_rootfs(const AgentLaunch *l)
         continue;
       die_errno("maskedPaths %s", *p);
     }
-    int r = S_ISDIR(st.st_mode)
-                ? mount("tmpfs", *p, "tmpfs", MS_RDONLY, "size=0")
-                : mount("/dev/null", *p, NULL, MS_BIND, NULL);
+    int r = S_ISDIR(st.st_mode) ? mount("tmpfs", *p, "tmpfs", MS_RDONLY, "size=0")
+                                : mount("/dev/null", *p, NULL, MS_BIND, NULL);
     if (r < 0)
       die_errno("maskedPaths %s", *p);
   }
@@ -311,26 +280,20 @@ setup_rootfs(const AgentLaunch *l)
         continue;
       die_errno("readonlyPaths %s", *p);
     }
-    if (mount(NULL, *p, NULL,
-              MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of(*p),
-              NULL) < 0)
+    if (mount(NULL, *p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of(*p), NULL) < 0)
       die_errno("readonlyPaths %s: remount read-only", *p);
   }
 
   /* Last: everything above writes into the tree. */
   if (spec->root_readonly &&
-      mount(NULL, "/", NULL,
-            MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of("/"),
-            NULL) < 0)
+      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of("/"), NULL) < 0)
     die_errno("remounting the root read-only");
 }
 
 /* The terminal comes from the container's own devpts instance, as with
  * runc: inside the container /dev/pts/N exists and ttyname() works. The
  * master goes to the agent as SCM_RIGHTS on a "T" over the status socket. */
-static void
-setup_terminal(const AgentLaunch *l)
-{
+static void setup_terminal(const AgentLaunch *l) {
   const AgentProcessSpec *p = l->proc;
   int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0)
@@ -372,10 +335,8 @@ setup_terminal(const AgentLaunch *l)
     struct cmsghdr align;
   } u;
   memset(&u, 0, sizeof u);
-  struct msghdr msg = {.msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
+  struct msghdr msg = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
@@ -390,9 +351,7 @@ setup_terminal(const AgentLaunch *l)
   close(master);
 }
 
-static void
-drop_bounding(const AgentLaunch *l)
-{
+static void drop_bounding(const AgentLaunch *l) {
   const AgentProcessSpec *p = l->proc;
   for (int cap = 0; cap <= l->last_cap && cap < 64; cap++) {
     if (p->caps[AGENT_CAPS_BOUNDING] & (G_GUINT64_CONSTANT(1) << cap))
@@ -402,9 +361,7 @@ drop_bounding(const AgentLaunch *l)
   }
 }
 
-static void
-set_caps(const AgentLaunch *l)
-{
+static void set_caps(const AgentLaunch *l) {
   const AgentProcessSpec *p = l->proc;
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
@@ -425,9 +382,7 @@ set_caps(const AgentLaunch *l)
   }
 }
 
-static G_NORETURN void
-exec_failed(const char *file, const char *why, int code)
-{
+static G_NORETURN void exec_failed(const char *file, const char *why, int code) {
   char buf[PATH_MAX + 128];
   int n = snprintf(buf, sizeof buf, "katavm: exec \"%s\": %s\n", file, why);
   write_all(STDERR_FILENO, buf, MIN((size_t)n, sizeof buf - 1));
@@ -435,9 +390,7 @@ exec_failed(const char *file, const char *why, int code)
 }
 
 /* execvpe with the container's PATH (glibc's looks at the agent's). */
-static G_NORETURN void
-exec_process(const AgentLaunch *l)
-{
+static G_NORETURN void exec_process(const AgentLaunch *l) {
   char *const *argv = l->proc->args;
   const char *file = argv[0];
   if (strchr(file, '/') != NULL) {
@@ -454,8 +407,7 @@ exec_process(const AgentLaunch *l)
     const char *end = strchrnul(p, ':');
     char cand[PATH_MAX];
     int n = end == p ? snprintf(cand, sizeof cand, "%s", file)
-                     : snprintf(cand, sizeof cand, "%.*s/%s", (int)(end - p),
-                                p, file);
+                     : snprintf(cand, sizeof cand, "%.*s/%s", (int)(end - p), p, file);
     if (n > 0 && n < (int)sizeof cand) {
       execve(cand, argv, l->envp);
       if (errno == EACCES)
@@ -477,9 +429,7 @@ exec_process(const AgentLaunch *l)
 /* Until execve the child holds copies of every fd of the agent, among
  * them other processes' pipe ends: a container waiting for its start must
  * not keep another process's stdin from reaching end of file. */
-static void
-close_other_fds(int a, int b)
-{
+static void close_other_fds(int a, int b) {
   if (a > b) {
     int t = a;
     a = b;
@@ -504,9 +454,7 @@ close_other_fds(int a, int b)
  * `docker run --init`), which forwards signals to the main process, reaps
  * orphans, and exits with the main process's status in shell convention
  * (128+N for a death by signal N). Returns in the child. */
-static void
-become_init(void)
-{
+static void become_init(void) {
   sigset_t all, none;
   sigfillset(&all);
   sigemptyset(&none);
@@ -540,9 +488,7 @@ become_init(void)
   }
 }
 
-static G_NORETURN void
-child_main(const AgentLaunch *l, int status_fd)
-{
+static G_NORETURN void child_main(const AgentLaunch *l, int status_fd) {
   report_fd = status_fd;
   const AgentProcessSpec *p = l->proc;
 
@@ -640,9 +586,7 @@ child_main(const AgentLaunch *l, int status_fd)
   exec_process(l);
 }
 
-static G_NORETURN void
-intermediate_main(const AgentLaunch *l, int pid_fd, int status_fd)
-{
+static G_NORETURN void intermediate_main(const AgentLaunch *l, int pid_fd, int status_fd) {
   report_fd = pid_fd;
   /* The agent runs SCHED_BATCH while output streams are busy (stream.c,
    * bulk mode); the container's processes get the policy every process
@@ -656,12 +600,12 @@ intermediate_main(const AgentLaunch *l, int pid_fd, int status_fd)
     die_errno("creating namespaces");
   for (int i = 0; i < l->n_ns; i++) {
     if (setns(l->ns_fds[i], l->ns_types[i]) < 0)
-      die_errno("joining the container's namespaces (%s)",
-                l->ns_types[i] == CLONE_NEWNS    ? "mnt"
-                : l->ns_types[i] == CLONE_NEWPID ? "pid"
-                : l->ns_types[i] == CLONE_NEWUTS ? "uts"
-                : l->ns_types[i] == CLONE_NEWIPC ? "ipc"
-                                                 : "cgroup");
+      die_errno("joining the container's namespaces (%s)", l->ns_types[i] == CLONE_NEWNS    ? "mnt"
+                                                           : l->ns_types[i] == CLONE_NEWPID ? "pid"
+                                                           : l->ns_types[i] == CLONE_NEWUTS ? "uts"
+                                                           : l->ns_types[i] == CLONE_NEWIPC
+                                                               ? "ipc"
+                                                               : "cgroup");
   }
   /* An exec's process (no rootfs: nothing to wait for before execve)
    * comes from vfork(): no copy of the agent's address space to make, and
@@ -688,9 +632,7 @@ intermediate_main(const AgentLaunch *l, int pid_fd, int status_fd)
 
 /* ---- parent ---- */
 
-static gboolean
-read_full(int fd, void *buf, size_t n, size_t *got)
-{
+static gboolean read_full(int fd, void *buf, size_t n, size_t *got) {
   *got = 0;
   while (*got < n) {
     ssize_t r = read(fd, (char *)buf + *got, n - *got);
@@ -703,9 +645,7 @@ read_full(int fd, void *buf, size_t n, size_t *got)
   return TRUE;
 }
 
-pid_t
-agent_launch(AgentLaunch *l, int *status_fd, GError **error)
-{
+pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
   int pidp[2], statp[2];
   if (pipe2(pidp, O_CLOEXEC) < 0) {
     int e = errno;
@@ -762,15 +702,12 @@ agent_launch(AgentLaunch *l, int *status_fd, GError **error)
   return -1;
 }
 
-int
-agent_launch_last_cap(void)
-{
+int agent_launch_last_cap(void) {
   static int last = -1;
   if (last >= 0)
     return last;
   g_autofree char *text = NULL;
-  if (g_file_get_contents("/proc/sys/kernel/cap_last_cap", &text, NULL,
-                          NULL))
+  if (g_file_get_contents("/proc/sys/kernel/cap_last_cap", &text, NULL, NULL))
     last = (int)g_ascii_strtoll(text, NULL, 10);
   if (last <= 0)
     last = CAP_LAST_CAP;

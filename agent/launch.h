@@ -36,17 +36,16 @@
 #define AGENT_LAUNCH_MAX_NS 6
 
 /* Where args[0] is looked for when the process's environment has no PATH. */
-#define AGENT_DEFAULT_PATH \
-  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define AGENT_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 typedef struct {
   /* Container init: namespaces to create; rootfs and spec set. */
   int unshare_flags;
-  const char *rootfs;              /* guest path of the rootfs directory */
-  const AgentContainerSpec *spec;  /* mounts, devices, paths, hostname */
-  char **mount_sources;            /* per spec mount: resolved bind source */
-  int *mount_trees;                /* per spec mount: scratch, n_mounts */
-  int start_fd;                    /* read end: one byte = start */
+  const char *rootfs;             /* guest path of the rootfs directory */
+  const AgentContainerSpec *spec; /* mounts, devices, paths, hostname */
+  char **mount_sources;           /* per spec mount: resolved bind source */
+  int *mount_trees;               /* per spec mount: scratch, n_mounts */
+  int start_fd;                   /* read end: one byte = start */
 
   /* Exec: namespaces to join (fds of the container's init). */
   int ns_fds[AGENT_LAUNCH_MAX_NS];
@@ -58,10 +57,10 @@ typedef struct {
   int stdio[3];        /* the child's ends: pipes or /dev/null */
   gboolean terminal;   /* allocate a pty in the container for stdio */
   const AgentProcessSpec *proc;
-  char **envp;          /* final environment (HOME filled in) */
-  const char *path_env; /* where to look for args[0] */
+  char **envp;                 /* final environment (HOME filled in) */
+  const char *path_env;        /* where to look for args[0] */
   const AgentSeccomp *seccomp; /* NULL = none */
-  int last_cap;         /* /proc/sys/kernel/cap_last_cap */
+  int last_cap;                /* /proc/sys/kernel/cap_last_cap */
 } AgentLaunch;
 
 /* Forks as described above. Returns the process's pid (in the agent's PID

@@ -21,9 +21,7 @@ static int kmsg_fd = -1;
 static gboolean is_pid1;
 static gboolean debug_on;
 
-static void
-write_all(int fd, const char *buf, size_t len)
-{
+static void write_all(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, buf, len);
     if (n < 0 && errno == EINTR)
@@ -35,42 +33,35 @@ write_all(int fd, const char *buf, size_t len)
   }
 }
 
-static void
-log_message(int prio, gboolean console, const char *fmt, va_list ap)
-{
+static void log_message(int prio, gboolean console, const char *fmt, va_list ap) {
   int saved_errno = errno;
   char msg[1024];
   char line[1100];
   vsnprintf(msg, sizeof msg, fmt, ap);
 
   if (kmsg_fd >= 0 && prio <= KMSG_ERR) {
-    int n = snprintf(line, sizeof line, "<%d>" AGENT_LOG_NAME ": %s\n", prio,
-                     msg);
+    int n = snprintf(line, sizeof line, "<%d>" AGENT_LOG_NAME ": %s\n", prio, msg);
     write_all(kmsg_fd, line, MIN((size_t)n, sizeof line - 1));
   }
   /* Before /dev is mounted there is no kmsg: the console is all we have. */
   if (console || (kmsg_fd < 0 && prio <= KMSG_ERR)) {
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
-    int n = snprintf(line, sizeof line, "[%5ld.%03ld] " AGENT_LOG_NAME ": %s\n",
-                     (long)ts.tv_sec, ts.tv_nsec / 1000000, msg);
+    int n = snprintf(line, sizeof line, "[%5ld.%03ld] " AGENT_LOG_NAME ": %s\n", (long)ts.tv_sec,
+                     ts.tv_nsec / 1000000, msg);
     write_all(STDERR_FILENO, line, MIN((size_t)n, sizeof line - 1));
   }
   errno = saved_errno;
 }
 
-void
-agent_error(const char *fmt, ...)
-{
+void agent_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   log_message(KMSG_ERR, debug_on, fmt, ap);
   va_end(ap);
 }
 
-void
-agent_debug(const char *fmt, ...)
-{
+void agent_debug(const char *fmt, ...) {
   if (!debug_on)
     return;
   va_list ap;
@@ -79,9 +70,7 @@ agent_debug(const char *fmt, ...)
   va_end(ap);
 }
 
-void
-agent_fatal(const char *fmt, ...)
-{
+void agent_fatal(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   log_message(KMSG_ERR, TRUE, fmt, ap);
@@ -91,10 +80,8 @@ agent_fatal(const char *fmt, ...)
   _exit(1);
 }
 
-static GLogWriterOutput
-glib_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
-            gpointer user)
-{
+static GLogWriterOutput glib_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                                    gpointer user) {
   const char *msg = "(no message)";
   int len = -1; /* NUL-terminated unless the field says otherwise */
   for (gsize i = 0; i < n_fields; i++) {
@@ -113,17 +100,13 @@ glib_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
   return G_LOG_WRITER_HANDLED;
 }
 
-void
-agent_log_init(gboolean pid1, gboolean debug)
-{
+void agent_log_init(gboolean pid1, gboolean debug) {
   is_pid1 = pid1;
   debug_on = debug;
   g_log_set_writer_func(glib_writer, NULL, NULL);
 }
 
-void
-agent_log_fix_stdio(void)
-{
+void agent_log_fix_stdio(void) {
   for (int fd = 0; fd <= 2; fd++) {
     if (fcntl(fd, F_GETFD) >= 0)
       continue;
@@ -137,21 +120,15 @@ agent_log_fix_stdio(void)
   }
 }
 
-void
-agent_log_open_kmsg(void)
-{
+void agent_log_open_kmsg(void) {
   if (kmsg_fd < 0)
     kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
 }
 
-gboolean
-agent_is_pid1(void)
-{
+gboolean agent_is_pid1(void) {
   return is_pid1;
 }
 
-gboolean
-agent_debug_enabled(void)
-{
+gboolean agent_debug_enabled(void) {
   return debug_on;
 }

@@ -23,36 +23,26 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static void
-on_sigio(int signo, gpointer user)
-{
+static void on_sigio(int signo, gpointer user) {
   agent_channel_kick();
 }
 
-static void
-on_terminate(int signo, gpointer user)
-{
+static void on_terminate(int signo, gpointer user) {
   agent_debug("signal %d: powering off", signo);
   agent_poweroff();
 }
 
-static gboolean
-start_late_boot(gpointer user)
-{
+static gboolean start_late_boot(gpointer user) {
   agent_boot_late_start();
   return G_SOURCE_REMOVE;
 }
 
-static void
-on_channel_opened(gpointer user)
-{
+static void on_channel_opened(gpointer user) {
   /* Low priority: whatever the host already sent is handled first. */
   g_idle_add_full(G_PRIORITY_LOW, start_late_boot, NULL, NULL);
 }
 
-static int
-connect_unix(const char *path)
-{
+static int connect_unix(const char *path) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path)
     agent_fatal("socket path too long: %s", path);
@@ -63,16 +53,13 @@ connect_unix(const char *path)
   return fd;
 }
 
-int
-main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
   gboolean pid1 = getpid() == 1;
   /* Before anything can start a thread: all threads inherit the mask. */
   agent_signals_block();
 
   const char *env_debug = g_getenv("KATAVM_DEBUG");
-  gboolean debug = env_debug != NULL && *env_debug != '\0' &&
-                   strcmp(env_debug, "0") != 0;
+  gboolean debug = env_debug != NULL && *env_debug != '\0' && strcmp(env_debug, "0") != 0;
   int opt_fd = -1;
   g_autofree char *opt_socket = NULL;
   g_autofree char *opt_port = NULL;
@@ -80,14 +67,12 @@ main(int argc, char **argv)
   /* As init, argv holds whatever the kernel cmdline left over: ignore it. */
   if (!pid1) {
     GOptionEntry entries[] = {
-        {"fd", 0, 0, G_OPTION_ARG_INT, &opt_fd,
-         "serve one connection on this connected fd", "N"},
+        {"fd", 0, 0, G_OPTION_ARG_INT, &opt_fd, "serve one connection on this connected fd", "N"},
         {"socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_socket,
          "connect to this unix socket and serve it", "PATH"},
         {"port", 0, 0, G_OPTION_ARG_STRING, &opt_port,
          "serve the virtio-serial port with this name", "NAME"},
-        {"debug", 0, 0, G_OPTION_ARG_NONE, &debug, "log progress to stderr",
-         NULL},
+        {"debug", 0, 0, G_OPTION_ARG_NONE, &debug, "log progress to stderr", NULL},
         {NULL},
     };
     g_autoptr(GOptionContext) oc = g_option_context_new("- katavm guest agent");

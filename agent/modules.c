@@ -11,14 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-gboolean
-agent_module_load(const char *ko_path, GError **error)
-{
+gboolean agent_module_load(const char *ko_path, GError **error) {
   int fd = open(ko_path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e),
-                "open module %s: %s", ko_path, g_strerror(e));
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "open module %s: %s", ko_path,
+                g_strerror(e));
     return FALSE;
   }
   /* finit_module lets the kernel read the file itself: no copy through
@@ -36,16 +34,14 @@ agent_module_load(const char *ko_path, GError **error)
     e = errno;
   }
   if (r != 0 && e != EEXIST) {
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e),
-                "load module %s: %s", ko_path, g_strerror(e));
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "load module %s: %s", ko_path,
+                g_strerror(e));
     return FALSE;
   }
   return TRUE;
 }
 
-gboolean
-agent_modules_load_list(const char *list_path, GError **error)
-{
+gboolean agent_modules_load_list(const char *list_path, GError **error) {
   g_autofree char *text = NULL;
   g_autoptr(GError) err = NULL;
   if (!g_file_get_contents(list_path, &text, NULL, &err)) {

@@ -13,8 +13,8 @@ typedef struct {
   const char *fstype;
   unsigned long flags;
   const char *data;
-  gboolean required; /* failure is fatal */
-  gboolean quiet;    /* failure is expected on some kernels: no log */
+  gboolean required;      /* failure is fatal */
+  gboolean quiet;         /* failure is expected on some kernels: no log */
   gboolean data_optional; /* data refused (EINVAL): mount without it */
 } MountSpec;
 
@@ -22,8 +22,7 @@ static const MountSpec early_mounts[] = {
     {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, TRUE},
     {"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, TRUE},
     {"devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", TRUE},
-    {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-     "gid=5,mode=0620,ptmxmode=0666"},
+    {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"},
     {"tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
     {"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"},
     {"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"},
@@ -33,17 +32,15 @@ static const MountSpec early_mounts[] = {
      * instead, nothing on one or a few vCPUs. bench/exec, TCG, exec of
      * `true`: 52-57 ms -> 40-51 ms (medians of 20, four alternating runs).
      * Kernels before 6.0 do not know it. */
-    {"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-     "favordynmods", FALSE, TRUE, TRUE},
+    {"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, "favordynmods",
+     FALSE, TRUE, TRUE},
 };
 
-static gboolean
-mount_one(const MountSpec *m, GError **error)
-{
+static gboolean mount_one(const MountSpec *m, GError **error) {
   if (g_mkdir_with_parents(m->target, 0755) < 0) {
     int e = errno;
-    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e),
-                "mkdir %s: %s", m->target, g_strerror(e));
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "mkdir %s: %s", m->target,
+                g_strerror(e));
     return FALSE;
   }
   if (mount(m->source, m->target, m->fstype, m->flags, m->data) == 0)
@@ -55,14 +52,12 @@ mount_one(const MountSpec *m, GError **error)
   if (errno == EBUSY)
     return TRUE;
   int e = errno;
-  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e),
-              "mount %s on %s: %s", m->fstype, m->target, g_strerror(e));
+  g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "mount %s on %s: %s", m->fstype,
+              m->target, g_strerror(e));
   return FALSE;
 }
 
-gboolean
-agent_mounts_setup(GError **error)
-{
+gboolean agent_mounts_setup(GError **error) {
   for (gsize i = 0; i < G_N_ELEMENTS(early_mounts); i++) {
     const MountSpec *m = &early_mounts[i];
     g_autoptr(GError) err = NULL;
@@ -82,9 +77,7 @@ agent_mounts_setup(GError **error)
 
 /* Whether a virtio-9p device with this mount tag exists. Checked first so
  * that a VM without a share costs no failed mount and no kernel error. */
-static gboolean
-shared_tag_present(const char *tag)
-{
+static gboolean shared_tag_present(const char *tag) {
   const char *drv = "/sys/bus/virtio/drivers/9pnet_virtio";
   g_autoptr(GDir) dir = g_dir_open(drv, 0, NULL);
   if (dir == NULL)
@@ -106,9 +99,7 @@ shared_tag_present(const char *tag)
   return FALSE;
 }
 
-int
-agent_mount_shared(GError **error)
-{
+int agent_mount_shared(GError **error) {
   if (!shared_tag_present(AGENT_SHARED_TAG)) {
     agent_debug("no 9p share \"%s\"", AGENT_SHARED_TAG);
     return 0;

@@ -7,9 +7,7 @@
 #include <sys/reboot.h>
 #include <unistd.h>
 
-void
-agent_poweroff(void)
-{
+void agent_poweroff(void) {
   if (!agent_is_pid1())
     exit(0);
 

@@ -25,25 +25,19 @@
 typedef void (*AgentMethodFunc)(KvConn *c, guint32 id, JsonObject *params);
 
 /* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
-G_DEFINE_QUARK(katavm-agent-error-quark, agent_error)
+G_DEFINE_QUARK(katavm - agent - error - quark, agent_error)
 
-void
-agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error)
-{
+void agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error) {
   int code = error->domain == AGENT_ERROR ? error->code : AGENT_E_IO;
   kv_conn_reply_error(c, id, code, error->message);
 }
 
-void
-agent_rpc_conn_closed(KvConn *c)
-{
+void agent_rpc_conn_closed(KvConn *c) {
   agent_streams_conn_closed(c);
   agent_containers_conn_closed(c);
 }
 
-static gint64
-count_cpu_list(const char *list)
-{
+static gint64 count_cpu_list(const char *list) {
   gint64 n = 0;
   g_auto(GStrv) parts = g_strsplit(list, ",", -1);
   for (char **p = parts; *p != NULL; p++) {
@@ -61,19 +55,14 @@ count_cpu_list(const char *list)
   return n;
 }
 
-static gint64
-cpus_online(void)
-{
+static gint64 cpus_online(void) {
   g_autofree char *text = NULL;
-  if (!g_file_get_contents("/sys/devices/system/cpu/online", &text, NULL,
-                           NULL))
+  if (!g_file_get_contents("/sys/devices/system/cpu/online", &text, NULL, NULL))
     return sysconf(_SC_NPROCESSORS_ONLN);
   return count_cpu_list(text);
 }
 
-static gint64
-mem_total_kib(void)
-{
+static gint64 mem_total_kib(void) {
   g_autofree char *text = NULL;
   if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
     return -1;
@@ -83,17 +72,13 @@ mem_total_kib(void)
   return g_ascii_strtoll(line + strlen("MemTotal:"), NULL, 10);
 }
 
-static gint64
-uptime_ms(void)
-{
+static gint64 uptime_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_BOOTTIME, &ts);
   return (gint64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-m_check(KvConn *c, guint32 id, JsonObject *params)
-{
+static void m_check(KvConn *c, guint32 id, JsonObject *params) {
   struct utsname u;
   if (uname(&u) != 0)
     g_strlcpy(u.release, "unknown", sizeof u.release);
@@ -108,9 +93,7 @@ m_check(KvConn *c, guint32 id, JsonObject *params)
   kv_conn_reply(c, id, r);
 }
 
-static void
-m_shutdown(KvConn *c, guint32 id, JsonObject *params)
-{
+static void m_shutdown(KvConn *c, guint32 id, JsonObject *params) {
   kv_conn_reply(c, id, NULL);
   /* The reply must be on its way before the VM disappears; a host that
    * stopped reading must not keep the VM alive, hence the bound. */
@@ -144,10 +127,7 @@ static const struct {
     {KV_M_DISK_REMOVE, agent_m_disk_remove},
 };
 
-void
-agent_rpc_handle(KvConn *c, guint32 id, const char *method,
-                 JsonObject *params)
-{
+void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *params) {
   for (gsize i = 0; i < G_N_ELEMENTS(methods); i++) {
     if (strcmp(methods[i].name, method) == 0) {
       methods[i].func(c, id, params);
@@ -155,7 +135,6 @@ agent_rpc_handle(KvConn *c, guint32 id, const char *method,
     }
   }
   g_autofree char *msg =
-      g_strdup_printf("unknown method \"%s\" (agent %s)", method,
-                      KATAVM_VERSION);
+      g_strdup_printf("unknown method \"%s\" (agent %s)", method, KATAVM_VERSION);
   kv_conn_reply_error(c, id, AGENT_ERR_UNKNOWN_METHOD, msg);
 }

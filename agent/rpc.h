@@ -28,8 +28,7 @@ typedef enum {
 } AgentErrorCode;
 
 /* Answers one REQUEST: always exactly one reply (result or error). */
-void agent_rpc_handle(KvConn *c, guint32 id, const char *method,
-                      JsonObject *params);
+void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *params);
 /* Replies with error's message; its code when error is in AGENT_ERROR,
  * AGENT_E_IO otherwise. */
 void agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error);

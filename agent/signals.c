@@ -20,8 +20,7 @@ typedef struct {
   gpointer user;
 } SignalHandler;
 
-static const int handled_signals[] = {SIGCHLD, SIGTERM, SIGINT,
-                                      SIGPWR,  SIGHUP,  SIGIO};
+static const int handled_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGIO};
 
 static sigset_t handled_set;
 static sigset_t original_set;
@@ -29,24 +28,18 @@ static int signal_fd = -1;
 static GHashTable *child_watches; /* pid -> ChildWatch* */
 static SignalHandler handlers[G_N_ELEMENTS(handled_signals)];
 
-void
-agent_signals_block(void)
-{
+void agent_signals_block(void) {
   sigemptyset(&handled_set);
   for (gsize i = 0; i < G_N_ELEMENTS(handled_signals); i++)
     sigaddset(&handled_set, handled_signals[i]);
   sigprocmask(SIG_BLOCK, &handled_set, &original_set);
 }
 
-void
-agent_signals_reset_in_child(void)
-{
+void agent_signals_reset_in_child(void) {
   sigprocmask(SIG_SETMASK, &original_set, NULL);
 }
 
-static void
-reap_children(void)
-{
+static void reap_children(void) {
   for (;;) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -56,17 +49,14 @@ reap_children(void)
       return; /* 0: none exited yet; ECHILD: no children at all */
     ChildWatch *w = NULL;
     if (child_watches != NULL &&
-        g_hash_table_steal_extended(child_watches, GINT_TO_POINTER(pid), NULL,
-                                    (gpointer *)&w)) {
+        g_hash_table_steal_extended(child_watches, GINT_TO_POINTER(pid), NULL, (gpointer *)&w)) {
       w->func(pid, status, w->user);
       g_free(w);
     }
   }
 }
 
-static gboolean
-on_signalfd(gint fd, GIOCondition cond, gpointer user)
-{
+static gboolean on_signalfd(gint fd, GIOCondition cond, gpointer user) {
   struct signalfd_siginfo si;
   for (;;) {
     ssize_t n = read(fd, &si, sizeof si);
@@ -95,9 +85,7 @@ on_signalfd(gint fd, GIOCondition cond, gpointer user)
   return G_SOURCE_CONTINUE;
 }
 
-void
-agent_signals_attach(void)
-{
+void agent_signals_attach(void) {
   g_return_if_fail(signal_fd < 0);
   signal_fd = signalfd(-1, &handled_set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd < 0)
@@ -107,9 +95,7 @@ agent_signals_attach(void)
   reap_children();
 }
 
-void
-agent_signal_connect(int signo, AgentSignalFunc func, gpointer user)
-{
+void agent_signal_connect(int signo, AgentSignalFunc func, gpointer user) {
   g_return_if_fail(signo != SIGCHLD && sigismember(&handled_set, signo) == 1);
   SignalHandler *slot = NULL;
   for (gsize i = 0; i < G_N_ELEMENTS(handlers); i++) {
@@ -124,13 +110,10 @@ agent_signal_connect(int signo, AgentSignalFunc func, gpointer user)
     *slot = (SignalHandler){signo, func, user};
 }
 
-void
-agent_child_watch(pid_t pid, AgentChildFunc func, gpointer user)
-{
+void agent_child_watch(pid_t pid, AgentChildFunc func, gpointer user) {
   g_return_if_fail(pid > 0 && func != NULL);
   if (child_watches == NULL)
-    child_watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                          g_free);
+    child_watches = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   ChildWatch *w = g_new0(ChildWatch, 1);
   w->func = func;
   w->user = user;

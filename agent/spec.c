@@ -10,19 +10,14 @@
 /* ---- JSON access with errors that name the field ---- */
 
 /* A member that is absent or JSON null counts as absent. */
-static JsonNode *
-member(JsonObject *o, const char *name)
-{
+static JsonNode *member(JsonObject *o, const char *name) {
   JsonNode *n = o != NULL ? json_object_get_member(o, name) : NULL;
   return n != NULL && !JSON_NODE_HOLDS_NULL(n) ? n : NULL;
 }
 
-static gboolean
-invalid(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static gboolean invalid(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-static gboolean
-invalid(GError **error, const char *fmt, ...)
-{
+static gboolean invalid(GError **error, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
@@ -31,18 +26,13 @@ invalid(GError **error, const char *fmt, ...)
   return FALSE;
 }
 
-static gboolean
-node_is(JsonNode *n, GType t)
-{
-  return n != NULL && JSON_NODE_HOLDS_VALUE(n) &&
-         json_node_get_value_type(n) == t;
+static gboolean node_is(JsonNode *n, GType t) {
+  return n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == t;
 }
 
 /* Integers above G_MAXINT64 (RLIM_INFINITY written out as
  * 18446744073709551615) reach us as doubles. */
-static gboolean
-node_to_int(JsonNode *n, gint64 *i, guint64 *u, gboolean *is_unsigned)
-{
+static gboolean node_to_int(JsonNode *n, gint64 *i, guint64 *u, gboolean *is_unsigned) {
   if (node_is(n, G_TYPE_INT64)) {
     *i = json_node_get_int(n);
     *is_unsigned = FALSE;
@@ -59,10 +49,8 @@ node_to_int(JsonNode *n, gint64 *i, guint64 *u, gboolean *is_unsigned)
   return FALSE;
 }
 
-static gboolean
-get_int(JsonObject *o, const char *name, const char *path, gint64 min,
-        gint64 max, gboolean required, gint64 *out, GError **error)
-{
+static gboolean get_int(JsonObject *o, const char *name, const char *path, gint64 min, gint64 max,
+                        gboolean required, gint64 *out, GError **error) {
   JsonNode *n = member(o, name);
   if (n == NULL) {
     if (required)
@@ -73,18 +61,14 @@ get_int(JsonObject *o, const char *name, const char *path, gint64 min,
   guint64 u = 0;
   gboolean uns = FALSE;
   if (!node_to_int(n, &i, &u, &uns) || uns || i < min || i > max)
-    return invalid(error,
-                   "%s.%s must be an integer from %" G_GINT64_FORMAT
-                   " to %" G_GINT64_FORMAT,
+    return invalid(error, "%s.%s must be an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
                    path, name, min, max);
   *out = i;
   return TRUE;
 }
 
-static gboolean
-get_u64(JsonObject *o, const char *name, const char *path, guint64 *out,
-        GError **error)
-{
+static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint64 *out,
+                        GError **error) {
   JsonNode *n = member(o, name);
   gint64 i = 0;
   guint64 u = 0;
@@ -95,10 +79,8 @@ get_u64(JsonObject *o, const char *name, const char *path, guint64 *out,
   return TRUE;
 }
 
-static gboolean
-get_bool(JsonObject *o, const char *name, const char *path, gboolean *out,
-         GError **error)
-{
+static gboolean get_bool(JsonObject *o, const char *name, const char *path, gboolean *out,
+                         GError **error) {
   JsonNode *n = member(o, name);
   if (n == NULL)
     return TRUE;
@@ -110,10 +92,8 @@ get_bool(JsonObject *o, const char *name, const char *path, gboolean *out,
 
 /* Strings must be valid UTF-8 without NUL (json-glib guarantees both) and
  * non-empty when `nonempty`. */
-static gboolean
-get_string(JsonObject *o, const char *name, const char *path,
-           gboolean required, const char **out, GError **error)
-{
+static gboolean get_string(JsonObject *o, const char *name, const char *path, gboolean required,
+                           const char **out, GError **error) {
   JsonNode *n = member(o, name);
   if (n == NULL) {
     if (required)
@@ -127,10 +107,8 @@ get_string(JsonObject *o, const char *name, const char *path,
   return TRUE;
 }
 
-static gboolean
-get_object(JsonObject *o, const char *name, const char *path,
-           JsonObject **out, GError **error)
-{
+static gboolean get_object(JsonObject *o, const char *name, const char *path, JsonObject **out,
+                           GError **error) {
   JsonNode *n = member(o, name);
   *out = NULL;
   if (n == NULL)
@@ -141,10 +119,8 @@ get_object(JsonObject *o, const char *name, const char *path,
   return TRUE;
 }
 
-static gboolean
-get_array(JsonObject *o, const char *name, const char *path, JsonArray **out,
-          GError **error)
-{
+static gboolean get_array(JsonObject *o, const char *name, const char *path, JsonArray **out,
+                          GError **error) {
   JsonNode *n = member(o, name);
   *out = NULL;
   if (n == NULL)
@@ -156,10 +132,8 @@ get_array(JsonObject *o, const char *name, const char *path, JsonArray **out,
 }
 
 /* A string array; absent = *out NULL. */
-static gboolean
-get_strv(JsonObject *o, const char *name, const char *path, char ***out,
-         GError **error)
-{
+static gboolean get_strv(JsonObject *o, const char *name, const char *path, char ***out,
+                         GError **error) {
   JsonArray *a = NULL;
   *out = NULL;
   if (!get_array(o, name, path, &a, error))
@@ -180,17 +154,13 @@ get_strv(JsonObject *o, const char *name, const char *path, char ***out,
 
 /* An absolute path without "." or ".." components: the agent joins these
  * to the container root and must not be led outside it by them. */
-static gboolean
-check_abs_path(const char *p, const char *what, GError **error)
-{
+static gboolean check_abs_path(const char *p, const char *what, GError **error) {
   if (p == NULL || p[0] != '/')
-    return invalid(error, "%s must be an absolute path (got \"%s\")", what,
-                   p != NULL ? p : "");
+    return invalid(error, "%s must be an absolute path (got \"%s\")", what, p != NULL ? p : "");
   g_auto(GStrv) parts = g_strsplit(p, "/", -1);
   for (char **s = parts; *s != NULL; s++) {
     if (strcmp(*s, "..") == 0 || strcmp(*s, ".") == 0)
-      return invalid(error, "%s must not contain \".\" or \"..\" (got \"%s\")",
-                     what, p);
+      return invalid(error, "%s must not contain \".\" or \"..\" (got \"%s\")", what, p);
   }
   if (strlen(p) >= 4096)
     return invalid(error, "%s is too long", what);
@@ -199,10 +169,8 @@ check_abs_path(const char *p, const char *what, GError **error)
 
 /* ---- shared helpers ---- */
 
-gboolean
-agent_json_get_u32(JsonObject *o, const char *name, const char *what,
-                   guint32 *out, GError **error)
-{
+gboolean agent_json_get_u32(JsonObject *o, const char *name, const char *what, guint32 *out,
+                            GError **error) {
   gint64 v = 0;
   if (!get_int(o, name, what, 0, G_MAXUINT32, FALSE, &v, error))
     return FALSE;
@@ -210,9 +178,7 @@ agent_json_get_u32(JsonObject *o, const char *name, const char *what,
   return TRUE;
 }
 
-const char *
-agent_json_get_id(JsonObject *o, const char *name, GError **error)
-{
+const char *agent_json_get_id(JsonObject *o, const char *name, GError **error) {
   const char *id = NULL;
   if (!get_string(o, name, "params", TRUE, &id, error))
     return NULL;
@@ -230,30 +196,21 @@ agent_json_get_id(JsonObject *o, const char *name, GError **error)
   return id;
 }
 
-gboolean
-agent_json_get_opt_string(JsonObject *o, const char *name, const char **out,
-                          GError **error)
-{
+gboolean agent_json_get_opt_string(JsonObject *o, const char *name, const char **out,
+                                   GError **error) {
   return get_string(o, name, "params", FALSE, out, error);
 }
 
-gboolean
-agent_json_get_opt_bool(JsonObject *o, const char *name, gboolean *out,
-                        GError **error)
-{
+gboolean agent_json_get_opt_bool(JsonObject *o, const char *name, gboolean *out, GError **error) {
   return get_bool(o, name, "params", out, error);
 }
 
-gboolean
-agent_json_get_int(JsonObject *o, const char *name, gint64 min, gint64 max,
-                   gboolean required, gint64 *out, GError **error)
-{
+gboolean agent_json_get_int(JsonObject *o, const char *name, gint64 min, gint64 max,
+                            gboolean required, gint64 *out, GError **error) {
   return get_int(o, name, "params", min, max, required, out, error);
 }
 
-const char *
-agent_env_get(char *const *env, const char *name)
-{
+const char *agent_env_get(char *const *env, const char *name) {
   gsize len = strlen(name);
   for (char *const *e = env; e != NULL && *e != NULL; e++) {
     if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
@@ -265,30 +222,55 @@ agent_env_get(char *const *env, const char *name)
 /* ---- process ---- */
 
 static const char *const cap_names[] = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",          "CAP_FSETID",          "CAP_KILL",
-    "CAP_SETGID",          "CAP_SETUID",          "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",         "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",       "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",      "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",       "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",        "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",           "CAP_LEASE",           "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",         "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",       "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",      "CAP_PERFMON",
-    "CAP_BPF",             "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(cap_names) == CAP_LAST_CAP + 1);
 
-static const char *const cap_set_names[AGENT_CAPS_N] = {
-    "bounding", "effective", "permitted", "inheritable", "ambient"};
+static const char *const cap_set_names[AGENT_CAPS_N] = {"bounding", "effective", "permitted",
+                                                        "inheritable", "ambient"};
 
-static gboolean
-parse_caps(JsonObject *caps, const char *path, guint64 out[AGENT_CAPS_N],
-           GError **error)
-{
+static gboolean parse_caps(JsonObject *caps, const char *path, guint64 out[AGENT_CAPS_N],
+                           GError **error) {
   for (int s = 0; s < AGENT_CAPS_N; s++) {
     g_auto(GStrv) names = NULL;
     if (!get_strv(caps, cap_set_names[s], path, &names, error))
@@ -297,9 +279,8 @@ parse_caps(JsonObject *caps, const char *path, guint64 out[AGENT_CAPS_N],
     for (char **n = names; n != NULL && *n != NULL; n++) {
       /* Docker and podman write "CAP_X"; some tools write "x". */
       g_autofree char *up = g_ascii_strup(*n, -1);
-      g_autofree char *full = g_str_has_prefix(up, "CAP_")
-                                  ? g_strdup(up)
-                                  : g_strconcat("CAP_", up, NULL);
+      g_autofree char *full =
+          g_str_has_prefix(up, "CAP_") ? g_strdup(up) : g_strconcat("CAP_", up, NULL);
       int found = -1;
       for (gsize i = 0; i < G_N_ELEMENTS(cap_names); i++) {
         if (strcmp(cap_names[i], full) == 0) {
@@ -308,8 +289,7 @@ parse_caps(JsonObject *caps, const char *path, guint64 out[AGENT_CAPS_N],
         }
       }
       if (found < 0)
-        return invalid(error, "%s.%s: unknown capability \"%s\"", path,
-                       cap_set_names[s], *n);
+        return invalid(error, "%s.%s: unknown capability \"%s\"", path, cap_set_names[s], *n);
       out[s] |= G_GUINT64_CONSTANT(1) << found;
     }
   }
@@ -338,9 +318,7 @@ static const struct {
     {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
-static gboolean
-parse_rlimits(JsonArray *a, const char *path, GArray *out, GError **error)
-{
+static gboolean parse_rlimits(JsonArray *a, const char *path, GArray *out, GError **error) {
   guint n = json_array_get_length(a);
   for (guint i = 0; i < n; i++) {
     JsonNode *e = json_array_get_element(a, i);
@@ -359,13 +337,12 @@ parse_rlimits(JsonArray *a, const char *path, GArray *out, GError **error)
     if (res < 0)
       return invalid(error, "%s.type: unknown rlimit \"%s\"", epath, type);
     guint64 soft = 0, hard = 0;
-    if (!get_u64(o, "soft", epath, &soft, error) ||
-        !get_u64(o, "hard", epath, &hard, error))
+    if (!get_u64(o, "soft", epath, &soft, error) || !get_u64(o, "hard", epath, &hard, error))
       return FALSE;
     if (soft > hard)
-      return invalid(error, "%s: soft limit %" G_GUINT64_FORMAT
-                     " is above the hard limit %" G_GUINT64_FORMAT,
-                     epath, soft, hard);
+      return invalid(
+          error, "%s: soft limit %" G_GUINT64_FORMAT " is above the hard limit %" G_GUINT64_FORMAT,
+          epath, soft, hard);
     AgentRlimit r = {res, {(rlim_t)soft, (rlim_t)hard}};
     /* A later entry for the same resource wins, as with setrlimit. */
     g_array_append_val(out, r);
@@ -373,9 +350,7 @@ parse_rlimits(JsonArray *a, const char *path, GArray *out, GError **error)
   return TRUE;
 }
 
-void
-agent_process_spec_free(AgentProcessSpec *p)
-{
+void agent_process_spec_free(AgentProcessSpec *p) {
   if (p == NULL)
     return;
   g_strfreev(p->args);
@@ -386,10 +361,8 @@ agent_process_spec_free(AgentProcessSpec *p)
   g_free(p);
 }
 
-AgentProcessSpec *
-agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
-                         const char *what, GError **error)
-{
+AgentProcessSpec *agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
+                                           const char *what, GError **error) {
   g_autoptr(AgentProcessSpec) p = g_new0(AgentProcessSpec, 1);
   p->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
   p->rlimits = g_array_new(FALSE, FALSE, sizeof(AgentRlimit));
@@ -398,13 +371,11 @@ agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
     p->cwd = g_strdup(defaults->cwd);
     p->uid = defaults->uid;
     p->gid = defaults->gid;
-    g_array_append_vals(p->groups, defaults->groups->data,
-                        defaults->groups->len);
+    g_array_append_vals(p->groups, defaults->groups->data, defaults->groups->len);
     p->has_caps = defaults->has_caps;
     memcpy(p->caps, defaults->caps, sizeof p->caps);
     p->no_new_privileges = defaults->no_new_privileges;
-    g_array_append_vals(p->rlimits, defaults->rlimits->data,
-                        defaults->rlimits->len);
+    g_array_append_vals(p->rlimits, defaults->rlimits->data, defaults->rlimits->len);
     p->has_oom_score_adj = defaults->has_oom_score_adj;
     p->oom_score_adj = defaults->oom_score_adj;
   }
@@ -422,8 +393,7 @@ agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
       return NULL;
     for (char **e = p->env; *e != NULL; e++) {
       if (strchr(*e, '=') == NULL || **e == '=') {
-        invalid(error, "%s.env: \"%s\" is not of the form NAME=VALUE", what,
-                *e);
+        invalid(error, "%s.env: \"%s\" is not of the form NAME=VALUE", what, *e);
         return NULL;
       }
     }
@@ -437,8 +407,7 @@ agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
   if (cwd != NULL) {
     g_autofree char *cwd_what = g_strdup_printf("%s.cwd", what);
     if (cwd[0] != '/' || strlen(cwd) >= 4096) {
-      invalid(error, "%s must be an absolute path (got \"%s\")", cwd_what,
-              cwd);
+      invalid(error, "%s must be an absolute path (got \"%s\")", cwd_what, cwd);
       return NULL;
     }
     g_free(p->cwd);
@@ -470,10 +439,8 @@ agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
     return NULL;
   if (user != NULL) {
     gint64 uid = p->uid, gid = p->gid;
-    if (!get_int(user, "uid", user_path, 0, G_MAXUINT32 - 1, FALSE, &uid,
-                 error) ||
-        !get_int(user, "gid", user_path, 0, G_MAXUINT32 - 1, FALSE, &gid,
-                 error))
+    if (!get_int(user, "uid", user_path, 0, G_MAXUINT32 - 1, FALSE, &uid, error) ||
+        !get_int(user, "gid", user_path, 0, G_MAXUINT32 - 1, FALSE, &gid, error))
       return NULL;
     p->uid = (uid_t)uid;
     p->gid = (gid_t)gid;
@@ -504,8 +471,7 @@ agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
     /* OCI Linux processes name users by number; a name would need the
      * container's /etc/passwd, which the host resolves. */
     if (username != NULL && *username != '\0' && member(user, "uid") == NULL) {
-      invalid(error, "%s.username is not supported on Linux: give uid/gid",
-              user_path);
+      invalid(error, "%s.username is not supported on Linux: give uid/gid", user_path);
       return NULL;
     }
   }
@@ -579,19 +545,13 @@ static const struct {
   const char *name;
   unsigned long flags;
 } propagation_flags[] = {
-    {"private", MS_PRIVATE},
-    {"rprivate", MS_PRIVATE | MS_REC},
-    {"shared", MS_SHARED},
-    {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},
-    {"rslave", MS_SLAVE | MS_REC},
-    {"unbindable", MS_UNBINDABLE},
-    {"runbindable", MS_UNBINDABLE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
-static gboolean
-lookup_propagation(const char *name, unsigned long *out)
-{
+static gboolean lookup_propagation(const char *name, unsigned long *out) {
   for (gsize i = 0; i < G_N_ELEMENTS(propagation_flags); i++) {
     if (strcmp(propagation_flags[i].name, name) == 0) {
       *out = propagation_flags[i].flags;
@@ -601,9 +561,7 @@ lookup_propagation(const char *name, unsigned long *out)
   return FALSE;
 }
 
-static void
-mount_free(AgentMount *m)
-{
+static void mount_free(AgentMount *m) {
   g_free(m->destination);
   g_free(m->type);
   g_free(m->source);
@@ -611,13 +569,10 @@ mount_free(AgentMount *m)
   g_free(m);
 }
 
-static const char *const mount_types[] = {"bind",   "proc",   "sysfs",
-                                          "tmpfs",  "devpts", "mqueue",
-                                          "cgroup", "cgroup2", "ramfs"};
+static const char *const mount_types[] = {"bind",   "proc",   "sysfs",   "tmpfs", "devpts",
+                                          "mqueue", "cgroup", "cgroup2", "ramfs"};
 
-static AgentMount *
-parse_mount(JsonObject *o, const char *path, GError **error)
-{
+static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) {
   const char *dest = NULL, *type = NULL, *source = NULL;
   g_auto(GStrv) options = NULL;
   if (!get_string(o, "destination", path, TRUE, &dest, error) ||
@@ -702,9 +657,7 @@ parse_mount(JsonObject *o, const char *path, GError **error)
 
 /* ---- devices ---- */
 
-static AgentDevice *
-parse_device(JsonObject *o, const char *path, GError **error)
-{
+static AgentDevice *parse_device(JsonObject *o, const char *path, GError **error) {
   const char *dpath = NULL, *type = NULL;
   if (!get_string(o, "path", path, TRUE, &dpath, error) ||
       !get_string(o, "type", path, TRUE, &type, error))
@@ -712,10 +665,9 @@ parse_device(JsonObject *o, const char *path, GError **error)
   g_autofree char *pwhat = g_strdup_printf("%s.path", path);
   if (!check_abs_path(dpath, pwhat, error))
     return NULL;
-  if (strcmp(type, "c") != 0 && strcmp(type, "u") != 0 &&
-      strcmp(type, "b") != 0 && strcmp(type, "p") != 0) {
-    invalid(error, "%s.type must be one of c, u, b, p (got \"%s\")", path,
-            type);
+  if (strcmp(type, "c") != 0 && strcmp(type, "u") != 0 && strcmp(type, "b") != 0 &&
+      strcmp(type, "p") != 0) {
+    invalid(error, "%s.type must be one of c, u, b, p (got \"%s\")", path, type);
     return NULL;
   }
   gint64 major = 0, minor = 0, mode = 0666, uid = 0, gid = 0;
@@ -737,18 +689,14 @@ parse_device(JsonObject *o, const char *path, GError **error)
   return d;
 }
 
-static void
-device_free(AgentDevice *d)
-{
+static void device_free(AgentDevice *d) {
   g_free(d->path);
   g_free(d);
 }
 
 /* ---- resources ---- */
 
-static gboolean
-parse_resources(JsonObject *r, AgentResources *out, GError **error)
-{
+static gboolean parse_resources(JsonObject *r, AgentResources *out, GError **error) {
   JsonObject *mem = NULL, *cpu = NULL, *pids = NULL;
   if (!get_object(r, "memory", "spec: linux.resources", &mem, error) ||
       !get_object(r, "cpu", "spec: linux.resources", &cpu, error) ||
@@ -756,29 +704,23 @@ parse_resources(JsonObject *r, AgentResources *out, GError **error)
     return FALSE;
   const char *mp = "spec: linux.resources.memory";
   if (mem != NULL &&
-      (!get_int(mem, "limit", mp, -1, G_MAXINT64, FALSE, &out->memory_limit,
-                error) ||
-       !get_int(mem, "reservation", mp, -1, G_MAXINT64, FALSE,
-                &out->memory_reservation, error) ||
-       !get_int(mem, "swap", mp, -1, G_MAXINT64, FALSE, &out->memory_swap,
-                error)))
+      (!get_int(mem, "limit", mp, -1, G_MAXINT64, FALSE, &out->memory_limit, error) ||
+       !get_int(mem, "reservation", mp, -1, G_MAXINT64, FALSE, &out->memory_reservation, error) ||
+       !get_int(mem, "swap", mp, -1, G_MAXINT64, FALSE, &out->memory_swap, error)))
     return FALSE;
   if (out->memory_limit == 0)
     out->memory_limit = -1; /* 0 means "not set" in runc */
   /* The smallest limit a container can start under in the guest; below it
    * the init process is killed before it runs anything. */
   if (out->memory_limit > 0 && out->memory_limit < 4 * 1024 * 1024)
-    return invalid(error, "%s.limit %" G_GINT64_FORMAT
-                   " is below the minimum of 4 MiB", mp, out->memory_limit);
+    return invalid(error, "%s.limit %" G_GINT64_FORMAT " is below the minimum of 4 MiB", mp,
+                   out->memory_limit);
   const char *cp = "spec: linux.resources.cpu";
   if (cpu != NULL) {
     const char *cpus = NULL, *mems = NULL;
-    if (!get_int(cpu, "shares", cp, 0, 262144, FALSE, &out->cpu_shares,
-                 error) ||
-        !get_int(cpu, "quota", cp, -1, G_MAXINT64, FALSE, &out->cpu_quota,
-                 error) ||
-        !get_int(cpu, "period", cp, 0, 1000000, FALSE, &out->cpu_period,
-                 error) ||
+    if (!get_int(cpu, "shares", cp, 0, 262144, FALSE, &out->cpu_shares, error) ||
+        !get_int(cpu, "quota", cp, -1, G_MAXINT64, FALSE, &out->cpu_quota, error) ||
+        !get_int(cpu, "period", cp, 0, 1000000, FALSE, &out->cpu_period, error) ||
         !get_string(cpu, "cpus", cp, FALSE, &cpus, error) ||
         !get_string(cpu, "mems", cp, FALSE, &mems, error))
       return FALSE;
@@ -798,8 +740,7 @@ parse_resources(JsonObject *r, AgentResources *out, GError **error)
         continue;
       for (const char *c = v; *c != '\0'; c++) {
         if (!g_ascii_isdigit(*c) && *c != ',' && *c != '-')
-          return invalid(error, "%s.%s \"%s\" is not a CPU list", cp,
-                         i == 0 ? "cpus" : "mems", v);
+          return invalid(error, "%s.%s \"%s\" is not a CPU list", cp, i == 0 ? "cpus" : "mems", v);
       }
       if (i == 0)
         out->cpuset_cpus = g_strdup(v);
@@ -807,31 +748,26 @@ parse_resources(JsonObject *r, AgentResources *out, GError **error)
         out->cpuset_mems = g_strdup(v);
     }
   }
-  if (pids != NULL &&
-      !get_int(pids, "limit", "spec: linux.resources.pids", G_MININT64,
-               G_MAXINT64, FALSE, &out->pids_limit, error))
+  if (pids != NULL && !get_int(pids, "limit", "spec: linux.resources.pids", G_MININT64, G_MAXINT64,
+                               FALSE, &out->pids_limit, error))
     return FALSE;
   return TRUE;
 }
 
 /* ---- namespaces ---- */
 
-static gboolean
-parse_namespaces(JsonArray *a, int *flags, GError **error)
-{
+static gboolean parse_namespaces(JsonArray *a, int *flags, GError **error) {
   static const struct {
     const char *name;
     int flag;
   } kinds[] = {
-      {"pid", CLONE_NEWPID},     {"ipc", CLONE_NEWIPC},
-      {"uts", CLONE_NEWUTS},     {"mount", CLONE_NEWNS},
-      {"cgroup", CLONE_NEWCGROUP},
+      {"pid", CLONE_NEWPID},  {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
+      {"mount", CLONE_NEWNS}, {"cgroup", CLONE_NEWCGROUP},
   };
   guint n = json_array_get_length(a);
   for (guint i = 0; i < n; i++) {
     JsonNode *e = json_array_get_element(a, i);
-    g_autofree char *path =
-        g_strdup_printf("spec: linux.namespaces[%u]", i);
+    g_autofree char *path = g_strdup_printf("spec: linux.namespaces[%u]", i);
     if (!JSON_NODE_HOLDS_OBJECT(e))
       return invalid(error, "%s must be an object", path);
     JsonObject *o = json_node_get_object(e);
@@ -851,8 +787,7 @@ parse_namespaces(JsonArray *a, int *flags, GError **error)
     if (flag == 0) {
       if (strcmp(type, "user") == 0 || strcmp(type, "time") == 0) {
         g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
-                    "%s: %s namespaces are not supported in the guest", path,
-                    type);
+                    "%s: %s namespaces are not supported in the guest", path, type);
         return FALSE;
       }
       return invalid(error, "%s.type: unknown namespace \"%s\"", path, type);
@@ -871,9 +806,7 @@ parse_namespaces(JsonArray *a, int *flags, GError **error)
 
 /* ---- container ---- */
 
-void
-agent_container_spec_free(AgentContainerSpec *s)
-{
+void agent_container_spec_free(AgentContainerSpec *s) {
   if (s == NULL)
     return;
   agent_process_spec_free(s->process);
@@ -889,9 +822,7 @@ agent_container_spec_free(AgentContainerSpec *s)
   g_free(s);
 }
 
-static gboolean
-check_paths(char **paths, const char *what, GError **error)
-{
+static gboolean check_paths(char **paths, const char *what, GError **error) {
   for (guint i = 0; paths != NULL && paths[i] != NULL; i++) {
     g_autofree char *w = g_strdup_printf("%s[%u]", what, i);
     if (!check_abs_path(paths[i], w, error))
@@ -900,9 +831,7 @@ check_paths(char **paths, const char *what, GError **error)
   return TRUE;
 }
 
-AgentContainerSpec *
-agent_container_spec_parse(JsonObject *spec, GError **error)
-{
+AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error) {
   g_autoptr(AgentContainerSpec) s = g_new0(AgentContainerSpec, 1);
   s->mounts = g_ptr_array_new_with_free_func((GDestroyNotify)mount_free);
   s->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
@@ -930,8 +859,7 @@ agent_container_spec_parse(JsonObject *spec, GError **error)
   JsonObject *root = NULL;
   if (!get_object(spec, "root", "spec", &root, error))
     return NULL;
-  if (root != NULL && !get_bool(root, "readonly", "spec: root",
-                                &s->root_readonly, error))
+  if (root != NULL && !get_bool(root, "readonly", "spec: root", &s->root_readonly, error))
     return NULL;
 
   const char *hostname = NULL;
@@ -988,11 +916,9 @@ agent_container_spec_parse(JsonObject *spec, GError **error)
       g_ptr_array_add(s->devices, d);
     }
 
-    if (!get_strv(lnx, "maskedPaths", "spec: linux", &s->masked_paths,
-                  error) ||
+    if (!get_strv(lnx, "maskedPaths", "spec: linux", &s->masked_paths, error) ||
         !check_paths(s->masked_paths, "spec: linux.maskedPaths", error) ||
-        !get_strv(lnx, "readonlyPaths", "spec: linux", &s->readonly_paths,
-                  error) ||
+        !get_strv(lnx, "readonlyPaths", "spec: linux", &s->readonly_paths, error) ||
         !check_paths(s->readonly_paths, "spec: linux.readonlyPaths", error))
       return NULL;
 
@@ -1006,10 +932,8 @@ agent_container_spec_parse(JsonObject *spec, GError **error)
         const char *key = k->data, *val = NULL;
         if (!get_string(sysctl, key, "spec: linux.sysctl", TRUE, &val, error))
           return NULL;
-        if (*key == '\0' || strstr(key, "..") != NULL || key[0] == '.' ||
-            key[0] == '/') {
-          invalid(error, "spec: linux.sysctl: \"%s\" is not a sysctl name",
-                  key);
+        if (*key == '\0' || strstr(key, "..") != NULL || key[0] == '.' || key[0] == '/') {
+          invalid(error, "spec: linux.sysctl: \"%s\" is not a sysctl name", key);
           return NULL;
         }
         g_ptr_array_add(kv, g_strdup(key));
@@ -1020,13 +944,10 @@ agent_container_spec_parse(JsonObject *spec, GError **error)
     }
 
     const char *prop = NULL;
-    if (!get_string(lnx, "rootfsPropagation", "spec: linux", FALSE, &prop,
-                    error))
+    if (!get_string(lnx, "rootfsPropagation", "spec: linux", FALSE, &prop, error))
       return NULL;
-    if (prop != NULL && *prop != '\0' &&
-        !lookup_propagation(prop, &s->rootfs_propagation)) {
-      invalid(error, "spec: linux.rootfsPropagation: unknown value \"%s\"",
-              prop);
+    if (prop != NULL && *prop != '\0' && !lookup_propagation(prop, &s->rootfs_propagation)) {
+      invalid(error, "spec: linux.rootfsPropagation: unknown value \"%s\"", prop);
       return NULL;
     }
 

@@ -30,9 +30,9 @@ typedef struct {
 } AgentRlimit;
 
 typedef struct {
-  char **args;  /* non-empty */
-  char **env;   /* "K=V" strings, may be empty */
-  char *cwd;    /* absolute */
+  char **args; /* non-empty */
+  char **env;  /* "K=V" strings, may be empty */
+  char *cwd;   /* absolute */
   uid_t uid;
   gid_t gid;
   GArray *groups; /* gid_t: additionalGids */
@@ -82,13 +82,13 @@ typedef struct {
 typedef struct {
   AgentProcessSpec *process;
   gboolean root_readonly;
-  char *hostname; /* NULL = not set */
-  int namespaces; /* CLONE_NEW* flags to create (CLONE_NEWNS always) */
+  char *hostname;     /* NULL = not set */
+  int namespaces;     /* CLONE_NEW* flags to create (CLONE_NEWNS always) */
   GPtrArray *mounts;  /* AgentMount* */
   GPtrArray *devices; /* AgentDevice* */
   char **masked_paths;
   char **readonly_paths;
-  char **sysctl; /* key, value, key, value, ... */
+  char **sysctl;                    /* key, value, key, value, ... */
   unsigned long rootfs_propagation; /* MS_* | MS_REC, 0 = rprivate */
   AgentResources resources;
   JsonObject *seccomp; /* linux.seccomp (a reference) or NULL */
@@ -98,14 +98,12 @@ typedef struct {
  * whatever its process object leaves out (env, cwd, user, capabilities,
  * rlimits, noNewPrivileges) from the container's process. `what` prefixes
  * errors ("spec: process" or "exec: process"). */
-AgentProcessSpec *agent_process_spec_parse(JsonObject *o,
-                                           const AgentProcessSpec *defaults,
+AgentProcessSpec *agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
                                            const char *what, GError **error);
 void agent_process_spec_free(AgentProcessSpec *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AgentProcessSpec, agent_process_spec_free)
 
-AgentContainerSpec *agent_container_spec_parse(JsonObject *spec,
-                                               GError **error);
+AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error);
 void agent_container_spec_free(AgentContainerSpec *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AgentContainerSpec, agent_container_spec_free)
 
@@ -114,17 +112,14 @@ const char *agent_env_get(char *const *env, const char *name);
 
 /* Validation helpers shared by the RPC handlers. */
 /* Reads an optional u32 member (absent = 0). */
-gboolean agent_json_get_u32(JsonObject *o, const char *name, const char *what,
-                            guint32 *out, GError **error);
+gboolean agent_json_get_u32(JsonObject *o, const char *name, const char *what, guint32 *out,
+                            GError **error);
 /* Reads a required string member that is a valid id (container or exec
  * id: 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'). */
-const char *agent_json_get_id(JsonObject *o, const char *name,
-                              GError **error);
+const char *agent_json_get_id(JsonObject *o, const char *name, GError **error);
 /* Optional string member: NULL when absent, error when not a string. */
-gboolean agent_json_get_opt_string(JsonObject *o, const char *name,
-                                   const char **out, GError **error);
-gboolean agent_json_get_opt_bool(JsonObject *o, const char *name,
-                                 gboolean *out, GError **error);
-gboolean agent_json_get_int(JsonObject *o, const char *name, gint64 min,
-                            gint64 max, gboolean required, gint64 *out,
-                            GError **error);
+gboolean agent_json_get_opt_string(JsonObject *o, const char *name, const char **out,
+                                   GError **error);
+gboolean agent_json_get_opt_bool(JsonObject *o, const char *name, gboolean *out, GError **error);
+gboolean agent_json_get_int(JsonObject *o, const char *name, gint64 min, gint64 max,
+                            gboolean required, gint64 *out, GError **error);

@@ -47,21 +47,17 @@
 #define BULK_BURST 4
 
 static gboolean bulk_on;
-static gint64 bulk_last;     /* when a period last reached BULK_BYTES */
-static gint64 bulk_start;    /* start of the current period */
-static gsize bulk_bytes;     /* moved in the current period */
+static gint64 bulk_last;  /* when a period last reached BULK_BYTES */
+static gint64 bulk_start; /* start of the current period */
+static gsize bulk_bytes;  /* moved in the current period */
 
-static void
-bulk_policy(int policy)
-{
+static void bulk_policy(int policy) {
   struct sched_param sp = {0};
   if (sched_setscheduler(0, policy, &sp) < 0)
     agent_debug("sched_setscheduler(%d): %s", policy, g_strerror(errno));
 }
 
-static gboolean
-bulk_check(gpointer unused)
-{
+static gboolean bulk_check(gpointer unused) {
   if (g_get_monotonic_time() - bulk_last < BULK_IDLE_US)
     return G_SOURCE_CONTINUE;
   bulk_policy(SCHED_OTHER);
@@ -70,9 +66,7 @@ bulk_check(gpointer unused)
 }
 
 /* n bytes of output were just taken from a process. */
-static void
-bulk_account(gsize n)
-{
+static void bulk_account(gsize n) {
   gint64 now = g_get_monotonic_time();
   if (now - bulk_start > BULK_PERIOD_US) {
     bulk_start = now;
@@ -107,12 +101,12 @@ struct _AgentStream {
   gpointer user;
 
   /* output */
-  gboolean can_splice;  /* a pipe: its bytes can move without a copy */
-  int relay[2];         /* our pipe between fd and the channel, or -1 */
-  SpliceToken *splice;  /* a spliced frame is queued: relay is the conn's */
+  gboolean can_splice; /* a pipe: its bytes can move without a copy */
+  int relay[2];        /* our pipe between fd and the channel, or -1 */
+  SpliceToken *splice; /* a spliced frame is queued: relay is the conn's */
   gboolean throttled;
-  gboolean exited;   /* the process exited */
-  gboolean discard;  /* the host sent EOF: it reads no more */
+  gboolean exited;  /* the process exited */
+  gboolean discard; /* the host sent EOF: it reads no more */
   guint grace_timer;
 
   /* input */
@@ -132,9 +126,7 @@ static guint8 chunk_buf[AGENT_STREAM_CHUNK];
 static void out_update(AgentStream *s);
 static void in_update(AgentStream *s);
 
-static GHashTable *
-conn_table(KvConn *c, gboolean create)
-{
+static GHashTable *conn_table(KvConn *c, gboolean create) {
   if (by_conn == NULL) {
     if (!create)
       return NULL;
@@ -149,30 +141,25 @@ conn_table(KvConn *c, gboolean create)
   return t;
 }
 
-static AgentStream *
-lookup(KvConn *c, guint32 id)
-{
+static AgentStream *lookup(KvConn *c, guint32 id) {
   GHashTable *t = conn_table(c, FALSE);
   return t != NULL ? g_hash_table_lookup(t, GUINT_TO_POINTER(id)) : NULL;
 }
 
-gboolean
-agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n,
-                         GError **error)
-{
+gboolean agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n, GError **error) {
   for (gsize i = 0; i < n; i++) {
     if (ids[i] == 0)
       continue;
     for (gsize j = 0; j < i; j++) {
       if (ids[j] == ids[i]) {
-        g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
-                    "streams: stream id %u is given twice", ids[i]);
+        g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "streams: stream id %u is given twice",
+                    ids[i]);
         return FALSE;
       }
     }
     if (lookup(c, ids[i]) != NULL) {
-      g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS,
-                  "streams: stream id %u is already in use", ids[i]);
+      g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS, "streams: stream id %u is already in use",
+                  ids[i]);
       return FALSE;
     }
   }
@@ -191,17 +178,13 @@ agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n,
  * then stops the whole virtio-serial device ("zero sized buffers are not
  * allowed"). The relay holds exactly one frame's payload, all of which
  * goes; moving pipe buffers between pipes copies nothing. */
-static void
-check_splice(AgentStream *s)
-{
+static void check_splice(AgentStream *s) {
   struct stat st;
-  s->can_splice = s->output && !s->pty && s->fd >= 0 &&
-                  fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode);
+  s->can_splice =
+      s->output && !s->pty && s->fd >= 0 && fstat(s->fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
-static void
-relay_close(AgentStream *s)
-{
+static void relay_close(AgentStream *s) {
   for (int i = 0; i < 2; i++) {
     if (s->relay[i] >= 0)
       close(s->relay[i]);
@@ -209,9 +192,7 @@ relay_close(AgentStream *s)
   }
 }
 
-static gboolean
-relay_open(AgentStream *s)
-{
+static gboolean relay_open(AgentStream *s) {
   if (s->relay[0] >= 0)
     return TRUE;
   if (pipe2(s->relay, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -224,10 +205,8 @@ relay_open(AgentStream *s)
   return TRUE;
 }
 
-static AgentStream *
-stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
-           AgentStreamDoneFunc done, gpointer user)
-{
+static AgentStream *stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
+                               AgentStreamDoneFunc done, gpointer user) {
   static gboolean sigpipe_ignored;
   if (!sigpipe_ignored) {
     /* A process that closed its stdin must cost us EPIPE, not a signal
@@ -258,9 +237,7 @@ stream_new(KvConn *c, guint32 id, int fd, gboolean output, gboolean pty,
   return s;
 }
 
-static void
-unwatch(AgentStream *s)
-{
+static void unwatch(AgentStream *s) {
   if (s->watch != 0) {
     g_source_remove(s->watch);
     s->watch = 0;
@@ -268,9 +245,7 @@ unwatch(AgentStream *s)
 }
 
 /* Detaches s from everything and frees it; done runs last, if asked. */
-static void
-stream_finish(AgentStream *s, gboolean call_done)
-{
+static void stream_finish(AgentStream *s, gboolean call_done) {
   unwatch(s);
   if (s->grace_timer != 0)
     g_source_remove(s->grace_timer);
@@ -297,17 +272,13 @@ stream_finish(AgentStream *s, gboolean call_done)
 
 /* ---- output ---- */
 
-static void
-out_end(AgentStream *s, gboolean call_done)
-{
+static void out_end(AgentStream *s, gboolean call_done) {
   if (s->conn != NULL && !kv_conn_is_closed(s->conn))
     kv_conn_send(s->conn, KV_FRAME_EOF, s->id, NULL, 0, NULL);
   stream_finish(s, call_done);
 }
 
-static gboolean
-throttle_check(gpointer unused)
-{
+static gboolean throttle_check(gpointer unused) {
   GList *keep = NULL;
   GList *list = g_steal_pointer(&throttled);
   for (GList *l = list; l != NULL; l = l->next) {
@@ -327,9 +298,7 @@ throttle_check(gpointer unused)
   return G_SOURCE_REMOVE;
 }
 
-static void
-throttle(AgentStream *s)
-{
+static void throttle(AgentStream *s) {
   s->throttled = TRUE;
   throttled = g_list_prepend(throttled, s);
   unwatch(s);
@@ -337,9 +306,7 @@ throttle(AgentStream *s)
     throttle_timer = g_timeout_add(THROTTLE_MS, throttle_check, NULL);
 }
 
-static void
-on_splice_done(gpointer data)
-{
+static void on_splice_done(gpointer data) {
   SpliceToken *t = data;
   AgentStream *s = t->s;
   g_free(t);
@@ -358,9 +325,7 @@ on_splice_done(gpointer data)
  * queues it as one spliced frame. Returns FALSE when the stream ended
  * (s is freed); *got is 0 when nothing was there, -1 when splicing is not
  * possible and the caller should read instead. */
-static gboolean
-out_splice(AgentStream *s, gssize *got)
-{
+static gboolean out_splice(AgentStream *s, gssize *got) {
   *got = 0;
   if (!relay_open(s)) {
     *got = -1;
@@ -369,14 +334,12 @@ out_splice(AgentStream *s, gssize *got)
   gsize room = MIN(s->win.send_avail, KV_FRAME_MAX_PAYLOAD);
   ssize_t n;
   do
-    n = splice(s->fd, NULL, s->relay[1], NULL, room,
-               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    n = splice(s->fd, NULL, s->relay[1], NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN)
     return TRUE;
   if (n < 0) {
-    agent_debug("stream %u: splice: %s; reading instead", s->id,
-                g_strerror(errno));
+    agent_debug("stream %u: splice: %s; reading instead", s->id, g_strerror(errno));
     s->can_splice = FALSE;
     *got = -1;
     return TRUE;
@@ -392,8 +355,7 @@ out_splice(AgentStream *s, gssize *got)
   *got = n;
   bulk_account((gsize)n);
   g_autoptr(GError) err = NULL;
-  if (!kv_conn_send_spliced(s->conn, s->id, s->relay[0], (gsize)n,
-                            on_splice_done, t, &err)) {
+  if (!kv_conn_send_spliced(s->conn, s->id, s->relay[0], (gsize)n, on_splice_done, t, &err)) {
     /* The conn is closing: its on_closed turns us into drain mode. */
     agent_debug("stream %u: %s", s->id, err->message);
     s->splice = NULL;
@@ -405,13 +367,9 @@ out_splice(AgentStream *s, gssize *got)
 
 /* One read of at most one chunk (or one spliced frame), within the window.
  * Returns FALSE when the stream ended (s is freed). *got: bytes taken. */
-static gboolean
-out_read_once(AgentStream *s, gssize *got)
-{
-  gboolean draining =
-      s->conn == NULL || s->discard || kv_conn_is_closed(s->conn);
-  gsize room = draining ? sizeof chunk_buf
-                        : MIN(s->win.send_avail, sizeof chunk_buf);
+static gboolean out_read_once(AgentStream *s, gssize *got) {
+  gboolean draining = s->conn == NULL || s->discard || kv_conn_is_closed(s->conn);
+  gsize room = draining ? sizeof chunk_buf : MIN(s->win.send_avail, sizeof chunk_buf);
   *got = 0;
   if (room == 0 || s->splice != NULL)
     return TRUE;
@@ -439,16 +397,13 @@ out_read_once(AgentStream *s, gssize *got)
   if (!draining) {
     g_autoptr(GError) err = NULL;
     kv_window_on_send(&s->win, (gsize)n, NULL);
-    if (!kv_conn_send(s->conn, KV_FRAME_DATA, s->id, chunk_buf, (gsize)n,
-                      &err))
+    if (!kv_conn_send(s->conn, KV_FRAME_DATA, s->id, chunk_buf, (gsize)n, &err))
       agent_debug("stream %u: %s", s->id, err->message);
   }
   return TRUE;
 }
 
-static gboolean
-on_out_ready(gint fd, GIOCondition cond, gpointer data)
-{
+static gboolean on_out_ready(gint fd, GIOCondition cond, gpointer data) {
   AgentStream *s = data;
   /* One chunk per dispatch keeps many busy streams fair to each other.
    * In bulk mode a spliced stream moves up to BULK_BURST frames per
@@ -465,8 +420,7 @@ on_out_ready(gint fd, GIOCondition cond, gpointer data)
       s->watch = 0;
       return G_SOURCE_REMOVE;
     }
-    if (s->conn != NULL && !s->discard &&
-        kv_conn_pending(s->conn) > HIGH_WATER) {
+    if (s->conn != NULL && !s->discard && kv_conn_pending(s->conn) > HIGH_WATER) {
       s->watch = 0;
       throttle(s);
       return G_SOURCE_REMOVE;
@@ -481,22 +435,17 @@ on_out_ready(gint fd, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-static void
-out_update(AgentStream *s)
-{
+static void out_update(AgentStream *s) {
   gboolean want = s->fd >= 0 && !s->throttled && s->splice == NULL &&
                   (s->conn == NULL || s->discard || s->win.send_avail > 0);
   if (want && s->watch == 0)
-    s->watch = g_unix_fd_add(s->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
-                             on_out_ready, s);
+    s->watch = g_unix_fd_add(s->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_out_ready, s);
   else if (!want)
     unwatch(s);
 }
 
-AgentStream *
-agent_stream_new_output(KvConn *c, guint32 id, int fd, gboolean pty,
-                        AgentStreamDoneFunc done, gpointer user)
-{
+AgentStream *agent_stream_new_output(KvConn *c, guint32 id, int fd, gboolean pty,
+                                     AgentStreamDoneFunc done, gpointer user) {
   AgentStream *s = stream_new(c, id, fd, TRUE, pty, done, user);
   out_update(s);
   return s;
@@ -505,13 +454,10 @@ agent_stream_new_output(KvConn *c, guint32 id, int fd, gboolean pty,
 /* The process is gone but the stream did not reach end of file: someone
  * else holds the write end. Once the pipe is empty and the host is not
  * the one holding things up, end it. */
-static gboolean
-on_grace(gpointer data)
-{
+static gboolean on_grace(gpointer data) {
   AgentStream *s = data;
   gboolean waiting_on_host = s->throttled || s->splice != NULL ||
-                             (s->conn != NULL && !s->discard &&
-                              s->win.send_avail == 0);
+                             (s->conn != NULL && !s->discard && s->win.send_avail == 0);
   if (waiting_on_host)
     return G_SOURCE_CONTINUE;
   gssize got = 0;
@@ -529,9 +475,7 @@ on_grace(gpointer data)
 
 /* ---- input ---- */
 
-static void
-in_credit(AgentStream *s, gboolean force)
-{
+static void in_credit(AgentStream *s, gboolean force) {
   if (s->written == 0 || (!force && s->written < CREDIT_BATCH))
     return;
   guint32 n = kv_window_grant(&s->win, s->written);
@@ -542,9 +486,7 @@ in_credit(AgentStream *s, gboolean force)
 
 /* Drops what is queued, crediting it: the host must not stall on a
  * stream whose reader is gone. */
-static void
-in_drop_queue(AgentStream *s)
-{
+static void in_drop_queue(AgentStream *s) {
   GBytes *b;
   while ((b = g_queue_pop_head(&s->chunks)) != NULL) {
     s->written += (guint32)(g_bytes_get_size(b) - s->head_off);
@@ -554,9 +496,7 @@ in_drop_queue(AgentStream *s)
   in_credit(s, TRUE);
 }
 
-static void
-in_close(AgentStream *s, gboolean call_done)
-{
+static void in_close(AgentStream *s, gboolean call_done) {
   in_drop_queue(s);
   if (s->pty && s->fd >= 0 && !s->broken) {
     /* Closing our dup of the master would not end the slave's input: the
@@ -571,9 +511,7 @@ in_close(AgentStream *s, gboolean call_done)
   stream_finish(s, call_done);
 }
 
-static gboolean
-on_in_ready(gint fd, GIOCondition cond, gpointer data)
-{
+static gboolean on_in_ready(gint fd, GIOCondition cond, gpointer data) {
   AgentStream *s = data;
   GBytes *b;
   while ((b = g_queue_peek_head(&s->chunks)) != NULL) {
@@ -609,23 +547,17 @@ on_in_ready(gint fd, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-static void
-in_update(AgentStream *s)
-{
+static void in_update(AgentStream *s) {
   if (s->fd >= 0 && !g_queue_is_empty(&s->chunks) && s->watch == 0)
     s->watch = g_unix_fd_add(s->fd, G_IO_OUT | G_IO_ERR, on_in_ready, s);
 }
 
-AgentStream *
-agent_stream_new_input(KvConn *c, guint32 id, int fd, gboolean pty,
-                       AgentStreamDoneFunc done, gpointer user)
-{
+AgentStream *agent_stream_new_input(KvConn *c, guint32 id, int fd, gboolean pty,
+                                    AgentStreamDoneFunc done, gpointer user) {
   return stream_new(c, id, fd, FALSE, pty, done, user);
 }
 
-static void
-in_data(AgentStream *s, GBytes *payload)
-{
+static void in_data(AgentStream *s, GBytes *payload) {
   gsize len = g_bytes_get_size(payload);
   g_autoptr(GError) err = NULL;
   if (!kv_window_on_data(&s->win, len, &err)) {
@@ -650,9 +582,7 @@ in_data(AgentStream *s, GBytes *payload)
 
 /* ---- common ---- */
 
-void
-agent_stream_process_exited(AgentStream *s)
-{
+void agent_stream_process_exited(AgentStream *s) {
   if (!s->output) {
     s->broken = TRUE; /* no VEOF for a terminal nobody reads any more */
     in_close(s, TRUE);
@@ -667,9 +597,7 @@ agent_stream_process_exited(AgentStream *s)
     s->grace_timer = g_timeout_add(EXIT_GRACE_MS, on_grace, s);
 }
 
-void
-agent_stream_set_fd(AgentStream *s, int fd)
-{
+void agent_stream_set_fd(AgentStream *s, int fd) {
   g_return_if_fail(s->fd < 0 && fd >= 0);
   s->fd = fd;
   g_unix_set_fd_nonblocking(fd, TRUE, NULL);
@@ -682,16 +610,12 @@ agent_stream_set_fd(AgentStream *s, int fd)
     in_update(s);
 }
 
-void
-agent_stream_abort(AgentStream *s)
-{
+void agent_stream_abort(AgentStream *s) {
   s->broken = TRUE;
   stream_finish(s, FALSE);
 }
 
-void
-agent_streams_on_frame(KvConn *c, const KvFrame *f)
-{
+void agent_streams_on_frame(KvConn *c, const KvFrame *f) {
   if (f->type == KV_FRAME_EVENT)
     return;
   AgentStream *s = lookup(c, f->stream);
@@ -703,8 +627,7 @@ agent_streams_on_frame(KvConn *c, const KvFrame *f)
   switch (f->type) {
   case KV_FRAME_DATA:
     if (s->output)
-      agent_debug("stream %u: DATA from the host on an output stream",
-                  s->id);
+      agent_debug("stream %u: DATA from the host on an output stream", s->id);
     else
       in_data(s, f->payload);
     break;
@@ -735,9 +658,7 @@ agent_streams_on_frame(KvConn *c, const KvFrame *f)
   }
 }
 
-void
-agent_streams_conn_closed(KvConn *c)
-{
+void agent_streams_conn_closed(KvConn *c) {
   GHashTable *t = conn_table(c, FALSE);
   if (t == NULL)
     return;

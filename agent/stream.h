@@ -45,20 +45,17 @@ typedef void (*AgentStreamDoneFunc)(AgentStream *s, gpointer user);
 
 /* FALSE (AGENT_E_EXISTS / AGENT_E_INVALID) when a non-zero id among ids is
  * already open on c or appears twice. Zero ids are "not connected". */
-gboolean agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n,
-                                  GError **error);
+gboolean agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n, GError **error);
 
 /* Takes ownership of fd (made non-blocking). An output with id 0 is
  * read and dropped (a pty's output when the host asked for no stdout).
  * fd may be -1 when the process's end is not known yet (a pty that the
  * process allocates in its container): input is queued (within the
  * window) and output waits until agent_stream_set_fd(). */
-AgentStream *agent_stream_new_output(KvConn *c, guint32 id, int fd,
-                                     gboolean pty, AgentStreamDoneFunc done,
-                                     gpointer user);
-AgentStream *agent_stream_new_input(KvConn *c, guint32 id, int fd,
-                                    gboolean pty, AgentStreamDoneFunc done,
-                                    gpointer user);
+AgentStream *agent_stream_new_output(KvConn *c, guint32 id, int fd, gboolean pty,
+                                     AgentStreamDoneFunc done, gpointer user);
+AgentStream *agent_stream_new_input(KvConn *c, guint32 id, int fd, gboolean pty,
+                                    AgentStreamDoneFunc done, gpointer user);
 void agent_stream_set_fd(AgentStream *s, int fd);
 /* The process behind the stream exited. Input: closed now (done runs).
  * Output: read on to end of file, but if something else (a background

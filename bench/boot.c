@@ -75,9 +75,9 @@ static void on_signal(int sig) {
 /* ---- what must be undone on any exit ---- */
 
 static katavm_runtime *g_rt;
-static char *g_sandbox_id;  /* sandbox created and not yet destroyed */
-static pid_t g_base_pid;    /* baseline QEMU spawned and not yet reaped */
-static char *g_tmpdir;      /* holds the baseline socket and QEMU log */
+static char *g_sandbox_id; /* sandbox created and not yet destroyed */
+static pid_t g_base_pid;   /* baseline QEMU spawned and not yet reaped */
+static char *g_tmpdir;     /* holds the baseline socket and QEMU log */
 
 static int destroy_sandbox(void) {
   if (!g_sandbox_id)
@@ -198,8 +198,10 @@ static gboolean run_ours(guint round, QemuArgs *args, OursResult *r) {
       return FALSE;
     if (strcmp(now.kernel, args->kernel) || strcmp(now.initrd, args->initrd) ||
         strcmp(now.append, args->append))
-      fprintf(stderr, "boot: warning: round %u booted a different kernel, "
-                      "initrd or command line than round 0\n", round);
+      fprintf(stderr,
+              "boot: warning: round %u booted a different kernel, "
+              "initrd or command line than round 0\n",
+              round);
     qemu_args_clear(&now);
   }
 
@@ -208,8 +210,7 @@ static gboolean run_ours(guint round, QemuArgs *args, OursResult *r) {
   r->qemu_pss = pss_kib((pid_t)qpid);
   r->shim_pss = pss_kib((pid_t)spid);
   if (r->qemu_pss < 0 || r->shim_pss < 0) {
-    fprintf(stderr, "boot: cannot read PSS of qemu %d / shim %d\n", (int)qpid,
-            (int)spid);
+    fprintf(stderr, "boot: cannot read PSS of qemu %d / shim %d\n", (int)qpid, (int)spid);
     return FALSE;
   }
   return destroy_sandbox() == 0;
@@ -233,17 +234,40 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
   g_autofree char *sock = g_build_filename(g_tmpdir, "agent.sock", NULL);
   g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
   unlink(sock);
-  g_autofree char *chardev =
-      g_strdup_printf("socket,id=a,path=%s,server=on,wait=off", sock);
+  g_autofree char *chardev = g_strdup_printf("socket,id=a,path=%s,server=on,wait=off", sock);
   g_autofree char *accel = g_strdup(a->accel);
   const char *argv[] = {
-    a->qemu, "-machine", "q35", "-accel", accel, "-cpu", a->cpu, "-m", a->mem,
-    "-smp", a->smp, "-nodefaults", "-no-user-config", "-display", "none",
-    /* The kernel's console=ttyS0 then writes to a UART as it does in ours. */
-    "-serial", "file:/dev/null",
-    "-kernel", a->kernel, "-initrd", a->initrd, "-append", a->append,
-    "-device", "virtio-serial-pci", "-chardev", chardev,
-    "-device", "virtserialport,chardev=a,name=io.katavm.agent.0", NULL,
+      a->qemu,
+      "-machine",
+      "q35",
+      "-accel",
+      accel,
+      "-cpu",
+      a->cpu,
+      "-m",
+      a->mem,
+      "-smp",
+      a->smp,
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      /* The kernel's console=ttyS0 then writes to a UART as it does in ours. */
+      "-serial",
+      "file:/dev/null",
+      "-kernel",
+      a->kernel,
+      "-initrd",
+      a->initrd,
+      "-append",
+      a->append,
+      "-device",
+      "virtio-serial-pci",
+      "-chardev",
+      chardev,
+      "-device",
+      "virtserialport,chardev=a,name=io.katavm.agent.0",
+      NULL,
   };
 
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -303,8 +327,7 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
     close(fd);
   if (!got) {
     if (!interrupted && g_base_pid && now_s() - t0 >= BASE_HANG_GUARD_S)
-      fprintf(stderr, "boot: baseline guest sent nothing in %.0f s\n",
-              BASE_HANG_GUARD_S);
+      fprintf(stderr, "boot: baseline guest sent nothing in %.0f s\n", BASE_HANG_GUARD_S);
     kill_baseline();
     unlink(sock);
     return FALSE;
@@ -324,7 +347,6 @@ static gboolean run_baseline(const QemuArgs *a, BaseResult *r) {
 }
 
 /* ---- statistics and output ---- */
-
 
 int main(int argc, char **argv) {
   int rounds = 5;
@@ -375,8 +397,7 @@ int main(int argc, char **argv) {
   if (!accel)
     accel = g_strdup("?");
   if (!json_top_bool(check, "ok"))
-    fprintf(stderr, "boot: warning: katavm_check_host reports problems: %s\n",
-            check);
+    fprintf(stderr, "boot: warning: katavm_check_host reports problems: %s\n", check);
 
   g_tmpdir = g_dir_make_tmp("kvboot-XXXXXX", NULL);
   if (!g_tmpdir) {
@@ -404,8 +425,8 @@ int main(int argc, char **argv) {
     base_s[i] = b.boot_s;
     base_q[i] = b.pss;
     if (!json)
-      fprintf(stderr, "round %d/%d: ours %.2f s, baseline %.2f s\n", i + 1,
-              rounds, o.boot_s, b.boot_s);
+      fprintf(stderr, "round %d/%d: ours %.2f s, baseline %.2f s\n", i + 1, rounds, o.boot_s,
+              b.boot_s);
   }
   load_end = loadavg();
 
@@ -430,28 +451,27 @@ int main(int argc, char **argv) {
     json_stats(j, "boot_s", base_s, rounds, "%.3f");
     g_string_append(j, ",");
     json_stats(j, "qemu_pss_kib", base_q, rounds, "%.0f");
-    g_string_append_printf(j, "},\"ratio\":%.3f,\"goal_ratio\":%.2f,"
-                              "\"ratio_met\":%s,\"goal_median_s\":%.1f,"
-                              "\"median_met\":%s}",
-                           ratio, GOAL_RATIO, ratio_met ? "true" : "false",
-                           GOAL_MEDIAN_S, median_met ? "true" : "false");
+    g_string_append_printf(j,
+                           "},\"ratio\":%.3f,\"goal_ratio\":%.2f,"
+                           "\"ratio_met\":%s,\"goal_median_s\":%.1f,"
+                           "\"median_met\":%s}",
+                           ratio, GOAL_RATIO, ratio_met ? "true" : "false", GOAL_MEDIAN_S,
+                           median_met ? "true" : "false");
     printf("%s\n", j->str);
   } else {
-    printf("katavm boot benchmark: %d rounds, ours and baseline alternating\n",
-           rounds);
-    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n",
-           nproc(), load_start, load_end, accel);
-    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel,
-           args.cpu, args.mem, args.smp);
-    printf("  kernel %s\n  initrd %s\n  append %s\n\n", args.kernel,
-           args.initrd, args.append);
+    printf("katavm boot benchmark: %d rounds, ours and baseline alternating\n", rounds);
+    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n", nproc(), load_start,
+           load_end, accel);
+    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel, args.cpu, args.mem,
+           args.smp);
+    printf("  kernel %s\n  initrd %s\n  append %s\n\n", args.kernel, args.initrd, args.append);
     printf("  %-32s %9s %9s %9s\n", "boot to agent ready", "median", "min", "max");
     print_row(32, "ours (katavm_sandbox_create)", ours_s, rounds, 1, "s");
     print_row(32, "baseline (plain QEMU, 1st byte)", base_s, rounds, 1, "s");
-    printf("  ratio ours/baseline (medians)    %9.3f   goal <= %.2f: %s\n", ratio,
-           GOAL_RATIO, ratio_met ? "met" : "NOT met");
-    printf("  ours median                      %9.2f s goal <= %.1f s: %s\n\n",
-           so.median, GOAL_MEDIAN_S, median_met ? "met" : "NOT met");
+    printf("  ratio ours/baseline (medians)    %9.3f   goal <= %.2f: %s\n", ratio, GOAL_RATIO,
+           ratio_met ? "met" : "NOT met");
+    printf("  ours median                      %9.2f s goal <= %.1f s: %s\n\n", so.median,
+           GOAL_MEDIAN_S, median_met ? "met" : "NOT met");
     printf("  %-32s %9s %9s %9s\n", "idle PSS after 2 s", "median", "min", "max");
     print_row(32, "ours: qemu", ours_q, rounds, mib, "MiB");
     print_row(32, "ours: shim", ours_sh, rounds, mib, "MiB");

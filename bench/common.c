@@ -12,15 +12,16 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-double now_s(void) { return g_get_monotonic_time() / 1e6; }
+double now_s(void) {
+  return g_get_monotonic_time() / 1e6;
+}
 
 char *loadavg(void) {
   g_autofree char *text = NULL;
   if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
     return g_strdup("?");
   g_auto(GStrv) f = g_strsplit(g_strstrip(text), " ", 4);
-  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2])
-                               : g_strdup(text);
+  return g_strv_length(f) >= 3 ? g_strdup_printf("%s %s %s", f[0], f[1], f[2]) : g_strdup(text);
 }
 
 int nproc(void) {
@@ -62,10 +63,13 @@ gboolean qemu_args_read(pid_t pid, QemuArgs *a) {
   for (gsize i = 0; i < len; i += strlen(buf + i) + 1)
     g_ptr_array_add(argv, buf + i);
   a->qemu = g_strdup(argv->pdata[0]);
-  struct { const char *opt; char **dst; } want[] = {
-    {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
-    {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
-    {"-smp", &a->smp},
+  struct {
+    const char *opt;
+    char **dst;
+  } want[] = {
+      {"-kernel", &a->kernel}, {"-initrd", &a->initrd}, {"-append", &a->append},
+      {"-accel", &a->accel},   {"-cpu", &a->cpu},       {"-m", &a->mem},
+      {"-smp", &a->smp},
   };
   for (guint i = 0; i + 1 < argv->len; i++)
     for (gsize w = 0; w < G_N_ELEMENTS(want); w++)
@@ -146,8 +150,7 @@ gboolean json_top_bool(const char *js, const char *key) {
          json_node_get_boolean(n);
 }
 
-void json_stats(GString *o, const char *name, const double *v, guint n,
-                       const char *fmt) {
+void json_stats(GString *o, const char *name, const double *v, guint n, const char *fmt) {
   Stats st = stats(v, n);
   g_string_append_printf(o, "\"%s\":{\"median\":", name);
   g_string_append_printf(o, fmt, st.median);
@@ -164,8 +167,7 @@ void json_stats(GString *o, const char *name, const double *v, guint n,
   g_string_append(o, "]}");
 }
 
-pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
-                 double *t0) {
+pid_t spawn_qemu(const char *who, const char *const *argv, const char *log, double *t0) {
   /* The child's stdio is set up before the clock starts. */
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -199,16 +201,13 @@ pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
   return pid;
 }
 
-void json_machine_guest(GString *o, const char *load_start,
-                        const char *load_end, const char *accel,
+void json_machine_guest(GString *o, const char *load_start, const char *load_end, const char *accel,
                         const QemuArgs *a) {
   const struct {
     const char *key, *value;
-  } machine[] = {{"loadavg_start", load_start}, {"loadavg_end", load_end},
-                 {"accel", accel}},
-    guest[] = {{"qemu", a->qemu},     {"kernel", a->kernel},
-               {"initrd", a->initrd}, {"append", a->append},
-               {"accel_arg", a->accel}, {"cpu", a->cpu},
+  } machine[] = {{"loadavg_start", load_start}, {"loadavg_end", load_end}, {"accel", accel}},
+    guest[] = {{"qemu", a->qemu},     {"kernel", a->kernel},   {"initrd", a->initrd},
+               {"append", a->append}, {"accel_arg", a->accel}, {"cpu", a->cpu},
                {"m", a->mem},         {"smp", a->smp}};
   g_string_append_printf(o, "\"machine\":{\"nproc\":%d", nproc());
   for (gsize i = 0; i < G_N_ELEMENTS(machine); i++) {
@@ -231,15 +230,14 @@ void catch_stop_signals(void (*handler)(int)) {
   sigaction(SIGHUP, &act, NULL);
 }
 
-void print_row(int width, const char *label, const double *v, guint n,
-               double scale, const char *unit) {
+void print_row(int width, const char *label, const double *v, guint n, double scale,
+               const char *unit) {
   Stats st = stats(v, n);
-  printf("  %-*s %9.2f %9.2f %9.2f  %s\n", width, label, st.median * scale,
-         st.min * scale, st.max * scale, unit);
+  printf("  %-*s %9.2f %9.2f %9.2f  %s\n", width, label, st.median * scale, st.min * scale,
+         st.max * scale, unit);
 }
 
-void print_samples(int width, const char *label, const double *v, guint n,
-                   double scale) {
+void print_samples(int width, const char *label, const double *v, guint n, double scale) {
   printf("  %-*s", width, label);
   for (guint i = 0; i < n; i++)
     printf(" %.2f", v[i] * scale);

@@ -29,8 +29,7 @@ void qemu_args_clear(QemuArgs *a);
 /* Append "machine":{nproc,loadavg_start,loadavg_end,accel} and
  * "guest":{qemu,kernel,initrd,append,accel_arg,cpu,m,smp} (no comma
  * around them). */
-void json_machine_guest(GString *o, const char *load_start,
-                        const char *load_end, const char *accel,
+void json_machine_guest(GString *o, const char *load_start, const char *load_end, const char *accel,
                         const QemuArgs *a);
 
 /* Start a baseline QEMU: argv[0] is the binary; stdin/stdout /dev/null,
@@ -38,8 +37,7 @@ void json_machine_guest(GString *o, const char *load_start,
  * own process group, so a terminal's Ctrl-C reaches only us. *t0 is the
  * clock just before the fork. Returns the pid, or -1 after printing why
  * (prefixed with who). */
-pid_t spawn_qemu(const char *who, const char *const *argv, const char *log,
-                 double *t0);
+pid_t spawn_qemu(const char *who, const char *const *argv, const char *log, double *t0);
 
 /* SIGINT/SIGTERM/SIGHUP call handler (which should only set a flag),
  * with SA_RESTART: the library's system calls must not see EINTR in the
@@ -51,11 +49,9 @@ typedef struct {
 } Stats;
 Stats stats(const double *v, guint n);
 /* Append "name":{"median","min","max","samples"} with printf format fmt. */
-void json_stats(GString *o, const char *name, const double *v, guint n,
-                const char *fmt);
+void json_stats(GString *o, const char *name, const double *v, guint n, const char *fmt);
 /* "  LABEL  median min max  UNIT" and "  LABEL  v1 v2 ...", values times
  * scale, the label padded to width. */
-void print_row(int width, const char *label, const double *v, guint n,
-               double scale, const char *unit);
-void print_samples(int width, const char *label, const double *v, guint n,
-                   double scale);
+void print_row(int width, const char *label, const double *v, guint n, double scale,
+               const char *unit);
+void print_samples(int width, const char *label, const double *v, guint n, double scale);

@@ -145,8 +145,8 @@ static void cleanup(void) {
      * busybox rootfs is a tree of hundreds of symlinks. */
     const char *argv[] = {"rm", "-rf", "--one-file-system", g_tmpdir, NULL};
     g_autoptr(GError) e = NULL;
-    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
-                      NULL, NULL, NULL, NULL, &e))
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
+                      &e))
       fprintf(stderr, "exec: cannot remove %s: %s\n", g_tmpdir, e->message);
     g_clear_pointer(&g_tmpdir, g_free);
   }
@@ -183,10 +183,9 @@ static char *make_bundle(void) {
   int status = -1;
   g_autofree char *err_text = NULL;
   g_autoptr(GError) e = NULL;
-  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
-                    NULL, NULL, NULL, &err_text, &status, &e)) {
-    fprintf(stderr, "exec: %s: %s (set KATAVM_MKROOTFS)\n", script,
-            e->message);
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                    &err_text, &status, &e)) {
+    fprintf(stderr, "exec: %s: %s (set KATAVM_MKROOTFS)\n", script, e->message);
     g_free(dir);
     return NULL;
   }
@@ -279,9 +278,8 @@ static gboolean drain(katavm_process *p, double t0, char *buf, Drained *d) {
 
 /* Runs argv in container "c" and reads its output to the end. *total_s is
  * exec call .. process exit known (after both streams ended). */
-static gboolean run_exec(katavm_sandbox *sb, const char *const *argv,
-                         char *buf, Drained *d, double *total_s,
-                         int *exit_code) {
+static gboolean run_exec(katavm_sandbox *sb, const char *const *argv, char *buf, Drained *d,
+                         double *total_s, int *exit_code) {
   katavm_exec_config cfg;
   katavm_exec_config_init(&cfg);
   cfg.argv = argv;
@@ -321,8 +319,8 @@ typedef struct {
 
 /* pids: {QEMU, shim}; our own share (our reads of the pipe; output does not
  * pass the library's I/O thread) is read from /proc/self. */
-static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
-                            char *buf, StreamResult *r) {
+static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2], char *buf,
+                            StreamResult *r) {
   g_autofree char *count = g_strdup_printf("count=%u", mib);
   const char *argv[] = {"dd", "if=/dev/zero", "bs=1M", count, NULL};
   Drained d = {.err = g_string_new(NULL)};
@@ -333,9 +331,9 @@ static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
   double q1 = cpu_s(pids[0]), s1 = cpu_s(pids[1]), m1 = cpu_s(getpid());
   guint64 want = (guint64)mib << 20;
   if (ok && (code != 0 || d.out_bytes != want)) {
-    fprintf(stderr, "exec: dd exited %d after %" G_GUINT64_FORMAT " of %"
-            G_GUINT64_FORMAT " bytes: %s\n", code, d.out_bytes, want,
-            d.err->str);
+    fprintf(stderr,
+            "exec: dd exited %d after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " bytes: %s\n",
+            code, d.out_bytes, want, d.err->str);
     ok = FALSE;
   }
   if (ok) {
@@ -352,21 +350,19 @@ static gboolean stream_ours(katavm_sandbox *sb, guint mib, const pid_t pids[2],
 
 /* ---- reference: a pipe inside the guest ---- */
 
-static gboolean stream_guest_pipe(katavm_sandbox *sb, guint mib,
-                                  double exec_latency_s, char *buf,
+static gboolean stream_guest_pipe(katavm_sandbox *sb, guint mib, double exec_latency_s, char *buf,
                                   double *mbps) {
-  g_autofree char *cmd = g_strdup_printf(
-      "dd if=/dev/zero bs=1M count=%u 2>/dev/null | dd of=/dev/null bs=1M "
-      "2>/dev/null",
-      mib);
+  g_autofree char *cmd =
+      g_strdup_printf("dd if=/dev/zero bs=1M count=%u 2>/dev/null | dd of=/dev/null bs=1M "
+                      "2>/dev/null",
+                      mib);
   const char *argv[] = {"sh", "-c", cmd, NULL};
   Drained d = {.err = g_string_new(NULL)};
   double total_s = 0;
   int code = -1;
   gboolean ok = run_exec(sb, argv, buf, &d, &total_s, &code);
   if (ok && code != 0) {
-    fprintf(stderr, "exec: guest pipe reference exited %d: %s\n", code,
-            d.err->str);
+    fprintf(stderr, "exec: guest pipe reference exited %d: %s\n", code, d.err->str);
     ok = FALSE;
   }
   if (ok)
@@ -401,9 +397,8 @@ static gboolean sock_addr(const char *path, struct sockaddr_un *sa) {
  * *mbps_static: mib MiB / (first byte .. mib-th MiB); *mbps_dd: mib MiB /
  * (mib-th MiB .. last byte); *qemu_pct: CPU its QEMU used meanwhile, in %
  * of one core. */
-static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
-                             double *mbps_static, double *mbps_dd,
-                             double *qemu_pct) {
+static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf, double *mbps_static,
+                             double *mbps_dd, double *qemu_pct) {
   g_autofree char *agent_sock = g_build_filename(g_tmpdir, "agent.sock", NULL);
   g_autofree char *bench_sock = g_build_filename(g_tmpdir, "bench.sock", NULL);
   g_autofree char *log = g_build_filename(g_tmpdir, "qemu.log", NULL);
@@ -413,21 +408,45 @@ static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
       g_strdup_printf("socket,id=a,path=%s,server=on,wait=off", agent_sock);
   g_autofree char *bench_chr =
       g_strdup_printf("socket,id=b,path=%s,server=on,wait=off", bench_sock);
-  g_autofree char *append =
-      g_strdup_printf("%s katavm.bench_mib=%u", a->append, mib);
+  g_autofree char *append = g_strdup_printf("%s katavm.bench_mib=%u", a->append, mib);
   /* The agent port is there because the agent needs its channel to get
    * past boot (late modules start once it is open); nobody connects to it,
    * so the agent just waits for a host and costs nothing. */
   const char *argv[] = {
-    a->qemu, "-machine", "q35", "-accel", a->accel, "-cpu", a->cpu,
-    "-m", a->mem, "-smp", a->smp, "-nodefaults", "-no-user-config",
-    "-display", "none", "-serial", "file:/dev/null",
-    "-kernel", a->kernel, "-initrd", a->initrd, "-append", append,
-    "-device", "virtio-serial-pci",
-    "-chardev", agent_chr,
-    "-device", "virtserialport,chardev=a,name=io.katavm.agent.0",
-    "-chardev", bench_chr,
-    "-device", "virtserialport,chardev=b,name=" BENCH_PORT, NULL,
+      a->qemu,
+      "-machine",
+      "q35",
+      "-accel",
+      a->accel,
+      "-cpu",
+      a->cpu,
+      "-m",
+      a->mem,
+      "-smp",
+      a->smp,
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-serial",
+      "file:/dev/null",
+      "-kernel",
+      a->kernel,
+      "-initrd",
+      a->initrd,
+      "-append",
+      append,
+      "-device",
+      "virtio-serial-pci",
+      "-chardev",
+      agent_chr,
+      "-device",
+      "virtserialport,chardev=a,name=io.katavm.agent.0",
+      "-chardev",
+      bench_chr,
+      "-device",
+      "virtserialport,chardev=b,name=" BENCH_PORT,
+      NULL,
   };
   /* The agent socket is only checked: QEMU must be able to bind it. */
   struct sockaddr_un sa;
@@ -480,8 +499,9 @@ static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
       /* Before the first byte the guest is still booting. */
       double guard = t_first < 0 ? FLOOR_HANG_GUARD_S : STALL_GUARD_S;
       if (now_s() - (t_first < 0 ? t0 : last_data) > guard) {
-        fprintf(stderr, "exec: floor guest sent %" G_GUINT64_FORMAT
-                " bytes, then nothing for %.0f s\n", got, guard);
+        fprintf(stderr,
+                "exec: floor guest sent %" G_GUINT64_FORMAT " bytes, then nothing for %.0f s\n",
+                got, guard);
         break;
       }
       continue;
@@ -492,9 +512,10 @@ static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0) {
-      fprintf(stderr, "exec: floor stream ended after %" G_GUINT64_FORMAT
-              " of %" G_GUINT64_FORMAT " bytes%s%s\n", got, want,
-              k < 0 ? ": " : "", k < 0 ? g_strerror(errno) : "");
+      fprintf(stderr,
+              "exec: floor stream ended after %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+              " bytes%s%s\n",
+              got, want, k < 0 ? ": " : "", k < 0 ? g_strerror(errno) : "");
       break;
     }
     last_data = now_s();
@@ -520,8 +541,7 @@ static gboolean stream_floor(const QemuArgs *a, guint mib, char *buf,
   if (ok) {
     *mbps_static = half / (t_half - t_first) / 1e6;
     *mbps_dd = half / (t_last - t_half) / 1e6;
-    *qemu_pct = c_first >= 0 && c_last >= 0
-                    ? 100 * (c_last - c_first) / (t_last - t_first) : -1;
+    *qemu_pct = c_first >= 0 && c_last >= 0 ? 100 * (c_last - c_first) / (t_last - t_first) : -1;
   }
   return ok;
 }
@@ -557,7 +577,6 @@ static gboolean latency_check(katavm_sandbox *sb, double *s) {
 
 /* ---- statistics and output ---- */
 
-
 static gboolean parse_count(const char *s, long lo, long hi, guint *out) {
   char *end;
   errno = 0;
@@ -581,8 +600,7 @@ int main(int argc, char **argv) {
       }
     } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
       if (!parse_count(argv[++i], 1, STREAM_ROUNDS_MAX, &rounds)) {
-        fprintf(stderr, "exec: --rounds wants a count from 1 to %d\n",
-                STREAM_ROUNDS_MAX);
+        fprintf(stderr, "exec: --rounds wants a count from 1 to %d\n", STREAM_ROUNDS_MAX);
         return 2;
       }
     } else if (!strcmp(argv[i], "--mib") && i + 1 < argc) {
@@ -680,8 +698,8 @@ int main(int argc, char **argv) {
     print_err("katavm_sandbox_inspect", e);
     goto out;
   }
-  if (!json_top_int(js, "qemu_pid", &qpid) || qpid <= 0 ||
-      !json_top_int(js, "shim_pid", &spid) || spid <= 0) {
+  if (!json_top_int(js, "qemu_pid", &qpid) || qpid <= 0 || !json_top_int(js, "shim_pid", &spid) ||
+      spid <= 0) {
     fprintf(stderr, "exec: no qemu_pid/shim_pid in inspect output: %s\n", js);
     goto out;
   }
@@ -697,17 +715,18 @@ int main(int argc, char **argv) {
   }
   for (guint i = 0; i < n_lat && !interrupted; i++) {
     gboolean ok = i % 2 == 0
-        ? latency_exec(sb, buf, &lat_exec[i]) && latency_check(sb, &lat_check[i])
-        : latency_check(sb, &lat_check[i]) && latency_exec(sb, buf, &lat_exec[i]);
+                      ? latency_exec(sb, buf, &lat_exec[i]) && latency_check(sb, &lat_check[i])
+                      : latency_check(sb, &lat_check[i]) && latency_exec(sb, buf, &lat_exec[i]);
     if (!ok)
       goto out;
   }
   if (interrupted)
     goto out;
   if (!json)
-    fprintf(stderr, "latency: exec `true` %.1f ms, agent check %.1f ms "
-            "(medians of %u)\n", stats(lat_exec, n_lat).median * 1e3,
-            stats(lat_check, n_lat).median * 1e3, n_lat);
+    fprintf(stderr,
+            "latency: exec `true` %.1f ms, agent check %.1f ms "
+            "(medians of %u)\n",
+            stats(lat_exec, n_lat).median * 1e3, stats(lat_check, n_lat).median * 1e3, n_lat);
 
   /* ---- throughput, alternating which side goes first ---- */
   for (guint i = 0; i < rounds && !interrupted; i++) {
@@ -731,9 +750,7 @@ int main(int argc, char **argv) {
       if (!ok || interrupted)
         goto out;
     }
-    if (!stream_guest_pipe(sb, mib, stats(lat_exec, n_lat).median, buf,
-                           &gpipe[i]) ||
-        interrupted)
+    if (!stream_guest_pipe(sb, mib, stats(lat_exec, n_lat).median, buf, &gpipe[i]) || interrupted)
       goto out;
     ours[i] = o.mbps;
     ours_first[i] = o.mbps_first;
@@ -780,8 +797,9 @@ int main(int argc, char **argv) {
 
   if (json) {
     g_autoptr(GString) j = g_string_new("{");
-    g_string_append_printf(j, "\"stream_mib\":%u,\"stream_rounds\":%u,"
-                              "\"latency_rounds\":%u,",
+    g_string_append_printf(j,
+                           "\"stream_mib\":%u,\"stream_rounds\":%u,"
+                           "\"latency_rounds\":%u,",
                            mib, rounds, n_lat);
     json_machine_guest(j, load_start, load_end, accel, &args);
     g_string_append(j, ",\"throughput\":{");
@@ -808,9 +826,10 @@ int main(int argc, char **argv) {
     g_string_append(j, ",");
     json_stats(j, "floor_qemu", floor_qemu, rounds, "%.0f");
     g_string_append(j, "}");
-    g_string_append_printf(j, ",\"ratio\":%.3f,\"goal_ratio\":%.2f,"
-                              "\"ratio_met\":%s,\"idle_sandbox_cpu_pct_during_floor\":"
-                              "%.1f},\"latency\":{",
+    g_string_append_printf(j,
+                           ",\"ratio\":%.3f,\"goal_ratio\":%.2f,"
+                           "\"ratio_met\":%s,\"idle_sandbox_cpu_pct_during_floor\":"
+                           "%.1f},\"latency\":{",
                            t_ratio, GOAL_RATIO, met ? "true" : "false", idle_pct);
     json_stats(j, "exec_true_ms", lat_exec, n_lat, "%.2f");
     g_string_append(j, ",");
@@ -819,35 +838,28 @@ int main(int argc, char **argv) {
     printf("%s\n", j->str);
   } else {
     printf("katavm exec benchmark: %u MiB x %u streams (ours/floor "
-           "alternating), %u latency pairs\n", mib, rounds, n_lat);
-    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n",
-           nproc(), load_start, load_end, accel);
-    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel,
-           args.cpu, args.mem, args.smp);
+           "alternating), %u latency pairs\n",
+           mib, rounds, n_lat);
+    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n", nproc(), load_start,
+           load_end, accel);
+    printf("guest: %s -accel %s -cpu %s -m %s -smp %s\n", args.qemu, args.accel, args.cpu, args.mem,
+           args.smp);
     printf("  kernel %s\n  initrd %s\n\n", args.kernel, args.initrd);
-    printf("  %-36s %9s %9s %9s\n", "throughput (MB = 10^6 bytes)", "median",
-           "min", "max");
+    printf("  %-36s %9s %9s %9s\n", "throughput (MB = 10^6 bytes)", "median", "min", "max");
     print_row(36, "ours: exec dd, call .. stdout EOF", ours, rounds, 1, "MB/s");
     print_row(36, "ours: first byte .. stdout EOF", ours_first, rounds, 1, "MB/s");
     print_row(36, "ours: exec call .. first byte", ours_start, rounds, 1e3, "ms");
     print_row(36, "floor: dd's bytes, raw port", floor_, rounds, 1, "MB/s");
-    printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n",
-           t_ratio, GOAL_RATIO, met ? "met" : "NOT met");
-    printf("  ratio, ours from its first byte      %9.3f   (reference)\n",
-           f_ratio);
-    printf("  ratio, median of the rounds' own     %9.3f   (reference)\n",
-           p_ratio);
-    print_row(36, "floor, static buffer (no /dev/zero)", floor_static, rounds,
-              1, "MB/s");
-    printf("  ratio ours/static-buffer floor       %9.3f   (reference)\n",
-           s_ratio);
-    print_row(36, "reference: dd | dd inside the guest", gpipe, rounds, 1,
-              "MB/s");
-    printf("  ratio ours/guest pipe (medians)      %9.3f   (not a goal)\n",
-           g_ratio);
+    printf("  ratio ours/floor (medians)           %9.3f   goal >= %.2f: %s\n", t_ratio, GOAL_RATIO,
+           met ? "met" : "NOT met");
+    printf("  ratio, ours from its first byte      %9.3f   (reference)\n", f_ratio);
+    printf("  ratio, median of the rounds' own     %9.3f   (reference)\n", p_ratio);
+    print_row(36, "floor, static buffer (no /dev/zero)", floor_static, rounds, 1, "MB/s");
+    printf("  ratio ours/static-buffer floor       %9.3f   (reference)\n", s_ratio);
+    print_row(36, "reference: dd | dd inside the guest", gpipe, rounds, 1, "MB/s");
+    printf("  ratio ours/guest pipe (medians)      %9.3f   (not a goal)\n", g_ratio);
     printf("  idle sandbox QEMU CPU while the floor ran: %.1f%%\n\n", idle_pct);
-    printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)",
-           "median", "min", "max");
+    printf("  %-36s %9s %9s %9s\n", "CPU while streaming (% of a core)", "median", "min", "max");
     print_row(36, "ours: QEMU", ours_qemu, rounds, 1, "%");
     print_row(36, "ours: shim", ours_shim, rounds, 1, "%");
     print_row(36, "ours: this process (the reader)", ours_self, rounds, 1, "%");

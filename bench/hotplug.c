@@ -78,10 +78,10 @@ static void on_signal(int sig) {
 /* ---- what must be undone on any exit ---- */
 
 static katavm_runtime *g_rt;
-static char *g_sandbox_id; /* created and not yet destroyed */
-static char *g_tmpdir;     /* bundle, disk image */
-static char g_tap[16];     /* IFNAMSIZ; empty when none made */
-static char g_netns[32];   /* empty when none made */
+static char *g_sandbox_id;   /* created and not yet destroyed */
+static char *g_tmpdir;       /* bundle, disk image */
+static char g_tap[16];       /* IFNAMSIZ; empty when none made */
+static char g_netns[32];     /* empty when none made */
 static gboolean g_tap_in_ns; /* moved into g_netns */
 
 static void print_err(const char *what, katavm_error *e) {
@@ -96,9 +96,8 @@ static gboolean run(gboolean quiet, const char *const *argv) {
   int status = -1;
   g_autofree char *err_text = NULL;
   g_autoptr(GError) e = NULL;
-  if (!g_spawn_sync(NULL, (char **)argv, NULL,
-                    G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
-                    NULL, NULL, &err_text, &status, &e)) {
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                    NULL, NULL, NULL, &err_text, &status, &e)) {
     if (!quiet)
       fprintf(stderr, "hotplug: %s: %s\n", argv[0], e->message);
     return FALSE;
@@ -146,8 +145,7 @@ static void cleanup(void) {
 /* ---- small helpers ---- */
 
 /* Runs argv in the container, collects stdout; TRUE when it exits 0. */
-static gboolean exec_capture(katavm_sandbox *sb, const char *const *argv,
-                             GString *out) {
+static gboolean exec_capture(katavm_sandbox *sb, const char *const *argv, GString *out) {
   katavm_exec_config cfg;
   katavm_exec_config_init(&cfg);
   cfg.argv = argv;
@@ -191,18 +189,24 @@ static gboolean exec_capture(katavm_sandbox *sb, const char *const *argv,
 /* ---- the measured operations ---- */
 
 enum {
-  K_CPU_UP, K_CPU_DOWN, K_MEM_ADD, K_MEM_REMOVE,
-  K_DISK_ADD, K_DISK_REMOVE, K_NIC_ADD, K_NIC_REMOVE, N_KINDS
+  K_CPU_UP,
+  K_CPU_DOWN,
+  K_MEM_ADD,
+  K_MEM_REMOVE,
+  K_DISK_ADD,
+  K_DISK_REMOVE,
+  K_NIC_ADD,
+  K_NIC_REMOVE,
+  N_KINDS
 };
 
 static const char *const kind_label[N_KINDS] = {
-  "cpus 1 -> 2", "cpus 2 -> 1", "memory +256 MiB", "memory -256 MiB",
-  "disk add + mount", "disk unmount + remove", "NIC add + configure",
-  "NIC remove",
+    "cpus 1 -> 2",      "cpus 2 -> 1",           "memory +256 MiB",     "memory -256 MiB",
+    "disk add + mount", "disk unmount + remove", "NIC add + configure", "NIC remove",
 };
 static const char *const kind_key[N_KINDS] = {
-  "cpu_up", "cpu_down", "mem_add", "mem_remove",
-  "disk_add", "disk_remove", "nic_add", "nic_remove",
+    "cpu_up",   "cpu_down",    "mem_add", "mem_remove",
+    "disk_add", "disk_remove", "nic_add", "nic_remove",
 };
 
 typedef struct {
@@ -239,8 +243,8 @@ static gboolean op_cpus(katavm_sandbox *sb, unsigned cpus, OpResult *r) {
     return FALSE;
   gint64 online = -1;
   if (json_top_int(r->result, "cpus_online", &online) && online != cpus) {
-    fprintf(stderr, "hotplug: asked for %u CPUs, the guest has %" G_GINT64_FORMAT
-            " online\n", cpus, online);
+    fprintf(stderr, "hotplug: asked for %u CPUs, the guest has %" G_GINT64_FORMAT " online\n", cpus,
+            online);
     return FALSE;
   }
   return TRUE;
@@ -248,8 +252,7 @@ static gboolean op_cpus(katavm_sandbox *sb, unsigned cpus, OpResult *r) {
 
 /* expect_kib: MemTotal wanted afterwards, checked to within 8 MiB (what
  * the kernel keeps of the blocks for its own page structs). */
-static gboolean op_memory(katavm_sandbox *sb, katavm_memory_op op,
-                          gint64 expect_kib, OpResult *r) {
+static gboolean op_memory(katavm_sandbox *sb, katavm_memory_op op, gint64 expect_kib, OpResult *r) {
   katavm_hotplug_request req;
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
   req.memory_op = op;
@@ -257,20 +260,18 @@ static gboolean op_memory(katavm_sandbox *sb, katavm_memory_op op,
   if (!hotplug_timed(sb, &req, "hotplug memory", r))
     return FALSE;
   gint64 kib = -1;
-  if (json_top_int(r->result, "mem_total_kib", &kib) &&
-      ABS(kib - expect_kib) > 8 * 1024) {
-    fprintf(stderr, "hotplug: MemTotal %" G_GINT64_FORMAT " KiB, expected about %"
-            G_GINT64_FORMAT "\n", kib, expect_kib);
+  if (json_top_int(r->result, "mem_total_kib", &kib) && ABS(kib - expect_kib) > 8 * 1024) {
+    fprintf(stderr,
+            "hotplug: MemTotal %" G_GINT64_FORMAT " KiB, expected about %" G_GINT64_FORMAT "\n",
+            kib, expect_kib);
     return FALSE;
   }
   return TRUE;
 }
 
-static gboolean op_disk(katavm_sandbox *sb, const char *path, gboolean add,
-                        OpResult *r) {
+static gboolean op_disk(katavm_sandbox *sb, const char *path, gboolean add, OpResult *r) {
   katavm_hotplug_request req;
-  katavm_hotplug_request_init(&req, add ? KATAVM_HOTPLUG_DISK_ADD
-                                        : KATAVM_HOTPLUG_DISK_REMOVE);
+  katavm_hotplug_request_init(&req, add ? KATAVM_HOTPLUG_DISK_ADD : KATAVM_HOTPLUG_DISK_REMOVE);
   req.path = path;
   if (add) {
     req.container = CONTAINER;
@@ -282,8 +283,7 @@ static gboolean op_disk(katavm_sandbox *sb, const char *path, gboolean add,
 static gboolean op_nic(katavm_sandbox *sb, gboolean add, OpResult *r) {
   const char *const addrs[] = {GUEST_CIDR, NULL};
   katavm_hotplug_request req;
-  katavm_hotplug_request_init(&req, add ? KATAVM_HOTPLUG_NIC_ADD
-                                        : KATAVM_HOTPLUG_NIC_REMOVE);
+  katavm_hotplug_request_init(&req, add ? KATAVM_HOTPLUG_NIC_ADD : KATAVM_HOTPLUG_NIC_REMOVE);
   req.mac = NIC_MAC;
   if (add) {
     req.tap = g_tap;
@@ -310,8 +310,7 @@ static char *make_disk(void) {
   g_autofree char *src = g_build_filename(g_tmpdir, "disk-src", NULL);
   g_autofree char *hello = g_build_filename(src, "hello.txt", NULL);
   char *img = g_build_filename(g_tmpdir, "disk.img", NULL);
-  if (g_mkdir_with_parents(src, 0755) < 0 ||
-      !g_file_set_contents(hello, DISK_TEXT, -1, NULL) ||
+  if (g_mkdir_with_parents(src, 0755) < 0 || !g_file_set_contents(hello, DISK_TEXT, -1, NULL) ||
       !RUN(FALSE, "truncate", "-s", "32M", img) ||
       !RUN(FALSE, "mkfs.ext4", "-q", "-F", "-d", src, img)) {
     fprintf(stderr, "hotplug: cannot make the ext4 image %s\n", img);
@@ -330,8 +329,7 @@ static gboolean make_tap(void) {
   /* The shim brings the tap up in our namespace; without IPv6 the host
    * sends no DAD, router or multicast-listener packets into the guest
    * through it, and answers none: the timed rounds carry no traffic. */
-  g_autofree char *sysctl =
-      g_strdup_printf("/proc/sys/net/ipv6/conf/%s/disable_ipv6", g_tap);
+  g_autofree char *sysctl = g_strdup_printf("/proc/sys/net/ipv6/conf/%s/disable_ipv6", g_tap);
   if (g_file_test("/proc/sys/net/ipv6", G_FILE_TEST_IS_DIR)) {
     /* A plain write: g_file_set_contents would rename a temporary file
      * over it, which procfs refuses. */
@@ -366,8 +364,7 @@ static gboolean nic_ping_check(katavm_sandbox *sb, gboolean *ping_ok) {
     return FALSE;
   /* Two tries, 10 s each, as the integration test does: the first may go
    * to ARP resolution on a slow TCG guest. */
-  *ping_ok = RUN(FALSE, "ip", "netns", "exec", g_netns, "ping", "-c", "2",
-                 "-W", "10", GUEST_ADDR);
+  *ping_ok = RUN(FALSE, "ip", "netns", "exec", g_netns, "ping", "-c", "2", "-W", "10", GUEST_ADDR);
   r = (OpResult){0};
   ok = op_nic(sb, FALSE, &r);
   g_free(r.result);
@@ -486,27 +483,27 @@ int main(int argc, char **argv) {
   boot_kib = (gint64)gi.mem_total_kib;
 
   for (int i = 0; i < rounds && !interrupted; i++) {
-#define STEP(kind, call)                                                       \
-  do {                                                                         \
-    if (interrupted || !(call))                                                \
-      goto out;                                                                \
-    wall[kind][i] = r.wall_ms;                                                 \
-    shim[kind][i] = r.shim_ms;                                                 \
+#define STEP(kind, call)                                                                           \
+  do {                                                                                             \
+    if (interrupted || !(call))                                                                    \
+      goto out;                                                                                    \
+    wall[kind][i] = r.wall_ms;                                                                     \
+    shim[kind][i] = r.shim_ms;                                                                     \
   } while (0)
     STEP(K_CPU_UP, op_cpus(sb, 2, &r));
     STEP(K_CPU_DOWN, op_cpus(sb, 1, &r));
-    STEP(K_MEM_ADD, op_memory(sb, KATAVM_MEMORY_ADD,
-                              boot_kib + MEM_STEP_MIB * 1024, &r));
+    STEP(K_MEM_ADD, op_memory(sb, KATAVM_MEMORY_ADD, boot_kib + MEM_STEP_MIB * 1024, &r));
     STEP(K_MEM_REMOVE, op_memory(sb, KATAVM_MEMORY_REMOVE, boot_kib, &r));
     STEP(K_DISK_ADD, op_disk(sb, disk, TRUE, &r));
     if (i == 0) {
       /* Usable means mounted where the container sees it. */
       g_autoptr(GString) out = g_string_new(NULL);
-      if (!exec_capture(sb, (const char *const[]){"cat", MOUNT_PATH "/hello.txt",
-                                                  NULL}, out) ||
+      if (!exec_capture(sb, (const char *const[]){"cat", MOUNT_PATH "/hello.txt", NULL}, out) ||
           strcmp(out->str, DISK_TEXT)) {
-        fprintf(stderr, "hotplug: the container cannot read the disk "
-                        "(got \"%s\")\n", out->str);
+        fprintf(stderr,
+                "hotplug: the container cannot read the disk "
+                "(got \"%s\")\n",
+                out->str);
         goto out;
       }
     }
@@ -527,8 +524,10 @@ int main(int argc, char **argv) {
 
   if (json) {
     g_autoptr(GString) j = g_string_new("{");
-    g_string_append_printf(j, "\"rounds\":%d,\"machine\":{\"nproc\":%d,"
-                              "\"loadavg_start\":", rounds, nproc());
+    g_string_append_printf(j,
+                           "\"rounds\":%d,\"machine\":{\"nproc\":%d,"
+                           "\"loadavg_start\":",
+                           rounds, nproc());
     json_str(j, load_start);
     g_string_append(j, ",\"loadavg_end\":");
     json_str(j, load_end);
@@ -550,13 +549,13 @@ int main(int argc, char **argv) {
     printf("%s\n", j->str);
   } else {
     printf("katavm hotplug benchmark: %d rounds on one sandbox "
-           "(1 of max 4 vCPUs, 256 of max 1024 MiB)\n", rounds);
-    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n\n",
-           nproc(), load_start, load_end, accel);
-    printf("  %-24s %27s   %27s\n", "", "request .. usable (wall)",
-           "shim elapsed_us");
-    printf("  %-24s %9s %8s %8s   %9s %8s %8s\n", "ms", "median", "min", "max",
-           "median", "min", "max");
+           "(1 of max 4 vCPUs, 256 of max 1024 MiB)\n",
+           rounds);
+    printf("machine: nproc %d, loadavg %s (start) / %s (end), accel %s\n\n", nproc(), load_start,
+           load_end, accel);
+    printf("  %-24s %27s   %27s\n", "", "request .. usable (wall)", "shim elapsed_us");
+    printf("  %-24s %9s %8s %8s   %9s %8s %8s\n", "ms", "median", "min", "max", "median", "min",
+           "max");
     for (int k = 0; k < N_KINDS; k++) {
       Stats w = stats(wall[k], rounds);
       printf("  %-24s %9.1f %8.1f %8.1f", kind_label[k], w.median, w.min, w.max);
@@ -567,8 +566,7 @@ int main(int argc, char **argv) {
         printf("   %9s\n", "-");
       }
     }
-    printf("\n  NIC sanity ping from a namespace: %s\n\n",
-           ping_ok ? "answered" : "NO ANSWER");
+    printf("\n  NIC sanity ping from a namespace: %s\n\n", ping_ok ? "answered" : "NO ANSWER");
     printf("wall samples in round order (ms; round 1's cpus 1 -> 2 is the "
            "only real vCPU plug):\n");
     for (int k = 0; k < N_KINDS; k++) {

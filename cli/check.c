@@ -7,8 +7,7 @@
 
 int cmd_check(CliCtx *c, int argc, char **argv) {
   gboolean json = FALSE;
-  GOptionEntry entries[] = {
-      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
+  GOptionEntry entries[] = {{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
   if (!cli_parse(&argc, &argv, "- report what this host offers", entries))
     return 2;
   katavm_error *e = NULL;
@@ -33,14 +32,13 @@ int cmd_check(CliCtx *c, int argc, char **argv) {
     for (guint i = 0; i < json_array_get_length(items); i++) {
       JsonObject *it = json_array_get_object_element(items, i);
       gboolean iok = json_object_get_boolean_member(it, "ok");
-      printf("[%s] %-16s %s\n", iok ? " ok " : "FAIL",
-             json_object_get_string_member(it, "name"),
+      printf("[%s] %-16s %s\n", iok ? " ok " : "FAIL", json_object_get_string_member(it, "name"),
              json_object_get_string_member(it, "detail"));
       if (!iok && json_object_has_member(it, "fix"))
         printf("       fix: %s\n", json_object_get_string_member(it, "fix"));
     }
-    printf("%s\n", ok ? "this host can run katavm sandboxes"
-                      : "this host cannot run katavm sandboxes yet");
+    printf("%s\n",
+           ok ? "this host can run katavm sandboxes" : "this host cannot run katavm sandboxes yet");
   }
   return ok ? 0 : 1;
 }

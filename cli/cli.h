@@ -16,10 +16,9 @@ int cli_fail(katavm_error *e);
 int cli_usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* Parse options of a subcommand; argv[0] is the subcommand name. Returns
  * FALSE (after printing) on bad usage. */
-gboolean cli_parse(int *argc, char ***argv, const char *usage,
-                   const GOptionEntry *entries);
-gboolean cli_parse_posix(int *argc, char ***argv, const char *usage,
-                         const GOptionEntry *entries, gboolean posix);
+gboolean cli_parse(int *argc, char ***argv, const char *usage, const GOptionEntry *entries);
+gboolean cli_parse_posix(int *argc, char ***argv, const char *usage, const GOptionEntry *entries,
+                         gboolean posix);
 
 /* Pump this terminal <-> the process until its output ends; returns its
  * exit code (125 when the runtime failed). */

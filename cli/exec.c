@@ -8,8 +8,7 @@
 #include "cli.h"
 
 /* SANDBOX[/CONTAINER]; without a container the sandbox's only container. */
-static int resolve_target(CliCtx *c, const char *target, katavm_sandbox **sb,
-                          char **container) {
+static int resolve_target(CliCtx *c, const char *target, katavm_sandbox **sb, char **container) {
   const char *slash = strchr(target, '/');
   g_autofree char *sid = slash ? g_strndup(target, (gsize)(slash - target)) : g_strdup(target);
   katavm_error *e = NULL;
@@ -28,8 +27,8 @@ static int resolve_target(CliCtx *c, const char *target, katavm_sandbox **sb,
   while (ids[n])
     n++;
   if (n != 1) {
-    fprintf(stderr, "katavm: sandbox '%s' has %d containers; name one as %s/CONTAINER\n",
-            sid, n, sid);
+    fprintf(stderr, "katavm: sandbox '%s' has %d containers; name one as %s/CONTAINER\n", sid, n,
+            sid);
     katavm_strv_free(ids);
     katavm_sandbox_close(*sb);
     return 1;
@@ -56,7 +55,8 @@ int cmd_exec(CliCtx *c, int argc, char **argv) {
   if (i < argc && !strcmp(argv[i], "--"))
     i++;
   if (i >= argc)
-    return cli_usage("usage: katavm exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] SANDBOX[/CONTAINER] -- CMD...");
+    return cli_usage("usage: katavm exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] "
+                     "SANDBOX[/CONTAINER] -- CMD...");
   const char *target = argv[i++];
   if (i < argc && !strcmp(argv[i], "--"))
     i++;

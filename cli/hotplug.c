@@ -13,7 +13,8 @@ static const char *USAGE_HP =
     "       katavm hotplug SANDBOX memory +MiB|-MiB|=MiB\n"
     "       katavm hotplug SANDBOX disk add PATH [--mount CONTAINER:/path] [--ro]\n"
     "       katavm hotplug SANDBOX disk rm PATH\n"
-    "       katavm hotplug SANDBOX net add --tap TAP [--mac MAC] [--ip CIDR]... [--gateway IP] [--mtu N]\n"
+    "       katavm hotplug SANDBOX net add --tap TAP [--mac MAC] [--ip CIDR]... [--gateway IP] "
+    "[--mtu N]\n"
     "       katavm hotplug SANDBOX net rm MAC";
 
 static gboolean parse_uint(const char *s, unsigned int *out) {
@@ -30,15 +31,15 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv) {
   g_auto(GStrv) ips = NULL;
   gboolean ro = FALSE;
   int mtu = 0;
-  GOptionEntry entries[] = {
-      {"mount", 0, 0, G_OPTION_ARG_STRING, &mount, "mount the disk in a container", "CONTAINER:/path"},
-      {"ro", 0, 0, G_OPTION_ARG_NONE, &ro, "read-only disk", NULL},
-      {"tap", 0, 0, G_OPTION_ARG_STRING, &tap, "host tap device", "TAP"},
-      {"mac", 0, 0, G_OPTION_ARG_STRING, &mac, "MAC address", "MAC"},
-      {"ip", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ips, "guest address", "CIDR"},
-      {"gateway", 0, 0, G_OPTION_ARG_STRING, &gw, "default gateway", "IP"},
-      {"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "MTU", "N"},
-      {NULL}};
+  GOptionEntry entries[] = {{"mount", 0, 0, G_OPTION_ARG_STRING, &mount,
+                             "mount the disk in a container", "CONTAINER:/path"},
+                            {"ro", 0, 0, G_OPTION_ARG_NONE, &ro, "read-only disk", NULL},
+                            {"tap", 0, 0, G_OPTION_ARG_STRING, &tap, "host tap device", "TAP"},
+                            {"mac", 0, 0, G_OPTION_ARG_STRING, &mac, "MAC address", "MAC"},
+                            {"ip", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ips, "guest address", "CIDR"},
+                            {"gateway", 0, 0, G_OPTION_ARG_STRING, &gw, "default gateway", "IP"},
+                            {"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "MTU", "N"},
+                            {NULL}};
   /* "memory -256" would read as an option: memory takes none, so its
    * arguments bypass option parsing. */
   gboolean memory = argc >= 3 && !strcmp(argv[2], "memory");
@@ -56,8 +57,10 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv) {
   } else if (!strcmp(kind, "memory")) {
     katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
     const char *v = argv[3];
-    req.memory_op = v[0] == '+' ? KATAVM_MEMORY_ADD : v[0] == '-' ? KATAVM_MEMORY_REMOVE
-                  : v[0] == '=' ? KATAVM_MEMORY_SET : 0;
+    req.memory_op = v[0] == '+'   ? KATAVM_MEMORY_ADD
+                    : v[0] == '-' ? KATAVM_MEMORY_REMOVE
+                    : v[0] == '=' ? KATAVM_MEMORY_SET
+                                  : 0;
     if (!req.memory_op || !parse_uint(v + 1, &req.memory_mib))
       return cli_usage("memory: '%s' is not +MiB, -MiB or =MiB", v);
   } else if (!strcmp(kind, "disk") && argc >= 5) {

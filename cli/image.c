@@ -11,7 +11,8 @@ int cmd_image(CliCtx *c, int argc, char **argv) {
   gboolean force = FALSE;
   GOptionEntry entries[] = {
       {"kernel-release", 0, 0, G_OPTION_ARG_STRING, &rel, "kernel release (default: newest)", "R"},
-      {"out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output dir (default: beside the runtime's kernel)", "DIR"},
+      {"out", 0, 0, G_OPTION_ARG_FILENAME, &out,
+       "output dir (default: beside the runtime's kernel)", "DIR"},
       {"force", 0, 0, G_OPTION_ARG_NONE, &force, "rebuild even when up to date", NULL},
       {NULL}};
   argc--;

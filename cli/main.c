@@ -22,13 +22,12 @@ int cli_usage(const char *fmt, ...) {
   return 2;
 }
 
-gboolean cli_parse(int *argc, char ***argv, const char *usage,
-                   const GOptionEntry *entries) {
+gboolean cli_parse(int *argc, char ***argv, const char *usage, const GOptionEntry *entries) {
   return cli_parse_posix(argc, argv, usage, entries, FALSE);
 }
 
-gboolean cli_parse_posix(int *argc, char ***argv, const char *usage,
-                         const GOptionEntry *entries, gboolean posix) {
+gboolean cli_parse_posix(int *argc, char ***argv, const char *usage, const GOptionEntry *entries,
+                         gboolean posix) {
   g_autoptr(GOptionContext) oc = g_option_context_new(usage);
   /* posix: options stop at the first argument, so a command's own options
    * (`sh -c ...`) are not taken for ours. */
@@ -77,8 +76,8 @@ int main(int argc, char **argv) {
       fputs(USAGE, stdout);
       goto out;
     }
-    static const char *with_value[] = {"--root", "--libvirt-uri", "--accel",
-                                       "--kernel", "--initrd"};
+    static const char *with_value[] = {"--root", "--libvirt-uri", "--accel", "--kernel",
+                                       "--initrd"};
     const char *name = NULL;
     for (size_t k = 0; k < G_N_ELEMENTS(with_value); k++) {
       size_t n = strlen(with_value[k]);

@@ -63,8 +63,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   cc.tty = tty;
   katavm_process *p = NULL;
   int rc = 125;
-  if (katavm_container_add(sb, sid, &cc, &p, &e) < 0 ||
-      katavm_container_start(sb, sid, &e) < 0) {
+  if (katavm_container_add(sb, sid, &cc, &p, &e) < 0 || katavm_container_start(sb, sid, &e) < 0) {
     cli_fail(e);
   } else {
     rc = cli_attach(p, interactive, tty);

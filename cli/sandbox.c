@@ -39,8 +39,7 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
 
 static int sb_ls(CliCtx *c, int argc, char **argv) {
   gboolean json = FALSE;
-  GOptionEntry entries[] = {
-      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
+  GOptionEntry entries[] = {{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
   if (!cli_parse(&argc, &argv, "- list sandboxes", entries))
     return 2;
   char **ids = NULL;
@@ -81,8 +80,7 @@ static int sb_ls(CliCtx *c, int argc, char **argv) {
 
 static int sb_inspect(CliCtx *c, int argc, char **argv) {
   gboolean json = FALSE;
-  GOptionEntry entries[] = {
-      {"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
+  GOptionEntry entries[] = {{"json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL}, {NULL}};
   if (!cli_parse(&argc, &argv, "ID - show a sandbox", entries))
     return 2;
   if (argc != 2)
@@ -126,8 +124,7 @@ static int sb_stop(CliCtx *c, int argc, char **argv) {
 static int sb_rm(CliCtx *c, int argc, char **argv) {
   gboolean force = FALSE;
   GOptionEntry entries[] = {
-      {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "remove a running sandbox", NULL},
-      {NULL}};
+      {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "remove a running sandbox", NULL}, {NULL}};
   if (!cli_parse(&argc, &argv, "ID... - remove sandboxes", entries))
     return 2;
   if (argc < 2)

@@ -13,7 +13,9 @@
 #include "cli.h"
 
 static volatile sig_atomic_t winch;
-static void on_winch(int sig) { winch = 1; }
+static void on_winch(int sig) {
+  winch = 1;
+}
 
 static void send_size(katavm_process *p) {
   struct winsize ws;

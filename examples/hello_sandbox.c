@@ -18,8 +18,8 @@
 /* Print a failed call's error and free it. Every fallible function returns
  * a negative katavm_code and fills `e` with a readable message. */
 static int report(const char *what, int rc, katavm_error *e) {
-  fprintf(stderr, "hello_sandbox: %s failed: %s (%s)\n", what,
-          katavm_error_message(e), katavm_code_name(rc));
+  fprintf(stderr, "hello_sandbox: %s failed: %s (%s)\n", what, katavm_error_message(e),
+          katavm_code_name(rc));
   katavm_error_free(e);
   return 1;
 }
@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     return report("katavm_runtime_new", rc, e);
 
   katavm_sandbox_config cfg;
-  katavm_sandbox_config_init(&cfg); /* zero = defaults; reserved stays 0 */
+  katavm_sandbox_config_init(&cfg);   /* zero = defaults; reserved stays 0 */
   cfg.id = argc > 1 ? argv[1] : NULL; /* NULL: the library picks an id */
   cfg.vcpus = 1;
   cfg.memory_mib = 256;
@@ -46,8 +46,7 @@ int main(int argc, char **argv) {
     katavm_runtime_free(rt);
     return 1;
   }
-  printf("sandbox %s is running (root %s)\n", katavm_sandbox_id(sb),
-         katavm_runtime_root(rt));
+  printf("sandbox %s is running (root %s)\n", katavm_sandbox_id(sb), katavm_runtime_root(rt));
 
   int status = 0;
   katavm_guest_info gi;
@@ -55,8 +54,7 @@ int main(int argc, char **argv) {
     status = report("katavm_sandbox_agent_check", rc, e);
   } else {
     printf("guest kernel   %s\n", gi.kernel_release);
-    printf("agent version  %s (protocol %u)\n", gi.agent_version,
-           gi.proto_version);
+    printf("agent version  %s (protocol %u)\n", gi.agent_version, gi.proto_version);
     printf("cpus online    %u\n", gi.cpus_online);
     printf("memory         %" PRIu64 " KiB\n", gi.mem_total_kib);
     printf("guest uptime   %" PRIu64 " ms\n", gi.uptime_ms);

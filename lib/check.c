@@ -11,8 +11,8 @@
 #include "internal.h"
 #include "vmm.h"
 
-static gboolean add_item(JsonArray *items, const char *name, gboolean ok,
-                         const char *detail, const char *fix) {
+static gboolean add_item(JsonArray *items, const char *name, gboolean ok, const char *detail,
+                         const char *fix) {
   JsonObject *o = json_object_new();
   json_object_set_string_member(o, "name", name);
   json_object_set_boolean_member(o, "ok", ok);
@@ -31,7 +31,10 @@ static gboolean elf_file(const char *path) {
   char m[4] = {0};
   size_t n = fread(m, 1, 4, f);
   fclose(f);
-  return n == 4 && memcmp(m, "\x7f" "ELF", 4) == 0;
+  return n == 4 && memcmp(m,
+                          "\x7f"
+                          "ELF",
+                          4) == 0;
 }
 
 int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
@@ -44,10 +47,9 @@ int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
   KvAccel want = KV_ACCEL_AUTO, got = KV_ACCEL_TCG;
   g_autofree char *reason = NULL;
   g_autoptr(GError) e = NULL;
-  gboolean accel_ok = kv_accel_parse(rt->accel, &want, &e) &&
-                      kv_accel_resolve(want, &got, &reason, &e);
-  all &= add_item(items, "accelerator", accel_ok,
-                  accel_ok ? reason : e->message,
+  gboolean accel_ok =
+      kv_accel_parse(rt->accel, &want, &e) && kv_accel_resolve(want, &got, &reason, &e);
+  all &= add_item(items, "accelerator", accel_ok, accel_ok ? reason : e->message,
                   "use accel 'auto' or 'tcg' (KATAVM_ACCEL=tcg) on hosts "
                   "without hardware virtualisation");
   json_object_set_string_member(top, "accel", accel_ok ? kv_accel_name(got) : "none");
@@ -55,15 +57,13 @@ int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
                                 accel_ok ? (reason ? reason : "") : e->message);
 
   g_autofree char *qemu = g_find_program_in_path("qemu-system-x86_64");
-  all &= add_item(items, "qemu", qemu != NULL,
-                  qemu ? qemu : "qemu-system-x86_64 not found in PATH",
+  all &= add_item(items, "qemu", qemu != NULL, qemu ? qemu : "qemu-system-x86_64 not found in PATH",
                   "apt-get install qemu-system-x86");
 
   if (rt->uri) {
     g_autoptr(GError) ve = NULL;
     KvVmm *v = kv_vmm_open(rt->uri, &ve);
-    g_autofree char *d = v ? g_strdup_printf("%s reachable", rt->uri)
-                           : g_strdup(ve->message);
+    g_autofree char *d = v ? g_strdup_printf("%s reachable", rt->uri) : g_strdup(ve->message);
     all &= add_item(items, "libvirt", v != NULL, d,
                     "start libvirtd (apt-get install libvirt-daemon-system) "
                     "or unset KATAVM_LIBVIRT_URI to use the embedded driver");
@@ -71,29 +71,31 @@ int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
       kv_vmm_close(v);
   } else {
     gboolean drv = g_file_test("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/"
-                               "libvirt_driver_qemu.so", G_FILE_TEST_EXISTS);
+                               "libvirt_driver_qemu.so",
+                               G_FILE_TEST_EXISTS);
     gboolean user = getpwnam("libvirt-qemu") != NULL;
-    g_autofree char *d = g_strdup_printf(
-        "embedded driver (qemu:///embed, no daemon): QEMU driver %s, "
-        "libvirt-qemu user %s", drv ? "present" : "missing",
-        user ? "present" : "missing");
+    g_autofree char *d =
+        g_strdup_printf("embedded driver (qemu:///embed, no daemon): QEMU driver %s, "
+                        "libvirt-qemu user %s",
+                        drv ? "present" : "missing", user ? "present" : "missing");
     all &= add_item(items, "libvirt", drv && user, d,
                     "apt-get install libvirt-daemon-driver-qemu "
                     "libvirt-daemon-system");
   }
 
   gboolean kok = elf_file(rt->kernel);
-  g_autofree char *kd = g_strdup_printf("%s%s", rt->kernel,
-                                        kok ? " (ELF vmlinux, PVH boot)" : " missing or not an ELF vmlinux");
+  g_autofree char *kd = g_strdup_printf(
+      "%s%s", rt->kernel, kok ? " (ELF vmlinux, PVH boot)" : " missing or not an ELF vmlinux");
   all &= add_item(items, "kernel", kok, kd, "run `katavm image build`");
   struct stat st;
   gboolean iok = stat(rt->initrd, &st) == 0 && S_ISREG(st.st_mode);
-  g_autofree char *id = iok ? g_strdup_printf("%s (%lld KiB)", rt->initrd, (long long)st.st_size / 1024)
-                            : g_strdup_printf("%s missing", rt->initrd);
+  g_autofree char *id =
+      iok ? g_strdup_printf("%s (%lld KiB)", rt->initrd, (long long)st.st_size / 1024)
+          : g_strdup_printf("%s missing", rt->initrd);
   all &= add_item(items, "initrd", iok, id, "run `katavm image build`");
   gboolean sok = access(rt->shim, X_OK) == 0;
-  all &= add_item(items, "shim", sok, rt->shim,
-                  "install katavm (cmake --install) or set KATAVM_SHIM");
+  all &=
+      add_item(items, "shim", sok, rt->shim, "install katavm (cmake --install) or set KATAVM_SHIM");
   gboolean rok = g_mkdir_with_parents(rt->root, 0700) == 0 && access(rt->root, W_OK) == 0;
   all &= add_item(items, "state directory", rok, rt->root,
                   "run as root or set KATAVM_ROOT / --root to a writable dir");

@@ -15,8 +15,7 @@ void kv_config_clear(KvSandboxConfig *c) {
   memset(c, 0, sizeof(*c));
 }
 
-gboolean kv_config_save(const KvSandboxConfig *c, const char *path,
-                        GError **error) {
+gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error) {
   g_autoptr(JsonObject) o = json_object_new();
   json_object_set_string_member(o, "id", c->id);
   if (c->uri)
@@ -34,28 +33,25 @@ gboolean kv_config_save(const KvSandboxConfig *c, const char *path,
   return kv_json_file_save(o, path, error);
 }
 
-static const char *get_str(JsonObject *o, const char *k, gboolean required,
-                           const char *path, GError **error) {
+static const char *get_str(JsonObject *o, const char *k, gboolean required, const char *path,
+                           GError **error) {
   JsonNode *n = json_object_get_member(o, k);
-  if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
-      json_node_get_value_type(n) != G_TYPE_STRING) {
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
     if (required || n)
-      g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT,
-                  "%s: field '%s' is missing or not a string", path, k);
+      g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s: field '%s' is missing or not a string",
+                  path, k);
     return NULL;
   }
   return json_node_get_string(n);
 }
 
-static gboolean get_uint(JsonObject *o, const char *k, guint *out,
-                         const char *path, GError **error) {
+static gboolean get_uint(JsonObject *o, const char *k, guint *out, const char *path,
+                         GError **error) {
   JsonNode *n = json_object_get_member(o, k);
-  if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
-      json_node_get_value_type(n) != G_TYPE_INT64 || json_node_get_int(n) < 0 ||
-      json_node_get_int(n) > G_MAXUINT32) {
+  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64 ||
+      json_node_get_int(n) < 0 || json_node_get_int(n) > G_MAXUINT32) {
     g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT,
-                "%s: field '%s' is missing or not a non-negative integer", path,
-                k);
+                "%s: field '%s' is missing or not a non-negative integer", path, k);
     return FALSE;
   }
   *out = (guint)json_node_get_int(n);

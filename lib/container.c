@@ -28,8 +28,8 @@ static gboolean check_cid(const char *id, GError **error) {
   return TRUE;
 }
 
-static int simple_call(katavm_sandbox *sb, const char *method, JsonObject *params,
-                       guint timeout_ms, JsonObject **out, katavm_error **err) {
+static int simple_call(katavm_sandbox *sb, const char *method, JsonObject *params, guint timeout_ms,
+                       JsonObject **out, katavm_error **err) {
   g_autoptr(GError) e = NULL;
   JsonObject *r = kv_sandbox_call(sb, method, params, timeout_ms, &e);
   if (!r)
@@ -41,8 +41,7 @@ static int simple_call(katavm_sandbox *sb, const char *method, JsonObject *param
   return 0;
 }
 
-int katavm_container_add(katavm_sandbox *sb, const char *id,
-                         const katavm_container_config *cfg,
+int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_container_config *cfg,
                          katavm_process **main_out, katavm_error **err) {
   if (!sb || !cfg)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and config must not be NULL");
@@ -58,8 +57,7 @@ int katavm_container_add(katavm_sandbox *sb, const char *id,
   g_autoptr(JsonObject) spec = kv_oci_load(cfg->bundle, cfg->rootfs, &rootfs, &e);
   if (!spec)
     return kv_error_propagate(err, e);
-  kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty,
-                  cfg->readonly);
+  kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
   JsonObject *proc = json_object_get_object_member(spec, "process");
   gboolean tty = json_object_get_boolean_member_with_default(proc, "terminal", FALSE);
   g_autoptr(JsonObject) params = json_object_new();
@@ -68,8 +66,8 @@ int katavm_container_add(katavm_sandbox *sb, const char *id,
   json_object_set_string_member(params, "rootfs", rootfs);
   json_object_set_boolean_member(
       params, "readonly",
-      json_object_get_boolean_member_with_default(
-          json_object_get_object_member(spec, "root"), "readonly", FALSE));
+      json_object_get_boolean_member_with_default(json_object_get_object_member(spec, "root"),
+                                                  "readonly", FALSE));
   if (!main_out) {
     JsonObject *streams = json_object_new();
     json_object_set_int_member(streams, "stdin", 0);
@@ -78,8 +76,8 @@ int katavm_container_add(katavm_sandbox *sb, const char *id,
     json_object_set_object_member(params, "streams", streams);
     return simple_call(sb, KV_M_SHIM_CONTAINER_ADD, params, KV_CALL_TIMEOUT_MS, NULL, err);
   }
-  katavm_process *p = kv_process_start(sb, id, NULL, tty, TRUE,
-                                       KV_M_SHIM_CONTAINER_ADD, params, &e);
+  katavm_process *p =
+      kv_process_start(sb, id, NULL, tty, TRUE, KV_M_SHIM_CONTAINER_ADD, params, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *main_out = p;
@@ -100,19 +98,22 @@ int katavm_container_start(katavm_sandbox *sb, const char *id, katavm_error **er
   return simple_call(sb, KV_M_CONTAINER_START, o, KV_CALL_TIMEOUT_MS, NULL, err);
 }
 
-int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status,
-                           int *exit_code, katavm_error **err) {
+int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status, int *exit_code,
+                           katavm_error **err) {
   g_autoptr(GError) e = NULL;
   if (!sb || !status || !check_cid(id, &e))
-    return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox and status must not be NULL");
+    return e ? kv_error_propagate(err, e)
+             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and status must not be NULL");
   g_autoptr(JsonObject) o = id_params("id", id);
   JsonObject *r = NULL;
   int rc = simple_call(sb, KV_M_CONTAINER_STATE, o, KV_CALL_TIMEOUT_MS, &r, err);
   if (rc < 0)
     return rc;
   const char *st = kv_json_str(r, "status", "");
-  *status = !strcmp(st, "created") ? "created" : !strcmp(st, "running") ? "running"
-          : !strcmp(st, "stopped") ? "stopped" : "unknown";
+  *status = !strcmp(st, "created")   ? "created"
+            : !strcmp(st, "running") ? "running"
+            : !strcmp(st, "stopped") ? "stopped"
+                                     : "unknown";
   if (exit_code)
     *exit_code = (int)kv_json_int(r, "exit_code", -1);
   json_object_unref(r);
@@ -132,8 +133,7 @@ int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int al
   return simple_call(sb, KV_M_CONTAINER_KILL, o, KV_CALL_TIMEOUT_MS, NULL, err);
 }
 
-int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
-                          katavm_error **err) {
+int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code, katavm_error **err) {
   g_autoptr(GError) e = NULL;
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
@@ -148,8 +148,7 @@ int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
   return 0;
 }
 
-int katavm_container_remove(katavm_sandbox *sb, const char *id, int force,
-                            katavm_error **err) {
+int katavm_container_remove(katavm_sandbox *sb, const char *id, int force, katavm_error **err) {
   g_autoptr(GError) e = NULL;
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
@@ -167,7 +166,8 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   if (rc < 0)
     return rc;
   JsonArray *a = json_object_has_member(r, "containers")
-                     ? json_object_get_array_member(r, "containers") : NULL;
+                     ? json_object_get_array_member(r, "containers")
+                     : NULL;
   guint n = a ? json_array_get_length(a) : 0;
   char **v = calloc(n + 1, sizeof(char *));
   guint k = 0;
@@ -184,10 +184,8 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   return 0;
 }
 
-
-int katavm_exec(katavm_sandbox *sb, const char *container_id,
-                const katavm_exec_config *cfg, katavm_process **out,
-                katavm_error **err) {
+int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_config *cfg,
+                katavm_process **out, katavm_error **err) {
   if (!sb || !cfg || !out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox, config and out must not be NULL");
   for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
@@ -224,8 +222,8 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id,
   json_object_set_string_member(params, "container", container_id);
   json_object_set_string_member(params, "exec_id", exec_id);
   json_object_set_object_member(params, "process", proc);
-  katavm_process *p = kv_process_start(sb, container_id, exec_id, cfg->tty != 0,
-                                       !cfg->no_stdin, KV_M_EXEC, params, &e);
+  katavm_process *p = kv_process_start(sb, container_id, exec_id, cfg->tty != 0, !cfg->no_stdin,
+                                       KV_M_EXEC, params, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *out = p;

@@ -10,9 +10,11 @@
 #include "proto.h"
 #include "vmm.h"
 
-G_DEFINE_QUARK(katavm-error-quark, kv_error)
+G_DEFINE_QUARK(katavm - error - quark, kv_error)
 
-int katavm_error_code(const katavm_error *e) { return e ? e->code : 0; }
+int katavm_error_code(const katavm_error *e) {
+  return e ? e->code : 0;
+}
 
 const char *katavm_error_message(const katavm_error *e) {
   return e && e->message ? e->message : "";
@@ -27,23 +29,38 @@ void katavm_error_free(katavm_error *e) {
 
 const char *katavm_code_name(int code) {
   switch (code) {
-  case KATAVM_OK: return "ok";
-  case KATAVM_E_INVALID: return "invalid argument";
-  case KATAVM_E_NOT_FOUND: return "not found";
-  case KATAVM_E_EXISTS: return "already exists";
-  case KATAVM_E_IO: return "I/O error";
-  case KATAVM_E_VMM: return "VMM error";
-  case KATAVM_E_AGENT: return "agent error";
-  case KATAVM_E_PROTOCOL: return "protocol error";
-  case KATAVM_E_STATE: return "invalid state";
-  case KATAVM_E_TIMEOUT: return "timed out";
-  case KATAVM_E_UNSUPPORTED: return "unsupported";
-  case KATAVM_E_CORRUPT: return "corrupt state";
-  default: return "unknown error";
+  case KATAVM_OK:
+    return "ok";
+  case KATAVM_E_INVALID:
+    return "invalid argument";
+  case KATAVM_E_NOT_FOUND:
+    return "not found";
+  case KATAVM_E_EXISTS:
+    return "already exists";
+  case KATAVM_E_IO:
+    return "I/O error";
+  case KATAVM_E_VMM:
+    return "VMM error";
+  case KATAVM_E_AGENT:
+    return "agent error";
+  case KATAVM_E_PROTOCOL:
+    return "protocol error";
+  case KATAVM_E_STATE:
+    return "invalid state";
+  case KATAVM_E_TIMEOUT:
+    return "timed out";
+  case KATAVM_E_UNSUPPORTED:
+    return "unsupported";
+  case KATAVM_E_CORRUPT:
+    return "corrupt state";
+  default:
+    return "unknown error";
   }
 }
 
-void katavm_free(void *p) { free(p); }
+void katavm_free(void *p) {
+  free(p);
+}
 
 void katavm_strv_free(char **v) {
   if (!v)
@@ -80,34 +97,47 @@ int kv_error_code_of(const GError *e) {
     return e->code < 0 ? e->code : KATAVM_E_IO;
   if (e->domain == KV_PROTO_ERROR) {
     switch (e->code) {
-    case KV_PROTO_ERROR_TIMEOUT: return KATAVM_E_TIMEOUT;
-    case KV_PROTO_ERROR_CLOSED: return KATAVM_E_AGENT;
+    case KV_PROTO_ERROR_TIMEOUT:
+      return KATAVM_E_TIMEOUT;
+    case KV_PROTO_ERROR_CLOSED:
+      return KATAVM_E_AGENT;
     case KV_PROTO_ERROR_REMOTE: {
       /* The shim answers with katavm codes: keep them. */
       int rc = kv_remote_error_code(e);
       return (rc < 0 && rc >= KATAVM_E_CORRUPT) ? rc : KATAVM_E_AGENT;
     }
-    default: return KATAVM_E_PROTOCOL;
+    default:
+      return KATAVM_E_PROTOCOL;
     }
   }
   if (e->domain == KV_VMM_ERROR) {
     switch (e->code) {
-    case KV_VMM_ERROR_INVALID: return KATAVM_E_INVALID;
-    case KV_VMM_ERROR_NOT_FOUND: return KATAVM_E_NOT_FOUND;
-    case KV_VMM_ERROR_UNSUPPORTED: return KATAVM_E_UNSUPPORTED;
-    case KV_VMM_ERROR_TIMEOUT: return KATAVM_E_TIMEOUT;
-    default: return KATAVM_E_VMM;
+    case KV_VMM_ERROR_INVALID:
+      return KATAVM_E_INVALID;
+    case KV_VMM_ERROR_NOT_FOUND:
+      return KATAVM_E_NOT_FOUND;
+    case KV_VMM_ERROR_UNSUPPORTED:
+      return KATAVM_E_UNSUPPORTED;
+    case KV_VMM_ERROR_TIMEOUT:
+      return KATAVM_E_TIMEOUT;
+    default:
+      return KATAVM_E_VMM;
     }
   }
   if (e->domain == G_FILE_ERROR)
     return e->code == G_FILE_ERROR_NOENT ? KATAVM_E_NOT_FOUND : KATAVM_E_IO;
   if (e->domain == G_IO_ERROR) {
     switch (e->code) {
-    case G_IO_ERROR_NOT_FOUND: return KATAVM_E_NOT_FOUND;
-    case G_IO_ERROR_EXISTS: return KATAVM_E_EXISTS;
-    case G_IO_ERROR_TIMED_OUT: return KATAVM_E_TIMEOUT;
-    case G_IO_ERROR_INVALID_ARGUMENT: return KATAVM_E_INVALID;
-    default: return KATAVM_E_IO;
+    case G_IO_ERROR_NOT_FOUND:
+      return KATAVM_E_NOT_FOUND;
+    case G_IO_ERROR_EXISTS:
+      return KATAVM_E_EXISTS;
+    case G_IO_ERROR_TIMED_OUT:
+      return KATAVM_E_TIMEOUT;
+    case G_IO_ERROR_INVALID_ARGUMENT:
+      return KATAVM_E_INVALID;
+    default:
+      return KATAVM_E_IO;
     }
   }
   if (e->domain == JSON_PARSER_ERROR)

@@ -3,4 +3,6 @@
  * (see katavm.map). */
 #include "katavm/katavm.h"
 
-KATAVM_API const char *katavm_version(void) { return KATAVM_VERSION; }
+KATAVM_API const char *katavm_version(void) {
+  return KATAVM_VERSION;
+}

@@ -9,8 +9,7 @@
 /* Hotplug can wait for the guest to online memory or find a device. */
 #define HOTPLUG_TIMEOUT_MS 120000
 
-void katavm_hotplug_request_init(katavm_hotplug_request *req,
-                                 katavm_hotplug_kind kind) {
+void katavm_hotplug_request_init(katavm_hotplug_request *req, katavm_hotplug_kind kind) {
   if (!req)
     return;
   memset(req, 0, sizeof(*req));
@@ -19,18 +18,25 @@ void katavm_hotplug_request_init(katavm_hotplug_request *req,
 
 static const char *kind_name(katavm_hotplug_kind k) {
   switch (k) {
-  case KATAVM_HOTPLUG_CPUS: return "cpus";
-  case KATAVM_HOTPLUG_MEMORY: return "memory";
-  case KATAVM_HOTPLUG_NIC_ADD: return "nic_add";
-  case KATAVM_HOTPLUG_NIC_REMOVE: return "nic_remove";
-  case KATAVM_HOTPLUG_DISK_ADD: return "disk_add";
-  case KATAVM_HOTPLUG_DISK_REMOVE: return "disk_remove";
-  default: return NULL;
+  case KATAVM_HOTPLUG_CPUS:
+    return "cpus";
+  case KATAVM_HOTPLUG_MEMORY:
+    return "memory";
+  case KATAVM_HOTPLUG_NIC_ADD:
+    return "nic_add";
+  case KATAVM_HOTPLUG_NIC_REMOVE:
+    return "nic_remove";
+  case KATAVM_HOTPLUG_DISK_ADD:
+    return "disk_add";
+  case KATAVM_HOTPLUG_DISK_REMOVE:
+    return "disk_remove";
+  default:
+    return NULL;
   }
 }
 
-int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
-                   char **result_json, katavm_error **err) {
+int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char **result_json,
+                   katavm_error **err) {
   if (!sb || !req)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and request must not be NULL");
   for (size_t i = 0; i < G_N_ELEMENTS(req->reserved); i++)
@@ -48,9 +54,10 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
     json_object_set_int_member(o, "cpus", req->cpus);
     break;
   case KATAVM_HOTPLUG_MEMORY: {
-    const char *op = req->memory_op == KATAVM_MEMORY_ADD ? "+"
-                   : req->memory_op == KATAVM_MEMORY_REMOVE ? "-"
-                   : req->memory_op == KATAVM_MEMORY_SET ? "=" : NULL;
+    const char *op = req->memory_op == KATAVM_MEMORY_ADD      ? "+"
+                     : req->memory_op == KATAVM_MEMORY_REMOVE ? "-"
+                     : req->memory_op == KATAVM_MEMORY_SET    ? "="
+                                                              : NULL;
     if (!op)
       return kv_error_set(err, KATAVM_E_INVALID, "memory_op must be add, remove or set");
     if (req->memory_mib % 2)
@@ -88,14 +95,12 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
       return kv_error_set(err, KATAVM_E_INVALID, "disk path '%s' must be absolute",
                           req->path ? req->path : "(null)");
     if (!!req->container != !!req->mount_path)
-      return kv_error_set(err, KATAVM_E_INVALID,
-                          "a disk mount needs both a container and a path");
+      return kv_error_set(err, KATAVM_E_INVALID, "a disk mount needs both a container and a path");
     if (req->mount_path && !g_path_is_absolute(req->mount_path))
       return kv_error_set(err, KATAVM_E_INVALID, "mount path '%s' must be absolute",
                           req->mount_path);
     if (req->container && !kv_id_validate(req->container, NULL))
-      return kv_error_set(err, KATAVM_E_INVALID, "container id '%s' is invalid",
-                          req->container);
+      return kv_error_set(err, KATAVM_E_INVALID, "container id '%s' is invalid", req->container);
     json_object_set_string_member(o, "path", req->path);
     json_object_set_boolean_member(o, "readonly", req->readonly != 0);
     if (req->container) {

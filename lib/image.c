@@ -29,8 +29,8 @@ static char *newest_kernel_release(void) {
   return best;
 }
 
-int katavm_image_build(katavm_runtime *rt, const char *kernel_release,
-                       const char *out_dir, int force, katavm_error **err) {
+int katavm_image_build(katavm_runtime *rt, const char *kernel_release, const char *out_dir,
+                       int force, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   const char *builder = g_getenv("KATAVM_IMAGE_BUILDER");
@@ -54,15 +54,15 @@ int katavm_image_build(katavm_runtime *rt, const char *kernel_release,
   if (!g_file_test(agent, G_FILE_TEST_IS_EXECUTABLE))
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "agent %s not found", agent);
   g_autofree char *dir = out_dir ? g_strdup(out_dir) : g_path_get_dirname(rt->kernel);
-  const char *argv[] = {builder, "--kernel-release", rel, "--agent", agent,
-                        "--out", dir, force ? "--force" : NULL, NULL};
+  const char *argv[] = {builder, "--kernel-release",       rel, "--agent", agent, "--out",
+                        dir,     force ? "--force" : NULL, NULL};
   int status = 0;
   g_autoptr(GError) e = NULL;
-  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN,
-                    NULL, NULL, NULL, NULL, &status, &e))
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL,
+                    &status, &e))
     return kv_error_set(err, KATAVM_E_IO, "cannot run %s: %s", builder, e->message);
   if (!g_spawn_check_wait_status(status, NULL))
-    return kv_error_set(err, KATAVM_E_IO, "image build failed (%s exited with status %d)",
-                        builder, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return kv_error_set(err, KATAVM_E_IO, "image build failed (%s exited with status %d)", builder,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return 0;
 }

@@ -24,8 +24,7 @@ GQuark kv_error_quark(void);
  * returns the negative code. Consumes nothing. */
 int kv_error_propagate(katavm_error **err, const GError *gerr);
 /* Build a katavm_error directly; returns code. */
-int kv_error_set(katavm_error **err, int code, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
+int kv_error_set(katavm_error **err, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /* Map any GError (KV_ERROR, KV_PROTO_ERROR, KV_VMM_ERROR, G_IO_ERROR,
  * G_FILE_ERROR) to a katavm_code. */
 int kv_error_code_of(const GError *e);
@@ -46,9 +45,9 @@ typedef struct {
   char *shim_log; /* DIR/shim.log */
   char *shim_sock;
   char *agent_sock;
-  char *vmm_root; /* RUN/vmm */
+  char *vmm_root;   /* RUN/vmm */
   char *caps_cache; /* ROOT/cache/qemu: shared QEMU capabilities cache */
-  char *domain;   /* libvirt domain name */
+  char *domain;     /* libvirt domain name */
 } KvPaths;
 void kv_paths_init(KvPaths *p, const char *root, const char *id);
 void kv_paths_clear(KvPaths *p);
@@ -78,8 +77,7 @@ typedef struct {
   char *created;
   char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
 } KvSandboxConfig;
-gboolean kv_config_save(const KvSandboxConfig *c, const char *path,
-                        GError **error);
+gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);
 void kv_config_clear(KvSandboxConfig *c);
 

@@ -64,9 +64,8 @@ static gboolean is_type(JsonNode *n, GType t) {
   return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == t;
 }
 
-static gboolean check_strv(JsonObject *o, const char *k, const char *where,
-                           gboolean required, gboolean nonempty,
-                           GError **error) {
+static gboolean check_strv(JsonObject *o, const char *k, const char *where, gboolean required,
+                           gboolean nonempty, GError **error) {
   JsonNode *n = json_object_get_member(o, k);
   if (!n)
     return required ? fail(error, "config.json: %s.%s is missing", where, k) : TRUE;
@@ -81,16 +80,15 @@ static gboolean check_strv(JsonObject *o, const char *k, const char *where,
   return TRUE;
 }
 
-static gboolean check_opt(JsonObject *o, const char *k, const char *where,
-                          GType t, const char *tname, GError **error) {
+static gboolean check_opt(JsonObject *o, const char *k, const char *where, GType t,
+                          const char *tname, GError **error) {
   JsonNode *n = json_object_get_member(o, k);
   if (n && !is_type(n, t))
     return fail(error, "config.json: %s.%s must be %s", where, k, tname);
   return TRUE;
 }
 
-static JsonObject *opt_obj(JsonObject *o, const char *k, const char *where,
-                           GError **error) {
+static JsonObject *opt_obj(JsonObject *o, const char *k, const char *where, GError **error) {
   JsonNode *n = json_object_get_member(o, k);
   if (!n)
     return NULL;
@@ -173,56 +171,48 @@ JsonObject *kv_oci_default_spec(void) {
 
 /* Resolve root.path against the bundle. A relative root must stay inside
  * the bundle once symlinks are resolved. */
-static char *resolve_rootfs(const char *bundle, const char *root_path,
-                            GError **error) {
+static char *resolve_rootfs(const char *bundle, const char *root_path, GError **error) {
   g_autofree char *joined = g_path_is_absolute(root_path)
                                 ? g_strdup(root_path)
                                 : g_build_filename(bundle, root_path, NULL);
   char real[PATH_MAX];
   if (!realpath(joined, real)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s: %s", joined,
-                g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s: %s", joined, g_strerror(errno));
     return NULL;
   }
   if (!g_path_is_absolute(root_path)) {
     char rb[PATH_MAX];
     if (!realpath(bundle, rb)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s: %s", bundle,
-                  g_strerror(errno));
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s: %s", bundle, g_strerror(errno));
       return NULL;
     }
     size_t n = strlen(rb);
     if (strncmp(real, rb, n) != 0 || real[n] != '/') {
       g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "rootfs %s resolves to %s, outside the bundle %s", joined,
-                  real, rb);
+                  "rootfs %s resolves to %s, outside the bundle %s", joined, real, rb);
       return NULL;
     }
   }
   struct stat st;
   if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "rootfs %s is not a directory", real);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s is not a directory", real);
     return NULL;
   }
   return g_strdup(real);
 }
 
-JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
-                        char **rootfs_out, GError **error) {
+JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error) {
   g_autoptr(JsonObject) spec = NULL;
   g_autofree char *real = NULL;
   if (bundle) {
     struct stat st;
     if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "bundle %s is not a directory", bundle);
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s is not a directory", bundle);
       return NULL;
     }
     g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
     if (stat(cfg, &st) < 0) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "bundle %s has no config.json", bundle);
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s has no config.json", bundle);
       return NULL;
     }
     if (st.st_size > CONFIG_MAX) {
@@ -232,27 +222,25 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
     g_autoptr(JsonParser) p = json_parser_new();
     g_autoptr(GError) pe = NULL;
     if (!json_parser_load_from_file(p, cfg, &pe)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s",
-                  cfg, pe->message);
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
       return NULL;
     }
     JsonNode *r = json_parser_get_root(p);
     if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "%s must hold a JSON object", cfg);
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s must hold a JSON object", cfg);
       return NULL;
     }
     spec = json_object_ref(json_node_get_object(r));
     if (!kv_oci_validate(spec, error))
       return NULL;
-    real = resolve_rootfs(bundle, json_object_get_string_member(
-                                      json_object_get_object_member(spec, "root"), "path"),
-                          error);
+    real = resolve_rootfs(
+        bundle, json_object_get_string_member(json_object_get_object_member(spec, "root"), "path"),
+        error);
   } else {
     spec = kv_oci_default_spec();
     if (!rootfs || !g_path_is_absolute(rootfs)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "rootfs '%s' must be an absolute path", rootfs ? rootfs : "(null)");
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs '%s' must be an absolute path",
+                  rootfs ? rootfs : "(null)");
       return NULL;
     }
     real = resolve_rootfs("/", rootfs, error);
@@ -263,17 +251,15 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
   return g_steal_pointer(&spec);
 }
 
-
-void kv_oci_override(JsonObject *spec, const char *const *argv,
-                     const char *const *env, const char *cwd,
-                     const char *hostname, int tty, int readonly) {
+void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
+                     const char *cwd, const char *hostname, int tty, int readonly) {
   JsonObject *proc = json_object_get_object_member(spec, "process");
   if (argv && *argv)
     json_object_set_array_member(proc, "args", kv_json_strv(argv));
   if (env) {
     /* Extra variables replace same-named ones of the spec. */
-    JsonArray *old = json_object_has_member(proc, "env")
-                         ? json_object_get_array_member(proc, "env") : NULL;
+    JsonArray *old =
+        json_object_has_member(proc, "env") ? json_object_get_array_member(proc, "env") : NULL;
     JsonArray *merged = json_array_new();
     for (guint i = 0; old && i < json_array_get_length(old); i++) {
       const char *kv = json_array_get_string_element(old, i);
@@ -297,6 +283,5 @@ void kv_oci_override(JsonObject *spec, const char *const *argv,
   if (hostname)
     json_object_set_string_member(spec, "hostname", hostname);
   if (readonly)
-    json_object_set_boolean_member(json_object_get_object_member(spec, "root"),
-                                   "readonly", TRUE);
+    json_object_set_boolean_member(json_object_get_object_member(spec, "root"), "readonly", TRUE);
 }

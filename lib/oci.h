@@ -12,11 +12,9 @@ JsonObject *kv_oci_default_spec(void);
 /* Load bundle/config.json (bundle != NULL) or make the default spec for
  * `rootfs`; validate it and resolve the rootfs to a real directory path
  * (*rootfs_out). All failures are KATAVM_E_INVALID with a clear message. */
-JsonObject *kv_oci_load(const char *bundle, const char *rootfs,
-                        char **rootfs_out, GError **error);
+JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error);
 /* Apply caller overrides (NULL / 0 = keep the spec's). */
-void kv_oci_override(JsonObject *spec, const char *const *argv,
-                     const char *const *env, const char *cwd,
-                     const char *hostname, int tty, int readonly);
+void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
+                     const char *cwd, const char *hostname, int tty, int readonly);
 
 G_END_DECLS

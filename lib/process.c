@@ -56,7 +56,7 @@ struct katavm_process {
   GCond cond;
   gboolean exited;
   int exit_code;
-  int fail_code;      /* set when waiting can no longer succeed */
+  int fail_code; /* set when waiting can no longer succeed */
   char *fail_message;
 };
 
@@ -192,14 +192,15 @@ static void fail_waiters(katavm_process *p, int code, const char *msg) {
 
 static void on_frame(KvConn *c, const KvFrame *f, gpointer user) {
   katavm_process *p = user;
-  Pipe *pp = f->stream == SID_OUT ? &p->out : f->stream == SID_ERR ? &p->err
-           : f->stream == SID_IN  ? &p->in  : NULL;
+  Pipe *pp = f->stream == SID_OUT   ? &p->out
+             : f->stream == SID_ERR ? &p->err
+             : f->stream == SID_IN  ? &p->in
+                                    : NULL;
   if (!pp || !pp->sid)
     return;
   gsize len = g_bytes_get_size(f->payload);
   if (pp == &p->in) {
-    if (f->type == KV_FRAME_CREDIT &&
-        kv_window_on_credit(&pp->win, kv_frame_credit(f), NULL))
+    if (f->type == KV_FRAME_CREDIT && kv_window_on_credit(&pp->win, kv_frame_credit(f), NULL))
       stdin_watch(p);
     return;
   }
@@ -261,8 +262,7 @@ typedef struct {
   GError *error;
 } Call;
 
-static void call_done(KvConn *c, JsonObject *result, const GError *e,
-                      gpointer user) {
+static void call_done(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
   if (result && call->n_fds && kv_json_bool(result, "sink_fds", FALSE)) {
@@ -289,16 +289,18 @@ static gboolean call_start(gpointer user) {
     call_done(call->p->conn, NULL, e, call);
     return G_SOURCE_REMOVE;
   }
-  kv_conn_call(call->p->conn, call->method, call->params, call->timeout_ms,
-               call_done, call);
+  kv_conn_call(call->p->conn, call->method, call->params, call->timeout_ms, call_done, call);
   return G_SOURCE_REMOVE;
 }
 
-static JsonObject *proc_call_fds(katavm_process *p, const char *method,
-                                 JsonObject *params, guint timeout_ms,
-                                 const int *fds, guint n_fds, GError **error) {
-  Call call = {.p = p, .method = method, .params = params,
-               .timeout_ms = timeout_ms, .fds = fds, .n_fds = n_fds};
+static JsonObject *proc_call_fds(katavm_process *p, const char *method, JsonObject *params,
+                                 guint timeout_ms, const int *fds, guint n_fds, GError **error) {
+  Call call = {.p = p,
+               .method = method,
+               .params = params,
+               .timeout_ms = timeout_ms,
+               .fds = fds,
+               .n_fds = n_fds};
   g_main_context_invoke(p->ctx, call_start, &call);
   g_mutex_lock(&p->lock);
   while (!call.done)
@@ -309,14 +311,12 @@ static JsonObject *proc_call_fds(katavm_process *p, const char *method,
   return call.result;
 }
 
-static JsonObject *proc_call(katavm_process *p, const char *method,
-                             JsonObject *params, guint timeout_ms,
-                             GError **error) {
+static JsonObject *proc_call(katavm_process *p, const char *method, JsonObject *params,
+                             guint timeout_ms, GError **error) {
   return proc_call_fds(p, method, params, timeout_ms, NULL, 0, error);
 }
 
-static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e,
-                          gpointer user) {
+static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   katavm_process *p = user;
   if (!result) {
     fail_waiters(p, kv_error_code_of(e), kv_remote_error_message(e));
@@ -345,8 +345,7 @@ static gboolean after_start(gpointer user) {
   return G_SOURCE_REMOVE;
 }
 
-static gboolean make_pipe(Pipe *pp, guint32 sid, gboolean to_guest,
-                          GError **error) {
+static gboolean make_pipe(Pipe *pp, guint32 sid, gboolean to_guest, GError **error) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
     g_set_error(error, KV_ERROR, KATAVM_E_IO, "pipe: %s", g_strerror(errno));
@@ -415,9 +414,8 @@ void katavm_process_free(katavm_process *p) {
 /* Start a process: `method` is KV_M_EXEC or the shim's container_add; params
  * get the stream ids added. On success the process is running (exec) or
  * created (container), with its wait pending. */
-katavm_process *kv_process_start(katavm_sandbox *sb, const char *container,
-                                 const char *exec_id, gboolean tty,
-                                 gboolean with_stdin, const char *method,
+katavm_process *kv_process_start(katavm_sandbox *sb, const char *container, const char *exec_id,
+                                 gboolean tty, gboolean with_stdin, const char *method,
                                  JsonObject *params, GError **error) {
   katavm_process *p = proc_new();
   p->container = g_strdup(container);
@@ -444,8 +442,8 @@ katavm_process *kv_process_start(katavm_sandbox *sb, const char *container,
     sinks[n_sinks++] = p->err.ours;
   json_object_set_boolean_member(params, "sink_fds", TRUE);
   p->thread = g_thread_new("katavm-process", io_thread, p);
-  g_autoptr(JsonObject) r = proc_call_fds(p, method, params, KV_CALL_TIMEOUT_MS,
-                                          sinks, n_sinks, error);
+  g_autoptr(JsonObject) r =
+      proc_call_fds(p, method, params, KV_CALL_TIMEOUT_MS, sinks, n_sinks, error);
   if (!r) {
     katavm_process_free(p);
     return NULL;
@@ -455,9 +453,15 @@ katavm_process *kv_process_start(katavm_sandbox *sb, const char *container,
   return p;
 }
 
-int katavm_process_stdin_fd(katavm_process *p) { return p ? p->in.theirs : -1; }
-int katavm_process_stdout_fd(katavm_process *p) { return p ? p->out.theirs : -1; }
-int katavm_process_stderr_fd(katavm_process *p) { return p ? p->err.theirs : -1; }
+int katavm_process_stdin_fd(katavm_process *p) {
+  return p ? p->in.theirs : -1;
+}
+int katavm_process_stdout_fd(katavm_process *p) {
+  return p ? p->out.theirs : -1;
+}
+int katavm_process_stderr_fd(katavm_process *p) {
+  return p ? p->err.theirs : -1;
+}
 
 int katavm_process_close_stdin(katavm_process *p, katavm_error **err) {
   if (!p)
@@ -469,8 +473,7 @@ int katavm_process_close_stdin(katavm_process *p, katavm_error **err) {
   return 0;
 }
 
-int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
-                        katavm_error **err) {
+int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code, katavm_error **err) {
   if (!p)
     return kv_error_set(err, KATAVM_E_INVALID, "process is NULL");
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
@@ -488,8 +491,7 @@ int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
   } else if (p->fail_code) {
     rc = kv_error_set(err, p->fail_code, "%s", p->fail_message);
   } else {
-    rc = kv_error_set(err, KATAVM_E_TIMEOUT, "the process did not exit within %d ms",
-                      timeout_ms);
+    rc = kv_error_set(err, KATAVM_E_TIMEOUT, "the process did not exit within %d ms", timeout_ms);
   }
   g_mutex_unlock(&p->lock);
   return rc;
@@ -507,8 +509,8 @@ int katavm_process_signal(katavm_process *p, int signal, katavm_error **err) {
   return r ? 0 : kv_error_propagate(err, e);
 }
 
-int katavm_process_resize(katavm_process *p, unsigned short rows,
-                          unsigned short cols, katavm_error **err) {
+int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
+                          katavm_error **err) {
   if (!p)
     return kv_error_set(err, KATAVM_E_INVALID, "process is NULL");
   if (!p->tty)

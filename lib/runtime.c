@@ -6,11 +6,9 @@
 #include "internal.h"
 #include "vmm.h"
 
-static int set_path(char **slot, const char *what, const char *path,
-                    katavm_error **err) {
+static int set_path(char **slot, const char *what, const char *path, katavm_error **err) {
   if (!path || !g_path_is_absolute(path))
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "%s path '%s' must be absolute", what,
+    return kv_error_set(err, KATAVM_E_INVALID, "%s path '%s' must be absolute", what,
                         path ? path : "(null)");
   g_free(*slot);
   *slot = g_canonicalize_filename(path, NULL);
@@ -66,20 +64,19 @@ void katavm_runtime_free(katavm_runtime *rt) {
   g_free(rt);
 }
 
-int katavm_runtime_set_root(katavm_runtime *rt, const char *dir,
-                            katavm_error **err) {
+int katavm_runtime_set_root(katavm_runtime *rt, const char *dir, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   /* Sockets nest below ROOT/r/<12 hex>/vmm/...: keep room under 108 bytes. */
   if (dir && strlen(dir) > 32)
     return kv_error_set(err, KATAVM_E_INVALID,
                         "root '%s' is longer than 32 characters; unix socket "
-                        "paths below it would exceed 108 bytes", dir);
+                        "paths below it would exceed 108 bytes",
+                        dir);
   return set_path(&rt->root, "root", dir, err);
 }
 
-int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri,
-                                   katavm_error **err) {
+int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   g_free(rt->uri);
@@ -87,8 +84,7 @@ int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri,
   return 0;
 }
 
-int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel,
-                             katavm_error **err) {
+int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   KvAccel a;
@@ -100,22 +96,19 @@ int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel,
   return 0;
 }
 
-int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path,
-                              katavm_error **err) {
+int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   return set_path(&rt->kernel, "kernel", path, err);
 }
 
-int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
-                              katavm_error **err) {
+int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   return set_path(&rt->initrd, "initrd", path, err);
 }
 
-int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
-                                      katavm_error **err) {
+int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   static const char *const modes[] = {"auto", "virtio-mem", "dimm", NULL};
@@ -128,16 +121,14 @@ int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
   return 0;
 }
 
-int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus,
-                                unsigned int memory_mib, katavm_error **err) {
+int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus, unsigned int memory_mib,
+                                katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   if (vcpus < 1 || vcpus > 256)
-    return kv_error_set(err, KATAVM_E_INVALID, "vcpus %u is not in 1..256",
-                        vcpus);
+    return kv_error_set(err, KATAVM_E_INVALID, "vcpus %u is not in 1..256", vcpus);
   if (memory_mib < KATAVM_MIN_MEMORY_MIB)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "memory %u MiB is below the guest minimum of %u MiB",
+    return kv_error_set(err, KATAVM_E_INVALID, "memory %u MiB is below the guest minimum of %u MiB",
                         memory_mib, KATAVM_MIN_MEMORY_MIB);
   rt->vcpus = vcpus;
   rt->memory_mib = memory_mib;

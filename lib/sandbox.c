@@ -24,17 +24,24 @@ void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
 
 const char *katavm_sandbox_state_name(katavm_sandbox_state_t s) {
   switch (s) {
-  case KATAVM_SANDBOX_CREATING: return "creating";
-  case KATAVM_SANDBOX_RUNNING: return "running";
-  case KATAVM_SANDBOX_STOPPED: return "stopped";
-  default: return "unknown";
+  case KATAVM_SANDBOX_CREATING:
+    return "creating";
+  case KATAVM_SANDBOX_RUNNING:
+    return "running";
+  case KATAVM_SANDBOX_STOPPED:
+    return "stopped";
+  default:
+    return "unknown";
   }
 }
 
 static katavm_sandbox_state_t state_parse(const char *s) {
-  if (!g_strcmp0(s, "creating")) return KATAVM_SANDBOX_CREATING;
-  if (!g_strcmp0(s, "running")) return KATAVM_SANDBOX_RUNNING;
-  if (!g_strcmp0(s, "stopped")) return KATAVM_SANDBOX_STOPPED;
+  if (!g_strcmp0(s, "creating"))
+    return KATAVM_SANDBOX_CREATING;
+  if (!g_strcmp0(s, "running"))
+    return KATAVM_SANDBOX_RUNNING;
+  if (!g_strcmp0(s, "stopped"))
+    return KATAVM_SANDBOX_STOPPED;
   return KATAVM_SANDBOX_UNKNOWN;
 }
 
@@ -45,8 +52,7 @@ static gboolean is_regular(const char *path) {
 
 static gboolean ensure_dir(const char *path, GError **error) {
   if (g_mkdir_with_parents(path, 0700) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot create %s: %s", path,
-                g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot create %s: %s", path, g_strerror(errno));
     return FALSE;
   }
   return TRUE;
@@ -54,7 +60,8 @@ static gboolean ensure_dir(const char *path, GError **error) {
 
 /* ---- connection to a shim ---- */
 
-static void on_closed(KvConn *c, const GError *why, gpointer user) {}
+static void on_closed(KvConn *c, const GError *why, gpointer user) {
+}
 
 /* Connect to the sandbox's shim. A missing socket or a refused connection
  * means the shim is gone: KATAVM_E_STATE. */
@@ -63,13 +70,11 @@ KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error) {
   return kv_shim_connect_full(p, ctx, &h, NULL, error);
 }
 
-KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx,
-                             const KvConnHandlers *h, gpointer user,
-                             GError **error) {
+KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHandlers *h,
+                             gpointer user, GError **error) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(p->shim_sock) >= sizeof(sa.sun_path)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long",
-                p->shim_sock);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long", p->shim_sock);
     return NULL;
   }
   strcpy(sa.sun_path, p->shim_sock);
@@ -81,11 +86,8 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx,
   if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
     int e = errno;
     close(fd);
-    g_set_error(error, KV_ERROR,
-                (e == ENOENT || e == ECONNREFUSED) ? KATAVM_E_STATE
-                                                   : KATAVM_E_IO,
-                "cannot reach the shim at %s: %s", p->shim_sock,
-                g_strerror(e));
+    g_set_error(error, KV_ERROR, (e == ENOENT || e == ECONNREFUSED) ? KATAVM_E_STATE : KATAVM_E_IO,
+                "cannot reach the shim at %s: %s", p->shim_sock, g_strerror(e));
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
@@ -97,9 +99,8 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx,
   return c;
 }
 
-JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method,
-                           JsonObject *params, guint timeout_ms,
-                           GError **error) {
+JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method, JsonObject *params,
+                            guint timeout_ms, GError **error) {
   if (!sb->conn || kv_conn_is_closed(sb->conn)) {
     if (sb->conn) {
       kv_conn_unref(sb->conn);
@@ -142,7 +143,9 @@ const char *katavm_sandbox_id(const katavm_sandbox *sb) {
 
 /* ---- shim processes ---- */
 
-static gboolean keep_ticking(gpointer unused) { return G_SOURCE_CONTINUE; }
+static gboolean keep_ticking(gpointer unused) {
+  return G_SOURCE_CONTINUE;
+}
 
 /* The shim pid recorded in state.json, if that process is still a
  * katavm-shim for this id (pids get reused). 0 otherwise. */
@@ -166,9 +169,8 @@ static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   return (is_shim && has_id) ? (pid_t)pid : 0;
 }
 
-static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p,
-                              const char *id, const char *mode,
-                              guint timeout_ms, GError **error) {
+static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *id,
+                              const char *mode, guint timeout_ms, GError **error) {
   int rd = -1;
   if (!kv_shim_spawn(rt->shim, rt->root, id, mode, p->shim_log, &rd, error))
     return FALSE;
@@ -180,15 +182,13 @@ static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p,
 /* Tear down whatever exists of sandbox `id`, whatever state it is in.
  * Only removes the state once the VM is known gone, so a failure never
  * leaves an untracked QEMU. */
-static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
-                         GError **error) {
+static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id, GError **error) {
   g_autoptr(GError) e = NULL;
   gboolean vm_gone = FALSE;
   GMainContext *ctx = g_main_context_new();
   KvConn *c = kv_shim_connect(p, ctx, &e);
   if (c) {
-    g_autoptr(JsonObject) r =
-        kv_conn_call_sync(c, KV_M_SHIM_DESTROY, NULL, KV_CALL_TIMEOUT_MS, &e);
+    g_autoptr(JsonObject) r = kv_conn_call_sync(c, KV_M_SHIM_DESTROY, NULL, KV_CALL_TIMEOUT_MS, &e);
     if (r) {
       vm_gone = TRUE;
       /* The shim exits right after replying; wait for its socket to close
@@ -220,16 +220,15 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
   if (!vm_gone) {
     g_clear_error(&e);
     if (!run_shim_mode(rt, p, id, "--cleanup", KV_CALL_TIMEOUT_MS, &e)) {
-      g_propagate_prefixed_error(error, g_steal_pointer(&e),
-                                 "cannot destroy sandbox '%s': ", id);
+      g_propagate_prefixed_error(error, g_steal_pointer(&e), "cannot destroy sandbox '%s': ", id);
       return FALSE;
     }
   }
   g_autoptr(GError) rmerr = NULL;
   if (!kv_rm_rf(p->run, &rmerr) || !kv_rm_rf(p->dir, &rmerr)) {
     g_set_error(error, KV_ERROR, KATAVM_E_IO,
-                "sandbox '%s' stopped but its state could not be removed: %s",
-                id, rmerr ? rmerr->message : "unknown error");
+                "sandbox '%s' stopped but its state could not be removed: %s", id,
+                rmerr ? rmerr->message : "unknown error");
     return FALSE;
   }
   return TRUE;
@@ -240,12 +239,10 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id,
 int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                           katavm_sandbox **out, katavm_error **err) {
   if (!rt || !cfg || !out)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "runtime, config and out must not be NULL");
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime, config and out must not be NULL");
   for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
     if (cfg->reserved[i])
-      return kv_error_set(err, KATAVM_E_INVALID,
-                          "reserved config field %zu must be zero", i);
+      return kv_error_set(err, KATAVM_E_INVALID, "reserved config field %zu must be zero", i);
   g_autofree char *id = cfg->id ? g_strdup(cfg->id) : kv_id_generate();
   g_autoptr(GError) e = NULL;
   if (!kv_id_validate(id, &e))
@@ -258,34 +255,30 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   if (vcpus > 256 || max_vcpus > 256)
     return kv_error_set(err, KATAVM_E_INVALID, "at most 256 vCPUs are supported");
   if (max_vcpus < vcpus)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "max vCPUs %u is below the boot vCPUs %u", max_vcpus,
+    return kv_error_set(err, KATAVM_E_INVALID, "max vCPUs %u is below the boot vCPUs %u", max_vcpus,
                         vcpus);
   if (mem < KATAVM_MIN_MEMORY_MIB)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "memory %u MiB is below the guest minimum of %u MiB",
+    return kv_error_set(err, KATAVM_E_INVALID, "memory %u MiB is below the guest minimum of %u MiB",
                         mem, KATAVM_MIN_MEMORY_MIB);
   if (max_mem < mem)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "max memory %u MiB is below the boot memory %u MiB",
+    return kv_error_set(err, KATAVM_E_INVALID, "max memory %u MiB is below the boot memory %u MiB",
                         max_mem, mem);
   if (max_mem > 1024 * 1024)
-    return kv_error_set(err, KATAVM_E_INVALID,
-                        "max memory %u MiB is more than 1 TiB", max_mem);
+    return kv_error_set(err, KATAVM_E_INVALID, "max memory %u MiB is more than 1 TiB", max_mem);
   if (!is_regular(rt->kernel))
     return kv_error_set(err, KATAVM_E_NOT_FOUND,
                         "guest kernel %s not found (build it with `katavm "
-                        "image build`)", rt->kernel);
+                        "image build`)",
+                        rt->kernel);
   if (!is_regular(rt->initrd))
     return kv_error_set(err, KATAVM_E_NOT_FOUND,
                         "guest initrd %s not found (build it with `katavm "
-                        "image build`)", rt->initrd);
+                        "image build`)",
+                        rt->initrd);
   if (access(rt->shim, X_OK) < 0)
-    return kv_error_set(err, KATAVM_E_NOT_FOUND,
-                        "shim %s is not an executable", rt->shim);
+    return kv_error_set(err, KATAVM_E_NOT_FOUND, "shim %s is not an executable", rt->shim);
   KvAccel want, accel;
-  if (!kv_accel_parse(rt->accel, &want, &e) ||
-      !kv_accel_resolve(want, &accel, NULL, &e))
+  if (!kv_accel_parse(rt->accel, &want, &e) || !kv_accel_resolve(want, &accel, NULL, &e))
     return kv_error_propagate(err, e);
 
   g_auto(KvPaths) p;
@@ -296,10 +289,8 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
     return kv_error_propagate(err, e);
   if (mkdir(p.dir, 0700) < 0) {
     if (errno == EEXIST)
-      return kv_error_set(err, KATAVM_E_EXISTS,
-                          "a sandbox with id '%s' already exists", id);
-    return kv_error_set(err, KATAVM_E_IO, "cannot create %s: %s", p.dir,
-                        g_strerror(errno));
+      return kv_error_set(err, KATAVM_E_EXISTS, "a sandbox with id '%s' already exists", id);
+    return kv_error_set(err, KATAVM_E_IO, "cannot create %s: %s", p.dir, g_strerror(errno));
   }
   /* From here on every failure removes what was made. */
   KvSandboxConfig c = {
@@ -318,10 +309,9 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   g_autofree char *created = g_date_time_format_iso8601(now);
   c.created = created;
   int rd = -1;
-  gboolean ok = kv_rm_rf(p.run, &e) && ensure_dir(p.run, &e) &&
-                ensure_dir(p.shared, &e) && kv_config_save(&c, p.config, &e) &&
-                kv_shim_spawn(rt->shim, rt->root, id, "--create", p.shim_log,
-                              &rd, &e);
+  gboolean ok = kv_rm_rf(p.run, &e) && ensure_dir(p.run, &e) && ensure_dir(p.shared, &e) &&
+                kv_config_save(&c, p.config, &e) &&
+                kv_shim_spawn(rt->shim, rt->root, id, "--create", p.shim_log, &rd, &e);
   if (ok) {
     ok = kv_shim_wait_ready(rd, KV_BOOT_TIMEOUT_MS, &e);
     close(rd);
@@ -344,8 +334,8 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   return 0;
 }
 
-int katavm_sandbox_open(katavm_runtime *rt, const char *id,
-                        katavm_sandbox **out, katavm_error **err) {
+int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
+                        katavm_error **err) {
   if (!rt || !out)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime and out must not be NULL");
   g_autoptr(GError) e = NULL;
@@ -369,8 +359,9 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id,
     if (run_shim_mode(rt, &sb->paths, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
       sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
     else
-      g_prefix_error(&e, "the shim of sandbox '%s' is gone and recovery "
-                         "failed (remove it with `katavm sandbox rm -f %s`): ",
+      g_prefix_error(&e,
+                     "the shim of sandbox '%s' is gone and recovery "
+                     "failed (remove it with `katavm sandbox rm -f %s`): ",
                      id, id);
   }
   if (!sb->conn) {
@@ -381,8 +372,7 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id,
   return 0;
 }
 
-int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
-                         katavm_error **err) {
+int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state, katavm_error **err) {
   if (!sb || !state)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and state must not be NULL");
   g_autoptr(GError) e = NULL;
@@ -406,8 +396,7 @@ int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err) {
   return r ? 0 : kv_error_propagate(err, e);
 }
 
-int katavm_sandbox_destroy(katavm_runtime *rt, const char *id,
-                           katavm_error **err) {
+int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err) {
   if (!rt)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
   g_autoptr(GError) e = NULL;
@@ -415,16 +404,14 @@ int katavm_sandbox_destroy(katavm_runtime *rt, const char *id,
     return kv_error_propagate(err, e);
   g_auto(KvPaths) p;
   kv_paths_init(&p, rt->root, id);
-  if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) &&
-      !g_file_test(p.run, G_FILE_TEST_EXISTS))
+  if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) && !g_file_test(p.run, G_FILE_TEST_EXISTS))
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
   if (!teardown(rt, &p, id, &e))
     return kv_error_propagate(err, e);
   return 0;
 }
 
-int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out,
-                        katavm_error **err) {
+int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err) {
   if (!rt || !ids_out)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime and ids_out must not be NULL");
   g_autofree char *dir = g_build_filename(rt->root, "sandboxes", NULL);
@@ -456,8 +443,7 @@ static void copy_str(char *dst, size_t n, JsonObject *o, const char *k) {
   g_strlcpy(dst, s ? s : "", n);
 }
 
-int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
-                               katavm_error **err) {
+int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info, katavm_error **err) {
   if (!sb || !info)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and info must not be NULL");
   g_autoptr(GError) e = NULL;
@@ -477,8 +463,7 @@ int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
   return 0;
 }
 
-int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
-                           katavm_error **err) {
+int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err) {
   if (!sb || !json_out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and json_out must not be NULL");
   g_autoptr(GError) e = NULL;

@@ -16,9 +16,8 @@
 
 /* The shim becomes a grandchild in its own session, so it is not killed with
  * the caller's terminal or process group and is not the caller's zombie. */
-gboolean kv_shim_spawn(const char *shim, const char *root, const char *id,
-                       const char *mode, const char *log_path, int *ready_rd,
-                       GError **error) {
+gboolean kv_shim_spawn(const char *shim, const char *root, const char *id, const char *mode,
+                       const char *log_path, int *ready_rd, GError **error) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     g_set_error(error, KV_ERROR, KATAVM_E_IO, "pipe: %s", g_strerror(errno));
@@ -26,8 +25,8 @@ gboolean kv_shim_spawn(const char *shim, const char *root, const char *id,
   }
   /* Everything the child needs is prepared before fork: after fork in a
    * threaded caller only async-signal-safe calls are allowed. */
-  char *argv[] = {(char *)shim, (char *)mode,   "--root", (char *)root,
-                  "--id",       (char *)id,     "--ready-fd", "3", NULL};
+  char *argv[] = {(char *)shim, (char *)mode, "--root", (char *)root, "--id",
+                  (char *)id,   "--ready-fd", "3",      NULL};
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -54,8 +53,7 @@ gboolean kv_shim_spawn(const char *shim, const char *root, const char *id,
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     execv(shim, argv);
-    dprintf(3, "ERR %d cannot execute %s: %s\n", KATAVM_E_NOT_FOUND, shim,
-            strerror(errno));
+    dprintf(3, "ERR %d cannot execute %s: %s\n", KATAVM_E_NOT_FOUND, shim, strerror(errno));
     _exit(127);
   }
   close(p[1]);
@@ -73,8 +71,7 @@ gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error) {
   for (;;) {
     gint64 left = (deadline - g_get_monotonic_time()) / 1000;
     if (left <= 0) {
-      g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
-                  "the sandbox did not become ready within %u s",
+      g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT, "the sandbox did not become ready within %u s",
                   timeout_ms / 1000);
       return FALSE;
     }
@@ -87,8 +84,7 @@ gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error) {
     ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0 || len + (size_t)n >= sizeof(buf) - 1 ||
-        memchr(buf + len, '\n', (size_t)n)) {
+    if (n <= 0 || len + (size_t)n >= sizeof(buf) - 1 || memchr(buf + len, '\n', (size_t)n)) {
       if (n > 0)
         len += (size_t)n;
       break;

@@ -22,29 +22,26 @@ gboolean kv_id_validate(const char *id, GError **error) {
   size_t n = strlen(id);
   if (n > KATAVM_ID_MAX) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "id '%.20s...' is %zu characters long; the limit is %u", id, n,
-                KATAVM_ID_MAX);
+                "id '%.20s...' is %zu characters long; the limit is %u", id, n, KATAVM_ID_MAX);
     return FALSE;
   }
   if (strstr(id, "..")) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "id '%s' contains '..'", id);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "id '%s' contains '..'", id);
     return FALSE;
   }
   if (!g_ascii_isalnum(id[0])) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "id '%s' must start with a letter or digit", id);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "id '%s' must start with a letter or digit", id);
     return FALSE;
   }
   for (const char *p = id; *p; p++) {
     if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.') {
       if (*p == '/')
-        g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                    "id '%s' contains '/'", id);
+        g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "id '%s' contains '/'", id);
       else
         g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                     "id contains character 0x%02x; allowed are letters, "
-                    "digits, '_', '-' and '.'", (unsigned char)*p);
+                    "digits, '_', '-' and '.'",
+                    (unsigned char)*p);
       return FALSE;
     }
   }
@@ -55,8 +52,8 @@ char *kv_id_generate(void) {
   guint8 b[8];
   for (size_t i = 0; i < sizeof(b); i++)
     b[i] = (guint8)g_random_int_range(0, 256);
-  return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-                         b[3], b[4], b[5], b[6], b[7]);
+  return g_strdup_printf("%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+                         b[6], b[7]);
 }
 
 void kv_paths_init(KvPaths *p, const char *root, const char *id) {
@@ -102,8 +99,8 @@ JsonObject *kv_json_file_load(const char *path, GError **error) {
   gsize len = 0;
   struct stat st;
   if (stat(path, &st) == 0 && st.st_size > KV_JSON_FILE_MAX) {
-    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is too large (%lld bytes)",
-                path, (long long)st.st_size);
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is too large (%lld bytes)", path,
+                (long long)st.st_size);
     return NULL;
   }
   if (!g_file_get_contents(path, &data, &len, error))
@@ -111,14 +108,12 @@ JsonObject *kv_json_file_load(const char *path, GError **error) {
   g_autoptr(JsonParser) parser = json_parser_new();
   g_autoptr(GError) perr = NULL;
   if (!json_parser_load_from_data(parser, data, (gssize)len, &perr)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s",
-                path, perr->message);
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
     return NULL;
   }
   JsonNode *root = json_parser_get_root(parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT,
-                "%s does not hold a JSON object", path);
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s does not hold a JSON object", path);
     return NULL;
   }
   return json_object_ref(json_node_get_object(root));
@@ -162,8 +157,7 @@ gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error) {
   g_autofree char *s = kv_json_to_string(obj);
   /* g_file_set_contents writes a temp file and renames: readers never see a
    * half-written state file. */
-  return g_file_set_contents_full(path, s, -1, G_FILE_SET_CONTENTS_CONSISTENT,
-                                  0600, error);
+  return g_file_set_contents_full(path, s, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
 }
 
 void kv_umount_below(const char *path) {
@@ -190,12 +184,14 @@ void kv_umount_below(const char *path) {
 static gboolean rm_tree(int parent, const char *name, dev_t dev, GError **error) {
   struct stat st;
   if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return errno == ENOENT ? TRUE : (g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                                                 "stat %s: %s", name, g_strerror(errno)), FALSE);
+    return errno == ENOENT ? TRUE
+                           : (g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                                          "stat %s: %s", name, g_strerror(errno)),
+                              FALSE);
   if (!S_ISDIR(st.st_mode)) {
     if (unlinkat(parent, name, 0) < 0 && errno != ENOENT) {
-      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "unlink %s: %s",
-                  name, g_strerror(errno));
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "unlink %s: %s", name,
+                  g_strerror(errno));
       return FALSE;
     }
     return TRUE;
@@ -207,8 +203,8 @@ static gboolean rm_tree(int parent, const char *name, dev_t dev, GError **error)
   }
   int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "open %s: %s",
-                name, g_strerror(errno));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "open %s: %s", name,
+                g_strerror(errno));
     return FALSE;
   }
   DIR *d = fdopendir(fd);
@@ -226,8 +222,8 @@ static gboolean rm_tree(int parent, const char *name, dev_t dev, GError **error)
     ok = rm_tree(dirfd(d), g_ptr_array_index(names, i), dev, error);
   closedir(d);
   if (ok && unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "rmdir %s: %s",
-                name, g_strerror(errno));
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "rmdir %s: %s", name,
+                g_strerror(errno));
     ok = FALSE;
   }
   return ok;

@@ -38,17 +38,17 @@ extern "C" {
 
 typedef enum katavm_code {
   KATAVM_OK = 0,
-  KATAVM_E_INVALID = -1,     /* an argument is malformed or out of range */
-  KATAVM_E_NOT_FOUND = -2,   /* no such sandbox, file, ... */
-  KATAVM_E_EXISTS = -3,      /* id already in use */
-  KATAVM_E_IO = -4,          /* host I/O or system call failure */
-  KATAVM_E_VMM = -5,         /* libvirt / QEMU failure (start, stop, connect) */
-  KATAVM_E_AGENT = -6,       /* guest agent failed, misbehaved or went away */
-  KATAVM_E_PROTOCOL = -7,    /* malformed or incompatible protocol data */
-  KATAVM_E_STATE = -8,       /* operation not valid in the current state */
-  KATAVM_E_TIMEOUT = -9,     /* an operation did not finish in time */
-  KATAVM_E_UNSUPPORTED = -10,/* e.g. accel "kvm" on a host without KVM */
-  KATAVM_E_CORRUPT = -11,    /* on-disk sandbox state is unreadable */
+  KATAVM_E_INVALID = -1,      /* an argument is malformed or out of range */
+  KATAVM_E_NOT_FOUND = -2,    /* no such sandbox, file, ... */
+  KATAVM_E_EXISTS = -3,       /* id already in use */
+  KATAVM_E_IO = -4,           /* host I/O or system call failure */
+  KATAVM_E_VMM = -5,          /* libvirt / QEMU failure (start, stop, connect) */
+  KATAVM_E_AGENT = -6,        /* guest agent failed, misbehaved or went away */
+  KATAVM_E_PROTOCOL = -7,     /* malformed or incompatible protocol data */
+  KATAVM_E_STATE = -8,        /* operation not valid in the current state */
+  KATAVM_E_TIMEOUT = -9,      /* an operation did not finish in time */
+  KATAVM_E_UNSUPPORTED = -10, /* e.g. accel "kvm" on a host without KVM */
+  KATAVM_E_CORRUPT = -11,     /* on-disk sandbox state is unreadable */
 } katavm_code;
 
 typedef struct katavm_error katavm_error;
@@ -88,34 +88,26 @@ KATAVM_API void katavm_runtime_free(katavm_runtime *rt);
 
 /* Setters: each copies its argument. Paths must be absolute.
  * Return KATAVM_E_INVALID naming the bad value. */
-KATAVM_API int katavm_runtime_set_root(katavm_runtime *rt, const char *dir,
-                                       katavm_error **err);
+KATAVM_API int katavm_runtime_set_root(katavm_runtime *rt, const char *dir, katavm_error **err);
 /* uri NULL or "" = embedded driver per sandbox. "qemu:///system" uses
  * libvirtd. */
-KATAVM_API int katavm_runtime_set_libvirt_uri(katavm_runtime *rt,
-                                              const char *uri,
+KATAVM_API int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri,
                                               katavm_error **err);
 /* accel: "auto" (KVM only where the CPU shows vmx/svm and /dev/kvm works,
  * else TCG), "kvm" or "tcg". */
-KATAVM_API int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel,
-                                        katavm_error **err);
-KATAVM_API int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path,
-                                         katavm_error **err);
-KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path,
-                                         katavm_error **err);
+KATAVM_API int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel, katavm_error **err);
+KATAVM_API int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path, katavm_error **err);
+KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path, katavm_error **err);
 /* How memory is hot-added: "auto" (virtio-mem when QEMU offers it, else
  * ACPI DIMMs), "virtio-mem" (grows and shrinks in 2 MiB blocks) or "dimm"
  * (whole DIMMs, multiples of 128 MiB; removed last-in first-out). Also
  * KATAVM_MEMORY_HOTPLUG. Takes effect for sandboxes created afterwards. */
-KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt,
-                                                 const char *mode,
+KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
                                                  katavm_error **err);
 /* Defaults used when a sandbox config leaves vcpus / memory at 0.
  * vcpus 1..256, memory_mib >= KATAVM_MIN_MEMORY_MIB. */
-KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt,
-                                           unsigned int vcpus,
-                                           unsigned int memory_mib,
-                                           katavm_error **err);
+KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus,
+                                           unsigned int memory_mib, katavm_error **err);
 /* The state directory in use. Owned by rt. */
 KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
 
@@ -124,8 +116,7 @@ KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
  * "detail","fix"}...]} describing KVM, libvirt, QEMU, kernel and image.
  * Returns 0 even when items fail (see "ok"); negative only on internal
  * failure. *json_out freed with katavm_free(). */
-KATAVM_API int katavm_check_host(katavm_runtime *rt, char **json_out,
-                                 katavm_error **err);
+KATAVM_API int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
 /* Sandboxes                                                            */
@@ -153,7 +144,7 @@ typedef enum katavm_sandbox_state_t {
   KATAVM_SANDBOX_UNKNOWN = 0, /* shim unreachable; destroy cleans it up */
   KATAVM_SANDBOX_CREATING,
   KATAVM_SANDBOX_RUNNING,
-  KATAVM_SANDBOX_STOPPED,     /* guest powered off; destroy removes it */
+  KATAVM_SANDBOX_STOPPED, /* guest powered off; destroy removes it */
 } katavm_sandbox_state_t;
 
 /* Name of a state: "unknown", "creating", "running", "stopped". */
@@ -169,16 +160,15 @@ typedef struct katavm_sandbox katavm_sandbox;
  * KATAVM_E_NOT_FOUND (kernel/initrd/shim missing), KATAVM_E_VMM (libvirt
  * unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did
  * not come up). *out is closed with katavm_sandbox_close(). */
-KATAVM_API int katavm_sandbox_create(katavm_runtime *rt,
-                                     const katavm_sandbox_config *cfg,
+KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
 /* Attach to an existing sandbox by id (from any process).
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND (no such sandbox),
  * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone:
  * katavm_sandbox_destroy() cleans it up). */
-KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id,
-                                   katavm_sandbox **out, katavm_error **err);
+KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
+                                   katavm_error **err);
 
 /* Release the handle (the sandbox keeps running). NULL allowed. */
 KATAVM_API void katavm_sandbox_close(katavm_sandbox *sb);
@@ -187,8 +177,7 @@ KATAVM_API void katavm_sandbox_close(katavm_sandbox *sb);
 KATAVM_API const char *katavm_sandbox_id(const katavm_sandbox *sb);
 
 /* Current state as the shim sees it. */
-KATAVM_API int katavm_sandbox_state(katavm_sandbox *sb,
-                                    katavm_sandbox_state_t *state,
+KATAVM_API int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
                                     katavm_error **err);
 
 /* Power the guest off; the sandbox stays listed as stopped until
@@ -198,13 +187,11 @@ KATAVM_API int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err);
 /* Destroy the sandbox with this id: VM, shim, mounts and state are removed.
  * Works whether the shim is alive, dead or the state is corrupt.
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND. */
-KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id,
-                                      katavm_error **err);
+KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err);
 
 /* Ids of all sandboxes under the runtime's root, NULL-terminated; free with
  * katavm_strv_free(). */
-KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out,
-                                   katavm_error **err);
+KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err);
 
 /* What the guest agent reports about the guest. */
 typedef struct katavm_guest_info {
@@ -219,16 +206,14 @@ typedef struct katavm_guest_info {
 
 /* Round trip to the guest agent (through the shim).
  * Errors: KATAVM_E_STATE (not running), KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
-KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb,
-                                          katavm_guest_info *info,
+KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
                                           katavm_error **err);
 
 /* Everything known about the sandbox as a JSON object string:
  * {"id","state","shim_pid","vcpus","max_vcpus","memory_mib",
  *  "max_memory_mib","accel","created","guest":{...} (when running)}.
  * Free with katavm_free(). */
-KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out,
-                                      katavm_error **err);
+KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
 /* Containers                                                           */
@@ -250,8 +235,8 @@ typedef struct katavm_container_config {
   const char *const *env;
   const char *cwd;
   const char *hostname;
-  int tty;                 /* 1 = the main process gets a pty */
-  int readonly;            /* 1 = read-only root (or the spec's root.readonly) */
+  int tty;                  /* 1 = the main process gets a pty */
+  int readonly;             /* 1 = read-only root (or the spec's root.readonly) */
   unsigned int reserved[8]; /* must be zero */
 } katavm_container_config;
 
@@ -268,30 +253,26 @@ KATAVM_API void katavm_container_config_init(katavm_container_config *cfg);
  * syscall), KATAVM_E_EXISTS (id in use), KATAVM_E_STATE (sandbox not
  * running). Nothing is left behind on failure. */
 KATAVM_API int katavm_container_add(katavm_sandbox *sb, const char *id,
-                                    const katavm_container_config *cfg,
-                                    katavm_process **main_out,
+                                    const katavm_container_config *cfg, katavm_process **main_out,
                                     katavm_error **err);
 /* Start the main process of a created container. */
-KATAVM_API int katavm_container_start(katavm_sandbox *sb, const char *id,
-                                      katavm_error **err);
+KATAVM_API int katavm_container_start(katavm_sandbox *sb, const char *id, katavm_error **err);
 /* Status: "created", "running" or "stopped" (static string via *status).
  * exit_code (optional) is set once stopped. */
-KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id,
-                                      const char **status, int *exit_code,
-                                      katavm_error **err);
+KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status,
+                                      int *exit_code, katavm_error **err);
 /* Send a signal to the container's main process (all = every process). */
-KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id,
-                                     int signal, int all, katavm_error **err);
+KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int all,
+                                     katavm_error **err);
 /* Block until the main process exits; *exit_code follows shell convention
  * (128+N for a death by signal N). */
-KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id,
-                                     int *exit_code, katavm_error **err);
-/* Remove the container (force: kill it first). Unmounts its rootfs. */
-KATAVM_API int katavm_container_remove(katavm_sandbox *sb, const char *id,
-                                       int force, katavm_error **err);
-/* Ids of the sandbox's containers; free with katavm_strv_free(). */
-KATAVM_API int katavm_container_list(katavm_sandbox *sb, char ***ids_out,
+KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
                                      katavm_error **err);
+/* Remove the container (force: kill it first). Unmounts its rootfs. */
+KATAVM_API int katavm_container_remove(katavm_sandbox *sb, const char *id, int force,
+                                       katavm_error **err);
+/* Ids of the sandbox's containers; free with katavm_strv_free(). */
+KATAVM_API int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
 /* Processes                                                            */
@@ -303,10 +284,10 @@ typedef struct katavm_exec_config {
   const char *cwd;         /* NULL = container's */
   int set_user;            /* 1 = run as uid/gid below */
   unsigned int uid, gid;
-  int tty;                 /* 1 = allocate a pty; stdout carries it */
+  int tty;                   /* 1 = allocate a pty; stdout carries it */
   unsigned short rows, cols; /* initial pty size (0 = 24x80) */
-  int no_stdin;            /* 1 = stdin is /dev/null in the guest */
-  unsigned int reserved[8]; /* must be zero */
+  int no_stdin;              /* 1 = stdin is /dev/null in the guest */
+  unsigned int reserved[8];  /* must be zero */
 } katavm_exec_config;
 
 KATAVM_API void katavm_exec_config_init(katavm_exec_config *cfg);
@@ -318,8 +299,7 @@ KATAVM_API void katavm_exec_config_init(katavm_exec_config *cfg);
  * Errors: KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
  * not running), KATAVM_E_INVALID. */
 KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
-                           const katavm_exec_config *cfg,
-                           katavm_process **out, katavm_error **err);
+                           const katavm_exec_config *cfg, katavm_process **out, katavm_error **err);
 
 /* The caller's ends of the process's stdio, owned by the handle: write to
  * stdin_fd, read stdout_fd / stderr_fd until EOF (-1 when not connected,
@@ -328,17 +308,15 @@ KATAVM_API int katavm_process_stdin_fd(katavm_process *p);
 KATAVM_API int katavm_process_stdout_fd(katavm_process *p);
 KATAVM_API int katavm_process_stderr_fd(katavm_process *p);
 /* Close stdin: the guest process reads EOF. */
-KATAVM_API int katavm_process_close_stdin(katavm_process *p,
-                                          katavm_error **err);
+KATAVM_API int katavm_process_close_stdin(katavm_process *p, katavm_error **err);
 /* Block until the process exits (timeout_ms < 0 = forever);
  * *exit_code: shell convention (128+N for signal N). KATAVM_E_TIMEOUT. */
-KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms,
-                                   int *exit_code, katavm_error **err);
-KATAVM_API int katavm_process_signal(katavm_process *p, int signal,
-                                     katavm_error **err);
+KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
+                                   katavm_error **err);
+KATAVM_API int katavm_process_signal(katavm_process *p, int signal, katavm_error **err);
 /* Resize the process's pty. KATAVM_E_STATE without a TTY. */
-KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows,
-                                     unsigned short cols, katavm_error **err);
+KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
+                                     katavm_error **err);
 /* Release the handle; a still-running process keeps running. */
 KATAVM_API void katavm_process_free(katavm_process *p);
 
@@ -390,8 +368,7 @@ typedef struct katavm_hotplug_request {
   unsigned int reserved[8]; /* must be zero */
 } katavm_hotplug_request;
 
-KATAVM_API void katavm_hotplug_request_init(katavm_hotplug_request *req,
-                                            katavm_hotplug_kind kind);
+KATAVM_API void katavm_hotplug_request_init(katavm_hotplug_request *req, katavm_hotplug_kind kind);
 
 /* Change a running sandbox. Returns once the guest reports the resource
  * usable (CPUs online, memory in MemTotal, NIC configured, disk present
@@ -402,8 +379,7 @@ KATAVM_API void katavm_hotplug_request_init(katavm_hotplug_request *req,
  * bad MAC/tap/CIDR), KATAVM_E_NOT_FOUND (disk path or tap missing, detaching
  * what was never attached), KATAVM_E_STATE (sandbox not running),
  * KATAVM_E_VMM, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
-KATAVM_API int katavm_hotplug(katavm_sandbox *sb,
-                              const katavm_hotplug_request *req,
+KATAVM_API int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
                               char **result_json, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
@@ -414,10 +390,8 @@ KATAVM_API int katavm_hotplug(katavm_sandbox *sb,
  * kernel release (NULL = newest installed) into out_dir (NULL = the
  * directory of the runtime's kernel path). Runs the installed image builder.
  * Errors: KATAVM_E_NOT_FOUND (kernel or builder missing), KATAVM_E_IO. */
-KATAVM_API int katavm_image_build(katavm_runtime *rt,
-                                  const char *kernel_release,
-                                  const char *out_dir, int force,
-                                  katavm_error **err);
+KATAVM_API int katavm_image_build(katavm_runtime *rt, const char *kernel_release,
+                                  const char *out_dir, int force, katavm_error **err);
 
 #ifdef __cplusplus
 }

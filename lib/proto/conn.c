@@ -38,8 +38,8 @@ typedef struct {
  * payload then moves from a pipe to our fd by splice(2). */
 typedef struct {
   GBytes *bytes;
-  int splice_fd;       /* -1, or our own dup of the pipe's read end */
-  gsize splice_left;   /* payload bytes still to move from it */
+  int splice_fd;     /* -1, or our own dup of the pipe's read end */
+  gsize splice_left; /* payload bytes still to move from it */
   KvSpliceDoneFunc done;
   gpointer done_user;
   int fds[KV_CONN_MAX_FDS]; /* our dups, sent with the frame's first byte */
@@ -49,10 +49,10 @@ typedef struct {
 struct _KvConn {
   gint ref;
   int fd;
-  gboolean not_socket; /* send(2) refused: fall back to write(2) */
-  gboolean take_fds;   /* kv_conn_accept_fds(): recvmsg keeps SCM_RIGHTS */
-  gboolean gather;     /* kv_conn_gather_frames() */
-  GArray *fds_in;      /* int: received, not yet taken (kv_conn_take_fd) */
+  gboolean not_socket;           /* send(2) refused: fall back to write(2) */
+  gboolean take_fds;             /* kv_conn_accept_fds(): recvmsg keeps SCM_RIGHTS */
+  gboolean gather;               /* kv_conn_gather_frames() */
+  GArray *fds_in;                /* int: received, not yet taken (kv_conn_take_fd) */
   int next_fds[KV_CONN_MAX_FDS]; /* kv_conn_attach_fds(): for the next frame */
   guint n_next_fds;
   char *role;
@@ -80,9 +80,7 @@ struct _KvConn {
 
 static void conn_shutdown(KvConn *c, GError *why, gboolean notify);
 
-static void
-out_free(KvOut *o)
-{
+static void out_free(KvOut *o) {
   g_bytes_unref(o->bytes);
   if (o->splice_fd >= 0)
     close(o->splice_fd);
@@ -93,22 +91,17 @@ out_free(KvOut *o)
   g_free(o);
 }
 
-static GError *
-closed_error(KvConn *c)
-{
+static GError *closed_error(KvConn *c) {
   if (c->close_error != NULL &&
       g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
     return g_error_copy(c->close_error);
   if (c->close_error != NULL)
-    return g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                       "connection closed: %s", c->close_error->message);
-  return g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                             "connection closed");
+    return g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed: %s",
+                       c->close_error->message);
+  return g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed");
 }
 
-static void
-call_free(KvCall *call)
-{
+static void call_free(KvCall *call) {
   if (call->timeout != NULL) {
     g_source_destroy(call->timeout);
     g_source_unref(call->timeout);
@@ -121,16 +114,15 @@ call_free(KvCall *call)
 /* Writes the start of o's frame with its fds attached as SCM_RIGHTS, so
  * that they arrive with the frame's first byte. Our dups are closed once
  * sent (the kernel holds the files until the peer takes them). */
-static ssize_t
-conn_write_fds(KvConn *c, KvOut *o, const guint8 *p, gsize n)
-{
+static ssize_t conn_write_fds(KvConn *c, KvOut *o, const guint8 *p, gsize n) {
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
   } ctl;
   memset(&ctl, 0, sizeof ctl);
   struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+  struct msghdr m = {.msg_iov = &iov,
+                     .msg_iovlen = 1,
                      .msg_control = ctl.buf,
                      .msg_controllen = CMSG_SPACE(sizeof(int) * o->n_fds)};
   struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
@@ -147,9 +139,7 @@ conn_write_fds(KvConn *c, KvOut *o, const guint8 *p, gsize n)
   return r;
 }
 
-static ssize_t
-conn_write(KvConn *c, const guint8 *p, gsize n)
-{
+static ssize_t conn_write(KvConn *c, const guint8 *p, gsize n) {
   if (!c->not_socket) {
     /* MSG_NOSIGNAL: a vanished peer must give us EPIPE, not kill the
      * process with SIGPIPE. */
@@ -163,12 +153,10 @@ conn_write(KvConn *c, const guint8 *p, gsize n)
 
 /* Moves what it can of o's spliced payload. Returns -1 with error on a
  * hard error, 0 when the fd is full, 1 when the payload is all written. */
-static int
-conn_splice(KvConn *c, KvOut *o, GError **error)
-{
+static int conn_splice(KvConn *c, KvOut *o, GError **error) {
   while (o->splice_left > 0) {
-    ssize_t r = splice(o->splice_fd, NULL, c->fd, NULL, o->splice_left,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t r =
+        splice(o->splice_fd, NULL, c->fd, NULL, o->splice_left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (r > 0) {
       o->splice_left -= (gsize)r;
       c->pending -= (gsize)r;
@@ -183,10 +171,8 @@ conn_splice(KvConn *c, KvOut *o, GError **error)
     /* The pipe ran dry under a frame header that promised more: the frame
      * cannot be completed, so the connection cannot go on. */
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                "splice to peer failed with %" G_GSIZE_FORMAT
-                " bytes of a DATA frame left: %s",
-                o->splice_left,
-                e == 0 || e == EAGAIN ? "the pipe ran dry" : g_strerror(e));
+                "splice to peer failed with %" G_GSIZE_FORMAT " bytes of a DATA frame left: %s",
+                o->splice_left, e == 0 || e == EAGAIN ? "the pipe ran dry" : g_strerror(e));
     return -1;
   }
   return 1;
@@ -194,25 +180,22 @@ conn_splice(KvConn *c, KvOut *o, GError **error)
 
 /* Writes as much of the queue as the fd takes without blocking. Returns
  * FALSE with error only on a hard I/O error. */
-static gboolean
-conn_try_write(KvConn *c, GError **error)
-{
+static gboolean conn_try_write(KvConn *c, GError **error) {
   while (c->fd >= 0 && !g_queue_is_empty(&c->outq)) {
     KvOut *head = g_queue_peek_head(&c->outq);
     gsize len = 0;
     const guint8 *p = g_bytes_get_data(head->bytes, &len);
     if (c->out_off < len) {
-      ssize_t r = head->n_fds > 0
-                      ? conn_write_fds(c, head, p + c->out_off, len - c->out_off)
-                      : conn_write(c, p + c->out_off, len - c->out_off);
+      ssize_t r = head->n_fds > 0 ? conn_write_fds(c, head, p + c->out_off, len - c->out_off)
+                                  : conn_write(c, p + c->out_off, len - c->out_off);
       if (r < 0) {
         if (errno == EINTR)
           continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
           return TRUE;
         int e = errno;
-        g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                    "write to peer failed: %s", g_strerror(e));
+        g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "write to peer failed: %s",
+                    g_strerror(e));
         return FALSE;
       }
       c->out_off += (gsize)r;
@@ -233,9 +216,7 @@ conn_try_write(KvConn *c, GError **error)
 
 static gboolean on_writable(gint fd, GIOCondition cond, gpointer data);
 
-static void
-conn_arm_writer(KvConn *c)
-{
+static void conn_arm_writer(KvConn *c) {
   if (c->out_src != NULL || c->closed || g_queue_is_empty(&c->outq))
     return;
   c->out_src = g_unix_fd_source_new(c->fd, G_IO_OUT);
@@ -244,10 +225,7 @@ conn_arm_writer(KvConn *c)
   g_source_attach(c->out_src, c->ctx);
 }
 
-static gboolean
-on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
-            gpointer data)
-{
+static gboolean on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond, gpointer data) {
   KvConn *c = data;
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   g_autoptr(GError) err = NULL;
@@ -263,9 +241,7 @@ on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
   return G_SOURCE_CONTINUE;
 }
 
-static gboolean
-deferred_fail_dispatch(gpointer p)
-{
+static gboolean deferred_fail_dispatch(gpointer p) {
   KvConn *c = p;
   GError *why = g_steal_pointer(&c->deferred_error);
   if (why != NULL)
@@ -275,32 +251,25 @@ deferred_fail_dispatch(gpointer p)
 
 /* Closes the conn (with on_closed) from the main loop rather than from the
  * caller's stack, so that a send never runs on_closed under its caller. */
-static void
-conn_fail_later(KvConn *c, GError *why)
-{
+static void conn_fail_later(KvConn *c, GError *why) {
   if (c->closed || c->deferred_error != NULL) {
     g_error_free(why);
     return;
   }
   c->deferred_error = why;
   g_autoptr(GSource) src = g_idle_source_new();
-  g_source_set_callback(src, deferred_fail_dispatch, kv_conn_ref(c),
-                        (GDestroyNotify)kv_conn_unref);
+  g_source_set_callback(src, deferred_fail_dispatch, kv_conn_ref(c), (GDestroyNotify)kv_conn_unref);
   g_source_set_name(src, "katavm-conn-fail");
   g_source_attach(src, c->ctx);
 }
 
-static void
-conn_drop_next_fds(KvConn *c)
-{
+static void conn_drop_next_fds(KvConn *c) {
   for (guint i = 0; i < c->n_next_fds; i++)
     close(c->next_fds[i]);
   c->n_next_fds = 0;
 }
 
-static void
-conn_drop_fds_in(KvConn *c)
-{
+static void conn_drop_fds_in(KvConn *c) {
   if (c->fds_in == NULL)
     return;
   for (guint i = 0; i < c->fds_in->len; i++)
@@ -311,9 +280,7 @@ conn_drop_fds_in(KvConn *c)
 /* Queues an encoded frame and writes right away when nothing is ahead of
  * it. Errors are left to the writer source so that callers never see
  * on_closed run inside their own send call. */
-static gboolean
-conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
-{
+static gboolean conn_enqueue_out(KvConn *c, KvOut *out, GError **error) {
   gsize size = g_bytes_get_size(out->bytes) + out->splice_left;
   /* Callers pace DATA with kv_conn_pending(); this cap is the backstop for
    * a peer that floods us with requests and never reads the replies. */
@@ -322,9 +289,8 @@ conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
     out->done = NULL; /* the caller learns it from our FALSE */
     out_free(out);
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "peer is not reading: %" G_GSIZE_FORMAT
-                " bytes queued (limit %u)",
-                c->pending, KV_CONN_MAX_PENDING);
+                "peer is not reading: %" G_GSIZE_FORMAT " bytes queued (limit %u)", c->pending,
+                KV_CONN_MAX_PENDING);
     conn_fail_later(c, g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
                                    "peer is not reading: more than %u bytes "
                                    "queued for it",
@@ -346,9 +312,7 @@ conn_enqueue_out(KvConn *c, KvOut *out, GError **error)
   return TRUE;
 }
 
-static gboolean
-conn_enqueue(KvConn *c, GBytes *frame, GError **error)
-{
+static gboolean conn_enqueue(KvConn *c, GBytes *frame, GError **error) {
   KvOut *out = g_new0(KvOut, 1);
   out->bytes = frame;
   out->splice_fd = -1;
@@ -357,20 +321,16 @@ conn_enqueue(KvConn *c, GBytes *frame, GError **error)
 
 /* ---- closing ---- */
 
-static void
-conn_shutdown(KvConn *c, GError *why, gboolean notify)
-{
+static void conn_shutdown(KvConn *c, GError *why, gboolean notify) {
   if (c->closed) {
     g_clear_error(&why);
     return;
   }
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   c->closed = TRUE;
-  c->close_error = why != NULL
-                       ? why
-                       : g_error_new_literal(KV_PROTO_ERROR,
-                                             KV_PROTO_ERROR_CLOSED,
-                                             "connection closed");
+  c->close_error =
+      why != NULL ? why
+                  : g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed");
 
   if (c->in_src != NULL) {
     g_source_destroy(c->in_src);
@@ -414,12 +374,9 @@ conn_shutdown(KvConn *c, GError *why, gboolean notify)
 
 /* ---- reading and dispatch ---- */
 
-static void
-deliver_reply(KvConn *c, KvResponse *resp)
-{
+static void deliver_reply(KvConn *c, KvResponse *resp) {
   KvCall *call = NULL;
-  if (!g_hash_table_steal_extended(c->calls, GUINT_TO_POINTER(resp->id), NULL,
-                                   (gpointer *)&call)) {
+  if (!g_hash_table_steal_extended(c->calls, GUINT_TO_POINTER(resp->id), NULL, (gpointer *)&call)) {
     /* Late (after a timeout) or bogus: harmless, the id is not reused. */
     g_debug("katavm: ignoring response to unknown request id %u", resp->id);
     return;
@@ -428,9 +385,8 @@ deliver_reply(KvConn *c, KvResponse *resp)
     if (resp->result != NULL) {
       call->cb(c, resp->result, NULL, call->user);
     } else {
-      g_autoptr(GError) err =
-          g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE, "%d: %s",
-                      resp->err_code, resp->err_message);
+      g_autoptr(GError) err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE, "%d: %s",
+                                          resp->err_code, resp->err_message);
       call->cb(c, NULL, err, call->user);
     }
   }
@@ -438,12 +394,9 @@ deliver_reply(KvConn *c, KvResponse *resp)
 }
 
 /* Returns FALSE when the frame is a protocol violation (error set). */
-static gboolean
-dispatch_frame(KvConn *c, const KvFrame *f, GError **error)
-{
+static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
   if (c->peer_role == NULL && f->type != KV_FRAME_HELLO) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
-                "peer sent a %s frame before HELLO",
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE, "peer sent a %s frame before HELLO",
                 kv_frame_type_name(f->type));
     return FALSE;
   }
@@ -469,8 +422,7 @@ dispatch_frame(KvConn *c, const KvFrame *f, GError **error)
     if (c->h.on_request != NULL)
       c->h.on_request(c, req.id, req.method, req.params, c->user);
     else
-      kv_conn_reply_error(c, req.id, KV_CONN_NO_HANDLER_CODE,
-                          "no request handler on this side");
+      kv_conn_reply_error(c, req.id, KV_CONN_NO_HANDLER_CODE, "no request handler on this side");
     kv_request_clear(&req);
     return TRUE;
   }
@@ -492,9 +444,7 @@ dispatch_frame(KvConn *c, const KvFrame *f, GError **error)
 /* Decodes and dispatches every complete frame buffered. Handlers may close
  * the conn or re-enter (call_sync from a handler iterates the context, and
  * the input source may recurse); the decoder is re-read after each frame. */
-static gboolean
-conn_drain(KvConn *c, GError **error)
-{
+static gboolean conn_drain(KvConn *c, GError **error) {
   while (!c->closed && c->dec != NULL) {
     KvFrame f;
     int r = kv_decoder_next(c->dec, &f, error);
@@ -512,9 +462,7 @@ conn_drain(KvConn *c, GError **error)
  * than `want` is there yet, first sleep KV_CONN_GATHER_WAIT_US, so that the
  * peer's writes meanwhile pile up instead of waking us one by one, then
  * read what came, without blocking. */
-static ssize_t
-conn_read_gather(KvConn *c, guint8 *buf, gsize want)
-{
+static ssize_t conn_read_gather(KvConn *c, guint8 *buf, gsize want) {
   int avail = 0;
   if (ioctl(c->fd, FIONREAD, &avail) == 0 && (gsize)avail < want) {
     struct timespec ts = {0, KV_CONN_GATHER_WAIT_US * 1000L};
@@ -527,9 +475,7 @@ conn_read_gather(KvConn *c, guint8 *buf, gsize want)
  * that takes fds recvmsg(2), keeping what SCM_RIGHTS brought in fds_in.
  * More fds than we hold, or a truncated control message (the kernel then
  * closed the fds that did not fit), is the peer's error. */
-static ssize_t
-conn_read(KvConn *c, guint8 *buf, GError **error)
-{
+static ssize_t conn_read(KvConn *c, guint8 *buf, GError **error) {
   if (!c->take_fds)
     return read(c->fd, buf, KV_CONN_READ_CHUNK);
   union {
@@ -537,8 +483,8 @@ conn_read(KvConn *c, guint8 *buf, GError **error)
     char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
   } ctl;
   struct iovec iov = {.iov_base = buf, .iov_len = KV_CONN_READ_CHUNK};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
-                     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
   ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
   if (n < 0)
     return n;
@@ -560,17 +506,13 @@ conn_read(KvConn *c, guint8 *buf, GError **error)
   }
   if (bad) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "peer sent more file descriptors than the %u we hold",
-                KV_CONN_MAX_FDS_HELD);
+                "peer sent more file descriptors than the %u we hold", KV_CONN_MAX_FDS_HELD);
     return -1;
   }
   return n;
 }
 
-static gboolean
-on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
-            gpointer data)
-{
+static gboolean on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond, gpointer data) {
   KvConn *c = data;
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   g_autoptr(GError) err = NULL;
@@ -579,8 +521,7 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
   for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
     gsize missing = c->gather && !gathered ? kv_decoder_missing(c->dec) : 0;
     gboolean gather = missing >= KV_CONN_GATHER_MIN;
-    gsize want = gather ? MIN(missing, (gsize)KV_CONN_GATHER_MAX)
-                        : KV_CONN_READ_CHUNK;
+    gsize want = gather ? MIN(missing, (gsize)KV_CONN_GATHER_MAX) : KV_CONN_READ_CHUNK;
     /* Straight into the decoder's buffer: no copy on our side. */
     guint8 *buf = kv_decoder_prepare(c->dec, want, &err);
     if (buf == NULL)
@@ -603,13 +544,13 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         break;
       int e = errno;
-      err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                        "read from peer failed: %s", g_strerror(e));
+      err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "read from peer failed: %s",
+                        g_strerror(e));
       break;
     }
     if (n == 0) {
-      err = g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                                "peer closed the connection");
+      err =
+          g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "peer closed the connection");
       break;
     }
     if (!conn_drain(c, &err))
@@ -624,10 +565,8 @@ on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond,
 
 /* ---- public API ---- */
 
-KvConn *
-kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
-            GMainContext *ctx)
-{
+KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
+                    GMainContext *ctx) {
   g_return_val_if_fail(fd >= 0, NULL);
   g_return_val_if_fail(role != NULL, NULL);
 
@@ -638,8 +577,7 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
   if (h != NULL)
     c->h = *h;
   c->user = user;
-  c->ctx = ctx != NULL ? g_main_context_ref(ctx)
-                       : g_main_context_ref_thread_default();
+  c->ctx = ctx != NULL ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
   c->dec = kv_decoder_new();
   g_queue_init(&c->outq);
   c->next_id = 1;
@@ -650,8 +588,7 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
     /* Keep the object usable (callers expect non-NULL); it is just dead. */
     conn_shutdown(c,
                   g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                              "cannot make fd non-blocking: %s",
-                              err->message),
+                              "cannot make fd non-blocking: %s", err->message),
                   FALSE);
     return c;
   }
@@ -668,17 +605,13 @@ kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
   return c;
 }
 
-KvConn *
-kv_conn_ref(KvConn *c)
-{
+KvConn *kv_conn_ref(KvConn *c) {
   g_return_val_if_fail(c != NULL, NULL);
   g_atomic_int_inc(&c->ref);
   return c;
 }
 
-void
-kv_conn_unref(KvConn *c)
-{
+void kv_conn_unref(KvConn *c) {
   if (c == NULL || !g_atomic_int_dec_and_test(&c->ref))
     return;
   if (!c->closed) {
@@ -702,44 +635,32 @@ kv_conn_unref(KvConn *c)
   g_free(c);
 }
 
-const char *
-kv_conn_peer_role(KvConn *c)
-{
+const char *kv_conn_peer_role(KvConn *c) {
   g_return_val_if_fail(c != NULL, NULL);
   return c->peer_role;
 }
 
-const char *
-kv_conn_peer_version(KvConn *c)
-{
+const char *kv_conn_peer_version(KvConn *c) {
   g_return_val_if_fail(c != NULL, NULL);
   return c->peer_version;
 }
 
-gboolean
-kv_conn_is_ready(KvConn *c)
-{
+gboolean kv_conn_is_ready(KvConn *c) {
   g_return_val_if_fail(c != NULL, FALSE);
   return c->peer_role != NULL && !c->closed;
 }
 
-gboolean
-kv_conn_is_closed(KvConn *c)
-{
+gboolean kv_conn_is_closed(KvConn *c) {
   g_return_val_if_fail(c != NULL, TRUE);
   return c->closed;
 }
 
-gsize
-kv_conn_pending(KvConn *c)
-{
+gsize kv_conn_pending(KvConn *c) {
   g_return_val_if_fail(c != NULL, 0);
   return c->pending;
 }
 
-static gboolean
-conn_send_bytes(KvConn *c, GBytes *frame, GError **error)
-{
+static gboolean conn_send_bytes(KvConn *c, GBytes *frame, GError **error) {
   if (c->closed) {
     g_clear_pointer(&frame, g_bytes_unref);
     g_propagate_error(error, closed_error(c));
@@ -750,10 +671,8 @@ conn_send_bytes(KvConn *c, GBytes *frame, GError **error)
   return conn_enqueue(c, frame, error);
 }
 
-gboolean
-kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data,
-             gsize len, GError **error)
-{
+gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data, gsize len,
+                      GError **error) {
   g_return_val_if_fail(c != NULL, FALSE);
   if (c->closed) {
     g_propagate_error(error, closed_error(c));
@@ -764,14 +683,11 @@ kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data,
                         "HELLO is sent by KvConn itself");
     return FALSE;
   }
-  return conn_send_bytes(c, kv_frame_encode(type, stream, data, len, error),
-                         error);
+  return conn_send_bytes(c, kv_frame_encode(type, stream, data, len, error), error);
 }
 
-gboolean
-kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
-                     KvSpliceDoneFunc done, gpointer user, GError **error)
-{
+gboolean kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
+                              KvSpliceDoneFunc done, gpointer user, GError **error) {
   g_return_val_if_fail(c != NULL, FALSE);
   if (c->closed) {
     g_propagate_error(error, closed_error(c));
@@ -804,25 +720,18 @@ kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
   return conn_enqueue_out(c, out, error);
 }
 
-gboolean
-kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
-                    GError **error)
-{
+gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment, GError **error) {
   guint32 be = GUINT32_TO_BE(increment);
   return kv_conn_send(c, KV_FRAME_CREDIT, stream, &be, sizeof be, error);
 }
 
-static gboolean
-conn_send_json(KvConn *c, KvFrameType type, JsonBuilder *b, GError **error)
-{
+static gboolean conn_send_json(KvConn *c, KvFrameType type, JsonBuilder *b, GError **error) {
   g_autoptr(JsonNode) node = json_builder_get_root(b);
   return conn_send_bytes(c, kv_frame_encode_json(type, node, error), error);
 }
 
 /* Adds `o` (or {} when NULL) as the current member's value. */
-static void
-builder_add_object(JsonBuilder *b, JsonObject *o)
-{
+static void builder_add_object(JsonBuilder *b, JsonObject *o) {
   JsonNode *n = json_node_new(JSON_NODE_OBJECT);
   if (o != NULL)
     json_node_set_object(n, o);
@@ -841,27 +750,21 @@ typedef struct {
   GError *error;
 } KvFailedCall;
 
-static void
-failed_call_free(gpointer p)
-{
+static void failed_call_free(gpointer p) {
   KvFailedCall *fc = p;
   kv_conn_unref(fc->c);
   g_clear_error(&fc->error);
   g_free(fc);
 }
 
-static gboolean
-failed_call_dispatch(gpointer p)
-{
+static gboolean failed_call_dispatch(gpointer p) {
   KvFailedCall *fc = p;
   if (fc->cb != NULL)
     fc->cb(fc->c, NULL, fc->error, fc->user);
   return G_SOURCE_REMOVE;
 }
 
-static void
-fail_call_later(KvConn *c, KvReplyFunc cb, gpointer user, GError *error)
-{
+static void fail_call_later(KvConn *c, KvReplyFunc cb, gpointer user, GError *error) {
   KvFailedCall *fc = g_new0(KvFailedCall, 1);
   fc->c = kv_conn_ref(c);
   fc->cb = cb;
@@ -873,9 +776,7 @@ fail_call_later(KvConn *c, KvReplyFunc cb, gpointer user, GError *error)
   g_source_attach(src, c->ctx);
 }
 
-static gboolean
-call_timed_out(gpointer p)
-{
+static gboolean call_timed_out(gpointer p) {
   KvCall *call = p;
   KvConn *c = call->conn;
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
@@ -885,18 +786,15 @@ call_timed_out(gpointer p)
    * return, so dropping our reference here is safe. */
   g_clear_pointer(&call->timeout, g_source_unref);
   g_autoptr(GError) err =
-      g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
-                  "request %u timed out", call->id);
+      g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT, "request %u timed out", call->id);
   if (call->cb != NULL)
     call->cb(c, NULL, err, call->user);
   call_free(call);
   return G_SOURCE_REMOVE;
 }
 
-void
-kv_conn_call(KvConn *c, const char *method, JsonObject *params,
-             guint timeout_ms, KvReplyFunc cb, gpointer user)
-{
+void kv_conn_call(KvConn *c, const char *method, JsonObject *params, guint timeout_ms,
+                  KvReplyFunc cb, gpointer user) {
   g_return_if_fail(c != NULL && method != NULL);
 
   if (c->closed) {
@@ -908,8 +806,7 @@ kv_conn_call(KvConn *c, const char *method, JsonObject *params,
   guint32 id;
   do {
     id = c->next_id++;
-  } while (id == 0 ||
-           g_hash_table_contains(c->calls, GUINT_TO_POINTER(id)));
+  } while (id == 0 || g_hash_table_contains(c->calls, GUINT_TO_POINTER(id)));
 
   g_autoptr(JsonBuilder) b = json_builder_new_immutable();
   json_builder_begin_object(b);
@@ -951,25 +848,20 @@ typedef struct {
   GError *error;
 } KvSyncCall;
 
-static void
-sync_reply(G_GNUC_UNUSED KvConn *c, JsonObject *result, const GError *error,
-           gpointer user)
-{
+static void sync_reply(G_GNUC_UNUSED KvConn *c, JsonObject *result, const GError *error,
+                       gpointer user) {
   KvSyncCall *s = user;
   s->done = TRUE;
   if (result != NULL)
     s->result = json_object_ref(result);
   else
-    s->error = error != NULL ? g_error_copy(error)
-                             : g_error_new_literal(KV_PROTO_ERROR,
-                                                   KV_PROTO_ERROR_CLOSED,
-                                                   "no reply");
+    s->error = error != NULL
+                   ? g_error_copy(error)
+                   : g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "no reply");
 }
 
-JsonObject *
-kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params,
-                  guint timeout_ms, GError **error)
-{
+JsonObject *kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params, guint timeout_ms,
+                              GError **error) {
   g_return_val_if_fail(c != NULL && method != NULL, NULL);
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   KvSyncCall s = {0};
@@ -986,16 +878,12 @@ kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params,
   return s.result;
 }
 
-static gboolean
-flag_timeout(gpointer p)
-{
+static gboolean flag_timeout(gpointer p) {
   *(gboolean *)p = TRUE;
   return G_SOURCE_REMOVE;
 }
 
-gboolean
-kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error)
-{
+gboolean kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error) {
   g_return_val_if_fail(c != NULL, FALSE);
   g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
   gboolean timed_out = FALSE;
@@ -1018,16 +906,14 @@ kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error)
     return FALSE;
   }
   if (c->peer_role == NULL) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
-                "no HELLO from peer within %u ms", timeout_ms);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT, "no HELLO from peer within %u ms",
+                timeout_ms);
     return FALSE;
   }
   return TRUE;
 }
 
-void
-kv_conn_reply(KvConn *c, guint32 id, JsonObject *result)
-{
+void kv_conn_reply(KvConn *c, guint32 id, JsonObject *result) {
   g_return_if_fail(c != NULL);
   g_autoptr(JsonBuilder) b = json_builder_new_immutable();
   json_builder_begin_object(b);
@@ -1039,23 +925,19 @@ kv_conn_reply(KvConn *c, guint32 id, JsonObject *result)
 
   g_autoptr(GError) err = NULL;
   if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err)) {
-    g_debug("katavm: reply %u not sent: %s", id,
-            err != NULL ? err->message : "?");
+    g_debug("katavm: reply %u not sent: %s", id, err != NULL ? err->message : "?");
     /* Too large a result must not leave the peer waiting forever. */
     if (g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE))
       kv_conn_reply_error(c, id, EMSGSIZE, err->message);
   }
 }
 
-void
-kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg)
-{
+void kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg) {
   g_return_if_fail(c != NULL);
   if (msg == NULL)
     msg = "";
   /* Keep the error frame itself well under the size limit. */
-  g_autofree char *trimmed =
-      g_utf8_make_valid(msg, MIN(strlen(msg), KV_FRAME_MAX_PAYLOAD / 2));
+  g_autofree char *trimmed = g_utf8_make_valid(msg, MIN(strlen(msg), KV_FRAME_MAX_PAYLOAD / 2));
 
   g_autoptr(JsonBuilder) b = json_builder_new_immutable();
   json_builder_begin_object(b);
@@ -1072,13 +954,10 @@ kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg)
 
   g_autoptr(GError) err = NULL;
   if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err))
-    g_debug("katavm: error reply %u not sent: %s", id,
-            err != NULL ? err->message : "?");
+    g_debug("katavm: error reply %u not sent: %s", id, err != NULL ? err->message : "?");
 }
 
-void
-kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields)
-{
+void kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields) {
   g_return_if_fail(c != NULL && event != NULL);
   g_autoptr(JsonBuilder) b = json_builder_new_immutable();
   json_builder_begin_object(b);
@@ -1100,13 +979,10 @@ kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields)
 
   g_autoptr(GError) err = NULL;
   if (!conn_send_json(c, KV_FRAME_EVENT, b, &err))
-    g_debug("katavm: event %s not sent: %s", event,
-            err != NULL ? err->message : "?");
+    g_debug("katavm: event %s not sent: %s", event, err != NULL ? err->message : "?");
 }
 
-gboolean
-kv_conn_flush(KvConn *c, guint timeout_ms, GError **error)
-{
+gboolean kv_conn_flush(KvConn *c, guint timeout_ms, GError **error) {
   g_return_val_if_fail(c != NULL, FALSE);
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
@@ -1124,24 +1000,20 @@ kv_conn_flush(KvConn *c, guint timeout_ms, GError **error)
     gint64 left = deadline - g_get_monotonic_time();
     if (left <= 0) {
       g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
-                  "%" G_GSIZE_FORMAT " bytes still unsent after %u ms",
-                  c->pending, timeout_ms);
+                  "%" G_GSIZE_FORMAT " bytes still unsent after %u ms", c->pending, timeout_ms);
       return FALSE;
     }
     struct pollfd p = {.fd = c->fd, .events = POLLOUT};
     int r = poll(&p, 1, (int)MIN((left + 999) / 1000, G_MAXINT));
     if (r < 0 && errno != EINTR) {
       int e = errno;
-      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                  "poll failed: %s", g_strerror(e));
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "poll failed: %s", g_strerror(e));
       return FALSE;
     }
   }
 }
 
-void
-kv_conn_close(KvConn *c)
-{
+void kv_conn_close(KvConn *c) {
   g_return_if_fail(c != NULL);
   if (c->closed)
     return;
@@ -1149,24 +1021,19 @@ kv_conn_close(KvConn *c)
    * give it that one chance. */
   g_autoptr(GError) ignored = NULL;
   conn_try_write(c, &ignored);
-  conn_shutdown(c,
-                g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                                    "connection closed locally"),
-                FALSE);
+  conn_shutdown(
+      c, g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed locally"),
+      FALSE);
 }
 
-void
-kv_conn_accept_fds(KvConn *c)
-{
+void kv_conn_accept_fds(KvConn *c) {
   g_return_if_fail(c != NULL);
   c->take_fds = TRUE;
   if (c->fds_in == NULL)
     c->fds_in = g_array_new(FALSE, FALSE, sizeof(int));
 }
 
-int
-kv_conn_take_fd(KvConn *c)
-{
+int kv_conn_take_fd(KvConn *c) {
   g_return_val_if_fail(c != NULL, -1);
   if (c->fds_in == NULL || c->fds_in->len == 0)
     return -1;
@@ -1175,9 +1042,7 @@ kv_conn_take_fd(KvConn *c)
   return fd;
 }
 
-gboolean
-kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error)
-{
+gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error) {
   g_return_val_if_fail(c != NULL, FALSE);
   if (c->closed) {
     g_propagate_error(error, closed_error(c));
@@ -1185,8 +1050,7 @@ kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error)
   }
   if (c->n_next_fds + n > KV_CONN_MAX_FDS) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
-                "at most %u file descriptors go with one frame",
-                KV_CONN_MAX_FDS);
+                "at most %u file descriptors go with one frame", KV_CONN_MAX_FDS);
     return FALSE;
   }
   for (guint i = 0; i < n; i++) {
@@ -1195,8 +1059,7 @@ kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error)
       int e = errno;
       conn_drop_next_fds(c);
       g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                  "cannot duplicate fd %d to send it: %s", fds[i],
-                  g_strerror(e));
+                  "cannot duplicate fd %d to send it: %s", fds[i], g_strerror(e));
       return FALSE;
     }
     c->next_fds[c->n_next_fds++] = d;
@@ -1204,9 +1067,7 @@ kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error)
   return TRUE;
 }
 
-gboolean
-kv_conn_gather_frames(KvConn *c)
-{
+gboolean kv_conn_gather_frames(KvConn *c) {
   g_return_val_if_fail(c != NULL, FALSE);
   int avail = 0;
   if (c->closed || ioctl(c->fd, FIONREAD, &avail) < 0)

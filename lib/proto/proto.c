@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK(kv-proto-error-quark, kv_proto_error)
+G_DEFINE_QUARK(kv - proto - error - quark, kv_proto_error)
 
 /* json-glib's parser recurses once per nesting level and overflows the stack
  * on deeply nested input (1 MiB of '[' is enough). Our messages are shallow
@@ -26,66 +26,60 @@ G_DEFINE_QUARK(kv-proto-error-quark, kv_proto_error)
 #endif
 #define KV_DECODER_MAX_BUFFER (2u * (KV_FRAME_HDR_LEN + KV_FRAME_MAX_PAYLOAD))
 
-static const char *
-frame_type_name(guint type)
-{
+static const char *frame_type_name(guint type) {
   switch (type) {
-  case KV_FRAME_HELLO: return "HELLO";
-  case KV_FRAME_REQUEST: return "REQUEST";
-  case KV_FRAME_RESPONSE: return "RESPONSE";
-  case KV_FRAME_DATA: return "DATA";
-  case KV_FRAME_CREDIT: return "CREDIT";
-  case KV_FRAME_EOF: return "EOF";
-  case KV_FRAME_EVENT: return "EVENT";
-  default: return "unknown";
+  case KV_FRAME_HELLO:
+    return "HELLO";
+  case KV_FRAME_REQUEST:
+    return "REQUEST";
+  case KV_FRAME_RESPONSE:
+    return "RESPONSE";
+  case KV_FRAME_DATA:
+    return "DATA";
+  case KV_FRAME_CREDIT:
+    return "CREDIT";
+  case KV_FRAME_EOF:
+    return "EOF";
+  case KV_FRAME_EVENT:
+    return "EVENT";
+  default:
+    return "unknown";
   }
 }
 
-const char *
-kv_frame_type_name(KvFrameType type)
-{
+const char *kv_frame_type_name(KvFrameType type) {
   return frame_type_name(type);
 }
 
-static gboolean
-type_is_json(guint type)
-{
-  return type == KV_FRAME_HELLO || type == KV_FRAME_REQUEST ||
-         type == KV_FRAME_RESPONSE || type == KV_FRAME_EVENT;
+static gboolean type_is_json(guint type) {
+  return type == KV_FRAME_HELLO || type == KV_FRAME_REQUEST || type == KV_FRAME_RESPONSE ||
+         type == KV_FRAME_EVENT;
 }
 
-static gboolean
-type_is_known(guint type)
-{
+static gboolean type_is_known(guint type) {
   return type >= KV_FRAME_HELLO && type <= KV_FRAME_EVENT;
 }
 
 /* Control frames live on stream 0, stream frames never do. */
-static gboolean
-check_stream(guint type, guint32 stream, GError **error)
-{
+static gboolean check_stream(guint type, guint32 stream, GError **error) {
   gboolean control = type_is_json(type);
   if (control && stream != 0) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_STREAM,
-                "%s frame on stream %u (must be 0)", frame_type_name(type),
-                stream);
+                "%s frame on stream %u (must be 0)", frame_type_name(type), stream);
     return FALSE;
   }
   if (!control && stream == 0) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_STREAM,
-                "%s frame on stream 0", frame_type_name(type));
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_STREAM, "%s frame on stream 0",
+                frame_type_name(type));
     return FALSE;
   }
   return TRUE;
 }
 
-static gboolean
-check_length(guint type, gsize len, GError **error)
-{
+static gboolean check_length(guint type, gsize len, GError **error) {
   if (len > KV_FRAME_MAX_PAYLOAD) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
-                "%s frame payload of %" G_GSIZE_FORMAT
-                " bytes exceeds the limit of %u",
+                "%s frame payload of %" G_GSIZE_FORMAT " bytes exceeds the limit of %u",
                 frame_type_name(type), len, KV_FRAME_MAX_PAYLOAD);
     return FALSE;
   }
@@ -96,16 +90,13 @@ check_length(guint type, gsize len, GError **error)
   }
   if (type == KV_FRAME_EOF && len != 0) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "EOF payload is %" G_GSIZE_FORMAT " bytes, must be empty",
-                len);
+                "EOF payload is %" G_GSIZE_FORMAT " bytes, must be empty", len);
     return FALSE;
   }
   return TRUE;
 }
 
-void
-kv_frame_clear(KvFrame *f)
-{
+void kv_frame_clear(KvFrame *f) {
   if (f == NULL)
     return;
   g_clear_pointer(&f->payload, g_bytes_unref);
@@ -113,13 +104,11 @@ kv_frame_clear(KvFrame *f)
 }
 
 /* Validates a frame's header fields; writes the header into buf. */
-static gboolean
-frame_header(GByteArray *buf, KvFrameType type, guint32 stream, gsize len,
-             GError **error)
-{
+static gboolean frame_header(GByteArray *buf, KvFrameType type, guint32 stream, gsize len,
+                             GError **error) {
   if (!type_is_known(type)) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
-                "unknown frame type %u", (guint)type);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE, "unknown frame type %u",
+                (guint)type);
     return FALSE;
   }
   if (!check_stream(type, stream, error) || !check_length(type, len, error))
@@ -135,10 +124,8 @@ frame_header(GByteArray *buf, KvFrameType type, guint32 stream, gsize len,
   return TRUE;
 }
 
-GBytes *
-kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
-                GError **error)
-{
+GBytes *kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
+                        GError **error) {
   g_return_val_if_fail(data != NULL || len == 0, NULL);
 
   GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN + len);
@@ -151,10 +138,7 @@ kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
   return g_byte_array_free_to_bytes(buf);
 }
 
-GBytes *
-kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len,
-                       GError **error)
-{
+GBytes *kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len, GError **error) {
   GByteArray *buf = g_byte_array_sized_new(KV_FRAME_HDR_LEN);
   if (!frame_header(buf, type, stream, len, error)) {
     g_byte_array_unref(buf);
@@ -163,14 +147,12 @@ kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len,
   return g_byte_array_free_to_bytes(buf);
 }
 
-GBytes *
-kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error)
-{
+GBytes *kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error) {
   g_return_val_if_fail(node != NULL, NULL);
 
   if (!type_is_json(type)) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
-                "%s frames do not carry JSON", frame_type_name(type));
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE, "%s frames do not carry JSON",
+                frame_type_name(type));
     return NULL;
   }
   if (!JSON_NODE_HOLDS_OBJECT(node)) {
@@ -185,9 +167,7 @@ kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error)
   return kv_frame_encode(type, 0, text, len, error);
 }
 
-guint32
-kv_frame_credit(const KvFrame *f)
-{
+guint32 kv_frame_credit(const KvFrame *f) {
   g_return_val_if_fail(f != NULL && f->payload != NULL, 0);
   gsize len = 0;
   const guint8 *p = g_bytes_get_data(f->payload, &len);
@@ -204,9 +184,7 @@ kv_frame_credit(const KvFrame *f)
  * (json-glib would overflow the stack), insists on one top-level object with
  * nothing after it, and refuses the extensions json-glib tolerates (comments,
  * single-quoted strings) so both sides agree on what a message is. */
-static gboolean
-json_precheck(const char *s, gsize len, GError **error)
-{
+static gboolean json_precheck(const char *s, gsize len, GError **error) {
   guint depth = 0;
   gboolean in_str = FALSE, esc = FALSE, started = FALSE, done = FALSE;
 
@@ -225,8 +203,7 @@ json_precheck(const char *s, gsize len, GError **error)
       continue;
     if (done) {
       g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                  "trailing data after the JSON object at offset %"
-                  G_GSIZE_FORMAT, i);
+                  "trailing data after the JSON object at offset %" G_GSIZE_FORMAT, i);
       return FALSE;
     }
     if (!started) {
@@ -270,16 +247,13 @@ json_precheck(const char *s, gsize len, GError **error)
   }
   if (!done) {
     g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                        started ? "truncated JSON object"
-                                : "JSON payload is not an object");
+                        started ? "truncated JSON object" : "JSON payload is not an object");
     return FALSE;
   }
   return TRUE;
 }
 
-JsonNode *
-kv_json_parse_object(GBytes *payload, GError **error)
-{
+JsonNode *kv_json_parse_object(GBytes *payload, GError **error) {
   g_return_val_if_fail(payload != NULL, NULL);
   gsize len = 0;
   const char *s = g_bytes_get_data(payload, &len);
@@ -292,8 +266,7 @@ kv_json_parse_object(GBytes *payload, GError **error)
   /* Also rejects embedded NUL bytes, which json-glib would cut at. */
   if (len == 0 || !g_utf8_validate_len(s, len, NULL)) {
     g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                        len == 0 ? "empty JSON payload"
-                                 : "JSON payload is not valid UTF-8");
+                        len == 0 ? "empty JSON payload" : "JSON payload is not valid UTF-8");
     return NULL;
   }
   if (!json_precheck(s, len, error))
@@ -302,8 +275,8 @@ kv_json_parse_object(GBytes *payload, GError **error)
   g_autoptr(JsonParser) parser = json_parser_new_immutable();
   g_autoptr(GError) local = NULL;
   if (!json_parser_load_from_data(parser, s, (gssize)len, &local)) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "invalid JSON: %s", local->message);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "invalid JSON: %s",
+                local->message);
     return NULL;
   }
   JsonNode *root = json_parser_get_root(parser);
@@ -317,15 +290,12 @@ kv_json_parse_object(GBytes *payload, GError **error)
 
 /* An integer member in [min, max]; anything else (missing, float, bool,
  * string, out of range) is an error naming the member. */
-static gboolean
-get_int_member(JsonObject *o, const char *name, gint64 min, gint64 max,
-               gint64 *out, GError **error)
-{
+static gboolean get_int_member(JsonObject *o, const char *name, gint64 min, gint64 max, gint64 *out,
+                               GError **error) {
   JsonNode *n = json_object_get_member(o, name);
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) ||
-      json_node_get_value_type(n) != G_TYPE_INT64) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" must be an integer", name);
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must be an integer",
+                name);
     return FALSE;
   }
   gint64 v = json_node_get_int(n);
@@ -339,36 +309,29 @@ get_int_member(JsonObject *o, const char *name, gint64 min, gint64 max,
 }
 
 /* A string member; max_len 0 = no limit beyond the frame size. */
-static const char *
-get_str_member(JsonObject *o, const char *name, gsize max_len,
-               gboolean non_empty, GError **error)
-{
+static const char *get_str_member(JsonObject *o, const char *name, gsize max_len,
+                                  gboolean non_empty, GError **error) {
   JsonNode *n = json_object_get_member(o, name);
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) ||
-      json_node_get_value_type(n) != G_TYPE_STRING) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" must be a string", name);
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must be a string", name);
     return NULL;
   }
   const char *s = json_node_get_string(n);
   gsize len = strlen(s);
   if (non_empty && len == 0) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" must not be empty", name);
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must not be empty",
+                name);
     return NULL;
   }
   if (max_len > 0 && len > max_len) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" is longer than %" G_GSIZE_FORMAT " bytes", name,
-                max_len);
+                "\"%s\" is longer than %" G_GSIZE_FORMAT " bytes", name, max_len);
     return NULL;
   }
   return s;
 }
 
-gboolean
-kv_request_parse(GBytes *payload, KvRequest *out, GError **error)
-{
+gboolean kv_request_parse(GBytes *payload, KvRequest *out, GError **error) {
   g_return_val_if_fail(out != NULL, FALSE);
   memset(out, 0, sizeof *out);
 
@@ -380,8 +343,7 @@ kv_request_parse(GBytes *payload, KvRequest *out, GError **error)
   gint64 id;
   if (!get_int_member(o, "id", 0, G_MAXUINT32, &id, error))
     return FALSE;
-  const char *method =
-      get_str_member(o, "method", KV_METHOD_MAX_LEN, TRUE, error);
+  const char *method = get_str_member(o, "method", KV_METHOD_MAX_LEN, TRUE, error);
   if (method == NULL)
     return FALSE;
 
@@ -405,9 +367,7 @@ kv_request_parse(GBytes *payload, KvRequest *out, GError **error)
   return TRUE;
 }
 
-void
-kv_request_clear(KvRequest *r)
-{
+void kv_request_clear(KvRequest *r) {
   if (r == NULL)
     return;
   g_clear_pointer(&r->method, g_free);
@@ -415,9 +375,7 @@ kv_request_clear(KvRequest *r)
   r->id = 0;
 }
 
-gboolean
-kv_response_parse(GBytes *payload, KvResponse *out, GError **error)
-{
+gboolean kv_response_parse(GBytes *payload, KvResponse *out, GError **error) {
   g_return_val_if_fail(out != NULL, FALSE);
   memset(out, 0, sizeof *out);
 
@@ -467,9 +425,7 @@ kv_response_parse(GBytes *payload, KvResponse *out, GError **error)
   return TRUE;
 }
 
-void
-kv_response_clear(KvResponse *r)
-{
+void kv_response_clear(KvResponse *r) {
   if (r == NULL)
     return;
   g_clear_pointer(&r->result, json_object_unref);
@@ -478,9 +434,7 @@ kv_response_clear(KvResponse *r)
   r->err_code = 0;
 }
 
-gboolean
-kv_hello_parse(GBytes *payload, char **role, char **version, GError **error)
-{
+gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **error) {
   g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
   if (root == NULL)
     return FALSE;
@@ -489,8 +443,7 @@ kv_hello_parse(GBytes *payload, char **role, char **version, GError **error)
   /* The version is checked before anything else, so a future protocol that
    * changes the rest of HELLO is still told apart clearly. */
   JsonNode *pn = json_object_get_member(o, "proto");
-  if (pn == NULL || !JSON_NODE_HOLDS_VALUE(pn) ||
-      json_node_get_value_type(pn) != G_TYPE_INT64) {
+  if (pn == NULL || !JSON_NODE_HOLDS_VALUE(pn) || json_node_get_value_type(pn) != G_TYPE_INT64) {
     g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION,
                         "peer HELLO carries no protocol version "
                         "(\"proto\" must be an integer)");
@@ -500,12 +453,10 @@ kv_hello_parse(GBytes *payload, char **role, char **version, GError **error)
   if (proto != KV_PROTO_VERSION) {
     JsonNode *vn = json_object_get_member(o, "version");
     const char *pv = NULL;
-    if (vn != NULL && JSON_NODE_HOLDS_VALUE(vn) &&
-        json_node_get_value_type(vn) == G_TYPE_STRING)
+    if (vn != NULL && JSON_NODE_HOLDS_VALUE(vn) && json_node_get_value_type(vn) == G_TYPE_STRING)
       pv = json_node_get_string(vn);
     g_autofree char *vdesc =
-        pv != NULL ? g_strdup_printf(" (peer katavm %.*s)", 64, pv)
-                   : g_strdup("");
+        pv != NULL ? g_strdup_printf(" (peer katavm %.*s)", 64, pv) : g_strdup("");
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION,
                 "protocol version mismatch: peer speaks katavm protocol "
                 "%" G_GINT64_FORMAT "%s, this side speaks %d; use matching "
@@ -527,9 +478,7 @@ kv_hello_parse(GBytes *payload, char **role, char **version, GError **error)
   return TRUE;
 }
 
-GBytes *
-kv_hello_encode(const char *role, const char *version)
-{
+GBytes *kv_hello_encode(const char *role, const char *version) {
   g_return_val_if_fail(role != NULL, NULL);
   if (version == NULL)
 #ifdef KATAVM_VERSION
@@ -551,10 +500,7 @@ kv_hello_encode(const char *role, const char *version)
   return kv_frame_encode_json(KV_FRAME_HELLO, node, NULL);
 }
 
-gboolean
-kv_event_parse(GBytes *payload, char **name, JsonObject **fields,
-               GError **error)
-{
+gboolean kv_event_parse(GBytes *payload, char **name, JsonObject **fields, GError **error) {
   g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
   if (root == NULL)
     return FALSE;
@@ -571,18 +517,13 @@ kv_event_parse(GBytes *payload, char **name, JsonObject **fields,
 
 /* ---- remote errors ---- */
 
-int
-kv_remote_error_code(const GError *error)
-{
-  if (error == NULL || !g_error_matches(error, KV_PROTO_ERROR,
-                                        KV_PROTO_ERROR_REMOTE))
+int kv_remote_error_code(const GError *error) {
+  if (error == NULL || !g_error_matches(error, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE))
     return 0;
   return (int)g_ascii_strtoll(error->message, NULL, 10);
 }
 
-const char *
-kv_remote_error_message(const GError *error)
-{
+const char *kv_remote_error_message(const GError *error) {
   if (error == NULL)
     return NULL;
   if (!g_error_matches(error, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE))
@@ -595,23 +536,19 @@ kv_remote_error_message(const GError *error)
 
 struct _KvDecoder {
   GByteArray *buf;
-  gsize off;      /* bytes of buf already handed out as frames */
-  GError *failed; /* sticky: once set, every call reports it */
+  gsize off;       /* bytes of buf already handed out as frames */
+  GError *failed;  /* sticky: once set, every call reports it */
   gsize split_min; /* kv_decoder_split_data(); 0 = whole frames only */
   gsize committed; /* buf->len before the last kv_decoder_prepare() */
 };
 
-KvDecoder *
-kv_decoder_new(void)
-{
+KvDecoder *kv_decoder_new(void) {
   KvDecoder *d = g_new0(KvDecoder, 1);
   d->buf = g_byte_array_new();
   return d;
 }
 
-void
-kv_decoder_free(KvDecoder *d)
-{
+void kv_decoder_free(KvDecoder *d) {
   if (d == NULL)
     return;
   g_byte_array_unref(d->buf);
@@ -619,9 +556,7 @@ kv_decoder_free(KvDecoder *d)
   g_free(d);
 }
 
-static void
-decoder_fail(KvDecoder *d, GError *err, GError **error)
-{
+static void decoder_fail(KvDecoder *d, GError *err, GError **error) {
   d->failed = err;
   g_propagate_error(error, g_error_copy(err));
   /* The connection is dead; drop the buffered bytes now. */
@@ -629,9 +564,7 @@ decoder_fail(KvDecoder *d, GError *err, GError **error)
   d->off = 0;
 }
 
-guint8 *
-kv_decoder_prepare(KvDecoder *d, gsize len, GError **error)
-{
+guint8 *kv_decoder_prepare(KvDecoder *d, gsize len, GError **error) {
   g_return_val_if_fail(d != NULL, NULL);
   if (d->failed != NULL) {
     g_propagate_error(error, g_error_copy(d->failed));
@@ -649,8 +582,7 @@ kv_decoder_prepare(KvDecoder *d, gsize len, GError **error)
   if (len > KV_DECODER_MAX_BUFFER - d->buf->len) {
     decoder_fail(d,
                  g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
-                             "decoder buffer would exceed %u bytes",
-                             KV_DECODER_MAX_BUFFER),
+                             "decoder buffer would exceed %u bytes", KV_DECODER_MAX_BUFFER),
                  error);
     return NULL;
   }
@@ -659,9 +591,7 @@ kv_decoder_prepare(KvDecoder *d, gsize len, GError **error)
   return d->buf->data + d->committed;
 }
 
-void
-kv_decoder_commit(KvDecoder *d, gsize len)
-{
+void kv_decoder_commit(KvDecoder *d, gsize len) {
   g_return_if_fail(d != NULL);
   if (d->failed != NULL)
     return;
@@ -669,9 +599,7 @@ kv_decoder_commit(KvDecoder *d, gsize len)
   g_byte_array_set_size(d->buf, d->committed + len);
 }
 
-gboolean
-kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
-{
+gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error) {
   g_return_val_if_fail(d != NULL, FALSE);
   g_return_val_if_fail(data != NULL || len == 0, FALSE);
   if (len == 0) {
@@ -692,9 +620,7 @@ kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error)
  * buffered (a frame the reader gathered exactly, a cut DATA piece), the
  * buffer itself becomes the payload's storage and the decoder starts a new
  * one: no copy of the bytes. Otherwise they are copied. */
-static GBytes *
-take_payload(KvDecoder *d, gsize at, gsize len)
-{
+static GBytes *take_payload(KvDecoder *d, gsize at, gsize len) {
   if (len < KV_DECODER_STEAL_MIN || at + len != d->buf->len)
     return g_bytes_new(d->buf->data + at, len);
   GBytes *all = g_byte_array_free_to_bytes(d->buf);
@@ -705,9 +631,7 @@ take_payload(KvDecoder *d, gsize at, gsize len)
   return payload;
 }
 
-static gboolean
-validate_payload(guint type, GBytes *payload, GError **error)
-{
+static gboolean validate_payload(guint type, GBytes *payload, GError **error) {
   switch (type) {
   case KV_FRAME_HELLO:
     return kv_hello_parse(payload, NULL, NULL, error);
@@ -730,16 +654,12 @@ validate_payload(guint type, GBytes *payload, GError **error)
   }
 }
 
-void
-kv_decoder_split_data(KvDecoder *d, gsize min_piece)
-{
+void kv_decoder_split_data(KvDecoder *d, gsize min_piece) {
   g_return_if_fail(d != NULL);
   d->split_min = min_piece == 0 ? 0 : MAX(min_piece, (gsize)KV_FRAME_HDR_LEN);
 }
 
-gsize
-kv_decoder_missing(KvDecoder *d)
-{
+gsize kv_decoder_missing(KvDecoder *d) {
   g_return_val_if_fail(d != NULL, 0);
   gsize avail = d->buf->len - d->off;
   if (d->failed != NULL || avail < KV_FRAME_HDR_LEN)
@@ -753,9 +673,7 @@ kv_decoder_missing(KvDecoder *d)
   return whole > avail ? whole - avail : 0;
 }
 
-int
-kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
-{
+int kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error) {
   g_return_val_if_fail(d != NULL && out != NULL, -1);
   memset(out, 0, sizeof *out);
 
@@ -781,18 +699,14 @@ kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
   GError *err = NULL;
   if (magic != KV_FRAME_MAGIC)
     err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_MAGIC,
-                      "bad frame magic 0x%04x (expected 0x%04x)", magic,
-                      KV_FRAME_MAGIC);
+                      "bad frame magic 0x%04x (expected 0x%04x)", magic, KV_FRAME_MAGIC);
   else if (!type_is_known(type))
-    err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
-                      "unknown frame type %u", type);
+    err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE, "unknown frame type %u", type);
   else if (flags != 0)
     err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_FLAGS,
-                      "%s frame with reserved flags 0x%02x set",
-                      frame_type_name(type), flags);
+                      "%s frame with reserved flags 0x%02x set", frame_type_name(type), flags);
   else
-    (void)(check_stream(type, stream, &err) &&
-           check_length(type, len, &err));
+    (void)(check_stream(type, stream, &err) && check_length(type, len, &err));
   if (err != NULL) {
     decoder_fail(d, err, error);
     return -1;
@@ -843,33 +757,26 @@ kv_decoder_next(KvDecoder *d, KvFrame *out, GError **error)
 
 /* ---- flow control ---- */
 
-void
-kv_window_init(KvWindow *w, gboolean to_guest)
-{
+void kv_window_init(KvWindow *w, gboolean to_guest) {
   g_return_if_fail(w != NULL);
   guint32 n = to_guest ? KV_STDIN_INITIAL_WINDOW : KV_STREAM_INITIAL_WINDOW;
   w->recv_avail = n;
   w->send_avail = n;
 }
 
-gboolean
-kv_window_on_data(KvWindow *w, gsize len, GError **error)
-{
+gboolean kv_window_on_data(KvWindow *w, gsize len, GError **error) {
   g_return_val_if_fail(w != NULL, FALSE);
   if (len > w->recv_avail) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "peer sent %" G_GSIZE_FORMAT
-                " DATA bytes with only %u bytes of window left",
-                len, w->recv_avail);
+                "peer sent %" G_GSIZE_FORMAT " DATA bytes with only %u bytes of window left", len,
+                w->recv_avail);
     return FALSE;
   }
   w->recv_avail -= (guint32)len;
   return TRUE;
 }
 
-guint32
-kv_window_grant(KvWindow *w, guint32 n)
-{
+guint32 kv_window_grant(KvWindow *w, guint32 n) {
   g_return_val_if_fail(w != NULL, 0);
   /* Never promise more than fits the peer's u32 counter. */
   guint32 room = G_MAXUINT32 - w->recv_avail;
@@ -879,29 +786,22 @@ kv_window_grant(KvWindow *w, guint32 n)
   return n;
 }
 
-gboolean
-kv_window_on_credit(KvWindow *w, guint32 n, GError **error)
-{
+gboolean kv_window_on_credit(KvWindow *w, guint32 n, GError **error) {
   g_return_val_if_fail(w != NULL, FALSE);
   if (n > G_MAXUINT32 - w->send_avail) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "CREDIT of %u would overflow the send window of %u", n,
-                w->send_avail);
+                "CREDIT of %u would overflow the send window of %u", n, w->send_avail);
     return FALSE;
   }
   w->send_avail += n;
   return TRUE;
 }
 
-gboolean
-kv_window_on_send(KvWindow *w, gsize len, GError **error)
-{
+gboolean kv_window_on_send(KvWindow *w, gsize len, GError **error) {
   g_return_val_if_fail(w != NULL, FALSE);
   if (len > w->send_avail) {
     g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "%" G_GSIZE_FORMAT
-                " DATA bytes exceed the send window of %u",
-                len, w->send_avail);
+                "%" G_GSIZE_FORMAT " DATA bytes exceed the send window of %u", len, w->send_avail);
     return FALSE;
   }
   w->send_avail -= (guint32)len;

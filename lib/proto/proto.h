@@ -158,7 +158,7 @@ typedef enum {
  *     "accel":"kvm|tcg","created":str (ISO 8601)} */
 #define KV_M_SHIM_AGENT_CHECK "agent_check" /* forwards KV_M_AGENT_CHECK */
 #define KV_M_SHIM_STOP "stop"               /* guest poweroff, sandbox kept */
-#define KV_M_SHIM_DESTROY "destroy" /* VM gone, state removed, then shim exits */
+#define KV_M_SHIM_DESTROY "destroy"         /* VM gone, state removed, then shim exits */
 #define KV_M_SHIM_HOTPLUG "hotplug"
 /* {"kind":"cpus|memory|nic_add|nic_remove|disk_add|disk_remove", ...}
  * (fields as katavm_hotplug_request) -> {"cpus_online","mem_total_kib",...} */
@@ -175,12 +175,11 @@ void kv_frame_clear(KvFrame *f);
 
 /* Encode a frame header + payload. Fails (returns NULL) when len exceeds
  * KV_FRAME_MAX_PAYLOAD or the type/stream combination is invalid. */
-GBytes *kv_frame_encode(KvFrameType type, guint32 stream, const void *data,
-                        gsize len, GError **error);
+GBytes *kv_frame_encode(KvFrameType type, guint32 stream, const void *data, gsize len,
+                        GError **error);
 /* Only the header of such a frame, for a payload of len bytes that the
  * caller sends right after it (same checks as kv_frame_encode). */
-GBytes *kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len,
-                               GError **error);
+GBytes *kv_frame_encode_header(KvFrameType type, guint32 stream, gsize len, GError **error);
 /* Encode a JSON node (object) as a HELLO/REQUEST/RESPONSE/EVENT frame. */
 GBytes *kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error);
 
@@ -194,8 +193,7 @@ GBytes *kv_frame_encode_json(KvFrameType type, JsonNode *node, GError **error);
 typedef struct _KvDecoder KvDecoder;
 KvDecoder *kv_decoder_new(void);
 void kv_decoder_free(KvDecoder *d);
-gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len,
-                         GError **error);
+gboolean kv_decoder_feed(KvDecoder *d, const void *data, gsize len, GError **error);
 /* Reading straight into the decoder (no copy): kv_decoder_prepare() returns
  * room for len bytes at the end of its buffer (NULL with error when that
  * would pass the bound above, or the decoder failed), kv_decoder_commit()
@@ -243,8 +241,7 @@ typedef struct {
 gboolean kv_response_parse(GBytes *payload, KvResponse *out, GError **error);
 void kv_response_clear(KvResponse *r);
 /* HELLO: returns FALSE with KV_PROTO_ERROR_VERSION when proto differs. */
-gboolean kv_hello_parse(GBytes *payload, char **role, char **version,
-                        GError **error);
+gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **error);
 GBytes *kv_hello_encode(const char *role, const char *version);
 
 /* ---- KvConn: one framed connection on a GMainContext ----
@@ -254,14 +251,13 @@ GBytes *kv_hello_encode(const char *role, const char *version);
  * (on_closed with the error), never the process. */
 typedef struct _KvConn KvConn;
 
-typedef void (*KvRequestFunc)(KvConn *c, guint32 id, const char *method,
-                              JsonObject *params, gpointer user);
+typedef void (*KvRequestFunc)(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                              gpointer user);
 typedef void (*KvFrameFunc)(KvConn *c, const KvFrame *f, gpointer user);
 typedef void (*KvClosedFunc)(KvConn *c, const GError *why, gpointer user);
 /* result is NULL when error is set (remote error: KV_PROTO_ERROR_REMOTE with
  * the remote code in error->message prefix; closed: KV_PROTO_ERROR_CLOSED) */
-typedef void (*KvReplyFunc)(KvConn *c, JsonObject *result, const GError *error,
-                            gpointer user);
+typedef void (*KvReplyFunc)(KvConn *c, JsonObject *result, const GError *error, gpointer user);
 
 typedef struct {
   KvRequestFunc on_request; /* REQUEST frames */
@@ -272,16 +268,16 @@ typedef struct {
 /* role: what we announce in our HELLO. The HELLO exchange is done by
  * KvConn itself; frames other than HELLO before the peer's HELLO are an
  * error. ctx NULL = thread-default main context. Takes ownership of fd. */
-KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h,
-                    gpointer user, GMainContext *ctx);
+KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer user,
+                    GMainContext *ctx);
 /* Peer's HELLO role/version once received, else NULL. */
 const char *kv_conn_peer_role(KvConn *c);
 const char *kv_conn_peer_version(KvConn *c);
 gboolean kv_conn_is_ready(KvConn *c); /* peer HELLO seen and valid */
 gboolean kv_conn_is_closed(KvConn *c);
 /* Queue a frame. FALSE if closed or the frame is invalid. */
-gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream,
-                      const void *data, gsize len, GError **error);
+gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data, gsize len,
+                      GError **error);
 /* Queue a DATA frame of len bytes (1..KV_FRAME_MAX_PAYLOAD) on stream
  * whose payload moves by splice(2) from the pipe pipe_fd to the conn's fd
  * when its turn comes, without passing through our memory (the agent uses
@@ -293,19 +289,17 @@ gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream,
  * closed); not at all when this returns FALSE. The bytes count in
  * kv_conn_pending() until written. */
 typedef void (*KvSpliceDoneFunc)(gpointer user);
-gboolean kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd,
-                              gsize len, KvSpliceDoneFunc done, gpointer user,
-                              GError **error);
+gboolean kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
+                              KvSpliceDoneFunc done, gpointer user, GError **error);
 /* Bytes queued but not yet written (callers use it for back-pressure). */
 gsize kv_conn_pending(KvConn *c);
 /* Async request; params may be NULL (empty object). Reply callback is
  * called exactly once (also on close). timeout_ms 0 = none. */
-void kv_conn_call(KvConn *c, const char *method, JsonObject *params,
-                  guint timeout_ms, KvReplyFunc cb, gpointer user);
+void kv_conn_call(KvConn *c, const char *method, JsonObject *params, guint timeout_ms,
+                  KvReplyFunc cb, gpointer user);
 /* Blocking request: iterates c's main context until the reply arrives.
  * Returns the result object (caller unrefs) or NULL with error. */
-JsonObject *kv_conn_call_sync(KvConn *c, const char *method,
-                              JsonObject *params, guint timeout_ms,
+JsonObject *kv_conn_call_sync(KvConn *c, const char *method, JsonObject *params, guint timeout_ms,
                               GError **error);
 /* Blocking wait for the peer's HELLO (or close/timeout). */
 gboolean kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error);
@@ -340,8 +334,7 @@ const char *kv_frame_type_name(KvFrameType type); /* "HELLO", ... "unknown" */
 guint32 kv_frame_credit(const KvFrame *f);
 /* EVENT payload: "event" is a non-empty string of at most KV_METHOD_MAX_LEN.
  * *fields (optional) gets a ref to the whole object, "event" included. */
-gboolean kv_event_parse(GBytes *payload, char **name, JsonObject **fields,
-                        GError **error);
+gboolean kv_event_parse(GBytes *payload, char **name, JsonObject **fields, GError **error);
 /* For a KV_PROTO_ERROR_REMOTE error: the peer's code (0 for other errors)
  * and its message without the code prefix (error->message otherwise). */
 int kv_remote_error_code(const GError *error);
@@ -407,7 +400,6 @@ gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error);
 #define KV_CONN_GATHER_WAIT_US 100
 gboolean kv_conn_gather_frames(KvConn *c);
 /* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
-gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment,
-                             GError **error);
+gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment, GError **error);
 
 G_END_DECLS

@@ -61,11 +61,10 @@ static gboolean qemu_has_virtio_mem(void) {
   g_autofree char *qemu = g_find_program_in_path("qemu-system-x86_64");
   if (!qemu)
     return FALSE;
-  const char *argv[] = {qemu, "-nodefaults", "-machine", "none", "-device",
-                        "virtio-mem-pci,help", NULL};
+  const char *argv[] = {qemu,      "-nodefaults",         "-machine", "none",
+                        "-device", "virtio-mem-pci,help", NULL};
   g_autofree char *out = NULL, *err = NULL;
-  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
-                    &out, &err, NULL, NULL))
+  if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, NULL, NULL))
     return FALSE;
   return (out && strstr(out, "requested-size")) || (err && strstr(err, "requested-size"));
 }
@@ -162,8 +161,7 @@ void hotplug_restore(Shim *s, JsonObject *st) {
   }
 }
 
-static JsonObject *agent_call(Shim *s, const char *method, JsonObject *params,
-                              GError **error) {
+static JsonObject *agent_call(Shim *s, const char *method, JsonObject *params, GError **error) {
   if (!s->agent || !kv_conn_is_ready(s->agent)) {
     g_set_error(error, KV_ERROR, KATAVM_E_AGENT, "the guest agent is not connected");
     return NULL;
@@ -173,9 +171,9 @@ static JsonObject *agent_call(Shim *s, const char *method, JsonObject *params,
   if (!r) {
     int code = kv_remote_error_code(e);
     g_set_error(error, KV_ERROR,
-                (code < 0 && code >= KATAVM_E_CORRUPT) ? code
+                (code < 0 && code >= KATAVM_E_CORRUPT)                       ? code
                 : g_error_matches(e, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT) ? KATAVM_E_TIMEOUT
-                : KATAVM_E_AGENT,
+                                                                             : KATAVM_E_AGENT,
                 "guest: %s", kv_remote_error_message(e));
   }
   return r;
@@ -193,7 +191,8 @@ static JsonObject *do_cpus(Shim *s, JsonObject *req, GError **error) {
   if (want < 1 || want > s->cfg.max_vcpus) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                 "%" G_GINT64_FORMAT " vCPUs requested; this sandbox allows 1..%u "
-                "(max vCPUs given at create)", want, s->cfg.max_vcpus);
+                "(max vCPUs given at create)",
+                want, s->cfg.max_vcpus);
     return NULL;
   }
   guint plugged = kv_vmm_get_vcpus(s->vmm, s->p.domain, NULL);
@@ -210,8 +209,7 @@ static JsonObject *do_cpus(Shim *s, JsonObject *req, GError **error) {
   s->cpus_online = (guint)kv_json_int(r, "cpus_online", want);
   if (s->cpus_online != (guint)want) {
     g_set_error(error, KV_ERROR, KATAVM_E_AGENT,
-                "the guest reports %u CPUs online, not %" G_GINT64_FORMAT,
-                s->cpus_online, want);
+                "the guest reports %u CPUs online, not %" G_GINT64_FORMAT, s->cpus_online, want);
     json_object_unref(r);
     return NULL;
   }
@@ -249,8 +247,7 @@ static gboolean dimm_resize(Shim *s, guint from, guint to, GError **error) {
       g_string_append_printf(sizes, "%s%u", sizes->len ? ", " : "",
                              g_array_index(s->dimm_sizes, guint, i - 1));
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "DIMM memory is removed in whole DIMMs, newest first (%s MiB)",
-                sizes->str);
+                "DIMM memory is removed in whole DIMMs, newest first (%s MiB)", sizes->str);
     g_string_free(sizes, TRUE);
     return FALSE;
   }
@@ -270,8 +267,8 @@ static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
   guint block = s->memory_dimm ? KV_VMM_DIMM_BLOCK_MIB : MEM_BLOCK_MIB;
   if (mib < 0 || mib % block) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %u MiB block size%s",
-                mib, block, s->memory_dimm ? " (DIMM hotplug)" : "");
+                "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %u MiB block size%s", mib,
+                block, s->memory_dimm ? " (DIMM hotplug)" : "");
     return NULL;
   }
   if (max <= boot) {
@@ -280,15 +277,18 @@ static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
     return NULL;
   }
   gint64 total = boot + s->mem_requested_mib;
-  gint64 want = !strcmp(op, "+") ? total + mib : !strcmp(op, "-") ? total - mib
-              : !strcmp(op, "=") ? mib : -1;
+  gint64 want = !strcmp(op, "+")   ? total + mib
+                : !strcmp(op, "-") ? total - mib
+                : !strcmp(op, "=") ? mib
+                                   : -1;
   if (want < 0 && strcmp(op, "+") && strcmp(op, "-") && strcmp(op, "=")) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "memory op must be +, - or =");
     return NULL;
   }
   if (want < boot || want > max) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "memory %" G_GINT64_FORMAT " MiB is outside %u..%u MiB (boot .. max given at create)",
+                "memory %" G_GINT64_FORMAT
+                " MiB is outside %u..%u MiB (boot .. max given at create)",
                 want, boot, max);
     return NULL;
   }
@@ -323,9 +323,9 @@ static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
   }
   if (now_kib < 0 || (error && *error)) {
     g_autoptr(GError) re = NULL;
-    if (s->memory_dimm ? (s->dimm_sizes->len != dimms_before &&
-                          !dimm_resize(s, new_req, old_req, &re))
-                       : !kv_vmm_set_memory_requested(s->vmm, s->p.domain, old_req, &re))
+    if (s->memory_dimm
+            ? (s->dimm_sizes->len != dimms_before && !dimm_resize(s, new_req, old_req, &re))
+            : !kv_vmm_set_memory_requested(s->vmm, s->p.domain, old_req, &re))
       shim_log("memory rollback: %s", re ? re->message : "?");
     return NULL;
   }
@@ -349,8 +349,7 @@ static gboolean tap_up(const char *tap, GError **error) {
     ok = ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
   }
   if (!ok)
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot bring tap %s up: %s", tap,
-                g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot bring tap %s up: %s", tap, g_strerror(errno));
   if (fd >= 0)
     close(fd);
   return ok;
@@ -376,11 +375,10 @@ static JsonObject *do_nic_add(Shim *s, JsonObject *req, GError **error) {
                 tap ? tap : "");
     return NULL;
   }
-  g_autofree char *mac = mac_in ? g_ascii_strdown(mac_in, -1)
-                                : g_strdup_printf("52:54:00:%02x:%02x:%02x",
-                                                  g_random_int_range(0, 256),
-                                                  g_random_int_range(0, 256),
-                                                  g_random_int_range(0, 256));
+  g_autofree char *mac =
+      mac_in ? g_ascii_strdown(mac_in, -1)
+             : g_strdup_printf("52:54:00:%02x:%02x:%02x", g_random_int_range(0, 256),
+                               g_random_int_range(0, 256), g_random_int_range(0, 256));
   if (find_nic(s, mac, NULL)) {
     g_set_error(error, KV_ERROR, KATAVM_E_EXISTS, "a NIC with MAC %s is already attached", mac);
     return NULL;
@@ -396,7 +394,8 @@ static JsonObject *do_nic_add(Shim *s, JsonObject *req, GError **error) {
   json_object_set_string_member(p, "mac", mac);
   json_object_set_int_member(p, "mtu", mtu);
   if (json_object_has_member(req, "addresses"))
-    json_object_set_member(p, "addresses", json_node_copy(json_object_get_member(req, "addresses")));
+    json_object_set_member(p, "addresses",
+                           json_node_copy(json_object_get_member(req, "addresses")));
   if (kv_json_str(req, "gateway", NULL))
     json_object_set_string_member(p, "gateway", kv_json_str(req, "gateway", NULL));
   JsonObject *r = NULL;

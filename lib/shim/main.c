@@ -181,8 +181,7 @@ static void vm_is_off(Shim *s) {
 static gboolean poweroff_timeout(gpointer user) {
   Shim *s = user;
   timer_clear(&s->poweroff_timer);
-  shim_log("guest did not power off in %d ms; destroying the VM",
-           POWEROFF_GRACE_MS);
+  shim_log("guest did not power off in %d ms; destroying the VM", POWEROFF_GRACE_MS);
   g_autoptr(GError) e = NULL;
   if (!vm_destroy(s, &e))
     shim_log("destroy: %s", e->message);
@@ -201,8 +200,7 @@ static gboolean poweroff_poll(gpointer user) {
   return G_SOURCE_CONTINUE;
 }
 
-static void on_shutdown_reply(KvConn *c, JsonObject *result, const GError *e,
-                              gpointer user) {
+static void on_shutdown_reply(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   /* Nothing to do: the lifecycle event (or the poll) reports the VM off. A
    * failed shutdown request is covered by the grace timer. */
 }
@@ -230,8 +228,7 @@ static gboolean vm_event_main(gpointer user) {
   return G_SOURCE_REMOVE;
 }
 
-static void on_vm_event(KvVmm *vmm, const char *domain, KvVmEvent ev,
-                        gpointer user) {
+static void on_vm_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user) {
   Shim *s = user;
   if (g_strcmp0(domain, s->p.domain) != 0)
     return;
@@ -255,8 +252,8 @@ static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
     agent_connect_later(s);
 }
 
-static void on_agent_request(KvConn *c, guint32 id, const char *method,
-                             JsonObject *params, gpointer user) {
+static void on_agent_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                             gpointer user) {
   kv_conn_reply_error(c, id, KATAVM_E_INVALID, "the host serves no requests");
 }
 
@@ -284,17 +281,15 @@ static int connect_unix(const char *path) {
 }
 
 static KvConn *agent_open(Shim *s, guint timeout_ms, GError **error) {
-  static const KvConnHandlers h = {.on_request = on_agent_request,
-                                   .on_frame = on_agent_frame,
-                                   .on_closed = on_agent_closed};
+  static const KvConnHandlers h = {
+      .on_request = on_agent_request, .on_frame = on_agent_frame, .on_closed = on_agent_closed};
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
   int fd;
   /* QEMU creates the listening socket shortly after the domain starts. */
   while ((fd = connect_unix(s->p.agent_sock)) < 0) {
     if (g_get_monotonic_time() > deadline) {
-      g_set_error(error, KV_ERROR, KATAVM_E_AGENT,
-                  "cannot connect to the agent socket %s: %s", s->p.agent_sock,
-                  g_strerror(errno));
+      g_set_error(error, KV_ERROR, KATAVM_E_AGENT, "cannot connect to the agent socket %s: %s",
+                  s->p.agent_sock, g_strerror(errno));
       return NULL;
     }
     g_usleep(10000);
@@ -327,8 +322,8 @@ static void agent_connect_later(Shim *s) {
 
 /* ---- client requests ---- */
 
-static void on_agent_check_reply(KvConn *agent, JsonObject *result,
-                                 const GError *e, gpointer user) {
+static void on_agent_check_reply(KvConn *agent, JsonObject *result, const GError *e,
+                                 gpointer user) {
   Waiter *w = user;
   if (result)
     kv_conn_reply(w->conn, w->id, result);
@@ -337,8 +332,8 @@ static void on_agent_check_reply(KvConn *agent, JsonObject *result,
   waiter_free(w);
 }
 
-static void on_client_request(KvConn *c, guint32 id, const char *method,
-                              JsonObject *params, gpointer user) {
+static void on_client_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                              gpointer user) {
   Shim *s = user;
   if (relay_request(s, c, id, method, params))
     return;
@@ -347,14 +342,12 @@ static void on_client_request(KvConn *c, guint32 id, const char *method,
     kv_conn_reply(c, id, o);
   } else if (!strcmp(method, KV_M_SHIM_AGENT_CHECK)) {
     if (g_strcmp0(s->state, "running") || s->powering_off)
-      kv_conn_reply_error(c, id, KATAVM_E_STATE,
-                          "sandbox is not running");
+      kv_conn_reply_error(c, id, KATAVM_E_STATE, "sandbox is not running");
     else if (!s->agent || !kv_conn_is_ready(s->agent))
-      kv_conn_reply_error(c, id, KATAVM_E_AGENT,
-                          "the guest agent is not connected");
+      kv_conn_reply_error(c, id, KATAVM_E_AGENT, "the guest agent is not connected");
     else
-      kv_conn_call(s->agent, KV_M_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS,
-                   on_agent_check_reply, waiter_new(c, id));
+      kv_conn_call(s->agent, KV_M_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, on_agent_check_reply,
+                   waiter_new(c, id));
   } else if (!strcmp(method, KV_M_SHIM_HOTPLUG)) {
     hotplug_request(s, c, id, params);
   } else if (!strcmp(method, KV_M_SHIM_STOP)) {
@@ -391,9 +384,8 @@ static gboolean on_accept(int fd, GIOCondition cond, gpointer user) {
   int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
   if (c < 0)
     return G_SOURCE_CONTINUE;
-  static const KvConnHandlers h = {.on_request = on_client_request,
-                                   .on_frame = on_client_frame,
-                                   .on_closed = on_client_closed};
+  static const KvConnHandlers h = {
+      .on_request = on_client_request, .on_frame = on_client_frame, .on_closed = on_client_closed};
   KvConn *conn = kv_conn_new(c, "shim", &h, s, NULL);
   /* Clients hand us the write ends of their output pipes (relay.c). */
   kv_conn_accept_fds(conn);
@@ -404,18 +396,16 @@ static gboolean on_accept(int fd, GIOCondition cond, gpointer user) {
 static gboolean listen_start(Shim *s, GError **error) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(s->p.shim_sock) >= sizeof(sa.sun_path)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long",
-                s->p.shim_sock);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long", s->p.shim_sock);
     return FALSE;
   }
   strcpy(sa.sun_path, s->p.shim_sock);
   unlink(s->p.shim_sock);
   s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s->listen_fd < 0 ||
-      bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+  if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
       chmod(s->p.shim_sock, 0600) < 0 || listen(s->listen_fd, 64) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot listen on %s: %s",
-                s->p.shim_sock, g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot listen on %s: %s", s->p.shim_sock,
+                g_strerror(errno));
     return FALSE;
   }
   GSource *src = g_unix_fd_source_new(s->listen_fd, G_IO_IN);
@@ -486,8 +476,8 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
     gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
     while (!kv_vmm_is_running(s->vmm, s->p.domain)) {
       if (g_get_monotonic_time() > deadline) {
-        g_set_error(error, KV_ERROR, KATAVM_E_STATE,
-                    "the VM of sandbox '%s' is not running", s->id);
+        g_set_error(error, KV_ERROR, KATAVM_E_STATE, "the VM of sandbox '%s' is not running",
+                    s->id);
         return FALSE;
       }
       g_usleep(50000);
@@ -499,20 +489,20 @@ static gboolean boot(Shim *s, gboolean recover, GError **error) {
     return FALSE;
   shim_log("agent channel connected");
   if (!kv_conn_wait_ready(s->agent, KV_BOOT_TIMEOUT_MS, error)) {
-    g_prefix_error(error, "the guest agent did not come up (console log: %s): ",
-                   s->p.console);
+    g_prefix_error(error, "the guest agent did not come up (console log: %s): ", s->p.console);
     return FALSE;
   }
   shim_log("agent said hello");
-  g_autoptr(JsonObject) r = kv_conn_call_sync(s->agent, KV_M_AGENT_CHECK, NULL,
-                                              KV_CALL_TIMEOUT_MS, error);
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(s->agent, KV_M_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, error);
   if (!r)
     return FALSE;
   s->state = "running";
   state_save(s);
-  shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT " ms)",
-           s->id, s->qemu_pid, kv_accel_name(s->accel),
-           kv_json_str(r, "agent_version", "?"), kv_json_int(r, "uptime_ms", -1));
+  shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT
+           " ms)",
+           s->id, s->qemu_pid, kv_accel_name(s->accel), kv_json_str(r, "agent_version", "?"),
+           kv_json_int(r, "uptime_ms", -1));
   return TRUE;
 }
 
@@ -602,8 +592,7 @@ int main(int argc, char **argv) {
   }
   KvAccel want;
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
-                kv_accel_resolve(want, &s.accel, NULL, &e) &&
-                boot(&s, m_recover, &e);
+                kv_accel_resolve(want, &s.accel, NULL, &e) && boot(&s, m_recover, &e);
   if (!ok) {
     shim_log("%s failed: %s", m_recover ? "recover" : "create", e->message);
     if (!m_recover || !s.vmm || !kv_vmm_is_running(s.vmm, s.p.domain)) {

@@ -36,13 +36,13 @@ typedef struct {
   /* An output stream written into the client's pipe (sink >= 0). */
   Shim *s;
   int sink;
-  GByteArray *held;   /* DATA the pipe has not taken yet (<= one window) */
-  GSource *sink_src;  /* waits for room in the pipe while held is not empty */
-  KvWindow win;       /* what the agent may still send */
-  guint32 window;     /* the window granted in all, grown as the pipe keeps up */
-  gsize to_credit;    /* taken by the pipe (or discarded), not yet granted */
-  gboolean eof;       /* the agent ended the stream: close once held is out */
-  gboolean broken;    /* the reader is gone: discard */
+  GByteArray *held;  /* DATA the pipe has not taken yet (<= one window) */
+  GSource *sink_src; /* waits for room in the pipe while held is not empty */
+  KvWindow win;      /* what the agent may still send */
+  guint32 window;    /* the window granted in all, grown as the pipe keeps up */
+  gsize to_credit;   /* taken by the pipe (or discarded), not yet granted */
+  gboolean eof;      /* the agent ended the stream: close once held is out */
+  gboolean broken;   /* the reader is gone: discard */
 } Route;
 
 /* What all routes together may be granted beyond their initial windows:
@@ -79,10 +79,8 @@ static GPtrArray *snapshot(GHashTable *t, gboolean keys) {
 
 void relay_init(Shim *s) {
   s->next_agent_stream = 1;
-  s->routes_by_agent =
-      g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)route_free);
-  s->routes_by_client = g_hash_table_new_full(
-      NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
+  s->routes_by_agent = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)route_free);
+  s->routes_by_client = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
   s->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   /* A recovering shim inherits the mounts of the one that died. */
   g_autofree char *dir = g_build_filename(s->p.shared, "containers", NULL);
@@ -90,8 +88,7 @@ void relay_init(Shim *s) {
   const char *name;
   while (d && (name = g_dir_read_name(d)))
     if (kv_id_validate(name, NULL))
-      g_hash_table_insert(s->mounts, g_strdup(name),
-                          g_build_filename(dir, name, "rootfs", NULL));
+      g_hash_table_insert(s->mounts, g_strdup(name), g_build_filename(dir, name, "rootfs", NULL));
 }
 
 static void route_remove(Shim *s, Route *r) {
@@ -103,8 +100,7 @@ static void route_remove(Shim *s, Route *r) {
   g_hash_table_remove(s->routes_by_agent, GUINT_TO_POINTER(r->asid));
 }
 
-static Route *route_add(Shim *s, KvConn *client, guint32 csid,
-                        gboolean to_guest) {
+static Route *route_add(Shim *s, KvConn *client, guint32 csid, gboolean to_guest) {
   GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
   if (!t) {
     t = g_hash_table_new(NULL, NULL);
@@ -121,16 +117,14 @@ static Route *route_add(Shim *s, KvConn *client, guint32 csid,
    * four billion streams; skip 0 and ids still in use). */
   do {
     r->asid = s->next_agent_stream++;
-  } while (r->asid == 0 ||
-           g_hash_table_contains(s->routes_by_agent, GUINT_TO_POINTER(r->asid)));
+  } while (r->asid == 0 || g_hash_table_contains(s->routes_by_agent, GUINT_TO_POINTER(r->asid)));
   r->to_guest = to_guest;
   g_hash_table_insert(t, GUINT_TO_POINTER(csid), r);
   g_hash_table_insert(s->routes_by_agent, GUINT_TO_POINTER(r->asid), r);
   return r;
 }
 
-static void send_frame(KvConn *c, KvFrameType type, guint32 stream,
-                       GBytes *payload) {
+static void send_frame(KvConn *c, KvFrameType type, guint32 stream, GBytes *payload) {
   gsize len = 0;
   const void *data = payload ? g_bytes_get_data(payload, &len) : NULL;
   kv_conn_send(c, type, stream, data, len, NULL);
@@ -148,8 +142,7 @@ static void sink_credit(Route *r, gsize n, gboolean all) {
   r->to_credit += n;
   gboolean grown = r->window >= KV_STREAM_MAX_WINDOW;
   gsize batch = grown ? KV_STREAM_MAX_WINDOW / 4 : KV_OUTPUT_CREDIT_BATCH;
-  if (!r->s->agent || r->to_credit == 0 ||
-      (r->to_credit < batch && (!all || grown)))
+  if (!r->s->agent || r->to_credit == 0 || (r->to_credit < batch && (!all || grown)))
     return;
   guint32 g = kv_window_grant(&r->win, (guint32)r->to_credit);
   r->to_credit = 0;
@@ -201,8 +194,7 @@ static void sink_flush(Route *r) {
   if (r->held->len > 0) {
     if (!r->sink_src) {
       r->sink_src = g_unix_fd_source_new(r->sink, G_IO_OUT | G_IO_ERR);
-      g_source_set_callback(r->sink_src, G_SOURCE_FUNC(on_sink_writable), r,
-                            NULL);
+      g_source_set_callback(r->sink_src, G_SOURCE_FUNC(on_sink_writable), r, NULL);
       g_source_attach(r->sink_src, shim_ctx);
     }
     return;
@@ -260,8 +252,8 @@ typedef struct {
 
 static gboolean names_stream(JsonObject *streams, const char *name) {
   JsonNode *m = streams ? json_object_get_member(streams, name) : NULL;
-  return m && JSON_NODE_HOLDS_VALUE(m) &&
-         json_node_get_value_type(m) == G_TYPE_INT64 && json_node_get_int(m) != 0;
+  return m && JSON_NODE_HOLDS_VALUE(m) && json_node_get_value_type(m) == G_TYPE_INT64 &&
+         json_node_get_int(m) != 0;
 }
 
 static void sink_fds_take(KvConn *client, JsonObject *params, SinkFds *sf) {
@@ -287,20 +279,19 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SinkFds, sink_fds_close)
 /* Attaches the pipe the client sent for this route (*fd, then ours: -1).
  * FALSE when it sent none or something else than the write end of a
  * pipe. */
-static gboolean sink_attach(Route *r, int *fdp, const char *name,
-                            GError **error) {
+static gboolean sink_attach(Route *r, int *fdp, const char *name, GError **error) {
   int fd = *fdp;
   *fdp = -1;
   struct stat st;
   int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
   if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fl < 0 ||
-      (fl & O_ACCMODE) != O_WRONLY ||
-      fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+      (fl & O_ACCMODE) != O_WRONLY || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     if (fd >= 0)
       close(fd);
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                 "streams.%s: sink_fds is set but the request did not carry "
-                "the write end of a pipe for it", name);
+                "the write end of a pipe for it",
+                name);
     return FALSE;
   }
   r->sink = fd;
@@ -316,7 +307,7 @@ typedef struct {
   Shim *s;
   Waiter *w;
   char *method;
-  char *container; /* for container_add/remove: mount bookkeeping */
+  char *container;   /* for container_add/remove: mount bookkeeping */
   GPtrArray *routes; /* Route* created for this request (undone on error) */
   gboolean sinks;    /* its output goes into the client's pipes */
 } Pending;
@@ -359,8 +350,7 @@ void relay_unmount_all(Shim *s) {
   }
 }
 
-static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e,
-                           gpointer user) {
+static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e, gpointer user) {
   Pending *p = user;
   Shim *s = p->s;
   if (result) {
@@ -378,16 +368,14 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e,
         route_remove(s, p->routes->pdata[i]);
     if (!g_strcmp0(p->method, KV_M_CONTAINER_CREATE) && p->container)
       unmount_container(s, p->container);
-    kv_conn_reply_error(p->w->conn, p->w->id, agent_code(e),
-                        kv_remote_error_message(e));
+    kv_conn_reply_error(p->w->conn, p->w->id, agent_code(e), kv_remote_error_message(e));
   }
   pending_free(p);
 }
 
 /* Replace the client's stream ids in params["streams"] by agent ids. */
-static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
-                                GPtrArray *routes, SinkFds *sf,
-                                GError **error) {
+static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params, GPtrArray *routes,
+                                SinkFds *sf, GError **error) {
   if (!json_object_has_member(params, "streams"))
     return TRUE;
   JsonNode *n = json_object_get_member(params, "streams");
@@ -404,12 +392,11 @@ static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
     gint64 v = 0;
     if (json_object_has_member(in, names[i])) {
       JsonNode *m = json_object_get_member(in, names[i]);
-      if (!JSON_NODE_HOLDS_VALUE(m) ||
-          json_node_get_value_type(m) != G_TYPE_INT64 ||
+      if (!JSON_NODE_HOLDS_VALUE(m) || json_node_get_value_type(m) != G_TYPE_INT64 ||
           json_node_get_int(m) < 0 || json_node_get_int(m) > G_MAXUINT32) {
         json_object_unref(out);
-        g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                    "streams.%s must be a stream id (u32)", names[i]);
+        g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "streams.%s must be a stream id (u32)",
+                    names[i]);
         return FALSE;
       }
       v = json_node_get_int(m);
@@ -419,8 +406,8 @@ static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
       Route *r = route_add(s, client, (guint32)v, i == 0);
       if (!r) {
         json_object_unref(out);
-        g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                    "stream id %u is already in use", (guint32)v);
+        g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "stream id %u is already in use",
+                    (guint32)v);
         return FALSE;
       }
       g_ptr_array_add(routes, r);
@@ -436,8 +423,7 @@ static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params,
   return TRUE;
 }
 
-static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params,
-                             GError **error) {
+static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params, GError **error) {
   const char *rootfs = kv_json_str(params, "rootfs", NULL);
   if (!rootfs || !g_path_is_absolute(rootfs)) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
@@ -446,38 +432,40 @@ static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params,
   }
   struct stat st;
   if (lstat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "rootfs %s is not a directory", rootfs);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s is not a directory", rootfs);
     return FALSE;
   }
   g_autofree char *mp = mount_point(s, cid);
   if (g_mkdir_with_parents(mp, 0755) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "mkdir %s: %s", mp,
-                g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "mkdir %s: %s", mp, g_strerror(errno));
     return FALSE;
   }
   /* A bind mount, not a copy; MS_REC carries mounts below the rootfs. */
   if (mount(rootfs, mp, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "bind mount %s: %s", rootfs,
-                g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "bind mount %s: %s", rootfs, g_strerror(errno));
     rmdir(mp);
     return FALSE;
   }
   g_hash_table_insert(s->mounts, g_strdup(cid), g_strdup(mp));
   gboolean ro = kv_json_bool(params, "readonly", FALSE);
   if (ro && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "read-only remount of %s: %s",
-                mp, g_strerror(errno));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "read-only remount of %s: %s", mp, g_strerror(errno));
     unmount_container(s, cid);
     return FALSE;
   }
   return TRUE;
 }
 
-static const char *const relayed[] = {
-    KV_M_CONTAINER_START, KV_M_CONTAINER_STATE, KV_M_CONTAINER_KILL,
-    KV_M_CONTAINER_REMOVE, KV_M_CONTAINER_LIST, KV_M_EXEC,
-    KV_M_WAIT, KV_M_SIGNAL, KV_M_RESIZE, NULL};
+static const char *const relayed[] = {KV_M_CONTAINER_START,
+                                      KV_M_CONTAINER_STATE,
+                                      KV_M_CONTAINER_KILL,
+                                      KV_M_CONTAINER_REMOVE,
+                                      KV_M_CONTAINER_LIST,
+                                      KV_M_EXEC,
+                                      KV_M_WAIT,
+                                      KV_M_SIGNAL,
+                                      KV_M_RESIZE,
+                                      NULL};
 
 #define KV_M_SHIM_CONTAINER_ADD "container_add"
 
@@ -496,8 +484,7 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
     return TRUE;
   }
   if (!s->agent || !kv_conn_is_ready(s->agent)) {
-    kv_conn_reply_error(client, id, KATAVM_E_AGENT,
-                        "the guest agent is not connected");
+    kv_conn_reply_error(client, id, KATAVM_E_AGENT, "the guest agent is not connected");
     return TRUE;
   }
   Pending *p = g_new0(Pending, 1);
@@ -509,11 +496,11 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
   /* Copy params: we rewrite streams and paths. */
   GList *members = json_object_get_members(params);
   for (GList *l = members; l; l = l->next)
-    json_object_set_member(fwd, l->data,
-                           json_node_copy(json_object_get_member(params, l->data)));
+    json_object_set_member(fwd, l->data, json_node_copy(json_object_get_member(params, l->data)));
   g_list_free(members);
 
-  const char *cid = kv_json_str(params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
+  const char *cid =
+      kv_json_str(params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
   if (add || !strcmp(method, KV_M_CONTAINER_REMOVE)) {
     if (!cid || !kv_id_validate(cid, &e)) {
       if (!e)
@@ -547,8 +534,7 @@ gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
   if (!rewrite_streams(s, client, fwd, p->routes, &sf, &e))
     goto fail;
   /* wait replies only when the process exits: no timeout. */
-  kv_conn_call(s->agent, p->method, fwd,
-               !strcmp(method, KV_M_WAIT) ? 0 : KV_CALL_TIMEOUT_MS,
+  kv_conn_call(s->agent, p->method, fwd, !strcmp(method, KV_M_WAIT) ? 0 : KV_CALL_TIMEOUT_MS,
                on_agent_reply, p);
   return TRUE;
 fail:

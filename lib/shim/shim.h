@@ -52,7 +52,6 @@ typedef struct {
   guint32 id;
 } Waiter;
 
-
 extern GMainContext *shim_ctx;
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 Waiter *waiter_new(KvConn *c, guint32 id);
@@ -76,8 +75,7 @@ void hotplug_restore(Shim *s, JsonObject *state);
 /* relay.c */
 void relay_init(Shim *s);
 /* TRUE when `method` is a container/process method (then it is handled). */
-gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
-                       JsonObject *params);
+gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method, JsonObject *params);
 void relay_client_frame(Shim *s, KvConn *client, const KvFrame *f);
 void relay_client_closed(Shim *s, KvConn *client);
 void relay_agent_frame(Shim *s, const KvFrame *f);

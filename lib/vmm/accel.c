@@ -15,16 +15,14 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-gboolean
-kv_accel_parse(const char *s, KvAccel *out, GError **error)
-{
+gboolean kv_accel_parse(const char *s, KvAccel *out, GError **error) {
   static const struct {
     const char *name;
     KvAccel accel;
   } names[] = {
-    {"auto", KV_ACCEL_AUTO},
-    {"kvm", KV_ACCEL_KVM},
-    {"tcg", KV_ACCEL_TCG},
+      {"auto", KV_ACCEL_AUTO},
+      {"kvm", KV_ACCEL_KVM},
+      {"tcg", KV_ACCEL_TCG},
   };
 
   for (gsize i = 0; s && i < G_N_ELEMENTS(names); i++) {
@@ -34,14 +32,11 @@ kv_accel_parse(const char *s, KvAccel *out, GError **error)
     }
   }
   g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-              "unknown accelerator '%s' (expected auto, kvm or tcg)",
-              s ? s : "(null)");
+              "unknown accelerator '%s' (expected auto, kvm or tcg)", s ? s : "(null)");
   return FALSE;
 }
 
-const char *
-kv_accel_name(KvAccel a)
-{
+const char *kv_accel_name(KvAccel a) {
   switch (a) {
   case KV_ACCEL_AUTO:
     return "auto";
@@ -56,9 +51,7 @@ kv_accel_name(KvAccel a)
 /* Which hardware virtualisation flag the "flags" lines of /proc/cpuinfo
  * show: "vmx", "svm" or NULL. Whole tokens only, so a hypothetical flag
  * containing "svm" as a substring does not count. */
-static const char *
-cpuinfo_virt_flag(const char *cpuinfo)
-{
+static const char *cpuinfo_virt_flag(const char *cpuinfo) {
   if (!cpuinfo)
     return NULL;
 
@@ -80,13 +73,11 @@ cpuinfo_virt_flag(const char *cpuinfo)
   return NULL;
 }
 
-gboolean
-kv_accel_resolve_with(KvAccel want, const char *cpuinfo, gboolean kvm_usable,
-                      const char *kvm_detail, KvAccel *out, char **reason,
-                      GError **error)
-{
+gboolean kv_accel_resolve_with(KvAccel want, const char *cpuinfo, gboolean kvm_usable,
+                               const char *kvm_detail, KvAccel *out, char **reason,
+                               GError **error) {
   const char *flag = cpuinfo_virt_flag(cpuinfo);
-  const char *detail = kvm_detail ? kvm_detail
+  const char *detail = kvm_detail   ? kvm_detail
                        : kvm_usable ? "/dev/kvm usable"
                                     : "/dev/kvm unusable";
   g_autofree char *why = NULL;
@@ -107,14 +98,12 @@ kv_accel_resolve_with(KvAccel want, const char *cpuinfo, gboolean kvm_usable,
      * halves so `katavm check` explains why a machine with /dev/kvm runs
      * slow. */
     if (!flag && kvm_usable)
-      why = g_strdup_printf(
-          "CPU flags show no vmx/svm (nested virtualisation unavailable); "
-          "%s but unusable for ordinary guests",
-          detail);
+      why = g_strdup_printf("CPU flags show no vmx/svm (nested virtualisation unavailable); "
+                            "%s but unusable for ordinary guests",
+                            detail);
     else if (!flag)
-      why = g_strdup_printf(
-          "CPU flags show no vmx/svm (nested virtualisation unavailable); %s",
-          detail);
+      why = g_strdup_printf("CPU flags show no vmx/svm (nested virtualisation unavailable); %s",
+                            detail);
     else
       why = g_strdup_printf("CPU flags show %s but %s", flag, detail);
 
@@ -136,9 +125,7 @@ kv_accel_resolve_with(KvAccel want, const char *cpuinfo, gboolean kvm_usable,
 
 /* Probe /dev/kvm the way QEMU does before using it. Returns TRUE when it
  * opens read-write and speaks API version 12; *detail says what was seen. */
-static gboolean
-kvm_probe(char **detail)
-{
+static gboolean kvm_probe(char **detail) {
   int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     *detail = g_strdup_printf("/dev/kvm: %s", g_strerror(errno));
@@ -148,22 +135,18 @@ kvm_probe(char **detail)
   int saved = errno;
   close(fd);
   if (version < 0) {
-    *detail = g_strdup_printf("/dev/kvm: KVM_GET_API_VERSION failed: %s",
-                              g_strerror(saved));
+    *detail = g_strdup_printf("/dev/kvm: KVM_GET_API_VERSION failed: %s", g_strerror(saved));
     return FALSE;
   }
   if (version != KVM_API_VERSION) {
-    *detail = g_strdup_printf("/dev/kvm: API version %d, expected %d",
-                              version, KVM_API_VERSION);
+    *detail = g_strdup_printf("/dev/kvm: API version %d, expected %d", version, KVM_API_VERSION);
     return FALSE;
   }
   *detail = g_strdup("/dev/kvm present");
   return TRUE;
 }
 
-gboolean
-kv_accel_resolve(KvAccel want, KvAccel *out, char **reason, GError **error)
-{
+gboolean kv_accel_resolve(KvAccel want, KvAccel *out, char **reason, GError **error) {
   if (want == KV_ACCEL_TCG)
     return kv_accel_resolve_with(want, NULL, FALSE, NULL, out, reason, error);
 
@@ -174,6 +157,5 @@ kv_accel_resolve(KvAccel want, KvAccel *out, char **reason, GError **error)
 
   g_autofree char *detail = NULL;
   gboolean usable = kvm_probe(&detail);
-  return kv_accel_resolve_with(want, cpuinfo, usable, detail, out, reason,
-                               error);
+  return kv_accel_resolve_with(want, cpuinfo, usable, detail, out, reason, error);
 }

@@ -18,7 +18,7 @@
  * monitor: ROOT/lib/qemu/domain-<id>-<first 20 chars of name>/monitor.sock,
  * with <id> an int (up to 10 digits). sun_path holds 107 bytes + NUL. */
 #define KV_UNIX_PATH_MAX 107
-#define KV_EMBED_SOCKET_SUFFIX_MAX                                             \
+#define KV_EMBED_SOCKET_SUFFIX_MAX                                                                 \
   (sizeof("/lib/qemu/domain-") - 1 + 10 + 1 + 20 + sizeof("/monitor.sock") - 1)
 #define KV_EMBED_ROOT_MAX (KV_UNIX_PATH_MAX - KV_EMBED_SOCKET_SUFFIX_MAX)
 
@@ -50,13 +50,11 @@ static const char qemu_conf[] =
     "stdio_handler = \"file\"\n"
     "cgroup_controllers = [ ]\n";
 
-static gboolean
-mkdir_p(const char *path, GError **error)
-{
+static gboolean mkdir_p(const char *path, GError **error) {
   if (g_mkdir_with_parents(path, 0700) < 0) {
     int e = errno;
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "cannot create directory '%s': %s", path, g_strerror(e));
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "cannot create directory '%s': %s", path,
+                g_strerror(e));
     return FALSE;
   }
   return TRUE;
@@ -66,9 +64,7 @@ mkdir_p(const char *path, GError **error)
  * link elsewhere is replaced (atomically, via rename, so a concurrent open
  * sees either the old or the new one). A real directory is left alone: it
  * is this root's own, already warm cache. */
-static gboolean
-link_cache(const char *link, const char *target, GError **error)
-{
+static gboolean link_cache(const char *link, const char *target, GError **error) {
   struct stat st;
 
   if (lstat(link, &st) == 0) {
@@ -87,8 +83,7 @@ link_cache(const char *link, const char *target, GError **error)
     int e = errno;
     (void)unlink(tmp);
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "cannot link capabilities cache '%s' -> '%s': %s", link,
-                target, g_strerror(e));
+                "cannot link capabilities cache '%s' -> '%s': %s", link, target, g_strerror(e));
     return FALSE;
   }
   return TRUE;
@@ -110,9 +105,7 @@ link_cache(const char *link, const char *target, GError **error)
 
 /* Drop the flag from one cache file; rename makes the rewrite atomic for a
  * concurrent reader. Errors only cost speed, so they are ignored. */
-static void
-trim_caps_file(const char *path)
-{
+static void trim_caps_file(const char *path) {
   g_autofree char *text = NULL;
   gsize len = 0;
   if (!g_file_get_contents(path, &text, &len, NULL))
@@ -135,9 +128,7 @@ trim_caps_file(const char *path)
     (void)unlink(tmp);
 }
 
-static void
-trim_caps_cache(const char *qemu_cache)
-{
+static void trim_caps_cache(const char *qemu_cache) {
   g_autofree char *dir = g_build_filename(qemu_cache, "capabilities", NULL);
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
   if (d == NULL)
@@ -151,13 +142,10 @@ trim_caps_cache(const char *qemu_cache)
   }
 }
 
-char *
-kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error)
-{
+char *kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error) {
   if (!root || !g_path_is_absolute(root)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "embed root '%s' is not an absolute path",
-                root ? root : "(null)");
+                "embed root '%s' is not an absolute path", root ? root : "(null)");
     return NULL;
   }
   if (caps_cache && !g_path_is_absolute(caps_cache)) {
@@ -178,8 +166,7 @@ kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error)
                 "it (ROOT/lib/qemu/domain-ID-NAME/monitor.sock) would exceed "
                 "the %d-byte unix socket path limit: use a root of at most "
                 "%zu bytes",
-                clean, strlen(clean), KV_UNIX_PATH_MAX,
-                (gsize)KV_EMBED_ROOT_MAX);
+                clean, strlen(clean), KV_UNIX_PATH_MAX, (gsize)KV_EMBED_ROOT_MAX);
     return NULL;
   }
 
@@ -191,14 +178,13 @@ kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error)
   g_autofree char *conf = g_build_filename(etc, "qemu.conf", NULL);
   g_autoptr(GError) local = NULL;
   if (!g_file_set_contents(conf, qemu_conf, -1, &local)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "cannot write '%s': %s", conf, local->message);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "cannot write '%s': %s", conf,
+                local->message);
     return NULL;
   }
 
   g_autofree char *link = g_build_filename(cache, "qemu", NULL);
-  if (caps_cache &&
-      (!mkdir_p(caps_cache, error) || !link_cache(link, caps_cache, error)))
+  if (caps_cache && (!mkdir_p(caps_cache, error) || !link_cache(link, caps_cache, error)))
     return NULL;
   trim_caps_cache(link);
 

@@ -45,37 +45,30 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
 
 /* The running domain `name`, or NULL with NOT_FOUND (absent or shut off)
  * or LIBVIRT (the lookup itself failed). */
-static virDomainPtr
-get_domain(KvVmm *vmm, const char *name, GError **error)
-{
+static virDomainPtr get_domain(KvVmm *vmm, const char *name, GError **error) {
   if (!vmm || !vmm_conn(vmm)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "no libvirt connection");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "no libvirt connection");
     return NULL;
   }
   if (!name || !*name) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "domain name is missing");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name is missing");
     return NULL;
   }
   virDomainPtr dom = virDomainLookupByName(vmm_conn(vmm), name);
   if (!dom) {
     virErrorPtr e = virGetLastError();
     if (e && e->code == VIR_ERR_NO_DOMAIN) {
-      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                  "no domain '%s'", name);
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND, "no domain '%s'", name);
       virResetLastError();
     } else {
-      set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                        "cannot look up domain '%s'", name);
+      set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot look up domain '%s'", name);
     }
     return NULL;
   }
   /* Everything here is LIVE: on a defined but stopped domain libvirt
    * would answer with a less helpful "domain is not running". */
   if (virDomainIsActive(dom) != 1) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                "domain '%s' is not running", name);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND, "domain '%s' is not running", name);
     virResetLastError();
     virDomainFree(dom);
     return NULL;
@@ -99,9 +92,7 @@ struct XNode {
   XNode *parent;
 };
 
-static void
-xnode_free(XNode *n)
-{
+static void xnode_free(XNode *n) {
   if (!n)
     return;
   g_free(n->name);
@@ -113,9 +104,7 @@ xnode_free(XNode *n)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(XNode, xnode_free)
 
-static XNode *
-xnode_new(const char *name, XNode *parent)
-{
+static XNode *xnode_new(const char *name, XNode *parent) {
   XNode *n = g_new0(XNode, 1);
   n->name = g_strdup(name);
   n->text = g_string_new(NULL);
@@ -126,10 +115,8 @@ xnode_new(const char *name, XNode *parent)
   return n;
 }
 
-static void
-xml_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
-          const char **vals, gpointer user, GError **error)
-{
+static void xml_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
+                      const char **vals, gpointer user, GError **error) {
   XNode **cur = user;
   XNode *n = xnode_new(name, *cur);
   n->attr_names = g_strdupv((char **)attrs);
@@ -137,47 +124,36 @@ xml_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
   *cur = n;
 }
 
-static void
-xml_end(GMarkupParseContext *ctx, const char *name, gpointer user,
-        GError **error)
-{
+static void xml_end(GMarkupParseContext *ctx, const char *name, gpointer user, GError **error) {
   XNode **cur = user;
   *cur = (*cur)->parent;
 }
 
-static void
-xml_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer user,
-         GError **error)
-{
+static void xml_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer user,
+                     GError **error) {
   XNode **cur = user;
   g_string_append_len((*cur)->text, text, len);
 }
 
 /* A synthetic root whose one child is the document element. */
-static XNode *
-xml_parse(const char *xml, GError **error)
-{
-  static const GMarkupParser parser = {xml_start, xml_end, xml_text, NULL,
-                                       NULL};
+static XNode *xml_parse(const char *xml, GError **error) {
+  static const GMarkupParser parser = {xml_start, xml_end, xml_text, NULL, NULL};
   g_autoptr(XNode) root = xnode_new("", NULL);
   XNode *cur = root;
   g_autoptr(GError) local = NULL;
-  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &cur,
-                                                        NULL);
+  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &cur, NULL);
   gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, &local) &&
                 g_markup_parse_context_end_parse(ctx, &local);
   g_markup_parse_context_free(ctx);
   if (!ok) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "cannot parse libvirt's domain XML: %s", local->message);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT, "cannot parse libvirt's domain XML: %s",
+                local->message);
     return NULL;
   }
   return g_steal_pointer(&root);
 }
 
-static const char *
-xnode_attr(const XNode *n, const char *attr)
-{
+static const char *xnode_attr(const XNode *n, const char *attr) {
   for (guint i = 0; n && n->attr_names && n->attr_names[i]; i++)
     if (g_str_equal(n->attr_names[i], attr))
       return n->attr_values[i];
@@ -186,9 +162,7 @@ xnode_attr(const XNode *n, const char *attr)
 
 /* First child element called `name`, or NULL. NULL-safe in `n`, so that
  * lookups chain: xnode_child(xnode_child(dev, "target"), "size"). */
-static XNode *
-xnode_child(const XNode *n, const char *name)
-{
+static XNode *xnode_child(const XNode *n, const char *name) {
   for (guint i = 0; n && i < n->children->len; i++) {
     XNode *c = g_ptr_array_index(n->children, i);
     if (g_str_equal(c->name, name))
@@ -198,25 +172,19 @@ xnode_child(const XNode *n, const char *name)
 }
 
 /* Attribute `attr` of child `child`, e.g. <mac address=...>. */
-static const char *
-xnode_child_attr(const XNode *n, const char *child, const char *attr)
-{
+static const char *xnode_child_attr(const XNode *n, const char *child, const char *attr) {
   return xnode_attr(xnode_child(n, child), attr);
 }
 
 /* Element text without surrounding white space (caller frees). */
-static char *
-xnode_text(const XNode *n)
-{
+static char *xnode_text(const XNode *n) {
   return n ? g_strstrip(g_strdup(n->text->str)) : NULL;
 }
 
 /* Write n back as XML, with `replace`'s element swapped for the literal
  * markup `replacement` (already escaped). */
-static void
-xnode_write(GString *out, const XNode *n, const XNode *replace,
-            const char *replacement)
-{
+static void xnode_write(GString *out, const XNode *n, const XNode *replace,
+                        const char *replacement) {
   if (n == replace) {
     g_string_append(out, replacement);
     return;
@@ -224,8 +192,7 @@ xnode_write(GString *out, const XNode *n, const XNode *replace,
   g_autofree char *open = g_markup_printf_escaped("<%s", n->name);
   g_string_append(out, open);
   for (guint i = 0; n->attr_names && n->attr_names[i]; i++) {
-    g_autofree char *a = g_markup_printf_escaped(
-        " %s='%s'", n->attr_names[i], n->attr_values[i]);
+    g_autofree char *a = g_markup_printf_escaped(" %s='%s'", n->attr_names[i], n->attr_values[i]);
     g_string_append(out, a);
   }
   g_string_append_c(out, '>');
@@ -234,21 +201,17 @@ xnode_write(GString *out, const XNode *n, const XNode *replace,
     g_string_append(out, t);
   }
   for (guint i = 0; i < n->children->len; i++)
-    xnode_write(out, g_ptr_array_index(n->children, i), replace,
-                replacement);
+    xnode_write(out, g_ptr_array_index(n->children, i), replace, replacement);
   g_autofree char *close = g_markup_printf_escaped("</%s>", n->name);
   g_string_append(out, close);
 }
 
 /* The live XML of dom, parsed; returns the <devices> element through
  * *devices (the tree owns it). */
-static XNode *
-live_devices(virDomainPtr dom, XNode **devices, GError **error)
-{
+static XNode *live_devices(virDomainPtr dom, XNode **devices, GError **error) {
   char *xml = virDomainGetXMLDesc(dom, 0);
   if (!xml) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot read the live XML of domain '%s'",
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot read the live XML of domain '%s'",
                       virDomainGetName(dom));
     return NULL;
   }
@@ -259,8 +222,7 @@ live_devices(virDomainPtr dom, XNode **devices, GError **error)
   *devices = xnode_child(xnode_child(root, "domain"), "devices");
   if (!*devices) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "live XML of domain '%s' has no <devices>",
-                virDomainGetName(dom));
+                "live XML of domain '%s' has no <devices>", virDomainGetName(dom));
     xnode_free(root);
     return NULL;
   }
@@ -270,22 +232,18 @@ live_devices(virDomainPtr dom, XNode **devices, GError **error)
 /* A libvirt size element (<size unit='KiB'>N</size>) in KiB; FALSE for a
  * missing element or a unit we do not know. libvirt writes KiB itself; the
  * others are here for XML that was written by hand. */
-static gboolean
-xnode_size_kib(const XNode *n, guint64 *kib)
-{
+static gboolean xnode_size_kib(const XNode *n, guint64 *kib) {
   static const struct {
     const char *unit;
     guint64 mul, div;
   } units[] = {
-      {"b", 1, 1024},        {"bytes", 1, 1024}, {"k", 1, 1},
-      {"KiB", 1, 1},         {"KB", 1000, 1024}, {"M", 1024, 1},
-      {"MiB", 1024, 1},      {"MB", 1000000, 1024},
+      {"b", 1, 1024},        {"bytes", 1, 1024},      {"k", 1, 1},      {"KiB", 1, 1},
+      {"KB", 1000, 1024},    {"M", 1024, 1},          {"MiB", 1024, 1}, {"MB", 1000000, 1024},
       {"G", 1024 * 1024, 1}, {"GiB", 1024 * 1024, 1},
   };
   g_autofree char *text = xnode_text(n);
   guint64 v;
-  if (!text || !g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64 / 1048576,
-                                           &v, NULL))
+  if (!text || !g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64 / 1048576, &v, NULL))
     return FALSE;
   const char *unit = xnode_attr(n, "unit");
   if (!unit)
@@ -301,9 +259,7 @@ xnode_size_kib(const XNode *n, guint64 *kib)
 
 /* ---- validation ---- */
 
-static gboolean
-chars_ok(const char *s, const char *extra)
-{
+static gboolean chars_ok(const char *s, const char *extra) {
   for (const char *p = s; *p; p++)
     if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
       return FALSE;
@@ -312,11 +268,9 @@ chars_ok(const char *s, const char *extra)
 
 /* A Linux interface name: IFNAMSIZ (16) with the NUL, no '/' or blanks;
  * we allow only the portable characters. */
-static gboolean
-check_tap(const char *tap, GError **error)
-{
-  if (!tap || !*tap || strlen(tap) > 15 || !chars_ok(tap, "_.-") ||
-      g_str_equal(tap, ".") || g_str_equal(tap, "..")) {
+static gboolean check_tap(const char *tap, GError **error) {
+  if (!tap || !*tap || strlen(tap) > 15 || !chars_ok(tap, "_.-") || g_str_equal(tap, ".") ||
+      g_str_equal(tap, "..")) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "tap device name '%s' is invalid (1-15 of A-Z a-z 0-9 _ . -)",
                 tap ? tap : "(null)");
@@ -327,9 +281,7 @@ check_tap(const char *tap, GError **error)
 
 /* Six colon-separated pairs of hex digits, unicast: libvirt refuses a
  * multicast MAC for a NIC, with a less clear message. */
-static gboolean
-check_mac(const char *mac, GError **error)
-{
+static gboolean check_mac(const char *mac, GError **error) {
   gboolean ok = mac && strlen(mac) == 17;
   for (int i = 0; ok && i < 17; i++)
     ok = i % 3 == 2 ? mac[i] == ':' : g_ascii_isxdigit(mac[i]);
@@ -351,11 +303,8 @@ check_mac(const char *mac, GError **error)
 }
 
 /* virtio-blk carries at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES). */
-static gboolean
-check_serial(const char *serial, GError **error)
-{
-  if (!serial || !*serial || strlen(serial) > 20 ||
-      !chars_ok(serial, "_-")) {
+static gboolean check_serial(const char *serial, GError **error) {
+  if (!serial || !*serial || strlen(serial) > 20 || !chars_ok(serial, "_-")) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "disk serial '%s' is invalid (1-20 of A-Z a-z 0-9 _ -)",
                 serial ? serial : "(null)");
@@ -378,9 +327,7 @@ typedef struct {
   gboolean failed;
 } Removal;
 
-static void
-removal_unref(gpointer data)
-{
+static void removal_unref(gpointer data) {
   Removal *r = data;
   if (!g_atomic_int_dec_and_test(&r->refs))
     return;
@@ -390,9 +337,7 @@ removal_unref(gpointer data)
   g_free(r);
 }
 
-static void
-removal_note(Removal *r, const char *alias, gboolean failed)
-{
+static void removal_note(Removal *r, const char *alias, gboolean failed) {
   if (!alias || !g_str_equal(alias, r->alias))
     return;
   g_mutex_lock(&r->lock);
@@ -404,25 +349,19 @@ removal_note(Removal *r, const char *alias, gboolean failed)
   g_mutex_unlock(&r->lock);
 }
 
-static void
-on_device_removed(virConnectPtr conn, virDomainPtr dom, const char *alias,
-                  void *opaque)
-{
+static void on_device_removed(virConnectPtr conn, virDomainPtr dom, const char *alias,
+                              void *opaque) {
   removal_note(opaque, alias, FALSE);
 }
 
-static void
-on_device_removal_failed(virConnectPtr conn, virDomainPtr dom,
-                         const char *alias, void *opaque)
-{
+static void on_device_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *alias,
+                                     void *opaque) {
   removal_note(opaque, alias, TRUE);
 }
 
 /* Is a device with this alias still in the live XML? Errors count as
  * "still there": the caller then simply waits on. */
-static gboolean
-alias_present(virDomainPtr dom, const char *alias)
-{
+static gboolean alias_present(virDomainPtr dom, const char *alias) {
   XNode *devices = NULL;
   g_autoptr(XNode) root = live_devices(dom, &devices, NULL);
   if (!root) {
@@ -430,9 +369,7 @@ alias_present(virDomainPtr dom, const char *alias)
     return TRUE;
   }
   for (guint i = 0; i < devices->children->len; i++) {
-    const char *a =
-        xnode_child_attr(g_ptr_array_index(devices->children, i), "alias",
-                         "name");
+    const char *a = xnode_child_attr(g_ptr_array_index(devices->children, i), "alias", "name");
     if (a && g_str_equal(a, alias))
       return TRUE;
   }
@@ -444,10 +381,8 @@ alias_present(virDomainPtr dom, const char *alias)
  * QEMU asks the guest through ACPI, and only the guest's eject completes
  * it; libvirt then sends DEVICE_REMOVED. We wait for that event, and also
  * look at the live XML now and then in case the event never reaches us. */
-static gboolean
-detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
-                GError **error)
-{
+static gboolean detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
+                                GError **error) {
   virConnectPtr conn = virDomainGetConnect(dom);
   Removal *r = g_new0(Removal, 1);
   r->refs = 1;
@@ -457,9 +392,9 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
 
   /* Registered before the detach request, so the event cannot slip by. */
   g_atomic_int_inc(&r->refs);
-  int removed_id = virConnectDomainEventRegisterAny(
-      conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-      VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), r, removal_unref);
+  int removed_id = virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), r,
+                                                    removal_unref);
   if (removed_id < 0) {
     removal_unref(r);
     virResetLastError();
@@ -478,8 +413,7 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
    * asynchronous: the plain detach waits up to 5 s itself and then returns
    * success while the device may still be there. */
   if (virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot detach %s from domain '%s'", what,
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot detach %s from domain '%s'", what,
                       virDomainGetName(dom));
     goto out;
   }
@@ -500,8 +434,7 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
     }
     if (failed) {
       g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                  "the guest of domain '%s' refused to release %s",
-                  virDomainGetName(dom), what);
+                  "the guest of domain '%s' refused to release %s", virDomainGetName(dom), what);
       break;
     }
     gint64 now = g_get_monotonic_time();
@@ -511,8 +444,7 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
       if (virDomainIsActive(dom) != 1) {
         virResetLastError();
         g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                    "domain '%s' stopped while %s was being detached",
-                    virDomainGetName(dom), what);
+                    "domain '%s' stopped while %s was being detached", virDomainGetName(dom), what);
         break;
       }
       if (!alias_present(dom, alias)) {
@@ -530,15 +462,12 @@ detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
       break;
     }
   }
-  g_debug("detach of %s (%s) took %.3f s", what, alias,
-          (g_get_monotonic_time() - start) / 1e6);
+  g_debug("detach of %s (%s) took %.3f s", what, alias, (g_get_monotonic_time() - start) / 1e6);
 
 out:
-  if (removed_id >= 0 &&
-      virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
+  if (removed_id >= 0 && virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
     virResetLastError();
-  if (failed_id >= 0 &&
-      virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
+  if (failed_id >= 0 && virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
     virResetLastError();
   removal_unref(r);
   return ok;
@@ -546,25 +475,20 @@ out:
 
 /* ---- vCPUs ---- */
 
-guint
-kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error)
-{
+guint kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error) {
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return 0;
   int n = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
   if (n < 1)
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot read the vCPU count of domain '%s'", name);
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot read the vCPU count of domain '%s'",
+                      name);
   return n < 1 ? 0 : (guint)n;
 }
 
-gboolean
-kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
-{
+gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error) {
   if (n < 1) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "vCPU count must be at least 1");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "vCPU count must be at least 1");
     return FALSE;
   }
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
@@ -572,17 +496,15 @@ kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
     return FALSE;
 
   int cur = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE);
-  int max = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE |
-                                            VIR_DOMAIN_VCPU_MAXIMUM);
+  int max = virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_VCPU_MAXIMUM);
   if (cur < 1 || max < 1) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot read the vCPU counts of domain '%s'", name);
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot read the vCPU counts of domain '%s'",
+                      name);
     return FALSE;
   }
   if (n > (guint)max) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "domain '%s' can have at most %d vCPUs (max_vcpus), not %u",
-                name, max, n);
+                "domain '%s' can have at most %d vCPUs (max_vcpus), not %u", name, max, n);
     return FALSE;
   }
   /* Growing only. Unplugging a vCPU is broken with QEMU 7.2 under TCG
@@ -600,9 +522,8 @@ kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
   if (n == (guint)cur)
     return TRUE;
   if (virDomainSetVcpusFlags(dom, n, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot plug vCPUs into domain '%s' (%d -> %u)", name,
-                      cur, n);
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot plug vCPUs into domain '%s' (%d -> %u)",
+                      name, cur, n);
     return FALSE;
   }
   return TRUE;
@@ -612,17 +533,13 @@ kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
 
 /* The virtio-mem device among `devices`: ours by alias, else the first one
  * (a domain not built by xml.c). NULL with NOT_FOUND when there is none. */
-static XNode *
-find_virtio_mem(XNode *devices, const char *name, GError **error)
-{
+static XNode *find_virtio_mem(XNode *devices, const char *name, GError **error) {
   XNode *first = NULL;
   for (guint i = 0; i < devices->children->len; i++) {
     XNode *d = g_ptr_array_index(devices->children, i);
-    if (!g_str_equal(d->name, "memory") ||
-        g_strcmp0(xnode_attr(d, "model"), "virtio-mem") != 0)
+    if (!g_str_equal(d->name, "memory") || g_strcmp0(xnode_attr(d, "model"), "virtio-mem") != 0)
       continue;
-    if (g_strcmp0(xnode_child_attr(d, "alias", "name"),
-                  KV_VMM_VIRTIO_MEM_ALIAS) == 0)
+    if (g_strcmp0(xnode_child_attr(d, "alias", "name"), KV_VMM_VIRTIO_MEM_ALIAS) == 0)
       return d;
     if (!first)
       first = d;
@@ -638,10 +555,8 @@ find_virtio_mem(XNode *devices, const char *name, GError **error)
 /* Size element `field` ("size", "block", "requested", "current") of the
  * domain's virtio-mem device, in KiB. A missing <current> is 0: libvirt
  * leaves it out until QEMU reports a size change. */
-static gboolean
-get_virtio_mem_kib(KvVmm *vmm, const char *name, const char *field,
-                   guint64 *kib, GError **error)
-{
+static gboolean get_virtio_mem_kib(KvVmm *vmm, const char *name, const char *field, guint64 *kib,
+                                   GError **error) {
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
@@ -659,33 +574,24 @@ get_virtio_mem_kib(KvVmm *vmm, const char *name, const char *field,
   }
   if (!xnode_size_kib(n, kib)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "virtio-mem device of domain '%s' has no readable <%s>", name,
-                field);
+                "virtio-mem device of domain '%s' has no readable <%s>", name, field);
     return FALSE;
   }
   return TRUE;
 }
 
-guint64
-kv_vmm_get_memory_requested(KvVmm *vmm, const char *name, GError **error)
-{
+guint64 kv_vmm_get_memory_requested(KvVmm *vmm, const char *name, GError **error) {
   guint64 kib = 0;
-  return get_virtio_mem_kib(vmm, name, "requested", &kib, error) ? kib / 1024
-                                                                  : 0;
+  return get_virtio_mem_kib(vmm, name, "requested", &kib, error) ? kib / 1024 : 0;
 }
 
-guint64
-kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name, GError **error)
-{
+guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name, GError **error) {
   guint64 kib = 0;
-  return get_virtio_mem_kib(vmm, name, "current", &kib, error) ? kib / 1024
-                                                                : 0;
+  return get_virtio_mem_kib(vmm, name, "current", &kib, error) ? kib / 1024 : 0;
 }
 
-gboolean
-kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
-                            GError **error)
-{
+gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
+                                     GError **error) {
   if (requested_mib % KV_VMM_VIRTIO_MEM_BLOCK_MIB) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "requested memory %u MiB is not a multiple of the %d MiB "
@@ -708,8 +614,7 @@ kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
   XNode *requested = xnode_child(target, "requested");
   guint64 size_kib = 0, block_kib = 0;
   if (!requested || !xnode_size_kib(xnode_child(target, "size"), &size_kib) ||
-      !xnode_size_kib(xnode_child(target, "block"), &block_kib) ||
-      block_kib == 0) {
+      !xnode_size_kib(xnode_child(target, "block"), &block_kib) || block_kib == 0) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
                 "virtio-mem device of domain '%s' lacks <size>, <block> or "
                 "<requested>",
@@ -720,8 +625,8 @@ kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
   if (want_kib > size_kib || want_kib % block_kib) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "requested memory %u MiB does not fit domain '%s''s "
-                "virtio-mem region of %" G_GUINT64_FORMAT
-                " MiB in blocks of %" G_GUINT64_FORMAT " KiB",
+                "virtio-mem region of %" G_GUINT64_FORMAT " MiB in blocks of %" G_GUINT64_FORMAT
+                " KiB",
                 requested_mib, name, size_kib / 1024, block_kib);
     return FALSE;
   }
@@ -729,8 +634,8 @@ kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
   /* What `virsh update-memory-device --requested-size` does: the live
    * element as libvirt wrote it (alias, address, sizes), with only
    * <requested> changed; libvirt refuses any other difference. */
-  g_autofree char *req = g_strdup_printf(
-      "<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>", want_kib);
+  g_autofree char *req =
+      g_strdup_printf("<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>", want_kib);
   g_autoptr(GString) xml = g_string_new(NULL);
   xnode_write(xml, mem, requested, req);
   if (virDomainUpdateDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
@@ -746,30 +651,24 @@ kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
 /* ---- NICs ---- */
 
 /* The <interface> with this MAC (any case), or NULL. */
-static XNode *
-find_nic(XNode *devices, const char *mac)
-{
+static XNode *find_nic(XNode *devices, const char *mac) {
   for (guint i = 0; i < devices->children->len; i++) {
     XNode *d = g_ptr_array_index(devices->children, i);
     const char *m = xnode_child_attr(d, "mac", "address");
-    if (g_str_equal(d->name, "interface") && m &&
-        g_ascii_strcasecmp(m, mac) == 0)
+    if (g_str_equal(d->name, "interface") && m && g_ascii_strcasecmp(m, mac) == 0)
       return d;
   }
   return NULL;
 }
 
-gboolean
-kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
-                  const char *mac, guint mtu, GError **error)
-{
+gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const char *mac,
+                           guint mtu, GError **error) {
   if (!check_tap(tap, error) || !check_mac(mac, error))
     return FALSE;
   /* 68 is IPv4's minimum; 65535 the most a virtio-net device takes. */
   if (mtu != 0 && (mtu < 68 || mtu > 65535)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MTU %u is out of range (68-65535, or 0 for the default)",
-                mtu);
+                "MTU %u is out of range (68-65535, or 0 for the default)", mtu);
     return FALSE;
   }
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
@@ -791,31 +690,27 @@ kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
    * wired up by the network setup, e.g. tc redirect to a pod netns);
    * libvirt only opens it. */
   g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *head = g_markup_printf_escaped(
-      "<interface type='ethernet'>\n"
-      "  <mac address='%s'/>\n"
-      "  <target dev='%s' managed='no'/>\n"
-      "  <model type='virtio'/>\n",
-      mac, tap);
+  g_autofree char *head = g_markup_printf_escaped("<interface type='ethernet'>\n"
+                                                  "  <mac address='%s'/>\n"
+                                                  "  <target dev='%s' managed='no'/>\n"
+                                                  "  <model type='virtio'/>\n",
+                                                  mac, tap);
   g_string_append(xml, head);
   if (mtu)
     g_string_append_printf(xml, "  <mtu size='%u'/>\n", mtu);
   g_string_append(xml, "</interface>\n");
 
   if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot attach NIC %s (tap %s) to domain '%s'", mac,
-                      tap, name);
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach NIC %s (tap %s) to domain '%s'",
+                      mac, tap, name);
     return FALSE;
   }
   return TRUE;
 }
 
 /* Detach a device found in the live XML by its alias (NIC and disk). */
-static gboolean
-detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
-            GError **error)
-{
+static gboolean detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
+                            GError **error) {
   const char *alias = xnode_child_attr(node, "alias", "name");
   if (!alias) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
@@ -827,11 +722,9 @@ detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
 
 /* Look a device up in the live XML with `find` and detach it; `what`
  * names it in errors ("NIC 52:54:...", "disk 'x'"). */
-static gboolean
-detach_found(KvVmm *vmm, const char *name,
-             XNode *(*find)(XNode *devices, const char *key), const char *key,
-             const char *what, GError **error)
-{
+static gboolean detach_found(KvVmm *vmm, const char *name,
+                             XNode *(*find)(XNode *devices, const char *key), const char *key,
+                             const char *what, GError **error) {
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
@@ -841,17 +734,13 @@ detach_found(KvVmm *vmm, const char *name,
     return FALSE;
   XNode *node = find(devices, key);
   if (!node) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                "domain '%s' has no %s", name, what);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND, "domain '%s' has no %s", name, what);
     return FALSE;
   }
   return detach_node(dom, name, node, what, error);
 }
 
-gboolean
-kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
-                  GError **error)
-{
+gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error) {
   if (!check_mac(mac, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("NIC with MAC %s", mac);
@@ -861,9 +750,7 @@ kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
 /* ---- disks ---- */
 
 /* libvirt's disk names: vda..vdz, vdaa..vdzz, ... (index 0 = vda). */
-static char *
-disk_target_name(guint idx)
-{
+static char *disk_target_name(guint idx) {
   char rev[8];
   int n = 0;
   gint64 i = idx;
@@ -878,9 +765,7 @@ disk_target_name(guint idx)
 }
 
 /* The <disk> with this serial, or NULL. */
-static XNode *
-find_disk(XNode *devices, const char *serial)
-{
+static XNode *find_disk(XNode *devices, const char *serial) {
   for (guint i = 0; i < devices->children->len; i++) {
     XNode *d = g_ptr_array_index(devices->children, i);
     if (!g_str_equal(d->name, "disk"))
@@ -895,11 +780,8 @@ find_disk(XNode *devices, const char *serial)
 /* The first vdX no disk of the domain uses. Two concurrent attaches could
  * pick the same name; libvirt then refuses the second, so callers
  * serialise hotplug per domain (the shim does). */
-static char *
-free_disk_target(XNode *devices)
-{
-  g_autoptr(GHashTable) used =
-      g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+static char *free_disk_target(XNode *devices) {
+  g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < devices->children->len; i++) {
     XNode *d = g_ptr_array_index(devices->children, i);
     const char *dev = xnode_child_attr(d, "target", "dev");
@@ -919,9 +801,7 @@ free_disk_target(XNode *devices)
  * cache, and writes reach the device when the guest flushes) wherever the
  * file system allows O_DIRECT; tmpfs and some others do not, and QEMU would
  * then fail to open the disk, so those get 'writeback'. */
-static const char *
-disk_cache_mode(const char *path, gboolean readonly)
-{
+static const char *disk_cache_mode(const char *path, gboolean readonly) {
   int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
   if (fd < 0 && errno == EINVAL)
     return "writeback";
@@ -930,31 +810,26 @@ disk_cache_mode(const char *path, gboolean readonly)
   return "none";
 }
 
-gboolean
-kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
-                   const char *serial, gboolean readonly, char **target_out,
-                   GError **error)
-{
+gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, const char *serial,
+                            gboolean readonly, char **target_out, GError **error) {
   if (!check_serial(serial, error))
     return FALSE;
   if (!path || !g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "disk path '%s' is not an absolute path",
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "disk path '%s' is not an absolute path",
                 path ? path : "(null)");
     return FALSE;
   }
   struct stat st;
   if (stat(path, &st) < 0) {
     int e = errno;
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "disk path '%s': %s", path, g_strerror(e));
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "disk path '%s': %s", path,
+                g_strerror(e));
     return FALSE;
   }
   gboolean block = S_ISBLK(st.st_mode);
   if (!block && !S_ISREG(st.st_mode)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "disk path '%s' is neither a regular file nor a block device",
-                path);
+                "disk path '%s' is neither a regular file nor a block device", path);
     return FALSE;
   }
 
@@ -969,8 +844,7 @@ kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
   /* The serial is the disk's identity in the guest and for detach. */
   if (find_disk(devices, serial)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "domain '%s' already has a disk with serial '%s'", name,
-                serial);
+                "domain '%s' already has a disk with serial '%s'", name, serial);
     return FALSE;
   }
   g_autofree char *target = free_disk_target(devices);
@@ -981,14 +855,14 @@ kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
   }
 
   g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *body = g_markup_printf_escaped(
-      "<disk type='%s' device='disk'>\n"
-      "  <driver name='qemu' type='raw' cache='%s'/>\n"
-      "  <source %s='%s'/>\n"
-      "  <target dev='%s' bus='virtio'/>\n"
-      "  <serial>%s</serial>\n",
-      block ? "block" : "file", disk_cache_mode(path, readonly),
-      block ? "dev" : "file", path, target, serial);
+  g_autofree char *body =
+      g_markup_printf_escaped("<disk type='%s' device='disk'>\n"
+                              "  <driver name='qemu' type='raw' cache='%s'/>\n"
+                              "  <source %s='%s'/>\n"
+                              "  <target dev='%s' bus='virtio'/>\n"
+                              "  <serial>%s</serial>\n",
+                              block ? "block" : "file", disk_cache_mode(path, readonly),
+                              block ? "dev" : "file", path, target, serial);
   g_string_append(xml, body);
   if (readonly)
     g_string_append(xml, "  <readonly/>\n");
@@ -996,8 +870,7 @@ kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
 
   if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot attach disk '%s' (serial %s) to domain '%s'",
-                      path, serial, name);
+                      "cannot attach disk '%s' (serial %s) to domain '%s'", path, serial, name);
     return FALSE;
   }
   if (target_out)
@@ -1005,10 +878,7 @@ kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
   return TRUE;
 }
 
-gboolean
-kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
-                   GError **error)
-{
+gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GError **error) {
   if (!check_serial(serial, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("disk with serial '%s'", serial);
@@ -1017,9 +887,7 @@ kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
 
 /* ---- ACPI DIMMs (memory hotplug without virtio-mem) ---- */
 
-static gboolean
-check_dimm_alias(const char *alias, GError **error)
-{
+static gboolean check_dimm_alias(const char *alias, GError **error) {
   if (!alias || !g_str_has_prefix(alias, "ua-") || strlen(alias) > 40 ||
       !chars_ok(alias + 3, "_-") || !alias[3]) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
@@ -1030,39 +898,33 @@ check_dimm_alias(const char *alias, GError **error)
   return TRUE;
 }
 
-gboolean
-kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib,
-                   const char *alias, GError **error)
-{
+gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const char *alias,
+                            GError **error) {
   if (!check_dimm_alias(alias, error))
     return FALSE;
   if (size_mib == 0 || size_mib % KV_VMM_DIMM_BLOCK_MIB) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "DIMM size %u MiB is not a multiple of %u MiB", size_mib,
-                KV_VMM_DIMM_BLOCK_MIB);
+                "DIMM size %u MiB is not a multiple of %u MiB", size_mib, KV_VMM_DIMM_BLOCK_MIB);
     return FALSE;
   }
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
-  g_autofree char *xml = g_markup_printf_escaped(
-      "<memory model='dimm'>\n"
-      "  <target><size unit='MiB'>%u</size><node>0</node></target>\n"
-      "  <alias name='%s'/>\n"
-      "</memory>\n",
-      size_mib, alias);
+  g_autofree char *xml =
+      g_markup_printf_escaped("<memory model='dimm'>\n"
+                              "  <target><size unit='MiB'>%u</size><node>0</node></target>\n"
+                              "  <alias name='%s'/>\n"
+                              "</memory>\n",
+                              size_mib, alias);
   if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot attach a %u MiB DIMM to domain '%s'", size_mib,
-                      name);
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach a %u MiB DIMM to domain '%s'",
+                      size_mib, name);
     return FALSE;
   }
   return TRUE;
 }
 
-static XNode *
-find_dimm(XNode *devices, const char *alias)
-{
+static XNode *find_dimm(XNode *devices, const char *alias) {
   for (guint i = 0; i < devices->children->len; i++) {
     XNode *d = g_ptr_array_index(devices->children, i);
     if (g_str_equal(d->name, "memory") &&
@@ -1072,10 +934,7 @@ find_dimm(XNode *devices, const char *alias)
   return NULL;
 }
 
-gboolean
-kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias,
-                   GError **error)
-{
+gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias, GError **error) {
   if (!check_dimm_alias(alias, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("DIMM '%s'", alias);

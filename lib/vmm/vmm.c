@@ -17,13 +17,13 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-G_DEFINE_QUARK(kv-vmm-error-quark, kv_vmm_error)
+G_DEFINE_QUARK(kv - vmm - error - quark, kv_vmm_error)
 
 struct _KvVmm {
   gint refs; /* one for the caller, one for the registered callback */
   virConnectPtr conn;
-  char *uri;       /* as opened (or as libvirt reports it, for NULL) */
-  char *pid_dir;   /* where QEMU pid files live; NULL = unknown (remote) */
+  char *uri;        /* as opened (or as libvirt reports it, for NULL) */
+  char *pid_dir;    /* where QEMU pid files live; NULL = unknown (remote) */
   int lifecycle_id; /* -1 when not registered */
 
   GMutex lock; /* guards the fields below, written from any thread */
@@ -32,9 +32,7 @@ struct _KvVmm {
   gpointer cb_user;
 };
 
-static void
-vmm_unref(KvVmm *vmm)
-{
+static void vmm_unref(KvVmm *vmm) {
   if (!g_atomic_int_dec_and_test(&vmm->refs))
     return;
   g_mutex_clear(&vmm->lock);
@@ -48,14 +46,10 @@ vmm_unref(KvVmm *vmm)
 /* libvirt's default error handler prints every error to stderr, including
  * ones we expect and handle (a domain already gone). We report errors
  * through GError instead. */
-static void
-quiet_error(void *user, virErrorPtr err)
-{
+static void quiet_error(void *user, virErrorPtr err) {
 }
 
-static gpointer
-event_thread(gpointer data)
-{
+static gpointer event_thread(gpointer data) {
   for (;;) {
     if (virEventRunDefaultImpl() < 0) {
       /* Never spin on a persistent failure. */
@@ -65,9 +59,7 @@ event_thread(gpointer data)
   return NULL;
 }
 
-static gpointer
-init_once(gpointer data)
-{
+static gpointer init_once(gpointer data) {
   if (virInitialize() < 0)
     return GINT_TO_POINTER(FALSE);
   virSetErrorFunc(NULL, quiet_error);
@@ -77,14 +69,11 @@ init_once(gpointer data)
   return GINT_TO_POINTER(TRUE);
 }
 
-static gboolean
-ensure_init(GError **error)
-{
+static gboolean ensure_init(GError **error) {
   static GOnce once = G_ONCE_INIT;
   if (!GPOINTER_TO_INT(g_once(&once, init_once, NULL))) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_CONNECT,
-                "cannot initialise libvirt's event loop: %s",
-                virGetLastErrorMessage());
+                "cannot initialise libvirt's event loop: %s", virGetLastErrorMessage());
     return FALSE;
   }
   return TRUE;
@@ -92,20 +81,15 @@ ensure_init(GError **error)
 
 /* The thread-local last libvirt error, as a GError with our context. Read
  * right after the failed call: any later libvirt call resets it. */
-void
-kv_vmm_set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...)
-{
+void kv_vmm_set_libvirt_error(GError **error, KvVmmError code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *what = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error(error, KV_VMM_ERROR, code, "%s: %s", what,
-              virGetLastErrorMessage());
+  g_set_error(error, KV_VMM_ERROR, code, "%s: %s", what, virGetLastErrorMessage());
 }
 
-static int
-last_error_code(void)
-{
+static int last_error_code(void) {
   virErrorPtr e = virGetLastError();
   return e ? e->code : VIR_ERR_OK;
 }
@@ -114,9 +98,7 @@ last_error_code(void)
 
 /* A URI that reaches libvirt over the network ("qemu+tcp://host/...",
  * "qemu://host/...") rather than in-process or over a local socket. */
-static gboolean
-uri_is_remote(const char *uri)
-{
+static gboolean uri_is_remote(const char *uri) {
   g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED_QUERY, NULL);
   if (!u)
     return FALSE;
@@ -128,9 +110,7 @@ uri_is_remote(const char *uri)
  * for the embedded driver, /run/libvirt/qemu for qemu:///system,
  * $XDG_RUNTIME_DIR/libvirt/qemu/run for qemu:///session. Remote or other
  * URIs give NULL: a pid on another host means nothing to us. */
-static char *
-pid_dir_for_uri(const char *uri)
-{
+static char *pid_dir_for_uri(const char *uri) {
   if (uri_is_remote(uri))
     return NULL;
   g_autoptr(GUri) u = g_uri_parse(uri, G_URI_FLAGS_ENCODED_QUERY, NULL);
@@ -141,12 +121,10 @@ pid_dir_for_uri(const char *uri)
   if (g_str_equal(path, "/system"))
     return g_strdup("/run/libvirt/qemu");
   if (g_str_equal(path, "/session"))
-    return g_build_filename(g_get_user_runtime_dir(), "libvirt", "qemu",
-                            "run", NULL);
+    return g_build_filename(g_get_user_runtime_dir(), "libvirt", "qemu", "run", NULL);
   if (g_str_equal(path, "/embed") && g_uri_get_query(u)) {
     g_autoptr(GHashTable) params =
-        g_uri_parse_params(g_uri_get_query(u), -1, "&", G_URI_PARAMS_NONE,
-                           NULL);
+        g_uri_parse_params(g_uri_get_query(u), -1, "&", G_URI_PARAMS_NONE, NULL);
     const char *root = params ? g_hash_table_lookup(params, "root") : NULL;
     if (root)
       return g_build_filename(root, "run", "qemu", NULL);
@@ -156,10 +134,7 @@ pid_dir_for_uri(const char *uri)
 
 /* ---- lifecycle events ---- */
 
-static int
-lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail,
-             void *opaque)
-{
+static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
   KvVmm *vmm = opaque;
   KvVmEvent ev;
 
@@ -184,25 +159,20 @@ lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail,
 
 /* libvirt calls this once the callback is deregistered and no dispatch is
  * running any more, which is the first moment the KvVmm may be freed. */
-static void
-lifecycle_free(void *opaque)
-{
+static void lifecycle_free(void *opaque) {
   vmm_unref(opaque);
 }
 
 /* ---- connection ---- */
 
-KvVmm *
-kv_vmm_open(const char *uri, GError **error)
-{
+KvVmm *kv_vmm_open(const char *uri, GError **error) {
   if (!ensure_init(error))
     return NULL;
 
   virConnectPtr conn = virConnectOpen(uri);
   if (!conn) {
-    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
-                      "cannot connect to libvirt at '%s'",
-                      uri ? uri : "(default URI)");
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_CONNECT, "cannot connect to libvirt at '%s'",
+                             uri ? uri : "(default URI)");
     return NULL;
   }
 
@@ -225,12 +195,12 @@ kv_vmm_open(const char *uri, GError **error)
     virResetLastError();
 
   g_atomic_int_inc(&vmm->refs);
-  vmm->lifecycle_id = virConnectDomainEventRegisterAny(
-      conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-      VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), vmm, lifecycle_free);
+  vmm->lifecycle_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                       VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), vmm,
+                                                       lifecycle_free);
   if (vmm->lifecycle_id < 0) {
     kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_CONNECT,
-                      "cannot subscribe to domain events on '%s'", vmm->uri);
+                             "cannot subscribe to domain events on '%s'", vmm->uri);
     (void)g_atomic_int_dec_and_test(&vmm->refs); /* never registered */
     virConnectClose(conn);
     vmm_unref(vmm);
@@ -239,9 +209,7 @@ kv_vmm_open(const char *uri, GError **error)
   return vmm;
 }
 
-void
-kv_vmm_close(KvVmm *vmm)
-{
+void kv_vmm_close(KvVmm *vmm) {
   if (!vmm)
     return;
 
@@ -263,9 +231,7 @@ kv_vmm_close(KvVmm *vmm)
   vmm_unref(vmm);
 }
 
-void
-kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user)
-{
+void kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user) {
   g_mutex_lock(&vmm->lock);
   vmm->cb = cb;
   vmm->cb_user = user;
@@ -274,9 +240,7 @@ kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user)
 
 /* ---- domains ---- */
 
-gboolean
-kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error)
-{
+gboolean kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error) {
   g_autofree char *xml = kv_vmm_domain_xml(cfg, error);
   if (!xml)
     return FALSE;
@@ -286,8 +250,7 @@ kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error)
    * it. */
   virDomainPtr dom = virDomainCreateXML(vmm->conn, xml, 0);
   if (!dom) {
-    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                      "cannot start domain '%s'", cfg->name);
+    kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot start domain '%s'", cfg->name);
     return FALSE;
   }
   virDomainFree(dom);
@@ -295,9 +258,7 @@ kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error)
 }
 
 /* Domain state, or -1 when the domain does not exist (or cannot be asked). */
-static int
-domain_state(KvVmm *vmm, const char *name)
-{
+static int domain_state(KvVmm *vmm, const char *name) {
   virDomainPtr dom = virDomainLookupByName(vmm->conn, name);
   if (!dom) {
     virResetLastError();
@@ -312,22 +273,15 @@ domain_state(KvVmm *vmm, const char *name)
   return state;
 }
 
-static gboolean
-state_is_gone(int state)
-{
-  return state < 0 || state == VIR_DOMAIN_SHUTOFF ||
-         state == VIR_DOMAIN_CRASHED;
+static gboolean state_is_gone(int state) {
+  return state < 0 || state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED;
 }
 
-gboolean
-kv_vmm_is_running(KvVmm *vmm, const char *name)
-{
+gboolean kv_vmm_is_running(KvVmm *vmm, const char *name) {
   return !state_is_gone(domain_state(vmm, name));
 }
 
-int
-kv_vmm_qemu_pid(KvVmm *vmm, const char *name)
-{
+int kv_vmm_qemu_pid(KvVmm *vmm, const char *name) {
   if (!vmm->pid_dir || !kv_vmm_is_running(vmm, name))
     return 0;
 
@@ -347,9 +301,7 @@ kv_vmm_qemu_pid(KvVmm *vmm, const char *name)
   return (int)pid;
 }
 
-gboolean
-kv_vmm_wait_stopped(KvVmm *vmm, const char *name, guint timeout_ms)
-{
+gboolean kv_vmm_wait_stopped(KvVmm *vmm, const char *name, guint timeout_ms) {
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
   for (;;) {
     if (state_is_gone(domain_state(vmm, name)))
@@ -365,9 +317,7 @@ kv_vmm_wait_stopped(KvVmm *vmm, const char *name, guint timeout_ms)
  * such as a hotplug). */
 #define KV_DESTROY_RETRY_MS 15000
 
-gboolean
-kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error)
-{
+gboolean kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error) {
   gint64 deadline = g_get_monotonic_time() + KV_DESTROY_RETRY_MS * 1000;
 
   for (;;) {
@@ -377,14 +327,12 @@ kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error)
         virResetLastError();
         return TRUE;
       }
-      kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
-                        "cannot look up domain '%s'", name);
+      kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot look up domain '%s'", name);
       return FALSE;
     }
 
     int state = -1, reason = 0;
-    if (virDomainGetState(dom, &state, &reason, 0) == 0 &&
-        state_is_gone(state)) {
+    if (virDomainGetState(dom, &state, &reason, 0) == 0 && state_is_gone(state)) {
       virDomainFree(dom);
       return TRUE;
     }
@@ -402,13 +350,10 @@ kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error)
      * reconnecting to the QEMU it found, holding the domain's job: destroy
      * then fails with "operation is not valid" or a job timeout although
      * the domain is running. Wait and retry until it settles. */
-    gboolean transient = code == VIR_ERR_OPERATION_INVALID ||
-                         code == VIR_ERR_OPERATION_TIMEOUT ||
-                         code == VIR_ERR_OPERATION_FAILED ||
-                         code == VIR_ERR_SYSTEM_ERROR;
+    gboolean transient = code == VIR_ERR_OPERATION_INVALID || code == VIR_ERR_OPERATION_TIMEOUT ||
+                         code == VIR_ERR_OPERATION_FAILED || code == VIR_ERR_SYSTEM_ERROR;
     if (!transient || g_get_monotonic_time() >= deadline) {
-      g_set_error(error, KV_VMM_ERROR,
-                  transient ? KV_VMM_ERROR_TIMEOUT : KV_VMM_ERROR_LIBVIRT,
+      g_set_error(error, KV_VMM_ERROR, transient ? KV_VMM_ERROR_TIMEOUT : KV_VMM_ERROR_LIBVIRT,
                   "cannot destroy domain '%s': %s", name, msg);
       return FALSE;
     }
@@ -417,12 +362,9 @@ kv_vmm_destroy(KvVmm *vmm, const char *name, GError **error)
   }
 }
 
-char **
-kv_vmm_list(KvVmm *vmm, GError **error)
-{
+char **kv_vmm_list(KvVmm *vmm, GError **error) {
   virDomainPtr *doms = NULL;
-  int n = virConnectListAllDomains(vmm->conn, &doms,
-                                   VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  int n = virConnectListAllDomains(vmm->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   if (n < 0) {
     kv_vmm_set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot list domains");
     return NULL;
@@ -439,4 +381,6 @@ kv_vmm_list(KvVmm *vmm, GError **error)
   return g_strv_builder_end(names);
 }
 
-virConnectPtr kv_vmm_conn(KvVmm *vmm) { return vmm->conn; }
+virConnectPtr kv_vmm_conn(KvVmm *vmm) {
+  return vmm->conn;
+}

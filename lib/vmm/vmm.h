@@ -28,29 +28,27 @@ const char *kv_accel_name(KvAccel a);
  * opens read-write and answers KVM_GET_API_VERSION; else TCG. An explicit
  * KVM request without usable KVM fails with KV_VMM_ERROR_UNSUPPORTED.
  * *reason (optional, caller frees) says why, for `katavm check`. */
-gboolean kv_accel_resolve(KvAccel want, KvAccel *out, char **reason,
-                          GError **error);
+gboolean kv_accel_resolve(KvAccel want, KvAccel *out, char **reason, GError **error);
 /* The decision behind kv_accel_resolve, without touching the host, so that
  * both branches can be tested anywhere. `cpuinfo` is the text of
  * /proc/cpuinfo (NULL = unreadable, counts as no vmx/svm); `kvm_usable` says
  * whether /dev/kvm opened read-write and answered KVM_GET_API_VERSION == 12;
  * `kvm_detail` (optional) describes that probe for *reason, e.g.
  * "/dev/kvm: No such file or directory". */
-gboolean kv_accel_resolve_with(KvAccel want, const char *cpuinfo,
-                               gboolean kvm_usable, const char *kvm_detail,
-                               KvAccel *out, char **reason, GError **error);
+gboolean kv_accel_resolve_with(KvAccel want, const char *cpuinfo, gboolean kvm_usable,
+                               const char *kvm_detail, KvAccel *out, char **reason, GError **error);
 
 typedef struct {
-  const char *name;       /* domain name, [A-Za-z0-9_.-]+ */
-  const char *uuid;       /* optional, NULL = libvirt picks */
-  const char *kernel;     /* ELF vmlinux (PVH) or bzImage */
-  const char *initrd;     /* cpio */
-  const char *cmdline;    /* kernel command line */
-  KvAccel accel;          /* resolved: KVM or TCG (not AUTO) */
-  guint vcpus;            /* online at boot */
-  guint max_vcpus;        /* >= vcpus; reserved for hotplug */
-  guint memory_mib;       /* boot memory */
-  guint max_memory_mib;   /* >= memory_mib; > memory_mib enables maxMemory */
+  const char *name;         /* domain name, [A-Za-z0-9_.-]+ */
+  const char *uuid;         /* optional, NULL = libvirt picks */
+  const char *kernel;       /* ELF vmlinux (PVH) or bzImage */
+  const char *initrd;       /* cpio */
+  const char *cmdline;      /* kernel command line */
+  KvAccel accel;            /* resolved: KVM or TCG (not AUTO) */
+  guint vcpus;              /* online at boot */
+  guint max_vcpus;          /* >= vcpus; reserved for hotplug */
+  guint memory_mib;         /* boot memory */
+  guint max_memory_mib;     /* >= memory_mib; > memory_mib enables maxMemory */
   const char *agent_socket; /* unix socket QEMU binds for the agent channel */
   const char *shared_dir;   /* host dir shared over 9p, tag "katavmshared" */
   const char *console_log;  /* serial console log file */
@@ -79,8 +77,7 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error);
  * libvirt read the guest CPU back with ~400 QMP calls instead of 2 (see
  * embed.c). Returns the URI
  * "qemu:///embed?root=ROOT" (caller frees). */
-char *kv_vmm_embed_prepare(const char *root, const char *caps_cache,
-                           GError **error);
+char *kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error);
 
 typedef struct _KvVmm KvVmm;
 
@@ -89,8 +86,7 @@ typedef enum {
   KV_VM_EVENT_STOPPED, /* shut off (guest poweroff, destroy, crash) */
   KV_VM_EVENT_CRASHED,
 } KvVmEvent;
-typedef void (*KvVmEventFunc)(KvVmm *vmm, const char *domain, KvVmEvent ev,
-                              gpointer user);
+typedef void (*KvVmEventFunc)(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user);
 
 /* Open a connection (registers libvirt's default event implementation once
  * per process and runs it on a dedicated thread). */
@@ -131,8 +127,7 @@ char **kv_vmm_list(KvVmm *vmm, GError **error);
  * count fails with KV_VMM_ERROR_INVALID, because unplugging a vCPU crashes
  * QEMU 7.2 under TCG; shrink by offlining in the guest. n equal to the
  * current count succeeds without doing anything. */
-gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n,
-                          GError **error);
+gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error);
 /* Plugged (live current) vCPU count, online in the guest or not; 0 with
  * *error set on failure. */
 guint kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error);
@@ -144,15 +139,13 @@ guint kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error);
  * (or auto_online_blocks = online) onlines it itself. Watch progress with
  * kv_vmm_get_memory_plugged. KV_VMM_ERROR_NOT_FOUND when the domain has no
  * virtio-mem device (it was started with max_memory_mib == memory_mib). */
-gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name,
-                                     guint requested_mib, GError **error);
+gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint requested_mib,
+                                     GError **error);
 /* The virtio-mem device's requested size and the size the guest has
  * actually plugged (libvirt's <current>), in MiB. On failure 0 with *error
  * set: pass a GError to tell a failure from 0. */
-guint64 kv_vmm_get_memory_requested(KvVmm *vmm, const char *name,
-                                    GError **error);
-guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name,
-                                  GError **error);
+guint64 kv_vmm_get_memory_requested(KvVmm *vmm, const char *name, GError **error);
+guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name, GError **error);
 
 /* ACPI DIMM memory hotplug (the fallback without virtio-mem; the domain
  * must have been started with memory_dimm). size_mib is a multiple of
@@ -162,23 +155,21 @@ guint64 kv_vmm_get_memory_plugged(KvVmm *vmm, const char *name,
  * offline and eject it and returns once libvirt reports it removed
  * (KV_VMM_ERROR_TIMEOUT after 10 s, e.g. when the guest cannot offline). */
 #define KV_VMM_DIMM_BLOCK_MIB 128
-gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib,
-                            const char *alias, GError **error);
-gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias,
+gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const char *alias,
                             GError **error);
+gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias, GError **error);
 
 /* Hotplug a virtio NIC backed by the existing tap device `tap`
  * ([A-Za-z0-9_.-]{1,15}, not managed by libvirt: libvirt neither creates
  * nor configures it and leaves it down, so the caller brings it up).
  * `mac` is a unicast "xx:xx:xx:xx:xx:xx" and identifies the NIC for detach;
  * it must not already be in use in the domain. mtu 0 = the default. */
-gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap,
-                           const char *mac, guint mtu, GError **error);
+gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const char *mac,
+                           guint mtu, GError **error);
 /* Unplug the NIC with this MAC; returns once libvirt reports it removed
  * (KV_VMM_ERROR_TIMEOUT after 10 s). KV_VMM_ERROR_NOT_FOUND when the domain
  * has no NIC with that MAC. */
-gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
-                           GError **error);
+gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error);
 
 /* Hotplug a virtio disk: `path` is an absolute path to a raw image file or
  * a block device. `serial` ([A-Za-z0-9_-]{1,20}, unique in the domain) is
@@ -186,11 +177,9 @@ gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac,
  * and identifies the disk for detach: the guest's vdX name does not follow
  * libvirt's target name. *target_out (optional, caller frees) receives the
  * libvirt target name chosen (vda, vdb, ...). */
-gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path,
-                            const char *serial, gboolean readonly,
-                            char **target_out, GError **error);
+gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, const char *serial,
+                            gboolean readonly, char **target_out, GError **error);
 /* Unplug the disk with this serial, waiting like kv_vmm_detach_nic. */
-gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial,
-                            GError **error);
+gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GError **error);
 
 G_END_DECLS

@@ -30,21 +30,16 @@
 /* Size of the virtio-mem region: whatever max_memory_mib adds to the boot
  * memory, rounded down to whole blocks (QEMU refuses a size that is not a
  * multiple of the block size). 0 = no memory hotplug. */
-static guint
-virtio_mem_size_mib(const KvVmConfig *cfg)
-{
+static guint virtio_mem_size_mib(const KvVmConfig *cfg) {
   if (cfg->max_memory_mib <= cfg->memory_mib || cfg->memory_dimm)
     return 0;
   guint extra = cfg->max_memory_mib - cfg->memory_mib;
   return extra - extra % KV_VMM_VIRTIO_MEM_BLOCK_MIB;
 }
 
-static gboolean
-check_name(const char *name, GError **error)
-{
+static gboolean check_name(const char *name, GError **error) {
   if (!name || !*name) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "domain name is missing");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name is missing");
     return FALSE;
   }
   for (const char *p = name; *p; p++) {
@@ -59,47 +54,39 @@ check_name(const char *name, GError **error)
   /* "." and ".." would be odd pid-file and log names under libvirt's
    * state directories. */
   if (g_str_equal(name, ".") || g_str_equal(name, "..")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "domain name '%s' is not allowed", name);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name '%s' is not allowed", name);
     return FALSE;
   }
   return TRUE;
 }
 
-static gboolean
-check_path(const char *what, const char *path, gboolean required,
-           GError **error)
-{
+static gboolean check_path(const char *what, const char *path, gboolean required, GError **error) {
   if (!path || !*path) {
     if (!required)
       return TRUE;
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s is missing",
-                what);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s is missing", what);
     return FALSE;
   }
   /* libvirt resolves relative paths against its own working directory
    * (the daemon's, for qemu:///system), never the caller's. */
   if (!g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "%s '%s' is not an absolute path", what, path);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s '%s' is not an absolute path", what,
+                path);
     return FALSE;
   }
   return TRUE;
 }
 
-static gboolean
-check_config(const KvVmConfig *cfg, GError **error)
-{
+static gboolean check_config(const KvVmConfig *cfg, GError **error) {
   if (!cfg) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "no VM configuration given");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "no VM configuration given");
     return FALSE;
   }
   if (!check_name(cfg->name, error))
     return FALSE;
   if (cfg->uuid && !g_uuid_string_is_valid(cfg->uuid)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "uuid '%s' is not a valid UUID", cfg->uuid);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "uuid '%s' is not a valid UUID",
+                cfg->uuid);
     return FALSE;
   }
   if (!check_path("kernel", cfg->kernel, TRUE, error) ||
@@ -112,8 +99,7 @@ check_config(const KvVmConfig *cfg, GError **error)
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "agent socket path '%s' is %zu bytes, longer than the %d a "
                 "unix socket address can hold",
-                cfg->agent_socket, strlen(cfg->agent_socket),
-                KV_UNIX_PATH_MAX);
+                cfg->agent_socket, strlen(cfg->agent_socket), KV_UNIX_PATH_MAX);
     return FALSE;
   }
   if (cfg->accel != KV_ACCEL_KVM && cfg->accel != KV_ACCEL_TCG) {
@@ -124,32 +110,28 @@ check_config(const KvVmConfig *cfg, GError **error)
     return FALSE;
   }
   if (cfg->vcpus < 1) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "vcpus must be at least 1");
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "vcpus must be at least 1");
     return FALSE;
   }
   if (cfg->max_vcpus < cfg->vcpus) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "max_vcpus (%u) is below vcpus (%u)", cfg->max_vcpus,
-                cfg->vcpus);
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "max_vcpus (%u) is below vcpus (%u)",
+                cfg->max_vcpus, cfg->vcpus);
     return FALSE;
   }
   if (cfg->memory_mib < 64) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "memory %u MiB is below the minimum of 64 MiB",
-                cfg->memory_mib);
+                "memory %u MiB is below the minimum of 64 MiB", cfg->memory_mib);
     return FALSE;
   }
   if (cfg->max_memory_mib < cfg->memory_mib) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "max_memory_mib (%u) is below memory_mib (%u)",
-                cfg->max_memory_mib, cfg->memory_mib);
+                "max_memory_mib (%u) is below memory_mib (%u)", cfg->max_memory_mib,
+                cfg->memory_mib);
     return FALSE;
   }
   /* q35 has 32 slots on pcie-root; libvirt needs a few for itself. */
   if (cfg->spare_root_ports > 24) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "spare_root_ports %u is more than 24",
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "spare_root_ports %u is more than 24",
                 cfg->spare_root_ports);
     return FALSE;
   }
@@ -159,9 +141,7 @@ check_config(const KvVmConfig *cfg, GError **error)
 /* Append one escaped, printf-formatted line. Only the format's literal
  * text is trusted; every %s argument is escaped. */
 G_GNUC_PRINTF(2, 3)
-static void
-add(GString *xml, const char *fmt, ...)
-{
+static void add(GString *xml, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *s = g_markup_vprintf_escaped(fmt, ap);
@@ -169,9 +149,7 @@ add(GString *xml, const char *fmt, ...)
   g_string_append(xml, s);
 }
 
-char *
-kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
-{
+char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
   if (!check_config(cfg, error))
     return NULL;
 
@@ -185,24 +163,22 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
     add(xml, "  <uuid>%s</uuid>\n", cfg->uuid);
   guint vmem_mib = virtio_mem_size_mib(cfg);
   if (mem_hotplug)
-    add(xml, "  <maxMemory slots='8' unit='MiB'>%u</maxMemory>\n",
-        cfg->max_memory_mib);
+    add(xml, "  <maxMemory slots='8' unit='MiB'>%u</maxMemory>\n", cfg->max_memory_mib);
   /* libvirt's <memory> is the total of the NUMA cells and every memory
    * device (it refuses a smaller value): boot memory plus the virtio-mem
    * region. What the guest has at boot is <currentMemory> and the cell. */
   add(xml, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib + vmem_mib);
-  add(xml, "  <currentMemory unit='MiB'>%u</currentMemory>\n",
-      cfg->memory_mib);
+  add(xml, "  <currentMemory unit='MiB'>%u</currentMemory>\n", cfg->memory_mib);
   if (cfg->max_vcpus > cfg->vcpus)
-    add(xml, "  <vcpu placement='static' current='%u'>%u</vcpu>\n",
-        cfg->vcpus, cfg->max_vcpus);
+    add(xml, "  <vcpu placement='static' current='%u'>%u</vcpu>\n", cfg->vcpus, cfg->max_vcpus);
   else
     add(xml, "  <vcpu placement='static'>%u</vcpu>\n", cfg->vcpus);
 
-  add(xml, "  <os>\n"
-           "    <type arch='x86_64' machine='q35'>hvm</type>\n"
-           "    <kernel>%s</kernel>\n"
-           "    <initrd>%s</initrd>\n",
+  add(xml,
+      "  <os>\n"
+      "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+      "    <kernel>%s</kernel>\n"
+      "    <initrd>%s</initrd>\n",
       cfg->kernel, cfg->initrd);
   /* The caller's command line, untouched: what the guest needs (console,
    * hotplug onlining) is the image's business, not the VMM's. */
@@ -225,8 +201,9 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
    * memory is only used as code is generated. */
   add(xml, "  <features>\n    <acpi/>\n");
   if (tcg)
-    add(xml, "    <tcg>\n      <tb-cache unit='MiB'>%u</tb-cache>\n"
-             "    </tcg>\n",
+    add(xml,
+        "    <tcg>\n      <tb-cache unit='MiB'>%u</tb-cache>\n"
+        "    </tcg>\n",
         cfg->max_vcpus > cfg->vcpus ? 256 : 32);
   add(xml, "  </features>\n");
 
@@ -243,9 +220,10 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
     if (mem_hotplug) {
       /* Memory hotplug needs a guest NUMA topology; one cell holding every
        * possible vCPU and the boot memory. */
-      add(xml, "    <numa>\n"
-               "      <cell id='0' cpus='0-%u' memory='%u' unit='MiB'/>\n"
-               "    </numa>\n",
+      add(xml,
+          "    <numa>\n"
+          "      <cell id='0' cpus='0-%u' memory='%u' unit='MiB'/>\n"
+          "    </numa>\n",
           cfg->max_vcpus - 1, cfg->memory_mib);
     }
     add(xml, "  </cpu>\n");
@@ -263,10 +241,11 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
   add(xml, "    <controller type='pci' model='pcie-root'/>\n");
   for (guint i = 0; i < cfg->spare_root_ports; i++)
     add(xml, "    <controller type='pci' model='pcie-root-port'/>\n");
-  add(xml, "    <controller type='virtio-serial' index='0'>\n"
-           "      <address type='pci' domain='0x0000' bus='0x00' "
-           "slot='0x%02x' function='0x0'/>\n"
-           "    </controller>\n",
+  add(xml,
+      "    <controller type='virtio-serial' index='0'>\n"
+      "      <address type='pci' domain='0x0000' bus='0x00' "
+      "slot='0x%02x' function='0x0'/>\n"
+      "    </controller>\n",
       KV_VIRTIO_SERIAL_PCI_SLOT);
   if (vmem_mib > 0) {
     /* Memory hotplug is one virtio-mem device defined at boot with nothing
@@ -276,42 +255,46 @@ kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error)
      * names it stably for virDomainUpdateDeviceFlags. It sits on pcie-root
      * as an integrated endpoint (it is never unplugged), so that it takes
      * none of the root ports kept free for NICs and disks. */
-    add(xml, "    <memory model='virtio-mem'>\n"
-             "      <target>\n"
-             "        <size unit='MiB'>%u</size>\n"
-             "        <node>0</node>\n"
-             "        <block unit='MiB'>%u</block>\n"
-             "        <requested unit='MiB'>0</requested>\n"
-             "      </target>\n"
-             "      <alias name='%s'/>\n"
-             "      <address type='pci' domain='0x0000' bus='0x00' "
-             "slot='0x%02x' function='0x0'/>\n"
-             "    </memory>\n",
-        vmem_mib, KV_VMM_VIRTIO_MEM_BLOCK_MIB, KV_VMM_VIRTIO_MEM_ALIAS,
-        KV_VIRTIO_MEM_PCI_SLOT);
+    add(xml,
+        "    <memory model='virtio-mem'>\n"
+        "      <target>\n"
+        "        <size unit='MiB'>%u</size>\n"
+        "        <node>0</node>\n"
+        "        <block unit='MiB'>%u</block>\n"
+        "        <requested unit='MiB'>0</requested>\n"
+        "      </target>\n"
+        "      <alias name='%s'/>\n"
+        "      <address type='pci' domain='0x0000' bus='0x00' "
+        "slot='0x%02x' function='0x0'/>\n"
+        "    </memory>\n",
+        vmem_mib, KV_VMM_VIRTIO_MEM_BLOCK_MIB, KV_VMM_VIRTIO_MEM_ALIAS, KV_VIRTIO_MEM_PCI_SLOT);
   }
   if (cfg->shared_dir)
-    add(xml, "    <filesystem type='mount' accessmode='passthrough'>\n"
-             "      <source dir='%s'/>\n"
-             "      <target dir='katavmshared'/>\n"
-             "      <address type='pci' domain='0x0000' bus='0x00' "
-             "slot='0x%02x' function='0x0'/>\n"
-             "    </filesystem>\n",
+    add(xml,
+        "    <filesystem type='mount' accessmode='passthrough'>\n"
+        "      <source dir='%s'/>\n"
+        "      <target dir='katavmshared'/>\n"
+        "      <address type='pci' domain='0x0000' bus='0x00' "
+        "slot='0x%02x' function='0x0'/>\n"
+        "    </filesystem>\n",
         cfg->shared_dir, KV_SHARE_PCI_SLOT);
-  add(xml, "    <serial type='file'>\n"
-           "      <source path='%s'/>\n"
-           "      <target port='0'/>\n"
-           "    </serial>\n",
+  add(xml,
+      "    <serial type='file'>\n"
+      "      <source path='%s'/>\n"
+      "      <target port='0'/>\n"
+      "    </serial>\n",
       cfg->console_log);
-  add(xml, "    <console type='file'>\n"
-           "      <source path='%s'/>\n"
-           "      <target type='serial' port='0'/>\n"
-           "    </console>\n",
+  add(xml,
+      "    <console type='file'>\n"
+      "      <source path='%s'/>\n"
+      "      <target type='serial' port='0'/>\n"
+      "    </console>\n",
       cfg->console_log);
-  add(xml, "    <channel type='unix'>\n"
-           "      <source mode='bind' path='%s'/>\n"
-           "      <target type='virtio' name='io.katavm.agent.0'/>\n"
-           "    </channel>\n",
+  add(xml,
+      "    <channel type='unix'>\n"
+      "      <source mode='bind' path='%s'/>\n"
+      "      <target type='virtio' name='io.katavm.agent.0'/>\n"
+      "    </channel>\n",
       cfg->agent_socket);
   /* No balloon: memory is resized with virtio-mem/DIMMs, and a balloon
    * device costs boot time for nothing. */

@@ -18,18 +18,16 @@
 
 #include "proto.h"
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      __builtin_trap();                                                        \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      __builtin_trap();                                                                            \
   } while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   /* A g_return_if_fail tripping on hostile input is a bug: make it a crash. */
@@ -39,9 +37,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* Runs every parser on one payload; returns whether the parser matching
  * `type` accepted it (any parser for type 0). */
-static gboolean
-parse_all(GBytes *payload, KvFrameType type)
-{
+static gboolean parse_all(GBytes *payload, KvFrameType type) {
   gboolean ok_type = FALSE;
 
   g_autoptr(GError) e0 = NULL;
@@ -107,9 +103,7 @@ typedef struct {
   gboolean ends_in_data;
 } Outcome;
 
-static guint32
-mix(guint32 h, const void *p, gsize n)
-{
+static guint32 mix(guint32 h, const void *p, gsize n) {
   const guint8 *b = p;
   for (gsize i = 0; i < n; i++)
     h = (h ^ b[i]) * 16777619u;
@@ -118,10 +112,8 @@ mix(guint32 h, const void *p, gsize n)
 
 /* Decodes `data` fed in pieces whose sizes come from `seed` (0 = one feed),
  * checking each frame. */
-static Outcome
-decode_stream(const uint8_t *data, size_t size, guint32 seed, gboolean deep,
-              gsize split_min)
-{
+static Outcome decode_stream(const uint8_t *data, size_t size, guint32 seed, gboolean deep,
+                             gsize split_min) {
   Outcome o = {0, -1, 2166136261u, 0, FALSE};
   g_autoptr(KvDecoder) d = kv_decoder_new();
   kv_decoder_split_data(d, split_min);
@@ -171,31 +163,27 @@ decode_stream(const uint8_t *data, size_t size, guint32 seed, gboolean deep,
       if (deep) {
         /* Re-encoding gives back the original bytes. */
         g_autoptr(GError) eerr = NULL;
-        g_autoptr(GBytes) re = kv_frame_encode(
-            f.type, f.stream, g_bytes_get_data(f.payload, NULL), plen, &eerr);
+        g_autoptr(GBytes) re =
+            kv_frame_encode(f.type, f.stream, g_bytes_get_data(f.payload, NULL), plen, &eerr);
         CHECK(re != NULL);
         CHECK(g_bytes_get_size(re) == KV_FRAME_HDR_LEN + plen);
         CHECK(pos + KV_FRAME_HDR_LEN + plen <= size);
-        CHECK(memcmp(g_bytes_get_data(re, NULL), data + pos,
-                     KV_FRAME_HDR_LEN + plen) == 0);
+        CHECK(memcmp(g_bytes_get_data(re, NULL), data + pos, KV_FRAME_HDR_LEN + plen) == 0);
         if (f.type == KV_FRAME_CREDIT)
           (void)kv_frame_credit(&f);
-        if (f.type == KV_FRAME_HELLO || f.type == KV_FRAME_REQUEST ||
-            f.type == KV_FRAME_RESPONSE || f.type == KV_FRAME_EVENT)
+        if (f.type == KV_FRAME_HELLO || f.type == KV_FRAME_REQUEST || f.type == KV_FRAME_RESPONSE ||
+            f.type == KV_FRAME_EVENT)
           CHECK(parse_all(f.payload, f.type));
       }
       pos += KV_FRAME_HDR_LEN + plen;
       kv_frame_clear(&f);
     }
   }
-  o.ends_in_data = deep && size - pos >= KV_FRAME_HDR_LEN &&
-                   data[pos + 2] == KV_FRAME_DATA;
+  o.ends_in_data = deep && size - pos >= KV_FRAME_HDR_LEN && data[pos + 2] == KV_FRAME_DATA;
   return o;
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
   guint8 mode = data[0];

@@ -114,11 +114,11 @@ void kvt_sweep(void) {
   katavm_runtime_free(rt);
   /* Anything still alive that names our root is a leak of a failed test:
    * kill it so the next test starts clean (the assertions report it). */
-  g_autofree char *cmd = g_strdup_printf(
-      "pkill -9 -f 'katavm-shim.*--root %s' ; pkill -9 -f 'qemu-system.*%s/' ; "
-      "grep -o ' %s[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l ; "
-      "rm -rf %s/sandboxes %s/r",
-      kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root());
+  g_autofree char *cmd =
+      g_strdup_printf("pkill -9 -f 'katavm-shim.*--root %s' ; pkill -9 -f 'qemu-system.*%s/' ; "
+                      "grep -o ' %s[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l ; "
+                      "rm -rf %s/sandboxes %s/r",
+                      kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root());
   int rc = system(cmd);
   (void)rc;
 }
@@ -128,7 +128,9 @@ void kvt_setup(void) {
   kvt_sweep();
 }
 
-void kvt_teardown(void) { kvt_sweep(); }
+void kvt_teardown(void) {
+  kvt_sweep();
+}
 
 int kvt_cli(char **out, char **err, ...) {
   const char *cli = g_getenv("KATAVM_CLI");
@@ -145,8 +147,8 @@ int kvt_cli(char **out, char **err, ...) {
   g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
   int status = -1;
   g_autoptr(GError) e = NULL;
-  gboolean ok = g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL,
-                             out, err, &status, &e);
+  gboolean ok =
+      g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL, out, err, &status, &e);
   ck_assert_msg(ok, "spawn %s: %s", cli, e ? e->message : "?");
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -160,18 +162,16 @@ katavm_sandbox *kvt_create(katavm_runtime *rt, const char *id) {
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   int rc = katavm_sandbox_create(rt, &cfg, &sb, &e);
-  ck_assert_msg(rc == 0, "create %s: %s", id ? id : "(auto)",
-                katavm_error_message(e));
+  ck_assert_msg(rc == 0, "create %s: %s", id ? id : "(auto)", katavm_error_message(e));
   return sb;
 }
 
 void kvt_assert_error(int rc, katavm_error *e, int code, const char *needle) {
-  ck_assert_msg(rc == code, "expected %s (%d), got %d: %s",
-                katavm_code_name(code), code, rc, katavm_error_message(e));
+  ck_assert_msg(rc == code, "expected %s (%d), got %d: %s", katavm_code_name(code), code, rc,
+                katavm_error_message(e));
   ck_assert_int_eq(katavm_error_code(e), code);
-  ck_assert_msg(strstr(katavm_error_message(e), needle),
-                "error '%s' does not mention '%s'", katavm_error_message(e),
-                needle);
+  ck_assert_msg(strstr(katavm_error_message(e), needle), "error '%s' does not mention '%s'",
+                katavm_error_message(e), needle);
   katavm_error_free(e);
 }
 
@@ -230,8 +230,8 @@ int kvt_drain(katavm_process *p, char **out, char **err) {
   return code;
 }
 
-int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv,
-             const char *stdin_data, char **out, char **err) {
+int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv, const char *stdin_data,
+             char **out, char **err) {
   katavm_exec_config cfg;
   katavm_exec_config_init(&cfg);
   cfg.argv = argv;
@@ -263,10 +263,11 @@ int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) {
   va_end(ap);
   g_ptr_array_add(argv, NULL);
   g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
-  g_autoptr(GSubprocess) sp = g_subprocess_newv(
-      (const char *const *)argv->pdata,
-      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-      NULL);
+  g_autoptr(GSubprocess) sp =
+      g_subprocess_newv((const char *const *)argv->pdata,
+                        G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                            G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                        NULL);
   ck_assert(sp != NULL);
   g_autoptr(GError) e = NULL;
   ck_assert(g_subprocess_communicate_utf8(sp, stdin_data, NULL, out, err, &e));

@@ -42,12 +42,11 @@ char *kvt_make_rootfs(const char *dir, gboolean bundle);
 /* Run argv in a container; stdin_data (may be NULL) is written then closed.
  * Captures stdout/stderr (may be NULL) and returns the exit code; asserts
  * the API calls succeed. */
-int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv,
-             const char *stdin_data, char **out, char **err);
+int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv, const char *stdin_data,
+             char **out, char **err);
 /* Drain a process handle's stdout/stderr to strings and wait for it. */
 int kvt_drain(katavm_process *p, char **out, char **err);
 /* kvt_cli with stdin data fed to the child. */
-int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...)
-    G_GNUC_NULL_TERMINATED;
+int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Rewrite a bundle's config.json through a JSON edit callback. */
 void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *spec, gpointer), gpointer user);

@@ -71,8 +71,8 @@ static void add_memory_limit(JsonObject *spec, gpointer unused) {
 /* Idles like set_hostname's, in the VM's PID namespace. */
 static void vm_pid_ns(JsonObject *spec, gpointer unused) {
   set_hostname(spec, "gamma");
-  JsonArray *ns = json_object_get_array_member(
-      json_object_get_object_member(spec, "linux"), "namespaces");
+  JsonArray *ns =
+      json_object_get_array_member(json_object_get_object_member(spec, "linux"), "namespaces");
   for (guint i = json_array_get_length(ns); i-- > 0;) {
     JsonObject *o = json_array_get_object_element(ns, i);
     if (strcmp(json_object_get_string_member(o, "type"), "pid") == 0)
@@ -212,8 +212,7 @@ static void stream_bounded(katavm_sandbox *sb, int shim_pid, int slow_mib, int s
 /* ---- a raw client of the shim (the protocol by hand, as a buggy or
  * hostile embedder would speak it) ---- */
 
-static void raw_frame(int fd, guint8 type, const char *json, const int *fds,
-                      int n_fds) {
+static void raw_frame(int fd, guint8 type, const char *json, const int *fds, int n_fds) {
   guint32 len = (guint32)strlen(json);
   guint8 hdr[12] = {0x4b, 0x56, type, 0, 0, 0, 0, 0};
   guint32 be = GUINT32_TO_BE(len);
@@ -256,8 +255,7 @@ static char *raw_response(int fd) {
 
 /* A connection to a sandbox's shim, HELLO sent. */
 static int raw_connect(const char *sandbox) {
-  g_autofree char *hash =
-      g_compute_checksum_for_string(G_CHECKSUM_SHA256, sandbox, -1);
+  g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, sandbox, -1);
   hash[12] = '\0';
   g_autofree char *path = g_build_filename(kvt_root(), "r", hash, "shim.sock", NULL);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -272,13 +270,12 @@ static int raw_connect(const char *sandbox) {
 /* On conn fd: an exec of `true` in `cid` that claims sink fds (the write
  * ends of its output pipes, see lib/shim/relay.c) and sends `fds` with it;
  * returns the shim's answer. */
-static char *raw_exec_with_sinks(int fd, const char *cid, const int *fds,
-                                 int n_fds) {
-  g_autofree char *req = g_strdup_printf(
-      "{\"id\":7,\"method\":\"exec\",\"params\":{\"container\":\"%s\","
-      "\"exec_id\":\"raw1\",\"process\":{\"args\":[\"true\"]},"
-      "\"streams\":{\"stdout\":2,\"stderr\":3},\"sink_fds\":true}}",
-      cid);
+static char *raw_exec_with_sinks(int fd, const char *cid, const int *fds, int n_fds) {
+  g_autofree char *req =
+      g_strdup_printf("{\"id\":7,\"method\":\"exec\",\"params\":{\"container\":\"%s\","
+                      "\"exec_id\":\"raw1\",\"process\":{\"args\":[\"true\"]},"
+                      "\"streams\":{\"stdout\":2,\"stderr\":3},\"sink_fds\":true}}",
+                      cid);
   raw_frame(fd, 2, req, fds, n_fds);
   return raw_response(fd);
 }
@@ -416,24 +413,25 @@ START_TEST(pod_with_containers) {
   }
   {
     katavm_process *dp = exec_zeros(sb, "c1", 4096);
-    GThread *drain = g_thread_new("drain", drain_fd,
-                                  GINT_TO_POINTER(katavm_process_stdout_fd(dp)));
+    GThread *drain = g_thread_new("drain", drain_fd, GINT_TO_POINTER(katavm_process_stdout_fd(dp)));
     /* Three sightings: the second and third were forked after the first
      * had seen bulk mode on (the stream never pauses meanwhile). */
     int seen_batch = 0;
     for (int i = 0; i < 30 && seen_batch < 3; i++) {
       g_autofree char *pol = NULL;
       ck_assert_int_eq(kvt_exec(sb, "c3",
-                                ARGV("cut", "-d", " ", "-f41", "/proc/1/stat",
-                                     "/proc/self/stat"),
-                                NULL, &pol, NULL), 0);
+                                ARGV("cut", "-d", " ", "-f41", "/proc/1/stat", "/proc/self/stat"),
+                                NULL, &pol, NULL),
+                       0);
       g_auto(GStrv) v = g_strsplit(pol, "\n", -1);
       ck_assert_msg(g_strv_length(v) == 3 && strcmp(v[1], "0") == 0,
                     "exec'd process's policy (agent's, own): %s", pol);
       seen_batch += strcmp(v[0], "3") == 0;
     }
-    ck_assert_msg(seen_batch == 3, "the agent ran SCHED_BATCH in %d of 30 "
-                  "execs while dd streamed", seen_batch);
+    ck_assert_msg(seen_batch == 3,
+                  "the agent ran SCHED_BATCH in %d of 30 "
+                  "execs while dd streamed",
+                  seen_batch);
     ck_assert_int_eq(katavm_process_signal(dp, SIGKILL, NULL), 0);
     ck_assert_uint_gt(GPOINTER_TO_SIZE(g_thread_join(drain)), 0);
     int code = -1;
@@ -443,8 +441,8 @@ START_TEST(pod_with_containers) {
     /* 100 ms after the stream stopped the agent is SCHED_OTHER again. */
     g_usleep(500 * 1000);
     g_autofree char *after = NULL;
-    ck_assert_int_eq(kvt_exec(sb, "c3", ARGV("cut", "-d", " ", "-f41", "/proc/1/stat"),
-                              NULL, &after, NULL), 0);
+    ck_assert_int_eq(
+        kvt_exec(sb, "c3", ARGV("cut", "-d", " ", "-f41", "/proc/1/stat"), NULL, &after, NULL), 0);
     ck_assert_str_eq(after, "0\n");
   }
 
@@ -452,8 +450,8 @@ START_TEST(pod_with_containers) {
    * exec does), agent/mounts.c. */
   {
     g_autofree char *mounts = NULL;
-    ck_assert_int_eq(kvt_exec(sb, "c3", ARGV("grep", "^cgroup2 ", "/proc/1/mounts"),
-                              NULL, &mounts, NULL), 0);
+    ck_assert_int_eq(
+        kvt_exec(sb, "c3", ARGV("grep", "^cgroup2 ", "/proc/1/mounts"), NULL, &mounts, NULL), 0);
     ck_assert_msg(strstr(mounts, "favordynmods") != NULL, "cgroup2 mount: %s", mounts);
   }
 
@@ -462,8 +460,9 @@ START_TEST(pod_with_containers) {
    * interleave on the channel. */
   g_autofree char *seq_out = NULL, *seq_err = NULL;
   ck_assert_int_eq(kvt_exec(sb, "c1",
-                            ARGV("sh", "-c", "seq 1 400000 & seq 400001 700000 >&2; wait"),
-                            NULL, &seq_out, &seq_err), 0);
+                            ARGV("sh", "-c", "seq 1 400000 & seq 400001 700000 >&2; wait"), NULL,
+                            &seq_out, &seq_err),
+                   0);
   g_autoptr(GString) want_out = g_string_new(NULL);
   g_autoptr(GString) want_err = g_string_new(NULL);
   for (int i = 1; i <= 700000; i++)
@@ -474,7 +473,8 @@ START_TEST(pod_with_containers) {
   ck_assert(strcmp(seq_err, want_err->str) == 0);
 
   /* A file written in one container's rootfs is not in the other. */
-  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("sh", "-c", "echo secret > /root-only-c1"), NULL, NULL, NULL), 0);
+  ck_assert_int_eq(
+      kvt_exec(sb, "c1", ARGV("sh", "-c", "echo secret > /root-only-c1"), NULL, NULL, NULL), 0);
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("cat", "/root-only-c1"), NULL, NULL, NULL), 0);
   g_autofree char *cerr = NULL;
   ck_assert_int_ne(kvt_exec(sb, "c2", ARGV("cat", "/root-only-c1"), NULL, NULL, &cerr), 0);
@@ -532,8 +532,8 @@ START_TEST(pod_with_containers) {
     g_autofree char *rest = NULL;
     ck_assert_int_eq(kvt_drain(tp, &rest, NULL), 0);
     g_string_append(seen, rest);
-    ck_assert_msg(strstr(seen->str, "/dev/pts/") && strstr(seen->str, "40 120"),
-                  "tty output: %s", seen->str);
+    ck_assert_msg(strstr(seen->str, "/dev/pts/") && strstr(seen->str, "40 120"), "tty output: %s",
+                  seen->str);
     g_string_free(seen, TRUE);
     katavm_process_free(tp);
     /* resize without a terminal is refused */
@@ -557,12 +557,13 @@ START_TEST(pod_with_containers) {
 
   /* Two CLI clients exec at the same time. */
   g_autofree char *cli = g_strdup(g_getenv("KATAVM_CLI"));
-  g_autofree char *cmd = g_strdup_printf(
-      "KATAVM_ROOT=%s %s exec pod1/c1 -- sh -c 'sleep 1; echo one' > %s/o1 & "
-      "KATAVM_ROOT=%s %s exec pod1/c2 -- sh -c 'sleep 1; echo two' > %s/o2 & wait",
-      kvt_root(), cli, workdir, kvt_root(), cli, workdir);
+  g_autofree char *cmd =
+      g_strdup_printf("KATAVM_ROOT=%s %s exec pod1/c1 -- sh -c 'sleep 1; echo one' > %s/o1 & "
+                      "KATAVM_ROOT=%s %s exec pod1/c2 -- sh -c 'sleep 1; echo two' > %s/o2 & wait",
+                      kvt_root(), cli, workdir, kvt_root(), cli, workdir);
   ck_assert_int_eq(system(cmd), 0);
-  g_autofree char *o1p = g_build_filename(workdir, "o1", NULL), *o2p = g_build_filename(workdir, "o2", NULL);
+  g_autofree char *o1p = g_build_filename(workdir, "o1", NULL),
+                  *o2p = g_build_filename(workdir, "o2", NULL);
   g_autofree char *o1 = NULL, *o2 = NULL;
   ck_assert(g_file_get_contents(o1p, &o1, NULL, NULL));
   ck_assert(g_file_get_contents(o2p, &o2, NULL, NULL));
@@ -697,8 +698,10 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   ck_assert_int_eq(kvt_exec(sb, "plain", ARGV("mkdir", "/tmp/x"), NULL, NULL, NULL), 0);
 
   /* 32 MiB limit: allocating 64 MiB is OOM-killed; the sandbox lives on. */
-  ck_assert_int_eq(kvt_exec(sb, "mem", ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"),
-                            NULL, NULL, NULL), 137);
+  ck_assert_int_eq(kvt_exec(sb, "mem",
+                            ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"), NULL,
+                            NULL, NULL),
+                   137);
   ck_assert_int_eq(kvt_exec(sb, "mem", ARGV("true"), NULL, NULL, NULL), 0);
   katavm_guest_info gi;
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
@@ -712,7 +715,8 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   g_autoptr(JsonParser) jp = json_parser_new();
   ck_assert(json_parser_load_from_data(jp, js, -1, NULL));
   katavm_free(js);
-  int shim_pid = (int)json_object_get_int_member(json_node_get_object(json_parser_get_root(jp)), "shim_pid");
+  int shim_pid =
+      (int)json_object_get_int_member(json_node_get_object(json_parser_get_root(jp)), "shim_pid");
   stream_bounded(sb, shim_pid, 8, 0);
   /* A reader that keeps up at first lets the shim grow the stream's window
    * (up to KV_STREAM_MAX_WINDOW, 8 MiB); when it then stops for 3 s, what
@@ -730,7 +734,8 @@ START_TEST(limits_seccomp_and_bad_bundles) {
 
   g_autofree char *malformed = bundle("malformed", NULL, NULL);
   g_autofree char *mcfg = g_build_filename(malformed, "config.json", NULL);
-  ck_assert(g_file_set_contents(mcfg, "{\"process\":{\"args\":\"sh\"},\"root\":{\"path\":\"rootfs\"}}", -1, NULL));
+  ck_assert(g_file_set_contents(
+      mcfg, "{\"process\":{\"args\":\"sh\"},\"root\":{\"path\":\"rootfs\"}}", -1, NULL));
   cc.bundle = malformed;
   rc = katavm_container_add(sb, "bad2", &cc, NULL, &e);
   kvt_assert_error(rc, e, KATAVM_E_INVALID, "process.args");

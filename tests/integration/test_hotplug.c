@@ -25,14 +25,16 @@ static void sh(const char *cmd) {
 
 static void setup(void) {
   kvt_setup();
-  int rc = system("rm -rf " WORK "; ip netns del " NETNS " 2>/dev/null; ip link del " TAP " 2>/dev/null");
+  int rc = system("rm -rf " WORK "; ip netns del " NETNS " 2>/dev/null; ip link del " TAP
+                  " 2>/dev/null");
   (void)rc;
   ck_assert_int_eq(g_mkdir_with_parents(WORK, 0755), 0);
 }
 
 static void teardown(void) {
   kvt_teardown();
-  int rc = system("ip netns del " NETNS " 2>/dev/null; ip link del " TAP " 2>/dev/null; rm -rf " WORK);
+  int rc =
+      system("ip netns del " NETNS " 2>/dev/null; ip link del " TAP " 2>/dev/null; rm -rf " WORK);
   (void)rc;
 }
 
@@ -105,8 +107,10 @@ START_TEST(cpus_and_memory) {
   ck_assert_msg(grown > before + 240 * 1024 && grown < before + 260 * 1024,
                 "MemTotal %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " KiB", before, grown);
   /* A container process can allocate and touch 300 MiB now. */
-  ck_assert_int_eq(kvt_exec(sb, "c", ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"),
-                            NULL, NULL, NULL), 0);
+  ck_assert_int_eq(kvt_exec(sb, "c",
+                            ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"), NULL,
+                            NULL, NULL),
+                   0);
 
   /* Bad requests: clear errors, nothing changes. */
   katavm_error *e = NULL;
@@ -184,8 +188,10 @@ START_TEST(memory_by_dimms) {
   guint64 grown = mem_total(sb);
   ck_assert_msg(grown > before + 370 * 1024 && grown < before + 390 * 1024,
                 "MemTotal %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " KiB", before, grown);
-  ck_assert_int_eq(kvt_exec(sb, "c", ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"),
-                            NULL, NULL, NULL), 0);
+  ck_assert_int_eq(kvt_exec(sb, "c",
+                            ARGV("dd", "if=/dev/zero", "of=/dev/null", "bs=300M", "count=1"), NULL,
+                            NULL, NULL),
+                   0);
   /* Only whole DIMMs, newest first. */
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
   req.memory_op = KATAVM_MEMORY_REMOVE;
@@ -199,7 +205,8 @@ START_TEST(memory_by_dimms) {
   hotplug_ok(sb, &req);
   guint64 shrunk = mem_total(sb);
   ck_assert_msg(shrunk < before + 8 * 1024 && shrunk + 8 * 1024 > before,
-                "MemTotal after removing the DIMMs %" G_GUINT64_FORMAT " KiB, at boot %" G_GUINT64_FORMAT,
+                "MemTotal after removing the DIMMs %" G_GUINT64_FORMAT
+                " KiB, at boot %" G_GUINT64_FORMAT,
                 shrunk, before);
   katavm_sandbox_close(sb);
   ck_assert_int_eq(katavm_sandbox_destroy(rt, "hp3", NULL), 0);
@@ -234,14 +241,16 @@ START_TEST(disk_and_nic) {
   g_autofree char *hello = NULL;
   ck_assert_int_eq(kvt_exec(sb, "c", ARGV("cat", "/data/hello.txt"), NULL, &hello, NULL), 0);
   ck_assert_str_eq(hello, "from-host\n");
-  ck_assert_int_eq(kvt_exec(sb, "c", ARGV("sh", "-c", "echo from-guest > /data/written.txt"), NULL, NULL, NULL), 0);
+  ck_assert_int_eq(
+      kvt_exec(sb, "c", ARGV("sh", "-c", "echo from-guest > /data/written.txt"), NULL, NULL, NULL),
+      0);
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_REMOVE);
   req.path = WORK "/disk.img";
   hotplug_ok(sb, &req);
   ck_assert_int_ne(kvt_exec(sb, "c", ARGV("cat", "/data/hello.txt"), NULL, NULL, NULL), 0);
   g_autofree char *written = NULL;
-  ck_assert(g_spawn_command_line_sync("debugfs -R 'cat /written.txt' " WORK "/disk.img",
-                                      &written, NULL, NULL, NULL));
+  ck_assert(g_spawn_command_line_sync("debugfs -R 'cat /written.txt' " WORK "/disk.img", &written,
+                                      NULL, NULL, NULL));
   ck_assert_msg(strstr(written, "from-guest"), "host sees: %s", written);
 
   /* NIC: a tap attached, then moved into a namespace the test owns; the

@@ -95,8 +95,8 @@ END_TEST
 START_TEST(survives_creator_and_shim_death) {
   /* The creator is a CLI process that exits right after create. */
   g_autofree char *out = NULL, *err = NULL;
-  int status = kvt_cli(&out, &err, "sandbox", "create", "--name", "orphan1",
-                       "--cpus", "1", "--memory", "192", NULL);
+  int status = kvt_cli(&out, &err, "sandbox", "create", "--name", "orphan1", "--cpus", "1",
+                       "--memory", "192", NULL);
   ck_assert_msg(status == 0, "create: %s", err);
   ck_assert_str_eq(g_strstrip(out), "orphan1");
 
@@ -177,7 +177,12 @@ END_TEST
 
 START_TEST(bad_ids_rejected) {
   katavm_runtime *rt = kvt_runtime();
-  const char *bad[] = {"a/b", "..", "x..y", "", "-lead", "sp ace",
+  const char *bad[] = {"a/b",
+                       "..",
+                       "x..y",
+                       "",
+                       "-lead",
+                       "sp ace",
                        "0123456789012345678901234567890123456789012345678901234567890123456789"};
   const char *why[] = {"'/'", "'..'", "'..'", "empty", "start", "0x20", "limit is 64"};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -250,7 +255,8 @@ START_TEST(bad_resources_rejected) {
   /* An unreachable libvirt URI: the shim reports it, nothing stays. */
   rt2 = kvt_runtime();
   ck_assert_int_eq(katavm_runtime_set_libvirt_uri(
-                       rt2, "qemu+unix:///system?socket=/nonexistent/libvirt-sock", NULL), 0);
+                       rt2, "qemu+unix:///system?socket=/nonexistent/libvirt-sock", NULL),
+                   0);
   rc = katavm_sandbox_create(rt2, &cfg, &sb, &e);
   kvt_assert_error(rc, e, KATAVM_E_VMM, "nonexistent");
   katavm_runtime_free(rt2);
@@ -280,7 +286,8 @@ START_TEST(corrupt_state_cleaned) {
    * removes the VM. */
   sb = kvt_create(rt, "corrupt2");
   katavm_sandbox_close(sb);
-  g_autofree char *cfg2 = g_build_filename(kvt_root(), "sandboxes", "corrupt2", "config.json", NULL);
+  g_autofree char *cfg2 =
+      g_build_filename(kvt_root(), "sandboxes", "corrupt2", "config.json", NULL);
   ck_assert(g_file_set_contents(cfg2, "\x01\x02 not json", -1, NULL));
   rc = katavm_sandbox_open(rt, "corrupt2", &sb, &e);
   kvt_assert_error(rc, e, KATAVM_E_CORRUPT, "config.json");
@@ -299,8 +306,7 @@ START_TEST(check_reports_accel) {
   ck_assert(g_file_get_contents("/proc/cpuinfo", &cpuinfo, NULL, NULL));
   gboolean hw = strstr(cpuinfo, " vmx") || strstr(cpuinfo, " svm");
   if (!hw)
-    ck_assert_msg(strstr(out, "accelerator: tcg") && strstr(out, "vmx"),
-                  "check output: %s", out);
+    ck_assert_msg(strstr(out, "accelerator: tcg") && strstr(out, "vmx"), "check output: %s", out);
   g_autofree char *js = NULL;
   ck_assert_int_eq(kvt_cli(&js, NULL, "check", "--json", NULL), 0);
   g_autoptr(JsonObject) o = parse_obj(js);

@@ -56,13 +56,15 @@ START_TEST(sandbox_through_libvirtd) {
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
   ck_assert_uint_eq(gi.cpus_online, 1);
   g_autofree char *list = NULL;
-  ck_assert(g_spawn_command_line_sync("virsh -c qemu:///system list --name", &list, NULL, NULL, NULL));
+  ck_assert(
+      g_spawn_command_line_sync("virsh -c qemu:///system list --name", &list, NULL, NULL, NULL));
   ck_assert_msg(strstr(list, "katavm-sys1"), "libvirtd does not list the domain: %s", list);
   katavm_sandbox_close(sb);
   rc = katavm_sandbox_destroy(rt, "sys1", &e);
   ck_assert_msg(rc == 0, "destroy: %s", katavm_error_message(e));
   g_clear_pointer(&list, g_free);
-  ck_assert(g_spawn_command_line_sync("virsh -c qemu:///system list --all --name", &list, NULL, NULL, NULL));
+  ck_assert(g_spawn_command_line_sync("virsh -c qemu:///system list --all --name", &list, NULL,
+                                      NULL, NULL));
   ck_assert_msg(!strstr(list, "katavm-sys1"), "domain left behind: %s", list);
   kvt_assert_clean();
   katavm_runtime_free(rt);

@@ -34,15 +34,15 @@
 
 typedef struct {
   katavm_sandbox *sb;
-  char *sock;     /* ROOT/r/<12 hex of sha256(id)>/shim.sock */
+  char *sock; /* ROOT/r/<12 hex of sha256(id)>/shim.sock */
   int shim_pid;
-  int baseline;   /* server-side sockets of the shim before a case */
+  int baseline; /* server-side sockets of the shim before a case */
 } Ctx;
 
 /* ---- raw wire helpers ---- */
 
-static GByteArray *frame(guint8 type, guint8 flags, guint32 stream,
-                         guint32 len, const void *payload, gsize n) {
+static GByteArray *frame(guint8 type, guint8 flags, guint32 stream, guint32 len,
+                         const void *payload, gsize n) {
   GByteArray *a = g_byte_array_new();
   guint8 h[12] = {MAGIC >> 8, MAGIC & 0xff, type, flags};
   guint32 s = GUINT32_TO_BE(stream), l = GUINT32_TO_BE(len);
@@ -60,8 +60,8 @@ static GByteArray *json_frame(guint8 type, const char *json) {
 }
 
 static GByteArray *hello(int proto) {
-  g_autofree char *j = g_strdup_printf(
-      "{\"proto\":%d,\"role\":\"client\",\"version\":\"0.0.0-hostile\"}", proto);
+  g_autofree char *j =
+      g_strdup_printf("{\"proto\":%d,\"role\":\"client\",\"version\":\"0.0.0-hostile\"}", proto);
   return json_frame(T_HELLO, j);
 }
 
@@ -76,8 +76,8 @@ static int raw_connect(const Ctx *c) {
   strcpy(sa.sun_path, c->sock);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_int_ge(fd, 0);
-  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0,
-                "connect %s: %s", c->sock, g_strerror(errno));
+  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect %s: %s", c->sock,
+                g_strerror(errno));
   return fd;
 }
 
@@ -136,14 +136,14 @@ static void assert_healthy(Ctx *c, const char *what) {
     g_usleep(50000);
   ck_assert_msg(n == c->baseline,
                 "%s: the shim still holds the connection (%d sockets, "
-                "expected %d)", what, n, c->baseline);
+                "expected %d)",
+                what, n, c->baseline);
   /* Same shim process, still serving, and the guest answers. */
   ck_assert_msg(kill(c->shim_pid, 0) == 0, "%s: the shim died", what);
   katavm_guest_info gi;
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(c->sb, &gi, &e);
-  ck_assert_msg(rc == 0, "%s: agent check after it: %s", what,
-                katavm_error_message(e));
+  ck_assert_msg(rc == 0, "%s: agent check after it: %s", what, katavm_error_message(e));
   ck_assert_uint_eq(gi.cpus_online, 1);
   char *js = NULL;
   ck_assert_int_eq(katavm_sandbox_inspect(c->sb, &js, NULL), 0);
@@ -156,15 +156,13 @@ static void assert_healthy(Ctx *c, const char *what) {
 }
 
 /* Send `bytes`, optionally half-close, and require the shim to drop us. */
-static void hostile(Ctx *c, const char *what, GByteArray *bytes,
-                    gboolean half_close) {
+static void hostile(Ctx *c, const char *what, GByteArray *bytes, gboolean half_close) {
   int fd = raw_connect(c);
   send_all(fd, bytes->data, bytes->len);
   g_byte_array_unref(bytes);
   if (half_close)
     shutdown(fd, SHUT_WR); /* "then close", but still able to see EOF */
-  ck_assert_msg(dropped_by_shim(fd), "%s: the shim kept the connection open",
-                what);
+  ck_assert_msg(dropped_by_shim(fd), "%s: the shim kept the connection open", what);
   close(fd);
   assert_healthy(c, what);
 }
@@ -173,18 +171,16 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
   katavm_runtime *rt = kvt_runtime();
   Ctx c = {0};
   c.sb = kvt_create(rt, SB_ID);
-  g_autofree char *hash =
-      g_compute_checksum_for_string(G_CHECKSUM_SHA256, SB_ID, -1);
+  g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, SB_ID, -1);
   hash[12] = '\0';
   c.sock = g_build_filename(kvt_root(), "r", hash, "shim.sock", NULL);
-  ck_assert_msg(g_file_test(c.sock, G_FILE_TEST_EXISTS), "no socket %s",
-                c.sock);
+  ck_assert_msg(g_file_test(c.sock, G_FILE_TEST_EXISTS), "no socket %s", c.sock);
   char *js = NULL;
   ck_assert_int_eq(katavm_sandbox_inspect(c.sb, &js, NULL), 0);
   g_autoptr(JsonParser) p = json_parser_new();
   ck_assert(json_parser_load_from_data(p, js, -1, NULL));
-  c.shim_pid = (int)json_object_get_int_member(
-      json_node_get_object(json_parser_get_root(p)), "shim_pid");
+  c.shim_pid =
+      (int)json_object_get_int_member(json_node_get_object(json_parser_get_root(p)), "shim_pid");
   katavm_free(js);
   ck_assert_int_gt(c.shim_pid, 1);
   c.baseline = shim_sockets(&c);
@@ -210,8 +206,7 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
   hostile(&c, "truncated payload", tp, TRUE);
 
   /* 3. A length of 4 GiB: refused from the header, nothing buffered. */
-  hostile(&c, "oversized length", frame(T_HELLO, 0, 0, 0xffffffffu, NULL, 0),
-          FALSE);
+  hostile(&c, "oversized length", frame(T_HELLO, 0, 0, 0xffffffffu, NULL, 0), FALSE);
   /* ... and one just over the 1 MiB limit, after a valid HELLO. */
   GByteArray *ov = hello(1);
   append(ov, frame(T_REQUEST, 0, 0, 1024 * 1024 + 1, "{", 1));
@@ -229,8 +224,8 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
 
   /* 5. Protocol violations around the handshake. */
   hostile(&c, "foreign protocol version", hello(99), FALSE);
-  hostile(&c, "request before HELLO",
-          json_frame(T_REQUEST, "{\"id\":1,\"method\":\"state\"}"), FALSE);
+  hostile(&c, "request before HELLO", json_frame(T_REQUEST, "{\"id\":1,\"method\":\"state\"}"),
+          FALSE);
   GByteArray *h2 = hello(1);
   append(h2, hello(1));
   hostile(&c, "second HELLO", h2, FALSE);
@@ -269,9 +264,8 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
    * agent checks, so replies arrive from the guest after we are gone. */
   GByteArray *flood = hello(1);
   for (int i = 1; i <= 1000; i++) {
-    g_autofree char *r = g_strdup_printf(
-        "{\"id\":%d,\"method\":\"%s\",\"params\":{}}", i,
-        i % 100 == 0 ? "agent_check" : "state");
+    g_autofree char *r = g_strdup_printf("{\"id\":%d,\"method\":\"%s\",\"params\":{}}", i,
+                                         i % 100 == 0 ? "agent_check" : "state");
     append(flood, json_frame(T_REQUEST, r));
   }
   int fd = raw_connect(&c);

@@ -28,13 +28,13 @@
 #define SB_ID "fake1"
 
 typedef enum {
-  FAKE_GARBAGE,        /* bytes that are no frame at all */
-  FAKE_TRUNCATED,      /* half a frame header, then close */
-  FAKE_OVERSIZED,      /* header announcing a 4 GiB payload */
-  FAKE_UNKNOWN_TYPE,   /* header with frame type 0x7f */
-  FAKE_BAD_VERSION,    /* HELLO speaking protocol 99 */
-  FAKE_SILENT,         /* accepts, never says HELLO */
-  FAKE_CLOSE_AT_ONCE,  /* accepts and closes */
+  FAKE_GARBAGE,       /* bytes that are no frame at all */
+  FAKE_TRUNCATED,     /* half a frame header, then close */
+  FAKE_OVERSIZED,     /* header announcing a 4 GiB payload */
+  FAKE_UNKNOWN_TYPE,  /* header with frame type 0x7f */
+  FAKE_BAD_VERSION,   /* HELLO speaking protocol 99 */
+  FAKE_SILENT,        /* accepts, never says HELLO */
+  FAKE_CLOSE_AT_ONCE, /* accepts and closes */
   /* The rest send a valid HELLO, then answer the first REQUEST: */
   FAKE_WRONG_ID,       /* RESPONSE to another id, then close */
   FAKE_RESULT_ARRAY,   /* "result" is an array, not an object */
@@ -94,8 +94,7 @@ static GBytes *json_frame(KvFrameType type, const char *json) {
   return b;
 }
 
-static void header(int fd, guint16 magic, guint8 type, guint32 stream,
-                   guint32 len) {
+static void header(int fd, guint16 magic, guint8 type, guint32 stream, guint32 len) {
   guint8 h[KV_FRAME_HDR_LEN] = {magic >> 8, magic & 0xff, type, 0};
   guint32 s = GUINT32_TO_BE(stream), l = GUINT32_TO_BE(len);
   memcpy(h + 4, &s, 4);
@@ -105,8 +104,7 @@ static void header(int fd, guint16 magic, guint8 type, guint32 stream,
 
 /* Read frames until one of `type` arrives; FALSE on EOF, error or after
  * 10 s (a test must fail, not hang). */
-static gboolean read_frame(int fd, KvDecoder *d, KvFrameType type,
-                           KvFrame *out) {
+static gboolean read_frame(int fd, KvDecoder *d, KvFrameType type, KvFrame *out) {
   gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
   for (;;) {
     int r = kv_decoder_next(d, out, NULL);
@@ -186,9 +184,8 @@ static gpointer fake_shim(gpointer data) {
     wait_client_gone(c);
     goto out;
   case FAKE_BAD_VERSION:
-    write_bytes(c, json_frame(KV_FRAME_HELLO,
-                              "{\"proto\":99,\"role\":\"shim\","
-                              "\"version\":\"9.9.9\"}"));
+    write_bytes(c, json_frame(KV_FRAME_HELLO, "{\"proto\":99,\"role\":\"shim\","
+                                              "\"version\":\"9.9.9\"}"));
     wait_client_gone(c);
     goto out;
   case FAKE_SILENT:
@@ -202,22 +199,19 @@ static gpointer fake_shim(gpointer data) {
 
   write_bytes(c, kv_hello_encode("shim", NULL));
   KvRequest req = {0};
-  if (!read_frame(c, d, KV_FRAME_REQUEST, &fr) ||
-      !kv_request_parse(fr.payload, &req, NULL))
+  if (!read_frame(c, d, KV_FRAME_REQUEST, &fr) || !kv_request_parse(fr.payload, &req, NULL))
     goto out;
   f->request_id = req.id;
   f->method = g_strdup(req.method);
   kv_request_clear(&req);
   switch (f->mode) {
   case FAKE_WRONG_ID:
-    reply = g_strdup_printf("{\"id\":%u,\"result\":{\"kernel\":\"evil\"}}",
-                            f->request_id + 1000);
+    reply = g_strdup_printf("{\"id\":%u,\"result\":{\"kernel\":\"evil\"}}", f->request_id + 1000);
     write_bytes(c, json_frame(KV_FRAME_RESPONSE, reply));
     goto out; /* and never answer the real request */
   case FAKE_RESULT_ARRAY: {
     /* Not constructible with the encoder (it validates): raw text. */
-    g_autofree char *t =
-        g_strdup_printf("{\"id\":%u,\"result\":[1,2,3]}", f->request_id);
+    g_autofree char *t = g_strdup_printf("{\"id\":%u,\"result\":[1,2,3]}", f->request_id);
     header(c, KV_FRAME_MAGIC, KV_FRAME_RESPONSE, 0, (guint32)strlen(t));
     write_all(c, t, strlen(t));
     wait_client_gone(c);
@@ -235,17 +229,15 @@ static gpointer fake_shim(gpointer data) {
     break;
   case FAKE_HOSTILE_FIELDS: {
     g_autofree char *huge = g_strnfill(200000, 'K');
-    reply = g_strdup_printf(
-        "{\"id\":%u,\"result\":{\"agent_version\":\"%s\",\"kernel\":42,"
-        "\"proto\":\"one\",\"cpus_online\":[1],\"mem_total_kib\":-5,"
-        "\"uptime_ms\":1e300,\"extra\":{\"deep\":[[[[]]]]}}}",
-        f->request_id, huge);
+    reply = g_strdup_printf("{\"id\":%u,\"result\":{\"agent_version\":\"%s\",\"kernel\":42,"
+                            "\"proto\":\"one\",\"cpus_online\":[1],\"mem_total_kib\":-5,"
+                            "\"uptime_ms\":1e300,\"extra\":{\"deep\":[[[[]]]]}}}",
+                            f->request_id, huge);
     break;
   }
   case FAKE_REQUEST_BACK:
-    write_bytes(c, json_frame(KV_FRAME_REQUEST,
-                              "{\"id\":7,\"method\":\"rm_rf_host\","
-                              "\"params\":{}}"));
+    write_bytes(c, json_frame(KV_FRAME_REQUEST, "{\"id\":7,\"method\":\"rm_rf_host\","
+                                                "\"params\":{}}"));
     /* The client must answer "no handler", not run anything; then the
      * fake answers the real request properly. */
     if (!read_frame(c, d, KV_FRAME_RESPONSE, &fr))
@@ -294,8 +286,7 @@ static void setup(void) {
       .created = "2024-01-01T00:00:00Z",
   };
   g_autoptr(GError) ge = NULL;
-  ck_assert_msg(kv_config_save(&c, p.config, &ge), "config: %s",
-                ge ? ge->message : "?");
+  ck_assert_msg(kv_config_save(&c, p.config, &ge), "config: %s", ge ? ge->message : "?");
 }
 
 static void teardown(void) {
@@ -339,16 +330,13 @@ static void run_finish(Run *r) {
   ck_assert_int_eq(count_fds(), r->fds_before);
 }
 
-static void assert_error(int rc, katavm_error *e, int code,
-                         const char *needle) {
-  ck_assert_msg(rc == code, "expected %s (%d), got %s (%d): %s",
-                katavm_code_name(code), code, katavm_code_name(rc), rc,
-                katavm_error_message(e));
+static void assert_error(int rc, katavm_error *e, int code, const char *needle) {
+  ck_assert_msg(rc == code, "expected %s (%d), got %s (%d): %s", katavm_code_name(code), code,
+                katavm_code_name(rc), rc, katavm_error_message(e));
   ck_assert_ptr_nonnull(e);
   ck_assert_int_eq(katavm_error_code(e), code);
-  ck_assert_msg(strstr(katavm_error_message(e), needle),
-                "error '%s' does not mention '%s'", katavm_error_message(e),
-                needle);
+  ck_assert_msg(strstr(katavm_error_message(e), needle), "error '%s' does not mention '%s'",
+                katavm_error_message(e), needle);
   katavm_error_free(e);
 }
 
@@ -417,8 +405,7 @@ START_TEST(oversized_length) {
 END_TEST
 
 START_TEST(unknown_frame_type) {
-  expect_open_fails(FAKE_UNKNOWN_TYPE, KATAVM_E_PROTOCOL,
-                    "unknown frame type 127");
+  expect_open_fails(FAKE_UNKNOWN_TYPE, KATAVM_E_PROTOCOL, "unknown frame type 127");
 }
 END_TEST
 
@@ -443,14 +430,12 @@ END_TEST
 START_TEST(result_not_object) {
   /* The violation closes the connection; the pending call fails with the
    * close (KATAVM_E_AGENT), its message naming the violation. */
-  expect_check_fails(FAKE_RESULT_ARRAY, KATAVM_E_AGENT,
-                     "\"result\" must be an object");
+  expect_check_fails(FAKE_RESULT_ARRAY, KATAVM_E_AGENT, "\"result\" must be an object");
 }
 END_TEST
 
 START_TEST(remote_error_keeps_code) {
-  expect_check_fails(FAKE_REMOTE_STATE, KATAVM_E_STATE,
-                     "sandbox is not running");
+  expect_check_fails(FAKE_REMOTE_STATE, KATAVM_E_STATE, "sandbox is not running");
 }
 END_TEST
 

@@ -16,10 +16,8 @@
 
 /* ---- helpers ---- */
 
-static GBytes *
-raw_frame(guint16 magic, guint8 type, guint8 flags, guint32 stream,
-          guint32 len, const void *payload, gsize payload_len)
-{
+static GBytes *raw_frame(guint16 magic, guint8 type, guint8 flags, guint32 stream, guint32 len,
+                         const void *payload, gsize payload_len) {
   GByteArray *a = g_byte_array_new();
   guint8 h[12] = {magic >> 8, magic & 0xff, type, flags};
   guint32 s = GUINT32_TO_BE(stream), l = GUINT32_TO_BE(len);
@@ -32,17 +30,13 @@ raw_frame(guint16 magic, guint8 type, guint8 flags, guint32 stream,
 }
 
 /* A JSON-type frame with an arbitrary (possibly invalid) text payload. */
-static GBytes *
-text_frame(KvFrameType type, guint32 stream, const char *text)
-{
+static GBytes *text_frame(KvFrameType type, guint32 stream, const char *text) {
   gsize n = strlen(text);
   return raw_frame(KV_FRAME_MAGIC, type, 0, stream, n, text, n);
 }
 
 /* Feeds `b` whole; expects the decoder to fail with `code`. */
-static void
-expect_decode_error(GBytes *b, int code)
-{
+static void expect_decode_error(GBytes *b, int code) {
   g_autoptr(KvDecoder) d = kv_decoder_new();
   g_autoptr(GError) err = NULL;
   KvFrame f;
@@ -51,8 +45,7 @@ expect_decode_error(GBytes *b, int code)
   ck_assert(kv_decoder_feed(d, p, n, &err));
   ck_assert_int_eq(kv_decoder_next(d, &f, &err), -1);
   ck_assert_ptr_nonnull(err);
-  ck_assert_msg(g_error_matches(err, KV_PROTO_ERROR, code),
-                "expected code %d, got %s %d: %s", code,
+  ck_assert_msg(g_error_matches(err, KV_PROTO_ERROR, code), "expected code %d, got %s %d: %s", code,
                 g_quark_to_string(err->domain), err->code, err->message);
   ck_assert_ptr_null(f.payload);
   /* Sticky: a failed decoder stays failed. */
@@ -63,31 +56,24 @@ expect_decode_error(GBytes *b, int code)
   ck_assert_int_eq(kv_decoder_next(d, &f, &err), -1);
 }
 
-static void
-expect_json_error(KvFrameType type, const char *text, int code)
-{
+static void expect_json_error(KvFrameType type, const char *text, int code) {
   g_autoptr(GBytes) b = text_frame(type, 0, text);
   expect_decode_error(b, code);
 }
 
-static void
-expect_json_ok(KvFrameType type, const char *text)
-{
+static void expect_json_ok(KvFrameType type, const char *text) {
   g_autoptr(GBytes) b = text_frame(type, 0, text);
   g_autoptr(KvDecoder) d = kv_decoder_new();
   g_autoptr(GError) err = NULL;
   KvFrame f;
-  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b),
-                            &err));
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b), &err));
   int r = kv_decoder_next(d, &f, &err);
   ck_assert_msg(r == 1, "%s rejected: %s", text, err ? err->message : "?");
   kv_frame_clear(&f);
 }
 
 /* Every frame type, encoded with the public encoders. */
-static GPtrArray *
-sample_frames(void)
-{
+static GPtrArray *sample_frames(void) {
   GPtrArray *v = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
   guint8 bin[300];
   for (guint i = 0; i < sizeof bin; i++)
@@ -102,16 +88,15 @@ sample_frames(void)
       "{\"id\":2,\"error\":{\"code\":-5,\"message\":\"nope\"}}",
       "{\"event\":\"exited\",\"code\":0}",
   };
-  KvFrameType jt[] = {KV_FRAME_REQUEST, KV_FRAME_REQUEST, KV_FRAME_RESPONSE,
-                      KV_FRAME_RESPONSE, KV_FRAME_EVENT};
+  KvFrameType jt[] = {KV_FRAME_REQUEST, KV_FRAME_REQUEST, KV_FRAME_RESPONSE, KV_FRAME_RESPONSE,
+                      KV_FRAME_EVENT};
   for (guint i = 0; i < G_N_ELEMENTS(json); i++) {
     g_autoptr(JsonNode) n = json_from_string(json[i], NULL);
     g_ptr_array_add(v, kv_frame_encode_json(jt[i], n, NULL));
   }
   g_ptr_array_add(v, kv_frame_encode(KV_FRAME_DATA, 3, bin, sizeof bin, NULL));
   g_ptr_array_add(v, kv_frame_encode(KV_FRAME_DATA, 3, NULL, 0, NULL));
-  g_ptr_array_add(v, kv_frame_encode(KV_FRAME_CREDIT, 0xffffffffu, &credit, 4,
-                                     NULL));
+  g_ptr_array_add(v, kv_frame_encode(KV_FRAME_CREDIT, 0xffffffffu, &credit, 4, NULL));
   g_ptr_array_add(v, kv_frame_encode(KV_FRAME_EOF, 3, NULL, 0, NULL));
   for (guint i = 0; i < v->len; i++)
     ck_assert_ptr_nonnull(g_ptr_array_index(v, i));
@@ -119,15 +104,12 @@ sample_frames(void)
 }
 
 static const KvFrameType sample_types[] = {
-    KV_FRAME_HELLO,    KV_FRAME_REQUEST, KV_FRAME_REQUEST, KV_FRAME_RESPONSE,
-    KV_FRAME_RESPONSE, KV_FRAME_EVENT,   KV_FRAME_DATA,    KV_FRAME_DATA,
-    KV_FRAME_CREDIT,   KV_FRAME_EOF};
+    KV_FRAME_HELLO, KV_FRAME_REQUEST, KV_FRAME_REQUEST, KV_FRAME_RESPONSE, KV_FRAME_RESPONSE,
+    KV_FRAME_EVENT, KV_FRAME_DATA,    KV_FRAME_DATA,    KV_FRAME_CREDIT,   KV_FRAME_EOF};
 
 /* Feeds the concatenation of `frames` in pieces of `step` bytes (0 = all at
  * once) and checks each decoded frame against its encoding. */
-static void
-decode_all(GPtrArray *frames, gsize step)
-{
+static void decode_all(GPtrArray *frames, gsize step) {
   g_autoptr(GByteArray) all = g_byte_array_new();
   for (guint i = 0; i < frames->len; i++) {
     GBytes *b = g_ptr_array_index(frames, i);
@@ -152,11 +134,10 @@ decode_all(GPtrArray *frames, gsize step)
       guint32 s;
       memcpy(&s, w + 4, 4);
       ck_assert_uint_eq(f.stream, GUINT32_FROM_BE(s));
-      ck_assert_uint_eq(g_bytes_get_size(f.payload),
-                        g_bytes_get_size(want) - KV_FRAME_HDR_LEN);
+      ck_assert_uint_eq(g_bytes_get_size(f.payload), g_bytes_get_size(want) - KV_FRAME_HDR_LEN);
       if (g_bytes_get_size(f.payload) > 0)
-        ck_assert(memcmp(g_bytes_get_data(f.payload, NULL), w + 12,
-                         g_bytes_get_size(f.payload)) == 0);
+        ck_assert(memcmp(g_bytes_get_data(f.payload, NULL), w + 12, g_bytes_get_size(f.payload)) ==
+                  0);
       kv_frame_clear(&f);
       got++;
     }
@@ -169,34 +150,29 @@ decode_all(GPtrArray *frames, gsize step)
 
 /* ---- codec ---- */
 
-START_TEST(test_roundtrip_every_type_one_feed)
-{
+START_TEST(test_roundtrip_every_type_one_feed) {
   g_autoptr(GPtrArray) v = sample_frames();
   decode_all(v, 0);
 }
 END_TEST
 
-START_TEST(test_roundtrip_byte_by_byte)
-{
+START_TEST(test_roundtrip_byte_by_byte) {
   g_autoptr(GPtrArray) v = sample_frames();
   decode_all(v, 1);
 }
 END_TEST
 
-START_TEST(test_roundtrip_odd_splits)
-{
+START_TEST(test_roundtrip_odd_splits) {
   g_autoptr(GPtrArray) v = sample_frames();
   for (gsize step = 2; step < 40; step += 3)
     decode_all(v, step);
 }
 END_TEST
 
-START_TEST(test_many_frames_one_feed)
-{
+START_TEST(test_many_frames_one_feed) {
   g_autoptr(GByteArray) all = g_byte_array_new();
   for (guint i = 0; i < 1000; i++) {
-    g_autoptr(GBytes) b =
-        kv_frame_encode(KV_FRAME_DATA, i + 1, &i, sizeof i, NULL);
+    g_autoptr(GBytes) b = kv_frame_encode(KV_FRAME_DATA, i + 1, &i, sizeof i, NULL);
     g_byte_array_append(all, g_bytes_get_data(b, NULL), g_bytes_get_size(b));
   }
   g_autoptr(KvDecoder) d = kv_decoder_new();
@@ -212,31 +188,26 @@ START_TEST(test_many_frames_one_feed)
 }
 END_TEST
 
-START_TEST(test_max_payload_roundtrip)
-{
+START_TEST(test_max_payload_roundtrip) {
   g_autofree guint8 *big = g_malloc0(KV_FRAME_MAX_PAYLOAD);
   big[KV_FRAME_MAX_PAYLOAD - 1] = 0x5a;
-  g_autoptr(GBytes) b =
-      kv_frame_encode(KV_FRAME_DATA, 9, big, KV_FRAME_MAX_PAYLOAD, NULL);
+  g_autoptr(GBytes) b = kv_frame_encode(KV_FRAME_DATA, 9, big, KV_FRAME_MAX_PAYLOAD, NULL);
   ck_assert_ptr_nonnull(b);
   g_autoptr(KvDecoder) d = kv_decoder_new();
   KvFrame f;
-  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b),
-                            NULL));
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b), NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
   ck_assert_uint_eq(g_bytes_get_size(f.payload), KV_FRAME_MAX_PAYLOAD);
   kv_frame_clear(&f);
 }
 END_TEST
 
-START_TEST(test_encode_rejects_invalid)
-{
+START_TEST(test_encode_rejects_invalid) {
   g_autoptr(GError) err = NULL;
   guint8 x[5] = {0};
   g_autofree guint8 *big = g_malloc0(KV_FRAME_MAX_PAYLOAD + 1);
 
-  ck_assert_ptr_null(kv_frame_encode(KV_FRAME_DATA, 1, big,
-                                     KV_FRAME_MAX_PAYLOAD + 1, &err));
+  ck_assert_ptr_null(kv_frame_encode(KV_FRAME_DATA, 1, big, KV_FRAME_MAX_PAYLOAD + 1, &err));
   ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE));
   g_clear_error(&err);
   ck_assert_ptr_null(kv_frame_encode(KV_FRAME_DATA, 0, x, 1, &err));
@@ -264,14 +235,12 @@ START_TEST(test_encode_rejects_invalid)
 }
 END_TEST
 
-START_TEST(test_credit_value)
-{
+START_TEST(test_credit_value) {
   guint32 be = GUINT32_TO_BE(123456);
   g_autoptr(GBytes) b = kv_frame_encode(KV_FRAME_CREDIT, 7, &be, 4, NULL);
   g_autoptr(KvDecoder) d = kv_decoder_new();
   KvFrame f;
-  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b),
-                            NULL));
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), g_bytes_get_size(b), NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
   ck_assert_uint_eq(kv_frame_credit(&f), 123456);
   kv_frame_clear(&f);
@@ -280,15 +249,13 @@ END_TEST
 
 /* ---- malformed headers ---- */
 
-START_TEST(test_bad_magic)
-{
+START_TEST(test_bad_magic) {
   g_autoptr(GBytes) b = raw_frame(0x4b57, KV_FRAME_DATA, 0, 1, 0, NULL, 0);
   expect_decode_error(b, KV_PROTO_ERROR_BAD_MAGIC);
 }
 END_TEST
 
-START_TEST(test_unknown_type)
-{
+START_TEST(test_unknown_type) {
   g_autoptr(GBytes) b0 = raw_frame(KV_FRAME_MAGIC, 0, 0, 1, 0, NULL, 0);
   expect_decode_error(b0, KV_PROTO_ERROR_BAD_TYPE);
   g_autoptr(GBytes) b8 = raw_frame(KV_FRAME_MAGIC, 8, 0, 1, 0, NULL, 0);
@@ -298,46 +265,36 @@ START_TEST(test_unknown_type)
 }
 END_TEST
 
-START_TEST(test_nonzero_flags)
-{
-  g_autoptr(GBytes) b = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0x80, 1, 1,
-                                  "x", 1);
+START_TEST(test_nonzero_flags) {
+  g_autoptr(GBytes) b = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0x80, 1, 1, "x", 1);
   expect_decode_error(b, KV_PROTO_ERROR_BAD_FLAGS);
 }
 END_TEST
 
-START_TEST(test_oversize_rejected_from_header_alone)
-{
+START_TEST(test_oversize_rejected_from_header_alone) {
   /* Only the 12 header bytes: the verdict must not wait for 4 GiB. */
-  g_autoptr(GBytes) b = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 1,
-                                  KV_FRAME_MAX_PAYLOAD + 1, NULL, 0);
+  g_autoptr(GBytes) b =
+      raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 1, KV_FRAME_MAX_PAYLOAD + 1, NULL, 0);
   ck_assert_uint_eq(g_bytes_get_size(b), KV_FRAME_HDR_LEN);
   expect_decode_error(b, KV_PROTO_ERROR_TOO_LARGE);
-  g_autoptr(GBytes) b2 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_REQUEST, 0, 0,
-                                   0xffffffffu, NULL, 0);
+  g_autoptr(GBytes) b2 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_REQUEST, 0, 0, 0xffffffffu, NULL, 0);
   expect_decode_error(b2, KV_PROTO_ERROR_TOO_LARGE);
 }
 END_TEST
 
-START_TEST(test_stream_frames_on_stream_zero)
-{
+START_TEST(test_stream_frames_on_stream_zero) {
   guint32 c = 0;
-  g_autoptr(GBytes) d = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 0, 1,
-                                  "x", 1);
+  g_autoptr(GBytes) d = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 0, 1, "x", 1);
   expect_decode_error(d, KV_PROTO_ERROR_BAD_STREAM);
-  g_autoptr(GBytes) cr = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 0, 4,
-                                   &c, 4);
+  g_autoptr(GBytes) cr = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 0, 4, &c, 4);
   expect_decode_error(cr, KV_PROTO_ERROR_BAD_STREAM);
-  g_autoptr(GBytes) e = raw_frame(KV_FRAME_MAGIC, KV_FRAME_EOF, 0, 0, 0,
-                                  NULL, 0);
+  g_autoptr(GBytes) e = raw_frame(KV_FRAME_MAGIC, KV_FRAME_EOF, 0, 0, 0, NULL, 0);
   expect_decode_error(e, KV_PROTO_ERROR_BAD_STREAM);
 }
 END_TEST
 
-START_TEST(test_control_frames_on_nonzero_stream)
-{
-  KvFrameType t[] = {KV_FRAME_HELLO, KV_FRAME_REQUEST, KV_FRAME_RESPONSE,
-                     KV_FRAME_EVENT};
+START_TEST(test_control_frames_on_nonzero_stream) {
+  KvFrameType t[] = {KV_FRAME_HELLO, KV_FRAME_REQUEST, KV_FRAME_RESPONSE, KV_FRAME_EVENT};
   for (guint i = 0; i < G_N_ELEMENTS(t); i++) {
     g_autoptr(GBytes) b = text_frame(t[i], 5, "{}");
     expect_decode_error(b, KV_PROTO_ERROR_BAD_STREAM);
@@ -345,30 +302,23 @@ START_TEST(test_control_frames_on_nonzero_stream)
 }
 END_TEST
 
-START_TEST(test_credit_must_be_four_bytes)
-{
-  g_autoptr(GBytes) b3 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 3,
-                                   "abc", 3);
+START_TEST(test_credit_must_be_four_bytes) {
+  g_autoptr(GBytes) b3 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 3, "abc", 3);
   expect_decode_error(b3, KV_PROTO_ERROR_BAD_PAYLOAD);
-  g_autoptr(GBytes) b5 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 5,
-                                   "abcde", 5);
+  g_autoptr(GBytes) b5 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 5, "abcde", 5);
   expect_decode_error(b5, KV_PROTO_ERROR_BAD_PAYLOAD);
-  g_autoptr(GBytes) b0 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 0,
-                                   NULL, 0);
+  g_autoptr(GBytes) b0 = raw_frame(KV_FRAME_MAGIC, KV_FRAME_CREDIT, 0, 1, 0, NULL, 0);
   expect_decode_error(b0, KV_PROTO_ERROR_BAD_PAYLOAD);
 }
 END_TEST
 
-START_TEST(test_eof_must_be_empty)
-{
-  g_autoptr(GBytes) b = raw_frame(KV_FRAME_MAGIC, KV_FRAME_EOF, 0, 1, 1,
-                                  "x", 1);
+START_TEST(test_eof_must_be_empty) {
+  g_autoptr(GBytes) b = raw_frame(KV_FRAME_MAGIC, KV_FRAME_EOF, 0, 1, 1, "x", 1);
   expect_decode_error(b, KV_PROTO_ERROR_BAD_PAYLOAD);
 }
 END_TEST
 
-START_TEST(test_feed_bound)
-{
+START_TEST(test_feed_bound) {
   /* A caller that feeds without draining hits the documented bound. */
   g_autoptr(KvDecoder) d = kv_decoder_new();
   g_autoptr(GError) err = NULL;
@@ -381,15 +331,13 @@ START_TEST(test_feed_bound)
 }
 END_TEST
 
-START_TEST(test_truncated_frame_waits)
-{
+START_TEST(test_truncated_frame_waits) {
   g_autoptr(GBytes) b = kv_frame_encode(KV_FRAME_DATA, 1, "hello", 5, NULL);
   g_autoptr(KvDecoder) d = kv_decoder_new();
   KvFrame f;
   ck_assert(kv_decoder_feed(d, g_bytes_get_data(b, NULL), 14, NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
-  ck_assert(kv_decoder_feed(d, (const guint8 *)g_bytes_get_data(b, NULL) + 14,
-                            3, NULL));
+  ck_assert(kv_decoder_feed(d, (const guint8 *)g_bytes_get_data(b, NULL) + 14, 3, NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
   kv_frame_clear(&f);
 }
@@ -397,26 +345,23 @@ END_TEST
 
 /* ---- malformed JSON messages ---- */
 
-START_TEST(test_json_not_an_object)
-{
-  const char *bad[] = {"[1]", "1", "\"x\"", "null", "", "{", "{\"a\":1",
-                       "{} {}", "{}x", "{'a':1}", "/*c*/{}", "{\"a\":1,}",
-                       "}{", "{\"a\":\"\xff\"}"};
+START_TEST(test_json_not_an_object) {
+  const char *bad[] = {
+      "[1]",   "1",   "\"x\"",   "null",    "",           "{",  "{\"a\":1",
+      "{} {}", "{}x", "{'a':1}", "/*c*/{}", "{\"a\":1,}", "}{", "{\"a\":\"\xff\"}"};
   for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
     expect_json_error(KV_FRAME_EVENT, bad[i], KV_PROTO_ERROR_BAD_PAYLOAD);
     expect_json_error(KV_FRAME_REQUEST, bad[i], KV_PROTO_ERROR_BAD_PAYLOAD);
   }
   /* Embedded NUL. */
   static const char with_nul[] = "{\"event\":\"a\0b\"}";
-  g_autoptr(GBytes) nul =
-      raw_frame(KV_FRAME_MAGIC, KV_FRAME_EVENT, 0, 0, sizeof with_nul - 1,
-                with_nul, sizeof with_nul - 1);
+  g_autoptr(GBytes) nul = raw_frame(KV_FRAME_MAGIC, KV_FRAME_EVENT, 0, 0, sizeof with_nul - 1,
+                                    with_nul, sizeof with_nul - 1);
   expect_decode_error(nul, KV_PROTO_ERROR_BAD_PAYLOAD);
 }
 END_TEST
 
-START_TEST(test_json_deep_nesting)
-{
+START_TEST(test_json_deep_nesting) {
   /* json-glib itself would overflow the stack on this. */
   g_autoptr(GString) s = g_string_new("{\"event\":\"x\",\"a\":");
   for (int i = 0; i < 500000; i++)
@@ -437,8 +382,7 @@ START_TEST(test_json_deep_nesting)
 }
 END_TEST
 
-START_TEST(test_request_id_checks)
-{
+START_TEST(test_request_id_checks) {
   const char *bad[] = {
       "{\"method\":\"m\"}",
       "{\"id\":\"1\",\"method\":\"m\"}",
@@ -457,8 +401,7 @@ START_TEST(test_request_id_checks)
 }
 END_TEST
 
-START_TEST(test_request_method_checks)
-{
+START_TEST(test_request_method_checks) {
   g_autofree char *m64 = g_strnfill(64, 'm');
   g_autofree char *m65 = g_strnfill(65, 'm');
   g_autofree char *ok = g_strdup_printf("{\"id\":1,\"method\":\"%s\"}", m64);
@@ -488,8 +431,7 @@ START_TEST(test_request_method_checks)
 }
 END_TEST
 
-START_TEST(test_response_checks)
-{
+START_TEST(test_response_checks) {
   const char *bad[] = {
       "{\"id\":1}",
       "{\"id\":1,\"result\":{},\"error\":{\"code\":1,\"message\":\"m\"}}",
@@ -518,23 +460,17 @@ START_TEST(test_response_checks)
 }
 END_TEST
 
-START_TEST(test_hello_checks)
-{
-  expect_json_error(KV_FRAME_HELLO,
-                    "{\"proto\":2,\"role\":\"agent\",\"version\":\"9.0\"}",
+START_TEST(test_hello_checks) {
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":2,\"role\":\"agent\",\"version\":\"9.0\"}",
                     KV_PROTO_ERROR_VERSION);
-  expect_json_error(KV_FRAME_HELLO,
-                    "{\"proto\":0,\"role\":\"agent\",\"version\":\"9.0\"}",
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":0,\"role\":\"agent\",\"version\":\"9.0\"}",
                     KV_PROTO_ERROR_VERSION);
   expect_json_error(KV_FRAME_HELLO, "{\"role\":\"agent\",\"version\":\"1\"}",
                     KV_PROTO_ERROR_VERSION);
-  expect_json_error(KV_FRAME_HELLO,
-                    "{\"proto\":\"1\",\"role\":\"agent\",\"version\":\"1\"}",
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":\"1\",\"role\":\"agent\",\"version\":\"1\"}",
                     KV_PROTO_ERROR_VERSION);
-  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"version\":\"1\"}",
-                    KV_PROTO_ERROR_BAD_PAYLOAD);
-  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"role\":\"agent\"}",
-                    KV_PROTO_ERROR_BAD_PAYLOAD);
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"version\":\"1\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"role\":\"agent\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
   expect_json_error(KV_FRAME_HELLO, "[1]", KV_PROTO_ERROR_BAD_PAYLOAD);
 
   const char *v2 = "{\"proto\":2,\"role\":\"agent\",\"version\":\"9.0\"}";
@@ -556,11 +492,9 @@ START_TEST(test_hello_checks)
 }
 END_TEST
 
-START_TEST(test_event_checks)
-{
+START_TEST(test_event_checks) {
   expect_json_error(KV_FRAME_EVENT, "{\"code\":1}", KV_PROTO_ERROR_BAD_PAYLOAD);
-  expect_json_error(KV_FRAME_EVENT, "{\"event\":\"\"}",
-                    KV_PROTO_ERROR_BAD_PAYLOAD);
+  expect_json_error(KV_FRAME_EVENT, "{\"event\":\"\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
   expect_json_error(KV_FRAME_EVENT, "{\"event\":3}", KV_PROTO_ERROR_BAD_PAYLOAD);
   expect_json_ok(KV_FRAME_EVENT, "{\"event\":\"oom\",\"pid\":3}");
 }
@@ -568,8 +502,7 @@ END_TEST
 
 /* ---- flow control and remote errors ---- */
 
-START_TEST(test_window)
-{
+START_TEST(test_window) {
   KvWindow w;
   g_autoptr(GError) err = NULL;
   KvWindow in;
@@ -603,15 +536,12 @@ START_TEST(test_window)
 }
 END_TEST
 
-START_TEST(test_remote_error_helpers)
-{
+START_TEST(test_remote_error_helpers) {
   g_autoptr(GError) r =
-      g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE, "%d: %s", -17,
-                  "no such: thing");
+      g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE, "%d: %s", -17, "no such: thing");
   ck_assert_int_eq(kv_remote_error_code(r), -17);
   ck_assert_str_eq(kv_remote_error_message(r), "no such: thing");
-  g_autoptr(GError) o =
-      g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "5: x");
+  g_autoptr(GError) o = g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "5: x");
   ck_assert_int_eq(kv_remote_error_code(o), 0);
   ck_assert_str_eq(kv_remote_error_message(o), "5: x");
   ck_assert_int_eq(kv_remote_error_code(NULL), 0);
@@ -636,12 +566,10 @@ typedef struct {
   gboolean no_reply;
   gboolean close_on_request;
   const char *ignore_method; /* never answer this one */
-  KvConn *nested_peer; /* call this conn synchronously from on_request */
+  KvConn *nested_peer;       /* call this conn synchronously from on_request */
 } Peer;
 
-static void
-peer_clear(Peer *p)
-{
+static void peer_clear(Peer *p) {
   g_clear_error(&p->closed_why);
   g_clear_pointer(&p->last_method, g_free);
   g_clear_pointer(&p->last_event, g_free);
@@ -649,10 +577,8 @@ peer_clear(Peer *p)
     g_byte_array_unref(p->data);
 }
 
-static void
-on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
-           gpointer user)
-{
+static void on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                       gpointer user) {
   Peer *p = user;
   p->requests++;
   p->last_id = id;
@@ -671,23 +597,18 @@ on_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
   g_autoptr(JsonObject) res = json_object_new();
   json_object_set_string_member(res, "echo", method);
   if (json_object_has_member(params, "n"))
-    json_object_set_int_member(res, "n",
-                               json_object_get_int_member(params, "n") + 1);
+    json_object_set_int_member(res, "n", json_object_get_int_member(params, "n") + 1);
   if (p->nested_peer != NULL) {
     /* Re-entrant: a blocking call to the peer from inside our handler. */
     g_autoptr(GError) err = NULL;
-    g_autoptr(JsonObject) inner =
-        kv_conn_call_sync(c, "inner", NULL, 5000, &err);
+    g_autoptr(JsonObject) inner = kv_conn_call_sync(c, "inner", NULL, 5000, &err);
     ck_assert_msg(inner != NULL, "nested call: %s", err ? err->message : "?");
-    json_object_set_string_member(res, "inner",
-                                  json_object_get_string_member(inner, "echo"));
+    json_object_set_string_member(res, "inner", json_object_get_string_member(inner, "echo"));
   }
   kv_conn_reply(c, id, res);
 }
 
-static void
-on_frame(G_GNUC_UNUSED KvConn *c, const KvFrame *f, gpointer user)
-{
+static void on_frame(G_GNUC_UNUSED KvConn *c, const KvFrame *f, gpointer user) {
   Peer *p = user;
   p->frames++;
   p->last_type = f->type;
@@ -695,8 +616,7 @@ on_frame(G_GNUC_UNUSED KvConn *c, const KvFrame *f, gpointer user)
   if (f->type == KV_FRAME_DATA) {
     if (p->data == NULL)
       p->data = g_byte_array_new();
-    g_byte_array_append(p->data, g_bytes_get_data(f->payload, NULL),
-                        g_bytes_get_size(f->payload));
+    g_byte_array_append(p->data, g_bytes_get_data(f->payload, NULL), g_bytes_get_size(f->payload));
   }
   if (f->type == KV_FRAME_EVENT) {
     g_free(p->last_event);
@@ -704,9 +624,7 @@ on_frame(G_GNUC_UNUSED KvConn *c, const KvFrame *f, gpointer user)
   }
 }
 
-static void
-on_closed(G_GNUC_UNUSED KvConn *c, const GError *why, gpointer user)
-{
+static void on_closed(G_GNUC_UNUSED KvConn *c, const GError *why, gpointer user) {
   Peer *p = user;
   p->closed_calls++;
   ck_assert_ptr_nonnull(why);
@@ -716,50 +634,41 @@ on_closed(G_GNUC_UNUSED KvConn *c, const GError *why, gpointer user)
 
 static const KvConnHandlers handlers = {on_request, on_frame, on_closed};
 
-static gboolean
-set_flag(gpointer p)
-{
+static gboolean set_flag(gpointer p) {
   *(gboolean *)p = TRUE;
   return G_SOURCE_REMOVE;
 }
 
 /* Iterates the default context until *cond or the deadline. */
-#define PUMP_UNTIL(expr, ms)                                                   \
-  do {                                                                         \
-    gboolean expired_ = FALSE;                                                 \
-    guint t_ = g_timeout_add(ms, set_flag, &expired_);                         \
-    while (!(expr) && !expired_)                                               \
-      g_main_context_iteration(NULL, TRUE);                                    \
-    if (!expired_)                                                             \
-      g_source_remove(t_);                                                     \
-    ck_assert_msg((expr), "timed out waiting for " #expr);                     \
+#define PUMP_UNTIL(expr, ms)                                                                       \
+  do {                                                                                             \
+    gboolean expired_ = FALSE;                                                                     \
+    guint t_ = g_timeout_add(ms, set_flag, &expired_);                                             \
+    while (!(expr) && !expired_)                                                                   \
+      g_main_context_iteration(NULL, TRUE);                                                        \
+    if (!expired_)                                                                                 \
+      g_source_remove(t_);                                                                         \
+    ck_assert_msg((expr), "timed out waiting for " #expr);                                         \
   } while (0)
 
-static void
-pump_for(guint ms)
-{
+static void pump_for(guint ms) {
   gboolean expired = FALSE;
   g_timeout_add(ms, set_flag, &expired);
   while (!expired)
     g_main_context_iteration(NULL, TRUE);
 }
 
-static void
-make_pair(int fds[2])
-{
+static void make_pair(int fds[2]) {
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
 }
 
-static void
-raw_write(int fd, GBytes *b)
-{
+static void raw_write(int fd, GBytes *b) {
   gsize n = 0;
   const guint8 *p = g_bytes_get_data(b, &n);
   ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
 }
 
-START_TEST(test_conn_hello_exchange)
-{
+START_TEST(test_conn_hello_exchange) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -780,8 +689,7 @@ START_TEST(test_conn_hello_exchange)
 }
 END_TEST
 
-START_TEST(test_conn_request_answered)
-{
+START_TEST(test_conn_request_answered) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -791,8 +699,7 @@ START_TEST(test_conn_request_answered)
   g_autoptr(JsonObject) params = json_object_new();
   json_object_set_int_member(params, "n", 41);
   for (int i = 0; i < 3; i++) {
-    g_autoptr(JsonObject) res =
-        kv_conn_call_sync(a, KV_M_SHIM_STATE, params, 2000, &err);
+    g_autoptr(JsonObject) res = kv_conn_call_sync(a, KV_M_SHIM_STATE, params, 2000, &err);
     ck_assert_msg(res != NULL, "%s", err ? err->message : "");
     ck_assert_str_eq(json_object_get_string_member(res, "echo"), "state");
     ck_assert_int_eq(json_object_get_int_member(res, "n"), 42);
@@ -815,8 +722,7 @@ START_TEST(test_conn_request_answered)
 }
 END_TEST
 
-START_TEST(test_conn_remote_error)
-{
+START_TEST(test_conn_remote_error) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.reply_error = TRUE};
@@ -841,9 +747,7 @@ typedef struct {
   gboolean unref_conn; /* drop the last user ref from inside the callback */
 } Reply;
 
-static void
-on_reply(KvConn *c, JsonObject *result, const GError *error, gpointer user)
-{
+static void on_reply(KvConn *c, JsonObject *result, const GError *error, gpointer user) {
   Reply *r = user;
   r->calls++;
   if (error)
@@ -854,8 +758,7 @@ on_reply(KvConn *c, JsonObject *result, const GError *error, gpointer user)
     kv_conn_unref(c);
 }
 
-START_TEST(test_conn_pending_call_fails_on_peer_close)
-{
+START_TEST(test_conn_pending_call_fails_on_peer_close) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.close_on_request = TRUE};
@@ -871,8 +774,7 @@ START_TEST(test_conn_pending_call_fails_on_peer_close)
   ck_assert(g_error_matches(r2.error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED));
   ck_assert(kv_conn_is_closed(a));
   ck_assert_int_eq(pa.closed_calls, 1);
-  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR,
-                            KV_PROTO_ERROR_CLOSED));
+  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED));
   /* Explicit close does not report itself. */
   ck_assert_int_eq(pb.closed_calls, 0);
 
@@ -894,8 +796,7 @@ START_TEST(test_conn_pending_call_fails_on_peer_close)
 }
 END_TEST
 
-START_TEST(test_conn_local_close_fails_pending)
-{
+START_TEST(test_conn_local_close_fails_pending) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
@@ -920,8 +821,7 @@ START_TEST(test_conn_local_close_fails_pending)
 }
 END_TEST
 
-START_TEST(test_conn_unref_inside_callback)
-{
+START_TEST(test_conn_unref_inside_callback) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.ignore_method = "y"};
@@ -946,17 +846,13 @@ START_TEST(test_conn_unref_inside_callback)
 }
 END_TEST
 
-static void
-unref_on_closed(KvConn *c, G_GNUC_UNUSED const GError *why,
-                gpointer user)
-{
+static void unref_on_closed(KvConn *c, G_GNUC_UNUSED const GError *why, gpointer user) {
   int *n = user;
   (*n)++;
   kv_conn_unref(c);
 }
 
-START_TEST(test_conn_unref_in_on_closed)
-{
+START_TEST(test_conn_unref_in_on_closed) {
   int fds[2];
   make_pair(fds);
   int n = 0;
@@ -969,8 +865,7 @@ START_TEST(test_conn_unref_in_on_closed)
 }
 END_TEST
 
-START_TEST(test_conn_garbage_peer)
-{
+START_TEST(test_conn_garbage_peer) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
@@ -978,12 +873,10 @@ START_TEST(test_conn_garbage_peer)
   Reply r = {0};
   kv_conn_call(a, "x", NULL, 0, on_reply, &r);
   const char junk[] = "GET / HTTP/1.1\r\nHost: evil\r\n\r\n";
-  ck_assert_int_eq(write(fds[1], junk, sizeof junk - 1),
-                   (ssize_t)sizeof junk - 1);
+  ck_assert_int_eq(write(fds[1], junk, sizeof junk - 1), (ssize_t)sizeof junk - 1);
   PUMP_UNTIL(pa.closed_calls > 0, 2000);
   ck_assert_int_eq(pa.closed_calls, 1);
-  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR,
-                            KV_PROTO_ERROR_BAD_MAGIC));
+  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_MAGIC));
   ck_assert_int_eq(r.calls, 1);
   ck_assert(g_error_matches(r.error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED));
   ck_assert(kv_conn_is_closed(a));
@@ -1024,35 +917,29 @@ START_TEST(test_conn_garbage_peer)
 }
 END_TEST
 
-START_TEST(test_conn_version_mismatch)
-{
+START_TEST(test_conn_version_mismatch) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
   g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
-  g_autoptr(GBytes) hello = text_frame(
-      KV_FRAME_HELLO, 0,
-      "{\"proto\":2,\"role\":\"agent\",\"version\":\"2.0.0\"}");
+  g_autoptr(GBytes) hello =
+      text_frame(KV_FRAME_HELLO, 0, "{\"proto\":2,\"role\":\"agent\",\"version\":\"2.0.0\"}");
   raw_write(fds[1], hello);
   g_autoptr(GError) err = NULL;
   ck_assert(!kv_conn_wait_ready(a, 2000, &err));
   ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION));
   ck_assert_msg(strstr(err->message, "protocol version mismatch") &&
-                    strstr(err->message, "2.0.0") &&
-                    strstr(err->message, "speaks 1"),
+                    strstr(err->message, "2.0.0") && strstr(err->message, "speaks 1"),
                 "unclear message: %s", err->message);
   ck_assert_int_eq(pa.closed_calls, 1);
-  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR,
-                            KV_PROTO_ERROR_VERSION));
+  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION));
   ck_assert(!kv_conn_is_ready(a));
   close(fds[1]);
   peer_clear(&pa);
 }
 END_TEST
 
-static void
-expect_closed_by(GBytes *first, GBytes *second, int code)
-{
+static void expect_closed_by(GBytes *first, GBytes *second, int code) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
@@ -1061,53 +948,44 @@ expect_closed_by(GBytes *first, GBytes *second, int code)
   if (second)
     raw_write(fds[1], second);
   PUMP_UNTIL(pa.closed_calls > 0, 2000);
-  ck_assert_msg(g_error_matches(pa.closed_why, KV_PROTO_ERROR, code),
-                "expected %d, got %d: %s", code, pa.closed_why->code,
-                pa.closed_why->message);
+  ck_assert_msg(g_error_matches(pa.closed_why, KV_PROTO_ERROR, code), "expected %d, got %d: %s",
+                code, pa.closed_why->code, pa.closed_why->message);
   close(fds[1]);
   peer_clear(&pa);
 }
 
-START_TEST(test_conn_frame_before_hello)
-{
+START_TEST(test_conn_frame_before_hello) {
   g_autoptr(GBytes) data = kv_frame_encode(KV_FRAME_DATA, 1, "x", 1, NULL);
   expect_closed_by(data, NULL, KV_PROTO_ERROR_BAD_TYPE);
-  g_autoptr(GBytes) req =
-      text_frame(KV_FRAME_REQUEST, 0, "{\"id\":1,\"method\":\"m\"}");
+  g_autoptr(GBytes) req = text_frame(KV_FRAME_REQUEST, 0, "{\"id\":1,\"method\":\"m\"}");
   expect_closed_by(req, NULL, KV_PROTO_ERROR_BAD_TYPE);
 }
 END_TEST
 
-START_TEST(test_conn_second_hello)
-{
+START_TEST(test_conn_second_hello) {
   g_autoptr(GBytes) hello = kv_hello_encode("agent", "1");
   expect_closed_by(hello, hello, KV_PROTO_ERROR_BAD_TYPE);
 }
 END_TEST
 
-START_TEST(test_conn_bad_frame_after_hello)
-{
+START_TEST(test_conn_bad_frame_after_hello) {
   g_autoptr(GBytes) hello = kv_hello_encode("agent", "1");
-  g_autoptr(GBytes) big = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 1,
-                                    0x7fffffff, NULL, 0);
+  g_autoptr(GBytes) big = raw_frame(KV_FRAME_MAGIC, KV_FRAME_DATA, 0, 1, 0x7fffffff, NULL, 0);
   expect_closed_by(hello, big, KV_PROTO_ERROR_TOO_LARGE);
-  g_autoptr(GBytes) resp = text_frame(KV_FRAME_RESPONSE, 0,
-                                      "{\"id\":1,\"result\":{},\"error\":{}}");
+  g_autoptr(GBytes) resp =
+      text_frame(KV_FRAME_RESPONSE, 0, "{\"id\":1,\"result\":{},\"error\":{}}");
   expect_closed_by(hello, resp, KV_PROTO_ERROR_BAD_PAYLOAD);
 }
 END_TEST
 
-START_TEST(test_conn_unknown_response_ignored)
-{
+START_TEST(test_conn_unknown_response_ignored) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
   g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   g_autoptr(GBytes) hello = kv_hello_encode("agent", "1");
-  g_autoptr(GBytes) resp =
-      text_frame(KV_FRAME_RESPONSE, 0, "{\"id\":999,\"result\":{}}");
-  g_autoptr(GBytes) ev =
-      text_frame(KV_FRAME_EVENT, 0, "{\"event\":\"after\"}");
+  g_autoptr(GBytes) resp = text_frame(KV_FRAME_RESPONSE, 0, "{\"id\":999,\"result\":{}}");
+  g_autoptr(GBytes) ev = text_frame(KV_FRAME_EVENT, 0, "{\"event\":\"after\"}");
   raw_write(fds[1], hello);
   raw_write(fds[1], resp);
   raw_write(fds[1], ev);
@@ -1120,8 +998,7 @@ START_TEST(test_conn_unknown_response_ignored)
 }
 END_TEST
 
-START_TEST(test_conn_call_timeout)
-{
+START_TEST(test_conn_call_timeout) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {.no_reply = TRUE};
@@ -1147,8 +1024,7 @@ START_TEST(test_conn_call_timeout)
 }
 END_TEST
 
-START_TEST(test_conn_wait_ready_timeout)
-{
+START_TEST(test_conn_wait_ready_timeout) {
   int fds[2];
   make_pair(fds);
   g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, NULL, NULL);
@@ -1159,8 +1035,7 @@ START_TEST(test_conn_wait_ready_timeout)
 }
 END_TEST
 
-START_TEST(test_conn_streams_and_events)
-{
+START_TEST(test_conn_streams_and_events) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -1204,17 +1079,14 @@ START_TEST(test_conn_streams_and_events)
 }
 END_TEST
 
-static gpointer
-drain_fd(gpointer p)
-{
+static gpointer drain_fd(gpointer p) {
   char buf[65536];
   while (read(GPOINTER_TO_INT(p), buf, sizeof buf) > 0)
     ;
   return NULL;
 }
 
-START_TEST(test_conn_backpressure_and_flush)
-{
+START_TEST(test_conn_backpressure_and_flush) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
@@ -1240,14 +1112,12 @@ START_TEST(test_conn_backpressure_and_flush)
 }
 END_TEST
 
-START_TEST(test_conn_write_queue_cap)
-{
+START_TEST(test_conn_write_queue_cap) {
   /* A peer that never reads cannot make our queue grow without bound. */
   int fds[2];
   make_pair(fds);
   Peer pa = {0};
-  g_autoptr(KvConn) a G_GNUC_UNUSED =
-      kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
+  g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   g_autofree guint8 *chunk = g_malloc0(KV_FRAME_MAX_PAYLOAD);
   g_autoptr(GError) err = NULL;
   guint sent = 0;
@@ -1258,16 +1128,14 @@ START_TEST(test_conn_write_queue_cap)
   ck_assert_uint_ge(sent, KV_CONN_MAX_PENDING / KV_FRAME_MAX_PAYLOAD - 1);
   ck_assert_int_eq(pa.closed_calls, 0); /* never from inside the send */
   PUMP_UNTIL(pa.closed_calls == 1, 2000);
-  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR,
-                            KV_PROTO_ERROR_FLOW));
+  ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW));
   ck_assert_uint_eq(kv_conn_pending(a), 0);
   close(fds[1]);
   peer_clear(&pa);
 }
 END_TEST
 
-START_TEST(test_conn_nested_call_sync_in_handler)
-{
+START_TEST(test_conn_nested_call_sync_in_handler) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -1285,9 +1153,7 @@ START_TEST(test_conn_nested_call_sync_in_handler)
 END_TEST
 
 /* call_sync from a worker thread that owns its own context. */
-static gpointer
-thread_caller(gpointer p)
-{
+static gpointer thread_caller(gpointer p) {
   int fd = GPOINTER_TO_INT(p);
   g_autoptr(GMainContext) ctx = g_main_context_new();
   g_main_context_push_thread_default(ctx);
@@ -1303,8 +1169,7 @@ thread_caller(gpointer p)
   return res;
 }
 
-START_TEST(test_conn_call_sync_other_thread_context)
-{
+START_TEST(test_conn_call_sync_other_thread_context) {
   int fds[2];
   make_pair(fds);
   Peer pb = {0};
@@ -1321,23 +1186,18 @@ END_TEST
 /* Spliced DATA frames: payload moved from a pipe, in queue order with
  * ordinary frames; done runs once written; the conn holds its own dup of
  * the pipe; a pipe that runs dry under a frame header closes the conn. */
-static void
-count_done(gpointer user)
-{
+static void count_done(gpointer user) {
   (*(int *)user)++;
 }
 
-static void
-fill_pipe(int fd, guint8 seed, gsize n)
-{
+static void fill_pipe(int fd, guint8 seed, gsize n) {
   g_autofree guint8 *buf = g_malloc(n);
   for (gsize i = 0; i < n; i++)
     buf[i] = (guint8)(seed + i * 7);
   ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
 }
 
-START_TEST(test_conn_spliced_data)
-{
+START_TEST(test_conn_spliced_data) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -1353,8 +1213,8 @@ START_TEST(test_conn_spliced_data)
   ck_assert(kv_conn_send(a, KV_FRAME_DATA, 9, "ab", 2, NULL));
   ck_assert_int_eq(fcntl(p[1], F_SETPIPE_SZ, 1024 * 1024), 1024 * 1024);
   fill_pipe(p[1], 1, n1);
-  ck_assert_msg(kv_conn_send_spliced(a, 9, p[0], n1, count_done, &done, &err),
-                "%s", err ? err->message : "");
+  ck_assert_msg(kv_conn_send_spliced(a, 9, p[0], n1, count_done, &done, &err), "%s",
+                err ? err->message : "");
   ck_assert_uint_ge(kv_conn_pending(a), 1);
   PUMP_UNTIL(done == 1, 5000);
   fill_pipe(p[1], 3, n2);
@@ -1374,8 +1234,7 @@ START_TEST(test_conn_spliced_data)
 
   /* Invalid sizes are refused and done never runs for them. */
   ck_assert(!kv_conn_send_spliced(a, 9, p[1], 0, count_done, &done, NULL));
-  ck_assert(!kv_conn_send_spliced(a, 9, p[1], KV_FRAME_MAX_PAYLOAD + 1,
-                                  count_done, &done, NULL));
+  ck_assert(!kv_conn_send_spliced(a, 9, p[1], KV_FRAME_MAX_PAYLOAD + 1, count_done, &done, NULL));
   ck_assert(!kv_conn_send_spliced(a, 0, p[1], 1, count_done, &done, NULL));
   ck_assert_int_eq(done, 2);
 
@@ -1396,19 +1255,16 @@ START_TEST(test_conn_spliced_data)
 }
 END_TEST
 
-
 /* Cut-through: an incomplete DATA frame comes out in pieces of at least
  * min_piece bytes, the rest after it, with the same bytes in order; other
  * frames still come out whole only. */
-START_TEST(test_decoder_split_data)
-{
+START_TEST(test_decoder_split_data) {
   g_autoptr(KvDecoder) d = kv_decoder_new();
   kv_decoder_split_data(d, 100);
   guint8 payload[1000];
   for (gsize i = 0; i < sizeof payload; i++)
     payload[i] = (guint8)(i * 13);
-  g_autoptr(GBytes) data = kv_frame_encode(KV_FRAME_DATA, 5, payload,
-                                           sizeof payload, NULL);
+  g_autoptr(GBytes) data = kv_frame_encode(KV_FRAME_DATA, 5, payload, sizeof payload, NULL);
   g_autoptr(GBytes) ev = text_frame(KV_FRAME_EVENT, 0, "{\"event\":\"x\"}");
   const guint8 *p = g_bytes_get_data(data, NULL);
   gsize fed = 0;
@@ -1433,13 +1289,11 @@ START_TEST(test_decoder_split_data)
   /* The rest plus a whole EVENT in one feed. */
   gsize total = g_bytes_get_size(data);
   ck_assert(kv_decoder_feed(d, p + fed, total - fed, NULL));
-  ck_assert(kv_decoder_feed(d, g_bytes_get_data(ev, NULL),
-                            g_bytes_get_size(ev), NULL));
+  ck_assert(kv_decoder_feed(d, g_bytes_get_data(ev, NULL), g_bytes_get_size(ev), NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
   ck_assert_int_eq(f.type, KV_FRAME_DATA);
   ck_assert_uint_eq(f.stream, 5);
-  g_byte_array_append(got, g_bytes_get_data(f.payload, NULL),
-                      g_bytes_get_size(f.payload));
+  g_byte_array_append(got, g_bytes_get_data(f.payload, NULL), g_bytes_get_size(f.payload));
   kv_frame_clear(&f);
   ck_assert_uint_eq(got->len, sizeof payload);
   ck_assert_int_eq(memcmp(got->data, payload, sizeof payload), 0);
@@ -1459,17 +1313,14 @@ START_TEST(test_decoder_split_data)
   ck_assert(kv_decoder_feed(d, g_bytes_get_data(bigev, NULL), n - 1, NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 0);
   ck_assert_uint_eq(kv_decoder_missing(d), 1);
-  ck_assert(kv_decoder_feed(d, (const guint8 *)g_bytes_get_data(bigev, NULL) + n - 1,
-                            1, NULL));
+  ck_assert(kv_decoder_feed(d, (const guint8 *)g_bytes_get_data(bigev, NULL) + n - 1, 1, NULL));
   ck_assert_int_eq(kv_decoder_next(d, &f, NULL), 1);
   ck_assert_int_eq(f.type, KV_FRAME_EVENT);
   kv_frame_clear(&f);
 }
 END_TEST
 
-static int
-count_open_fds(void)
-{
+static int count_open_fds(void) {
   int n = 0;
   g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
   while (dir && g_dir_read_name(dir))
@@ -1480,8 +1331,7 @@ count_open_fds(void)
 /* Fds sent with a frame arrive with it, oldest first, and work; a peer that
  * sends more than we hold gets its conn closed; a conn that does not take
  * fds never holds any. */
-START_TEST(test_conn_fd_passing)
-{
+START_TEST(test_conn_fd_passing) {
   (void)g_main_context_default(); /* its wakeup fd is not a leak */
   int before = count_open_fds();
   int fds[2];
@@ -1563,9 +1413,7 @@ typedef struct {
 
 /* Writes one DATA frame of w->len bytes the way QEMU does: 4 KiB at a
  * time, with short pauses. */
-static gpointer
-slow_writer(gpointer data)
-{
+static gpointer slow_writer(gpointer data) {
   SlowWriter *w = data;
   g_autoptr(GBytes) hdr = kv_frame_encode_header(KV_FRAME_DATA, 7, w->len, NULL);
   raw_write(w->fd, hdr);
@@ -1589,8 +1437,7 @@ slow_writer(gpointer data)
 /* Gathering: a big DATA frame written page by page arrives complete and in
  * order, in pieces far larger than the pages, and a frame that stops
  * midway does not hold the reader beyond the timeout. */
-START_TEST(test_conn_gather_frames)
-{
+START_TEST(test_conn_gather_frames) {
   int fds[2];
   make_pair(fds);
   Peer pa = {0}, pb = {0};
@@ -1626,9 +1473,7 @@ START_TEST(test_conn_gather_frames)
 }
 END_TEST
 
-static Suite *
-proto_suite(void)
-{
+static Suite *proto_suite(void) {
   Suite *s = suite_create("proto");
   TCase *codec = tcase_create("codec");
   tcase_add_test(codec, test_roundtrip_every_type_one_feed);
@@ -1692,9 +1537,7 @@ proto_suite(void)
   return s;
 }
 
-int
-main(void)
-{
+int main(void) {
   SRunner *sr = srunner_create(proto_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

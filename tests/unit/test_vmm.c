@@ -21,9 +21,7 @@
 
 /* ---- helpers ---- */
 
-static KvVmConfig
-good_config(void)
-{
+static KvVmConfig good_config(void) {
   KvVmConfig cfg = {
       .name = "sb-1",
       .kernel = "/var/lib/katavm/vmlinux",
@@ -42,25 +40,20 @@ good_config(void)
   return cfg;
 }
 
-
 /* Expect kv_vmm_domain_xml to reject cfg with KV_VMM_ERROR_INVALID and a
  * message containing `needle`. */
-static void
-expect_invalid(const KvVmConfig *cfg, const char *needle)
-{
+static void expect_invalid(const KvVmConfig *cfg, const char *needle) {
   g_autoptr(GError) err = NULL;
   g_autofree char *xml = kv_vmm_domain_xml(cfg, &err);
   ck_assert_ptr_null(xml);
   ck_assert_ptr_nonnull(err);
   ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
-  ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'",
-                err->message, needle);
+  ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message, needle);
 }
 
 /* ---- accelerator ---- */
 
-START_TEST(accel_parse_accepts_the_three_names)
-{
+START_TEST(accel_parse_accepts_the_three_names) {
   KvAccel a = KV_ACCEL_TCG;
   ck_assert(kv_accel_parse("auto", &a, NULL));
   ck_assert_int_eq(a, KV_ACCEL_AUTO);
@@ -75,8 +68,7 @@ START_TEST(accel_parse_accepts_the_three_names)
 }
 END_TEST
 
-START_TEST(accel_parse_rejects_unknown_names)
-{
+START_TEST(accel_parse_rejects_unknown_names) {
   const char *bad[] = {"xen", "", "kvm ", NULL};
   for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autoptr(GError) err = NULL;
@@ -88,84 +80,68 @@ START_TEST(accel_parse_rejects_unknown_names)
 }
 END_TEST
 
-static const char cpuinfo_vmx[] =
-    "processor\t: 0\nmodel name\t: Some CPU\n"
-    "flags\t\t: fpu vme de pse tsc msr vmx sse sse2\n\n";
-static const char cpuinfo_svm[] =
-    "processor\t: 0\nflags\t\t: fpu svm lm\n\n";
+static const char cpuinfo_vmx[] = "processor\t: 0\nmodel name\t: Some CPU\n"
+                                  "flags\t\t: fpu vme de pse tsc msr vmx sse sse2\n\n";
+static const char cpuinfo_svm[] = "processor\t: 0\nflags\t\t: fpu svm lm\n\n";
 /* What a PVM guest shows: no vmx/svm flag, even though "vmx" appears
  * elsewhere and as part of other flag names. */
-static const char cpuinfo_none[] =
-    "processor\t: 0\nmodel name\t: vmx svm lookalike\n"
-    "flags\t\t: fpu vmxe svmx lm hypervisor\n\n";
+static const char cpuinfo_none[] = "processor\t: 0\nmodel name\t: vmx svm lookalike\n"
+                                   "flags\t\t: fpu vmxe svmx lm hypervisor\n\n";
 
-START_TEST(accel_auto_is_kvm_with_flags_and_usable_dev_kvm)
-{
+START_TEST(accel_auto_is_kvm_with_flags_and_usable_dev_kvm) {
   KvAccel out = KV_ACCEL_AUTO;
   g_autofree char *reason = NULL;
-  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_vmx, TRUE,
-                                  "/dev/kvm present", &out, &reason, NULL));
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_vmx, TRUE, "/dev/kvm present", &out,
+                                  &reason, NULL));
   ck_assert_int_eq(out, KV_ACCEL_KVM);
-  ck_assert_msg(g_str_has_prefix(reason, "KVM:") && strstr(reason, "vmx"),
-                "%s", reason);
+  ck_assert_msg(g_str_has_prefix(reason, "KVM:") && strstr(reason, "vmx"), "%s", reason);
 
   g_autofree char *reason2 = NULL;
-  ck_assert(kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_svm, TRUE, NULL,
-                                  &out, &reason2, NULL));
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_svm, TRUE, NULL, &out, &reason2, NULL));
   ck_assert_int_eq(out, KV_ACCEL_KVM);
   ck_assert_ptr_nonnull(strstr(reason2, "svm"));
 }
 END_TEST
 
-START_TEST(accel_auto_is_tcg_on_pvm_host)
-{
+START_TEST(accel_auto_is_tcg_on_pvm_host) {
   KvAccel out = KV_ACCEL_AUTO;
   g_autofree char *reason = NULL;
-  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_none, TRUE,
-                                  "/dev/kvm present", &out, &reason, NULL));
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_none, TRUE, "/dev/kvm present", &out,
+                                  &reason, NULL));
   ck_assert_int_eq(out, KV_ACCEL_TCG);
-  ck_assert_str_eq(reason,
-                   "TCG: CPU flags show no vmx/svm (nested virtualisation "
-                   "unavailable); /dev/kvm present but unusable for "
-                   "ordinary guests");
+  ck_assert_str_eq(reason, "TCG: CPU flags show no vmx/svm (nested virtualisation "
+                           "unavailable); /dev/kvm present but unusable for "
+                           "ordinary guests");
 }
 END_TEST
 
-START_TEST(accel_auto_is_tcg_without_dev_kvm)
-{
+START_TEST(accel_auto_is_tcg_without_dev_kvm) {
   KvAccel out = KV_ACCEL_AUTO;
   g_autofree char *reason = NULL;
   ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, cpuinfo_vmx, FALSE,
-                                  "/dev/kvm: No such file or directory", &out,
-                                  &reason, NULL));
+                                  "/dev/kvm: No such file or directory", &out, &reason, NULL));
   ck_assert_int_eq(out, KV_ACCEL_TCG);
-  ck_assert_msg(g_str_has_prefix(reason, "TCG:") &&
-                    strstr(reason, "No such file"),
-                "%s", reason);
+  ck_assert_msg(g_str_has_prefix(reason, "TCG:") && strstr(reason, "No such file"), "%s", reason);
 
   /* Unreadable cpuinfo proves nothing: TCG. */
-  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, NULL, TRUE, NULL, &out, NULL,
-                                  NULL));
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_AUTO, NULL, TRUE, NULL, &out, NULL, NULL));
   ck_assert_int_eq(out, KV_ACCEL_TCG);
 }
 END_TEST
 
-START_TEST(accel_explicit_kvm_without_kvm_is_unsupported)
-{
+START_TEST(accel_explicit_kvm_without_kvm_is_unsupported) {
   KvAccel out = KV_ACCEL_AUTO;
   g_autoptr(GError) err = NULL;
-  ck_assert(!kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_none, TRUE,
-                                   "/dev/kvm present", &out, NULL, &err));
+  ck_assert(!kv_accel_resolve_with(KV_ACCEL_KVM, cpuinfo_none, TRUE, "/dev/kvm present", &out, NULL,
+                                   &err));
   ck_assert_int_eq(err->code, KV_VMM_ERROR_UNSUPPORTED);
   ck_assert_ptr_nonnull(strstr(err->message, "no vmx/svm"));
 }
 END_TEST
 
-START_TEST(accel_explicit_tcg_is_always_tcg)
-{
+START_TEST(accel_explicit_tcg_is_always_tcg) {
   KvAccel out = KV_ACCEL_AUTO;
-  ck_assert(kv_accel_resolve_with(KV_ACCEL_TCG, cpuinfo_vmx, TRUE, NULL, &out,
-                                  NULL, NULL));
+  ck_assert(kv_accel_resolve_with(KV_ACCEL_TCG, cpuinfo_vmx, TRUE, NULL, &out, NULL, NULL));
   ck_assert_int_eq(out, KV_ACCEL_TCG);
   ck_assert(kv_accel_resolve(KV_ACCEL_TCG, &out, NULL, NULL));
   ck_assert_int_eq(out, KV_ACCEL_TCG);
@@ -174,8 +150,7 @@ END_TEST
 
 /* On the real host the answer depends on the machine; only its shape is
  * checked. */
-START_TEST(accel_resolve_auto_on_this_host_gives_a_reason)
-{
+START_TEST(accel_resolve_auto_on_this_host_gives_a_reason) {
   KvAccel out = KV_ACCEL_AUTO;
   g_autofree char *reason = NULL;
   ck_assert(kv_accel_resolve(KV_ACCEL_AUTO, &out, &reason, NULL));
@@ -186,8 +161,7 @@ END_TEST
 
 /* ---- domain XML ---- */
 
-START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
-{
+START_TEST(xml_escapes_values_and_libvirt_reads_them_back) {
   KvVmConfig cfg = good_config();
   cfg.kernel = "/tmp/a&b<c'd\"e>/vmlinux";
   cfg.cmdline = "console=ttyS0 x=\"1 & 2\" <y>";
@@ -209,11 +183,9 @@ START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
   virConnectPtr conn = virConnectOpen("test:///default");
   ck_assert_ptr_nonnull(conn);
   virDomainPtr dom = virDomainDefineXML(conn, xml);
-  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s",
-                virGetLastErrorMessage(), xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s", virGetLastErrorMessage(), xml);
   ck_assert_int_eq(virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG), 1);
-  ck_assert_int_eq(virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG |
-                                                   VIR_DOMAIN_VCPU_MAXIMUM),
+  ck_assert_int_eq(virDomainGetVcpusFlags(dom, VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_VCPU_MAXIMUM),
                    4);
   char *back = virDomainGetXMLDesc(dom, 0);
   ck_assert_ptr_nonnull(back);
@@ -245,8 +217,7 @@ START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
   ck_assert(doc_has(theirs, "memballoon@model", "none"));
   /* virtio-serial and the 9p share sit on pcie-root itself, so libvirt
    * adds no root port for them: every root port is a spare one. */
-  ck_assert_uint_eq(doc_count(theirs, "controller@model", "pcie-root-port"),
-                    cfg.spare_root_ports);
+  ck_assert_uint_eq(doc_count(theirs, "controller@model", "pcie-root-port"), cfg.spare_root_ports);
   ck_assert_uint_eq(doc_count(theirs, "address@slot", "0x11"), 1);
   ck_assert_uint_eq(doc_count(theirs, "address@slot", "0x12"), 1);
   ck_assert_str_eq(doc_get(theirs, "on_poweroff", 0), "destroy");
@@ -260,8 +231,7 @@ START_TEST(xml_escapes_values_and_libvirt_reads_them_back)
 }
 END_TEST
 
-START_TEST(xml_without_hotplug_or_share_is_minimal)
-{
+START_TEST(xml_without_hotplug_or_share_is_minimal) {
   KvVmConfig cfg = good_config();
   cfg.max_vcpus = cfg.vcpus = 2;
   cfg.max_memory_mib = cfg.memory_mib;
@@ -286,8 +256,7 @@ START_TEST(xml_without_hotplug_or_share_is_minimal)
 }
 END_TEST
 
-START_TEST(xml_rejects_invalid_configs_clearly)
-{
+START_TEST(xml_rejects_invalid_configs_clearly) {
   KvVmConfig cfg;
 
   cfg = good_config();
@@ -352,26 +321,21 @@ END_TEST
 
 /* ---- embedded-driver root ---- */
 
-static char *
-make_tmpdir(void)
-{
+static char *make_tmpdir(void) {
   /* Under /tmp, not $TMPDIR: embedded roots must stay short. */
   char *dir = g_strdup("/tmp/kvvmm-XXXXXX");
   ck_assert_msg(g_mkdtemp(dir) != NULL, "mkdtemp: %s", g_strerror(errno));
   return dir;
 }
 
-static void
-rm_rf(const char *path)
-{
+static void rm_rf(const char *path) {
   g_autofree char *cmd = NULL;
   g_autofree char *quoted = g_shell_quote(path);
   cmd = g_strdup_printf("rm -rf %s", quoted);
   ck_assert_int_eq(system(cmd), 0);
 }
 
-START_TEST(embed_prepare_writes_conf_and_links_caps_cache)
-{
+START_TEST(embed_prepare_writes_conf_and_links_caps_cache) {
   g_autofree char *tmp = make_tmpdir();
   g_autofree char *root = g_build_filename(tmp, "r", NULL);
   g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
@@ -385,7 +349,8 @@ START_TEST(embed_prepare_writes_conf_and_links_caps_cache)
   g_autofree char *conf = g_build_filename(root, "etc", "qemu.conf", NULL);
   g_autofree char *text = NULL;
   ck_assert(g_file_get_contents(conf, &text, NULL, NULL));
-  const char *lines[] = {"user = \"+0\"\n", "group = \"+0\"\n",
+  const char *lines[] = {"user = \"+0\"\n",
+                         "group = \"+0\"\n",
                          "remember_owner = 0\n",
                          "security_driver = \"none\"\n",
                          "security_default_confined = 0\n",
@@ -422,8 +387,7 @@ END_TEST
 
 /* The cached capabilities lose the flag that sends libvirt down its
  * ~400-call CPU read-back; everything else in them stays as it was. */
-START_TEST(embed_prepare_trims_slow_cpu_fetch_flag)
-{
+START_TEST(embed_prepare_trims_slow_cpu_fetch_flag) {
   g_autofree char *tmp = make_tmpdir();
   g_autofree char *root = g_build_filename(tmp, "r", NULL);
   g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
@@ -471,8 +435,7 @@ START_TEST(embed_prepare_trims_slow_cpu_fetch_flag)
 }
 END_TEST
 
-START_TEST(embed_prepare_rejects_long_and_relative_roots)
-{
+START_TEST(embed_prepare_rejects_long_and_relative_roots) {
   g_autofree char *tmp = make_tmpdir();
   g_autofree char *caps = g_build_filename(tmp, "caps", NULL);
   g_autofree char *name = g_strnfill(60, 'r');
@@ -481,9 +444,8 @@ START_TEST(embed_prepare_rejects_long_and_relative_roots)
 
   ck_assert_ptr_null(kv_vmm_embed_prepare(root, caps, &err));
   ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
-  ck_assert_msg(strstr(err->message, root) &&
-                    strstr(err->message, "unix socket path limit"),
-                "%s", err->message);
+  ck_assert_msg(strstr(err->message, root) && strstr(err->message, "unix socket path limit"), "%s",
+                err->message);
   /* Nothing was created for the rejected root. */
   ck_assert(!g_file_test(root, G_FILE_TEST_EXISTS));
 
@@ -498,10 +460,8 @@ END_TEST
 
 /* ---- connection ---- */
 
-START_TEST(open_unreachable_uri_fails_quickly_with_connect_error)
-{
-  const char *uris[] = {"qemu+tcp://127.0.0.1:1/system",
-                        "qemu:///nonexistent"};
+START_TEST(open_unreachable_uri_fails_quickly_with_connect_error) {
+  const char *uris[] = {"qemu+tcp://127.0.0.1:1/system", "qemu:///nonexistent"};
   for (gsize i = 0; i < G_N_ELEMENTS(uris); i++) {
     g_autoptr(GError) err = NULL;
     gint64 t0 = g_get_monotonic_time();
@@ -511,10 +471,8 @@ START_TEST(open_unreachable_uri_fails_quickly_with_connect_error)
     ck_assert_int_eq(err->code, KV_VMM_ERROR_CONNECT);
     ck_assert_msg(strstr(err->message, uris[i]), "%s", err->message);
     /* The libvirt reason follows ours. */
-    ck_assert_msg(strlen(err->message) > strlen(uris[i]) + 30, "%s",
-                  err->message);
-    ck_assert_msg(took < 5 * G_USEC_PER_SEC, "%s took %" G_GINT64_FORMAT " us",
-                  uris[i], took);
+    ck_assert_msg(strlen(err->message) > strlen(uris[i]) + 30, "%s", err->message);
+    ck_assert_msg(took < 5 * G_USEC_PER_SEC, "%s took %" G_GINT64_FORMAT " us", uris[i], took);
   }
 }
 END_TEST
@@ -527,9 +485,7 @@ typedef struct {
   int count;
 } EventLog;
 
-static void
-record_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user)
-{
+static void record_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user) {
   EventLog *log = user;
   g_mutex_lock(&log->lock);
   g_free(log->domain);
@@ -541,8 +497,7 @@ record_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user)
 }
 
 /* test:///default starts with one running domain, "test". */
-START_TEST(test_driver_list_destroy_and_stopped_event)
-{
+START_TEST(test_driver_list_destroy_and_stopped_event) {
   g_autoptr(GError) err = NULL;
   KvVmm *vmm = kv_vmm_open("test:///default", &err);
   ck_assert_msg(vmm != NULL, "%s", err ? err->message : "");
@@ -582,15 +537,13 @@ START_TEST(test_driver_list_destroy_and_stopped_event)
 }
 END_TEST
 
-START_TEST(test_driver_start_transient_domain)
-{
+START_TEST(test_driver_start_transient_domain) {
   g_autoptr(GError) err = NULL;
   KvVmm *vmm = kv_vmm_open("test:///default", &err);
   ck_assert_ptr_nonnull(vmm);
 
   KvVmConfig cfg = good_config();
-  ck_assert_msg(kv_vmm_start(vmm, &cfg, &err), "%s",
-                err ? err->message : "");
+  ck_assert_msg(kv_vmm_start(vmm, &cfg, &err), "%s", err ? err->message : "");
   ck_assert(kv_vmm_is_running(vmm, cfg.name));
   g_auto(GStrv) names = kv_vmm_list(vmm, NULL);
   ck_assert(g_strv_contains((const char *const *)names, cfg.name));
@@ -614,12 +567,10 @@ END_TEST
 
 /* Opening an embedded root needs root (user "+0") and the QEMU driver
  * module; the capabilities are probed lazily, so this stays fast. */
-START_TEST(embed_open_empty_root)
-{
-  if (geteuid() != 0 ||
-      !g_file_test("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/"
-                   "libvirt_driver_qemu.so",
-                   G_FILE_TEST_EXISTS))
+START_TEST(embed_open_empty_root) {
+  if (geteuid() != 0 || !g_file_test("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/"
+                                     "libvirt_driver_qemu.so",
+                                     G_FILE_TEST_EXISTS))
     return;
 
   g_autofree char *tmp = make_tmpdir();
@@ -642,9 +593,7 @@ START_TEST(embed_open_empty_root)
 }
 END_TEST
 
-static Suite *
-vmm_suite(void)
-{
+static Suite *vmm_suite(void) {
   Suite *s = suite_create("vmm");
 
   TCase *accel = tcase_create("accel");
@@ -681,9 +630,7 @@ vmm_suite(void)
   return s;
 }
 
-int
-main(void)
-{
+int main(void) {
   SRunner *sr = srunner_create(vmm_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -21,9 +21,7 @@
 
 /* ---- helpers ---- */
 
-static KvVmConfig
-hotplug_config(void)
-{
+static KvVmConfig hotplug_config(void) {
   KvVmConfig cfg = {
       .name = "hp-1",
       .kernel = "/var/lib/katavm/vmlinux",
@@ -42,12 +40,9 @@ hotplug_config(void)
   return cfg;
 }
 
-
 /* Define cfg's XML on a fresh test-driver connection and return libvirt's
  * own rendering of it, parsed. */
-static GHashTable *
-define_and_read_back(const KvVmConfig *cfg)
-{
+static GHashTable *define_and_read_back(const KvVmConfig *cfg) {
   g_autoptr(GError) err = NULL;
   g_autofree char *xml = kv_vmm_domain_xml(cfg, &err);
   ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
@@ -55,8 +50,7 @@ define_and_read_back(const KvVmConfig *cfg)
   virConnectPtr conn = virConnectOpen("test:///default");
   ck_assert_ptr_nonnull(conn);
   virDomainPtr dom = virDomainDefineXML(conn, xml);
-  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s",
-                virGetLastErrorMessage(), xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s", virGetLastErrorMessage(), xml);
   char *back = virDomainGetXMLDesc(dom, 0);
   ck_assert_ptr_nonnull(back);
   GHashTable *doc = parse_doc(back);
@@ -68,34 +62,27 @@ define_and_read_back(const KvVmConfig *cfg)
 }
 
 /* err is read after the call: arguments have no evaluation order. */
-static void
-expect_error(gboolean ok, GError **errp, int code, const char *needle)
-{
+static void expect_error(gboolean ok, GError **errp, int code, const char *needle) {
   GError *err = *errp;
   ck_assert_msg(!ok, "call succeeded, expected error %d", code);
   ck_assert_ptr_nonnull(err);
-  ck_assert_msg(err->domain == KV_VMM_ERROR && err->code == code,
-                "error %d (%s), expected %d", err->code, err->message, code);
-  ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'",
-                err->message, needle);
+  ck_assert_msg(err->domain == KV_VMM_ERROR && err->code == code, "error %d (%s), expected %d",
+                err->code, err->message, code);
+  ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message, needle);
 }
 
 /* A test-driver connection with the hotplug config's domain running. */
-static KvVmm *
-open_with_domain(const KvVmConfig *cfg)
-{
+static KvVmm *open_with_domain(const KvVmConfig *cfg) {
   g_autoptr(GError) err = NULL;
   KvVmm *vmm = kv_vmm_open("test:///default", &err);
   ck_assert_msg(vmm != NULL, "%s", err ? err->message : "");
-  ck_assert_msg(kv_vmm_start(vmm, cfg, &err), "%s",
-                err ? err->message : "");
+  ck_assert_msg(kv_vmm_start(vmm, cfg, &err), "%s", err ? err->message : "");
   return vmm;
 }
 
 /* ---- domain XML ---- */
 
-START_TEST(xml_defines_virtio_mem_device_with_nothing_requested)
-{
+START_TEST(xml_defines_virtio_mem_device_with_nothing_requested) {
   KvVmConfig cfg = hotplug_config();
   g_autoptr(GHashTable) doc = define_and_read_back(&cfg);
 
@@ -117,19 +104,16 @@ START_TEST(xml_defines_virtio_mem_device_with_nothing_requested)
 
   /* On pcie-root itself, beside virtio-serial and the 9p share: every
    * root port stays free for NICs and disks. */
-  ck_assert_uint_eq(doc_count(doc, "address@bus", "0x00"),
-                    cfg.shared_dir ? 3 : 2);
+  ck_assert_uint_eq(doc_count(doc, "address@bus", "0x00"), cfg.shared_dir ? 3 : 2);
   ck_assert_uint_eq(doc_count(doc, "address@slot", "0x10"), 1);
-  ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"),
-                    cfg.spare_root_ports);
+  ck_assert_uint_eq(doc_count(doc, "controller@model", "pcie-root-port"), cfg.spare_root_ports);
 
   /* vCPU hotplug needs a TCG cache that is not filled by the boot. */
   ck_assert_str_eq(doc_get(doc, "tb-cache", 0), "262144");
 }
 END_TEST
 
-START_TEST(xml_virtio_mem_size_is_whole_blocks)
-{
+START_TEST(xml_virtio_mem_size_is_whole_blocks) {
   KvVmConfig cfg = hotplug_config();
 
   /* 769 MiB more than boot memory: 768 MiB of 2 MiB blocks. */
@@ -159,23 +143,22 @@ END_TEST
 
 /* ---- argument validation (never reaches libvirt) ---- */
 
-START_TEST(nic_arguments_are_validated)
-{
+START_TEST(nic_arguments_are_validated) {
   KvVmm *vmm = kv_vmm_open("test:///default", NULL);
   ck_assert_ptr_nonnull(vmm);
   const char *mac = "52:54:00:12:34:56";
 
   /* 16 characters are one too many: IFNAMSIZ counts the NUL. */
-  const char *bad_taps[] = {"", "tap/0", "tap 0", "tap0;rm", "..",
-                            "a-name-of-16-chr", "t\xc3\xa4p"};
+  const char *bad_taps[] = {"",          "tap/0", "tap 0", "tap0;rm", "..", "a-name-of-16-chr",
+                            "t\xc3\xa4p"};
   for (gsize i = 0; i < G_N_ELEMENTS(bad_taps); i++) {
     g_autoptr(GError) err = NULL;
-    expect_error(kv_vmm_attach_nic(vmm, "test", bad_taps[i], mac, 0, &err),
-                 &err, KV_VMM_ERROR_INVALID, "tap device name");
+    expect_error(kv_vmm_attach_nic(vmm, "test", bad_taps[i], mac, 0, &err), &err,
+                 KV_VMM_ERROR_INVALID, "tap device name");
   }
   g_autoptr(GError) nulltap = NULL;
-  expect_error(kv_vmm_attach_nic(vmm, "test", NULL, mac, 0, &nulltap),
-               &nulltap, KV_VMM_ERROR_INVALID, "(null)");
+  expect_error(kv_vmm_attach_nic(vmm, "test", NULL, mac, 0, &nulltap), &nulltap,
+               KV_VMM_ERROR_INVALID, "(null)");
 
   const char *bad_macs[] = {"",
                             "52:54:00:12:34",
@@ -187,28 +170,26 @@ START_TEST(nic_arguments_are_validated)
                             "52:54:00:12:34:5'"};
   for (gsize i = 0; i < G_N_ELEMENTS(bad_macs); i++) {
     g_autoptr(GError) err = NULL;
-    expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", bad_macs[i], 0, &err),
-                 &err, KV_VMM_ERROR_INVALID, "MAC address");
-    g_autoptr(GError) err2 = NULL;
-    expect_error(kv_vmm_detach_nic(vmm, "test", bad_macs[i], &err2), &err2,
+    expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", bad_macs[i], 0, &err), &err,
                  KV_VMM_ERROR_INVALID, "MAC address");
+    g_autoptr(GError) err2 = NULL;
+    expect_error(kv_vmm_detach_nic(vmm, "test", bad_macs[i], &err2), &err2, KV_VMM_ERROR_INVALID,
+                 "MAC address");
   }
   g_autoptr(GError) mcast = NULL;
-  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", "01:00:5e:00:00:01", 0,
-                                 &mcast),
-               &mcast, KV_VMM_ERROR_INVALID, "multicast");
+  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", "01:00:5e:00:00:01", 0, &mcast), &mcast,
+               KV_VMM_ERROR_INVALID, "multicast");
   g_autoptr(GError) mtu = NULL;
-  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", mac, 67, &mtu), &mtu,
-               KV_VMM_ERROR_INVALID, "MTU 67");
+  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", mac, 67, &mtu), &mtu, KV_VMM_ERROR_INVALID,
+               "MTU 67");
   g_autoptr(GError) mtu2 = NULL;
-  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", mac, 65536, &mtu2),
-               &mtu2, KV_VMM_ERROR_INVALID, "MTU 65536");
+  expect_error(kv_vmm_attach_nic(vmm, "test", "tap0", mac, 65536, &mtu2), &mtu2,
+               KV_VMM_ERROR_INVALID, "MTU 65536");
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(disk_arguments_are_validated)
-{
+START_TEST(disk_arguments_are_validated) {
   KvVmm *vmm = kv_vmm_open("test:///default", NULL);
   ck_assert_ptr_nonnull(vmm);
 
@@ -217,13 +198,11 @@ START_TEST(disk_arguments_are_validated)
   ck_assert_int_ge(fd, 0);
   close(fd);
 
-  const char *bad_serials[] = {"", "a-serial-of-21-chars-", "with space",
-                               "a/b", "x'y", "ser.ial"};
+  const char *bad_serials[] = {"", "a-serial-of-21-chars-", "with space", "a/b", "x'y", "ser.ial"};
   for (gsize i = 0; i < G_N_ELEMENTS(bad_serials); i++) {
     g_autoptr(GError) err = NULL;
-    expect_error(kv_vmm_attach_disk(vmm, "test", tmpl, bad_serials[i], FALSE,
-                                    NULL, &err),
-                 &err, KV_VMM_ERROR_INVALID, "disk serial");
+    expect_error(kv_vmm_attach_disk(vmm, "test", tmpl, bad_serials[i], FALSE, NULL, &err), &err,
+                 KV_VMM_ERROR_INVALID, "disk serial");
     g_autoptr(GError) err2 = NULL;
     expect_error(kv_vmm_detach_disk(vmm, "test", bad_serials[i], &err2), &err2,
                  KV_VMM_ERROR_INVALID, "disk serial");
@@ -240,46 +219,39 @@ START_TEST(disk_arguments_are_validated)
   };
   for (gsize i = 0; i < G_N_ELEMENTS(bad_paths); i++) {
     g_autoptr(GError) err = NULL;
-    expect_error(kv_vmm_attach_disk(vmm, "test", bad_paths[i].path, "s1",
-                                    FALSE, NULL, &err),
-                 &err, KV_VMM_ERROR_INVALID, bad_paths[i].needle);
+    expect_error(kv_vmm_attach_disk(vmm, "test", bad_paths[i].path, "s1", FALSE, NULL, &err), &err,
+                 KV_VMM_ERROR_INVALID, bad_paths[i].needle);
   }
   unlink(tmpl);
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(counts_are_validated)
-{
+START_TEST(counts_are_validated) {
   KvVmm *vmm = kv_vmm_open("test:///default", NULL);
   ck_assert_ptr_nonnull(vmm);
   g_autoptr(GError) err = NULL;
-  expect_error(kv_vmm_set_vcpus(vmm, "test", 0, &err), &err,
-               KV_VMM_ERROR_INVALID, "at least 1");
+  expect_error(kv_vmm_set_vcpus(vmm, "test", 0, &err), &err, KV_VMM_ERROR_INVALID, "at least 1");
   g_autoptr(GError) err2 = NULL;
-  expect_error(kv_vmm_set_memory_requested(vmm, "test", 3, &err2), &err2,
-               KV_VMM_ERROR_INVALID, "multiple of the 2 MiB");
+  expect_error(kv_vmm_set_memory_requested(vmm, "test", 3, &err2), &err2, KV_VMM_ERROR_INVALID,
+               "multiple of the 2 MiB");
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(dimm_arguments_are_validated)
-{
+START_TEST(dimm_arguments_are_validated) {
   KvVmm *vmm = kv_vmm_open("test:///default", NULL);
   ck_assert_ptr_nonnull(vmm);
   g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
-  expect_error(kv_vmm_attach_dimm(vmm, "test", 100, "ua-d0", &e1), &e1,
-               KV_VMM_ERROR_INVALID, "multiple of 128");
-  expect_error(kv_vmm_attach_dimm(vmm, "test", 128, "d0", &e2), &e2,
-               KV_VMM_ERROR_INVALID, "alias");
-  expect_error(kv_vmm_detach_dimm(vmm, "test", "ua-'x", &e3), &e3,
-               KV_VMM_ERROR_INVALID, "alias");
+  expect_error(kv_vmm_attach_dimm(vmm, "test", 100, "ua-d0", &e1), &e1, KV_VMM_ERROR_INVALID,
+               "multiple of 128");
+  expect_error(kv_vmm_attach_dimm(vmm, "test", 128, "d0", &e2), &e2, KV_VMM_ERROR_INVALID, "alias");
+  expect_error(kv_vmm_detach_dimm(vmm, "test", "ua-'x", &e3), &e3, KV_VMM_ERROR_INVALID, "alias");
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(xml_dimm_mode_has_no_virtio_mem)
-{
+START_TEST(xml_dimm_mode_has_no_virtio_mem) {
   KvVmConfig cfg = hotplug_config();
   cfg.memory_dimm = TRUE;
   g_autoptr(GHashTable) doc = define_and_read_back(&cfg);
@@ -292,8 +264,7 @@ END_TEST
 
 /* ---- against a running test-driver domain ---- */
 
-START_TEST(missing_domain_is_not_found)
-{
+START_TEST(missing_domain_is_not_found) {
   KvVmm *vmm = kv_vmm_open("test:///default", NULL);
   ck_assert_ptr_nonnull(vmm);
   const char *n = "no-such-domain";
@@ -302,47 +273,42 @@ START_TEST(missing_domain_is_not_found)
   ck_assert_uint_eq(kv_vmm_get_vcpus(vmm, n, &err), 0);
   expect_error(FALSE, &err, KV_VMM_ERROR_NOT_FOUND, "no domain 'no-such");
   g_clear_error(&err);
-  expect_error(kv_vmm_set_vcpus(vmm, n, 2, &err), &err,
-               KV_VMM_ERROR_NOT_FOUND, n);
+  expect_error(kv_vmm_set_vcpus(vmm, n, 2, &err), &err, KV_VMM_ERROR_NOT_FOUND, n);
   g_clear_error(&err);
   ck_assert_uint_eq(kv_vmm_get_memory_plugged(vmm, n, &err), 0);
   expect_error(FALSE, &err, KV_VMM_ERROR_NOT_FOUND, n);
   g_clear_error(&err);
-  expect_error(kv_vmm_detach_nic(vmm, n, "52:54:00:12:34:56", &err), &err,
-               KV_VMM_ERROR_NOT_FOUND, n);
+  expect_error(kv_vmm_detach_nic(vmm, n, "52:54:00:12:34:56", &err), &err, KV_VMM_ERROR_NOT_FOUND,
+               n);
   g_clear_error(&err);
-  expect_error(kv_vmm_detach_disk(vmm, n, "s1", &err), &err,
-               KV_VMM_ERROR_NOT_FOUND, n);
+  expect_error(kv_vmm_detach_disk(vmm, n, "s1", &err), &err, KV_VMM_ERROR_NOT_FOUND, n);
   g_clear_error(&err);
 
   /* A defined domain that is not running counts as missing too. */
   ck_assert(kv_vmm_destroy(vmm, "test", NULL));
-  expect_error(kv_vmm_set_vcpus(vmm, "test", 2, &err), &err,
-               KV_VMM_ERROR_NOT_FOUND, "is not running");
+  expect_error(kv_vmm_set_vcpus(vmm, "test", 2, &err), &err, KV_VMM_ERROR_NOT_FOUND,
+               "is not running");
   g_clear_error(&err);
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(vcpus_only_grow)
-{
+START_TEST(vcpus_only_grow) {
   KvVmConfig cfg = hotplug_config();
   KvVmm *vmm = open_with_domain(&cfg);
   GError *err = NULL;
 
   ck_assert_uint_eq(kv_vmm_get_vcpus(vmm, cfg.name, &err), 1);
-  ck_assert_msg(kv_vmm_set_vcpus(vmm, cfg.name, 3, &err), "%s",
-                err ? err->message : "");
+  ck_assert_msg(kv_vmm_set_vcpus(vmm, cfg.name, 3, &err), "%s", err ? err->message : "");
   ck_assert_uint_eq(kv_vmm_get_vcpus(vmm, cfg.name, NULL), 3);
   /* Same count: nothing to do. */
   ck_assert(kv_vmm_set_vcpus(vmm, cfg.name, 3, NULL));
 
   /* Unplug would crash QEMU under TCG: refused, the count unchanged. */
-  expect_error(kv_vmm_set_vcpus(vmm, cfg.name, 2, &err), &err,
-               KV_VMM_ERROR_INVALID, "offline them in the guest");
+  expect_error(kv_vmm_set_vcpus(vmm, cfg.name, 2, &err), &err, KV_VMM_ERROR_INVALID,
+               "offline them in the guest");
   g_clear_error(&err);
-  expect_error(kv_vmm_set_vcpus(vmm, cfg.name, 5, &err), &err,
-               KV_VMM_ERROR_INVALID, "at most 4");
+  expect_error(kv_vmm_set_vcpus(vmm, cfg.name, 5, &err), &err, KV_VMM_ERROR_INVALID, "at most 4");
   g_clear_error(&err);
   ck_assert_uint_eq(kv_vmm_get_vcpus(vmm, cfg.name, NULL), 3);
 
@@ -353,8 +319,7 @@ START_TEST(vcpus_only_grow)
 }
 END_TEST
 
-START_TEST(virtio_mem_sizes_from_live_xml)
-{
+START_TEST(virtio_mem_sizes_from_live_xml) {
   KvVmConfig cfg = hotplug_config();
   KvVmm *vmm = open_with_domain(&cfg);
   GError *err = NULL;
@@ -366,8 +331,8 @@ START_TEST(virtio_mem_sizes_from_live_xml)
   ck_assert_ptr_null(err);
 
   /* More than the region (768 MiB) is refused before libvirt is asked. */
-  expect_error(kv_vmm_set_memory_requested(vmm, cfg.name, 770, &err), &err,
-               KV_VMM_ERROR_INVALID, "768 MiB");
+  expect_error(kv_vmm_set_memory_requested(vmm, cfg.name, 770, &err), &err, KV_VMM_ERROR_INVALID,
+               "768 MiB");
   g_clear_error(&err);
 
   /* The test driver cannot update devices: libvirt's refusal is passed
@@ -387,26 +352,23 @@ START_TEST(virtio_mem_sizes_from_live_xml)
   ck_assert_uint_eq(kv_vmm_get_memory_requested(vmm, cfg.name, &err), 0);
   expect_error(FALSE, &err, KV_VMM_ERROR_NOT_FOUND, "no virtio-mem device");
   g_clear_error(&err);
-  expect_error(kv_vmm_set_memory_requested(vmm, cfg.name, 2, &err), &err,
-               KV_VMM_ERROR_NOT_FOUND, "no virtio-mem device");
+  expect_error(kv_vmm_set_memory_requested(vmm, cfg.name, 2, &err), &err, KV_VMM_ERROR_NOT_FOUND,
+               "no virtio-mem device");
   g_clear_error(&err);
   kv_vmm_destroy(vmm, cfg.name, NULL);
   kv_vmm_close(vmm);
 }
 END_TEST
 
-START_TEST(detach_of_unknown_devices_is_not_found)
-{
+START_TEST(detach_of_unknown_devices_is_not_found) {
   KvVmConfig cfg = hotplug_config();
   KvVmm *vmm = open_with_domain(&cfg);
   GError *err = NULL;
 
-  expect_error(kv_vmm_detach_nic(vmm, cfg.name, "52:54:00:12:34:56", &err),
-               &err, KV_VMM_ERROR_NOT_FOUND,
-               "domain 'hp-1' has no NIC with MAC 52:54:00:12:34:56");
+  expect_error(kv_vmm_detach_nic(vmm, cfg.name, "52:54:00:12:34:56", &err), &err,
+               KV_VMM_ERROR_NOT_FOUND, "domain 'hp-1' has no NIC with MAC 52:54:00:12:34:56");
   g_clear_error(&err);
-  expect_error(kv_vmm_detach_disk(vmm, cfg.name, "data-1", &err), &err,
-               KV_VMM_ERROR_NOT_FOUND,
+  expect_error(kv_vmm_detach_disk(vmm, cfg.name, "data-1", &err), &err, KV_VMM_ERROR_NOT_FOUND,
                "domain 'hp-1' has no disk with serial 'data-1'");
   g_clear_error(&err);
   kv_vmm_destroy(vmm, cfg.name, NULL);
@@ -416,8 +378,7 @@ END_TEST
 
 /* The test driver has no attach: what comes back is libvirt's refusal with
  * our context, not a crash or a false success. */
-START_TEST(attach_refused_by_driver_is_libvirt_error)
-{
+START_TEST(attach_refused_by_driver_is_libvirt_error) {
   KvVmConfig cfg = hotplug_config();
   KvVmm *vmm = open_with_domain(&cfg);
   GError *err = NULL;
@@ -427,15 +388,13 @@ START_TEST(attach_refused_by_driver_is_libvirt_error)
   ck_assert_int_ge(fd, 0);
   close(fd);
 
-  if (!kv_vmm_attach_nic(vmm, cfg.name, "kvtap0", "52:54:00:12:34:56", 1400,
-                         &err)) {
+  if (!kv_vmm_attach_nic(vmm, cfg.name, "kvtap0", "52:54:00:12:34:56", 1400, &err)) {
     expect_error(FALSE, &err, KV_VMM_ERROR_LIBVIRT,
                  "cannot attach NIC 52:54:00:12:34:56 (tap kvtap0)");
     g_clear_error(&err);
   }
   char *target = NULL;
-  if (!kv_vmm_attach_disk(vmm, cfg.name, tmpl, "data-1", TRUE, &target,
-                          &err)) {
+  if (!kv_vmm_attach_disk(vmm, cfg.name, tmpl, "data-1", TRUE, &target, &err)) {
     expect_error(FALSE, &err, KV_VMM_ERROR_LIBVIRT, "serial data-1");
     ck_assert_ptr_null(target);
     g_clear_error(&err);
@@ -449,9 +408,7 @@ START_TEST(attach_refused_by_driver_is_libvirt_error)
 }
 END_TEST
 
-static Suite *
-hotplug_suite(void)
-{
+static Suite *hotplug_suite(void) {
   Suite *s = suite_create("vmm-hotplug");
 
   TCase *xml = tcase_create("xml");
@@ -479,9 +436,7 @@ hotplug_suite(void)
   return s;
 }
 
-int
-main(void)
-{
+int main(void) {
   SRunner *sr = srunner_create(hotplug_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
