@@ -22,7 +22,7 @@ static char *workdir;
 
 static void work_setup(void) {
   kvt_setup();
-  workdir = g_strdup("/tmp/kvt-work");
+  workdir = g_strdup_printf("%s-work", kvt_root());
   g_autofree char *cmd = g_strdup_printf("rm -rf %s", workdir);
   ck_assert_int_eq(system(cmd), 0);
   ck_assert_int_eq(g_mkdir_with_parents(workdir, 0755), 0);
