@@ -7,8 +7,23 @@
 #include <string.h>
 
 #include "internal.h"
+#include "msg.h"
 #include "proto.h"
 #include "vmm.h"
+
+/* One error space: the protocol's codes are the public ones. */
+G_STATIC_ASSERT((int)KV_E_INVALID == (int)KATAVM_E_INVALID);
+G_STATIC_ASSERT((int)KV_E_NOT_FOUND == (int)KATAVM_E_NOT_FOUND);
+G_STATIC_ASSERT((int)KV_E_EXISTS == (int)KATAVM_E_EXISTS);
+G_STATIC_ASSERT((int)KV_E_IO == (int)KATAVM_E_IO);
+G_STATIC_ASSERT((int)KV_E_VMM == (int)KATAVM_E_VMM);
+G_STATIC_ASSERT((int)KV_E_AGENT == (int)KATAVM_E_AGENT);
+G_STATIC_ASSERT((int)KV_E_PROTOCOL == (int)KATAVM_E_PROTOCOL);
+G_STATIC_ASSERT((int)KV_E_STATE == (int)KATAVM_E_STATE);
+G_STATIC_ASSERT((int)KV_E_TIMEOUT == (int)KATAVM_E_TIMEOUT);
+G_STATIC_ASSERT((int)KV_E_UNSUPPORTED == (int)KATAVM_E_UNSUPPORTED);
+G_STATIC_ASSERT((int)KV_E_CORRUPT == (int)KATAVM_E_CORRUPT);
+G_STATIC_ASSERT((int)KV_E_MIN == (int)KATAVM_E_CORRUPT);
 
 G_DEFINE_QUARK(katavm - error - quark, kv_error)
 
@@ -93,8 +108,8 @@ int kv_error_set(katavm_error **err, int code, const char *fmt, ...) {
 int kv_error_code_of(const GError *e) {
   if (!e)
     return KATAVM_E_IO;
-  if (e->domain == KV_ERROR)
-    return e->code < 0 ? e->code : KATAVM_E_IO;
+  if (e->domain == KV_ERROR || e->domain == KV_ERROR_DOMAIN)
+    return e->code < 0 && e->code >= KV_E_MIN ? e->code : KATAVM_E_IO;
   if (e->domain == KV_PROTO_ERROR) {
     switch (e->code) {
     case KV_PROTO_ERROR_TIMEOUT:

@@ -1,0 +1,608 @@
+/* lib/proto/msg.c: the field tables of every message (the contract) and
+ * the one decoder and encoder that walk them. */
+#include "msg.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK(katavm - code - error - quark, kv_code_error)
+
+/* ---- ids ---- */
+
+gboolean kv_id_valid(const char *id, const char *what, GError **error) {
+  what = what ? what : "id";
+  if (!id || !*id) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s is empty", what);
+    return FALSE;
+  }
+  size_t n = strlen(id);
+  if (n > KV_ID_MAX) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "%s '%.20s...' is %zu characters long; the limit is %u", what, id, n, KV_ID_MAX);
+    return FALSE;
+  }
+  if (strstr(id, "..")) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s '%s' contains '..'", what, id);
+    return FALSE;
+  }
+  if (!g_ascii_isalnum(id[0])) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s '%s' must start with a letter or digit",
+                what, id);
+    return FALSE;
+  }
+  for (const char *p = id; *p; p++) {
+    if (g_ascii_isalnum(*p) || *p == '_' || *p == '-' || *p == '.')
+      continue;
+    if (*p == '/')
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s '%s' contains '/'", what, id);
+    else
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "%s contains character 0x%02x; allowed are letters, digits, '_', '-' and '.'",
+                  what, (unsigned char)*p);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- decoder ---- */
+
+#define AT(m, off, T) ((T *)((guint8 *)(m) + (off)))
+#define AT_C(m, off, T) (*(T const *)((const guint8 *)(m) + (off)))
+
+static gboolean bad(GError **error, const char *where, const char *field, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
+static gboolean bad(GError **error, const char *where, const char *field, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s: %s %s", where, field, msg);
+  return FALSE;
+}
+
+static gboolean is_value(JsonNode *n, GType t) {
+  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == t;
+}
+
+static void range_of(const KvField *f, gint64 *lo, gint64 *hi) {
+  if (f->min == 0 && f->max == 0) {
+    *lo = f->type == KV_T_U32 ? 0 : G_MININT64;
+    *hi = f->type == KV_T_U32 ? G_MAXUINT32 : G_MAXINT64;
+  } else {
+    *lo = f->min;
+    *hi = f->max;
+  }
+}
+
+static gboolean decode_fields(const KvMsgDesc *d, JsonObject *o, gpointer out, const char *where,
+                              GError **error);
+
+static void list_elem_free(gpointer p, gpointer desc) {
+  kv_msg_clear(desc, p);
+  g_free(p);
+}
+
+static void free_list(GPtrArray *a, const KvMsgDesc *sub) {
+  if (!a)
+    return;
+  for (guint i = 0; i < a->len; i++)
+    list_elem_free(a->pdata[i], (gpointer)sub);
+  g_ptr_array_unref(a);
+}
+
+static gboolean decode_field(const KvField *f, JsonNode *n, gpointer out, const char *where,
+                             GError **error) {
+  gint64 lo, hi;
+  switch (f->type) {
+  case KV_T_BOOL:
+    if (!n) {
+      *AT(out, f->offset, gboolean) = f->def != 0;
+      return TRUE;
+    }
+    if (!is_value(n, G_TYPE_BOOLEAN))
+      return bad(error, where, f->name, "must be a boolean");
+    *AT(out, f->offset, gboolean) = json_node_get_boolean(n);
+    return TRUE;
+  case KV_T_INT:
+  case KV_T_U32: {
+    gint64 v = f->def;
+    if (n) {
+      if (!is_value(n, G_TYPE_INT64))
+        return bad(error, where, f->name, "must be an integer");
+      v = json_node_get_int(n);
+      range_of(f, &lo, &hi);
+      if (v < lo || v > hi)
+        return bad(error, where, f->name,
+                   "is %" G_GINT64_FORMAT "; allowed are %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT,
+                   v, lo, hi);
+    }
+    if (f->type == KV_T_U32)
+      *AT(out, f->offset, guint32) = (guint32)v;
+    else
+      *AT(out, f->offset, gint64) = v;
+    return TRUE;
+  }
+  case KV_T_STR:
+  case KV_T_ID: {
+    if (!n)
+      return TRUE;
+    if (!is_value(n, G_TYPE_STRING))
+      return bad(error, where, f->name, "must be a string");
+    const char *v = json_node_get_string(n);
+    if ((f->flags & KV_F_NONEMPTY) && !*v)
+      return bad(error, where, f->name, "must not be empty");
+    if (f->type == KV_T_ID) {
+      g_autoptr(GError) e = NULL;
+      if (!kv_id_valid(v, f->name, &e)) {
+        g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s: %s", where, e->message);
+        return FALSE;
+      }
+    }
+    *AT(out, f->offset, char *) = g_strdup(v);
+    return TRUE;
+  }
+  case KV_T_STRV: {
+    if (!n)
+      return TRUE;
+    if (!JSON_NODE_HOLDS_ARRAY(n))
+      return bad(error, where, f->name, "must be an array of strings");
+    JsonArray *a = json_node_get_array(n);
+    guint len = json_array_get_length(a);
+    if ((f->flags & KV_F_NONEMPTY) && len == 0)
+      return bad(error, where, f->name, "must not be empty");
+    char **v = g_new0(char *, len + 1);
+    for (guint i = 0; i < len; i++) {
+      JsonNode *el = json_array_get_element(a, i);
+      if (!is_value(el, G_TYPE_STRING)) {
+        g_strfreev(v);
+        return bad(error, where, f->name, "[%u] must be a string", i);
+      }
+      v[i] = g_strdup(json_node_get_string(el));
+    }
+    *AT(out, f->offset, char **) = v;
+    return TRUE;
+  }
+  case KV_T_INTV: {
+    if (!n)
+      return TRUE;
+    if (!JSON_NODE_HOLDS_ARRAY(n))
+      return bad(error, where, f->name, "must be an array of integers");
+    JsonArray *a = json_node_get_array(n);
+    range_of(f, &lo, &hi);
+    GArray *v = g_array_new(FALSE, FALSE, sizeof(gint64));
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+      JsonNode *el = json_array_get_element(a, i);
+      gint64 x = is_value(el, G_TYPE_INT64) ? json_node_get_int(el) : lo - 1;
+      if (!is_value(el, G_TYPE_INT64) || x < lo || x > hi) {
+        g_array_unref(v);
+        return bad(error, where, f->name,
+                   "[%u] must be an integer in %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT, i, lo, hi);
+      }
+      g_array_append_val(v, x);
+    }
+    *AT(out, f->offset, GArray *) = v;
+    return TRUE;
+  }
+  case KV_T_OBJECT:
+    if (!n)
+      return TRUE;
+    if (!JSON_NODE_HOLDS_OBJECT(n))
+      return bad(error, where, f->name, "must be an object");
+    *AT(out, f->offset, JsonObject *) = json_object_ref(json_node_get_object(n));
+    return TRUE;
+  case KV_T_STRUCT: {
+    if (n && !JSON_NODE_HOLDS_OBJECT(n))
+      return bad(error, where, f->name, "must be an object");
+    g_autofree char *w = g_strdup_printf("%s: %s", where, f->name);
+    return decode_fields(f->sub, n ? json_node_get_object(n) : NULL, AT(out, f->offset, guint8), w,
+                         error);
+  }
+  case KV_T_LIST: {
+    if (!n)
+      return TRUE;
+    if (!JSON_NODE_HOLDS_ARRAY(n))
+      return bad(error, where, f->name, "must be an array of objects");
+    JsonArray *a = json_node_get_array(n);
+    GPtrArray *v = g_ptr_array_new();
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+      JsonNode *el = json_array_get_element(a, i);
+      if (!JSON_NODE_HOLDS_OBJECT(el)) {
+        free_list(v, f->sub);
+        return bad(error, where, f->name, "[%u] must be an object", i);
+      }
+      gpointer m = g_malloc0(f->sub->size);
+      g_autofree char *w = g_strdup_printf("%s: %s[%u]", where, f->name, i);
+      if (!decode_fields(f->sub, json_node_get_object(el), m, w, error)) {
+        g_free(m);
+        free_list(v, f->sub);
+        return FALSE;
+      }
+      g_ptr_array_add(v, m);
+    }
+    *AT(out, f->offset, GPtrArray *) = v;
+    return TRUE;
+  }
+  }
+  return bad(error, where, f->name, "has an unknown type in the contract");
+}
+
+static gboolean decode_fields(const KvMsgDesc *d, JsonObject *o, gpointer out, const char *where,
+                              GError **error) {
+  for (const KvField *f = d->fields; f->name; f++) {
+    JsonNode *n = o ? json_object_get_member(o, f->name) : NULL;
+    /* null counts as absent, as in JSON-RPC and protobuf's JSON mapping. */
+    if (n && JSON_NODE_HOLDS_NULL(n))
+      n = NULL;
+    if (!n && (f->flags & KV_F_REQUIRED))
+      return bad(error, where, f->name, "is missing");
+    if (!decode_field(f, n, out, where, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean decode_as(const KvMsgDesc *d, JsonObject *o, gpointer out, const char *where,
+                          GError **error) {
+  memset(out, 0, d->size);
+  if (!decode_fields(d, o, out, where, error)) {
+    kv_msg_clear(d, out);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean kv_msg_decode(const KvMsgDesc *d, JsonObject *o, gpointer out, GError **error) {
+  return decode_as(d, o, out, d->name, error);
+}
+
+void kv_msg_clear(const KvMsgDesc *d, gpointer m) {
+  if (!m)
+    return;
+  for (const KvField *f = d->fields; f->name; f++) {
+    switch (f->type) {
+    case KV_T_STR:
+    case KV_T_ID:
+      g_clear_pointer(AT(m, f->offset, char *), g_free);
+      break;
+    case KV_T_STRV:
+      g_clear_pointer(AT(m, f->offset, char **), g_strfreev);
+      break;
+    case KV_T_INTV:
+      g_clear_pointer(AT(m, f->offset, GArray *), g_array_unref);
+      break;
+    case KV_T_OBJECT:
+      g_clear_pointer(AT(m, f->offset, JsonObject *), json_object_unref);
+      break;
+    case KV_T_STRUCT:
+      kv_msg_clear(f->sub, AT(m, f->offset, guint8));
+      break;
+    case KV_T_LIST:
+      free_list(*AT(m, f->offset, GPtrArray *), f->sub);
+      *AT(m, f->offset, GPtrArray *) = NULL;
+      break;
+    default:
+      break;
+    }
+  }
+  memset(m, 0, d->size);
+}
+
+/* ---- encoder ---- */
+
+static void encode_into(const KvMsgDesc *d, gconstpointer in, JsonObject *o) {
+  for (const KvField *f = d->fields; f->name; f++) {
+    switch (f->type) {
+    case KV_T_BOOL:
+      json_object_set_boolean_member(o, f->name, AT_C(in, f->offset, gboolean));
+      break;
+    case KV_T_INT:
+      json_object_set_int_member(o, f->name, AT_C(in, f->offset, gint64));
+      break;
+    case KV_T_U32:
+      json_object_set_int_member(o, f->name, AT_C(in, f->offset, guint32));
+      break;
+    case KV_T_STR:
+    case KV_T_ID: {
+      const char *v = AT_C(in, f->offset, char *);
+      if (v)
+        json_object_set_string_member(o, f->name, v);
+      break;
+    }
+    case KV_T_STRV: {
+      char *const *v = AT_C(in, f->offset, char **);
+      if (!v)
+        break;
+      JsonArray *a = json_array_new();
+      for (; *v; v++)
+        json_array_add_string_element(a, *v);
+      json_object_set_array_member(o, f->name, a);
+      break;
+    }
+    case KV_T_INTV: {
+      GArray *v = AT_C(in, f->offset, GArray *);
+      if (!v)
+        break;
+      JsonArray *a = json_array_new();
+      for (guint i = 0; i < v->len; i++)
+        json_array_add_int_element(a, g_array_index(v, gint64, i));
+      json_object_set_array_member(o, f->name, a);
+      break;
+    }
+    case KV_T_OBJECT: {
+      JsonObject *v = AT_C(in, f->offset, JsonObject *);
+      if (v)
+        json_object_set_object_member(o, f->name, json_object_ref(v));
+      break;
+    }
+    case KV_T_STRUCT: {
+      JsonObject *sub = json_object_new();
+      encode_into(f->sub, (const guint8 *)in + f->offset, sub);
+      json_object_set_object_member(o, f->name, sub);
+      break;
+    }
+    case KV_T_LIST: {
+      GPtrArray *v = AT_C(in, f->offset, GPtrArray *);
+      if (!v)
+        break;
+      JsonArray *a = json_array_new();
+      for (guint i = 0; i < v->len; i++) {
+        JsonObject *el = json_object_new();
+        encode_into(f->sub, v->pdata[i], el);
+        json_array_add_object_element(a, el);
+      }
+      json_object_set_array_member(o, f->name, a);
+      break;
+    }
+    }
+  }
+}
+
+JsonObject *kv_msg_encode(const KvMsgDesc *d, gconstpointer in) {
+  JsonObject *o = json_object_new();
+  if (in)
+    encode_into(d, in, o);
+  return o;
+}
+
+/* ---- the tables ---- */
+
+#define FIELD(T, name, type, flags, member, ...)                                                   \
+  { name, type, flags, G_STRUCT_OFFSET(T, member), __VA_ARGS__ }
+#define MSG(T, label, ...)                                                                         \
+  static const KvField T##_fields[] = {__VA_ARGS__, {NULL}};                                       \
+  static const KvMsgDesc T##_desc = {label, sizeof(T), T##_fields}
+
+#define REQ KV_F_REQUIRED
+#define NE KV_F_NONEMPTY
+#define SIGNAL_MAX 64 /* SIGRTMAX on Linux */
+
+static const KvField KvEmpty_fields[] = {{NULL}};
+static const KvMsgDesc KvEmpty_desc = {"empty", sizeof(KvEmpty), KvEmpty_fields};
+
+MSG(KvStreams, "streams", FIELD(KvStreams, "stdin", KV_T_U32, 0, stdin_id),
+    FIELD(KvStreams, "stdout", KV_T_U32, 0, stdout_id),
+    FIELD(KvStreams, "stderr", KV_T_U32, 0, stderr_id));
+
+MSG(KvCheckResult, "check result",
+    FIELD(KvCheckResult, "agent_version", KV_T_STR, 0, agent_version),
+    FIELD(KvCheckResult, "proto", KV_T_INT, 0, proto),
+    FIELD(KvCheckResult, "kernel", KV_T_STR, 0, kernel),
+    FIELD(KvCheckResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1),
+    FIELD(KvCheckResult, "mem_total_kib", KV_T_INT, 0, mem_total_kib, .def = -1),
+    FIELD(KvCheckResult, "uptime_ms", KV_T_INT, 0, uptime_ms, .def = -1));
+
+MSG(KvContainerAddParams, "container_add",
+    FIELD(KvContainerAddParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerAddParams, "spec", KV_T_OBJECT, REQ, spec),
+    FIELD(KvContainerAddParams, "rootfs", KV_T_STR, REQ | NE, rootfs),
+    FIELD(KvContainerAddParams, "readonly", KV_T_BOOL, 0, readonly),
+    FIELD(KvContainerAddParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
+    FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, 0, sink_fds));
+
+MSG(KvContainerCreateParams, "container_create",
+    FIELD(KvContainerCreateParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerCreateParams, "spec", KV_T_OBJECT, REQ, spec),
+    FIELD(KvContainerCreateParams, "rootfs", KV_T_STR, NE, rootfs),
+    FIELD(KvContainerCreateParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc));
+
+MSG(KvPidResult, "pid result", FIELD(KvPidResult, "pid", KV_T_INT, 0, pid, .def = -1));
+
+MSG(KvContainerRef, "container", FIELD(KvContainerRef, "id", KV_T_ID, REQ, container_id));
+
+MSG(KvContainerStateResult, "container_state result",
+    FIELD(KvContainerStateResult, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerStateResult, "status", KV_T_STR, REQ | NE, status),
+    FIELD(KvContainerStateResult, "pid", KV_T_INT, 0, pid, .def = -1),
+    FIELD(KvContainerStateResult, "exit_code", KV_T_INT, 0, exit_code, .def = -1));
+
+MSG(KvContainerKillParams, "container_kill",
+    FIELD(KvContainerKillParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerKillParams, "signal", KV_T_INT, REQ, signal, 1, SIGNAL_MAX),
+    FIELD(KvContainerKillParams, "all", KV_T_BOOL, 0, all));
+
+MSG(KvContainerRemoveParams, "container_remove",
+    FIELD(KvContainerRemoveParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerRemoveParams, "force", KV_T_BOOL, 0, force));
+
+MSG(KvContainerListResult, "container_list result",
+    FIELD(KvContainerListResult, "containers", KV_T_LIST, 0, containers,
+          .sub = &KvContainerStateResult_desc));
+
+MSG(KvExecParams, "exec", FIELD(KvExecParams, "container", KV_T_ID, REQ, container_id),
+    FIELD(KvExecParams, "exec_id", KV_T_ID, REQ, exec_id),
+    FIELD(KvExecParams, "process", KV_T_OBJECT, REQ, process),
+    FIELD(KvExecParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
+    FIELD(KvExecParams, "sink_fds", KV_T_BOOL, 0, sink_fds));
+
+MSG(KvProcessRef, "wait", FIELD(KvProcessRef, "container", KV_T_ID, REQ, container_id),
+    FIELD(KvProcessRef, "exec_id", KV_T_ID, 0, exec_id));
+
+MSG(KvWaitResult, "wait result", FIELD(KvWaitResult, "exit_code", KV_T_INT, REQ, exit_code),
+    FIELD(KvWaitResult, "signal", KV_T_INT, 0, signal));
+
+MSG(KvSignalParams, "signal", FIELD(KvSignalParams, "container", KV_T_ID, REQ, container_id),
+    FIELD(KvSignalParams, "exec_id", KV_T_ID, 0, exec_id),
+    FIELD(KvSignalParams, "signal", KV_T_INT, REQ, signal, 1, SIGNAL_MAX));
+
+MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container", KV_T_ID, REQ, container_id),
+    FIELD(KvResizeParams, "exec_id", KV_T_ID, 0, exec_id),
+    FIELD(KvResizeParams, "rows", KV_T_INT, REQ, rows, 1, G_MAXUINT16),
+    FIELD(KvResizeParams, "cols", KV_T_INT, REQ, cols, 1, G_MAXUINT16));
+
+MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 4096));
+MSG(KvCpusResult, "cpus_set result",
+    FIELD(KvCpusResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1));
+
+MSG(KvNicConfigParams, "nic_config", FIELD(KvNicConfigParams, "mac", KV_T_STR, REQ | NE, mac),
+    FIELD(KvNicConfigParams, "mtu", KV_T_INT, 0, mtu, 68, 65535, .def = 1500),
+    FIELD(KvNicConfigParams, "addresses", KV_T_STRV, 0, addresses),
+    FIELD(KvNicConfigParams, "gateway", KV_T_STR, NE, gateway));
+MSG(KvNicConfigResult, "nic_config result",
+    FIELD(KvNicConfigResult, "ifname", KV_T_STR, 0, ifname));
+MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, REQ | NE, mac));
+
+MSG(KvDiskAddParams, "disk_add", FIELD(KvDiskAddParams, "serial", KV_T_STR, REQ | NE, serial),
+    FIELD(KvDiskAddParams, "readonly", KV_T_BOOL, 0, readonly),
+    FIELD(KvDiskAddParams, "container", KV_T_ID, 0, container_id),
+    FIELD(KvDiskAddParams, "path", KV_T_STR, NE, path));
+MSG(KvDiskAddResult, "disk_add result", FIELD(KvDiskAddResult, "device", KV_T_STR, 0, device));
+MSG(KvDiskRemoveParams, "disk_remove",
+    FIELD(KvDiskRemoveParams, "serial", KV_T_STR, REQ | NE, serial));
+
+MSG(KvNicInfo, "nic", FIELD(KvNicInfo, "mac", KV_T_STR, REQ | NE, mac),
+    FIELD(KvNicInfo, "tap", KV_T_STR, REQ | NE, tap),
+    FIELD(KvNicInfo, "ifname", KV_T_STR, 0, ifname));
+MSG(KvDiskInfo, "disk", FIELD(KvDiskInfo, "path", KV_T_STR, REQ | NE, path),
+    FIELD(KvDiskInfo, "serial", KV_T_STR, REQ | NE, serial),
+    FIELD(KvDiskInfo, "device", KV_T_STR, 0, device));
+
+MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, REQ, id),
+    FIELD(KvShimStateResult, "state", KV_T_STR, REQ | NE, state),
+    FIELD(KvShimStateResult, "shim_pid", KV_T_INT, 0, shim_pid),
+    FIELD(KvShimStateResult, "qemu_pid", KV_T_INT, 0, qemu_pid),
+    FIELD(KvShimStateResult, "accel", KV_T_STR, 0, accel),
+    FIELD(KvShimStateResult, "libvirt_uri", KV_T_STR, 0, libvirt_uri),
+    FIELD(KvShimStateResult, "vcpus", KV_T_INT, 0, vcpus),
+    FIELD(KvShimStateResult, "max_vcpus", KV_T_INT, 0, max_vcpus),
+    FIELD(KvShimStateResult, "memory_mib", KV_T_INT, 0, memory_mib),
+    FIELD(KvShimStateResult, "max_memory_mib", KV_T_INT, 0, max_memory_mib),
+    FIELD(KvShimStateResult, "created", KV_T_STR, 0, created),
+    FIELD(KvShimStateResult, "console_log", KV_T_STR, 0, console_log),
+    FIELD(KvShimStateResult, "memory_hotplug", KV_T_STR, 0, memory_hotplug),
+    FIELD(KvShimStateResult, "dimms_mib", KV_T_INTV, 0, dimms_mib, 0, G_MAXUINT32),
+    FIELD(KvShimStateResult, "cpus_online", KV_T_INT, 0, cpus_online),
+    FIELD(KvShimStateResult, "memory_hotplugged_mib", KV_T_INT, 0, memory_hotplugged_mib),
+    FIELD(KvShimStateResult, "nics", KV_T_LIST, 0, nics, .sub = &KvNicInfo_desc),
+    FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc));
+
+MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
+    FIELD(KvHotplugParams, "cpus", KV_T_INT, 0, cpus),
+    FIELD(KvHotplugParams, "op", KV_T_STR, 0, op), FIELD(KvHotplugParams, "mib", KV_T_INT, 0, mib),
+    FIELD(KvHotplugParams, "tap", KV_T_STR, 0, tap),
+    FIELD(KvHotplugParams, "mac", KV_T_STR, 0, mac),
+    FIELD(KvHotplugParams, "mtu", KV_T_INT, 0, mtu),
+    FIELD(KvHotplugParams, "addresses", KV_T_STRV, 0, addresses),
+    FIELD(KvHotplugParams, "gateway", KV_T_STR, 0, gateway),
+    FIELD(KvHotplugParams, "path", KV_T_STR, 0, path),
+    FIELD(KvHotplugParams, "readonly", KV_T_BOOL, 0, readonly),
+    FIELD(KvHotplugParams, "container", KV_T_ID, 0, container_id),
+    FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path));
+MSG(KvHotplugResult, "hotplug result",
+    FIELD(KvHotplugResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1),
+    FIELD(KvHotplugResult, "mem_total_kib", KV_T_INT, 0, mem_total_kib, .def = -1),
+    FIELD(KvHotplugResult, "memory_mib", KV_T_INT, 0, memory_mib, .def = -1),
+    FIELD(KvHotplugResult, "mac", KV_T_STR, 0, mac),
+    FIELD(KvHotplugResult, "ifname", KV_T_STR, 0, ifname),
+    FIELD(KvHotplugResult, "serial", KV_T_STR, 0, serial),
+    FIELD(KvHotplugResult, "device", KV_T_STR, 0, device),
+    FIELD(KvHotplugResult, "elapsed_us", KV_T_INT, 0, elapsed_us, .def = -1));
+
+#define METHOD(var, name, params, result, flags)                                                   \
+  const KvMethod kv_m_##var = {name, &params##_desc, &result##_desc, flags}
+
+METHOD(check, "check", KvEmpty, KvCheckResult, KV_TO_AGENT);
+METHOD(shutdown, "shutdown", KvEmpty, KvEmpty, KV_TO_AGENT);
+METHOD(container_create, "container_create", KvContainerCreateParams, KvPidResult, KV_TO_AGENT);
+METHOD(container_start, "container_start", KvContainerRef, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(container_state, "container_state", KvContainerRef, KvContainerStateResult,
+       KV_TO_AGENT | KV_RELAYED);
+METHOD(container_kill, "container_kill", KvContainerKillParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(container_remove, "container_remove", KvContainerRemoveParams, KvEmpty,
+       KV_TO_AGENT | KV_RELAYED);
+METHOD(container_list, "container_list", KvEmpty, KvContainerListResult, KV_TO_AGENT | KV_RELAYED);
+METHOD(exec, "exec", KvExecParams, KvPidResult, KV_TO_AGENT | KV_RELAYED);
+METHOD(wait, "wait", KvProcessRef, KvWaitResult, KV_TO_AGENT | KV_RELAYED | KV_NO_TIMEOUT);
+METHOD(signal, "signal", KvSignalParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(resize, "resize", KvResizeParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(cpus_set, "cpus_set", KvCpusSetParams, KvCpusResult, KV_TO_AGENT);
+METHOD(nic_config, "nic_config", KvNicConfigParams, KvNicConfigResult, KV_TO_AGENT);
+METHOD(nic_remove, "nic_remove", KvNicRemoveParams, KvEmpty, KV_TO_AGENT);
+METHOD(disk_add, "disk_add", KvDiskAddParams, KvDiskAddResult, KV_TO_AGENT);
+METHOD(disk_remove, "disk_remove", KvDiskRemoveParams, KvEmpty, KV_TO_AGENT);
+METHOD(shim_state, "state", KvEmpty, KvShimStateResult, KV_TO_SHIM);
+METHOD(shim_agent_check, "agent_check", KvEmpty, KvCheckResult, KV_TO_SHIM);
+METHOD(shim_stop, "stop", KvEmpty, KvEmpty, KV_TO_SHIM);
+METHOD(shim_destroy, "destroy", KvEmpty, KvEmpty, KV_TO_SHIM);
+METHOD(shim_hotplug, "hotplug", KvHotplugParams, KvHotplugResult, KV_TO_SHIM);
+METHOD(shim_container_add, "container_add", KvContainerAddParams, KvPidResult, KV_TO_SHIM);
+
+static const KvMethod *const all_methods[] = {
+    &kv_m_check,
+    &kv_m_shutdown,
+    &kv_m_container_create,
+    &kv_m_container_start,
+    &kv_m_container_state,
+    &kv_m_container_kill,
+    &kv_m_container_remove,
+    &kv_m_container_list,
+    &kv_m_exec,
+    &kv_m_wait,
+    &kv_m_signal,
+    &kv_m_resize,
+    &kv_m_cpus_set,
+    &kv_m_nic_config,
+    &kv_m_nic_remove,
+    &kv_m_disk_add,
+    &kv_m_disk_remove,
+    &kv_m_shim_state,
+    &kv_m_shim_agent_check,
+    &kv_m_shim_stop,
+    &kv_m_shim_destroy,
+    &kv_m_shim_hotplug,
+    &kv_m_shim_container_add,
+};
+
+const KvMethod *kv_method_lookup(const char *name) {
+  for (gsize i = 0; name && i < G_N_ELEMENTS(all_methods); i++)
+    if (!strcmp(all_methods[i]->name, name))
+      return all_methods[i];
+  return NULL;
+}
+
+gboolean kv_params_decode(const KvMethod *m, JsonObject *params, gpointer out, GError **error) {
+  return decode_as(m->params, params, out, m->name, error);
+}
+
+gboolean kv_result_decode(const KvMethod *m, JsonObject *result, gpointer out, GError **error) {
+  g_autofree char *where = g_strdup_printf("%s result", m->name);
+  return decode_as(m->result, result, out, where, error);
+}
+
+/* ---- typed calls ---- */
+
+void kv_call(KvConn *c, const KvMethod *m, gconstpointer params, guint timeout_ms, KvReplyFunc cb,
+             gpointer user) {
+  g_autoptr(JsonObject) o = kv_msg_encode(m->params, params);
+  kv_conn_call(c, m->name, o, (m->flags & KV_NO_TIMEOUT) ? 0 : timeout_ms, cb, user);
+}
+
+void kv_reply(KvConn *c, guint32 id, const KvMethod *m, gconstpointer result) {
+  g_autoptr(JsonObject) o = kv_msg_encode(m->result, result);
+  kv_conn_reply(c, id, o);
+}
+
+void kv_reply_gerror(KvConn *c, guint32 id, const GError *error, KvCode fallback) {
+  int code = error->domain == KV_ERROR_DOMAIN && error->code < 0 && error->code >= KV_E_MIN
+                 ? error->code
+                 : (int)fallback;
+  kv_conn_reply_error(c, id, code, error->message);
+}

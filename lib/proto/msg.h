@@ -1,0 +1,368 @@
+/* lib/proto/msg.h: the messages of the katavm protocol, typed.
+ *
+ * This is the contract between the library, the shim and the agent, in the
+ * role Kata's agent.proto plays: every RPC method is one KvMethod with a
+ * typed params struct and a typed result struct, each described by a table
+ * of fields (name on the wire, type, offset, bounds). One decoder and one
+ * encoder walk those tables, so the JSON on the wire is spelled here and
+ * nowhere else: callers fill and read C structs.
+ *
+ * Why tables and not a generator: the messages are few and small, the
+ * tables are plain C that every side compiles (the agent included) with no
+ * build-time tool, and a field's wire name, type and bounds sit on one line.
+ *
+ * Decoding is the security boundary for what the guest sends the host (and
+ * the shim's clients send it): every field is type- and range-checked, ids
+ * are checked against the id rules before anything uses them in a path,
+ * unknown fields are ignored (a newer peer may send more; the HELLO's
+ * features say what both sides understand). Errors are GErrors in
+ * KV_PROTO_ERROR with code KV_PROTO_ERROR_BAD_PAYLOAD whose message names
+ * the method and the field.
+ */
+#pragma once
+
+#include "proto.h"
+
+G_BEGIN_DECLS
+
+/* ---- one error space ----
+ * Error codes in RESPONSE frames are these, on every hop (agent -> shim ->
+ * library). They are the public katavm_code values of
+ * include/katavm/katavm.h (lib/error.c checks that at compile time); the
+ * agent and the protocol code use these names because they must not include
+ * host headers. */
+typedef enum {
+  KV_E_OK = 0,
+  KV_E_INVALID = -1,      /* malformed params, spec or argument (message names it) */
+  KV_E_NOT_FOUND = -2,    /* no such container / process / device */
+  KV_E_EXISTS = -3,       /* id or stream id already in use */
+  KV_E_IO = -4,           /* a system call failed */
+  KV_E_VMM = -5,          /* libvirt / QEMU failure */
+  KV_E_AGENT = -6,        /* the guest agent failed or misbehaved */
+  KV_E_PROTOCOL = -7,     /* malformed or incompatible protocol data */
+  KV_E_STATE = -8,        /* not valid in the current state */
+  KV_E_TIMEOUT = -9,      /* did not finish in time */
+  KV_E_UNSUPPORTED = -10, /* unknown method, feature not available */
+  KV_E_CORRUPT = -11,     /* on-disk state unreadable */
+} KvCode;
+#define KV_E_MIN KV_E_CORRUPT
+/* Errors with a KvCode, on either side of the wire. */
+#define KV_ERROR_DOMAIN (kv_code_error_quark())
+GQuark kv_code_error_quark(void);
+
+/* ---- field tables ---- */
+typedef enum {
+  KV_T_BOOL,   /* gboolean */
+  KV_T_INT,    /* gint64 within [min, max] */
+  KV_T_U32,    /* guint32 (stream ids, counts) within [min, max] */
+  KV_T_STR,    /* char * (NULL when absent) */
+  KV_T_ID,     /* char *, a container/exec/sandbox id (kv_id_valid) */
+  KV_T_STRV,   /* char ** NULL-terminated (NULL when absent) */
+  KV_T_OBJECT, /* JsonObject * kept as is (an OCI spec or process: lib/proto/ocispec) */
+  KV_T_STRUCT, /* an embedded struct described by `sub` */
+  KV_T_LIST,   /* GPtrArray * of structs described by `sub` */
+  KV_T_INTV,   /* GArray * of gint64 within [min, max] */
+} KvFieldType;
+
+typedef enum {
+  KV_F_REQUIRED = 1 << 0, /* absent is an error */
+  KV_F_NONEMPTY = 1 << 1, /* STR/ID/STRV: not "" / not empty */
+} KvFieldFlags;
+
+typedef struct _KvMsgDesc KvMsgDesc;
+
+typedef struct {
+  const char *name; /* on the wire */
+  KvFieldType type;
+  guint flags;
+  gsize offset;
+  gint64 min, max;      /* INT/U32 bounds (both 0: the type's full range) */
+  gint64 def;           /* INT/U32/BOOL value when absent */
+  const KvMsgDesc *sub; /* STRUCT/LIST */
+} KvField;
+
+struct _KvMsgDesc {
+  const char *name; /* for messages: "container_start params" */
+  gsize size;
+  const KvField *fields; /* terminated by a field with name NULL */
+};
+
+/* Decode `o` into the struct `out` (zeroed first) as `d` says. On failure
+ * `out` is cleared and the error names the message and field. o may be NULL
+ * (an absent object: only defaults). */
+gboolean kv_msg_decode(const KvMsgDesc *d, JsonObject *o, gpointer out, GError **error);
+/* Encode the struct `in` as a new JSON object. Absent optional strings,
+ * lists and objects (NULL) are left out. */
+JsonObject *kv_msg_encode(const KvMsgDesc *d, gconstpointer in);
+/* Free what kv_msg_decode() allocated in `m` (strings, lists, objects) and
+ * zero it. Safe on a zeroed struct. */
+void kv_msg_clear(const KvMsgDesc *d, gpointer m);
+
+/* Ids: 1..64 characters of [A-Za-z0-9_.-], starting with a letter or
+ * digit, never "..". The rule of include/katavm/katavm.h (KATAVM_ID_MAX). */
+#define KV_ID_MAX 64u
+gboolean kv_id_valid(const char *id, const char *what, GError **error);
+
+/* ---- methods ---- */
+typedef enum {
+  KV_TO_AGENT = 1 << 0,   /* the agent answers it */
+  KV_TO_SHIM = 1 << 1,    /* the shim answers it itself */
+  KV_RELAYED = 1 << 2,    /* the shim passes it on to the agent as is (streams mapped) */
+  KV_NO_TIMEOUT = 1 << 3, /* the reply may take as long as a process runs (wait) */
+} KvMethodFlags;
+
+typedef struct {
+  const char *name;
+  const KvMsgDesc *params;
+  const KvMsgDesc *result;
+  guint flags;
+} KvMethod;
+
+/* The method called `name`, NULL when there is none. */
+const KvMethod *kv_method_lookup(const char *name);
+
+/* Decode params/result of `m` with the method name in errors (code
+ * KV_E_INVALID in KV_ERROR_DOMAIN, ready to be sent back as is). */
+gboolean kv_params_decode(const KvMethod *m, JsonObject *params, gpointer out, GError **error);
+gboolean kv_result_decode(const KvMethod *m, JsonObject *result, gpointer out, GError **error);
+
+/* ---- features announced in HELLO ---- */
+/* The shim writes output streams into pipes its client passed (SCM_RIGHTS)
+ * when a request sets sink_fds. */
+#define KV_FEATURE_SINK_FDS "sink_fds"
+
+/* ---- the messages ---- */
+
+/* Stream ids of a process's stdio on the requester's connection; 0 = not
+ * connected (/dev/null in the guest). For a TTY process stdout carries the
+ * terminal and stderr is 0. */
+typedef struct {
+  guint32 stdin_id, stdout_id, stderr_id;
+} KvStreams;
+
+/* check (agent) and agent_check (shim, forwarded): {} -> */
+typedef struct {
+  char *agent_version;
+  gint64 proto;
+  char *kernel; /* uname -r */
+  gint64 cpus_online;
+  gint64 mem_total_kib;
+  gint64 uptime_ms;
+} KvCheckResult;
+
+/* shutdown (agent): {} -> {} then the agent syncs and powers off. */
+typedef struct {
+  int unused;
+} KvEmpty;
+
+/* container_add (shim, from clients): the shim bind-mounts the host rootfs
+ * into the share, then asks the agent container_create. With sink_fds the
+ * request carries the write ends of the stdout/stderr pipes (stdout first,
+ * one per non-zero stream; the shim announces KV_FEATURE_SINK_FDS). */
+typedef struct {
+  char *container_id;
+  JsonObject *spec; /* OCI runtime spec (config.json), validated by lib/proto/ocispec */
+  char *rootfs;     /* host path of the rootfs directory */
+  gboolean readonly;
+  KvStreams streams;
+  gboolean sink_fds;
+} KvContainerAddParams;
+
+/* container_create (agent): sets up namespaces, mounts, pivot, cgroup
+ * (v2, /sys/fs/cgroup/katavm/<id>), rlimits, caps, seccomp for the spec's
+ * process, which then waits for container_start. */
+typedef struct {
+  char *container_id;
+  JsonObject *spec;
+  char *rootfs; /* guest path: KV_GUEST_SHARED_DIR/containers/<id>/rootfs */
+  KvStreams streams;
+} KvContainerCreateParams;
+
+typedef struct {
+  gint64 pid;
+} KvPidResult;
+
+/* container_start, container_state: */
+typedef struct {
+  char *container_id;
+} KvContainerRef;
+
+/* container_state -> (also the elements of container_list) */
+typedef struct {
+  char *container_id;
+  char *status; /* "created", "running", "stopped" */
+  gint64 pid;
+  gint64 exit_code; /* when stopped; -1 otherwise */
+} KvContainerStateResult;
+
+typedef struct {
+  char *container_id;
+  gint64 signal;
+  gboolean all;
+} KvContainerKillParams;
+
+/* container_remove: kills (force) or requires stopped, then frees
+ * everything of it in the guest (mounts, cgroup); the shim unmounts the
+ * rootfs. */
+typedef struct {
+  char *container_id;
+  gboolean force;
+} KvContainerRemoveParams;
+
+typedef struct {
+  GPtrArray *containers; /* of KvContainerStateResult* */
+} KvContainerListResult;
+
+/* exec: joins the container's namespaces and cgroup. A missing executable
+ * is not an RPC error: the process exits 127 with a message on stderr. */
+typedef struct {
+  char *container_id;
+  char *exec_id;
+  JsonObject *process; /* OCI process object (args, env, cwd, user, terminal, consoleSize) */
+  KvStreams streams;
+  gboolean sink_fds; /* client -> shim only; as in container_add */
+} KvExecParams;
+
+/* wait, signal, resize: exec_id NULL = the container's main process. */
+typedef struct {
+  char *container_id;
+  char *exec_id;
+} KvProcessRef;
+
+/* wait -> when it has exited (the reply is delayed until then). exit_code
+ * follows shell convention: 128+signal for a death by signal. */
+typedef struct {
+  gint64 exit_code;
+  gint64 signal;
+} KvWaitResult;
+
+typedef struct {
+  char *container_id;
+  char *exec_id;
+  gint64 signal;
+} KvSignalParams;
+
+typedef struct {
+  char *container_id;
+  char *exec_id;
+  gint64 rows, cols;
+} KvResizeParams;
+
+/* cpus_set (agent): online present CPUs up to that count, offline the rest
+ * (never CPU 0); returns when done. */
+typedef struct {
+  gint64 online;
+} KvCpusSetParams;
+typedef struct {
+  gint64 cpus_online;
+} KvCpusResult;
+
+/* nic_config (agent): waits (bounded) for the interface with that MAC, sets
+ * MTU, addresses, brings it up, adds the default route if given. */
+typedef struct {
+  char *mac;
+  gint64 mtu;
+  char **addresses; /* CIDR */
+  char *gateway;
+} KvNicConfigParams;
+typedef struct {
+  char *ifname;
+} KvNicConfigResult;
+
+/* nic_remove (agent): down + flush. */
+typedef struct {
+  char *mac;
+} KvNicRemoveParams;
+
+/* disk_add (agent): waits (bounded) for the virtio-blk disk whose
+ * /sys/block/X/serial matches; mounts it into the container at path. */
+typedef struct {
+  char *serial;
+  gboolean readonly;
+  char *container_id; /* NULL: not mounted */
+  char *path;
+} KvDiskAddParams;
+typedef struct {
+  char *device; /* /dev/vdX */
+} KvDiskAddResult;
+
+/* disk_remove (agent): unmounts it. */
+typedef struct {
+  char *serial;
+} KvDiskRemoveParams;
+
+/* A hot-added NIC or disk, as the shim's state lists it. */
+typedef struct {
+  char *mac, *tap, *ifname;
+} KvNicInfo;
+typedef struct {
+  char *path, *serial, *device;
+} KvDiskInfo;
+
+/* state (shim) -> ; also what the shim keeps in state.json. */
+typedef struct {
+  char *id;
+  char *state; /* "creating", "running", "stopped" */
+  gint64 shim_pid, qemu_pid;
+  char *accel; /* "kvm" | "tcg" */
+  char *libvirt_uri;
+  gint64 vcpus, max_vcpus;
+  gint64 memory_mib, max_memory_mib;
+  char *created; /* ISO 8601 */
+  char *console_log;
+  char *memory_hotplug; /* "virtio-mem" | "dimm" */
+  GArray *dimms_mib;    /* gint64 */
+  gint64 cpus_online;
+  gint64 memory_hotplugged_mib;
+  GPtrArray *nics;  /* KvNicInfo* */
+  GPtrArray *disks; /* KvDiskInfo* */
+} KvShimStateResult;
+
+/* hotplug (shim): one katavm_hotplug_request. */
+typedef struct {
+  char *kind; /* "cpus", "memory", "nic_add", "nic_remove", "disk_add", "disk_remove" */
+  gint64 cpus;
+  char *op; /* memory: "add", "remove", "set" */
+  gint64 mib;
+  char *tap;
+  char *mac;
+  gint64 mtu;
+  char **addresses;
+  char *gateway;
+  char *path;
+  gboolean readonly;
+  char *container_id;
+  char *mount_path;
+} KvHotplugParams;
+/* -> what the kind reports (absent fields: NULL / -1). */
+typedef struct {
+  gint64 cpus_online;
+  gint64 mem_total_kib;
+  gint64 memory_mib;
+  char *mac;
+  char *ifname;
+  char *serial;
+  char *device;
+  gint64 elapsed_us;
+} KvHotplugResult;
+
+/* The methods. */
+extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
+    kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
+    kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
+    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
+    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
+
+/* Typed calls and replies over a KvConn. params is the method's params
+ * struct (NULL: all defaults). The reply callback gets the raw result;
+ * decode it with kv_result_decode(m, ...). */
+void kv_call(KvConn *c, const KvMethod *m, gconstpointer params, guint timeout_ms, KvReplyFunc cb,
+             gpointer user);
+/* Reply to request `id` of method m with the result struct `result` (NULL:
+ * an empty object). */
+void kv_reply(KvConn *c, guint32 id, const KvMethod *m, gconstpointer result);
+/* Reply with error's message and code: its code when error is in
+ * KV_ERROR_DOMAIN, `fallback` otherwise. */
+void kv_reply_gerror(KvConn *c, guint32 id, const GError *error, KvCode fallback);
+
+G_END_DECLS
