@@ -265,7 +265,9 @@ typedef struct {
 static void call_done(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
-  if (result && call->n_fds && kv_json_bool(result, "sink_fds", FALSE)) {
+  if (result && call->n_fds &&
+      (kv_conn_peer_has_feature(c, KV_FEATURE_SINK_FDS) ||
+       kv_json_bool(result, "sink_fds", FALSE))) {
     /* The shim took the output pipes' write ends: only it writes them now,
      * and the caller sees EOF when it closes them. A shim that does not
      * say so (an older one) sends DATA, which we pump as before. */

@@ -64,7 +64,6 @@ struct _KvConn {
 
   guint32 next_id;
   GHashTable *calls;    /* id -> KvCall* */
-  char **features;      /* what we announce in HELLO */
   char **peer_features; /* what the peer announced */
 
   /* Set by the RPC layer (conn.c): what the transport hands up. */

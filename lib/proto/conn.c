@@ -63,8 +63,10 @@ static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
       return FALSE;
     }
     g_autofree char *role = NULL, *version = NULL;
-    if (!kv_hello_parse(f->payload, &role, &version, error))
+    g_auto(GStrv) features = NULL;
+    if (!kv_hello_parse_full(f->payload, &role, &version, &features, error))
       return FALSE;
+    c->peer_features = g_steal_pointer(&features);
     c->peer_version = g_steal_pointer(&version);
     c->peer_role = g_steal_pointer(&role);
     return TRUE;
@@ -153,7 +155,7 @@ KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer 
 
   kv_tr_watch(c);
 
-  kv_tr_enqueue(c, kv_hello_encode(role, NULL), NULL);
+  kv_tr_enqueue(c, kv_hello_encode_full(role, NULL, h != NULL ? h->features : NULL), NULL);
   return c;
 }
 
@@ -184,6 +186,7 @@ void kv_conn_unref(KvConn *c) {
   g_free(c->role);
   g_free(c->peer_role);
   g_free(c->peer_version);
+  g_strfreev(c->peer_features);
   g_free(c);
 }
 
@@ -200,6 +203,12 @@ const char *kv_conn_peer_version(KvConn *c) {
 gboolean kv_conn_is_ready(KvConn *c) {
   g_return_val_if_fail(c != NULL, FALSE);
   return c->peer_role != NULL && !c->closed;
+}
+
+gboolean kv_conn_peer_has_feature(KvConn *c, const char *feature) {
+  g_return_val_if_fail(c != NULL && feature != NULL, FALSE);
+  return c->peer_features != NULL &&
+         g_strv_contains((const char *const *)c->peer_features, feature);
 }
 
 gboolean kv_conn_is_closed(KvConn *c) {
