@@ -582,6 +582,11 @@ const KvMethod *kv_method_lookup(const char *name) {
   return NULL;
 }
 
+const KvMethod *const *kv_methods(guint *n) {
+  *n = G_N_ELEMENTS(all_methods);
+  return all_methods;
+}
+
 gboolean kv_params_decode(const KvMethod *m, JsonObject *params, gpointer out, GError **error) {
   return decode_as(m->params, params, out, m->name, error);
 }

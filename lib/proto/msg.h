@@ -121,6 +121,8 @@ typedef struct {
 
 /* The method called `name`, NULL when there is none. */
 const KvMethod *kv_method_lookup(const char *name);
+/* Every method of the contract (for tests and fuzzing); *n gets the count. */
+const KvMethod *const *kv_methods(guint *n);
 
 /* Decode params/result of `m` with the method name in errors (code
  * KV_E_INVALID in KV_ERROR_DOMAIN, ready to be sent back as is). */
