@@ -212,7 +212,7 @@ static gboolean decode_field(const KvField *f, JsonNode *n, gpointer out, const 
       gpointer m = g_malloc0(f->sub->size);
       g_autofree char *w = g_strdup_printf("%s: %s[%u]", where, f->name, i);
       if (!decode_fields(f->sub, json_node_get_object(el), m, w, error)) {
-        g_free(m);
+        list_elem_free(m, (gpointer)f->sub); /* what it decoded before the bad field */
         free_list(v, f->sub);
         return FALSE;
       }
