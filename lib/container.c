@@ -8,8 +8,6 @@
 #include "oci.h"
 #include "process-internal.h"
 
-#define KV_M_SHIM_CONTAINER_ADD "container_add"
-
 void katavm_container_config_init(katavm_container_config *cfg) {
   if (cfg)
     memset(cfg, 0, sizeof(*cfg));
@@ -28,17 +26,10 @@ static gboolean check_cid(const char *id, GError **error) {
   return TRUE;
 }
 
-static int simple_call(katavm_sandbox *sb, const char *method, JsonObject *params, guint timeout_ms,
-                       JsonObject **out, katavm_error **err) {
+static int simple_call(katavm_sandbox *sb, const KvMethod *m, gconstpointer params, gpointer result,
+                       katavm_error **err) {
   g_autoptr(GError) e = NULL;
-  JsonObject *r = kv_sandbox_call(sb, method, params, timeout_ms, &e);
-  if (!r)
-    return kv_error_propagate(err, e);
-  if (out)
-    *out = r;
-  else
-    json_object_unref(r);
-  return 0;
+  return kv_sandbox_rpc(sb, m, params, result, &e) ? 0 : kv_error_propagate(err, e);
 }
 
 int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_container_config *cfg,
@@ -60,42 +51,29 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
   JsonObject *proc = json_object_get_object_member(spec, "process");
   gboolean tty = json_object_get_boolean_member_with_default(proc, "terminal", FALSE);
-  g_autoptr(JsonObject) params = json_object_new();
-  json_object_set_string_member(params, "id", id);
-  json_object_set_object_member(params, "spec", json_object_ref(spec));
-  json_object_set_string_member(params, "rootfs", rootfs);
-  json_object_set_boolean_member(
-      params, "readonly",
-      json_object_get_boolean_member_with_default(json_object_get_object_member(spec, "root"),
-                                                  "readonly", FALSE));
-  if (!main_out) {
-    JsonObject *streams = json_object_new();
-    json_object_set_int_member(streams, "stdin", 0);
-    json_object_set_int_member(streams, "stdout", 0);
-    json_object_set_int_member(streams, "stderr", 0);
-    json_object_set_object_member(params, "streams", streams);
-    return simple_call(sb, KV_M_SHIM_CONTAINER_ADD, params, KV_CALL_TIMEOUT_MS, NULL, err);
-  }
-  katavm_process *p =
-      kv_process_start(sb, id, NULL, tty, TRUE, KV_M_SHIM_CONTAINER_ADD, params, &e);
+  KvContainerAddParams params = {
+      .container_id = (char *)id,
+      .spec = spec,
+      .rootfs = rootfs,
+      .readonly = json_object_get_boolean_member_with_default(
+          json_object_get_object_member(spec, "root"), "readonly", FALSE),
+  };
+  if (!main_out)
+    return simple_call(sb, &kv_m_shim_container_add, &params, NULL, err);
+  katavm_process *p = kv_process_start(sb, id, NULL, tty, TRUE, &kv_m_shim_container_add, &params,
+                                       &params.streams, &params.sink_fds, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *main_out = p;
   return 0;
 }
 
-static JsonObject *id_params(const char *key, const char *id) {
-  JsonObject *o = json_object_new();
-  json_object_set_string_member(o, key, id);
-  return o;
-}
-
 int katavm_container_start(katavm_sandbox *sb, const char *id, katavm_error **err) {
   g_autoptr(GError) e = NULL;
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
-  g_autoptr(JsonObject) o = id_params("id", id);
-  return simple_call(sb, KV_M_CONTAINER_START, o, KV_CALL_TIMEOUT_MS, NULL, err);
+  KvContainerRef o = {.container_id = (char *)id};
+  return simple_call(sb, &kv_m_container_start, &o, NULL, err);
 }
 
 int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status, int *exit_code,
@@ -104,19 +82,19 @@ int katavm_container_state(katavm_sandbox *sb, const char *id, const char **stat
   if (!sb || !status || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e)
              : kv_error_set(err, KATAVM_E_INVALID, "sandbox and status must not be NULL");
-  g_autoptr(JsonObject) o = id_params("id", id);
-  JsonObject *r = NULL;
-  int rc = simple_call(sb, KV_M_CONTAINER_STATE, o, KV_CALL_TIMEOUT_MS, &r, err);
+  KvContainerRef o = {.container_id = (char *)id};
+  KvContainerStateResult r;
+  int rc = simple_call(sb, &kv_m_container_state, &o, &r, err);
   if (rc < 0)
     return rc;
-  const char *st = kv_json_str(r, "status", "");
+  const char *st = r.status;
   *status = !strcmp(st, "created")   ? "created"
             : !strcmp(st, "running") ? "running"
             : !strcmp(st, "stopped") ? "stopped"
                                      : "unknown";
   if (exit_code)
-    *exit_code = (int)kv_json_int(r, "exit_code", -1);
-  json_object_unref(r);
+    *exit_code = (int)r.exit_code;
+  kv_msg_clear(kv_m_container_state.result, &r);
   return 0;
 }
 
@@ -127,24 +105,21 @@ int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int al
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
   if (signal <= 0 || signal >= 65)
     return kv_error_set(err, KATAVM_E_INVALID, "signal %d is out of range", signal);
-  g_autoptr(JsonObject) o = id_params("id", id);
-  json_object_set_int_member(o, "signal", signal);
-  json_object_set_boolean_member(o, "all", all != 0);
-  return simple_call(sb, KV_M_CONTAINER_KILL, o, KV_CALL_TIMEOUT_MS, NULL, err);
+  KvContainerKillParams o = {.container_id = (char *)id, .signal = signal, .all = all != 0};
+  return simple_call(sb, &kv_m_container_kill, &o, NULL, err);
 }
 
 int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code, katavm_error **err) {
   g_autoptr(GError) e = NULL;
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
-  g_autoptr(JsonObject) o = id_params("container", id);
-  JsonObject *r = NULL;
-  int rc = simple_call(sb, KV_M_WAIT, o, 0, &r, err);
+  KvProcessRef o = {.container_id = (char *)id};
+  KvWaitResult r;
+  int rc = simple_call(sb, &kv_m_wait, &o, &r, err);
   if (rc < 0)
     return rc;
   if (exit_code)
-    *exit_code = (int)kv_json_int(r, "exit_code", -1);
-  json_object_unref(r);
+    *exit_code = (int)r.exit_code;
   return 0;
 }
 
@@ -152,34 +127,22 @@ int katavm_container_remove(katavm_sandbox *sb, const char *id, int force, katav
   g_autoptr(GError) e = NULL;
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
-  g_autoptr(JsonObject) o = id_params("id", id);
-  json_object_set_boolean_member(o, "force", force != 0);
-  return simple_call(sb, KV_M_CONTAINER_REMOVE, o, KV_CALL_TIMEOUT_MS, NULL, err);
+  KvContainerRemoveParams o = {.container_id = (char *)id, .force = force != 0};
+  return simple_call(sb, &kv_m_container_remove, &o, NULL, err);
 }
 
 int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **err) {
   if (!sb || !ids_out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and ids_out must not be NULL");
-  JsonObject *r = NULL;
-  g_autoptr(JsonObject) o = json_object_new();
-  int rc = simple_call(sb, KV_M_CONTAINER_LIST, o, KV_CALL_TIMEOUT_MS, &r, err);
+  KvContainerListResult r;
+  int rc = simple_call(sb, &kv_m_container_list, NULL, &r, err);
   if (rc < 0)
     return rc;
-  JsonArray *a = json_object_has_member(r, "containers")
-                     ? json_object_get_array_member(r, "containers")
-                     : NULL;
-  guint n = a ? json_array_get_length(a) : 0;
+  guint n = r.containers ? r.containers->len : 0;
   char **v = calloc(n + 1, sizeof(char *));
-  guint k = 0;
-  for (guint i = 0; i < n; i++) {
-    JsonNode *el = json_array_get_element(a, i);
-    if (JSON_NODE_HOLDS_OBJECT(el)) {
-      const char *cid = kv_json_str(json_node_get_object(el), "id", NULL);
-      if (cid)
-        v[k++] = strdup(cid);
-    }
-  }
-  json_object_unref(r);
+  for (guint i = 0; i < n; i++)
+    v[i] = strdup(((KvContainerStateResult *)r.containers->pdata[i])->container_id);
+  kv_msg_clear(kv_m_container_list.result, &r);
   *ids_out = v;
   return 0;
 }
@@ -198,32 +161,13 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_
     return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
   if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
     return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
-  JsonObject *proc = json_object_new();
-  json_object_set_array_member(proc, "args", kv_json_strv(cfg->argv));
-  if (cfg->env)
-    json_object_set_array_member(proc, "env", kv_json_strv(cfg->env));
-  if (cfg->cwd)
-    json_object_set_string_member(proc, "cwd", cfg->cwd);
-  if (cfg->set_user) {
-    JsonObject *u = json_object_new();
-    json_object_set_int_member(u, "uid", cfg->uid);
-    json_object_set_int_member(u, "gid", cfg->gid);
-    json_object_set_object_member(proc, "user", u);
-  }
-  json_object_set_boolean_member(proc, "terminal", cfg->tty != 0);
-  if (cfg->tty) {
-    JsonObject *sz = json_object_new();
-    json_object_set_int_member(sz, "height", cfg->rows ? cfg->rows : 24);
-    json_object_set_int_member(sz, "width", cfg->cols ? cfg->cols : 80);
-    json_object_set_object_member(proc, "consoleSize", sz);
-  }
+  g_autoptr(JsonObject) proc =
+      kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid,
+                         cfg->tty != 0, cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
   g_autofree char *exec_id = kv_id_generate();
-  g_autoptr(JsonObject) params = json_object_new();
-  json_object_set_string_member(params, "container", container_id);
-  json_object_set_string_member(params, "exec_id", exec_id);
-  json_object_set_object_member(params, "process", proc);
+  KvExecParams params = {.container_id = (char *)container_id, .exec_id = exec_id, .process = proc};
   katavm_process *p = kv_process_start(sb, container_id, exec_id, cfg->tty != 0, !cfg->no_stdin,
-                                       KV_M_EXEC, params, &e);
+                                       &kv_m_exec, &params, &params.streams, &params.sink_fds, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *out = p;

@@ -45,13 +45,12 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
   const char *kind = kind_name(req->kind);
   if (!kind)
     return kv_error_set(err, KATAVM_E_INVALID, "unknown hotplug kind %d", (int)req->kind);
-  g_autoptr(JsonObject) o = json_object_new();
-  json_object_set_string_member(o, "kind", kind);
+  KvHotplugParams o = {.kind = (char *)kind};
   switch (req->kind) {
   case KATAVM_HOTPLUG_CPUS:
     if (req->cpus < 1)
       return kv_error_set(err, KATAVM_E_INVALID, "cpus must be at least 1");
-    json_object_set_int_member(o, "cpus", req->cpus);
+    o.cpus = req->cpus;
     break;
   case KATAVM_HOTPLUG_MEMORY: {
     const char *op = req->memory_op == KATAVM_MEMORY_ADD      ? "+"
@@ -64,8 +63,8 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
       return kv_error_set(err, KATAVM_E_INVALID,
                           "memory %u MiB is not a multiple of the 2 MiB block size",
                           req->memory_mib);
-    json_object_set_string_member(o, "op", op);
-    json_object_set_int_member(o, "mib", req->memory_mib);
+    o.op = (char *)op;
+    o.mib = req->memory_mib;
     break;
   }
   case KATAVM_HOTPLUG_NIC_ADD:
@@ -74,20 +73,11 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
       return kv_error_set(err, KATAVM_E_INVALID, "nic add needs a tap device");
     if (req->kind == KATAVM_HOTPLUG_NIC_REMOVE && !req->mac)
       return kv_error_set(err, KATAVM_E_INVALID, "nic remove needs the MAC");
-    if (req->tap)
-      json_object_set_string_member(o, "tap", req->tap);
-    if (req->mac)
-      json_object_set_string_member(o, "mac", req->mac);
-    if (req->mtu)
-      json_object_set_int_member(o, "mtu", req->mtu);
-    if (req->addresses) {
-      JsonArray *a = json_array_new();
-      for (const char *const *p = req->addresses; *p; p++)
-        json_array_add_string_element(a, *p);
-      json_object_set_array_member(o, "addresses", a);
-    }
-    if (req->gateway)
-      json_object_set_string_member(o, "gateway", req->gateway);
+    o.tap = (char *)req->tap;
+    o.mac = (char *)req->mac;
+    o.mtu = req->mtu;
+    o.addresses = (char **)req->addresses;
+    o.gateway = (char *)req->gateway;
     break;
   case KATAVM_HOTPLUG_DISK_ADD:
   case KATAVM_HOTPLUG_DISK_REMOVE:
@@ -101,21 +91,21 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
                           req->mount_path);
     if (req->container && !kv_id_validate(req->container, NULL))
       return kv_error_set(err, KATAVM_E_INVALID, "container id '%s' is invalid", req->container);
-    json_object_set_string_member(o, "path", req->path);
-    json_object_set_boolean_member(o, "readonly", req->readonly != 0);
-    if (req->container) {
-      json_object_set_string_member(o, "container", req->container);
-      json_object_set_string_member(o, "mount_path", req->mount_path);
-    }
+    o.path = (char *)req->path;
+    o.readonly = req->readonly != 0;
+    o.container_id = (char *)req->container;
+    o.mount_path = (char *)req->mount_path;
     break;
   }
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = kv_sandbox_call(sb, "hotplug", o, HOTPLUG_TIMEOUT_MS, &e);
-  if (!r)
+  KvHotplugResult r;
+  if (!kv_sandbox_rpc_timeout(sb, &kv_m_shim_hotplug, &o, &r, HOTPLUG_TIMEOUT_MS, &e))
     return kv_error_propagate(err, e);
   if (result_json) {
-    g_autofree char *s = kv_json_to_string(r);
+    g_autoptr(JsonObject) j = kv_msg_encode(kv_m_shim_hotplug.result, &r);
+    g_autofree char *s = kv_json_to_string(j);
     *result_json = strdup(s);
   }
+  kv_msg_clear(kv_m_shim_hotplug.result, &r);
   return 0;
 }

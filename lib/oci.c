@@ -251,6 +251,31 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
   return g_steal_pointer(&spec);
 }
 
+JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, const char *cwd,
+                               gboolean set_user, guint uid, guint gid, gboolean terminal,
+                               guint rows, guint cols) {
+  JsonObject *proc = json_object_new();
+  json_object_set_array_member(proc, "args", kv_json_strv(argv));
+  if (env)
+    json_object_set_array_member(proc, "env", kv_json_strv(env));
+  if (cwd)
+    json_object_set_string_member(proc, "cwd", cwd);
+  if (set_user) {
+    JsonObject *u = json_object_new();
+    json_object_set_int_member(u, "uid", uid);
+    json_object_set_int_member(u, "gid", gid);
+    json_object_set_object_member(proc, "user", u);
+  }
+  json_object_set_boolean_member(proc, "terminal", terminal);
+  if (terminal) {
+    JsonObject *sz = json_object_new();
+    json_object_set_int_member(sz, "height", rows);
+    json_object_set_int_member(sz, "width", cols);
+    json_object_set_object_member(proc, "consoleSize", sz);
+  }
+  return proc;
+}
+
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly) {
   JsonObject *proc = json_object_get_object_member(spec, "process");

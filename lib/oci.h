@@ -14,6 +14,12 @@ JsonObject *kv_oci_default_spec(void);
  * (*rootfs_out). All failures are KATAVM_E_INVALID with a clear message. */
 JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error);
 /* Apply caller overrides (NULL / 0 = keep the spec's). */
+/* The OCI process object of an exec: args, env (NULL: the container's),
+ * cwd (NULL: the container's), user (when set_user), terminal and its
+ * consoleSize. */
+JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, const char *cwd,
+                               gboolean set_user, guint uid, guint gid, gboolean terminal,
+                               guint rows, guint cols);
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly);
 

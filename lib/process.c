@@ -265,7 +265,9 @@ typedef struct {
 static void call_done(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
-  if (result && call->n_fds && kv_json_bool(result, "sink_fds", FALSE)) {
+  if (result && call->n_fds &&
+      (kv_conn_peer_has_feature(c, KV_FEATURE_SINK_FDS) ||
+       kv_json_bool(result, "sink_fds", FALSE))) {
     /* The shim took the output pipes' write ends: only it writes them now,
      * and the caller sees EOF when it closes them. A shim that does not
      * say so (an older one) sends DATA, which we pump as before. */
@@ -293,12 +295,16 @@ static gboolean call_start(gpointer user) {
   return G_SOURCE_REMOVE;
 }
 
-static JsonObject *proc_call_fds(katavm_process *p, const char *method, JsonObject *params,
-                                 guint timeout_ms, const int *fds, guint n_fds, GError **error) {
+/* A call of method m with the params struct `params` on the handle's
+ * conn, from the caller's thread; the result is decoded into `result`
+ * (NULL: not read). */
+static gboolean proc_call_fds(katavm_process *p, const KvMethod *m, gconstpointer params,
+                              gpointer result, const int *fds, guint n_fds, GError **error) {
+  g_autoptr(JsonObject) o = kv_msg_encode(m->params, params);
   Call call = {.p = p,
-               .method = method,
-               .params = params,
-               .timeout_ms = timeout_ms,
+               .method = m->name,
+               .params = o,
+               .timeout_ms = (m->flags & KV_NO_TIMEOUT) ? 0 : KV_CALL_TIMEOUT_MS,
                .fds = fds,
                .n_fds = n_fds};
   g_main_context_invoke(p->ctx, call_start, &call);
@@ -306,14 +312,17 @@ static JsonObject *proc_call_fds(katavm_process *p, const char *method, JsonObje
   while (!call.done)
     g_cond_wait(&p->cond, &p->lock);
   g_mutex_unlock(&p->lock);
-  if (call.error)
+  if (call.error) {
     g_propagate_error(error, call.error);
-  return call.result;
+    return FALSE;
+  }
+  g_autoptr(JsonObject) r = call.result;
+  return !result || kv_result_check(m, r, result, error);
 }
 
-static JsonObject *proc_call(katavm_process *p, const char *method, JsonObject *params,
-                             guint timeout_ms, GError **error) {
-  return proc_call_fds(p, method, params, timeout_ms, NULL, 0, error);
+static gboolean proc_call(katavm_process *p, const KvMethod *m, gconstpointer params,
+                          GError **error) {
+  return proc_call_fds(p, m, params, NULL, NULL, 0, error);
 }
 
 static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
@@ -322,25 +331,23 @@ static void on_wait_reply(KvConn *c, JsonObject *result, const GError *e, gpoint
     fail_waiters(p, kv_error_code_of(e), kv_remote_error_message(e));
     return;
   }
+  KvWaitResult r;
+  g_autoptr(GError) de = NULL;
+  if (!kv_result_check(&kv_m_wait, result, &r, &de)) {
+    fail_waiters(p, kv_error_code_of(de), de->message);
+    return;
+  }
   g_mutex_lock(&p->lock);
-  p->exit_code = (int)kv_json_int(result, "exit_code", -1);
+  p->exit_code = (int)r.exit_code;
   p->exited = TRUE;
   g_cond_broadcast(&p->cond);
   g_mutex_unlock(&p->lock);
 }
 
-static JsonObject *target_params(katavm_process *p) {
-  JsonObject *o = json_object_new();
-  json_object_set_string_member(o, "container", p->container);
-  if (p->exec_id)
-    json_object_set_string_member(o, "exec_id", p->exec_id);
-  return o;
-}
-
 static gboolean after_start(gpointer user) {
   katavm_process *p = user;
-  g_autoptr(JsonObject) w = target_params(p);
-  kv_conn_call(p->conn, KV_M_WAIT, w, 0, on_wait_reply, p);
+  KvProcessRef w = {.container_id = p->container, .exec_id = p->exec_id};
+  kv_call(p->conn, &kv_m_wait, &w, 0, on_wait_reply, p);
   stdin_watch(p);
   return G_SOURCE_REMOVE;
 }
@@ -415,8 +422,9 @@ void katavm_process_free(katavm_process *p) {
  * get the stream ids added. On success the process is running (exec) or
  * created (container), with its wait pending. */
 katavm_process *kv_process_start(katavm_sandbox *sb, const char *container, const char *exec_id,
-                                 gboolean tty, gboolean with_stdin, const char *method,
-                                 JsonObject *params, GError **error) {
+                                 gboolean tty, gboolean with_stdin, const KvMethod *m,
+                                 gpointer params, KvStreams *streams, gboolean *sink_fds,
+                                 GError **error) {
   katavm_process *p = proc_new();
   p->container = g_strdup(container);
   p->exec_id = g_strdup(exec_id);
@@ -429,22 +437,19 @@ katavm_process *kv_process_start(katavm_sandbox *sb, const char *container, cons
     katavm_process_free(p);
     return NULL;
   }
-  JsonObject *streams = json_object_new();
-  json_object_set_int_member(streams, "stdin", p->in.sid);
-  json_object_set_int_member(streams, "stdout", p->out.sid);
-  json_object_set_int_member(streams, "stderr", p->err.sid);
-  json_object_set_object_member(params, "streams", streams);
+  streams->stdin_id = p->in.sid;
+  streams->stdout_id = p->out.sid;
+  streams->stderr_id = p->err.sid;
   /* The shim writes our output straight into the caller's pipes. */
   int sinks[2];
   guint n_sinks = 0;
   sinks[n_sinks++] = p->out.ours;
   if (p->err.ours >= 0)
     sinks[n_sinks++] = p->err.ours;
-  json_object_set_boolean_member(params, "sink_fds", TRUE);
+  *sink_fds = TRUE;
   p->thread = g_thread_new("katavm-process", io_thread, p);
-  g_autoptr(JsonObject) r =
-      proc_call_fds(p, method, params, KV_CALL_TIMEOUT_MS, sinks, n_sinks, error);
-  if (!r) {
+  KvPidResult r;
+  if (!proc_call_fds(p, m, params, &r, sinks, n_sinks, error)) {
     katavm_process_free(p);
     return NULL;
   }
@@ -502,11 +507,9 @@ int katavm_process_signal(katavm_process *p, int signal, katavm_error **err) {
     return kv_error_set(err, KATAVM_E_INVALID, "process is NULL");
   if (signal <= 0 || signal >= 65)
     return kv_error_set(err, KATAVM_E_INVALID, "signal %d is out of range", signal);
-  g_autoptr(JsonObject) o = target_params(p);
-  json_object_set_int_member(o, "signal", signal);
+  KvSignalParams o = {.container_id = p->container, .exec_id = p->exec_id, .signal = signal};
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = proc_call(p, KV_M_SIGNAL, o, KV_CALL_TIMEOUT_MS, &e);
-  return r ? 0 : kv_error_propagate(err, e);
+  return proc_call(p, &kv_m_signal, &o, &e) ? 0 : kv_error_propagate(err, e);
 }
 
 int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
@@ -517,10 +520,8 @@ int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short
     return kv_error_set(err, KATAVM_E_STATE, "the process has no terminal");
   if (!rows || !cols)
     return kv_error_set(err, KATAVM_E_INVALID, "terminal size %ux%u is invalid", rows, cols);
-  g_autoptr(JsonObject) o = target_params(p);
-  json_object_set_int_member(o, "rows", rows);
-  json_object_set_int_member(o, "cols", cols);
+  KvResizeParams o = {
+      .container_id = p->container, .exec_id = p->exec_id, .rows = rows, .cols = cols};
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = proc_call(p, KV_M_RESIZE, o, KV_CALL_TIMEOUT_MS, &e);
-  return r ? 0 : kv_error_propagate(err, e);
+  return proc_call(p, &kv_m_resize, &o, &e) ? 0 : kv_error_propagate(err, e);
 }

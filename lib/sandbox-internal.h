@@ -18,6 +18,7 @@ void kv_shim_report(int fd, const GError *e, gboolean final);
 
 /* ---- client side (lib/) ---- */
 #include "internal.h"
+#include "msg.h"
 #include "proto.h"
 
 struct katavm_sandbox {
@@ -32,8 +33,18 @@ struct katavm_sandbox {
 KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error);
 KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHandlers *h,
                              gpointer user, GError **error);
-/* Blocking request on the handle's connection (reconnects if needed). */
-JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method, JsonObject *params,
-                            guint timeout_ms, GError **error);
+/* Blocking request of method m with the params struct `params` (NULL:
+ * defaults) on the handle's connection (reconnects if needed); the result
+ * is decoded into the result struct `result` (NULL: not read; clear it with
+ * kv_msg_clear(m->result, ...)). An answer that does not match the contract
+ * is KATAVM_E_PROTOCOL. */
+gboolean kv_sandbox_rpc(katavm_sandbox *sb, const KvMethod *m, gconstpointer params,
+                        gpointer result, GError **error);
+/* The same with a timeout of its own (0: the method's default). */
+gboolean kv_sandbox_rpc_timeout(katavm_sandbox *sb, const KvMethod *m, gconstpointer params,
+                                gpointer result, guint timeout_ms, GError **error);
+/* A result that must match m's result table: decoded into `out`, or FALSE
+ * with KATAVM_E_PROTOCOL. */
+gboolean kv_result_check(const KvMethod *m, JsonObject *result, gpointer out, GError **error);
 
 G_END_DECLS

@@ -99,8 +99,22 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHa
   return c;
 }
 
-JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method, JsonObject *params,
-                            guint timeout_ms, GError **error) {
+gboolean kv_result_check(const KvMethod *m, JsonObject *result, gpointer out, GError **error) {
+  g_autoptr(GError) e = NULL;
+  if (kv_result_decode(m, result, out, &e))
+    return TRUE;
+  g_set_error(error, KV_ERROR, KATAVM_E_PROTOCOL,
+              "the shim's answer does not match the protocol: %s", e->message);
+  return FALSE;
+}
+
+gboolean kv_sandbox_rpc(katavm_sandbox *sb, const KvMethod *m, gconstpointer params,
+                        gpointer result, GError **error) {
+  return kv_sandbox_rpc_timeout(sb, m, params, result, 0, error);
+}
+
+gboolean kv_sandbox_rpc_timeout(katavm_sandbox *sb, const KvMethod *m, gconstpointer params,
+                                gpointer result, guint timeout_ms, GError **error) {
   if (!sb->conn || kv_conn_is_closed(sb->conn)) {
     if (sb->conn) {
       kv_conn_unref(sb->conn);
@@ -108,9 +122,17 @@ JsonObject *kv_sandbox_call(katavm_sandbox *sb, const char *method, JsonObject *
     }
     sb->conn = kv_shim_connect(&sb->paths, sb->ctx, error);
     if (!sb->conn)
-      return NULL;
+      return FALSE;
   }
-  return kv_conn_call_sync(sb->conn, method, params, timeout_ms, error);
+  g_autoptr(JsonObject) o = kv_msg_encode(m->params, params);
+  if (m->flags & KV_NO_TIMEOUT)
+    timeout_ms = 0;
+  else if (timeout_ms == 0)
+    timeout_ms = KV_CALL_TIMEOUT_MS;
+  g_autoptr(JsonObject) r = kv_conn_call_sync(sb->conn, m->name, o, timeout_ms, error);
+  if (!r)
+    return FALSE;
+  return !result || kv_result_check(m, r, result, error);
 }
 
 static katavm_sandbox *sb_new(const char *root, const char *id) {
@@ -188,7 +210,8 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id, G
   GMainContext *ctx = g_main_context_new();
   KvConn *c = kv_shim_connect(p, ctx, &e);
   if (c) {
-    g_autoptr(JsonObject) r = kv_conn_call_sync(c, KV_M_SHIM_DESTROY, NULL, KV_CALL_TIMEOUT_MS, &e);
+    g_autoptr(JsonObject) r =
+        kv_conn_call_sync(c, kv_m_shim_destroy.name, NULL, KV_CALL_TIMEOUT_MS, &e);
     if (r) {
       vm_gone = TRUE;
       /* The shim exits right after replying; wait for its socket to close
@@ -376,15 +399,16 @@ int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state, kata
   if (!sb || !state)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and state must not be NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
-  if (!r) {
+  KvShimStateResult r;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_state, NULL, &r, &e)) {
     if (e->code == KATAVM_E_STATE && e->domain == KV_ERROR) {
       *state = KATAVM_SANDBOX_UNKNOWN;
       return 0;
     }
     return kv_error_propagate(err, e);
   }
-  *state = state_parse(kv_json_str(r, "state", ""));
+  *state = state_parse(r.state);
+  kv_msg_clear(kv_m_shim_state.result, &r);
   return 0;
 }
 
@@ -392,8 +416,7 @@ int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err) {
   if (!sb)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STOP, NULL, KV_CALL_TIMEOUT_MS, &e);
-  return r ? 0 : kv_error_propagate(err, e);
+  return kv_sandbox_rpc(sb, &kv_m_shim_stop, NULL, NULL, &e) ? 0 : kv_error_propagate(err, e);
 }
 
 int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err) {
@@ -438,28 +461,24 @@ int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err)
   return 0;
 }
 
-static void copy_str(char *dst, size_t n, JsonObject *o, const char *k) {
-  const char *s = kv_json_str(o, k, "");
-  g_strlcpy(dst, s ? s : "", n);
-}
-
 int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info, katavm_error **err) {
   if (!sb || !info)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and info must not be NULL");
   g_autoptr(GError) e = NULL;
   gint64 t0 = g_get_monotonic_time();
-  g_autoptr(JsonObject) r =
-      kv_sandbox_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &e);
-  if (!r)
+  KvCheckResult r;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_agent_check, NULL, &r, &e))
     return kv_error_propagate(err, e);
   memset(info, 0, sizeof(*info));
   info->round_trip_us = (uint64_t)(g_get_monotonic_time() - t0);
-  copy_str(info->agent_version, sizeof(info->agent_version), r, "agent_version");
-  copy_str(info->kernel_release, sizeof(info->kernel_release), r, "kernel");
-  info->proto_version = (unsigned)kv_json_int(r, "proto", 0);
-  info->cpus_online = (unsigned)kv_json_int(r, "cpus_online", 0);
-  info->mem_total_kib = (uint64_t)kv_json_int(r, "mem_total_kib", 0);
-  info->uptime_ms = (uint64_t)kv_json_int(r, "uptime_ms", 0);
+  g_strlcpy(info->agent_version, r.agent_version ? r.agent_version : "",
+            sizeof(info->agent_version));
+  g_strlcpy(info->kernel_release, r.kernel ? r.kernel : "", sizeof(info->kernel_release));
+  info->proto_version = (unsigned)MAX(r.proto, 0);
+  info->cpus_online = (unsigned)MAX(r.cpus_online, 0);
+  info->mem_total_kib = (uint64_t)MAX(r.mem_total_kib, 0);
+  info->uptime_ms = (uint64_t)MAX(r.uptime_ms, 0);
+  kv_msg_clear(kv_m_shim_agent_check.result, &r);
   return 0;
 }
 
@@ -467,17 +486,24 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **e
   if (!sb || !json_out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and json_out must not be NULL");
   g_autoptr(GError) e = NULL;
-  g_autoptr(JsonObject) r = kv_sandbox_call(sb, KV_M_SHIM_STATE, NULL, KV_CALL_TIMEOUT_MS, &e);
-  if (!r)
+  KvShimStateResult st;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_state, NULL, &st, &e))
     return kv_error_propagate(err, e);
-  if (!g_strcmp0(kv_json_str(r, "state", ""), "running")) {
+  /* The inspect document is the shim's state, re-encoded from the
+   * contract's table (what the shim sent that the contract does not know
+   * is not passed on), plus the guest's view. */
+  g_autoptr(JsonObject) r = kv_msg_encode(kv_m_shim_state.result, &st);
+  if (!g_strcmp0(st.state, "running")) {
     g_autoptr(GError) ge = NULL;
-    JsonObject *g = kv_sandbox_call(sb, KV_M_SHIM_AGENT_CHECK, NULL, KV_CALL_TIMEOUT_MS, &ge);
-    if (g)
-      json_object_set_object_member(r, "guest", g);
-    else
+    KvCheckResult g;
+    if (kv_sandbox_rpc(sb, &kv_m_shim_agent_check, NULL, &g, &ge)) {
+      json_object_set_object_member(r, "guest", kv_msg_encode(kv_m_shim_agent_check.result, &g));
+      kv_msg_clear(kv_m_shim_agent_check.result, &g);
+    } else {
       json_object_set_string_member(r, "guest_error", ge->message);
+    }
   }
+  kv_msg_clear(kv_m_shim_state.result, &st);
   g_autofree char *s = kv_json_to_string(r);
   *json_out = strdup(s);
   return 0;

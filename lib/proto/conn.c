@@ -1,105 +1,18 @@
 /* lib/proto/conn.c: KvConn, one framed protocol connection driven by a
- * GMainContext. It owns the fd, reads and decodes frames, runs the HELLO
- * handshake, matches responses to pending calls, and queues writes so that
- * no caller ever blocks on a slow or stuck peer. A peer that misbehaves gets
- * its connection closed (on_closed with the reason), never the process.
- */
-#include "proto.h"
+ * GMainContext: the upper half, RPC. It runs the HELLO handshake, hands
+ * requests and stream frames to the owner's handlers, matches responses to
+ * pending calls and times them out. The fd itself is transport.c's. A peer
+ * that misbehaves gets its connection closed (on_closed with the reason),
+ * never the process. */
+#include "conn-internal.h"
+#include "msg.h"
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* splice */
-#endif
 #include <errno.h>
-#include <fcntl.h>
 #include <glib-unix.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#define KV_CONN_READ_CHUNK (64u * 1024u)
-/* Reads per dispatch: enough to drain a burst, few enough that one busy
- * connection cannot starve the others sharing the main context. */
-#define KV_CONN_READS_PER_DISPATCH 4
-/* Error code we answer with when nobody handles requests (ENOSYS). */
-#define KV_CONN_NO_HANDLER_CODE 38
-
-typedef struct {
-  KvConn *conn; /* weak: calls never outlive the conn's table */
-  guint32 id;
-  KvReplyFunc cb;
-  gpointer user;
-  GSource *timeout;
-} KvCall;
-
-/* One queued write: a whole frame, or the header of a DATA frame whose
- * payload then moves from a pipe to our fd by splice(2). */
-typedef struct {
-  GBytes *bytes;
-  int splice_fd;     /* -1, or our own dup of the pipe's read end */
-  gsize splice_left; /* payload bytes still to move from it */
-  KvSpliceDoneFunc done;
-  gpointer done_user;
-  int fds[KV_CONN_MAX_FDS]; /* our dups, sent with the frame's first byte */
-  guint n_fds;
-} KvOut;
-
-struct _KvConn {
-  gint ref;
-  int fd;
-  gboolean not_socket;           /* send(2) refused: fall back to write(2) */
-  gboolean take_fds;             /* kv_conn_accept_fds(): recvmsg keeps SCM_RIGHTS */
-  gboolean gather;               /* kv_conn_gather_frames() */
-  GArray *fds_in;                /* int: received, not yet taken (kv_conn_take_fd) */
-  int next_fds[KV_CONN_MAX_FDS]; /* kv_conn_attach_fds(): for the next frame */
-  guint n_next_fds;
-  char *role;
-  KvConnHandlers h;
-  gpointer user;
-  GMainContext *ctx;
-  GSource *in_src;
-  GSource *out_src; /* attached only while writes are pending */
-
-  KvDecoder *dec;
-
-  GQueue outq;   /* KvOut*, whole frames in send order */
-  gsize out_off; /* bytes of the head already written */
-  gsize pending; /* unwritten bytes in outq */
-
-  gboolean closed;
-  GError *close_error;    /* why it closed; for waiters */
-  GError *deferred_error; /* a failure waiting for conn_fail_later's idle */
-  char *peer_role;
-  char *peer_version;
-
-  guint32 next_id;
-  GHashTable *calls; /* id -> KvCall* */
-};
-
-static void conn_shutdown(KvConn *c, GError *why, gboolean notify);
-
-static void out_free(KvOut *o) {
-  g_bytes_unref(o->bytes);
-  if (o->splice_fd >= 0)
-    close(o->splice_fd);
-  for (guint i = 0; i < o->n_fds; i++)
-    close(o->fds[i]);
-  if (o->done != NULL)
-    o->done(o->done_user);
-  g_free(o);
-}
-
-static GError *closed_error(KvConn *c) {
-  if (c->close_error != NULL &&
-      g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
-    return g_error_copy(c->close_error);
-  if (c->close_error != NULL)
-    return g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed: %s",
-                       c->close_error->message);
-  return g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed");
-}
+/* Error code we answer with when nobody handles requests. */
+#define KV_CONN_NO_HANDLER_CODE KV_E_UNSUPPORTED
 
 static void call_free(KvCall *call) {
   if (call->timeout != NULL) {
@@ -111,266 +24,7 @@ static void call_free(KvCall *call) {
 
 /* ---- writing ---- */
 
-/* Writes the start of o's frame with its fds attached as SCM_RIGHTS, so
- * that they arrive with the frame's first byte. Our dups are closed once
- * sent (the kernel holds the files until the peer takes them). */
-static ssize_t conn_write_fds(KvConn *c, KvOut *o, const guint8 *p, gsize n) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
-  } ctl;
-  memset(&ctl, 0, sizeof ctl);
-  struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
-  struct msghdr m = {.msg_iov = &iov,
-                     .msg_iovlen = 1,
-                     .msg_control = ctl.buf,
-                     .msg_controllen = CMSG_SPACE(sizeof(int) * o->n_fds)};
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int) * o->n_fds);
-  memcpy(CMSG_DATA(cm), o->fds, sizeof(int) * o->n_fds);
-  ssize_t r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-  if (r > 0) {
-    for (guint i = 0; i < o->n_fds; i++)
-      close(o->fds[i]);
-    o->n_fds = 0;
-  }
-  return r;
-}
-
-static ssize_t conn_write(KvConn *c, const guint8 *p, gsize n) {
-  if (!c->not_socket) {
-    /* MSG_NOSIGNAL: a vanished peer must give us EPIPE, not kill the
-     * process with SIGPIPE. */
-    ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
-    if (r >= 0 || errno != ENOTSOCK)
-      return r;
-    c->not_socket = TRUE; /* char device (virtio-serial): no SIGPIPE there */
-  }
-  return write(c->fd, p, n);
-}
-
-/* Moves what it can of o's spliced payload. Returns -1 with error on a
- * hard error, 0 when the fd is full, 1 when the payload is all written. */
-static int conn_splice(KvConn *c, KvOut *o, GError **error) {
-  while (o->splice_left > 0) {
-    ssize_t r =
-        splice(o->splice_fd, NULL, c->fd, NULL, o->splice_left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (r > 0) {
-      o->splice_left -= (gsize)r;
-      c->pending -= (gsize)r;
-      continue;
-    }
-    int e = r < 0 ? errno : 0;
-    if (e == EINTR)
-      continue;
-    int avail = 0;
-    if (e == EAGAIN && ioctl(o->splice_fd, FIONREAD, &avail) == 0 && avail > 0)
-      return 0; /* our fd is full; the writer source calls again */
-    /* The pipe ran dry under a frame header that promised more: the frame
-     * cannot be completed, so the connection cannot go on. */
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                "splice to peer failed with %" G_GSIZE_FORMAT " bytes of a DATA frame left: %s",
-                o->splice_left, e == 0 || e == EAGAIN ? "the pipe ran dry" : g_strerror(e));
-    return -1;
-  }
-  return 1;
-}
-
-/* Writes as much of the queue as the fd takes without blocking. Returns
- * FALSE with error only on a hard I/O error. */
-static gboolean conn_try_write(KvConn *c, GError **error) {
-  while (c->fd >= 0 && !g_queue_is_empty(&c->outq)) {
-    KvOut *head = g_queue_peek_head(&c->outq);
-    gsize len = 0;
-    const guint8 *p = g_bytes_get_data(head->bytes, &len);
-    if (c->out_off < len) {
-      ssize_t r = head->n_fds > 0 ? conn_write_fds(c, head, p + c->out_off, len - c->out_off)
-                                  : conn_write(c, p + c->out_off, len - c->out_off);
-      if (r < 0) {
-        if (errno == EINTR)
-          continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          return TRUE;
-        int e = errno;
-        g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "write to peer failed: %s",
-                    g_strerror(e));
-        return FALSE;
-      }
-      c->out_off += (gsize)r;
-      c->pending -= (gsize)r;
-      if (c->out_off < len)
-        continue;
-    }
-    if (head->splice_fd >= 0) {
-      int r = conn_splice(c, head, error);
-      if (r <= 0)
-        return r == 0;
-    }
-    out_free(g_queue_pop_head(&c->outq));
-    c->out_off = 0;
-  }
-  return TRUE;
-}
-
-static gboolean on_writable(gint fd, GIOCondition cond, gpointer data);
-
-static void conn_arm_writer(KvConn *c) {
-  if (c->out_src != NULL || c->closed || g_queue_is_empty(&c->outq))
-    return;
-  c->out_src = g_unix_fd_source_new(c->fd, G_IO_OUT);
-  g_source_set_callback(c->out_src, G_SOURCE_FUNC(on_writable), c, NULL);
-  g_source_set_name(c->out_src, "katavm-conn-out");
-  g_source_attach(c->out_src, c->ctx);
-}
-
-static gboolean on_writable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond, gpointer data) {
-  KvConn *c = data;
-  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
-  g_autoptr(GError) err = NULL;
-
-  if (!conn_try_write(c, &err)) {
-    conn_shutdown(c, g_steal_pointer(&err), TRUE);
-    return G_SOURCE_REMOVE; /* conn_shutdown dropped out_src already */
-  }
-  if (g_queue_is_empty(&c->outq)) {
-    g_clear_pointer(&c->out_src, g_source_unref);
-    return G_SOURCE_REMOVE;
-  }
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean deferred_fail_dispatch(gpointer p) {
-  KvConn *c = p;
-  GError *why = g_steal_pointer(&c->deferred_error);
-  if (why != NULL)
-    conn_shutdown(c, why, TRUE);
-  return G_SOURCE_REMOVE;
-}
-
-/* Closes the conn (with on_closed) from the main loop rather than from the
- * caller's stack, so that a send never runs on_closed under its caller. */
-static void conn_fail_later(KvConn *c, GError *why) {
-  if (c->closed || c->deferred_error != NULL) {
-    g_error_free(why);
-    return;
-  }
-  c->deferred_error = why;
-  g_autoptr(GSource) src = g_idle_source_new();
-  g_source_set_callback(src, deferred_fail_dispatch, kv_conn_ref(c), (GDestroyNotify)kv_conn_unref);
-  g_source_set_name(src, "katavm-conn-fail");
-  g_source_attach(src, c->ctx);
-}
-
-static void conn_drop_next_fds(KvConn *c) {
-  for (guint i = 0; i < c->n_next_fds; i++)
-    close(c->next_fds[i]);
-  c->n_next_fds = 0;
-}
-
-static void conn_drop_fds_in(KvConn *c) {
-  if (c->fds_in == NULL)
-    return;
-  for (guint i = 0; i < c->fds_in->len; i++)
-    close(g_array_index(c->fds_in, int, i));
-  g_array_set_size(c->fds_in, 0);
-}
-
-/* Queues an encoded frame and writes right away when nothing is ahead of
- * it. Errors are left to the writer source so that callers never see
- * on_closed run inside their own send call. */
-static gboolean conn_enqueue_out(KvConn *c, KvOut *out, GError **error) {
-  gsize size = g_bytes_get_size(out->bytes) + out->splice_left;
-  /* Callers pace DATA with kv_conn_pending(); this cap is the backstop for
-   * a peer that floods us with requests and never reads the replies. */
-  if (c->deferred_error != NULL || c->pending + size > KV_CONN_MAX_PENDING) {
-    conn_drop_next_fds(c);
-    out->done = NULL; /* the caller learns it from our FALSE */
-    out_free(out);
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "peer is not reading: %" G_GSIZE_FORMAT " bytes queued (limit %u)", c->pending,
-                KV_CONN_MAX_PENDING);
-    conn_fail_later(c, g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                                   "peer is not reading: more than %u bytes "
-                                   "queued for it",
-                                   KV_CONN_MAX_PENDING));
-    return FALSE;
-  }
-  /* Fds attached with kv_conn_attach_fds() travel with this frame. */
-  memcpy(out->fds, c->next_fds, sizeof(int) * c->n_next_fds);
-  out->n_fds = c->n_next_fds;
-  c->n_next_fds = 0;
-  gboolean was_empty = g_queue_is_empty(&c->outq);
-  c->pending += size;
-  g_queue_push_tail(&c->outq, out);
-  if (was_empty) {
-    g_autoptr(GError) ignored = NULL;
-    conn_try_write(c, &ignored);
-  }
-  conn_arm_writer(c);
-  return TRUE;
-}
-
-static gboolean conn_enqueue(KvConn *c, GBytes *frame, GError **error) {
-  KvOut *out = g_new0(KvOut, 1);
-  out->bytes = frame;
-  out->splice_fd = -1;
-  return conn_enqueue_out(c, out, error);
-}
-
 /* ---- closing ---- */
-
-static void conn_shutdown(KvConn *c, GError *why, gboolean notify) {
-  if (c->closed) {
-    g_clear_error(&why);
-    return;
-  }
-  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
-  c->closed = TRUE;
-  c->close_error =
-      why != NULL ? why
-                  : g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed");
-
-  if (c->in_src != NULL) {
-    g_source_destroy(c->in_src);
-    g_clear_pointer(&c->in_src, g_source_unref);
-  }
-  if (c->out_src != NULL) {
-    g_source_destroy(c->out_src);
-    g_clear_pointer(&c->out_src, g_source_unref);
-  }
-  if (c->fd >= 0) {
-    close(c->fd);
-    c->fd = -1;
-  }
-  g_queue_clear_full(&c->outq, (GDestroyNotify)out_free);
-  conn_drop_next_fds(c);
-  conn_drop_fds_in(c);
-  c->out_off = 0;
-  c->pending = 0;
-  g_clear_pointer(&c->dec, kv_decoder_free);
-
-  /* Steal the table first: a reply callback may start new calls (which
-   * fail at once, the conn being closed) or drop its conn reference. */
-  GHashTable *calls = c->calls;
-  c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
-  GHashTableIter it;
-  gpointer value;
-  g_hash_table_iter_init(&it, calls);
-  while (g_hash_table_iter_next(&it, NULL, &value)) {
-    KvCall *call = value;
-    g_hash_table_iter_steal(&it);
-    g_autoptr(GError) err = closed_error(c);
-    if (call->cb != NULL)
-      call->cb(c, NULL, err, call->user);
-    call_free(call);
-  }
-  g_hash_table_unref(calls);
-
-  if (notify && c->h.on_closed != NULL)
-    c->h.on_closed(c, c->close_error, c->user);
-}
 
 /* ---- reading and dispatch ---- */
 
@@ -409,8 +63,10 @@ static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
       return FALSE;
     }
     g_autofree char *role = NULL, *version = NULL;
-    if (!kv_hello_parse(f->payload, &role, &version, error))
+    g_auto(GStrv) features = NULL;
+    if (!kv_hello_parse_full(f->payload, &role, &version, &features, error))
       return FALSE;
+    c->peer_features = g_steal_pointer(&features);
     c->peer_version = g_steal_pointer(&version);
     c->peer_role = g_steal_pointer(&role);
     return TRUE;
@@ -441,126 +97,28 @@ static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
   }
 }
 
-/* Decodes and dispatches every complete frame buffered. Handlers may close
- * the conn or re-enter (call_sync from a handler iterates the context, and
- * the input source may recurse); the decoder is re-read after each frame. */
-static gboolean conn_drain(KvConn *c, GError **error) {
-  while (!c->closed && c->dec != NULL) {
-    KvFrame f;
-    int r = kv_decoder_next(c->dec, &f, error);
-    if (r <= 0)
-      return r == 0;
-    gboolean ok = dispatch_frame(c, &f, error);
-    kv_frame_clear(&f);
-    if (!ok)
-      return FALSE;
+/* The transport closed (kv_tr_shutdown): fail every pending call, then
+ * tell the owner. */
+static void conn_on_shutdown(KvConn *c, gboolean notify) {
+  /* Steal the table first: a reply callback may start new calls (which
+   * fail at once, the conn being closed) or drop its conn reference. */
+  GHashTable *calls = c->calls;
+  c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init(&it, calls);
+  while (g_hash_table_iter_next(&it, NULL, &value)) {
+    KvCall *call = value;
+    g_hash_table_iter_steal(&it);
+    g_autoptr(GError) err = kv_tr_closed_error(c);
+    if (call->cb != NULL)
+      call->cb(c, NULL, err, call->user);
+    call_free(call);
   }
-  return TRUE;
-}
+  g_hash_table_unref(calls);
 
-/* The rest of the current frame (see kv_conn_gather_frames): when less
- * than `want` is there yet, first sleep KV_CONN_GATHER_WAIT_US, so that the
- * peer's writes meanwhile pile up instead of waking us one by one, then
- * read what came, without blocking. */
-static ssize_t conn_read_gather(KvConn *c, guint8 *buf, gsize want) {
-  int avail = 0;
-  if (ioctl(c->fd, FIONREAD, &avail) == 0 && (gsize)avail < want) {
-    struct timespec ts = {0, KV_CONN_GATHER_WAIT_US * 1000L};
-    nanosleep(&ts, NULL);
-  }
-  return read(c->fd, buf, want);
-}
-
-/* One read of up to KV_CONN_READ_CHUNK into buf: read(2), or on a conn
- * that takes fds recvmsg(2), keeping what SCM_RIGHTS brought in fds_in.
- * More fds than we hold, or a truncated control message (the kernel then
- * closed the fds that did not fit), is the peer's error. */
-static ssize_t conn_read(KvConn *c, guint8 *buf, GError **error) {
-  if (!c->take_fds)
-    return read(c->fd, buf, KV_CONN_READ_CHUNK);
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * KV_CONN_MAX_FDS)];
-  } ctl;
-  struct iovec iov = {.iov_base = buf, .iov_len = KV_CONN_READ_CHUNK};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-  ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
-  if (n < 0)
-    return n;
-  gboolean bad = (m.msg_flags & MSG_CTRUNC) != 0;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-      continue;
-    guint k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (guint i = 0; i < k; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-      if (c->fds_in->len >= KV_CONN_MAX_FDS_HELD) {
-        close(fd);
-        bad = TRUE;
-      } else {
-        g_array_append_val(c->fds_in, fd);
-      }
-    }
-  }
-  if (bad) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_FLOW,
-                "peer sent more file descriptors than the %u we hold", KV_CONN_MAX_FDS_HELD);
-    return -1;
-  }
-  return n;
-}
-
-static gboolean on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition cond, gpointer data) {
-  KvConn *c = data;
-  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
-  g_autoptr(GError) err = NULL;
-
-  gboolean gathered = FALSE;
-  for (int i = 0; i < KV_CONN_READS_PER_DISPATCH && !c->closed; i++) {
-    gsize missing = c->gather && !gathered ? kv_decoder_missing(c->dec) : 0;
-    gboolean gather = missing >= KV_CONN_GATHER_MIN;
-    gsize want = gather ? MIN(missing, (gsize)KV_CONN_GATHER_MAX) : KV_CONN_READ_CHUNK;
-    /* Straight into the decoder's buffer: no copy on our side. */
-    guint8 *buf = kv_decoder_prepare(c->dec, want, &err);
-    if (buf == NULL)
-      break;
-    ssize_t n;
-    if (gather) {
-      gathered = TRUE;
-      n = conn_read_gather(c, buf, want);
-    } else {
-      n = conn_read(c, buf, &err);
-    }
-    int read_errno = errno;
-    kv_decoder_commit(c->dec, n > 0 ? (gsize)n : 0);
-    errno = read_errno;
-    if (err != NULL)
-      break;
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        break;
-      int e = errno;
-      err = g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "read from peer failed: %s",
-                        g_strerror(e));
-      break;
-    }
-    if (n == 0) {
-      err =
-          g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "peer closed the connection");
-      break;
-    }
-    if (!conn_drain(c, &err))
-      break;
-    if ((gsize)n < KV_CONN_READ_CHUNK && !gathered)
-      break; /* most likely drained; poll again rather than EAGAIN */
-  }
-  if (err != NULL)
-    conn_shutdown(c, g_steal_pointer(&err), TRUE);
-  return G_SOURCE_CONTINUE;
+  if (notify && c->h.on_closed != NULL)
+    c->h.on_closed(c, c->close_error, c->user);
 }
 
 /* ---- public API ---- */
@@ -582,26 +140,22 @@ KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer 
   g_queue_init(&c->outq);
   c->next_id = 1;
   c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
+  c->dispatch = dispatch_frame;
+  c->on_shutdown = conn_on_shutdown;
 
   g_autoptr(GError) err = NULL;
   if (!g_unix_set_fd_nonblocking(fd, TRUE, &err)) {
     /* Keep the object usable (callers expect non-NULL); it is just dead. */
-    conn_shutdown(c,
-                  g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                              "cannot make fd non-blocking: %s", err->message),
-                  FALSE);
+    kv_tr_shutdown(c,
+                   g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
+                               "cannot make fd non-blocking: %s", err->message),
+                   FALSE);
     return c;
   }
 
-  c->in_src = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
-  g_source_set_callback(c->in_src, G_SOURCE_FUNC(on_readable), c, NULL);
-  g_source_set_name(c->in_src, "katavm-conn-in");
-  /* A handler may call kv_conn_call_sync() on this very conn; the reply can
-   * only arrive if this source may dispatch again inside that iteration. */
-  g_source_set_can_recurse(c->in_src, TRUE);
-  g_source_attach(c->in_src, c->ctx);
+  kv_tr_watch(c);
 
-  conn_enqueue(c, kv_hello_encode(role, NULL), NULL);
+  kv_tr_enqueue(c, kv_hello_encode_full(role, NULL, h != NULL ? h->features : NULL), NULL);
   return c;
 }
 
@@ -632,6 +186,7 @@ void kv_conn_unref(KvConn *c) {
   g_free(c->role);
   g_free(c->peer_role);
   g_free(c->peer_version);
+  g_strfreev(c->peer_features);
   g_free(c);
 }
 
@@ -650,84 +205,20 @@ gboolean kv_conn_is_ready(KvConn *c) {
   return c->peer_role != NULL && !c->closed;
 }
 
+gboolean kv_conn_peer_has_feature(KvConn *c, const char *feature) {
+  g_return_val_if_fail(c != NULL && feature != NULL, FALSE);
+  return c->peer_features != NULL &&
+         g_strv_contains((const char *const *)c->peer_features, feature);
+}
+
 gboolean kv_conn_is_closed(KvConn *c) {
   g_return_val_if_fail(c != NULL, TRUE);
   return c->closed;
 }
 
-gsize kv_conn_pending(KvConn *c) {
-  g_return_val_if_fail(c != NULL, 0);
-  return c->pending;
-}
-
-static gboolean conn_send_bytes(KvConn *c, GBytes *frame, GError **error) {
-  if (c->closed) {
-    g_clear_pointer(&frame, g_bytes_unref);
-    g_propagate_error(error, closed_error(c));
-    return FALSE;
-  }
-  if (frame == NULL)
-    return FALSE;
-  return conn_enqueue(c, frame, error);
-}
-
-gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data, gsize len,
-                      GError **error) {
-  g_return_val_if_fail(c != NULL, FALSE);
-  if (c->closed) {
-    g_propagate_error(error, closed_error(c));
-    return FALSE;
-  }
-  if (type == KV_FRAME_HELLO) {
-    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_TYPE,
-                        "HELLO is sent by KvConn itself");
-    return FALSE;
-  }
-  return conn_send_bytes(c, kv_frame_encode(type, stream, data, len, error), error);
-}
-
-gboolean kv_conn_send_spliced(KvConn *c, guint32 stream, int pipe_fd, gsize len,
-                              KvSpliceDoneFunc done, gpointer user, GError **error) {
-  g_return_val_if_fail(c != NULL, FALSE);
-  if (c->closed) {
-    g_propagate_error(error, closed_error(c));
-    return FALSE;
-  }
-  if (len == 0 || len > KV_FRAME_MAX_PAYLOAD || stream == 0) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
-                "spliced DATA frame of %" G_GSIZE_FORMAT
-                " bytes on stream %u: must be 1..%u bytes on a stream",
-                len, stream, KV_FRAME_MAX_PAYLOAD);
-    return FALSE;
-  }
-  GBytes *hdr = kv_frame_encode_header(KV_FRAME_DATA, stream, len, error);
-  if (hdr == NULL)
-    return FALSE;
-  int fd = fcntl(pipe_fd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) {
-    int e = errno;
-    g_bytes_unref(hdr);
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                "cannot keep the pipe for a spliced frame: %s", g_strerror(e));
-    return FALSE;
-  }
-  KvOut *out = g_new0(KvOut, 1);
-  out->bytes = hdr;
-  out->splice_fd = fd;
-  out->splice_left = len;
-  out->done = done;
-  out->done_user = user;
-  return conn_enqueue_out(c, out, error);
-}
-
-gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment, GError **error) {
-  guint32 be = GUINT32_TO_BE(increment);
-  return kv_conn_send(c, KV_FRAME_CREDIT, stream, &be, sizeof be, error);
-}
-
 static gboolean conn_send_json(KvConn *c, KvFrameType type, JsonBuilder *b, GError **error) {
   g_autoptr(JsonNode) node = json_builder_get_root(b);
-  return conn_send_bytes(c, kv_frame_encode_json(type, node, error), error);
+  return kv_tr_send_bytes(c, kv_frame_encode_json(type, node, error), error);
 }
 
 /* Adds `o` (or {} when NULL) as the current member's value. */
@@ -798,7 +289,7 @@ void kv_conn_call(KvConn *c, const char *method, JsonObject *params, guint timeo
   g_return_if_fail(c != NULL && method != NULL);
 
   if (c->closed) {
-    fail_call_later(c, cb, user, closed_error(c));
+    fail_call_later(c, cb, user, kv_tr_closed_error(c));
     return;
   }
 
@@ -839,7 +330,7 @@ void kv_conn_call(KvConn *c, const char *method, JsonObject *params, guint timeo
   }
   g_hash_table_insert(c->calls, GUINT_TO_POINTER(id), call);
   /* On overflow the conn is failing; the call then fails with it. */
-  conn_enqueue(c, frame, NULL);
+  kv_tr_enqueue(c, frame, NULL);
 }
 
 typedef struct {
@@ -928,7 +419,7 @@ void kv_conn_reply(KvConn *c, guint32 id, JsonObject *result) {
     g_debug("katavm: reply %u not sent: %s", id, err != NULL ? err->message : "?");
     /* Too large a result must not leave the peer waiting forever. */
     if (g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE))
-      kv_conn_reply_error(c, id, EMSGSIZE, err->message);
+      kv_conn_reply_error(c, id, KV_E_PROTOCOL, err->message);
   }
 }
 
@@ -980,100 +471,4 @@ void kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields) {
   g_autoptr(GError) err = NULL;
   if (!conn_send_json(c, KV_FRAME_EVENT, b, &err))
     g_debug("katavm: event %s not sent: %s", event, err != NULL ? err->message : "?");
-}
-
-gboolean kv_conn_flush(KvConn *c, guint timeout_ms, GError **error) {
-  g_return_val_if_fail(c != NULL, FALSE);
-  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-
-  for (;;) {
-    if (c->closed) {
-      g_propagate_error(error, closed_error(c));
-      return FALSE;
-    }
-    /* A hard error is reported here but the close itself is left to the
-     * writer source, so on_closed runs from the main loop as usual. */
-    if (!conn_try_write(c, error))
-      return FALSE;
-    if (g_queue_is_empty(&c->outq))
-      return TRUE;
-    gint64 left = deadline - g_get_monotonic_time();
-    if (left <= 0) {
-      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
-                  "%" G_GSIZE_FORMAT " bytes still unsent after %u ms", c->pending, timeout_ms);
-      return FALSE;
-    }
-    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-    int r = poll(&p, 1, (int)MIN((left + 999) / 1000, G_MAXINT));
-    if (r < 0 && errno != EINTR) {
-      int e = errno;
-      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "poll failed: %s", g_strerror(e));
-      return FALSE;
-    }
-  }
-}
-
-void kv_conn_close(KvConn *c) {
-  g_return_if_fail(c != NULL);
-  if (c->closed)
-    return;
-  /* A last reply queued just before close usually fits the socket buffer;
-   * give it that one chance. */
-  g_autoptr(GError) ignored = NULL;
-  conn_try_write(c, &ignored);
-  conn_shutdown(
-      c, g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed locally"),
-      FALSE);
-}
-
-void kv_conn_accept_fds(KvConn *c) {
-  g_return_if_fail(c != NULL);
-  c->take_fds = TRUE;
-  if (c->fds_in == NULL)
-    c->fds_in = g_array_new(FALSE, FALSE, sizeof(int));
-}
-
-int kv_conn_take_fd(KvConn *c) {
-  g_return_val_if_fail(c != NULL, -1);
-  if (c->fds_in == NULL || c->fds_in->len == 0)
-    return -1;
-  int fd = g_array_index(c->fds_in, int, 0);
-  g_array_remove_index(c->fds_in, 0);
-  return fd;
-}
-
-gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error) {
-  g_return_val_if_fail(c != NULL, FALSE);
-  if (c->closed) {
-    g_propagate_error(error, closed_error(c));
-    return FALSE;
-  }
-  if (c->n_next_fds + n > KV_CONN_MAX_FDS) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE,
-                "at most %u file descriptors go with one frame", KV_CONN_MAX_FDS);
-    return FALSE;
-  }
-  for (guint i = 0; i < n; i++) {
-    int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
-    if (d < 0) {
-      int e = errno;
-      conn_drop_next_fds(c);
-      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED,
-                  "cannot duplicate fd %d to send it: %s", fds[i], g_strerror(e));
-      return FALSE;
-    }
-    c->next_fds[c->n_next_fds++] = d;
-  }
-  return TRUE;
-}
-
-gboolean kv_conn_gather_frames(KvConn *c) {
-  g_return_val_if_fail(c != NULL, FALSE);
-  int avail = 0;
-  if (c->closed || ioctl(c->fd, FIONREAD, &avail) < 0)
-    return FALSE; /* FIONREAD is what it needs */
-  if (!c->gather)
-    kv_decoder_split_data(c->dec, KV_CONN_GATHER_MIN / 2);
-  c->gather = TRUE;
-  return TRUE;
 }

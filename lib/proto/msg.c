@@ -292,13 +292,16 @@ static void encode_into(const KvMsgDesc *d, gconstpointer in, JsonObject *o) {
   for (const KvField *f = d->fields; f->name; f++) {
     switch (f->type) {
     case KV_T_BOOL:
-      json_object_set_boolean_member(o, f->name, AT_C(in, f->offset, gboolean));
+      if (!(f->flags & KV_F_OMIT) || AT_C(in, f->offset, gboolean) != (f->def != 0))
+        json_object_set_boolean_member(o, f->name, AT_C(in, f->offset, gboolean));
       break;
     case KV_T_INT:
-      json_object_set_int_member(o, f->name, AT_C(in, f->offset, gint64));
+      if (!(f->flags & KV_F_OMIT) || AT_C(in, f->offset, gint64) != f->def)
+        json_object_set_int_member(o, f->name, AT_C(in, f->offset, gint64));
       break;
     case KV_T_U32:
-      json_object_set_int_member(o, f->name, AT_C(in, f->offset, guint32));
+      if (!(f->flags & KV_F_OMIT) || AT_C(in, f->offset, guint32) != f->def)
+        json_object_set_int_member(o, f->name, AT_C(in, f->offset, guint32));
       break;
     case KV_T_STR:
     case KV_T_ID: {
@@ -373,6 +376,7 @@ JsonObject *kv_msg_encode(const KvMsgDesc *d, gconstpointer in) {
 
 #define REQ KV_F_REQUIRED
 #define NE KV_F_NONEMPTY
+#define OMIT KV_F_OMIT
 #define SIGNAL_MAX 64 /* SIGRTMAX on Linux */
 
 static const KvField KvEmpty_fields[] = {{NULL}};
@@ -411,8 +415,8 @@ MSG(KvContainerRef, "container", FIELD(KvContainerRef, "id", KV_T_ID, REQ, conta
 MSG(KvContainerStateResult, "container_state result",
     FIELD(KvContainerStateResult, "id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerStateResult, "status", KV_T_STR, REQ | NE, status),
-    FIELD(KvContainerStateResult, "pid", KV_T_INT, 0, pid, .def = -1),
-    FIELD(KvContainerStateResult, "exit_code", KV_T_INT, 0, exit_code, .def = -1));
+    FIELD(KvContainerStateResult, "pid", KV_T_INT, OMIT, pid, .def = -1),
+    FIELD(KvContainerStateResult, "exit_code", KV_T_INT, OMIT, exit_code, .def = -1));
 
 MSG(KvContainerKillParams, "container_kill",
     FIELD(KvContainerKillParams, "id", KV_T_ID, REQ, container_id),
@@ -495,26 +499,26 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
-    FIELD(KvHotplugParams, "cpus", KV_T_INT, 0, cpus),
+    FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),
     FIELD(KvHotplugParams, "op", KV_T_STR, 0, op), FIELD(KvHotplugParams, "mib", KV_T_INT, 0, mib),
     FIELD(KvHotplugParams, "tap", KV_T_STR, 0, tap),
     FIELD(KvHotplugParams, "mac", KV_T_STR, 0, mac),
-    FIELD(KvHotplugParams, "mtu", KV_T_INT, 0, mtu),
+    FIELD(KvHotplugParams, "mtu", KV_T_INT, OMIT, mtu),
     FIELD(KvHotplugParams, "addresses", KV_T_STRV, 0, addresses),
     FIELD(KvHotplugParams, "gateway", KV_T_STR, 0, gateway),
     FIELD(KvHotplugParams, "path", KV_T_STR, 0, path),
-    FIELD(KvHotplugParams, "readonly", KV_T_BOOL, 0, readonly),
+    FIELD(KvHotplugParams, "readonly", KV_T_BOOL, OMIT, readonly),
     FIELD(KvHotplugParams, "container", KV_T_ID, 0, container_id),
     FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path));
 MSG(KvHotplugResult, "hotplug result",
-    FIELD(KvHotplugResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1),
-    FIELD(KvHotplugResult, "mem_total_kib", KV_T_INT, 0, mem_total_kib, .def = -1),
-    FIELD(KvHotplugResult, "memory_mib", KV_T_INT, 0, memory_mib, .def = -1),
+    FIELD(KvHotplugResult, "cpus_online", KV_T_INT, OMIT, cpus_online, .def = -1),
+    FIELD(KvHotplugResult, "mem_total_kib", KV_T_INT, OMIT, mem_total_kib, .def = -1),
+    FIELD(KvHotplugResult, "memory_mib", KV_T_INT, OMIT, memory_mib, .def = -1),
     FIELD(KvHotplugResult, "mac", KV_T_STR, 0, mac),
     FIELD(KvHotplugResult, "ifname", KV_T_STR, 0, ifname),
     FIELD(KvHotplugResult, "serial", KV_T_STR, 0, serial),
     FIELD(KvHotplugResult, "device", KV_T_STR, 0, device),
-    FIELD(KvHotplugResult, "elapsed_us", KV_T_INT, 0, elapsed_us, .def = -1));
+    FIELD(KvHotplugResult, "elapsed_us", KV_T_INT, OMIT, elapsed_us, .def = -1));
 
 #define METHOD(var, name, params, result, flags)                                                   \
   const KvMethod kv_m_##var = {name, &params##_desc, &result##_desc, flags}
@@ -576,6 +580,11 @@ const KvMethod *kv_method_lookup(const char *name) {
     if (!strcmp(all_methods[i]->name, name))
       return all_methods[i];
   return NULL;
+}
+
+const KvMethod *const *kv_methods(guint *n) {
+  *n = G_N_ELEMENTS(all_methods);
+  return all_methods;
 }
 
 gboolean kv_params_decode(const KvMethod *m, JsonObject *params, gpointer out, GError **error) {

@@ -67,6 +67,7 @@ typedef enum {
 typedef enum {
   KV_F_REQUIRED = 1 << 0, /* absent is an error */
   KV_F_NONEMPTY = 1 << 1, /* STR/ID/STRV: not "" / not empty */
+  KV_F_OMIT = 1 << 2,     /* INT/U32/BOOL: left out on the wire when equal to def */
 } KvFieldFlags;
 
 typedef struct _KvMsgDesc KvMsgDesc;
@@ -120,6 +121,8 @@ typedef struct {
 
 /* The method called `name`, NULL when there is none. */
 const KvMethod *kv_method_lookup(const char *name);
+/* Every method of the contract (for tests and fuzzing); *n gets the count. */
+const KvMethod *const *kv_methods(guint *n);
 
 /* Decode params/result of `m` with the method name in errors (code
  * KV_E_INVALID in KV_ERROR_DOMAIN, ready to be sent back as is). */
@@ -322,7 +325,7 @@ typedef struct {
 typedef struct {
   char *kind; /* "cpus", "memory", "nic_add", "nic_remove", "disk_add", "disk_remove" */
   gint64 cpus;
-  char *op; /* memory: "add", "remove", "set" */
+  char *op; /* memory: "+" (add), "-" (remove), "=" (set) */
   gint64 mib;
   char *tap;
   char *mac;

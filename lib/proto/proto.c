@@ -435,6 +435,11 @@ void kv_response_clear(KvResponse *r) {
 }
 
 gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **error) {
+  return kv_hello_parse_full(payload, role, version, NULL, error);
+}
+
+gboolean kv_hello_parse_full(GBytes *payload, char **role, char **version, char ***features,
+                             GError **error) {
   g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
   if (root == NULL)
     return FALSE;
@@ -471,14 +476,42 @@ gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **e
   const char *v = get_str_member(o, "version", KV_NAME_MAX_LEN, TRUE, error);
   if (v == NULL)
     return FALSE;
+  /* features: optional, a short list of short names; a peer that sends
+   * none offers none. */
+  JsonNode *fn = json_object_get_member(o, "features");
+  JsonArray *fa = fn != NULL && JSON_NODE_HOLDS_ARRAY(fn) ? json_node_get_array(fn) : NULL;
+  if (fn != NULL && (fa == NULL || json_array_get_length(fa) > KV_HELLO_MAX_FEATURES)) {
+    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                "HELLO \"features\" must be an array of at most %u names", KV_HELLO_MAX_FEATURES);
+    return FALSE;
+  }
+  guint nf = fa != NULL ? json_array_get_length(fa) : 0;
+  for (guint i = 0; i < nf; i++) {
+    JsonNode *el = json_array_get_element(fa, i);
+    if (!JSON_NODE_HOLDS_VALUE(el) || json_node_get_value_type(el) != G_TYPE_STRING ||
+        !*json_node_get_string(el) || strlen(json_node_get_string(el)) > KV_NAME_MAX_LEN) {
+      g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                  "HELLO \"features\"[%u] must be a name of 1..%u characters", i, KV_NAME_MAX_LEN);
+      return FALSE;
+    }
+  }
   if (role != NULL)
     *role = g_strdup(r);
   if (version != NULL)
     *version = g_strdup(v);
+  if (features != NULL) {
+    *features = g_new0(char *, nf + 1);
+    for (guint i = 0; i < nf; i++)
+      (*features)[i] = g_strdup(json_array_get_string_element(fa, i));
+  }
   return TRUE;
 }
 
 GBytes *kv_hello_encode(const char *role, const char *version) {
+  return kv_hello_encode_full(role, version, NULL);
+}
+
+GBytes *kv_hello_encode_full(const char *role, const char *version, const char *const *features) {
   g_return_val_if_fail(role != NULL, NULL);
   if (version == NULL)
 #ifdef KATAVM_VERSION
@@ -495,6 +528,11 @@ GBytes *kv_hello_encode(const char *role, const char *version) {
   json_builder_add_string_value(b, role);
   json_builder_set_member_name(b, "version");
   json_builder_add_string_value(b, version);
+  json_builder_set_member_name(b, "features");
+  json_builder_begin_array(b);
+  for (guint i = 0; features != NULL && features[i] != NULL && i < KV_HELLO_MAX_FEATURES; i++)
+    json_builder_add_string_value(b, features[i]);
+  json_builder_end_array(b);
   json_builder_end_object(b);
   g_autoptr(JsonNode) node = json_builder_get_root(b);
   return kv_frame_encode_json(KV_FRAME_HELLO, node, NULL);

@@ -7,9 +7,12 @@
  * followed by `length` payload bytes, length <= KV_FRAME_MAX_PAYLOAD.
  *
  * Frame types:
- *   HELLO    stream 0, JSON {"proto":N,"role":"agent|shim|client","version":"x.y.z"}
- *            First frame in each direction. A peer whose "proto" differs from
- *            KV_PROTO_VERSION is rejected with a clear error.
+ *   HELLO    stream 0, JSON {"proto":N,"role":"agent|shim|client","version":"x.y.z",
+ *            "features":[name...]} First frame in each direction. A peer whose
+ *            "proto" differs from KV_PROTO_VERSION is rejected with a clear
+ *            error; "features" (optional, at most KV_HELLO_MAX_FEATURES) names
+ *            what the sender offers beyond the base protocol (lib/proto/msg.h
+ *            lists them), so that a newer side can tell what an older one does.
  *   REQUEST  stream 0, JSON {"id":u32,"method":"name","params":{...}}
  *   RESPONSE stream 0, JSON {"id":u32,"result":{...}} or
  *                           {"id":u32,"error":{"code":int,"message":"..."}}
@@ -243,6 +246,12 @@ void kv_response_clear(KvResponse *r);
 /* HELLO: returns FALSE with KV_PROTO_ERROR_VERSION when proto differs. */
 gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **error);
 GBytes *kv_hello_encode(const char *role, const char *version);
+#define KV_HELLO_MAX_FEATURES 32u
+/* The same with the features list (NULL-terminated; *features gets a new
+ * NULL-terminated list, empty when the peer sent none). */
+gboolean kv_hello_parse_full(GBytes *payload, char **role, char **version, char ***features,
+                             GError **error);
+GBytes *kv_hello_encode_full(const char *role, const char *version, const char *const *features);
 
 /* ---- KvConn: one framed connection on a GMainContext ----
  * Owns an fd (stream socket or virtio-serial char device), reads and decodes
@@ -263,6 +272,8 @@ typedef struct {
   KvRequestFunc on_request; /* REQUEST frames */
   KvFrameFunc on_frame;     /* DATA / CREDIT / EOF / EVENT frames */
   KvClosedFunc on_closed;   /* EOF on fd, I/O error, protocol error */
+  /* What our HELLO announces (NULL-terminated; NULL = none); copied. */
+  const char *const *features;
 } KvConnHandlers;
 
 /* role: what we announce in our HELLO. The HELLO exchange is done by
@@ -274,6 +285,8 @@ KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer 
 const char *kv_conn_peer_role(KvConn *c);
 const char *kv_conn_peer_version(KvConn *c);
 gboolean kv_conn_is_ready(KvConn *c); /* peer HELLO seen and valid */
+/* Whether the peer's HELLO announced `feature` (FALSE before it came). */
+gboolean kv_conn_peer_has_feature(KvConn *c, const char *feature);
 gboolean kv_conn_is_closed(KvConn *c);
 /* Queue a frame. FALSE if closed or the frame is invalid. */
 gboolean kv_conn_send(KvConn *c, KvFrameType type, guint32 stream, const void *data, gsize len,

@@ -11,11 +11,16 @@
  * bytes it came from, and a JSON frame the decoder accepted parses again.
  * A third run cuts DATA frames (kv_decoder_split_data, as the shim reads
  * the agent): the same bytes per stream in the same order, the same error.
+ * Every JSON object that parses is also decoded as the params and the
+ * result of every method of the typed contract (lib/proto/msg.c): a
+ * decode that succeeds must re-encode to an object that decodes again to
+ * the same encoding, and a failure must be a KV_E_INVALID naming it.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg.h"
 #include "proto.h"
 
 #define CHECK(cond)                                                                                \
@@ -35,6 +40,46 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+static char *encode_string(const KvMsgDesc *d, gconstpointer m) {
+  g_autoptr(JsonObject) o = kv_msg_encode(d, m);
+  g_autoptr(JsonNode) n = json_node_new(JSON_NODE_OBJECT);
+  json_node_set_object(n, o);
+  return json_to_string(n, FALSE);
+}
+
+/* Decodes o with the table d; a success must survive a round trip. */
+static void typed_decode(const KvMsgDesc *d, JsonObject *o) {
+  gpointer m = g_malloc0(d->size);
+  g_autoptr(GError) e = NULL;
+  gboolean ok = kv_msg_decode(d, o, m, &e);
+  CHECK(ok != (e != NULL));
+  if (!ok) {
+    CHECK(e->domain == KV_ERROR_DOMAIN && e->code == KV_E_INVALID && e->message[0]);
+    g_free(m);
+    return;
+  }
+  g_autofree char *once = encode_string(d, m);
+  g_autoptr(JsonObject) back = kv_msg_encode(d, m);
+  gpointer m2 = g_malloc0(d->size);
+  g_autoptr(GError) e2 = NULL;
+  CHECK(kv_msg_decode(d, back, m2, &e2));
+  g_autofree char *twice = encode_string(d, m2);
+  CHECK(strcmp(once, twice) == 0);
+  kv_msg_clear(d, m);
+  kv_msg_clear(d, m2);
+  g_free(m);
+  g_free(m2);
+}
+
+static void typed_all(JsonObject *o) {
+  guint n = 0;
+  const KvMethod *const *ms = kv_methods(&n);
+  for (guint i = 0; i < n; i++) {
+    typed_decode(ms[i]->params, o);
+    typed_decode(ms[i]->result, o);
+  }
+}
+
 /* Runs every parser on one payload; returns whether the parser matching
  * `type` accepted it (any parser for type 0). */
 static gboolean parse_all(GBytes *payload, KvFrameType type) {
@@ -45,6 +90,8 @@ static gboolean parse_all(GBytes *payload, KvFrameType type) {
   CHECK((n != NULL) != (e0 != NULL));
   CHECK(n == NULL || JSON_NODE_HOLDS_OBJECT(n));
   CHECK(e0 == NULL || e0->domain == KV_PROTO_ERROR);
+  if (n != NULL)
+    typed_all(json_node_get_object(n));
 
   KvRequest req;
   g_autoptr(GError) e1 = NULL;
@@ -55,6 +102,9 @@ static gboolean parse_all(GBytes *payload, KvFrameType type) {
     CHECK(req.method != NULL && req.method[0] != '\0');
     CHECK(strlen(req.method) <= KV_METHOD_MAX_LEN);
     CHECK(req.params != NULL);
+    const KvMethod *m = kv_method_lookup(req.method);
+    if (m != NULL)
+      typed_decode(m->params, req.params);
     ok_type |= type == KV_FRAME_REQUEST;
   }
   kv_request_clear(&req);
@@ -70,11 +120,13 @@ static gboolean parse_all(GBytes *payload, KvFrameType type) {
   kv_response_clear(&resp);
 
   g_autofree char *role = NULL, *version = NULL;
+  g_auto(GStrv) features = NULL;
   g_autoptr(GError) e3 = NULL;
-  ok = kv_hello_parse(payload, &role, &version, &e3);
+  ok = kv_hello_parse_full(payload, &role, &version, &features, &e3);
   CHECK(ok != (e3 != NULL));
   if (ok) {
-    CHECK(role != NULL && version != NULL);
+    CHECK(role != NULL && version != NULL && features != NULL);
+    CHECK(g_strv_length(features) <= KV_HELLO_MAX_FEATURES);
     ok_type |= type == KV_FRAME_HELLO;
   }
 

@@ -41,6 +41,7 @@ typedef enum {
   FAKE_REMOTE_STATE,   /* error reply with KATAVM_E_STATE */
   FAKE_REMOTE_BOGUS,   /* error reply with a code outside katavm's range */
   FAKE_HOSTILE_FIELDS, /* a result with oversized and mistyped fields */
+  FAKE_HUGE_FIELD,     /* a well-typed result with an oversized string */
   FAKE_REQUEST_BACK,   /* the shim sends the client a REQUEST */
 } FakeMode;
 
@@ -232,6 +233,13 @@ static gpointer fake_shim(gpointer data) {
     reply = g_strdup_printf("{\"id\":%u,\"result\":{\"agent_version\":\"%s\",\"kernel\":42,"
                             "\"proto\":\"one\",\"cpus_online\":[1],\"mem_total_kib\":-5,"
                             "\"uptime_ms\":1e300,\"extra\":{\"deep\":[[[[]]]]}}}",
+                            f->request_id, huge);
+    break;
+  }
+  case FAKE_HUGE_FIELD: {
+    g_autofree char *huge = g_strnfill(200000, 'K');
+    reply = g_strdup_printf("{\"id\":%u,\"result\":{\"agent_version\":\"%s\",\"proto\":1,"
+                            "\"extra\":{\"deep\":[[[[]]]]}}}",
                             f->request_id, huge);
     break;
   }
@@ -446,10 +454,18 @@ START_TEST(remote_error_bogus_code) {
 END_TEST
 
 START_TEST(hostile_fields_bounded) {
-  /* Well-formed but hostile: oversized strings are cut to the struct's
-   * buffers (NUL-terminated), mistyped numbers read as 0. */
+  /* Mistyped fields break the contract: the call fails naming the field,
+   * nothing is read as a default. */
+  expect_check_fails(FAKE_HOSTILE_FIELDS, KATAVM_E_PROTOCOL,
+                     "agent_check result: proto must be an integer");
+}
+END_TEST
+
+START_TEST(huge_field_cut) {
+  /* Well-formed but oversized strings are cut to the struct's buffers
+   * (NUL-terminated); unknown fields are ignored. */
   Run r = {0};
-  katavm_sandbox *sb = open_ok(&r, FAKE_HOSTILE_FIELDS);
+  katavm_sandbox *sb = open_ok(&r, FAKE_HUGE_FIELD);
   katavm_guest_info gi;
   memset(&gi, 0x5a, sizeof gi);
   katavm_error *e = NULL;
@@ -457,7 +473,7 @@ START_TEST(hostile_fields_bounded) {
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
   ck_assert_uint_eq(strlen(gi.agent_version), sizeof gi.agent_version - 1);
   ck_assert_str_eq(gi.kernel_release, "");
-  ck_assert_uint_eq(gi.proto_version, 0);
+  ck_assert_uint_eq(gi.proto_version, 1);
   ck_assert_uint_eq(gi.cpus_online, 0);
   katavm_sandbox_close(sb);
   run_finish(&r);
@@ -510,6 +526,7 @@ static Suite *suite(void) {
   tcase_add_test(t, remote_error_keeps_code);
   tcase_add_test(t, remote_error_bogus_code);
   tcase_add_test(t, hostile_fields_bounded);
+  tcase_add_test(t, huge_field_cut);
   tcase_add_test(t, shim_sends_request);
   tcase_add_test(t, no_shim_no_recovery_spawned);
   suite_add_tcase(s, t);

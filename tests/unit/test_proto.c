@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "msg.h"
 
 /* ---- helpers ---- */
 
@@ -689,6 +690,38 @@ START_TEST(test_conn_hello_exchange) {
 }
 END_TEST
 
+START_TEST(test_hello_features) {
+  /* Features travel in HELLO; a peer that announces none has none. */
+  static const char *const shim_features[] = {KV_FEATURE_SINK_FDS, "x-later", NULL};
+  KvConnHandlers with = {.features = shim_features}, without = {0};
+  int fds[2];
+  make_pair(fds);
+  g_autoptr(KvConn) a = kv_conn_new(fds[0], "client", &without, NULL, NULL);
+  g_autoptr(KvConn) b = kv_conn_new(fds[1], "shim", &with, NULL, NULL);
+  g_autoptr(GError) err = NULL;
+  ck_assert(!kv_conn_peer_has_feature(a, KV_FEATURE_SINK_FDS));
+  ck_assert_msg(kv_conn_wait_ready(a, 2000, &err), "%s", err ? err->message : "");
+  ck_assert_msg(kv_conn_wait_ready(b, 2000, &err), "%s", err ? err->message : "");
+  ck_assert(kv_conn_peer_has_feature(a, KV_FEATURE_SINK_FDS));
+  ck_assert(kv_conn_peer_has_feature(a, "x-later"));
+  ck_assert(!kv_conn_peer_has_feature(a, "x-other"));
+  ck_assert(!kv_conn_peer_has_feature(b, KV_FEATURE_SINK_FDS));
+
+  /* Malformed lists are refused by the decoder. */
+  static const char *const bad[] = {
+      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":\"sink_fds\"}",
+      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":[1]}",
+      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":[\"\"]}",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GBytes) pl = g_bytes_new_static(bad[i], strlen(bad[i]));
+    g_autoptr(GError) e = NULL;
+    ck_assert_msg(!kv_hello_parse(pl, NULL, NULL, &e), "accepted %s", bad[i]);
+    ck_assert(strstr(e->message, "features"));
+  }
+}
+END_TEST
+
 START_TEST(test_conn_request_answered) {
   int fds[2];
   make_pair(fds);
@@ -716,7 +749,7 @@ START_TEST(test_conn_request_answered) {
   g_autoptr(GError) err2 = NULL;
   ck_assert_ptr_null(kv_conn_call_sync(c, "x", NULL, 2000, &err2));
   ck_assert(g_error_matches(err2, KV_PROTO_ERROR, KV_PROTO_ERROR_REMOTE));
-  ck_assert_int_eq(kv_remote_error_code(err2), 38);
+  ck_assert_int_eq(kv_remote_error_code(err2), KV_E_UNSUPPORTED);
   peer_clear(&pa);
   peer_clear(&pb);
 }
@@ -1512,6 +1545,7 @@ static Suite *proto_suite(void) {
   tcase_set_timeout(conn, 30);
   tcase_add_test(conn, test_conn_hello_exchange);
   tcase_add_test(conn, test_conn_request_answered);
+  tcase_add_test(conn, test_hello_features);
   tcase_add_test(conn, test_conn_remote_error);
   tcase_add_test(conn, test_conn_pending_call_fails_on_peer_close);
   tcase_add_test(conn, test_conn_local_close_fails_pending);
