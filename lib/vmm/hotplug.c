@@ -17,6 +17,7 @@
  * every caller-supplied value validated and escaped. */
 #include "vmm.h"
 #include "vmm-internal.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -255,62 +256,6 @@ static gboolean xnode_size_kib(const XNode *n, guint64 *kib) {
     }
   }
   return FALSE;
-}
-
-/* ---- validation ---- */
-
-static gboolean chars_ok(const char *s, const char *extra) {
-  for (const char *p = s; *p; p++)
-    if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
-      return FALSE;
-  return TRUE;
-}
-
-/* A Linux interface name: IFNAMSIZ (16) with the NUL, no '/' or blanks;
- * we allow only the portable characters. */
-static gboolean check_tap(const char *tap, GError **error) {
-  if (!tap || !*tap || strlen(tap) > 15 || !chars_ok(tap, "_.-") || g_str_equal(tap, ".") ||
-      g_str_equal(tap, "..")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "tap device name '%s' is invalid (1-15 of A-Z a-z 0-9 _ . -)",
-                tap ? tap : "(null)");
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* Six colon-separated pairs of hex digits, unicast: libvirt refuses a
- * multicast MAC for a NIC, with a less clear message. */
-static gboolean check_mac(const char *mac, GError **error) {
-  gboolean ok = mac && strlen(mac) == 17;
-  for (int i = 0; ok && i < 17; i++)
-    ok = i % 3 == 2 ? mac[i] == ':' : g_ascii_isxdigit(mac[i]);
-  if (!ok) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MAC address '%s' is invalid (expected xx:xx:xx:xx:xx:xx in "
-                "hex)",
-                mac ? mac : "(null)");
-    return FALSE;
-  }
-  if (g_ascii_xdigit_value(mac[1]) & 1) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MAC address '%s' is a multicast address; a NIC needs a "
-                "unicast one",
-                mac);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* virtio-blk carries at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES). */
-static gboolean check_serial(const char *serial, GError **error) {
-  if (!serial || !*serial || strlen(serial) > 20 || !chars_ok(serial, "_-")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "disk serial '%s' is invalid (1-20 of A-Z a-z 0-9 _ -)",
-                serial ? serial : "(null)");
-    return FALSE;
-  }
-  return TRUE;
 }
 
 /* ---- waiting for a device to go ---- */
@@ -663,14 +608,8 @@ static XNode *find_nic(XNode *devices, const char *mac) {
 
 gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const char *mac,
                            guint mtu, GError **error) {
-  if (!check_tap(tap, error) || !check_mac(mac, error))
+  if (!kv_check_tap(tap, error) || !kv_check_mac(mac, error) || !kv_check_mtu(mtu, error))
     return FALSE;
-  /* 68 is IPv4's minimum; 65535 the most a virtio-net device takes. */
-  if (mtu != 0 && (mtu < 68 || mtu > 65535)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MTU %u is out of range (68-65535, or 0 for the default)", mtu);
-    return FALSE;
-  }
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
@@ -741,7 +680,7 @@ static gboolean detach_found(KvVmm *vmm, const char *name,
 }
 
 gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error) {
-  if (!check_mac(mac, error))
+  if (!kv_check_mac(mac, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("NIC with MAC %s", mac);
   return detach_found(vmm, name, find_nic, mac, what, error);
@@ -812,13 +751,10 @@ static const char *disk_cache_mode(const char *path, gboolean readonly) {
 
 gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, const char *serial,
                             gboolean readonly, char **target_out, GError **error) {
-  if (!check_serial(serial, error))
+  if (!kv_check_serial(serial, error))
     return FALSE;
-  if (!path || !g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "disk path '%s' is not an absolute path",
-                path ? path : "(null)");
+  if (!kv_check_abs_path("disk path", path, error))
     return FALSE;
-  }
   struct stat st;
   if (stat(path, &st) < 0) {
     int e = errno;
@@ -879,7 +815,7 @@ gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, cons
 }
 
 gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GError **error) {
-  if (!check_serial(serial, error))
+  if (!kv_check_serial(serial, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("disk with serial '%s'", serial);
   return detach_found(vmm, name, find_disk, serial, what, error);
@@ -887,20 +823,9 @@ gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GE
 
 /* ---- ACPI DIMMs (memory hotplug without virtio-mem) ---- */
 
-static gboolean check_dimm_alias(const char *alias, GError **error) {
-  if (!alias || !g_str_has_prefix(alias, "ua-") || strlen(alias) > 40 ||
-      !chars_ok(alias + 3, "_-") || !alias[3]) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "DIMM alias '%s' is invalid (ua- and then A-Z a-z 0-9 _ -)",
-                alias ? alias : "(null)");
-    return FALSE;
-  }
-  return TRUE;
-}
-
 gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const char *alias,
                             GError **error) {
-  if (!check_dimm_alias(alias, error))
+  if (!kv_check_dimm_alias(alias, error))
     return FALSE;
   if (size_mib == 0 || size_mib % KV_VMM_DIMM_BLOCK_MIB) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
@@ -935,7 +860,7 @@ static XNode *find_dimm(XNode *devices, const char *alias) {
 }
 
 gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias, GError **error) {
-  if (!check_dimm_alias(alias, error))
+  if (!kv_check_dimm_alias(alias, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("DIMM '%s'", alias);
   return detach_found(vmm, name, find_dimm, alias, what, error);

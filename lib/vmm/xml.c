@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "validate.h"
+
 /* sun_path is 108 bytes including the terminating NUL. */
 #define KV_UNIX_PATH_MAX 107
 
@@ -37,63 +39,23 @@ static guint virtio_mem_size_mib(const KvVmConfig *cfg) {
   return extra - extra % KV_VMM_VIRTIO_MEM_BLOCK_MIB;
 }
 
-static gboolean check_name(const char *name, GError **error) {
-  if (!name || !*name) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name is missing");
-    return FALSE;
-  }
-  for (const char *p = name; *p; p++) {
-    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-') {
-      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                  "domain name '%s' has invalid character '%c' "
-                  "(allowed: A-Z a-z 0-9 _ . -)",
-                  name, g_ascii_isprint(*p) ? *p : '?');
-      return FALSE;
-    }
-  }
-  /* "." and ".." would be odd pid-file and log names under libvirt's
-   * state directories. */
-  if (g_str_equal(name, ".") || g_str_equal(name, "..")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name '%s' is not allowed", name);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-static gboolean check_path(const char *what, const char *path, gboolean required, GError **error) {
-  if (!path || !*path) {
-    if (!required)
-      return TRUE;
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s is missing", what);
-    return FALSE;
-  }
-  /* libvirt resolves relative paths against its own working directory
-   * (the daemon's, for qemu:///system), never the caller's. */
-  if (!g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s '%s' is not an absolute path", what,
-                path);
-    return FALSE;
-  }
-  return TRUE;
-}
-
 static gboolean check_config(const KvVmConfig *cfg, GError **error) {
   if (!cfg) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "no VM configuration given");
     return FALSE;
   }
-  if (!check_name(cfg->name, error))
+  if (!kv_check_domain_name(cfg->name, error))
     return FALSE;
   if (cfg->uuid && !g_uuid_string_is_valid(cfg->uuid)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "uuid '%s' is not a valid UUID",
                 cfg->uuid);
     return FALSE;
   }
-  if (!check_path("kernel", cfg->kernel, TRUE, error) ||
-      !check_path("initrd", cfg->initrd, TRUE, error) ||
-      !check_path("agent socket", cfg->agent_socket, TRUE, error) ||
-      !check_path("console log", cfg->console_log, TRUE, error) ||
-      !check_path("shared dir", cfg->shared_dir, FALSE, error))
+  if (!kv_check_path("kernel", cfg->kernel, TRUE, error) ||
+      !kv_check_path("initrd", cfg->initrd, TRUE, error) ||
+      !kv_check_path("agent socket", cfg->agent_socket, TRUE, error) ||
+      !kv_check_path("console log", cfg->console_log, TRUE, error) ||
+      !kv_check_path("shared dir", cfg->shared_dir, FALSE, error))
     return FALSE;
   if (strlen(cfg->agent_socket) > KV_UNIX_PATH_MAX) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
