@@ -11,10 +11,12 @@
  *
  * The state we need (which targets are taken, which alias a MAC or serial
  * belongs to, the virtio-mem sizes) is read from the live XML each time
- * (livexml.c); caller values are checked in validate.c. */
+ * (livexml.c); caller values are checked in validate.c, and the device XML
+ * is written by xml.c next to the domain XML. */
 #include "vmm.h"
 #include "vmm-internal.h"
 #include "devwait.h"
+#include "devxml.h"
 #include "livexml.h"
 #include "validate.h"
 #include "xmlbuild.h"
@@ -280,21 +282,10 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
     return FALSE;
   }
 
-  /* type='ethernet' with managed='no': the tap is the caller's (made and
-   * wired up by the network setup, e.g. tc redirect to a pod netns);
-   * libvirt only opens it. */
-  g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *head = g_markup_printf_escaped("<interface type='ethernet'>\n"
-                                                  "  <mac address='%s'/>\n"
-                                                  "  <target dev='%s' managed='no'/>\n"
-                                                  "  <model type='virtio'/>\n",
-                                                  mac, tap);
-  g_string_append(xml, head);
-  if (mtu)
-    g_string_append_printf(xml, "  <mtu size='%u'/>\n", mtu);
-  g_string_append(xml, "</interface>\n");
-
-  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+  g_autofree char *xml = kv_nic_xml(tap, mac, mtu, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach NIC %s (tap %s) to domain '%s'",
                       mac, tap, name);
     return FALSE;
@@ -445,21 +436,11 @@ gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, cons
     return FALSE;
   }
 
-  g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *body =
-      g_markup_printf_escaped("<disk type='%s' device='disk'>\n"
-                              "  <driver name='qemu' type='raw' cache='%s'/>\n"
-                              "  <source %s='%s'/>\n"
-                              "  <target dev='%s' bus='virtio'/>\n"
-                              "  <serial>%s</serial>\n",
-                              block ? "block" : "file", disk_cache_mode(path, readonly),
-                              block ? "dev" : "file", path, target, serial);
-  g_string_append(xml, body);
-  if (readonly)
-    g_string_append(xml, "  <readonly/>\n");
-  g_string_append(xml, "</disk>\n");
-
-  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+  g_autofree char *xml =
+      kv_disk_xml(path, block, disk_cache_mode(path, readonly), target, serial, readonly, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
                       "cannot attach disk '%s' (serial %s) to domain '%s'", path, serial, name);
     return FALSE;
@@ -490,12 +471,9 @@ gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const 
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
-  g_autofree char *xml =
-      g_markup_printf_escaped("<memory model='dimm'>\n"
-                              "  <target><size unit='MiB'>%u</size><node>0</node></target>\n"
-                              "  <alias name='%s'/>\n"
-                              "</memory>\n",
-                              size_mib, alias);
+  g_autofree char *xml = kv_dimm_xml(size_mib, alias, error);
+  if (!xml)
+    return FALSE;
   if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach a %u MiB DIMM to domain '%s'",
                       size_mib, name);

@@ -1,4 +1,5 @@
-/* lib/vmm/xml.c: libvirt domain XML for one sandbox VM.
+/* lib/vmm/xml.c: libvirt domain XML for one sandbox VM, and the device
+ * XML of hotplug (devxml.h).
  *
  * Every caller value is checked first (validate.c) and written through the
  * escaping builder (xmlbuild.c), so a path with quotes or ampersands cannot
@@ -10,6 +11,7 @@
 
 #include <string.h>
 
+#include "devxml.h"
 #include "validate.h"
 #include "xmlbuild.h"
 
@@ -270,4 +272,50 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
   kv_xml_close(x); /* domain */
 
   return kv_xml_finish(g_steal_pointer(&x), error);
+}
+
+/* ---- device XML for hotplug ---- */
+
+char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error) {
+  /* type='ethernet' with managed='no': the tap is the caller's (made and
+   * wired up by the network setup, e.g. tc redirect to a pod netns);
+   * libvirt only opens it. */
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "interface", "type", "ethernet", NULL);
+  kv_xml_empty(x, "mac", "address", mac, NULL);
+  kv_xml_empty(x, "target", "dev", tap, "managed", "no", NULL);
+  kv_xml_empty(x, "model", "type", "virtio", NULL);
+  if (mtu) {
+    kv_xml_open(x, "mtu", NULL);
+    kv_xml_attr(x, "size", "%u", mtu);
+    kv_xml_close(x);
+  }
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
+char *kv_disk_xml(const char *path, gboolean block, const char *cache, const char *target,
+                  const char *serial, gboolean readonly, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "disk", "type", block ? "block" : "file", "device", "disk", NULL);
+  kv_xml_empty(x, "driver", "name", "qemu", "type", "raw", "cache", cache, NULL);
+  kv_xml_empty(x, "source", block ? "dev" : "file", path, NULL);
+  kv_xml_empty(x, "target", "dev", target, "bus", "virtio", NULL);
+  kv_xml_leaf(x, "serial", "%s", serial);
+  if (readonly)
+    kv_xml_empty(x, "readonly", NULL);
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
+char *kv_dimm_xml(guint size_mib, const char *alias, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "memory", "model", "dimm", NULL);
+  kv_xml_open(x, "target", NULL);
+  mib_element(x, "size", size_mib);
+  kv_xml_leaf(x, "node", "0");
+  kv_xml_close(x); /* target */
+  kv_xml_empty(x, "alias", "name", alias, NULL);
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
 }

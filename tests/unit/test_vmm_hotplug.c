@@ -16,6 +16,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "devxml.h"
 #include "livexml.h"
 #include "vmm.h"
 #include "xml-doc.h"
@@ -481,6 +482,48 @@ START_TEST(livexml_finds_devices_reads_sizes_and_writes_back) {
 }
 END_TEST
 
+START_TEST(device_xml_is_escaped_and_complete) {
+  g_autoptr(GError) err = NULL;
+  g_autofree char *nic = kv_nic_xml("tap0", "52:54:00:12:34:56", 1400, &err);
+  ck_assert_msg(nic != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(nic, "<interface type='ethernet'>\n"
+                        "  <mac address='52:54:00:12:34:56'/>\n"
+                        "  <target dev='tap0' managed='no'/>\n"
+                        "  <model type='virtio'/>\n"
+                        "  <mtu size='1400'/>\n"
+                        "</interface>\n");
+  g_autofree char *nic0 = kv_nic_xml("tap0", "52:54:00:12:34:56", 0, NULL);
+  ck_assert_ptr_null(strstr(nic0, "mtu"));
+
+  /* Paths are the one free-form value: quotes and markup stay text. */
+  g_autofree char *disk =
+      kv_disk_xml("/tmp/a'b&<c>.raw", FALSE, "none", "vdb", "data-1", TRUE, &err);
+  ck_assert_msg(disk != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(disk, "<disk type='file' device='disk'>\n"
+                         "  <driver name='qemu' type='raw' cache='none'/>\n"
+                         "  <source file='/tmp/a&apos;b&amp;&lt;c&gt;.raw'/>\n"
+                         "  <target dev='vdb' bus='virtio'/>\n"
+                         "  <serial>data-1</serial>\n"
+                         "  <readonly/>\n"
+                         "</disk>\n");
+  g_autofree char *blk = kv_disk_xml("/dev/sdz", TRUE, "writeback", "vda", "s", FALSE, NULL);
+  g_autoptr(GHashTable) doc = parse_doc(blk);
+  ck_assert_str_eq(doc_get(doc, "disk@type", 0), "block");
+  ck_assert_str_eq(doc_get(doc, "source@dev", 0), "/dev/sdz");
+  ck_assert_str_eq(doc_get(doc, "driver@cache", 0), "writeback");
+  ck_assert_ptr_null(strstr(blk, "readonly"));
+
+  g_autofree char *dimm = kv_dimm_xml(256, "ua-d0", &err);
+  ck_assert_msg(dimm != NULL, "%s", err ? err->message : "");
+  g_autoptr(GHashTable) ddoc = parse_doc(dimm);
+  ck_assert_str_eq(doc_get(ddoc, "memory@model", 0), "dimm");
+  ck_assert_str_eq(doc_get(ddoc, "size", 0), "256");
+  ck_assert_str_eq(doc_get(ddoc, "size@unit", 0), "MiB");
+  ck_assert_str_eq(doc_get(ddoc, "node", 0), "0");
+  ck_assert_str_eq(doc_get(ddoc, "alias@name", 0), "ua-d0");
+}
+END_TEST
+
 static Suite *hotplug_suite(void) {
   Suite *s = suite_create("vmm-hotplug");
 
@@ -489,6 +532,7 @@ static Suite *hotplug_suite(void) {
   tcase_add_test(xml, xml_virtio_mem_size_is_whole_blocks);
   tcase_add_test(xml, xml_dimm_mode_has_no_virtio_mem);
   tcase_add_test(xml, livexml_finds_devices_reads_sizes_and_writes_back);
+  tcase_add_test(xml, device_xml_is_escaped_and_complete);
   suite_add_tcase(s, xml);
 
   TCase *args = tcase_create("arguments");
