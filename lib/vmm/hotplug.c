@@ -1,5 +1,6 @@
-/* lib/vmm/hotplug.c: live hotplug on a running sandbox domain: vCPUs,
- * virtio-mem memory, virtio NICs and disks.
+/* lib/vmm/hotplug.c: live hotplug on a running sandbox domain, the policy
+ * per device kind: vCPUs, virtio-mem memory, ACPI DIMMs, virtio NICs and
+ * disks.
  *
  * What works on q35 under TCG with QEMU 7.2 / libvirt 9.0, and what must be
  * avoided, is in shared/VM-NOTES.md ("Hotplug on q35 (TCG)"): vCPU add
