@@ -3,7 +3,7 @@
  * disks.
  *
  * What works on q35 under TCG with QEMU 7.2 / libvirt 9.0, and what must be
- * avoided, is in shared/VM-NOTES.md ("Hotplug on q35 (TCG)"): vCPU add
+ * avoided, is in docs/platform.md ("Hotplug on q35 under TCG"): vCPU add
  * works and vCPU removal crashes QEMU, so vCPUs only grow; memory is one
  * virtio-mem device defined at boot (xml.c) whose requested size we move;
  * NICs and disks are PCIe hotplug onto the spare root ports, and their
@@ -107,7 +107,7 @@ gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
     return FALSE;
   }
   /* Growing only. Unplugging a vCPU is broken with QEMU 7.2 under TCG
-   * (shared/VM-NOTES.md, "Hotplug on q35"): libvirt times out after 5 s
+   * (docs/platform.md, "Hotplug on q35 under TCG"): libvirt times out after 5 s
    * and the next hotplug crashed QEMU with "double free or corruption".
    * Callers shrink by offlining CPUs in the guest; they stay plugged. */
   if (n < (guint)cur) {

@@ -6,7 +6,7 @@
  * change the document's structure. The shape (q35, direct kernel boot,
  * virtio-serial agent channel, 9p share, spare PCIe root ports, maxMemory +
  * NUMA cell + a virtio-mem device for hotplug) is what works with QEMU 7.2
- * / libvirt 9.0, see shared/VM-NOTES.md. */
+ * / libvirt 9.0, see docs/platform.md. */
 #include "vmm.h"
 
 #include <string.h>
