@@ -138,8 +138,6 @@ static gint64 pss_kib(pid_t pid) {
   return g_ascii_strtoll(l + 5, NULL, 10);
 }
 
-/* ---- the QEMU command line of our sandbox ---- */
-
 /* ---- one round of ours ---- */
 
 typedef struct {

@@ -81,9 +81,9 @@
 #include <unistd.h>
 
 #define GOAL_RATIO 0.8
-/* Stream rounds: --rounds, default 7. The floor's samples spread (345-638
- * MB/s in one run) and the host's speed drifts within a minute: with 3
- * rounds one odd sample moved a median. */
+/* Stream rounds (--rounds): the floor's samples spread widely within one
+ * run and the host's speed drifts within a minute, so with few rounds one
+ * odd sample moves a median. */
 #define STREAM_ROUNDS_DEFAULT 7
 #define STREAM_ROUNDS_MAX 15
 /* Untimed execs and checks first: the first ones after boot translate the
@@ -196,8 +196,6 @@ static char *make_bundle(void) {
   }
   return dir;
 }
-
-/* ---- the QEMU command line of our sandbox ---- */
 
 /* ---- reading a guest process's output ---- */
 

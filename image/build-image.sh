@@ -8,7 +8,7 @@
 #   DIR/vmlinux             ELF kernel extracted from /boot/vmlinuz-R. QEMU
 #                           boots it through its PVH note, which skips the
 #                           in-guest decompression (the biggest boot cost
-#                           under TCG, see shared/VM-NOTES.md).
+#                           under TCG, see docs/platform.md).
 #   DIR/katavm-initrd.cpio  uncompressed newc initramfs (uncompressed beats
 #                           every compressor under TCG): /init is the agent,
 #                           plus its shared libraries and the kernel modules

@@ -99,7 +99,7 @@ gboolean kv_rm_rf(const char *path, GError **error);
 /* Unmount every mount at or below `path` (deepest first). */
 void kv_umount_below(const char *path);
 
-/* Kernel command line for the guest (fast boot options, see VM-NOTES). */
+/* Kernel command line for the guest (fast boot options: docs/platform.md, "Boot"). */
 char *kv_guest_cmdline(void);
 
 /* Timeouts (ms). Generous: TCG under load is slow. */

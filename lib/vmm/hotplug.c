@@ -1,8 +1,9 @@
-/* lib/vmm/hotplug.c: live hotplug on a running sandbox domain: vCPUs,
- * virtio-mem memory, virtio NICs and disks.
+/* lib/vmm/hotplug.c: live hotplug on a running sandbox domain, the policy
+ * per device kind: vCPUs, virtio-mem memory, ACPI DIMMs, virtio NICs and
+ * disks.
  *
  * What works on q35 under TCG with QEMU 7.2 / libvirt 9.0, and what must be
- * avoided, is in shared/VM-NOTES.md ("Hotplug on q35 (TCG)"): vCPU add
+ * avoided, is in docs/platform.md ("Hotplug on q35 under TCG"): vCPU add
  * works and vCPU removal crashes QEMU, so vCPUs only grow; memory is one
  * virtio-mem device defined at boot (xml.c) whose requested size we move;
  * NICs and disks are PCIe hotplug onto the spare root ports, and their
@@ -10,13 +11,16 @@
  * waits for libvirt's DEVICE_REMOVED event.
  *
  * The state we need (which targets are taken, which alias a MAC or serial
- * belongs to, the virtio-mem sizes) is read from the domain's live XML each
- * time rather than remembered, so that a process that reconnects to a
- * running VM sees the same thing as the one that started it. Device XML is
- * built like the domain XML in xml.c: GString + g_markup_printf_escaped,
- * every caller-supplied value validated and escaped. */
+ * belongs to, the virtio-mem sizes) is read from the live XML each time
+ * (livexml.c); caller values are checked in validate.c, and the device XML
+ * is written by xml.c next to the domain XML. */
 #include "vmm.h"
 #include "vmm-internal.h"
+#include "devwait.h"
+#include "devxml.h"
+#include "livexml.h"
+#include "validate.h"
+#include "xmlbuild.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,14 +30,6 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-
-/* How long a detach waits for the guest to release the device. Measured
- * removals take 0.1-0.2 s under TCG; a guest that has not answered in 10 s
- * is busy or broken. */
-#define KV_DETACH_TIMEOUT_MS 10000
-/* Between two looks at the live XML while waiting, in case the removal
- * event is missed (an event loop that is not running, a remote driver). */
-#define KV_DETACH_POLL_MS 200
 
 #define vmm_conn kv_vmm_conn
 
@@ -76,403 +72,6 @@ static virDomainPtr get_domain(KvVmm *vmm, const char *name, GError **error) {
   return dom;
 }
 
-/* ---- a minimal DOM of the live domain XML ----
- *
- * libvirt's XML is small and well-formed; GMarkup parses it into this tree
- * so that devices can be found by their children (a NIC by <mac>, a disk by
- * <serial>) and the virtio-mem element can be written back with one child
- * changed. */
-typedef struct XNode XNode;
-struct XNode {
-  char *name;
-  char **attr_names;
-  char **attr_values;
-  GString *text;
-  GPtrArray *children; /* XNode*, owned */
-  XNode *parent;
-};
-
-static void xnode_free(XNode *n) {
-  if (!n)
-    return;
-  g_free(n->name);
-  g_strfreev(n->attr_names);
-  g_strfreev(n->attr_values);
-  g_string_free(n->text, TRUE);
-  g_ptr_array_unref(n->children);
-  g_free(n);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(XNode, xnode_free)
-
-static XNode *xnode_new(const char *name, XNode *parent) {
-  XNode *n = g_new0(XNode, 1);
-  n->name = g_strdup(name);
-  n->text = g_string_new(NULL);
-  n->children = g_ptr_array_new_with_free_func((GDestroyNotify)xnode_free);
-  n->parent = parent;
-  if (parent)
-    g_ptr_array_add(parent->children, n);
-  return n;
-}
-
-static void xml_start(GMarkupParseContext *ctx, const char *name, const char **attrs,
-                      const char **vals, gpointer user, GError **error) {
-  XNode **cur = user;
-  XNode *n = xnode_new(name, *cur);
-  n->attr_names = g_strdupv((char **)attrs);
-  n->attr_values = g_strdupv((char **)vals);
-  *cur = n;
-}
-
-static void xml_end(GMarkupParseContext *ctx, const char *name, gpointer user, GError **error) {
-  XNode **cur = user;
-  *cur = (*cur)->parent;
-}
-
-static void xml_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer user,
-                     GError **error) {
-  XNode **cur = user;
-  g_string_append_len((*cur)->text, text, len);
-}
-
-/* A synthetic root whose one child is the document element. */
-static XNode *xml_parse(const char *xml, GError **error) {
-  static const GMarkupParser parser = {xml_start, xml_end, xml_text, NULL, NULL};
-  g_autoptr(XNode) root = xnode_new("", NULL);
-  XNode *cur = root;
-  g_autoptr(GError) local = NULL;
-  GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &cur, NULL);
-  gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, &local) &&
-                g_markup_parse_context_end_parse(ctx, &local);
-  g_markup_parse_context_free(ctx);
-  if (!ok) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT, "cannot parse libvirt's domain XML: %s",
-                local->message);
-    return NULL;
-  }
-  return g_steal_pointer(&root);
-}
-
-static const char *xnode_attr(const XNode *n, const char *attr) {
-  for (guint i = 0; n && n->attr_names && n->attr_names[i]; i++)
-    if (g_str_equal(n->attr_names[i], attr))
-      return n->attr_values[i];
-  return NULL;
-}
-
-/* First child element called `name`, or NULL. NULL-safe in `n`, so that
- * lookups chain: xnode_child(xnode_child(dev, "target"), "size"). */
-static XNode *xnode_child(const XNode *n, const char *name) {
-  for (guint i = 0; n && i < n->children->len; i++) {
-    XNode *c = g_ptr_array_index(n->children, i);
-    if (g_str_equal(c->name, name))
-      return c;
-  }
-  return NULL;
-}
-
-/* Attribute `attr` of child `child`, e.g. <mac address=...>. */
-static const char *xnode_child_attr(const XNode *n, const char *child, const char *attr) {
-  return xnode_attr(xnode_child(n, child), attr);
-}
-
-/* Element text without surrounding white space (caller frees). */
-static char *xnode_text(const XNode *n) {
-  return n ? g_strstrip(g_strdup(n->text->str)) : NULL;
-}
-
-/* Write n back as XML, with `replace`'s element swapped for the literal
- * markup `replacement` (already escaped). */
-static void xnode_write(GString *out, const XNode *n, const XNode *replace,
-                        const char *replacement) {
-  if (n == replace) {
-    g_string_append(out, replacement);
-    return;
-  }
-  g_autofree char *open = g_markup_printf_escaped("<%s", n->name);
-  g_string_append(out, open);
-  for (guint i = 0; n->attr_names && n->attr_names[i]; i++) {
-    g_autofree char *a = g_markup_printf_escaped(" %s='%s'", n->attr_names[i], n->attr_values[i]);
-    g_string_append(out, a);
-  }
-  g_string_append_c(out, '>');
-  if (n->children->len == 0) {
-    g_autofree char *t = g_markup_escape_text(n->text->str, -1);
-    g_string_append(out, t);
-  }
-  for (guint i = 0; i < n->children->len; i++)
-    xnode_write(out, g_ptr_array_index(n->children, i), replace, replacement);
-  g_autofree char *close = g_markup_printf_escaped("</%s>", n->name);
-  g_string_append(out, close);
-}
-
-/* The live XML of dom, parsed; returns the <devices> element through
- * *devices (the tree owns it). */
-static XNode *live_devices(virDomainPtr dom, XNode **devices, GError **error) {
-  char *xml = virDomainGetXMLDesc(dom, 0);
-  if (!xml) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot read the live XML of domain '%s'",
-                      virDomainGetName(dom));
-    return NULL;
-  }
-  XNode *root = xml_parse(xml, error);
-  free(xml);
-  if (!root)
-    return NULL;
-  *devices = xnode_child(xnode_child(root, "domain"), "devices");
-  if (!*devices) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                "live XML of domain '%s' has no <devices>", virDomainGetName(dom));
-    xnode_free(root);
-    return NULL;
-  }
-  return root;
-}
-
-/* A libvirt size element (<size unit='KiB'>N</size>) in KiB; FALSE for a
- * missing element or a unit we do not know. libvirt writes KiB itself; the
- * others are here for XML that was written by hand. */
-static gboolean xnode_size_kib(const XNode *n, guint64 *kib) {
-  static const struct {
-    const char *unit;
-    guint64 mul, div;
-  } units[] = {
-      {"b", 1, 1024},        {"bytes", 1, 1024},      {"k", 1, 1},      {"KiB", 1, 1},
-      {"KB", 1000, 1024},    {"M", 1024, 1},          {"MiB", 1024, 1}, {"MB", 1000000, 1024},
-      {"G", 1024 * 1024, 1}, {"GiB", 1024 * 1024, 1},
-  };
-  g_autofree char *text = xnode_text(n);
-  guint64 v;
-  if (!text || !g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64 / 1048576, &v, NULL))
-    return FALSE;
-  const char *unit = xnode_attr(n, "unit");
-  if (!unit)
-    unit = "KiB";
-  for (gsize i = 0; i < G_N_ELEMENTS(units); i++) {
-    if (g_str_equal(units[i].unit, unit)) {
-      *kib = v * units[i].mul / units[i].div;
-      return TRUE;
-    }
-  }
-  return FALSE;
-}
-
-/* ---- validation ---- */
-
-static gboolean chars_ok(const char *s, const char *extra) {
-  for (const char *p = s; *p; p++)
-    if (!g_ascii_isalnum(*p) && !strchr(extra, *p))
-      return FALSE;
-  return TRUE;
-}
-
-/* A Linux interface name: IFNAMSIZ (16) with the NUL, no '/' or blanks;
- * we allow only the portable characters. */
-static gboolean check_tap(const char *tap, GError **error) {
-  if (!tap || !*tap || strlen(tap) > 15 || !chars_ok(tap, "_.-") || g_str_equal(tap, ".") ||
-      g_str_equal(tap, "..")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "tap device name '%s' is invalid (1-15 of A-Z a-z 0-9 _ . -)",
-                tap ? tap : "(null)");
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* Six colon-separated pairs of hex digits, unicast: libvirt refuses a
- * multicast MAC for a NIC, with a less clear message. */
-static gboolean check_mac(const char *mac, GError **error) {
-  gboolean ok = mac && strlen(mac) == 17;
-  for (int i = 0; ok && i < 17; i++)
-    ok = i % 3 == 2 ? mac[i] == ':' : g_ascii_isxdigit(mac[i]);
-  if (!ok) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MAC address '%s' is invalid (expected xx:xx:xx:xx:xx:xx in "
-                "hex)",
-                mac ? mac : "(null)");
-    return FALSE;
-  }
-  if (g_ascii_xdigit_value(mac[1]) & 1) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MAC address '%s' is a multicast address; a NIC needs a "
-                "unicast one",
-                mac);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* virtio-blk carries at most 20 bytes of serial (VIRTIO_BLK_ID_BYTES). */
-static gboolean check_serial(const char *serial, GError **error) {
-  if (!serial || !*serial || strlen(serial) > 20 || !chars_ok(serial, "_-")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "disk serial '%s' is invalid (1-20 of A-Z a-z 0-9 _ -)",
-                serial ? serial : "(null)");
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* ---- waiting for a device to go ---- */
-
-/* Shared between a detach call and the event callbacks it registered; the
- * callbacks run on the libvirt event thread and may outlive the call until
- * libvirt calls their free function. */
-typedef struct {
-  gint refs;
-  GMutex lock;
-  GCond cond;
-  char *alias;
-  gboolean removed;
-  gboolean failed;
-} Removal;
-
-static void removal_unref(gpointer data) {
-  Removal *r = data;
-  if (!g_atomic_int_dec_and_test(&r->refs))
-    return;
-  g_mutex_clear(&r->lock);
-  g_cond_clear(&r->cond);
-  g_free(r->alias);
-  g_free(r);
-}
-
-static void removal_note(Removal *r, const char *alias, gboolean failed) {
-  if (!alias || !g_str_equal(alias, r->alias))
-    return;
-  g_mutex_lock(&r->lock);
-  if (failed)
-    r->failed = TRUE;
-  else
-    r->removed = TRUE;
-  g_cond_broadcast(&r->cond);
-  g_mutex_unlock(&r->lock);
-}
-
-static void on_device_removed(virConnectPtr conn, virDomainPtr dom, const char *alias,
-                              void *opaque) {
-  removal_note(opaque, alias, FALSE);
-}
-
-static void on_device_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *alias,
-                                     void *opaque) {
-  removal_note(opaque, alias, TRUE);
-}
-
-/* Is a device with this alias still in the live XML? Errors count as
- * "still there": the caller then simply waits on. */
-static gboolean alias_present(virDomainPtr dom, const char *alias) {
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, NULL);
-  if (!root) {
-    virResetLastError();
-    return TRUE;
-  }
-  for (guint i = 0; i < devices->children->len; i++) {
-    const char *a = xnode_child_attr(g_ptr_array_index(devices->children, i), "alias", "name");
-    if (a && g_str_equal(a, alias))
-      return TRUE;
-  }
-  return FALSE;
-}
-
-/* Detach the device `alias` (described as `what` in messages) and wait
- * until it is gone. On q35 the removal is asynchronous: libvirt asks QEMU,
- * QEMU asks the guest through ACPI, and only the guest's eject completes
- * it; libvirt then sends DEVICE_REMOVED. We wait for that event, and also
- * look at the live XML now and then in case the event never reaches us. */
-static gboolean detach_and_wait(virDomainPtr dom, const char *alias, const char *what,
-                                GError **error) {
-  virConnectPtr conn = virDomainGetConnect(dom);
-  Removal *r = g_new0(Removal, 1);
-  r->refs = 1;
-  g_mutex_init(&r->lock);
-  g_cond_init(&r->cond);
-  r->alias = g_strdup(alias);
-
-  /* Registered before the detach request, so the event cannot slip by. */
-  g_atomic_int_inc(&r->refs);
-  int removed_id = virConnectDomainEventRegisterAny(conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), r,
-                                                    removal_unref);
-  if (removed_id < 0) {
-    removal_unref(r);
-    virResetLastError();
-  }
-  g_atomic_int_inc(&r->refs);
-  int failed_id = virConnectDomainEventRegisterAny(
-      conn, dom, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-      VIR_DOMAIN_EVENT_CALLBACK(on_device_removal_failed), r, removal_unref);
-  if (failed_id < 0) {
-    removal_unref(r);
-    virResetLastError();
-  }
-
-  gboolean ok = FALSE;
-  /* By alias, because that is the one form libvirt documents as
-   * asynchronous: the plain detach waits up to 5 s itself and then returns
-   * success while the device may still be there. */
-  if (virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE) < 0) {
-    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot detach %s from domain '%s'", what,
-                      virDomainGetName(dom));
-    goto out;
-  }
-
-  gint64 start = g_get_monotonic_time();
-  gint64 deadline = start + (gint64)KV_DETACH_TIMEOUT_MS * 1000;
-  gint64 next_poll = start + (gint64)KV_DETACH_POLL_MS * 1000;
-  for (;;) {
-    g_mutex_lock(&r->lock);
-    if (!r->removed && !r->failed)
-      g_cond_wait_until(&r->cond, &r->lock, MIN(next_poll, deadline));
-    gboolean removed = r->removed, failed = r->failed;
-    g_mutex_unlock(&r->lock);
-
-    if (removed) {
-      ok = TRUE;
-      break;
-    }
-    if (failed) {
-      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
-                  "the guest of domain '%s' refused to release %s", virDomainGetName(dom), what);
-      break;
-    }
-    gint64 now = g_get_monotonic_time();
-    if (now >= next_poll) {
-      /* A VM that stops meanwhile takes the device with it, but the caller
-       * should hear that the VM is gone rather than wait for a timeout. */
-      if (virDomainIsActive(dom) != 1) {
-        virResetLastError();
-        g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND,
-                    "domain '%s' stopped while %s was being detached", virDomainGetName(dom), what);
-        break;
-      }
-      if (!alias_present(dom, alias)) {
-        ok = TRUE;
-        break;
-      }
-      next_poll = now + (gint64)KV_DETACH_POLL_MS * 1000;
-    }
-    if (now >= deadline) {
-      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_TIMEOUT,
-                  "%s of domain '%s' is still present %d s after the detach "
-                  "request: the guest has not released it (it may still go "
-                  "later)",
-                  what, virDomainGetName(dom), KV_DETACH_TIMEOUT_MS / 1000);
-      break;
-    }
-  }
-  g_debug("detach of %s (%s) took %.3f s", what, alias, (g_get_monotonic_time() - start) / 1e6);
-
-out:
-  if (removed_id >= 0 && virConnectDomainEventDeregisterAny(conn, removed_id) < 0)
-    virResetLastError();
-  if (failed_id >= 0 && virConnectDomainEventDeregisterAny(conn, failed_id) < 0)
-    virResetLastError();
-  removal_unref(r);
-  return ok;
-}
-
 /* ---- vCPUs ---- */
 
 guint kv_vmm_get_vcpus(KvVmm *vmm, const char *name, GError **error) {
@@ -508,7 +107,7 @@ gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
     return FALSE;
   }
   /* Growing only. Unplugging a vCPU is broken with QEMU 7.2 under TCG
-   * (shared/VM-NOTES.md, "Hotplug on q35"): libvirt times out after 5 s
+   * (docs/platform.md, "Hotplug on q35 under TCG"): libvirt times out after 5 s
    * and the next hotplug crashed QEMU with "double free or corruption".
    * Callers shrink by offlining CPUs in the guest; they stay plugged. */
   if (n < (guint)cur) {
@@ -533,13 +132,13 @@ gboolean kv_vmm_set_vcpus(KvVmm *vmm, const char *name, guint n, GError **error)
 
 /* The virtio-mem device among `devices`: ours by alias, else the first one
  * (a domain not built by xml.c). NULL with NOT_FOUND when there is none. */
-static XNode *find_virtio_mem(XNode *devices, const char *name, GError **error) {
-  XNode *first = NULL;
+static KvXNode *find_virtio_mem(KvXNode *devices, const char *name, GError **error) {
+  KvXNode *first = NULL;
   for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
-    if (!g_str_equal(d->name, "memory") || g_strcmp0(xnode_attr(d, "model"), "virtio-mem") != 0)
+    KvXNode *d = g_ptr_array_index(devices->children, i);
+    if (!g_str_equal(d->name, "memory") || g_strcmp0(kv_xnode_attr(d, "model"), "virtio-mem") != 0)
       continue;
-    if (g_strcmp0(xnode_child_attr(d, "alias", "name"), KV_VMM_VIRTIO_MEM_ALIAS) == 0)
+    if (g_strcmp0(kv_xnode_child_attr(d, "alias", "name"), KV_VMM_VIRTIO_MEM_ALIAS) == 0)
       return d;
     if (!first)
       first = d;
@@ -560,19 +159,19 @@ static gboolean get_virtio_mem_kib(KvVmm *vmm, const char *name, const char *fie
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
   if (!root)
     return FALSE;
-  XNode *mem = find_virtio_mem(devices, name, error);
+  KvXNode *mem = find_virtio_mem(devices, name, error);
   if (!mem)
     return FALSE;
-  XNode *n = xnode_child(xnode_child(mem, "target"), field);
+  KvXNode *n = kv_xnode_child(kv_xnode_child(mem, "target"), field);
   if (!n && g_str_equal(field, "current")) {
     *kib = 0;
     return TRUE;
   }
-  if (!xnode_size_kib(n, kib)) {
+  if (!kv_xnode_size_kib(n, kib)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
                 "virtio-mem device of domain '%s' has no readable <%s>", name, field);
     return FALSE;
@@ -603,18 +202,18 @@ gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint request
   if (!dom)
     return FALSE;
 
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
   if (!root)
     return FALSE;
-  XNode *mem = find_virtio_mem(devices, name, error);
+  KvXNode *mem = find_virtio_mem(devices, name, error);
   if (!mem)
     return FALSE;
-  XNode *target = xnode_child(mem, "target");
-  XNode *requested = xnode_child(target, "requested");
+  KvXNode *target = kv_xnode_child(mem, "target");
+  KvXNode *requested = kv_xnode_child(target, "requested");
   guint64 size_kib = 0, block_kib = 0;
-  if (!requested || !xnode_size_kib(xnode_child(target, "size"), &size_kib) ||
-      !xnode_size_kib(xnode_child(target, "block"), &block_kib) || block_kib == 0) {
+  if (!requested || !kv_xnode_size_kib(kv_xnode_child(target, "size"), &size_kib) ||
+      !kv_xnode_size_kib(kv_xnode_child(target, "block"), &block_kib) || block_kib == 0) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
                 "virtio-mem device of domain '%s' lacks <size>, <block> or "
                 "<requested>",
@@ -634,11 +233,15 @@ gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint request
   /* What `virsh update-memory-device --requested-size` does: the live
    * element as libvirt wrote it (alias, address, sizes), with only
    * <requested> changed; libvirt refuses any other difference. */
-  g_autofree char *req =
-      g_strdup_printf("<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>", want_kib);
-  g_autoptr(GString) xml = g_string_new(NULL);
-  xnode_write(xml, mem, requested, req);
-  if (virDomainUpdateDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+  g_autofree char *want = g_strdup_printf("%" G_GUINT64_FORMAT, want_kib);
+  kv_xnode_set_text(requested, want);
+  kv_xnode_set_attr(requested, "unit", "KiB");
+  KvXml *x = kv_xml_new();
+  kv_xnode_write(x, mem);
+  g_autofree char *xml = kv_xml_finish(x, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
                       "cannot set the requested virtio-mem size of domain "
                       "'%s' to %u MiB",
@@ -651,10 +254,10 @@ gboolean kv_vmm_set_memory_requested(KvVmm *vmm, const char *name, guint request
 /* ---- NICs ---- */
 
 /* The <interface> with this MAC (any case), or NULL. */
-static XNode *find_nic(XNode *devices, const char *mac) {
+static KvXNode *find_nic(KvXNode *devices, const char *mac) {
   for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
-    const char *m = xnode_child_attr(d, "mac", "address");
+    KvXNode *d = g_ptr_array_index(devices->children, i);
+    const char *m = kv_xnode_child_attr(d, "mac", "address");
     if (g_str_equal(d->name, "interface") && m && g_ascii_strcasecmp(m, mac) == 0)
       return d;
   }
@@ -663,20 +266,14 @@ static XNode *find_nic(XNode *devices, const char *mac) {
 
 gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const char *mac,
                            guint mtu, GError **error) {
-  if (!check_tap(tap, error) || !check_mac(mac, error))
+  if (!kv_check_tap(tap, error) || !kv_check_mac(mac, error) || !kv_check_mtu(mtu, error))
     return FALSE;
-  /* 68 is IPv4's minimum; 65535 the most a virtio-net device takes. */
-  if (mtu != 0 && (mtu < 68 || mtu > 65535)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "MTU %u is out of range (68-65535, or 0 for the default)", mtu);
-    return FALSE;
-  }
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
 
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
   if (!root)
     return FALSE;
   /* The MAC is the NIC's identity for detach: it must be unique. */
@@ -686,21 +283,10 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
     return FALSE;
   }
 
-  /* type='ethernet' with managed='no': the tap is the caller's (made and
-   * wired up by the network setup, e.g. tc redirect to a pod netns);
-   * libvirt only opens it. */
-  g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *head = g_markup_printf_escaped("<interface type='ethernet'>\n"
-                                                  "  <mac address='%s'/>\n"
-                                                  "  <target dev='%s' managed='no'/>\n"
-                                                  "  <model type='virtio'/>\n",
-                                                  mac, tap);
-  g_string_append(xml, head);
-  if (mtu)
-    g_string_append_printf(xml, "  <mtu size='%u'/>\n", mtu);
-  g_string_append(xml, "</interface>\n");
-
-  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+  g_autofree char *xml = kv_nic_xml(tap, mac, mtu, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach NIC %s (tap %s) to domain '%s'",
                       mac, tap, name);
     return FALSE;
@@ -709,30 +295,30 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
 }
 
 /* Detach a device found in the live XML by its alias (NIC and disk). */
-static gboolean detach_node(virDomainPtr dom, const char *name, XNode *node, const char *what,
+static gboolean detach_node(virDomainPtr dom, const char *name, KvXNode *node, const char *what,
                             GError **error) {
-  const char *alias = xnode_child_attr(node, "alias", "name");
+  const char *alias = kv_xnode_child_attr(node, "alias", "name");
   if (!alias) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
                 "%s of domain '%s' has no alias in the live XML", what, name);
     return FALSE;
   }
-  return detach_and_wait(dom, alias, what, error);
+  return kv_detach_and_wait(dom, alias, what, error);
 }
 
 /* Look a device up in the live XML with `find` and detach it; `what`
  * names it in errors ("NIC 52:54:...", "disk 'x'"). */
 static gboolean detach_found(KvVmm *vmm, const char *name,
-                             XNode *(*find)(XNode *devices, const char *key), const char *key,
+                             KvXNode *(*find)(KvXNode *devices, const char *key), const char *key,
                              const char *what, GError **error) {
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
   if (!root)
     return FALSE;
-  XNode *node = find(devices, key);
+  KvXNode *node = find(devices, key);
   if (!node) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_NOT_FOUND, "domain '%s' has no %s", name, what);
     return FALSE;
@@ -741,7 +327,7 @@ static gboolean detach_found(KvVmm *vmm, const char *name,
 }
 
 gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error) {
-  if (!check_mac(mac, error))
+  if (!kv_check_mac(mac, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("NIC with MAC %s", mac);
   return detach_found(vmm, name, find_nic, mac, what, error);
@@ -765,12 +351,12 @@ static char *disk_target_name(guint idx) {
 }
 
 /* The <disk> with this serial, or NULL. */
-static XNode *find_disk(XNode *devices, const char *serial) {
+static KvXNode *find_disk(KvXNode *devices, const char *serial) {
   for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
+    KvXNode *d = g_ptr_array_index(devices->children, i);
     if (!g_str_equal(d->name, "disk"))
       continue;
-    g_autofree char *s = xnode_text(xnode_child(d, "serial"));
+    g_autofree char *s = kv_xnode_text(kv_xnode_child(d, "serial"));
     if (s && g_str_equal(s, serial))
       return d;
   }
@@ -780,11 +366,11 @@ static XNode *find_disk(XNode *devices, const char *serial) {
 /* The first vdX no disk of the domain uses. Two concurrent attaches could
  * pick the same name; libvirt then refuses the second, so callers
  * serialise hotplug per domain (the shim does). */
-static char *free_disk_target(XNode *devices) {
+static char *free_disk_target(KvXNode *devices) {
   g_autoptr(GHashTable) used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
-    const char *dev = xnode_child_attr(d, "target", "dev");
+    KvXNode *d = g_ptr_array_index(devices->children, i);
+    const char *dev = kv_xnode_child_attr(d, "target", "dev");
     if (g_str_equal(d->name, "disk") && dev)
       g_hash_table_add(used, g_strdup(dev));
   }
@@ -812,13 +398,10 @@ static const char *disk_cache_mode(const char *path, gboolean readonly) {
 
 gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, const char *serial,
                             gboolean readonly, char **target_out, GError **error) {
-  if (!check_serial(serial, error))
+  if (!kv_check_serial(serial, error))
     return FALSE;
-  if (!path || !g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "disk path '%s' is not an absolute path",
-                path ? path : "(null)");
+  if (!kv_check_abs_path("disk path", path, error))
     return FALSE;
-  }
   struct stat st;
   if (stat(path, &st) < 0) {
     int e = errno;
@@ -837,8 +420,8 @@ gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, cons
   if (!dom)
     return FALSE;
 
-  XNode *devices = NULL;
-  g_autoptr(XNode) root = live_devices(dom, &devices, error);
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
   if (!root)
     return FALSE;
   /* The serial is the disk's identity in the guest and for detach. */
@@ -854,21 +437,11 @@ gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, cons
     return FALSE;
   }
 
-  g_autoptr(GString) xml = g_string_new(NULL);
-  g_autofree char *body =
-      g_markup_printf_escaped("<disk type='%s' device='disk'>\n"
-                              "  <driver name='qemu' type='raw' cache='%s'/>\n"
-                              "  <source %s='%s'/>\n"
-                              "  <target dev='%s' bus='virtio'/>\n"
-                              "  <serial>%s</serial>\n",
-                              block ? "block" : "file", disk_cache_mode(path, readonly),
-                              block ? "dev" : "file", path, target, serial);
-  g_string_append(xml, body);
-  if (readonly)
-    g_string_append(xml, "  <readonly/>\n");
-  g_string_append(xml, "</disk>\n");
-
-  if (virDomainAttachDeviceFlags(dom, xml->str, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+  g_autofree char *xml =
+      kv_disk_xml(path, block, disk_cache_mode(path, readonly), target, serial, readonly, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
                       "cannot attach disk '%s' (serial %s) to domain '%s'", path, serial, name);
     return FALSE;
@@ -879,7 +452,7 @@ gboolean kv_vmm_attach_disk(KvVmm *vmm, const char *name, const char *path, cons
 }
 
 gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GError **error) {
-  if (!check_serial(serial, error))
+  if (!kv_check_serial(serial, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("disk with serial '%s'", serial);
   return detach_found(vmm, name, find_disk, serial, what, error);
@@ -887,20 +460,9 @@ gboolean kv_vmm_detach_disk(KvVmm *vmm, const char *name, const char *serial, GE
 
 /* ---- ACPI DIMMs (memory hotplug without virtio-mem) ---- */
 
-static gboolean check_dimm_alias(const char *alias, GError **error) {
-  if (!alias || !g_str_has_prefix(alias, "ua-") || strlen(alias) > 40 ||
-      !chars_ok(alias + 3, "_-") || !alias[3]) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                "DIMM alias '%s' is invalid (ua- and then A-Z a-z 0-9 _ -)",
-                alias ? alias : "(null)");
-    return FALSE;
-  }
-  return TRUE;
-}
-
 gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const char *alias,
                             GError **error) {
-  if (!check_dimm_alias(alias, error))
+  if (!kv_check_dimm_alias(alias, error))
     return FALSE;
   if (size_mib == 0 || size_mib % KV_VMM_DIMM_BLOCK_MIB) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
@@ -910,12 +472,9 @@ gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const 
   g_autoptr(virDomain) dom = get_domain(vmm, name, error);
   if (!dom)
     return FALSE;
-  g_autofree char *xml =
-      g_markup_printf_escaped("<memory model='dimm'>\n"
-                              "  <target><size unit='MiB'>%u</size><node>0</node></target>\n"
-                              "  <alias name='%s'/>\n"
-                              "</memory>\n",
-                              size_mib, alias);
+  g_autofree char *xml = kv_dimm_xml(size_mib, alias, error);
+  if (!xml)
+    return FALSE;
   if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach a %u MiB DIMM to domain '%s'",
                       size_mib, name);
@@ -924,18 +483,12 @@ gboolean kv_vmm_attach_dimm(KvVmm *vmm, const char *name, guint size_mib, const 
   return TRUE;
 }
 
-static XNode *find_dimm(XNode *devices, const char *alias) {
-  for (guint i = 0; i < devices->children->len; i++) {
-    XNode *d = g_ptr_array_index(devices->children, i);
-    if (g_str_equal(d->name, "memory") &&
-        g_strcmp0(xnode_child_attr(d, "alias", "name"), alias) == 0)
-      return d;
-  }
-  return NULL;
+static KvXNode *find_dimm(KvXNode *devices, const char *alias) {
+  return kv_live_find_alias(devices, "memory", alias);
 }
 
 gboolean kv_vmm_detach_dimm(KvVmm *vmm, const char *name, const char *alias, GError **error) {
-  if (!check_dimm_alias(alias, error))
+  if (!kv_check_dimm_alias(alias, error))
     return FALSE;
   g_autofree char *what = g_strdup_printf("DIMM '%s'", alias);
   return detach_found(vmm, name, find_dimm, alias, what, error);

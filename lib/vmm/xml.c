@@ -1,15 +1,19 @@
-/* lib/vmm/xml.c: libvirt domain XML for one sandbox VM.
+/* lib/vmm/xml.c: libvirt domain XML for one sandbox VM, and the device
+ * XML of hotplug (devxml.h).
  *
- * The XML is built element by element in a GString and every value that
- * comes from a caller goes through g_markup_printf_escaped, so a path with
- * quotes or ampersands cannot change the document's structure. The shape
- * (q35, direct kernel boot, virtio-serial agent channel, 9p share, spare
- * PCIe root ports, maxMemory + NUMA cell + a virtio-mem device for
- * hotplug) follows what was
- * measured to work with QEMU 7.2 / libvirt 9.0, see shared/VM-NOTES.md. */
+ * Every caller value is checked first (validate.c) and written through the
+ * escaping builder (xmlbuild.c), so a path with quotes or ampersands cannot
+ * change the document's structure. The shape (q35, direct kernel boot,
+ * virtio-serial agent channel, 9p share, spare PCIe root ports, maxMemory +
+ * NUMA cell + a virtio-mem device for hotplug) is what works with QEMU 7.2
+ * / libvirt 9.0, see docs/platform.md. */
 #include "vmm.h"
 
 #include <string.h>
+
+#include "devxml.h"
+#include "validate.h"
+#include "xmlbuild.h"
 
 /* sun_path is 108 bytes including the terminating NUL. */
 #define KV_UNIX_PATH_MAX 107
@@ -37,63 +41,23 @@ static guint virtio_mem_size_mib(const KvVmConfig *cfg) {
   return extra - extra % KV_VMM_VIRTIO_MEM_BLOCK_MIB;
 }
 
-static gboolean check_name(const char *name, GError **error) {
-  if (!name || !*name) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name is missing");
-    return FALSE;
-  }
-  for (const char *p = name; *p; p++) {
-    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-') {
-      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
-                  "domain name '%s' has invalid character '%c' "
-                  "(allowed: A-Z a-z 0-9 _ . -)",
-                  name, g_ascii_isprint(*p) ? *p : '?');
-      return FALSE;
-    }
-  }
-  /* "." and ".." would be odd pid-file and log names under libvirt's
-   * state directories. */
-  if (g_str_equal(name, ".") || g_str_equal(name, "..")) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "domain name '%s' is not allowed", name);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-static gboolean check_path(const char *what, const char *path, gboolean required, GError **error) {
-  if (!path || !*path) {
-    if (!required)
-      return TRUE;
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s is missing", what);
-    return FALSE;
-  }
-  /* libvirt resolves relative paths against its own working directory
-   * (the daemon's, for qemu:///system), never the caller's. */
-  if (!g_path_is_absolute(path)) {
-    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "%s '%s' is not an absolute path", what,
-                path);
-    return FALSE;
-  }
-  return TRUE;
-}
-
 static gboolean check_config(const KvVmConfig *cfg, GError **error) {
   if (!cfg) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "no VM configuration given");
     return FALSE;
   }
-  if (!check_name(cfg->name, error))
+  if (!kv_check_domain_name(cfg->name, error))
     return FALSE;
   if (cfg->uuid && !g_uuid_string_is_valid(cfg->uuid)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "uuid '%s' is not a valid UUID",
                 cfg->uuid);
     return FALSE;
   }
-  if (!check_path("kernel", cfg->kernel, TRUE, error) ||
-      !check_path("initrd", cfg->initrd, TRUE, error) ||
-      !check_path("agent socket", cfg->agent_socket, TRUE, error) ||
-      !check_path("console log", cfg->console_log, TRUE, error) ||
-      !check_path("shared dir", cfg->shared_dir, FALSE, error))
+  if (!kv_check_path("kernel", cfg->kernel, TRUE, error) ||
+      !kv_check_path("initrd", cfg->initrd, TRUE, error) ||
+      !kv_check_path("agent socket", cfg->agent_socket, TRUE, error) ||
+      !kv_check_path("console log", cfg->console_log, TRUE, error) ||
+      !kv_check_path("shared dir", cfg->shared_dir, FALSE, error))
     return FALSE;
   if (strlen(cfg->agent_socket) > KV_UNIX_PATH_MAX) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
@@ -138,15 +102,19 @@ static gboolean check_config(const KvVmConfig *cfg, GError **error) {
   return TRUE;
 }
 
-/* Append one escaped, printf-formatted line. Only the format's literal
- * text is trusted; every %s argument is escaped. */
-G_GNUC_PRINTF(2, 3)
-static void add(GString *xml, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *s = g_markup_vprintf_escaped(fmt, ap);
-  va_end(ap);
-  g_string_append(xml, s);
+/* <address type='pci'> of an integrated endpoint on pcie-root. */
+static void pcie_root_address(KvXml *x, guint slot) {
+  kv_xml_open(x, "address", "type", "pci", "domain", "0x0000", "bus", "0x00", NULL);
+  kv_xml_attr(x, "slot", "0x%02x", slot);
+  kv_xml_attr(x, "function", "0x0");
+  kv_xml_close(x);
+}
+
+/* <name unit='MiB'>mib</name> */
+static void mib_element(KvXml *x, const char *name, guint mib) {
+  kv_xml_open(x, name, "unit", "MiB", NULL);
+  kv_xml_text(x, "%u", mib);
+  kv_xml_close(x);
 }
 
 char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
@@ -155,36 +123,43 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
 
   gboolean tcg = cfg->accel == KV_ACCEL_TCG;
   gboolean mem_hotplug = cfg->max_memory_mib > cfg->memory_mib;
-  g_autoptr(GString) xml = g_string_new(NULL);
+  g_autoptr(KvXml) x = kv_xml_new();
 
-  add(xml, "<domain type='%s'>\n", tcg ? "qemu" : "kvm");
-  add(xml, "  <name>%s</name>\n", cfg->name);
+  kv_xml_open(x, "domain", "type", tcg ? "qemu" : "kvm", NULL);
+  kv_xml_leaf(x, "name", "%s", cfg->name);
   if (cfg->uuid)
-    add(xml, "  <uuid>%s</uuid>\n", cfg->uuid);
+    kv_xml_leaf(x, "uuid", "%s", cfg->uuid);
   guint vmem_mib = virtio_mem_size_mib(cfg);
-  if (mem_hotplug)
-    add(xml, "  <maxMemory slots='8' unit='MiB'>%u</maxMemory>\n", cfg->max_memory_mib);
+  if (mem_hotplug) {
+    kv_xml_open(x, "maxMemory", "slots", "8", "unit", "MiB", NULL);
+    kv_xml_text(x, "%u", cfg->max_memory_mib);
+    kv_xml_close(x);
+  }
   /* libvirt's <memory> is the total of the NUMA cells and every memory
    * device (it refuses a smaller value): boot memory plus the virtio-mem
    * region. What the guest has at boot is <currentMemory> and the cell. */
-  add(xml, "  <memory unit='MiB'>%u</memory>\n", cfg->memory_mib + vmem_mib);
-  add(xml, "  <currentMemory unit='MiB'>%u</currentMemory>\n", cfg->memory_mib);
-  if (cfg->max_vcpus > cfg->vcpus)
-    add(xml, "  <vcpu placement='static' current='%u'>%u</vcpu>\n", cfg->vcpus, cfg->max_vcpus);
-  else
-    add(xml, "  <vcpu placement='static'>%u</vcpu>\n", cfg->vcpus);
+  mib_element(x, "memory", cfg->memory_mib + vmem_mib);
+  mib_element(x, "currentMemory", cfg->memory_mib);
+  kv_xml_open(x, "vcpu", "placement", "static", NULL);
+  if (cfg->max_vcpus > cfg->vcpus) {
+    kv_xml_attr(x, "current", "%u", cfg->vcpus);
+    kv_xml_text(x, "%u", cfg->max_vcpus);
+  } else {
+    kv_xml_text(x, "%u", cfg->vcpus);
+  }
+  kv_xml_close(x);
 
-  add(xml,
-      "  <os>\n"
-      "    <type arch='x86_64' machine='q35'>hvm</type>\n"
-      "    <kernel>%s</kernel>\n"
-      "    <initrd>%s</initrd>\n",
-      cfg->kernel, cfg->initrd);
+  kv_xml_open(x, "os", NULL);
+  kv_xml_open(x, "type", "arch", "x86_64", "machine", "q35", NULL);
+  kv_xml_text(x, "hvm");
+  kv_xml_close(x);
+  kv_xml_leaf(x, "kernel", "%s", cfg->kernel);
+  kv_xml_leaf(x, "initrd", "%s", cfg->initrd);
   /* The caller's command line, untouched: what the guest needs (console,
    * hotplug onlining) is the image's business, not the VMM's. */
   if (cfg->cmdline && *cfg->cmdline)
-    add(xml, "    <cmdline>%s</cmdline>\n", cfg->cmdline);
-  add(xml, "  </os>\n");
+    kv_xml_leaf(x, "cmdline", "%s", cfg->cmdline);
+  kv_xml_close(x); /* os */
 
   /* ACPI always: q35 without it does not boot (acpi=off: no boot within
    * 90 s) and vCPU/memory hotplug are ACPI events. The TCG translation cache
@@ -199,13 +174,14 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
    * ~50 MiB of code, so with 32 MiB every vCPU hotplug killed the VM. 256
    * MiB leaves most regions free after boot and still bounds the cache;
    * memory is only used as code is generated. */
-  add(xml, "  <features>\n    <acpi/>\n");
-  if (tcg)
-    add(xml,
-        "    <tcg>\n      <tb-cache unit='MiB'>%u</tb-cache>\n"
-        "    </tcg>\n",
-        cfg->max_vcpus > cfg->vcpus ? 256 : 32);
-  add(xml, "  </features>\n");
+  kv_xml_open(x, "features", NULL);
+  kv_xml_empty(x, "acpi", NULL);
+  if (tcg) {
+    kv_xml_open(x, "tcg", NULL);
+    mib_element(x, "tb-cache", cfg->max_vcpus > cfg->vcpus ? 256 : 32);
+    kv_xml_close(x);
+  }
+  kv_xml_close(x); /* features */
 
   /* TCG: no CPU model at all, so QEMU's default for TCG (qemu64) is used.
    * Any model or mode ('maximum', 'qemu64', ...) makes libvirt read every
@@ -214,39 +190,38 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
    * with any of them (measured). KVM: the host's CPU as is, as Kata does. */
   if (!tcg || mem_hotplug) {
     if (tcg)
-      add(xml, "  <cpu>\n");
+      kv_xml_open(x, "cpu", NULL);
     else
-      add(xml, "  <cpu mode='host-passthrough' check='none'>\n");
+      kv_xml_open(x, "cpu", "mode", "host-passthrough", "check", "none", NULL);
     if (mem_hotplug) {
       /* Memory hotplug needs a guest NUMA topology; one cell holding every
        * possible vCPU and the boot memory. */
-      add(xml,
-          "    <numa>\n"
-          "      <cell id='0' cpus='0-%u' memory='%u' unit='MiB'/>\n"
-          "    </numa>\n",
-          cfg->max_vcpus - 1, cfg->memory_mib);
+      kv_xml_open(x, "numa", NULL);
+      kv_xml_open(x, "cell", "id", "0", NULL);
+      kv_xml_attr(x, "cpus", "0-%u", cfg->max_vcpus - 1);
+      kv_xml_attr(x, "memory", "%u", cfg->memory_mib);
+      kv_xml_attr(x, "unit", "MiB");
+      kv_xml_close(x);
+      kv_xml_close(x); /* numa */
     }
-    add(xml, "  </cpu>\n");
+    kv_xml_close(x); /* cpu */
   }
 
-  add(xml, "  <clock offset='utc'/>\n");
+  kv_xml_empty(x, "clock", "offset", "utc", NULL);
   /* A sandbox VM is never restarted in place: any exit is final, and the
    * shim hears about it through the lifecycle event. */
-  add(xml, "  <on_poweroff>destroy</on_poweroff>\n"
-           "  <on_reboot>destroy</on_reboot>\n"
-           "  <on_crash>destroy</on_crash>\n");
+  kv_xml_leaf(x, "on_poweroff", "destroy");
+  kv_xml_leaf(x, "on_reboot", "destroy");
+  kv_xml_leaf(x, "on_crash", "destroy");
 
-  add(xml, "  <devices>\n");
-  add(xml, "    <controller type='usb' model='none'/>\n");
-  add(xml, "    <controller type='pci' model='pcie-root'/>\n");
+  kv_xml_open(x, "devices", NULL);
+  kv_xml_empty(x, "controller", "type", "usb", "model", "none", NULL);
+  kv_xml_empty(x, "controller", "type", "pci", "model", "pcie-root", NULL);
   for (guint i = 0; i < cfg->spare_root_ports; i++)
-    add(xml, "    <controller type='pci' model='pcie-root-port'/>\n");
-  add(xml,
-      "    <controller type='virtio-serial' index='0'>\n"
-      "      <address type='pci' domain='0x0000' bus='0x00' "
-      "slot='0x%02x' function='0x0'/>\n"
-      "    </controller>\n",
-      KV_VIRTIO_SERIAL_PCI_SLOT);
+    kv_xml_empty(x, "controller", "type", "pci", "model", "pcie-root-port", NULL);
+  kv_xml_open(x, "controller", "type", "virtio-serial", "index", "0", NULL);
+  pcie_root_address(x, KV_VIRTIO_SERIAL_PCI_SLOT);
+  kv_xml_close(x);
   if (vmem_mib > 0) {
     /* Memory hotplug is one virtio-mem device defined at boot with nothing
      * plugged: a resize then only changes <requested> (see hotplug.c), no
@@ -255,56 +230,92 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
      * names it stably for virDomainUpdateDeviceFlags. It sits on pcie-root
      * as an integrated endpoint (it is never unplugged), so that it takes
      * none of the root ports kept free for NICs and disks. */
-    add(xml,
-        "    <memory model='virtio-mem'>\n"
-        "      <target>\n"
-        "        <size unit='MiB'>%u</size>\n"
-        "        <node>0</node>\n"
-        "        <block unit='MiB'>%u</block>\n"
-        "        <requested unit='MiB'>0</requested>\n"
-        "      </target>\n"
-        "      <alias name='%s'/>\n"
-        "      <address type='pci' domain='0x0000' bus='0x00' "
-        "slot='0x%02x' function='0x0'/>\n"
-        "    </memory>\n",
-        vmem_mib, KV_VMM_VIRTIO_MEM_BLOCK_MIB, KV_VMM_VIRTIO_MEM_ALIAS, KV_VIRTIO_MEM_PCI_SLOT);
+    kv_xml_open(x, "memory", "model", "virtio-mem", NULL);
+    kv_xml_open(x, "target", NULL);
+    mib_element(x, "size", vmem_mib);
+    kv_xml_leaf(x, "node", "0");
+    mib_element(x, "block", KV_VMM_VIRTIO_MEM_BLOCK_MIB);
+    mib_element(x, "requested", 0);
+    kv_xml_close(x); /* target */
+    kv_xml_empty(x, "alias", "name", KV_VMM_VIRTIO_MEM_ALIAS, NULL);
+    pcie_root_address(x, KV_VIRTIO_MEM_PCI_SLOT);
+    kv_xml_close(x); /* memory */
   }
-  if (cfg->shared_dir)
-    add(xml,
-        "    <filesystem type='mount' accessmode='passthrough'>\n"
-        "      <source dir='%s'/>\n"
-        "      <target dir='katavmshared'/>\n"
-        "      <address type='pci' domain='0x0000' bus='0x00' "
-        "slot='0x%02x' function='0x0'/>\n"
-        "    </filesystem>\n",
-        cfg->shared_dir, KV_SHARE_PCI_SLOT);
-  add(xml,
-      "    <serial type='file'>\n"
-      "      <source path='%s'/>\n"
-      "      <target port='0'/>\n"
-      "    </serial>\n",
-      cfg->console_log);
-  add(xml,
-      "    <console type='file'>\n"
-      "      <source path='%s'/>\n"
-      "      <target type='serial' port='0'/>\n"
-      "    </console>\n",
-      cfg->console_log);
-  add(xml,
-      "    <channel type='unix'>\n"
-      "      <source mode='bind' path='%s'/>\n"
-      "      <target type='virtio' name='io.katavm.agent.0'/>\n"
-      "    </channel>\n",
-      cfg->agent_socket);
+  if (cfg->shared_dir) {
+    kv_xml_open(x, "filesystem", "type", "mount", "accessmode", "passthrough", NULL);
+    kv_xml_empty(x, "source", "dir", cfg->shared_dir, NULL);
+    kv_xml_empty(x, "target", "dir", "katavmshared", NULL);
+    pcie_root_address(x, KV_SHARE_PCI_SLOT);
+    kv_xml_close(x);
+  }
+  kv_xml_open(x, "serial", "type", "file", NULL);
+  kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  kv_xml_empty(x, "target", "port", "0", NULL);
+  kv_xml_close(x);
+  kv_xml_open(x, "console", "type", "file", NULL);
+  kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  kv_xml_empty(x, "target", "type", "serial", "port", "0", NULL);
+  kv_xml_close(x);
+  kv_xml_open(x, "channel", "type", "unix", NULL);
+  kv_xml_empty(x, "source", "mode", "bind", "path", cfg->agent_socket, NULL);
+  kv_xml_empty(x, "target", "type", "virtio", "name", "io.katavm.agent.0", NULL);
+  kv_xml_close(x);
   /* No balloon: memory is resized with virtio-mem/DIMMs, and a balloon
    * device costs boot time for nothing. */
-  add(xml, "    <memballoon model='none'/>\n");
-  add(xml, "  </devices>\n");
-  if (cfg->qemu_as_root)
-    add(xml, "  <seclabel type='static' model='dac' relabel='no'>\n"
-             "    <label>+0:+0</label>\n"
-             "  </seclabel>\n");
-  add(xml, "</domain>\n");
+  kv_xml_empty(x, "memballoon", "model", "none", NULL);
+  kv_xml_close(x); /* devices */
+  if (cfg->qemu_as_root) {
+    kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
+    kv_xml_leaf(x, "label", "+0:+0");
+    kv_xml_close(x);
+  }
+  kv_xml_close(x); /* domain */
 
-  return g_string_free(g_steal_pointer(&xml), FALSE);
+  return kv_xml_finish(g_steal_pointer(&x), error);
+}
+
+/* ---- device XML for hotplug ---- */
+
+char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error) {
+  /* type='ethernet' with managed='no': the tap is the caller's (made and
+   * wired up by the network setup, e.g. tc redirect to a pod netns);
+   * libvirt only opens it. */
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "interface", "type", "ethernet", NULL);
+  kv_xml_empty(x, "mac", "address", mac, NULL);
+  kv_xml_empty(x, "target", "dev", tap, "managed", "no", NULL);
+  kv_xml_empty(x, "model", "type", "virtio", NULL);
+  if (mtu) {
+    kv_xml_open(x, "mtu", NULL);
+    kv_xml_attr(x, "size", "%u", mtu);
+    kv_xml_close(x);
+  }
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
+char *kv_disk_xml(const char *path, gboolean block, const char *cache, const char *target,
+                  const char *serial, gboolean readonly, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "disk", "type", block ? "block" : "file", "device", "disk", NULL);
+  kv_xml_empty(x, "driver", "name", "qemu", "type", "raw", "cache", cache, NULL);
+  kv_xml_empty(x, "source", block ? "dev" : "file", path, NULL);
+  kv_xml_empty(x, "target", "dev", target, "bus", "virtio", NULL);
+  kv_xml_leaf(x, "serial", "%s", serial);
+  if (readonly)
+    kv_xml_empty(x, "readonly", NULL);
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
+char *kv_dimm_xml(guint size_mib, const char *alias, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "memory", "model", "dimm", NULL);
+  kv_xml_open(x, "target", NULL);
+  mib_element(x, "size", size_mib);
+  kv_xml_leaf(x, "node", "0");
+  kv_xml_close(x); /* target */
+  kv_xml_empty(x, "alias", "name", alias, NULL);
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
 }

@@ -18,6 +18,7 @@
 
 #include "vmm.h"
 #include "xml-doc.h"
+#include "xmlbuild.h"
 
 /* ---- helpers ---- */
 
@@ -593,6 +594,66 @@ START_TEST(embed_open_empty_root) {
 }
 END_TEST
 
+/* ---- the XML builder ---- */
+
+START_TEST(xmlbuild_escapes_every_value_and_indents) {
+  g_autoptr(KvXml) x = kv_xml_new();
+  kv_xml_open(x, "a", "p", "it's <&> \"q\"", "skipped", NULL, NULL);
+  kv_xml_attr(x, "n", "%u-%s", 7u, "'&");
+  kv_xml_leaf(x, "t", "%s", "</t><evil/>");
+  kv_xml_empty(x, "e", "k", "v", NULL);
+  kv_xml_open(x, "b", NULL);
+  kv_xml_leaf(x, "c", "literal & too");
+  kv_xml_close(x);
+  kv_xml_close(x);
+  g_autoptr(GError) err = NULL;
+  g_autofree char *doc = kv_xml_finish(g_steal_pointer(&x), &err);
+  ck_assert_msg(doc != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(doc, "<a p='it&apos;s &lt;&amp;&gt; &quot;q&quot;' n='7-&apos;&amp;'>\n"
+                        "  <t>&lt;/t&gt;&lt;evil/&gt;</t>\n"
+                        "  <e k='v'/>\n"
+                        "  <b>\n"
+                        "    <c>literal &amp; too</c>\n"
+                        "  </b>\n"
+                        "</a>\n");
+  /* What we write, GMarkup reads back as the same values. */
+  g_autoptr(GHashTable) back = parse_doc(doc);
+  ck_assert_str_eq(doc_get(back, "a@p", 0), "it's <&> \"q\"");
+  ck_assert_str_eq(doc_get(back, "t", 0), "</t><evil/>");
+}
+END_TEST
+
+static void quiet_log(const char *domain, GLogLevelFlags level, const char *msg, gpointer user) {
+  (*(int *)user)++;
+}
+
+START_TEST(xmlbuild_refuses_bad_names_and_unclosed_elements) {
+  int criticals = 0;
+  GLogFunc old = g_log_set_default_handler(quiet_log, &criticals);
+  const char *bad[] = {"a b", "a'", "<a", "", "1a", "a/"};
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    KvXml *x = kv_xml_new();
+    kv_xml_open(x, "ok", NULL);
+    kv_xml_empty(x, bad[i], NULL);
+    kv_xml_close(x);
+    g_autoptr(GError) err = NULL;
+    ck_assert_ptr_null(kv_xml_finish(x, &err));
+    ck_assert_int_eq(err->code, KV_VMM_ERROR_INVALID);
+    KvXml *y = kv_xml_new();
+    kv_xml_empty(y, "ok", bad[i], "v", NULL);
+    g_autoptr(GError) err2 = NULL;
+    ck_assert_ptr_null(kv_xml_finish(y, &err2));
+  }
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "open", NULL);
+  g_autoptr(GError) err = NULL;
+  ck_assert_ptr_null(kv_xml_finish(x, &err));
+  ck_assert_ptr_nonnull(strstr(err->message, "'open' is not closed"));
+  g_log_set_default_handler(old, NULL);
+  ck_assert_int_gt(criticals, 0);
+}
+END_TEST
+
 static Suite *vmm_suite(void) {
   Suite *s = suite_create("vmm");
 
@@ -611,6 +672,8 @@ static Suite *vmm_suite(void) {
   tcase_add_test(xml, xml_escapes_values_and_libvirt_reads_them_back);
   tcase_add_test(xml, xml_without_hotplug_or_share_is_minimal);
   tcase_add_test(xml, xml_rejects_invalid_configs_clearly);
+  tcase_add_test(xml, xmlbuild_escapes_every_value_and_indents);
+  tcase_add_test(xml, xmlbuild_refuses_bad_names_and_unclosed_elements);
   suite_add_tcase(s, xml);
 
   TCase *embed = tcase_create("embed");

@@ -16,8 +16,11 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "devxml.h"
+#include "livexml.h"
 #include "vmm.h"
 #include "xml-doc.h"
+#include "xmlbuild.h"
 
 /* ---- helpers ---- */
 
@@ -408,6 +411,119 @@ START_TEST(attach_refused_by_driver_is_libvirt_error) {
 }
 END_TEST
 
+/* ---- the live XML DOM ---- */
+
+/* A virtio-mem device as libvirt renders it live. */
+static const char live_domain[] =
+    "<domain type='qemu' id='1'>\n"
+    "  <devices>\n"
+    "    <interface type='ethernet'>\n"
+    "      <mac address='52:54:00:aa:bb:cc'/>\n"
+    "      <alias name='net0'/>\n"
+    "    </interface>\n"
+    "    <memory model='virtio-mem'>\n"
+    "      <target>\n"
+    "        <size unit='KiB'>786432</size>\n"
+    "        <node>0</node>\n"
+    "        <block unit='KiB'>2048</block>\n"
+    "        <requested unit='KiB'>0</requested>\n"
+    "        <current unit='KiB'>0</current>\n"
+    "      </target>\n"
+    "      <alias name='ua-virtiomem0'/>\n"
+    "      <address type='pci' domain='0x0000' bus='0x00' slot='0x10' function='0x0'/>\n"
+    "    </memory>\n"
+    "  </devices>\n"
+    "</domain>\n";
+
+START_TEST(livexml_finds_devices_reads_sizes_and_writes_back) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(KvXNode) root = kv_xnode_parse(live_domain, &err);
+  ck_assert_msg(root != NULL, "%s", err ? err->message : "");
+  KvXNode *devices = kv_xnode_child(kv_xnode_child(root, "domain"), "devices");
+  ck_assert_ptr_nonnull(devices);
+  KvXNode *nic = kv_live_find_alias(devices, NULL, "net0");
+  ck_assert_ptr_nonnull(nic);
+  ck_assert_str_eq(kv_xnode_child_attr(nic, "mac", "address"), "52:54:00:aa:bb:cc");
+  ck_assert_ptr_null(kv_live_find_alias(devices, "memory", "net0"));
+  KvXNode *mem = kv_live_find_alias(devices, "memory", KV_VMM_VIRTIO_MEM_ALIAS);
+  ck_assert_ptr_nonnull(mem);
+
+  KvXNode *target = kv_xnode_child(mem, "target");
+  guint64 kib = 0;
+  ck_assert(kv_xnode_size_kib(kv_xnode_child(target, "size"), &kib));
+  ck_assert_uint_eq(kib, 786432);
+  ck_assert(!kv_xnode_size_kib(kv_xnode_child(target, "absent"), &kib));
+
+  /* Only <requested> changes; the rest is written back as parsed. */
+  KvXNode *req = kv_xnode_child(target, "requested");
+  kv_xnode_set_text(req, "262144");
+  kv_xnode_set_attr(req, "unit", "KiB");
+  kv_xnode_set_attr(req, "x", "a'b");
+  KvXml *x = kv_xml_new();
+  kv_xnode_write(x, mem);
+  g_autofree char *xml = kv_xml_finish(x, &err);
+  ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(xml, "<memory model='virtio-mem'>\n"
+                        "  <target>\n"
+                        "    <size unit='KiB'>786432</size>\n"
+                        "    <node>0</node>\n"
+                        "    <block unit='KiB'>2048</block>\n"
+                        "    <requested unit='KiB' x='a&apos;b'>262144</requested>\n"
+                        "    <current unit='KiB'>0</current>\n"
+                        "  </target>\n"
+                        "  <alias name='ua-virtiomem0'/>\n"
+                        "  <address type='pci' domain='0x0000' bus='0x00' slot='0x10' "
+                        "function='0x0'/>\n"
+                        "</memory>\n");
+
+  g_autoptr(GError) bad = NULL;
+  ck_assert_ptr_null(kv_xnode_parse("<domain><devices></domain>", &bad));
+  ck_assert_int_eq(bad->code, KV_VMM_ERROR_LIBVIRT);
+}
+END_TEST
+
+START_TEST(device_xml_is_escaped_and_complete) {
+  g_autoptr(GError) err = NULL;
+  g_autofree char *nic = kv_nic_xml("tap0", "52:54:00:12:34:56", 1400, &err);
+  ck_assert_msg(nic != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(nic, "<interface type='ethernet'>\n"
+                        "  <mac address='52:54:00:12:34:56'/>\n"
+                        "  <target dev='tap0' managed='no'/>\n"
+                        "  <model type='virtio'/>\n"
+                        "  <mtu size='1400'/>\n"
+                        "</interface>\n");
+  g_autofree char *nic0 = kv_nic_xml("tap0", "52:54:00:12:34:56", 0, NULL);
+  ck_assert_ptr_null(strstr(nic0, "mtu"));
+
+  /* Paths are the one free-form value: quotes and markup stay text. */
+  g_autofree char *disk =
+      kv_disk_xml("/tmp/a'b&<c>.raw", FALSE, "none", "vdb", "data-1", TRUE, &err);
+  ck_assert_msg(disk != NULL, "%s", err ? err->message : "");
+  ck_assert_str_eq(disk, "<disk type='file' device='disk'>\n"
+                         "  <driver name='qemu' type='raw' cache='none'/>\n"
+                         "  <source file='/tmp/a&apos;b&amp;&lt;c&gt;.raw'/>\n"
+                         "  <target dev='vdb' bus='virtio'/>\n"
+                         "  <serial>data-1</serial>\n"
+                         "  <readonly/>\n"
+                         "</disk>\n");
+  g_autofree char *blk = kv_disk_xml("/dev/sdz", TRUE, "writeback", "vda", "s", FALSE, NULL);
+  g_autoptr(GHashTable) doc = parse_doc(blk);
+  ck_assert_str_eq(doc_get(doc, "disk@type", 0), "block");
+  ck_assert_str_eq(doc_get(doc, "source@dev", 0), "/dev/sdz");
+  ck_assert_str_eq(doc_get(doc, "driver@cache", 0), "writeback");
+  ck_assert_ptr_null(strstr(blk, "readonly"));
+
+  g_autofree char *dimm = kv_dimm_xml(256, "ua-d0", &err);
+  ck_assert_msg(dimm != NULL, "%s", err ? err->message : "");
+  g_autoptr(GHashTable) ddoc = parse_doc(dimm);
+  ck_assert_str_eq(doc_get(ddoc, "memory@model", 0), "dimm");
+  ck_assert_str_eq(doc_get(ddoc, "size", 0), "256");
+  ck_assert_str_eq(doc_get(ddoc, "size@unit", 0), "MiB");
+  ck_assert_str_eq(doc_get(ddoc, "node", 0), "0");
+  ck_assert_str_eq(doc_get(ddoc, "alias@name", 0), "ua-d0");
+}
+END_TEST
+
 static Suite *hotplug_suite(void) {
   Suite *s = suite_create("vmm-hotplug");
 
@@ -415,6 +531,8 @@ static Suite *hotplug_suite(void) {
   tcase_add_test(xml, xml_defines_virtio_mem_device_with_nothing_requested);
   tcase_add_test(xml, xml_virtio_mem_size_is_whole_blocks);
   tcase_add_test(xml, xml_dimm_mode_has_no_virtio_mem);
+  tcase_add_test(xml, livexml_finds_devices_reads_sizes_and_writes_back);
+  tcase_add_test(xml, device_xml_is_escaped_and_complete);
   suite_add_tcase(s, xml);
 
   TCase *args = tcase_create("arguments");
