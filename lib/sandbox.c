@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "proto.h"
 #include "sandbox-internal.h"
+#include "socket.h"
 #include "vmm.h"
 
 void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
@@ -72,22 +73,13 @@ KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error) {
 
 KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHandlers *h,
                              gpointer user, GError **error) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(p->shim_sock) >= sizeof(sa.sun_path)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "socket path %s is too long", p->shim_sock);
-    return NULL;
-  }
-  strcpy(sa.sun_path, p->shim_sock);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_autoptr(GError) e = NULL;
+  int fd = kv_unix_connect(p->shim_sock, &e);
   if (fd < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "socket: %s", g_strerror(errno));
-    return NULL;
-  }
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    int e = errno;
-    close(fd);
-    g_set_error(error, KV_ERROR, (e == ENOENT || e == ECONNREFUSED) ? KATAVM_E_STATE : KATAVM_E_IO,
-                "cannot reach the shim at %s: %s", p->shim_sock, g_strerror(e));
+    int code = g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)           ? KATAVM_E_STATE
+               : g_error_matches(e, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG) ? KATAVM_E_INVALID
+                                                                              : KATAVM_E_IO;
+    g_set_error(error, KV_ERROR, code, "cannot reach the shim: %s", e->message);
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
