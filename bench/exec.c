@@ -561,6 +561,7 @@ static gboolean latency_exec(katavm_sandbox *sb, char *buf, double *s) {
 
 static gboolean latency_check(katavm_sandbox *sb, double *s) {
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   katavm_error *e = NULL;
   double t0 = now_s();
   if (katavm_sandbox_agent_check(sb, &gi, &e) < 0) {

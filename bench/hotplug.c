@@ -428,6 +428,7 @@ int main(int argc, char **argv) {
   katavm_container_config cc;
   const char *main_argv[] = {"sleep", "100000", NULL};
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   gint64 boot_kib = 0;
 
   if (katavm_runtime_new(&g_rt, &e) < 0) {

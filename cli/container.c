@@ -40,9 +40,9 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
     }
     printf("%-40s %s\n", "ID", "STATUS");
     for (char **p = ids; *p; p++) {
-      const char *st = "unknown";
+      katavm_container_state_t st = KATAVM_CONTAINER_UNKNOWN;
       katavm_container_state(sb, *p, &st, NULL, NULL);
-      printf("%-40s %s\n", *p, st);
+      printf("%-40s %s\n", *p, katavm_container_state_name(st));
     }
     katavm_strv_free(ids);
     katavm_sandbox_close(sb);

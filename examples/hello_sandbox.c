@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     return report("katavm_runtime_new", rc, e);
 
   katavm_sandbox_config cfg;
-  katavm_sandbox_config_init(&cfg);   /* zero = defaults; reserved stays 0 */
+  katavm_sandbox_config_init(&cfg);   /* zero = defaults; sets struct_size */
   cfg.id = argc > 1 ? argv[1] : NULL; /* NULL: the library picks an id */
   cfg.vcpus = 1;
   cfg.memory_mib = 256;
@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
 
   int status = 0;
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   if ((rc = katavm_sandbox_agent_check(sb, &gi, &e)) < 0) {
     status = report("katavm_sandbox_agent_check", rc, e);
   } else {

@@ -5,17 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "oci.h"
 #include "process-internal.h"
 
-void katavm_container_config_init(katavm_container_config *cfg) {
-  if (cfg)
-    memset(cfg, 0, sizeof(*cfg));
-}
-
-void katavm_exec_config_init(katavm_exec_config *cfg) {
-  if (cfg)
-    memset(cfg, 0, sizeof(*cfg));
+const char *katavm_container_state_name(katavm_container_state_t s) {
+  switch (s) {
+  case KATAVM_CONTAINER_CREATED:
+    return "created";
+  case KATAVM_CONTAINER_RUNNING:
+    return "running";
+  case KATAVM_CONTAINER_STOPPED:
+    return "stopped";
+  default:
+    return "unknown";
+  }
 }
 
 static gboolean check_cid(const char *id, GError **error) {
@@ -36,9 +40,11 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
                          katavm_process **main_out, katavm_error **err) {
   if (!sb || !cfg)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and config must not be NULL");
-  for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
-    if (cfg->reserved[i])
-      return kv_error_set(err, KATAVM_E_INVALID, "reserved config field %zu must be zero", i);
+  katavm_container_config cfg_copy;
+  int abi_rc = kv_abi_copy_in(KV_ABI_CONTAINER_CONFIG, cfg, &cfg_copy, sizeof cfg_copy, err);
+  if (abi_rc < 0)
+    return abi_rc;
+  cfg = &cfg_copy;
   if (!!cfg->bundle == !!cfg->rootfs)
     return kv_error_set(err, KATAVM_E_INVALID, "give either a bundle or a rootfs");
   g_autoptr(GError) e = NULL;
@@ -76,22 +82,22 @@ int katavm_container_start(katavm_sandbox *sb, const char *id, katavm_error **er
   return simple_call(sb, &kv_m_container_start, &o, NULL, err);
 }
 
-int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status, int *exit_code,
-                           katavm_error **err) {
+int katavm_container_state(katavm_sandbox *sb, const char *id, katavm_container_state_t *state,
+                           int *exit_code, katavm_error **err) {
   g_autoptr(GError) e = NULL;
-  if (!sb || !status || !check_cid(id, &e))
+  if (!sb || !state || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e)
-             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and status must not be NULL");
+             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and state must not be NULL");
   KvContainerRef o = {.container_id = (char *)id};
   KvContainerStateResult r;
   int rc = simple_call(sb, &kv_m_container_state, &o, &r, err);
   if (rc < 0)
     return rc;
   const char *st = r.status;
-  *status = !strcmp(st, "created")   ? "created"
-            : !strcmp(st, "running") ? "running"
-            : !strcmp(st, "stopped") ? "stopped"
-                                     : "unknown";
+  *state = !strcmp(st, "created")   ? KATAVM_CONTAINER_CREATED
+           : !strcmp(st, "running") ? KATAVM_CONTAINER_RUNNING
+           : !strcmp(st, "stopped") ? KATAVM_CONTAINER_STOPPED
+                                    : KATAVM_CONTAINER_UNKNOWN;
   if (exit_code)
     *exit_code = (int)r.exit_code;
   kv_msg_clear(kv_m_container_state.result, &r);
@@ -151,9 +157,11 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_
                 katavm_process **out, katavm_error **err) {
   if (!sb || !cfg || !out)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox, config and out must not be NULL");
-  for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
-    if (cfg->reserved[i])
-      return kv_error_set(err, KATAVM_E_INVALID, "reserved config field %zu must be zero", i);
+  katavm_exec_config cfg_copy;
+  int abi_rc = kv_abi_copy_in(KV_ABI_EXEC_CONFIG, cfg, &cfg_copy, sizeof cfg_copy, err);
+  if (abi_rc < 0)
+    return abi_rc;
+  cfg = &cfg_copy;
   g_autoptr(GError) e = NULL;
   if (!check_cid(container_id, &e))
     return kv_error_propagate(err, e);

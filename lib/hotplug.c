@@ -4,17 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi.h"
 #include "sandbox-internal.h"
 
 /* Hotplug can wait for the guest to online memory or find a device. */
 #define HOTPLUG_TIMEOUT_MS 120000
-
-void katavm_hotplug_request_init(katavm_hotplug_request *req, katavm_hotplug_kind kind) {
-  if (!req)
-    return;
-  memset(req, 0, sizeof(*req));
-  req->kind = kind;
-}
 
 static const char *kind_name(katavm_hotplug_kind k) {
   switch (k) {
@@ -39,9 +33,11 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
                    katavm_error **err) {
   if (!sb || !req)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and request must not be NULL");
-  for (size_t i = 0; i < G_N_ELEMENTS(req->reserved); i++)
-    if (req->reserved[i])
-      return kv_error_set(err, KATAVM_E_INVALID, "reserved request field %zu must be zero", i);
+  katavm_hotplug_request req_copy;
+  int abi_rc = kv_abi_copy_in(KV_ABI_HOTPLUG_REQUEST, req, &req_copy, sizeof req_copy, err);
+  if (abi_rc < 0)
+    return abi_rc;
+  req = &req_copy;
   const char *kind = kind_name(req->kind);
   if (!kind)
     return kv_error_set(err, KATAVM_E_INVALID, "unknown hotplug kind %d", (int)req->kind);

@@ -12,16 +12,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "abi.h"
 #include "internal.h"
 #include "proto.h"
 #include "sandbox-internal.h"
 #include "socket.h"
 #include "vmm.h"
-
-void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
-  if (cfg)
-    memset(cfg, 0, sizeof(*cfg));
-}
 
 const char *katavm_sandbox_state_name(katavm_sandbox_state_t s) {
   switch (s) {
@@ -255,9 +251,11 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                           katavm_sandbox **out, katavm_error **err) {
   if (!rt || !cfg || !out)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime, config and out must not be NULL");
-  for (size_t i = 0; i < G_N_ELEMENTS(cfg->reserved); i++)
-    if (cfg->reserved[i])
-      return kv_error_set(err, KATAVM_E_INVALID, "reserved config field %zu must be zero", i);
+  katavm_sandbox_config cfg_copy;
+  int abi_rc = kv_abi_copy_in(KV_ABI_SANDBOX_CONFIG, cfg, &cfg_copy, sizeof cfg_copy, err);
+  if (abi_rc < 0)
+    return abi_rc;
+  cfg = &cfg_copy;
   g_autofree char *id = cfg->id ? g_strdup(cfg->id) : kv_id_generate();
   g_autoptr(GError) e = NULL;
   if (!kv_id_validate(id, &e))
@@ -456,21 +454,24 @@ int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err)
 int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info, katavm_error **err) {
   if (!sb || !info)
     return kv_error_set(err, KATAVM_E_INVALID, "sandbox and info must not be NULL");
+  int abi_rc = kv_abi_check_out(KV_ABI_GUEST_INFO, info, err);
+  if (abi_rc < 0)
+    return abi_rc;
   g_autoptr(GError) e = NULL;
   gint64 t0 = g_get_monotonic_time();
   KvCheckResult r;
   if (!kv_sandbox_rpc(sb, &kv_m_shim_agent_check, NULL, &r, &e))
     return kv_error_propagate(err, e);
-  memset(info, 0, sizeof(*info));
-  info->round_trip_us = (uint64_t)(g_get_monotonic_time() - t0);
-  g_strlcpy(info->agent_version, r.agent_version ? r.agent_version : "",
-            sizeof(info->agent_version));
-  g_strlcpy(info->kernel_release, r.kernel ? r.kernel : "", sizeof(info->kernel_release));
-  info->proto_version = (unsigned)MAX(r.proto, 0);
-  info->cpus_online = (unsigned)MAX(r.cpus_online, 0);
-  info->mem_total_kib = (uint64_t)MAX(r.mem_total_kib, 0);
-  info->uptime_ms = (uint64_t)MAX(r.uptime_ms, 0);
+  katavm_guest_info gi = {.struct_size = sizeof gi};
+  gi.round_trip_us = (uint64_t)(g_get_monotonic_time() - t0);
+  g_strlcpy(gi.agent_version, r.agent_version ? r.agent_version : "", sizeof(gi.agent_version));
+  g_strlcpy(gi.kernel_release, r.kernel ? r.kernel : "", sizeof(gi.kernel_release));
+  gi.proto_version = (unsigned)MAX(r.proto, 0);
+  gi.cpus_online = (unsigned)MAX(r.cpus_online, 0);
+  gi.mem_total_kib = (uint64_t)MAX(r.mem_total_kib, 0);
+  gi.uptime_ms = (uint64_t)MAX(r.uptime_ms, 0);
   kv_msg_clear(kv_m_shim_agent_check.result, &r);
+  kv_abi_copy_out(KV_ABI_GUEST_INFO, info, &gi, sizeof gi);
   return 0;
 }
 

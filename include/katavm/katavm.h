@@ -10,11 +10,38 @@
  * - Every fallible function returns 0 on success or a negative katavm_code
  *   on failure. When `err` is not NULL it then receives a katavm_error that
  *   the caller reads with katavm_error_code()/katavm_error_message() and
- *   frees with katavm_error_free(). `err` may be NULL.
+ *   frees with katavm_error_free(). `err` may be NULL. Every such function
+ *   gives KATAVM_E_INVALID for a NULL handle or a NULL required pointer;
+ *   the doc blocks list the other codes.
  * - Strings returned to the caller are allocated with malloc and freed with
  *   katavm_free() unless documented otherwise.
  * - Functions are thread-safe on distinct handles; a single handle must not
  *   be used from two threads at once.
+ *
+ * Structs that can grow
+ * - Every public config and result struct starts with `size_t struct_size`.
+ *   Prepare one with its katavm_X_init() (an inline wrapper that passes
+ *   sizeof as compiled into the caller to katavm_X_init_sized()): it zeroes
+ *   the struct and sets struct_size. Fields are only ever added at the end.
+ * - The library accepts a struct_size from the size of the first layout
+ *   (libkatavm.so.1) up to its own sizeof (katavm_struct_size()). A larger
+ *   struct_size, from a caller built against a newer header, is accepted
+ *   when every byte past what this library knows is zero (the caller does
+ *   not use the newer fields); otherwise KATAVM_E_INVALID names the struct.
+ *   struct_size 0, below the first layout or above 4096 gives
+ *   KATAVM_E_INVALID ("call katavm_X_init()").
+ * - Result structs are written only up to the caller's struct_size.
+ *
+ * ABI history
+ * - libkatavm.so.1 (this header): struct_size first in every config and
+ *   result struct instead of trailing reserved[] arrays,
+ *   katavm_guest_info_init(), katavm_struct_size(), and container state as
+ *   katavm_container_state_t instead of a string. The soname moved from
+ *   libkatavm.so.0 because the layout of every config struct changed: a
+ *   program built against the .so.0 header passes structs without
+ *   struct_size (the library would read its first pointer as a size and
+ *   every field shifted), so the dynamic loader refuses to pair such a
+ *   binary with this library instead of letting it be misread.
  */
 #ifndef KATAVM_KATAVM_H
 #define KATAVM_KATAVM_H
@@ -53,20 +80,46 @@ typedef enum katavm_code {
 
 typedef struct katavm_error katavm_error;
 
-/* The code of `e` (a negative katavm_code). */
+/* The code of an error.
+ * e: an error from a failed call, or NULL.
+ * Returns its negative katavm_code; 0 for NULL. */
 KATAVM_API int katavm_error_code(const katavm_error *e);
-/* A readable, one-line message naming what went wrong. Owned by `e`. */
+
+/* The message of an error: one readable line naming what went wrong.
+ * e: an error from a failed call, or NULL.
+ * Returns a string owned by `e` (valid until katavm_error_free); "" for
+ * NULL. */
 KATAVM_API const char *katavm_error_message(const katavm_error *e);
-/* Free `e`; NULL is allowed. */
+
+/* Free an error.
+ * e: an error from a failed call; NULL is allowed. */
 KATAVM_API void katavm_error_free(katavm_error *e);
-/* A short name for a code, e.g. "invalid argument". Static string. */
+
+/* A short name for a code.
+ * code: a katavm_code (any int is allowed).
+ * Returns a static string, e.g. "invalid argument"; "unknown error" for a
+ * code this library does not know. */
 KATAVM_API const char *katavm_code_name(int code);
-/* Free memory returned by this library (strings, string arrays' elements). */
+
+/* Free memory returned by this library (strings, string arrays' elements).
+ * p: the pointer; NULL is allowed. */
 KATAVM_API void katavm_free(void *p);
-/* Free a NULL-terminated string array returned by this library. */
+
+/* Free a NULL-terminated string array returned by this library, with its
+ * strings.
+ * v: the array; NULL is allowed. */
 KATAVM_API void katavm_strv_free(char **v);
-/* Library version, e.g. "0.1.0". Static string. */
+
+/* The library's version.
+ * Returns a static string, e.g. "0.1.0". */
 KATAVM_API const char *katavm_version(void);
+
+/* The size this library knows of a public struct (its sizeof when the
+ * library was built), for bindings that mirror the layouts.
+ * name: the struct's name, e.g. "katavm_sandbox_config".
+ * Returns the size in bytes; 0 for NULL or a name that is not a public
+ * struct of this library. */
+KATAVM_API size_t katavm_struct_size(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* Runtime: configuration shared by the sandboxes it creates           */
@@ -75,47 +128,80 @@ KATAVM_API const char *katavm_version(void);
 typedef struct katavm_runtime katavm_runtime;
 
 /* Create a runtime with defaults, overridden by environment variables:
- *   KATAVM_ROOT         state directory          (default /run/katavm)
- *   KATAVM_LIBVIRT_URI  libvirt URI; empty or unset = one embedded driver
- *                       root per sandbox (qemu:///embed), no daemon needed
- *   KATAVM_ACCEL        auto | kvm | tcg         (default auto)
- *   KATAVM_KERNEL       guest kernel (ELF vmlinux) (default: installed image)
- *   KATAVM_INITRD       guest initrd (cpio)      (default: installed image)
- *   KATAVM_SHIM         katavm-shim executable   (default: installed)
- * Returns 0, or KATAVM_E_INVALID when an environment value is malformed. */
+ *   KATAVM_ROOT           state directory          (default /run/katavm)
+ *   KATAVM_LIBVIRT_URI    libvirt URI; empty or unset = one embedded driver
+ *                         root per sandbox (qemu:///embed), no daemon needed
+ *   KATAVM_ACCEL          auto | kvm | tcg         (default auto)
+ *   KATAVM_KERNEL         guest kernel (ELF vmlinux) (default: installed image)
+ *   KATAVM_INITRD         guest initrd (cpio)      (default: installed image)
+ *   KATAVM_MEMORY_HOTPLUG auto | virtio-mem | dimm (default auto)
+ *   KATAVM_SHIM           katavm-shim executable   (default: installed)
+ * out: receives the runtime, freed with katavm_runtime_free().
+ * Returns 0, or KATAVM_E_INVALID when an environment value is malformed
+ * (the message names it). */
 KATAVM_API int katavm_runtime_new(katavm_runtime **out, katavm_error **err);
+
+/* Free a runtime. Sandboxes it created keep running, and open sandbox
+ * handles stay usable for calls that take no runtime.
+ * rt: the runtime; NULL is allowed. */
 KATAVM_API void katavm_runtime_free(katavm_runtime *rt);
 
-/* Setters: each copies its argument. Paths must be absolute.
- * Return KATAVM_E_INVALID naming the bad value. */
+/* Set the state directory (sandbox state, sockets, logs).
+ * dir: an absolute path of at most 32 characters (unix socket paths below
+ * it must fit in 108 bytes); copied.
+ * Returns 0 or KATAVM_E_INVALID (relative or too long). */
 KATAVM_API int katavm_runtime_set_root(katavm_runtime *rt, const char *dir, katavm_error **err);
-/* uri NULL or "" = embedded driver per sandbox. "qemu:///system" uses
- * libvirtd. */
+
+/* Set the libvirt connection used for new sandboxes.
+ * uri: NULL or "" = an embedded driver per sandbox (no daemon);
+ * "qemu:///system" uses libvirtd; copied.
+ * Returns 0 or KATAVM_E_INVALID (rt NULL). */
 KATAVM_API int katavm_runtime_set_libvirt_uri(katavm_runtime *rt, const char *uri,
                                               katavm_error **err);
-/* accel: "auto" (KVM only where the CPU shows vmx/svm and /dev/kvm works,
- * else TCG), "kvm" or "tcg". */
+
+/* Set the accelerator for new sandboxes.
+ * accel: "auto" (KVM only where the CPU shows vmx/svm and /dev/kvm works,
+ * else TCG), "kvm" or "tcg".
+ * Returns 0 or KATAVM_E_INVALID (another value). */
 KATAVM_API int katavm_runtime_set_accel(katavm_runtime *rt, const char *accel, katavm_error **err);
+
+/* Set the guest kernel (an ELF vmlinux) for new sandboxes.
+ * path: absolute; copied. It is checked when a sandbox is created.
+ * Returns 0 or KATAVM_E_INVALID (not absolute). */
 KATAVM_API int katavm_runtime_set_kernel(katavm_runtime *rt, const char *path, katavm_error **err);
+
+/* Set the guest initrd (cpio) for new sandboxes.
+ * path: absolute; copied. It is checked when a sandbox is created.
+ * Returns 0 or KATAVM_E_INVALID (not absolute). */
 KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path, katavm_error **err);
-/* How memory is hot-added: "auto" (virtio-mem when QEMU offers it, else
- * ACPI DIMMs), "virtio-mem" (grows and shrinks in 2 MiB blocks) or "dimm"
- * (whole DIMMs, multiples of 128 MiB; removed last-in first-out). Also
- * KATAVM_MEMORY_HOTPLUG. Takes effect for sandboxes created afterwards. */
+
+/* Set how memory is hot-added to sandboxes created afterwards.
+ * mode: "auto" (virtio-mem when QEMU offers it, else ACPI DIMMs),
+ * "virtio-mem" (grows and shrinks in 2 MiB blocks) or "dimm" (whole DIMMs,
+ * multiples of 128 MiB; removed last-in first-out).
+ * Returns 0 or KATAVM_E_INVALID (another value). */
 KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
                                                  katavm_error **err);
-/* Defaults used when a sandbox config leaves vcpus / memory at 0.
- * vcpus 1..256, memory_mib >= KATAVM_MIN_MEMORY_MIB. */
+
+/* Set the defaults used when a sandbox config leaves vcpus / memory_mib
+ * at 0.
+ * vcpus: 1..256. memory_mib: at least KATAVM_MIN_MEMORY_MIB.
+ * Returns 0 or KATAVM_E_INVALID (out of range). */
 KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus,
                                            unsigned int memory_mib, katavm_error **err);
-/* The state directory in use. Owned by rt. */
+
+/* The state directory in use.
+ * Returns a string owned by rt (valid until the next set_root or free);
+ * NULL for a NULL rt. */
 KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
 
-/* Host check, like `kata-runtime kata-check`: a JSON object string
- * {"ok":bool,"accel":"kvm|tcg","accel_reason":str,"items":[{"name","ok",
- * "detail","fix"}...]} describing KVM, libvirt, QEMU, kernel and image.
- * Returns 0 even when items fail (see "ok"); negative only on internal
- * failure. *json_out freed with katavm_free(). */
+/* Check the host, like `kata-runtime kata-check`: KVM, libvirt, QEMU,
+ * kernel, initrd, shim and state directory.
+ * json_out: receives a JSON object string {"ok":bool,"accel":"kvm|tcg",
+ * "accel_reason":str,"items":[{"name","ok","detail","fix"}...]}, freed with
+ * katavm_free().
+ * Returns 0 even when items fail (see "ok"); KATAVM_E_INVALID for NULL
+ * arguments. */
 KATAVM_API int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
@@ -129,16 +215,24 @@ KATAVM_API int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_err
 #define KATAVM_ID_MAX 64u
 
 typedef struct katavm_sandbox_config {
+  size_t struct_size;          /* set by katavm_sandbox_config_init() */
   const char *id;              /* NULL = generate a random id */
   unsigned int vcpus;          /* 0 = runtime default */
-  unsigned int max_vcpus;      /* 0 = vcpus; reserved for hotplug */
+  unsigned int max_vcpus;      /* 0 = vcpus; the most vCPUs hotplug may reach */
   unsigned int memory_mib;     /* 0 = runtime default */
-  unsigned int max_memory_mib; /* 0 = memory_mib; reserved for hotplug */
-  unsigned int reserved[11];   /* must be zero */
+  unsigned int max_memory_mib; /* 0 = memory_mib; the most hotplug may reach */
 } katavm_sandbox_config;
 
-/* Zero `cfg`. Call before filling a config. */
-KATAVM_API void katavm_sandbox_config_init(katavm_sandbox_config *cfg);
+/* Prepare a sandbox config: zero `size` bytes of cfg and set
+ * cfg->struct_size = size (all fields then mean "default"). Call it
+ * through katavm_sandbox_config_init(); bindings pass the size of their
+ * mirrored struct.
+ * cfg: the config; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_sandbox_config_init_sized(katavm_sandbox_config *cfg, size_t size);
+/* Prepare a sandbox config before filling it (see _init_sized). */
+static inline void katavm_sandbox_config_init(katavm_sandbox_config *cfg) {
+  katavm_sandbox_config_init_sized(cfg, sizeof(*cfg));
+}
 
 typedef enum katavm_sandbox_state_t {
   KATAVM_SANDBOX_UNKNOWN = 0, /* shim unreachable; destroy cleans it up */
@@ -147,7 +241,9 @@ typedef enum katavm_sandbox_state_t {
   KATAVM_SANDBOX_STOPPED, /* guest powered off; destroy removes it */
 } katavm_sandbox_state_t;
 
-/* Name of a state: "unknown", "creating", "running", "stopped". */
+/* The name of a sandbox state.
+ * Returns a static string: "unknown", "creating", "running", "stopped";
+ * "unknown" for a value outside the enum. */
 KATAVM_API const char *katavm_sandbox_state_name(katavm_sandbox_state_t s);
 
 typedef struct katavm_sandbox katavm_sandbox;
@@ -155,46 +251,65 @@ typedef struct katavm_sandbox katavm_sandbox;
 /* Create and boot a sandbox; returns once the guest agent has answered.
  * The sandbox runs under its own katavm-shim process and outlives the
  * caller. On failure nothing is left behind (no VM, no shim, no state).
- * Errors: KATAVM_E_INVALID (bad id, memory below KATAVM_MIN_MEMORY_MIB,
- * max below boot value, reserved fields set), KATAVM_E_EXISTS (id in use),
- * KATAVM_E_NOT_FOUND (kernel/initrd/shim missing), KATAVM_E_VMM (libvirt
- * unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did
- * not come up). *out is closed with katavm_sandbox_close(). */
+ * cfg: prepared with katavm_sandbox_config_init(); read during the call.
+ * out: receives the handle, closed with katavm_sandbox_close().
+ * Errors: KATAVM_E_INVALID (struct_size, bad id, memory below
+ * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
+ * 1 TiB), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd
+ * or shim missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
+ * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
+ * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
-/* Attach to an existing sandbox by id (from any process).
+/* Attach to an existing sandbox by id (from any process). A sandbox whose
+ * shim died is recovered (a new shim reattaches to the VM).
+ * out: receives the handle, closed with katavm_sandbox_close().
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND (no such sandbox),
- * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone:
- * katavm_sandbox_destroy() cleans it up). */
+ * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE / KATAVM_E_IO (its
+ * shim is gone and recovery failed: katavm_sandbox_destroy() cleans it
+ * up), KATAVM_E_PROTOCOL / KATAVM_E_AGENT / KATAVM_E_TIMEOUT (the shim
+ * misbehaved). */
 KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
                                    katavm_error **err);
 
-/* Release the handle (the sandbox keeps running). NULL allowed. */
+/* Release a handle; the sandbox keeps running.
+ * sb: the handle; NULL is allowed. */
 KATAVM_API void katavm_sandbox_close(katavm_sandbox *sb);
 
-/* The sandbox id. Owned by sb. */
+/* The sandbox id.
+ * Returns a string owned by sb; NULL for a NULL sb. */
 KATAVM_API const char *katavm_sandbox_id(const katavm_sandbox *sb);
 
-/* Current state as the shim sees it. */
+/* The current state as the shim sees it.
+ * state: receives it; KATAVM_SANDBOX_UNKNOWN (and 0) when the shim is
+ * unreachable.
+ * Errors: KATAVM_E_INVALID, KATAVM_E_IO, KATAVM_E_PROTOCOL,
+ * KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_state(katavm_sandbox *sb, katavm_sandbox_state_t *state,
                                     katavm_error **err);
 
 /* Power the guest off; the sandbox stays listed as stopped until
- * destroyed. Stopping a stopped sandbox is not an error. */
+ * destroyed. Stopping a stopped sandbox is not an error.
+ * Errors: KATAVM_E_STATE (shim gone), KATAVM_E_VMM, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err);
 
 /* Destroy the sandbox with this id: VM, shim, mounts and state are removed.
- * Works whether the shim is alive, dead or the state is corrupt.
- * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND. */
+ * Works whether the shim is alive, dead or the state is corrupt. Handles
+ * still open on it fail afterwards with KATAVM_E_STATE.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_IO
+ * (state could not be removed), KATAVM_E_VMM. */
 KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err);
 
-/* Ids of all sandboxes under the runtime's root, NULL-terminated; free with
- * katavm_strv_free(). */
+/* The ids of all sandboxes under the runtime's root.
+ * ids_out: receives a sorted NULL-terminated array, freed with
+ * katavm_strv_free().
+ * Errors: KATAVM_E_INVALID, KATAVM_E_IO (root unreadable). */
 KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err);
 
-/* What the guest agent reports about the guest. */
+/* What the guest agent reports about the guest (a result struct). */
 typedef struct katavm_guest_info {
+  size_t struct_size; /* set by katavm_guest_info_init() */
   char agent_version[32];
   char kernel_release[96];
   unsigned int proto_version;
@@ -204,15 +319,29 @@ typedef struct katavm_guest_info {
   uint64_t round_trip_us; /* measured by the library for this call */
 } katavm_guest_info;
 
+/* Prepare a guest info struct: zero `size` bytes of info and set
+ * info->struct_size = size. Call it through katavm_guest_info_init().
+ * info: the struct; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_guest_info_init_sized(katavm_guest_info *info, size_t size);
+/* Prepare a guest info struct before passing it (see _init_sized). */
+static inline void katavm_guest_info_init(katavm_guest_info *info) {
+  katavm_guest_info_init_sized(info, sizeof(*info));
+}
+
 /* Round trip to the guest agent (through the shim).
- * Errors: KATAVM_E_STATE (not running), KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
+ * info: prepared with katavm_guest_info_init(); filled up to its
+ * struct_size on success, untouched on failure.
+ * Errors: KATAVM_E_INVALID (struct_size), KATAVM_E_STATE (not running,
+ * shim gone), KATAVM_E_AGENT, KATAVM_E_PROTOCOL, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info *info,
                                           katavm_error **err);
 
-/* Everything known about the sandbox as a JSON object string:
- * {"id","state","shim_pid","vcpus","max_vcpus","memory_mib",
- *  "max_memory_mib","accel","created","guest":{...} (when running)}.
- * Free with katavm_free(). */
+/* Everything known about the sandbox.
+ * json_out: receives a JSON object string {"id","state","shim_pid",
+ * "vcpus","max_vcpus","memory_mib","max_memory_mib","accel","created",
+ * "guest":{...} (when running)}, freed with katavm_free().
+ * Errors: KATAVM_E_INVALID, KATAVM_E_STATE (shim gone), KATAVM_E_PROTOCOL,
+ * KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
@@ -224,6 +353,7 @@ KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katav
 typedef struct katavm_process katavm_process;
 
 typedef struct katavm_container_config {
+  size_t struct_size; /* set by katavm_container_config_init() */
   /* Either an OCI bundle directory (config.json + its root.path) ... */
   const char *bundle;
   /* ... or a plain rootfs directory, for which a default spec is made, like
@@ -235,43 +365,91 @@ typedef struct katavm_container_config {
   const char *const *env;
   const char *cwd;
   const char *hostname;
-  int tty;                  /* 1 = the main process gets a pty */
-  int readonly;             /* 1 = read-only root (or the spec's root.readonly) */
-  unsigned int reserved[8]; /* must be zero */
+  int tty;      /* 1 = the main process gets a pty */
+  int readonly; /* 1 = read-only root (or the spec's root.readonly) */
 } katavm_container_config;
 
-KATAVM_API void katavm_container_config_init(katavm_container_config *cfg);
+/* Prepare a container config: zero `size` bytes of cfg and set
+ * cfg->struct_size = size. Call it through katavm_container_config_init().
+ * cfg: the config; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_container_config_init_sized(katavm_container_config *cfg, size_t size);
+/* Prepare a container config before filling it (see _init_sized). */
+static inline void katavm_container_config_init(katavm_container_config *cfg) {
+  katavm_container_config_init_sized(cfg, sizeof(*cfg));
+}
+
+typedef enum katavm_container_state_t {
+  KATAVM_CONTAINER_UNKNOWN = 0, /* the shim reported a state this library does not know */
+  KATAVM_CONTAINER_CREATED,     /* created; the main process waits for start */
+  KATAVM_CONTAINER_RUNNING,
+  KATAVM_CONTAINER_STOPPED, /* the main process exited */
+} katavm_container_state_t;
+
+/* The name of a container state.
+ * Returns a static string: "unknown", "created", "running", "stopped";
+ * "unknown" for a value outside the enum. */
+KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
 
 /* Create a container in the sandbox from a bundle or rootfs. The rootfs is
- * bind-mounted (not copied) into the sandbox's 9p share; the agent creates
+ * bind-mounted (not copied) into the sandbox's share; the agent creates
  * namespaces, mounts, cgroup, capabilities and seccomp from the spec; the
  * main process waits for katavm_container_start().
+ * id: the container id. cfg: prepared with katavm_container_config_init(),
+ * exactly one of bundle / rootfs set; read during the call.
  * main_out: NULL = the main process's stdio goes to /dev/null; else it
- * receives a process handle whose fds carry the main process's stdio.
- * Errors: KATAVM_E_INVALID (bad id, malformed config.json: the message names
- * the field, rootfs missing or a symlink escaping the bundle, unknown seccomp
- * syscall), KATAVM_E_EXISTS (id in use), KATAVM_E_STATE (sandbox not
- * running). Nothing is left behind on failure. */
+ * receives a process handle whose fds carry the main process's stdio
+ * (freed with katavm_process_free()).
+ * Errors: KATAVM_E_INVALID (struct_size, bad id, both or neither of
+ * bundle/rootfs, malformed config.json: the message names the field,
+ * rootfs missing or a symlink escaping the bundle, unknown seccomp
+ * syscall), KATAVM_E_NOT_FOUND (bundle missing), KATAVM_E_EXISTS (id in
+ * use), KATAVM_E_STATE (sandbox not running), KATAVM_E_AGENT,
+ * KATAVM_E_TIMEOUT. Nothing is left behind on failure. */
 KATAVM_API int katavm_container_add(katavm_sandbox *sb, const char *id,
                                     const katavm_container_config *cfg, katavm_process **main_out,
                                     katavm_error **err);
-/* Start the main process of a created container. */
+
+/* Start the main process of a created container.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND (no such
+ * container), KATAVM_E_STATE (not in state created), KATAVM_E_AGENT. */
 KATAVM_API int katavm_container_start(katavm_sandbox *sb, const char *id, katavm_error **err);
-/* Status: "created", "running" or "stopped" (static string via *status).
- * exit_code (optional) is set once stopped. */
-KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id, const char **status,
-                                      int *exit_code, katavm_error **err);
-/* Send a signal to the container's main process (all = every process). */
+
+/* The state of a container.
+ * state: receives it. exit_code (optional): receives the main process's
+ * exit status (shell convention) once stopped, else -1.
+ * Errors: KATAVM_E_INVALID (bad id, state NULL), KATAVM_E_NOT_FOUND (no
+ * such container), KATAVM_E_STATE (sandbox not running), KATAVM_E_AGENT. */
+KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id,
+                                      katavm_container_state_t *state, int *exit_code,
+                                      katavm_error **err);
+
+/* Send a signal to the container's main process.
+ * signal: 1..64. all: nonzero = every process of the container.
+ * Errors: KATAVM_E_INVALID (bad id, signal out of range),
+ * KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running), KATAVM_E_AGENT. */
 KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int all,
                                      katavm_error **err);
-/* Block until the main process exits; *exit_code follows shell convention
- * (128+N for a death by signal N). */
+
+/* Block until the container's main process exits (no timeout).
+ * exit_code (optional): receives its status in shell convention (128+N
+ * for a death by signal N).
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_AGENT
+ * (the guest went away). */
 KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
                                      katavm_error **err);
-/* Remove the container (force: kill it first). Unmounts its rootfs. */
+
+/* Remove a container and unmount its rootfs.
+ * force: nonzero = kill it first; else only a stopped container is removed.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_STATE
+ * (not stopped and not forced, or being created or removed),
+ * KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_container_remove(katavm_sandbox *sb, const char *id, int force,
                                        katavm_error **err);
-/* Ids of the sandbox's containers; free with katavm_strv_free(). */
+
+/* The ids of the sandbox's containers.
+ * ids_out: receives a NULL-terminated array, freed with katavm_strv_free().
+ * Errors: KATAVM_E_INVALID, KATAVM_E_STATE (sandbox not running),
+ * KATAVM_E_AGENT. */
 KATAVM_API int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **err);
 
 /* ------------------------------------------------------------------ */
@@ -279,45 +457,77 @@ KATAVM_API int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm
 /* ------------------------------------------------------------------ */
 
 typedef struct katavm_exec_config {
+  size_t struct_size;      /* set by katavm_exec_config_init() */
   const char *const *argv; /* NULL-terminated, required */
   const char *const *env;  /* NULL-terminated "K=V"; NULL = container's */
-  const char *cwd;         /* NULL = container's */
+  const char *cwd;         /* NULL = container's; else absolute */
   int set_user;            /* 1 = run as uid/gid below */
   unsigned int uid, gid;
   int tty;                   /* 1 = allocate a pty; stdout carries it */
   unsigned short rows, cols; /* initial pty size (0 = 24x80) */
   int no_stdin;              /* 1 = stdin is /dev/null in the guest */
-  unsigned int reserved[8];  /* must be zero */
 } katavm_exec_config;
 
-KATAVM_API void katavm_exec_config_init(katavm_exec_config *cfg);
+/* Prepare an exec config: zero `size` bytes of cfg and set
+ * cfg->struct_size = size. Call it through katavm_exec_config_init().
+ * cfg: the config; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_exec_config_init_sized(katavm_exec_config *cfg, size_t size);
+/* Prepare an exec config before filling it (see _init_sized). */
+static inline void katavm_exec_config_init(katavm_exec_config *cfg) {
+  katavm_exec_config_init_sized(cfg, sizeof(*cfg));
+}
 
 /* Run a process in a running container (joining its namespaces and
  * cgroup). Its stdio is streamed with flow control through file
  * descriptors of the returned handle. A command missing in the rootfs is
  * not an error here: the process exits 127 with a message on stderr.
- * Errors: KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
- * not running), KATAVM_E_INVALID. */
+ * container_id: the container. cfg: prepared with
+ * katavm_exec_config_init(); read during the call.
+ * out: receives the handle, freed with katavm_process_free().
+ * Errors: KATAVM_E_INVALID (struct_size, bad id, empty argv, relative
+ * cwd), KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
+ * not running), KATAVM_E_IO, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
                            const katavm_exec_config *cfg, katavm_process **out, katavm_error **err);
 
 /* The caller's ends of the process's stdio, owned by the handle: write to
- * stdin_fd, read stdout_fd / stderr_fd until EOF (-1 when not connected,
- * e.g. stderr of a TTY process). They are non-blocking pipes. */
+ * stdin_fd, read stdout_fd / stderr_fd until EOF. They are non-blocking
+ * pipes.
+ * Returns the fd, or -1 when not connected (stdin with no_stdin or after
+ * katavm_process_close_stdin, stderr of a TTY process) or p is NULL. */
 KATAVM_API int katavm_process_stdin_fd(katavm_process *p);
 KATAVM_API int katavm_process_stdout_fd(katavm_process *p);
 KATAVM_API int katavm_process_stderr_fd(katavm_process *p);
-/* Close stdin: the guest process reads EOF. */
+
+/* Close stdin: the guest process reads EOF. Closing it twice is not an
+ * error.
+ * Returns 0 or KATAVM_E_INVALID (p NULL). */
 KATAVM_API int katavm_process_close_stdin(katavm_process *p, katavm_error **err);
-/* Block until the process exits (timeout_ms < 0 = forever);
- * *exit_code: shell convention (128+N for signal N). KATAVM_E_TIMEOUT. */
+
+/* Block until the process exits.
+ * timeout_ms: < 0 = forever. exit_code (optional): receives its status in
+ * shell convention (128+N for signal N).
+ * Errors: KATAVM_E_INVALID, KATAVM_E_TIMEOUT (still running),
+ * KATAVM_E_AGENT / KATAVM_E_STATE (the connection or the guest went
+ * away). */
 KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
                                    katavm_error **err);
+
+/* Send a signal to the process.
+ * signal: 1..64.
+ * Errors: KATAVM_E_INVALID (signal out of range), KATAVM_E_NOT_FOUND /
+ * KATAVM_E_STATE (already exited), KATAVM_E_AGENT. */
 KATAVM_API int katavm_process_signal(katavm_process *p, int signal, katavm_error **err);
-/* Resize the process's pty. KATAVM_E_STATE without a TTY. */
+
+/* Resize the process's pty.
+ * rows, cols: the new size, both nonzero.
+ * Errors: KATAVM_E_INVALID (zero size), KATAVM_E_STATE (no TTY),
+ * KATAVM_E_AGENT. */
 KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
                                      katavm_error **err);
-/* Release the handle; a still-running process keeps running. */
+
+/* Release the handle and its fds; a still-running process keeps running.
+ * p: the handle; NULL is allowed. */
 KATAVM_API void katavm_process_free(katavm_process *p);
 
 /* ------------------------------------------------------------------ */
@@ -341,6 +551,7 @@ typedef enum katavm_memory_op {
 
 /* One hotplug request; fields not used by `kind` must be 0/NULL. */
 typedef struct katavm_hotplug_request {
+  size_t struct_size; /* set by katavm_hotplug_request_init() */
   katavm_hotplug_kind kind;
   /* CPUS: online vCPUs wanted, 1..max vCPUs given at create. Growing plugs
    * vCPUs; shrinking offlines them in the guest (never unplugs: vCPU unplug
@@ -365,19 +576,31 @@ typedef struct katavm_hotplug_request {
   int readonly;
   const char *container;
   const char *mount_path;
-  unsigned int reserved[8]; /* must be zero */
 } katavm_hotplug_request;
 
-KATAVM_API void katavm_hotplug_request_init(katavm_hotplug_request *req, katavm_hotplug_kind kind);
+/* Prepare a hotplug request: zero `size` bytes of req, set
+ * req->struct_size = size and req->kind = kind. Call it through
+ * katavm_hotplug_request_init().
+ * req: the request; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_hotplug_request_init_sized(katavm_hotplug_request *req, size_t size,
+                                                  katavm_hotplug_kind kind);
+/* Prepare a hotplug request of `kind` before filling it (see _init_sized). */
+static inline void katavm_hotplug_request_init(katavm_hotplug_request *req,
+                                               katavm_hotplug_kind kind) {
+  katavm_hotplug_request_init_sized(req, sizeof(*req), kind);
+}
 
 /* Change a running sandbox. Returns once the guest reports the resource
  * usable (CPUs online, memory in MemTotal, NIC configured, disk present
  * and mounted), or fails and rolls back, leaving the sandbox as it was.
- * *result_json (optional, free with katavm_free) describes the outcome:
- * {"cpus_online", "mem_total_kib", "mac", "ifname", "serial", "device"}.
- * Errors: KATAVM_E_INVALID (beyond max vCPUs/memory, not a block multiple,
- * bad MAC/tap/CIDR), KATAVM_E_NOT_FOUND (disk path or tap missing, detaching
- * what was never attached), KATAVM_E_STATE (sandbox not running),
+ * req: prepared with katavm_hotplug_request_init(); read during the call.
+ * result_json (optional): receives a JSON object string describing the
+ * outcome: {"cpus_online", "mem_total_kib", "mac", "ifname", "serial",
+ * "device"}, freed with katavm_free().
+ * Errors: KATAVM_E_INVALID (struct_size, unknown kind, beyond max
+ * vCPUs/memory, not a block multiple, bad MAC/tap/CIDR), KATAVM_E_NOT_FOUND
+ * (disk path or tap missing, detaching what was never attached),
+ * KATAVM_E_STATE (sandbox not running), KATAVM_E_UNSUPPORTED,
  * KATAVM_E_VMM, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req,
                               char **result_json, katavm_error **err);
@@ -386,10 +609,14 @@ KATAVM_API int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *
 /* Guest image                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Build (or confirm up to date) the guest kernel + initrd for the given
- * kernel release (NULL = newest installed) into out_dir (NULL = the
- * directory of the runtime's kernel path). Runs the installed image builder.
- * Errors: KATAVM_E_NOT_FOUND (kernel or builder missing), KATAVM_E_IO. */
+/* Build (or confirm up to date) the guest kernel + initrd by running the
+ * installed image builder (KATAVM_IMAGE_BUILDER overrides it, KATAVM_AGENT
+ * the agent it packs).
+ * kernel_release: e.g. "6.1.0-18-amd64"; NULL = newest in /boot.
+ * out_dir: NULL = the directory of the runtime's kernel path.
+ * force: nonzero = rebuild even when up to date.
+ * Errors: KATAVM_E_INVALID (release contains '/'), KATAVM_E_NOT_FOUND
+ * (kernel, builder or agent missing), KATAVM_E_IO (the build failed). */
 KATAVM_API int katavm_image_build(katavm_runtime *rt, const char *kernel_release,
                                   const char *out_dir, int force, katavm_error **err);
 

@@ -604,6 +604,7 @@ START_TEST(pod_with_containers) {
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("echo", "still-here"), NULL, &after, NULL), 0);
   ck_assert_str_eq(after, "still-here\n");
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
 
   /* The shim takes only the write ends of pipes for a caller's output:
@@ -704,6 +705,7 @@ START_TEST(limits_seccomp_and_bad_bundles) {
                    137);
   ck_assert_int_eq(kvt_exec(sb, "mem", ARGV("true"), NULL, NULL, NULL), 0);
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
 
   /* Flow control: 64 MiB through stdout while we read slowly. The guest

@@ -83,6 +83,7 @@ static int nproc(katavm_sandbox *sb) {
 
 static guint64 mem_total(katavm_sandbox *sb) {
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
   return gi.mem_total_kib;
 }
@@ -276,6 +277,8 @@ START_TEST(disk_and_nic) {
   ck_assert_int_ne(system("ip netns exec " NETNS " ping -c 1 -W 2 10.211.0.2 > /dev/null 2>&1"), 0);
 
   katavm_guest_info gi;
+
+  katavm_guest_info_init(&gi);
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
   katavm_sandbox_close(sb);
   ck_assert_int_eq(katavm_sandbox_destroy(rt, "hp2", NULL), 0);

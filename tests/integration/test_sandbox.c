@@ -33,6 +33,8 @@ START_TEST(create_check_inspect_destroy) {
   ck_assert_str_eq(katavm_sandbox_id(sb), "life1");
 
   katavm_guest_info gi;
+
+  katavm_guest_info_init(&gi);
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
@@ -106,6 +108,7 @@ START_TEST(survives_creator_and_shim_death) {
   int rc = katavm_sandbox_open(rt, "orphan1", &sb, &e);
   ck_assert_msg(rc == 0, "open: %s", katavm_error_message(e));
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   ck_assert_int_eq(katavm_sandbox_agent_check(sb, &gi, NULL), 0);
   char *js = NULL;
   ck_assert_int_eq(katavm_sandbox_inspect(sb, &js, NULL), 0);
@@ -161,6 +164,7 @@ START_TEST(stop_then_remove) {
   ck_assert_int_eq(katavm_sandbox_state(sb, &st, NULL), 0);
   ck_assert_int_eq(st, KATAVM_SANDBOX_STOPPED);
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   rc = katavm_sandbox_agent_check(sb, &gi, &e);
   kvt_assert_error(rc, e, KATAVM_E_STATE, "not running");
   /* No QEMU is left for a stopped sandbox. */
@@ -228,10 +232,11 @@ START_TEST(bad_resources_rejected) {
   rc = katavm_sandbox_create(rt, &cfg, &sb, &e);
   kvt_assert_error(rc, e, KATAVM_E_INVALID, "max vCPUs");
   cfg.max_vcpus = 0;
-  cfg.reserved[3] = 1;
+  /* A config that skipped katavm_sandbox_config_init(). */
+  cfg.struct_size = 0;
   rc = katavm_sandbox_create(rt, &cfg, &sb, &e);
-  kvt_assert_error(rc, e, KATAVM_E_INVALID, "reserved");
-  cfg.reserved[3] = 0;
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "call katavm_sandbox_config_init()");
+  cfg.struct_size = sizeof cfg;
 
   /* Missing kernel / initrd. */
   katavm_runtime *rt2 = kvt_runtime();

@@ -51,6 +51,7 @@ START_TEST(sandbox_through_libvirtd) {
   ck_assert_int_eq(katavm_runtime_set_libvirt_uri(rt, "qemu:///system", NULL), 0);
   katavm_sandbox *sb = kvt_create(rt, "sys1");
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));

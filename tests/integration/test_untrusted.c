@@ -141,6 +141,7 @@ static void assert_healthy(Ctx *c, const char *what) {
   /* Same shim process, still serving, and the guest answers. */
   ck_assert_msg(kill(c->shim_pid, 0) == 0, "%s: the shim died", what);
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(c->sb, &gi, &e);
   ck_assert_msg(rc == 0, "%s: agent check after it: %s", what, katavm_error_message(e));

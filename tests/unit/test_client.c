@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "abi.h"
 #include "internal.h"
 #include "proto.h"
 
@@ -379,7 +380,8 @@ static void expect_check_fails(FakeMode mode, int code, const char *needle) {
   Run r = {0};
   katavm_sandbox *sb = open_ok(&r, mode);
   katavm_guest_info gi;
-  memset(&gi, 0x5a, sizeof gi);
+  memset(&gi, 0x5a, sizeof gi); /* every byte but struct_size is junk */
+  gi.struct_size = sizeof gi;
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   assert_error(rc, e, code, needle);
@@ -467,7 +469,8 @@ START_TEST(huge_field_cut) {
   Run r = {0};
   katavm_sandbox *sb = open_ok(&r, FAKE_HUGE_FIELD);
   katavm_guest_info gi;
-  memset(&gi, 0x5a, sizeof gi);
+  memset(&gi, 0x5a, sizeof gi); /* every byte but struct_size is junk */
+  gi.struct_size = sizeof gi;
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
@@ -486,6 +489,7 @@ START_TEST(shim_sends_request) {
   Run r = {0};
   katavm_sandbox *sb = open_ok(&r, FAKE_REQUEST_BACK);
   katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
@@ -506,6 +510,212 @@ START_TEST(no_shim_no_recovery_spawned) {
   assert_error(rc, e, KATAVM_E_IO, "recovery failed");
   ck_assert_ptr_null(sb);
   ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
+/* ---- struct sizes (katavm.h "Structs that can grow") ---- */
+
+START_TEST(struct_size_reported) {
+  ck_assert_uint_eq(katavm_struct_size("katavm_sandbox_config"), sizeof(katavm_sandbox_config));
+  ck_assert_uint_eq(katavm_struct_size("katavm_guest_info"), sizeof(katavm_guest_info));
+  ck_assert_uint_eq(katavm_struct_size("katavm_container_config"), sizeof(katavm_container_config));
+  ck_assert_uint_eq(katavm_struct_size("katavm_exec_config"), sizeof(katavm_exec_config));
+  ck_assert_uint_eq(katavm_struct_size("katavm_hotplug_request"), sizeof(katavm_hotplug_request));
+  ck_assert_uint_eq(katavm_struct_size("katavm_sandbox"), 0); /* opaque */
+  ck_assert_uint_eq(katavm_struct_size("nope"), 0);
+  ck_assert_uint_eq(katavm_struct_size(""), 0);
+  ck_assert_uint_eq(katavm_struct_size(NULL), 0);
+}
+END_TEST
+
+START_TEST(init_sets_size) {
+  katavm_sandbox_config sc;
+  memset(&sc, 0x5a, sizeof sc);
+  katavm_sandbox_config_init(&sc);
+  ck_assert_uint_eq(sc.struct_size, sizeof sc);
+  ck_assert_ptr_null(sc.id);
+  ck_assert_uint_eq(sc.max_memory_mib, 0);
+  katavm_hotplug_request hr;
+  memset(&hr, 0x5a, sizeof hr);
+  katavm_hotplug_request_init(&hr, KATAVM_HOTPLUG_DISK_ADD);
+  ck_assert_uint_eq(hr.struct_size, sizeof hr);
+  ck_assert_int_eq(hr.kind, KATAVM_HOTPLUG_DISK_ADD);
+  ck_assert_ptr_null(hr.mount_path);
+  katavm_guest_info gi;
+  memset(&gi, 0x5a, sizeof gi);
+  katavm_guest_info_init(&gi);
+  ck_assert_uint_eq(gi.struct_size, sizeof gi);
+  ck_assert_uint_eq(gi.round_trip_us, 0);
+  /* A newer caller's larger struct is zeroed as far as the caller says. */
+  struct {
+    katavm_exec_config c;
+    unsigned char newer[24];
+  } big;
+  memset(&big, 0x5a, sizeof big);
+  katavm_exec_config_init_sized(&big.c, sizeof big);
+  ck_assert_uint_eq(big.c.struct_size, sizeof big);
+  for (size_t i = 0; i < sizeof big.newer; i++)
+    ck_assert_uint_eq(big.newer[i], 0);
+  /* NULL and sizes that cannot hold struct_size are ignored. */
+  katavm_container_config_init_sized(NULL, sizeof(katavm_container_config));
+  katavm_container_config cc;
+  memset(&cc, 0x5a, sizeof cc);
+  katavm_container_config_init_sized(&cc, 4);
+  ck_assert_uint_eq(((unsigned char *)&cc)[0], 0x5a);
+}
+END_TEST
+
+/* A config followed by bytes a newer header would have fields in. */
+typedef struct {
+  katavm_sandbox_config c;
+  unsigned char newer[16];
+} BigSandboxConfig;
+
+START_TEST(config_size_rules) {
+  katavm_sandbox *sb = NULL;
+  katavm_error *e = NULL;
+  katavm_sandbox_config cfg;
+  katavm_sandbox_config_init(&cfg);
+  cfg.id = "abi1";
+  cfg.memory_mib = 64; /* refused after the size check: proves it passed */
+
+  /* Zero: the caller skipped katavm_sandbox_config_init(). */
+  cfg.struct_size = 0;
+  int rc = katavm_sandbox_create(rt, &cfg, &sb, &e);
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_sandbox_config: struct_size is 0");
+  cfg.struct_size = 0;
+  rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_sandbox_config_init()");
+  /* Below the first layout. */
+  cfg.struct_size = sizeof cfg - sizeof(unsigned int);
+  rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_sandbox_config_init()");
+  /* Garbage (an uninitialised struct): its "tail" is never read. */
+  cfg.struct_size = (size_t)1 << 40;
+  rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "implausibly large");
+  /* Exactly the library's size. */
+  cfg.struct_size = sizeof cfg;
+  rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "memory 64 MiB is below");
+
+  /* Larger, from a newer header, with the newer fields unused (zero). */
+  BigSandboxConfig big;
+  katavm_sandbox_config_init_sized(&big.c, sizeof big);
+  big.c.id = "abi1";
+  big.c.memory_mib = 64;
+  rc = katavm_sandbox_create(rt, &big.c, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "memory 64 MiB is below");
+  /* Larger with a newer field set: refused, naming the struct. */
+  big.newer[5] = 1;
+  rc = katavm_sandbox_create(rt, &big.c, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_sandbox_config: struct_size");
+  big.newer[5] = 0;
+  big.newer[sizeof big.newer - 1] = 0x80;
+  rc = katavm_sandbox_create(rt, &big.c, &sb, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "newer libkatavm");
+  ck_assert_ptr_null(sb);
+}
+END_TEST
+
+START_TEST(sandbox_struct_size_rules) {
+  /* The container, exec and hotplug configs and the guest info result,
+   * against a live (fake) shim: every size refusal comes before a request;
+   * the one accepted agent check is answered. */
+  Run r = {0};
+  katavm_sandbox *sb = open_ok(&r, FAKE_REQUEST_BACK);
+  katavm_error *e = NULL;
+  katavm_process *proc = NULL;
+
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  cc.struct_size = 0;
+  int rc = katavm_container_add(sb, "c1", &cc, NULL, &e);
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_container_config_init()");
+  struct {
+    katavm_container_config c;
+    unsigned char newer[8];
+  } bcc;
+  katavm_container_config_init_sized(&bcc.c, sizeof bcc);
+  rc = katavm_container_add(sb, "c1", &bcc.c, NULL, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "give either a bundle or a rootfs");
+  bcc.newer[0] = 1;
+  rc = katavm_container_add(sb, "c1", &bcc.c, NULL, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_container_config: struct_size");
+
+  katavm_exec_config xc;
+  katavm_exec_config_init(&xc);
+  xc.struct_size = sizeof xc - 1;
+  rc = katavm_exec(sb, "c1", &xc, &proc, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_exec_config_init()");
+  struct {
+    katavm_exec_config c;
+    unsigned char newer[8];
+  } bxc;
+  katavm_exec_config_init_sized(&bxc.c, sizeof bxc);
+  rc = katavm_exec(sb, "c1", &bxc.c, &proc, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "argv must name a command");
+  bxc.newer[7] = 1;
+  rc = katavm_exec(sb, "c1", &bxc.c, &proc, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_exec_config: struct_size");
+  ck_assert_ptr_null(proc);
+
+  katavm_hotplug_request hr;
+  katavm_hotplug_request_init(&hr, KATAVM_HOTPLUG_CPUS);
+  hr.struct_size = 0;
+  rc = katavm_hotplug(sb, &hr, NULL, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_hotplug_request_init()");
+  struct {
+    katavm_hotplug_request q;
+    unsigned char newer[8];
+  } bhr;
+  katavm_hotplug_request_init_sized(&bhr.q, sizeof bhr, KATAVM_HOTPLUG_CPUS);
+  rc = katavm_hotplug(sb, &bhr.q, NULL, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "cpus must be at least 1");
+  bhr.newer[3] = 1;
+  rc = katavm_hotplug(sb, &bhr.q, NULL, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_hotplug_request: struct_size");
+
+  /* The result struct: the same rules, and the newer tail stays zero. */
+  struct {
+    katavm_guest_info gi;
+    unsigned char newer[16];
+  } bgi;
+  katavm_guest_info_init_sized(&bgi.gi, 0);
+  rc = katavm_sandbox_agent_check(sb, &bgi.gi, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "call katavm_guest_info_init()");
+  katavm_guest_info_init_sized(&bgi.gi, sizeof bgi);
+  bgi.newer[15] = 1;
+  rc = katavm_sandbox_agent_check(sb, &bgi.gi, (e = NULL, &e));
+  assert_error(rc, e, KATAVM_E_INVALID, "katavm_guest_info: struct_size");
+  ck_assert_str_eq(bgi.gi.kernel_release, ""); /* untouched on failure */
+  bgi.newer[15] = 0;
+  rc = katavm_sandbox_agent_check(sb, &bgi.gi, (e = NULL, &e));
+  ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
+  ck_assert_str_eq(bgi.gi.kernel_release, "ok");
+  ck_assert_uint_eq(bgi.gi.cpus_online, 1);
+  ck_assert_uint_eq(bgi.gi.struct_size, sizeof bgi);
+  for (size_t i = 0; i < sizeof bgi.newer; i++)
+    ck_assert_uint_eq(bgi.newer[i], 0);
+  katavm_sandbox_close(sb);
+  run_finish(&r);
+}
+END_TEST
+
+START_TEST(result_filled_up_to_struct_size) {
+  /* An older caller's smaller result struct (none exists yet: the first
+   * layout is the smallest accepted) gets only what fits. */
+  katavm_guest_info full = {.struct_size = sizeof full, .proto_version = 7, .cpus_online = 3};
+  g_strlcpy(full.agent_version, "9.9", sizeof full.agent_version);
+  katavm_guest_info out;
+  memset(&out, 0x5a, sizeof out);
+  out.struct_size = offsetof(katavm_guest_info, cpus_online);
+  kv_abi_copy_out(KV_ABI_GUEST_INFO, &out, &full, sizeof full);
+  ck_assert_uint_eq(out.struct_size, offsetof(katavm_guest_info, cpus_online));
+  ck_assert_str_eq(out.agent_version, "9.9");
+  ck_assert_uint_eq(out.proto_version, 7);
+  ck_assert_uint_eq(((unsigned char *)&out)[offsetof(katavm_guest_info, cpus_online)], 0x5a);
+  ck_assert_uint_eq(((unsigned char *)&out)[sizeof out - 1], 0x5a);
 }
 END_TEST
 
@@ -530,6 +740,15 @@ static Suite *suite(void) {
   tcase_add_test(t, shim_sends_request);
   tcase_add_test(t, no_shim_no_recovery_spawned);
   suite_add_tcase(s, t);
+  TCase *a = tcase_create("abi");
+  tcase_add_checked_fixture(a, setup, teardown);
+  tcase_set_timeout(a, 60);
+  tcase_add_test(a, struct_size_reported);
+  tcase_add_test(a, init_sets_size);
+  tcase_add_test(a, config_size_rules);
+  tcase_add_test(a, sandbox_struct_size_rules);
+  tcase_add_test(a, result_filled_up_to_struct_size);
+  suite_add_tcase(s, a);
   return s;
 }
 

@@ -287,8 +287,7 @@ class Runtime:
         id None = a random id. 0 = the runtime default (max_* 0 = the boot
         value). `with` on the result destroys the sandbox at the end of the
         block unless destroy_on_exit is False."""
-        cfg = _lib.SandboxConfig()
-        self._lib.katavm_sandbox_config_init(_lib.ctypes.byref(cfg))
+        cfg = _lib.init(self._lib, _lib.SandboxConfig())
         id_b = None if id is None else _b(id, "id")
         cfg.id = id_b  # id_b stays referenced until the call returns
         cfg.vcpus = _uint(cpus, "cpus")
@@ -422,7 +421,7 @@ class Sandbox:
         """Round trip to the guest agent. Returns a dict named like
         inspect()["guest"]: agent_version, proto, kernel (uname -r),
         cpus_online, mem_total_kib, uptime_ms; plus round_trip_us."""
-        gi = _lib.GuestInfo()
+        gi = _lib.init(self._lib, _lib.GuestInfo())
         with self._mu:
             _call(self._lib, self._lib.katavm_sandbox_agent_check,
                   self._handle(), _lib.ctypes.byref(gi))

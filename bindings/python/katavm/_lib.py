@@ -8,9 +8,17 @@ The library is looked up, in order:
   1. the KATAVM_LIBRARY environment variable (a path or a soname),
   2. the library directory recorded at install time (_buildcfg.py, written by
      CMake), so an install under a prefix that ld.so does not search works,
-  3. "libkatavm.so.0" through the dynamic loader (LD_LIBRARY_PATH, ld.so.cache),
+  3. "libkatavm.so.1" through the dynamic loader (LD_LIBRARY_PATH, ld.so.cache),
   4. ctypes.util.find_library("katavm").
-The soname is pinned to .so.0: a future .so.1 would be a different ABI.
+The soname is pinned to .so.1 (the first layout with struct_size; .so.0 had
+reserved[] arrays instead): another soname is a different ABI.
+
+Struct layouts are copied by hand from katavm.h. Each mirrored struct
+starts with struct_size, set by init() below from ctypes.sizeof, and
+bindings/python/tests/test_abi.py checks every size against what the loaded
+library reports (katavm_struct_size). Fields are only ever added at the end
+of a struct; a binding that mirrors fewer fields than the library knows
+still works (the library accepts the smaller struct_size).
 """
 
 import ctypes
@@ -18,20 +26,54 @@ import ctypes.util
 import os
 import threading
 
-SONAME = "libkatavm.so.0"
+SONAME = "libkatavm.so.1"
 
 c_void_p = ctypes.c_void_p
 c_char_p = ctypes.c_char_p
 c_int = ctypes.c_int
 c_uint = ctypes.c_uint
 c_uint64 = ctypes.c_uint64
+c_size_t = ctypes.c_size_t
+c_ushort = ctypes.c_ushort
 POINTER = ctypes.POINTER
+_STRV = POINTER(c_char_p)  # const char *const * (NULL-terminated)
+
+# enum katavm_sandbox_state_t
+SANDBOX_UNKNOWN = 0
+SANDBOX_CREATING = 1
+SANDBOX_RUNNING = 2
+SANDBOX_STOPPED = 3
+SANDBOX_STATES = {SANDBOX_UNKNOWN: "unknown", SANDBOX_CREATING: "creating",
+                  SANDBOX_RUNNING: "running", SANDBOX_STOPPED: "stopped"}
+
+# enum katavm_container_state_t
+CONTAINER_UNKNOWN = 0
+CONTAINER_CREATED = 1
+CONTAINER_RUNNING = 2
+CONTAINER_STOPPED = 3
+CONTAINER_STATES = {CONTAINER_UNKNOWN: "unknown", CONTAINER_CREATED: "created",
+                    CONTAINER_RUNNING: "running", CONTAINER_STOPPED: "stopped"}
+
+# enum katavm_hotplug_kind
+HOTPLUG_CPUS = 1
+HOTPLUG_MEMORY = 2
+HOTPLUG_NIC_ADD = 3
+HOTPLUG_NIC_REMOVE = 4
+HOTPLUG_DISK_ADD = 5
+HOTPLUG_DISK_REMOVE = 6
+
+# enum katavm_memory_op
+MEMORY_ADD = 1
+MEMORY_REMOVE = 2
+MEMORY_SET = 3
 
 
 class GuestInfo(ctypes.Structure):
-    """struct katavm_guest_info."""
+    """struct katavm_guest_info (a result struct)."""
 
+    c_name = "katavm_guest_info"
     _fields_ = [
+        ("struct_size", c_size_t),
         ("agent_version", ctypes.c_char * 32),
         ("kernel_release", ctypes.c_char * 96),
         ("proto_version", c_uint),
@@ -43,16 +85,91 @@ class GuestInfo(ctypes.Structure):
 
 
 class SandboxConfig(ctypes.Structure):
-    """struct katavm_sandbox_config (reserved fields must stay zero)."""
+    """struct katavm_sandbox_config."""
 
+    c_name = "katavm_sandbox_config"
     _fields_ = [
+        ("struct_size", c_size_t),
         ("id", c_char_p),
         ("vcpus", c_uint),
         ("max_vcpus", c_uint),
         ("memory_mib", c_uint),
         ("max_memory_mib", c_uint),
-        ("reserved", c_uint * 11),
     ]
+
+
+class ContainerConfig(ctypes.Structure):
+    """struct katavm_container_config."""
+
+    c_name = "katavm_container_config"
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("bundle", c_char_p),
+        ("rootfs", c_char_p),
+        ("argv", _STRV),
+        ("env", _STRV),
+        ("cwd", c_char_p),
+        ("hostname", c_char_p),
+        ("tty", c_int),
+        ("readonly", c_int),
+    ]
+
+
+class ExecConfig(ctypes.Structure):
+    """struct katavm_exec_config."""
+
+    c_name = "katavm_exec_config"
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("argv", _STRV),
+        ("env", _STRV),
+        ("cwd", c_char_p),
+        ("set_user", c_int),
+        ("uid", c_uint),
+        ("gid", c_uint),
+        ("tty", c_int),
+        ("rows", c_ushort),
+        ("cols", c_ushort),
+        ("no_stdin", c_int),
+    ]
+
+
+class HotplugRequest(ctypes.Structure):
+    """struct katavm_hotplug_request (enums are C ints)."""
+
+    c_name = "katavm_hotplug_request"
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("kind", c_int),
+        ("cpus", c_uint),
+        ("memory_op", c_int),
+        ("memory_mib", c_uint),
+        ("tap", c_char_p),
+        ("mac", c_char_p),
+        ("mtu", c_uint),
+        ("addresses", _STRV),
+        ("gateway", c_char_p),
+        ("path", c_char_p),
+        ("readonly", c_int),
+        ("container", c_char_p),
+        ("mount_path", c_char_p),
+    ]
+
+
+#: Every public struct of katavm.h that this package mirrors.
+STRUCTS = (SandboxConfig, GuestInfo, ContainerConfig, ExecConfig, HotplugRequest)
+
+
+def init(lib, s, kind=0):
+    """Prepare a mirrored struct like its katavm_X_init(): the library zeroes
+    it and records ctypes.sizeof as its struct_size (and, for a
+    HotplugRequest, sets kind). Returns s."""
+    fn = getattr(lib, s.c_name + "_init_sized")
+    if isinstance(s, HotplugRequest):
+        fn(ctypes.byref(s), ctypes.sizeof(s), kind)
+    else:
+        fn(ctypes.byref(s), ctypes.sizeof(s))
+    return s
 
 
 # name: (restype, argtypes). Handles and out-strings are void pointers so
@@ -66,6 +183,7 @@ _PROTOS = {
     "katavm_free": (None, [c_void_p]),
     "katavm_strv_free": (None, [c_void_p]),
     "katavm_version": (c_char_p, []),
+    "katavm_struct_size": (c_size_t, [c_char_p]),
     "katavm_runtime_new": (c_int, [POINTER(c_void_p), _ERR]),
     "katavm_runtime_free": (None, [c_void_p]),
     "katavm_runtime_set_root": (c_int, [c_void_p, c_char_p, _ERR]),
@@ -76,7 +194,12 @@ _PROTOS = {
     "katavm_runtime_set_defaults": (c_int, [c_void_p, c_uint, c_uint, _ERR]),
     "katavm_runtime_root": (c_char_p, [c_void_p]),
     "katavm_check_host": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
-    "katavm_sandbox_config_init": (None, [POINTER(SandboxConfig)]),
+    "katavm_sandbox_config_init_sized": (None, [POINTER(SandboxConfig), c_size_t]),
+    "katavm_guest_info_init_sized": (None, [POINTER(GuestInfo), c_size_t]),
+    "katavm_container_config_init_sized": (None, [POINTER(ContainerConfig), c_size_t]),
+    "katavm_exec_config_init_sized": (None, [POINTER(ExecConfig), c_size_t]),
+    "katavm_hotplug_request_init_sized": (None, [POINTER(HotplugRequest), c_size_t, c_int]),
+    "katavm_container_state_name": (c_char_p, [c_int]),
     "katavm_sandbox_state_name": (c_char_p, [c_int]),
     "katavm_sandbox_create": (
         c_int, [c_void_p, POINTER(SandboxConfig), POINTER(c_void_p), _ERR]),
