@@ -36,7 +36,7 @@ static const char *const status_names[] = {"created", "created", "running", "sto
 AgentContainer *agent_container_lookup(const char *id, GError **error) {
   AgentContainer *ct = containers != NULL ? g_hash_table_lookup(containers, id) : NULL;
   if (ct == NULL)
-    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND, "no container \"%s\" in this sandbox", id);
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND, "no container \"%s\" in this sandbox", id);
   return ct;
 }
 
@@ -230,10 +230,10 @@ static void setup_failed(AgentProcess *p, const char *msg) {
   AgentContainer *ct = p->container;
   g_autoptr(GError) err = NULL;
   if (p->pending == AGENT_PENDING_EXEC)
-    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "exec %s in container %s: %s", p->exec_id,
+    err = g_error_new(KV_ERROR_DOMAIN, KV_E_IO, "exec %s in container %s: %s", p->exec_id,
                       ct != NULL ? ct->id : "?", msg);
   else
-    err = g_error_new(AGENT_ERROR, AGENT_E_IO, "container %s: %s", ct != NULL ? ct->id : "?", msg);
+    err = g_error_new(KV_ERROR_DOMAIN, KV_E_IO, "container %s: %s", ct != NULL ? ct->id : "?", msg);
   agent_debug("%s", err->message);
   if (p->pending_conn != NULL)
     agent_rpc_reply_error(p->pending_conn, p->pending_id, err);
@@ -441,7 +441,7 @@ static void container_remove_progress(AgentContainer *ct) {
   if (!init_gone || !empty) {
     if (g_get_monotonic_time() > ct->remove_deadline) {
       g_autoptr(GError) err =
-          g_error_new(AGENT_ERROR, AGENT_E_IO,
+          g_error_new(KV_ERROR_DOMAIN, KV_E_IO,
                       "container %s: its processes did not exit after SIGKILL", ct->id);
       agent_error("%s", err->message);
       if (ct->remove_conn != NULL)
@@ -649,13 +649,13 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
   if (cid == NULL)
     return FALSE;
   if (containers != NULL && g_hash_table_contains(containers, cid)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS,
                 "a container \"%s\" already exists in this sandbox", cid);
     return FALSE;
   }
   JsonNode *spec_node = json_object_get_member(params, "spec");
   if (spec_node == NULL || !JSON_NODE_HOLDS_OBJECT(spec_node)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "params.spec must be an OCI runtime spec object");
     return FALSE;
   }
@@ -672,18 +672,18 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
           ? g_strdup(rootfs_param)
           : g_build_filename(KV_GUEST_SHARED_DIR, "containers", cid, "rootfs", NULL);
   if (!g_path_is_absolute(rootfs)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "params.rootfs must be an absolute guest path");
     return FALSE;
   }
   struct stat st;
   if (stat(rootfs, &st) < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND, "rootfs %s: %s", rootfs, g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND, "rootfs %s: %s", rootfs, g_strerror(e));
     return FALSE;
   }
   if (!S_ISDIR(st.st_mode)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "rootfs %s is not a directory", rootfs);
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "rootfs %s is not a directory", rootfs);
     return FALSE;
   }
 
@@ -710,7 +710,7 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
   int start[2] = {-1, -1};
   if (pipe2(start, O_CLOEXEC) < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     close(procs);
     agent_cgroup_remove(cgroup, NULL);
     return FALSE;
@@ -827,10 +827,10 @@ void agent_m_container_start(KvConn *c, guint32 id, JsonObject *params) {
   }
   if (ct->status != AGENT_CONTAINER_CREATED || ct->removing || ct->start_fd < 0 ||
       ct->init->pending != AGENT_PENDING_NONE) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s cannot be started: it is %s%s", cid,
-                ct->status == AGENT_CONTAINER_CREATING ? "still being created"
-                                                       : status_names[ct->status],
-                ct->removing ? " and being removed" : "");
+    g_set_error(
+        &err, KV_ERROR_DOMAIN, KV_E_STATE, "container %s cannot be started: it is %s%s", cid,
+        ct->status == AGENT_CONTAINER_CREATING ? "still being created" : status_names[ct->status],
+        ct->removing ? " and being removed" : "");
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -848,7 +848,7 @@ void agent_m_container_start(KvConn *c, guint32 id, JsonObject *params) {
   ct->start_fd = -1;
   if (n != 1) {
     clear_pending(p);
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s: its process is gone", cid);
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE, "container %s: its process is gone", cid);
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -907,7 +907,7 @@ void agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params) {
     return;
   }
   if (ct->status == AGENT_CONTAINER_CREATING || (ct->status == AGENT_CONTAINER_STOPPED && !all)) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s)", cid,
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE, "container %s is not running (%s)", cid,
                 ct->status == AGENT_CONTAINER_CREATING ? "being created" : "stopped");
     agent_rpc_reply_error(c, id, err);
     return;
@@ -919,7 +919,7 @@ void agent_m_container_kill(KvConn *c, guint32 id, JsonObject *params) {
     }
   } else if (kill(ct->init->pid, sig) < 0 && errno != ESRCH) {
     int e = errno;
-    g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "container %s: kill: %s", cid, g_strerror(e));
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_IO, "container %s: kill: %s", cid, g_strerror(e));
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -936,13 +936,13 @@ void agent_m_container_remove(KvConn *c, guint32 id, JsonObject *params) {
     return;
   }
   if (ct->removing || ct->status == AGENT_CONTAINER_CREATING) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "container %s is %s", cid,
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE, "container %s is %s", cid,
                 ct->removing ? "being removed" : "still being created");
     agent_rpc_reply_error(c, id, err);
     return;
   }
   if (ct->status != AGENT_CONTAINER_STOPPED && !force) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE,
                 "container %s is %s: stop it first, or remove it with force", cid,
                 status_names[ct->status]);
     agent_rpc_reply_error(c, id, err);

@@ -24,7 +24,7 @@ gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **erro
   if (n == NULL || JSON_NODE_HOLDS_NULL(n))
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT(n)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "params.streams must be an object");
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "params.streams must be an object");
     return FALSE;
   }
   JsonObject *o = json_node_get_object(n);
@@ -39,7 +39,7 @@ static int open_null(GError **error) {
   int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "open /dev/null: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "open /dev/null: %s", g_strerror(e));
   }
   return fd;
 }
@@ -69,7 +69,7 @@ gboolean agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3],
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
       int e = errno;
-      g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
       agent_stdio_clear(io);
       return FALSE;
     }
@@ -149,8 +149,8 @@ static gboolean open_ns(AgentContainer *ct, AgentLaunch *l, GError **error) {
     if (fd < 0) {
       int e = errno;
       close_ns(l);
-      g_set_error(error, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s: %s)", ct->id,
-                  path, g_strerror(e));
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "container %s is not running (%s: %s)",
+                  ct->id, path, g_strerror(e));
       return FALSE;
     }
     l->ns_fds[l->n_ns] = fd;
@@ -170,7 +170,7 @@ static gboolean exec_process(KvConn *c, guint32 id, JsonObject *params, GError *
     return FALSE;
   if (ct->removing || ct->init->exited ||
       (ct->status != AGENT_CONTAINER_CREATED && ct->status != AGENT_CONTAINER_RUNNING)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_STATE, "container %s is not running (%s)", cid,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "container %s is not running (%s)", cid,
                 ct->removing                             ? "being removed"
                 : ct->status == AGENT_CONTAINER_CREATING ? "being created"
                                                          : "stopped");
@@ -178,13 +178,13 @@ static gboolean exec_process(KvConn *c, guint32 id, JsonObject *params, GError *
   }
   AgentProcess *old = g_hash_table_lookup(ct->execs, eid);
   if (old != NULL && !old->finished) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS,
                 "container %s already runs a process with exec_id \"%s\"", cid, eid);
     return FALSE;
   }
   JsonNode *pn = json_object_get_member(params, "process");
   if (pn == NULL || !JSON_NODE_HOLDS_OBJECT(pn)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_INVALID,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "params.process must be an OCI process object");
     return FALSE;
   }
@@ -259,7 +259,7 @@ static AgentProcess *find_process(JsonObject *params, GError **error) {
     return NULL;
   AgentProcess *p = g_hash_table_lookup(ct->execs, eid);
   if (p == NULL)
-    g_set_error(error, AGENT_ERROR, AGENT_E_NOT_FOUND,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND,
                 "no process with exec_id \"%s\" in container %s", eid, cid);
   return p;
 }
@@ -283,13 +283,13 @@ void agent_m_signal(KvConn *c, guint32 id, JsonObject *params) {
     return;
   }
   if (p->exited || p->pid <= 0) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE, "the process has already exited");
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE, "the process has already exited");
     agent_rpc_reply_error(c, id, err);
     return;
   }
   if (kill(p->pid, (int)sig) < 0 && errno != ESRCH) {
     int e = errno;
-    g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "kill: %s", g_strerror(e));
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_IO, "kill: %s", g_strerror(e));
     agent_rpc_reply_error(c, id, err);
     return;
   }
@@ -306,7 +306,7 @@ void agent_m_resize(KvConn *c, guint32 id, JsonObject *params) {
     return;
   }
   if (p->pty < 0) {
-    g_set_error(&err, AGENT_ERROR, AGENT_E_STATE,
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_STATE,
                 p->exited ? "the process has already exited" : "the process has no terminal");
     agent_rpc_reply_error(c, id, err);
     return;
@@ -315,7 +315,7 @@ void agent_m_resize(KvConn *c, guint32 id, JsonObject *params) {
   struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
   if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0) {
     int e = errno;
-    g_set_error(&err, AGENT_ERROR, AGENT_E_IO, "resize: %s", g_strerror(e));
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_IO, "resize: %s", g_strerror(e));
     agent_rpc_reply_error(c, id, err);
     return;
   }

@@ -86,7 +86,7 @@ static gboolean set_online(int cpu, gboolean on) {
 void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
   gint64 want = p_int(params, "online", 0);
   if (want < 1 || want > 1024) {
-    reply_err(c, id, AGENT_E_INVALID, "cpus_set: online must be 1..1024");
+    reply_err(c, id, KV_E_INVALID, "cpus_set: online must be 1..1024");
     return;
   }
   /* A vCPU plugged by the host appears a moment later; wait for it. */
@@ -96,7 +96,7 @@ void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
     while (!g_file_test(dir, G_FILE_TEST_IS_DIR) && g_get_monotonic_time() < deadline)
       g_usleep(20000);
     if (!set_online(cpu, TRUE)) {
-      reply_err(c, id, AGENT_E_IO, "cannot online cpu%d: %s", cpu, g_strerror(errno));
+      reply_err(c, id, KV_E_IO, "cannot online cpu%d: %s", cpu, g_strerror(errno));
       return;
     }
   }
@@ -108,7 +108,7 @@ void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
     g_autofree char *f = g_strdup_printf("%s/online", dir);
     g_autofree char *v = NULL;
     if (g_file_get_contents(f, &v, NULL, NULL) && v[0] == '1' && !set_online(cpu, FALSE)) {
-      reply_err(c, id, AGENT_E_IO, "cannot offline cpu%d: %s", cpu, g_strerror(errno));
+      reply_err(c, id, KV_E_IO, "cannot offline cpu%d: %s", cpu, g_strerror(errno));
       return;
     }
   }
@@ -162,7 +162,7 @@ static int link_set(struct nl_sock *sk, int ifindex, guint mtu, gboolean up) {
 void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
   const char *mac = p_str(params, "mac");
   if (!mac || strlen(mac) != 17) {
-    reply_err(c, id, AGENT_E_INVALID, "nic_config: mac must be xx:xx:xx:xx:xx:xx");
+    reply_err(c, id, KV_E_INVALID, "nic_config: mac must be xx:xx:xx:xx:xx:xx");
     return;
   }
   g_autofree char *ifname = NULL;
@@ -170,12 +170,12 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
   while (!(ifname = iface_by_mac(mac)) && g_get_monotonic_time() < deadline)
     g_usleep(20000);
   if (!ifname) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s appeared", mac);
+    reply_err(c, id, KV_E_NOT_FOUND, "no network interface with MAC %s appeared", mac);
     return;
   }
   struct nl_sock *sk = nl_open();
   if (!sk) {
-    reply_err(c, id, AGENT_E_IO, "netlink: cannot connect");
+    reply_err(c, id, KV_E_IO, "netlink: cannot connect");
     return;
   }
   int ifindex = (int)if_nametoindex(ifname);
@@ -190,7 +190,7 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
     struct nl_addr *local = NULL;
     if (!cidr || nl_addr_parse(cidr, AF_UNSPEC, &local) < 0 || !strchr(cidr, '/')) {
       nl_socket_free(sk);
-      reply_err(c, id, AGENT_E_INVALID, "nic_config: address '%s' is not CIDR", cidr ? cidr : "?");
+      reply_err(c, id, KV_E_INVALID, "nic_config: address '%s' is not CIDR", cidr ? cidr : "?");
       return;
     }
     struct rtnl_addr *a = rtnl_addr_alloc();
@@ -205,7 +205,7 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
     struct nl_addr *gwa = NULL, *dst = NULL;
     if (nl_addr_parse(gw, AF_UNSPEC, &gwa) < 0) {
       nl_socket_free(sk);
-      reply_err(c, id, AGENT_E_INVALID, "nic_config: gateway '%s' is not an address", gw);
+      reply_err(c, id, KV_E_INVALID, "nic_config: gateway '%s' is not an address", gw);
       return;
     }
     nl_addr_parse(nl_addr_get_family(gwa) == AF_INET6 ? "::/0" : "0.0.0.0/0", AF_UNSPEC, &dst);
@@ -223,7 +223,7 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
   }
   nl_socket_free(sk);
   if (rc < 0) {
-    reply_err(c, id, AGENT_E_IO, "configuring %s: %s", ifname, nl_geterror(rc));
+    reply_err(c, id, KV_E_IO, "configuring %s: %s", ifname, nl_geterror(rc));
     return;
   }
   g_autoptr(JsonObject) r = json_object_new();
@@ -235,7 +235,7 @@ void agent_m_nic_remove(KvConn *c, guint32 id, JsonObject *params) {
   const char *mac = p_str(params, "mac");
   g_autofree char *ifname = mac ? iface_by_mac(mac) : NULL;
   if (!ifname) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s", mac ? mac : "?");
+    reply_err(c, id, KV_E_NOT_FOUND, "no network interface with MAC %s", mac ? mac : "?");
     return;
   }
   struct nl_sock *sk = nl_open();
@@ -348,11 +348,11 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
     disks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, disk_free);
   const char *serial = p_str(params, "serial");
   if (!serial || !*serial || strlen(serial) > 20) {
-    reply_err(c, id, AGENT_E_INVALID, "disk_add: serial must be 1..20 characters");
+    reply_err(c, id, KV_E_INVALID, "disk_add: serial must be 1..20 characters");
     return;
   }
   if (g_hash_table_contains(disks, serial)) {
-    reply_err(c, id, AGENT_E_EXISTS, "disk %s is already set up", serial);
+    reply_err(c, id, KV_E_EXISTS, "disk %s is already set up", serial);
     return;
   }
   dev_t devnum = 0;
@@ -361,7 +361,7 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
   while (!(dev = block_by_serial(serial, &devnum)) && g_get_monotonic_time() < deadline)
     g_usleep(20000);
   if (!dev) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no disk with serial %s appeared", serial);
+    reply_err(c, id, KV_E_NOT_FOUND, "no disk with serial %s appeared", serial);
     return;
   }
   Disk *d = g_new0(Disk, 1);
@@ -374,14 +374,13 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
     AgentContainer *ct = agent_container_lookup(cid, &e);
     if (!ct || !ct->init || ct->init->pid <= 0 || ct->status != AGENT_CONTAINER_RUNNING) {
       disk_free(d);
-      reply_err(c, id, ct ? AGENT_E_STATE : AGENT_E_NOT_FOUND, "container %s: %s", cid,
+      reply_err(c, id, ct ? KV_E_STATE : KV_E_NOT_FOUND, "container %s: %s", cid,
                 e ? e->message : "not running");
       return;
     }
     if (path[0] != '/' || strstr(path, "..")) {
       disk_free(d);
-      reply_err(c, id, AGENT_E_INVALID, "disk mount path '%s' must be absolute, without '..'",
-                path);
+      reply_err(c, id, KV_E_INVALID, "disk mount path '%s' must be absolute, without '..'", path);
       return;
     }
     gboolean ro =
@@ -392,7 +391,7 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
     int rc = mount_in_ns(ct->init->pid, devnum, path, ro, FALSE);
     if (rc) {
       disk_free(d);
-      reply_err(c, id, AGENT_E_IO, "mounting %s at %s in container %s: %s", dev, path, cid,
+      reply_err(c, id, KV_E_IO, "mounting %s at %s in container %s: %s", dev, path, cid,
                 g_strerror(rc));
       return;
     }
@@ -410,14 +409,14 @@ void agent_m_disk_remove(KvConn *c, guint32 id, JsonObject *params) {
   const char *serial = p_str(params, "serial");
   Disk *d = serial && disks ? g_hash_table_lookup(disks, serial) : NULL;
   if (!d) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "disk %s is not set up", serial ? serial : "?");
+    reply_err(c, id, KV_E_NOT_FOUND, "disk %s is not set up", serial ? serial : "?");
     return;
   }
   if (d->container) {
     dev_t unused = 0;
     int rc = kill(d->ns_pid, 0) == 0 ? mount_in_ns(d->ns_pid, unused, d->path, FALSE, TRUE) : 0;
     if (rc && rc != EINVAL && rc != ENOENT) {
-      reply_err(c, id, AGENT_E_IO, "unmounting %s from container %s: %s", d->path, d->container,
+      reply_err(c, id, KV_E_IO, "unmounting %s from container %s: %s", d->path, d->container,
                 g_strerror(rc));
       return;
     }

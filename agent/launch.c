@@ -3,7 +3,7 @@
  * fork: system calls, snprintf into stack buffers, no allocation, no glib.
  */
 #include "launch.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -649,7 +649,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
   int pidp[2], statp[2];
   if (pipe2(pidp, O_CLOEXEC) < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     return -1;
   }
   /* A socket, not a pipe: a terminal's master travels on it. */
@@ -657,7 +657,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
     int e = errno;
     close(pidp[0]);
     close(pidp[1]);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     return -1;
   }
   pid_t mid = fork();
@@ -667,7 +667,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
     close(pidp[1]);
     close(statp[0]);
     close(statp[1]);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "fork: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "fork: %s", g_strerror(e));
     return -1;
   }
   if (mid == 0) {
@@ -697,7 +697,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
   }
   close(pidp[0]);
   close(statp[0]);
-  g_set_error(error, AGENT_ERROR, AGENT_E_IO, "%s",
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "%s",
               msg[0] != '\0' ? msg : "the setup process died");
   return -1;
 }

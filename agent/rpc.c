@@ -24,12 +24,8 @@
 
 typedef void (*AgentMethodFunc)(KvConn *c, guint32 id, JsonObject *params);
 
-/* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
-G_DEFINE_QUARK(katavm - agent - error - quark, agent_error)
-
 void agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error) {
-  int code = error->domain == AGENT_ERROR ? error->code : AGENT_E_IO;
-  kv_conn_reply_error(c, id, code, error->message);
+  kv_reply_gerror(c, id, error, KV_E_IO);
 }
 
 void agent_rpc_conn_closed(KvConn *c) {
@@ -37,6 +33,7 @@ void agent_rpc_conn_closed(KvConn *c) {
   agent_containers_conn_closed(c);
 }
 
+/* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
 static gint64 count_cpu_list(const char *list) {
   gint64 n = 0;
   g_auto(GStrv) parts = g_strsplit(list, ",", -1);
@@ -136,5 +133,5 @@ void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *par
   }
   g_autofree char *msg =
       g_strdup_printf("unknown method \"%s\" (agent %s)", method, KATAVM_VERSION);
-  kv_conn_reply_error(c, id, AGENT_ERR_UNKNOWN_METHOD, msg);
+  kv_conn_reply_error(c, id, KV_E_UNSUPPORTED, msg);
 }

@@ -14,7 +14,7 @@
 
 typedef struct _AgentSeccomp AgentSeccomp;
 
-/* Returns the compiled profile, or NULL with an AGENT_ERROR naming what is
+/* Returns the compiled profile, or NULL with an KV_ERROR_DOMAIN naming what is
  * wrong ('seccomp: unknown syscall "foo"'). */
 AgentSeccomp *agent_seccomp_compile(JsonObject *profile, GError **error);
 void agent_seccomp_free(AgentSeccomp *s);

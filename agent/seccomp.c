@@ -2,7 +2,7 @@
  * named so as not to shadow libseccomp's <seccomp.h> on the include path).
  */
 #include "seccomp-profile.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -33,7 +33,7 @@ static gboolean bad(GError **error, const char *fmt, ...) {
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "seccomp: %s", msg);
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "seccomp: %s", msg);
   return FALSE;
 }
 
@@ -109,7 +109,7 @@ static gboolean parse_action(const char *name, gboolean has_ret, guint32 ret, co
   else if (strcmp(name, "SCMP_ACT_LOG") == 0)
     *out = SCMP_ACT_LOG;
   else if (strcmp(name, "SCMP_ACT_NOTIFY") == 0) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                 "seccomp: %s: SCMP_ACT_NOTIFY is not supported in the guest "
                 "(no listener)",
                 path);
@@ -278,7 +278,7 @@ AgentSeccomp *agent_seccomp_compile(JsonObject *profile, GError **error) {
       !get_string(profile, "listenerPath", "linux.seccomp", &listener, error))
     return NULL;
   if (listener != NULL && *listener != '\0') {
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                 "seccomp: listenerPath is not supported in the guest");
     return NULL;
   }

@@ -1,6 +1,6 @@
 /* agent/spec.c: OCI runtime spec parsing and validation (see spec.h). */
 #include "spec.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <linux/capability.h>
 #include <sched.h>
@@ -22,7 +22,7 @@ static gboolean invalid(GError **error, const char *fmt, ...) {
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error_literal(error, AGENT_ERROR, AGENT_E_INVALID, msg);
+  g_set_error_literal(error, KV_ERROR_DOMAIN, KV_E_INVALID, msg);
   return FALSE;
 }
 
@@ -644,7 +644,7 @@ static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) 
     type_ok = type_ok || strcmp(mount_types[i], type) == 0;
   if (!type_ok) {
     mount_free(m);
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                 "%s.type \"%s\" is not supported in the guest (bind, proc, "
                 "sysfs, tmpfs, devpts, mqueue, cgroup, cgroup2, ramfs)",
                 path, type);
@@ -786,14 +786,14 @@ static gboolean parse_namespaces(JsonArray *a, int *flags, GError **error) {
     }
     if (flag == 0) {
       if (strcmp(type, "user") == 0 || strcmp(type, "time") == 0) {
-        g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+        g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                     "%s: %s namespaces are not supported in the guest", path, type);
         return FALSE;
       }
       return invalid(error, "%s.type: unknown namespace \"%s\"", path, type);
     }
     if (nspath != NULL && *nspath != '\0') {
-      g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                   "%s: joining a %s namespace by path (\"%s\") is not "
                   "supported in the guest",
                   path, type, nspath);
