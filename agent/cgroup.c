@@ -89,7 +89,7 @@ static gboolean need(const char *controller, const char *what, GError **error) {
   return FALSE;
 }
 
-static gboolean apply(const char *dir, const AgentResources *r, GError **error) {
+static gboolean apply(const char *dir, const KvOciResources *r, GError **error) {
   char buf[64];
   if (r->memory_limit > 0 || r->memory_reservation > 0 || r->memory_swap > 0) {
     if (!need("memory", "linux.resources.memory", error))
@@ -155,7 +155,7 @@ static gboolean apply(const char *dir, const AgentResources *r, GError **error) 
   return TRUE;
 }
 
-char *agent_cgroup_create(const char *id, const AgentResources *r, GError **error) {
+char *agent_cgroup_create(const char *id, const KvOciResources *r, GError **error) {
   if (!init_hierarchy(error))
     return NULL;
   g_autofree char *dir = g_build_filename(PARENT, id, NULL);

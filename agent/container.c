@@ -416,7 +416,7 @@ static void container_free(AgentContainer *ct) {
   }
   for (guint i = 0; i < ct->n_path_pins; i++)
     close(ct->path_pins[i]);
-  agent_container_spec_free(ct->spec);
+  kv_ocispec_free(ct->spec);
   agent_seccomp_free(ct->seccomp);
   g_free(ct->rootfs);
   g_free(ct->home);
@@ -583,7 +583,7 @@ static void pin_container_path(AgentContainer *ct) {
   int root = open(ct->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0)
     return;
-  const char *path = agent_env_get(ct->spec->process->env, "PATH");
+  const char *path = kv_ocispec_env_get(ct->spec->process->env, "PATH");
   guint tries = 0;
   g_autoptr(GHashTable) done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   if (path != NULL)
@@ -603,11 +603,11 @@ char *agent_home_of(const char *rootfs, uid_t uid) {
   return home;
 }
 
-char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs, const char *home_of_uid,
+char **agent_process_envp(const KvOciProcess *proc, const char *rootfs, const char *home_of_uid,
                           uid_t uid) {
   g_autoptr(GStrvBuilder) b = g_strv_builder_new();
   g_strv_builder_addv(b, (const char **)proc->env);
-  if (agent_env_get(proc->env, "HOME") == NULL) {
+  if (kv_ocispec_env_get(proc->env, "HOME") == NULL) {
     g_autofree char *looked_up = NULL;
     const char *home = home_of_uid;
     if (home == NULL || proc->uid != uid)
@@ -627,13 +627,13 @@ static void ensure_reaper(void) {
   done = TRUE;
 }
 
-static char **resolve_bind_sources(const AgentContainerSpec *spec, const char *rootfs) {
+static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs) {
   /* Relative sources are relative to the bundle, the rootfs's parent, as
    * OCI puts it; absolute ones are guest paths (the host shares them). */
   g_autofree char *bundle = g_path_get_dirname(rootfs);
   char **out = g_new0(char *, spec->mounts->len + 1);
   for (guint i = 0; i < spec->mounts->len; i++) {
-    const AgentMount *m = g_ptr_array_index(spec->mounts, i);
+    const KvOciMount *m = g_ptr_array_index(spec->mounts, i);
     if (!m->bind)
       out[i] = g_strdup("");
     else if (g_path_is_absolute(m->source))
@@ -659,8 +659,7 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
                 "params.spec must be an OCI runtime spec object");
     return FALSE;
   }
-  g_autoptr(AgentContainerSpec) spec =
-      agent_container_spec_parse(json_node_get_object(spec_node), error);
+  g_autoptr(KvOciSpec) spec = kv_ocispec_parse(json_node_get_object(spec_node), error);
   if (spec == NULL)
     return FALSE;
 
@@ -724,7 +723,7 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
     return FALSE;
   }
 
-  g_autofree char *home = agent_env_get(spec->process->env, "HOME") == NULL
+  g_autofree char *home = kv_ocispec_env_get(spec->process->env, "HOME") == NULL
                               ? agent_home_of(rootfs, spec->process->uid)
                               : NULL;
   g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs, home, spec->process->uid);
@@ -742,7 +741,7 @@ static gboolean create_container(KvConn *c, guint32 id, JsonObject *params, GErr
       .terminal = spec->process->terminal,
       .proc = spec->process,
       .envp = envp,
-      .path_env = agent_env_get(spec->process->env, "PATH"),
+      .path_env = kv_ocispec_env_get(spec->process->env, "PATH"),
       .seccomp = seccomp,
       .last_cap = agent_launch_last_cap(),
   };

@@ -65,7 +65,7 @@ struct _AgentContainer {
   char *id;
   AgentContainerStatus status;
   gboolean removing;
-  AgentContainerSpec *spec;
+  KvOciSpec *spec;
   AgentSeccomp *seccomp;
   char *rootfs;
   char *cgroup;
@@ -117,7 +117,7 @@ typedef struct {
   int ours[3]; /* stdin write end, stdout/stderr read ends; -1 unused */
 } AgentStdio;
 
-gboolean agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3], AgentStdio *io,
+gboolean agent_stdio_prepare(const KvOciProcess *proc, const guint32 ids[3], AgentStdio *io,
                              GError **error);
 /* Turns our ends into streams of p on conn. With a terminal the streams
  * start without an fd: the process sends its pty master once it has one
@@ -131,7 +131,7 @@ gboolean agent_stdio_parse_ids(JsonObject *params, guint32 ids[3], GError **erro
 /* The environment a process starts with: env plus HOME when env has none:
  * home_of_uid when the process runs as uid (the container's cached HOME,
  * may be NULL), else from the rootfs's /etc/passwd ("/" when not there). */
-char **agent_process_envp(const AgentProcessSpec *proc, const char *rootfs, const char *home_of_uid,
+char **agent_process_envp(const KvOciProcess *proc, const char *rootfs, const char *home_of_uid,
                           uid_t uid);
 /* HOME of uid in the rootfs's /etc/passwd, "/" when it has none. */
 char *agent_home_of(const char *rootfs, uid_t uid);

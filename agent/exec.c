@@ -44,7 +44,7 @@ static int open_null(GError **error) {
   return fd;
 }
 
-gboolean agent_stdio_prepare(const AgentProcessSpec *proc, const guint32 ids[3], AgentStdio *io,
+gboolean agent_stdio_prepare(const KvOciProcess *proc, const guint32 ids[3], AgentStdio *io,
                              GError **error) {
   *io = (AgentStdio){.child = {-1, -1, -1}, .ours = {-1, -1, -1}};
   for (int i = 0; i < 3 && proc->terminal; i++) {
@@ -188,8 +188,8 @@ static gboolean exec_process(KvConn *c, guint32 id, JsonObject *params, GError *
                 "params.process must be an OCI process object");
     return FALSE;
   }
-  g_autoptr(AgentProcessSpec) proc =
-      agent_process_spec_parse(json_node_get_object(pn), ct->spec->process, "exec: process", error);
+  g_autoptr(KvOciProcess) proc =
+      kv_ocispec_process_parse(json_node_get_object(pn), ct->spec->process, "exec: process", error);
   if (proc == NULL)
     return FALSE;
   guint32 ids[3];
@@ -216,7 +216,7 @@ static gboolean exec_process(KvConn *c, guint32 id, JsonObject *params, GError *
   l.terminal = proc->terminal;
   l.proc = proc;
   l.envp = envp;
-  l.path_env = agent_env_get(proc->env, "PATH");
+  l.path_env = kv_ocispec_env_get(proc->env, "PATH");
   l.seccomp = ct->seccomp;
   l.last_cap = agent_launch_last_cap();
   int status_fd = -1;
