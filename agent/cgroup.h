@@ -9,7 +9,7 @@
  */
 #pragma once
 
-#include "spec.h"
+#include "ocispec.h"
 
 #include <glib.h>
 

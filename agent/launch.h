@@ -28,7 +28,7 @@
 #pragma once
 
 #include "seccomp-profile.h"
-#include "spec.h"
+#include "ocispec.h"
 
 #include <glib.h>
 #include <sys/types.h>

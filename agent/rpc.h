@@ -1,16 +1,15 @@
-/* agent/rpc.h: the methods the agent answers (names and result shapes are
- * defined in lib/proto/proto.h, the contract with the host), and the error
- * codes of its RESPONSE frames.
+/* agent/rpc.h: the top of the agent's request handling. One table maps
+ * each agent method of the contract (lib/proto/msg.h) to its handler; the
+ * dispatcher looks the method up, decodes its params with the contract,
+ * calls the handler and replies once with its result or error (call.h).
  */
 #pragma once
 
 #include "msg.h"
 
-/* Answers one REQUEST: always exactly one reply (result or error). */
+/* Answers one REQUEST: always exactly one reply (result or error), now or,
+ * for the methods that answer later, once the answer is known. */
 void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *params);
-/* Replies with error's message; its code when error is in KV_ERROR_DOMAIN,
- * KV_E_IO otherwise. */
-void agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error);
 /* The host connection c went away: forget what was bound to it (streams,
  * waiting requests). */
 void agent_rpc_conn_closed(KvConn *c);
