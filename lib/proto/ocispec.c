@@ -32,7 +32,9 @@ static gboolean node_is(JsonNode *n, GType t) {
 }
 
 /* Integers above G_MAXINT64 (RLIM_INFINITY written out as
- * 18446744073709551615) reach us as doubles. */
+ * 18446744073709551615) reach us as doubles from some json-glib versions;
+ * others (1.6) hand them over wrapped into a negative gint64: see
+ * get_u64. */
 static gboolean node_to_int(JsonNode *n, gint64 *i, guint64 *u, gboolean *is_unsigned) {
   if (node_is(n, G_TYPE_INT64)) {
     *i = json_node_get_int(n);
@@ -68,8 +70,11 @@ static gboolean get_int(JsonObject *o, const char *name, const char *path, gint6
   return TRUE;
 }
 
-/* Unsigned integers up to max (2^64-1 included: json-glib hands values
- * above G_MAXINT64 over as doubles, exact for the masks people write). */
+/* Unsigned integers up to max. Where max is 2^64-1 (rlimits, seccomp
+ * masks) a negative gint64 is taken as the u64 it wraps: json-glib 1.6
+ * parses 18446744073709551615 (RLIM_INFINITY, as podman writes it) as -1,
+ * so "-1" cannot be told from it and means the same. Values json-glib
+ * hands over as doubles are exact for the masks people write. */
 static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint64 max,
                         gboolean required, guint64 *out, GError **error) {
   JsonNode *n = member(o, name);
@@ -80,7 +85,8 @@ static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint
   gboolean uns = FALSE;
   if (n == NULL)
     return invalid(error, "%s.%s is required", path, name);
-  if (!node_to_int(n, &i, &u, &uns) || (!uns && i < 0) || (uns ? u : (guint64)i) > max)
+  if (!node_to_int(n, &i, &u, &uns) || (!uns && i < 0 && max != G_MAXUINT64) ||
+      (uns ? u : (guint64)i) > max)
     return invalid(error, "%s.%s must be an integer from 0 to %" G_GUINT64_FORMAT, path, name, max);
   *out = uns ? u : (guint64)i;
   return TRUE;
