@@ -1,7 +1,7 @@
 /* agent/cgroup.c: per-container cgroups (see cgroup.h). */
 #include "cgroup.h"
 #include "log.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,14 +23,14 @@ static gboolean write_file(const char *dir, const char *file, const char *value,
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", path, g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: open %s: %s", path, g_strerror(e));
     return FALSE;
   }
   ssize_t n = write(fd, value, strlen(value));
   int e = errno;
   close(fd);
   if (n != (ssize_t)strlen(value)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: writing \"%s\" to %s: %s", value, path,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: writing \"%s\" to %s: %s", value, path,
                 n < 0 ? g_strerror(e) : "short write");
     return FALSE;
   }
@@ -53,14 +53,14 @@ static gboolean init_hierarchy(GError **error) {
     return TRUE;
   g_autofree char *available = NULL;
   if (!g_file_get_contents(AGENT_CGROUP_ROOT "/cgroup.controllers", &available, NULL, NULL)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO,
                 "cgroup: cgroup2 is not mounted at " AGENT_CGROUP_ROOT);
     return FALSE;
   }
   g_auto(GStrv) have = g_strsplit_set(g_strstrip(available), " \n", -1);
   if (mkdir(PARENT, 0755) < 0 && errno != EEXIST) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s", PARENT, g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: mkdir %s: %s", PARENT, g_strerror(e));
     return FALSE;
   }
   for (gsize i = 0; i < G_N_ELEMENTS(wanted); i++) {
@@ -82,14 +82,14 @@ static gboolean init_hierarchy(GError **error) {
 static gboolean need(const char *controller, const char *what, GError **error) {
   if (controller_enabled(controller))
     return TRUE;
-  g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
               "cgroup: %s needs the %s controller, which the guest kernel "
               "does not offer",
               what, controller);
   return FALSE;
 }
 
-static gboolean apply(const char *dir, const AgentResources *r, GError **error) {
+static gboolean apply(const char *dir, const KvOciResources *r, GError **error) {
   char buf[64];
   if (r->memory_limit > 0 || r->memory_reservation > 0 || r->memory_swap > 0) {
     if (!need("memory", "linux.resources.memory", error))
@@ -155,14 +155,14 @@ static gboolean apply(const char *dir, const AgentResources *r, GError **error) 
   return TRUE;
 }
 
-char *agent_cgroup_create(const char *id, const AgentResources *r, GError **error) {
+char *agent_cgroup_create(const char *id, const KvOciResources *r, GError **error) {
   if (!init_hierarchy(error))
     return NULL;
   g_autofree char *dir = g_build_filename(PARENT, id, NULL);
   /* A cgroup left by an earlier container of the same id goes if empty. */
   if (mkdir(dir, 0755) < 0 && (errno != EEXIST || rmdir(dir) < 0 || mkdir(dir, 0755) < 0)) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: mkdir %s: %s", dir, g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: mkdir %s: %s", dir, g_strerror(e));
     return NULL;
   }
   if (!apply(dir, r, error)) {
@@ -177,7 +177,7 @@ int agent_cgroup_open_procs(const char *path, GError **error) {
   int fd = open(f, O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: open %s: %s", f, g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: open %s: %s", f, g_strerror(e));
   }
   return fd;
 }
@@ -189,7 +189,7 @@ gboolean agent_cgroup_signal_all(const char *path, int sig, GError **error) {
   g_autofree char *text = NULL;
   g_autoptr(GError) err = NULL;
   if (!g_file_get_contents(f, &text, NULL, &err)) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: %s", err->message);
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: %s", err->message);
     return FALSE;
   }
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
@@ -213,6 +213,6 @@ gboolean agent_cgroup_remove(const char *path, GError **error) {
   if (rmdir(path) == 0 || errno == ENOENT)
     return TRUE;
   int e = errno;
-  g_set_error(error, AGENT_ERROR, AGENT_E_IO, "cgroup: rmdir %s: %s", path, g_strerror(e));
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: rmdir %s: %s", path, g_strerror(e));
   return FALSE;
 }

@@ -9,7 +9,7 @@
  */
 #pragma once
 
-#include "spec.h"
+#include "ocispec.h"
 
 #include <glib.h>
 
@@ -17,7 +17,7 @@
 
 /* Creates the container's cgroup and applies the limits of r. Returns its
  * path, or NULL with an error naming the file and value that failed. */
-char *agent_cgroup_create(const char *id, const AgentResources *r, GError **error);
+char *agent_cgroup_create(const char *id, const KvOciResources *r, GError **error);
 /* cgroup.procs of path, opened for writing: a child process joins the
  * cgroup by writing "0" to it, before it forks the container's process. */
 int agent_cgroup_open_procs(const char *path, GError **error);

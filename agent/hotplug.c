@@ -8,7 +8,6 @@
 
 #include "container.h"
 #include "log.h"
-#include "rpc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,28 +31,15 @@
  * returns (PCI hotplug, driver probe). */
 #define DEVICE_WAIT_US (20 * G_USEC_PER_SEC)
 
-static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
-static void reply_err(KvConn *c, guint32 id, int code, const char *fmt, ...) {
+static gboolean fail(GError **error, KvCode code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean fail(GError **error, KvCode code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   g_autofree char *m = g_strdup_vprintf(fmt, ap);
   va_end(ap);
   agent_debug("hotplug: %s", m);
-  kv_conn_reply_error(c, id, code, m);
-}
-
-static gint64 p_int(JsonObject *o, const char *k, gint64 def) {
-  JsonNode *n = json_object_get_member(o, k);
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64
-             ? json_node_get_int(n)
-             : def;
-}
-
-static const char *p_str(JsonObject *o, const char *k) {
-  JsonNode *n = json_object_get_member(o, k);
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
-             ? json_node_get_string(n)
-             : NULL;
+  g_set_error_literal(error, KV_ERROR_DOMAIN, code, m);
+  return FALSE;
 }
 
 /* ---- CPUs ---- */
@@ -83,11 +69,11 @@ static gboolean set_online(int cpu, gboolean on) {
   return ok;
 }
 
-void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
-  gint64 want = p_int(params, "online", 0);
+gboolean agent_m_cpus_set(AgentCall *call, const KvCpusSetParams *params, KvCpusResult *r,
+                          GError **error) {
+  gint64 want = params->online;
   if (want < 1 || want > 1024) {
-    reply_err(c, id, AGENT_E_INVALID, "cpus_set: online must be 1..1024");
-    return;
+    return fail(error, KV_E_INVALID, "cpus_set: online must be 1..1024");
   }
   /* A vCPU plugged by the host appears a moment later; wait for it. */
   gint64 deadline = g_get_monotonic_time() + DEVICE_WAIT_US;
@@ -96,8 +82,7 @@ void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
     while (!g_file_test(dir, G_FILE_TEST_IS_DIR) && g_get_monotonic_time() < deadline)
       g_usleep(20000);
     if (!set_online(cpu, TRUE)) {
-      reply_err(c, id, AGENT_E_IO, "cannot online cpu%d: %s", cpu, g_strerror(errno));
-      return;
+      return fail(error, KV_E_IO, "cannot online cpu%d: %s", cpu, g_strerror(errno));
     }
   }
   /* Shrinking offlines (the host never unplugs vCPUs). */
@@ -108,13 +93,11 @@ void agent_m_cpus_set(KvConn *c, guint32 id, JsonObject *params) {
     g_autofree char *f = g_strdup_printf("%s/online", dir);
     g_autofree char *v = NULL;
     if (g_file_get_contents(f, &v, NULL, NULL) && v[0] == '1' && !set_online(cpu, FALSE)) {
-      reply_err(c, id, AGENT_E_IO, "cannot offline cpu%d: %s", cpu, g_strerror(errno));
-      return;
+      return fail(error, KV_E_IO, "cannot offline cpu%d: %s", cpu, g_strerror(errno));
     }
   }
-  g_autoptr(JsonObject) r = json_object_new();
-  json_object_set_int_member(r, "cpus_online", online_count());
-  kv_conn_reply(c, id, r);
+  r->cpus_online = online_count();
+  return TRUE;
 }
 
 /* ---- NICs ---- */
@@ -159,39 +142,31 @@ static int link_set(struct nl_sock *sk, int ifindex, guint mtu, gboolean up) {
   return rc;
 }
 
-void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
-  const char *mac = p_str(params, "mac");
+gboolean agent_m_nic_config(AgentCall *call, const KvNicConfigParams *params, KvNicConfigResult *r,
+                            GError **error) {
+  const char *mac = params->mac;
   if (!mac || strlen(mac) != 17) {
-    reply_err(c, id, AGENT_E_INVALID, "nic_config: mac must be xx:xx:xx:xx:xx:xx");
-    return;
+    return fail(error, KV_E_INVALID, "nic_config: mac must be xx:xx:xx:xx:xx:xx");
   }
   g_autofree char *ifname = NULL;
   gint64 deadline = g_get_monotonic_time() + DEVICE_WAIT_US;
   while (!(ifname = iface_by_mac(mac)) && g_get_monotonic_time() < deadline)
     g_usleep(20000);
   if (!ifname) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s appeared", mac);
-    return;
+    return fail(error, KV_E_NOT_FOUND, "no network interface with MAC %s appeared", mac);
   }
   struct nl_sock *sk = nl_open();
   if (!sk) {
-    reply_err(c, id, AGENT_E_IO, "netlink: cannot connect");
-    return;
+    return fail(error, KV_E_IO, "netlink: cannot connect");
   }
   int ifindex = (int)if_nametoindex(ifname);
-  int rc = link_set(sk, ifindex, (guint)p_int(params, "mtu", 0), TRUE);
-  JsonNode *an = json_object_get_member(params, "addresses");
-  JsonArray *addrs = an && JSON_NODE_HOLDS_ARRAY(an) ? json_node_get_array(an) : NULL;
-  for (guint i = 0; rc >= 0 && addrs && i < json_array_get_length(addrs); i++) {
-    JsonNode *e = json_array_get_element(addrs, i);
-    const char *cidr = JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_STRING
-                           ? json_node_get_string(e)
-                           : NULL;
+  int rc = link_set(sk, ifindex, (guint)params->mtu, TRUE);
+  for (char **ap = params->addresses; rc >= 0 && ap != NULL && *ap != NULL; ap++) {
+    const char *cidr = *ap;
     struct nl_addr *local = NULL;
     if (!cidr || nl_addr_parse(cidr, AF_UNSPEC, &local) < 0 || !strchr(cidr, '/')) {
       nl_socket_free(sk);
-      reply_err(c, id, AGENT_E_INVALID, "nic_config: address '%s' is not CIDR", cidr ? cidr : "?");
-      return;
+      return fail(error, KV_E_INVALID, "nic_config: address '%s' is not CIDR", cidr ? cidr : "?");
     }
     struct rtnl_addr *a = rtnl_addr_alloc();
     rtnl_addr_set_ifindex(a, ifindex);
@@ -200,13 +175,12 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
     rtnl_addr_put(a);
     nl_addr_put(local);
   }
-  const char *gw = p_str(params, "gateway");
+  const char *gw = params->gateway;
   if (rc >= 0 && gw) {
     struct nl_addr *gwa = NULL, *dst = NULL;
     if (nl_addr_parse(gw, AF_UNSPEC, &gwa) < 0) {
       nl_socket_free(sk);
-      reply_err(c, id, AGENT_E_INVALID, "nic_config: gateway '%s' is not an address", gw);
-      return;
+      return fail(error, KV_E_INVALID, "nic_config: gateway '%s' is not an address", gw);
     }
     nl_addr_parse(nl_addr_get_family(gwa) == AF_INET6 ? "::/0" : "0.0.0.0/0", AF_UNSPEC, &dst);
     struct rtnl_route *rt = rtnl_route_alloc();
@@ -223,27 +197,25 @@ void agent_m_nic_config(KvConn *c, guint32 id, JsonObject *params) {
   }
   nl_socket_free(sk);
   if (rc < 0) {
-    reply_err(c, id, AGENT_E_IO, "configuring %s: %s", ifname, nl_geterror(rc));
-    return;
+    return fail(error, KV_E_IO, "configuring %s: %s", ifname, nl_geterror(rc));
   }
-  g_autoptr(JsonObject) r = json_object_new();
-  json_object_set_string_member(r, "ifname", ifname);
-  kv_conn_reply(c, id, r);
+  r->ifname = g_steal_pointer(&ifname);
+  return TRUE;
 }
 
-void agent_m_nic_remove(KvConn *c, guint32 id, JsonObject *params) {
-  const char *mac = p_str(params, "mac");
+gboolean agent_m_nic_remove(AgentCall *call, const KvNicRemoveParams *params, KvEmpty *r,
+                            GError **error) {
+  const char *mac = params->mac;
   g_autofree char *ifname = mac ? iface_by_mac(mac) : NULL;
   if (!ifname) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no network interface with MAC %s", mac ? mac : "?");
-    return;
+    return fail(error, KV_E_NOT_FOUND, "no network interface with MAC %s", mac ? mac : "?");
   }
   struct nl_sock *sk = nl_open();
   if (sk) {
     link_set(sk, (int)if_nametoindex(ifname), 0, FALSE);
     nl_socket_free(sk);
   }
-  kv_conn_reply(c, id, NULL);
+  return TRUE;
 }
 
 /* ---- disks ---- */
@@ -343,17 +315,16 @@ static int mount_in_ns(pid_t ns_pid, dev_t devnum, const char *path, gboolean ro
   return WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
 }
 
-void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
+gboolean agent_m_disk_add(AgentCall *call, const KvDiskAddParams *params, KvDiskAddResult *r,
+                          GError **error) {
   if (!disks)
     disks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, disk_free);
-  const char *serial = p_str(params, "serial");
+  const char *serial = params->serial;
   if (!serial || !*serial || strlen(serial) > 20) {
-    reply_err(c, id, AGENT_E_INVALID, "disk_add: serial must be 1..20 characters");
-    return;
+    return fail(error, KV_E_INVALID, "disk_add: serial must be 1..20 characters");
   }
   if (g_hash_table_contains(disks, serial)) {
-    reply_err(c, id, AGENT_E_EXISTS, "disk %s is already set up", serial);
-    return;
+    return fail(error, KV_E_EXISTS, "disk %s is already set up", serial);
   }
   dev_t devnum = 0;
   g_autofree char *dev = NULL;
@@ -361,69 +332,58 @@ void agent_m_disk_add(KvConn *c, guint32 id, JsonObject *params) {
   while (!(dev = block_by_serial(serial, &devnum)) && g_get_monotonic_time() < deadline)
     g_usleep(20000);
   if (!dev) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "no disk with serial %s appeared", serial);
-    return;
+    return fail(error, KV_E_NOT_FOUND, "no disk with serial %s appeared", serial);
   }
   Disk *d = g_new0(Disk, 1);
   d->serial = g_strdup(serial);
   d->device = g_strdup(dev);
-  const char *cid = p_str(params, "container");
-  const char *path = p_str(params, "path");
+  const char *cid = params->container_id;
+  const char *path = params->path;
   if (cid && path) {
     g_autoptr(GError) e = NULL;
     AgentContainer *ct = agent_container_lookup(cid, &e);
     if (!ct || !ct->init || ct->init->pid <= 0 || ct->status != AGENT_CONTAINER_RUNNING) {
       disk_free(d);
-      reply_err(c, id, ct ? AGENT_E_STATE : AGENT_E_NOT_FOUND, "container %s: %s", cid,
-                e ? e->message : "not running");
-      return;
+      return fail(error, ct ? KV_E_STATE : KV_E_NOT_FOUND, "container %s: %s", cid,
+                  e ? e->message : "not running");
     }
     if (path[0] != '/' || strstr(path, "..")) {
       disk_free(d);
-      reply_err(c, id, AGENT_E_INVALID, "disk mount path '%s' must be absolute, without '..'",
-                path);
-      return;
+      return fail(error, KV_E_INVALID, "disk mount path '%s' must be absolute, without '..'", path);
     }
-    gboolean ro =
-        json_object_get_member(params, "readonly") &&
-        JSON_NODE_HOLDS_VALUE(json_object_get_member(params, "readonly")) &&
-        json_node_get_value_type(json_object_get_member(params, "readonly")) == G_TYPE_BOOLEAN &&
-        json_object_get_boolean_member(params, "readonly");
+    gboolean ro = params->readonly;
     int rc = mount_in_ns(ct->init->pid, devnum, path, ro, FALSE);
     if (rc) {
       disk_free(d);
-      reply_err(c, id, AGENT_E_IO, "mounting %s at %s in container %s: %s", dev, path, cid,
-                g_strerror(rc));
-      return;
+      return fail(error, KV_E_IO, "mounting %s at %s in container %s: %s", dev, path, cid,
+                  g_strerror(rc));
     }
     d->container = g_strdup(cid);
     d->path = g_strdup(path);
     d->ns_pid = ct->init->pid;
   }
   g_hash_table_insert(disks, d->serial, d);
-  g_autoptr(JsonObject) r = json_object_new();
-  json_object_set_string_member(r, "device", dev);
-  kv_conn_reply(c, id, r);
+  r->device = g_strdup(dev);
+  return TRUE;
 }
 
-void agent_m_disk_remove(KvConn *c, guint32 id, JsonObject *params) {
-  const char *serial = p_str(params, "serial");
+gboolean agent_m_disk_remove(AgentCall *call, const KvDiskRemoveParams *params, KvEmpty *r,
+                             GError **error) {
+  const char *serial = params->serial;
   Disk *d = serial && disks ? g_hash_table_lookup(disks, serial) : NULL;
   if (!d) {
-    reply_err(c, id, AGENT_E_NOT_FOUND, "disk %s is not set up", serial ? serial : "?");
-    return;
+    return fail(error, KV_E_NOT_FOUND, "disk %s is not set up", serial ? serial : "?");
   }
   if (d->container) {
     dev_t unused = 0;
     int rc = kill(d->ns_pid, 0) == 0 ? mount_in_ns(d->ns_pid, unused, d->path, FALSE, TRUE) : 0;
     if (rc && rc != EINVAL && rc != ENOENT) {
-      reply_err(c, id, AGENT_E_IO, "unmounting %s from container %s: %s", d->path, d->container,
-                g_strerror(rc));
-      return;
+      return fail(error, KV_E_IO, "unmounting %s from container %s: %s", d->path, d->container,
+                  g_strerror(rc));
     }
   }
   /* Flush before the host pulls the device. */
   sync();
   g_hash_table_remove(disks, serial);
-  kv_conn_reply(c, id, NULL);
+  return TRUE;
 }

@@ -3,7 +3,7 @@
  * fork: system calls, snprintf into stack buffers, no allocation, no glib.
  */
 #include "launch.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,7 +152,7 @@ static void make_device(const char *path, char type, guint major, guint minor, m
 }
 
 static void spec_mount(const AgentLaunch *l, guint i) {
-  const AgentMount *m = g_ptr_array_index(l->spec->mounts, i);
+  const KvOciMount *m = g_ptr_array_index(l->spec->mounts, i);
   const char *dest = m->destination;
   if (m->bind) {
     int tree = l->mount_trees[i];
@@ -187,7 +187,7 @@ static void spec_mount(const AgentLaunch *l, guint i) {
 }
 
 static void setup_rootfs(const AgentLaunch *l) {
-  const AgentContainerSpec *spec = l->spec;
+  const KvOciSpec *spec = l->spec;
   const char *root = l->rootfs;
   /* Nothing done in here may leak back into the agent's namespace. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -198,7 +198,7 @@ static void setup_rootfs(const AgentLaunch *l) {
   /* Bind sources are outside the rootfs: open them before the chroot. */
   gboolean dev_tmpfs = FALSE;
   for (guint i = 0; i < spec->mounts->len; i++) {
-    const AgentMount *m = g_ptr_array_index(spec->mounts, i);
+    const KvOciMount *m = g_ptr_array_index(spec->mounts, i);
     l->mount_trees[i] = -1;
     if (strcmp(m->destination, "/dev") == 0 && !m->bind)
       dev_tmpfs = TRUE;
@@ -239,7 +239,7 @@ static void setup_rootfs(const AgentLaunch *l) {
     }
   }
   for (guint i = 0; i < spec->devices->len; i++) {
-    const AgentDevice *d = g_ptr_array_index(spec->devices, i);
+    const KvOciDevice *d = g_ptr_array_index(spec->devices, i);
     make_device(d->path, d->type, d->major, d->minor, d->mode & 07777, d->uid, d->gid);
   }
 
@@ -294,7 +294,7 @@ static void setup_rootfs(const AgentLaunch *l) {
  * runc: inside the container /dev/pts/N exists and ttyname() works. The
  * master goes to the agent as SCM_RIGHTS on a "T" over the status socket. */
 static void setup_terminal(const AgentLaunch *l) {
-  const AgentProcessSpec *p = l->proc;
+  const KvOciProcess *p = l->proc;
   int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0)
     master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -352,9 +352,9 @@ static void setup_terminal(const AgentLaunch *l) {
 }
 
 static void drop_bounding(const AgentLaunch *l) {
-  const AgentProcessSpec *p = l->proc;
+  const KvOciProcess *p = l->proc;
   for (int cap = 0; cap <= l->last_cap && cap < 64; cap++) {
-    if (p->caps[AGENT_CAPS_BOUNDING] & (G_GUINT64_CONSTANT(1) << cap))
+    if (p->caps[KV_OCI_CAPS_BOUNDING] & (G_GUINT64_CONSTANT(1) << cap))
       continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
       die_errno("dropping capability %d from the bounding set", cap);
@@ -362,14 +362,14 @@ static void drop_bounding(const AgentLaunch *l) {
 }
 
 static void set_caps(const AgentLaunch *l) {
-  const AgentProcessSpec *p = l->proc;
+  const KvOciProcess *p = l->proc;
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   const guint64 *c = p->caps;
   for (int i = 0; i < 2; i++) {
-    data[i].effective = (guint32)(c[AGENT_CAPS_EFFECTIVE] >> (32 * i));
-    data[i].permitted = (guint32)(c[AGENT_CAPS_PERMITTED] >> (32 * i));
-    data[i].inheritable = (guint32)(c[AGENT_CAPS_INHERITABLE] >> (32 * i));
+    data[i].effective = (guint32)(c[KV_OCI_CAPS_EFFECTIVE] >> (32 * i));
+    data[i].permitted = (guint32)(c[KV_OCI_CAPS_PERMITTED] >> (32 * i));
+    data[i].inheritable = (guint32)(c[KV_OCI_CAPS_INHERITABLE] >> (32 * i));
   }
   if (syscall(SYS_capset, &hdr, data) < 0)
     die_errno("setting capabilities (effective/permitted/inheritable)");
@@ -377,7 +377,7 @@ static void set_caps(const AgentLaunch *l) {
   for (int cap = 0; cap <= l->last_cap && cap < 64; cap++) {
     /* runc's default spec lists ambient capabilities without inheritable
      * ones, which the kernel refuses; runc ignores that, and so do we. */
-    if (c[AGENT_CAPS_AMBIENT] & (G_GUINT64_CONSTANT(1) << cap))
+    if (c[KV_OCI_CAPS_AMBIENT] & (G_GUINT64_CONSTANT(1) << cap))
       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
   }
 }
@@ -490,7 +490,7 @@ static void become_init(void) {
 
 static G_NORETURN void child_main(const AgentLaunch *l, int status_fd) {
   report_fd = status_fd;
-  const AgentProcessSpec *p = l->proc;
+  const KvOciProcess *p = l->proc;
 
   /* The agent blocks the signals it reads from a signalfd and ignores
    * SIGPIPE; a container process starts with neither. */
@@ -524,7 +524,7 @@ static G_NORETURN void child_main(const AgentLaunch *l, int status_fd) {
     close(fd);
   }
   for (guint i = 0; i < p->rlimits->len; i++) {
-    const AgentRlimit *r = &g_array_index(p->rlimits, AgentRlimit, i);
+    const KvOciRlimit *r = &g_array_index(p->rlimits, KvOciRlimit, i);
     if (setrlimit(r->resource, &r->limit) < 0)
       die_errno("setrlimit %d", r->resource);
   }
@@ -649,7 +649,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
   int pidp[2], statp[2];
   if (pipe2(pidp, O_CLOEXEC) < 0) {
     int e = errno;
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     return -1;
   }
   /* A socket, not a pipe: a terminal's master travels on it. */
@@ -657,7 +657,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
     int e = errno;
     close(pidp[0]);
     close(pidp[1]);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "pipe: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     return -1;
   }
   pid_t mid = fork();
@@ -667,7 +667,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
     close(pidp[1]);
     close(statp[0]);
     close(statp[1]);
-    g_set_error(error, AGENT_ERROR, AGENT_E_IO, "fork: %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "fork: %s", g_strerror(e));
     return -1;
   }
   if (mid == 0) {
@@ -697,7 +697,7 @@ pid_t agent_launch(AgentLaunch *l, int *status_fd, GError **error) {
   }
   close(pidp[0]);
   close(statp[0]);
-  g_set_error(error, AGENT_ERROR, AGENT_E_IO, "%s",
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "%s",
               msg[0] != '\0' ? msg : "the setup process died");
   return -1;
 }

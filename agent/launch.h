@@ -28,7 +28,7 @@
 #pragma once
 
 #include "seccomp-profile.h"
-#include "spec.h"
+#include "ocispec.h"
 
 #include <glib.h>
 #include <sys/types.h>
@@ -41,11 +41,11 @@
 typedef struct {
   /* Container init: namespaces to create; rootfs and spec set. */
   int unshare_flags;
-  const char *rootfs;             /* guest path of the rootfs directory */
-  const AgentContainerSpec *spec; /* mounts, devices, paths, hostname */
-  char **mount_sources;           /* per spec mount: resolved bind source */
-  int *mount_trees;               /* per spec mount: scratch, n_mounts */
-  int start_fd;                   /* read end: one byte = start */
+  const char *rootfs;    /* guest path of the rootfs directory */
+  const KvOciSpec *spec; /* mounts, devices, paths, hostname */
+  char **mount_sources;  /* per spec mount: resolved bind source */
+  int *mount_trees;      /* per spec mount: scratch, n_mounts */
+  int start_fd;          /* read end: one byte = start */
 
   /* Exec: namespaces to join (fds of the container's init). */
   int ns_fds[AGENT_LAUNCH_MAX_NS];
@@ -56,7 +56,7 @@ typedef struct {
   int cgroup_procs_fd; /* -1 = stay in the agent's cgroup */
   int stdio[3];        /* the child's ends: pipes or /dev/null */
   gboolean terminal;   /* allocate a pty in the container for stdio */
-  const AgentProcessSpec *proc;
+  const KvOciProcess *proc;
   char **envp;                 /* final environment (HOME filled in) */
   const char *path_env;        /* where to look for args[0] */
   const AgentSeccomp *seccomp; /* NULL = none */

@@ -3,7 +3,6 @@
  * each message is one write(2).
  */
 #include "log.h"
-#include "power.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,14 +69,8 @@ void agent_debug(const char *fmt, ...) {
   va_end(ap);
 }
 
-void agent_fatal(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+void agent_log_fatal(const char *fmt, va_list ap) {
   log_message(KMSG_ERR, TRUE, fmt, ap);
-  va_end(ap);
-  if (is_pid1)
-    agent_poweroff();
-  _exit(1);
 }
 
 static GLogWriterOutput glib_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,

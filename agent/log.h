@@ -25,5 +25,6 @@ gboolean agent_debug_enabled(void);
 
 void agent_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 void agent_debug(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-/* Logs to kmsg and the console, then powers the VM off (PID 1) or exits. */
-G_NORETURN void agent_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* An error to kmsg and the console, whatever the debug setting: the last
+ * words of agent_fatal() (power.h). */
+void agent_log_fatal(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);

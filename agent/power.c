@@ -3,9 +3,20 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/reboot.h>
 #include <unistd.h>
+
+void agent_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  agent_log_fatal(fmt, ap);
+  va_end(ap);
+  if (agent_is_pid1())
+    agent_poweroff();
+  _exit(1);
+}
 
 void agent_poweroff(void) {
   if (!agent_is_pid1())

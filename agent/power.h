@@ -7,3 +7,5 @@
 #include <glib.h>
 
 G_NORETURN void agent_poweroff(void);
+/* Logs to kmsg and the console, then powers the VM off (PID 1) or exits. */
+G_NORETURN void agent_fatal(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

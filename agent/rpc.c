@@ -1,9 +1,11 @@
-/* agent/rpc.c: dispatching REQUEST frames to method handlers. One handler
- * per method of the agent in lib/proto/proto.h; the container and process
- * methods live in container.c and exec.c.
+/* agent/rpc.c: dispatching REQUEST frames to method handlers (see rpc.h).
+ * One handler per agent method of lib/proto/msg.h; the container methods
+ * live in container.c, the process ones in exec.c, hotplug in hotplug.c.
  */
 #include "rpc.h"
+#include "call.h"
 #include "container.h"
+#include "exec.h"
 #include "hotplug.h"
 #include "log.h"
 #include "power.h"
@@ -22,21 +24,12 @@
 /* How long shutdown waits for its reply to leave before powering off. */
 #define SHUTDOWN_FLUSH_MS 2000
 
-typedef void (*AgentMethodFunc)(KvConn *c, guint32 id, JsonObject *params);
-
-/* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
-G_DEFINE_QUARK(katavm - agent - error - quark, agent_error)
-
-void agent_rpc_reply_error(KvConn *c, guint32 id, const GError *error) {
-  int code = error->domain == AGENT_ERROR ? error->code : AGENT_E_IO;
-  kv_conn_reply_error(c, id, code, error->message);
-}
-
 void agent_rpc_conn_closed(KvConn *c) {
   agent_streams_conn_closed(c);
   agent_containers_conn_closed(c);
 }
 
+/* Counts the CPUs in a kernel cpu list such as "0-3,6,8-9". */
 static gint64 count_cpu_list(const char *list) {
   gint64 n = 0;
   g_auto(GStrv) parts = g_strsplit(list, ",", -1);
@@ -78,63 +71,120 @@ static gint64 uptime_ms(void) {
   return (gint64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void m_check(KvConn *c, guint32 id, JsonObject *params) {
+static gboolean m_check(AgentCall *call, const KvEmpty *p, KvCheckResult *r, GError **error) {
   struct utsname u;
   if (uname(&u) != 0)
     g_strlcpy(u.release, "unknown", sizeof u.release);
-
-  g_autoptr(JsonObject) r = json_object_new();
-  json_object_set_string_member(r, "agent_version", KATAVM_VERSION);
-  json_object_set_int_member(r, "proto", KV_PROTO_VERSION);
-  json_object_set_string_member(r, "kernel", u.release);
-  json_object_set_int_member(r, "cpus_online", cpus_online());
-  json_object_set_int_member(r, "mem_total_kib", mem_total_kib());
-  json_object_set_int_member(r, "uptime_ms", uptime_ms());
-  kv_conn_reply(c, id, r);
+  r->agent_version = g_strdup(KATAVM_VERSION);
+  r->proto = KV_PROTO_VERSION;
+  r->kernel = g_strdup(u.release);
+  r->cpus_online = cpus_online();
+  r->mem_total_kib = mem_total_kib();
+  r->uptime_ms = uptime_ms();
+  return TRUE;
 }
 
-static void m_shutdown(KvConn *c, guint32 id, JsonObject *params) {
-  kv_conn_reply(c, id, NULL);
+static gboolean m_shutdown(AgentCall *call, const KvEmpty *p, KvEmpty *r, GError **error) {
   /* The reply must be on its way before the VM disappears; a host that
    * stopped reading must not keep the VM alive, hence the bound. */
+  g_autoptr(AgentCall) now = agent_call_defer(call);
+  agent_call_complete(now, NULL, NULL);
   g_autoptr(GError) err = NULL;
-  if (!kv_conn_flush(c, SHUTDOWN_FLUSH_MS, &err))
+  if (!kv_conn_flush(agent_call_conn(call), SHUTDOWN_FLUSH_MS, &err))
     agent_debug("shutdown reply not flushed: %s", err->message);
   agent_debug("powering off on request");
   agent_poweroff();
+  return TRUE;
 }
 
+/* ---- the table ---- */
+
+typedef gboolean (*AgentHandler)(AgentCall *call, gconstpointer params, gpointer result,
+                                 GError **error);
+
+/* A handler with its typed params and result, called through AgentHandler. */
+#define HANDLER(fn, P, R)                                                                          \
+  static gboolean fn##_entry(AgentCall *call, gconstpointer p, gpointer r, GError **e) {           \
+    const P *params = p;                                                                           \
+    R *result = r;                                                                                 \
+    return fn(call, params, result, e);                                                            \
+  }
+
+HANDLER(m_check, KvEmpty, KvCheckResult)
+HANDLER(m_shutdown, KvEmpty, KvEmpty)
+HANDLER(agent_m_container_create, KvContainerCreateParams, KvPidResult)
+HANDLER(agent_m_container_start, KvContainerRef, KvEmpty)
+HANDLER(agent_m_container_state, KvContainerRef, KvContainerStateResult)
+HANDLER(agent_m_container_kill, KvContainerKillParams, KvEmpty)
+HANDLER(agent_m_container_remove, KvContainerRemoveParams, KvEmpty)
+HANDLER(agent_m_container_list, KvEmpty, KvContainerListResult)
+HANDLER(agent_m_exec, KvExecParams, KvPidResult)
+HANDLER(agent_m_wait, KvProcessRef, KvWaitResult)
+HANDLER(agent_m_signal, KvSignalParams, KvEmpty)
+HANDLER(agent_m_resize, KvResizeParams, KvEmpty)
+HANDLER(agent_m_cpus_set, KvCpusSetParams, KvCpusResult)
+HANDLER(agent_m_nic_config, KvNicConfigParams, KvNicConfigResult)
+HANDLER(agent_m_nic_remove, KvNicRemoveParams, KvEmpty)
+HANDLER(agent_m_disk_add, KvDiskAddParams, KvDiskAddResult)
+HANDLER(agent_m_disk_remove, KvDiskRemoveParams, KvEmpty)
+
 static const struct {
-  const char *name;
-  AgentMethodFunc func;
+  const KvMethod *method;
+  AgentHandler handler;
 } methods[] = {
-    {KV_M_AGENT_CHECK, m_check},
-    {KV_M_AGENT_SHUTDOWN, m_shutdown},
-    {KV_M_CONTAINER_CREATE, agent_m_container_create},
-    {KV_M_CONTAINER_START, agent_m_container_start},
-    {KV_M_CONTAINER_STATE, agent_m_container_state},
-    {KV_M_CONTAINER_KILL, agent_m_container_kill},
-    {KV_M_CONTAINER_REMOVE, agent_m_container_remove},
-    {KV_M_CONTAINER_LIST, agent_m_container_list},
-    {KV_M_EXEC, agent_m_exec},
-    {KV_M_WAIT, agent_m_wait},
-    {KV_M_SIGNAL, agent_m_signal},
-    {KV_M_RESIZE, agent_m_resize},
-    {KV_M_CPUS_SET, agent_m_cpus_set},
-    {KV_M_NIC_CONFIG, agent_m_nic_config},
-    {KV_M_NIC_REMOVE, agent_m_nic_remove},
-    {KV_M_DISK_ADD, agent_m_disk_add},
-    {KV_M_DISK_REMOVE, agent_m_disk_remove},
+    {&kv_m_check, m_check_entry},
+    {&kv_m_shutdown, m_shutdown_entry},
+    {&kv_m_container_create, agent_m_container_create_entry},
+    {&kv_m_container_start, agent_m_container_start_entry},
+    {&kv_m_container_state, agent_m_container_state_entry},
+    {&kv_m_container_kill, agent_m_container_kill_entry},
+    {&kv_m_container_remove, agent_m_container_remove_entry},
+    {&kv_m_container_list, agent_m_container_list_entry},
+    {&kv_m_exec, agent_m_exec_entry},
+    {&kv_m_wait, agent_m_wait_entry},
+    {&kv_m_signal, agent_m_signal_entry},
+    {&kv_m_resize, agent_m_resize_entry},
+    {&kv_m_cpus_set, agent_m_cpus_set_entry},
+    {&kv_m_nic_config, agent_m_nic_config_entry},
+    {&kv_m_nic_remove, agent_m_nic_remove_entry},
+    {&kv_m_disk_add, agent_m_disk_add_entry},
+    {&kv_m_disk_remove, agent_m_disk_remove_entry},
 };
 
-void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *params) {
-  for (gsize i = 0; i < G_N_ELEMENTS(methods); i++) {
-    if (strcmp(methods[i].name, method) == 0) {
-      methods[i].func(c, id, params);
-      return;
-    }
+static AgentHandler handler_of(const KvMethod *m) {
+  for (gsize i = 0; m != NULL && i < G_N_ELEMENTS(methods); i++) {
+    if (methods[i].method == m)
+      return methods[i].handler;
   }
-  g_autofree char *msg =
-      g_strdup_printf("unknown method \"%s\" (agent %s)", method, KATAVM_VERSION);
-  kv_conn_reply_error(c, id, AGENT_ERR_UNKNOWN_METHOD, msg);
+  return NULL;
+}
+
+void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *params) {
+  const KvMethod *m = kv_method_lookup(method);
+  AgentHandler handler = handler_of(m);
+  g_autoptr(AgentCall) call = agent_call_new(c, id, handler != NULL ? m : NULL);
+  g_autoptr(GError) err = NULL;
+  if (handler == NULL) {
+    g_set_error(&err, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED, "unknown method \"%s\" (agent %s)", method,
+                KATAVM_VERSION);
+    agent_call_complete(call, NULL, err);
+    return;
+  }
+  g_autofree gpointer in = g_malloc0(m->params->size);
+  if (!kv_params_decode(m, params, in, &err)) {
+    agent_debug("%s", err->message);
+    agent_call_complete(call, NULL, err);
+    return;
+  }
+  g_autofree gpointer out = g_malloc0(m->result->size);
+  gboolean ok = handler(call, in, out, &err);
+  if (!ok) {
+    if (err == NULL)
+      g_set_error(&err, KV_ERROR_DOMAIN, KV_E_AGENT, "%s failed", m->name);
+    agent_call_complete(call, NULL, err);
+  } else if (!agent_call_is_deferred(call)) {
+    agent_call_complete(call, out, NULL);
+  }
+  kv_msg_clear(m->result, out);
+  kv_msg_clear(m->params, in);
 }

@@ -9,14 +9,14 @@
  */
 #pragma once
 
-#include <glib.h>
-#include <json-glib/json-glib.h>
+#include "ocispec.h"
 
 typedef struct _AgentSeccomp AgentSeccomp;
 
-/* Returns the compiled profile, or NULL with an AGENT_ERROR naming what is
- * wrong ('seccomp: unknown syscall "foo"'). */
-AgentSeccomp *agent_seccomp_compile(JsonObject *profile, GError **error);
+/* Returns the compiled profile (read by lib/proto/ocispec.c), or NULL with
+ * a KV_ERROR_DOMAIN error naming what is wrong ('spec: linux.seccomp:
+ * unknown syscall "foo" (syscalls[3])'). */
+AgentSeccomp *agent_seccomp_compile(const KvOciSeccomp *profile, GError **error);
 void agent_seccomp_free(AgentSeccomp *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(AgentSeccomp, agent_seccomp_free)
 

@@ -2,7 +2,6 @@
  * named so as not to shadow libseccomp's <seccomp.h> on the include path).
  */
 #include "seccomp-profile.h"
-#include "rpc.h"
 
 #include <errno.h>
 #include <linux/filter.h>
@@ -33,60 +32,8 @@ static gboolean bad(GError **error, const char *fmt, ...) {
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "seccomp: %s", msg);
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "spec: linux.seccomp: %s", msg);
   return FALSE;
-}
-
-static JsonNode *member(JsonObject *o, const char *name) {
-  JsonNode *n = json_object_get_member(o, name);
-  return n != NULL && !JSON_NODE_HOLDS_NULL(n) ? n : NULL;
-}
-
-static gboolean get_string(JsonObject *o, const char *name, const char *path, const char **out,
-                           GError **error) {
-  JsonNode *n = member(o, name);
-  *out = NULL;
-  if (n == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-    return bad(error, "%s.%s must be a string", path, name);
-  *out = json_node_get_string(n);
-  return TRUE;
-}
-
-/* Unsigned integers up to 2^64-1 (json-glib hands values above G_MAXINT64
- * over as doubles, which is exact for the masks people write there). */
-static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint64 max,
-                        guint64 *out, GError **error) {
-  JsonNode *n = member(o, name);
-  if (n == NULL)
-    return TRUE;
-  if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64 &&
-      json_node_get_int(n) >= 0 && (guint64)json_node_get_int(n) <= max) {
-    *out = (guint64)json_node_get_int(n);
-    return TRUE;
-  }
-  if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_DOUBLE &&
-      max == G_MAXUINT64) {
-    double d = json_node_get_double(n);
-    if (d >= 0 && d <= 18446744073709551615.0) {
-      *out = d >= 18446744073709551615.0 ? G_MAXUINT64 : (guint64)d;
-      return TRUE;
-    }
-  }
-  return bad(error, "%s.%s must be an integer from 0 to %" G_GUINT64_FORMAT, path, name, max);
-}
-
-static gboolean get_array(JsonObject *o, const char *name, const char *path, JsonArray **out,
-                          GError **error) {
-  JsonNode *n = member(o, name);
-  *out = NULL;
-  if (n == NULL)
-    return TRUE;
-  if (!JSON_NODE_HOLDS_ARRAY(n))
-    return bad(error, "%s.%s must be an array", path, name);
-  *out = json_node_get_array(n);
-  return TRUE;
 }
 
 /* action name + errnoRet -> libseccomp action. */
@@ -109,8 +56,8 @@ static gboolean parse_action(const char *name, gboolean has_ret, guint32 ret, co
   else if (strcmp(name, "SCMP_ACT_LOG") == 0)
     *out = SCMP_ACT_LOG;
   else if (strcmp(name, "SCMP_ACT_NOTIFY") == 0) {
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
-                "seccomp: %s: SCMP_ACT_NOTIFY is not supported in the guest "
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
+                "spec: linux.seccomp: %s: SCMP_ACT_NOTIFY is not supported in the guest "
                 "(no listener)",
                 path);
     return FALSE;
@@ -142,38 +89,22 @@ static gboolean parse_op(const char *name, const char *path, enum scmp_compare *
   return bad(error, "%s: unknown operator \"%s\"", path, name != NULL ? name : "(missing)");
 }
 
-static gboolean parse_args(JsonArray *a, const char *path, GArray *out, GError **error) {
-  guint n = json_array_get_length(a);
-  if (n > 6)
-    return bad(error, "%s has more than 6 conditions", path);
-  for (guint i = 0; i < n; i++) {
-    g_autofree char *p = g_strdup_printf("%s[%u]", path, i);
-    JsonNode *e = json_array_get_element(a, i);
-    if (!JSON_NODE_HOLDS_OBJECT(e))
-      return bad(error, "%s must be an object", p);
-    JsonObject *o = json_node_get_object(e);
-    guint64 index = 0, value = 0, two = 0;
-    const char *op = NULL;
-    if (member(o, "index") == NULL)
-      return bad(error, "%s.index is required", p);
-    if (!get_u64(o, "index", p, 5, &index, error) ||
-        !get_u64(o, "value", p, G_MAXUINT64, &value, error) ||
-        !get_u64(o, "valueTwo", p, G_MAXUINT64, &two, error) || !get_string(o, "op", p, &op, error))
-      return FALSE;
-    struct scmp_arg_cmp c = {.arg = (unsigned)index, .datum_a = value, .datum_b = two};
-    if (!parse_op(op, p, &c.op, error))
+static gboolean build_conds(const KvOciSeccompRule *r, const char *path, GArray *out,
+                            GError **error) {
+  for (guint i = 0; i < r->args->len; i++) {
+    const KvOciSeccompArg *a = r->args->pdata[i];
+    g_autofree char *p = g_strdup_printf("%s.args[%u]", path, i);
+    struct scmp_arg_cmp c = {.arg = a->index, .datum_a = a->value, .datum_b = a->value_two};
+    if (!parse_op(a->op, p, &c.op, error))
       return FALSE;
     g_array_append_val(out, c);
   }
   return TRUE;
 }
 
-static gboolean add_architectures(scmp_filter_ctx ctx, JsonArray *a, GError **error) {
-  for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
-    JsonNode *e = json_array_get_element(a, i);
-    if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-      return bad(error, "architectures[%u] must be a string", i);
-    const char *name = json_node_get_string(e);
+static gboolean add_architectures(scmp_filter_ctx ctx, char **archs, GError **error) {
+  for (char **a = archs; a != NULL && *a != NULL; a++) {
+    const char *name = *a;
     /* "SCMP_ARCH_X86_64" -> "x86_64", the name libseccomp resolves. */
     const char *bare = g_str_has_prefix(name, "SCMP_ARCH_") ? name + strlen("SCMP_ARCH_") : name;
     g_autofree char *lower = g_ascii_strdown(bare, -1);
@@ -187,12 +118,9 @@ static gboolean add_architectures(scmp_filter_ctx ctx, JsonArray *a, GError **er
   return TRUE;
 }
 
-static gboolean parse_flags(JsonArray *a, unsigned int *out, GError **error) {
-  for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
-    JsonNode *e = json_array_get_element(a, i);
-    if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-      return bad(error, "flags[%u] must be a string", i);
-    const char *f = json_node_get_string(e);
+static gboolean parse_flags(char **flags, unsigned int *out, GError **error) {
+  for (char **p = flags; p != NULL && *p != NULL; p++) {
+    const char *f = *p;
     if (strcmp(f, "SECCOMP_FILTER_FLAG_LOG") == 0)
       *out |= SECCOMP_FILTER_FLAG_LOG;
     else if (strcmp(f, "SECCOMP_FILTER_FLAG_SPEC_ALLOW") == 0)
@@ -205,43 +133,19 @@ static gboolean parse_flags(JsonArray *a, unsigned int *out, GError **error) {
   return TRUE;
 }
 
-/* One entry of "syscalls": {names, action, errnoRet, args}. */
-static gboolean add_rule(scmp_filter_ctx ctx, JsonObject *o, guint idx, guint32 def_action,
-                         GError **error) {
+/* One entry of "syscalls". */
+static gboolean add_rule(scmp_filter_ctx ctx, const KvOciSeccompRule *r, guint idx,
+                         guint32 def_action, GError **error) {
   g_autofree char *path = g_strdup_printf("syscalls[%u]", idx);
-  const char *action_name = NULL;
-  JsonArray *names = NULL, *args = NULL;
-  guint64 ret = 0;
-  if (!get_string(o, "action", path, &action_name, error) ||
-      !get_array(o, "names", path, &names, error) || !get_array(o, "args", path, &args, error) ||
-      !get_u64(o, "errnoRet", path, G_MAXUINT16, &ret, error))
-    return FALSE;
   g_autofree char *apath = g_strdup_printf("%s.action", path);
   guint32 action = 0;
-  if (!parse_action(action_name, member(o, "errnoRet") != NULL, (guint32)ret, apath, &action,
-                    error))
+  if (!parse_action(r->action, r->has_errno_ret, r->errno_ret, apath, &action, error))
     return FALSE;
-  /* The single-name form of old specs. */
-  const char *single = NULL;
-  if (!get_string(o, "name", path, &single, error))
-    return FALSE;
-  if ((names == NULL || json_array_get_length(names) == 0) && single == NULL)
-    return bad(error, "%s.names must be a non-empty array of syscall names", path);
-
   g_autoptr(GArray) conds = g_array_new(FALSE, FALSE, sizeof(struct scmp_arg_cmp));
-  g_autofree char *argpath = g_strdup_printf("%s.args", path);
-  if (args != NULL && !parse_args(args, argpath, conds, error))
+  if (!build_conds(r, path, conds, error))
     return FALSE;
-
-  guint n = names != NULL ? json_array_get_length(names) : 0;
-  for (guint i = 0; i < n + (single != NULL); i++) {
-    const char *name = single;
-    if (i < n) {
-      JsonNode *e = json_array_get_element(names, i);
-      if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
-        return bad(error, "%s.names[%u] must be a string", path, i);
-      name = json_node_get_string(e);
-    }
+  for (char **n = r->names; *n != NULL; n++) {
+    const char *name = *n;
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR)
       return bad(error, "unknown syscall \"%s\" (%s)", name, path);
@@ -266,29 +170,15 @@ static gboolean add_rule(scmp_filter_ctx ctx, JsonObject *o, guint idx, guint32 
   return TRUE;
 }
 
-AgentSeccomp *agent_seccomp_compile(JsonObject *profile, GError **error) {
-  const char *def_name = NULL, *listener = NULL;
-  guint64 def_ret = 0;
-  JsonArray *archs = NULL, *flags = NULL, *syscalls = NULL;
-  if (!get_string(profile, "defaultAction", "linux.seccomp", &def_name, error) ||
-      !get_u64(profile, "defaultErrnoRet", "linux.seccomp", G_MAXUINT16, &def_ret, error) ||
-      !get_array(profile, "architectures", "linux.seccomp", &archs, error) ||
-      !get_array(profile, "flags", "linux.seccomp", &flags, error) ||
-      !get_array(profile, "syscalls", "linux.seccomp", &syscalls, error) ||
-      !get_string(profile, "listenerPath", "linux.seccomp", &listener, error))
-    return NULL;
-  if (listener != NULL && *listener != '\0') {
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
-                "seccomp: listenerPath is not supported in the guest");
-    return NULL;
-  }
+AgentSeccomp *agent_seccomp_compile(const KvOciSeccomp *profile, GError **error) {
+  const char *def_name = profile->default_action;
   guint32 def_action = 0;
-  if (!parse_action(def_name, member(profile, "defaultErrnoRet") != NULL, (guint32)def_ret,
+  if (!parse_action(def_name, profile->has_default_errno_ret, profile->default_errno_ret,
                     "defaultAction", &def_action, error))
     return NULL;
 
   g_autoptr(AgentSeccomp) s = g_new0(AgentSeccomp, 1);
-  if (!parse_flags(flags, &s->flags, error))
+  if (!parse_flags(profile->flags, &s->flags, error))
     return NULL;
 
   scmp_filter_ctx ctx = seccomp_init(def_action);
@@ -296,15 +186,9 @@ AgentSeccomp *agent_seccomp_compile(JsonObject *profile, GError **error) {
     bad(error, "cannot initialise a filter with defaultAction %s", def_name);
     return NULL;
   }
-  gboolean ok = add_architectures(ctx, archs, error);
-  for (guint i = 0; ok && syscalls != NULL && i < json_array_get_length(syscalls); i++) {
-    JsonNode *e = json_array_get_element(syscalls, i);
-    if (!JSON_NODE_HOLDS_OBJECT(e)) {
-      ok = bad(error, "syscalls[%u] must be an object", i);
-      break;
-    }
-    ok = add_rule(ctx, json_node_get_object(e), i, def_action, error);
-  }
+  gboolean ok = add_architectures(ctx, profile->architectures, error);
+  for (guint i = 0; ok && i < profile->syscalls->len; i++)
+    ok = add_rule(ctx, profile->syscalls->pdata[i], i, def_action, error);
 
   /* libseccomp 2.5 exports BPF only to a file descriptor. */
   int fd = -1;

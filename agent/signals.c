@@ -1,6 +1,7 @@
 /* agent/signals.c: signalfd dispatch and the PID 1 reaper (see signals.h). */
 #include "signals.h"
 #include "log.h"
+#include "power.h"
 
 #include <errno.h>
 #include <glib-unix.h>

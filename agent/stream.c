@@ -1,7 +1,7 @@
 /* agent/stream.c: stdio streams with flow control (see stream.h). */
 #include "stream.h"
 #include "log.h"
-#include "rpc.h"
+#include "msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,13 +152,13 @@ gboolean agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n, GError
       continue;
     for (gsize j = 0; j < i; j++) {
       if (ids[j] == ids[i]) {
-        g_set_error(error, AGENT_ERROR, AGENT_E_INVALID, "streams: stream id %u is given twice",
+        g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "streams: stream id %u is given twice",
                     ids[i]);
         return FALSE;
       }
     }
     if (lookup(c, ids[i]) != NULL) {
-      g_set_error(error, AGENT_ERROR, AGENT_E_EXISTS, "streams: stream id %u is already in use",
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS, "streams: stream id %u is already in use",
                   ids[i]);
       return FALSE;
     }

@@ -43,7 +43,7 @@ typedef struct _AgentStream AgentStream;
  * (or dropped), input once closed. The stream is freed right after. */
 typedef void (*AgentStreamDoneFunc)(AgentStream *s, gpointer user);
 
-/* FALSE (AGENT_E_EXISTS / AGENT_E_INVALID) when a non-zero id among ids is
+/* FALSE (KV_E_EXISTS / KV_E_INVALID) when a non-zero id among ids is
  * already open on c or appears twice. Zero ids are "not connected". */
 gboolean agent_streams_check_free(KvConn *c, const guint32 *ids, gsize n, GError **error);
 

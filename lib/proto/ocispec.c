@@ -1,6 +1,7 @@
-/* agent/spec.c: OCI runtime spec parsing and validation (see spec.h). */
-#include "spec.h"
-#include "rpc.h"
+/* lib/proto/ocispec.c: OCI runtime spec parsing and validation (see
+ * ocispec.h), with the one kit of JSON accessors whose errors name the
+ * field. */
+#include "ocispec.h"
 
 #include <linux/capability.h>
 #include <sched.h>
@@ -22,7 +23,7 @@ static gboolean invalid(GError **error, const char *fmt, ...) {
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error_literal(error, AGENT_ERROR, AGENT_E_INVALID, msg);
+  g_set_error_literal(error, KV_ERROR_DOMAIN, KV_E_INVALID, msg);
   return FALSE;
 }
 
@@ -31,7 +32,9 @@ static gboolean node_is(JsonNode *n, GType t) {
 }
 
 /* Integers above G_MAXINT64 (RLIM_INFINITY written out as
- * 18446744073709551615) reach us as doubles. */
+ * 18446744073709551615) reach us as doubles from some json-glib versions;
+ * others (1.6) hand them over wrapped into a negative gint64: see
+ * get_u64. */
 static gboolean node_to_int(JsonNode *n, gint64 *i, guint64 *u, gboolean *is_unsigned) {
   if (node_is(n, G_TYPE_INT64)) {
     *i = json_node_get_int(n);
@@ -67,14 +70,24 @@ static gboolean get_int(JsonObject *o, const char *name, const char *path, gint6
   return TRUE;
 }
 
-static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint64 *out,
-                        GError **error) {
+/* Unsigned integers up to max. Where max is 2^64-1 (rlimits, seccomp
+ * masks) a negative gint64 is taken as the u64 it wraps: json-glib 1.6
+ * parses 18446744073709551615 (RLIM_INFINITY, as podman writes it) as -1,
+ * so "-1" cannot be told from it and means the same. Values json-glib
+ * hands over as doubles are exact for the masks people write. */
+static gboolean get_u64(JsonObject *o, const char *name, const char *path, guint64 max,
+                        gboolean required, guint64 *out, GError **error) {
   JsonNode *n = member(o, name);
+  if (n == NULL && !required)
+    return TRUE;
   gint64 i = 0;
   guint64 u = 0;
   gboolean uns = FALSE;
-  if (n == NULL || !node_to_int(n, &i, &u, &uns) || (!uns && i < 0))
-    return invalid(error, "%s.%s must be an unsigned integer", path, name);
+  if (n == NULL)
+    return invalid(error, "%s.%s is required", path, name);
+  if (!node_to_int(n, &i, &u, &uns) || (!uns && i < 0 && max != G_MAXUINT64) ||
+      (uns ? u : (guint64)i) > max)
+    return invalid(error, "%s.%s must be an integer from 0 to %" G_GUINT64_FORMAT, path, name, max);
   *out = uns ? u : (guint64)i;
   return TRUE;
 }
@@ -167,50 +180,9 @@ static gboolean check_abs_path(const char *p, const char *what, GError **error) 
   return TRUE;
 }
 
-/* ---- shared helpers ---- */
+/* ---- environment ---- */
 
-gboolean agent_json_get_u32(JsonObject *o, const char *name, const char *what, guint32 *out,
-                            GError **error) {
-  gint64 v = 0;
-  if (!get_int(o, name, what, 0, G_MAXUINT32, FALSE, &v, error))
-    return FALSE;
-  *out = (guint32)v;
-  return TRUE;
-}
-
-const char *agent_json_get_id(JsonObject *o, const char *name, GError **error) {
-  const char *id = NULL;
-  if (!get_string(o, name, "params", TRUE, &id, error))
-    return NULL;
-  gsize len = strlen(id);
-  gboolean ok = len > 0 && len <= 64 && id[0] != '.' && id[0] != '-';
-  for (const char *p = id; ok && *p != '\0'; p++)
-    ok = g_ascii_isalnum(*p) || *p == '_' || *p == '.' || *p == '-';
-  if (!ok) {
-    invalid(error,
-            "params.%s \"%s\" is not a valid id (1-64 letters, digits, "
-            "'_', '.', '-', not starting with '.' or '-')",
-            name, id);
-    return NULL;
-  }
-  return id;
-}
-
-gboolean agent_json_get_opt_string(JsonObject *o, const char *name, const char **out,
-                                   GError **error) {
-  return get_string(o, name, "params", FALSE, out, error);
-}
-
-gboolean agent_json_get_opt_bool(JsonObject *o, const char *name, gboolean *out, GError **error) {
-  return get_bool(o, name, "params", out, error);
-}
-
-gboolean agent_json_get_int(JsonObject *o, const char *name, gint64 min, gint64 max,
-                            gboolean required, gint64 *out, GError **error) {
-  return get_int(o, name, "params", min, max, required, out, error);
-}
-
-const char *agent_env_get(char *const *env, const char *name) {
+const char *kv_ocispec_env_get(char *const *env, const char *name) {
   gsize len = strlen(name);
   for (char *const *e = env; e != NULL && *e != NULL; e++) {
     if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
@@ -266,12 +238,12 @@ static const char *const cap_names[] = {
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(cap_names) == CAP_LAST_CAP + 1);
 
-static const char *const cap_set_names[AGENT_CAPS_N] = {"bounding", "effective", "permitted",
-                                                        "inheritable", "ambient"};
+static const char *const cap_set_names[KV_OCI_CAPS_N] = {"bounding", "effective", "permitted",
+                                                         "inheritable", "ambient"};
 
-static gboolean parse_caps(JsonObject *caps, const char *path, guint64 out[AGENT_CAPS_N],
+static gboolean parse_caps(JsonObject *caps, const char *path, guint64 out[KV_OCI_CAPS_N],
                            GError **error) {
-  for (int s = 0; s < AGENT_CAPS_N; s++) {
+  for (int s = 0; s < KV_OCI_CAPS_N; s++) {
     g_auto(GStrv) names = NULL;
     if (!get_strv(caps, cap_set_names[s], path, &names, error))
       return FALSE;
@@ -337,20 +309,21 @@ static gboolean parse_rlimits(JsonArray *a, const char *path, GArray *out, GErro
     if (res < 0)
       return invalid(error, "%s.type: unknown rlimit \"%s\"", epath, type);
     guint64 soft = 0, hard = 0;
-    if (!get_u64(o, "soft", epath, &soft, error) || !get_u64(o, "hard", epath, &hard, error))
+    if (!get_u64(o, "soft", epath, G_MAXUINT64, TRUE, &soft, error) ||
+        !get_u64(o, "hard", epath, G_MAXUINT64, TRUE, &hard, error))
       return FALSE;
     if (soft > hard)
       return invalid(
           error, "%s: soft limit %" G_GUINT64_FORMAT " is above the hard limit %" G_GUINT64_FORMAT,
           epath, soft, hard);
-    AgentRlimit r = {res, {(rlim_t)soft, (rlim_t)hard}};
+    KvOciRlimit r = {res, {(rlim_t)soft, (rlim_t)hard}};
     /* A later entry for the same resource wins, as with setrlimit. */
     g_array_append_val(out, r);
   }
   return TRUE;
 }
 
-void agent_process_spec_free(AgentProcessSpec *p) {
+void kv_ocispec_process_free(KvOciProcess *p) {
   if (p == NULL)
     return;
   g_strfreev(p->args);
@@ -361,11 +334,11 @@ void agent_process_spec_free(AgentProcessSpec *p) {
   g_free(p);
 }
 
-AgentProcessSpec *agent_process_spec_parse(JsonObject *o, const AgentProcessSpec *defaults,
-                                           const char *what, GError **error) {
-  g_autoptr(AgentProcessSpec) p = g_new0(AgentProcessSpec, 1);
+KvOciProcess *kv_ocispec_process_parse(JsonObject *o, const KvOciProcess *defaults,
+                                       const char *what, GError **error) {
+  g_autoptr(KvOciProcess) p = g_new0(KvOciProcess, 1);
   p->groups = g_array_new(FALSE, FALSE, sizeof(gid_t));
-  p->rlimits = g_array_new(FALSE, FALSE, sizeof(AgentRlimit));
+  p->rlimits = g_array_new(FALSE, FALSE, sizeof(KvOciRlimit));
   if (defaults != NULL) {
     p->env = g_strdupv(defaults->env);
     p->cwd = g_strdup(defaults->cwd);
@@ -561,7 +534,7 @@ static gboolean lookup_propagation(const char *name, unsigned long *out) {
   return FALSE;
 }
 
-static void mount_free(AgentMount *m) {
+static void mount_free(KvOciMount *m) {
   g_free(m->destination);
   g_free(m->type);
   g_free(m->source);
@@ -572,7 +545,7 @@ static void mount_free(AgentMount *m) {
 static const char *const mount_types[] = {"bind",   "proc",   "sysfs",   "tmpfs", "devpts",
                                           "mqueue", "cgroup", "cgroup2", "ramfs"};
 
-static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) {
+static KvOciMount *parse_mount(JsonObject *o, const char *path, GError **error) {
   const char *dest = NULL, *type = NULL, *source = NULL;
   g_auto(GStrv) options = NULL;
   if (!get_string(o, "destination", path, TRUE, &dest, error) ||
@@ -584,7 +557,7 @@ static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) 
   if (!check_abs_path(dest, dest_what, error))
     return NULL;
 
-  AgentMount *m = g_new0(AgentMount, 1);
+  KvOciMount *m = g_new0(KvOciMount, 1);
   m->destination = g_strdup(dest);
   m->source = g_strdup(source);
   g_autoptr(GString) data = g_string_new(NULL);
@@ -644,7 +617,7 @@ static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) 
     type_ok = type_ok || strcmp(mount_types[i], type) == 0;
   if (!type_ok) {
     mount_free(m);
-    g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                 "%s.type \"%s\" is not supported in the guest (bind, proc, "
                 "sysfs, tmpfs, devpts, mqueue, cgroup, cgroup2, ramfs)",
                 path, type);
@@ -657,7 +630,7 @@ static AgentMount *parse_mount(JsonObject *o, const char *path, GError **error) 
 
 /* ---- devices ---- */
 
-static AgentDevice *parse_device(JsonObject *o, const char *path, GError **error) {
+static KvOciDevice *parse_device(JsonObject *o, const char *path, GError **error) {
   const char *dpath = NULL, *type = NULL;
   if (!get_string(o, "path", path, TRUE, &dpath, error) ||
       !get_string(o, "type", path, TRUE, &type, error))
@@ -678,7 +651,7 @@ static AgentDevice *parse_device(JsonObject *o, const char *path, GError **error
       !get_int(o, "uid", path, 0, G_MAXUINT32 - 1, FALSE, &uid, error) ||
       !get_int(o, "gid", path, 0, G_MAXUINT32 - 1, FALSE, &gid, error))
     return NULL;
-  AgentDevice *d = g_new0(AgentDevice, 1);
+  KvOciDevice *d = g_new0(KvOciDevice, 1);
   d->path = g_strdup(dpath);
   d->type = type[0] == 'u' ? 'c' : type[0];
   d->major = (guint32)major;
@@ -689,14 +662,14 @@ static AgentDevice *parse_device(JsonObject *o, const char *path, GError **error
   return d;
 }
 
-static void device_free(AgentDevice *d) {
+static void device_free(KvOciDevice *d) {
   g_free(d->path);
   g_free(d);
 }
 
 /* ---- resources ---- */
 
-static gboolean parse_resources(JsonObject *r, AgentResources *out, GError **error) {
+static gboolean parse_resources(JsonObject *r, KvOciResources *out, GError **error) {
   JsonObject *mem = NULL, *cpu = NULL, *pids = NULL;
   if (!get_object(r, "memory", "spec: linux.resources", &mem, error) ||
       !get_object(r, "cpu", "spec: linux.resources", &cpu, error) ||
@@ -786,14 +759,14 @@ static gboolean parse_namespaces(JsonArray *a, int *flags, GError **error) {
     }
     if (flag == 0) {
       if (strcmp(type, "user") == 0 || strcmp(type, "time") == 0) {
-        g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+        g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                     "%s: %s namespaces are not supported in the guest", path, type);
         return FALSE;
       }
       return invalid(error, "%s.type: unknown namespace \"%s\"", path, type);
     }
     if (nspath != NULL && *nspath != '\0') {
-      g_set_error(error, AGENT_ERROR, AGENT_E_UNSUPPORTED,
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
                   "%s: joining a %s namespace by path (\"%s\") is not "
                   "supported in the guest",
                   path, type, nspath);
@@ -804,12 +777,134 @@ static gboolean parse_namespaces(JsonArray *a, int *flags, GError **error) {
   return TRUE;
 }
 
-/* ---- container ---- */
+/* ---- seccomp ---- */
 
-void agent_container_spec_free(AgentContainerSpec *s) {
+static void seccomp_arg_free(KvOciSeccompArg *a) {
+  g_free(a->op);
+  g_free(a);
+}
+
+static void seccomp_rule_free(KvOciSeccompRule *r) {
+  g_strfreev(r->names);
+  g_free(r->action);
+  g_clear_pointer(&r->args, g_ptr_array_unref);
+  g_free(r);
+}
+
+void kv_ocispec_seccomp_free(KvOciSeccomp *s) {
   if (s == NULL)
     return;
-  agent_process_spec_free(s->process);
+  g_free(s->default_action);
+  g_strfreev(s->architectures);
+  g_strfreev(s->flags);
+  g_clear_pointer(&s->syscalls, g_ptr_array_unref);
+  g_free(s);
+}
+
+static gboolean parse_seccomp_args(JsonArray *a, const char *path, GPtrArray *out, GError **error) {
+  guint n = json_array_get_length(a);
+  if (n > 6)
+    return invalid(error, "%s has more than 6 conditions", path);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *p = g_strdup_printf("%s[%u]", path, i);
+    JsonNode *e = json_array_get_element(a, i);
+    if (!JSON_NODE_HOLDS_OBJECT(e))
+      return invalid(error, "%s must be an object", p);
+    JsonObject *o = json_node_get_object(e);
+    guint64 index = 0, value = 0, two = 0;
+    const char *op = NULL;
+    if (!get_u64(o, "index", p, 5, TRUE, &index, error) ||
+        !get_u64(o, "value", p, G_MAXUINT64, FALSE, &value, error) ||
+        !get_u64(o, "valueTwo", p, G_MAXUINT64, FALSE, &two, error) ||
+        !get_string(o, "op", p, TRUE, &op, error))
+      return FALSE;
+    KvOciSeccompArg *arg = g_new0(KvOciSeccompArg, 1);
+    arg->index = (guint)index;
+    arg->value = value;
+    arg->value_two = two;
+    arg->op = g_strdup(op);
+    g_ptr_array_add(out, arg);
+  }
+  return TRUE;
+}
+
+/* One entry of "syscalls": {names, action, errnoRet, args}. */
+static KvOciSeccompRule *parse_seccomp_rule(JsonObject *o, const char *path, GError **error) {
+  const char *action = NULL, *single = NULL;
+  g_auto(GStrv) names = NULL;
+  JsonArray *args = NULL;
+  guint64 ret = 0;
+  if (!get_string(o, "action", path, TRUE, &action, error) ||
+      !get_strv(o, "names", path, &names, error) ||
+      !get_string(o, "name", path, FALSE, &single, error) ||
+      !get_array(o, "args", path, &args, error) ||
+      !get_u64(o, "errnoRet", path, G_MAXUINT16, FALSE, &ret, error))
+    return NULL;
+  if ((names == NULL || names[0] == NULL) && single == NULL) {
+    invalid(error, "%s.names must be a non-empty array of syscall names", path);
+    return NULL;
+  }
+  KvOciSeccompRule *r = g_new0(KvOciSeccompRule, 1);
+  r->args = g_ptr_array_new_with_free_func((GDestroyNotify)seccomp_arg_free);
+  g_autofree char *argpath = g_strdup_printf("%s.args", path);
+  if (args != NULL && !parse_seccomp_args(args, argpath, r->args, error)) {
+    seccomp_rule_free(r);
+    return NULL;
+  }
+  g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+  if (names != NULL)
+    g_strv_builder_addv(b, (const char **)names);
+  if (single != NULL)
+    g_strv_builder_add(b, single);
+  r->names = g_strv_builder_end(b);
+  r->action = g_strdup(action);
+  r->has_errno_ret = member(o, "errnoRet") != NULL;
+  r->errno_ret = (guint32)ret;
+  return r;
+}
+
+KvOciSeccomp *kv_ocispec_seccomp_parse(JsonObject *o, const char *what, GError **error) {
+  const char *def = NULL, *listener = NULL;
+  guint64 def_ret = 0;
+  g_autoptr(KvOciSeccomp) s = g_new0(KvOciSeccomp, 1);
+  s->syscalls = g_ptr_array_new_with_free_func((GDestroyNotify)seccomp_rule_free);
+  JsonArray *syscalls = NULL;
+  if (!get_string(o, "defaultAction", what, TRUE, &def, error) ||
+      !get_u64(o, "defaultErrnoRet", what, G_MAXUINT16, FALSE, &def_ret, error) ||
+      !get_strv(o, "architectures", what, &s->architectures, error) ||
+      !get_strv(o, "flags", what, &s->flags, error) ||
+      !get_array(o, "syscalls", what, &syscalls, error) ||
+      !get_string(o, "listenerPath", what, FALSE, &listener, error))
+    return NULL;
+  if (listener != NULL && *listener != '\0') {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
+                "%s.listenerPath is not supported in the guest", what);
+    return NULL;
+  }
+  s->default_action = g_strdup(def);
+  s->has_default_errno_ret = member(o, "defaultErrnoRet") != NULL;
+  s->default_errno_ret = (guint32)def_ret;
+  for (guint i = 0; syscalls != NULL && i < json_array_get_length(syscalls); i++) {
+    g_autofree char *path = g_strdup_printf("%s.syscalls[%u]", what, i);
+    JsonNode *e = json_array_get_element(syscalls, i);
+    if (!JSON_NODE_HOLDS_OBJECT(e)) {
+      invalid(error, "%s must be an object", path);
+      return NULL;
+    }
+    KvOciSeccompRule *r = parse_seccomp_rule(json_node_get_object(e), path, error);
+    if (r == NULL)
+      return NULL;
+    g_ptr_array_add(s->syscalls, r);
+  }
+  return g_steal_pointer(&s);
+}
+
+/* ---- container ---- */
+
+void kv_ocispec_free(KvOciSpec *s) {
+  if (s == NULL)
+    return;
+  kv_ocispec_process_free(s->process);
   g_free(s->hostname);
   g_clear_pointer(&s->mounts, g_ptr_array_unref);
   g_clear_pointer(&s->devices, g_ptr_array_unref);
@@ -818,7 +913,7 @@ void agent_container_spec_free(AgentContainerSpec *s) {
   g_strfreev(s->sysctl);
   g_free(s->resources.cpuset_cpus);
   g_free(s->resources.cpuset_mems);
-  g_clear_pointer(&s->seccomp, json_object_unref);
+  kv_ocispec_seccomp_free(s->seccomp);
   g_free(s);
 }
 
@@ -831,11 +926,11 @@ static gboolean check_paths(char **paths, const char *what, GError **error) {
   return TRUE;
 }
 
-AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error) {
-  g_autoptr(AgentContainerSpec) s = g_new0(AgentContainerSpec, 1);
+KvOciSpec *kv_ocispec_parse(JsonObject *spec, GError **error) {
+  g_autoptr(KvOciSpec) s = g_new0(KvOciSpec, 1);
   s->mounts = g_ptr_array_new_with_free_func((GDestroyNotify)mount_free);
   s->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
-  s->resources = (AgentResources){
+  s->resources = (KvOciResources){
       .memory_limit = -1,
       .memory_reservation = -1,
       .memory_swap = -1,
@@ -852,7 +947,7 @@ AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error)
     invalid(error, "spec: process is required");
     return NULL;
   }
-  s->process = agent_process_spec_parse(process, NULL, "spec: process", error);
+  s->process = kv_ocispec_process_parse(process, NULL, "spec: process", error);
   if (s->process == NULL)
     return NULL;
 
@@ -883,7 +978,7 @@ AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error)
       invalid(error, "%s must be an object", path);
       return NULL;
     }
-    AgentMount *m = parse_mount(json_node_get_object(e), path, error);
+    KvOciMount *m = parse_mount(json_node_get_object(e), path, error);
     if (m == NULL)
       return NULL;
     g_ptr_array_add(s->mounts, m);
@@ -910,7 +1005,7 @@ AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error)
         invalid(error, "%s must be an object", path);
         return NULL;
       }
-      AgentDevice *d = parse_device(json_node_get_object(e), path, error);
+      KvOciDevice *d = parse_device(json_node_get_object(e), path, error);
       if (d == NULL)
         return NULL;
       g_ptr_array_add(s->devices, d);
@@ -960,8 +1055,11 @@ AgentContainerSpec *agent_container_spec_parse(JsonObject *spec, GError **error)
     JsonObject *seccomp = NULL;
     if (!get_object(lnx, "seccomp", "spec: linux", &seccomp, error))
       return NULL;
-    if (seccomp != NULL)
-      s->seccomp = json_object_ref(seccomp);
+    if (seccomp != NULL) {
+      s->seccomp = kv_ocispec_seccomp_parse(seccomp, "spec: linux.seccomp", error);
+      if (s->seccomp == NULL)
+        return NULL;
+    }
   }
 
   if (s->hostname != NULL && !(s->namespaces & CLONE_NEWUTS)) {

@@ -1,0 +1,23 @@
+/* agent/rootfs.h: what the agent reads from a container's rootfs once, at
+ * creation, so that execs need not walk the (uncached 9p) share again:
+ * HOME of a user from its /etc/passwd, and pins on the PATH directories.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+/* At most this many PATH directories are pinned per container. */
+#define AGENT_PATH_PINS_MAX 16
+
+typedef struct {
+  int fds[AGENT_PATH_PINS_MAX]; /* O_PATH fds */
+  guint n;
+} AgentPathPins;
+
+/* HOME of uid in the rootfs's /etc/passwd, "/" when it has none. */
+char *agent_home_of(const char *rootfs, uid_t uid);
+/* Opens (O_PATH) the directories of path (may be NULL) and of the default
+ * PATH, or their deepest existing ancestors, inside rootfs: see rootfs.c. */
+void agent_rootfs_pin_path(AgentPathPins *pins, const char *rootfs, const char *path);
+void agent_path_pins_clear(AgentPathPins *pins);
