@@ -55,7 +55,8 @@ static gboolean bad(GError **error, const char *where, const char *field, const 
   va_start(ap, fmt);
   g_autofree char *msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s: %s %s", where, field, msg);
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s: %s%s%s", where, field,
+              msg[0] == '[' ? "" : " ", msg);
   return FALSE;
 }
 

@@ -194,7 +194,7 @@ START_TEST(test_wrong_types) {
   expect_error(&p, "cpus_set", "{\"online\":\"2\"}", KV_E_INVALID, "online must be an integer");
   expect_error(&p, "nic_config", "{}", KV_E_INVALID, "nic_config: mac is missing");
   expect_error(&p, "nic_config", "{\"mac\":\"52:54:00:00:00:01\",\"addresses\":[1]}", KV_E_INVALID,
-               "addresses [0] must be a string");
+               "addresses[0] must be a string");
   expect_error(&p, "nic_config", "{\"mac\":\"52:54:00:00:00:01\",\"mtu\":10}", KV_E_INVALID,
                "mtu is 10");
   expect_error(&p, "disk_add", "{\"serial\":\"\"}", KV_E_INVALID,

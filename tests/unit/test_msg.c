@@ -75,7 +75,7 @@ START_TEST(test_refusals) {
        "{\"container\":\"a\",\"exec_id\":\"b\",\"process\":{},\"streams\":{\"stdin\":4294967296}}",
        "allowed are 0..4294967295"},
       {&kv_m_nic_config, "{\"mac\":\"m\",\"addresses\":[\"a\",1]}",
-       "addresses [1] must be a string"},
+       "addresses[1] must be a string"},
       {&kv_m_resize, "{\"container\":\"a\",\"rows\":0,\"cols\":1}", "rows is 0"},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
