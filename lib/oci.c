@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "oci.h"
+#include "ocispec.h"
 
 #define CONFIG_MAX (4 * 1024 * 1024)
 
@@ -50,116 +51,33 @@ static const char DEFAULT_SPEC[] =
     "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
     "\"/proc/sysrq-trigger\"]}}";
 
-static gboolean fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static gboolean fail(GError **error, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  g_autofree char *m = g_strdup_vprintf(fmt, ap);
-  va_end(ap);
-  g_set_error_literal(error, KV_ERROR, KATAVM_E_INVALID, m);
-  return FALSE;
-}
-
-static gboolean is_type(JsonNode *n, GType t) {
-  return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == t;
-}
-
-static gboolean check_strv(JsonObject *o, const char *k, const char *where, gboolean required,
-                           gboolean nonempty, GError **error) {
-  JsonNode *n = json_object_get_member(o, k);
-  if (!n)
-    return required ? fail(error, "config.json: %s.%s is missing", where, k) : TRUE;
-  if (!JSON_NODE_HOLDS_ARRAY(n))
-    return fail(error, "config.json: %s.%s must be an array of strings", where, k);
-  JsonArray *a = json_node_get_array(n);
-  if (nonempty && json_array_get_length(a) == 0)
-    return fail(error, "config.json: %s.%s must be a non-empty array", where, k);
-  for (guint i = 0; i < json_array_get_length(a); i++)
-    if (!is_type(json_array_get_element(a, i), G_TYPE_STRING))
-      return fail(error, "config.json: %s.%s[%u] must be a string", where, k, i);
-  return TRUE;
-}
-
-static gboolean check_opt(JsonObject *o, const char *k, const char *where, GType t,
-                          const char *tname, GError **error) {
-  JsonNode *n = json_object_get_member(o, k);
-  if (n && !is_type(n, t))
-    return fail(error, "config.json: %s.%s must be %s", where, k, tname);
-  return TRUE;
-}
-
-static JsonObject *opt_obj(JsonObject *o, const char *k, const char *where, GError **error) {
-  JsonNode *n = json_object_get_member(o, k);
-  if (!n)
-    return NULL;
-  if (!JSON_NODE_HOLDS_OBJECT(n)) {
-    fail(error, "config.json: %s%s%s must be an object", where, *where ? "." : "", k);
-    return NULL;
-  }
-  return json_node_get_object(n);
-}
-
+/* The spec is checked by the same parser the agent builds the container
+ * from (lib/proto/ocispec.c), so host and guest apply one set of rules and
+ * the caller's mistakes are named here, in the caller's terms, before a
+ * sandbox is touched. Only what the host itself needs on top is checked
+ * here: root.path, which the host resolves. */
 gboolean kv_oci_validate(JsonObject *spec, GError **error) {
-  GError *e = NULL;
-  JsonObject *proc = opt_obj(spec, "process", "", &e);
-  if (e)
-    return g_propagate_error(error, e), FALSE;
-  if (!proc)
-    return fail(error, "config.json: process is missing");
-  if (!check_strv(proc, "args", "process", TRUE, TRUE, error) ||
-      !check_strv(proc, "env", "process", FALSE, FALSE, error) ||
-      !check_opt(proc, "cwd", "process", G_TYPE_STRING, "a string", error) ||
-      !check_opt(proc, "terminal", "process", G_TYPE_BOOLEAN, "a boolean", error) ||
-      !check_opt(proc, "noNewPrivileges", "process", G_TYPE_BOOLEAN, "a boolean", error))
+  JsonNode *root = json_object_get_member(spec, "root");
+  JsonNode *path = root && JSON_NODE_HOLDS_OBJECT(root)
+                       ? json_object_get_member(json_node_get_object(root), "path")
+                       : NULL;
+  if (!root) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "config.json: root is missing");
     return FALSE;
-  const char *cwd = json_object_get_string_member_with_default(proc, "cwd", "/");
-  if (!g_path_is_absolute(cwd))
-    return fail(error, "config.json: process.cwd '%s' must be absolute", cwd);
-  JsonObject *user = opt_obj(proc, "user", "process", &e);
-  if (e)
-    return g_propagate_error(error, e), FALSE;
-  if (user && (!check_opt(user, "uid", "process.user", G_TYPE_INT64, "an integer", error) ||
-               !check_opt(user, "gid", "process.user", G_TYPE_INT64, "an integer", error)))
-    return FALSE;
-  JsonObject *root = opt_obj(spec, "root", "", &e);
-  if (e)
-    return g_propagate_error(error, e), FALSE;
-  if (!root)
-    return fail(error, "config.json: root is missing");
-  if (!is_type(json_object_get_member(root, "path"), G_TYPE_STRING) ||
-      !*json_object_get_string_member(root, "path"))
-    return fail(error, "config.json: root.path must be a non-empty string");
-  if (!check_opt(root, "readonly", "root", G_TYPE_BOOLEAN, "a boolean", error) ||
-      !check_opt(spec, "hostname", "", G_TYPE_STRING, "a string", error))
-    return FALSE;
-  JsonNode *mounts = json_object_get_member(spec, "mounts");
-  if (mounts) {
-    if (!JSON_NODE_HOLDS_ARRAY(mounts))
-      return fail(error, "config.json: mounts must be an array");
-    JsonArray *a = json_node_get_array(mounts);
-    for (guint i = 0; i < json_array_get_length(a); i++) {
-      JsonNode *m = json_array_get_element(a, i);
-      if (!JSON_NODE_HOLDS_OBJECT(m) ||
-          !is_type(json_object_get_member(json_node_get_object(m), "destination"), G_TYPE_STRING))
-        return fail(error, "config.json: mounts[%u].destination must be a string", i);
-    }
   }
-  JsonObject *linux_ = opt_obj(spec, "linux", "", &e);
-  if (e)
-    return g_propagate_error(error, e), FALSE;
-  if (linux_) {
-    JsonNode *ns = json_object_get_member(linux_, "namespaces");
-    if (ns && !JSON_NODE_HOLDS_ARRAY(ns))
-      return fail(error, "config.json: linux.namespaces must be an array");
-    JsonObject *sc = opt_obj(linux_, "seccomp", "linux", &e);
-    if (e)
-      return g_propagate_error(error, e), FALSE;
-    if (sc && !is_type(json_object_get_member(sc, "defaultAction"), G_TYPE_STRING))
-      return fail(error, "config.json: linux.seccomp.defaultAction must be a string");
-    if (!opt_obj(linux_, "resources", "linux", &e) && e)
-      return g_propagate_error(error, e), FALSE;
+  if (!path || !JSON_NODE_HOLDS_VALUE(path) || json_node_get_value_type(path) != G_TYPE_STRING ||
+      !*json_node_get_string(path)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "config.json: root.path must be a non-empty string");
+    return FALSE;
   }
-  return TRUE;
+  g_autoptr(GError) e = NULL;
+  g_autoptr(KvOciSpec) parsed = kv_ocispec_parse(spec, &e);
+  if (parsed)
+    return TRUE;
+  const char *msg = g_str_has_prefix(e->message, "spec: ") ? e->message + 6 : e->message;
+  g_set_error(error, KV_ERROR, kv_error_code_of(e), "config.json: %s", msg);
+  return FALSE;
 }
 
 JsonObject *kv_oci_default_spec(void) {

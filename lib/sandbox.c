@@ -159,13 +159,21 @@ static gboolean keep_ticking(gpointer unused) {
 
 /* The shim pid recorded in state.json, if that process is still a
  * katavm-shim for this id (pids get reused). 0 otherwise. */
+typedef struct {
+  gint64 shim_pid;
+} ShimPid;
+
 static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+  /* Only the pid, so that a state file damaged elsewhere still names its
+   * shim for destroy. */
+  static const KvField fields[] = {
+      KV_FIELD(ShimPid, "shim_pid", KV_T_INT, KV_F_REQUIRED, shim_pid, 2, G_MAXINT32), {NULL}};
+  static const KvMsgDesc desc = {"state.json", sizeof(ShimPid), fields};
   g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
-  if (!st || !json_object_has_member(st, "shim_pid"))
+  ShimPid sp;
+  if (!st || !kv_msg_decode(&desc, st, &sp, NULL))
     return 0;
-  gint64 pid = kv_json_int(st, "shim_pid", 0);
-  if (pid <= 1 || pid > G_MAXINT32)
-    return 0;
+  gint64 pid = sp.shim_pid;
   g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
   g_autofree char *cmd = NULL;
   gsize len = 0;

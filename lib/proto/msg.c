@@ -369,8 +369,7 @@ JsonObject *kv_msg_encode(const KvMsgDesc *d, gconstpointer in) {
 
 /* ---- the tables ---- */
 
-#define FIELD(T, name, type, flags, member, ...)                                                   \
-  { name, type, flags, G_STRUCT_OFFSET(T, member), __VA_ARGS__ }
+#define FIELD KV_FIELD
 #define MSG(T, label, ...)                                                                         \
   static const KvField T##_fields[] = {__VA_ARGS__, {NULL}};                                       \
   static const KvMsgDesc T##_desc = {label, sizeof(T), T##_fields}

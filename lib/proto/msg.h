@@ -88,6 +88,14 @@ struct _KvMsgDesc {
   const KvField *fields; /* terminated by a field with name NULL */
 };
 
+/* Tables for other JSON documents (state files, configs) are written with
+ * these, as msg.c writes the messages':
+ *   static const KvField my_fields[] = {
+ *       KV_FIELD(MyStruct, "name", KV_T_STR, KV_F_REQUIRED, name), ..., {NULL}};
+ * (after the member: .min/.max/.def/.sub as designated initializers). */
+#define KV_FIELD(T, wire, type, flags, member, ...)                                                \
+  { wire, type, flags, G_STRUCT_OFFSET(T, member), __VA_ARGS__ }
+
 /* Decode `o` into the struct `out` (zeroed first) as `d` says. On failure
  * `out` is cleared and the error names the message and field. o may be NULL
  * (an absent object: only defaults). */
