@@ -5,6 +5,7 @@
  * input can make us allocate more than a bounded amount or crash.
  */
 #include "proto.h"
+#include "fields.h"
 
 #include <string.h>
 
@@ -288,82 +289,89 @@ JsonNode *kv_json_parse_object(GBytes *payload, GError **error) {
   return json_node_copy(root);
 }
 
-/* An integer member in [min, max]; anything else (missing, float, bool,
- * string, out of range) is an error naming the member. */
-static gboolean get_int_member(JsonObject *o, const char *name, gint64 min, gint64 max, gint64 *out,
-                               GError **error) {
-  JsonNode *n = json_object_get_member(o, name);
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must be an integer",
-                name);
-    return FALSE;
-  }
-  gint64 v = json_node_get_int(n);
-  if (v < min || v > max) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" = %" G_GINT64_FORMAT " is out of range", name, v);
-    return FALSE;
-  }
-  *out = v;
-  return TRUE;
+/* ---- envelopes: through the field-table kit (fields.h) ---- */
+
+/* Decodes an envelope; a mismatch is a protocol violation of the frame. */
+static gboolean envelope_decode(const KvMsgDesc *d, JsonObject *o, gpointer out, GError **error) {
+  g_autoptr(GError) e = NULL;
+  if (kv_msg_decode(d, o, out, &e))
+    return TRUE;
+  g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, e->message);
+  return FALSE;
 }
 
-/* A string member; max_len 0 = no limit beyond the frame size. */
-static const char *get_str_member(JsonObject *o, const char *name, gsize max_len,
-                                  gboolean non_empty, GError **error) {
-  JsonNode *n = json_object_get_member(o, name);
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must be a string", name);
-    return NULL;
-  }
-  const char *s = json_node_get_string(n);
-  gsize len = strlen(s);
-  if (non_empty && len == 0) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD, "\"%s\" must not be empty",
-                name);
-    return NULL;
-  }
-  if (max_len > 0 && len > max_len) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "\"%s\" is longer than %" G_GSIZE_FORMAT " bytes", name, max_len);
-    return NULL;
-  }
-  return s;
-}
+typedef struct {
+  gint64 id;
+  char *method;
+  JsonObject *params;
+} RequestEnv;
+static const KvField request_fields[] = {
+    KV_FIELD(RequestEnv, "id", KV_T_INT, KV_F_REQUIRED, id, 0, G_MAXUINT32),
+    KV_FIELD(RequestEnv, "method", KV_T_STR, KV_F_REQUIRED | KV_F_NONEMPTY, method,
+             .max = KV_METHOD_MAX_LEN),
+    /* absent (or null) params: {} */
+    KV_FIELD(RequestEnv, "params", KV_T_OBJECT, 0, params),
+    {NULL}};
+static const KvMsgDesc request_desc = {"request", sizeof(RequestEnv), request_fields};
+
+typedef struct {
+  gint64 id;
+  JsonObject *result;
+  JsonObject *error;
+} ResponseEnv;
+static const KvField response_fields[] = {
+    KV_FIELD(ResponseEnv, "id", KV_T_INT, KV_F_REQUIRED, id, 0, G_MAXUINT32),
+    KV_FIELD(ResponseEnv, "result", KV_T_OBJECT, 0, result),
+    KV_FIELD(ResponseEnv, "error", KV_T_OBJECT, 0, error),
+    {NULL}};
+static const KvMsgDesc response_desc = {"response", sizeof(ResponseEnv), response_fields};
+
+typedef struct {
+  gint64 code;
+  char *message;
+} ErrorEnv;
+static const KvField error_fields[] = {
+    KV_FIELD(ErrorEnv, "code", KV_T_INT, KV_F_REQUIRED, code, G_MININT, G_MAXINT),
+    KV_FIELD(ErrorEnv, "message", KV_T_STR, KV_F_REQUIRED, message),
+    {NULL}};
+static const KvMsgDesc error_desc = {"response: error", sizeof(ErrorEnv), error_fields};
+
+typedef struct {
+  gint64 proto;
+  char *role, *version;
+  char **features;
+} HelloEnv;
+static const KvField hello_fields[] = {
+    KV_FIELD(HelloEnv, "role", KV_T_STR, KV_F_REQUIRED | KV_F_NONEMPTY, role,
+             .max = KV_NAME_MAX_LEN),
+    KV_FIELD(HelloEnv, "version", KV_T_STR, KV_F_REQUIRED | KV_F_NONEMPTY, version,
+             .max = KV_NAME_MAX_LEN),
+    /* optional: a peer that sends none offers none */
+    KV_FIELD(HelloEnv, "features", KV_T_STRV, 0, features, .max = KV_NAME_MAX_LEN),
+    {NULL}};
+static const KvMsgDesc hello_desc = {"HELLO", sizeof(HelloEnv), hello_fields};
+
+typedef struct {
+  char *event;
+} EventEnv;
+static const KvField event_fields[] = {KV_FIELD(EventEnv, "event", KV_T_STR,
+                                                KV_F_REQUIRED | KV_F_NONEMPTY, event,
+                                                .max = KV_NAME_MAX_LEN),
+                                       {NULL}};
+static const KvMsgDesc event_desc = {"event", sizeof(EventEnv), event_fields};
 
 gboolean kv_request_parse(GBytes *payload, KvRequest *out, GError **error) {
   g_return_val_if_fail(out != NULL, FALSE);
   memset(out, 0, sizeof *out);
-
   g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
   if (root == NULL)
     return FALSE;
-  JsonObject *o = json_node_get_object(root);
-
-  gint64 id;
-  if (!get_int_member(o, "id", 0, G_MAXUINT32, &id, error))
+  RequestEnv r;
+  if (!envelope_decode(&request_desc, json_node_get_object(root), &r, error))
     return FALSE;
-  const char *method = get_str_member(o, "method", KV_METHOD_MAX_LEN, TRUE, error);
-  if (method == NULL)
-    return FALSE;
-
-  JsonObject *params = NULL;
-  JsonNode *pn = json_object_get_member(o, "params");
-  /* null is accepted as "no params": some JSON emitters write it. */
-  if (pn != NULL && !JSON_NODE_HOLDS_NULL(pn)) {
-    if (!JSON_NODE_HOLDS_OBJECT(pn)) {
-      g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                          "\"params\" must be an object");
-      return FALSE;
-    }
-    params = json_object_ref(json_node_get_object(pn));
-  } else {
-    params = json_object_new();
-  }
-
-  out->id = (guint32)id;
-  out->method = g_strdup(method);
-  out->params = params;
+  out->id = (guint32)r.id;
+  out->method = g_steal_pointer(&r.method);
+  out->params = r.params != NULL ? g_steal_pointer(&r.params) : json_object_new();
   return TRUE;
 }
 
@@ -378,50 +386,32 @@ void kv_request_clear(KvRequest *r) {
 gboolean kv_response_parse(GBytes *payload, KvResponse *out, GError **error) {
   g_return_val_if_fail(out != NULL, FALSE);
   memset(out, 0, sizeof *out);
-
   g_autoptr(JsonNode) root = kv_json_parse_object(payload, error);
   if (root == NULL)
     return FALSE;
-  JsonObject *o = json_node_get_object(root);
-
-  gint64 id;
-  if (!get_int_member(o, "id", 0, G_MAXUINT32, &id, error))
+  ResponseEnv r;
+  if (!envelope_decode(&response_desc, json_node_get_object(root), &r, error))
     return FALSE;
-
-  JsonNode *res = json_object_get_member(o, "result");
-  JsonNode *err = json_object_get_member(o, "error");
-  if ((res == NULL) == (err == NULL)) {
+  if ((r.result == NULL) == (r.error == NULL)) {
+    kv_msg_clear(&response_desc, &r);
     g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                        "response must carry exactly one of "
-                        "\"result\" and \"error\"");
+                        "response must carry exactly one of result and error");
     return FALSE;
   }
-  if (res != NULL) {
-    if (!JSON_NODE_HOLDS_OBJECT(res)) {
-      g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                          "\"result\" must be an object");
-      return FALSE;
-    }
-    out->id = (guint32)id;
-    out->result = json_object_ref(json_node_get_object(res));
+  out->id = (guint32)r.id;
+  if (r.result != NULL) {
+    out->result = g_steal_pointer(&r.result);
     return TRUE;
   }
-
-  if (!JSON_NODE_HOLDS_OBJECT(err)) {
-    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                        "\"error\" must be an object");
+  ErrorEnv e;
+  gboolean ok = envelope_decode(&error_desc, r.error, &e, error);
+  kv_msg_clear(&response_desc, &r);
+  if (!ok) {
+    out->id = 0;
     return FALSE;
   }
-  JsonObject *eo = json_node_get_object(err);
-  gint64 code;
-  if (!get_int_member(eo, "code", G_MININT, G_MAXINT, &code, error))
-    return FALSE;
-  const char *msg = get_str_member(eo, "message", 0, FALSE, error);
-  if (msg == NULL)
-    return FALSE;
-  out->id = (guint32)id;
-  out->err_code = (int)code;
-  out->err_message = g_strdup(msg);
+  out->err_code = (int)e.code;
+  out->err_message = g_steal_pointer(&e.message);
   return TRUE;
 }
 
@@ -470,40 +460,26 @@ gboolean kv_hello_parse_full(GBytes *payload, char **role, char **version, char 
     return FALSE;
   }
 
-  const char *r = get_str_member(o, "role", KV_NAME_MAX_LEN, TRUE, error);
-  if (r == NULL)
+  HelloEnv h;
+  if (!envelope_decode(&hello_desc, o, &h, error))
     return FALSE;
-  const char *v = get_str_member(o, "version", KV_NAME_MAX_LEN, TRUE, error);
-  if (v == NULL)
-    return FALSE;
-  /* features: optional, a short list of short names; a peer that sends
-   * none offers none. */
-  JsonNode *fn = json_object_get_member(o, "features");
-  JsonArray *fa = fn != NULL && JSON_NODE_HOLDS_ARRAY(fn) ? json_node_get_array(fn) : NULL;
-  if (fn != NULL && (fa == NULL || json_array_get_length(fa) > KV_HELLO_MAX_FEATURES)) {
-    g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                "HELLO \"features\" must be an array of at most %u names", KV_HELLO_MAX_FEATURES);
-    return FALSE;
-  }
-  guint nf = fa != NULL ? json_array_get_length(fa) : 0;
+  guint nf = h.features != NULL ? g_strv_length(h.features) : 0;
   for (guint i = 0; i < nf; i++) {
-    JsonNode *el = json_array_get_element(fa, i);
-    if (!JSON_NODE_HOLDS_VALUE(el) || json_node_get_value_type(el) != G_TYPE_STRING ||
-        !*json_node_get_string(el) || strlen(json_node_get_string(el)) > KV_NAME_MAX_LEN) {
+    if (nf > KV_HELLO_MAX_FEATURES || h.features[i][0] == '\0') {
+      kv_msg_clear(&hello_desc, &h);
       g_set_error(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
-                  "HELLO \"features\"[%u] must be a name of 1..%u characters", i, KV_NAME_MAX_LEN);
+                  "HELLO: features must be at most %u names of 1..%u characters",
+                  KV_HELLO_MAX_FEATURES, KV_NAME_MAX_LEN);
       return FALSE;
     }
   }
   if (role != NULL)
-    *role = g_strdup(r);
+    *role = g_steal_pointer(&h.role);
   if (version != NULL)
-    *version = g_strdup(v);
-  if (features != NULL) {
-    *features = g_new0(char *, nf + 1);
-    for (guint i = 0; i < nf; i++)
-      (*features)[i] = g_strdup(json_array_get_string_element(fa, i));
-  }
+    *version = g_steal_pointer(&h.version);
+  if (features != NULL)
+    *features = h.features != NULL ? g_steal_pointer(&h.features) : g_new0(char *, 1);
+  kv_msg_clear(&hello_desc, &h);
   return TRUE;
 }
 
@@ -543,13 +519,14 @@ gboolean kv_event_parse(GBytes *payload, char **name, JsonObject **fields, GErro
   if (root == NULL)
     return FALSE;
   JsonObject *o = json_node_get_object(root);
-  const char *ev = get_str_member(o, "event", KV_NAME_MAX_LEN, TRUE, error);
-  if (ev == NULL)
+  EventEnv ev;
+  if (!envelope_decode(&event_desc, o, &ev, error))
     return FALSE;
   if (name != NULL)
-    *name = g_strdup(ev);
+    *name = g_steal_pointer(&ev.event);
   if (fields != NULL)
     *fields = json_object_ref(o);
+  kv_msg_clear(&event_desc, &ev);
   return TRUE;
 }
 

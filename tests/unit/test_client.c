@@ -440,7 +440,7 @@ END_TEST
 START_TEST(result_not_object) {
   /* The violation closes the connection; the pending call fails with the
    * close (KATAVM_E_AGENT), its message naming the violation. */
-  expect_check_fails(FAKE_RESULT_ARRAY, KATAVM_E_AGENT, "\"result\" must be an object");
+  expect_check_fails(FAKE_RESULT_ARRAY, KATAVM_E_AGENT, "response: result must be an object");
 }
 END_TEST
 
