@@ -2,7 +2,12 @@
  *
  * Clients ask for container and process operations; the shim mounts
  * container rootfs into the sandbox's 9p share (it owns the sandbox's host
- * state) and relays the requests to the agent. Stdio streams are relayed
+ * state) and relays the requests to the agent: each is decoded as the
+ * contract says (lib/proto/msg.h: container_add and the KV_RELAYED
+ * methods), its stream ids mapped in the typed struct, and encoded again
+ * for the agent; the agent's result is decoded and encoded again for the
+ * client. Relay state is this file's own (Relay); it sits on state.h and
+ * calls nothing above it. Stdio streams are relayed
  * frame by frame: each client stream id is mapped to a fresh agent stream id,
  * DATA/CREDIT/EOF are forwarded unchanged, so flow control is end to end and
  * the shim buffers at most one window per stream. A client that goes away
