@@ -1,9 +1,22 @@
-/* lib/shim/hotplug.c: live changes to a running sandbox. Each request is a
- * short sequence: host side through lib/vmm (libvirt), then the agent makes
- * the guest use it (online CPUs, see memory, configure the NIC, find and
- * mount the disk); the reply goes out only once the guest reports the
- * resource usable. A failed step undoes the earlier ones. One hotplug runs
- * at a time per sandbox. */
+/* lib/shim/hotplug.c: live changes to a running sandbox.
+ *
+ * Each hotplug kind is an asynchronous chain of steps on the shim's one
+ * main loop: the host side through lib/vmm (synchronous libvirt calls),
+ * then a call to the agent (kv_call) whose reply callback runs the next
+ * step: online CPUs, see the memory (polled on a timer until MemTotal
+ * moved), configure the NIC, find and mount the disk. The reply to the
+ * client goes out only once the guest reports the resource usable. A
+ * failed step runs the chain's rollback, which undoes the host side done
+ * so far, so a failed hotplug leaves the sandbox as it was.
+ *
+ * One hotplug runs at a time per sandbox; another request meanwhile is
+ * refused with KV_E_STATE ("another hotplug is in progress"), as before:
+ * a client that wants several queues them itself. A stop or destroy
+ * meanwhile aborts the one under way at once (hotplug_abort: its client
+ * gets KV_E_STATE) and goes on; the agent's late reply is then dropped.
+ * An aborted chain does not roll back: the VM is going off, unplugging
+ * would only wait on a guest that shuts down (libvirt waits up to 10 s per
+ * device), and nothing of an unfinished hotplug is in state.json. */
 #include <errno.h>
 #include <net/if.h>
 #include <string.h>
@@ -12,26 +25,52 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "hotplug.h"
 
 #define AGENT_HOTPLUG_TIMEOUT_MS 60000
 #define MEMORY_SETTLE_TIMEOUT_US (90 * G_USEC_PER_SEC)
+#define MEMORY_POLL_MS 100
 #define MEM_BLOCK_MIB 2
 
-typedef struct {
-  char *mac;
-  char *tap;
-  char *ifname; /* the guest's name for it */
-} Nic;
+typedef struct _Op Op;
 
-typedef struct {
-  char *path;
-  char *serial;
-  char *device;
-} Disk;
+struct _Hotplug {
+  Shim *s;
+  HotplugContainerFunc has_container;
+  gpointer has_container_user;
+  GPtrArray *nics;  /* KvNicInfo* attached at runtime */
+  GPtrArray *disks; /* KvDiskInfo* attached at runtime */
+  guint cpus_online;
+  guint mem_requested_mib; /* memory above boot memory (virtio-mem or DIMMs) */
+  gboolean memory_dimm;    /* hotplug by ACPI DIMMs instead of virtio-mem */
+  GArray *dimm_sizes;      /* MiB of each attached DIMM, in plug order */
+  Op *cur;                 /* the hotplug under way */
+};
+
+/* The next step of a chain: the agent's reply to the call it made (result
+ * NULL and error set when the call failed). */
+typedef void (*OpStep)(Op *op, JsonObject *result, const GError *error);
+
+struct _Op {
+  Hotplug *h;
+  Waiter *w;
+  KvHotplugParams req;
+  KvHotplugResult res;
+  gint64 t0;
+  gboolean calling;         /* a call to the agent is in flight */
+  gboolean aborted;         /* hotplug_abort: the reply callback frees us */
+  OpStep next;              /* runs with the reply of that call */
+  const KvMethod *method;   /* ... whose result it decodes */
+  void (*rollback)(Op *op); /* undoes the host side done so far */
+  GSource *timer;           /* memory: the next MemTotal poll */
+  /* what the steps carry on */
+  char *mac, *serial;
+  guint old_req, new_req, dimms_before;
+  gint64 want, before_kib, expect_kib, deadline;
+};
 
 static void nic_free(gpointer p) {
-  Nic *n = p;
+  KvNicInfo *n = p;
   g_free(n->mac);
   g_free(n->tap);
   g_free(n->ifname);
@@ -39,19 +78,67 @@ static void nic_free(gpointer p) {
 }
 
 static void disk_free(gpointer p) {
-  Disk *d = p;
+  KvDiskInfo *d = p;
   g_free(d->path);
   g_free(d->serial);
   g_free(d->device);
   g_free(d);
 }
 
-void hotplug_init(Shim *s) {
-  s->dimm_sizes = g_array_new(FALSE, FALSE, sizeof(guint));
-  s->nics = g_ptr_array_new_with_free_func(nic_free);
-  s->disks = g_ptr_array_new_with_free_func(disk_free);
-  s->cpus_online = s->cfg.vcpus;
-  s->mem_requested_mib = 0;
+/* ---- the state it persists ---- */
+
+static void describe(gpointer user, KvShimStateResult *o) {
+  Hotplug *h = user;
+  o->memory_hotplug = g_strdup(h->memory_dimm ? "dimm" : "virtio-mem");
+  o->dimms_mib = g_array_new(FALSE, FALSE, sizeof(gint64));
+  for (guint i = 0; i < h->dimm_sizes->len; i++) {
+    gint64 v = g_array_index(h->dimm_sizes, guint, i);
+    g_array_append_val(o->dimms_mib, v);
+  }
+  o->cpus_online = h->cpus_online;
+  o->memory_hotplugged_mib = h->mem_requested_mib;
+  /* Elements as kv_msg_clear frees them. */
+  o->nics = g_ptr_array_new();
+  for (guint i = 0; i < h->nics->len; i++) {
+    KvNicInfo *n = h->nics->pdata[i], *c = g_new0(KvNicInfo, 1);
+    c->mac = g_strdup(n->mac);
+    c->tap = g_strdup(n->tap);
+    c->ifname = g_strdup(n->ifname);
+    g_ptr_array_add(o->nics, c);
+  }
+  o->disks = g_ptr_array_new();
+  for (guint i = 0; i < h->disks->len; i++) {
+    KvDiskInfo *d = h->disks->pdata[i], *c = g_new0(KvDiskInfo, 1);
+    c->path = g_strdup(d->path);
+    c->serial = g_strdup(d->serial);
+    c->device = g_strdup(d->device);
+    g_ptr_array_add(o->disks, c);
+  }
+}
+
+Hotplug *hotplug_new(Shim *s, HotplugContainerFunc has_container, gpointer user) {
+  Hotplug *h = g_new0(Hotplug, 1);
+  h->s = s;
+  h->has_container = has_container;
+  h->has_container_user = user;
+  h->dimm_sizes = g_array_new(FALSE, FALSE, sizeof(guint));
+  h->nics = g_ptr_array_new_with_free_func(nic_free);
+  h->disks = g_ptr_array_new_with_free_func(disk_free);
+  h->cpus_online = s->cfg.vcpus;
+  shim_add_describer(s, describe, h);
+  return h;
+}
+
+static void op_free(Op *op);
+
+void hotplug_free(Hotplug *h) {
+  if (!h)
+    return;
+  hotplug_abort(h, "the shim is exiting");
+  g_array_unref(h->dimm_sizes);
+  g_ptr_array_unref(h->nics);
+  g_ptr_array_unref(h->disks);
+  g_free(h);
 }
 
 /* Does this host's QEMU have the virtio-mem device? (No libvirt API tells
@@ -69,151 +156,202 @@ static gboolean qemu_has_virtio_mem(void) {
   return (out && strstr(out, "requested-size")) || (err && strstr(err, "requested-size"));
 }
 
-void hotplug_choose_memory(Shim *s) {
-  const char *mode = s->cfg.memory_hotplug ? s->cfg.memory_hotplug : "auto";
-  if (s->cfg.max_memory_mib <= s->cfg.memory_mib)
-    s->memory_dimm = FALSE;
+void hotplug_choose_memory(Hotplug *h) {
+  const KvSandboxConfig *cfg = &h->s->cfg;
+  const char *mode = cfg->memory_hotplug ? cfg->memory_hotplug : "auto";
+  if (cfg->max_memory_mib <= cfg->memory_mib)
+    h->memory_dimm = FALSE;
   else if (!strcmp(mode, "dimm"))
-    s->memory_dimm = TRUE;
+    h->memory_dimm = TRUE;
   else if (!strcmp(mode, "virtio-mem"))
-    s->memory_dimm = FALSE;
+    h->memory_dimm = FALSE;
   else
-    s->memory_dimm = !qemu_has_virtio_mem();
+    h->memory_dimm = !qemu_has_virtio_mem();
 }
 
-void hotplug_describe(Shim *s, JsonObject *o) {
-  json_object_set_string_member(o, "memory_hotplug", s->memory_dimm ? "dimm" : "virtio-mem");
-  JsonArray *dimms = json_array_new();
-  for (guint i = 0; i < s->dimm_sizes->len; i++)
-    json_array_add_int_element(dimms, g_array_index(s->dimm_sizes, guint, i));
-  json_object_set_array_member(o, "dimms_mib", dimms);
-  json_object_set_int_member(o, "cpus_online", s->cpus_online);
-  json_object_set_int_member(o, "memory_hotplugged_mib", s->mem_requested_mib);
-  JsonArray *nics = json_array_new();
-  for (guint i = 0; i < s->nics->len; i++) {
-    Nic *n = s->nics->pdata[i];
-    JsonObject *j = json_object_new();
-    json_object_set_string_member(j, "mac", n->mac);
-    json_object_set_string_member(j, "tap", n->tap);
-    if (n->ifname)
-      json_object_set_string_member(j, "ifname", n->ifname);
-    json_array_add_object_element(nics, j);
-  }
-  json_object_set_array_member(o, "nics", nics);
-  JsonArray *disks = json_array_new();
-  for (guint i = 0; i < s->disks->len; i++) {
-    Disk *d = s->disks->pdata[i];
-    JsonObject *j = json_object_new();
-    json_object_set_string_member(j, "path", d->path);
-    json_object_set_string_member(j, "serial", d->serial);
-    if (d->device)
-      json_object_set_string_member(j, "device", d->device);
-    json_array_add_object_element(disks, j);
-  }
-  json_object_set_array_member(o, "disks", disks);
+gboolean hotplug_memory_dimm(Hotplug *h) {
+  return h->memory_dimm;
 }
 
-void hotplug_restore(Shim *s, JsonObject *st) {
-  s->memory_dimm = !g_strcmp0(kv_json_str(st, "memory_hotplug", ""), "dimm");
-  JsonNode *dn = json_object_get_member(st, "dimms_mib");
-  JsonArray *da = dn && JSON_NODE_HOLDS_ARRAY(dn) ? json_node_get_array(dn) : NULL;
-  for (guint i = 0; da && i < json_array_get_length(da); i++) {
-    JsonNode *e = json_array_get_element(da, i);
-    if (JSON_NODE_HOLDS_VALUE(e) && json_node_get_value_type(e) == G_TYPE_INT64 &&
-        json_node_get_int(e) > 0 && json_node_get_int(e) <= s->cfg.max_memory_mib) {
-      guint v = (guint)json_node_get_int(e);
-      g_array_append_val(s->dimm_sizes, v);
+void hotplug_restore(Hotplug *h, const KvShimStateResult *st) {
+  const KvSandboxConfig *cfg = &h->s->cfg;
+  h->memory_dimm = !g_strcmp0(st->memory_hotplug, "dimm");
+  for (guint i = 0; st->dimms_mib && i < st->dimms_mib->len; i++) {
+    gint64 v = g_array_index(st->dimms_mib, gint64, i);
+    if (v > 0 && v <= cfg->max_memory_mib) {
+      guint u = (guint)v;
+      g_array_append_val(h->dimm_sizes, u);
     }
   }
-  gint64 cpus = kv_json_int(st, "cpus_online", 0);
-  if (cpus >= 1 && cpus <= s->cfg.max_vcpus)
-    s->cpus_online = (guint)cpus;
-  gint64 mem = kv_json_int(st, "memory_hotplugged_mib", 0);
-  if (mem >= 0 && mem <= (gint64)s->cfg.max_memory_mib - s->cfg.memory_mib)
-    s->mem_requested_mib = (guint)mem;
-  JsonNode *n = json_object_get_member(st, "nics");
-  JsonArray *a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
-  for (guint i = 0; a && i < json_array_get_length(a); i++) {
-    JsonNode *e = json_array_get_element(a, i);
-    JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-    const char *mac = kv_json_str(o, "mac", NULL), *tap = kv_json_str(o, "tap", NULL);
-    if (mac && tap) {
-      Nic *nic = g_new0(Nic, 1);
-      nic->mac = g_strdup(mac);
-      nic->tap = g_strdup(tap);
-      nic->ifname = g_strdup(kv_json_str(o, "ifname", NULL));
-      g_ptr_array_add(s->nics, nic);
-    }
+  if (st->cpus_online >= 1 && st->cpus_online <= cfg->max_vcpus)
+    h->cpus_online = (guint)st->cpus_online;
+  gint64 mem = st->memory_hotplugged_mib;
+  if (mem >= 0 && mem <= (gint64)cfg->max_memory_mib - cfg->memory_mib)
+    h->mem_requested_mib = (guint)mem;
+  for (guint i = 0; st->nics && i < st->nics->len; i++) {
+    const KvNicInfo *n = st->nics->pdata[i];
+    KvNicInfo *c = g_new0(KvNicInfo, 1);
+    c->mac = g_strdup(n->mac);
+    c->tap = g_strdup(n->tap);
+    c->ifname = g_strdup(n->ifname);
+    g_ptr_array_add(h->nics, c);
   }
-  n = json_object_get_member(st, "disks");
-  a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
-  for (guint i = 0; a && i < json_array_get_length(a); i++) {
-    JsonNode *e = json_array_get_element(a, i);
-    JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-    const char *path = kv_json_str(o, "path", NULL), *serial = kv_json_str(o, "serial", NULL);
-    if (path && serial) {
-      Disk *d = g_new0(Disk, 1);
-      d->path = g_strdup(path);
-      d->serial = g_strdup(serial);
-      d->device = g_strdup(kv_json_str(o, "device", NULL));
-      g_ptr_array_add(s->disks, d);
-    }
+  for (guint i = 0; st->disks && i < st->disks->len; i++) {
+    const KvDiskInfo *d = st->disks->pdata[i];
+    KvDiskInfo *c = g_new0(KvDiskInfo, 1);
+    c->path = g_strdup(d->path);
+    c->serial = g_strdup(d->serial);
+    c->device = g_strdup(d->device);
+    g_ptr_array_add(h->disks, c);
   }
 }
 
-static JsonObject *agent_call(Shim *s, const char *method, JsonObject *params, GError **error) {
-  if (!s->agent || !kv_conn_is_ready(s->agent)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_AGENT, "the guest agent is not connected");
-    return NULL;
+/* ---- the chain ---- */
+
+static void op_free(Op *op) {
+  if (op->timer)
+    shim_timer_clear(&op->timer);
+  waiter_free(op->w);
+  kv_msg_clear(kv_m_shim_hotplug.params, &op->req);
+  kv_msg_clear(kv_m_shim_hotplug.result, &op->res);
+  g_free(op->mac);
+  g_free(op->serial);
+  g_free(op);
+}
+
+/* The chain ends with error e (taken): undo, answer, forget. */
+static void op_fail(Op *op, GError *e) {
+  Hotplug *h = op->h;
+  if (op->rollback)
+    op->rollback(op);
+  shim_log("hotplug %s failed: %s", op->req.kind, e->message);
+  shim_reply_error(op->w->conn, op->w->id, e);
+  g_error_free(e);
+  if (h->cur == op)
+    h->cur = NULL;
+  op_free(op);
+}
+
+static void op_done(Op *op) {
+  Hotplug *h = op->h;
+  op->res.elapsed_us = g_get_monotonic_time() - op->t0;
+  shim_log("hotplug %s done in %.0f ms", op->req.kind, op->res.elapsed_us / 1000.0);
+  shim_state_save(h->s);
+  kv_reply(op->w->conn, op->w->id, &kv_m_shim_hotplug, &op->res);
+  if (h->cur == op)
+    h->cur = NULL;
+  op_free(op);
+}
+
+static void op_on_reply(KvConn *agent, JsonObject *result, const GError *error, gpointer user) {
+  Op *op = user;
+  op->calling = FALSE;
+  if (op->aborted) {
+    op_free(op); /* already answered */
+    return;
   }
+  op->next(op, result, error);
+}
+
+/* Ask the agent m(params); next runs with its reply. An agent that is not
+ * there gives next the error at once. */
+static void op_call(Op *op, const KvMethod *m, gconstpointer params, OpStep next) {
   g_autoptr(GError) e = NULL;
-  JsonObject *r = kv_conn_call_sync(s->agent, method, params, AGENT_HOTPLUG_TIMEOUT_MS, &e);
-  if (!r) {
-    int code = kv_remote_error_code(e);
-    g_set_error(error, KV_ERROR,
-                (code < 0 && code >= KATAVM_E_CORRUPT)                       ? code
-                : g_error_matches(e, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT) ? KATAVM_E_TIMEOUT
-                                                                             : KATAVM_E_AGENT,
-                "guest: %s", kv_remote_error_message(e));
+  op->next = next;
+  op->method = m;
+  if (!shim_agent_usable(op->h->s, &e)) {
+    next(op, NULL, e);
+    return;
   }
-  return r;
+  op->calling = TRUE;
+  kv_call(op->h->s->agent, m, params, AGENT_HOTPLUG_TIMEOUT_MS, op_on_reply, op);
 }
 
-static gint64 guest_mem_kib(Shim *s, GError **error) {
-  g_autoptr(JsonObject) r = agent_call(s, KV_M_AGENT_CHECK, NULL, error);
-  return r ? kv_json_int(r, "mem_total_kib", -1) : -1;
+/* The usual start of a step: FALSE (and the chain failed) when the call
+ * failed or its result breaks the contract; else `out` holds the result. */
+static gboolean op_result(Op *op, JsonObject *result, const GError *error, gpointer out) {
+  if (!result) {
+    /* Ours (the agent is not connected) as it is; the agent's, mapped. */
+    op_fail(op, error->domain == KV_ERROR_DOMAIN ? g_error_copy(error)
+                                                 : shim_agent_error(error, "guest: ", TRUE));
+    return FALSE;
+  }
+  GError *e = NULL;
+  if (!kv_result_decode(op->method, result, out, &e)) {
+    e->code = KV_E_AGENT;
+    g_prefix_error(&e, "guest: ");
+    op_fail(op, e);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void hotplug_abort(Hotplug *h, const char *why) {
+  Op *op = h->cur;
+  if (!op)
+    return;
+  h->cur = NULL;
+  shim_timer_clear(&op->timer);
+  shim_log("hotplug %s abandoned: %s", op->req.kind, why);
+  g_autoptr(GError) e =
+      g_error_new(KV_ERROR_DOMAIN, KV_E_STATE, "hotplug %s abandoned: %s", op->req.kind, why);
+  shim_reply_error(op->w->conn, op->w->id, e);
+  kv_conn_flush(op->w->conn, 2000, NULL);
+  if (op->calling)
+    op->aborted = TRUE; /* op_on_reply frees it */
+  else
+    op_free(op);
+}
+
+static gboolean op_error(Op *op, KvCode code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean op_error(Op *op, KvCode code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  GError *e = g_error_new_valist(KV_ERROR_DOMAIN, code, fmt, ap);
+  va_end(ap);
+  op_fail(op, e);
+  return FALSE;
 }
 
 /* ---- CPUs ---- */
 
-static JsonObject *do_cpus(Shim *s, JsonObject *req, GError **error) {
-  gint64 want = kv_json_int(req, "cpus", 0);
-  if (want < 1 || want > s->cfg.max_vcpus) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "%" G_GINT64_FORMAT " vCPUs requested; this sandbox allows 1..%u "
-                "(max vCPUs given at create)",
-                want, s->cfg.max_vcpus);
-    return NULL;
+static void cpus_set_done(Op *op, JsonObject *result, const GError *error) {
+  Hotplug *h = op->h;
+  KvCpusResult r;
+  if (!op_result(op, result, error, &r))
+    return; /* plugged-but-offline vCPUs are harmless: no rollback */
+  h->cpus_online = r.cpus_online < 0 ? (guint)op->want : (guint)r.cpus_online;
+  if (h->cpus_online != (guint)op->want) {
+    op_error(op, KV_E_AGENT, "the guest reports %u CPUs online, not %" G_GINT64_FORMAT,
+             h->cpus_online, op->want);
+    return;
+  }
+  op->res.cpus_online = h->cpus_online;
+  op_done(op);
+}
+
+static void cpus_start(Op *op) {
+  Hotplug *h = op->h;
+  Shim *s = h->s;
+  op->want = op->req.cpus;
+  if (op->want < 1 || op->want > s->cfg.max_vcpus) {
+    op_error(op, KV_E_INVALID,
+             "%" G_GINT64_FORMAT " vCPUs requested; this sandbox allows 1..%u "
+             "(max vCPUs given at create)",
+             op->want, s->cfg.max_vcpus);
+    return;
   }
   guint plugged = kv_vmm_get_vcpus(s->vmm, s->p.domain, NULL);
   /* Grow by plugging; shrink only by offlining in the guest: vCPU unplug
    * through libvirt crashed QEMU 7.2 under TCG (double free, see
    * VM-NOTES.md), so plugged vCPUs stay plugged. */
-  if ((guint)want > plugged && !kv_vmm_set_vcpus(s->vmm, s->p.domain, (guint)want, error))
-    return NULL;
-  g_autoptr(JsonObject) p = json_object_new();
-  json_object_set_int_member(p, "online", want);
-  JsonObject *r = agent_call(s, KV_M_CPUS_SET, p, error);
-  if (!r)
-    return NULL; /* plugged-but-offline vCPUs are harmless: no rollback */
-  s->cpus_online = (guint)kv_json_int(r, "cpus_online", want);
-  if (s->cpus_online != (guint)want) {
-    g_set_error(error, KV_ERROR, KATAVM_E_AGENT,
-                "the guest reports %u CPUs online, not %" G_GINT64_FORMAT, s->cpus_online, want);
-    json_object_unref(r);
-    return NULL;
+  GError *e = NULL;
+  if ((guint)op->want > plugged && !kv_vmm_set_vcpus(s->vmm, s->p.domain, (guint)op->want, &e)) {
+    op_fail(op, e);
+    return;
   }
-  return r;
+  KvCpusSetParams p = {.online = op->want};
+  op_call(op, &kv_m_cpus_set, &p, cpus_set_done);
 }
 
 /* ---- memory ---- */
@@ -224,116 +362,153 @@ static char *dimm_alias(guint index) {
 
 /* DIMMs go in whole: growing plugs one DIMM of the difference; shrinking
  * unplugs the most recent DIMMs, which must add up to the difference. */
-static gboolean dimm_resize(Shim *s, guint from, guint to, GError **error) {
+static gboolean dimm_resize(Hotplug *h, guint from, guint to, GError **error) {
+  Shim *s = h->s;
   if (to > from) {
-    if (s->dimm_sizes->len >= 8) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+    if (h->dimm_sizes->len >= 8) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                   "all 8 DIMM slots are in use; remove memory first");
       return FALSE;
     }
-    g_autofree char *alias = dimm_alias(s->dimm_sizes->len);
+    g_autofree char *alias = dimm_alias(h->dimm_sizes->len);
     if (!kv_vmm_attach_dimm(s->vmm, s->p.domain, to - from, alias, error))
       return FALSE;
     guint sz = to - from;
-    g_array_append_val(s->dimm_sizes, sz);
+    g_array_append_val(h->dimm_sizes, sz);
     return TRUE;
   }
   guint sum = 0, n = 0;
-  while (sum < from - to && n < s->dimm_sizes->len)
-    sum += g_array_index(s->dimm_sizes, guint, s->dimm_sizes->len - 1 - n++);
+  while (sum < from - to && n < h->dimm_sizes->len)
+    sum += g_array_index(h->dimm_sizes, guint, h->dimm_sizes->len - 1 - n++);
   if (sum != from - to) {
     GString *sizes = g_string_new(NULL);
-    for (guint i = s->dimm_sizes->len; i > 0; i--)
+    for (guint i = h->dimm_sizes->len; i > 0; i--)
       g_string_append_printf(sizes, "%s%u", sizes->len ? ", " : "",
-                             g_array_index(s->dimm_sizes, guint, i - 1));
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                             g_array_index(h->dimm_sizes, guint, i - 1));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "DIMM memory is removed in whole DIMMs, newest first (%s MiB)", sizes->str);
     g_string_free(sizes, TRUE);
     return FALSE;
   }
   for (guint i = 0; i < n; i++) {
-    g_autofree char *alias = dimm_alias(s->dimm_sizes->len - 1);
+    g_autofree char *alias = dimm_alias(h->dimm_sizes->len - 1);
     if (!kv_vmm_detach_dimm(s->vmm, s->p.domain, alias, error))
       return FALSE;
-    g_array_set_size(s->dimm_sizes, s->dimm_sizes->len - 1);
+    g_array_set_size(h->dimm_sizes, h->dimm_sizes->len - 1);
   }
   return TRUE;
 }
 
-static JsonObject *do_memory(Shim *s, JsonObject *req, GError **error) {
-  const char *op = kv_json_str(req, "op", "");
-  gint64 mib = kv_json_int(req, "mib", -1);
-  guint boot = s->cfg.memory_mib, max = s->cfg.max_memory_mib;
-  guint block = s->memory_dimm ? KV_VMM_DIMM_BLOCK_MIB : MEM_BLOCK_MIB;
+static void memory_rollback(Op *op) {
+  Hotplug *h = op->h;
+  g_autoptr(GError) re = NULL;
+  if (h->memory_dimm ? (h->dimm_sizes->len != op->dimms_before &&
+                        !dimm_resize(h, op->new_req, op->old_req, &re))
+                     : !kv_vmm_set_memory_requested(h->s->vmm, h->s->p.domain, op->old_req, &re))
+    shim_log("memory rollback: %s", re ? re->message : "?");
+}
+
+/* MemTotal out of a check result; FALSE (chain failed) without one. */
+static gboolean memory_of(Op *op, JsonObject *result, const GError *error, gint64 *kib) {
+  KvCheckResult r;
+  if (!op_result(op, result, error, &r))
+    return FALSE;
+  *kib = r.mem_total_kib;
+  kv_msg_clear(kv_m_check.result, &r);
+  if (*kib < 0)
+    return op_error(op, KV_E_AGENT, "guest: the agent did not report its memory");
+  return TRUE;
+}
+
+static void memory_settle(Op *op, JsonObject *result, const GError *error);
+
+static gboolean memory_poll(gpointer user) {
+  Op *op = user;
+  g_clear_pointer(&op->timer, g_source_unref);
+  op_call(op, &kv_m_check, NULL, memory_settle);
+  return G_SOURCE_REMOVE;
+}
+
+/* Usable = the guest's MemTotal moved by the change (virtio-mem blocks are
+ * onlined by the guest kernel: memhp_default_state=online). Polled. */
+static void memory_settle(Op *op, JsonObject *result, const GError *error) {
+  gint64 now_kib;
+  if (!memory_of(op, result, error, &now_kib))
+    return;
+  /* Within 8 MiB: the kernel keeps some of each block for its struct pages. */
+  if (ABS(now_kib - op->expect_kib) <= 8 * 1024 + ABS(op->expect_kib - op->before_kib) / 32) {
+    op->rollback = NULL;
+    op->h->mem_requested_mib = op->new_req;
+    op->res.mem_total_kib = now_kib;
+    op->res.memory_mib = op->want;
+    op_done(op);
+    return;
+  }
+  if (g_get_monotonic_time() > op->deadline) {
+    op_error(op, KV_E_TIMEOUT,
+             "the guest did not %s the memory: MemTotal %" G_GINT64_FORMAT
+             " KiB, expected about %" G_GINT64_FORMAT " KiB",
+             op->new_req > op->old_req ? "online" : "release", now_kib, op->expect_kib);
+    return;
+  }
+  op->timer = shim_add_timeout(MEMORY_POLL_MS, memory_poll, op);
+}
+
+static void memory_resize(Op *op, JsonObject *result, const GError *error) {
+  Hotplug *h = op->h;
+  Shim *s = h->s;
+  if (!memory_of(op, result, error, &op->before_kib))
+    return;
+  op->dimms_before = h->dimm_sizes->len;
+  GError *e = NULL;
+  if (!(h->memory_dimm ? dimm_resize(h, op->old_req, op->new_req, &e)
+                       : kv_vmm_set_memory_requested(s->vmm, s->p.domain, op->new_req, &e))) {
+    op_fail(op, e);
+    return;
+  }
+  op->rollback = memory_rollback;
+  op->expect_kib = op->before_kib + ((gint64)op->new_req - (gint64)op->old_req) * 1024;
+  op->deadline = g_get_monotonic_time() + MEMORY_SETTLE_TIMEOUT_US;
+  op_call(op, &kv_m_check, NULL, memory_settle);
+}
+
+static void memory_start(Op *op) {
+  Hotplug *h = op->h;
+  const char *opname = op->req.op ? op->req.op : "";
+  gint64 mib = op->req.mib;
+  guint boot = h->s->cfg.memory_mib, max = h->s->cfg.max_memory_mib;
+  guint block = h->memory_dimm ? KV_VMM_DIMM_BLOCK_MIB : MEM_BLOCK_MIB;
   if (mib < 0 || mib % block) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %u MiB block size%s", mib,
-                block, s->memory_dimm ? " (DIMM hotplug)" : "");
-    return NULL;
+    op_error(op, KV_E_INVALID,
+             "memory %" G_GINT64_FORMAT " MiB is not a multiple of the %u MiB block size%s", mib,
+             block, h->memory_dimm ? " (DIMM hotplug)" : "");
+    return;
   }
   if (max <= boot) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "this sandbox was created without --max-memory above its %u MiB", boot);
-    return NULL;
+    op_error(op, KV_E_INVALID, "this sandbox was created without --max-memory above its %u MiB",
+             boot);
+    return;
   }
-  gint64 total = boot + s->mem_requested_mib;
-  gint64 want = !strcmp(op, "+")   ? total + mib
-                : !strcmp(op, "-") ? total - mib
-                : !strcmp(op, "=") ? mib
-                                   : -1;
-  if (want < 0 && strcmp(op, "+") && strcmp(op, "-") && strcmp(op, "=")) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "memory op must be +, - or =");
-    return NULL;
+  /* The wire's ops: "+" add, "-" remove, "=" set. */
+  gint64 total = boot + h->mem_requested_mib;
+  gint64 want = !strcmp(opname, "+")   ? total + mib
+                : !strcmp(opname, "-") ? total - mib
+                : !strcmp(opname, "=") ? mib
+                                       : -1;
+  if (want < 0 && strcmp(opname, "+") && strcmp(opname, "-") && strcmp(opname, "=")) {
+    op_error(op, KV_E_INVALID, "memory op must be +, - or =");
+    return;
   }
   if (want < boot || want > max) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                "memory %" G_GINT64_FORMAT
-                " MiB is outside %u..%u MiB (boot .. max given at create)",
-                want, boot, max);
-    return NULL;
+    op_error(op, KV_E_INVALID,
+             "memory %" G_GINT64_FORMAT " MiB is outside %u..%u MiB (boot .. max given at create)",
+             want, boot, max);
+    return;
   }
-  guint old_req = s->mem_requested_mib, new_req = (guint)(want - boot);
-  gint64 before = guest_mem_kib(s, error);
-  if (before < 0)
-    return NULL;
-  guint dimms_before = s->dimm_sizes->len;
-  if (!(s->memory_dimm ? dimm_resize(s, old_req, new_req, error)
-                       : kv_vmm_set_memory_requested(s->vmm, s->p.domain, new_req, error)))
-    return NULL;
-  /* Usable = the guest's MemTotal moved by the change (virtio-mem blocks are
-   * onlined by the guest kernel: memhp_default_state=online). */
-  gint64 expect = before + ((gint64)new_req - (gint64)old_req) * 1024;
-  gint64 deadline = g_get_monotonic_time() + MEMORY_SETTLE_TIMEOUT_US;
-  gint64 now_kib = before;
-  for (;;) {
-    now_kib = guest_mem_kib(s, error);
-    if (now_kib < 0)
-      break;
-    /* Within 8 MiB: the kernel keeps some of each block for its struct pages. */
-    if (ABS(now_kib - expect) <= 8 * 1024 + ABS(expect - before) / 32)
-      break;
-    if (g_get_monotonic_time() > deadline) {
-      g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
-                  "the guest did not %s the memory: MemTotal %" G_GINT64_FORMAT
-                  " KiB, expected about %" G_GINT64_FORMAT " KiB",
-                  new_req > old_req ? "online" : "release", now_kib, expect);
-      break;
-    }
-    g_usleep(100000);
-  }
-  if (now_kib < 0 || (error && *error)) {
-    g_autoptr(GError) re = NULL;
-    if (s->memory_dimm
-            ? (s->dimm_sizes->len != dimms_before && !dimm_resize(s, new_req, old_req, &re))
-            : !kv_vmm_set_memory_requested(s->vmm, s->p.domain, old_req, &re))
-      shim_log("memory rollback: %s", re ? re->message : "?");
-    return NULL;
-  }
-  s->mem_requested_mib = new_req;
-  JsonObject *r = json_object_new();
-  json_object_set_int_member(r, "mem_total_kib", now_kib);
-  json_object_set_int_member(r, "memory_mib", want);
-  return r;
+  op->want = want;
+  op->old_req = h->mem_requested_mib;
+  op->new_req = (guint)(want - boot);
+  op_call(op, &kv_m_check, NULL, memory_resize);
 }
 
 /* ---- NICs ---- */
@@ -349,15 +524,16 @@ static gboolean tap_up(const char *tap, GError **error) {
     ok = ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
   }
   if (!ok)
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot bring tap %s up: %s", tap, g_strerror(errno));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cannot bring tap %s up: %s", tap,
+                g_strerror(errno));
   if (fd >= 0)
     close(fd);
   return ok;
 }
 
-static Nic *find_nic(Shim *s, const char *mac, guint *idx) {
-  for (guint i = 0; i < s->nics->len; i++) {
-    Nic *n = s->nics->pdata[i];
+static KvNicInfo *find_nic(Hotplug *h, const char *mac, guint *idx) {
+  for (guint i = 0; i < h->nics->len; i++) {
+    KvNicInfo *n = h->nics->pdata[i];
     if (!g_ascii_strcasecmp(n->mac, mac)) {
       if (idx)
         *idx = i;
@@ -367,72 +543,87 @@ static Nic *find_nic(Shim *s, const char *mac, guint *idx) {
   return NULL;
 }
 
-static JsonObject *do_nic_add(Shim *s, JsonObject *req, GError **error) {
-  const char *tap = kv_json_str(req, "tap", NULL);
-  const char *mac_in = kv_json_str(req, "mac", NULL);
-  if (!tap || !*tap || strlen(tap) >= IFNAMSIZ || if_nametoindex(tap) == 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "tap device '%s' does not exist",
-                tap ? tap : "");
-    return NULL;
-  }
-  g_autofree char *mac =
-      mac_in ? g_ascii_strdown(mac_in, -1)
-             : g_strdup_printf("52:54:00:%02x:%02x:%02x", g_random_int_range(0, 256),
-                               g_random_int_range(0, 256), g_random_int_range(0, 256));
-  if (find_nic(s, mac, NULL)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_EXISTS, "a NIC with MAC %s is already attached", mac);
-    return NULL;
-  }
-  gint64 mtu = kv_json_int(req, "mtu", 1500);
-  if (mtu < 68 || mtu > 65535) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "MTU %" G_GINT64_FORMAT " is out of range", mtu);
-    return NULL;
-  }
-  if (!kv_vmm_attach_nic(s->vmm, s->p.domain, tap, mac, (guint)mtu, error))
-    return NULL;
-  g_autoptr(JsonObject) p = json_object_new();
-  json_object_set_string_member(p, "mac", mac);
-  json_object_set_int_member(p, "mtu", mtu);
-  if (json_object_has_member(req, "addresses"))
-    json_object_set_member(p, "addresses",
-                           json_node_copy(json_object_get_member(req, "addresses")));
-  if (kv_json_str(req, "gateway", NULL))
-    json_object_set_string_member(p, "gateway", kv_json_str(req, "gateway", NULL));
-  JsonObject *r = NULL;
-  if (tap_up(tap, error))
-    r = agent_call(s, KV_M_NIC_CONFIG, p, error);
-  if (!r) {
-    g_autoptr(GError) re = NULL;
-    if (!kv_vmm_detach_nic(s->vmm, s->p.domain, mac, &re))
-      shim_log("NIC rollback: %s", re->message);
-    return NULL;
-  }
-  Nic *n = g_new0(Nic, 1);
-  n->mac = g_strdup(mac);
-  n->tap = g_strdup(tap);
-  n->ifname = g_strdup(kv_json_str(r, "ifname", NULL));
-  g_ptr_array_add(s->nics, n);
-  json_object_set_string_member(r, "mac", mac);
-  return r;
+static void nic_rollback(Op *op) {
+  g_autoptr(GError) re = NULL;
+  if (!kv_vmm_detach_nic(op->h->s->vmm, op->h->s->p.domain, op->mac, &re))
+    shim_log("NIC rollback: %s", re->message);
 }
 
-static JsonObject *do_nic_remove(Shim *s, JsonObject *req, GError **error) {
-  const char *mac = kv_json_str(req, "mac", "");
-  guint idx;
-  if (!find_nic(s, mac, &idx)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no NIC with MAC '%s' is attached", mac);
-    return NULL;
+static void nic_add_done(Op *op, JsonObject *result, const GError *error) {
+  KvNicConfigResult r;
+  if (!op_result(op, result, error, &r))
+    return;
+  op->rollback = NULL;
+  KvNicInfo *n = g_new0(KvNicInfo, 1);
+  n->mac = g_strdup(op->mac);
+  n->tap = g_strdup(op->req.tap);
+  n->ifname = g_strdup(r.ifname);
+  g_ptr_array_add(op->h->nics, n);
+  op->res.mac = g_strdup(op->mac);
+  op->res.ifname = g_steal_pointer(&r.ifname);
+  kv_msg_clear(kv_m_nic_config.result, &r);
+  op_done(op);
+}
+
+static void nic_add_start(Op *op) {
+  Hotplug *h = op->h;
+  Shim *s = h->s;
+  const char *tap = op->req.tap;
+  if (!tap || !*tap || strlen(tap) >= IFNAMSIZ || if_nametoindex(tap) == 0) {
+    op_error(op, KV_E_NOT_FOUND, "tap device '%s' does not exist", tap ? tap : "");
+    return;
   }
-  g_autoptr(JsonObject) p = json_object_new();
-  json_object_set_string_member(p, "mac", mac);
-  g_autoptr(GError) ae = NULL;
-  g_autoptr(JsonObject) ar = agent_call(s, KV_M_NIC_REMOVE, p, &ae);
-  if (!ar)
-    shim_log("guest could not release NIC %s (detaching anyway): %s", mac, ae->message);
-  if (!kv_vmm_detach_nic(s->vmm, s->p.domain, mac, error))
-    return NULL;
-  g_ptr_array_remove_index(s->nics, idx);
-  return json_object_new();
+  op->mac = op->req.mac ? g_ascii_strdown(op->req.mac, -1)
+                        : g_strdup_printf("52:54:00:%02x:%02x:%02x", g_random_int_range(0, 256),
+                                          g_random_int_range(0, 256), g_random_int_range(0, 256));
+  if (find_nic(h, op->mac, NULL)) {
+    op_error(op, KV_E_EXISTS, "a NIC with MAC %s is already attached", op->mac);
+    return;
+  }
+  gint64 mtu = op->req.mtu ? op->req.mtu : 1500;
+  if (mtu < 68 || mtu > 65535) {
+    op_error(op, KV_E_INVALID, "MTU %" G_GINT64_FORMAT " is out of range", mtu);
+    return;
+  }
+  GError *e = NULL;
+  if (!kv_vmm_attach_nic(s->vmm, s->p.domain, tap, op->mac, (guint)mtu, &e)) {
+    op_fail(op, e);
+    return;
+  }
+  op->rollback = nic_rollback;
+  if (!tap_up(tap, &e)) {
+    op_fail(op, e);
+    return;
+  }
+  KvNicConfigParams p = {
+      .mac = op->mac, .mtu = mtu, .addresses = op->req.addresses, .gateway = op->req.gateway};
+  op_call(op, &kv_m_nic_config, &p, nic_add_done);
+}
+
+static void nic_remove_detach(Op *op, JsonObject *result, const GError *error) {
+  Hotplug *h = op->h;
+  if (!result)
+    shim_log("guest could not release NIC %s (detaching anyway): %s", op->mac,
+             kv_remote_error_message(error));
+  GError *e = NULL;
+  if (!kv_vmm_detach_nic(h->s->vmm, h->s->p.domain, op->mac, &e)) {
+    op_fail(op, e);
+    return;
+  }
+  guint idx;
+  if (find_nic(h, op->mac, &idx))
+    g_ptr_array_remove_index(h->nics, idx);
+  op_done(op);
+}
+
+static void nic_remove_start(Op *op) {
+  op->mac = g_strdup(op->req.mac ? op->req.mac : "");
+  if (!find_nic(op->h, op->mac, NULL)) {
+    op_error(op, KV_E_NOT_FOUND, "no NIC with MAC '%s' is attached", op->mac);
+    return;
+  }
+  KvNicRemoveParams p = {.mac = op->mac};
+  op_call(op, &kv_m_nic_remove, &p, nic_remove_detach);
 }
 
 /* ---- disks ---- */
@@ -442,9 +633,9 @@ static char *disk_serial(const char *path) {
   return g_strdup_printf("kv%.16s", h);
 }
 
-static Disk *find_disk(Shim *s, const char *path, guint *idx) {
-  for (guint i = 0; i < s->disks->len; i++) {
-    Disk *d = s->disks->pdata[i];
+static KvDiskInfo *find_disk(Hotplug *h, const char *path, guint *idx) {
+  for (guint i = 0; i < h->disks->len; i++) {
+    KvDiskInfo *d = h->disks->pdata[i];
     if (!strcmp(d->path, path)) {
       if (idx)
         *idx = i;
@@ -454,113 +645,135 @@ static Disk *find_disk(Shim *s, const char *path, guint *idx) {
   return NULL;
 }
 
-static JsonObject *do_disk_add(Shim *s, JsonObject *req, GError **error) {
-  const char *path = kv_json_str(req, "path", "");
+static void disk_rollback(Op *op) {
+  g_autoptr(GError) re = NULL;
+  if (!kv_vmm_detach_disk(op->h->s->vmm, op->h->s->p.domain, op->serial, &re))
+    shim_log("disk rollback: %s", re->message);
+}
+
+static void disk_add_done(Op *op, JsonObject *result, const GError *error) {
+  KvDiskAddResult r;
+  if (!op_result(op, result, error, &r))
+    return;
+  op->rollback = NULL;
+  KvDiskInfo *d = g_new0(KvDiskInfo, 1);
+  d->path = g_strdup(op->req.path);
+  d->serial = g_strdup(op->serial);
+  d->device = g_strdup(r.device);
+  g_ptr_array_add(op->h->disks, d);
+  op->res.serial = g_strdup(op->serial);
+  op->res.device = g_steal_pointer(&r.device);
+  kv_msg_clear(kv_m_disk_add.result, &r);
+  op_done(op);
+}
+
+static void disk_add_start(Op *op) {
+  Hotplug *h = op->h;
+  Shim *s = h->s;
+  const char *path = op->req.path ? op->req.path : "";
   struct stat st;
   if (!g_path_is_absolute(path) || stat(path, &st) < 0 ||
       !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND,
-                "disk '%s' does not exist or is not a file or block device", path);
-    return NULL;
+    op_error(op, KV_E_NOT_FOUND, "disk '%s' does not exist or is not a file or block device", path);
+    return;
   }
-  if (find_disk(s, path, NULL)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_EXISTS, "disk %s is already attached", path);
-    return NULL;
+  if (find_disk(h, path, NULL)) {
+    op_error(op, KV_E_EXISTS, "disk %s is already attached", path);
+    return;
   }
-  const char *container = kv_json_str(req, "container", NULL);
-  if (container && !g_hash_table_contains(s->mounts, container)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no container '%s' in this sandbox",
-                container);
-    return NULL;
+  const char *container = op->req.container_id;
+  if (container && !h->has_container(h->has_container_user, container)) {
+    op_error(op, KV_E_NOT_FOUND, "no container '%s' in this sandbox", container);
+    return;
   }
-  g_autofree char *serial = disk_serial(path);
-  gboolean ro = kv_json_bool(req, "readonly", FALSE);
+  op->serial = disk_serial(path);
   g_autofree char *target = NULL;
-  if (!kv_vmm_attach_disk(s->vmm, s->p.domain, path, serial, ro, &target, error))
-    return NULL;
-  g_autoptr(JsonObject) p = json_object_new();
-  json_object_set_string_member(p, "serial", serial);
-  json_object_set_boolean_member(p, "readonly", ro);
-  if (container) {
-    json_object_set_string_member(p, "container", container);
-    json_object_set_string_member(p, "path", kv_json_str(req, "mount_path", "/mnt"));
+  GError *e = NULL;
+  if (!kv_vmm_attach_disk(s->vmm, s->p.domain, path, op->serial, op->req.readonly, &target, &e)) {
+    op_fail(op, e);
+    return;
   }
-  JsonObject *r = agent_call(s, KV_M_DISK_ADD, p, error);
-  if (!r) {
-    g_autoptr(GError) re = NULL;
-    if (!kv_vmm_detach_disk(s->vmm, s->p.domain, serial, &re))
-      shim_log("disk rollback: %s", re->message);
-    return NULL;
-  }
-  Disk *d = g_new0(Disk, 1);
-  d->path = g_strdup(path);
-  d->serial = g_strdup(serial);
-  d->device = g_strdup(kv_json_str(r, "device", NULL));
-  g_ptr_array_add(s->disks, d);
-  json_object_set_string_member(r, "serial", serial);
-  return r;
+  op->rollback = disk_rollback;
+  KvDiskAddParams p = {
+      .serial = op->serial,
+      .readonly = op->req.readonly,
+      .container_id = (char *)container,
+      .path = container ? (op->req.mount_path ? op->req.mount_path : "/mnt") : NULL,
+  };
+  op_call(op, &kv_m_disk_add, &p, disk_add_done);
 }
 
-static JsonObject *do_disk_remove(Shim *s, JsonObject *req, GError **error) {
-  const char *path = kv_json_str(req, "path", "");
+static void disk_remove_detach(Op *op, JsonObject *result, const GError *error) {
+  Hotplug *h = op->h;
+  KvEmpty r;
+  if (!op_result(op, result, error, &r))
+    return;
+  GError *e = NULL;
+  if (!kv_vmm_detach_disk(h->s->vmm, h->s->p.domain, op->serial, &e)) {
+    op_fail(op, e);
+    return;
+  }
   guint idx;
-  Disk *d = find_disk(s, path, &idx);
-  if (!d) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "disk '%s' is not attached", path);
-    return NULL;
-  }
-  g_autoptr(JsonObject) p = json_object_new();
-  json_object_set_string_member(p, "serial", d->serial);
-  /* Unmounted first, so the guest has flushed it before it goes. */
-  g_autoptr(JsonObject) ar = agent_call(s, KV_M_DISK_REMOVE, p, error);
-  if (!ar)
-    return NULL;
-  if (!kv_vmm_detach_disk(s->vmm, s->p.domain, d->serial, error))
-    return NULL;
-  g_ptr_array_remove_index(s->disks, idx);
-  return json_object_new();
+  if (find_disk(h, op->req.path, &idx))
+    g_ptr_array_remove_index(h->disks, idx);
+  op_done(op);
 }
 
-void hotplug_request(Shim *s, KvConn *client, guint32 id, JsonObject *params) {
+static void disk_remove_start(Op *op) {
+  const char *path = op->req.path ? op->req.path : "";
+  KvDiskInfo *d = find_disk(op->h, path, NULL);
+  if (!d) {
+    op_error(op, KV_E_NOT_FOUND, "disk '%s' is not attached", path);
+    return;
+  }
+  op->serial = g_strdup(d->serial);
+  KvDiskRemoveParams p = {.serial = op->serial};
+  /* Unmounted first, so the guest has flushed it before it goes. */
+  op_call(op, &kv_m_disk_remove, &p, disk_remove_detach);
+}
+
+/* ---- requests ---- */
+
+static const struct {
+  const char *kind;
+  void (*start)(Op *op);
+} kinds[] = {
+    {"cpus", cpus_start},         {"memory", memory_start},
+    {"nic_add", nic_add_start},   {"nic_remove", nic_remove_start},
+    {"disk_add", disk_add_start}, {"disk_remove", disk_remove_start},
+};
+
+void hotplug_request(Hotplug *h, KvConn *client, guint32 id, JsonObject *params) {
   g_autoptr(GError) e = NULL;
-  JsonObject *r = NULL;
-  const char *kind = kv_json_str(params, "kind", "");
-  if (g_strcmp0(s->state, "running") || s->powering_off) {
-    kv_conn_reply_error(client, id, KATAVM_E_STATE, "sandbox is not running");
+  KvHotplugParams req;
+  if (!kv_params_decode(&kv_m_shim_hotplug, params, &req, &e)) {
+    shim_reply_error(client, id, e);
     return;
   }
-  if (s->hotplug_busy) {
-    kv_conn_reply_error(client, id, KATAVM_E_STATE, "another hotplug is in progress");
+  void (*start)(Op *) = NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS(kinds); i++)
+    if (!strcmp(req.kind, kinds[i].kind))
+      start = kinds[i].start;
+  if (g_strcmp0(h->s->state, "running") || h->s->powering_off)
+    g_set_error(&e, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
+  else if (h->cur)
+    g_set_error(&e, KV_ERROR_DOMAIN, KV_E_STATE, "another hotplug is in progress");
+  else if (!start)
+    g_set_error(&e, KV_ERROR_DOMAIN, KV_E_INVALID, "unknown hotplug kind '%s'", req.kind);
+  if (e) {
+    if (!g_error_matches(e, KV_ERROR_DOMAIN, KV_E_STATE))
+      shim_log("hotplug %s failed: %s", req.kind, e->message);
+    shim_reply_error(client, id, e);
+    kv_msg_clear(kv_m_shim_hotplug.params, &req);
     return;
   }
-  s->hotplug_busy = TRUE;
-  gint64 t0 = g_get_monotonic_time();
-  if (!strcmp(kind, "cpus"))
-    r = do_cpus(s, params, &e);
-  else if (!strcmp(kind, "memory"))
-    r = do_memory(s, params, &e);
-  else if (!strcmp(kind, "nic_add"))
-    r = do_nic_add(s, params, &e);
-  else if (!strcmp(kind, "nic_remove"))
-    r = do_nic_remove(s, params, &e);
-  else if (!strcmp(kind, "disk_add"))
-    r = do_disk_add(s, params, &e);
-  else if (!strcmp(kind, "disk_remove"))
-    r = do_disk_remove(s, params, &e);
-  else
-    g_set_error(&e, KV_ERROR, KATAVM_E_INVALID, "unknown hotplug kind '%s'", kind);
-  s->hotplug_busy = FALSE;
-  if (!r) {
-    shim_log("hotplug %s failed: %s", kind, e->message);
-    kv_conn_reply_error(client, id, kv_error_code_of(e), e->message);
-  } else {
-    json_object_set_int_member(r, "elapsed_us", g_get_monotonic_time() - t0);
-    shim_log("hotplug %s done in %.0f ms", kind, (g_get_monotonic_time() - t0) / 1000.0);
-    state_save(s);
-    kv_conn_reply(client, id, r);
-    json_object_unref(r);
-  }
-  /* Stop or destroy asked for while we were busy. */
-  if (s->stop_waiters->len || s->destroy_waiters->len || s->destroy_requested)
-    begin_poweroff(s);
+  Op *op = g_new0(Op, 1);
+  op->h = h;
+  op->w = waiter_new(client, id);
+  op->req = req; /* taken */
+  op->t0 = g_get_monotonic_time();
+  /* Absent in the result: -1 (the contract's default). */
+  op->res.cpus_online = op->res.mem_total_kib = op->res.memory_mib = -1;
+  h->cur = op;
+  start(op);
 }

@@ -2,7 +2,12 @@
  *
  * Clients ask for container and process operations; the shim mounts
  * container rootfs into the sandbox's 9p share (it owns the sandbox's host
- * state) and relays the requests to the agent. Stdio streams are relayed
+ * state) and relays the requests to the agent: each is decoded as the
+ * contract says (lib/proto/msg.h: container_add and the KV_RELAYED
+ * methods), its stream ids mapped in the typed struct, and encoded again
+ * for the agent; the agent's result is decoded and encoded again for the
+ * client. Relay state is this file's own (Relay); it sits on state.h and
+ * calls nothing above it. Stdio streams are relayed
  * frame by frame: each client stream id is mapped to a fresh agent stream id,
  * DATA/CREDIT/EOF are forwarded unchanged, so flow control is end to end and
  * the shim buffers at most one window per stream. A client that goes away
@@ -26,7 +31,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "relay.h"
+struct _Relay {
+  Shim *s;
+  guint32 next_agent_stream;
+  GHashTable *routes_by_agent;  /* agent stream id -> Route* */
+  GHashTable *routes_by_client; /* KvConn* -> GHashTable(client sid -> Route*) */
+  GHashTable *mounts;           /* container id -> host mount point */
+  gsize window_growth;          /* window granted beyond the initial, all routes */
+};
 
 typedef struct {
   KvConn *client; /* NULL once the client has gone: drain */
@@ -34,7 +47,7 @@ typedef struct {
   guint32 asid;
   gboolean to_guest; /* stdin */
   /* An output stream written into the client's pipe (sink >= 0). */
-  Shim *s;
+  Relay *rl;
   int sink;
   GByteArray *held;  /* DATA the pipe has not taken yet (<= one window) */
   GSource *sink_src; /* waits for room in the pipe while held is not empty */
@@ -53,7 +66,7 @@ typedef struct {
 
 static void route_free(Route *r) {
   if (r->window > KV_STREAM_INITIAL_WINDOW)
-    r->s->window_growth -= r->window - KV_STREAM_INITIAL_WINDOW;
+    r->rl->window_growth -= r->window - KV_STREAM_INITIAL_WINDOW;
   if (r->sink_src) {
     g_source_destroy(r->sink_src);
     g_source_unref(r->sink_src);
@@ -77,50 +90,67 @@ static GPtrArray *snapshot(GHashTable *t, gboolean keys) {
   return a;
 }
 
-void relay_init(Shim *s) {
-  s->next_agent_stream = 1;
-  s->routes_by_agent = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)route_free);
-  s->routes_by_client = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
-  s->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+Relay *relay_new(Shim *s) {
+  Relay *rl = g_new0(Relay, 1);
+  rl->s = s;
+  rl->next_agent_stream = 1;
+  rl->routes_by_agent = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)route_free);
+  rl->routes_by_client =
+      g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
+  rl->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   /* A recovering shim inherits the mounts of the one that died. */
   g_autofree char *dir = g_build_filename(s->p.shared, "containers", NULL);
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
   const char *name;
   while (d && (name = g_dir_read_name(d)))
-    if (kv_id_validate(name, NULL))
-      g_hash_table_insert(s->mounts, g_strdup(name), g_build_filename(dir, name, "rootfs", NULL));
+    if (kv_id_valid(name, NULL, NULL))
+      g_hash_table_insert(rl->mounts, g_strdup(name), g_build_filename(dir, name, "rootfs", NULL));
+  return rl;
 }
 
-static void route_remove(Shim *s, Route *r) {
+void relay_free(Relay *rl) {
+  if (!rl)
+    return;
+  g_hash_table_unref(rl->routes_by_client);
+  g_hash_table_unref(rl->routes_by_agent);
+  g_hash_table_unref(rl->mounts);
+  g_free(rl);
+}
+
+gboolean relay_has_container(Relay *rl, const char *cid) {
+  return cid && g_hash_table_contains(rl->mounts, cid);
+}
+
+static void route_remove(Relay *rl, Route *r) {
   if (r->client) {
-    GHashTable *t = g_hash_table_lookup(s->routes_by_client, r->client);
+    GHashTable *t = g_hash_table_lookup(rl->routes_by_client, r->client);
     if (t)
       g_hash_table_remove(t, GUINT_TO_POINTER(r->csid));
   }
-  g_hash_table_remove(s->routes_by_agent, GUINT_TO_POINTER(r->asid));
+  g_hash_table_remove(rl->routes_by_agent, GUINT_TO_POINTER(r->asid));
 }
 
-static Route *route_add(Shim *s, KvConn *client, guint32 csid, gboolean to_guest) {
-  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+static Route *route_add(Relay *rl, KvConn *client, guint32 csid, gboolean to_guest) {
+  GHashTable *t = g_hash_table_lookup(rl->routes_by_client, client);
   if (!t) {
     t = g_hash_table_new(NULL, NULL);
-    g_hash_table_insert(s->routes_by_client, client, t);
+    g_hash_table_insert(rl->routes_by_client, client, t);
   }
   if (g_hash_table_contains(t, GUINT_TO_POINTER(csid)))
     return NULL;
   Route *r = g_new0(Route, 1);
-  r->s = s;
+  r->rl = rl;
   r->sink = -1;
   r->client = client;
   r->csid = csid;
   /* Agent stream ids are never reused while the shim lives (u32 wraps after
    * four billion streams; skip 0 and ids still in use). */
   do {
-    r->asid = s->next_agent_stream++;
-  } while (r->asid == 0 || g_hash_table_contains(s->routes_by_agent, GUINT_TO_POINTER(r->asid)));
+    r->asid = rl->next_agent_stream++;
+  } while (r->asid == 0 || g_hash_table_contains(rl->routes_by_agent, GUINT_TO_POINTER(r->asid)));
   r->to_guest = to_guest;
   g_hash_table_insert(t, GUINT_TO_POINTER(csid), r);
-  g_hash_table_insert(s->routes_by_agent, GUINT_TO_POINTER(r->asid), r);
+  g_hash_table_insert(rl->routes_by_agent, GUINT_TO_POINTER(r->asid), r);
   return r;
 }
 
@@ -142,12 +172,12 @@ static void sink_credit(Route *r, gsize n, gboolean all) {
   r->to_credit += n;
   gboolean grown = r->window >= KV_STREAM_MAX_WINDOW;
   gsize batch = grown ? KV_STREAM_MAX_WINDOW / 4 : KV_OUTPUT_CREDIT_BATCH;
-  if (!r->s->agent || r->to_credit == 0 || (r->to_credit < batch && (!all || grown)))
+  if (!r->rl->s->agent || r->to_credit == 0 || (r->to_credit < batch && (!all || grown)))
     return;
   guint32 g = kv_window_grant(&r->win, (guint32)r->to_credit);
   r->to_credit = 0;
   if (g)
-    kv_conn_send_credit(r->s->agent, r->asid, g, NULL);
+    kv_conn_send_credit(r->rl->s->agent, r->asid, g, NULL);
 }
 
 static void sink_flush(Route *r);
@@ -200,7 +230,7 @@ static void sink_flush(Route *r) {
     return;
   }
   if (r->eof)
-    route_remove(r->s, r); /* closes the pipe: the caller reads EOF */
+    route_remove(r->rl, r); /* closes the pipe: the caller reads EOF */
 }
 
 static void sink_data(Route *r, GBytes *payload) {
@@ -211,7 +241,7 @@ static void sink_data(Route *r, GBytes *payload) {
     /* The agent ignored flow control: end this stream rather than hold
      * whatever it sends. */
     shim_log("agent stream %u: %s; closing it", r->asid, e->message);
-    route_remove(r->s, r);
+    route_remove(r->rl, r);
     return;
   }
   gsize took = 0;
@@ -230,11 +260,11 @@ static void sink_data(Route *r, GBytes *payload) {
    * bench/exec, 256 MiB): with the agent's bulk bursts, ours/floor 0.61 and
    * 0.67 before, 0.74-0.87 after, in alternating runs. */
   if (took == len && r->window < KV_STREAM_MAX_WINDOW &&
-      r->s->window_growth < WINDOW_GROWTH_BUDGET) {
+      r->rl->window_growth < WINDOW_GROWTH_BUDGET) {
     gsize grow = MIN(len, (gsize)(KV_STREAM_MAX_WINDOW - r->window));
-    grow = MIN(grow, WINDOW_GROWTH_BUDGET - r->s->window_growth);
+    grow = MIN(grow, WINDOW_GROWTH_BUDGET - r->rl->window_growth);
     r->window += (guint32)grow;
-    r->s->window_growth += grow;
+    r->rl->window_growth += grow;
     r->to_credit += grow;
   }
   g_byte_array_append(r->held, data + took, (guint)(len - took));
@@ -246,26 +276,22 @@ static void sink_data(Route *r, GBytes *payload) {
  * names (stdout first), taken off the client's conn as soon as the request
  * is seen, so that a request that fails early cannot leave them to be
  * handed to the conn's next request. -1: none (or not sent). */
+/* The fds a request with sink_fds carries: one per output stream it names
+ * (stdout first), taken off the client's conn as soon as the request is
+ * decoded, so that a request that fails early cannot leave them to be
+ * handed to the conn's next request. -1: none (or not sent). */
 typedef struct {
   int fd[2]; /* stdout, stderr */
 } SinkFds;
 
-static gboolean names_stream(JsonObject *streams, const char *name) {
-  JsonNode *m = streams ? json_object_get_member(streams, name) : NULL;
-  return m && JSON_NODE_HOLDS_VALUE(m) && json_node_get_value_type(m) == G_TYPE_INT64 &&
-         json_node_get_int(m) != 0;
-}
-
-static void sink_fds_take(KvConn *client, JsonObject *params, SinkFds *sf) {
+static void sink_fds_take(KvConn *client, gboolean sink_fds, const KvStreams *st, SinkFds *sf) {
   sf->fd[0] = sf->fd[1] = -1;
-  if (!kv_json_bool(params, "sink_fds", FALSE))
+  if (!sink_fds || !st)
     return;
-  JsonNode *n = json_object_get_member(params, "streams");
-  JsonObject *streams = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-  static const char *outs[] = {"stdout", "stderr"};
-  for (int i = 0; i < 2; i++)
-    if (names_stream(streams, outs[i]))
-      sf->fd[i] = kv_conn_take_fd(client);
+  if (st->stdout_id)
+    sf->fd[0] = kv_conn_take_fd(client);
+  if (st->stderr_id)
+    sf->fd[1] = kv_conn_take_fd(client);
 }
 
 static void sink_fds_close(SinkFds *sf) {
@@ -275,6 +301,14 @@ static void sink_fds_close(SinkFds *sf) {
   sf->fd[0] = sf->fd[1] = -1;
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SinkFds, sink_fds_close)
+
+/* A request too malformed to say which streams it names: whatever fds it
+ * carried are on the conn, and none of them may go to the next request. */
+static void sink_fds_drop_all(KvConn *client) {
+  int fd;
+  while ((fd = kv_conn_take_fd(client)) >= 0)
+    close(fd);
+}
 
 /* Attaches the pipe the client sent for this route (*fd, then ours: -1).
  * FALSE when it sent none or something else than the write end of a
@@ -288,7 +322,7 @@ static gboolean sink_attach(Route *r, int *fdp, const char *name, GError **error
       (fl & O_ACCMODE) != O_WRONLY || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     if (fd >= 0)
       close(fd);
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "streams.%s: sink_fds is set but the request did not carry "
                 "the write end of a pipe for it",
                 name);
@@ -304,267 +338,243 @@ static gboolean sink_attach(Route *r, int *fdp, const char *name, GError **error
 /* ---- requests ---- */
 
 typedef struct {
-  Shim *s;
+  Relay *rl;
   Waiter *w;
-  char *method;
-  char *container;   /* for container_add/remove: mount bookkeeping */
-  GPtrArray *routes; /* Route* created for this request (undone on error) */
-  gboolean sinks;    /* its output goes into the client's pipes */
+  const KvMethod *m;        /* what the agent is asked */
+  const KvMethod *client_m; /* what the client asked (container_add or m) */
+  char *container;          /* container_add: unmounted if the create fails;
+                               container_remove: unmounted once it succeeds */
+  GPtrArray *routes;        /* Route* created for this request (undone on error) */
+  gboolean sinks;           /* its output goes into the client's pipes */
 } Pending;
 
 static void pending_free(Pending *p) {
   waiter_free(p->w);
-  g_free(p->method);
   g_free(p->container);
   if (p->routes)
     g_ptr_array_unref(p->routes);
   g_free(p);
 }
 
-static int agent_code(const GError *e) {
-  int c = kv_remote_error_code(e);
-  if (c < 0 && c >= KATAVM_E_CORRUPT)
-    return c;
-  return KATAVM_E_AGENT;
+static char *mount_point(Relay *rl, const char *cid) {
+  return g_build_filename(rl->s->p.shared, "containers", cid, "rootfs", NULL);
 }
 
-static char *mount_point(Shim *s, const char *cid) {
-  return g_build_filename(s->p.shared, "containers", cid, "rootfs", NULL);
-}
-
-static void unmount_container(Shim *s, const char *cid) {
-  g_autofree char *mp = mount_point(s, cid);
+static void unmount_container(Relay *rl, const char *cid) {
+  g_autofree char *mp = mount_point(rl, cid);
   if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
     shim_log("umount %s: %s", mp, g_strerror(errno));
   rmdir(mp);
   g_autofree char *dir = g_path_get_dirname(mp);
   rmdir(dir);
-  g_hash_table_remove(s->mounts, cid);
+  g_hash_table_remove(rl->mounts, cid);
 }
 
-void relay_unmount_all(Shim *s) {
-  g_autoptr(GPtrArray) ids = snapshot(s->mounts, TRUE);
+void relay_unmount_all(Relay *rl) {
+  g_autoptr(GPtrArray) ids = snapshot(rl->mounts, TRUE);
   for (guint i = 0; i < ids->len; i++) {
     g_autofree char *id = g_strdup(ids->pdata[i]);
-    unmount_container(s, id);
+    unmount_container(rl, id);
   }
 }
 
-static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *e, gpointer user) {
+static void pending_undo(Pending *p) {
+  for (guint i = 0; i < p->routes->len; i++)
+    route_remove(p->rl, p->routes->pdata[i]);
+  g_ptr_array_set_size(p->routes, 0);
+  if (p->m == &kv_m_container_create && p->container)
+    unmount_container(p->rl, p->container);
+}
+
+static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err, gpointer user) {
   Pending *p = user;
-  Shim *s = p->s;
-  if (result) {
-    if (!g_strcmp0(p->method, KV_M_CONTAINER_REMOVE) && p->container)
-      unmount_container(s, p->container);
+  g_autoptr(GError) e = NULL;
+  gpointer out = g_malloc0(p->m->result->size);
+  if (!result)
+    e = shim_agent_error(err, NULL, FALSE);
+  else if (!kv_result_decode(p->m, result, out, &e))
+    g_prefix_error(&e, "the guest agent sent a malformed reply: ");
+  if (e) {
+    pending_undo(p);
+    shim_reply_error(p->w->conn, p->w->id, e);
+  } else {
+    if (p->m == &kv_m_container_remove && p->container)
+      unmount_container(p->rl, p->container);
+    /* The client's method has the result of the agent's (container_add:
+     * container_create's). */
+    g_autoptr(JsonObject) o = kv_msg_encode(p->client_m->result, out);
     /* Says that we took the pipes: a client only stops pumping DATA into
      * them itself when its shim says so (an older shim, still serving a
      * sandbox the library was upgraded under, ignores them). */
     if (p->sinks)
-      json_object_set_boolean_member(result, "sink_fds", TRUE);
-    kv_conn_reply(p->w->conn, p->w->id, result);
-  } else {
-    if (p->routes)
-      for (guint i = 0; i < p->routes->len; i++)
-        route_remove(s, p->routes->pdata[i]);
-    if (!g_strcmp0(p->method, KV_M_CONTAINER_CREATE) && p->container)
-      unmount_container(s, p->container);
-    kv_conn_reply_error(p->w->conn, p->w->id, agent_code(e), kv_remote_error_message(e));
+      json_object_set_boolean_member(o, "sink_fds", TRUE);
+    kv_conn_reply(p->w->conn, p->w->id, o);
   }
+  kv_msg_clear(p->m->result, out);
+  g_free(out);
   pending_free(p);
 }
 
-/* Replace the client's stream ids in params["streams"] by agent ids. */
-static gboolean rewrite_streams(Shim *s, KvConn *client, JsonObject *params, GPtrArray *routes,
-                                SinkFds *sf, GError **error) {
-  if (!json_object_has_member(params, "streams"))
-    return TRUE;
-  JsonNode *n = json_object_get_member(params, "streams");
-  if (!JSON_NODE_HOLDS_OBJECT(n)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "streams must be an object");
-    return FALSE;
-  }
-  JsonObject *in = json_node_get_object(n);
-  gboolean sinks = kv_json_bool(params, "sink_fds", FALSE);
-  json_object_remove_member(params, "sink_fds"); /* not the agent's business */
-  JsonObject *out = json_object_new();
+/* Replace the client's stream ids by fresh agent ids, one route each. */
+static gboolean map_streams(Relay *rl, KvConn *client, KvStreams *st, gboolean sinks, SinkFds *sf,
+                            GPtrArray *routes, GError **error) {
+  guint32 *ids[] = {&st->stdin_id, &st->stdout_id, &st->stderr_id};
   static const char *names[] = {"stdin", "stdout", "stderr"};
-  for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-    gint64 v = 0;
-    if (json_object_has_member(in, names[i])) {
-      JsonNode *m = json_object_get_member(in, names[i]);
-      if (!JSON_NODE_HOLDS_VALUE(m) || json_node_get_value_type(m) != G_TYPE_INT64 ||
-          json_node_get_int(m) < 0 || json_node_get_int(m) > G_MAXUINT32) {
-        json_object_unref(out);
-        g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "streams.%s must be a stream id (u32)",
-                    names[i]);
-        return FALSE;
-      }
-      v = json_node_get_int(m);
+  for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+    if (!*ids[i])
+      continue;
+    Route *r = route_add(rl, client, *ids[i], i == 0);
+    if (!r) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "stream id %u is already in use", *ids[i]);
+      return FALSE;
     }
-    guint32 asid = 0;
-    if (v) {
-      Route *r = route_add(s, client, (guint32)v, i == 0);
-      if (!r) {
-        json_object_unref(out);
-        g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "stream id %u is already in use",
-                    (guint32)v);
-        return FALSE;
-      }
-      g_ptr_array_add(routes, r);
-      asid = r->asid;
-      if (sinks && i > 0 && !sink_attach(r, &sf->fd[i - 1], names[i], error)) {
-        json_object_unref(out);
-        return FALSE;
-      }
-    }
-    json_object_set_int_member(out, names[i], asid);
+    g_ptr_array_add(routes, r);
+    *ids[i] = r->asid;
+    if (sinks && i > 0 && !sink_attach(r, &sf->fd[i - 1], names[i], error))
+      return FALSE;
   }
-  json_object_set_object_member(params, "streams", out);
   return TRUE;
 }
 
-static gboolean mount_rootfs(Shim *s, const char *cid, JsonObject *params, GError **error) {
-  const char *rootfs = kv_json_str(params, "rootfs", NULL);
-  if (!rootfs || !g_path_is_absolute(rootfs)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+static gboolean mount_rootfs(Relay *rl, const KvContainerAddParams *a, GError **error) {
+  const char *cid = a->container_id;
+  if (!g_path_is_absolute(a->rootfs)) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                 "container_add: rootfs must be an absolute host path");
     return FALSE;
   }
   struct stat st;
-  if (lstat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
-    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s is not a directory", rootfs);
+  if (lstat(a->rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "rootfs %s is not a directory", a->rootfs);
     return FALSE;
   }
-  g_autofree char *mp = mount_point(s, cid);
+  g_autofree char *mp = mount_point(rl, cid);
   if (g_mkdir_with_parents(mp, 0755) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "mkdir %s: %s", mp, g_strerror(errno));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "mkdir %s: %s", mp, g_strerror(errno));
     return FALSE;
   }
   /* A bind mount, not a copy; MS_REC carries mounts below the rootfs. */
-  if (mount(rootfs, mp, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "bind mount %s: %s", rootfs, g_strerror(errno));
+  if (mount(a->rootfs, mp, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "bind mount %s: %s", a->rootfs, g_strerror(errno));
     rmdir(mp);
     return FALSE;
   }
-  g_hash_table_insert(s->mounts, g_strdup(cid), g_strdup(mp));
-  gboolean ro = kv_json_bool(params, "readonly", FALSE);
-  if (ro && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "read-only remount of %s: %s", mp, g_strerror(errno));
-    unmount_container(s, cid);
+  g_hash_table_insert(rl->mounts, g_strdup(cid), g_strdup(mp));
+  if (a->readonly && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "read-only remount of %s: %s", mp,
+                g_strerror(errno));
+    unmount_container(rl, cid);
     return FALSE;
   }
   return TRUE;
 }
 
-static const char *const relayed[] = {KV_M_CONTAINER_START,
-                                      KV_M_CONTAINER_STATE,
-                                      KV_M_CONTAINER_KILL,
-                                      KV_M_CONTAINER_REMOVE,
-                                      KV_M_CONTAINER_LIST,
-                                      KV_M_EXEC,
-                                      KV_M_WAIT,
-                                      KV_M_SIGNAL,
-                                      KV_M_RESIZE,
-                                      NULL};
+gboolean relay_handles(const KvMethod *m) {
+  return m == &kv_m_shim_container_add || (m->flags & KV_RELAYED);
+}
 
-#define KV_M_SHIM_CONTAINER_ADD "container_add"
-
-gboolean relay_request(Shim *s, KvConn *client, guint32 id, const char *method,
-                       JsonObject *params) {
-  gboolean add = !strcmp(method, KV_M_SHIM_CONTAINER_ADD);
-  if (!add && !g_strv_contains(relayed, method))
-    return FALSE;
+/* container_add: the shim's own method. Mount the rootfs into the share,
+ * then ask the agent container_create with the guest's path. */
+static void container_add(Relay *rl, Pending *p, KvContainerAddParams *a, SinkFds *sf) {
+  Shim *s = rl->s;
   g_autoptr(GError) e = NULL;
+  if (g_hash_table_contains(rl->mounts, a->container_id)) {
+    g_set_error(&e, KV_ERROR_DOMAIN, KV_E_EXISTS,
+                "a container with id '%s' already exists in this sandbox", a->container_id);
+    goto fail;
+  }
+  if (!mount_rootfs(rl, a, &e))
+    goto fail;
+  p->container = g_strdup(a->container_id);
+  if (!map_streams(rl, p->w->conn, &a->streams, a->sink_fds, sf, p->routes, &e))
+    goto fail;
+  {
+    g_autofree char *guest =
+        g_strdup_printf(KV_GUEST_SHARED_DIR "/containers/%s/rootfs", a->container_id);
+    KvContainerCreateParams cp = {
+        .container_id = a->container_id, .spec = a->spec, .rootfs = guest, .streams = a->streams};
+    kv_call(s->agent, p->m, &cp, KV_CALL_TIMEOUT_MS, on_agent_reply, p);
+    return;
+  }
+fail:
+  pending_undo(p);
+  shim_reply_error(p->w->conn, p->w->id, e);
+  pending_free(p);
+}
+
+void relay_request(Relay *rl, KvConn *client, guint32 id, const KvMethod *m, JsonObject *params) {
+  Shim *s = rl->s;
+  g_autoptr(GError) e = NULL;
+  gboolean add = m == &kv_m_shim_container_add;
+  gpointer in = g_malloc0(m->params->size);
+  if (!kv_params_decode(m, params, in, &e)) {
+    if (add || m == &kv_m_exec)
+      sink_fds_drop_all(client);
+    shim_reply_error(client, id, e);
+    g_free(in);
+    return;
+  }
+  KvStreams *streams = NULL;
+  gboolean sinks = FALSE;
+  if (add) {
+    streams = &((KvContainerAddParams *)in)->streams;
+    sinks = ((KvContainerAddParams *)in)->sink_fds;
+  } else if (m == &kv_m_exec) {
+    KvExecParams *x = in;
+    streams = &x->streams;
+    sinks = x->sink_fds;
+    x->sink_fds = FALSE; /* not the agent's business */
+  }
   /* Whatever happens to the request, its fds are off the conn now; those
    * no route took are closed on the way out. */
   g_auto(SinkFds) sf = {{-1, -1}};
-  sink_fds_take(client, params, &sf);
-  if (g_strcmp0(s->state, "running") || s->powering_off) {
-    kv_conn_reply_error(client, id, KATAVM_E_STATE, "sandbox is not running");
-    return TRUE;
-  }
-  if (!s->agent || !kv_conn_is_ready(s->agent)) {
-    kv_conn_reply_error(client, id, KATAVM_E_AGENT, "the guest agent is not connected");
-    return TRUE;
-  }
+  sink_fds_take(client, sinks, streams, &sf);
   Pending *p = g_new0(Pending, 1);
-  p->s = s;
+  p->rl = rl;
   p->w = waiter_new(client, id);
-  p->method = g_strdup(add ? KV_M_CONTAINER_CREATE : method);
+  p->client_m = m;
+  p->m = add ? &kv_m_container_create : m;
   p->routes = g_ptr_array_new();
-  g_autoptr(JsonObject) fwd = json_object_new();
-  /* Copy params: we rewrite streams and paths. */
-  GList *members = json_object_get_members(params);
-  for (GList *l = members; l; l = l->next)
-    json_object_set_member(fwd, l->data, json_node_copy(json_object_get_member(params, l->data)));
-  g_list_free(members);
-
-  const char *cid =
-      kv_json_str(params, add || !strcmp(method, KV_M_CONTAINER_REMOVE) ? "id" : "container", NULL);
-  if (add || !strcmp(method, KV_M_CONTAINER_REMOVE)) {
-    if (!cid || !kv_id_validate(cid, &e)) {
-      if (!e)
-        e = g_error_new(KV_ERROR, KATAVM_E_INVALID, "container id is missing");
-      goto fail;
+  p->sinks = sinks;
+  if (!shim_agent_usable(s, &e)) {
+    shim_reply_error(client, id, e);
+    pending_free(p);
+  } else if (add) {
+    container_add(rl, p, in, &sf);
+  } else {
+    if (m == &kv_m_container_remove)
+      p->container = g_strdup(((KvContainerRemoveParams *)in)->container_id);
+    if (streams && !map_streams(rl, client, streams, sinks, &sf, p->routes, &e)) {
+      pending_undo(p);
+      shim_reply_error(client, id, e);
+      pending_free(p);
+    } else {
+      /* kv_call: wait (KV_NO_TIMEOUT) replies only when the process exits. */
+      kv_call(s->agent, m, in, KV_CALL_TIMEOUT_MS, on_agent_reply, p);
     }
-    p->container = g_strdup(cid);
   }
-  if (add) {
-    if (g_hash_table_contains(s->mounts, cid)) {
-      g_set_error(&e, KV_ERROR, KATAVM_E_EXISTS,
-                  "a container with id '%s' already exists in this sandbox", cid);
-      g_clear_pointer(&p->container, g_free); /* not ours to unmount */
-      goto fail;
-    }
-    if (!json_object_has_member(params, "spec") ||
-        !JSON_NODE_HOLDS_OBJECT(json_object_get_member(params, "spec"))) {
-      g_set_error(&e, KV_ERROR, KATAVM_E_INVALID, "container_add: spec must be an object");
-      g_clear_pointer(&p->container, g_free);
-      goto fail;
-    }
-    if (!mount_rootfs(s, cid, params, &e)) {
-      g_clear_pointer(&p->container, g_free);
-      goto fail;
-    }
-    g_autofree char *guest = g_strdup_printf(KV_GUEST_SHARED_DIR "/containers/%s/rootfs", cid);
-    json_object_set_string_member(fwd, "rootfs", guest);
-    json_object_remove_member(fwd, "readonly");
-  }
-  p->sinks = kv_json_bool(fwd, "sink_fds", FALSE);
-  if (!rewrite_streams(s, client, fwd, p->routes, &sf, &e))
-    goto fail;
-  /* wait replies only when the process exits: no timeout. */
-  kv_conn_call(s->agent, p->method, fwd, !strcmp(method, KV_M_WAIT) ? 0 : KV_CALL_TIMEOUT_MS,
-               on_agent_reply, p);
-  return TRUE;
-fail:
-  for (guint i = 0; i < p->routes->len; i++)
-    route_remove(s, p->routes->pdata[i]);
-  if (add && p->container)
-    unmount_container(s, p->container);
-  kv_conn_reply_error(client, id, kv_error_code_of(e), e->message);
-  pending_free(p);
-  return TRUE;
+  kv_msg_clear(m->params, in);
+  g_free(in);
 }
 
 /* ---- stream frames ---- */
 
-void relay_client_frame(Shim *s, KvConn *client, const KvFrame *f) {
+void relay_client_frame(Relay *rl, KvConn *client, const KvFrame *f) {
   if (f->type == KV_FRAME_EVENT)
     return;
-  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+  GHashTable *t = g_hash_table_lookup(rl->routes_by_client, client);
   Route *r = t ? g_hash_table_lookup(t, GUINT_TO_POINTER(f->stream)) : NULL;
-  if (!r || !s->agent)
+  if (!r || !rl->s->agent)
     return; /* a stream that ended or never existed: drop */
-  send_frame(s->agent, f->type, r->asid, f->payload);
+  send_frame(rl->s->agent, f->type, r->asid, f->payload);
   if (f->type == KV_FRAME_EOF && r->to_guest)
-    route_remove(s, r);
+    route_remove(rl, r);
 }
 
-void relay_agent_frame(Shim *s, const KvFrame *f) {
+void relay_agent_frame(Relay *rl, const KvFrame *f) {
   if (f->type == KV_FRAME_EVENT)
     return;
-  Route *r = g_hash_table_lookup(s->routes_by_agent, GUINT_TO_POINTER(f->stream));
+  Route *r = g_hash_table_lookup(rl->routes_by_agent, GUINT_TO_POINTER(f->stream));
   if (!r)
     return;
   if (r->sink >= 0) {
@@ -579,27 +589,27 @@ void relay_agent_frame(Shim *s, const KvFrame *f) {
   if (!r->client) {
     /* The client left: keep the process running by draining its output. */
     if (f->type == KV_FRAME_DATA && g_bytes_get_size(f->payload))
-      kv_conn_send_credit(s->agent, r->asid, (guint32)g_bytes_get_size(f->payload), NULL);
+      kv_conn_send_credit(rl->s->agent, r->asid, (guint32)g_bytes_get_size(f->payload), NULL);
     else if (f->type == KV_FRAME_EOF)
-      route_remove(s, r);
+      route_remove(rl, r);
     return;
   }
   send_frame(r->client, f->type, r->csid, f->payload);
   if (f->type == KV_FRAME_EOF && !r->to_guest)
-    route_remove(s, r);
+    route_remove(rl, r);
 }
 
-void relay_client_closed(Shim *s, KvConn *client) {
-  GHashTable *t = g_hash_table_lookup(s->routes_by_client, client);
+void relay_client_closed(Relay *rl, KvConn *client) {
+  GHashTable *t = g_hash_table_lookup(rl->routes_by_client, client);
   if (!t)
     return;
   g_autoptr(GPtrArray) rs = snapshot(t, FALSE);
   for (guint i = 0; i < rs->len; i++) {
     Route *r = rs->pdata[i];
     if (r->to_guest) {
-      if (s->agent)
-        kv_conn_send(s->agent, KV_FRAME_EOF, r->asid, NULL, 0, NULL);
-      route_remove(s, r);
+      if (rl->s->agent)
+        kv_conn_send(rl->s->agent, KV_FRAME_EOF, r->asid, NULL, 0, NULL);
+      route_remove(rl, r);
     } else if (r->sink >= 0) {
       /* Its pipe may still have a reader: the output goes on into it. */
       g_hash_table_remove(t, GUINT_TO_POINTER(r->csid));
@@ -608,15 +618,15 @@ void relay_client_closed(Shim *s, KvConn *client) {
       r->client = NULL;
       /* Whatever window the client had left unconsumed is granted again so
        * a blocked writer in the guest moves on. */
-      if (s->agent)
-        kv_conn_send_credit(s->agent, r->asid, KV_STREAM_INITIAL_WINDOW, NULL);
+      if (rl->s->agent)
+        kv_conn_send_credit(rl->s->agent, r->asid, KV_STREAM_INITIAL_WINDOW, NULL);
     }
   }
-  g_hash_table_remove(s->routes_by_client, client);
+  g_hash_table_remove(rl->routes_by_client, client);
 }
 
-void relay_agent_lost(Shim *s) {
-  g_autoptr(GPtrArray) rs = snapshot(s->routes_by_agent, FALSE);
+void relay_agent_lost(Relay *rl) {
+  g_autoptr(GPtrArray) rs = snapshot(rl->routes_by_agent, FALSE);
   for (guint i = 0; i < rs->len; i++) {
     Route *r = rs->pdata[i];
     if (r->sink >= 0) {
@@ -626,6 +636,6 @@ void relay_agent_lost(Shim *s) {
     } else if (r->client && !r->to_guest) {
       kv_conn_send(r->client, KV_FRAME_EOF, r->csid, NULL, 0, NULL);
     }
-    route_remove(s, r);
+    route_remove(rl, r);
   }
 }

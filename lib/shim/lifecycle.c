@@ -1,0 +1,396 @@
+/* lib/shim/lifecycle.c: the VM and the agent channel of katavm-shim.
+ *
+ * Boot (or, for a shim that replaces one that died, recovery: the VM runs
+ * on, the state and mounts are inherited), the agent channel and its
+ * reconnection, poweroff (guest shutdown, destroy after a grace period),
+ * destroy (VM gone, state removed, then the shim exits) and --cleanup.
+ * Calls down into the relay (agent frames, agent lost, unmount) and hotplug
+ * (abort when the sandbox stops); nothing below calls it. */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define POWEROFF_GRACE_MS 8000
+#define SPARE_ROOT_PORTS 8
+
+struct _Lifecycle {
+  Shim *s;
+  Relay *rl;
+  Hotplug *hp;
+  gboolean destroy_requested; /* SIGTERM: destroy with no client waiting */
+  GSource *poweroff_timer;
+  GSource *poll_timer;
+  GSource *reconnect_timer;
+  GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
+  GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
+};
+
+Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp) {
+  Lifecycle *lc = g_new0(Lifecycle, 1);
+  lc->s = s;
+  lc->rl = rl;
+  lc->hp = hp;
+  lc->stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
+  lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
+  return lc;
+}
+
+void lifecycle_free(Lifecycle *lc) {
+  if (!lc)
+    return;
+  shim_timer_clear(&lc->poweroff_timer);
+  shim_timer_clear(&lc->poll_timer);
+  shim_timer_clear(&lc->reconnect_timer);
+  g_ptr_array_unref(lc->stop_waiters);
+  g_ptr_array_unref(lc->destroy_waiters);
+  g_free(lc);
+}
+
+/* ---- VM teardown ---- */
+
+static void agent_drop(Lifecycle *lc) {
+  Shim *s = lc->s;
+  shim_timer_clear(&lc->reconnect_timer);
+  relay_agent_lost(lc->rl);
+  if (s->agent) {
+    kv_conn_close(s->agent);
+    g_clear_pointer(&s->agent, kv_conn_unref);
+  }
+}
+
+/* Remove everything of this sandbox on the host. The VM must be gone. */
+static gboolean remove_state(Lifecycle *lc, GError **error) {
+  relay_unmount_all(lc->rl);
+  return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
+}
+
+/* Hard stop of the VM, tolerant of it being gone already. */
+static gboolean vm_destroy(Shim *s, GError **error) {
+  if (!s->vmm)
+    return TRUE;
+  return kv_vmm_destroy(s->vmm, s->p.domain, error);
+}
+
+static void finish_destroy(Lifecycle *lc) {
+  Shim *s = lc->s;
+  g_autoptr(GError) e = NULL;
+  agent_drop(lc);
+  gboolean ok = vm_destroy(s, &e);
+  if (ok) {
+    s->destroying = TRUE;
+    if (s->vmm)
+      g_clear_pointer(&s->vmm, kv_vmm_close);
+    ok = remove_state(lc, &e);
+  }
+  if (!ok)
+    shim_log("destroy failed: %s", e->message);
+  waiters_reply_all(lc->destroy_waiters, &kv_m_shim_destroy, ok ? NULL : e);
+  if (ok)
+    g_main_loop_quit(s->loop);
+}
+
+/* The VM is off (guest poweroff, crash, or our destroy). */
+static void vm_is_off(Lifecycle *lc) {
+  Shim *s = lc->s;
+  shim_timer_clear(&lc->poweroff_timer);
+  shim_timer_clear(&lc->poll_timer);
+  hotplug_abort(lc->hp, "the VM is off");
+  s->powering_off = FALSE;
+  if (g_strcmp0(s->state, "stopped") != 0)
+    shim_log("VM is off");
+  s->state = "stopped";
+  s->qemu_pid = 0;
+  agent_drop(lc);
+  shim_state_save(s);
+  waiters_reply_all(lc->stop_waiters, &kv_m_shim_stop, NULL);
+  if (lc->destroy_waiters->len || lc->destroy_requested)
+    finish_destroy(lc);
+}
+
+static gboolean poweroff_timeout(gpointer user) {
+  Lifecycle *lc = user;
+  shim_timer_clear(&lc->poweroff_timer);
+  shim_log("guest did not power off in %d ms; destroying the VM", POWEROFF_GRACE_MS);
+  g_autoptr(GError) e = NULL;
+  if (!vm_destroy(lc->s, &e))
+    shim_log("destroy: %s", e->message);
+  vm_is_off(lc);
+  return G_SOURCE_REMOVE;
+}
+
+/* Fallback for a missed lifecycle event: poll the domain while powering off. */
+static gboolean poweroff_poll(gpointer user) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
+    shim_timer_clear(&lc->poll_timer);
+    vm_is_off(lc);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void on_shutdown_reply(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
+  /* Nothing to do: the lifecycle event (or the poll) reports the VM off. A
+   * failed shutdown request is covered by the grace timer. */
+}
+
+/* Stop the VM (guest poweroff, destroy after a grace period), then answer
+ * stop/destroy waiters. A hotplug under way fails now. */
+static void begin_poweroff(Lifecycle *lc) {
+  Shim *s = lc->s;
+  hotplug_abort(lc->hp, "the sandbox is stopping");
+  if (g_strcmp0(s->state, "stopped") == 0) {
+    vm_is_off(lc);
+    return;
+  }
+  if (s->powering_off)
+    return;
+  s->powering_off = TRUE;
+  if (s->agent && kv_conn_is_ready(s->agent))
+    kv_call(s->agent, &kv_m_shutdown, NULL, 3000, on_shutdown_reply, lc);
+  lc->poweroff_timer = shim_add_timeout(POWEROFF_GRACE_MS, poweroff_timeout, lc);
+  lc->poll_timer = shim_add_timeout(100, poweroff_poll, lc);
+}
+
+void lifecycle_stop(Lifecycle *lc, KvConn *c, guint32 id) {
+  g_ptr_array_add(lc->stop_waiters, waiter_new(c, id));
+  begin_poweroff(lc);
+}
+
+void lifecycle_destroy(Lifecycle *lc, KvConn *c, guint32 id) {
+  g_ptr_array_add(lc->destroy_waiters, waiter_new(c, id));
+  begin_poweroff(lc);
+}
+
+void lifecycle_terminate(Lifecycle *lc) {
+  shim_log("signal received: destroying the sandbox");
+  lc->destroy_requested = TRUE;
+  begin_poweroff(lc);
+}
+
+/* ---- libvirt events (from the libvirt event thread) ---- */
+
+static gboolean vm_event_main(gpointer user) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain))
+    vm_is_off(lc);
+  return G_SOURCE_REMOVE;
+}
+
+static void on_vm_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer user) {
+  Lifecycle *lc = user;
+  if (g_strcmp0(domain, lc->s->p.domain) != 0)
+    return;
+  g_main_context_invoke(shim_ctx, vm_event_main, lc);
+}
+
+/* ---- agent channel ---- */
+
+static void agent_connect_later(Lifecycle *lc);
+
+static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  shim_log("agent channel closed: %s", why ? why->message : "EOF");
+  if (c != s->agent)
+    return;
+  relay_agent_lost(lc->rl);
+  g_clear_pointer(&s->agent, kv_conn_unref);
+  /* A live VM whose agent dropped the channel (restart, or a protocol
+   * violation): reconnect, the agent reopens its port. */
+  if (!g_strcmp0(s->state, "running") && !s->powering_off)
+    agent_connect_later(lc);
+}
+
+static void on_agent_request(KvConn *c, guint32 id, const char *method, JsonObject *params,
+                             gpointer user) {
+  g_autoptr(GError) e = g_error_new(KV_ERROR_DOMAIN, KV_E_INVALID, "the host serves no requests");
+  shim_reply_error(c, id, e);
+}
+
+static void on_agent_frame(KvConn *c, const KvFrame *f, gpointer user) {
+  Lifecycle *lc = user;
+  relay_agent_frame(lc->rl, f);
+}
+
+static int connect_unix(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static KvConn *agent_open(Lifecycle *lc, guint timeout_ms, GError **error) {
+  static const KvConnHandlers h = {
+      .on_request = on_agent_request, .on_frame = on_agent_frame, .on_closed = on_agent_closed};
+  Shim *s = lc->s;
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  int fd;
+  /* QEMU creates the listening socket shortly after the domain starts. */
+  while ((fd = connect_unix(s->p.agent_sock)) < 0) {
+    if (g_get_monotonic_time() > deadline) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_AGENT, "cannot connect to the agent socket %s: %s",
+                  s->p.agent_sock, g_strerror(errno));
+      return NULL;
+    }
+    g_usleep(10000);
+  }
+  KvConn *c = kv_conn_new(fd, "shim", &h, lc, NULL);
+  /* Process output comes in 1 MiB frames that QEMU writes page by page:
+   * read them in big gulps, not a wake-up per page. */
+  kv_conn_gather_frames(c);
+  return c;
+}
+
+static gboolean agent_reconnect(gpointer user) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  shim_timer_clear(&lc->reconnect_timer);
+  if (s->agent || g_strcmp0(s->state, "running"))
+    return G_SOURCE_REMOVE;
+  g_autoptr(GError) e = NULL;
+  s->agent = agent_open(lc, 1000, &e);
+  if (!s->agent) {
+    shim_log("agent reconnect: %s", e->message);
+    agent_connect_later(lc);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void agent_connect_later(Lifecycle *lc) {
+  if (!lc->reconnect_timer)
+    lc->reconnect_timer = shim_add_timeout(500, agent_reconnect, lc);
+}
+
+/* ---- startup ---- */
+
+gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
+  Shim *s = lc->s;
+  shim_log("opening libvirt");
+  if (s->cfg.uri) {
+    s->uri = g_strdup(s->cfg.uri);
+  } else {
+    s->uri = kv_vmm_embed_prepare(s->p.vmm_root, s->p.caps_cache, error);
+    if (!s->uri)
+      return FALSE;
+  }
+  s->vmm = kv_vmm_open(s->uri, error);
+  if (!s->vmm)
+    return FALSE;
+  kv_vmm_set_event_handler(s->vmm, on_vm_event, lc);
+  return TRUE;
+}
+
+gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
+  Shim *s = lc->s;
+  if (!recover) {
+    hotplug_choose_memory(lc->hp);
+    g_autofree char *cmdline = kv_guest_cmdline();
+    KvVmConfig vc = {
+        .name = s->p.domain,
+        .kernel = s->cfg.kernel,
+        .initrd = s->cfg.initrd,
+        .cmdline = cmdline,
+        .accel = s->accel,
+        .vcpus = s->cfg.vcpus,
+        .max_vcpus = s->cfg.max_vcpus,
+        .memory_mib = s->cfg.memory_mib,
+        .max_memory_mib = s->cfg.max_memory_mib,
+        .agent_socket = s->p.agent_sock,
+        .shared_dir = s->p.shared,
+        .console_log = s->p.console,
+        .spare_root_ports = SPARE_ROOT_PORTS,
+        .qemu_as_root = s->cfg.uri != NULL,
+        .memory_dimm = hotplug_memory_dimm(lc->hp),
+    };
+    shim_log("starting domain");
+    if (!kv_vmm_start(s->vmm, &vc, error))
+      return FALSE;
+    shim_log("domain started");
+  } else {
+    /* A fresh open of an embedded root reconnects to QEMU asynchronously. */
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (!kv_vmm_is_running(s->vmm, s->p.domain)) {
+      if (g_get_monotonic_time() > deadline) {
+        g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "the VM of sandbox '%s' is not running",
+                    s->id);
+        return FALSE;
+      }
+      g_usleep(50000);
+    }
+  }
+  s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
+  s->agent = agent_open(lc, 10000, error);
+  if (!s->agent)
+    return FALSE;
+  shim_log("agent channel connected");
+  if (!kv_conn_wait_ready(s->agent, KV_BOOT_TIMEOUT_MS, error)) {
+    g_prefix_error(error, "the guest agent did not come up (console log: %s): ", s->p.console);
+    return FALSE;
+  }
+  shim_log("agent said hello");
+  /* Boot waits here, before the main loop runs: not a nested loop. */
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(s->agent, kv_m_check.name, NULL, KV_CALL_TIMEOUT_MS, error);
+  KvCheckResult check;
+  if (!r || !kv_result_decode(&kv_m_check, r, &check, error))
+    return FALSE;
+  s->state = "running";
+  shim_state_save(s);
+  shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT
+           " ms)",
+           s->id, s->qemu_pid, kv_accel_name(s->accel),
+           check.agent_version ? check.agent_version : "?", check.uptime_ms);
+  kv_msg_clear(kv_m_check.result, &check);
+  return TRUE;
+}
+
+void lifecycle_boot_failed(Lifecycle *lc, gboolean recover) {
+  Shim *s = lc->s;
+  if (recover && s->vmm && kv_vmm_is_running(s->vmm, s->p.domain))
+    return;
+  /* Leave nothing behind: no VM, no state. */
+  agent_drop(lc);
+  g_autoptr(GError) ce = NULL;
+  gboolean gone = vm_destroy(s, &ce);
+  g_clear_pointer(&s->vmm, kv_vmm_close);
+  if (!gone || !remove_state(lc, &ce))
+    shim_log("cleanup after failure: %s", ce ? ce->message : "?");
+}
+
+gboolean lifecycle_cleanup(Lifecycle *lc, GError **error) {
+  Shim *s = lc->s;
+  /* Without config (corrupt state) the embedded root is still where the id
+   * says; with a daemon URI the config names it. */
+  gboolean have_vmm_root = g_file_test(s->p.vmm_root, G_FILE_TEST_IS_DIR);
+  if (s->cfg.uri || have_vmm_root) {
+    if (!lifecycle_vmm_connect(lc, error))
+      return FALSE;
+    /* Reconnecting to a surviving QEMU takes a moment after open. */
+    for (int i = 0; i < 20 && !kv_vmm_is_running(s->vmm, s->p.domain); i++)
+      g_usleep(50000);
+    if (!vm_destroy(s, error))
+      return FALSE;
+    g_clear_pointer(&s->vmm, kv_vmm_close);
+  }
+  s->destroying = TRUE;
+  return remove_state(lc, error);
+}

@@ -1,0 +1,30 @@
+/* lib/shim/lifecycle.h: the VM and the agent channel (lifecycle.c): boot,
+ * recovery, poweroff, destroy, cleanup. Above relay.h and hotplug.h (it
+ * hands them agent frames and tells them when the agent or the VM goes);
+ * clients.c and main.c call it. */
+#pragma once
+
+#include "hotplug.h"
+#include "relay.h"
+#include "state.h"
+
+typedef struct _Lifecycle Lifecycle;
+
+Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp);
+void lifecycle_free(Lifecycle *lc);
+/* Open libvirt (the embedded root is prepared first). */
+gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error);
+/* Start the VM (or, recovering, find it running), connect to the agent,
+ * check it; the sandbox is then "running". Before the main loop runs. */
+gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error);
+/* After a failed create or recover: leave no VM and no state behind
+ * (unless recovering and the VM still runs). */
+void lifecycle_boot_failed(Lifecycle *lc, gboolean recover);
+/* --cleanup: destroy the VM if any and remove all state. */
+gboolean lifecycle_cleanup(Lifecycle *lc, GError **error);
+/* Client requests: answered when the VM is off / everything is removed
+ * (the shim then exits). */
+void lifecycle_stop(Lifecycle *lc, KvConn *c, guint32 id);
+void lifecycle_destroy(Lifecycle *lc, KvConn *c, guint32 id);
+/* SIGTERM/SIGINT: destroy with no client waiting. */
+void lifecycle_terminate(Lifecycle *lc);

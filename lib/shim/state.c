@@ -1,0 +1,162 @@
+/* lib/shim/state.c: the bottom layer of katavm-shim (see state.h): the
+ * sandbox's shared state, state.json through the contract's
+ * KvShimStateResult table, waiters, the log. Calls nothing above it. */
+#include "state.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+GMainContext *shim_ctx;
+
+typedef struct {
+  ShimDescribeFunc fn;
+  gpointer user;
+} Describer;
+
+void shim_init(Shim *s, const char *root, const char *id) {
+  memset(s, 0, sizeof(*s));
+  s->id = g_strdup(id);
+  kv_paths_init(&s->p, root, id);
+  s->state = "creating";
+  s->describers = g_ptr_array_new_with_free_func(g_free);
+}
+
+void shim_clear(Shim *s) {
+  g_free(s->id);
+  g_free(s->uri);
+  kv_config_clear(&s->cfg);
+  kv_paths_clear(&s->p);
+  g_clear_pointer(&s->describers, g_ptr_array_unref);
+  if (s->loop)
+    g_main_loop_unref(s->loop);
+  s->loop = NULL;
+}
+
+void shim_log(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *m = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+  g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
+  fprintf(stderr, "%s katavm-shim[%d]: %s\n", ts, getpid(), m);
+}
+
+GSource *shim_add_timeout(guint ms, GSourceFunc fn, gpointer data) {
+  GSource *src = g_timeout_source_new(ms);
+  g_source_set_callback(src, fn, data, NULL);
+  g_source_attach(src, shim_ctx);
+  return src;
+}
+
+void shim_timer_clear(GSource **src) {
+  if (*src) {
+    g_source_destroy(*src);
+    g_source_unref(*src);
+    *src = NULL;
+  }
+}
+
+/* ---- state ---- */
+
+void shim_add_describer(Shim *s, ShimDescribeFunc fn, gpointer user) {
+  Describer *d = g_new0(Describer, 1);
+  d->fn = fn;
+  d->user = user;
+  g_ptr_array_add(s->describers, d);
+}
+
+void shim_describe(Shim *s, KvShimStateResult *out) {
+  memset(out, 0, sizeof(*out));
+  out->id = g_strdup(s->id);
+  out->state = g_strdup(s->state);
+  out->shim_pid = getpid();
+  out->qemu_pid = s->qemu_pid;
+  out->accel = g_strdup(kv_accel_name(s->accel));
+  out->libvirt_uri = g_strdup(s->uri ? s->uri : "");
+  out->vcpus = s->cfg.vcpus;
+  out->max_vcpus = s->cfg.max_vcpus;
+  out->memory_mib = s->cfg.memory_mib;
+  out->max_memory_mib = s->cfg.max_memory_mib;
+  out->created = g_strdup(s->cfg.created);
+  out->console_log = g_strdup(s->p.console);
+  for (guint i = 0; i < s->describers->len; i++) {
+    Describer *d = s->describers->pdata[i];
+    d->fn(d->user, out);
+  }
+}
+
+void shim_state_save(Shim *s) {
+  if (s->destroying)
+    return;
+  KvShimStateResult st;
+  shim_describe(s, &st);
+  g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_state.result, &st);
+  kv_msg_clear(kv_m_shim_state.result, &st);
+  g_autoptr(GError) e = NULL;
+  if (!kv_json_file_save(o, s->p.state, &e))
+    shim_log("cannot save state: %s", e->message);
+}
+
+gboolean shim_state_load(Shim *s, KvShimStateResult *out, GError **error) {
+  memset(out, 0, sizeof(*out));
+  g_autoptr(JsonObject) o = kv_json_file_load(s->p.state, error);
+  if (!o)
+    return FALSE;
+  return kv_result_decode(&kv_m_shim_state, o, out, error);
+}
+
+/* ---- errors ---- */
+
+gboolean shim_agent_usable(Shim *s, GError **error) {
+  if (g_strcmp0(s->state, "running") || s->powering_off) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
+    return FALSE;
+  }
+  if (!s->agent || !kv_conn_is_ready(s->agent)) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_AGENT, "the guest agent is not connected");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GError *shim_agent_error(const GError *e, const char *prefix, gboolean map_timeout) {
+  int code = kv_remote_error_code(e);
+  if (!(code < 0 && code >= KV_E_MIN))
+    code = map_timeout && g_error_matches(e, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT) ? KV_E_TIMEOUT
+                                                                                     : KV_E_AGENT;
+  return g_error_new(KV_ERROR_DOMAIN, code, "%s%s", prefix ? prefix : "",
+                     kv_remote_error_message(e));
+}
+
+void shim_reply_error(KvConn *c, guint32 id, const GError *e) {
+  kv_reply_gerror(c, id, e, kv_error_code_of(e));
+}
+
+/* ---- waiters ---- */
+
+Waiter *waiter_new(KvConn *c, guint32 id) {
+  Waiter *w = g_new0(Waiter, 1);
+  w->conn = kv_conn_ref(c);
+  w->id = id;
+  return w;
+}
+
+void waiter_free(gpointer p) {
+  Waiter *w = p;
+  kv_conn_unref(w->conn);
+  g_free(w);
+}
+
+void waiters_reply_all(GPtrArray *waiters, const KvMethod *m, const GError *e) {
+  for (guint i = 0; i < waiters->len; i++) {
+    Waiter *w = waiters->pdata[i];
+    if (e)
+      shim_reply_error(w->conn, w->id, e);
+    else
+      kv_reply(w->conn, w->id, m, NULL);
+    kv_conn_flush(w->conn, 2000, NULL);
+  }
+  g_ptr_array_set_size(waiters, 0);
+}
