@@ -10,6 +10,7 @@
  *   katavm-agent --port NAME      a virtio-serial port (debugging in a VM)
  */
 #include "boot.h"
+#include "unixsock.h"
 #include "channel.h"
 #include "log.h"
 #include "power.h"
@@ -43,13 +44,10 @@ static void on_channel_opened(gpointer user) {
 }
 
 static int connect_unix(const char *path) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path)
-    agent_fatal("socket path too long: %s", path);
-  strcpy(sa.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    agent_fatal("connect %s: %s", path, g_strerror(errno));
+  g_autoptr(GError) e = NULL;
+  int fd = kv_unix_connect(path, &e);
+  if (fd < 0)
+    agent_fatal("%s", e->message);
   return fd;
 }
 

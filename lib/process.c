@@ -265,12 +265,9 @@ typedef struct {
 static void call_done(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
   Call *call = user;
   katavm_process *p = call->p;
-  if (result && call->n_fds &&
-      (kv_conn_peer_has_feature(c, KV_FEATURE_SINK_FDS) ||
-       kv_json_bool(result, "sink_fds", FALSE))) {
+  if (result && call->n_fds) {
     /* The shim took the output pipes' write ends: only it writes them now,
-     * and the caller sees EOF when it closes them. A shim that does not
-     * say so (an older one) sends DATA, which we pump as before. */
+     * and the caller sees EOF when it closes them. */
     pipe_close_ours(&p->out);
     pipe_close_ours(&p->err);
   }
@@ -418,7 +415,7 @@ void katavm_process_free(katavm_process *p) {
   g_free(p);
 }
 
-/* Start a process: `method` is KV_M_EXEC or the shim's container_add; params
+/* Start a process: `m` is kv_m_exec or kv_m_shim_container_add; params
  * get the stream ids added. On success the process is running (exec) or
  * created (container), with its wait pending. */
 katavm_process *kv_process_start(katavm_sandbox *sb, const char *container, const char *exec_id,
@@ -440,13 +437,16 @@ katavm_process *kv_process_start(katavm_sandbox *sb, const char *container, cons
   streams->stdin_id = p->in.sid;
   streams->stdout_id = p->out.sid;
   streams->stderr_id = p->err.sid;
-  /* The shim writes our output straight into the caller's pipes. */
+  /* A shim that offers it writes our output straight into the caller's
+   * pipes; with another, the I/O thread pumps DATA into them. */
   int sinks[2];
   guint n_sinks = 0;
-  sinks[n_sinks++] = p->out.ours;
-  if (p->err.ours >= 0)
-    sinks[n_sinks++] = p->err.ours;
-  *sink_fds = TRUE;
+  if (kv_conn_peer_has_feature(p->conn, KV_FEATURE_SINK_FDS)) {
+    sinks[n_sinks++] = p->out.ours;
+    if (p->err.ours >= 0)
+      sinks[n_sinks++] = p->err.ours;
+    *sink_fds = TRUE;
+  }
   p->thread = g_thread_new("katavm-process", io_thread, p);
   KvPidResult r;
   if (!proc_call_fds(p, m, params, &r, sinks, n_sinks, error)) {

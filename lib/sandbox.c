@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "proto.h"
 #include "sandbox-internal.h"
-#include "socket.h"
+#include "unixsock.h"
 #include "vmm.h"
 
 const char *katavm_sandbox_state_name(katavm_sandbox_state_t s) {

@@ -32,59 +32,59 @@ MSG(KvCheckResult, "check result",
     FIELD(KvCheckResult, "uptime_ms", KV_T_INT, 0, uptime_ms, .def = -1));
 
 MSG(KvContainerAddParams, "container_add",
-    FIELD(KvContainerAddParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerAddParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerAddParams, "spec", KV_T_OBJECT, REQ, spec),
     FIELD(KvContainerAddParams, "rootfs", KV_T_STR, REQ | NE, rootfs),
     FIELD(KvContainerAddParams, "readonly", KV_T_BOOL, 0, readonly),
     FIELD(KvContainerAddParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
-    FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, 0, sink_fds));
+    FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, OMIT, sink_fds));
 
 MSG(KvContainerCreateParams, "container_create",
-    FIELD(KvContainerCreateParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerCreateParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerCreateParams, "spec", KV_T_OBJECT, REQ, spec),
     FIELD(KvContainerCreateParams, "rootfs", KV_T_STR, NE, rootfs),
     FIELD(KvContainerCreateParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc));
 
 MSG(KvPidResult, "pid result", FIELD(KvPidResult, "pid", KV_T_INT, 0, pid, .def = -1));
 
-MSG(KvContainerRef, "container", FIELD(KvContainerRef, "id", KV_T_ID, REQ, container_id));
+MSG(KvContainerRef, "container", FIELD(KvContainerRef, "container_id", KV_T_ID, REQ, container_id));
 
 MSG(KvContainerStateResult, "container_state result",
-    FIELD(KvContainerStateResult, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerStateResult, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerStateResult, "status", KV_T_STR, REQ | NE, status),
     FIELD(KvContainerStateResult, "pid", KV_T_INT, OMIT, pid, .def = -1),
     FIELD(KvContainerStateResult, "exit_code", KV_T_INT, OMIT, exit_code, .def = -1));
 
 MSG(KvContainerKillParams, "container_kill",
-    FIELD(KvContainerKillParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerKillParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerKillParams, "signal", KV_T_INT, REQ, signal, 1, SIGNAL_MAX),
     FIELD(KvContainerKillParams, "all", KV_T_BOOL, 0, all));
 
 MSG(KvContainerRemoveParams, "container_remove",
-    FIELD(KvContainerRemoveParams, "id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerRemoveParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerRemoveParams, "force", KV_T_BOOL, 0, force));
 
 MSG(KvContainerListResult, "container_list result",
     FIELD(KvContainerListResult, "containers", KV_T_LIST, 0, containers,
           .sub = &KvContainerStateResult_desc));
 
-MSG(KvExecParams, "exec", FIELD(KvExecParams, "container", KV_T_ID, REQ, container_id),
+MSG(KvExecParams, "exec", FIELD(KvExecParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvExecParams, "exec_id", KV_T_ID, REQ, exec_id),
     FIELD(KvExecParams, "process", KV_T_OBJECT, REQ, process),
     FIELD(KvExecParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
-    FIELD(KvExecParams, "sink_fds", KV_T_BOOL, 0, sink_fds));
+    FIELD(KvExecParams, "sink_fds", KV_T_BOOL, OMIT, sink_fds));
 
-MSG(KvProcessRef, "wait", FIELD(KvProcessRef, "container", KV_T_ID, REQ, container_id),
+MSG(KvProcessRef, "wait", FIELD(KvProcessRef, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvProcessRef, "exec_id", KV_T_ID, 0, exec_id));
 
 MSG(KvWaitResult, "wait result", FIELD(KvWaitResult, "exit_code", KV_T_INT, REQ, exit_code),
     FIELD(KvWaitResult, "signal", KV_T_INT, 0, signal));
 
-MSG(KvSignalParams, "signal", FIELD(KvSignalParams, "container", KV_T_ID, REQ, container_id),
+MSG(KvSignalParams, "signal", FIELD(KvSignalParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvSignalParams, "exec_id", KV_T_ID, 0, exec_id),
     FIELD(KvSignalParams, "signal", KV_T_INT, REQ, signal, 1, SIGNAL_MAX));
 
-MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container", KV_T_ID, REQ, container_id),
+MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvResizeParams, "exec_id", KV_T_ID, 0, exec_id),
     FIELD(KvResizeParams, "rows", KV_T_INT, REQ, rows, 1, G_MAXUINT16),
     FIELD(KvResizeParams, "cols", KV_T_INT, REQ, cols, 1, G_MAXUINT16));
@@ -103,7 +103,7 @@ MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, R
 
 MSG(KvDiskAddParams, "disk_add", FIELD(KvDiskAddParams, "serial", KV_T_STR, REQ | NE, serial),
     FIELD(KvDiskAddParams, "readonly", KV_T_BOOL, 0, readonly),
-    FIELD(KvDiskAddParams, "container", KV_T_ID, 0, container_id),
+    FIELD(KvDiskAddParams, "container_id", KV_T_ID, 0, container_id),
     FIELD(KvDiskAddParams, "path", KV_T_STR, NE, path));
 MSG(KvDiskAddResult, "disk_add result", FIELD(KvDiskAddResult, "device", KV_T_STR, 0, device));
 MSG(KvDiskRemoveParams, "disk_remove",
@@ -145,7 +145,7 @@ MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | N
     FIELD(KvHotplugParams, "gateway", KV_T_STR, 0, gateway),
     FIELD(KvHotplugParams, "path", KV_T_STR, 0, path),
     FIELD(KvHotplugParams, "readonly", KV_T_BOOL, OMIT, readonly),
-    FIELD(KvHotplugParams, "container", KV_T_ID, 0, container_id),
+    FIELD(KvHotplugParams, "container_id", KV_T_ID, 0, container_id),
     FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path));
 MSG(KvHotplugResult, "hotplug result",
     FIELD(KvHotplugResult, "cpus_online", KV_T_INT, OMIT, cpus_online, .def = -1),

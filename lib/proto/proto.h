@@ -33,7 +33,7 @@
 
 G_BEGIN_DECLS
 
-#define KV_PROTO_VERSION 1
+#define KV_PROTO_VERSION 2
 #define KV_FRAME_MAGIC 0x4b56u
 #define KV_FRAME_HDR_LEN 12u
 #define KV_FRAME_MAX_PAYLOAD (1024u * 1024u)
@@ -83,88 +83,26 @@ typedef enum {
   KV_PROTO_ERROR_FLOW,   /* peer sent DATA beyond its window */
 } KvProtoError;
 
-/* ---- RPC methods ---- */
-/* Agent (guest) methods, asked by the shim. */
-#define KV_M_AGENT_CHECK "check"
-/* -> {"agent_version":str,"proto":int,"kernel":str (uname -r),
- *     "cpus_online":int,"mem_total_kib":int,"uptime_ms":int} */
-#define KV_M_AGENT_SHUTDOWN "shutdown"
-/* -> {} then the agent syncs and powers the VM off. */
-
-/* ---- containers and processes (agent methods; the shim relays them) ----
+/* ---- what travels on the frames ----
+ * The RPC methods, their params and results, the error codes and the HELLO
+ * features are the contract of lib/proto/msg.h: one struct and field table
+ * per message there, nothing spelled here.
+ *
  * Paths: the host bind-mounts each container's rootfs at
- * SHARED/containers/<cid>/rootfs; the guest sees SHARED at
+ * SHARED/containers/<container_id>/rootfs; the guest sees SHARED at
  * KV_GUEST_SHARED_DIR (9p tag "katavmshared").
  *
  * Streams: a process's stdio travels as DATA frames on stream ids chosen by
- * the requester (non-zero, unique per connection while in use):
- *   "stdin" (host -> guest), "stdout", "stderr" (guest -> host). For a TTY
- *   process stdout carries the terminal output and stderr is unused (0).
- * Every stream starts with its direction's initial window of credit
- * (kv_window_init); the receiver sends CREDIT as it consumes; EOF ends a direction
- * (host EOF on stdin closes the process's stdin). The guest sends EOF on
- * stdout/stderr after the last byte, before the process's exit is reported.
- * A stream id of 0 means "not connected" (/dev/null in the guest). */
+ * the requester (non-zero, unique per connection while in use): stdin
+ * (host -> guest), stdout and stderr (guest -> host); for a TTY process
+ * stdout carries the terminal output and stderr is unused (0). Every stream
+ * starts with its direction's initial window of credit (kv_window_init);
+ * the receiver sends CREDIT as it consumes; EOF ends a direction (host EOF
+ * on stdin closes the process's stdin). The guest sends EOF on
+ * stdout/stderr after the last byte, before the process's exit is
+ * reported. A stream id of 0 means "not connected" (/dev/null in the
+ * guest). */
 #define KV_GUEST_SHARED_DIR "/run/katavm/shared"
-
-#define KV_M_CONTAINER_CREATE "container_create"
-/* {"id":str, "spec":{OCI runtime spec config.json object, validated by the
- *   host}, "rootfs":str (guest path of the rootfs directory),
- *   "streams":{"stdin":u32,"stdout":u32,"stderr":u32}}
- * -> {"pid":int}. Sets up namespaces, mounts, pivot (or MS_MOVE+chroot), cgroup
- * (v2, /sys/fs/cgroup/katavm/<id>), rlimits, caps, seccomp for the spec's
- * process, which then waits until container_start. */
-#define KV_M_CONTAINER_START "container_start" /* {"id"} -> {} */
-#define KV_M_CONTAINER_STATE "container_state"
-/* {"id"} -> {"id","status":"created|running|stopped","pid":int,
- *            "exit_code":int (when stopped)} */
-#define KV_M_CONTAINER_KILL "container_kill" /* {"id","signal":int,"all":bool} */
-#define KV_M_CONTAINER_REMOVE "container_remove"
-/* {"id","force":bool} -> {}: kills (force) or requires stopped, then frees
- * everything of it in the guest (mounts, cgroup). */
-#define KV_M_CONTAINER_LIST "container_list" /* {} -> {"containers":[state...]} */
-#define KV_M_EXEC "exec"
-/* {"container":str,"exec_id":str,"process":{OCI process object: args, env,
- *   cwd, user{uid,gid,additionalGids}, terminal, consoleSize{height,width}},
- *   "streams":{"stdin":u32,"stdout":u32,"stderr":u32}} -> {"pid":int}
- * Joins the container's namespaces and cgroup. A missing executable is not
- * an RPC error: the process exits 127 with a message on stderr, as shells do. */
-#define KV_M_WAIT "wait"
-/* {"container":str,"exec_id":str|absent (absent = the container's main
- *   process)} -> {"exit_code":int,"signal":int} when it has exited (the
- * reply is delayed until then). exit_code follows shell convention:
- * 128+signal for a death by signal. */
-#define KV_M_SIGNAL "signal" /* {"container","exec_id"|absent,"signal":int} */
-#define KV_M_RESIZE "resize" /* {"container","exec_id"|absent,"rows","cols"} */
-
-/* ---- hotplug (agent methods, asked by the shim) ---- */
-#define KV_M_CPUS_SET "cpus_set"
-/* {"online":int} -> {"cpus_online":int}: online present CPUs up to that
- * count, offline the rest (never CPU 0); returns when done. */
-#define KV_M_NIC_CONFIG "nic_config"
-/* {"mac":str,"mtu":int,"addresses":[CIDR...],"gateway":str} ->
- * {"ifname":str}: waits (bounded) for the interface with that MAC, sets
- * MTU, addresses, brings it up, adds the default route if given. */
-#define KV_M_NIC_REMOVE "nic_remove" /* {"mac"} -> {}: down + flush */
-#define KV_M_DISK_ADD "disk_add"
-/* {"serial":str,"readonly":bool,"container":str?,"path":str?} ->
- * {"device":"/dev/vdX"}: waits (bounded) for the virtio-blk disk whose
- * /sys/block/X/serial matches; mounts it into the container at path. */
-#define KV_M_DISK_REMOVE "disk_remove" /* {"serial"} -> {}: unmounts it */
-
-/* Shim methods, asked by clients (lib/). The shim also relays every
- * container/process method above to the agent, rewriting stream ids between
- * the client's connection and the agent channel. */
-#define KV_M_SHIM_STATE "state"
-/* -> {"id":str,"state":"running|stopped|...","shim_pid":int,
- *     "vcpus":int,"max_vcpus":int,"memory_mib":int,"max_memory_mib":int,
- *     "accel":"kvm|tcg","created":str (ISO 8601)} */
-#define KV_M_SHIM_AGENT_CHECK "agent_check" /* forwards KV_M_AGENT_CHECK */
-#define KV_M_SHIM_STOP "stop"               /* guest poweroff, sandbox kept */
-#define KV_M_SHIM_DESTROY "destroy"         /* VM gone, state removed, then shim exits */
-#define KV_M_SHIM_HOTPLUG "hotplug"
-/* {"kind":"cpus|memory|nic_add|nic_remove|disk_add|disk_remove", ...}
- * (fields as katavm_hotplug_request) -> {"cpus_online","mem_total_kib",...} */
 
 /* ---- one decoded frame ---- */
 typedef struct {
@@ -338,8 +276,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvConn, kv_conn_unref)
  *   KV_PROTO_ERROR_CLOSED. kv_conn_close() attempts one non-blocking write of
  *   queued bytes, then discards the rest: call kv_conn_flush() first when the
  *   last reply matters.
- * - A REQUEST arriving with no on_request handler is answered with error code
- *   38 (ENOSYS).
+ * - A REQUEST arriving with no on_request handler is answered with
+ *   KV_E_UNSUPPORTED.
  * - Remote errors: KV_PROTO_ERROR_REMOTE, message "<code>: <remote message>".
  */
 const char *kv_frame_type_name(KvFrameType type); /* "HELLO", ... "unknown" */

@@ -5,6 +5,7 @@
  * container and process methods to relay.c, which decodes and forwards
  * them. */
 #include "clients.h"
+#include "unixsock.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -98,7 +99,7 @@ static void on_client_request(KvConn *c, guint32 id, const char *method, JsonObj
   } else if (m == &kv_m_shim_destroy) {
     lifecycle_destroy(cl->lc, c, id);
   } else {
-    e = g_error_new(KV_ERROR_DOMAIN, KV_E_INVALID, "unknown method '%s'", method);
+    e = g_error_new(KV_ERROR_DOMAIN, KV_E_UNSUPPORTED, "unknown method '%s'", method);
     shim_reply_error(c, id, e);
   }
 }
@@ -122,8 +123,12 @@ static gboolean on_accept(int fd, GIOCondition cond, gpointer user) {
   int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
   if (c < 0)
     return G_SOURCE_CONTINUE;
-  static const KvConnHandlers h = {
-      .on_request = on_client_request, .on_frame = on_client_frame, .on_closed = on_client_closed};
+  /* What the shim offers its clients beyond the base protocol. */
+  static const char *const features[] = {KV_FEATURE_SINK_FDS, NULL};
+  static const KvConnHandlers h = {.on_request = on_client_request,
+                                   .on_frame = on_client_frame,
+                                   .on_closed = on_client_closed,
+                                   .features = features};
   KvConn *conn = kv_conn_new(c, "shim", &h, cl, NULL);
   /* Clients hand us the write ends of their output pipes (relay.c). */
   kv_conn_accept_fds(conn);
@@ -133,18 +138,14 @@ static gboolean on_accept(int fd, GIOCondition cond, gpointer user) {
 
 gboolean clients_listen(Clients *cl, GError **error) {
   const char *path = cl->s->p.shim_sock;
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof(sa.sun_path)) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "socket path %s is too long", path);
-    return FALSE;
-  }
-  strcpy(sa.sun_path, path);
-  unlink(path);
-  cl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (cl->listen_fd < 0 || bind(cl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-      chmod(path, 0600) < 0 || listen(cl->listen_fd, 64) < 0) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cannot listen on %s: %s", path,
-                g_strerror(errno));
+  g_autoptr(GError) e = NULL;
+  /* 0600: only root (the owner) may drive the sandbox. */
+  cl->listen_fd = kv_unix_listen(path, 0600, &e);
+  if (cl->listen_fd < 0) {
+    g_set_error(error, KV_ERROR_DOMAIN,
+                g_error_matches(e, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG) ? KV_E_INVALID
+                                                                             : KV_E_IO,
+                "%s", e->message);
     return FALSE;
   }
   cl->listen_src = g_unix_fd_source_new(cl->listen_fd, G_IO_IN);

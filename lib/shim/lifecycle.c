@@ -7,6 +7,7 @@
  * Calls down into the relay (agent frames, agent lost, unmount) and hotplug
  * (abort when the sandbox stops); nothing below calls it. */
 #include "lifecycle.h"
+#include "unixsock.h"
 
 #include <errno.h>
 #include <string.h>
@@ -219,25 +220,6 @@ static void on_agent_frame(KvConn *c, const KvFrame *f, gpointer user) {
   relay_agent_frame(lc->rl, f);
 }
 
-static int connect_unix(const char *path) {
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof(sa.sun_path)) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  strcpy(sa.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
-
 static KvConn *agent_open(Lifecycle *lc, guint timeout_ms, GError **error) {
   static const KvConnHandlers h = {
       .on_request = on_agent_request, .on_frame = on_agent_frame, .on_closed = on_agent_closed};
@@ -245,10 +227,13 @@ static KvConn *agent_open(Lifecycle *lc, guint timeout_ms, GError **error) {
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
   int fd;
   /* QEMU creates the listening socket shortly after the domain starts. */
-  while ((fd = connect_unix(s->p.agent_sock)) < 0) {
+  for (;;) {
+    g_autoptr(GError) e = NULL;
+    fd = kv_unix_connect(s->p.agent_sock, &e);
+    if (fd >= 0)
+      break;
     if (g_get_monotonic_time() > deadline) {
-      g_set_error(error, KV_ERROR_DOMAIN, KV_E_AGENT, "cannot connect to the agent socket %s: %s",
-                  s->p.agent_sock, g_strerror(errno));
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_AGENT, "the agent socket: %s", e->message);
       return NULL;
     }
     g_usleep(10000);

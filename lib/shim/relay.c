@@ -402,13 +402,9 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err,
       unmount_container(p->rl, p->container);
     /* The client's method has the result of the agent's (container_add:
      * container_create's). */
-    g_autoptr(JsonObject) o = kv_msg_encode(p->client_m->result, out);
-    /* Says that we took the pipes: a client only stops pumping DATA into
-     * them itself when its shim says so (an older shim, still serving a
-     * sandbox the library was upgraded under, ignores them). */
-    if (p->sinks)
-      json_object_set_boolean_member(o, "sink_fds", TRUE);
-    kv_conn_reply(p->w->conn, p->w->id, o);
+    /* That the shim took the pipes is said once, by KV_FEATURE_SINK_FDS in
+     * its HELLO (clients.c), not in each reply. */
+    kv_reply(p->w->conn, p->w->id, p->client_m, out);
   }
   kv_msg_clear(p->m->result, out);
   g_free(out);

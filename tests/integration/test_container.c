@@ -263,7 +263,7 @@ static int raw_connect(const char *sandbox) {
   ck_assert_uint_lt(strlen(path), sizeof sa.sun_path);
   strcpy(sa.sun_path, path);
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  raw_frame(fd, 1, "{\"proto\":1,\"role\":\"test\",\"version\":\"0\"}", NULL, 0);
+  raw_frame(fd, 1, "{\"proto\":2,\"role\":\"test\",\"version\":\"0\"}", NULL, 0);
   return fd;
 }
 
@@ -272,7 +272,7 @@ static int raw_connect(const char *sandbox) {
  * returns the shim's answer. */
 static char *raw_exec_with_sinks(int fd, const char *cid, const int *fds, int n_fds) {
   g_autofree char *req =
-      g_strdup_printf("{\"id\":7,\"method\":\"exec\",\"params\":{\"container\":\"%s\","
+      g_strdup_printf("{\"id\":7,\"method\":\"exec\",\"params\":{\"container_id\":\"%s\","
                       "\"exec_id\":\"raw1\",\"process\":{\"args\":[\"true\"]},"
                       "\"streams\":{\"stdout\":2,\"stderr\":3},\"sink_fds\":true}}",
                       cid);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "proto.h" /* KV_PROTO_VERSION: the HELLO a hostile client must get right */
 
 #define SB_ID "untrusted1"
 /* From lib/proto/proto.h; this file speaks the wire format by hand. */
@@ -198,27 +199,27 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
   hostile(&c, "garbage", g, FALSE);
 
   /* 2. Half a header, then close (half-close, to see the shim's EOF). */
-  GByteArray *t = hello(1);
+  GByteArray *t = hello(KV_PROTO_VERSION);
   g_byte_array_set_size(t, 7);
   hostile(&c, "truncated header", t, TRUE);
 
   /* 2b. A header promising 100 bytes, 10 delivered, then close. */
-  GByteArray *tp = frame(T_HELLO, 0, 0, 100, "{\"proto\":1", 10);
+  GByteArray *tp = frame(T_HELLO, 0, 0, 100, "{\"proto\":2", 10);
   hostile(&c, "truncated payload", tp, TRUE);
 
   /* 3. A length of 4 GiB: refused from the header, nothing buffered. */
   hostile(&c, "oversized length", frame(T_HELLO, 0, 0, 0xffffffffu, NULL, 0), FALSE);
   /* ... and one just over the 1 MiB limit, after a valid HELLO. */
-  GByteArray *ov = hello(1);
+  GByteArray *ov = hello(KV_PROTO_VERSION);
   append(ov, frame(T_REQUEST, 0, 0, 1024 * 1024 + 1, "{", 1));
   hostile(&c, "length just over the limit", ov, FALSE);
 
   /* 4. Unknown frame type, before and after HELLO; reserved flags. */
   hostile(&c, "unknown type", frame(0x7f, 0, 0, 0, NULL, 0), FALSE);
-  GByteArray *ut = hello(1);
+  GByteArray *ut = hello(KV_PROTO_VERSION);
   append(ut, frame(0xff, 0, 0, 0, NULL, 0));
   hostile(&c, "unknown type after HELLO", ut, FALSE);
-  GByteArray *fl = hello(1);
+  GByteArray *fl = hello(KV_PROTO_VERSION);
   append(fl, json_frame(T_REQUEST, "{\"id\":1,\"method\":\"state\"}"));
   fl->data[fl->len - strlen("{\"id\":1,\"method\":\"state\"}") - 9] = 0x80;
   hostile(&c, "reserved flags", fl, FALSE);
@@ -227,10 +228,10 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
   hostile(&c, "foreign protocol version", hello(99), FALSE);
   hostile(&c, "request before HELLO", json_frame(T_REQUEST, "{\"id\":1,\"method\":\"state\"}"),
           FALSE);
-  GByteArray *h2 = hello(1);
-  append(h2, hello(1));
+  GByteArray *h2 = hello(KV_PROTO_VERSION);
+  append(h2, hello(KV_PROTO_VERSION));
   hostile(&c, "second HELLO", h2, FALSE);
-  GByteArray *d0 = hello(1);
+  GByteArray *d0 = hello(KV_PROTO_VERSION);
   append(d0, frame(T_DATA, 0, 0, 3, "abc", 3));
   hostile(&c, "DATA on stream 0", d0, FALSE);
 
@@ -244,7 +245,7 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
       "{\"id\":1,\"method\":\"state\"",
   };
   for (size_t i = 0; i < G_N_ELEMENTS(bad_requests); i++) {
-    GByteArray *b = hello(1);
+    GByteArray *b = hello(KV_PROTO_VERSION);
     append(b, json_frame(T_REQUEST, bad_requests[i]));
     g_autofree char *what = g_strdup_printf("bad request %s", bad_requests[i]);
     hostile(&c, what, b, FALSE);
@@ -256,14 +257,14 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
   for (int i = 0; i < 5000; i++)
     g_string_append_c(deep, ']');
   g_string_append(deep, "}}");
-  GByteArray *dn = hello(1);
+  GByteArray *dn = hello(KV_PROTO_VERSION);
   append(dn, json_frame(T_REQUEST, deep->str));
   g_string_free(deep, TRUE);
   hostile(&c, "deeply nested params", dn, FALSE);
 
   /* 7. 1000 requests whose replies are never read, then close. Some are
    * agent checks, so replies arrive from the guest after we are gone. */
-  GByteArray *flood = hello(1);
+  GByteArray *flood = hello(KV_PROTO_VERSION);
   for (int i = 1; i <= 1000; i++) {
     g_autofree char *r = g_strdup_printf("{\"id\":%d,\"method\":\"%s\",\"params\":{}}", i,
                                          i % 100 == 0 ? "agent_check" : "state");
@@ -278,7 +279,7 @@ START_TEST(hostile_clients_cannot_hurt_the_shim) {
 
   /* 8. A well-behaved raw client still gets answers afterwards. */
   fd = raw_connect(&c);
-  GByteArray *ok = hello(1);
+  GByteArray *ok = hello(KV_PROTO_VERSION);
   append(ok, json_frame(T_REQUEST, "{\"id\":5,\"method\":\"state\"}"));
   send_all(fd, ok->data, ok->len);
   g_byte_array_unref(ok);

@@ -115,7 +115,7 @@ START_TEST(test_unknown_method) {
   expect_error(&p, "frobnicate", NULL, KV_E_UNSUPPORTED, "unknown method \"frobnicate\" (agent ");
   /* Methods of the contract that the shim answers are not the agent's. */
   expect_error(&p, "state", NULL, KV_E_UNSUPPORTED, "unknown method \"state\"");
-  expect_error(&p, "container_add", "{\"id\":\"a\"}", KV_E_UNSUPPORTED, "container_add");
+  expect_error(&p, "container_add", "{\"container_id\":\"a\"}", KV_E_UNSUPPORTED, "container_add");
   /* The connection goes on. */
   int code = 0;
   g_autoptr(JsonObject) r = call(&p, "container_list", NULL, &code, NULL);
@@ -127,40 +127,46 @@ END_TEST
 START_TEST(test_container_ids) {
   Pair p;
   pair_open(&p);
-  expect_error(&p, "container_state", NULL, KV_E_INVALID, "container_state: id is missing");
-  expect_error(&p, "container_state", "{\"id\":null}", KV_E_INVALID, "id is missing");
-  expect_error(&p, "container_state", "{\"id\":5}", KV_E_INVALID,
-               "container_state: id must be a string");
-  expect_error(&p, "container_state", "{\"id\":\"\"}", KV_E_INVALID, "id is empty");
-  expect_error(&p, "container_state", "{\"id\":\"../etc\"}", KV_E_INVALID, "id '../etc'");
-  expect_error(&p, "container_state", "{\"id\":\"a/b\"}", KV_E_INVALID, "contains '/'");
-  expect_error(&p, "container_state", "{\"id\":\"-x\"}", KV_E_INVALID,
+  expect_error(&p, "container_state", NULL, KV_E_INVALID,
+               "container_state: container_id is missing");
+  expect_error(&p, "container_state", "{\"container_id\":null}", KV_E_INVALID, "id is missing");
+  expect_error(&p, "container_state", "{\"container_id\":5}", KV_E_INVALID,
+               "container_state: container_id must be a string");
+  expect_error(&p, "container_state", "{\"container_id\":\"\"}", KV_E_INVALID,
+               "container_id is empty");
+  expect_error(&p, "container_state", "{\"container_id\":\"../etc\"}", KV_E_INVALID,
+               "container_id '../etc'");
+  expect_error(&p, "container_state", "{\"container_id\":\"a/b\"}", KV_E_INVALID, "contains '/'");
+  expect_error(&p, "container_state", "{\"container_id\":\"-x\"}", KV_E_INVALID,
                "must start with a letter or digit");
   g_autofree char *longid = g_strnfill(65, 'a');
-  g_autofree char *params = g_strdup_printf("{\"id\":\"%s\"}", longid);
+  g_autofree char *params = g_strdup_printf("{\"container_id\":\"%s\"}", longid);
   expect_error(&p, "container_state", params, KV_E_INVALID, "the limit is 64");
 
-  expect_error(&p, "container_state", "{\"id\":\"nope\"}", KV_E_NOT_FOUND,
+  expect_error(&p, "container_state", "{\"container_id\":\"nope\"}", KV_E_NOT_FOUND,
                "no container \"nope\" in this sandbox");
-  expect_error(&p, "container_start", "{\"id\":\"nope\"}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "container_remove", "{\"id\":\"nope\",\"force\":true}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "container_kill", "{\"id\":\"nope\",\"signal\":9}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "wait", "{\"container\":\"nope\"}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "wait", "{\"container\":\"nope\",\"exec_id\":\"e1\"}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "signal", "{\"container\":\"nope\",\"signal\":15}", KV_E_NOT_FOUND, "nope");
-  expect_error(&p, "resize", "{\"container\":\"nope\",\"rows\":24,\"cols\":80}", KV_E_NOT_FOUND,
+  expect_error(&p, "container_start", "{\"container_id\":\"nope\"}", KV_E_NOT_FOUND, "nope");
+  expect_error(&p, "container_remove", "{\"container_id\":\"nope\",\"force\":true}", KV_E_NOT_FOUND,
+               "nope");
+  expect_error(&p, "container_kill", "{\"container_id\":\"nope\",\"signal\":9}", KV_E_NOT_FOUND,
+               "nope");
+  expect_error(&p, "wait", "{\"container_id\":\"nope\"}", KV_E_NOT_FOUND, "nope");
+  expect_error(&p, "wait", "{\"container_id\":\"nope\",\"exec_id\":\"e1\"}", KV_E_NOT_FOUND,
+               "nope");
+  expect_error(&p, "signal", "{\"container_id\":\"nope\",\"signal\":15}", KV_E_NOT_FOUND, "nope");
+  expect_error(&p, "resize", "{\"container_id\":\"nope\",\"rows\":24,\"cols\":80}", KV_E_NOT_FOUND,
                "nope");
   expect_error(&p, "exec",
-               "{\"container\":\"nope\",\"exec_id\":\"e1\",\"process\":{\"args\":[\"sh\"]}}",
+               "{\"container_id\":\"nope\",\"exec_id\":\"e1\",\"process\":{\"args\":[\"sh\"]}}",
                KV_E_NOT_FOUND, "nope");
 
   /* exec and wait name their ids too. */
-  expect_error(&p, "exec", "{\"container\":\"c\",\"process\":{\"args\":[\"sh\"]}}", KV_E_INVALID,
+  expect_error(&p, "exec", "{\"container_id\":\"c\",\"process\":{\"args\":[\"sh\"]}}", KV_E_INVALID,
                "exec: exec_id is missing");
-  expect_error(&p, "exec", "{\"container\":\"c\",\"exec_id\":\"..\",\"process\":{}}", KV_E_INVALID,
-               "exec_id");
-  expect_error(&p, "wait", "{}", KV_E_INVALID, "wait: container is missing");
-  expect_error(&p, "wait", "{\"container\":\"c\",\"exec_id\":7}", KV_E_INVALID,
+  expect_error(&p, "exec", "{\"container_id\":\"c\",\"exec_id\":\"..\",\"process\":{}}",
+               KV_E_INVALID, "exec_id");
+  expect_error(&p, "wait", "{}", KV_E_INVALID, "wait: container_id is missing");
+  expect_error(&p, "wait", "{\"container_id\":\"c\",\"exec_id\":7}", KV_E_INVALID,
                "exec_id must be a string");
   pair_close(&p);
 }
@@ -169,26 +175,29 @@ END_TEST
 START_TEST(test_wrong_types) {
   Pair p;
   pair_open(&p);
-  expect_error(&p, "container_kill", "{\"id\":\"c\",\"signal\":\"KILL\"}", KV_E_INVALID,
+  expect_error(&p, "container_kill", "{\"container_id\":\"c\",\"signal\":\"KILL\"}", KV_E_INVALID,
                "container_kill: signal must be an integer");
-  expect_error(&p, "container_kill", "{\"id\":\"c\"}", KV_E_INVALID, "signal is missing");
-  expect_error(&p, "container_kill", "{\"id\":\"c\",\"signal\":0}", KV_E_INVALID,
+  expect_error(&p, "container_kill", "{\"container_id\":\"c\"}", KV_E_INVALID, "signal is missing");
+  expect_error(&p, "container_kill", "{\"container_id\":\"c\",\"signal\":0}", KV_E_INVALID,
                "signal is 0; allowed are 1..64");
-  expect_error(&p, "container_kill", "{\"id\":\"c\",\"signal\":9,\"all\":1}", KV_E_INVALID,
-               "all must be a boolean");
-  expect_error(&p, "container_remove", "{\"id\":\"c\",\"force\":\"yes\"}", KV_E_INVALID,
+  expect_error(&p, "container_kill", "{\"container_id\":\"c\",\"signal\":9,\"all\":1}",
+               KV_E_INVALID, "all must be a boolean");
+  expect_error(&p, "container_remove", "{\"container_id\":\"c\",\"force\":\"yes\"}", KV_E_INVALID,
                "force must be a boolean");
-  expect_error(&p, "signal", "{\"container\":\"c\",\"signal\":65}", KV_E_INVALID, "signal is 65");
-  expect_error(&p, "resize", "{\"container\":\"c\",\"rows\":0,\"cols\":80}", KV_E_INVALID,
+  expect_error(&p, "signal", "{\"container_id\":\"c\",\"signal\":65}", KV_E_INVALID,
+               "signal is 65");
+  expect_error(&p, "resize", "{\"container_id\":\"c\",\"rows\":0,\"cols\":80}", KV_E_INVALID,
                "resize: rows is 0");
-  expect_error(&p, "resize", "{\"container\":\"c\",\"rows\":24}", KV_E_INVALID, "cols is missing");
-  expect_error(&p, "exec", "{\"container\":\"c\",\"exec_id\":\"e\",\"process\":[]}", KV_E_INVALID,
-               "exec: process must be an object");
+  expect_error(&p, "resize", "{\"container_id\":\"c\",\"rows\":24}", KV_E_INVALID,
+               "cols is missing");
+  expect_error(&p, "exec", "{\"container_id\":\"c\",\"exec_id\":\"e\",\"process\":[]}",
+               KV_E_INVALID, "exec: process must be an object");
+  expect_error(
+      &p, "exec",
+      "{\"container_id\":\"c\",\"exec_id\":\"e\",\"process\":{},\"streams\":{\"stdin\":-1}}",
+      KV_E_INVALID, "exec: streams: stdin is -1");
   expect_error(&p, "exec",
-               "{\"container\":\"c\",\"exec_id\":\"e\",\"process\":{},\"streams\":{\"stdin\":-1}}",
-               KV_E_INVALID, "exec: streams: stdin is -1");
-  expect_error(&p, "exec",
-               "{\"container\":\"c\",\"exec_id\":\"e\",\"process\":{},\"streams\":\"x\"}",
+               "{\"container_id\":\"c\",\"exec_id\":\"e\",\"process\":{},\"streams\":\"x\"}",
                KV_E_INVALID, "streams must be an object");
   expect_error(&p, "cpus_set", "{\"online\":0}", KV_E_INVALID, "cpus_set: online is 0");
   expect_error(&p, "cpus_set", "{\"online\":\"2\"}", KV_E_INVALID, "online must be an integer");
@@ -199,8 +208,8 @@ START_TEST(test_wrong_types) {
                "mtu is 10");
   expect_error(&p, "disk_add", "{\"serial\":\"\"}", KV_E_INVALID,
                "disk_add: serial must not be empty");
-  expect_error(&p, "disk_add", "{\"serial\":\"s1\",\"container\":\"a b\"}", KV_E_INVALID,
-               "container contains character 0x20");
+  expect_error(&p, "disk_add", "{\"serial\":\"s1\",\"container_id\":\"a b\"}", KV_E_INVALID,
+               "container_id contains character 0x20");
   expect_error(&p, "disk_remove", "{\"serial\":\"nosuchdisk\"}", KV_E_NOT_FOUND,
                "disk nosuchdisk is not set up");
   expect_error(&p, "nic_remove", "{\"mac\":\"02:00:00:00:00:99\"}", KV_E_NOT_FOUND,
@@ -214,44 +223,48 @@ END_TEST
 START_TEST(test_create_validation) {
   Pair p;
   pair_open(&p);
-  expect_error(&p, "container_create", "{\"id\":\"c1\"}", KV_E_INVALID,
+  expect_error(&p, "container_create", "{\"container_id\":\"c1\"}", KV_E_INVALID,
                "container_create: spec is missing");
-  expect_error(&p, "container_create", "{\"id\":\"c1\",\"spec\":\"{}\"}", KV_E_INVALID,
+  expect_error(&p, "container_create", "{\"container_id\":\"c1\",\"spec\":\"{}\"}", KV_E_INVALID,
                "container_create: spec must be an object");
   expect_error(&p, "container_create", "{\"spec\":{}}", KV_E_INVALID,
-               "container_create: id is missing");
-  expect_error(&p, "container_create", "{\"id\":\"c1\",\"spec\":{}}", KV_E_INVALID,
+               "container_create: container_id is missing");
+  expect_error(&p, "container_create", "{\"container_id\":\"c1\",\"spec\":{}}", KV_E_INVALID,
                "spec: process is required");
-  expect_error(&p, "container_create", "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[]}}}",
-               KV_E_INVALID, "spec: process.args must be a non-empty array");
   expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]},\"linux\":{"
+               "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[]}}}", KV_E_INVALID,
+               "spec: process.args must be a non-empty array");
+  expect_error(&p, "container_create",
+               "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]},\"linux\":{"
                "\"namespaces\":[{\"type\":\"user\"}]}}}",
                KV_E_UNSUPPORTED, "user namespaces are not supported");
+  expect_error(
+      &p, "container_create",
+      "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]},\"linux\":{\"seccomp\":"
+      "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"no_such_call\"],"
+      "\"action\":\"SCMP_ACT_ERRNO\"}]}}}}",
+      KV_E_INVALID, "unknown syscall \"no_such_call\"");
+  expect_error(
+      &p, "container_create",
+      "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"rel/dir\"}",
+      KV_E_INVALID, "rootfs must be an absolute guest path");
+  expect_error(
+      &p, "container_create",
+      "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"\"}",
+      KV_E_INVALID, "rootfs must not be empty");
   expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]},\"linux\":{\"seccomp\":"
-               "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":[\"no_such_call\"],"
-               "\"action\":\"SCMP_ACT_ERRNO\"}]}}}}",
-               KV_E_INVALID, "unknown syscall \"no_such_call\"");
-  expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"rel/dir\"}",
-               KV_E_INVALID, "rootfs must be an absolute guest path");
-  expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"\"}",
-               KV_E_INVALID, "rootfs must not be empty");
-  expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"streams\":{"
+               "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"streams\":{"
                "\"stdout\":3,\"stderr\":3}}",
                KV_E_INVALID, "stream id 3 is given twice");
   expect_error(&p, "container_create",
-               "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"streams\":{"
+               "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"streams\":{"
                "\"stdout\":true}}",
                KV_E_INVALID, "container_create: streams: stdout must be an integer");
-  expect_error(
-      &p, "container_create",
-      "{\"id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"/nonexistent/"
-      "katavm-test-rootfs\"}",
-      KV_E_NOT_FOUND, "rootfs /nonexistent/katavm-test-rootfs");
+  expect_error(&p, "container_create",
+               "{\"container_id\":\"c1\",\"spec\":{\"process\":{\"args\":[\"sh\"]}},\"rootfs\":\"/"
+               "nonexistent/"
+               "katavm-test-rootfs\"}",
+               KV_E_NOT_FOUND, "rootfs /nonexistent/katavm-test-rootfs");
   /* Nothing was made of any of these. */
   int code = 0;
   g_autoptr(JsonObject) r = call(&p, "container_list", NULL, &code, NULL);

@@ -25,6 +25,7 @@
 #include "abi.h"
 #include "internal.h"
 #include "proto.h"
+#include "msg.h"
 
 #define SB_ID "fake1"
 
@@ -178,7 +179,7 @@ static gpointer fake_shim(gpointer data) {
   }
   case FAKE_OVERSIZED:
     header(c, KV_FRAME_MAGIC, KV_FRAME_HELLO, 0, 0xffffffffu);
-    write_all(c, "{\"proto\":1", 10);
+    write_all(c, "{\"proto\":2", 10);
     wait_client_gone(c);
     goto out;
   case FAKE_UNKNOWN_TYPE:
@@ -385,7 +386,7 @@ static void expect_check_fails(FakeMode mode, int code, const char *needle) {
   katavm_error *e = NULL;
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   assert_error(rc, e, code, needle);
-  ck_assert_str_eq(r.f.method ? r.f.method : "(none)", KV_M_SHIM_AGENT_CHECK);
+  ck_assert_str_eq(r.f.method ? r.f.method : "(none)", kv_m_shim_agent_check.name);
   katavm_sandbox_close(sb);
   run_finish(&r);
 }

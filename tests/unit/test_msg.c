@@ -61,22 +61,25 @@ START_TEST(test_refusals) {
     const char *json, *want;
   } cases[] = {
       {&kv_m_container_start, "{}", "is missing"},
-      {&kv_m_container_start, "{\"id\":5}", "must be a string"},
-      {&kv_m_container_start, "{\"id\":\"../x\"}", "contains '..'"},
-      {&kv_m_container_start, "{\"id\":\"a/b\"}", "contains '/'"},
-      {&kv_m_container_start, "{\"id\":\"\"}", "is empty"},
-      {&kv_m_container_kill, "{\"id\":\"a\",\"signal\":0}", "allowed are 1..64"},
-      {&kv_m_container_kill, "{\"id\":\"a\",\"signal\":9,\"all\":1}", "must be a boolean"},
-      {&kv_m_exec, "{\"container\":\"a\",\"exec_id\":\"b\",\"process\":[]}", "must be an object"},
+      {&kv_m_container_start, "{\"container_id\":5}", "must be a string"},
+      {&kv_m_container_start, "{\"container_id\":\"../x\"}", "contains '..'"},
+      {&kv_m_container_start, "{\"container_id\":\"a/b\"}", "contains '/'"},
+      {&kv_m_container_start, "{\"container_id\":\"\"}", "is empty"},
+      {&kv_m_container_kill, "{\"container_id\":\"a\",\"signal\":0}", "allowed are 1..64"},
+      {&kv_m_container_kill, "{\"container_id\":\"a\",\"signal\":9,\"all\":1}",
+       "must be a boolean"},
+      {&kv_m_exec, "{\"container_id\":\"a\",\"exec_id\":\"b\",\"process\":[]}",
+       "must be an object"},
       {&kv_m_exec,
-       "{\"container\":\"a\",\"exec_id\":\"b\",\"process\":{},\"streams\":{\"stdin\":-1}}",
+       "{\"container_id\":\"a\",\"exec_id\":\"b\",\"process\":{},\"streams\":{\"stdin\":-1}}",
        "streams: stdin is -1"},
       {&kv_m_exec,
-       "{\"container\":\"a\",\"exec_id\":\"b\",\"process\":{},\"streams\":{\"stdin\":4294967296}}",
+       "{\"container_id\":\"a\",\"exec_id\":\"b\",\"process\":{},\"streams\":{\"stdin\":4294967296}"
+       "}",
        "allowed are 0..4294967295"},
       {&kv_m_nic_config, "{\"mac\":\"m\",\"addresses\":[\"a\",1]}",
        "addresses[1] must be a string"},
-      {&kv_m_resize, "{\"container\":\"a\",\"rows\":0,\"cols\":1}", "rows is 0"},
+      {&kv_m_resize, "{\"container_id\":\"a\",\"rows\":0,\"cols\":1}", "rows is 0"},
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
     g_autofree char *msg = params_error(cases[i].m, cases[i].json);
@@ -86,14 +89,14 @@ START_TEST(test_refusals) {
     ck_assert_msg(strstr(msg, cases[i].m->name), "'%s' does not name the method", msg);
   }
   /* null is absent; unknown fields are ignored. */
-  ck_assert_ptr_null(params_error(&kv_m_wait, "{\"container\":\"a\",\"exec_id\":null,\"x\":1}"));
+  ck_assert_ptr_null(params_error(&kv_m_wait, "{\"container_id\":\"a\",\"exec_id\":null,\"x\":1}"));
 }
 END_TEST
 
 START_TEST(test_lists) {
   g_autoptr(JsonObject) o =
-      parse("{\"containers\":[{\"id\":\"a\",\"status\":\"running\",\"pid\":7},"
-            "{\"id\":\"b\",\"status\":\"stopped\",\"exit_code\":3}]}");
+      parse("{\"containers\":[{\"container_id\":\"a\",\"status\":\"running\",\"pid\":7},"
+            "{\"container_id\":\"b\",\"status\":\"stopped\",\"exit_code\":3}]}");
   KvContainerListResult r;
   g_autoptr(GError) e = NULL;
   ck_assert(kv_result_decode(&kv_m_container_list, o, &r, &e));
@@ -109,7 +112,7 @@ START_TEST(test_lists) {
   kv_msg_clear(kv_m_container_list.result, &r);
 
   g_autoptr(JsonObject) bad =
-      parse("{\"containers\":[{\"id\":\"a\",\"status\":\"x\"},{\"id\":1}]}");
+      parse("{\"containers\":[{\"container_id\":\"a\",\"status\":\"x\"},{\"container_id\":1}]}");
   ck_assert(!kv_result_decode(&kv_m_container_list, bad, &r, &e));
   ck_assert_msg(strstr(e->message, "containers[1]"), "%s", e->message);
   ck_assert_ptr_null(r.containers);

@@ -462,7 +462,7 @@ START_TEST(test_response_checks) {
 END_TEST
 
 START_TEST(test_hello_checks) {
-  expect_json_error(KV_FRAME_HELLO, "{\"proto\":2,\"role\":\"agent\",\"version\":\"9.0\"}",
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":3,\"role\":\"agent\",\"version\":\"9.0\"}",
                     KV_PROTO_ERROR_VERSION);
   expect_json_error(KV_FRAME_HELLO, "{\"proto\":0,\"role\":\"agent\",\"version\":\"9.0\"}",
                     KV_PROTO_ERROR_VERSION);
@@ -470,16 +470,16 @@ START_TEST(test_hello_checks) {
                     KV_PROTO_ERROR_VERSION);
   expect_json_error(KV_FRAME_HELLO, "{\"proto\":\"1\",\"role\":\"agent\",\"version\":\"1\"}",
                     KV_PROTO_ERROR_VERSION);
-  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"version\":\"1\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
-  expect_json_error(KV_FRAME_HELLO, "{\"proto\":1,\"role\":\"agent\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":2,\"version\":\"1\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
+  expect_json_error(KV_FRAME_HELLO, "{\"proto\":2,\"role\":\"agent\"}", KV_PROTO_ERROR_BAD_PAYLOAD);
   expect_json_error(KV_FRAME_HELLO, "[1]", KV_PROTO_ERROR_BAD_PAYLOAD);
 
-  const char *v2 = "{\"proto\":2,\"role\":\"agent\",\"version\":\"9.0\"}";
+  const char *v2 = "{\"proto\":3,\"role\":\"agent\",\"version\":\"9.0\"}";
   g_autoptr(GBytes) p = g_bytes_new_static(v2, strlen(v2));
   g_autoptr(GError) err = NULL;
   ck_assert(!kv_hello_parse(p, NULL, NULL, &err));
   ck_assert(strstr(err->message, "protocol version mismatch") != NULL);
-  ck_assert(strstr(err->message, "2") != NULL);
+  ck_assert(strstr(err->message, "3") != NULL);
   ck_assert(strstr(err->message, "9.0") != NULL);
 
   g_autoptr(GBytes) h = kv_hello_encode("shim", NULL);
@@ -709,9 +709,9 @@ START_TEST(test_hello_features) {
 
   /* Malformed lists are refused by the decoder. */
   static const char *const bad[] = {
-      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":\"sink_fds\"}",
-      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":[1]}",
-      "{\"proto\":1,\"role\":\"shim\",\"version\":\"1\",\"features\":[\"\"]}",
+      "{\"proto\":2,\"role\":\"shim\",\"version\":\"1\",\"features\":\"sink_fds\"}",
+      "{\"proto\":2,\"role\":\"shim\",\"version\":\"1\",\"features\":[1]}",
+      "{\"proto\":2,\"role\":\"shim\",\"version\":\"1\",\"features\":[\"\"]}",
   };
   for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
     g_autoptr(GBytes) pl = g_bytes_new_static(bad[i], strlen(bad[i]));
@@ -732,7 +732,7 @@ START_TEST(test_conn_request_answered) {
   g_autoptr(JsonObject) params = json_object_new();
   json_object_set_int_member(params, "n", 41);
   for (int i = 0; i < 3; i++) {
-    g_autoptr(JsonObject) res = kv_conn_call_sync(a, KV_M_SHIM_STATE, params, 2000, &err);
+    g_autoptr(JsonObject) res = kv_conn_call_sync(a, kv_m_shim_state.name, params, 2000, &err);
     ck_assert_msg(res != NULL, "%s", err ? err->message : "");
     ck_assert_str_eq(json_object_get_string_member(res, "echo"), "state");
     ck_assert_int_eq(json_object_get_int_member(res, "n"), 42);
@@ -956,13 +956,13 @@ START_TEST(test_conn_version_mismatch) {
   Peer pa = {0};
   g_autoptr(KvConn) a G_GNUC_UNUSED = kv_conn_new(fds[0], "shim", &handlers, &pa, NULL);
   g_autoptr(GBytes) hello =
-      text_frame(KV_FRAME_HELLO, 0, "{\"proto\":2,\"role\":\"agent\",\"version\":\"2.0.0\"}");
+      text_frame(KV_FRAME_HELLO, 0, "{\"proto\":3,\"role\":\"agent\",\"version\":\"2.0.0\"}");
   raw_write(fds[1], hello);
   g_autoptr(GError) err = NULL;
   ck_assert(!kv_conn_wait_ready(a, 2000, &err));
   ck_assert(g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION));
   ck_assert_msg(strstr(err->message, "protocol version mismatch") &&
-                    strstr(err->message, "2.0.0") && strstr(err->message, "speaks 1"),
+                    strstr(err->message, "2.0.0") && strstr(err->message, "speaks 2"),
                 "unclear message: %s", err->message);
   ck_assert_int_eq(pa.closed_calls, 1);
   ck_assert(g_error_matches(pa.closed_why, KV_PROTO_ERROR, KV_PROTO_ERROR_VERSION));

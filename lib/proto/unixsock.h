@@ -1,4 +1,4 @@
-/* lib/proto/socket.h: the one place that opens the stream sockets a KvConn
+/* lib/proto/unixsock.h: the one place that opens the stream sockets a KvConn
  * runs on (the shim's socket for clients, the agent's channel socket for
  * the shim and for tests). This is the transport seam: a vsock address
  * would be added here, beside the unix one. */

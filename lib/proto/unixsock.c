@@ -1,5 +1,5 @@
-/* lib/proto/socket.c: unix stream sockets for KvConn (see socket.h). */
-#include "socket.h"
+/* lib/proto/unixsock.c: unix stream sockets for KvConn (see unixsock.h). */
+#include "unixsock.h"
 
 #include <errno.h>
 #include <gio/gio.h>
