@@ -24,7 +24,8 @@ static GHashTable *containers; /* id -> AgentContainer* */
 
 /* The protocol knows no "creating": a container being set up is created
  * as far as the host is concerned (its create has not been answered). */
-static const char *const status_names[] = {"created", "created", "running", "stopped"};
+static const char *const status_names[] = {KV_STATUS_CREATED, KV_STATUS_CREATED, KV_STATUS_RUNNING,
+                                           KV_STATUS_STOPPED};
 
 AgentContainer *agent_container_lookup(const char *id, GError **error) {
   AgentContainer *ct = containers != NULL ? g_hash_table_lookup(containers, id) : NULL;

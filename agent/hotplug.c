@@ -1,5 +1,5 @@
-/* agent/hotplug.c: the guest half of hotplug (lib/proto/proto.h "hotplug"
- * methods): onlining and offlining CPUs, configuring a hot-added NIC found
+/* agent/hotplug.c: the guest half of hotplug (the cpus_set, nic_* and disk_* methods of
+ * lib/proto/msg.h): onlining and offlining CPUs, configuring a hot-added NIC found
  * by its MAC (through libnl's route API rather than hand-built netlink
  * messages), and finding a hot-added disk by its serial and mounting it
  * into a running container's mount namespace. Memory needs no method: the

@@ -94,10 +94,10 @@ int katavm_container_state(katavm_sandbox *sb, const char *id, katavm_container_
   if (rc < 0)
     return rc;
   const char *st = r.status;
-  *state = !strcmp(st, "created")   ? KATAVM_CONTAINER_CREATED
-           : !strcmp(st, "running") ? KATAVM_CONTAINER_RUNNING
-           : !strcmp(st, "stopped") ? KATAVM_CONTAINER_STOPPED
-                                    : KATAVM_CONTAINER_UNKNOWN;
+  *state = !strcmp(st, KV_STATUS_CREATED)   ? KATAVM_CONTAINER_CREATED
+           : !strcmp(st, KV_STATUS_RUNNING) ? KATAVM_CONTAINER_RUNNING
+           : !strcmp(st, KV_STATUS_STOPPED) ? KATAVM_CONTAINER_STOPPED
+                                            : KATAVM_CONTAINER_UNKNOWN;
   if (exit_code)
     *exit_code = (int)r.exit_code;
   kv_msg_clear(kv_m_container_state.result, &r);

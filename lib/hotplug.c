@@ -13,17 +13,17 @@
 static const char *kind_name(katavm_hotplug_kind k) {
   switch (k) {
   case KATAVM_HOTPLUG_CPUS:
-    return "cpus";
+    return KV_HOTPLUG_CPUS;
   case KATAVM_HOTPLUG_MEMORY:
-    return "memory";
+    return KV_HOTPLUG_MEMORY;
   case KATAVM_HOTPLUG_NIC_ADD:
-    return "nic_add";
+    return KV_HOTPLUG_NIC_ADD;
   case KATAVM_HOTPLUG_NIC_REMOVE:
-    return "nic_remove";
+    return KV_HOTPLUG_NIC_REMOVE;
   case KATAVM_HOTPLUG_DISK_ADD:
-    return "disk_add";
+    return KV_HOTPLUG_DISK_ADD;
   case KATAVM_HOTPLUG_DISK_REMOVE:
-    return "disk_remove";
+    return KV_HOTPLUG_DISK_REMOVE;
   default:
     return NULL;
   }
@@ -49,9 +49,9 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
     o.cpus = req->cpus;
     break;
   case KATAVM_HOTPLUG_MEMORY: {
-    const char *op = req->memory_op == KATAVM_MEMORY_ADD      ? "+"
-                     : req->memory_op == KATAVM_MEMORY_REMOVE ? "-"
-                     : req->memory_op == KATAVM_MEMORY_SET    ? "="
+    const char *op = req->memory_op == KATAVM_MEMORY_ADD      ? KV_MEMORY_ADD
+                     : req->memory_op == KATAVM_MEMORY_REMOVE ? KV_MEMORY_REMOVE
+                     : req->memory_op == KATAVM_MEMORY_SET    ? KV_MEMORY_SET
                                                               : NULL;
     if (!op)
       return kv_error_set(err, KATAVM_E_INVALID, "memory_op must be add, remove or set");

@@ -5,7 +5,7 @@
  * which pumps the caller's stdin out to the guest with per-stream flow
  * control. Output does not pass through here: the write ends of the
  * caller's stdout/stderr pipes go to the shim with the request (SCM_RIGHTS,
- * "sink_fds"), and the shim writes the guest's output into them and grants
+ * the request's sink_fds), and the shim writes the guest's output into them and grants
  * credit only for bytes a pipe accepted (lib/shim/relay.c), so memory stays
  * bounded by the stream window whatever the guest writes and however slowly
  * the caller reads. The DATA path below serves a shim that does not

@@ -33,11 +33,11 @@ const char *katavm_sandbox_state_name(katavm_sandbox_state_t s) {
 }
 
 static katavm_sandbox_state_t state_parse(const char *s) {
-  if (!g_strcmp0(s, "creating"))
+  if (!g_strcmp0(s, KV_SANDBOX_CREATING))
     return KATAVM_SANDBOX_CREATING;
-  if (!g_strcmp0(s, "running"))
+  if (!g_strcmp0(s, KV_SANDBOX_RUNNING))
     return KATAVM_SANDBOX_RUNNING;
-  if (!g_strcmp0(s, "stopped"))
+  if (!g_strcmp0(s, KV_SANDBOX_STOPPED))
     return KATAVM_SANDBOX_STOPPED;
   return KATAVM_SANDBOX_UNKNOWN;
 }
@@ -159,19 +159,13 @@ static gboolean keep_ticking(gpointer unused) {
 
 /* The shim pid recorded in state.json, if that process is still a
  * katavm-shim for this id (pids get reused). 0 otherwise. */
-typedef struct {
-  gint64 shim_pid;
-} ShimPid;
 
 static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   /* Only the pid, so that a state file damaged elsewhere still names its
    * shim for destroy. */
-  static const KvField fields[] = {
-      KV_FIELD(ShimPid, "shim_pid", KV_T_INT, KV_F_REQUIRED, shim_pid, 2, G_MAXINT32), {NULL}};
-  static const KvMsgDesc desc = {"state.json", sizeof(ShimPid), fields};
   g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
-  ShimPid sp;
-  if (!st || !kv_msg_decode(&desc, st, &sp, NULL))
+  KvStatePid sp;
+  if (!st || !kv_msg_decode(&kv_state_pid_desc, st, &sp, NULL))
     return 0;
   gint64 pid = sp.shim_pid;
   g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
@@ -494,7 +488,7 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **e
    * contract's table (what the shim sent that the contract does not know
    * is not passed on), plus the guest's view. */
   g_autoptr(JsonObject) r = kv_msg_encode(kv_m_shim_state.result, &st);
-  if (!g_strcmp0(st.state, "running")) {
+  if (!g_strcmp0(st.state, KV_SANDBOX_RUNNING)) {
     g_autoptr(GError) ge = NULL;
     KvCheckResult g;
     if (kv_sandbox_rpc(sb, &kv_m_shim_agent_check, NULL, &g, &ge)) {

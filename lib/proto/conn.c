@@ -221,16 +221,6 @@ static gboolean conn_send_json(KvConn *c, KvFrameType type, JsonBuilder *b, GErr
   return kv_tr_send_bytes(c, kv_frame_encode_json(type, node, error), error);
 }
 
-/* Adds `o` (or {} when NULL) as the current member's value. */
-static void builder_add_object(JsonBuilder *b, JsonObject *o) {
-  JsonNode *n = json_node_new(JSON_NODE_OBJECT);
-  if (o != NULL)
-    json_node_set_object(n, o);
-  else
-    json_node_take_object(n, json_object_new());
-  json_builder_add_value(b, n);
-}
-
 /* A call that fails before reaching the wire still reports through its
  * callback, but from the main loop: callers must never see the callback run
  * inside kv_conn_call() itself. */
@@ -299,19 +289,8 @@ void kv_conn_call(KvConn *c, const char *method, JsonObject *params, guint timeo
     id = c->next_id++;
   } while (id == 0 || g_hash_table_contains(c->calls, GUINT_TO_POINTER(id)));
 
-  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "id");
-  json_builder_add_int_value(b, id);
-  json_builder_set_member_name(b, "method");
-  json_builder_add_string_value(b, method);
-  json_builder_set_member_name(b, "params");
-  builder_add_object(b, params);
-  json_builder_end_object(b);
-
-  g_autoptr(JsonNode) node = json_builder_get_root(b);
   GError *err = NULL;
-  GBytes *frame = kv_frame_encode_json(KV_FRAME_REQUEST, node, &err);
+  GBytes *frame = kv_request_encode(id, method, params, &err);
   if (frame == NULL) {
     fail_call_later(c, cb, user, err);
     return;
@@ -406,16 +385,9 @@ gboolean kv_conn_wait_ready(KvConn *c, guint timeout_ms, GError **error) {
 
 void kv_conn_reply(KvConn *c, guint32 id, JsonObject *result) {
   g_return_if_fail(c != NULL);
-  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "id");
-  json_builder_add_int_value(b, id);
-  json_builder_set_member_name(b, "result");
-  builder_add_object(b, result);
-  json_builder_end_object(b);
-
   g_autoptr(GError) err = NULL;
-  if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err)) {
+  GBytes *frame = kv_response_encode(id, result, &err);
+  if (frame == NULL || !kv_tr_send_bytes(c, frame, &err)) {
     g_debug("katavm: reply %u not sent: %s", id, err != NULL ? err->message : "?");
     /* Too large a result must not leave the peer waiting forever. */
     if (g_error_matches(err, KV_PROTO_ERROR, KV_PROTO_ERROR_TOO_LARGE))
@@ -430,21 +402,9 @@ void kv_conn_reply_error(KvConn *c, guint32 id, int code, const char *msg) {
   /* Keep the error frame itself well under the size limit. */
   g_autofree char *trimmed = g_utf8_make_valid(msg, MIN(strlen(msg), KV_FRAME_MAX_PAYLOAD / 2));
 
-  g_autoptr(JsonBuilder) b = json_builder_new_immutable();
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "id");
-  json_builder_add_int_value(b, id);
-  json_builder_set_member_name(b, "error");
-  json_builder_begin_object(b);
-  json_builder_set_member_name(b, "code");
-  json_builder_add_int_value(b, code);
-  json_builder_set_member_name(b, "message");
-  json_builder_add_string_value(b, trimmed);
-  json_builder_end_object(b);
-  json_builder_end_object(b);
-
   g_autoptr(GError) err = NULL;
-  if (!conn_send_json(c, KV_FRAME_RESPONSE, b, &err))
+  GBytes *frame = kv_response_encode_error(id, code, trimmed, &err);
+  if (frame == NULL || !kv_tr_send_bytes(c, frame, &err))
     g_debug("katavm: error reply %u not sent: %s", id, err != NULL ? err->message : "?");
 }
 

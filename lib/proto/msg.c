@@ -157,6 +157,10 @@ MSG(KvHotplugResult, "hotplug result",
     FIELD(KvHotplugResult, "device", KV_T_STR, 0, device),
     FIELD(KvHotplugResult, "elapsed_us", KV_T_INT, OMIT, elapsed_us, .def = -1));
 
+static const KvField KvStatePid_fields[] = {
+    FIELD(KvStatePid, "shim_pid", KV_T_INT, REQ, shim_pid, 2, G_MAXINT32), {NULL}};
+const KvMsgDesc kv_state_pid_desc = {"state.json", sizeof(KvStatePid), KvStatePid_fields};
+
 #define METHOD(var, name, params, result, flags)                                                   \
   const KvMethod kv_m_##var = {name, &params##_desc, &result##_desc, flags}
 

@@ -56,6 +56,27 @@ gboolean kv_result_decode(const KvMethod *m, JsonObject *result, gpointer out, G
  * when a request sets sink_fds. */
 #define KV_FEATURE_SINK_FDS "sink_fds"
 
+/* ---- enumerated values of string fields ---- */
+/* KvContainerStateResult.status */
+#define KV_STATUS_CREATED "created"
+#define KV_STATUS_RUNNING "running"
+#define KV_STATUS_STOPPED "stopped"
+/* KvShimStateResult.state */
+#define KV_SANDBOX_CREATING "creating"
+#define KV_SANDBOX_RUNNING "running"
+#define KV_SANDBOX_STOPPED "stopped"
+/* KvHotplugParams.kind */
+#define KV_HOTPLUG_CPUS "cpus"
+#define KV_HOTPLUG_MEMORY "memory"
+#define KV_HOTPLUG_NIC_ADD "nic_add"
+#define KV_HOTPLUG_NIC_REMOVE "nic_remove"
+#define KV_HOTPLUG_DISK_ADD "disk_add"
+#define KV_HOTPLUG_DISK_REMOVE "disk_remove"
+/* KvHotplugParams.op (memory) */
+#define KV_MEMORY_ADD "+"
+#define KV_MEMORY_REMOVE "-"
+#define KV_MEMORY_SET "="
+
 /* ---- the messages ---- */
 
 /* Stream ids of a process's stdio on the requester's connection; 0 = not
@@ -115,7 +136,7 @@ typedef struct {
 /* container_state -> (also the elements of container_list) */
 typedef struct {
   char *container_id;
-  char *status; /* "created", "running", "stopped" */
+  char *status; /* KV_STATUS_* */
   gint64 pid;
   gint64 exit_code; /* when stopped; -1 otherwise */
 } KvContainerStateResult;
@@ -227,7 +248,7 @@ typedef struct {
 /* state (shim) -> ; also what the shim keeps in state.json. */
 typedef struct {
   char *id;
-  char *state; /* "creating", "running", "stopped" */
+  char *state; /* KV_SANDBOX_* */
   gint64 shim_pid, qemu_pid;
   char *accel; /* "kvm" | "tcg" */
   char *libvirt_uri;
@@ -245,9 +266,9 @@ typedef struct {
 
 /* hotplug (shim): one katavm_hotplug_request. */
 typedef struct {
-  char *kind; /* "cpus", "memory", "nic_add", "nic_remove", "disk_add", "disk_remove" */
+  char *kind; /* KV_HOTPLUG_* */
   gint64 cpus;
-  char *op; /* memory: "+" (add), "-" (remove), "=" (set) */
+  char *op; /* memory: KV_MEMORY_* */
   gint64 mib;
   char *tap;
   char *mac;
@@ -270,6 +291,13 @@ typedef struct {
   char *device;
   gint64 elapsed_us;
 } KvHotplugResult;
+
+/* Only the shim's pid out of its state.json (KvShimStateResult), for a
+ * destroy that must find the shim even when the rest is damaged. */
+typedef struct {
+  gint64 shim_pid;
+} KvStatePid;
+extern const KvMsgDesc kv_state_pid_desc;
 
 /* The methods. */
 extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,

@@ -360,6 +360,33 @@ static const KvField event_fields[] = {KV_FIELD(EventEnv, "event", KV_T_STR,
                                        {NULL}};
 static const KvMsgDesc event_desc = {"event", sizeof(EventEnv), event_fields};
 
+static GBytes *envelope_encode(KvFrameType type, const KvMsgDesc *d, gconstpointer env,
+                               GError **error) {
+  g_autoptr(JsonObject) o = kv_msg_encode(d, env);
+  g_autoptr(JsonNode) n = json_node_new(JSON_NODE_OBJECT);
+  json_node_set_object(n, o);
+  return kv_frame_encode_json(type, n, error);
+}
+
+GBytes *kv_request_encode(guint32 id, const char *method, JsonObject *params, GError **error) {
+  g_autoptr(JsonObject) empty = params == NULL ? json_object_new() : NULL;
+  RequestEnv r = {.id = id, .method = (char *)method, .params = params ? params : empty};
+  return envelope_encode(KV_FRAME_REQUEST, &request_desc, &r, error);
+}
+
+GBytes *kv_response_encode(guint32 id, JsonObject *result, GError **error) {
+  g_autoptr(JsonObject) empty = result == NULL ? json_object_new() : NULL;
+  ResponseEnv r = {.id = id, .result = result ? result : empty};
+  return envelope_encode(KV_FRAME_RESPONSE, &response_desc, &r, error);
+}
+
+GBytes *kv_response_encode_error(guint32 id, int code, const char *message, GError **error) {
+  ErrorEnv e = {.code = code, .message = (char *)message};
+  g_autoptr(JsonObject) eo = kv_msg_encode(&error_desc, &e);
+  ResponseEnv r = {.id = id, .error = eo};
+  return envelope_encode(KV_FRAME_RESPONSE, &response_desc, &r, error);
+}
+
 gboolean kv_request_parse(GBytes *payload, KvRequest *out, GError **error) {
   g_return_val_if_fail(out != NULL, FALSE);
   memset(out, 0, sizeof *out);

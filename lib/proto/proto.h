@@ -180,6 +180,11 @@ typedef struct {
   char *err_message;  /* when result == NULL */
 } KvResponse;
 gboolean kv_response_parse(GBytes *payload, KvResponse *out, GError **error);
+/* Complete REQUEST / RESPONSE frames (NULL params/result: {}), encoded from
+ * the same envelope tables the parsers check. */
+GBytes *kv_request_encode(guint32 id, const char *method, JsonObject *params, GError **error);
+GBytes *kv_response_encode(guint32 id, JsonObject *result, GError **error);
+GBytes *kv_response_encode_error(guint32 id, int code, const char *message, GError **error);
 void kv_response_clear(KvResponse *r);
 /* HELLO: returns FALSE with KV_PROTO_ERROR_VERSION when proto differs. */
 gboolean kv_hello_parse(GBytes *payload, char **role, char **version, GError **error);

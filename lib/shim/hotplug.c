@@ -489,13 +489,14 @@ static void memory_start(Op *op) {
              boot);
     return;
   }
-  /* The wire's ops: "+" add, "-" remove, "=" set. */
+  /* The wire's ops: KV_MEMORY_ADD, _REMOVE, _SET. */
   gint64 total = boot + h->mem_requested_mib;
-  gint64 want = !strcmp(opname, "+")   ? total + mib
-                : !strcmp(opname, "-") ? total - mib
-                : !strcmp(opname, "=") ? mib
-                                       : -1;
-  if (want < 0 && strcmp(opname, "+") && strcmp(opname, "-") && strcmp(opname, "=")) {
+  gint64 want = !strcmp(opname, KV_MEMORY_ADD)      ? total + mib
+                : !strcmp(opname, KV_MEMORY_REMOVE) ? total - mib
+                : !strcmp(opname, KV_MEMORY_SET)    ? mib
+                                                    : -1;
+  if (want < 0 && strcmp(opname, KV_MEMORY_ADD) && strcmp(opname, KV_MEMORY_REMOVE) &&
+      strcmp(opname, KV_MEMORY_SET)) {
     op_error(op, KV_E_INVALID, "memory op must be +, - or =");
     return;
   }
@@ -738,9 +739,9 @@ static const struct {
   const char *kind;
   void (*start)(Op *op);
 } kinds[] = {
-    {"cpus", cpus_start},         {"memory", memory_start},
-    {"nic_add", nic_add_start},   {"nic_remove", nic_remove_start},
-    {"disk_add", disk_add_start}, {"disk_remove", disk_remove_start},
+    {KV_HOTPLUG_CPUS, cpus_start},         {KV_HOTPLUG_MEMORY, memory_start},
+    {KV_HOTPLUG_NIC_ADD, nic_add_start},   {KV_HOTPLUG_NIC_REMOVE, nic_remove_start},
+    {KV_HOTPLUG_DISK_ADD, disk_add_start}, {KV_HOTPLUG_DISK_REMOVE, disk_remove_start},
 };
 
 void hotplug_request(Hotplug *h, KvConn *client, guint32 id, JsonObject *params) {
@@ -754,7 +755,7 @@ void hotplug_request(Hotplug *h, KvConn *client, guint32 id, JsonObject *params)
   for (gsize i = 0; i < G_N_ELEMENTS(kinds); i++)
     if (!strcmp(req.kind, kinds[i].kind))
       start = kinds[i].start;
-  if (g_strcmp0(h->s->state, "running") || h->s->powering_off)
+  if (g_strcmp0(h->s->state, KV_SANDBOX_RUNNING) || h->s->powering_off)
     g_set_error(&e, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
   else if (h->cur)
     g_set_error(&e, KV_ERROR_DOMAIN, KV_E_STATE, "another hotplug is in progress");

@@ -101,9 +101,9 @@ static void vm_is_off(Lifecycle *lc) {
   shim_timer_clear(&lc->poll_timer);
   hotplug_abort(lc->hp, "the VM is off");
   s->powering_off = FALSE;
-  if (g_strcmp0(s->state, "stopped") != 0)
+  if (g_strcmp0(s->state, KV_SANDBOX_STOPPED) != 0)
     shim_log("VM is off");
-  s->state = "stopped";
+  s->state = KV_SANDBOX_STOPPED;
   s->qemu_pid = 0;
   agent_drop(lc);
   shim_state_save(s);
@@ -145,7 +145,7 @@ static void on_shutdown_reply(KvConn *c, JsonObject *result, const GError *e, gp
 static void begin_poweroff(Lifecycle *lc) {
   Shim *s = lc->s;
   hotplug_abort(lc->hp, "the sandbox is stopping");
-  if (g_strcmp0(s->state, "stopped") == 0) {
+  if (g_strcmp0(s->state, KV_SANDBOX_STOPPED) == 0) {
     vm_is_off(lc);
     return;
   }
@@ -205,7 +205,7 @@ static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
   g_clear_pointer(&s->agent, kv_conn_unref);
   /* A live VM whose agent dropped the channel (restart, or a protocol
    * violation): reconnect, the agent reopens its port. */
-  if (!g_strcmp0(s->state, "running") && !s->powering_off)
+  if (!g_strcmp0(s->state, KV_SANDBOX_RUNNING) && !s->powering_off)
     agent_connect_later(lc);
 }
 
@@ -249,7 +249,7 @@ static gboolean agent_reconnect(gpointer user) {
   Lifecycle *lc = user;
   Shim *s = lc->s;
   shim_timer_clear(&lc->reconnect_timer);
-  if (s->agent || g_strcmp0(s->state, "running"))
+  if (s->agent || g_strcmp0(s->state, KV_SANDBOX_RUNNING))
     return G_SOURCE_REMOVE;
   g_autoptr(GError) e = NULL;
   s->agent = agent_open(lc, 1000, &e);
@@ -338,7 +338,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
   KvCheckResult check;
   if (!r || !kv_result_decode(&kv_m_check, r, &check, error))
     return FALSE;
-  s->state = "running";
+  s->state = KV_SANDBOX_RUNNING;
   shim_state_save(s);
   shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT
            " ms)",

@@ -16,7 +16,8 @@
  *
  * Output straight into the caller's pipe: a client may send, with its
  * exec/container_add request, the write ends of its stdout/stderr pipes
- * (params "sink_fds": true, SCM_RIGHTS, stdout first). The shim then writes
+ * (sink_fds set in the params, SCM_RIGHTS, stdout first; the shim offers it
+ * with KV_FEATURE_SINK_FDS in its HELLO). The shim then writes
  * those streams' DATA into the pipes itself, grants the agent credit as the
  * pipes take the bytes, and closes them at EOF. That takes a socket hop, a
  * process and three copies off the busiest path there is, process output
@@ -272,10 +273,6 @@ static void sink_data(Route *r, GBytes *payload) {
   sink_flush(r);
 }
 
-/* The fds a request with "sink_fds" carries: one per output stream it
- * names (stdout first), taken off the client's conn as soon as the request
- * is seen, so that a request that fails early cannot leave them to be
- * handed to the conn's next request. -1: none (or not sent). */
 /* The fds a request with sink_fds carries: one per output stream it names
  * (stdout first), taken off the client's conn as soon as the request is
  * decoded, so that a request that fails early cannot leave them to be

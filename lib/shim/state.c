@@ -18,7 +18,7 @@ void shim_init(Shim *s, const char *root, const char *id) {
   memset(s, 0, sizeof(*s));
   s->id = g_strdup(id);
   kv_paths_init(&s->p, root, id);
-  s->state = "creating";
+  s->state = KV_SANDBOX_CREATING;
   s->describers = g_ptr_array_new_with_free_func(g_free);
 }
 
@@ -110,7 +110,7 @@ gboolean shim_state_load(Shim *s, KvShimStateResult *out, GError **error) {
 /* ---- errors ---- */
 
 gboolean shim_agent_usable(Shim *s, GError **error) {
-  if (g_strcmp0(s->state, "running") || s->powering_off) {
+  if (g_strcmp0(s->state, KV_SANDBOX_RUNNING) || s->powering_off) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
     return FALSE;
   }

@@ -39,7 +39,7 @@ typedef struct {
   KvVmm *vmm;    /* lifecycle.c opens and closes it */
   KvConn *agent; /* lifecycle.c connects and drops it */
   GMainLoop *loop;
-  const char *state;     /* "creating" | "running" | "stopped" */
+  const char *state;     /* KV_SANDBOX_* */
   int qemu_pid;          /* 0 when not running */
   gboolean powering_off; /* a stop or destroy is under way */
   gboolean destroying;   /* the state directory goes: nothing is saved any more */
