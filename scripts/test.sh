@@ -5,6 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 ./scripts/check-format.sh
+/usr/bin/python3 ./scripts/check-layers.py
 build=${KATAVM_BUILD_DIR:-build-test}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DKATAVM_WERROR=ON
 cmake --build "$build" -j"$(nproc)"
