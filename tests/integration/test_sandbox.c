@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "proto.h" /* KV_PROTO_VERSION */
 
 static JsonObject *parse_obj(const char *s) {
   g_autoptr(JsonParser) p = json_parser_new();
@@ -39,7 +40,7 @@ START_TEST(create_check_inspect_destroy) {
   int rc = katavm_sandbox_agent_check(sb, &gi, &e);
   ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
   ck_assert_uint_eq(gi.cpus_online, 1);
-  ck_assert_uint_eq(gi.proto_version, 1);
+  ck_assert_uint_eq(gi.proto_version, KV_PROTO_VERSION);
   /* 256 MiB guest: MemTotal is a bit less than that, far more than half. */
   ck_assert_uint_gt(gi.mem_total_kib, 160 * 1024);
   ck_assert_uint_le(gi.mem_total_kib, 256 * 1024);

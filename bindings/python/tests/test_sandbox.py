@@ -144,7 +144,7 @@ def test_with_block_boots_and_destroys(rt):
         if want:
             assert g["kernel"] == want
         assert g["mem_total_kib"] > 100000
-        assert g["proto"] == 1
+        assert g["proto"] == 2  # KV_PROTO_VERSION (lib/proto/proto.h)
         assert g["round_trip_us"] > 0
 
         info = sb.inspect()
