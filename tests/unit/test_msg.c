@@ -2,6 +2,7 @@
  * type decodes and encodes, and malformed messages are refused with the
  * method and field named. */
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "msg.h"
@@ -156,13 +157,105 @@ START_TEST(test_methods) {
 }
 END_TEST
 
-int main(void) {
+/* ---- docs/protocol.md lists the contract as the tables define it ---- */
+
+static const char *type_name(KvFieldType t) {
+  switch (t) {
+  case KV_T_BOOL:
+    return "bool";
+  case KV_T_INT:
+    return "int";
+  case KV_T_U32:
+    return "u32";
+  case KV_T_STR:
+    return "string";
+  case KV_T_ID:
+    return "id";
+  case KV_T_STRV:
+    return "[string]";
+  case KV_T_OBJECT:
+    return "object";
+  case KV_T_STRUCT:
+    return "object:";
+  case KV_T_LIST:
+    return "[object]:";
+  case KV_T_INTV:
+    return "[int]";
+  }
+  return "?";
+}
+
+static void describe_fields(GString *out, const KvMsgDesc *d, const char *indent) {
+  if (!d->fields[0].name) {
+    g_string_append_printf(out, "%s- none\n", indent);
+    return;
+  }
+  for (const KvField *f = d->fields; f->name; f++) {
+    g_string_append_printf(out, "%s- `%s` %s", indent, f->name, type_name(f->type));
+    if (f->flags & KV_F_REQUIRED)
+      g_string_append(out, ", required");
+    if ((f->type == KV_T_INT || f->type == KV_T_U32 || f->type == KV_T_INTV) && (f->min || f->max))
+      g_string_append_printf(out, ", %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT, f->min, f->max);
+    if ((f->type == KV_T_STR || f->type == KV_T_STRV) && f->max)
+      g_string_append_printf(out, ", at most %" G_GINT64_FORMAT " bytes", f->max);
+    if (f->def)
+      g_string_append_printf(out, ", default %" G_GINT64_FORMAT, f->def);
+    if (f->flags & KV_F_OMIT)
+      g_string_append(out, ", left out when default");
+    g_string_append_c(out, '\n');
+    if (f->sub) {
+      g_autofree char *deeper = g_strconcat(indent, "  ", NULL);
+      describe_fields(out, f->sub, deeper);
+    }
+  }
+}
+
+/* The method reference of docs/protocol.md, as the tables say it. */
+static char *describe_contract(void) {
+  GString *out = g_string_new("");
+  guint n = 0;
+  const KvMethod *const *ms = kv_methods(&n);
+  for (guint i = 0; i < n; i++) {
+    const KvMethod *m = ms[i];
+    g_string_append_printf(out, "### %s\n\nAnswered by the %s%s%s.\n\nParams:\n\n", m->name,
+                           (m->flags & KV_TO_AGENT) ? "agent" : "shim",
+                           (m->flags & KV_RELAYED) ? "; the shim relays it" : "",
+                           (m->flags & KV_NO_TIMEOUT) ? "; no timeout" : "");
+    describe_fields(out, m->params, "");
+    g_string_append(out, "\nResult:\n\n");
+    describe_fields(out, m->result, "");
+    g_string_append_c(out, '\n');
+  }
+  return g_string_free(out, FALSE);
+}
+
+START_TEST(test_docs_in_sync) {
+  const char *src = g_getenv("KATAVM_SOURCE_DIR");
+  ck_assert_msg(src && *src, "KATAVM_SOURCE_DIR is not set");
+  g_autofree char *path = g_build_filename(src, "docs", "protocol.md", NULL);
+  g_autofree char *doc = NULL;
+  ck_assert_msg(g_file_get_contents(path, &doc, NULL, NULL), "cannot read %s", path);
+  g_autofree char *want = describe_contract();
+  ck_assert_msg(strstr(doc, want),
+                "%s does not list the contract as lib/proto/msg.c defines it; regenerate its "
+                "method reference with `test_msg --describe`",
+                path);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--describe")) {
+    g_autofree char *d = describe_contract();
+    fputs(d, stdout);
+    return 0;
+  }
   Suite *s = suite_create("msg");
   TCase *tc = tcase_create("msg");
   tcase_add_test(tc, test_exec_roundtrip);
   tcase_add_test(tc, test_refusals);
   tcase_add_test(tc, test_lists);
   tcase_add_test(tc, test_methods);
+  tcase_add_test(tc, test_docs_in_sync);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
