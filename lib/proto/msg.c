@@ -89,7 +89,7 @@ MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container_id", KV_T_ID, REQ
     FIELD(KvResizeParams, "rows", KV_T_INT, REQ, rows, 1, G_MAXUINT16),
     FIELD(KvResizeParams, "cols", KV_T_INT, REQ, cols, 1, G_MAXUINT16));
 
-MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 4096));
+MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 1024));
 MSG(KvCpusResult, "cpus_set result",
     FIELD(KvCpusResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1));
 
@@ -101,13 +101,16 @@ MSG(KvNicConfigResult, "nic_config result",
     FIELD(KvNicConfigResult, "ifname", KV_T_STR, 0, ifname));
 MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, REQ | NE, mac));
 
-MSG(KvDiskAddParams, "disk_add", FIELD(KvDiskAddParams, "serial", KV_T_STR, REQ | NE, serial),
+/* A virtio-blk serial holds 20 bytes. */
+#define SERIAL_MAX 20
+MSG(KvDiskAddParams, "disk_add",
+    FIELD(KvDiskAddParams, "serial", KV_T_STR, REQ | NE, serial, .max = SERIAL_MAX),
     FIELD(KvDiskAddParams, "readonly", KV_T_BOOL, 0, readonly),
     FIELD(KvDiskAddParams, "container_id", KV_T_ID, 0, container_id),
     FIELD(KvDiskAddParams, "path", KV_T_STR, NE, path));
 MSG(KvDiskAddResult, "disk_add result", FIELD(KvDiskAddResult, "device", KV_T_STR, 0, device));
 MSG(KvDiskRemoveParams, "disk_remove",
-    FIELD(KvDiskRemoveParams, "serial", KV_T_STR, REQ | NE, serial));
+    FIELD(KvDiskRemoveParams, "serial", KV_T_STR, REQ | NE, serial, .max = SERIAL_MAX));
 
 MSG(KvNicInfo, "nic", FIELD(KvNicInfo, "mac", KV_T_STR, REQ | NE, mac),
     FIELD(KvNicInfo, "tap", KV_T_STR, REQ | NE, tap),
