@@ -55,14 +55,16 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   if (!spec)
     return kv_error_propagate(err, e);
   kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
-  JsonObject *proc = json_object_get_object_member(spec, "process");
-  gboolean tty = json_object_get_boolean_member_with_default(proc, "terminal", FALSE);
+  /* The spec with the caller's overrides, read as the agent will read it. */
+  g_autoptr(KvOciSpec) parsed = kv_oci_check(spec, &e);
+  if (!parsed)
+    return kv_error_propagate(err, e);
+  gboolean tty = parsed->process->terminal;
   KvContainerAddParams params = {
       .container_id = (char *)id,
       .spec = spec,
       .rootfs = rootfs,
-      .readonly = json_object_get_boolean_member_with_default(
-          json_object_get_object_member(spec, "root"), "readonly", FALSE),
+      .readonly = parsed->root_readonly,
   };
   if (!main_out)
     return simple_call(sb, &kv_m_shim_container_add, &params, NULL, err);

@@ -56,6 +56,16 @@ static const char DEFAULT_SPEC[] =
  * the caller's mistakes are named here, in the caller's terms, before a
  * sandbox is touched. Only what the host itself needs on top is checked
  * here: root.path, which the host resolves. */
+KvOciSpec *kv_oci_check(JsonObject *spec, GError **error) {
+  g_autoptr(GError) e = NULL;
+  KvOciSpec *parsed = kv_ocispec_parse(spec, &e);
+  if (parsed)
+    return parsed;
+  const char *msg = g_str_has_prefix(e->message, "spec: ") ? e->message + 6 : e->message;
+  g_set_error(error, KV_ERROR, kv_error_code_of(e), "config.json: %s", msg);
+  return NULL;
+}
+
 gboolean kv_oci_validate(JsonObject *spec, GError **error) {
   JsonNode *root = json_object_get_member(spec, "root");
   JsonNode *path = root && JSON_NODE_HOLDS_OBJECT(root)
@@ -71,13 +81,8 @@ gboolean kv_oci_validate(JsonObject *spec, GError **error) {
                 "config.json: root.path must be a non-empty string");
     return FALSE;
   }
-  g_autoptr(GError) e = NULL;
-  g_autoptr(KvOciSpec) parsed = kv_ocispec_parse(spec, &e);
-  if (parsed)
-    return TRUE;
-  const char *msg = g_str_has_prefix(e->message, "spec: ") ? e->message + 6 : e->message;
-  g_set_error(error, KV_ERROR, kv_error_code_of(e), "config.json: %s", msg);
-  return FALSE;
+  g_autoptr(KvOciSpec) parsed = kv_oci_check(spec, error);
+  return parsed != NULL;
 }
 
 JsonObject *kv_oci_default_spec(void) {

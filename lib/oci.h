@@ -2,11 +2,16 @@
 #pragma once
 
 #include "internal.h"
+#include "ocispec.h"
 
 G_BEGIN_DECLS
 
-/* Check the fields the runtime relies on; errors name the field. */
+/* config.json as loaded: root.path (which the host resolves) and all the agent
+ * reads; errors name the field. */
 gboolean kv_oci_validate(JsonObject *spec, GError **error);
+/* The spec as the agent will read it (lib/proto/ocispec.c), or NULL with
+ * KATAVM_E_INVALID naming the field. */
+KvOciSpec *kv_oci_check(JsonObject *spec, GError **error);
 /* The default spec for a plain rootfs, like `runc spec`. */
 JsonObject *kv_oci_default_spec(void);
 /* Load bundle/config.json (bundle != NULL) or make the default spec for
