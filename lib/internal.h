@@ -85,11 +85,8 @@ void kv_config_clear(KvSandboxConfig *c);
 JsonObject *kv_json_file_load(const char *path, GError **error);
 gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error);
 char *kv_json_to_string(JsonObject *obj);
-/* Typed reads of untrusted objects: the default when the member is missing
- * or of another type (json-glib's own getters warn on a type mismatch). */
-gint64 kv_json_int(JsonObject *o, const char *key, gint64 def);
-const char *kv_json_str(JsonObject *o, const char *key, const char *def);
-gboolean kv_json_bool(JsonObject *o, const char *key, gboolean def);
+/* Reading JSON: lib/proto/fields.h (tables), never field by field. */
+
 /* A JSON array of the strings of a NULL-terminated vector (NULL = empty). */
 JsonArray *kv_json_strv(const char *const *v);
 

@@ -125,27 +125,6 @@ char *kv_json_to_string(JsonObject *obj) {
   return json_to_string(node, FALSE);
 }
 
-gint64 kv_json_int(JsonObject *o, const char *key, gint64 def) {
-  JsonNode *n = o ? json_object_get_member(o, key) : NULL;
-  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
-    return def;
-  return json_node_get_int(n);
-}
-
-const char *kv_json_str(JsonObject *o, const char *key, const char *def) {
-  JsonNode *n = o ? json_object_get_member(o, key) : NULL;
-  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-    return def;
-  return json_node_get_string(n);
-}
-
-gboolean kv_json_bool(JsonObject *o, const char *key, gboolean def) {
-  JsonNode *n = o ? json_object_get_member(o, key) : NULL;
-  if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-    return def;
-  return json_node_get_boolean(n);
-}
-
 JsonArray *kv_json_strv(const char *const *v) {
   JsonArray *a = json_array_new();
   for (; v && *v; v++)
