@@ -476,22 +476,38 @@ static int redirect_add(struct nl_sock *sk, int from, int to) {
   return rc;
 }
 
-static char *tap_name(Net *n, guint i) {
-  return g_strdup_printf("kvn%06xt%u", g_str_hash(n->s->id) & 0xffffff, i);
+/* "kvn" + 6 hex digits of the sandbox's state directory (unique on the
+ * host, unlike the id) and try + "t" + the interface's index: at most 15
+ * bytes. */
+static char *tap_name(Net *n, guint i, guint try) {
+  g_autofree char *key = g_strdup_printf("%s#%u", n->s->p.dir, try);
+  return g_strdup_printf("kvn%06xt%u", g_str_hash(key) & 0xffffff, i);
 }
+
+#define TAP_NAME_TRIES 8
 
 /* Make the tap of f, attach it, move it into the namespace, redirect. */
 static gboolean attach_one(Net *n, Iface *f, guint i, int nsfd, struct nl_sock *host,
                            struct nl_sock *ns, GError **error) {
   Shim *s = n->s;
   KvNetTap *t = g_new0(KvNetTap, 1);
-  t->tap = tap_name(n, i);
   t->link = g_strdup(f->link);
   t->mac = g_strdup(f->mac);
   g_ptr_array_add(n->taps, t);
-  shim_state_save(s); /* recorded before it exists */
-  if (!tap_make(t->tap, error))
-    return FALSE;
+  for (guint try = 0;; try++) {
+    g_free(t->tap);
+    t->tap = tap_name(n, i, try);
+    if (if_nametoindex(t->tap) != 0 && try + 1 < TAP_NAME_TRIES)
+      continue;         /* another sandbox's */
+    shim_state_save(s); /* recorded before it exists */
+    if (!tap_make(t->tap, error)) {
+      /* Not ours: teardown must not touch it. */
+      g_ptr_array_remove(n->taps, t);
+      shim_state_save(s);
+      return FALSE;
+    }
+    break;
+  }
   if (!kv_vmm_attach_nic(s->vmm, s->p.domain, t->tap, t->mac, f->mtu, error))
     return FALSE;
   int rc = link_change(host, t->tap, nsfd, 0, FALSE);
