@@ -21,6 +21,7 @@
 
 /* Unique per test run: namespaces and links are host-wide. */
 static char work[64], pod[32], client[32], empty[32], vpod[16], vcli[16], vempty[16];
+static char vpod2[16], vcli2[16]; /* a second interface of pod */
 static char pod_path[64];
 
 static int shf(char **out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -51,6 +52,8 @@ static void names(void) {
   g_snprintf(vpod, sizeof vpod, "kvp%d", pid % 1000000);
   g_snprintf(vcli, sizeof vcli, "kvc%d", pid % 1000000);
   g_snprintf(vempty, sizeof vempty, "kve%d", pid % 1000000);
+  g_snprintf(vpod2, sizeof vpod2, "kvq%d", pid % 1000000);
+  g_snprintf(vcli2, sizeof vcli2, "kvd%d", pid % 1000000);
   g_snprintf(pod_path, sizeof pod_path, "/run/netns/%s", pod);
 }
 
@@ -74,6 +77,10 @@ static void setup(void) {
      "ip -n %s route add default via 10.77.0.1 && ip -n %s -6 route add default via fd00::1 && "
      "ip -n %s neigh add 10.77.0.9 lladdr 02:00:00:00:77:09 dev %s nud permanent",
      pod, pod, vpod, pod, vpod, pod, vpod, pod, pod, pod, vpod);
+  SH("ip link add %s netns %s type veth peer name %s netns %s && "
+     "ip -n %s addr add 10.78.0.1/24 dev %s && ip -n %s link set %s up && "
+     "ip -n %s addr add 10.78.0.2/24 dev %s && ip -n %s link set %s up",
+     vpod2, pod, vcli2, client, client, vcli2, client, vcli2, pod, vpod2, pod, vpod2);
 }
 
 static void teardown(void) {
@@ -94,7 +101,8 @@ static char *pod_snapshot(void) {
                    0);
   ck_assert_int_eq(
       shf(&addr, "ip -n %s -o addr show dev %s | awk '{print $3, $4}' | sort", pod, vpod), 0);
-  ck_assert_int_eq(shf(&qd, "tc -n %s qdisc show dev %s", pod, vpod), 0);
+  ck_assert_int_eq(
+      shf(&qd, "tc -n %s qdisc show dev %s; tc -n %s qdisc show dev %s", pod, vpod, pod, vpod2), 0);
   ck_assert_int_eq(shf(&flt, "tc -n %s filter show dev %s ingress", pod, vpod), 0);
   return g_strdup_printf("%s--\n%s--\n%s--\n%s", link, addr, qd, flt);
 }
@@ -170,6 +178,8 @@ START_TEST(httpd_over_ipv4_and_ipv6) {
   ck_assert_msg(v4, "wget over IPv4 from %s failed", client);
   g_autofree char *v6 = fetch("http://[fd00::2]/");
   ck_assert_msg(v6, "wget over IPv6 from %s failed", client);
+  g_autofree char *second = fetch("http://10.78.0.2/");
+  ck_assert_msg(second, "wget over pod's second interface failed");
 
   g_autofree char *addr = NULL, *route = NULL, *route6 = NULL, *neigh = NULL;
   ck_assert_int_eq(kvt_exec(sb, "web", ARGV("ip", "addr"), NULL, &addr, NULL), 0);
@@ -177,6 +187,7 @@ START_TEST(httpd_over_ipv4_and_ipv6) {
   ck_assert_msg(strstr(addr, "fd00::2/64"), "no pod IPv6 address in:\n%s", addr);
   ck_assert_msg(strstr(addr, mac), "not the pod's MAC %s in:\n%s", mac, addr);
   ck_assert_msg(strstr(addr, "mtu 1400"), "not the pod's MTU in:\n%s", addr);
+  ck_assert_msg(strstr(addr, "10.78.0.2/24"), "no second interface in:\n%s", addr);
   ck_assert_int_eq(kvt_exec(sb, "web", ARGV("ip", "route"), NULL, &route, NULL), 0);
   ck_assert_msg(strstr(route, "default via 10.77.0.1"), "no default route in:\n%s", route);
   ck_assert_int_eq(kvt_exec(sb, "web", ARGV("ip", "-6", "route"), NULL, &route6, NULL), 0);
