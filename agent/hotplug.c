@@ -15,6 +15,7 @@
 #include <net/if.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 #include <sched.h>
 #include <signal.h>
@@ -139,6 +140,61 @@ static int link_set(struct nl_sock *sk, int ifindex, guint mtu, gboolean up) {
   return rc;
 }
 
+/* Add a route (FALSE: its addresses do not parse; *rc: netlink's answer). */
+static gboolean route_add(struct nl_sock *sk, int ifindex, const KvRoute *r, int *rc) {
+  struct nl_addr *dst = NULL, *gw = NULL;
+  if (nl_addr_parse(r->dst, AF_UNSPEC, &dst) < 0 || !strchr(r->dst, '/') ||
+      (r->gateway && (nl_addr_parse(r->gateway, nl_addr_get_family(dst), &gw) < 0 ||
+                      nl_addr_get_family(gw) != nl_addr_get_family(dst)))) {
+    if (dst)
+      nl_addr_put(dst);
+    if (gw)
+      nl_addr_put(gw);
+    return FALSE;
+  }
+  struct rtnl_route *rt = rtnl_route_alloc();
+  struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+  rtnl_route_nh_set_ifindex(nh, ifindex);
+  if (gw)
+    rtnl_route_nh_set_gateway(nh, gw);
+  rtnl_route_add_nexthop(rt, nh);
+  rtnl_route_set_dst(rt, dst);
+  rtnl_route_set_family(rt, (uint8_t)nl_addr_get_family(dst));
+  if (!gw)
+    rtnl_route_set_scope(rt, RT_SCOPE_LINK);
+  if (r->metric > 0)
+    rtnl_route_set_priority(rt, (uint32_t)r->metric);
+  *rc = rtnl_route_add(sk, rt, NLM_F_REPLACE);
+  rtnl_route_put(rt);
+  nl_addr_put(dst);
+  if (gw)
+    nl_addr_put(gw);
+  return TRUE;
+}
+
+/* Add a permanent neighbour entry (FALSE: it does not parse). */
+static gboolean neigh_add(struct nl_sock *sk, int ifindex, const KvNeighbour *nb, int *rc) {
+  struct nl_addr *dst = NULL, *ll = NULL;
+  if (nl_addr_parse(nb->address, AF_UNSPEC, &dst) < 0 || strchr(nb->address, '/') ||
+      strlen(nb->mac) != 17 || nl_addr_parse(nb->mac, AF_LLC, &ll) < 0) {
+    if (dst)
+      nl_addr_put(dst);
+    if (ll)
+      nl_addr_put(ll);
+    return FALSE;
+  }
+  struct rtnl_neigh *n = rtnl_neigh_alloc();
+  rtnl_neigh_set_ifindex(n, ifindex);
+  rtnl_neigh_set_dst(n, dst);
+  rtnl_neigh_set_lladdr(n, ll);
+  rtnl_neigh_set_state(n, NUD_PERMANENT);
+  *rc = rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
+  rtnl_neigh_put(n);
+  nl_addr_put(dst);
+  nl_addr_put(ll);
+  return TRUE;
+}
+
 gboolean agent_m_nic_config(AgentCall *call, const KvNicConfigParams *params, KvNicConfigResult *r,
                             GError **error) {
   const char *mac = params->mac;
@@ -168,6 +224,9 @@ gboolean agent_m_nic_config(AgentCall *call, const KvNicConfigParams *params, Kv
     struct rtnl_addr *a = rtnl_addr_alloc();
     rtnl_addr_set_ifindex(a, ifindex);
     rtnl_addr_set_local(a, local);
+    /* The address is the host namespace's own: usable at once, no DAD. */
+    if (nl_addr_get_family(local) == AF_INET6)
+      rtnl_addr_set_flags(a, IFA_F_NODAD);
     rc = rtnl_addr_add(sk, a, NLM_F_REPLACE);
     rtnl_addr_put(a);
     nl_addr_put(local);
@@ -191,6 +250,26 @@ gboolean agent_m_nic_config(AgentCall *call, const KvNicConfigParams *params, Kv
     rtnl_route_put(rt);
     nl_addr_put(gwa);
     nl_addr_put(dst);
+  }
+  /* On-link routes first: the gateways of the others may need them. */
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; rc >= 0 && params->routes && i < params->routes->len; i++) {
+      const KvRoute *rt = params->routes->pdata[i];
+      if ((rt->gateway != NULL) != (pass == 1))
+        continue;
+      if (!route_add(sk, ifindex, rt, &rc)) {
+        nl_socket_free(sk);
+        return fail(error, KV_E_INVALID, "nic_config: route to '%s' via '%s' is not valid", rt->dst,
+                    rt->gateway ? rt->gateway : "(on-link)");
+      }
+    }
+  for (guint i = 0; rc >= 0 && params->neighbours && i < params->neighbours->len; i++) {
+    const KvNeighbour *nb = params->neighbours->pdata[i];
+    if (!neigh_add(sk, ifindex, nb, &rc)) {
+      nl_socket_free(sk);
+      return fail(error, KV_E_INVALID, "nic_config: neighbour '%s' at '%s' is not valid",
+                  nb->address, nb->mac);
+    }
   }
   nl_socket_free(sk);
   if (rc < 0) {

@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static int sb_create(CliCtx *c, int argc, char **argv) {
-  g_autofree char *name = NULL;
+  g_autofree char *name = NULL, *netns = NULL;
   int cpus = 0, max_cpus = 0, mem = 0, max_mem = 0;
   GOptionEntry entries[] = {
       {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id (default: random)", "ID"},
@@ -14,6 +14,8 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
       {"max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs reserved for hotplug", "N"},
       {"memory", 0, 0, G_OPTION_ARG_INT, &mem, "memory at boot", "MiB"},
       {"max-memory", 0, 0, G_OPTION_ARG_INT, &max_mem, "memory reserved for hotplug", "MiB"},
+      {"netns", 0, 0, G_OPTION_ARG_FILENAME, &netns,
+       "network namespace whose interfaces the guest takes over", "PATH"},
       {NULL}};
   if (!cli_parse(&argc, &argv, "- create and boot a sandbox", entries))
     return 2;
@@ -28,6 +30,7 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
   cfg.max_vcpus = (unsigned)max_cpus;
   cfg.memory_mib = (unsigned)mem;
   cfg.max_memory_mib = (unsigned)max_mem;
+  cfg.netns = netns;
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   if (katavm_sandbox_create(c->rt, &cfg, &sb, &e) < 0)

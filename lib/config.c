@@ -13,6 +13,7 @@ void kv_config_clear(KvSandboxConfig *c) {
   g_free(c->initrd);
   g_free(c->created);
   g_free(c->memory_hotplug);
+  g_free(c->netns);
   memset(c, 0, sizeof(*c));
 }
 
@@ -30,6 +31,7 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "max_memory_mib", KV_T_U32, KV_F_REQUIRED, max_memory_mib),
     KV_FIELD(KvSandboxConfig, "created", KV_T_STR, KV_F_REQUIRED, created),
     KV_FIELD(KvSandboxConfig, "memory_hotplug", KV_T_STR, 0, memory_hotplug),
+    KV_FIELD(KvSandboxConfig, "netns", KV_T_STR, KV_F_NONEMPTY, netns, .max = 4096),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));

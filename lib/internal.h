@@ -76,6 +76,7 @@ typedef struct {
   guint vcpus, max_vcpus, memory_mib, max_memory_mib;
   char *created;
   char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
+  char *netns;          /* NULL = no network (lib/shim/net.c) */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);

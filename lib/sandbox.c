@@ -290,6 +290,8 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                         "guest initrd %s not found (build it with `katavm "
                         "image build`)",
                         rt->initrd);
+  if (cfg->netns && (!*cfg->netns || !g_path_is_absolute(cfg->netns)))
+    return kv_error_set(err, KATAVM_E_INVALID, "netns '%s' is not an absolute path", cfg->netns);
   if (access(rt->shim, X_OK) < 0)
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "shim %s is not an executable", rt->shim);
   KvAccel want, accel;
@@ -319,6 +321,7 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .memory_mib = mem,
       .max_memory_mib = max_mem,
       .memory_hotplug = rt->memory_hotplug,
+      .netns = (char *)cfg->netns,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);

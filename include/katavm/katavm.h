@@ -221,6 +221,13 @@ typedef struct katavm_sandbox_config {
   unsigned int max_vcpus;      /* 0 = vcpus; the most vCPUs hotplug may reach */
   unsigned int memory_mib;     /* 0 = runtime default */
   unsigned int max_memory_mib; /* 0 = memory_mib; the most hotplug may reach */
+  /* NULL = no network. A network namespace (/run/netns/NAME,
+   * /proc/PID/ns/net): every interface there with an address (lo excepted)
+   * reaches the guest through a tap in that namespace and tc redirects
+   * both ways (Kata's "tcfilter"); the guest interface gets its MAC,
+   * addresses, MTU, routes and static neighbours. Destroy removes the taps
+   * and filters and leaves the namespace's interfaces as they were. */
+  const char *netns;
 } katavm_sandbox_config;
 
 /* Prepare a sandbox config: zero `size` bytes of cfg and set
@@ -255,8 +262,9 @@ typedef struct katavm_sandbox katavm_sandbox;
  * out: receives the handle, closed with katavm_sandbox_close().
  * Errors: KATAVM_E_INVALID (struct_size, bad id, memory below
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
- * 1 TiB), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd
- * or shim missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
+ * 1 TiB, netns not a network namespace or without an interface that has an
+ * address), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd,
+ * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
  * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
  * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,

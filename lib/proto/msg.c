@@ -93,10 +93,19 @@ MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ,
 MSG(KvCpusResult, "cpus_set result",
     FIELD(KvCpusResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1));
 
+#define ADDR_MAX 64 /* longer than any IPv6 CIDR */
+MSG(KvRoute, "route", FIELD(KvRoute, "dst", KV_T_STR, REQ | NE, dst, .max = ADDR_MAX),
+    FIELD(KvRoute, "gateway", KV_T_STR, NE, gateway, .max = ADDR_MAX),
+    FIELD(KvRoute, "metric", KV_T_INT, OMIT, metric, 0, G_MAXUINT32));
+MSG(KvNeighbour, "neighbour",
+    FIELD(KvNeighbour, "address", KV_T_STR, REQ | NE, address, .max = ADDR_MAX),
+    FIELD(KvNeighbour, "mac", KV_T_STR, REQ | NE, mac, .max = 17));
 MSG(KvNicConfigParams, "nic_config", FIELD(KvNicConfigParams, "mac", KV_T_STR, REQ | NE, mac),
     FIELD(KvNicConfigParams, "mtu", KV_T_INT, 0, mtu, 68, 65535, .def = 1500),
     FIELD(KvNicConfigParams, "addresses", KV_T_STRV, 0, addresses),
-    FIELD(KvNicConfigParams, "gateway", KV_T_STR, NE, gateway));
+    FIELD(KvNicConfigParams, "gateway", KV_T_STR, NE, gateway),
+    FIELD(KvNicConfigParams, "routes", KV_T_LIST, 0, routes, .sub = &KvRoute_desc),
+    FIELD(KvNicConfigParams, "neighbours", KV_T_LIST, 0, neighbours, .sub = &KvNeighbour_desc));
 MSG(KvNicConfigResult, "nic_config result",
     FIELD(KvNicConfigResult, "ifname", KV_T_STR, 0, ifname));
 MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, REQ | NE, mac));
@@ -118,6 +127,10 @@ MSG(KvNicInfo, "nic", FIELD(KvNicInfo, "mac", KV_T_STR, REQ | NE, mac),
 MSG(KvDiskInfo, "disk", FIELD(KvDiskInfo, "path", KV_T_STR, REQ | NE, path),
     FIELD(KvDiskInfo, "serial", KV_T_STR, REQ | NE, serial),
     FIELD(KvDiskInfo, "device", KV_T_STR, 0, device));
+MSG(KvNetTap, "net tap", FIELD(KvNetTap, "tap", KV_T_STR, REQ | NE, tap, .max = 15),
+    FIELD(KvNetTap, "link", KV_T_STR, REQ | NE, link, .max = 15),
+    FIELD(KvNetTap, "mac", KV_T_STR, 0, mac, .max = 17),
+    FIELD(KvNetTap, "qdisc", KV_T_BOOL, 0, qdisc));
 
 MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, REQ, id),
     FIELD(KvShimStateResult, "state", KV_T_STR, REQ | NE, state),
@@ -136,7 +149,9 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "cpus_online", KV_T_INT, 0, cpus_online),
     FIELD(KvShimStateResult, "memory_hotplugged_mib", KV_T_INT, 0, memory_hotplugged_mib),
     FIELD(KvShimStateResult, "nics", KV_T_LIST, 0, nics, .sub = &KvNicInfo_desc),
-    FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc));
+    FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc),
+    FIELD(KvShimStateResult, "netns", KV_T_STR, NE, netns),
+    FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),

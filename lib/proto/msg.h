@@ -203,13 +203,30 @@ typedef struct {
   gint64 cpus_online;
 } KvCpusResult;
 
+/* A route of a NIC (nic_config): to dst (CIDR; "0.0.0.0/0" and "::/0" are
+ * the default routes) through gateway, or on-link when gateway is NULL. */
+typedef struct {
+  char *dst;
+  char *gateway;
+  gint64 metric; /* 0 = the kernel's default */
+} KvRoute;
+/* A static (permanent) neighbour entry of a NIC. */
+typedef struct {
+  char *address; /* IPv4 or IPv6 */
+  char *mac;
+} KvNeighbour;
+
 /* nic_config (agent): waits (bounded) for the interface with that MAC, sets
- * MTU, addresses, brings it up, adds the default route if given. */
+ * MTU, addresses (without duplicate address detection), brings it up, adds
+ * the default route if gateway is given, then the routes (on-link ones
+ * first) and the static neighbours. */
 typedef struct {
   char *mac;
   gint64 mtu;
   char **addresses; /* CIDR */
   char *gateway;
+  GPtrArray *routes;     /* KvRoute* */
+  GPtrArray *neighbours; /* KvNeighbour* */
 } KvNicConfigParams;
 typedef struct {
   char *ifname;
@@ -244,6 +261,13 @@ typedef struct {
 typedef struct {
   char *path, *serial, *device;
 } KvDiskInfo;
+/* A tap the shim made for an interface of the sandbox's network namespace
+ * (config netns): the tap, redirected both ways by tc to the namespace's
+ * interface `link` (which keeps its MAC, the guest's). */
+typedef struct {
+  char *tap, *link, *mac;
+  gboolean qdisc; /* the ingress qdisc on link is ours (teardown removes it) */
+} KvNetTap;
 
 /* state (shim) -> ; also what the shim keeps in state.json. */
 typedef struct {
@@ -260,8 +284,10 @@ typedef struct {
   GArray *dimms_mib;    /* gint64 */
   gint64 cpus_online;
   gint64 memory_hotplugged_mib;
-  GPtrArray *nics;  /* KvNicInfo* */
-  GPtrArray *disks; /* KvDiskInfo* */
+  GPtrArray *nics;     /* KvNicInfo* */
+  GPtrArray *disks;    /* KvDiskInfo* */
+  char *netns;         /* the network namespace the taps live in */
+  GPtrArray *net_taps; /* KvNetTap*, recorded before each is made */
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */

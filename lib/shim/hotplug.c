@@ -45,6 +45,7 @@ struct _Hotplug {
   gboolean memory_dimm;    /* hotplug by ACPI DIMMs instead of virtio-mem */
   GArray *dimm_sizes;      /* MiB of each attached DIMM, in plug order */
   Op *cur;                 /* the hotplug under way */
+  Net *net;                /* the netns's interfaces, made at boot (net.c) */
 };
 
 /* The next step of a chain: the agent's reply to the call it made (result
@@ -126,6 +127,7 @@ Hotplug *hotplug_new(Shim *s, HotplugContainerFunc has_container, gpointer user)
   h->disks = g_ptr_array_new_with_free_func(disk_free);
   h->cpus_online = s->cfg.vcpus;
   shim_add_describer(s, describe, h);
+  h->net = net_new(s);
   return h;
 }
 
@@ -138,7 +140,12 @@ void hotplug_free(Hotplug *h) {
   g_array_unref(h->dimm_sizes);
   g_ptr_array_unref(h->nics);
   g_ptr_array_unref(h->disks);
+  net_free(h->net);
   g_free(h);
+}
+
+Net *hotplug_net(Hotplug *h) {
+  return h->net;
 }
 
 /* Does this host's QEMU have the virtio-mem device? (No libvirt API tells
@@ -204,6 +211,7 @@ void hotplug_restore(Hotplug *h, const KvShimStateResult *st) {
     c->device = g_strdup(d->device);
     g_ptr_array_add(h->disks, c);
   }
+  net_restore(h->net, st);
 }
 
 /* ---- the chain ---- */

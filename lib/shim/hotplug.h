@@ -3,6 +3,7 @@
  * needs of them comes in through callbacks and calls from above. */
 #pragma once
 
+#include "net.h"
 #include "state.h"
 
 typedef struct _Hotplug Hotplug;
@@ -24,3 +25,5 @@ void hotplug_restore(Hotplug *h, const KvShimStateResult *st);
 void hotplug_request(Hotplug *h, KvConn *client, guint32 id, JsonObject *params);
 /* The sandbox is stopping: fail the hotplug under way (KV_E_STATE), now. */
 void hotplug_abort(Hotplug *h, const char *why);
+/* The sandbox's network (net.h), whose state comes back with hotplug_restore. */
+Net *hotplug_net(Hotplug *h);

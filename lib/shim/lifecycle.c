@@ -65,6 +65,7 @@ static void agent_drop(Lifecycle *lc) {
 
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Lifecycle *lc, GError **error) {
+  net_teardown(hotplug_net(lc->hp));
   relay_unmount_all(lc->rl);
   return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
 }
@@ -288,6 +289,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
   Shim *s = lc->s;
   if (!recover) {
     hotplug_choose_memory(lc->hp);
+    if (!net_prepare(hotplug_net(lc->hp), error))
+      return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
         .name = s->p.domain,
@@ -338,6 +341,10 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
   KvCheckResult check;
   if (!r || !kv_result_decode(&kv_m_check, r, &check, error))
     return FALSE;
+  if (!recover && !net_attach(hotplug_net(lc->hp), error)) {
+    kv_msg_clear(kv_m_check.result, &check);
+    return FALSE;
+  }
   s->state = KV_SANDBOX_RUNNING;
   shim_state_save(s);
   shim_log("sandbox %s running (qemu pid %d, accel %s, agent %s, guest uptime %" G_GINT64_FORMAT

@@ -588,7 +588,7 @@ START_TEST(config_size_rules) {
   rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
   assert_error(rc, e, KATAVM_E_INVALID, "call katavm_sandbox_config_init()");
   /* Below the first layout. */
-  cfg.struct_size = sizeof cfg - sizeof(unsigned int);
+  cfg.struct_size = offsetof(katavm_sandbox_config, max_memory_mib);
   rc = katavm_sandbox_create(rt, &cfg, &sb, (e = NULL, &e));
   assert_error(rc, e, KATAVM_E_INVALID, "call katavm_sandbox_config_init()");
   /* Garbage (an uninitialised struct): its "tail" is never read. */

@@ -95,6 +95,7 @@ class SandboxConfig(ctypes.Structure):
         ("max_vcpus", c_uint),
         ("memory_mib", c_uint),
         ("max_memory_mib", c_uint),
+        ("netns", c_char_p),
     ]
 
 

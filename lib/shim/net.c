@@ -1,0 +1,646 @@
+/* lib/shim/net.c: the sandbox's network namespace reaches the guest through
+ * taps and tc redirects (net.h says what and in which order).
+ *
+ * QEMU runs in the host's namespace and libvirt opens an unmanaged tap by
+ * name, so a tap is made in the host namespace (persistent, /dev/net/tun),
+ * attached, then moved into the sandbox's namespace, where it goes up and
+ * gets its redirects. Netlink inside that namespace goes through a socket
+ * opened there by a short-lived thread that joined it (setns): the socket
+ * stays in the namespace, the shim's threads do not move.
+ *
+ * Every tap is recorded in state.json before it is made, and whether the
+ * interface's ingress qdisc is ours before that is added, so that a
+ * failure, a destroy, or a --cleanup after a crashed shim removes exactly
+ * what the shim made: deleting a tap takes its qdisc and filter with it;
+ * the interface's ingress qdisc (and its filter) is deleted by hand. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <linux/nsfs.h>
+#include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <net/if.h>
+#include <netlink/route/act/mirred.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/classifier.h>
+#include <netlink/route/cls/u32.h>
+#include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/route.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define NIC_CONFIG_TIMEOUT_MS 60000
+#define FILTER_PRIO 49152
+
+/* An interface of the namespace that the guest takes over. */
+typedef struct {
+  char *link;
+  char *mac;
+  guint mtu;
+  GPtrArray *addresses;  /* char* CIDR */
+  GPtrArray *routes;     /* KvRoute* */
+  GPtrArray *neighbours; /* KvNeighbour* */
+} Iface;
+
+struct _Net {
+  Shim *s;
+  char *netns;     /* as the config names it */
+  GPtrArray *ifs;  /* Iface*, found by net_prepare */
+  GPtrArray *taps; /* KvNetTap*: made, or about to be */
+  gboolean known;  /* taps is the record (create, recover); else state.json is */
+};
+
+static void route_free(gpointer p) {
+  KvRoute *r = p;
+  g_free(r->dst);
+  g_free(r->gateway);
+  g_free(r);
+}
+
+static void neigh_free(gpointer p) {
+  KvNeighbour *nb = p;
+  g_free(nb->address);
+  g_free(nb->mac);
+  g_free(nb);
+}
+
+static void iface_free(gpointer p) {
+  Iface *i = p;
+  g_free(i->link);
+  g_free(i->mac);
+  g_ptr_array_unref(i->addresses);
+  g_ptr_array_unref(i->routes);
+  g_ptr_array_unref(i->neighbours);
+  g_free(i);
+}
+
+static void tap_free(gpointer p) {
+  KvNetTap *t = p;
+  g_free(t->tap);
+  g_free(t->link);
+  g_free(t->mac);
+  g_free(t);
+}
+
+static KvNetTap *tap_copy(const KvNetTap *t) {
+  KvNetTap *c = g_new0(KvNetTap, 1);
+  c->tap = g_strdup(t->tap);
+  c->link = g_strdup(t->link);
+  c->mac = g_strdup(t->mac);
+  c->qdisc = t->qdisc;
+  return c;
+}
+
+static void describe(gpointer user, KvShimStateResult *o) {
+  Net *n = user;
+  if (!n->netns)
+    return;
+  o->netns = g_strdup(n->netns);
+  o->net_taps = g_ptr_array_new(); /* elements as kv_msg_clear frees them */
+  for (guint i = 0; i < n->taps->len; i++)
+    g_ptr_array_add(o->net_taps, tap_copy(n->taps->pdata[i]));
+}
+
+Net *net_new(Shim *s) {
+  Net *n = g_new0(Net, 1);
+  n->s = s;
+  n->ifs = g_ptr_array_new_with_free_func(iface_free);
+  n->taps = g_ptr_array_new_with_free_func(tap_free);
+  shim_add_describer(s, describe, n);
+  return n;
+}
+
+void net_free(Net *n) {
+  if (!n)
+    return;
+  g_free(n->netns);
+  g_ptr_array_unref(n->ifs);
+  g_ptr_array_unref(n->taps);
+  g_free(n);
+}
+
+void net_restore(Net *n, const KvShimStateResult *st) {
+  n->known = TRUE;
+  g_clear_pointer(&n->netns, g_free);
+  g_ptr_array_set_size(n->taps, 0);
+  if (!st->netns)
+    return;
+  n->netns = g_strdup(st->netns);
+  for (guint i = 0; st->net_taps && i < st->net_taps->len; i++)
+    g_ptr_array_add(n->taps, tap_copy(st->net_taps->pdata[i]));
+}
+
+/* ---- netlink, here and in the namespace ---- */
+
+static gboolean nl_fail(GError **error, int rc, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean nl_fail(GError **error, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *m = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "%s: %s", m, nl_geterror(rc));
+  return FALSE;
+}
+
+/* An fd of the network namespace at path. */
+static int netns_open(const char *path, GError **error) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    g_set_error(error, KV_ERROR_DOMAIN, err == ENOENT ? KV_E_NOT_FOUND : KV_E_IO,
+                "network namespace %s: %s", path,
+                err == ENOENT ? "does not exist" : g_strerror(err));
+    return -1;
+  }
+  if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) {
+    close(fd);
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "%s is not a network namespace", path);
+    return -1;
+  }
+  return fd;
+}
+
+static struct nl_sock *sock_here(GError **error) {
+  struct nl_sock *sk = nl_socket_alloc();
+  int rc = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
+  if (rc < 0) {
+    if (sk)
+      nl_socket_free(sk);
+    nl_fail(error, rc, "netlink");
+    return NULL;
+  }
+  return sk;
+}
+
+typedef struct {
+  int nsfd;
+  struct nl_sock *sk;
+  int err;
+  GError *error;
+} SockIn;
+
+static gpointer sock_in_thread(gpointer p) {
+  SockIn *a = p;
+  /* This thread only: it ends right after. */
+  if (setns(a->nsfd, CLONE_NEWNET) < 0) {
+    a->err = errno;
+    return NULL;
+  }
+  a->sk = sock_here(&a->error);
+  return NULL;
+}
+
+/* A netlink socket inside the namespace nsfd. */
+static struct nl_sock *sock_in(int nsfd, const char *path, GError **error) {
+  SockIn a = {.nsfd = nsfd};
+  g_thread_join(g_thread_new("katavm-netns", sock_in_thread, &a));
+  if (a.err)
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cannot enter network namespace %s: %s", path,
+                g_strerror(a.err));
+  else if (a.error)
+    g_propagate_error(error, a.error);
+  return a.sk;
+}
+
+/* "10.0.0.2" / "10.0.0.2/24" of a netlink address; a zero-length one (a
+ * default route's destination) is the family's zero address. */
+static char *addr_str(struct nl_addr *a, gboolean prefix) {
+  char buf[INET6_ADDRSTRLEN];
+  guint8 zero[16] = {0};
+  int fam = a ? nl_addr_get_family(a) : AF_UNSPEC;
+  if (fam != AF_INET && fam != AF_INET6)
+    return NULL;
+  unsigned len = nl_addr_get_len(a);
+  if (len && len != (fam == AF_INET ? 4u : 16u))
+    return NULL;
+  if (!inet_ntop(fam, len ? nl_addr_get_binary_addr(a) : zero, buf, sizeof buf))
+    return NULL;
+  return prefix ? g_strdup_printf("%s/%u", buf, nl_addr_get_prefixlen(a)) : g_strdup(buf);
+}
+
+static char *mac_str(struct nl_addr *a) {
+  char buf[32];
+  if (!a || nl_addr_get_len(a) != 6)
+    return NULL;
+  return g_ascii_strdown(nl_addr2str(a, buf, sizeof buf), -1);
+}
+
+static gboolean is_link_local6(struct nl_addr *a) {
+  const guint8 *b = nl_addr_get_binary_addr(a);
+  return nl_addr_get_family(a) == AF_INET6 && nl_addr_get_len(a) == 16 && b[0] == 0xfe &&
+         (b[1] & 0xc0) == 0x80;
+}
+
+/* ---- finding the interfaces ---- */
+
+static void scan_routes(struct nl_cache *routes, int ifindex, Iface *f) {
+  for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
+    struct rtnl_route *r = (struct rtnl_route *)o;
+    /* The kernel's own (connected prefixes): the guest's kernel adds them. */
+    if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST ||
+        rtnl_route_get_protocol(r) == RTPROT_KERNEL || rtnl_route_get_nnexthops(r) < 1)
+      continue;
+    struct nl_addr *dst = rtnl_route_get_dst(r);
+    if (!dst || is_link_local6(dst))
+      continue;
+    struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
+    if (rtnl_route_nh_get_ifindex(nh) != ifindex)
+      continue;
+    KvRoute *rt = g_new0(KvRoute, 1);
+    rt->dst = addr_str(dst, TRUE);
+    struct nl_addr *gw = rtnl_route_nh_get_gateway(nh);
+    rt->gateway = gw ? addr_str(gw, FALSE) : NULL;
+    rt->metric = rtnl_route_get_priority(r);
+    if (!rt->dst || (gw && !rt->gateway)) {
+      route_free(rt);
+      continue;
+    }
+    g_ptr_array_add(f->routes, rt);
+  }
+}
+
+static void scan_neighbours(struct nl_cache *neighs, int ifindex, Iface *f) {
+  for (struct nl_object *o = nl_cache_get_first(neighs); o; o = nl_cache_get_next(o)) {
+    struct rtnl_neigh *nb = (struct rtnl_neigh *)o;
+    if (rtnl_neigh_get_ifindex(nb) != ifindex || !(rtnl_neigh_get_state(nb) & NUD_PERMANENT))
+      continue;
+    g_autofree char *ip = addr_str(rtnl_neigh_get_dst(nb), FALSE);
+    g_autofree char *mac = mac_str(rtnl_neigh_get_lladdr(nb));
+    if (!ip || !mac)
+      continue;
+    KvNeighbour *e = g_new0(KvNeighbour, 1);
+    e->address = g_steal_pointer(&ip);
+    e->mac = g_steal_pointer(&mac);
+    g_ptr_array_add(f->neighbours, e);
+  }
+}
+
+static gboolean scan(Net *n, struct nl_sock *sk, GError **error) {
+  struct nl_cache *links = NULL, *addrs = NULL, *routes = NULL, *neighs = NULL;
+  int rc;
+  if ((rc = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links)) < 0 ||
+      (rc = rtnl_addr_alloc_cache(sk, &addrs)) < 0 ||
+      (rc = rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &routes)) < 0 ||
+      (rc = rtnl_neigh_alloc_cache(sk, &neighs)) < 0) {
+    nl_fail(error, rc, "reading network namespace %s", n->netns);
+    goto out;
+  }
+  for (struct nl_object *o = nl_cache_get_first(links); o; o = nl_cache_get_next(o)) {
+    struct rtnl_link *l = (struct rtnl_link *)o;
+    int ifindex = rtnl_link_get_ifindex(l);
+    const char *type = rtnl_link_get_type(l);
+    /* Not loopback, not a tap (ours or anyone's: nothing to redirect). */
+    if ((rtnl_link_get_flags(l) & IFF_LOOPBACK) || (type && !strcmp(type, "tun")))
+      continue;
+    Iface *f = g_new0(Iface, 1);
+    f->link = g_strdup(rtnl_link_get_name(l));
+    f->mac = mac_str(rtnl_link_get_addr(l));
+    f->mtu = rtnl_link_get_mtu(l);
+    f->addresses = g_ptr_array_new_with_free_func(g_free);
+    f->routes = g_ptr_array_new_with_free_func(route_free);
+    f->neighbours = g_ptr_array_new_with_free_func(neigh_free);
+    for (struct nl_object *ao = nl_cache_get_first(addrs); ao; ao = nl_cache_get_next(ao)) {
+      struct rtnl_addr *a = (struct rtnl_addr *)ao;
+      int scope = rtnl_addr_get_scope(a);
+      if (rtnl_addr_get_ifindex(a) != ifindex || scope == RT_SCOPE_LINK || scope == RT_SCOPE_HOST)
+        continue;
+      struct nl_addr *local = rtnl_addr_get_local(a);
+      g_autofree char *ip = addr_str(local, FALSE);
+      if (ip)
+        g_ptr_array_add(f->addresses, g_strdup_printf("%s/%d", ip, rtnl_addr_get_prefixlen(a)));
+    }
+    if (!f->addresses->len || !f->mac) {
+      iface_free(f);
+      continue;
+    }
+    scan_routes(routes, ifindex, f);
+    scan_neighbours(neighs, ifindex, f);
+    g_ptr_array_add(n->ifs, f);
+  }
+  if (!n->ifs->len)
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "network namespace %s has no interface with an address (lo excepted)", n->netns);
+out:
+  if (links)
+    nl_cache_free(links);
+  if (addrs)
+    nl_cache_free(addrs);
+  if (routes)
+    nl_cache_free(routes);
+  if (neighs)
+    nl_cache_free(neighs);
+  return n->ifs->len > 0 && !(error && *error);
+}
+
+gboolean net_prepare(Net *n, GError **error) {
+  const char *path = n->s->cfg.netns;
+  n->known = TRUE;
+  if (!path)
+    return TRUE;
+  n->netns = g_strdup(path);
+  int fd = netns_open(path, error);
+  if (fd < 0)
+    return FALSE;
+  struct nl_sock *sk = sock_in(fd, path, error);
+  close(fd);
+  if (!sk)
+    return FALSE;
+  gboolean ok = scan(n, sk, error);
+  nl_socket_free(sk);
+  for (guint i = 0; ok && i < n->ifs->len; i++) {
+    Iface *f = n->ifs->pdata[i];
+    shim_log("network: %s (%s, MTU %u, %u addresses, %u routes, %u neighbours) from %s", f->link,
+             f->mac, f->mtu, f->addresses->len, f->routes->len, f->neighbours->len, path);
+  }
+  return ok;
+}
+
+/* ---- taps and redirects ---- */
+
+/* A persistent tap in the host namespace (libvirt opens it by name). */
+static gboolean tap_make(const char *name, GError **error) {
+  if (if_nametoindex(name) != 0) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS, "a network interface %s already exists", name);
+    return FALSE;
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  struct ifreq ifr = {0};
+  g_strlcpy(ifr.ifr_name, name, sizeof ifr.ifr_name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  gboolean ok = fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0 && ioctl(fd, TUNSETPERSIST, 1) == 0;
+  if (!ok)
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cannot create tap %s: %s", name,
+                g_strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+static int link_index(struct nl_sock *sk, const char *name, gboolean *is_tun) {
+  struct rtnl_link *l = NULL;
+  if (rtnl_link_get_kernel(sk, 0, name, &l) < 0)
+    return 0;
+  int ifindex = rtnl_link_get_ifindex(l);
+  if (is_tun) {
+    const char *type = rtnl_link_get_type(l);
+    *is_tun = type && !strcmp(type, "tun");
+  }
+  rtnl_link_put(l);
+  return ifindex;
+}
+
+/* Change the link `name`: into the namespace nsfd (>= 0), MTU (non-zero),
+ * up. */
+static int link_change(struct nl_sock *sk, const char *name, int nsfd, guint mtu, gboolean up) {
+  struct rtnl_link *orig = NULL, *change = rtnl_link_alloc();
+  int rc = rtnl_link_get_kernel(sk, 0, name, &orig);
+  if (rc >= 0) {
+    if (nsfd >= 0)
+      rtnl_link_set_ns_fd(change, nsfd);
+    if (mtu)
+      rtnl_link_set_mtu(change, mtu);
+    if (up)
+      rtnl_link_set_flags(change, IFF_UP);
+    rc = rtnl_link_change(sk, orig, change, 0);
+  }
+  if (orig)
+    rtnl_link_put(orig);
+  rtnl_link_put(change);
+  return rc;
+}
+
+static int link_delete(struct nl_sock *sk, int ifindex) {
+  struct rtnl_link *l = rtnl_link_alloc();
+  rtnl_link_set_ifindex(l, ifindex);
+  int rc = rtnl_link_delete(sk, l);
+  rtnl_link_put(l);
+  return rc;
+}
+
+static struct rtnl_qdisc *ingress_qdisc(int ifindex) {
+  struct rtnl_qdisc *q = rtnl_qdisc_alloc();
+  rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
+  rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
+  rtnl_tc_set_handle(TC_CAST(q), TC_HANDLE(0xffff, 0));
+  rtnl_tc_set_kind(TC_CAST(q), "ingress");
+  return q;
+}
+
+static int ingress_add(struct nl_sock *sk, int ifindex) {
+  struct rtnl_qdisc *q = ingress_qdisc(ifindex);
+  int rc = rtnl_qdisc_add(sk, q, NLM_F_CREATE | NLM_F_EXCL);
+  rtnl_qdisc_put(q);
+  return rc;
+}
+
+static int ingress_delete(struct nl_sock *sk, int ifindex) {
+  struct rtnl_qdisc *q = ingress_qdisc(ifindex);
+  int rc = rtnl_qdisc_delete(sk, q);
+  rtnl_qdisc_put(q);
+  return rc;
+}
+
+/* tc filter add dev FROM parent ffff: protocol all u32 match u8 0 0
+ *   action mirred egress redirect dev TO */
+static int redirect_add(struct nl_sock *sk, int from, int to) {
+  struct rtnl_cls *c = rtnl_cls_alloc();
+  struct rtnl_act *a = rtnl_act_alloc();
+  int rc = c && a ? 0 : -NLE_NOMEM;
+  if (rc == 0) {
+    rtnl_tc_set_ifindex(TC_CAST(c), from);
+    rtnl_tc_set_parent(TC_CAST(c), TC_HANDLE(0xffff, 0));
+    rtnl_cls_set_protocol(c, ETH_P_ALL);
+    rtnl_cls_set_prio(c, FILTER_PRIO);
+    if ((rc = rtnl_tc_set_kind(TC_CAST(c), "u32")) >= 0 &&
+        (rc = rtnl_tc_set_kind(TC_CAST(a), "mirred")) >= 0 &&
+        (rc = rtnl_u32_add_key_uint8(c, 0, 0, 0, 0)) >= 0 &&
+        (rc = rtnl_u32_set_cls_terminal(c)) >= 0 &&
+        (rc = rtnl_mirred_set_action(a, TCA_EGRESS_REDIR)) >= 0 &&
+        (rc = rtnl_mirred_set_policy(a, TC_ACT_STOLEN)) >= 0 &&
+        (rc = rtnl_mirred_set_ifindex(a, (uint32_t)to)) >= 0 &&
+        (rc = rtnl_u32_add_action(c, a)) >= 0)
+      rc = rtnl_cls_add(sk, c, NLM_F_CREATE | NLM_F_EXCL);
+  }
+  if (a)
+    rtnl_act_put(a);
+  if (c)
+    rtnl_cls_put(c);
+  return rc;
+}
+
+/* "kvn" + 6 hex digits of the sandbox's state directory (unique on the
+ * host, unlike the id) and try + "t" + the interface's index: at most 15
+ * bytes. */
+static char *tap_name(Net *n, guint i, guint try) {
+  g_autofree char *key = g_strdup_printf("%s#%u", n->s->p.dir, try);
+  return g_strdup_printf("kvn%06xt%u", g_str_hash(key) & 0xffffff, i);
+}
+
+#define TAP_NAME_TRIES 8
+
+/* Make the tap of f, attach it, move it into the namespace, redirect. */
+static gboolean attach_one(Net *n, Iface *f, guint i, int nsfd, struct nl_sock *host,
+                           struct nl_sock *ns, GError **error) {
+  Shim *s = n->s;
+  KvNetTap *t = g_new0(KvNetTap, 1);
+  t->link = g_strdup(f->link);
+  t->mac = g_strdup(f->mac);
+  g_ptr_array_add(n->taps, t);
+  for (guint try = 0;; try++) {
+    g_free(t->tap);
+    t->tap = tap_name(n, i, try);
+    if (if_nametoindex(t->tap) != 0 && try + 1 < TAP_NAME_TRIES)
+      continue;         /* another sandbox's */
+    shim_state_save(s); /* recorded before it exists */
+    if (!tap_make(t->tap, error)) {
+      /* Not ours: teardown must not touch it. */
+      g_ptr_array_remove(n->taps, t);
+      shim_state_save(s);
+      return FALSE;
+    }
+    break;
+  }
+  if (!kv_vmm_attach_nic(s->vmm, s->p.domain, t->tap, t->mac, f->mtu, error))
+    return FALSE;
+  int rc = link_change(host, t->tap, nsfd, 0, FALSE);
+  if (rc < 0)
+    return nl_fail(error, rc, "moving tap %s into %s", t->tap, n->netns);
+  rc = link_change(ns, t->tap, -1, f->mtu, TRUE);
+  if (rc < 0)
+    return nl_fail(error, rc, "bringing tap %s up in %s", t->tap, n->netns);
+  int tap_ix = link_index(ns, t->tap, NULL), link_ix = link_index(ns, f->link, NULL);
+  if (!tap_ix || !link_ix) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND, "interface %s is gone from %s",
+                tap_ix ? f->link : t->tap, n->netns);
+    return FALSE;
+  }
+  t->qdisc = TRUE;
+  shim_state_save(s);
+  rc = ingress_add(ns, link_ix);
+  if (rc < 0) {
+    t->qdisc = FALSE; /* someone else's, or none: not ours to remove */
+    shim_state_save(s);
+    if (rc == -NLE_EXIST)
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS,
+                  "interface %s in %s already has an ingress qdisc", f->link, n->netns);
+    else
+      nl_fail(error, rc, "adding an ingress qdisc to %s in %s", f->link, n->netns);
+    return FALSE;
+  }
+  if ((rc = ingress_add(ns, tap_ix)) < 0)
+    return nl_fail(error, rc, "adding an ingress qdisc to tap %s", t->tap);
+  if ((rc = redirect_add(ns, link_ix, tap_ix)) < 0)
+    return nl_fail(error, rc, "redirecting %s to %s", f->link, t->tap);
+  if ((rc = redirect_add(ns, tap_ix, link_ix)) < 0)
+    return nl_fail(error, rc, "redirecting %s to %s", t->tap, f->link);
+  return TRUE;
+}
+
+/* Give the guest's interface (found by MAC) f's configuration. */
+static gboolean guest_config(Net *n, Iface *f, GError **error) {
+  Shim *s = n->s;
+  g_autofree char **addrs = g_new0(char *, f->addresses->len + 1);
+  for (guint i = 0; i < f->addresses->len; i++)
+    addrs[i] = f->addresses->pdata[i];
+  KvNicConfigParams p = {
+      .mac = f->mac,
+      .mtu = f->mtu,
+      .addresses = addrs,
+      .routes = f->routes,
+      .neighbours = f->neighbours,
+  };
+  g_autoptr(JsonObject) po = kv_msg_encode(kv_m_nic_config.params, &p);
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(s->agent, kv_m_nic_config.name, po, NIC_CONFIG_TIMEOUT_MS, &e);
+  KvNicConfigResult res;
+  if (!r) {
+    GError *m = shim_agent_error(e, "guest: ", TRUE);
+    g_prefix_error(&m, "configuring the guest's %s (%s): ", f->link, f->mac);
+    g_propagate_error(error, m);
+    return FALSE;
+  }
+  if (!kv_result_decode(&kv_m_nic_config, r, &res, error))
+    return FALSE;
+  shim_log("network: guest %s is %s", res.ifname ? res.ifname : "?", f->link);
+  kv_msg_clear(kv_m_nic_config.result, &res);
+  return TRUE;
+}
+
+gboolean net_attach(Net *n, GError **error) {
+  if (!n->netns)
+    return TRUE;
+  int nsfd = netns_open(n->netns, error);
+  if (nsfd < 0)
+    return FALSE;
+  struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
+  gboolean ok = host != NULL;
+  for (guint i = 0; ok && i < n->ifs->len; i++)
+    ok = attach_one(n, n->ifs->pdata[i], i, nsfd, host, ns, error);
+  close(nsfd);
+  if (host)
+    nl_socket_free(host);
+  if (ns)
+    nl_socket_free(ns);
+  shim_state_save(n->s);
+  for (guint i = 0; ok && i < n->ifs->len; i++)
+    ok = guest_config(n, n->ifs->pdata[i], error);
+  return ok;
+}
+
+void net_teardown(Net *n) {
+  if (!n->known) {
+    KvShimStateResult st;
+    g_autoptr(GError) le = NULL;
+    if (shim_state_load(n->s, &st, &le)) {
+      net_restore(n, &st);
+      kv_msg_clear(kv_m_shim_state.result, &st);
+    } else {
+      shim_log("network teardown: no state (%s)", le->message);
+    }
+  }
+  if (!n->taps->len)
+    return;
+  g_autoptr(GError) e = NULL;
+  struct nl_sock *host = sock_here(&e);
+  int nsfd = n->netns ? netns_open(n->netns, e ? NULL : &e) : -1;
+  struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
+  if (e)
+    shim_log("network teardown: %s", e->message);
+  for (guint i = 0; i < n->taps->len; i++) {
+    KvNetTap *t = n->taps->pdata[i];
+    gboolean tun = FALSE;
+    int ix;
+    /* Not moved yet (a failure between make and move): still here. */
+    if (host && (ix = link_index(host, t->tap, &tun)) && tun)
+      link_delete(host, ix);
+    if (!ns)
+      continue;
+    if ((ix = link_index(ns, t->tap, &tun)) && tun) {
+      int rc = link_delete(ns, ix);
+      if (rc < 0)
+        shim_log("network teardown: deleting tap %s: %s", t->tap, nl_geterror(rc));
+    }
+    if (t->qdisc && (ix = link_index(ns, t->link, NULL))) {
+      int rc = ingress_delete(ns, ix);
+      if (rc < 0 && rc != -NLE_OBJ_NOTFOUND)
+        shim_log("network teardown: ingress qdisc of %s: %s", t->link, nl_geterror(rc));
+    }
+    shim_log("network teardown: tap %s and the redirect of %s removed", t->tap, t->link);
+  }
+  g_ptr_array_set_size(n->taps, 0);
+  if (nsfd >= 0)
+    close(nsfd);
+  if (ns)
+    nl_socket_free(ns);
+  if (host)
+    nl_socket_free(host);
+}

@@ -1,0 +1,36 @@
+/* lib/shim/net.h: the sandbox's network (net.c), Kata's "tcfilter" model.
+ * Beside hotplug.c, above state.h: hotplug.c owns the Net (its state comes
+ * back with hotplug_restore) and lifecycle.c calls it where the VM boots
+ * and where the sandbox's state is removed.
+ *
+ * For every interface with an address (lo excepted) of the network
+ * namespace named by the config (netns), the shim makes a tap in the host
+ * namespace, attaches it to the VM with the interface's MAC, moves it into
+ * that namespace, redirects all traffic both ways between the interface
+ * and the tap with tc (ingress qdiscs, u32 match-all filters, mirred
+ * egress redirect), and has the agent give the guest interface the
+ * interface's addresses, MTU, routes and static neighbours. Everything
+ * goes through libnl; nothing runs ip or tc. */
+#pragma once
+
+#include "state.h"
+
+typedef struct _Net Net;
+
+/* Registers its part of state.json with s (the netns and the taps). */
+Net *net_new(Shim *s);
+void net_free(Net *n);
+/* Take over the taps a previous shim recorded in its state. */
+void net_restore(Net *n, const KvShimStateResult *st);
+/* Before the VM starts: check the namespace and find its interfaces.
+ * KV_E_NOT_FOUND when the path does not exist, KV_E_INVALID when it is no
+ * network namespace or has no interface with an address. No-op without a
+ * netns in the config. */
+gboolean net_prepare(Net *n, GError **error);
+/* Once the agent answered: taps, tc redirects, the guest's interfaces. On
+ * failure what was made stays recorded for net_teardown. */
+gboolean net_attach(Net *n, GError **error);
+/* The VM is gone: remove the taps and the qdiscs (with their filters) that
+ * the shim made; the namespace's own interfaces stay as they were. Without
+ * a record in memory (--cleanup), the last state.json says what was made. */
+void net_teardown(Net *n);
