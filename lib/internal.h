@@ -43,6 +43,7 @@ typedef struct {
   char *state;    /* DIR/state.json  (written by the shim) */
   char *console;  /* DIR/console.log */
   char *shim_log; /* DIR/shim.log */
+  char *lock;     /* DIR/recover.lock: flock(2) serialising recovery/destroy */
   char *shim_sock;
   char *agent_sock;
   char *vmm_root;   /* RUN/vmm */
@@ -102,5 +103,8 @@ char *kv_guest_cmdline(void);
 /* Timeouts (ms). Generous: TCG under load is slow. */
 #define KV_BOOT_TIMEOUT_MS 180000
 #define KV_CALL_TIMEOUT_MS 60000
+/* How long a client waits for a sandbox's lock (recovery, destroy) that
+ * another client holds: longer than a recovery's own wait for its shim. */
+#define KV_LOCK_TIMEOUT_MS 120000
 
 G_END_DECLS

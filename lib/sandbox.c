@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -191,6 +192,91 @@ static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *
   return ok;
 }
 
+/* ---- the sandbox lock ---- */
+
+/* Take the sandbox's lock, an flock(2) on DIR/recover.lock, waiting at most
+ * timeout_ms for another client (any process or thread: each open is a
+ * lock of its own) to release it. Whoever recovers or destroys a sandbox
+ * holds it, so that one shim at most is started for it at a time: the
+ * embedded driver admits one process per root, and a second shim that
+ * starts while another recovers would fail and fight over the same state.
+ * The lock is on the file's open description: O_CLOEXEC keeps it out of
+ * the shim (which would otherwise hold it as long as it runs), and the
+ * kernel drops it when the holder dies. Returns the fd to close(2), or -1:
+ * KATAVM_E_NOT_FOUND once the sandbox is gone (removed while we waited),
+ * KATAVM_E_TIMEOUT. */
+static int sandbox_lock(const KvPaths *p, const char *id, guint timeout_ms, GError **error) {
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  for (;;) {
+    int fd = open(p->lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int en = errno;
+      if (en == ENOENT)
+        g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+      else
+        g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot open %s: %s", p->lock, g_strerror(en));
+      return -1;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      int en = errno;
+      if (en != EWOULDBLOCK && en != EINTR) {
+        close(fd);
+        g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot lock %s: %s", p->lock, g_strerror(en));
+        return -1;
+      }
+      if (g_get_monotonic_time() > deadline) {
+        close(fd);
+        g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
+                    "sandbox '%s' is busy: another client has been recovering or removing it "
+                    "for more than %u s",
+                    id, timeout_ms / 1000);
+        return -1;
+      }
+      g_usleep(20000);
+    }
+    /* Destroy removes the file with the sandbox while waiters hold it
+     * open: only a lock on the file still in place counts. */
+    struct stat held, now;
+    if (fstat(fd, &held) == 0 && lstat(p->lock, &now) == 0 && held.st_dev == now.st_dev &&
+        held.st_ino == now.st_ino)
+      return fd;
+    close(fd);
+    if (!g_file_test(p->dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+      return -1;
+    }
+  }
+}
+
+/* The shim of sandbox `id` did not answer: under the sandbox's lock, connect
+ * to the shim that another client recovered while we waited, or start one in
+ * --recover mode and wait for it to report. A recovery that fails leaves the
+ * VM and the state in place for `katavm sandbox rm -f`. */
+static KvConn *connect_or_recover(katavm_runtime *rt, const KvPaths *p, const char *id,
+                                  GMainContext *ctx, GError **error) {
+  int lk = sandbox_lock(p, id, KV_LOCK_TIMEOUT_MS, error);
+  if (lk < 0)
+    return NULL;
+  g_autoptr(GError) e = NULL;
+  KvConn *c = kv_shim_connect(p, ctx, &e);
+  if (!c && e->code == KATAVM_E_STATE && live_shim_pid(p, id) == 0) {
+    g_clear_error(&e);
+    if (run_shim_mode(rt, p, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
+      c = kv_shim_connect(p, ctx, &e);
+    if (!c)
+      g_set_error(error, KV_ERROR,
+                  g_error_matches(e, KV_ERROR, KATAVM_E_TIMEOUT) ? KATAVM_E_TIMEOUT
+                                                                 : KATAVM_E_STATE,
+                  "the shim of sandbox '%s' is gone and recovery failed (remove it with "
+                  "`katavm sandbox rm -f %s`): %s",
+                  id, id, e->message);
+  } else if (!c) {
+    g_propagate_error(error, g_steal_pointer(&e));
+  }
+  close(lk);
+  return c;
+}
+
 /* Tear down whatever exists of sandbox `id`, whatever state it is in.
  * Only removes the state once the VM is known gone, so a failure never
  * leaves an untracked QEMU. */
@@ -368,16 +454,10 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out
   }
   kv_config_clear(&c);
   sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
-  if (!sb->conn && e->code == KATAVM_E_STATE && live_shim_pid(&sb->paths, id) == 0) {
-    /* The shim died; QEMU survives it. A new shim reattaches to the VM. */
+  if (!sb->conn && e->code == KATAVM_E_STATE) {
+    /* The shim died (QEMU survives it) or is being replaced right now. */
     g_clear_error(&e);
-    if (run_shim_mode(rt, &sb->paths, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
-      sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
-    else
-      g_prefix_error(&e,
-                     "the shim of sandbox '%s' is gone and recovery "
-                     "failed (remove it with `katavm sandbox rm -f %s`): ",
-                     id, id);
+    sb->conn = connect_or_recover(rt, &sb->paths, id, sb->ctx, &e);
   }
   if (!sb->conn) {
     katavm_sandbox_close(sb);
@@ -421,9 +501,21 @@ int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **er
   kv_paths_init(&p, rt->root, id);
   if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) && !g_file_test(p.run, G_FILE_TEST_EXISTS))
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
-  if (!teardown(rt, &p, id, &e))
-    return kv_error_propagate(err, e);
-  return 0;
+  /* Not while another client recovers it (a shim this teardown does not
+   * know of yet would hold the VM) or removes it. */
+  int lk = -1;
+  if (g_file_test(p.dir, G_FILE_TEST_IS_DIR)) {
+    lk = sandbox_lock(&p, id, KV_LOCK_TIMEOUT_MS, &e);
+    if (lk < 0 && !g_error_matches(e, KV_ERROR, KATAVM_E_NOT_FOUND))
+      return kv_error_propagate(err, e);
+    g_clear_error(&e);
+    if (lk < 0 && !g_file_test(p.run, G_FILE_TEST_EXISTS))
+      return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  }
+  gboolean ok = teardown(rt, &p, id, &e);
+  if (lk >= 0)
+    close(lk);
+  return ok ? 0 : kv_error_propagate(err, e);
 }
 
 int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err) {
