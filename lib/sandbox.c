@@ -68,6 +68,17 @@ KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error) {
   return kv_shim_connect_full(p, ctx, &h, NULL, error);
 }
 
+/* Whether something still accepts connections on the shim's socket. */
+static gboolean shim_listens(const KvPaths *p) {
+  g_autoptr(GError) e = NULL;
+  int fd = kv_unix_connect(p->shim_sock, &e);
+  if (fd >= 0) {
+    close(fd);
+    return TRUE;
+  }
+  return !g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+}
+
 KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHandlers *h,
                              gpointer user, GError **error) {
   g_autoptr(GError) e = NULL;
@@ -80,9 +91,17 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHa
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
-  if (!kv_conn_wait_ready(c, 10000, error)) {
+  if (!kv_conn_wait_ready(c, 10000, &e)) {
+    gboolean closed = kv_conn_is_closed(c);
     kv_conn_close(c);
     kv_conn_unref(c);
+    /* A shim that dies with our connection in its backlog resets it: if
+     * nothing listens any more, the shim is gone, not misbehaving. */
+    if (closed && !shim_listens(p)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_STATE, "the shim went away: %s", e->message);
+      return NULL;
+    }
+    g_propagate_error(error, g_steal_pointer(&e));
     return NULL;
   }
   return c;
@@ -158,17 +177,23 @@ static gboolean keep_ticking(gpointer unused) {
   return G_SOURCE_CONTINUE;
 }
 
-/* The shim pid recorded in state.json, if that process is still a
- * katavm-shim for this id (pids get reused). 0 otherwise. */
-
-static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+/* The shim pid recorded in state.json, 0 if none. */
+static pid_t recorded_shim_pid(const KvPaths *p) {
   /* Only the pid, so that a state file damaged elsewhere still names its
    * shim for destroy. */
   g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
   KvStatePid sp;
   if (!st || !kv_msg_decode(&kv_state_pid_desc, st, &sp, NULL))
     return 0;
-  gint64 pid = sp.shim_pid;
+  return sp.shim_pid > 0 && sp.shim_pid <= G_MAXINT ? (pid_t)sp.shim_pid : 0;
+}
+
+/* The shim pid recorded in state.json, if that process is still a
+ * katavm-shim for this id (pids get reused). 0 otherwise. */
+static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+  pid_t pid = recorded_shim_pid(p);
+  if (pid <= 0)
+    return 0;
   g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
   g_autofree char *cmd = NULL;
   gsize len = 0;
@@ -179,7 +204,47 @@ static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   for (gsize off = 0; off < len; off += strlen(cmd + off) + 1)
     if (strcmp(cmd + off, id) == 0)
       has_id = TRUE;
-  return (is_shim && has_id) ? (pid_t)pid : 0;
+  return (is_shim && has_id) ? pid : 0;
+}
+
+/* Whether process `pid` (a thread group) has exited: gone, or a zombie
+ * whose threads have all finished (its leader turns zombie while the other
+ * threads may still be closing the files they share). */
+static gboolean proc_exited(pid_t pid) {
+  g_autofree char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  if (!d)
+    return TRUE;
+  const char *tid;
+  while ((tid = g_dir_read_name(d))) {
+    g_autofree char *path = g_strdup_printf("%s/%s/stat", dir, tid);
+    g_autofree char *st = NULL;
+    if (!g_file_get_contents(path, &st, NULL, NULL))
+      continue;
+    /* "TID (COMM) STATE ...": COMM may hold anything, the last ')' ends it. */
+    const char *rp = strrchr(st, ')');
+    if (rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* A shim killed a moment ago may still hold its files, the embedded
+ * driver's pid file among them, after its command line is gone (which is
+ * all live_shim_pid sees): wait (bounded) for it to finish exiting before
+ * a new shim opens the root. A pid reused by another program is not
+ * waited for. */
+static void wait_shim_exited(const KvPaths *p, guint timeout_ms) {
+  pid_t pid = recorded_shim_pid(p);
+  if (pid <= 0)
+    return;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL) || !strstr(st, " (katavm-shim) "))
+    return;
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  while (!proc_exited(pid) && g_get_monotonic_time() < deadline)
+    g_usleep(10000);
 }
 
 static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *id,
@@ -261,6 +326,7 @@ static KvConn *connect_or_recover(katavm_runtime *rt, const KvPaths *p, const ch
   KvConn *c = kv_shim_connect(p, ctx, &e);
   if (!c && e->code == KATAVM_E_STATE && live_shim_pid(p, id) == 0) {
     g_clear_error(&e);
+    wait_shim_exited(p, 5000);
     if (run_shim_mode(rt, p, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
       c = kv_shim_connect(p, ctx, &e);
     if (!c)
