@@ -36,14 +36,14 @@ char *kv_id_generate(void);
 
 typedef struct {
   char *root;     /* runtime root */
-  char *dir;      /* ROOT/sandboxes/ID: config.json, state.json, logs (0700) */
+  char *dir;      /* ROOT/sandboxes/ID: config.json, state.json, logs (0700);
+                   * its flock(2) serialises recovery and destroy */
   char *run;      /* ROOT/r/HASH: sockets + embedded libvirt root (short) */
   char *shared;   /* DIR/shared: 9p-shared with the guest */
   char *config;   /* DIR/config.json (written by the library at create) */
   char *state;    /* DIR/state.json  (written by the shim) */
   char *console;  /* DIR/console.log */
   char *shim_log; /* DIR/shim.log */
-  char *lock;     /* DIR/recover.lock: flock(2) serialising recovery/destroy */
   char *shim_sock;
   char *agent_sock;
   char *vmm_root;   /* RUN/vmm */

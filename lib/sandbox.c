@@ -259,58 +259,56 @@ static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *
 
 /* ---- the sandbox lock ---- */
 
-/* Take the sandbox's lock, an flock(2) on DIR/recover.lock, waiting at most
- * timeout_ms for another client (any process or thread: each open is a
- * lock of its own) to release it. Whoever recovers or destroys a sandbox
+/* Take the sandbox's lock, an flock(2) on its state directory, waiting at
+ * most timeout_ms for another client (any process or thread: each open is
+ * a lock of its own) to release it. Whoever recovers or destroys a sandbox
  * holds it, so that one shim at most is started for it at a time: the
  * embedded driver admits one process per root, and a second shim that
  * starts while another recovers would fail and fight over the same state.
- * The lock is on the file's open description: O_CLOEXEC keeps it out of
- * the shim (which would otherwise hold it as long as it runs), and the
- * kernel drops it when the holder dies. Returns the fd to close(2), or -1:
- * KATAVM_E_NOT_FOUND once the sandbox is gone (removed while we waited),
- * KATAVM_E_TIMEOUT. */
+ * The directory itself, not a file in it, so that taking the lock creates
+ * nothing that a destroy under way would have to remove. The lock is on
+ * the open description: O_CLOEXEC keeps it out of the shim (which would
+ * otherwise hold it as long as it runs), and the kernel drops it when the
+ * holder dies. Returns the fd to close(2), or -1: KATAVM_E_NOT_FOUND once
+ * the sandbox is gone (removed while we waited), KATAVM_E_TIMEOUT. */
 static int sandbox_lock(const KvPaths *p, const char *id, guint timeout_ms, GError **error) {
   gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
-  for (;;) {
-    int fd = open(p->lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      int en = errno;
-      if (en == ENOENT)
-        g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
-      else
-        g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot open %s: %s", p->lock, g_strerror(en));
-      return -1;
-    }
-    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-      int en = errno;
-      if (en != EWOULDBLOCK && en != EINTR) {
-        close(fd);
-        g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot lock %s: %s", p->lock, g_strerror(en));
-        return -1;
-      }
-      if (g_get_monotonic_time() > deadline) {
-        close(fd);
-        g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
-                    "sandbox '%s' is busy: another client has been recovering or removing it "
-                    "for more than %u s",
-                    id, timeout_ms / 1000);
-        return -1;
-      }
-      g_usleep(20000);
-    }
-    /* Destroy removes the file with the sandbox while waiters hold it
-     * open: only a lock on the file still in place counts. */
-    struct stat held, now;
-    if (fstat(fd, &held) == 0 && lstat(p->lock, &now) == 0 && held.st_dev == now.st_dev &&
-        held.st_ino == now.st_ino)
-      return fd;
-    close(fd);
-    if (!g_file_test(p->dir, G_FILE_TEST_IS_DIR)) {
+  int fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    int en = errno;
+    if (en == ENOENT)
       g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+    else
+      g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot open %s: %s", p->dir, g_strerror(en));
+    return -1;
+  }
+  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int en = errno;
+    if (en != EWOULDBLOCK && en != EINTR) {
+      close(fd);
+      g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot lock %s: %s", p->dir, g_strerror(en));
       return -1;
     }
+    if (g_get_monotonic_time() > deadline) {
+      close(fd);
+      g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
+                  "sandbox '%s' is busy: another client has been recovering or removing it for "
+                  "more than %u s",
+                  id, timeout_ms / 1000);
+      return -1;
+    }
+    g_usleep(20000);
   }
+  /* A destroy that held the lock before us removed the directory: what we
+   * hold then is a lock on nothing. */
+  struct stat held, now;
+  if (fstat(fd, &held) < 0 || lstat(p->dir, &now) < 0 || held.st_dev != now.st_dev ||
+      held.st_ino != now.st_ino || held.st_nlink == 0) {
+    close(fd);
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+    return -1;
+  }
+  return fd;
 }
 
 /* The shim of sandbox `id` did not answer: under the sandbox's lock, connect
@@ -379,11 +377,13 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id, G
     /* A shim that did not answer destroy is hung: the embedded driver
      * allows one process per root, so it must go before cleanup opens it. */
     kill(pid, SIGKILL);
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+    for (int i = 0; i < 100 && !proc_exited(pid); i++)
       g_usleep(20000);
   }
   if (!vm_gone) {
     g_clear_error(&e);
+    /* A shim killed a moment ago (by us or anyone) may still hold the root. */
+    wait_shim_exited(p, 5000);
     if (!run_shim_mode(rt, p, id, "--cleanup", KV_CALL_TIMEOUT_MS, &e)) {
       g_propagate_prefixed_error(error, g_steal_pointer(&e), "cannot destroy sandbox '%s': ", id);
       return FALSE;

@@ -70,7 +70,6 @@ void kv_paths_init(KvPaths *p, const char *root, const char *id) {
   p->state = g_build_filename(p->dir, "state.json", NULL);
   p->console = g_build_filename(p->dir, "console.log", NULL);
   p->shim_log = g_build_filename(p->dir, "shim.log", NULL);
-  p->lock = g_build_filename(p->dir, "recover.lock", NULL);
   p->shim_sock = g_build_filename(p->run, "shim.sock", NULL);
   p->agent_sock = g_build_filename(p->run, "agent.sock", NULL);
   p->vmm_root = g_build_filename(p->run, "v", NULL);
@@ -87,7 +86,6 @@ void kv_paths_clear(KvPaths *p) {
   g_free(p->state);
   g_free(p->console);
   g_free(p->shim_log);
-  g_free(p->lock);
   g_free(p->shim_sock);
   g_free(p->agent_sock);
   g_free(p->vmm_root);

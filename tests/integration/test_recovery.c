@@ -305,6 +305,48 @@ START_TEST(parallel_recovery) {
 }
 END_TEST
 
+static gpointer destroy_main(gpointer data) {
+  Client *c = data;
+  while (!g_atomic_int_get(c->go))
+    g_usleep(100);
+  katavm_error *e = NULL;
+  if (katavm_sandbox_destroy(c->rt, SB_ID, &e) < 0)
+    client_fail(c, "destroy", e);
+  else
+    c->ok = TRUE;
+  return NULL;
+}
+
+/* Openers that find the shim dead race a destroy: whichever gets the lock
+ * first, no recovery may start a shim for a sandbox once it is removed,
+ * and nothing is left. */
+START_TEST(recovery_races_destroy) {
+  katavm_runtime *rt = kvt_runtime();
+  katavm_sandbox *sb = kvt_create(rt, SB_ID);
+  Pids first = inspect_pids(sb);
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(kill((pid_t)first.shim, SIGKILL), 0);
+  gint go = 0;
+  Client clients[5] = {0};
+  GThread *threads[5];
+  for (int i = 0; i < 5; i++) {
+    clients[i] = (Client){.rt = rt, .kind = CLIENT_CHECK, .go = &go};
+    threads[i] = g_thread_new("client", i == 2 ? destroy_main : client_main, &clients[i]);
+  }
+  g_atomic_int_set(&go, 1);
+  for (int i = 0; i < 5; i++)
+    g_thread_join(threads[i]);
+  ck_assert_msg(clients[2].ok, "%s", clients[2].what);
+  for (int i = 0; i < 5; i++)
+    g_free(clients[i].what);
+  ck_assert_int_ne(kill((pid_t)first.qemu, 0), 0);
+  ck_assert_int_eq(count_qemus(), 0);
+  ck_assert_int_eq(count_shims(), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
 /* Hold the embedded driver's pid file (libvirt locks it with fcntl) so that
  * a recovering shim cannot open the sandbox's libvirt root. */
 static int hold_driver_pid(void) {
@@ -402,6 +444,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 900);
   tcase_add_test(t, parallel_recovery);
   tcase_add_test(t, failed_recovery_keeps_state);
+  tcase_add_test(t, recovery_races_destroy);
   suite_add_tcase(s, t);
   return s;
 }
