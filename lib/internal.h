@@ -36,7 +36,8 @@ char *kv_id_generate(void);
 
 typedef struct {
   char *root;     /* runtime root */
-  char *dir;      /* ROOT/sandboxes/ID: config.json, state.json, logs (0700) */
+  char *dir;      /* ROOT/sandboxes/ID: config.json, state.json, logs (0700);
+                   * its flock(2) serialises recovery and destroy */
   char *run;      /* ROOT/r/HASH: sockets + embedded libvirt root (short) */
   char *shared;   /* DIR/shared: 9p-shared with the guest */
   char *config;   /* DIR/config.json (written by the library at create) */
@@ -103,5 +104,8 @@ char *kv_guest_cmdline(void);
 /* Timeouts (ms). Generous: TCG under load is slow. */
 #define KV_BOOT_TIMEOUT_MS 180000
 #define KV_CALL_TIMEOUT_MS 60000
+/* How long a client waits for a sandbox's lock (recovery, destroy) that
+ * another client holds: longer than a recovery's own wait for its shim. */
+#define KV_LOCK_TIMEOUT_MS 120000
 
 G_END_DECLS

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -67,6 +68,17 @@ KvConn *kv_shim_connect(const KvPaths *p, GMainContext *ctx, GError **error) {
   return kv_shim_connect_full(p, ctx, &h, NULL, error);
 }
 
+/* Whether something still accepts connections on the shim's socket. */
+static gboolean shim_listens(const KvPaths *p) {
+  g_autoptr(GError) e = NULL;
+  int fd = kv_unix_connect(p->shim_sock, &e);
+  if (fd >= 0) {
+    close(fd);
+    return TRUE;
+  }
+  return !g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+}
+
 KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHandlers *h,
                              gpointer user, GError **error) {
   g_autoptr(GError) e = NULL;
@@ -79,9 +91,17 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHa
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
-  if (!kv_conn_wait_ready(c, 10000, error)) {
+  if (!kv_conn_wait_ready(c, 10000, &e)) {
+    gboolean closed = kv_conn_is_closed(c);
     kv_conn_close(c);
     kv_conn_unref(c);
+    /* A shim that dies with our connection in its backlog resets it: if
+     * nothing listens any more, the shim is gone, not misbehaving. */
+    if (closed && !shim_listens(p)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_STATE, "the shim went away: %s", e->message);
+      return NULL;
+    }
+    g_propagate_error(error, g_steal_pointer(&e));
     return NULL;
   }
   return c;
@@ -157,17 +177,23 @@ static gboolean keep_ticking(gpointer unused) {
   return G_SOURCE_CONTINUE;
 }
 
-/* The shim pid recorded in state.json, if that process is still a
- * katavm-shim for this id (pids get reused). 0 otherwise. */
-
-static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+/* The shim pid recorded in state.json, 0 if none. */
+static pid_t recorded_shim_pid(const KvPaths *p) {
   /* Only the pid, so that a state file damaged elsewhere still names its
    * shim for destroy. */
   g_autoptr(JsonObject) st = kv_json_file_load(p->state, NULL);
   KvStatePid sp;
   if (!st || !kv_msg_decode(&kv_state_pid_desc, st, &sp, NULL))
     return 0;
-  gint64 pid = sp.shim_pid;
+  return sp.shim_pid > 0 && sp.shim_pid <= G_MAXINT ? (pid_t)sp.shim_pid : 0;
+}
+
+/* The shim pid recorded in state.json, if that process is still a
+ * katavm-shim for this id (pids get reused). 0 otherwise. */
+static pid_t live_shim_pid(const KvPaths *p, const char *id) {
+  pid_t pid = recorded_shim_pid(p);
+  if (pid <= 0)
+    return 0;
   g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)pid);
   g_autofree char *cmd = NULL;
   gsize len = 0;
@@ -178,7 +204,47 @@ static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   for (gsize off = 0; off < len; off += strlen(cmd + off) + 1)
     if (strcmp(cmd + off, id) == 0)
       has_id = TRUE;
-  return (is_shim && has_id) ? (pid_t)pid : 0;
+  return (is_shim && has_id) ? pid : 0;
+}
+
+/* Whether process `pid` (a thread group) has exited: gone, or a zombie
+ * whose threads have all finished (its leader turns zombie while the other
+ * threads may still be closing the files they share). */
+static gboolean proc_exited(pid_t pid) {
+  g_autofree char *dir = g_strdup_printf("/proc/%d/task", (int)pid);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  if (!d)
+    return TRUE;
+  const char *tid;
+  while ((tid = g_dir_read_name(d))) {
+    g_autofree char *path = g_strdup_printf("%s/%s/stat", dir, tid);
+    g_autofree char *st = NULL;
+    if (!g_file_get_contents(path, &st, NULL, NULL))
+      continue;
+    /* "TID (COMM) STATE ...": COMM may hold anything, the last ')' ends it. */
+    const char *rp = strrchr(st, ')');
+    if (rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X')
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* A shim killed a moment ago may still hold its files, the embedded
+ * driver's pid file among them, after its command line is gone (which is
+ * all live_shim_pid sees): wait (bounded) for it to finish exiting before
+ * a new shim opens the root. A pid reused by another program is not
+ * waited for. */
+static void wait_shim_exited(const KvPaths *p, guint timeout_ms) {
+  pid_t pid = recorded_shim_pid(p);
+  if (pid <= 0)
+    return;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL) || !strstr(st, " (katavm-shim) "))
+    return;
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  while (!proc_exited(pid) && g_get_monotonic_time() < deadline)
+    g_usleep(10000);
 }
 
 static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *id,
@@ -189,6 +255,90 @@ static gboolean run_shim_mode(katavm_runtime *rt, const KvPaths *p, const char *
   gboolean ok = kv_shim_wait_ready(rd, timeout_ms, error);
   close(rd);
   return ok;
+}
+
+/* ---- the sandbox lock ---- */
+
+/* Take the sandbox's lock, an flock(2) on its state directory, waiting at
+ * most timeout_ms for another client (any process or thread: each open is
+ * a lock of its own) to release it. Whoever recovers or destroys a sandbox
+ * holds it, so that one shim at most is started for it at a time: the
+ * embedded driver admits one process per root, and a second shim that
+ * starts while another recovers would fail and fight over the same state.
+ * The directory itself, not a file in it, so that taking the lock creates
+ * nothing that a destroy under way would have to remove. The lock is on
+ * the open description: O_CLOEXEC keeps it out of the shim (which would
+ * otherwise hold it as long as it runs), and the kernel drops it when the
+ * holder dies. Returns the fd to close(2), or -1: KATAVM_E_NOT_FOUND once
+ * the sandbox is gone (removed while we waited), KATAVM_E_TIMEOUT. */
+static int sandbox_lock(const KvPaths *p, const char *id, guint timeout_ms, GError **error) {
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  int fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    int en = errno;
+    if (en == ENOENT)
+      g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+    else
+      g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot open %s: %s", p->dir, g_strerror(en));
+    return -1;
+  }
+  while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int en = errno;
+    if (en != EWOULDBLOCK && en != EINTR) {
+      close(fd);
+      g_set_error(error, KV_ERROR, KATAVM_E_IO, "cannot lock %s: %s", p->dir, g_strerror(en));
+      return -1;
+    }
+    if (g_get_monotonic_time() > deadline) {
+      close(fd);
+      g_set_error(error, KV_ERROR, KATAVM_E_TIMEOUT,
+                  "sandbox '%s' is busy: another client has been recovering or removing it for "
+                  "more than %u s",
+                  id, timeout_ms / 1000);
+      return -1;
+    }
+    g_usleep(20000);
+  }
+  /* A destroy that held the lock before us removed the directory: what we
+   * hold then is a lock on nothing. */
+  struct stat held, now;
+  if (fstat(fd, &held) < 0 || lstat(p->dir, &now) < 0 || held.st_dev != now.st_dev ||
+      held.st_ino != now.st_ino || held.st_nlink == 0) {
+    close(fd);
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+    return -1;
+  }
+  return fd;
+}
+
+/* The shim of sandbox `id` did not answer: under the sandbox's lock, connect
+ * to the shim that another client recovered while we waited, or start one in
+ * --recover mode and wait for it to report. A recovery that fails leaves the
+ * VM and the state in place for `katavm sandbox rm -f`. */
+static KvConn *connect_or_recover(katavm_runtime *rt, const KvPaths *p, const char *id,
+                                  GMainContext *ctx, GError **error) {
+  int lk = sandbox_lock(p, id, KV_LOCK_TIMEOUT_MS, error);
+  if (lk < 0)
+    return NULL;
+  g_autoptr(GError) e = NULL;
+  KvConn *c = kv_shim_connect(p, ctx, &e);
+  if (!c && e->code == KATAVM_E_STATE && live_shim_pid(p, id) == 0) {
+    g_clear_error(&e);
+    wait_shim_exited(p, 5000);
+    if (run_shim_mode(rt, p, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
+      c = kv_shim_connect(p, ctx, &e);
+    if (!c)
+      g_set_error(error, KV_ERROR,
+                  g_error_matches(e, KV_ERROR, KATAVM_E_TIMEOUT) ? KATAVM_E_TIMEOUT
+                                                                 : KATAVM_E_STATE,
+                  "the shim of sandbox '%s' is gone and recovery failed (remove it with "
+                  "`katavm sandbox rm -f %s`): %s",
+                  id, id, e->message);
+  } else if (!c) {
+    g_propagate_error(error, g_steal_pointer(&e));
+  }
+  close(lk);
+  return c;
 }
 
 /* Tear down whatever exists of sandbox `id`, whatever state it is in.
@@ -227,11 +377,13 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id, G
     /* A shim that did not answer destroy is hung: the embedded driver
      * allows one process per root, so it must go before cleanup opens it. */
     kill(pid, SIGKILL);
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+    for (int i = 0; i < 100 && !proc_exited(pid); i++)
       g_usleep(20000);
   }
   if (!vm_gone) {
     g_clear_error(&e);
+    /* A shim killed a moment ago (by us or anyone) may still hold the root. */
+    wait_shim_exited(p, 5000);
     if (!run_shim_mode(rt, p, id, "--cleanup", KV_CALL_TIMEOUT_MS, &e)) {
       g_propagate_prefixed_error(error, g_steal_pointer(&e), "cannot destroy sandbox '%s': ", id);
       return FALSE;
@@ -371,16 +523,10 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out
   }
   kv_config_clear(&c);
   sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
-  if (!sb->conn && e->code == KATAVM_E_STATE && live_shim_pid(&sb->paths, id) == 0) {
-    /* The shim died; QEMU survives it. A new shim reattaches to the VM. */
+  if (!sb->conn && e->code == KATAVM_E_STATE) {
+    /* The shim died (QEMU survives it) or is being replaced right now. */
     g_clear_error(&e);
-    if (run_shim_mode(rt, &sb->paths, id, "--recover", KV_CALL_TIMEOUT_MS, &e))
-      sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
-    else
-      g_prefix_error(&e,
-                     "the shim of sandbox '%s' is gone and recovery "
-                     "failed (remove it with `katavm sandbox rm -f %s`): ",
-                     id, id);
+    sb->conn = connect_or_recover(rt, &sb->paths, id, sb->ctx, &e);
   }
   if (!sb->conn) {
     katavm_sandbox_close(sb);
@@ -424,9 +570,21 @@ int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **er
   kv_paths_init(&p, rt->root, id);
   if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) && !g_file_test(p.run, G_FILE_TEST_EXISTS))
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
-  if (!teardown(rt, &p, id, &e))
-    return kv_error_propagate(err, e);
-  return 0;
+  /* Not while another client recovers it (a shim this teardown does not
+   * know of yet would hold the VM) or removes it. */
+  int lk = -1;
+  if (g_file_test(p.dir, G_FILE_TEST_IS_DIR)) {
+    lk = sandbox_lock(&p, id, KV_LOCK_TIMEOUT_MS, &e);
+    if (lk < 0 && !g_error_matches(e, KV_ERROR, KATAVM_E_NOT_FOUND))
+      return kv_error_propagate(err, e);
+    g_clear_error(&e);
+    if (lk < 0 && !g_file_test(p.run, G_FILE_TEST_EXISTS))
+      return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  }
+  gboolean ok = teardown(rt, &p, id, &e);
+  if (lk >= 0)
+    close(lk);
+  return ok ? 0 : kv_error_propagate(err, e);
 }
 
 int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err) {

@@ -271,13 +271,16 @@ KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_co
                                      katavm_sandbox **out, katavm_error **err);
 
 /* Attach to an existing sandbox by id (from any process). A sandbox whose
- * shim died is recovered (a new shim reattaches to the VM).
+ * shim died is recovered (a new shim reattaches to the running VM); one
+ * recovery at a time per sandbox, whatever the number of callers: the
+ * others wait for it (at most 120 s) and then use the recovered shim.
  * out: receives the handle, closed with katavm_sandbox_close().
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND (no such sandbox),
- * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE / KATAVM_E_IO (its
- * shim is gone and recovery failed: katavm_sandbox_destroy() cleans it
- * up), KATAVM_E_PROTOCOL / KATAVM_E_AGENT / KATAVM_E_TIMEOUT (the shim
- * misbehaved). */
+ * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone
+ * and recovery failed; the sandbox, its VM and its state are kept, and
+ * katavm_sandbox_destroy() removes them), KATAVM_E_TIMEOUT (another
+ * recovery did not finish in time, or the shim did not answer),
+ * KATAVM_E_PROTOCOL / KATAVM_E_AGENT (the shim misbehaved). */
 KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
                                    katavm_error **err);
 

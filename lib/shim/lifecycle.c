@@ -357,8 +357,17 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
 
 void lifecycle_boot_failed(Lifecycle *lc, gboolean recover) {
   Shim *s = lc->s;
-  if (recover && s->vmm && kv_vmm_is_running(s->vmm, s->p.domain))
+  if (recover) {
+    /* Whatever failed (libvirt busy or not reachable, the agent silent, the
+     * VM gone), this shim does not know that the VM is gone for good, and
+     * its state and mounts are the sandbox's, not this shim's: leave them
+     * all for `katavm sandbox rm -f` (--cleanup), which finds and removes
+     * everything, QEMU included. */
+    shim_log("recovery failed: the VM and the sandbox's state are left in place");
+    agent_drop(lc);
+    g_clear_pointer(&s->vmm, kv_vmm_close);
     return;
+  }
   /* Leave nothing behind: no VM, no state. */
   agent_drop(lc);
   g_autoptr(GError) ce = NULL;

@@ -17,8 +17,8 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error);
 /* Start the VM (or, recovering, find it running), connect to the agent,
  * check it; the sandbox is then "running". Before the main loop runs. */
 gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error);
-/* After a failed create or recover: leave no VM and no state behind
- * (unless recovering and the VM still runs). */
+/* After a failed create: leave no VM and no state behind. After a failed
+ * recover: leave the VM (it may run) and all state as they are. */
 void lifecycle_boot_failed(Lifecycle *lc, gboolean recover);
 /* --cleanup: destroy the VM if any and remove all state. */
 gboolean lifecycle_cleanup(Lifecycle *lc, GError **error);

@@ -10,8 +10,9 @@
  *   --create   boot the VM, wait for the agent, report on --ready-fd, serve
  *   --recover  reattach to a running VM whose previous shim died, serve
  *   --cleanup  destroy the VM if any, remove all state, exit
- * On any failure before "ready" the shim leaves nothing behind: no VM and no
- * state directory.
+ * On any failure before "ready" a create leaves nothing behind: no VM and no
+ * state directory. A recover that fails leaves everything as it found it
+ * (the VM may still run): `katavm sandbox rm -f` removes it.
  *
  * This file parses the arguments, wires the layers (state.h says which) and
  * runs the main loop. */
@@ -103,9 +104,15 @@ int main(int argc, char **argv) {
     }
   }
   KvAccel want;
+  /* Create listens before it boots (a socket that cannot be made fails it
+   * early, before there is a VM). Recover listens only once it has the VM
+   * and the agent: until then the dead shim's socket refuses connections,
+   * so a client waits on the sandbox's lock (held by whoever started this
+   * shim) instead of in front of a shim that may yet fail. */
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
                 kv_accel_resolve(want, &s.accel, NULL, &e) && lifecycle_vmm_connect(lc, &e) &&
-                clients_listen(cl, &e) && lifecycle_boot(lc, m_recover, &e);
+                (m_recover || clients_listen(cl, &e)) && lifecycle_boot(lc, m_recover, &e) &&
+                (!m_recover || clients_listen(cl, &e));
   if (!ok) {
     shim_log("%s failed: %s", m_recover ? "recover" : "create", e->message);
     lifecycle_boot_failed(lc, m_recover);
