@@ -140,6 +140,18 @@ static int link_set(struct nl_sock *sk, int ifindex, guint mtu, gboolean up) {
   return rc;
 }
 
+gboolean agent_net_lo_up(GError **error) {
+  struct nl_sock *sk = nl_open();
+  if (!sk)
+    return fail(error, KV_E_IO, "lo: cannot open a netlink socket");
+  int ifindex = (int)if_nametoindex("lo");
+  int rc = ifindex > 0 ? link_set(sk, ifindex, 0, TRUE) : -NLE_NODEV;
+  nl_socket_free(sk);
+  if (rc < 0)
+    return fail(error, KV_E_IO, "lo: cannot bring it up: %s", nl_geterror(rc));
+  return TRUE;
+}
+
 /* Add a route (FALSE: its addresses do not parse; *rc: netlink's answer). */
 static gboolean route_add(struct nl_sock *sk, int ifindex, const KvRoute *r, int *rc) {
   struct nl_addr *dst = NULL, *gw = NULL;

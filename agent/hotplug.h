@@ -15,3 +15,6 @@ gboolean agent_m_disk_add(AgentCall *call, const KvDiskAddParams *params, KvDisk
                           GError **error);
 gboolean agent_m_disk_remove(AgentCall *call, const KvDiskRemoveParams *params, KvEmpty *r,
                              GError **error);
+
+/* Brings the guest's loopback interface up (the kernel leaves it down). */
+gboolean agent_net_lo_up(GError **error);

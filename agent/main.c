@@ -12,6 +12,7 @@
 #include "boot.h"
 #include "unixsock.h"
 #include "channel.h"
+#include "hotplug.h"
 #include "log.h"
 #include "power.h"
 #include "signals.h"
@@ -95,6 +96,10 @@ int main(int argc, char **argv) {
     g_autoptr(GError) err = NULL;
     if (!agent_boot_early(&err))
       agent_fatal("boot: %s", err->message);
+    /* The pod's containers share the guest's network namespace: its
+     * loopback is theirs (127.0.0.1 between containers, as in a pod). */
+    if (!agent_net_lo_up(&err))
+      agent_error("%s", err->message);
     agent_debug("early boot done");
   }
 

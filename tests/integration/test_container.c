@@ -296,6 +296,27 @@ START_TEST(pod_with_containers) {
   add(sb, "c1", b1);
   add(sb, "c2", b2);
 
+  /* The pod's containers share one network namespace with its loopback up,
+   * as in Kubernetes: c2 fetches a page that c1 serves on 127.0.0.1. */
+  {
+    g_autofree char *lo = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("ip", "link", "show", "lo"), NULL, &lo, NULL), 0);
+    ck_assert_msg(strstr(lo, "UP"), "lo is not up in the guest: %s", lo);
+    ck_assert_int_eq(kvt_exec(sb, "c1",
+                              ARGV("sh", "-c",
+                                   "mkdir -p /dev/shm/www && echo from-c1 > /dev/shm/www/index.html"
+                                   " && httpd -p 127.0.0.1:18081 -h /dev/shm/www"),
+                              NULL, NULL, NULL),
+                     0);
+    g_autofree char *page = NULL, *werr = NULL;
+    int rc = kvt_exec(sb, "c2", ARGV("wget", "-q", "-O", "-", "http://127.0.0.1:18081/"), NULL,
+                      &page, &werr);
+    ck_assert_msg(rc == 0, "wget from c2: %d %s", rc, werr);
+    ck_assert_str_eq(page, "from-c1\n");
+    /* c1's processes are counted further down. */
+    ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("killall", "httpd"), NULL, NULL, NULL), 0);
+  }
+
   /* HOME comes from the rootfs's /etc/passwd when the environment has
    * none: for the container's user (read once, at creation), for another
    * user (read for the exec), and not at all when the exec sets it. */
