@@ -284,3 +284,12 @@ void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *, gpointer), gpo
   g_autofree char *s = json_to_string(root, TRUE);
   ck_assert(g_file_set_contents(path, s, -1, NULL));
 }
+
+int kvt_run_suite(Suite *s) {
+  SRunner *r = srunner_create(s);
+  srunner_run_all(r, CK_VERBOSE);
+  int failed = srunner_ntests_failed(r);
+  srunner_free(r);
+  kvt_sweep();
+  return failed ? 1 : 0;
+}

@@ -50,3 +50,7 @@ int kvt_drain(katavm_process *p, char **out, char **err);
 int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Rewrite a bundle's config.json through a JSON edit callback. */
 void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *spec, gpointer), gpointer user);
+
+/* Runs the suite (verbose), sweeps the test root, and gives main's exit
+ * status: 0 when every test passed. */
+int kvt_run_suite(Suite *s);

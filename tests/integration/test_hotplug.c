@@ -300,10 +300,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-  SRunner *r = srunner_create(suite());
-  srunner_run_all(r, CK_VERBOSE);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  kvt_sweep();
-  return failed ? 1 : 0;
+  return kvt_run_suite(suite());
 }

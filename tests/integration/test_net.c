@@ -293,11 +293,7 @@ static Suite *suite(void) {
 
 int main(void) {
   names(); /* of this process: a failed test's leftovers go in the next set-up */
-  SRunner *r = srunner_create(suite());
-  srunner_run_all(r, CK_VERBOSE);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  kvt_sweep();
+  int rc = kvt_run_suite(suite());
   drop_all();
-  return failed ? 1 : 0;
+  return rc;
 }

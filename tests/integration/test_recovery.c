@@ -230,8 +230,8 @@ static void cli_inspect_finish(GSubprocess *sp, int round) {
   g_object_unref(sp);
 }
 
-START_TEST(parallel_recovery) {
-  katavm_runtime *rt = kvt_runtime();
+/* The sandbox SB_ID with the container CID running; its shim and QEMU. */
+static Pids pod_up(katavm_runtime *rt) {
   katavm_sandbox *sb = kvt_create(rt, SB_ID);
   g_autofree char *dir = g_build_filename(workdir, "bundle", NULL);
   g_autofree char *b = kvt_make_rootfs(dir, TRUE);
@@ -246,6 +246,14 @@ START_TEST(parallel_recovery) {
   ck_assert_msg(rc == 0, "start: %s", katavm_error_message(e));
   Pids first = inspect_pids(sb);
   katavm_sandbox_close(sb);
+  return first;
+}
+
+START_TEST(parallel_recovery) {
+  katavm_runtime *rt = kvt_runtime();
+  Pids first = pod_up(rt);
+  katavm_error *e = NULL;
+  int rc;
 
   gint64 t0 = g_get_monotonic_time();
   for (int round = 0; round < ROUNDS; round++) {
@@ -376,20 +384,10 @@ static int hold_driver_pid(void) {
 
 START_TEST(failed_recovery_keeps_state) {
   katavm_runtime *rt = kvt_runtime();
-  katavm_sandbox *sb = kvt_create(rt, SB_ID);
-  g_autofree char *dir = g_build_filename(workdir, "bundle", NULL);
-  g_autofree char *b = kvt_make_rootfs(dir, TRUE);
-  kvt_edit_spec(b, idle_forever, NULL);
-  katavm_container_config cc;
-  katavm_container_config_init(&cc);
-  cc.bundle = b;
+  Pids first = pod_up(rt);
+  katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
-  int rc = katavm_container_add(sb, CID, &cc, NULL, &e);
-  ck_assert_msg(rc == 0, "add: %s", katavm_error_message(e));
-  rc = katavm_container_start(sb, CID, &e);
-  ck_assert_msg(rc == 0, "start: %s", katavm_error_message(e));
-  Pids first = inspect_pids(sb);
-  katavm_sandbox_close(sb);
+  int rc;
   ck_assert_int_eq(kill((pid_t)first.shim, SIGKILL), 0);
   wait_dead((pid_t)first.shim);
 
@@ -450,10 +448,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-  SRunner *r = srunner_create(suite());
-  srunner_run_all(r, CK_VERBOSE);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  kvt_sweep();
-  return failed ? 1 : 0;
+  return kvt_run_suite(suite());
 }
