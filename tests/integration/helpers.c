@@ -293,3 +293,21 @@ int kvt_run_suite(Suite *s) {
   kvt_sweep();
   return failed ? 1 : 0;
 }
+
+char *kvt_workdir_new(const char *name) {
+  char *dir = name ? g_strdup_printf("%s-work-%s", kvt_root(), name)
+                   : g_strdup_printf("%s-work", kvt_root());
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+  ck_assert_int_eq(g_mkdir_with_parents(dir, 0755), 0);
+  return dir;
+}
+
+void kvt_workdir_drop(char **dir) {
+  if (!*dir)
+    return;
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", *dir);
+  int rc = system(cmd);
+  (void)rc;
+  g_clear_pointer(dir, g_free);
+}

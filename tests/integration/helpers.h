@@ -54,3 +54,8 @@ void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *spec, gpointer),
 /* Runs the suite (verbose), sweeps the test root, and gives main's exit
  * status: 0 when every test passed. */
 int kvt_run_suite(Suite *s);
+
+/* A fresh, empty work directory beside the test root, named after the test
+ * (kvt_root()-work-NAME, or kvt_root()-work for NULL), and its removal. */
+char *kvt_workdir_new(const char *name);
+void kvt_workdir_drop(char **dir);

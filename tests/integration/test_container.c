@@ -22,18 +22,12 @@ static char *workdir;
 
 static void work_setup(void) {
   kvt_setup();
-  workdir = g_strdup_printf("%s-work", kvt_root());
-  g_autofree char *cmd = g_strdup_printf("rm -rf %s", workdir);
-  ck_assert_int_eq(system(cmd), 0);
-  ck_assert_int_eq(g_mkdir_with_parents(workdir, 0755), 0);
+  workdir = kvt_workdir_new(NULL);
 }
 
 static void work_teardown(void) {
   kvt_teardown();
-  g_autofree char *cmd = g_strdup_printf("rm -rf %s", workdir);
-  int rc = system(cmd);
-  (void)rc;
-  g_clear_pointer(&workdir, g_free);
+  kvt_workdir_drop(&workdir);
 }
 
 static void set_hostname(JsonObject *spec, gpointer name) {
