@@ -55,9 +55,15 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   if (!spec)
     return kv_error_propagate(err, e);
   kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
+  if (!kv_oci_add_volumes(spec, cfg->volumes, &e))
+    return kv_error_propagate(err, e);
   /* The spec with the caller's overrides, read as the agent will read it. */
   g_autoptr(KvOciSpec) parsed = kv_oci_check(spec, &e);
   if (!parsed)
+    return kv_error_propagate(err, e);
+  /* Every bind mount is a volume: its source is the host's. */
+  g_autoptr(GPtrArray) volumes = kv_oci_volumes(parsed, cfg->bundle, &e);
+  if (!volumes)
     return kv_error_propagate(err, e);
   gboolean tty = parsed->process->terminal;
   KvContainerAddParams params = {
@@ -65,6 +71,7 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
       .spec = spec,
       .rootfs = rootfs,
       .readonly = parsed->root_readonly,
+      .volumes = volumes->len ? volumes : NULL,
   };
   if (!main_out)
     return simple_call(sb, &kv_m_shim_container_add, &params, NULL, err);
