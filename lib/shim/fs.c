@@ -87,6 +87,16 @@ static const char *why(int e) {
   }
 }
 
+/* The same, looking at what is there: O_NOFOLLOW on a symlink says
+ * ENOTDIR or ELOOP, the entry itself says which it is. */
+static int errno_at(int dir, const char *name, int e) {
+  struct stat st;
+  if ((e == ENOTDIR || e == ELOOP) && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(st.st_mode))
+    return ELOOP;
+  return e;
+}
+
 static gboolean fail(GError **error, int e, const char *what, const char *rel, const char *doing) {
   g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "%s: share path %s: %s: %s; refused", what, rel,
               doing, why(e));
@@ -126,7 +136,7 @@ static int mkdirs(int dir, const char *rel, const char *what, GError **error) {
       break;
     }
     int next = openat2_share(cur, *p, O_PATH | O_DIRECTORY, 0);
-    int e = errno;
+    int e = next < 0 ? errno_at(cur, *p, errno) : 0;
     close(cur);
     cur = next;
     if (cur < 0)
@@ -152,7 +162,7 @@ static int open_parent(int share, const char *rel, gboolean make, const char *wh
     return mkdirs(share, dir, what, error);
   int fd = openat2_share(share, dir, O_PATH | O_DIRECTORY, 0);
   if (fd < 0)
-    fail(error, errno, what, dir, "opening a directory");
+    fail(error, errno == ENOTDIR ? ELOOP : errno, what, dir, "opening a directory");
   return fd;
 }
 
@@ -198,7 +208,7 @@ gboolean shim_fs_bind(int share, const char *rel, const char *source, gboolean r
     if (made || errno == EEXIST) {
       target = openat2_share(parent, base, O_PATH | O_DIRECTORY, 0);
       if (target < 0)
-        fail(error, errno, what, rel, "opening the mount point");
+        fail(error, errno_at(parent, base, errno), what, rel, "opening the mount point");
     }
   } else {
     /* A single file is mounted onto a file: made here, empty, exclusively
@@ -217,7 +227,7 @@ gboolean shim_fs_bind(int share, const char *rel, const char *source, gboolean r
                     "the mount point; refused",
                     what, rel);
       } else if (target < 0) {
-        fail(error, errno, what, rel, "opening the mount point");
+        fail(error, errno_at(parent, base, errno), what, rel, "opening the mount point");
       }
     } else {
       fail(error, errno, what, rel, "making the mount point");
