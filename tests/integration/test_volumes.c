@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <json-glib/json-glib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,6 +552,64 @@ START_TEST(symlink_attacks) {
 }
 END_TEST
 
+static pid_t shim_pid(katavm_sandbox *sb) {
+  char *js = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_inspect(sb, &js, &e);
+  ck_assert_msg(rc == 0, "inspect: %s", katavm_error_message(e));
+  g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert(json_parser_load_from_data(p, js, -1, NULL));
+  katavm_free(js);
+  pid_t pid =
+      (pid_t)json_object_get_int_member(json_node_get_object(json_parser_get_root(p)), "shim_pid");
+  ck_assert_int_gt(pid, 1);
+  return pid;
+}
+
+static void kill_shim(katavm_sandbox *sb) {
+  pid_t pid = shim_pid(sb);
+  ck_assert_int_eq(kill(pid, SIGKILL), 0);
+  /* Not our child: wait for /proc to let it go. */
+  for (int i = 0; i < 3000 && kill(pid, 0) == 0; i++)
+    g_usleep(10000);
+  ck_assert_int_ne(kill(pid, 0), 0);
+}
+
+/* A shim that dies leaves its volume mounts: the recovering shim takes
+ * them over (a removal unmounts them), and a destroy after another crash
+ * removes them too. */
+START_TEST(crash_cleanup) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *rootfs_dir = g_build_filename(workdir, "rootfs", NULL);
+  g_autofree char *rootfs = kvt_make_rootfs(rootfs_dir, FALSE);
+  g_autofree char *rw = mkdir_in("rw");
+  write_file(g_build_filename(rw, "f", NULL), "kept\n");
+  g_autofree char *v = g_strdup_printf("%s:/data", rw);
+  katavm_sandbox *sb = sandbox(rt, "crash");
+  add_with(sb, "c1", rootfs, NULL, ARGV(v), NULL);
+  add_with(sb, "c2", rootfs, NULL, ARGV(v), NULL);
+  kill_shim(sb);
+  katavm_sandbox_close(sb);
+  sb = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_open(rt, "crash", &sb, &e);
+  ck_assert_msg(rc == 0, "open after the crash: %s", katavm_error_message(e));
+  g_autofree char *out = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("cat", "/data/f"), NULL, &out, NULL), 0);
+  ck_assert_str_eq(out, "kept\n");
+  ck_assert_int_eq(katavm_container_remove(sb, "c1", 1, NULL), 0);
+  assert_no_trace("crash", "c1");
+  ck_assert_int_gt(count_mounts_with("containers/c2/volumes/0"), 0);
+  kill_shim(sb);
+  katavm_sandbox_close(sb);
+  destroy(rt, "crash");
+  g_autofree char *share = share_of("crash");
+  ck_assert_int_eq(count_mounts_with(share), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("volumes");
   TCase *t = tcase_create("volumes");
@@ -559,6 +618,7 @@ static Suite *suite(void) {
   tcase_add_test(t, volumes_end_to_end);
   tcase_add_test(t, symlink_attacks);
   tcase_add_test(t, cli_run_volume);
+  tcase_add_test(t, crash_cleanup);
   suite_add_tcase(s, t);
   return s;
 }
