@@ -138,7 +138,7 @@ static const char *const volume_propagations[] = {"private", "rprivate", "slave"
 
 /* One "HOST:DEST[:OPTIONS]" as a spec mount (a recursive bind, as podman
  * makes of -v). */
-static JsonObject *volume_mount(const char *vol, GError **error) {
+static JsonObject *volume_mount(const char *vol, gboolean *disk, GError **error) {
   g_auto(GStrv) f = g_strsplit(vol, ":", 4);
   guint n = g_strv_length(f);
   if (n < 2 || n > 3 || !*f[0] || !*f[1]) {
@@ -173,16 +173,29 @@ static JsonObject *volume_mount(const char *vol, GError **error) {
       is_prop = is_prop || !strcmp(*x, volume_propagations[i]);
     if ((!strcmp(*x, "ro") || !strcmp(*x, "rw")) && !mode) {
       mode = *x;
+    } else if (!strcmp(*x, "disk") && !*disk) {
+      *disk = TRUE;
     } else if (is_prop && !prop) {
       prop = *x;
     } else {
       json_array_unref(opts);
       g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "volume '%s': option '%s' is unknown or given twice (ro or rw, and one of "
-                  "private, rprivate, slave, rslave, shared, rshared)",
+                  "volume '%s': option '%s' is unknown or given twice (ro or rw, disk, and one "
+                  "of private, rprivate, slave, rslave, shared, rshared)",
                   vol, *x);
       return NULL;
     }
+  }
+  /* A block device is a disk volume: hot-plugged, its file system mounted
+   * in the guest (an image file says so with the disk option). */
+  struct stat st;
+  if (stat(f[0], &st) == 0 && S_ISBLK(st.st_mode))
+    *disk = TRUE;
+  if (*disk && prop) {
+    json_array_unref(opts);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': a disk volume takes no propagation option", vol);
+    return NULL;
   }
   json_array_add_string_element(opts, mode ? mode : "rw");
   json_array_add_string_element(opts, prop ? prop : "rprivate");
@@ -194,7 +207,11 @@ static JsonObject *volume_mount(const char *vol, GError **error) {
   return m;
 }
 
-gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GError **error) {
+static void volume_free(KvVolume *v);
+
+gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrArray **disks,
+                            GError **error) {
+  *disks = NULL;
   guint n = 0;
   for (const char *const *v = volumes; v && *v; v++)
     n++;
@@ -206,12 +223,37 @@ gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GError
   if (n == 0)
     return TRUE;
   g_autoptr(GPtrArray) ms = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+  g_autoptr(GPtrArray) ds = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
   for (const char *const *v = volumes; *v; v++) {
-    JsonObject *m = volume_mount(*v, error);
+    gboolean disk = FALSE;
+    JsonObject *m = volume_mount(*v, &disk, error);
     if (!m)
       return FALSE;
-    g_ptr_array_add(ms, m);
+    if (!disk) {
+      g_ptr_array_add(ms, m);
+      continue;
+    }
+    KvVolume *d = g_new0(KvVolume, 1);
+    d->source = g_strdup(json_object_get_string_member(m, "source"));
+    d->destination = g_strdup(json_object_get_string_member(m, "destination"));
+    JsonArray *o = json_object_get_array_member(m, "options");
+    for (guint i = 0; i < json_array_get_length(o); i++)
+      d->readonly = d->readonly || !strcmp(json_array_get_string_element(o, i), "ro");
+    json_object_unref(m);
+    struct stat st;
+    if (stat(d->source, &st) < 0 || !(S_ISBLK(st.st_mode) || S_ISREG(st.st_mode))) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume '%s': the disk %s is neither a block device nor an image file", *v,
+                  d->source);
+      volume_free(d);
+      return FALSE;
+    }
+    g_ptr_array_add(ds, d);
   }
+  if (ds->len)
+    *disks = g_steal_pointer(&ds);
+  if (ms->len == 0)
+    return TRUE;
   JsonNode *node = json_object_get_member(spec, "mounts");
   if (!node || JSON_NODE_HOLDS_NULL(node)) {
     json_object_set_array_member(spec, "mounts", json_array_new());

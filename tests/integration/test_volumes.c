@@ -610,6 +610,46 @@ START_TEST(crash_cleanup) {
 }
 END_TEST
 
+static void sh_ok(const char *cmd) {
+  int status = -1;
+  g_autofree char *err = NULL;
+  const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, NULL, &err, &status, NULL));
+  ck_assert_msg(g_spawn_check_wait_status(status, NULL), "%s: %s", cmd, err);
+}
+
+/* A disk image as a volume at container creation (issue 14, item 4): the
+ * disk is hot-plugged and its file system mounted at the destination
+ * before the main process starts; writes land in the image. */
+START_TEST(disk_volume) {
+  g_autofree char *rootfs_dir = g_build_filename(workdir, "rootfs", NULL);
+  g_autofree char *rootfs = kvt_make_rootfs(rootfs_dir, FALSE);
+  g_autofree char *cmd = g_strdup_printf(
+      "cd %s && mkdir -p disk-src && echo on-disk > disk-src/hello.txt && truncate -s 32M "
+      "disk.img && mkfs.ext4 -q -F -d disk-src disk.img",
+      workdir);
+  sh_ok(cmd);
+  g_autofree char *img = g_build_filename(workdir, "disk.img", NULL);
+  g_autofree char *v = g_strdup_printf("%s:/db:disk", img);
+  g_autofree char *out = NULL, *err = NULL;
+  int rc =
+      kvt_cli(&out, &err, "run", "--rm", "-v", v, rootfs, "--", "sh", "-c",
+              "cat /db/hello.txt && echo written > /db/w.txt && grep ' /db ' /proc/mounts", NULL);
+  ck_assert_msg(rc == 0, "run -v IMG:/db:disk gave %d: %s", rc, err);
+  ck_assert_msg(g_str_has_prefix(out, "on-disk\n") && strstr(out, " /db ext4 "), "out: %s", out);
+  g_autofree char *w = NULL;
+  g_autofree char *dbg = g_strdup_printf("debugfs -R 'cat /w.txt' %s", img);
+  ck_assert(g_spawn_command_line_sync(dbg, &w, NULL, NULL, NULL));
+  ck_assert_msg(strstr(w, "written"), "the image holds: %s", w);
+  /* Not a disk: clear error, nothing left. */
+  g_autofree char *bad = g_strdup_printf("%s/nope.img:/db:disk", workdir);
+  g_clear_pointer(&err, g_free);
+  rc = kvt_cli(NULL, &err, "run", "--rm", "-v", bad, rootfs, "--", "true", NULL);
+  ck_assert_msg(rc != 0 && strstr(err, "nope.img"), "bad disk: %d %s", rc, err);
+  kvt_assert_clean();
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("volumes");
   TCase *t = tcase_create("volumes");
@@ -619,6 +659,7 @@ static Suite *suite(void) {
   tcase_add_test(t, symlink_attacks);
   tcase_add_test(t, cli_run_volume);
   tcase_add_test(t, crash_cleanup);
+  tcase_add_test(t, disk_volume);
   suite_add_tcase(s, t);
   return s;
 }
