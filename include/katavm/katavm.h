@@ -386,7 +386,13 @@ typedef struct katavm_container_config {
    * mount point is made inside the container's rootfs. OPTIONS: comma
    * separated, any of "ro" / "rw" (default rw) and one propagation of
    * "private", "rprivate" (default), "slave", "rslave", "shared",
-   * "rshared" (as in OCI mount options). At most KATAVM_VOLUMES_MAX in
+   * "rshared" (as in OCI mount options), and "disk". A disk volume (HOST a
+   * block device, or an image file with the "disk" option) is not shared:
+   * it is hot-plugged into the sandbox as a virtio-blk disk once the
+   * container exists, and the guest mounts its file system (ext4, xfs,
+   * btrfs, vfat) at DEST before the main process starts; it stays
+   * attached until katavm_hotplug() DISK_REMOVE or the sandbox's end (see
+   * katavm_hotplug_request). At most KATAVM_VOLUMES_MAX in
    * all, the bundle's host bind mounts included. They are mounted after
    * the spec's own mounts. Writes in the container land on the host path;
    * host-side changes show in the container. On the host the volume is
