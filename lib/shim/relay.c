@@ -1,8 +1,10 @@
 /* lib/shim/relay.c: containers and processes in the shim.
  *
- * Clients ask for container and process operations; the shim mounts
- * container rootfs into the sandbox's 9p share (it owns the sandbox's host
- * state) and relays the requests to the agent: each is decoded as the
+ * Clients ask for container and process operations; the shim mounts each
+ * container's rootfs and volumes into the sandbox's share (it owns the
+ * sandbox's host state; every path and mount operation in the share goes
+ * through fs.c, which follows nothing the guest placed there) and relays
+ * the requests to the agent: each is decoded as the
  * contract says (lib/proto/msg.h: container_add and the KV_RELAYED
  * methods), its stream ids mapped in the typed struct, and encoded again
  * for the agent; the agent's result is decoded and encoded again for the
@@ -460,7 +462,9 @@ static gboolean map_streams(Relay *rl, KvConn *client, KvStreams *st, gboolean s
   return TRUE;
 }
 
-static gboolean mount_rootfs(Relay *rl, const KvContainerAddParams *a, GError **error) {
+/* The rootfs at containers/<id>/rootfs and volume n at
+ * containers/<id>/volumes/<n> in the share. */
+static gboolean mount_container(Relay *rl, const KvContainerAddParams *a, GError **error) {
   const char *cid = a->container_id;
   if (!g_path_is_absolute(a->rootfs)) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
@@ -509,8 +513,8 @@ gboolean relay_handles(const KvMethod *m) {
   return m == &kv_m_shim_container_add || (m->flags & KV_RELAYED);
 }
 
-/* container_add: the shim's own method. Mount the rootfs into the share,
- * then ask the agent container_create with the guest's path. */
+/* container_add: the shim's own method. Mount the rootfs and volumes into
+ * the share, then ask the agent container_create with their guest paths. */
 static void container_add(Relay *rl, Pending *p, KvContainerAddParams *a, SinkFds *sf) {
   Shim *s = rl->s;
   g_autoptr(GError) e = NULL;
@@ -519,7 +523,7 @@ static void container_add(Relay *rl, Pending *p, KvContainerAddParams *a, SinkFd
                 "a container with id '%s' already exists in this sandbox", a->container_id);
     goto fail;
   }
-  gboolean mounted = mount_rootfs(rl, a, &e);
+  gboolean mounted = mount_container(rl, a, &e);
   if (g_hash_table_contains(rl->mounts, a->container_id))
     p->container = g_strdup(a->container_id); /* undone on failure from here on */
   if (!mounted)
