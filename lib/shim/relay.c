@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -488,6 +489,22 @@ static gboolean mount_container(Relay *rl, const KvContainerAddParams *a, GError
       g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
                   "volume %u (%s -> %s): source and destination must be absolute paths", i,
                   v->source, v->destination);
+      return FALSE;
+    }
+  }
+  /* Host sources are resolved normally: they are the caller's, not the
+   * guest's. Not so anything inside the share itself, which the guest
+   * writes: refused as a source. */
+  g_autofree char *share_real = realpath(rl->s->p.shared, NULL);
+  for (guint i = 0; share_real && i <= n; i++) {
+    const char *src = i < n ? ((const KvVolume *)a->volumes->pdata[i])->source : a->rootfs;
+    g_autofree char *real = realpath(src, NULL);
+    gsize len = strlen(share_real);
+    if (real && !strncmp(real, share_real, len) && (real[len] == '/' || real[len] == '\0')) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "%s %s is inside the sandbox's share, which the guest can write: refusing it "
+                  "as a source",
+                  i < n ? "volume" : "rootfs", src);
       return FALSE;
     }
   }

@@ -332,6 +332,10 @@ START_TEST(volumes_end_to_end) {
   g_autofree char *vfifo = g_strdup_printf("%s:/x", fifo);
   assert_bad_add(sb, "vol", rootfs, NULL, ARGV(vfifo), KATAVM_E_INVALID,
                  "neither a directory nor a regular file");
+  /* A source inside the share (guest-writable): refused by the shim. */
+  g_autofree char *vshare = g_strdup_printf("%s/containers/c1/rootfs:/x", share);
+  assert_bad_add(sb, "vol", rootfs, NULL, ARGV(vshare), KATAVM_E_INVALID,
+                 "inside the sandbox's share");
   g_autofree char *vroot = g_strdup("/:/host");
   assert_bad_add(sb, "vol", rootfs, NULL, ARGV(vroot), KATAVM_E_INVALID, "root directory");
   {
