@@ -288,6 +288,9 @@ typedef struct {
   GPtrArray *disks;    /* KvDiskInfo* */
   char *netns;         /* the network namespace the taps live in */
   GPtrArray *net_taps; /* KvNetTap*, recorded before each is made */
+  char *shared_fs;     /* "virtio-fs" | "9p" */
+  gint64 virtiofsd_pid; /* virtio-fs: the sandbox's virtiofsd, 0 when none runs */
+  char *error;          /* why the sandbox stopped unasked (e.g. virtiofsd died) */
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */
