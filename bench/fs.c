@@ -62,50 +62,50 @@ static katavm_runtime *g_rt;
 static char *g_sandbox_id;
 static char *g_tmpdir;
 
-static const char script[] =
-    "# bench/fs: one pass of the workloads in DIR ($1), tarball $2\n"
-    "set -e\n"
-    "D=$1 T=$2\n"
-    "mark() { read now _ < /proc/uptime; }\n"
-    "rm -rf \"$D\"; mkdir -p \"$D\"; cd \"$D\"\n"
-    "mark; a=$now\n"
-    "dd if=/dev/zero of=big bs=1M count=" G_STRINGIFY(SEQ_MIB) " conv=fsync 2>/dev/null\n"
-    "mark; echo \"seq_write $a $now\"; a=$now\n"
-    "dd if=big of=/dev/null bs=1M 2>/dev/null\n"
-    "mark; echo \"seq_read $a $now\"\n"
-    "rm -f big\n"
-    "mark; a=$now\n"
-    "for d in 0 1 2 3 4 5 6 7 8 9; do\n"
-    "  mkdir -p m/$d/sub\n"
-    "  i=0\n"
-    "  while [ $i -lt 100 ]; do\n"
-    "    echo \"file $d $i\" > m/$d/f$i\n"
-    "    echo \"file $d $i\" > m/$d/sub/g$i\n"
-    "    i=$((i + 1))\n"
-    "  done\n"
-    "done\n"
-    "mark; echo \"meta_create $a $now\"; a=$now\n"
-    "ls -lR m > /dev/null\n"
-    "mark; echo \"meta_stat $a $now\"; a=$now\n"
-    "cat m/*/f* m/*/sub/g* > /dev/null\n"
-    "mark; echo \"meta_read $a $now\"; a=$now\n"
-    "for d in 0 1 2 3 4 5 6 7 8 9; do\n"
-    "  mkdir m/$d/r\n"
-    "  mv m/$d/f* m/$d/sub/g* m/$d/r/\n"
-    "done\n"
-    "mark; echo \"meta_rename $a $now\"; a=$now\n"
-    "rm -rf m\n"
-    "mark; echo \"meta_unlink $a $now\"; a=$now\n"
-    "mkdir x\n"
-    "tar -xf \"$T\" -C x\n"
-    "mark; echo \"tar_x $a $now\"; a=$now\n"
-    "rm -rf x\n"
-    "mark; echo \"tar_rm $a $now\"\n"
-    "cd /; rm -rf \"$D\"\n";
+static const char script[] = "# bench/fs: one pass of the workloads in DIR ($1), tarball $2\n"
+                             "set -e\n"
+                             "D=$1 T=$2\n"
+                             "mark() { read now _ < /proc/uptime; }\n"
+                             "rm -rf \"$D\"; mkdir -p \"$D\"; cd \"$D\"\n"
+                             "mark; a=$now\n"
+                             "dd if=/dev/zero of=big bs=1M count=" G_STRINGIFY(
+                                 SEQ_MIB) " conv=fsync 2>/dev/null\n"
+                                          "mark; echo \"seq_write $a $now\"; a=$now\n"
+                                          "dd if=big of=/dev/null bs=1M 2>/dev/null\n"
+                                          "mark; echo \"seq_read $a $now\"\n"
+                                          "rm -f big\n"
+                                          "mark; a=$now\n"
+                                          "for d in 0 1 2 3 4 5 6 7 8 9; do\n"
+                                          "  mkdir -p m/$d/sub\n"
+                                          "  i=0\n"
+                                          "  while [ $i -lt 100 ]; do\n"
+                                          "    echo \"file $d $i\" > m/$d/f$i\n"
+                                          "    echo \"file $d $i\" > m/$d/sub/g$i\n"
+                                          "    i=$((i + 1))\n"
+                                          "  done\n"
+                                          "done\n"
+                                          "mark; echo \"meta_create $a $now\"; a=$now\n"
+                                          "ls -lR m > /dev/null\n"
+                                          "mark; echo \"meta_stat $a $now\"; a=$now\n"
+                                          "cat m/*/f* m/*/sub/g* > /dev/null\n"
+                                          "mark; echo \"meta_read $a $now\"; a=$now\n"
+                                          "for d in 0 1 2 3 4 5 6 7 8 9; do\n"
+                                          "  mkdir m/$d/r\n"
+                                          "  mv m/$d/f* m/$d/sub/g* m/$d/r/\n"
+                                          "done\n"
+                                          "mark; echo \"meta_rename $a $now\"; a=$now\n"
+                                          "rm -rf m\n"
+                                          "mark; echo \"meta_unlink $a $now\"; a=$now\n"
+                                          "mkdir x\n"
+                                          "tar -xf \"$T\" -C x\n"
+                                          "mark; echo \"tar_x $a $now\"; a=$now\n"
+                                          "rm -rf x\n"
+                                          "mark; echo \"tar_rm $a $now\"\n"
+                                          "cd /; rm -rf \"$D\"\n";
 
-static const char *const steps[] = {"seq_write",   "seq_read",    "meta_create", "meta_stat",
-                                    "meta_read",   "meta_rename", "meta_unlink", "tar_x",
-                                    "tar_rm",      NULL};
+static const char *const steps[] = {"seq_write", "seq_read",    "meta_create", "meta_stat",
+                                    "meta_read", "meta_rename", "meta_unlink", "tar_x",
+                                    "tar_rm",    NULL};
 #define N_STEPS 9
 #define N_META 5 /* meta_* */
 
@@ -198,12 +198,12 @@ static char *make_bundle(guint files) {
   /* The tarball: `files` files of 100-1100 bytes in 60 directories. */
   g_autofree char *src = g_build_filename(g_tmpdir, "tarsrc", NULL);
   g_autofree char *tar = g_build_filename(dir, "rootfs", "bench.tar", NULL);
-  g_autofree char *mk_tar = g_strdup_printf(
-      "set -e; mkdir -p %s/t; cd %s/t; i=0; "
-      "while [ $i -lt %u ]; do d=d$((i %% 60)); mkdir -p $d; "
-      "head -c $((100 + (i * 37) %% 1000)) /dev/zero > $d/f$i; i=$((i + 1)); done; "
-      "cd ..; tar -cf %s t",
-      src, src, files, tar);
+  g_autofree char *mk_tar =
+      g_strdup_printf("set -e; mkdir -p %s/t; cd %s/t; i=0; "
+                      "while [ $i -lt %u ]; do d=d$((i %% 60)); mkdir -p $d; "
+                      "head -c $((100 + (i * 37) %% 1000)) /dev/zero > $d/f$i; i=$((i + 1)); done; "
+                      "cd ..; tar -cf %s t",
+                      src, src, files, tar);
   const char *targv[] = {"/bin/sh", "-c", mk_tar, NULL};
   if (!run_sync(targv, NULL)) {
     g_free(dir);
@@ -293,8 +293,8 @@ static gboolean run_host(const char *bundle, double *secs) {
 }
 
 typedef struct {
-  char *label;     /* "virtio-fs cache=auto", "9p" */
-  const char *fs;  /* for the setter */
+  char *label;    /* "virtio-fs cache=auto", "9p" */
+  const char *fs; /* for the setter */
   const char *cache;
   GArray *share[N_STEPS]; /* double seconds per round */
   GArray *tmpfs[N_STEPS];

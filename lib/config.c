@@ -37,8 +37,7 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "netns", KV_T_STR, KV_F_NONEMPTY, netns, .max = 4096),
     KV_FIELD(KvSandboxConfig, "shared_fs", KV_T_STR, KV_F_NONEMPTY, shared_fs, .max = 16),
     KV_FIELD(KvSandboxConfig, "virtiofsd", KV_T_STR, KV_F_NONEMPTY, virtiofsd, .max = 4096),
-    KV_FIELD(KvSandboxConfig, "virtiofs_cache", KV_T_STR, KV_F_NONEMPTY, virtiofs_cache,
-             .max = 16),
+    KV_FIELD(KvSandboxConfig, "virtiofs_cache", KV_T_STR, KV_F_NONEMPTY, virtiofs_cache, .max = 16),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));

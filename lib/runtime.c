@@ -57,8 +57,7 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
       rc = katavm_runtime_set_shared_fs(rt, v, err);
     else
       rc = kv_error_set(err, KATAVM_E_INVALID,
-                        "KATAVM_SHARED_FS: shared filesystem '%s' is not auto, virtio-fs or 9p",
-                        v);
+                        "KATAVM_SHARED_FS: shared filesystem '%s' is not auto, virtio-fs or 9p", v);
   }
   if (!rc && (v = g_getenv("KATAVM_VIRTIOFSD")) && *v)
     rc = set_path(&rt->virtiofsd, "KATAVM_VIRTIOFSD: virtiofsd", v, err);

@@ -194,8 +194,7 @@ KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char 
  * katavm_check_host says which one this host gets. docs/storage-fs.md
  * compares them.
  * Returns 0 or KATAVM_E_INVALID (another value). */
-KATAVM_API int katavm_runtime_set_shared_fs(katavm_runtime *rt, const char *fs,
-                                            katavm_error **err);
+KATAVM_API int katavm_runtime_set_shared_fs(katavm_runtime *rt, const char *fs, katavm_error **err);
 
 /* Set the defaults used when a sandbox config leaves vcpus / memory_mib
  * at 0.

@@ -112,7 +112,8 @@ int main(int argc, char **argv) {
    * shim) instead of in front of a shim that may yet fail. */
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
                 kv_accel_resolve(want, &s.accel, NULL, &e) && lifecycle_vmm_connect(lc, &e) &&
-                (m_recover || clients_listen(cl, &e)) && lifecycle_boot(lc, m_recover, have_old ? &old : NULL, &e) &&
+                (m_recover || clients_listen(cl, &e)) &&
+                lifecycle_boot(lc, m_recover, have_old ? &old : NULL, &e) &&
                 (!m_recover || clients_listen(cl, &e));
   if (!ok) {
     shim_log("%s failed: %s", m_recover ? "recover" : "create", e->message);

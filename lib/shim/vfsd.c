@@ -31,10 +31,10 @@
 struct _Vfsd {
   Shim *s;
   char *sock;
-  pid_t pid;       /* 0: none */
-  int pidfd;       /* -1: none */
-  gboolean child;  /* ours to reap (started by this shim) */
-  GSource *watch;  /* pidfd readable = the daemon exited */
+  pid_t pid;      /* 0: none */
+  int pidfd;      /* -1: none */
+  gboolean child; /* ours to reap (started by this shim) */
+  GSource *watch; /* pidfd readable = the daemon exited */
   VfsdLostFunc lost;
   gpointer lost_user;
 };
@@ -251,8 +251,8 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
     }
     if (g_get_monotonic_time() > deadline) {
       vfsd_stop(v);
-      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT,
-                  "virtiofsd made no socket %s within %d ms", v->sock, SOCKET_WAIT_MS);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT, "virtiofsd made no socket %s within %d ms",
+                  v->sock, SOCKET_WAIT_MS);
       return FALSE;
     }
   }

@@ -57,8 +57,8 @@ typedef struct {
    * (vhost-user maps it into virtiofsd), hot-added memory included. When
    * set, shared_dir is only informational and may be NULL. */
   const char *virtiofs_socket;
-  const char *console_log;  /* serial console log file */
-  guint spare_root_ports;   /* pcie-root-port controllers for hotplug */
+  const char *console_log; /* serial console log file */
+  guint spare_root_ports;  /* pcie-root-port controllers for hotplug */
   /* Run QEMU as root without relabelling (a DAC seclabel): a libvirtd
    * (qemu:///system) would otherwise run it as libvirt-qemu, which cannot
    * reach the runtime's 0700 state directories. The embedded driver is
