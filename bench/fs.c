@@ -2,9 +2,12 @@
  * VM's own floor (a guest-local tmpfs in the same container) and the host.
  *
  *   fs [-n N] [--cache LIST] [--files N] [--json]
- *      (N rounds, default 1; LIST: virtio-fs cache modes to measure, comma
- *       separated from none,auto,always, default "auto"; --files: files in
- *       the tarball, default 3000)
+ *      (N rounds, default 1; LIST: virtio-fs configurations to measure,
+ *       comma separated, each MODE or MODE:MS with MODE none, auto or always
+ *       (KATAVM_VIRTIOFS_CACHE) and MS the name/attribute timeout in ms or
+ *       "default" (KATAVM_VIRTIOFS_TIMEOUT_MS; without it the library's
+ *       default), default "auto"; --files: files in the tarball, default
+ *       3000)
  *
  * One sandbox (1 vCPU, 1024 MiB) per configuration: virtio-fs with each
  * cache mode of LIST (KATAVM_VIRTIOFS_CACHE), then 9p. Each runs a busybox
@@ -300,6 +303,7 @@ typedef struct {
   char *label;    /* "virtio-fs cache=auto", "9p" */
   const char *fs; /* for the setter */
   const char *cache;
+  const char *timeout;    /* KATAVM_VIRTIOFS_TIMEOUT_MS, or NULL */
   GArray *share[N_STEPS]; /* double seconds per round */
   GArray *tmpfs[N_STEPS];
 } Config;
@@ -308,12 +312,15 @@ static gboolean measure(Config *c, const char *bundle, guint rounds) {
   katavm_error *e = NULL;
   if (c->cache)
     g_setenv("KATAVM_VIRTIOFS_CACHE", c->cache, TRUE);
+  if (c->timeout)
+    g_setenv("KATAVM_VIRTIOFS_TIMEOUT_MS", c->timeout, TRUE);
   katavm_runtime *rt = NULL;
   if (katavm_runtime_new(&rt, &e) < 0) {
     print_err("katavm_runtime_new", e);
     return FALSE;
   }
   g_unsetenv("KATAVM_VIRTIOFS_CACHE");
+  g_unsetenv("KATAVM_VIRTIOFS_TIMEOUT_MS");
   if (katavm_runtime_set_shared_fs(rt, c->fs, &e) < 0) {
     print_err("katavm_runtime_set_shared_fs", e);
     katavm_runtime_free(rt);
@@ -403,11 +410,17 @@ int main(int argc, char **argv) {
     return 2;
   }
   g_auto(GStrv) cl = g_strsplit(caches, ",", -1);
-  for (char **c = cl; *c; c++)
-    if (strcmp(*c, "none") && strcmp(*c, "auto") && strcmp(*c, "always")) {
-      fprintf(stderr, "fs: cache mode '%s' is not none, auto or always\n", *c);
+  guint ncl = g_strv_length(cl);
+  char **modes = g_new0(char *, ncl + 1), **timeouts = g_new0(char *, ncl + 1);
+  for (guint i = 0; i < ncl; i++) {
+    char *colon = strchr(cl[i], ':');
+    modes[i] = g_strndup(cl[i], colon ? (gsize)(colon - cl[i]) : strlen(cl[i]));
+    timeouts[i] = colon ? g_strdup(colon + 1) : NULL;
+    if (strcmp(modes[i], "none") && strcmp(modes[i], "auto") && strcmp(modes[i], "always")) {
+      fprintf(stderr, "fs: cache mode '%s' is not none, auto or always\n", modes[i]);
       return 2;
     }
+  }
   catch_stop_signals(on_signal);
   katavm_error *e = NULL;
   if (katavm_runtime_new(&g_rt, &e) < 0) {
@@ -430,8 +443,11 @@ int main(int argc, char **argv) {
     Config *c = &cfgs[i];
     gboolean p9 = i == nc - 1;
     c->fs = p9 ? "9p" : "virtio-fs";
-    c->cache = p9 ? NULL : cl[i];
-    c->label = p9 ? g_strdup("9p") : g_strdup_printf("virtio-fs cache=%s", cl[i]);
+    c->cache = p9 ? NULL : modes[i];
+    c->timeout = p9 ? NULL : timeouts[i];
+    c->label = p9            ? g_strdup("9p")
+               : timeouts[i] ? g_strdup_printf("vfs %s t=%s", modes[i], timeouts[i])
+                             : g_strdup_printf("virtio-fs cache=%s", modes[i]);
     for (int s = 0; s < N_STEPS; s++) {
       c->share[s] = g_array_new(FALSE, FALSE, sizeof(double));
       c->tmpfs[s] = g_array_new(FALSE, FALSE, sizeof(double));
@@ -532,6 +548,10 @@ int main(int argc, char **argv) {
     }
   }
   g_free(cfgs);
+  for (guint i = 0; i < ncl; i++)
+    g_free(timeouts[i]);
+  g_free(timeouts);
+  g_strfreev(modes);
   for (int s = 0; s < N_STEPS; s++)
     g_array_unref(host[s]);
   return rc;

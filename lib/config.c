@@ -38,6 +38,8 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "shared_fs", KV_T_STR, KV_F_NONEMPTY, shared_fs, .max = 16),
     KV_FIELD(KvSandboxConfig, "virtiofsd", KV_T_STR, KV_F_NONEMPTY, virtiofsd, .max = 4096),
     KV_FIELD(KvSandboxConfig, "virtiofs_cache", KV_T_STR, KV_F_NONEMPTY, virtiofs_cache, .max = 16),
+    KV_FIELD(KvSandboxConfig, "virtiofs_timeout_ms", KV_T_INT, KV_F_OMIT, virtiofs_timeout_ms,
+             .min = -1, .max = KV_VIRTIOFS_TIMEOUT_MS_MAX, .def = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));
@@ -82,5 +84,11 @@ gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error) {
     c->virtiofsd = g_strdup(KV_VIRTIOFSD_DEFAULT);
   if (!c->virtiofs_cache)
     c->virtiofs_cache = g_strdup(KV_VIRTIOFS_CACHE_DEFAULT);
+  if (!kv_virtiofs_cache_valid(c->virtiofs_cache)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT,
+                "%s: virtiofs_cache '%s' is not none, auto or always", path, c->virtiofs_cache);
+    kv_config_clear(c);
+    return FALSE;
+  }
   return TRUE;
 }

@@ -16,6 +16,11 @@ static int set_path(char **slot, const char *what, const char *path, katavm_erro
   return 0;
 }
 
+gboolean kv_virtiofs_cache_valid(const char *s) {
+  static const char *const modes[] = {"none", "auto", "always", NULL};
+  return s && g_strv_contains(modes, s);
+}
+
 static gboolean shared_fs_known(const char *fs) {
   static const char *const kinds[] = {"auto", KV_SHARED_FS_VIRTIOFS, KV_SHARED_FS_9P, NULL};
   return fs && g_strv_contains(kinds, fs);
@@ -36,6 +41,7 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
   rt->shared_fs = g_strdup("auto");
   rt->virtiofsd = g_strdup(KV_VIRTIOFSD_DEFAULT);
   rt->virtiofs_cache = g_strdup(KV_VIRTIOFS_CACHE_DEFAULT);
+  rt->virtiofs_timeout_ms = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT;
   const char *v;
   int rc = 0;
   if (!rc && (v = g_getenv("KATAVM_ROOT")) && *v)
@@ -62,8 +68,7 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
   if (!rc && (v = g_getenv("KATAVM_VIRTIOFSD")) && *v)
     rc = set_path(&rt->virtiofsd, "KATAVM_VIRTIOFSD: virtiofsd", v, err);
   if (!rc && (v = g_getenv("KATAVM_VIRTIOFS_CACHE")) && *v) {
-    static const char *const modes[] = {"none", "auto", "always", NULL};
-    if (g_strv_contains(modes, v)) {
+    if (kv_virtiofs_cache_valid(v)) {
       g_free(rt->virtiofs_cache);
       rt->virtiofs_cache = g_strdup(v);
     } else {
@@ -72,6 +77,17 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
                         "always",
                         v);
     }
+  }
+  if (!rc && (v = g_getenv("KATAVM_VIRTIOFS_TIMEOUT_MS")) && *v) {
+    gint64 ms = 0;
+    if (!strcmp(v, "default"))
+      rt->virtiofs_timeout_ms = -1;
+    else if (g_ascii_string_to_signed(v, 10, 0, KV_VIRTIOFS_TIMEOUT_MS_MAX, &ms, NULL))
+      rt->virtiofs_timeout_ms = ms;
+    else
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "KATAVM_VIRTIOFS_TIMEOUT_MS: '%s' is not 0..%d milliseconds or 'default'",
+                        v, KV_VIRTIOFS_TIMEOUT_MS_MAX);
   }
   if (rc) {
     katavm_runtime_free(rt);

@@ -480,6 +480,7 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .shared_fs = (char *)shared_fs,
       .virtiofsd = rt->virtiofsd,
       .virtiofs_cache = rt->virtiofs_cache,
+      .virtiofs_timeout_ms = rt->virtiofs_timeout_ms,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);

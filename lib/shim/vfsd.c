@@ -186,7 +186,14 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
   getrlimit(RLIMIT_NOFILE, &rl);
   g_autofree char *a_sock = g_strdup_printf("--socket-path=%s", v->sock);
   g_autofree char *a_src = g_strdup_printf("source=%s", s->p.shared);
-  g_autofree char *a_cache = g_strdup_printf("cache=%s", s->cfg.virtiofs_cache);
+  /* cache=MODE, and the name/attribute timeout (docs/storage-fs.md):
+   * 0 by default, so that host-side changes are seen at once. */
+  g_autofree char *a_cache =
+      s->cfg.virtiofs_timeout_ms < 0
+          ? g_strdup_printf("cache=%s", s->cfg.virtiofs_cache)
+          : g_strdup_printf("cache=%s,timeout=%" G_GINT64_FORMAT ".%03d", s->cfg.virtiofs_cache,
+                            s->cfg.virtiofs_timeout_ms / 1000,
+                            (int)(s->cfg.virtiofs_timeout_ms % 1000));
   g_autofree char *a_nofile = g_strdup_printf(
       "--rlimit-nofile=%llu", (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max));
   /* sandbox=namespace: pivot_root into the share in new mount, pid and net
