@@ -72,10 +72,10 @@ char *agent_home_of(const char *rootfs, uid_t uid) {
  * soon as nothing uses it, and the next lookup walks it again from the
  * root. An exec of `dd` tries five directories before /bin: ~35 round
  * trips, ~12 ms of each exec under TCG. virtio-fs (the default share now)
- * keeps dentries for the entry timeout of virtiofsd's cache mode (1 s with
- * cache=auto) and then revalidates each with a LOOKUP: a pinned directory
- * costs one revalidation instead of a walk from the root, so the pins help
- * there too, if less.
+ * keeps dentries for virtiofsd's name timeout (1 s by default) and then
+ * revalidates each with a LOOKUP: a pinned directory costs one
+ * revalidation instead of a walk from the root, so the pins help there
+ * too, if less.
  *
  * Holding each PATH directory open (O_PATH) keeps its dentry and those of
  * its parents in the guest's dcache, so a lookup there walks only the
@@ -83,9 +83,9 @@ char *agent_home_of(const char *rootfs, uid_t uid) {
  * working directory holds too, v9fs does not revalidate either, and QEMU
  * resolves a 9p fid by its path name, so files added to or removed from a
  * pinned directory on the host are seen at once, and so is a directory
- * removed and made again. Over virtio-fs a pin holds an inode (virtiofsd
- * keeps an O_PATH fd to it): names added or removed under it are seen once
- * the entry timeout passes; a directory removed and made again on the
+ * removed and made again. Over virtio-fs every name is cached for the
+ * name timeout, pinned or not, so these host-side changes are seen within
+ * it (1 s) rather than at once; a directory removed and made again on the
  * host is found anew by the next lookup after it (revalidation sees the
  * new inode), and the pin then holds the old one, uselessly, until the
  * container goes. A directory that does not exist pins its deepest

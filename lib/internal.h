@@ -77,9 +77,10 @@ struct katavm_runtime {
 #define KV_SHARED_FS_9P "9p"
 #define KV_VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
 #define KV_VIRTIOFS_CACHE_DEFAULT "auto"
-/* Names and attributes are asked for at every lookup: host-side changes
- * are seen at once, as over 9p (docs/storage-fs.md, "Cache mode"). */
-#define KV_VIRTIOFS_TIMEOUT_MS_DEFAULT 0
+/* The guest keeps names and attributes for 1 s (cache=auto's own time):
+ * host-side changes show within it, and metadata work is ~3x faster than
+ * with 0 (docs/storage-fs.md, "Cache mode", measured). */
+#define KV_VIRTIOFS_TIMEOUT_MS_DEFAULT 1000
 #define KV_VIRTIOFS_TIMEOUT_MS_MAX 86400000
 /* Whether s is one of virtiofsd's cache modes (none, auto, always). */
 gboolean kv_virtiofs_cache_valid(const char *s);

@@ -187,7 +187,7 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
   g_autofree char *a_sock = g_strdup_printf("--socket-path=%s", v->sock);
   g_autofree char *a_src = g_strdup_printf("source=%s", s->p.shared);
   /* cache=MODE, and the name/attribute timeout (docs/storage-fs.md):
-   * 0 by default, so that host-side changes are seen at once. */
+   * 1 s by default. */
   g_autofree char *a_cache =
       s->cfg.virtiofs_timeout_ms < 0
           ? g_strdup_printf("cache=%s", s->cfg.virtiofs_cache)
