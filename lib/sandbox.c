@@ -449,6 +449,9 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   KvAccel want, accel;
   if (!kv_accel_parse(rt->accel, &want, &e) || !kv_accel_resolve(want, &accel, NULL, &e))
     return kv_error_propagate(err, e);
+  const char *shared_fs = kv_shared_fs_resolve(rt, NULL, &e);
+  if (!shared_fs)
+    return kv_error_propagate(err, e);
 
   g_auto(KvPaths) p;
   kv_paths_init(&p, rt->root, id);
@@ -474,6 +477,10 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .max_memory_mib = max_mem,
       .memory_hotplug = rt->memory_hotplug,
       .netns = (char *)cfg->netns,
+      .shared_fs = (char *)shared_fs,
+      .virtiofsd = rt->virtiofsd,
+      .virtiofs_cache = rt->virtiofs_cache,
+      .virtiofs_timeout_ms = rt->virtiofs_timeout_ms,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);

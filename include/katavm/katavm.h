@@ -183,6 +183,19 @@ KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path, k
 KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
                                                  katavm_error **err);
 
+/* Set the filesystem that shares the host side of sandboxes created
+ * afterwards (container root filesystems, volumes) with the guest.
+ * fs: "auto" (the default: "virtio-fs" where virtiofsd is installed, else
+ * "9p"), "virtio-fs" (one virtiofsd per sandbox, started and supervised by
+ * the sandbox's shim; creating a sandbox fails with KATAVM_E_NOT_FOUND where
+ * virtiofsd is missing) or "9p" (QEMU's virtio-9p). The environment
+ * variable KATAVM_SHARED_FS sets the same at katavm_runtime_new. A sandbox
+ * keeps its choice for life; katavm_sandbox_inspect shows it ("shared_fs"),
+ * katavm_check_host says which one this host gets. docs/storage-fs.md
+ * compares them.
+ * Returns 0 or KATAVM_E_INVALID (another value). */
+KATAVM_API int katavm_runtime_set_shared_fs(katavm_runtime *rt, const char *fs, katavm_error **err);
+
 /* Set the defaults used when a sandbox config leaves vcpus / memory_mib
  * at 0.
  * vcpus: 1..256. memory_mib: at least KATAVM_MIN_MEMORY_MIB.
@@ -198,7 +211,8 @@ KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
 /* Check the host, like `kata-runtime kata-check`: KVM, libvirt, QEMU,
  * kernel, initrd, shim and state directory.
  * json_out: receives a JSON object string {"ok":bool,"accel":"kvm|tcg",
- * "accel_reason":str,"items":[{"name","ok","detail","fix"}...]}, freed with
+ * "accel_reason":str,"shared_fs":"virtio-fs|9p|none","shared_fs_reason":str,
+ * "items":[{"name","ok","detail","fix"}...]}, freed with
  * katavm_free().
  * Returns 0 even when items fail (see "ok"); KATAVM_E_INVALID for NULL
  * arguments. */
@@ -350,7 +364,10 @@ KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info 
 /* Everything known about the sandbox.
  * json_out: receives a JSON object string {"id","state","shim_pid",
  * "vcpus","max_vcpus","memory_mib","max_memory_mib","accel","created",
- * "guest":{...} (when running)}, freed with katavm_free().
+ * "shared_fs" ("virtio-fs" or "9p"), "virtiofsd_pid" (virtio-fs, while it
+ * runs), "error" (why the sandbox stopped when it did not stop by request,
+ * e.g. its virtiofsd died), "guest":{...} (when running)}, freed with
+ * katavm_free().
  * Errors: KATAVM_E_INVALID, KATAVM_E_STATE (shim gone), KATAVM_E_PROTOCOL,
  * KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err);

@@ -161,7 +161,10 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "nics", KV_T_LIST, 0, nics, .sub = &KvNicInfo_desc),
     FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc),
     FIELD(KvShimStateResult, "netns", KV_T_STR, NE, netns),
-    FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc));
+    FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc),
+    FIELD(KvShimStateResult, "shared_fs", KV_T_STR, NE, shared_fs, .max = 16),
+    FIELD(KvShimStateResult, "virtiofsd_pid", KV_T_INT, OMIT, virtiofsd_pid, 0, G_MAXINT32),
+    FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),

@@ -305,10 +305,13 @@ typedef struct {
   GArray *dimms_mib;    /* gint64 */
   gint64 cpus_online;
   gint64 memory_hotplugged_mib;
-  GPtrArray *nics;     /* KvNicInfo* */
-  GPtrArray *disks;    /* KvDiskInfo* */
-  char *netns;         /* the network namespace the taps live in */
-  GPtrArray *net_taps; /* KvNetTap*, recorded before each is made */
+  GPtrArray *nics;      /* KvNicInfo* */
+  GPtrArray *disks;     /* KvDiskInfo* */
+  char *netns;          /* the network namespace the taps live in */
+  GPtrArray *net_taps;  /* KvNetTap*, recorded before each is made */
+  char *shared_fs;      /* "virtio-fs" | "9p" */
+  gint64 virtiofsd_pid; /* virtio-fs: the sandbox's virtiofsd, 0 when none runs */
+  char *error;          /* why the sandbox stopped unasked (e.g. virtiofsd died) */
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */

@@ -22,6 +22,7 @@ struct _Lifecycle {
   Shim *s;
   Relay *rl;
   Hotplug *hp;
+  Vfsd *vf;
   gboolean destroy_requested; /* SIGTERM: destroy with no client waiting */
   GSource *poweroff_timer;
   GSource *poll_timer;
@@ -30,11 +31,15 @@ struct _Lifecycle {
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
 };
 
-Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp) {
+static void on_vfsd_lost(gpointer user, const char *why);
+
+Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   Lifecycle *lc = g_new0(Lifecycle, 1);
   lc->s = s;
   lc->rl = rl;
   lc->hp = hp;
+  lc->vf = vf;
+  vfsd_set_lost_handler(vf, on_vfsd_lost, lc);
   lc->stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
   lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
   return lc;
@@ -66,6 +71,7 @@ static void agent_drop(Lifecycle *lc) {
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Lifecycle *lc, GError **error) {
   net_teardown(hotplug_net(lc->hp));
+  vfsd_stop(lc->vf);
   relay_unmount_all(lc->rl);
   return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
 }
@@ -173,6 +179,34 @@ void lifecycle_terminate(Lifecycle *lc) {
   shim_log("signal received: destroying the sandbox");
   lc->destroy_requested = TRUE;
   begin_poweroff(lc);
+}
+
+/* The sandbox's virtiofsd ended. With the VM gone (it goes when QEMU
+ * closes the socket) or a stop under way this is expected. Otherwise the
+ * guest's share is dead and every request on it would hang in the guest:
+ * stop the VM and say why in the state, so that callers get an error that
+ * names the cause instead of a hang. */
+static void on_vfsd_lost(gpointer user, const char *why) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING)) {
+    shim_log("virtiofsd %s", why);
+    return;
+  }
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
+    shim_log("virtiofsd %s after the VM", why);
+    vm_is_off(lc);
+    return;
+  }
+  g_free(s->error);
+  s->error = g_strdup_printf("virtiofsd %s: the sandbox's shared filesystem is gone, so the VM "
+                             "was stopped",
+                             why);
+  shim_log("%s", s->error);
+  g_autoptr(GError) e = NULL;
+  if (!vm_destroy(s, &e))
+    shim_log("destroy: %s", e->message);
+  vm_is_off(lc);
 }
 
 /* ---- libvirt events (from the libvirt event thread) ---- */
@@ -285,11 +319,15 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   return TRUE;
 }
 
-gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
+gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
+                        GError **error) {
   Shim *s = lc->s;
+  gboolean vfs = vfsd_enabled(lc->vf);
   if (!recover) {
     hotplug_choose_memory(lc->hp);
     if (!net_prepare(hotplug_net(lc->hp), error))
+      return FALSE;
+    if (vfs && !vfsd_start(lc->vf, error))
       return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
@@ -304,6 +342,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
         .max_memory_mib = s->cfg.max_memory_mib,
         .agent_socket = s->p.agent_sock,
         .shared_dir = s->p.shared,
+        .virtiofs_socket = vfs ? vfsd_socket(lc->vf) : NULL,
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,
@@ -324,6 +363,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
       }
       g_usleep(50000);
     }
+    if (vfs && !vfsd_adopt(lc->vf, old, error))
+      return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
   s->agent = agent_open(lc, 10000, error);
@@ -382,6 +423,14 @@ gboolean lifecycle_cleanup(Lifecycle *lc, GError **error) {
   /* Without config (corrupt state) the embedded root is still where the id
    * says; with a daemon URI the config names it. */
   gboolean have_vmm_root = g_file_test(s->p.vmm_root, G_FILE_TEST_IS_DIR);
+  /* A virtiofsd a dead shim left goes with the VM (it would exit once QEMU
+   * closes its socket; it is not waited for). */
+  KvShimStateResult old;
+  g_autoptr(GError) le = NULL;
+  if (shim_state_load(s, &old, &le)) {
+    vfsd_kill_recorded(lc->vf, &old);
+    kv_msg_clear(kv_m_shim_state.result, &old);
+  }
   if (s->cfg.uri || have_vmm_root) {
     if (!lifecycle_vmm_connect(lc, error))
       return FALSE;

@@ -25,6 +25,7 @@ void shim_init(Shim *s, const char *root, const char *id) {
 void shim_clear(Shim *s) {
   g_free(s->id);
   g_free(s->uri);
+  g_free(s->error);
   kv_config_clear(&s->cfg);
   kv_paths_clear(&s->p);
   g_clear_pointer(&s->describers, g_ptr_array_unref);
@@ -81,6 +82,7 @@ void shim_describe(Shim *s, KvShimStateResult *out) {
   out->max_memory_mib = s->cfg.max_memory_mib;
   out->created = g_strdup(s->cfg.created);
   out->console_log = g_strdup(s->p.console);
+  out->error = g_strdup(s->error);
   for (guint i = 0; i < s->describers->len; i++) {
     Describer *d = s->describers->pdata[i];
     d->fn(d->user, out);
@@ -111,7 +113,10 @@ gboolean shim_state_load(Shim *s, KvShimStateResult *out, GError **error) {
 
 gboolean shim_agent_usable(Shim *s, GError **error) {
   if (g_strcmp0(s->state, KV_SANDBOX_RUNNING) || s->powering_off) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
+    if (s->error)
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running: %s", s->error);
+    else
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
     return FALSE;
   }
   if (!s->agent || !kv_conn_is_ready(s->agent)) {

@@ -9,6 +9,7 @@
  *   lifecycle.c   boot, the agent channel, poweroff, destroy, recovery
  *   relay.c       containers, processes, the stream relay   (own state: Relay)
  *   hotplug.c     live changes, as asynchronous chains       (own state: Hotplug)
+ *   vfsd.c        the sandbox's virtiofsd (virtio-fs)        (own state: Vfsd)
  *   state.c       this: the sandbox (Shim), state.json, waiters, the log
  *
  * Shim is what every layer reads: who the sandbox is, its configuration,
@@ -43,6 +44,7 @@ typedef struct {
   int qemu_pid;          /* 0 when not running */
   gboolean powering_off; /* a stop or destroy is under way */
   gboolean destroying;   /* the state directory goes: nothing is saved any more */
+  char *error;           /* why the sandbox stopped unasked, or NULL */
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
 } Shim;
 

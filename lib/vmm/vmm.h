@@ -51,8 +51,14 @@ typedef struct {
   guint max_memory_mib;     /* >= memory_mib; > memory_mib enables maxMemory */
   const char *agent_socket; /* unix socket QEMU binds for the agent channel */
   const char *shared_dir;   /* host dir shared over 9p, tag "katavmshared" */
-  const char *console_log;  /* serial console log file */
-  guint spare_root_ports;   /* pcie-root-port controllers for hotplug */
+  /* virtio-fs instead of 9p: the vhost-user socket of the virtiofsd the
+   * caller started on the shared dir (the shim starts and supervises it,
+   * lib/shim/vfsd.c); same tag. Guest RAM then comes from a shared memfd
+   * (vhost-user maps it into virtiofsd), hot-added memory included. When
+   * set, shared_dir is only informational and may be NULL. */
+  const char *virtiofs_socket;
+  const char *console_log; /* serial console log file */
+  guint spare_root_ports;  /* pcie-root-port controllers for hotplug */
   /* Run QEMU as root without relabelling (a DAC seclabel): a libvirtd
    * (qemu:///system) would otherwise run it as libvirt-qemu, which cannot
    * reach the runtime's 0700 state directories. The embedded driver is
@@ -64,7 +70,7 @@ typedef struct {
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named
- * "io.katavm.agent.0", 9p share, serial console to file, spare root ports,
+ * "io.katavm.agent.0", 9p or virtio-fs share, serial console to file, spare root ports,
  * <tcg><tb-cache> under TCG). Returns NULL with KV_VMM_ERROR_INVALID when a
  * required field is missing or inconsistent. */
 char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error);
