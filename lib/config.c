@@ -14,6 +14,8 @@ void kv_config_clear(KvSandboxConfig *c) {
   g_free(c->created);
   g_free(c->memory_hotplug);
   g_free(c->netns);
+  g_free(c->net);
+  g_strfreev(c->publish);
   memset(c, 0, sizeof(*c));
 }
 
@@ -32,6 +34,8 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "created", KV_T_STR, KV_F_REQUIRED, created),
     KV_FIELD(KvSandboxConfig, "memory_hotplug", KV_T_STR, 0, memory_hotplug),
     KV_FIELD(KvSandboxConfig, "netns", KV_T_STR, KV_F_NONEMPTY, netns, .max = 4096),
+    KV_FIELD(KvSandboxConfig, "net", KV_T_STR, KV_F_NONEMPTY, net, .max = 16),
+    KV_FIELD(KvSandboxConfig, "publish", KV_T_STRV, 0, publish),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));

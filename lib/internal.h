@@ -78,6 +78,8 @@ typedef struct {
   char *created;
   char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
   char *netns;          /* NULL = no network (lib/shim/net.c) */
+  char *net;            /* NULL/"none" | "tcfilter" (netns) | "user" (passt) */
+  char **publish;       /* net "user": "[IP:]HOSTPORT:PORT[/proto]" (publish.h) */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);

@@ -228,6 +228,20 @@ typedef struct katavm_sandbox_config {
    * addresses, MTU, routes and static neighbours. Destroy removes the taps
    * and filters and leaves the namespace's interfaces as they were. */
   const char *netns;
+  /* The network model: NULL = "none" (only lo in the guest), or tcfilter
+   * when netns is set. "none": no network. "user": user-mode networking by
+   * passt, no host setup: the guest takes the host's addresses, default
+   * route and DNS servers (docs/networking.md), reaches what a host
+   * process could through passt, and is reached only through publish.
+   * "user" with netns is an error. */
+  const char *net;
+  /* NULL-terminated list of published ports (net "user" only), each
+   * "[IP:]HOSTPORT:PORT[/tcp|udp]" as in `podman run -p`: the host's
+   * IP:HOSTPORT (IP defaults to 127.0.0.1; an IPv6 IP in brackets) reaches
+   * the guest's PORT, over TCP unless /udp. A malformed spec, a port
+   * outside 1-65535 or a host port already taken fails create with
+   * KATAVM_E_INVALID / KATAVM_E_EXISTS naming it. */
+  const char *const *publish;
 } katavm_sandbox_config;
 
 /* Prepare a sandbox config: zero `size` bytes of cfg and set
@@ -263,7 +277,8 @@ typedef struct katavm_sandbox katavm_sandbox;
  * Errors: KATAVM_E_INVALID (struct_size, bad id, memory below
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
  * 1 TiB, netns not a network namespace or without an interface that has an
- * address), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd,
+ * address, unknown net, "user" with netns, publish malformed or without
+ * "user"), KATAVM_E_EXISTS (id in use, a published host port taken), KATAVM_E_NOT_FOUND (kernel, initrd,
  * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
  * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
  * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */

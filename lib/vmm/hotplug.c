@@ -294,6 +294,28 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
   return TRUE;
 }
 
+gboolean kv_vmm_attach_user_nic(KvVmm *vmm, const char *name, const char *mac, guint mtu,
+                                const char *host_if, const char *address4, guint prefix4,
+                                const KvVmmPortForward *ports, guint n, const char *log,
+                                GError **error) {
+  if (!kv_check_mac(mac, error) || !kv_check_mtu(mtu, error) ||
+      (host_if && !kv_check_tap(host_if, error)))
+    return FALSE;
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  g_autofree char *xml =
+      kv_user_nic_xml(mac, mtu, host_if, address4, prefix4, ports, n, log, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot attach the user-mode NIC %s (passt) to domain '%s'", mac, name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Detach a device found in the live XML by its alias (NIC and disk). */
 static gboolean detach_node(virDomainPtr dom, const char *name, KvXNode *node, const char *what,
                             GError **error) {

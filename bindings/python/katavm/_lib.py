@@ -96,6 +96,8 @@ class SandboxConfig(ctypes.Structure):
         ("memory_mib", c_uint),
         ("max_memory_mib", c_uint),
         ("netns", c_char_p),
+        ("net", c_char_p),
+        ("publish", _STRV),
     ]
 
 
