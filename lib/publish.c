@@ -78,6 +78,8 @@ gboolean kv_publish_parse(const char *spec, KvPublish *out, GError **error) {
   guint8 buf[16];
   if (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1)
     return bad(error, spec, "the host address is not an IPv4 or IPv6 address");
+  if (strchr(ip, ':'))
+    return bad(error, spec, "user-mode networking publishes on IPv4 host addresses only");
   g_strlcpy(out->address, ip, sizeof out->address);
   return TRUE;
 }

@@ -229,15 +229,16 @@ typedef struct katavm_sandbox_config {
    * and filters and leaves the namespace's interfaces as they were. */
   const char *netns;
   /* The network model: NULL = "none" (only lo in the guest), or tcfilter
-   * when netns is set. "none": no network. "user": user-mode networking by
-   * passt, no host setup: the guest takes the host's addresses, default
-   * route and DNS servers (docs/networking.md), reaches what a host
-   * process could through passt, and is reached only through publish.
-   * "user" with netns is an error. */
+   * when netns is set. "none": no network. "user": user-mode networking
+   * (QEMU's slirp), no host setup: the guest gets 10.0.2.15/24, a default
+   * route through 10.0.2.2 (the host, as the guest sees it) and the DNS
+   * forwarder 10.0.2.3, reaches what a host process could through slirp's
+   * NAT, and is reached from the host only through publish
+   * (docs/networking.md). "user" with netns is an error. */
   const char *net;
   /* NULL-terminated list of published ports (net "user" only), each
    * "[IP:]HOSTPORT:PORT[/tcp|udp]" as in `podman run -p`: the host's
-   * IP:HOSTPORT (IP defaults to 127.0.0.1; an IPv6 IP in brackets) reaches
+   * IPv4 IP:HOSTPORT (IP defaults to 127.0.0.1) reaches
    * the guest's PORT, over TCP unless /udp. A malformed spec, a port
    * outside 1-65535 or a host port already taken fails create with
    * KATAVM_E_INVALID / KATAVM_E_EXISTS naming it. */

@@ -35,7 +35,6 @@
 #include <netlink/route/qdisc.h>
 #include <netlink/route/route.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -59,7 +58,7 @@ struct _Net {
   GPtrArray *ifs;  /* Iface*, found by net_prepare */
   GPtrArray *taps; /* KvNetTap*: made, or about to be */
   gboolean known;  /* taps is the record (create, recover); else state.json is */
-  Iface *user;     /* net "user": the host's interface passt takes, as the guest gets it */
+  Iface *user;     /* net "user": the guest's slirp interface */
 };
 
 static void route_free(gpointer p) {
@@ -346,119 +345,39 @@ out:
   return n->ifs->len > 0 && !(error && *error);
 }
 
-/* ---- user-mode networking (passt) ---- */
+/* ---- user-mode networking (QEMU's slirp) ---- */
 
-#define USER_MTU 65520 /* passt's own default: fewer, larger frames */
-
-/* What passt gives the guest without being told: the addresses of the
- * host interface with the IPv4 (else IPv6) default route, and that
- * route's gateway (which passt answers for, mapping it to the host). The
- * guest is configured with exactly that by nic_config, so it needs no
- * DHCP client. */
-static gboolean user_scan(Net *n, struct nl_sock *sk, GError **error) {
-  struct nl_cache *links = NULL, *addrs = NULL, *routes = NULL;
-  int rc, ifindex = 0;
-  gboolean ok = FALSE;
-  if ((rc = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links)) < 0 ||
-      (rc = rtnl_addr_alloc_cache(sk, &addrs)) < 0 ||
-      (rc = rtnl_route_alloc_cache(sk, AF_UNSPEC, 0, &routes)) < 0) {
-    nl_fail(error, rc, "reading the host's network configuration");
-    goto out;
-  }
-  Iface *f = g_new0(Iface, 1);
-  f->addresses = g_ptr_array_new_with_free_func(g_free);
-  f->routes = g_ptr_array_new_with_free_func(route_free);
-  f->neighbours = g_ptr_array_new_with_free_func(neigh_free);
-  f->mtu = USER_MTU;
-  n->user = f;
-  /* The default routes, IPv4 first: the first one's interface is passt's. */
-  for (int fam = AF_INET; fam; fam = fam == AF_INET ? AF_INET6 : 0) {
-    for (struct nl_object *o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
-      struct rtnl_route *r = (struct rtnl_route *)o;
-      struct nl_addr *dst = rtnl_route_get_dst(r);
-      if (rtnl_route_get_family(r) != fam || rtnl_route_get_table(r) != RT_TABLE_MAIN ||
-          rtnl_route_get_type(r) != RTN_UNICAST || rtnl_route_get_nnexthops(r) < 1 ||
-          (dst && nl_addr_get_prefixlen(dst) != 0))
-        continue;
-      struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
-      struct nl_addr *gw = rtnl_route_nh_get_gateway(nh);
-      int oif = rtnl_route_nh_get_ifindex(nh);
-      if (!gw || (ifindex && oif != ifindex))
-        continue;
-      ifindex = oif;
-      KvRoute *rt = g_new0(KvRoute, 1);
-      rt->dst = g_strdup(fam == AF_INET ? "0.0.0.0/0" : "::/0");
-      rt->gateway = addr_str(gw, FALSE);
-      if (!rt->gateway) {
-        route_free(rt);
-        continue;
-      }
-      g_ptr_array_add(f->routes, rt);
-      break;
-    }
-  }
-  if (!ifindex) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
-                "network mode 'user': the host has no interface with a default route for passt "
-                "to take");
-    goto out;
-  }
-  struct rtnl_link *l = rtnl_link_get(links, ifindex);
-  if (l) {
-    f->link = g_strdup(rtnl_link_get_name(l));
-    rtnl_link_put(l);
-  }
-  for (struct nl_object *ao = nl_cache_get_first(addrs); ao; ao = nl_cache_get_next(ao)) {
-    struct rtnl_addr *a = (struct rtnl_addr *)ao;
-    if (rtnl_addr_get_ifindex(a) != ifindex || rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE)
-      continue;
-    g_autofree char *ip = addr_str(rtnl_addr_get_local(a), FALSE);
-    int fam = rtnl_addr_get_family(a);
-    gboolean have = FALSE; /* one per family, as passt gives */
-    for (guint i = 0; i < f->addresses->len; i++)
-      have |= (strchr(f->addresses->pdata[i], ':') != NULL) == (fam == AF_INET6);
-    if (ip && !have)
-      g_ptr_array_add(f->addresses, g_strdup_printf("%s/%d", ip, rtnl_addr_get_prefixlen(a)));
-  }
-  if (!f->link || !f->addresses->len) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_UNSUPPORTED,
-                "network mode 'user': the host interface with the default route has no address");
-    goto out;
-  }
-  /* A locally administered MAC from the state directory (unique here). */
-  guint h = g_str_hash(n->s->p.dir);
-  f->mac = g_strdup_printf("52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
-  ok = TRUE;
-out:
-  if (links)
-    nl_cache_free(links);
-  if (addrs)
-    nl_cache_free(addrs);
-  if (routes)
-    nl_cache_free(routes);
-  return ok;
-}
-
+/* The guest gets slirp's fixed network, set by nic_config (no DHCP client
+ * in the guest): its address, the default route through slirp's gateway
+ * (which is the host for the guest), slirp's DNS forwarder for
+ * resolv.conf. Nothing of the host's own addresses shows. */
 static gboolean user_prepare(Net *n, GError **error) {
   g_autoptr(GArray) ports = kv_publish_parse_all((const char *const *)n->s->cfg.publish, error);
   if (!ports)
     return FALSE;
-  struct nl_sock *sk = sock_here(error);
-  if (!sk)
-    return FALSE;
-  gboolean ok = user_scan(n, sk, error);
-  nl_socket_free(sk);
-  if (ok)
-    shim_log("network: user mode (passt) on %s: %s, %u published ports", n->user->link,
-             (char *)n->user->addresses->pdata[0], ports->len);
-  return ok;
+  Iface *f = g_new0(Iface, 1);
+  f->addresses = g_ptr_array_new_with_free_func(g_free);
+  f->routes = g_ptr_array_new_with_free_func(route_free);
+  f->neighbours = g_ptr_array_new_with_free_func(neigh_free);
+  f->link = g_strdup("user");
+  f->mtu = 1500; /* slirp's */
+  g_ptr_array_add(f->addresses, g_strdup(KV_VMM_USER_GUEST_CIDR));
+  KvRoute *rt = g_new0(KvRoute, 1);
+  rt->dst = g_strdup("0.0.0.0/0");
+  rt->gateway = g_strdup(KV_VMM_USER_GATEWAY);
+  g_ptr_array_add(f->routes, rt);
+  /* A locally administered MAC from the state directory (unique here). */
+  guint h = g_str_hash(n->s->p.dir);
+  f->mac = g_strdup_printf("52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  n->user = f;
+  shim_log("network: user mode (slirp), %u published ports", ports->len);
+  return TRUE;
 }
 
 static gboolean guest_config(Net *n, Iface *f, GError **error);
 
 static gboolean user_attach(Net *n, GError **error) {
   Shim *s = n->s;
-  Iface *f = n->user;
   g_autoptr(GArray) ports = kv_publish_parse_all((const char *const *)s->cfg.publish, error);
   if (!ports)
     return FALSE;
@@ -468,22 +387,9 @@ static gboolean user_attach(Net *n, GError **error) {
     fw[i] = (KvVmmPortForward){
         .udp = p->udp, .address = p->address, .host_port = p->host_port, .port = p->port};
   }
-  /* passt's interface and IPv4 address are named, so that what it gives
-   * the guest is what nic_config sets. */
-  g_autofree char *a4 = NULL;
-  guint prefix4 = 0;
-  for (guint i = 0; i < f->addresses->len; i++) {
-    const char *cidr = f->addresses->pdata[i];
-    if (!strchr(cidr, ':') && !a4) {
-      const char *sl = strchr(cidr, '/');
-      a4 = g_strndup(cidr, (gsize)(sl - cidr));
-      prefix4 = (guint)atoi(sl + 1);
-    }
-  }
-  if (!kv_vmm_attach_user_nic(s->vmm, s->p.domain, f->mac, f->mtu, f->link, a4, prefix4, fw,
-                              ports->len, NULL, error))
+  if (!kv_vmm_attach_user_nic(s->vmm, s->p.domain, n->user->mac, fw, ports->len, error))
     return FALSE;
-  return guest_config(n, f, error);
+  return guest_config(n, n->user, error);
 }
 
 gboolean net_prepare(Net *n, GError **error) {

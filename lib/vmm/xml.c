@@ -294,40 +294,11 @@ char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error) {
   return kv_xml_finish(x, error);
 }
 
-char *kv_user_nic_xml(const char *mac, guint mtu, const char *host_if, const char *address4,
-                      guint prefix4, const KvVmmPortForward *ports, guint n, const char *log,
-                      GError **error) {
-  /* libvirt 9.0's passt backend: libvirt runs passt (--one-off, its own
-   * socket and pid file) and QEMU's stream netdev connects to it. */
+char *kv_user_nic_xml(const char *mac, GError **error) {
   KvXml *x = kv_xml_new();
   kv_xml_open(x, "interface", "type", "user", NULL);
   kv_xml_empty(x, "mac", "address", mac, NULL);
-  if (host_if)
-    kv_xml_empty(x, "source", "dev", host_if, NULL);
-  if (log)
-    kv_xml_empty(x, "backend", "type", "passt", "logFile", log, NULL);
-  else
-    kv_xml_empty(x, "backend", "type", "passt", NULL);
-  if (address4) {
-    kv_xml_open(x, "ip", "family", "ipv4", "address", address4, NULL);
-    kv_xml_attr(x, "prefix", "%u", prefix4);
-    kv_xml_close(x);
-  }
-  for (guint i = 0; i < n; i++) {
-    kv_xml_open(x, "portForward", "proto", ports[i].udp ? "udp" : "tcp", "address",
-                ports[i].address, NULL);
-    kv_xml_open(x, "range", NULL);
-    kv_xml_attr(x, "start", "%u", ports[i].host_port);
-    kv_xml_attr(x, "to", "%u", ports[i].port);
-    kv_xml_close(x);
-    kv_xml_close(x);
-  }
   kv_xml_empty(x, "model", "type", "virtio", NULL);
-  if (mtu) {
-    kv_xml_open(x, "mtu", NULL);
-    kv_xml_attr(x, "size", "%u", mtu);
-    kv_xml_close(x);
-  }
   kv_xml_close(x);
   return kv_xml_finish(x, error);
 }
