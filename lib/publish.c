@@ -144,7 +144,7 @@ gboolean kv_publish_check_free(const KvPublish *p, const char *spec, GError **er
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                 "published port '%s': %s is not an address of this host", spec, p->address);
   else
-    g_set_error(error, KV_ERROR, KATAVM_E_IO, "published port '%s': cannot bind %s:%u/%s: %s",
-                spec, p->address, p->host_port, proto, g_strerror(err));
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "published port '%s': cannot bind %s:%u/%s: %s", spec,
+                p->address, p->host_port, proto, g_strerror(err));
   return FALSE;
 }

@@ -14,7 +14,8 @@ typedef struct {
 } KvPublish;
 
 /* Parse "[IP:]HOSTPORT:PORT[/tcp|udp]" (IP defaults to 127.0.0.1; an IPv6
- * IP in brackets is parsed and refused: slirp forwards IPv4 only). KATAVM_E_INVALID naming the spec and what is wrong. */
+ * IP in brackets is parsed and refused: slirp forwards IPv4 only). KATAVM_E_INVALID naming the spec
+ * and what is wrong. */
 gboolean kv_publish_parse(const char *spec, KvPublish *out, GError **error);
 /* Parse every spec (NULL-terminated) into a GArray of KvPublish; a host
  * address:port/proto given twice is an error. */

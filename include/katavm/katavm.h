@@ -279,10 +279,10 @@ typedef struct katavm_sandbox katavm_sandbox;
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
  * 1 TiB, netns not a network namespace or without an interface that has an
  * address, unknown net, "user" with netns, publish malformed or without
- * "user"), KATAVM_E_EXISTS (id in use, a published host port taken), KATAVM_E_NOT_FOUND (kernel, initrd,
- * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
- * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
- * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */
+ * "user"), KATAVM_E_EXISTS (id in use, a published host port taken), KATAVM_E_NOT_FOUND (kernel,
+ * initrd, shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM), KATAVM_E_IO,
+ * KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not
+ * come up). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 

@@ -332,9 +332,9 @@ gboolean kv_vmm_attach_user_nic(KvVmm *vmm, const char *name, const char *mac,
                   p->address, p->host_port, p->port);
       return FALSE;
     }
-    g_autofree char *cmd = g_strdup_printf("hostfwd_add host%s %s:%s:%u-:%u", alias,
-                                           p->udp ? "udp" : "tcp", p->address, p->host_port,
-                                           p->port);
+    g_autofree char *cmd =
+        g_strdup_printf("hostfwd_add host%s %s:%s:%u-:%u", alias, p->udp ? "udp" : "tcp",
+                        p->address, p->host_port, p->port);
     char *out = NULL;
     if (virDomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0) {
       set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot publish %s:%u/%s on domain '%s'",
