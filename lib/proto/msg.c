@@ -109,6 +109,12 @@ MSG(KvNicConfigParams, "nic_config", FIELD(KvNicConfigParams, "mac", KV_T_STR, R
 MSG(KvNicConfigResult, "nic_config result",
     FIELD(KvNicConfigResult, "ifname", KV_T_STR, 0, ifname));
 MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, REQ | NE, mac));
+MSG(KvNetNamesParams, "net_names",
+    FIELD(KvNetNamesParams, "hostname", KV_T_STR, REQ | NE, hostname, .max = 64),
+    FIELD(KvNetNamesParams, "address", KV_T_STR, NE, address, .max = ADDR_MAX),
+    FIELD(KvNetNamesParams, "nameservers", KV_T_STRV, 0, nameservers, .max = ADDR_MAX),
+    FIELD(KvNetNamesParams, "search", KV_T_STRV, 0, search, .max = 253),
+    FIELD(KvNetNamesParams, "options", KV_T_STRV, 0, options, .max = 64));
 
 /* A virtio-blk serial holds 20 bytes. */
 #define SERIAL_MAX 20
@@ -199,6 +205,7 @@ METHOD(resize, "resize", KvResizeParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(cpus_set, "cpus_set", KvCpusSetParams, KvCpusResult, KV_TO_AGENT);
 METHOD(nic_config, "nic_config", KvNicConfigParams, KvNicConfigResult, KV_TO_AGENT);
 METHOD(nic_remove, "nic_remove", KvNicRemoveParams, KvEmpty, KV_TO_AGENT);
+METHOD(net_names, "net_names", KvNetNamesParams, KvEmpty, KV_TO_AGENT);
 METHOD(disk_add, "disk_add", KvDiskAddParams, KvDiskAddResult, KV_TO_AGENT);
 METHOD(disk_remove, "disk_remove", KvDiskRemoveParams, KvEmpty, KV_TO_AGENT);
 METHOD(shim_state, "state", KvEmpty, KvShimStateResult, KV_TO_SHIM);
@@ -224,6 +231,7 @@ static const KvMethod *const all_methods[] = {
     &kv_m_cpus_set,
     &kv_m_nic_config,
     &kv_m_nic_remove,
+    &kv_m_net_names,
     &kv_m_disk_add,
     &kv_m_disk_remove,
     &kv_m_shim_state,

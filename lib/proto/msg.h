@@ -232,6 +232,18 @@ typedef struct {
   char *ifname;
 } KvNicConfigResult;
 
+/* net_names (agent): what the container's /etc/resolv.conf, /etc/hosts
+ * and /etc/hostname say when its spec does not mount its own (agent
+ * etcfiles.c); sent once the network is up. hostname also becomes the
+ * guest's. */
+typedef struct {
+  char *hostname;     /* the default (a spec's hostname wins) */
+  char *address;      /* the pod's first address, for /etc/hosts; NULL = none */
+  char **nameservers; /* IPv4/IPv6 literals */
+  char **search;      /* search domains */
+  char **options;     /* resolv.conf options, e.g. "ndots:5" */
+} KvNetNamesParams;
+
 /* nic_remove (agent): down + flush. */
 typedef struct {
   char *mac;
@@ -329,8 +341,8 @@ extern const KvMsgDesc kv_state_pid_desc;
 extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
     kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
     kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
-    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
+    kv_m_net_names, kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check,
+    kv_m_shim_stop, kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

@@ -629,7 +629,119 @@ static gboolean guest_config(Net *n, Iface *f, GError **error) {
   return TRUE;
 }
 
+/* ---- names: what the containers' /etc/resolv.conf and /etc/hosts say ---- */
+
+static gboolean is_loopback(const char *ip) {
+  return g_str_has_prefix(ip, "127.") || !strcmp(ip, "::1");
+}
+
+/* nameserver, search (or domain) and options of a resolv.conf. A
+ * loopback nameserver (a local stub resolver) would be the guest's own:
+ * left out. */
+static void resolv_read(const char *path, GPtrArray *ns, GPtrArray *search, GPtrArray *opts) {
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &text, &len, NULL) || len > 64 * 1024)
+    return;
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    g_auto(GStrv) w = g_strsplit_set(g_strstrip(*l), " \t", -1);
+    guint n = 0;
+    char *words[8] = {0};
+    for (char **p = w; *p && n < G_N_ELEMENTS(words); p++)
+      if (**p)
+        words[n++] = *p;
+    if (n < 2 || words[0][0] == '#' || words[0][0] == ';')
+      continue;
+    if (!strcmp(words[0], "nameserver")) {
+      if (ns->len < 3 && g_hostname_is_ip_address(words[1]) && !is_loopback(words[1]))
+        g_ptr_array_add(ns, g_strdup(words[1]));
+    } else if (!strcmp(words[0], "search") || !strcmp(words[0], "domain")) {
+      g_ptr_array_set_size(search, 0); /* the last one wins, as in libc */
+      for (guint i = 1; i < n && search->len < 6; i++)
+        g_ptr_array_add(search, g_strdup(words[i]));
+    } else if (!strcmp(words[0], "options")) {
+      for (guint i = 1; i < n && opts->len < 8; i++)
+        g_ptr_array_add(opts, g_strdup(words[i]));
+    }
+  }
+}
+
+/* The resolv.conf of the sandbox's namespace: /etc/netns/NAME/resolv.conf
+ * for /run/netns/NAME (as `ip netns exec` does), else the host's. */
+static char *resolv_path(Net *n) {
+  const char *p = n->netns;
+  const char *prefixes[] = {"/run/netns/", "/var/run/netns/"};
+  for (gsize i = 0; p && i < G_N_ELEMENTS(prefixes); i++) {
+    if (!g_str_has_prefix(p, prefixes[i]))
+      continue;
+    const char *name = p + strlen(prefixes[i]);
+    if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
+      break;
+    char *path = g_build_filename("/etc/netns", name, "resolv.conf", NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_REGULAR))
+      return path;
+    g_free(path);
+  }
+  return g_strdup("/etc/resolv.conf");
+}
+
+static char **strv_of(GPtrArray *a) {
+  g_ptr_array_add(a, NULL);
+  return (char **)g_ptr_array_steal(a, NULL);
+}
+
+static gboolean names_send(Net *n, GError **error) {
+  Shim *s = n->s;
+  g_autoptr(GPtrArray) ns = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) search = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) opts = g_ptr_array_new_with_free_func(g_free);
+  g_autofree char *address = NULL;
+  Iface *first = n->user ? n->user : n->ifs->len ? n->ifs->pdata[0] : NULL;
+  if (first && first->addresses->len) {
+    const char *cidr = first->addresses->pdata[0];
+    address = g_strndup(cidr, strcspn(cidr, "/"));
+  }
+  if (n->user) {
+    /* slirp's forwarder asks the host's resolvers. */
+    g_autoptr(GPtrArray) host_ns = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(ns, g_strdup(KV_VMM_USER_DNS));
+    resolv_read("/etc/resolv.conf", host_ns, search, opts);
+  } else if (n->netns) {
+    g_autofree char *path = resolv_path(n);
+    resolv_read(path, ns, search, opts);
+  }
+  g_auto(GStrv) nsv = strv_of(g_steal_pointer(&ns)), sv = strv_of(g_steal_pointer(&search)),
+                ov = strv_of(g_steal_pointer(&opts));
+  KvNetNamesParams p = {
+      .hostname = s->cfg.id,
+      .address = address,
+      .nameservers = nsv,
+      .search = sv,
+      .options = ov,
+  };
+  g_autoptr(JsonObject) po = kv_msg_encode(kv_m_net_names.params, &p);
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(s->agent, kv_m_net_names.name, po, NIC_CONFIG_TIMEOUT_MS, &e);
+  if (!r) {
+    GError *m = shim_agent_error(e, "guest: ", TRUE);
+    g_prefix_error(&m, "giving the guest its names: ");
+    g_propagate_error(error, m);
+    return FALSE;
+  }
+  shim_log("network: names: %s at %s, %u nameservers", p.hostname, address ? address : "-",
+           g_strv_length(nsv));
+  return TRUE;
+}
+
+static gboolean attach(Net *n, GError **error);
+
 gboolean net_attach(Net *n, GError **error) {
+  return attach(n, error) && names_send(n, error);
+}
+
+static gboolean attach(Net *n, GError **error) {
   if (n->user)
     return user_attach(n, error);
   if (!n->netns)
