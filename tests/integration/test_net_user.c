@@ -104,6 +104,9 @@ static char *rootfs_with_page(void) {
   g_autofree char *index = g_build_filename(www, "index.html", NULL);
   ck_assert_int_eq(g_mkdir_with_parents(www, 0755), 0);
   ck_assert(g_file_set_contents(index, PAGE "\n", -1, NULL));
+  /* A mount point for the generated resolv.conf (images have one). */
+  g_autofree char *resolv = g_build_filename(r, "etc", "resolv.conf", NULL);
+  ck_assert(g_file_set_contents(resolv, "# the image's\n", -1, NULL));
   return r;
 }
 
@@ -172,6 +175,14 @@ START_TEST(run_publishes_a_port_on_the_host) {
   out = NULL;
   rc = kvt_cli(&out, &err, "exec", "user1/user1", "--", "ip", "route", NULL);
   ck_assert_msg(rc == 0 && strstr(out, "default via 10.0.2.2"), "%s", out);
+
+  /* Names: slirp's DNS forwarder; the hostname at slirp's address. */
+  g_free(out);
+  out = NULL;
+  rc = kvt_cli(&out, &err, "exec", "user1/user1", "--", "cat", "/etc/resolv.conf", "/etc/hosts",
+               NULL);
+  ck_assert_msg(rc == 0 && strstr(out, "nameserver 10.0.2.3\n") && strstr(out, "\n10.0.2.15\t"),
+                "%s", out);
 
   /* UDP: datagrams to the published port reach the guest's port 5999
    * (nobody listens there: the guest's UDP NoPorts counter counts them). */
