@@ -682,6 +682,15 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **e
     } else {
       json_object_set_string_member(r, "guest_error", ge->message);
     }
+    /* The guest's network, as its kernel has it. */
+    g_autoptr(GError) ne = NULL;
+    KvNetInfoResult ni;
+    if (kv_sandbox_rpc(sb, &kv_m_net_info, NULL, &ni, &ne)) {
+      json_object_set_object_member(r, "network", kv_msg_encode(kv_m_net_info.result, &ni));
+      kv_msg_clear(kv_m_net_info.result, &ni);
+    } else {
+      json_object_set_string_member(r, "network_error", ne->message);
+    }
   }
   kv_msg_clear(kv_m_shim_state.result, &st);
   g_autofree char *s = kv_json_to_string(r);

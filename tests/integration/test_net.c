@@ -218,6 +218,15 @@ START_TEST(httpd_over_ipv4_and_ipv6) {
   ck_assert(g_file_get_contents(resolv, &orig, NULL, NULL));
   ck_assert_str_eq(orig, "nameserver 192.0.2.99\n"); /* the rootfs is untouched */
 
+  /* inspect: the guest's interfaces and routes, from its kernel. */
+  g_autofree char *insp = NULL, *ierr = NULL;
+  ck_assert_int_eq(kvt_cli(&insp, &ierr, "sandbox", "inspect", "net1", "--json", NULL), 0);
+  g_autofree char *mac_json = g_strdup_printf("\"mac\":\"%s\"", mac);
+  ck_assert_msg(strstr(insp, "\"network\":{") && strstr(insp, mac_json) &&
+                    strstr(insp, "\"10.77.0.2/24\"") && strstr(insp, "\"mtu\":1400") &&
+                    strstr(insp, "\"dst\":\"0.0.0.0/0\",\"gateway\":\"10.77.0.1\""),
+                "inspect:\n%s", insp);
+
   /* The redirects are there while it runs... */
   g_autofree char *qd = NULL;
   ck_assert_int_eq(shf(&qd, "tc -n %s qdisc show dev %s", pod, vpod), 0);

@@ -184,6 +184,12 @@ START_TEST(run_publishes_a_port_on_the_host) {
   ck_assert_msg(rc == 0 && strstr(out, "nameserver 10.0.2.3\n") && strstr(out, "\n10.0.2.15\t"),
                 "%s", out);
 
+  g_autofree char *insp = NULL;
+  rc = kvt_cli(&insp, &err, "sandbox", "inspect", "user1", "--json", NULL);
+  ck_assert_msg(rc == 0 && strstr(insp, "\"10.0.2.15/24\"") && strstr(insp, "\"state\":\"up\"") &&
+                    strstr(insp, "\"gateway\":\"10.0.2.2\""),
+                "inspect: %s", insp);
+
   /* UDP: datagrams to the published port reach the guest's port 5999
    * (nobody listens there: the guest's UDP NoPorts counter counts them). */
   guint64 before = udp_noports("user1");
