@@ -603,6 +603,13 @@ typedef struct katavm_hotplug_request {
   int readonly;
   const char *container;
   const char *mount_path;
+  /* NIC_ADD instead of tap: an interface of the sandbox's network
+   * namespace (its netns) by name, wired as at create: a tap in that
+   * namespace with tc redirects both ways, the guest interface with the
+   * interface's MAC, addresses, MTU, routes and static neighbours (mac,
+   * mtu, addresses and gateway must be unset). NIC_REMOVE of its MAC also
+   * removes the tap and redirects. */
+  const char *netns_iface;
 } katavm_hotplug_request;
 
 /* Prepare a hotplug request: zero `size` bytes of req, set

@@ -184,7 +184,8 @@ MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | N
     FIELD(KvHotplugParams, "path", KV_T_STR, 0, path),
     FIELD(KvHotplugParams, "readonly", KV_T_BOOL, OMIT, readonly),
     FIELD(KvHotplugParams, "container_id", KV_T_ID, 0, container_id),
-    FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path));
+    FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path),
+    FIELD(KvHotplugParams, "netns_iface", KV_T_STR, NE, netns_iface, .max = 15));
 MSG(KvHotplugResult, "hotplug result",
     FIELD(KvHotplugResult, "cpus_online", KV_T_INT, OMIT, cpus_online, .def = -1),
     FIELD(KvHotplugResult, "mem_total_kib", KV_T_INT, OMIT, mem_total_kib, .def = -1),

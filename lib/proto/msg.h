@@ -337,6 +337,7 @@ typedef struct {
   gboolean readonly;
   char *container_id;
   char *mount_path;
+  char *netns_iface; /* nic_add: an interface of the netns instead of tap */
 } KvHotplugParams;
 /* -> what the kind reports (absent fields: NULL / -1). */
 typedef struct {

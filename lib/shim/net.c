@@ -764,6 +764,29 @@ static gboolean attach(Net *n, GError **error) {
   return ok;
 }
 
+/* Remove what the shim made for t: the tap (with its qdisc and filter),
+ * here or in the namespace, and the interface's ingress qdisc if ours. */
+static void tap_remove(struct nl_sock *host, struct nl_sock *ns, const KvNetTap *t) {
+  gboolean tun = FALSE;
+  int ix;
+  /* Not moved yet (a failure between make and move): still here. */
+  if (host && (ix = link_index(host, t->tap, &tun)) && tun)
+    link_delete(host, ix);
+  if (!ns)
+    return;
+  if ((ix = link_index(ns, t->tap, &tun)) && tun) {
+    int rc = link_delete(ns, ix);
+    if (rc < 0)
+      shim_log("network teardown: deleting tap %s: %s", t->tap, nl_geterror(rc));
+  }
+  if (t->qdisc && (ix = link_index(ns, t->link, NULL))) {
+    int rc = ingress_delete(ns, ix);
+    if (rc < 0 && rc != -NLE_OBJ_NOTFOUND)
+      shim_log("network teardown: ingress qdisc of %s: %s", t->link, nl_geterror(rc));
+  }
+  shim_log("network teardown: tap %s and the redirect of %s removed", t->tap, t->link);
+}
+
 void net_teardown(Net *n) {
   if (!n->known) {
     KvShimStateResult st;
@@ -783,27 +806,8 @@ void net_teardown(Net *n) {
   struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
   if (e)
     shim_log("network teardown: %s", e->message);
-  for (guint i = 0; i < n->taps->len; i++) {
-    KvNetTap *t = n->taps->pdata[i];
-    gboolean tun = FALSE;
-    int ix;
-    /* Not moved yet (a failure between make and move): still here. */
-    if (host && (ix = link_index(host, t->tap, &tun)) && tun)
-      link_delete(host, ix);
-    if (!ns)
-      continue;
-    if ((ix = link_index(ns, t->tap, &tun)) && tun) {
-      int rc = link_delete(ns, ix);
-      if (rc < 0)
-        shim_log("network teardown: deleting tap %s: %s", t->tap, nl_geterror(rc));
-    }
-    if (t->qdisc && (ix = link_index(ns, t->link, NULL))) {
-      int rc = ingress_delete(ns, ix);
-      if (rc < 0 && rc != -NLE_OBJ_NOTFOUND)
-        shim_log("network teardown: ingress qdisc of %s: %s", t->link, nl_geterror(rc));
-    }
-    shim_log("network teardown: tap %s and the redirect of %s removed", t->tap, t->link);
-  }
+  for (guint i = 0; i < n->taps->len; i++)
+    tap_remove(host, ns, n->taps->pdata[i]);
   g_ptr_array_set_size(n->taps, 0);
   if (nsfd >= 0)
     close(nsfd);
@@ -811,4 +815,113 @@ void net_teardown(Net *n) {
     nl_socket_free(ns);
   if (host)
     nl_socket_free(host);
+}
+
+/* ---- hotplug of one interface of the namespace ---- */
+
+gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error) {
+  if (!n->netns) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "nic add of interface '%s': the sandbox has no network namespace (--netns)", name);
+    return FALSE;
+  }
+  for (guint i = 0; i < n->taps->len; i++) {
+    KvNetTap *t = n->taps->pdata[i];
+    if (!g_strcmp0(t->link, name)) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS,
+                  "interface %s of %s already reaches the guest (tap %s)", name, n->netns, t->tap);
+      return FALSE;
+    }
+  }
+  int nsfd = netns_open(n->netns, error);
+  if (nsfd < 0)
+    return FALSE;
+  struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
+  gboolean ok = FALSE;
+  Iface *f = NULL;
+  if (!host)
+    goto out;
+  if (!link_index(ns, name, NULL)) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND, "network namespace %s has no interface %s",
+                n->netns, name);
+    goto out;
+  }
+  /* scan() reads every interface; keep this one. */
+  GPtrArray *all = n->ifs;
+  n->ifs = g_ptr_array_new_with_free_func(iface_free);
+  g_autoptr(GError) se = NULL;
+  scan(n, ns, &se);
+  for (guint i = 0; i < n->ifs->len && !f; i++)
+    if (!strcmp(((Iface *)n->ifs->pdata[i])->link, name))
+      f = g_ptr_array_steal_index(n->ifs, i);
+  g_ptr_array_unref(n->ifs);
+  n->ifs = all;
+  if (!f) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "interface %s of %s has no address (or is a tap or loopback)", name, n->netns);
+    goto out;
+  }
+  guint before = n->taps->len;
+  ok = attach_one(n, f, n->taps->len, nsfd, host, ns, error);
+  shim_state_save(n->s);
+  if (ok)
+    ok = guest_config(n, f, error);
+  if (!ok && n->taps->len > before) {
+    /* Nothing of a failed add stays: its tap and redirects go now. */
+    KvNetTap *t = g_ptr_array_steal_index(n->taps, n->taps->len - 1);
+    g_autoptr(GError) de = NULL;
+    kv_vmm_detach_nic(n->s->vmm, n->s->p.domain, t->mac, &de);
+    tap_remove(host, ns, t);
+    tap_free(t);
+    shim_state_save(n->s);
+  }
+  if (ok) {
+    *mac_out = g_strdup(f->mac);
+    g_ptr_array_add(n->ifs, g_steal_pointer(&f));
+  }
+out:
+  if (f)
+    iface_free(f);
+  close(nsfd);
+  if (host)
+    nl_socket_free(host);
+  if (ns)
+    nl_socket_free(ns);
+  return ok;
+}
+
+gboolean net_owns_mac(Net *n, const char *mac) {
+  for (guint i = 0; i < n->taps->len; i++)
+    if (!g_ascii_strcasecmp(((KvNetTap *)n->taps->pdata[i])->mac, mac))
+      return TRUE;
+  return FALSE;
+}
+
+void net_remove_mac(Net *n, const char *mac) {
+  for (guint i = 0; i < n->taps->len; i++) {
+    KvNetTap *t = n->taps->pdata[i];
+    if (g_ascii_strcasecmp(t->mac, mac))
+      continue;
+    g_autoptr(GError) e = NULL;
+    struct nl_sock *host = sock_here(&e);
+    int nsfd = netns_open(n->netns, e ? NULL : &e);
+    struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
+    if (e)
+      shim_log("network: removing tap %s: %s", t->tap, e->message);
+    tap_remove(host, ns, t);
+    for (guint j = 0; j < n->ifs->len; j++)
+      if (!strcmp(((Iface *)n->ifs->pdata[j])->link, t->link)) {
+        g_ptr_array_remove_index(n->ifs, j);
+        break;
+      }
+    g_ptr_array_remove_index(n->taps, i);
+    shim_state_save(n->s);
+    if (nsfd >= 0)
+      close(nsfd);
+    if (ns)
+      nl_socket_free(ns);
+    if (host)
+      nl_socket_free(host);
+    return;
+  }
 }

@@ -156,6 +156,7 @@ class HotplugRequest(ctypes.Structure):
         ("readonly", c_int),
         ("container", c_char_p),
         ("mount_path", c_char_p),
+        ("netns_iface", c_char_p),
     ]
 
 
