@@ -839,6 +839,7 @@ gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error)
   struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
   gboolean ok = FALSE;
   Iface *f = NULL;
+  GError *se = NULL; /* not g_autoptr: the gotos below jump past its scope */
   if (!host)
     goto out;
   if (!link_index(ns, name, NULL)) {
@@ -849,8 +850,8 @@ gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error)
   /* scan() reads every interface; keep this one. */
   GPtrArray *all = n->ifs;
   n->ifs = g_ptr_array_new_with_free_func(iface_free);
-  g_autoptr(GError) se = NULL;
   scan(n, ns, &se);
+  g_clear_error(&se);
   for (guint i = 0; i < n->ifs->len && !f; i++)
     if (!strcmp(((Iface *)n->ifs->pdata[i])->link, name))
       f = g_ptr_array_steal_index(n->ifs, i);
