@@ -219,10 +219,11 @@ static gboolean measure(Side *s, guint mib) {
 }
 
 static char *www_cmd(guint mib) {
-  return g_strdup_printf(
-      "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/big bs=1M count=%u "
-      "2>/dev/null && echo hi > /tmp/www/small && exec httpd -f -p 80 -h /tmp/www",
-      mib);
+  /* From the container's /dev/shm (tmpfs), as the floors serve from
+   * memory: its /tmp is the rootfs, shared from the host. */
+  return g_strdup_printf("W=/dev/shm/www; mkdir -p $W && dd if=/dev/zero of=$W/big bs=1M count=%u "
+                         "2>/dev/null && echo hi > $W/small && exec httpd -f -p 80 -h $W",
+                         mib);
 }
 
 static gboolean sandbox_up(const char *id, const char *netns, const char *publish,
