@@ -5,6 +5,8 @@
  * - An interface added to A's namespace after create is hot-plugged by
  *   name (--netns-iface): a client namespace reaches the sandbox through
  *   it; removing the NIC removes its tap and redirect.
+ * - Their containers ask for network namespaces of their own and get the
+ *   pod's.
  * - A veth that disappears while the sandbox runs: the sandbox keeps
  *   working, inspect and destroy succeed, and no tap or qdisc is left.
  *
@@ -102,6 +104,14 @@ static void httpd_main(JsonObject *spec, gpointer page) {
       (const char *)page);
   json_array_add_string_element(a, cmd);
   json_object_set_array_member(proc, "args", a);
+  /* A container asking for a network namespace of its own (as runc's
+   * default spec does) gets the pod's, like a Kubernetes pod's containers:
+   * the fetches below go through it. */
+  JsonObject *lx = json_object_get_object_member(spec, "linux");
+  JsonArray *ns = json_object_get_array_member(lx, "namespaces");
+  JsonObject *net = json_object_new();
+  json_object_set_string_member(net, "type", "network");
+  json_array_add_object_element(ns, net);
 }
 
 static katavm_sandbox *sandbox_with_httpd(katavm_runtime *rt, const char *id, const char *netns,
