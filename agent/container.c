@@ -3,6 +3,7 @@
  */
 #include "container.h"
 #include "boot.h"
+#include "etcfiles.h"
 #include "log.h"
 
 #include <errno.h>
@@ -305,6 +306,8 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   if (!agent_streams_check_free(c, ids, 3, error))
     return FALSE;
   KvOciSpec *spec = plan->spec;
+  if (!agent_etcfiles_prepare(cid, rootfs, spec, error))
+    return FALSE;
 
   /* From here on every failure undoes what was made before it. */
   g_autofree char *cgroup = agent_cgroup_create(cid, &spec->resources, error);
@@ -566,6 +569,7 @@ gboolean agent_m_container_remove(AgentCall *call, const KvContainerRemoveParams
     return FALSE;
   }
   ct->removing = TRUE;
+  agent_etcfiles_forget(cid);
   ct->remove_call = agent_call_defer(call);
   ct->remove_deadline = g_get_monotonic_time() + REMOVE_TIMEOUT_US;
   /* Also what a stopped container left behind: without a PID namespace

@@ -17,6 +17,8 @@ void kv_config_clear(KvSandboxConfig *c) {
   g_free(c->shared_fs);
   g_free(c->virtiofsd);
   g_free(c->virtiofs_cache);
+  g_free(c->net);
+  g_strfreev(c->publish);
   memset(c, 0, sizeof(*c));
 }
 
@@ -40,6 +42,8 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "virtiofs_cache", KV_T_STR, KV_F_NONEMPTY, virtiofs_cache, .max = 16),
     KV_FIELD(KvSandboxConfig, "virtiofs_timeout_ms", KV_T_INT, KV_F_OMIT, virtiofs_timeout_ms,
              .min = -1, .max = KV_VIRTIOFS_TIMEOUT_MS_MAX, .def = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT),
+    KV_FIELD(KvSandboxConfig, "net", KV_T_STR, KV_F_NONEMPTY, net, .max = 16),
+    KV_FIELD(KvSandboxConfig, "publish", KV_T_STRV, 0, publish),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));

@@ -65,8 +65,16 @@ int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *req, char *
   }
   case KATAVM_HOTPLUG_NIC_ADD:
   case KATAVM_HOTPLUG_NIC_REMOVE:
-    if (req->kind == KATAVM_HOTPLUG_NIC_ADD && !req->tap)
-      return kv_error_set(err, KATAVM_E_INVALID, "nic add needs a tap device");
+    if (req->kind == KATAVM_HOTPLUG_NIC_ADD && !req->tap && !req->netns_iface)
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "nic add needs a tap device or an interface of the netns");
+    if (req->kind == KATAVM_HOTPLUG_NIC_ADD && req->netns_iface &&
+        (req->tap || req->mac || req->mtu || req->addresses || req->gateway))
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "nic add of netns interface '%s' takes its MAC, MTU and addresses "
+                          "from it: no tap, mac, mtu, addresses or gateway",
+                          req->netns_iface);
+    o.netns_iface = (char *)req->netns_iface;
     if (req->kind == KATAVM_HOTPLUG_NIC_REMOVE && !req->mac)
       return kv_error_set(err, KATAVM_E_INVALID, "nic remove needs the MAC");
     o.tap = (char *)req->tap;

@@ -105,6 +105,8 @@ typedef struct {
   char *virtiofsd;            /* virtio-fs: the daemon's binary */
   char *virtiofs_cache;       /* virtio-fs: its cache mode */
   gint64 virtiofs_timeout_ms; /* virtio-fs: its name/attribute timeout, -1 = the mode's */
+  char *net;                  /* NULL/"none" | "tcfilter" (netns) | "user" (QEMU user-mode NAT) */
+  char **publish;             /* net "user": "[IP:]HOSTPORT:PORT[/proto]" (publish.h) */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);

@@ -15,6 +15,7 @@
 
 #include "abi.h"
 #include "internal.h"
+#include "publish.h"
 #include "proto.h"
 #include "sandbox-internal.h"
 #include "unixsock.h"
@@ -444,6 +445,27 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                         rt->initrd);
   if (cfg->netns && (!*cfg->netns || !g_path_is_absolute(cfg->netns)))
     return kv_error_set(err, KATAVM_E_INVALID, "netns '%s' is not an absolute path", cfg->netns);
+  const char *net = cfg->net;
+  if (net && strcmp(net, "none") && strcmp(net, "user"))
+    return kv_error_set(err, KATAVM_E_INVALID, "unknown network mode '%s' (none or user)", net);
+  if (net && !strcmp(net, "user") && cfg->netns)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "network mode 'user' and a netns (%s) exclude each other", cfg->netns);
+  if (net && !strcmp(net, "none") && cfg->netns)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "network mode 'none' and a netns (%s) exclude each other", cfg->netns);
+  if (!net)
+    net = cfg->netns ? "tcfilter" : "none";
+  if (cfg->publish && cfg->publish[0] && strcmp(net, "user"))
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "published ports (%s) need network mode 'user' (the mode is '%s')",
+                        cfg->publish[0], net);
+  g_autoptr(GArray) published = kv_publish_parse_all(cfg->publish, &e);
+  if (!published)
+    return kv_error_propagate(err, e);
+  for (guint i = 0; i < published->len; i++)
+    if (!kv_publish_check_free(&g_array_index(published, KvPublish, i), cfg->publish[i], &e))
+      return kv_error_propagate(err, e);
   if (access(rt->shim, X_OK) < 0)
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "shim %s is not an executable", rt->shim);
   KvAccel want, accel;
@@ -481,6 +503,8 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .virtiofsd = rt->virtiofsd,
       .virtiofs_cache = rt->virtiofs_cache,
       .virtiofs_timeout_ms = rt->virtiofs_timeout_ms,
+      .net = (char *)net,
+      .publish = cfg->publish && cfg->publish[0] ? (char **)cfg->publish : NULL,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);
@@ -664,6 +688,15 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **e
       kv_msg_clear(kv_m_shim_agent_check.result, &g);
     } else {
       json_object_set_string_member(r, "guest_error", ge->message);
+    }
+    /* The guest's network, as its kernel has it. */
+    g_autoptr(GError) ne = NULL;
+    KvNetInfoResult ni;
+    if (kv_sandbox_rpc(sb, &kv_m_net_info, NULL, &ni, &ne)) {
+      json_object_set_object_member(r, "network", kv_msg_encode(kv_m_net_info.result, &ni));
+      kv_msg_clear(kv_m_net_info.result, &ni);
+    } else {
+      json_object_set_string_member(r, "network_error", ne->message);
     }
   }
   kv_msg_clear(kv_m_shim_state.result, &st);

@@ -242,6 +242,21 @@ typedef struct katavm_sandbox_config {
    * addresses, MTU, routes and static neighbours. Destroy removes the taps
    * and filters and leaves the namespace's interfaces as they were. */
   const char *netns;
+  /* The network model: NULL = "none" (only lo in the guest), or tcfilter
+   * when netns is set. "none": no network. "user": user-mode networking
+   * (QEMU's slirp), no host setup: the guest gets 10.0.2.15/24, a default
+   * route through 10.0.2.2 (the host, as the guest sees it) and the DNS
+   * forwarder 10.0.2.3, reaches what a host process could through slirp's
+   * NAT, and is reached from the host only through publish
+   * (docs/networking.md). "user" with netns is an error. */
+  const char *net;
+  /* NULL-terminated list of published ports (net "user" only), each
+   * "[IP:]HOSTPORT:PORT[/tcp|udp]" as in `podman run -p`: the host's
+   * IPv4 IP:HOSTPORT (IP defaults to 127.0.0.1) reaches
+   * the guest's PORT, over TCP unless /udp. A malformed spec, a port
+   * outside 1-65535 or a host port already taken fails create with
+   * KATAVM_E_INVALID / KATAVM_E_EXISTS naming it. */
+  const char *const *publish;
 } katavm_sandbox_config;
 
 /* Prepare a sandbox config: zero `size` bytes of cfg and set
@@ -277,10 +292,11 @@ typedef struct katavm_sandbox katavm_sandbox;
  * Errors: KATAVM_E_INVALID (struct_size, bad id, memory below
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
  * 1 TiB, netns not a network namespace or without an interface that has an
- * address), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd,
- * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
- * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
- * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */
+ * address, unknown net, "user" with netns, publish malformed or without
+ * "user"), KATAVM_E_EXISTS (id in use, a published host port taken), KATAVM_E_NOT_FOUND (kernel,
+ * initrd, shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM), KATAVM_E_IO,
+ * KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not
+ * come up). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
@@ -643,6 +659,13 @@ typedef struct katavm_hotplug_request {
   int readonly;
   const char *container;
   const char *mount_path;
+  /* NIC_ADD instead of tap: an interface of the sandbox's network
+   * namespace (its netns) by name, wired as at create: a tap in that
+   * namespace with tc redirects both ways, the guest interface with the
+   * interface's MAC, addresses, MTU, routes and static neighbours (mac,
+   * mtu, addresses and gateway must be unset). NIC_REMOVE of its MAC also
+   * removes the tap and redirects. */
+  const char *netns_iface;
 } katavm_hotplug_request;
 
 /* Prepare a hotplug request: zero `size` bytes of req, set

@@ -253,6 +253,38 @@ typedef struct {
   char *ifname;
 } KvNicConfigResult;
 
+/* net_names (agent): what the container's /etc/resolv.conf, /etc/hosts
+ * and /etc/hostname say when its spec does not mount its own (agent
+ * etcfiles.c); sent once the network is up. hostname also becomes the
+ * guest's. */
+typedef struct {
+  char *hostname;     /* the default (a spec's hostname wins) */
+  char *address;      /* the pod's first address, for /etc/hosts; NULL = none */
+  char **nameservers; /* IPv4/IPv6 literals */
+  char **search;      /* search domains */
+  char **options;     /* resolv.conf options, e.g. "ndots:5" */
+} KvNetNamesParams;
+
+/* net_info (agent, relayed): the guest's interfaces and routes as its
+ * kernel has them (netlink), for `katavm sandbox inspect`. */
+typedef struct {
+  char *name, *mac;
+  gint64 mtu;
+  char *state;      /* "up" | "down" (administrative) */
+  gboolean carrier; /* lower layer up */
+  char **addresses; /* CIDR, link-local ones included */
+} KvNetIfaceInfo;
+typedef struct {
+  char *dst;     /* CIDR; "0.0.0.0/0", "::/0" for the defaults */
+  char *gateway; /* NULL = on-link */
+  char *dev;
+  gint64 metric;
+} KvNetRouteInfo;
+typedef struct {
+  GPtrArray *interfaces; /* KvNetIfaceInfo* */
+  GPtrArray *routes;     /* KvNetRouteInfo*, main table */
+} KvNetInfoResult;
+
 /* nic_remove (agent): down + flush. */
 typedef struct {
   char *mac;
@@ -329,6 +361,7 @@ typedef struct {
   gboolean readonly;
   char *container_id;
   char *mount_path;
+  char *netns_iface; /* nic_add: an interface of the netns instead of tap */
 } KvHotplugParams;
 /* -> what the kind reports (absent fields: NULL / -1). */
 typedef struct {
@@ -353,8 +386,9 @@ extern const KvMsgDesc kv_state_pid_desc;
 extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
     kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
     kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
-    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
+    kv_m_net_names, kv_m_net_info, kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state,
+    kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy, kv_m_shim_hotplug,
+    kv_m_shim_container_add;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

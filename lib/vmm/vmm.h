@@ -177,6 +177,29 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
  * has no NIC with that MAC. */
 gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error);
 
+/* A port published by user-mode networking: `address` (an IPv4 literal)
+ * port `host_port` on the host reaches the guest's `port`. */
+typedef struct {
+  gboolean udp;
+  const char *address;
+  guint host_port, port;
+} KvVmmPortForward;
+/* The guest side of user-mode networking (QEMU's slirp): the guest's
+ * address, the gateway (the host as the guest sees it) and the DNS
+ * forwarder. */
+#define KV_VMM_USER_GUEST_CIDR "10.0.2.15/24"
+#define KV_VMM_USER_GATEWAY "10.0.2.2"
+#define KV_VMM_USER_DNS "10.0.2.3"
+/* Hotplug a virtio NIC with user-mode networking (libvirt's <interface
+ * type='user'>, QEMU's slirp: no host setup, no process of its own) and
+ * publish the n `ports` on the host through QEMU's hostfwd (a monitor
+ * command: libvirt 9.0 has no port forwarding for slirp, and rejects the
+ * passt backend). A port that cannot be forwarded (taken) fails with
+ * KV_VMM_ERROR_LIBVIRT naming it; the NIC then stays (the caller destroys
+ * the domain). */
+gboolean kv_vmm_attach_user_nic(KvVmm *vmm, const char *name, const char *mac,
+                                const KvVmmPortForward *ports, guint n, GError **error);
+
 /* Hotplug a virtio disk: `path` is an absolute path to a raw image file or
  * a block device. `serial` ([A-Za-z0-9_-]{1,20}, unique in the domain) is
  * what the guest sees (/sys/block/vdX/serial, /dev/disk/by-id/virtio-SERIAL)

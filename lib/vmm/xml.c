@@ -323,6 +323,15 @@ char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error) {
   return kv_xml_finish(x, error);
 }
 
+char *kv_user_nic_xml(const char *mac, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "interface", "type", "user", NULL);
+  kv_xml_empty(x, "mac", "address", mac, NULL);
+  kv_xml_empty(x, "model", "type", "virtio", NULL);
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
 char *kv_disk_xml(const char *path, gboolean block, const char *cache, const char *target,
                   const char *serial, gboolean readonly, GError **error) {
   KvXml *x = kv_xml_new();
