@@ -228,7 +228,12 @@ static void on_frame(KvConn *c, const KvFrame *f, gpointer user) {
 
 static void on_closed(KvConn *c, const GError *why, gpointer user) {
   katavm_process *p = user;
-  fail_waiters(p, KATAVM_E_AGENT, why ? why->message : "connection to the shim lost");
+  /* A shim declared dead (stopped, hung) is a timeout, as for every call. */
+  fail_waiters(p,
+               why && g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT)
+                   ? KATAVM_E_TIMEOUT
+                   : KATAVM_E_AGENT,
+               why ? why->message : "connection to the shim lost");
   /* Whatever was buffered is delivered; then the caller sees EOF. */
   p->out.eof = p->err.eof = TRUE;
   pump_out(p, &p->out);

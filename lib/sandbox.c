@@ -58,6 +58,43 @@ static gboolean ensure_dir(const char *path, GError **error) {
 
 /* ---- connection to a shim ---- */
 
+static pid_t recorded_shim_pid(const KvPaths *p);
+
+/* Liveness of the shim (kv_conn_keepalive), while a client listens: a ping
+ * every CLIENT_PING_MS; a shim that is stopped (SIGSTOP) is dead at once
+ * before its HELLO (so that `sandbox ls` and open fail fast), after
+ * SHIM_DEAD_MS of silence once connected; one that runs but does not answer
+ * for SHIM_HUNG_MS (it may sit in a slow libvirt call) is hung. */
+#define CLIENT_PING_MS 500
+#define SHIM_DEAD_MS 3000
+#define SHIM_HUNG_MS 30000
+
+typedef struct {
+  char *id;
+  pid_t pid;
+} ShimWatch;
+
+static void shim_watch_free(gpointer p) {
+  ShimWatch *w = p;
+  g_free(w->id);
+  g_free(w);
+}
+
+static gboolean shim_silent(KvConn *c, guint silent_ms, GString *why, gpointer user) {
+  ShimWatch *w = user;
+  char st = kv_proc_state(w->pid);
+  if (w->pid > 0 && (st == 'T' || st == 't') &&
+      (!kv_conn_is_ready(c) || silent_ms >= SHIM_DEAD_MS)) {
+    g_string_append_printf(why, "the shim (pid %d) of sandbox '%s' is stopped", (int)w->pid, w->id);
+    return TRUE;
+  }
+  if (silent_ms >= SHIM_HUNG_MS) {
+    g_string_append_printf(why, "the shim (pid %d) of sandbox '%s' is hung", (int)w->pid, w->id);
+    return TRUE;
+  }
+  return FALSE;
+}
+
 static void on_closed(KvConn *c, const GError *why, gpointer user) {
 }
 
@@ -91,6 +128,10 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHa
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
+  ShimWatch *w = g_new0(ShimWatch, 1);
+  w->id = g_path_get_basename(p->dir);
+  w->pid = recorded_shim_pid(p);
+  kv_conn_keepalive(c, CLIENT_PING_MS, SHIM_DEAD_MS, shim_silent, w, shim_watch_free);
   if (!kv_conn_wait_ready(c, 10000, &e)) {
     gboolean closed = kv_conn_is_closed(c);
     kv_conn_close(c);

@@ -249,3 +249,15 @@ char *kv_guest_cmdline(void) {
     g_string_append(s, " KATAVM_DEBUG=1 loglevel=7");
   return g_string_free(s, FALSE);
 }
+
+char kv_proc_state(int pid) {
+  if (pid <= 0)
+    return 0;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL))
+    return 0;
+  /* "PID (COMM) STATE ...": COMM may hold anything, the last ')' ends it. */
+  const char *rp = strrchr(st, ')');
+  return rp && rp[1] == ' ' && rp[2] ? rp[2] : 0;
+}

@@ -387,11 +387,12 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err,
   Pending *p = user;
   g_autoptr(GError) e = NULL;
   gpointer out = g_malloc0(p->m->result->size);
-  if (!result)
-    e = shim_agent_error(err, NULL, FALSE);
-  else if (!kv_result_decode(p->m, result, out, &e))
+  if (!result) {
+    /* The channel's loss is answered with the sandbox's fate, once known. */
+    pending_undo(p);
+    shim_reply_agent_error(p->rl->s, p->w->conn, p->w->id, err, NULL);
+  } else if (!kv_result_decode(p->m, result, out, &e)) {
     g_prefix_error(&e, "the guest agent sent a malformed reply: ");
-  if (e) {
     pending_undo(p);
     shim_reply_error(p->w->conn, p->w->id, e);
   } else {
