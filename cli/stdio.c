@@ -88,7 +88,9 @@ int cli_attach(katavm_process *p, gboolean forward_stdin, gboolean tty) {
       fds[n] = (struct pollfd){.fd = perr, .events = POLLIN};
       i_err = n++;
     }
-    if (poll(fds, (nfds_t)n, -1) < 0) {
+    /* Bounded: a handle whose shim was declared dead switches our fds to
+     * EOF, which a poll already waiting would not see. */
+    if (poll(fds, (nfds_t)n, 1000) < 0) {
       if (errno == EINTR)
         continue;
       break;

@@ -296,6 +296,8 @@ static gboolean agent_silent(KvConn *c, guint silent_ms, GString *why, gpointer 
   if (s->powering_off || s->qemu_pid <= 0)
     return FALSE; /* a guest shutting down goes quiet; the VM events say when it is off */
   char st = kv_proc_state(s->qemu_pid);
+  if (silent_ms >= 2 * AGENT_PING_MS && kv_conn_is_ready(c))
+    shim_log("the agent has been silent for %u ms (QEMU state %c)", silent_ms, st ? st : '-');
   if (silent_ms >= AGENT_DEAD_MS && (st == 'T' || st == 't')) {
     g_string_append_printf(why, "QEMU (pid %d) is stopped", s->qemu_pid);
     return TRUE;
