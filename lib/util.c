@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "proto.h"
 
 #define KV_JSON_FILE_MAX (1024 * 1024)
 
@@ -105,8 +106,12 @@ JsonObject *kv_json_file_load(const char *path, GError **error) {
   }
   if (!g_file_get_contents(path, &data, &len, error))
     return NULL;
-  g_autoptr(JsonParser) parser = json_parser_new();
   g_autoptr(GError) perr = NULL;
+  if (!kv_json_check_text(data, len, &perr)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
+    return NULL;
+  }
+  g_autoptr(JsonParser) parser = json_parser_new();
   if (!json_parser_load_from_data(parser, data, (gssize)len, &perr)) {
     g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
     return NULL;

@@ -163,6 +163,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvDecoder, kv_decoder_free)
 /* Parse a JSON payload of HELLO/REQUEST/RESPONSE/EVENT. Returns a new
  * JsonNode holding an object, or NULL with error. */
 JsonNode *kv_json_parse_object(GBytes *payload, GError **error);
+/* The same checks on JSON text from a file or a caller (config.json,
+ * state.json): valid UTF-8, one object, nested at most KV_JSON_MAX_DEPTH
+ * (json-glib recurses on the caller's stack once per level: 60,000 levels
+ * crash it), before json-glib sees it. FALSE with a KV_PROTO_ERROR naming
+ * what is wrong. */
+gboolean kv_json_check_text(const char *s, gsize len, GError **error);
 /* Validated request: id fits u32, method is a non-empty string of at most
  * KV_METHOD_MAX_LEN chars, params is an object (empty object if absent). */
 typedef struct {
