@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -39,7 +40,10 @@ struct _Relay {
   GHashTable *routes_by_agent;  /* agent stream id -> Route* */
   GHashTable *routes_by_client; /* KvConn* -> GHashTable(client sid -> Route*) */
   GHashTable *mounts;           /* container id -> host mount point */
-  gsize window_growth;          /* window granted beyond the initial, all routes */
+  /* KvConn* -> GHashTable of "cid/eid" -> NULL: the execs a client started
+   * and has not seen exit; killed when that client goes (relay.h). */
+  GHashTable *execs_by_client;
+  gsize window_growth; /* window granted beyond the initial, all routes */
 };
 
 typedef struct {
@@ -99,6 +103,8 @@ Relay *relay_new(Shim *s) {
   rl->routes_by_client =
       g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
   rl->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  rl->execs_by_client = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                              (GDestroyNotify)g_hash_table_unref);
   /* A recovering shim inherits the mounts of the one that died. */
   g_autofree char *dir = g_build_filename(s->p.shared, "containers", NULL);
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
@@ -115,6 +121,7 @@ void relay_free(Relay *rl) {
   g_hash_table_unref(rl->routes_by_client);
   g_hash_table_unref(rl->routes_by_agent);
   g_hash_table_unref(rl->mounts);
+  g_hash_table_unref(rl->execs_by_client);
   g_free(rl);
 }
 
@@ -343,11 +350,13 @@ typedef struct {
                                container_remove: unmounted once it succeeds */
   GPtrArray *routes;        /* Route* created for this request (undone on error) */
   gboolean sinks;           /* its output goes into the client's pipes */
+  char *exec_key;           /* exec, wait of an exec: "cid/eid" */
 } Pending;
 
 static void pending_free(Pending *p) {
   waiter_free(p->w);
   g_free(p->container);
+  g_free(p->exec_key);
   if (p->routes)
     g_ptr_array_unref(p->routes);
   g_free(p);
@@ -383,6 +392,49 @@ static void pending_undo(Pending *p) {
     unmount_container(p->rl, p->container);
 }
 
+/* An exec belongs to the client connection that started it: it is killed
+ * when that connection closes before the client saw it exit (a client
+ * killed, or a handle freed early). Docs: docs/platform.md, "Execs". */
+static void exec_owner_note(Relay *rl, KvConn *client, const char *key, gboolean started) {
+  if (kv_conn_is_closed(client))
+    started = FALSE; /* gone already: relay_client_closed has run */
+  GHashTable *t = g_hash_table_lookup(rl->execs_by_client, client);
+  if (started && !t) {
+    t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert(rl->execs_by_client, client, t);
+  }
+  if (started)
+    g_hash_table_add(t, g_strdup(key));
+  else if (t)
+    g_hash_table_remove(t, key);
+}
+
+static void on_orphan_killed(KvConn *agent, JsonObject *result, const GError *err, gpointer user) {
+  g_autofree char *key = user;
+  if (err && kv_remote_error_code(err) != KV_E_NOT_FOUND)
+    shim_log("killing exec %s of a client that went: %s", key, err->message);
+}
+
+/* The client went: kill the execs it started and did not see exit. */
+static void exec_orphans_kill(Relay *rl, KvConn *client) {
+  GHashTable *t = g_hash_table_lookup(rl->execs_by_client, client);
+  if (!t)
+    return;
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init(&it, t);
+  while (g_hash_table_iter_next(&it, &k, NULL)) {
+    const char *key = k, *slash = strchr(key, '/');
+    if (!slash || !rl->s->agent)
+      continue;
+    g_autofree char *cid = g_strndup(key, (gsize)(slash - key));
+    shim_log("the client of exec %s went without waiting: killing the process", key);
+    KvSignalParams sp = {.container_id = cid, .exec_id = (char *)slash + 1, .signal = SIGKILL};
+    kv_call(rl->s->agent, &kv_m_signal, &sp, KV_CALL_TIMEOUT_MS, on_orphan_killed, g_strdup(key));
+  }
+  g_hash_table_remove(rl->execs_by_client, client);
+}
+
 static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err, gpointer user) {
   Pending *p = user;
   g_autoptr(GError) e = NULL;
@@ -398,6 +450,8 @@ static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err,
   } else {
     if (p->m == &kv_m_container_remove && p->container)
       unmount_container(p->rl, p->container);
+    if (p->exec_key)
+      exec_owner_note(p->rl, p->w->conn, p->exec_key, p->m == &kv_m_exec);
     /* The client's method has the result of the agent's (container_add:
      * container_create's). */
     /* That the shim took the pipes is said once, by KV_FEATURE_SINK_FDS in
@@ -530,6 +584,13 @@ void relay_request(Relay *rl, KvConn *client, guint32 id, const KvMethod *m, Jso
   p->m = add ? &kv_m_container_create : m;
   p->routes = g_ptr_array_new();
   p->sinks = sinks;
+  if (m == &kv_m_exec) {
+    KvExecParams *x = in;
+    p->exec_key = g_strdup_printf("%s/%s", x->container_id, x->exec_id);
+  } else if (m == &kv_m_wait && ((KvProcessRef *)in)->exec_id) {
+    KvProcessRef *w = in;
+    p->exec_key = g_strdup_printf("%s/%s", w->container_id, w->exec_id);
+  }
   if (!shim_agent_usable(s, &e)) {
     shim_reply_error(client, id, e);
     pending_free(p);
@@ -594,6 +655,7 @@ void relay_agent_frame(Relay *rl, const KvFrame *f) {
 }
 
 void relay_client_closed(Relay *rl, KvConn *client) {
+  exec_orphans_kill(rl, client);
   GHashTable *t = g_hash_table_lookup(rl->routes_by_client, client);
   if (!t)
     return;
