@@ -230,9 +230,12 @@ char *kv_guest_cmdline(void) {
    * the spare root ports. Setting up native hotplug on each of them cost
    * ~0.1 s of every boot (bench/boot: 2.06 -> 1.95 s with 10 ports), and
    * it is not what hot-adds NICs and disks here: QEMU's q35 (>= 6.1) hands
-   * root-port hotplug to ACPI, which the built-in acpiphp serves. */
+   * root-port hotplug to ACPI, which the built-in acpiphp serves.
+   * loglevel=1, not 0: panic() raises the console's level only when it is
+   * not 0, so with 0 a panic left no line on the console for the shim's
+   * stop reason; 1 still prints nothing below KERN_EMERG while booting. */
   GString *s = g_string_new(
-      "console=ttyS0 panic=-1 quiet loglevel=0 cryptomgr.notests tsc=reliable "
+      "console=ttyS0 panic=-1 quiet loglevel=1 cryptomgr.notests tsc=reliable "
       "no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd "
       "random.trust_cpu=on mitigations=off swiotlb=noforce "
       "initcall_blacklist=init_kprobe_trace,crypto_kdf108_init "
