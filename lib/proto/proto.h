@@ -164,7 +164,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvDecoder, kv_decoder_free)
  * JsonNode holding an object, or NULL with error. */
 JsonNode *kv_json_parse_object(GBytes *payload, GError **error);
 /* The same checks on JSON text from a file or a caller (config.json,
- * state.json): valid UTF-8, one object, nested at most KV_JSON_MAX_DEPTH
+ * state.json): valid UTF-8, one object, nested at most 64 levels
  * (json-glib recurses on the caller's stack once per level: 60,000 levels
  * crash it), before json-glib sees it. FALSE with a KV_PROTO_ERROR naming
  * what is wrong. */

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -408,6 +409,61 @@ static void agent_connect_later(Lifecycle *lc) {
 
 /* ---- startup ---- */
 
+/* While libvirt starts QEMU (virDomainCreateXML waits for its monitor, as
+ * long as it takes), a QEMU that is stopped (SIGSTOP) would hold the create
+ * forever: a thread watches it and kills it after AGENT_DEAD_MS stopped,
+ * so that the start fails. */
+typedef struct {
+  char *needle; /* in QEMU's command line: "guest=<domain>," */
+  gint done;
+  int pid;
+  gint killed;
+} StartWatch;
+
+static int find_cmdline(const char *needle) {
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *n;
+  while (d && (n = g_dir_read_name(d))) {
+    if (!g_ascii_isdigit(n[0]))
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", n);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (strstr(cmd, needle))
+      return atoi(n);
+  }
+  return 0;
+}
+
+static gpointer start_watch(gpointer user) {
+  StartWatch *w = user;
+  gint64 stopped_since = 0;
+  while (!g_atomic_int_get(&w->done)) {
+    if (w->pid <= 0 || kv_proc_state(w->pid) == 0)
+      w->pid = find_cmdline(w->needle);
+    char st = kv_proc_state(w->pid);
+    gint64 now = g_get_monotonic_time();
+    if (w->pid > 0 && (st == 'T' || st == 't')) {
+      if (!stopped_since) {
+        stopped_since = now;
+      } else if (now - stopped_since >= (gint64)AGENT_DEAD_MS * 1000) {
+        g_atomic_int_set(&w->killed, 1);
+        kill(w->pid, SIGKILL);
+        break;
+      }
+    } else {
+      stopped_since = 0;
+    }
+    g_usleep(200000);
+  }
+  return NULL;
+}
+
 gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   Shim *s = lc->s;
   shim_log("opening libvirt");
@@ -450,7 +506,22 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
         .memory_dimm = hotplug_memory_dimm(lc->hp),
     };
     shim_log("starting domain");
-    if (!kv_vmm_start(s->vmm, &vc, error))
+    StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};
+    GThread *watch = g_thread_new("katavm-start-watch", start_watch, &w);
+    gboolean started = kv_vmm_start(s->vmm, &vc, error);
+    g_atomic_int_set(&w.done, 1);
+    g_thread_join(watch);
+    g_free(w.needle);
+    if (g_atomic_int_get(&w.killed)) {
+      g_clear_error(error);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT,
+                  "QEMU (pid %d) was stopped (SIGSTOP) while starting; killed it after %d s", w.pid,
+                  AGENT_DEAD_MS / 1000);
+      if (started)
+        vm_destroy(s, NULL);
+      return FALSE;
+    }
+    if (!started)
       return FALSE;
     shim_log("domain started");
   } else {
