@@ -334,11 +334,12 @@ extern const KvMsgDesc kv_state_pid_desc;
  * between the shim and the agent. */
 
 /* The methods. */
-extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
-    kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
-    kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
-    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
+extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_create,
+    kv_m_container_start, kv_m_container_state, kv_m_container_kill, kv_m_container_remove,
+    kv_m_container_list, kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set,
+    kv_m_nic_config, kv_m_nic_remove, kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state,
+    kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy, kv_m_shim_hotplug,
+    kv_m_shim_container_add;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;
