@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
+
 #include "helpers.h"
 
 #define CID "c1"
@@ -99,8 +101,9 @@ static katavm_sandbox *pod_up(katavm_runtime *rt, const char *id, gboolean priv)
   return sb;
 }
 
-static katavm_process *exec_start(katavm_sandbox *sb, const char *script) {
-  const char *argv[] = {"sh", "-c", script, NULL};
+/* sh -c script [name]: name is the script's $0, which ps shows. */
+static katavm_process *exec_named(katavm_sandbox *sb, const char *script, const char *name) {
+  const char *argv[] = {"sh", "-c", script, name, NULL};
   katavm_exec_config cfg;
   katavm_exec_config_init(&cfg);
   cfg.argv = argv;
@@ -110,6 +113,10 @@ static katavm_process *exec_start(katavm_sandbox *sb, const char *script) {
   ck_assert_msg(rc == 0, "exec: %s", katavm_error_message(e));
   katavm_process_close_stdin(p, NULL);
   return p;
+}
+
+static katavm_process *exec_start(katavm_sandbox *sb, const char *script) {
+  return exec_named(sb, script, NULL);
 }
 
 /* Read fd until `want` appears (TRUE) or EOF / bound_s passes (FALSE). */
@@ -353,7 +360,9 @@ static void death_case(const char *id, const char *how, const char *want) {
   if (!strcmp(how, "kill")) {
     ck_assert_int_eq(kill(qemu_pid(id), SIGKILL), 0);
   } else {
+    /* Waited for: a handle freed early would kill it (item 4). */
     katavm_process *k = exec_start(sb, how);
+    katavm_process_wait(k, HANG_BOUND_S * 1000, NULL, NULL);
     katavm_process_free(k);
   }
   ck_assert(reaches_eof(katavm_process_stdout_fd(p), HANG_BOUND_S));
@@ -389,6 +398,8 @@ END_TEST
 
 /* ---- item 4: execs die with their client ---- */
 
+#define BUSY "while :; do :; done"
+
 static int busy_loops(katavm_sandbox *sb) {
   static const char *const argv[] = {"ps", NULL};
   g_autofree char *out = NULL;
@@ -408,14 +419,8 @@ static int wait_no_busy_loops(katavm_sandbox *sb) {
 
 static GPid cli_exec_busy(const char *id) {
   g_autofree char *target = g_strdup_printf("%s/%s", id, CID);
-  const char *argv[] = {g_getenv("KATAVM_CLI"),
-                        "exec",
-                        target,
-                        "--",
-                        "sh",
-                        "-c",
-                        "exec -a busyloop sh -c 'while :; do :; done'",
-                        NULL};
+  const char *argv[] = {g_getenv("KATAVM_CLI"), "exec",     target, "--", "sh", "-c",
+                        "while :; do :; done",  "busyloop", NULL};
   GPid pid = 0;
   g_autoptr(GError) ge = NULL;
   ck_assert_msg(
@@ -444,12 +449,12 @@ START_TEST(exec_dies_with_its_client) {
       ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 128 + sigs[i], "status %d", status);
   }
   /* A handle freed before its process exited takes it along. */
-  katavm_process *p = exec_start(sb, "exec -a busyloop sh -c 'while :; do :; done'");
+  katavm_process *p = exec_named(sb, BUSY, "busyloop");
   ck_assert_int_eq(busy_loops(sb), 1);
   katavm_process_free(p);
   ck_assert_int_eq(wait_no_busy_loops(sb), 0);
   /* So does a shim killed under it (the next call recovers the sandbox). */
-  p = exec_start(sb, "exec -a busyloop sh -c 'while :; do :; done'");
+  p = exec_named(sb, BUSY, "busyloop");
   ck_assert_int_eq(busy_loops(sb), 1);
   ck_assert_int_eq(kill(shim_pid("ex1"), SIGKILL), 0);
   katavm_process_free(p);
@@ -529,7 +534,8 @@ START_TEST(other_users_are_refused) {
   ck_assert_msg(strstr(err, "permission denied") && !strstr(err, "no sandbox"), "other user: %s",
                 err);
   /* A root another user owns, or one others may write, is refused. */
-  g_autofree char *alien = g_build_filename(workdir, "alien-root", NULL);
+  /* Short: roots are limited to 32 characters (socket paths). */
+  g_autofree char *alien = g_strdup_printf("/tmp/kvtf-a%d", (int)getpid());
   ck_assert_int_eq(g_mkdir_with_parents(alien, 0700), 0);
   g_autofree char *chown_cmd = g_strdup_printf("chown %s %s", OTHER_USER, alien);
   ck_assert_int_eq(system(chown_cmd), 0);
@@ -537,7 +543,7 @@ START_TEST(other_users_are_refused) {
   st = cli_with_root(alien, &err);
   ck_assert_int_ne(st, 0);
   ck_assert_msg(strstr(err, "belongs to uid"), "alien root: %s", err);
-  g_autofree char *open_root = g_build_filename(workdir, "open-root", NULL);
+  g_autofree char *open_root = g_strdup_printf("/tmp/kvtf-o%d", (int)getpid());
   ck_assert_int_eq(g_mkdir_with_parents(open_root, 0700), 0);
   ck_assert_int_eq(chmod(open_root, 01777), 0);
   g_clear_pointer(&err, g_free);
@@ -545,6 +551,8 @@ START_TEST(other_users_are_refused) {
   ck_assert_int_ne(st, 0);
   ck_assert_msg(strstr(err, "writable by others"), "open root: %s", err);
   ck_assert_int_eq(system("userdel " OTHER_USER), 0);
+  ck_assert_int_eq(g_rmdir(alien), 0);
+  ck_assert_int_eq(g_rmdir(open_root), 0);
   kvt_assert_clean();
 }
 END_TEST
