@@ -3,10 +3,12 @@
  * before json-glib recurses over it (a 60,000-level config.json crashed the
  * calling process), from the frame parser, from state files and from a
  * bundle's config.json; ids with non-ASCII letters get the normal invalid-id
- * error. */
+ * error. And liveness (item 3): a peer whose loop answers pings stays, one
+ * that stopped is declared dead with a timeout, pending calls included. */
 #include <check.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "internal.h"
 #include "oci.h"
@@ -102,13 +104,100 @@ START_TEST(non_ascii_ids_are_invalid) {
 }
 END_TEST
 
+/* ---- liveness ---- */
+
+typedef struct {
+  gboolean closed;
+  GError *why;
+} Closed;
+
+static void on_closed(KvConn *c, const GError *why, gpointer user) {
+  Closed *cl = user;
+  cl->closed = TRUE;
+  cl->why = g_error_copy(why);
+}
+
+static void on_reply(KvConn *c, JsonObject *result, const GError *e, gpointer user) {
+  GError **out = user;
+  *out = e ? g_error_copy(e) : g_error_new_literal(G_IO_ERROR, G_IO_ERROR_FAILED, "answered");
+}
+
+/* a on ctx_a with a keepalive, b on ctx_b; b's loop runs only while
+ * b_alive. Iterates for at most ms. */
+static void spin(GMainContext *ca, GMainContext *cb, gboolean b_alive, guint ms, gboolean *until) {
+  gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+  while (g_get_monotonic_time() < end && !(until && *until)) {
+    g_main_context_iteration(ca, FALSE);
+    if (b_alive)
+      g_main_context_iteration(cb, FALSE);
+    g_usleep(1000);
+  }
+}
+
+static gboolean judge_after_700(KvConn *c, guint silent_ms, GString *why, gpointer user) {
+  (*(int *)user)++;
+  if (silent_ms < 700)
+    return FALSE;
+  g_string_append(why, "judged dead");
+  return TRUE;
+}
+
+START_TEST(keepalive_declares_a_stopped_peer_dead) {
+  for (int with_judge = 0; with_judge < 2; with_judge++) {
+    int fds[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    GMainContext *ca = g_main_context_new(), *cb = g_main_context_new();
+    Closed cl = {0};
+    KvConnHandlers ha = {.on_closed = on_closed};
+    KvConn *a = kv_conn_new(fds[0], "client", &ha, &cl, ca);
+    KvConn *b = kv_conn_new(fds[1], "shim", NULL, NULL, cb);
+    int judged = 0;
+    kv_conn_keepalive(a, 100, 400, with_judge ? judge_after_700 : NULL, &judged, NULL);
+    spin(ca, cb, TRUE, 200, NULL);
+    ck_assert(kv_conn_is_ready(a));
+    /* b's loop answers pings: a second and a half of it is fine. */
+    spin(ca, cb, TRUE, 1500, NULL);
+    ck_assert_msg(!cl.closed, "a live peer was declared dead: %s", cl.why ? cl.why->message : "");
+    /* b stops (its loop no longer runs): a call pending then fails too. */
+    GError *reply = NULL;
+    kv_conn_call(a, "container_list", NULL, 0, on_reply, &reply);
+    gint64 t0 = g_get_monotonic_time();
+    spin(ca, cb, FALSE, 5000, &cl.closed);
+    guint took = (guint)((g_get_monotonic_time() - t0) / 1000);
+    ck_assert_msg(cl.closed, "a stopped peer was not declared dead");
+    ck_assert(g_error_matches(cl.why, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT));
+    ck_assert_msg(strstr(cl.why->message, "no answer from the shim"), "%s", cl.why->message);
+    ck_assert_msg(took >= (with_judge ? 600u : 300u) && took < 3000, "declared dead after %u ms",
+                  took);
+    if (with_judge) {
+      ck_assert_int_gt(judged, 0);
+      ck_assert_msg(strstr(cl.why->message, "judged dead"), "%s", cl.why->message);
+    }
+    spin(ca, cb, FALSE, 50, NULL);
+    ck_assert_ptr_nonnull(reply);
+    ck_assert_msg(g_error_matches(reply, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT), "%s",
+                  reply->message);
+    g_error_free(reply);
+    g_clear_error(&cl.why);
+    kv_conn_unref(a);
+    kv_conn_unref(b);
+    while (g_main_context_iteration(ca, FALSE) || g_main_context_iteration(cb, FALSE))
+      ;
+    g_main_context_unref(ca);
+    g_main_context_unref(cb);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("limits");
   TCase *tc = tcase_create("limits");
+  tcase_set_timeout(tc, 60);
   tcase_add_test(tc, text_too_deep_is_refused);
   tcase_add_test(tc, frame_too_deep_is_refused);
   tcase_add_test(tc, files_too_deep_are_refused);
   tcase_add_test(tc, non_ascii_ids_are_invalid);
+  tcase_add_test(tc, keepalive_declares_a_stopped_peer_dead);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
