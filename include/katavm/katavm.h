@@ -512,7 +512,8 @@ static inline void katavm_exec_config_init(katavm_exec_config *cfg) {
  * killed (SIGKILL) in the guest; nothing exec'd runs on unowned.
  * Errors: KATAVM_E_INVALID (struct_size, bad id, empty argv, relative
  * cwd), KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
- * or sandbox not running: "sandbox X stopped: <reason>"), KATAVM_E_IO,
+ * or sandbox not running: "sandbox X is not running (stopped: <reason>)"),
+ * KATAVM_E_IO,
  * KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
                            const katavm_exec_config *cfg, katavm_process **out, katavm_error **err);

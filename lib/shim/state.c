@@ -114,8 +114,8 @@ gboolean shim_state_load(Shim *s, KvShimStateResult *out, GError **error) {
 gboolean shim_agent_usable(Shim *s, GError **error) {
   if (g_strcmp0(s->state, KV_SANDBOX_RUNNING) || s->powering_off) {
     if (s->stop_reason)
-      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s stopped: %s", s->id,
-                  s->stop_reason);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not running (stopped: %s)",
+                  s->id, s->stop_reason);
     else
       g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not running", s->id);
     return FALSE;

@@ -236,7 +236,7 @@ START_TEST(stopped_qemu_times_out) {
   katavm_exec_config_init(&cfg);
   cfg.argv = argv;
   rc = katavm_exec(sb, CID, &cfg, &p, &e);
-  kvt_assert_error(rc, e, KATAVM_E_STATE, "sandbox hq1 stopped: declared failed");
+  kvt_assert_error(rc, e, KATAVM_E_STATE, "sandbox hq1 is not running (stopped: declared failed");
   katavm_sandbox_close(sb);
   destroy(rt, "hq1");
   katavm_runtime_free(rt);
