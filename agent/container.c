@@ -549,6 +549,7 @@ void agent_containers_conn_closed(KvConn *c) {
        * not run on unowned; a container's main process does. */
       if (!p->exited && p->pid > 0) {
         agent_debug("channel closed: killing %s (pid %d)", p->label, (int)p->pid);
+        kill(-p->pid, SIGKILL); /* its session's group (launch.c: setsid) */
         kill(p->pid, SIGKILL);
       }
     }
