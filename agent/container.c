@@ -593,7 +593,17 @@ void agent_containers_conn_closed(KvConn *c) {
     GHashTableIter pit;
     gpointer pv;
     g_hash_table_iter_init(&pit, ct->execs);
-    while (g_hash_table_iter_next(&pit, NULL, &pv))
-      agent_process_drop_waiters(pv, c);
+    while (g_hash_table_iter_next(&pit, NULL, &pv)) {
+      AgentProcess *p = pv;
+      agent_process_drop_waiters(p, c);
+      /* The host side went (its shim died): whoever exec'd this process is
+       * gone with it, and a new shim cannot reattach its stdio. It must
+       * not run on unowned; a container's main process does. */
+      if (!p->exited && p->pid > 0) {
+        agent_debug("channel closed: killing %s (pid %d)", p->label, (int)p->pid);
+        kill(-p->pid, SIGKILL); /* its session's group (launch.c: setsid) */
+        kill(p->pid, SIGKILL);
+      }
+    }
   }
 }

@@ -12,7 +12,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   g_auto(GStrv) volumes = NULL, publish = NULL;
   int cpus = 0, mem = 0, max_cpus = 0, max_mem = 0;
   GOptionEntry entries[] = {
-      {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id", "ID"},
+      {"name", 0, 0, G_OPTION_ARG_FILENAME, &name, "sandbox id", "ID"},
       {"cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs", "N"},
       {"max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs reserved for hotplug", "N"},
       {"memory", 0, 0, G_OPTION_ARG_INT, &mem, "memory", "MiB"},

@@ -10,7 +10,7 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
   g_auto(GStrv) publish = NULL;
   int cpus = 0, max_cpus = 0, mem = 0, max_mem = 0;
   GOptionEntry entries[] = {
-      {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id (default: random)", "ID"},
+      {"name", 0, 0, G_OPTION_ARG_FILENAME, &name, "sandbox id (default: random)", "ID"},
       {"cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs at boot", "N"},
       {"max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs reserved for hotplug", "N"},
       {"memory", 0, 0, G_OPTION_ARG_INT, &mem, "memory at boot", "MiB"},

@@ -127,6 +127,10 @@ gboolean kv_rm_rf(const char *path, GError **error);
 /* Unmount every mount at or below `path` (deepest first). */
 void kv_umount_below(const char *path);
 
+/* The state letter of process `pid` as /proc shows it (R, S, D, T for
+ * stopped, t for traced, Z...), 0 when there is no such process. */
+char kv_proc_state(int pid);
+
 /* Kernel command line for the guest (fast boot options: docs/platform.md, "Boot"). */
 char *kv_guest_cmdline(void);
 

@@ -293,10 +293,14 @@ typedef struct katavm_sandbox katavm_sandbox;
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
  * 1 TiB, netns not a network namespace or without an interface that has an
  * address, unknown net, "user" with netns, publish malformed or without
- * "user"), KATAVM_E_EXISTS (id in use, a published host port taken), KATAVM_E_NOT_FOUND (kernel,
- * initrd, shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM), KATAVM_E_IO,
- * KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not
- * come up). */
+ * "user"; a state root writable by group or others), KATAVM_E_EXISTS (id in
+ * use, a published host port taken), KATAVM_E_NOT_FOUND (kernel, initrd,
+ * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
+ * KATAVM_E_IO (also "permission denied": a state root that another user
+ * owns), KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT /
+ * KATAVM_E_TIMEOUT (guest did not come up: the message quotes the last
+ * console lines; a QEMU that is stopped (SIGSTOP) or gone fails the create
+ * within about 5 s with KATAVM_E_TIMEOUT). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
@@ -309,7 +313,11 @@ KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_co
  * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone
  * and recovery failed; the sandbox, its VM and its state are kept, and
  * katavm_sandbox_destroy() removes them), KATAVM_E_TIMEOUT (another
- * recovery did not finish in time, or the shim did not answer),
+ * recovery did not finish in time, or the shim did not answer: a stopped
+ * (SIGSTOP) shim is reported within about a second, a hung one within
+ * 30 s), KATAVM_E_IO ("permission denied": the caller may not access the
+ * sandbox or its state root is another user's), KATAVM_E_INVALID (a state
+ * root writable by group or others),
  * KATAVM_E_PROTOCOL / KATAVM_E_AGENT (the shim misbehaved). */
 KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
                                    katavm_error **err);
@@ -342,10 +350,11 @@ KATAVM_API int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err);
  * (state could not be removed), KATAVM_E_VMM. */
 KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err);
 
-/* The ids of all sandboxes under the runtime's root.
+/* The ids of all sandboxes under the runtime's root (no shim is asked).
  * ids_out: receives a sorted NULL-terminated array, freed with
  * katavm_strv_free().
- * Errors: KATAVM_E_INVALID, KATAVM_E_IO (root unreadable). */
+ * Errors: KATAVM_E_INVALID (also: root writable by group or others),
+ * KATAVM_E_IO (root unreadable, or another user's: "permission denied"). */
 KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err);
 
 /* What the guest agent reports about the guest (a result struct). */
@@ -382,8 +391,11 @@ KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info 
  * "vcpus","max_vcpus","memory_mib","max_memory_mib","accel","created",
  * "shared_fs" ("virtio-fs" or "9p"), "virtiofsd_pid" (virtio-fs, while it
  * runs), "error" (why the sandbox stopped when it did not stop by request,
- * e.g. its virtiofsd died), "guest":{...} (when running)}, freed with
- * katavm_free().
+ * e.g. its virtiofsd died), "stop_reason" (once stopped: "stopped on
+ * request", "the guest powered off (or reset)", "guest kernel panic: <line>
+ * (last console lines: ...)", "QEMU (pid N) died unexpectedly ...",
+ * "declared failed: no answer from the agent ..."), "guest":{...} (when
+ * running)}, freed with katavm_free().
  * Errors: KATAVM_E_INVALID, KATAVM_E_STATE (shim gone), KATAVM_E_PROTOCOL,
  * KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err);
@@ -567,9 +579,15 @@ static inline void katavm_exec_config_init(katavm_exec_config *cfg) {
  * container_id: the container. cfg: prepared with
  * katavm_exec_config_init(); read during the call.
  * out: receives the handle, freed with katavm_process_free().
+ * The process belongs to the handle: when the handle's connection to the
+ * shim closes before the process was seen to exit (katavm_process_free()
+ * early, the calling process killed), or the shim dies, the process is
+ * killed (SIGKILL) in the guest; nothing exec'd runs on unowned.
  * Errors: KATAVM_E_INVALID (struct_size, bad id, empty argv, relative
  * cwd), KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
- * not running), KATAVM_E_IO, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
+ * or sandbox not running: "sandbox X is not running (stopped: <reason>)"),
+ * KATAVM_E_IO,
+ * KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
                            const katavm_exec_config *cfg, katavm_process **out, katavm_error **err);
 
@@ -590,8 +608,12 @@ KATAVM_API int katavm_process_close_stdin(katavm_process *p, katavm_error **err)
 /* Block until the process exits.
  * timeout_ms: < 0 = forever. exit_code (optional): receives its status in
  * shell convention (128+N for signal N).
- * Errors: KATAVM_E_INVALID, KATAVM_E_TIMEOUT (still running),
- * KATAVM_E_AGENT / KATAVM_E_STATE (the connection or the guest went
+ * Errors: KATAVM_E_INVALID, KATAVM_E_TIMEOUT (still running after
+ * timeout_ms; or the shim or the guest stopped answering: a stopped QEMU
+ * or shim within about 5 s, a hung one within 30 s; the stdout/stderr fds
+ * then read EOF, a poll already waiting on them sees it when called
+ * again), KATAVM_E_STATE ("sandbox X stopped: <reason>": the VM died,
+ * see katavm_sandbox_inspect), KATAVM_E_AGENT (the connection went
  * away). */
 KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
                                    katavm_error **err);
@@ -609,7 +631,8 @@ KATAVM_API int katavm_process_signal(katavm_process *p, int signal, katavm_error
 KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
                                      katavm_error **err);
 
-/* Release the handle and its fds; a still-running process keeps running.
+/* Release the handle and its fds; a still-running process is killed (see
+ * katavm_exec).
  * p: the handle; NULL is allowed. */
 KATAVM_API void katavm_process_free(katavm_process *p);
 
@@ -652,7 +675,13 @@ typedef struct katavm_hotplug_request {
   unsigned int mtu;
   const char *const *addresses;
   const char *gateway;
-  /* DISK_ADD: a host file or block device; readonly; optionally mounted in
+  /* DISK_ADD: a host image file or block device; readonly; optionally
+   * mounted in `container` at `mount_path` (see below). Read-write refuses
+   * (KATAVM_E_INVALID) host system files (under /etc, /usr, /bin, /sbin,
+   * /lib*, /boot, /proc, /sys), files that are empty or not a whole number
+   * of 512-byte sectors, and (KATAVM_E_STATE) block devices in use on the
+   * host; read-only attaches any regular file or block device.
+   * Also for DISK_ADD: optionally mounted in
    * `container` at `mount_path` (fstype auto-detected by the guest).
    * DISK_REMOVE: path. */
   const char *path;

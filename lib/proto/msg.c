@@ -184,7 +184,8 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc),
     FIELD(KvShimStateResult, "shared_fs", KV_T_STR, NE, shared_fs, .max = 16),
     FIELD(KvShimStateResult, "virtiofsd_pid", KV_T_INT, OMIT, virtiofsd_pid, 0, G_MAXINT32),
-    FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096));
+    FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096),
+    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),
@@ -216,6 +217,7 @@ const KvMsgDesc kv_state_pid_desc = {"state.json", sizeof(KvStatePid), KvStatePi
 #define METHOD(var, name, params, result, flags)                                                   \
   const KvMethod kv_m_##var = {name, &params##_desc, &result##_desc, flags}
 
+METHOD(ping, "ping", KvEmpty, KvEmpty, KV_TO_AGENT | KV_TO_SHIM);
 METHOD(check, "check", KvEmpty, KvCheckResult, KV_TO_AGENT);
 METHOD(shutdown, "shutdown", KvEmpty, KvEmpty, KV_TO_AGENT);
 METHOD(container_create, "container_create", KvContainerCreateParams, KvPidResult, KV_TO_AGENT);
@@ -245,6 +247,7 @@ METHOD(shim_hotplug, "hotplug", KvHotplugParams, KvHotplugResult, KV_TO_SHIM);
 METHOD(shim_container_add, "container_add", KvContainerAddParams, KvPidResult, KV_TO_SHIM);
 
 static const KvMethod *const all_methods[] = {
+    &kv_m_ping,
     &kv_m_check,
     &kv_m_shutdown,
     &kv_m_container_create,

@@ -344,6 +344,10 @@ typedef struct {
   char *shared_fs;      /* "virtio-fs" | "9p" */
   gint64 virtiofsd_pid; /* virtio-fs: the sandbox's virtiofsd, 0 when none runs */
   char *error;          /* why the sandbox stopped unasked (e.g. virtiofsd died) */
+  /* Why the sandbox stopped (state "stopped"): "stopped on request", "the
+   * guest powered off", "guest kernel panic: <line>", "QEMU (pid N) died:
+   * ...", "declared failed: <the liveness error>"; NULL while it runs. */
+  char *stop_reason;
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */
@@ -382,13 +386,17 @@ typedef struct {
 } KvStatePid;
 extern const KvMsgDesc kv_state_pid_desc;
 
+/* ping (every KvConn answers it itself, lib/proto/conn.c): {} -> {}. The
+ * liveness probe of kv_conn_keepalive, between clients and the shim and
+ * between the shim and the agent. */
+
 /* The methods. */
-extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
-    kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
-    kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_net_names, kv_m_net_info, kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state,
-    kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy, kv_m_shim_hotplug,
-    kv_m_shim_container_add;
+extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_create,
+    kv_m_container_start, kv_m_container_state, kv_m_container_kill, kv_m_container_remove,
+    kv_m_container_list, kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set,
+    kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
+    kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
+    kv_m_shim_hotplug, kv_m_shim_container_add;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

@@ -24,6 +24,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
 /* After a failed create: leave no VM and no state behind. After a failed
  * recover: leave the VM (it may run) and all state as they are. */
 void lifecycle_boot_failed(Lifecycle *lc, gboolean recover);
+/* The last lines of the guest console (for errors that outlive the file). */
+char *lifecycle_console_tail(Lifecycle *lc);
 /* --cleanup: destroy the VM if any and remove all state. */
 gboolean lifecycle_cleanup(Lifecycle *lc, GError **error);
 /* Client requests: answered when the VM is off / everything is removed

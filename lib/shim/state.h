@@ -46,6 +46,7 @@ typedef struct {
   gboolean destroying;   /* the state directory goes: nothing is saved any more */
   char *error;           /* why the sandbox stopped unasked, or NULL */
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
+  char *stop_reason;     /* why it stopped (KvShimStateResult.stop_reason); NULL while up */
 } Shim;
 
 /* Fill `id`, `p` and the empty state of a new Shim; shim_clear frees it. */
@@ -81,6 +82,13 @@ gboolean shim_agent_usable(Shim *s, GError **error);
 GError *shim_agent_error(const GError *e, const char *prefix, gboolean map_timeout);
 /* Reply with e's code (any domain, mapped as kv_error_code_of does). */
 void shim_reply_error(KvConn *c, guint32 id, const GError *e);
+/* Reply with the error of a call to the agent that failed: when the agent
+ * channel went (closed, or declared dead), wait (bounded) for the VM's fate
+ * and, when the sandbox stopped, answer "sandbox X stopped: <reason>"
+ * (KV_E_TIMEOUT for a peer declared dead, KV_E_STATE otherwise) instead of
+ * the bare channel error. */
+void shim_reply_agent_error(Shim *s, KvConn *c, guint32 id, const GError *agent_error,
+                            const char *prefix);
 
 /* ---- waiters: a client request answered later ---- */
 typedef struct {

@@ -99,6 +99,16 @@ typedef void (*KvVmEventFunc)(KvVmm *vmm, const char *domain, KvVmEvent ev, gpoi
 KvVmm *kv_vmm_open(const char *uri, GError **error);
 void kv_vmm_close(KvVmm *vmm);
 void kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user);
+/* Why the last domain that stopped on this connection stopped, as libvirt's
+ * lifecycle event detail says (for the shim's stop reason). */
+typedef enum {
+  KV_VM_STOP_UNKNOWN = 0,
+  KV_VM_STOP_SHUTDOWN,  /* the guest powered off (or reset: QEMU runs -no-reboot) */
+  KV_VM_STOP_DESTROYED, /* virDomainDestroy */
+  KV_VM_STOP_CRASHED,   /* the guest crashed (panic device) */
+  KV_VM_STOP_FAILED,    /* QEMU itself died: killed or crashed */
+} KvVmStopCause;
+KvVmStopCause kv_vmm_stop_cause(KvVmm *vmm);
 
 /* Start a transient domain from cfg. */
 gboolean kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error);
