@@ -17,7 +17,8 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
       {"max-memory", 0, 0, G_OPTION_ARG_INT, &max_mem, "memory reserved for hotplug", "MiB"},
       {"netns", 0, 0, G_OPTION_ARG_FILENAME, &netns,
        "network namespace whose interfaces the guest takes over", "PATH"},
-      {"net", 0, 0, G_OPTION_ARG_STRING, &net, "network: none (default) or user (user-mode NAT)", "MODE"},
+      {"net", 0, 0, G_OPTION_ARG_STRING, &net, "network: none (default) or user (user-mode NAT)",
+       "MODE"},
       {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &publish,
        "publish a guest port on the host (--net user; repeatable)", "[IP:]HOSTPORT:PORT[/tcp|udp]"},
       {NULL}};
