@@ -245,7 +245,7 @@ def start_service(args, rootfs, token):
         # that its output comes back to us.
         ctr = sb.add_container(rootfs=rootfs, name="vault", readonly=True,
                                args=["/usr/bin/python3", "-I", "-S", "-c",
-                                     "import signal; signal.pause()"],
+                                     "import time\nwhile True: time.sleep(3600)"],
                                env={"PATH": "/usr/bin"})
         ctr.start()
         srv = ctr.popen(["/usr/bin/python3", "-I", "-S", "-B", "/srv/vault.py",

@@ -59,6 +59,7 @@ import io as _io
 import json as _json
 import os as _os
 import secrets as _secrets
+import select as _select
 import selectors as _selectors
 import signal as _signal
 import threading as _threading
@@ -1029,36 +1030,67 @@ class ExecResult:
 # ---------------------------------------------------------------- processes
 
 
-class _Stdin(_io.RawIOBase):
-    """The write end of a process's stdin (a dup of the library's fd, so
-    that the file object owns what it closes). close() also makes the
-    library drop its copy: the guest process reads EOF."""
+class _Pipe(_io.RawIOBase):
+    """One end of a process's stdio pipe: a dup of the library's fd, so that
+    the file object owns what it closes. Reads and writes wait in poll(2)
+    together with the process's wake pipe, so that Process.close() from one
+    thread ends a read or write blocked in another (as EOF, or
+    BrokenPipeError) instead of waiting for the guest process."""
 
-    def __init__(self, proc, fd):
+    def __init__(self, proc, fd, wake, writer):
         super().__init__()
         self._proc = _weakref.ref(proc)  # no cycle: Process owns this file
+        self._wake = wake
+        self._writer = writer
         self._fd = _os.dup(fd)
-        _os.set_blocking(self._fd, True)
+        _os.set_blocking(self._fd, False)
 
     def fileno(self):
         if self._fd < 0:
             raise ValueError("I/O operation on closed file")
         return self._fd
 
+    def readable(self):
+        return not self._writer
+
     def writable(self):
-        return True
+        return self._writer
+
+    def _ready(self, ev):
+        """Wait until fd is ready for ev; False once the process is closed."""
+        fd = self.fileno()
+        p = _select.poll()
+        p.register(fd, ev)
+        p.register(self._wake, _select.POLLIN)
+        while True:
+            got = dict(p.poll())
+            if self._wake in got:
+                return False
+            if fd in got:
+                return True
+
+    def readinto(self, b):
+        while True:
+            try:
+                return _os.readv(self.fileno(), [b])
+            except BlockingIOError:
+                if not self._ready(_select.POLLIN):
+                    return 0  # closed meanwhile: end of file
 
     def write(self, b):
-        if self._fd < 0:
-            raise ValueError("I/O operation on closed file")
-        return _os.write(self._fd, b)
+        while True:
+            try:
+                return _os.write(self.fileno(), b)
+            except BlockingIOError:
+                if not self._ready(_select.POLLOUT):
+                    raise BrokenPipeError("the process handle was closed")
 
     def close(self):
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             _os.close(fd)
             proc = self._proc()
-            if proc is not None:
+            if self._writer and proc is not None:
                 proc._close_lib_stdin()
         super().close()
 
@@ -1098,17 +1130,19 @@ class Process:
         self._busy = 0
         self._idle = _threading.Condition(self._mu)
         self.stdin = self.stdout = self.stderr = None
+        self._wake = None
         try:
+            self._wake = _os.pipe2(_os.O_CLOEXEC)
             fd = self._lib.katavm_process_stdin_fd(h)
             if fd >= 0:
-                self.stdin = _io.BufferedWriter(_Stdin(self, fd))
+                self.stdin = _io.BufferedWriter(
+                    _Pipe(self, fd, self._wake[0], True))
             for name, get in (("stdout", self._lib.katavm_process_stdout_fd),
                               ("stderr", self._lib.katavm_process_stderr_fd)):
                 fd = get(h)
                 if fd >= 0:
-                    d = _os.dup(fd)
-                    _os.set_blocking(d, True)
-                    setattr(self, name, open(d, "rb"))
+                    setattr(self, name, _io.BufferedReader(
+                        _Pipe(self, fd, self._wake[0], False)))
         except BaseException:
             self.close()
             raise
@@ -1149,6 +1183,11 @@ class Process:
     def close(self) -> None:
         """Close the pipes and release the handle (the process itself keeps
         running if it has not exited)."""
+        wake = getattr(self, "_wake", None)
+        if wake is not None:
+            # Ends reads and writes blocked in other threads, so that the
+            # closes below do not wait for the locks those calls hold.
+            _os.write(wake[1], b"x")
         for f in (self.stdin, self.stdout, self.stderr):
             if f is not None:
                 try:
@@ -1163,6 +1202,10 @@ class Process:
             while self._busy:
                 self._idle.wait()
         self._lib.katavm_process_free(h)
+        if wake is not None:
+            self._wake = None
+            _os.close(wake[0])
+            _os.close(wake[1])
 
     def __enter__(self) -> "Process":
         return self
