@@ -146,8 +146,9 @@ int main(int argc, char **argv) {
       status = report("katavm_process_wait", rc, e);
     else
       status = code;
-    fprintf(stderr, "exec_stream: stdin %" PRIu64 " bytes, stdout %" PRIu64
-                    " bytes, stderr %" PRIu64 " bytes, exit status %d\n",
+    fprintf(stderr,
+            "exec_stream: stdin %" PRIu64 " bytes, stdout %" PRIu64 " bytes, stderr %" PRIu64
+            " bytes, exit status %d\n",
             counts[0], counts[1], counts[2], code);
   }
   katavm_process_free(p);

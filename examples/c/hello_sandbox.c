@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
     return report("katavm_runtime_new", rc, e);
 
   katavm_sandbox_config cfg;
-  katavm_sandbox_config_init(&cfg);   /* zero = defaults; sets struct_size */
+  katavm_sandbox_config_init(&cfg); /* zero = defaults; sets struct_size */
   if (argc < 2 || argc > 3) {
     fprintf(stderr, "usage: hello_sandbox ROOTFS [ID]\n");
     katavm_runtime_free(rt);
