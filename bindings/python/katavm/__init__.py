@@ -7,7 +7,8 @@ processes are exec'd into containers with their stdio streamed back.
 
     import katavm
 
-    with katavm.create_sandbox(memory_mib=256) as sb:       # boots a VM
+    with katavm.create_sandbox(memory_mib=256, max_cpus=2,
+                               max_memory_mib=512) as sb:   # boots a VM
         ctr = sb.add_container(rootfs="/path/to/rootfs", args=["sleep", "inf"])
         ctr.start()
         r = ctr.exec(["uname", "-r"], check=True)         # like subprocess.run
@@ -36,8 +37,10 @@ Lifetime rules
   (destroy_on_exit=False by default): attaching to a sandbox someone else
   made must not remove it. Pass destroy_on_exit explicitly to change either.
 - destroy() removes the sandbox now, whatever the handle's settings.
-- Containers and processes of a destroyed (or closed) sandbox raise
-  StateError when used; nothing crashes the interpreter.
+- Containers of a destroyed (or closed) sandbox raise StateError when
+  used; a Process that was running in it raises a katavm.Error (its
+  connection is gone); a closed Process raises StateError. Nothing crashes
+  the interpreter.
 
 Errors: bad Python arguments raise TypeError (wrong type, unknown keyword)
 or ValueError (a value out of range; InvalidArgument is both a ValueError
