@@ -19,10 +19,9 @@ the server imports (it lists them itself: vault_server.py --print-modules).
         katavm.h: netns); the host talks to the guest's address there,
         from --client-netns (a namespace on the other side of a veth)
         or from this process's own namespace.
-    credentials_service.py [--serve]
+    credentials_service.py [--host-port PORT]
         Without --netns: user-mode networking, published on the host's
-        127.0.0.1:8200 like `vault server -dev` (needs a library with
-        net="user" support).
+        127.0.0.1:8200 (or PORT) like `vault server -dev`.
 
 Run plainly, it stores a few secrets, reads them back (with versions, a
 listing, a delete), prints what it stored and read, and exits. With
@@ -238,7 +237,8 @@ def start_service(args, rootfs, token):
         kw["netns"] = args.netns
     else:
         # User-mode networking, the port published on the host's loopback.
-        kw.update(net="user", publish=["127.0.0.1:%d:%d" % (PORT, PORT)])
+        kw.update(net="user",
+                  publish=["127.0.0.1:%d:%d" % (args.host_port, PORT)])
     sb = katavm.create_sandbox(name=args.name, **kw)
     try:
         # The main process only idles; the server is exec'd beside it so
@@ -316,6 +316,9 @@ def main(argv=None):
                     "(default: user-mode networking on 127.0.0.1:%d)" % PORT)
     ap.add_argument("--client-netns", help="namespace to reach the service "
                     "from (with --netns; default: this process's)")
+    ap.add_argument("--host-port", type=int, default=PORT,
+                    help="without --netns: the port on the host's 127.0.0.1 "
+                    "(default %d)" % PORT)
     ap.add_argument("--serve", action="store_true",
                     help="print {url, token} and serve until SIGINT/SIGTERM")
     ap.add_argument("--name", help="sandbox id (default: generated)")
@@ -346,10 +349,10 @@ def main(argv=None):
                 addrs = ex.submit(ipv4_addresses).result()
             if not addrs:
                 raise RuntimeError("%s has no IPv4 address" % args.netns)
-            host = addrs[0]
+            host, port = addrs[0], PORT
         else:
-            host = "127.0.0.1"
-        c = Client(host, PORT, token, client_ex)
+            host, port = "127.0.0.1", args.host_port
+        c = Client(host, port, token, client_ex)
         try:
             health = c.wait_healthy(time.monotonic() + 180)
         except RuntimeError:
@@ -357,7 +360,7 @@ def main(argv=None):
                 raise RuntimeError("the server exited with %d: %s" % (
                     srv.returncode, srv.stderr.read().decode(errors="replace")))
             raise
-        url = "http://%s:%d" % (host, PORT)
+        url = "http://%s:%d" % (host, port)
         print("credentials service %s (Vault API %s) up in sandbox %s after "
               "%.1f s" % (url, health["version"], sb.id,
                           time.monotonic() - t0), file=sys.stderr, flush=True)
