@@ -153,6 +153,47 @@ def test_popen_interactive_signal_wait(ctr):
         p.send_signal(signal.SIGTERM)
 
 
+def test_close_ends_reads_blocked_in_other_threads(ctr):
+    # A log-following thread must not keep close() waiting for the guest
+    # process (it never writes nor exits here).
+    p = ctr.popen(["sh", "-c", "exec sleep 876543"])
+    got = {}
+    readers = [threading.Thread(target=lambda f=f: got.__setitem__(
+        f, f.read())) for f in (p.stdout, p.stderr)]
+    writer = threading.Thread(target=lambda: got.__setitem__(
+        "w", _write_until_blocked(p.stdin)))
+    for t in readers + [writer]:
+        t.start()
+    while p.stdin.raw._fd >= 0 and not _blocked(writer):
+        pass
+    p.close()  # the process still runs: only the wake-up ends the calls
+    for t in readers + [writer]:
+        t.join(600)
+    assert got[p.stdout] == b"" and got[p.stderr] == b""
+    assert isinstance(got["w"], (BrokenPipeError, ValueError))
+    assert b"876543" in ctr.exec(["ps", "-o", "args"]).stdout
+    ctr.exec(["sh", "-c", "kill $(ps -o pid,args | "
+              "awk '$2 == \"sleep\" && $3 == 876543 {print $1}')"], check=True)
+
+
+def _blocked(t):
+    """True once thread t sleeps in the kernel (poll, read, write)."""
+    try:
+        with open("/proc/self/task/%d/stat" % t.native_id) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "S"
+    except FileNotFoundError:
+        return True
+
+
+def _write_until_blocked(f):
+    try:
+        while True:
+            f.write(b"x" * 65536)
+            f.flush()
+    except (OSError, ValueError) as e:
+        return e
+
+
 def test_popen_tty_resize(ctr):
     with ctr.popen(["sh", "-c", "read x; stty size"], tty=True, rows=30,
                    cols=100) as p:
