@@ -3,6 +3,7 @@
  */
 #include "container.h"
 #include "boot.h"
+#include "etcfiles.h"
 #include "log.h"
 
 #include <errno.h>
@@ -210,9 +211,35 @@ static void ensure_reaper(void) {
   done = TRUE;
 }
 
-static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs) {
-  /* Relative sources are relative to the bundle, the rootfs's parent, as
-   * OCI puts it; absolute ones are guest paths (the host shares them). */
+static void volume_free(KvVolume *v) {
+  g_free(v->source);
+  g_free(v->destination);
+  g_free(v);
+}
+
+/* Each volume names a bind mount of the spec; checked before anything is
+ * made. */
+static gboolean check_volumes(const KvOciSpec *spec, GPtrArray *volumes, GError **error) {
+  for (guint i = 0; volumes != NULL && i < volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(volumes, i);
+    const KvOciMount *m = v->mount < (gint64)spec->mounts->len
+                              ? g_ptr_array_index(spec->mounts, (guint)v->mount)
+                              : NULL;
+    if (m == NULL || !m->bind || !g_path_is_absolute(v->source)) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "container_create: volumes[%u] (%s) does not name a bind mount of the spec "
+                  "with an absolute guest source",
+                  i, v->destination);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs, GPtrArray *volumes) {
+  /* A volume's source is where the host shared it (the shim gives the
+   * guest path); other relative sources are relative to the bundle, the
+   * rootfs's parent, as OCI puts it; absolute ones are guest paths. */
   g_autofree char *bundle = g_path_get_dirname(rootfs);
   char **out = g_new0(char *, spec->mounts->len + 1);
   for (guint i = 0; i < spec->mounts->len; i++) {
@@ -223,6 +250,11 @@ static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs) {
       out[i] = g_strdup(m->source);
     else
       out[i] = g_build_filename(bundle, m->source, NULL);
+  }
+  for (guint i = 0; volumes != NULL && i < volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(volumes, i);
+    g_free(out[v->mount]);
+    out[v->mount] = g_strdup(v->source);
   }
   return out;
 }
@@ -235,6 +267,7 @@ typedef struct {
   KvOciSpec *spec;
   AgentSeccomp *seccomp;
   char *rootfs;
+  GPtrArray *volumes; /* KvVolume* (the params', stolen) */
   guint32 ids[3];
 } CreatePlan;
 
@@ -244,6 +277,8 @@ static void plan_free(CreatePlan *c) {
   kv_ocispec_free(c->spec);
   agent_seccomp_free(c->seccomp);
   g_free(c->rootfs);
+  if (c->volumes != NULL)
+    g_ptr_array_unref(c->volumes);
   g_free(c);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CreatePlan, plan_free)
@@ -271,6 +306,8 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   if (!agent_streams_check_free(c, ids, 3, error))
     return FALSE;
   KvOciSpec *spec = plan->spec;
+  if (!agent_etcfiles_prepare(cid, rootfs, spec, error))
+    return FALSE;
 
   /* From here on every failure undoes what was made before it. */
   g_autofree char *cgroup = agent_cgroup_create(cid, &spec->resources, error);
@@ -302,7 +339,7 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
                               ? agent_home_of(rootfs, spec->process->uid)
                               : NULL;
   g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs, home, spec->process->uid);
-  g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs);
+  g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs, plan->volumes);
   g_autofree int *trees = g_new0(int, spec->mounts->len + 1);
   AgentLaunch l = {
       .unshare_flags = spec->namespaces,
@@ -389,6 +426,20 @@ gboolean agent_m_container_create(AgentCall *call, const KvContainerCreateParams
                 "container_create: rootfs must be an absolute guest path (got \"%s\")",
                 plan->rootfs);
     return FALSE;
+  }
+  if (!check_volumes(plan->spec, p->volumes, error))
+    return FALSE;
+  /* A copy: the params' list is freed with them. */
+  for (guint i = 0; p->volumes != NULL && i < p->volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(p->volumes, i);
+    if (plan->volumes == NULL)
+      plan->volumes = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
+    KvVolume *c = g_new0(KvVolume, 1);
+    c->mount = v->mount;
+    c->source = g_strdup(v->source);
+    c->destination = g_strdup(v->destination);
+    c->readonly = v->readonly;
+    g_ptr_array_add(plan->volumes, c);
   }
   if (plan->spec->seccomp != NULL) {
     plan->seccomp = agent_seccomp_compile(plan->spec->seccomp, error);
@@ -518,6 +569,7 @@ gboolean agent_m_container_remove(AgentCall *call, const KvContainerRemoveParams
     return FALSE;
   }
   ct->removing = TRUE;
+  agent_etcfiles_forget(cid);
   ct->remove_call = agent_call_defer(call);
   ct->remove_deadline = g_get_monotonic_time() + REMOVE_TIMEOUT_US;
   /* Also what a stopped container left behind: without a PID namespace
@@ -541,7 +593,17 @@ void agent_containers_conn_closed(KvConn *c) {
     GHashTableIter pit;
     gpointer pv;
     g_hash_table_iter_init(&pit, ct->execs);
-    while (g_hash_table_iter_next(&pit, NULL, &pv))
-      agent_process_drop_waiters(pv, c);
+    while (g_hash_table_iter_next(&pit, NULL, &pv)) {
+      AgentProcess *p = pv;
+      agent_process_drop_waiters(p, c);
+      /* The host side went (its shim died): whoever exec'd this process is
+       * gone with it, and a new shim cannot reattach its stdio. It must
+       * not run on unowned; a container's main process does. */
+      if (!p->exited && p->pid > 0) {
+        agent_debug("channel closed: killing %s (pid %d)", p->label, (int)p->pid);
+        kill(-p->pid, SIGKILL); /* its session's group (launch.c: setsid) */
+        kill(p->pid, SIGKILL);
+      }
+    }
   }
 }

@@ -52,15 +52,17 @@ static const char *USAGE =
     "  sandbox inspect ID [--json]\n"
     "  sandbox stop ID\n"
     "  sandbox rm [-f] ID\n"
-    "  container add SANDBOX ID BUNDLE_OR_ROOTFS [-- CMD...]\n"
+    "  container add [-v HOST:DEST[:ro]]... SANDBOX ID BUNDLE_OR_ROOTFS [-- CMD...]\n"
     "  container start|rm [-f]|kill [-s SIG] SANDBOX ID ; container ls SANDBOX\n"
     "  exec [-i] [-t] [-e K=V] [-w DIR] [-u UID[:GID]] SANDBOX[/CONTAINER] -- CMD...\n"
-    "  run [--cpus N] [--memory MiB] [--name ID] [--rm] [-i] [-t] ROOTFS_OR_BUNDLE -- CMD...\n"
+    "  run [--cpus N] [--memory MiB] [--name ID] [--rm] [-i] [-t] [-v HOST:DEST[:ro]]...\n"
+    "      ROOTFS_OR_BUNDLE -- CMD...\n"
     "  hotplug SANDBOX cpus N | memory +M|-M|=M | disk add|rm PATH [--mount C:/p] [--ro]\n"
     "          | net add --tap TAP [--mac MAC] [--ip CIDR] [--gateway IP] [--mtu N] | net rm MAC\n"
     "  version\n"
     "environment: KATAVM_ROOT (state dir), KATAVM_LIBVIRT_URI, KATAVM_ACCEL,\n"
-    "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG\n";
+    "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG,\n"
+    "             KATAVM_SHARED_FS (auto|virtio-fs|9p)\n";
 
 int main(int argc, char **argv) {
   katavm_error *e = NULL;

@@ -4,13 +4,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "proto.h"
 
 #define KV_JSON_FILE_MAX (1024 * 1024)
 
@@ -105,8 +108,12 @@ JsonObject *kv_json_file_load(const char *path, GError **error) {
   }
   if (!g_file_get_contents(path, &data, &len, error))
     return NULL;
-  g_autoptr(JsonParser) parser = json_parser_new();
   g_autoptr(GError) perr = NULL;
+  if (!kv_json_check_text(data, len, &perr)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
+    return NULL;
+  }
+  g_autoptr(JsonParser) parser = json_parser_new();
   if (!json_parser_load_from_data(parser, data, (gssize)len, &perr)) {
     g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
     return NULL;
@@ -139,12 +146,19 @@ gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error) {
   return g_file_set_contents_full(path, s, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
 }
 
+/* Below `path` the guest may have written (the share): each mount point is
+ * opened from an fd of `path` without following any link
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), must be the very mount
+ * mountinfo names (same mount id), and is unmounted through /proc/self/fd,
+ * never by a path a symlink could redirect (lib/shim/fs.c does the same in
+ * the shim). */
 void kv_umount_below(const char *path) {
   g_autofree char *data = NULL;
   if (!g_file_get_contents("/proc/self/mountinfo", &data, NULL, NULL))
     return;
   size_t plen = strlen(path);
   g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint64));
   g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
   for (char **l = lines; *l; l++) {
     g_auto(GStrv) f = g_strsplit(*l, " ", 6);
@@ -152,12 +166,37 @@ void kv_umount_below(const char *path) {
       continue;
     /* mountinfo escapes spaces as \040; our paths have none. */
     const char *mp = f[4];
-    if (strncmp(mp, path, plen) == 0 && (mp[plen] == '\0' || mp[plen] == '/'))
+    if (strncmp(mp, path, plen) == 0 && (mp[plen] == '\0' || mp[plen] == '/')) {
+      guint64 id = g_ascii_strtoull(f[0], NULL, 10);
       g_ptr_array_add(targets, g_strdup(mp));
+      g_array_append_val(ids, id);
+    }
   }
+  int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   /* Deepest (latest) first. */
-  for (guint i = targets->len; i > 0; i--)
-    umount2(g_ptr_array_index(targets, i - 1), MNT_DETACH);
+  for (guint i = targets->len; root >= 0 && i > 0; i--) {
+    const char *mp = g_ptr_array_index(targets, i - 1);
+    const char *rel = mp[plen] == '/' ? mp + plen + 1 : ".";
+    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd = !strcmp(rel, ".") ? -1 : (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+    if (!strcmp(rel, ".")) {
+      umount2(path, MNT_DETACH); /* path itself: the caller's, not the guest's */
+      continue;
+    }
+    struct statx sx;
+    if (fd >= 0 && statx(fd, "", AT_EMPTY_PATH, 0x1000 /* STATX_MNT_ID */, &sx) == 0 &&
+        (sx.stx_mask & 0x1000) && sx.stx_mnt_id == g_array_index(ids, guint64, i - 1)) {
+      char link[64];
+      snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+      umount2(link, MNT_DETACH);
+    }
+    if (fd >= 0)
+      close(fd);
+  }
+  if (root >= 0)
+    close(root);
 }
 
 static gboolean rm_tree(int parent, const char *name, dev_t dev, GError **error) {
@@ -225,9 +264,12 @@ char *kv_guest_cmdline(void) {
    * the spare root ports. Setting up native hotplug on each of them cost
    * ~0.1 s of every boot (bench/boot: 2.06 -> 1.95 s with 10 ports), and
    * it is not what hot-adds NICs and disks here: QEMU's q35 (>= 6.1) hands
-   * root-port hotplug to ACPI, which the built-in acpiphp serves. */
+   * root-port hotplug to ACPI, which the built-in acpiphp serves.
+   * loglevel=1, not 0: panic() raises the console's level only when it is
+   * not 0, so with 0 a panic left no line on the console for the shim's
+   * stop reason; 1 still prints nothing below KERN_EMERG while booting. */
   GString *s = g_string_new(
-      "console=ttyS0 panic=-1 quiet loglevel=0 cryptomgr.notests tsc=reliable "
+      "console=ttyS0 panic=-1 quiet loglevel=1 cryptomgr.notests tsc=reliable "
       "no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd "
       "random.trust_cpu=on mitigations=off swiotlb=noforce "
       "initcall_blacklist=init_kprobe_trace,crypto_kdf108_init "
@@ -248,4 +290,16 @@ char *kv_guest_cmdline(void) {
   if (dbg && *dbg && strcmp(dbg, "0") != 0)
     g_string_append(s, " KATAVM_DEBUG=1 loglevel=7");
   return g_string_free(s, FALSE);
+}
+
+char kv_proc_state(int pid) {
+  if (pid <= 0)
+    return 0;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL))
+    return 0;
+  /* "PID (COMM) STATE ...": COMM may hold anything, the last ')' ends it. */
+  const char *rp = strrchr(st, ')');
+  return rp && rp[1] == ' ' && rp[2] ? rp[2] : 0;
 }

@@ -101,8 +101,27 @@ typedef struct {
   int unused;
 } KvEmpty;
 
+/* A volume of a container: a bind mount of spec.mounts[mount] (a bind
+ * mount, its destination checked as every mount's is) whose source is
+ * `source`. In container_add, source is the host path (a directory or a
+ * regular file) the shim bind-mounts into the share at
+ * containers/<id>/volumes/<n> (n: the volume's position in the list),
+ * nosuid,nodev, read-only with readonly; in container_create it is that
+ * guest path, KV_GUEST_SHARED_DIR/containers/<id>/volumes/<n>, which the
+ * agent binds instead of the spec's source, with the spec mount's options
+ * (ro, propagation). destination repeats the spec mount's, for errors. */
+typedef struct {
+  gint64 mount;
+  char *source;
+  char *destination;
+  gboolean readonly;
+} KvVolume;
+/* The most volumes a container may have (KATAVM_VOLUMES_MAX). */
+#define KV_VOLUMES_MAX 64
+
 /* container_add (shim, from clients): the shim bind-mounts the host rootfs
- * into the share, then asks the agent container_create. With sink_fds the
+ * and the volumes into the share, then asks the agent container_create.
+ * With sink_fds the
  * request carries the write ends of the stdout/stderr pipes (stdout first,
  * one per non-zero stream; the shim announces KV_FEATURE_SINK_FDS). */
 typedef struct {
@@ -112,6 +131,7 @@ typedef struct {
   gboolean readonly;
   KvStreams streams;
   gboolean sink_fds;
+  GPtrArray *volumes; /* KvVolume*, source a host path; at most KV_VOLUMES_MAX */
 } KvContainerAddParams;
 
 /* container_create (agent): sets up namespaces, mounts, pivot, cgroup
@@ -122,6 +142,7 @@ typedef struct {
   JsonObject *spec;
   char *rootfs; /* guest path: KV_GUEST_SHARED_DIR/containers/<id>/rootfs */
   KvStreams streams;
+  GPtrArray *volumes; /* KvVolume*, source the guest path in the share */
 } KvContainerCreateParams;
 
 typedef struct {
@@ -232,6 +253,38 @@ typedef struct {
   char *ifname;
 } KvNicConfigResult;
 
+/* net_names (agent): what the container's /etc/resolv.conf, /etc/hosts
+ * and /etc/hostname say when its spec does not mount its own (agent
+ * etcfiles.c); sent once the network is up. hostname also becomes the
+ * guest's. */
+typedef struct {
+  char *hostname;     /* the default (a spec's hostname wins) */
+  char *address;      /* the pod's first address, for /etc/hosts; NULL = none */
+  char **nameservers; /* IPv4/IPv6 literals */
+  char **search;      /* search domains */
+  char **options;     /* resolv.conf options, e.g. "ndots:5" */
+} KvNetNamesParams;
+
+/* net_info (agent, relayed): the guest's interfaces and routes as its
+ * kernel has them (netlink), for `katavm sandbox inspect`. */
+typedef struct {
+  char *name, *mac;
+  gint64 mtu;
+  char *state;      /* "up" | "down" (administrative) */
+  gboolean carrier; /* lower layer up */
+  char **addresses; /* CIDR, link-local ones included */
+} KvNetIfaceInfo;
+typedef struct {
+  char *dst;     /* CIDR; "0.0.0.0/0", "::/0" for the defaults */
+  char *gateway; /* NULL = on-link */
+  char *dev;
+  gint64 metric;
+} KvNetRouteInfo;
+typedef struct {
+  GPtrArray *interfaces; /* KvNetIfaceInfo* */
+  GPtrArray *routes;     /* KvNetRouteInfo*, main table */
+} KvNetInfoResult;
+
 /* nic_remove (agent): down + flush. */
 typedef struct {
   char *mac;
@@ -284,10 +337,17 @@ typedef struct {
   GArray *dimms_mib;    /* gint64 */
   gint64 cpus_online;
   gint64 memory_hotplugged_mib;
-  GPtrArray *nics;     /* KvNicInfo* */
-  GPtrArray *disks;    /* KvDiskInfo* */
-  char *netns;         /* the network namespace the taps live in */
-  GPtrArray *net_taps; /* KvNetTap*, recorded before each is made */
+  GPtrArray *nics;      /* KvNicInfo* */
+  GPtrArray *disks;     /* KvDiskInfo* */
+  char *netns;          /* the network namespace the taps live in */
+  GPtrArray *net_taps;  /* KvNetTap*, recorded before each is made */
+  char *shared_fs;      /* "virtio-fs" | "9p" */
+  gint64 virtiofsd_pid; /* virtio-fs: the sandbox's virtiofsd, 0 when none runs */
+  char *error;          /* why the sandbox stopped unasked (e.g. virtiofsd died) */
+  /* Why the sandbox stopped (state "stopped"): "stopped on request", "the
+   * guest powered off", "guest kernel panic: <line>", "QEMU (pid N) died:
+   * ...", "declared failed: <the liveness error>"; NULL while it runs. */
+  char *stop_reason;
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */
@@ -305,6 +365,7 @@ typedef struct {
   gboolean readonly;
   char *container_id;
   char *mount_path;
+  char *netns_iface; /* nic_add: an interface of the netns instead of tap */
 } KvHotplugParams;
 /* -> what the kind reports (absent fields: NULL / -1). */
 typedef struct {
@@ -325,12 +386,17 @@ typedef struct {
 } KvStatePid;
 extern const KvMsgDesc kv_state_pid_desc;
 
+/* ping (every KvConn answers it itself, lib/proto/conn.c): {} -> {}. The
+ * liveness probe of kv_conn_keepalive, between clients and the shim and
+ * between the shim and the agent. */
+
 /* The methods. */
-extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
-    kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
-    kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
-    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add;
+extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_create,
+    kv_m_container_start, kv_m_container_state, kv_m_container_kill, kv_m_container_remove,
+    kv_m_container_list, kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set,
+    kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
+    kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
+    kv_m_shim_hotplug, kv_m_shim_container_add;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

@@ -96,6 +96,8 @@ class SandboxConfig(ctypes.Structure):
         ("memory_mib", c_uint),
         ("max_memory_mib", c_uint),
         ("netns", c_char_p),
+        ("net", c_char_p),
+        ("publish", _STRV),
     ]
 
 
@@ -113,6 +115,7 @@ class ContainerConfig(ctypes.Structure):
         ("hostname", c_char_p),
         ("tty", c_int),
         ("readonly", c_int),
+        ("volumes", _STRV),
     ]
 
 
@@ -154,6 +157,7 @@ class HotplugRequest(ctypes.Structure):
         ("readonly", c_int),
         ("container", c_char_p),
         ("mount_path", c_char_p),
+        ("netns_iface", c_char_p),
     ]
 
 
