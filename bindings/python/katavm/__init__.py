@@ -396,7 +396,8 @@ class Runtime:
 
     Every argument left None keeps the C API's default, which the
     environment overrides (KATAVM_ROOT, KATAVM_LIBVIRT_URI, KATAVM_ACCEL,
-    KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG).
+    KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG,
+    KATAVM_SHARED_FS).
       root         state directory (absolute, at most 32 characters;
                    default /run/katavm)
       libvirt_uri  "" = an embedded libvirt driver per sandbox (no daemon);
@@ -404,6 +405,8 @@ class Runtime:
       accel        "auto" | "kvm" | "tcg"
       kernel, initrd  guest image paths (absolute)
       memory_hotplug  "auto" | "virtio-mem" | "dimm"
+      shared_fs    how rootfs and volumes reach the guest: "auto" (virtio-fs
+                   where virtiofsd is installed, else 9p) | "virtio-fs" | "9p"
       vcpus, memory_mib  defaults for sandboxes that leave them at 0
 
     A Runtime is a context manager (close() at the end); sandboxes it made
@@ -417,7 +420,8 @@ class Runtime:
                  initrd: Optional[StrPath] = None,
                  vcpus: Optional[int] = None,
                  memory_mib: Optional[int] = None,
-                 memory_hotplug: Optional[str] = None):
+                 memory_hotplug: Optional[str] = None,
+                 shared_fs: Optional[str] = None):
         self._lib = lib = _lib.load()
         self._h = None
         # The C API allows one thread per handle at a time: calls on this
@@ -432,7 +436,8 @@ class Runtime:
                 (lib.katavm_runtime_set_kernel, _ob(kernel, "kernel")),
                 (lib.katavm_runtime_set_initrd, _ob(initrd, "initrd")),
                 (lib.katavm_runtime_set_memory_hotplug,
-                 _ob(memory_hotplug, "memory_hotplug"))]
+                 _ob(memory_hotplug, "memory_hotplug")),
+                (lib.katavm_runtime_set_shared_fs, _ob(shared_fs, "shared_fs"))]
         v = None if vcpus is None else _uint(vcpus, "vcpus")
         m = None if memory_mib is None else _uint(memory_mib, "memory_mib")
         h = _lib.c_void_p()
@@ -513,6 +518,8 @@ class Runtime:
                        cpus: int = 0, max_cpus: int = 0,
                        memory_mib: int = 0, max_memory_mib: int = 0,
                        netns: Optional[StrPath] = None,
+                       net: Optional[str] = None,
+                       publish: Optional[Sequence[str]] = None,
                        destroy_on_exit: bool = True) -> "Sandbox":
         """Create and boot a sandbox; returns once its guest agent answered.
 
@@ -521,6 +528,11 @@ class Runtime:
         max_cpus, max_memory_mib: the most hotplug may reach (0 = the boot
         value). netns: a network namespace path (/run/netns/NAME or
         /proc/PID/ns/net) whose interfaces the guest gets (see katavm.h).
+        net: None or "none" = no network (tcfilter when netns is given),
+        "user" = user-mode networking (the guest reaches out through NAT,
+        10.0.2.15/24). publish: with net="user", ports reachable from the
+        host, each "[IP:]HOSTPORT:PORT[/tcp|udp]" like `podman run -p`
+        (IP defaults to 127.0.0.1), e.g. ["127.0.0.1:8200:8200"].
         `with` on the result destroys the sandbox at the end of the block
         unless destroy_on_exit is False. On failure nothing is left behind.
         """
@@ -529,8 +541,14 @@ class Runtime:
         if id is None:
             id = name
         cfg = _lib.init(self._lib, _lib.SandboxConfig())
-        keep = [_ob(id, "id"), _ob(netns, "netns")]
-        cfg.id, cfg.netns = keep  # kept referenced until the call returns
+        if net is not None and not isinstance(net, str):
+            raise TypeError("net must be a string, not %s" % type(net).__name__)
+        keep = [_ob(id, "id"), _ob(netns, "netns"), _ob(net, "net"),
+                _strv(publish, "publish")]
+        # kept referenced until the call returns
+        cfg.id, cfg.netns, cfg.net = keep[:3]
+        if keep[3] is not None:
+            cfg.publish = keep[3]
         cfg.vcpus = _uint(cpus, "cpus")
         cfg.max_vcpus = _uint(max_cpus, "max_cpus")
         cfg.memory_mib = _uint(memory_mib, "memory_mib")
@@ -812,16 +830,23 @@ class Sandbox:
         return self._hotplug(_lib.HOTPLUG_MEMORY, memory_op=op,
                              memory_mib=_uint(v, "memory_mib", 1))
 
-    def attach_nic(self, tap: str, *, mac: Optional[str] = None,
+    def attach_nic(self, tap: Optional[str] = None, *,
+                   netns_iface: Optional[str] = None,
+                   mac: Optional[str] = None,
                    mtu: int = 0, addresses: Optional[Sequence[str]] = None,
                    gateway: Optional[str] = None) -> Dict[str, Any]:
-        """Attach a virtio-net NIC on an existing host tap. mac None =
-        generated; mtu 0 = 1500; addresses in CIDR form ("10.1.2.3/24").
-        Returns {"mac", "ifname", ...}."""
-        keep = [_b(tap, "tap"), _ob(mac, "mac"),
-                _strv(addresses, "addresses"), _ob(gateway, "gateway")]
+        """Attach a virtio-net NIC, on an existing host tap (mac None =
+        generated; mtu 0 = 1500; addresses in CIDR form "10.1.2.3/24"), or
+        with netns_iface on an interface of the sandbox's network namespace,
+        wired as at create (its MAC, addresses, MTU, routes: the other
+        arguments unset). Returns {"mac", "ifname", ...}."""
+        if (tap is None) == (netns_iface is None):
+            raise TypeError("give exactly one of tap or netns_iface=")
+        keep = [_ob(tap, "tap"), _ob(mac, "mac"),
+                _strv(addresses, "addresses"), _ob(gateway, "gateway"),
+                _ob(netns_iface, "netns_iface")]
         f = dict(tap=keep[0], mac=keep[1], mtu=_uint(mtu, "mtu", 0, 65535),
-                 gateway=keep[3])
+                 gateway=keep[3], netns_iface=keep[4])
         if keep[2] is not None:
             f["addresses"] = keep[2]
         return self._hotplug(_lib.HOTPLUG_NIC_ADD, **f)
@@ -1106,8 +1131,9 @@ class Process:
     files; .stderr is None with tty=True) are ordinary pipes: read, write,
     select() on them, or use communicate(). .returncode is None until
     wait() or poll() saw the exit. close() (or the end of a `with` block,
-    or garbage collection) releases the handle and the pipes; a process
-    still running keeps running (kill() it first if that is not wanted)."""
+    or garbage collection) releases the handle and the pipes; the library
+    kills (SIGKILL) a process still running then: nothing exec'd runs on
+    unowned."""
 
     args: List[str]
     returncode: Optional[int]
@@ -1184,8 +1210,9 @@ class Process:
                 self._lib.katavm_process_close_stdin(self._h, None)
 
     def close(self) -> None:
-        """Close the pipes and release the handle (the process itself keeps
-        running if it has not exited)."""
+        """Close the pipes and release the handle; a process that has not
+        exited is killed by the library. Reads and writes blocked in other
+        threads return (EOF, BrokenPipeError)."""
         wake = getattr(self, "_wake", None)
         if wake is not None:
             # Ends reads and writes blocked in other threads, so that the

@@ -218,6 +218,7 @@ _PROTOS = {
     "katavm_sandbox_agent_check": (c_int, [c_void_p, POINTER(GuestInfo), _ERR]),
     "katavm_sandbox_inspect": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
     "katavm_runtime_set_memory_hotplug": (c_int, [c_void_p, c_char_p, _ERR]),
+    "katavm_runtime_set_shared_fs": (c_int, [c_void_p, c_char_p, _ERR]),
     "katavm_container_add": (
         c_int, [c_void_p, c_char_p, POINTER(ContainerConfig), POINTER(c_void_p), _ERR]),
     "katavm_container_start": (c_int, [c_void_p, c_char_p, _ERR]),

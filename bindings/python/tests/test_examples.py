@@ -2,8 +2,9 @@
 as a user would run it, so that none can rot: the C examples (built by
 CMake: KATAVM_EXAMPLE_HELLO, KATAVM_EXAMPLE_EXEC_STREAM), the README's
 Python one-liner, examples/python/quickstart.py, and
-examples/python/credentials_service.py in a network namespace, plainly
-and with --serve (a wrong token gets 403; SIGTERM removes everything).
+examples/python/credentials_service.py in a network namespace and in
+user mode (published on the host's loopback), each plainly and with
+--serve (a wrong token gets 403; SIGTERM removes everything).
 
 Namespaces and addresses: the test makes a "pod" and a "client" namespace
 joined by a veth (10.79.0.0/24, only inside them); the service's sandbox
@@ -241,3 +242,74 @@ def test_credentials_netns_serve(netns):
             p.kill()
             p.wait()
     assert_service_gone(dirs)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_request(url, token, method, path, body=None):
+    """One request from this process (user mode: the host's loopback)."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(
+        url + path, method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"X-Vault-Token": token, "Content-Type": "application/json"})
+    try:
+        r = urllib.request.urlopen(req, timeout=60)
+        st, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        st, raw = e.code, e.read()
+    return st, (json.loads(raw) if raw else None)
+
+
+def test_credentials_user_mode_plain():
+    # The default: user-mode networking, published on 127.0.0.1:8200.
+    dirs = vault_dirs()
+    r = subprocess.run([PY, os.path.join(EXAMPLES, "python",
+                                         "credentials_service.py")],
+                       env=env(), capture_output=True, text=True, timeout=900)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0
+    assert "http://127.0.0.1:8200" in r.stderr
+    for path in ("app/db", "app/api", "ops/ssh"):
+        assert "read     secret/%s version 1" % path in r.stdout
+    assert 'wrong token: 403 {"errors": ["permission denied"]}' in r.stdout
+    assert_service_gone(dirs)
+
+
+def test_credentials_user_mode_serve():
+    dirs = vault_dirs()
+    port = free_port()
+    p = subprocess.Popen([PY, os.path.join(EXAMPLES, "python",
+                                           "credentials_service.py"),
+                          "--serve", "--host-port", str(port)],
+                         env=env(), stdout=subprocess.PIPE, text=True)
+    try:
+        hello = json.loads(p.stdout.readline())
+        url, token = hello["url"], hello["token"]
+        assert url == "http://127.0.0.1:%d" % port
+        st, body = host_request(url, token, "GET", "/v1/sys/health")
+        assert st == 200 and body["initialized"] and not body["sealed"]
+        assert host_request(url, "nope", "GET", "/v1/secret/data/a") == (
+            403, {"errors": ["permission denied"]})
+        st, body = host_request(url, token, "POST", "/v1/secret/data/a",
+                                {"data": {"k": "v"}})
+        assert st == 200 and body["data"]["version"] == 1
+        st, body = host_request(url, token, "GET", "/v1/secret/data/a")
+        assert body["data"]["data"] == {"k": "v"}
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=600) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert_service_gone(dirs)
+    # The published port is free again.
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
