@@ -309,7 +309,10 @@ def test_credentials_user_mode_serve():
             p.kill()
             p.wait()
     assert_service_gone(dirs)
-    # The published port is free again.
+    # Nothing listens on the published port any more (SO_REUSEADDR: the
+    # client's connections may still sit in TIME_WAIT, a listener may not).
     import socket
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+        s.listen()
