@@ -217,6 +217,30 @@ _PROTOS = {
     "katavm_sandbox_list": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
     "katavm_sandbox_agent_check": (c_int, [c_void_p, POINTER(GuestInfo), _ERR]),
     "katavm_sandbox_inspect": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
+    "katavm_runtime_set_memory_hotplug": (c_int, [c_void_p, c_char_p, _ERR]),
+    "katavm_runtime_set_shared_fs": (c_int, [c_void_p, c_char_p, _ERR]),
+    "katavm_container_add": (
+        c_int, [c_void_p, c_char_p, POINTER(ContainerConfig), POINTER(c_void_p), _ERR]),
+    "katavm_container_start": (c_int, [c_void_p, c_char_p, _ERR]),
+    "katavm_container_state": (
+        c_int, [c_void_p, c_char_p, POINTER(c_int), POINTER(c_int), _ERR]),
+    "katavm_container_kill": (c_int, [c_void_p, c_char_p, c_int, c_int, _ERR]),
+    "katavm_container_wait": (c_int, [c_void_p, c_char_p, POINTER(c_int), _ERR]),
+    "katavm_container_remove": (c_int, [c_void_p, c_char_p, c_int, _ERR]),
+    "katavm_container_list": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
+    "katavm_exec": (
+        c_int, [c_void_p, c_char_p, POINTER(ExecConfig), POINTER(c_void_p), _ERR]),
+    "katavm_process_stdin_fd": (c_int, [c_void_p]),
+    "katavm_process_stdout_fd": (c_int, [c_void_p]),
+    "katavm_process_stderr_fd": (c_int, [c_void_p]),
+    "katavm_process_close_stdin": (c_int, [c_void_p, _ERR]),
+    "katavm_process_wait": (c_int, [c_void_p, c_int, POINTER(c_int), _ERR]),
+    "katavm_process_signal": (c_int, [c_void_p, c_int, _ERR]),
+    "katavm_process_resize": (c_int, [c_void_p, c_ushort, c_ushort, _ERR]),
+    "katavm_process_free": (None, [c_void_p]),
+    "katavm_image_build": (c_int, [c_void_p, c_char_p, c_char_p, c_int, _ERR]),
+    "katavm_hotplug": (
+        c_int, [c_void_p, POINTER(HotplugRequest), POINTER(c_void_p), _ERR]),
 }
 
 _lock = threading.Lock()
@@ -237,6 +261,10 @@ def _candidates():
     except ImportError:
         pass
     out.append(SONAME)
+    # Where `cmake --install` puts it by default but ld.so may not look
+    # before ldconfig has run (a pip-installed package has no _buildcfg).
+    for d in ("/usr/local/lib", "/usr/local/lib64", "/usr/lib/x86_64-linux-gnu"):
+        out.append(os.path.join(d, SONAME))
     found = ctypes.util.find_library("katavm")
     if found:
         out.append(found)

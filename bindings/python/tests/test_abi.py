@@ -129,3 +129,13 @@ def test_library_refuses_unknown_newer_fields(lib):
                        match="katavm_sandbox_config: struct_size"):
         _create(lib, rt, cfg)
     rt.close()
+
+
+def test_foreign_calls_release_the_gil(lib):
+    # ctypes.CDLL functions release the GIL for the duration of the call;
+    # PyDLL ones (flag _FUNCFLAG_PYTHONAPI) would hold it, so that a boot,
+    # an exec or a wait in one thread would stop every other thread.
+    assert type(lib) is ctypes.CDLL
+    for name in _lib._PROTOS:
+        f = getattr(lib, name)
+        assert not f._flags_ & ctypes._FUNCFLAG_PYTHONAPI, name
