@@ -155,6 +155,28 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   return 0;
 }
 
+/* An OCI process object given as JSON text, checked as the agent will read
+ * it (what it leaves out comes from the container there). */
+static JsonObject *oci_process(const char *json, gboolean *tty, GError **error) {
+  g_autoptr(JsonParser) jp = json_parser_new();
+  g_autoptr(GError) pe = NULL;
+  if (!json_parser_load_from_data(jp, json, -1, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "exec: process is malformed: %s", pe->message);
+    return NULL;
+  }
+  JsonNode *r = json_parser_get_root(jp);
+  if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "exec: process must be a JSON object");
+    return NULL;
+  }
+  JsonObject *o = json_node_get_object(r);
+  g_autoptr(KvOciProcess) parsed = kv_ocispec_process_parse(o, NULL, "exec: process", error);
+  if (!parsed)
+    return NULL;
+  *tty = parsed->terminal;
+  return json_object_ref(o);
+}
+
 int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_config *cfg,
                 katavm_process **out, katavm_error **err) {
   if (!sb || !cfg || !out)
@@ -167,16 +189,23 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_
   g_autoptr(GError) e = NULL;
   if (!check_cid(container_id, &e))
     return kv_error_propagate(err, e);
-  if (!cfg->argv || !cfg->argv[0] || !*cfg->argv[0])
-    return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
-  if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
-    return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
-  g_autoptr(JsonObject) proc =
-      kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid,
-                         cfg->tty != 0, cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
+  g_autoptr(JsonObject) proc = NULL;
+  gboolean tty = cfg->tty != 0;
+  if (cfg->oci_process) {
+    proc = oci_process(cfg->oci_process, &tty, &e);
+    if (!proc)
+      return kv_error_propagate(err, e);
+  } else {
+    if (!cfg->argv || !cfg->argv[0] || !*cfg->argv[0])
+      return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
+    if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
+      return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
+    proc = kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid,
+                              tty, cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
+  }
   g_autofree char *exec_id = kv_id_generate();
   KvExecParams params = {.container_id = (char *)container_id, .exec_id = exec_id, .process = proc};
-  katavm_process *p = kv_process_start(sb, container_id, exec_id, cfg->tty != 0, !cfg->no_stdin,
+  katavm_process *p = kv_process_start(sb, container_id, exec_id, tty, !cfg->no_stdin,
                                        &kv_m_exec, &params, &params.streams, &params.sink_fds, &e);
   if (!p)
     return kv_error_propagate(err, e);

@@ -65,6 +65,7 @@ struct katavm_runtime {
   unsigned int vcpus;
   unsigned int memory_mib;
   char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm" */
+  GHashTable *conf;     /* [runtime] key -> value of katavm_runtime_load_config(), or NULL */
 };
 
 /* ---- persisted sandbox config (written at create, read by the shim) ---- */

@@ -124,36 +124,43 @@ static char *resolve_rootfs(const char *bundle, const char *root_path, GError **
   return g_strdup(real);
 }
 
+JsonObject *kv_oci_read(const char *bundle, GError **error) {
+  struct stat st;
+  if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR, errno == ENOENT ? KATAVM_E_NOT_FOUND : KATAVM_E_INVALID,
+                "bundle %s is not a directory", bundle);
+    return NULL;
+  }
+  g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
+  if (stat(cfg, &st) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "bundle %s has no config.json", bundle);
+    return NULL;
+  }
+  if (st.st_size > CONFIG_MAX) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
+    return NULL;
+  }
+  g_autoptr(JsonParser) p = json_parser_new();
+  g_autoptr(GError) pe = NULL;
+  if (!json_parser_load_from_file(p, cfg, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
+    return NULL;
+  }
+  JsonNode *r = json_parser_get_root(p);
+  if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s must hold a JSON object", cfg);
+    return NULL;
+  }
+  return json_object_ref(json_node_get_object(r));
+}
+
 JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error) {
   g_autoptr(JsonObject) spec = NULL;
   g_autofree char *real = NULL;
   if (bundle) {
-    struct stat st;
-    if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s is not a directory", bundle);
+    spec = kv_oci_read(bundle, error);
+    if (!spec)
       return NULL;
-    }
-    g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
-    if (stat(cfg, &st) < 0) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s has no config.json", bundle);
-      return NULL;
-    }
-    if (st.st_size > CONFIG_MAX) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
-      return NULL;
-    }
-    g_autoptr(JsonParser) p = json_parser_new();
-    g_autoptr(GError) pe = NULL;
-    if (!json_parser_load_from_file(p, cfg, &pe)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
-      return NULL;
-    }
-    JsonNode *r = json_parser_get_root(p);
-    if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s must hold a JSON object", cfg);
-      return NULL;
-    }
-    spec = json_object_ref(json_node_get_object(r));
     if (!kv_oci_validate(spec, error))
       return NULL;
     real = resolve_rootfs(

@@ -61,6 +61,8 @@ void katavm_runtime_free(katavm_runtime *rt) {
   g_free(rt->initrd);
   g_free(rt->shim);
   g_free(rt->memory_hotplug);
+  if (rt->conf)
+    g_hash_table_unref(rt->conf);
   g_free(rt);
 }
 
