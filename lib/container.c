@@ -17,6 +17,8 @@ const char *katavm_container_state_name(katavm_container_state_t s) {
     return "running";
   case KATAVM_CONTAINER_STOPPED:
     return "stopped";
+  case KATAVM_CONTAINER_PAUSED:
+    return "paused";
   default:
     return "unknown";
   }
@@ -99,6 +101,7 @@ int katavm_container_state(katavm_sandbox *sb, const char *id, katavm_container_
   *state = !strcmp(st, KV_STATUS_CREATED)   ? KATAVM_CONTAINER_CREATED
            : !strcmp(st, KV_STATUS_RUNNING) ? KATAVM_CONTAINER_RUNNING
            : !strcmp(st, KV_STATUS_STOPPED) ? KATAVM_CONTAINER_STOPPED
+           : !strcmp(st, KV_STATUS_PAUSED)  ? KATAVM_CONTAINER_PAUSED
                                             : KATAVM_CONTAINER_UNKNOWN;
   if (exit_code)
     *exit_code = (int)r.exit_code;
@@ -115,6 +118,45 @@ int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int al
     return kv_error_set(err, KATAVM_E_INVALID, "signal %d is out of range", signal);
   KvContainerKillParams o = {.container_id = (char *)id, .signal = signal, .all = all != 0};
   return simple_call(sb, &kv_m_container_kill, &o, NULL, err);
+}
+
+static int ref_call(katavm_sandbox *sb, const char *id, const KvMethod *m, katavm_error **err) {
+  g_autoptr(GError) e = NULL;
+  if (!sb || !check_cid(id, &e))
+    return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
+  KvContainerRef o = {.container_id = (char *)id};
+  KvEmpty r;
+  return simple_call(sb, m, &o, &r, err);
+}
+
+int katavm_container_pause(katavm_sandbox *sb, const char *id, katavm_error **err) {
+  return ref_call(sb, id, &kv_m_container_pause, err);
+}
+
+int katavm_container_resume(katavm_sandbox *sb, const char *id, katavm_error **err) {
+  return ref_call(sb, id, &kv_m_container_resume, err);
+}
+
+int katavm_container_update(katavm_sandbox *sb, const char *id, const char *resources_json,
+                            katavm_error **err) {
+  g_autoptr(GError) e = NULL;
+  if (!sb || !resources_json || !check_cid(id, &e))
+    return e ? kv_error_propagate(err, e)
+             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and resources must not be NULL");
+  g_autoptr(JsonParser) jp = json_parser_new();
+  if (!json_parser_load_from_data(jp, resources_json, -1, &e))
+    return kv_error_set(err, KATAVM_E_INVALID, "update: resources are malformed: %s", e->message);
+  JsonNode *root = json_parser_get_root(jp);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+    return kv_error_set(err, KATAVM_E_INVALID, "update: resources must be a JSON object");
+  /* Checked here as the agent will read it, for a clear error at once. */
+  KvOciResources res;
+  if (!kv_ocispec_resources_parse(json_node_get_object(root), &res, &e))
+    return kv_error_propagate(err, e);
+  kv_ocispec_resources_clear(&res);
+  KvContainerUpdateParams o = {.container_id = (char *)id, .resources = json_node_get_object(root)};
+  KvEmpty r;
+  return simple_call(sb, &kv_m_container_update, &o, &r, err);
 }
 
 int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code, katavm_error **err) {
@@ -200,13 +242,13 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_
       return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
     if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
       return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
-    proc = kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid,
-                              tty, cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
+    proc = kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid, tty,
+                              cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
   }
   g_autofree char *exec_id = kv_id_generate();
   KvExecParams params = {.container_id = (char *)container_id, .exec_id = exec_id, .process = proc};
-  katavm_process *p = kv_process_start(sb, container_id, exec_id, tty, !cfg->no_stdin,
-                                       &kv_m_exec, &params, &params.streams, &params.sink_fds, &e);
+  katavm_process *p = kv_process_start(sb, container_id, exec_id, tty, !cfg->no_stdin, &kv_m_exec,
+                                       &params, &params.streams, &params.sink_fds, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *out = p;

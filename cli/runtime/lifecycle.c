@@ -43,7 +43,9 @@ const char *rt_status(Rt *r, const RtState *s, pid_t *pid_out) {
   if (st == KATAVM_CONTAINER_STOPPED)
     return "stopped";
   *pid_out = s->pid;
-  return st == KATAVM_CONTAINER_CREATED ? "created" : "running";
+  return st == KATAVM_CONTAINER_CREATED  ? "created"
+         : st == KATAVM_CONTAINER_PAUSED ? "paused"
+                                         : "running";
 }
 
 int cmd_start(Rt *r, int argc, char **argv) {

@@ -412,10 +412,12 @@ typedef enum katavm_container_state_t {
   KATAVM_CONTAINER_CREATED,     /* created; the main process waits for start */
   KATAVM_CONTAINER_RUNNING,
   KATAVM_CONTAINER_STOPPED, /* the main process exited */
+  KATAVM_CONTAINER_PAUSED,  /* running, its processes frozen (katavm_container_pause) */
 } katavm_container_state_t;
 
 /* The name of a container state.
- * Returns a static string: "unknown", "created", "running", "stopped";
+ * Returns a static string: "unknown", "created", "running", "stopped",
+ * "paused";
  * "unknown" for a value outside the enum. */
 KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
 
@@ -458,6 +460,28 @@ KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id,
  * KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running), KATAVM_E_AGENT. */
 KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int all,
                                      katavm_error **err);
+
+/* Freeze every process of a running container (cgroup v2's freezer in the
+ * guest); katavm_container_resume() thaws them. The state is
+ * KATAVM_CONTAINER_PAUSED meanwhile; signals (SIGKILL included) still
+ * reach frozen processes.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not
+ * running, already paused / not paused), KATAVM_E_TIMEOUT (not frozen within
+ * 5 s), KATAVM_E_AGENT. */
+KATAVM_API int katavm_container_pause(katavm_sandbox *sb, const char *id, katavm_error **err);
+/* Thaw a paused container (see katavm_container_pause()). */
+KATAVM_API int katavm_container_resume(katavm_sandbox *sb, const char *id, katavm_error **err);
+
+/* New resource limits for a running container.
+ * resources_json: an OCI runtime-spec linux.resources object as JSON
+ * (memory.limit/reservation/swap, cpu.shares/quota/period/cpus/mems,
+ * pids.limit): what it sets is applied to the container's cgroup in the
+ * guest, what it leaves out stays.
+ * Errors: KATAVM_E_INVALID (bad id, malformed JSON or field: the message
+ * names it), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running),
+ * KATAVM_E_UNSUPPORTED (a controller the guest lacks), KATAVM_E_AGENT. */
+KATAVM_API int katavm_container_update(katavm_sandbox *sb, const char *id,
+                                       const char *resources_json, katavm_error **err);
 
 /* Block until the container's main process exits (no timeout).
  * exit_code (optional): receives its status in shell convention (128+N
