@@ -212,9 +212,35 @@ static void ensure_reaper(void) {
   done = TRUE;
 }
 
-static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs) {
-  /* Relative sources are relative to the bundle, the rootfs's parent, as
-   * OCI puts it; absolute ones are guest paths (the host shares them). */
+static void volume_free(KvVolume *v) {
+  g_free(v->source);
+  g_free(v->destination);
+  g_free(v);
+}
+
+/* Each volume names a bind mount of the spec; checked before anything is
+ * made. */
+static gboolean check_volumes(const KvOciSpec *spec, GPtrArray *volumes, GError **error) {
+  for (guint i = 0; volumes != NULL && i < volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(volumes, i);
+    const KvOciMount *m = v->mount < (gint64)spec->mounts->len
+                              ? g_ptr_array_index(spec->mounts, (guint)v->mount)
+                              : NULL;
+    if (m == NULL || !m->bind || !g_path_is_absolute(v->source)) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "container_create: volumes[%u] (%s) does not name a bind mount of the spec "
+                  "with an absolute guest source",
+                  i, v->destination);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs, GPtrArray *volumes) {
+  /* A volume's source is where the host shared it (the shim gives the
+   * guest path); other relative sources are relative to the bundle, the
+   * rootfs's parent, as OCI puts it; absolute ones are guest paths. */
   g_autofree char *bundle = g_path_get_dirname(rootfs);
   char **out = g_new0(char *, spec->mounts->len + 1);
   for (guint i = 0; i < spec->mounts->len; i++) {
@@ -225,6 +251,11 @@ static char **resolve_bind_sources(const KvOciSpec *spec, const char *rootfs) {
       out[i] = g_strdup(m->source);
     else
       out[i] = g_build_filename(bundle, m->source, NULL);
+  }
+  for (guint i = 0; volumes != NULL && i < volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(volumes, i);
+    g_free(out[v->mount]);
+    out[v->mount] = g_strdup(v->source);
   }
   return out;
 }
@@ -237,6 +268,7 @@ typedef struct {
   KvOciSpec *spec;
   AgentSeccomp *seccomp;
   char *rootfs;
+  GPtrArray *volumes; /* KvVolume* (the params', stolen) */
   guint32 ids[3];
 } CreatePlan;
 
@@ -246,6 +278,8 @@ static void plan_free(CreatePlan *c) {
   kv_ocispec_free(c->spec);
   agent_seccomp_free(c->seccomp);
   g_free(c->rootfs);
+  if (c->volumes != NULL)
+    g_ptr_array_unref(c->volumes);
   g_free(c);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CreatePlan, plan_free)
@@ -304,7 +338,7 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
                               ? agent_home_of(rootfs, spec->process->uid)
                               : NULL;
   g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs, home, spec->process->uid);
-  g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs);
+  g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs, plan->volumes);
   g_autofree int *trees = g_new0(int, spec->mounts->len + 1);
   AgentLaunch l = {
       .unshare_flags = spec->namespaces,
@@ -391,6 +425,20 @@ gboolean agent_m_container_create(AgentCall *call, const KvContainerCreateParams
                 "container_create: rootfs must be an absolute guest path (got \"%s\")",
                 plan->rootfs);
     return FALSE;
+  }
+  if (!check_volumes(plan->spec, p->volumes, error))
+    return FALSE;
+  /* A copy: the params' list is freed with them. */
+  for (guint i = 0; p->volumes != NULL && i < p->volumes->len; i++) {
+    const KvVolume *v = g_ptr_array_index(p->volumes, i);
+    if (plan->volumes == NULL)
+      plan->volumes = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
+    KvVolume *c = g_new0(KvVolume, 1);
+    c->mount = v->mount;
+    c->source = g_strdup(v->source);
+    c->destination = g_strdup(v->destination);
+    c->readonly = v->readonly;
+    g_ptr_array_add(plan->volumes, c);
   }
   if (plan->spec->seccomp != NULL) {
     plan->seccomp = agent_seccomp_compile(plan->spec->seccomp, error);

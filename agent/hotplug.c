@@ -427,7 +427,11 @@ gboolean agent_m_disk_add(AgentCall *call, const KvDiskAddParams *params, KvDisk
   if (cid && path) {
     g_autoptr(GError) e = NULL;
     AgentContainer *ct = agent_container_lookup(cid, &e);
-    if (!ct || !ct->init || ct->init->pid <= 0 || ct->status != AGENT_CONTAINER_RUNNING) {
+    /* A created container's mount namespace is complete (its init waits
+     * for start after the mounts): disk volumes are mounted there before
+     * the main process runs. */
+    if (!ct || !ct->init || ct->init->pid <= 0 ||
+        (ct->status != AGENT_CONTAINER_RUNNING && ct->status != AGENT_CONTAINER_CREATED)) {
       disk_free(d);
       return fail(error, ct ? KV_E_STATE : KV_E_NOT_FOUND, "container %s: %s", cid,
                   e ? e->message : "not running");

@@ -12,7 +12,8 @@ static int open_sb(CliCtx *c, const char *id, katavm_sandbox **sb) {
 }
 
 int cmd_container(CliCtx *c, int argc, char **argv) {
-  const char *usage = "usage: katavm container add SANDBOX ID BUNDLE_OR_ROOTFS [-- CMD...] |"
+  const char *usage = "usage: katavm container add [-v HOST:DEST[:ro]]... SANDBOX ID "
+                      "BUNDLE_OR_ROOTFS [-- CMD...] |"
                       " start|rm [-f]|kill [-s SIG] SANDBOX ID | ls SANDBOX";
   if (argc < 3)
     return cli_usage("%s", usage);
@@ -21,9 +22,13 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
   argv++;
   gboolean force = FALSE;
   int sig = SIGTERM;
+  g_auto(GStrv) volumes = NULL;
   GOptionEntry entries[] = {
       {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "kill a running container first", NULL},
       {"signal", 's', 0, G_OPTION_ARG_INT, &sig, "signal number (kill)", "SIG"},
+      {"volume", 'v', 0, G_OPTION_ARG_STRING_ARRAY, &volumes,
+       "add: bind-mount a host file or directory into the container (repeatable)",
+       "HOST:DEST[:ro]"},
       {NULL}};
   if (!cli_parse_posix(&argc, &argv, "", entries, TRUE))
     return 2;
@@ -58,6 +63,11 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
       katavm_sandbox_close(sb);
       return cli_usage("%s", usage);
     }
+    if (!*argv[3]) {
+      katavm_sandbox_close(sb);
+      fprintf(stderr, "katavm: container add: the bundle or rootfs path is empty\n");
+      return 1;
+    }
     g_autofree char *path = g_canonicalize_filename(argv[3], NULL);
     g_autofree char *cfgjson = g_build_filename(path, "config.json", NULL);
     katavm_container_config cc;
@@ -70,6 +80,7 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
     if (i < argc && !strcmp(argv[i], "--"))
       i++;
     cc.argv = i < argc ? (const char *const *)argv + i : NULL;
+    cc.volumes = (const char *const *)volumes;
     rc = katavm_container_add(sb, id, &cc, NULL, &e);
   } else if (!strcmp(sub, "start")) {
     rc = katavm_container_start(sb, id, &e);

@@ -9,6 +9,7 @@
 int cmd_run(CliCtx *c, int argc, char **argv) {
   gboolean interactive = FALSE, tty = FALSE, rm = FALSE;
   g_autofree char *name = NULL, *netns = NULL;
+  g_auto(GStrv) volumes = NULL;
   int cpus = 0, mem = 0, max_cpus = 0, max_mem = 0;
   GOptionEntry entries[] = {
       {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id", "ID"},
@@ -21,6 +22,8 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
       {"rm", 0, 0, G_OPTION_ARG_NONE, &rm, "remove the sandbox when CMD exits", NULL},
       {"interactive", 'i', 0, G_OPTION_ARG_NONE, &interactive, "keep stdin open", NULL},
       {"tty", 't', 0, G_OPTION_ARG_NONE, &tty, "allocate a terminal", NULL},
+      {"volume", 'v', 0, G_OPTION_ARG_STRING_ARRAY, &volumes,
+       "bind-mount a host file or directory into the container (repeatable)", "HOST:DEST[:ro]"},
       {NULL}};
   if (!cli_parse_posix(&argc, &argv, "ROOTFS_OR_BUNDLE -- CMD...", entries, TRUE))
     return 2;
@@ -28,9 +31,14 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   if (i < argc && !strcmp(argv[i], "--"))
     i++;
   if (i >= argc)
-    return cli_usage("usage: katavm run [options] ROOTFS_OR_BUNDLE -- CMD...");
+    return cli_usage(
+        "usage: katavm run [options] [-v HOST:DEST[:ro]]... ROOTFS_OR_BUNDLE -- CMD...");
   if (cpus < 0 || mem < 0 || max_cpus < 0 || max_mem < 0)
     return cli_usage("run: sizes must not be negative");
+  if (!*argv[i]) {
+    fprintf(stderr, "katavm: run: the rootfs or bundle path is empty\n");
+    return 125;
+  }
   g_autofree char *path = g_canonicalize_filename(argv[i++], NULL);
   if (i < argc && !strcmp(argv[i], "--"))
     i++;
@@ -64,6 +72,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
     cc.rootfs = path;
   cc.argv = i < argc ? (const char *const *)argv + i : NULL;
   cc.tty = tty;
+  cc.volumes = (const char *const *)volumes;
   katavm_process *p = NULL;
   int rc = 125;
   if (katavm_container_add(sb, sid, &cc, &p, &e) < 0 || katavm_container_start(sb, sid, &e) < 0) {

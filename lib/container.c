@@ -38,6 +38,37 @@ static int simple_call(katavm_sandbox *sb, const KvMethod *m, gconstpointer para
   return kv_sandbox_rpc(sb, m, params, result, &e) ? 0 : kv_error_propagate(err, e);
 }
 
+/* Disk volumes: hot-plugged now that the container exists (its main
+ * process waits for start), each mounted at its destination in the
+ * container's mount namespace by the agent (disk_add). A failure detaches
+ * those added before it. */
+static int add_disks(katavm_sandbox *sb, const char *id, GPtrArray *disks, katavm_error **err) {
+  for (guint i = 0; disks && i < disks->len; i++) {
+    const KvVolume *d = disks->pdata[i];
+    katavm_hotplug_request req;
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
+    req.path = d->source;
+    req.readonly = d->readonly;
+    req.container = id;
+    req.mount_path = d->destination;
+    katavm_error *he = NULL;
+    int rc = katavm_hotplug(sb, &req, NULL, &he);
+    if (rc < 0) {
+      for (guint j = 0; j < i; j++) {
+        katavm_hotplug_request rm;
+        katavm_hotplug_request_init(&rm, KATAVM_HOTPLUG_DISK_REMOVE);
+        rm.path = ((const KvVolume *)disks->pdata[j])->source;
+        katavm_hotplug(sb, &rm, NULL, NULL);
+      }
+      rc = kv_error_set(err, katavm_error_code(he), "disk volume %s -> %s: %s", d->source,
+                        d->destination, katavm_error_message(he));
+      katavm_error_free(he);
+      return rc;
+    }
+  }
+  return 0;
+}
+
 int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_container_config *cfg,
                          katavm_process **main_out, katavm_error **err) {
   if (!sb || !cfg)
@@ -57,9 +88,16 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   if (!spec)
     return kv_error_propagate(err, e);
   kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
+  g_autoptr(GPtrArray) disks = NULL;
+  if (!kv_oci_add_volumes(spec, cfg->volumes, &disks, &e))
+    return kv_error_propagate(err, e);
   /* The spec with the caller's overrides, read as the agent will read it. */
   g_autoptr(KvOciSpec) parsed = kv_oci_check(spec, &e);
   if (!parsed)
+    return kv_error_propagate(err, e);
+  /* Every bind mount is a volume: its source is the host's. */
+  g_autoptr(GPtrArray) volumes = kv_oci_volumes(parsed, cfg->bundle, &e);
+  if (!volumes)
     return kv_error_propagate(err, e);
   gboolean tty = parsed->process->terminal;
   KvContainerAddParams params = {
@@ -67,14 +105,27 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
       .spec = spec,
       .rootfs = rootfs,
       .readonly = parsed->root_readonly,
+      .volumes = volumes->len ? volumes : NULL,
   };
-  if (!main_out)
-    return simple_call(sb, &kv_m_shim_container_add, &params, NULL, err);
-  katavm_process *p = kv_process_start(sb, id, NULL, tty, TRUE, &kv_m_shim_container_add, &params,
-                                       &params.streams, &params.sink_fds, &e);
-  if (!p)
-    return kv_error_propagate(err, e);
-  *main_out = p;
+  katavm_process *p = NULL;
+  if (!main_out) {
+    int rc = simple_call(sb, &kv_m_shim_container_add, &params, NULL, err);
+    if (rc < 0)
+      return rc;
+  } else {
+    p = kv_process_start(sb, id, NULL, tty, TRUE, &kv_m_shim_container_add, &params,
+                         &params.streams, &params.sink_fds, &e);
+    if (!p)
+      return kv_error_propagate(err, e);
+  }
+  int rc = add_disks(sb, id, disks, err);
+  if (rc < 0) {
+    katavm_process_free(p);
+    katavm_container_remove(sb, id, 1, NULL);
+    return rc;
+  }
+  if (main_out)
+    *main_out = p;
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "oci.h"
@@ -121,6 +122,12 @@ static char *resolve_rootfs(const char *bundle, const char *root_path, GError **
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs %s is not a directory", real);
     return NULL;
   }
+  /* Sharing the host's root with a guest is never what was meant. */
+  if (strcmp(real, "/") == 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "rootfs %s resolves to /, the host's root directory: refusing to share it", joined);
+    return NULL;
+  }
   return g_strdup(real);
 }
 
@@ -152,6 +159,200 @@ JsonObject *kv_oci_read(const char *bundle, GError **error) {
     return NULL;
   }
   return json_object_ref(json_node_get_object(r));
+}
+
+/* ---- volumes ---- */
+
+static const char *const volume_propagations[] = {"private", "rprivate", "slave",
+                                                  "rslave",  "shared",   "rshared"};
+
+/* One "HOST:DEST[:OPTIONS]" as a spec mount (a recursive bind, as podman
+ * makes of -v). */
+static JsonObject *volume_mount(const char *vol, gboolean *disk, GError **error) {
+  g_auto(GStrv) f = g_strsplit(vol, ":", 4);
+  guint n = g_strv_length(f);
+  if (n < 2 || n > 3 || !*f[0] || !*f[1]) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': give it as HOST:DEST[:OPTIONS] (no ':' in the paths)", vol);
+    return NULL;
+  }
+  if (!g_path_is_absolute(f[0])) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': the host path '%s' must be absolute", vol, f[0]);
+    return NULL;
+  }
+  if (!g_path_is_absolute(f[1])) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': the destination '%s' must be an absolute path", vol, f[1]);
+    return NULL;
+  }
+  g_auto(GStrv) parts = g_strsplit(f[1], "/", -1);
+  for (char **c = parts; *c; c++)
+    if (!strcmp(*c, "..") || !strcmp(*c, ".")) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume '%s': the destination '%s' must not contain \".\" or \"..\"", vol, f[1]);
+      return NULL;
+    }
+  JsonArray *opts = json_array_new();
+  json_array_add_string_element(opts, "rbind");
+  const char *prop = NULL, *mode = NULL;
+  g_auto(GStrv) o = n == 3 ? g_strsplit(f[2], ",", -1) : g_new0(char *, 1);
+  for (char **x = o; *x; x++) {
+    gboolean is_prop = FALSE;
+    for (gsize i = 0; i < G_N_ELEMENTS(volume_propagations); i++)
+      is_prop = is_prop || !strcmp(*x, volume_propagations[i]);
+    if ((!strcmp(*x, "ro") || !strcmp(*x, "rw")) && !mode) {
+      mode = *x;
+    } else if (!strcmp(*x, "disk") && !*disk) {
+      *disk = TRUE;
+    } else if (is_prop && !prop) {
+      prop = *x;
+    } else {
+      json_array_unref(opts);
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume '%s': option '%s' is unknown or given twice (ro or rw, disk, and one "
+                  "of private, rprivate, slave, rslave, shared, rshared)",
+                  vol, *x);
+      return NULL;
+    }
+  }
+  /* A block device is a disk volume: hot-plugged, its file system mounted
+   * in the guest (an image file says so with the disk option). */
+  struct stat st;
+  if (stat(f[0], &st) == 0 && S_ISBLK(st.st_mode))
+    *disk = TRUE;
+  if (*disk && prop) {
+    json_array_unref(opts);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': a disk volume takes no propagation option", vol);
+    return NULL;
+  }
+  json_array_add_string_element(opts, mode ? mode : "rw");
+  json_array_add_string_element(opts, prop ? prop : "rprivate");
+  JsonObject *m = json_object_new();
+  json_object_set_string_member(m, "destination", f[1]);
+  json_object_set_string_member(m, "type", "bind");
+  json_object_set_string_member(m, "source", f[0]);
+  json_object_set_array_member(m, "options", opts);
+  return m;
+}
+
+static void volume_free(KvVolume *v);
+
+gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrArray **disks,
+                            GError **error) {
+  *disks = NULL;
+  guint n = 0;
+  for (const char *const *v = volumes; v && *v; v++)
+    n++;
+  if (n > KV_VOLUMES_MAX) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "%u volumes given: a container may have at most %u", n, KV_VOLUMES_MAX);
+    return FALSE;
+  }
+  if (n == 0)
+    return TRUE;
+  g_autoptr(GPtrArray) ms = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+  g_autoptr(GPtrArray) ds = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
+  for (const char *const *v = volumes; *v; v++) {
+    gboolean disk = FALSE;
+    JsonObject *m = volume_mount(*v, &disk, error);
+    if (!m)
+      return FALSE;
+    if (!disk) {
+      g_ptr_array_add(ms, m);
+      continue;
+    }
+    KvVolume *d = g_new0(KvVolume, 1);
+    d->source = g_strdup(json_object_get_string_member(m, "source"));
+    d->destination = g_strdup(json_object_get_string_member(m, "destination"));
+    JsonArray *o = json_object_get_array_member(m, "options");
+    for (guint i = 0; i < json_array_get_length(o); i++)
+      d->readonly = d->readonly || !strcmp(json_array_get_string_element(o, i), "ro");
+    json_object_unref(m);
+    struct stat st;
+    if (stat(d->source, &st) < 0 || !(S_ISBLK(st.st_mode) || S_ISREG(st.st_mode))) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume '%s': the disk %s is neither a block device nor an image file", *v,
+                  d->source);
+      volume_free(d);
+      return FALSE;
+    }
+    g_ptr_array_add(ds, d);
+  }
+  if (ds->len)
+    *disks = g_steal_pointer(&ds);
+  if (ms->len == 0)
+    return TRUE;
+  JsonNode *node = json_object_get_member(spec, "mounts");
+  if (!node || JSON_NODE_HOLDS_NULL(node)) {
+    json_object_set_array_member(spec, "mounts", json_array_new());
+    node = json_object_get_member(spec, "mounts");
+  }
+  if (!JSON_NODE_HOLDS_ARRAY(node)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "config.json: mounts must be an array");
+    return FALSE;
+  }
+  JsonArray *a = json_node_get_array(node);
+  for (guint i = 0; i < ms->len; i++)
+    json_array_add_object_element(a, json_object_ref(ms->pdata[i]));
+  return TRUE;
+}
+
+static void volume_free(KvVolume *v) {
+  g_free(v->source);
+  g_free(v->destination);
+  g_free(v);
+}
+
+GPtrArray *kv_oci_volumes(const KvOciSpec *parsed, const char *bundle, GError **error) {
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
+  for (guint i = 0; i < parsed->mounts->len; i++) {
+    const KvOciMount *m = parsed->mounts->pdata[i];
+    if (!m->bind)
+      continue;
+    if (out->len >= KV_VOLUMES_MAX) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "more than %u volumes (host bind mounts and -v volumes together): a container "
+                  "may have at most %u",
+                  KV_VOLUMES_MAX, KV_VOLUMES_MAX);
+      return NULL;
+    }
+    /* As runc: a relative source is relative to the bundle. */
+    g_autofree char *abs_bundle = bundle ? g_canonicalize_filename(bundle, NULL) : NULL;
+    g_autofree char *joined = g_path_is_absolute(m->source) || !bundle
+                                  ? g_strdup(m->source)
+                                  : g_build_filename(abs_bundle, m->source, NULL);
+    char real[PATH_MAX];
+    struct stat st;
+    if (!g_path_is_absolute(joined) || !realpath(joined, real) || stat(real, &st) < 0) {
+      int e = g_path_is_absolute(joined) ? errno : EINVAL;
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "volume %s -> %s: source %s: %s", joined,
+                  m->destination, joined,
+                  e == EINVAL ? "must be an absolute host path" : g_strerror(e));
+      return NULL;
+    }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume %s -> %s: source %s is neither a directory nor a regular file", joined,
+                  m->destination, real);
+      return NULL;
+    }
+    if (strcmp(real, "/") == 0) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "volume %s -> %s: the source is the host's root directory: refusing to share "
+                  "it",
+                  joined, m->destination);
+      return NULL;
+    }
+    KvVolume *v = g_new0(KvVolume, 1);
+    v->mount = i;
+    v->source = g_strdup(real);
+    v->destination = g_strdup(m->destination);
+    v->readonly = (m->flags & MS_RDONLY) != 0;
+    g_ptr_array_add(out, v);
+  }
+  return g_steal_pointer(&out);
 }
 
 JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error) {

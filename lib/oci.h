@@ -32,4 +32,17 @@ JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, 
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly);
 
+/* Append each "HOST:DEST[:OPTIONS]" of volumes (NULL-terminated, may be
+ * NULL) to spec.mounts as a recursive bind mount; errors name the volume.
+ * Disk volumes (HOST a block device, or the option "disk") go to *disks
+ * instead (KvVolume*: source the host path; NULL when none): they are
+ * hot-plugged and mounted once the container exists. */
+gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrArray **disks,
+                            GError **error);
+/* The volumes of a checked spec: every bind mount, its source a host path
+ * (relative: to `bundle`) resolved to a real directory or regular file.
+ * A GPtrArray of KvVolume* (freeing them), or NULL with KATAVM_E_INVALID
+ * naming the mount. */
+GPtrArray *kv_oci_volumes(const KvOciSpec *parsed, const char *bundle, GError **error);
+
 G_END_DECLS

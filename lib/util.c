@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -139,12 +141,19 @@ gboolean kv_json_file_save(JsonObject *obj, const char *path, GError **error) {
   return g_file_set_contents_full(path, s, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, error);
 }
 
+/* Below `path` the guest may have written (the share): each mount point is
+ * opened from an fd of `path` without following any link
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), must be the very mount
+ * mountinfo names (same mount id), and is unmounted through /proc/self/fd,
+ * never by a path a symlink could redirect (lib/shim/fs.c does the same in
+ * the shim). */
 void kv_umount_below(const char *path) {
   g_autofree char *data = NULL;
   if (!g_file_get_contents("/proc/self/mountinfo", &data, NULL, NULL))
     return;
   size_t plen = strlen(path);
   g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint64));
   g_auto(GStrv) lines = g_strsplit(data, "\n", -1);
   for (char **l = lines; *l; l++) {
     g_auto(GStrv) f = g_strsplit(*l, " ", 6);
@@ -152,12 +161,37 @@ void kv_umount_below(const char *path) {
       continue;
     /* mountinfo escapes spaces as \040; our paths have none. */
     const char *mp = f[4];
-    if (strncmp(mp, path, plen) == 0 && (mp[plen] == '\0' || mp[plen] == '/'))
+    if (strncmp(mp, path, plen) == 0 && (mp[plen] == '\0' || mp[plen] == '/')) {
+      guint64 id = g_ascii_strtoull(f[0], NULL, 10);
       g_ptr_array_add(targets, g_strdup(mp));
+      g_array_append_val(ids, id);
+    }
   }
+  int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   /* Deepest (latest) first. */
-  for (guint i = targets->len; i > 0; i--)
-    umount2(g_ptr_array_index(targets, i - 1), MNT_DETACH);
+  for (guint i = targets->len; root >= 0 && i > 0; i--) {
+    const char *mp = g_ptr_array_index(targets, i - 1);
+    const char *rel = mp[plen] == '/' ? mp + plen + 1 : ".";
+    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd = !strcmp(rel, ".") ? -1 : (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+    if (!strcmp(rel, ".")) {
+      umount2(path, MNT_DETACH); /* path itself: the caller's, not the guest's */
+      continue;
+    }
+    struct statx sx;
+    if (fd >= 0 && statx(fd, "", AT_EMPTY_PATH, 0x1000 /* STATX_MNT_ID */, &sx) == 0 &&
+        (sx.stx_mask & 0x1000) && sx.stx_mnt_id == g_array_index(ids, guint64, i - 1)) {
+      char link[64];
+      snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+      umount2(link, MNT_DETACH);
+    }
+    if (fd >= 0)
+      close(fd);
+  }
+  if (root >= 0)
+    close(root);
 }
 
 static gboolean rm_tree(int parent, const char *name, dev_t dev, GError **error) {

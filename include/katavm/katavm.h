@@ -396,7 +396,36 @@ typedef struct katavm_container_config {
   const char *hostname;
   int tty;      /* 1 = the main process gets a pty */
   int readonly; /* 1 = read-only root (or the spec's root.readonly) */
+  /* Volumes: host files and directories bind-mounted into the container,
+   * NULL-terminated, each "HOST:DEST[:OPTIONS]" as `podman run -v` takes
+   * them. HOST: an absolute host path, a directory or a single file (read
+   * by the library with the caller's view of the file system). DEST: an
+   * absolute path in the container without "." or ".." components; its
+   * mount point is made inside the container's rootfs. OPTIONS: comma
+   * separated, any of "ro" / "rw" (default rw) and one propagation of
+   * "private", "rprivate" (default), "slave", "rslave", "shared",
+   * "rshared" (as in OCI mount options), and "disk". A disk volume (HOST a
+   * block device, or an image file with the "disk" option) is not shared:
+   * it is hot-plugged into the sandbox as a virtio-blk disk once the
+   * container exists, and the guest mounts its file system (ext4, xfs,
+   * btrfs, vfat) at DEST before the main process starts; it stays
+   * attached until katavm_hotplug() DISK_REMOVE or the sandbox's end (see
+   * katavm_hotplug_request). At most KATAVM_VOLUMES_MAX in
+   * all, the bundle's host bind mounts included. They are mounted after
+   * the spec's own mounts. Writes in the container land on the host path;
+   * host-side changes show in the container. On the host the volume is
+   * mounted nosuid,nodev (and read-only for "ro") into the sandbox's
+   * share (docs/storage.md). Why strings and not an array of structs:
+   * the CLI, podman and docker spell volumes this way, the options field
+   * grows without a new struct layout, and bindings mirror it as a plain
+   * string array; a HOST or DEST with ':' in it cannot be given here (give
+   * it in a bundle's mounts instead). NULL = none. */
+  const char *const *volumes;
 } katavm_container_config;
+
+/* The most volumes one container may have (config volumes and the
+ * bundle's host bind mounts together). */
+#define KATAVM_VOLUMES_MAX 64
 
 /* Prepare a container config: zero `size` bytes of cfg and set
  * cfg->struct_size = size. Call it through katavm_container_config_init().
@@ -422,7 +451,11 @@ typedef enum katavm_container_state_t {
 KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
 
 /* Create a container in the sandbox from a bundle or rootfs. The rootfs is
- * bind-mounted (not copied) into the sandbox's share; the agent creates
+ * bind-mounted (not copied) into the sandbox's share, and so is each
+ * volume: cfg->volumes and every bind mount of the bundle's config.json
+ * (its source a host path, relative ones relative to the bundle, as runc
+ * takes them); mounts of other types (proc, sysfs, tmpfs, devpts, mqueue,
+ * cgroup, cgroup2) are made in the guest. The agent creates
  * namespaces, mounts, cgroup, capabilities and seccomp from the spec; the
  * main process waits for katavm_container_start().
  * id: the container id. cfg: prepared with katavm_container_config_init(),
@@ -432,8 +465,14 @@ KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
  * (freed with katavm_process_free()).
  * Errors: KATAVM_E_INVALID (struct_size, bad id, both or neither of
  * bundle/rootfs, malformed config.json: the message names the field,
- * rootfs missing or a symlink escaping the bundle, unknown seccomp
- * syscall), KATAVM_E_NOT_FOUND (bundle missing), KATAVM_E_EXISTS (id in
+ * rootfs missing, empty, "/" or a symlink escaping the bundle, unknown
+ * seccomp syscall; a volume whose source is missing or neither a directory
+ * nor a regular file, whose destination is relative or has "." or ".."
+ * components, with an unknown option, or more than KATAVM_VOLUMES_MAX:
+ * the message names the volume), KATAVM_E_IO (the share could not take a
+ * volume or the rootfs, e.g. a symlink or a non-directory where the host
+ * makes its mount point: refused, never followed), KATAVM_E_NOT_FOUND
+ * (bundle missing), KATAVM_E_EXISTS (id in
  * use), KATAVM_E_STATE (sandbox not running), KATAVM_E_AGENT,
  * KATAVM_E_TIMEOUT. Nothing is left behind on failure. */
 KATAVM_API int katavm_container_add(katavm_sandbox *sb, const char *id,
@@ -491,7 +530,7 @@ KATAVM_API int katavm_container_update(katavm_sandbox *sb, const char *id,
 KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
                                      katavm_error **err);
 
-/* Remove a container and unmount its rootfs.
+/* Remove a container and unmount its rootfs and volumes.
  * force: nonzero = kill it first; else only a stopped container is removed.
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_STATE
  * (not stopped and not forced, or being created or removed),

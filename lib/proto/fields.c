@@ -209,6 +209,10 @@ static gboolean decode_field(const KvField *f, JsonNode *n, gpointer out, const 
     if (!JSON_NODE_HOLDS_ARRAY(n))
       return bad(error, where, f->name, "must be an array of objects");
     JsonArray *a = json_node_get_array(n);
+    if (f->max > 0 && json_array_get_length(a) > (guint64)f->max)
+      return bad(error, where, f->name,
+                 "has %u elements, more than the %" G_GINT64_FORMAT " allowed",
+                 json_array_get_length(a), f->max);
     GPtrArray *v = g_ptr_array_new();
     for (guint i = 0; i < json_array_get_length(a); i++) {
       JsonNode *el = json_array_get_element(a, i);

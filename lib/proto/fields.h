@@ -69,7 +69,8 @@ typedef struct {
   guint flags;
   gsize offset;
   gint64 min, max;      /* INT/U32/INTV bounds (both 0: the type's full range);
-                         * STR/ID/STRV: max = longest string in bytes (0: no limit) */
+                         * STR/ID/STRV: max = longest string in bytes (0: no limit);
+                         * LIST: max = most elements (0: no limit) */
   gint64 def;           /* INT/U32/BOOL value when absent */
   const KvMsgDesc *sub; /* STRUCT/LIST */
 } KvField;

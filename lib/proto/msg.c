@@ -31,19 +31,29 @@ MSG(KvCheckResult, "check result",
     FIELD(KvCheckResult, "mem_total_kib", KV_T_INT, 0, mem_total_kib, .def = -1),
     FIELD(KvCheckResult, "uptime_ms", KV_T_INT, 0, uptime_ms, .def = -1));
 
+#define PATH_MAX_LEN 4096
+MSG(KvVolume, "volume", FIELD(KvVolume, "mount", KV_T_INT, REQ, mount, 0, 1023),
+    FIELD(KvVolume, "source", KV_T_STR, REQ | NE, source, .max = PATH_MAX_LEN),
+    FIELD(KvVolume, "destination", KV_T_STR, REQ | NE, destination, .max = PATH_MAX_LEN),
+    FIELD(KvVolume, "readonly", KV_T_BOOL, 0, readonly));
+
 MSG(KvContainerAddParams, "container_add",
     FIELD(KvContainerAddParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerAddParams, "spec", KV_T_OBJECT, REQ, spec),
     FIELD(KvContainerAddParams, "rootfs", KV_T_STR, REQ | NE, rootfs),
     FIELD(KvContainerAddParams, "readonly", KV_T_BOOL, 0, readonly),
     FIELD(KvContainerAddParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
-    FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, OMIT, sink_fds));
+    FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, OMIT, sink_fds),
+    FIELD(KvContainerAddParams, "volumes", KV_T_LIST, 0, volumes, .max = KV_VOLUMES_MAX,
+          .sub = &KvVolume_desc));
 
 MSG(KvContainerCreateParams, "container_create",
     FIELD(KvContainerCreateParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerCreateParams, "spec", KV_T_OBJECT, REQ, spec),
     FIELD(KvContainerCreateParams, "rootfs", KV_T_STR, NE, rootfs),
-    FIELD(KvContainerCreateParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc));
+    FIELD(KvContainerCreateParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
+    FIELD(KvContainerCreateParams, "volumes", KV_T_LIST, 0, volumes, .max = KV_VOLUMES_MAX,
+          .sub = &KvVolume_desc));
 
 MSG(KvPidResult, "pid result", FIELD(KvPidResult, "pid", KV_T_INT, 0, pid, .def = -1));
 

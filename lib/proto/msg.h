@@ -102,8 +102,27 @@ typedef struct {
   int unused;
 } KvEmpty;
 
+/* A volume of a container: a bind mount of spec.mounts[mount] (a bind
+ * mount, its destination checked as every mount's is) whose source is
+ * `source`. In container_add, source is the host path (a directory or a
+ * regular file) the shim bind-mounts into the share at
+ * containers/<id>/volumes/<n> (n: the volume's position in the list),
+ * nosuid,nodev, read-only with readonly; in container_create it is that
+ * guest path, KV_GUEST_SHARED_DIR/containers/<id>/volumes/<n>, which the
+ * agent binds instead of the spec's source, with the spec mount's options
+ * (ro, propagation). destination repeats the spec mount's, for errors. */
+typedef struct {
+  gint64 mount;
+  char *source;
+  char *destination;
+  gboolean readonly;
+} KvVolume;
+/* The most volumes a container may have (KATAVM_VOLUMES_MAX). */
+#define KV_VOLUMES_MAX 64
+
 /* container_add (shim, from clients): the shim bind-mounts the host rootfs
- * into the share, then asks the agent container_create. With sink_fds the
+ * and the volumes into the share, then asks the agent container_create.
+ * With sink_fds the
  * request carries the write ends of the stdout/stderr pipes (stdout first,
  * one per non-zero stream; the shim announces KV_FEATURE_SINK_FDS). */
 typedef struct {
@@ -113,6 +132,7 @@ typedef struct {
   gboolean readonly;
   KvStreams streams;
   gboolean sink_fds;
+  GPtrArray *volumes; /* KvVolume*, source a host path; at most KV_VOLUMES_MAX */
 } KvContainerAddParams;
 
 /* container_create (agent): sets up namespaces, mounts, pivot, cgroup
@@ -123,6 +143,7 @@ typedef struct {
   JsonObject *spec;
   char *rootfs; /* guest path: KV_GUEST_SHARED_DIR/containers/<id>/rootfs */
   KvStreams streams;
+  GPtrArray *volumes; /* KvVolume*, source the guest path in the share */
 } KvContainerCreateParams;
 
 typedef struct {

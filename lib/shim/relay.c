@@ -1,8 +1,10 @@
 /* lib/shim/relay.c: containers and processes in the shim.
  *
- * Clients ask for container and process operations; the shim mounts
- * container rootfs into the sandbox's 9p share (it owns the sandbox's host
- * state) and relays the requests to the agent: each is decoded as the
+ * Clients ask for container and process operations; the shim mounts each
+ * container's rootfs and volumes into the sandbox's share (it owns the
+ * sandbox's host state; every path and mount operation in the share goes
+ * through fs.c, which follows nothing the guest placed there) and relays
+ * the requests to the agent: each is decoded as the
  * contract says (lib/proto/msg.h: container_add and the KV_RELAYED
  * methods), its stream ids mapped in the typed struct, and encoded again
  * for the agent; the agent's result is decoded and encoded again for the
@@ -27,19 +29,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib-unix.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "relay.h"
+
+/* Container directories a recovering shim takes over at most (the guest
+ * could have made any number). */
+#define RECOVER_MAX 4096
 struct _Relay {
   Shim *s;
   guint32 next_agent_stream;
   GHashTable *routes_by_agent;  /* agent stream id -> Route* */
   GHashTable *routes_by_client; /* KvConn* -> GHashTable(client sid -> Route*) */
-  GHashTable *mounts;           /* container id -> host mount point */
-  gsize window_growth;          /* window granted beyond the initial, all routes */
+  GHashTable *mounts;           /* ids of the containers with a directory in the share */
+  dev_t root_dev;               /* the host's / (a rootfs must not be it) */
+  ino_t root_ino;
+  gsize window_growth; /* window granted beyond the initial, all routes */
 };
 
 typedef struct {
@@ -95,17 +104,27 @@ Relay *relay_new(Shim *s) {
   Relay *rl = g_new0(Relay, 1);
   rl->s = s;
   rl->next_agent_stream = 1;
+  struct stat root;
+  if (stat("/", &root) == 0) {
+    rl->root_dev = root.st_dev;
+    rl->root_ino = root.st_ino;
+  }
   rl->routes_by_agent = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)route_free);
   rl->routes_by_client =
       g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify)g_hash_table_unref);
-  rl->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  /* A recovering shim inherits the mounts of the one that died. */
-  g_autofree char *dir = g_build_filename(s->p.shared, "containers", NULL);
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *name;
-  while (d && (name = g_dir_read_name(d)))
-    if (kv_id_valid(name, NULL, NULL))
-      g_hash_table_insert(rl->mounts, g_strdup(name), g_build_filename(dir, name, "rootfs", NULL));
+  rl->mounts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  /* A recovering shim inherits the mounts of the one that died: every
+   * container directory in the share (listed without following links;
+   * what a guest put there is unmounted and removed as carefully as ours
+   * are, fs.c). */
+  int share = shim_fs_open_share(s->p.shared, NULL);
+  if (share >= 0) {
+    g_autoptr(GPtrArray) names = shim_fs_list(share, "containers");
+    for (guint i = 0; i < names->len && g_hash_table_size(rl->mounts) < RECOVER_MAX; i++)
+      if (kv_id_valid(names->pdata[i], NULL, NULL))
+        g_hash_table_add(rl->mounts, g_strdup(names->pdata[i]));
+    close(share);
+  }
   return rl;
 }
 
@@ -353,17 +372,32 @@ static void pending_free(Pending *p) {
   g_free(p);
 }
 
-static char *mount_point(Relay *rl, const char *cid) {
-  return g_build_filename(rl->s->p.shared, "containers", cid, "rootfs", NULL);
-}
-
+/* Unmount and remove everything of a container in the share: its volumes,
+ * its rootfs, its directory (fs.c: nothing the guest placed is followed).
+ * Safe on a container that is only half there. */
 static void unmount_container(Relay *rl, const char *cid) {
-  g_autofree char *mp = mount_point(rl, cid);
-  if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-    shim_log("umount %s: %s", mp, g_strerror(errno));
-  rmdir(mp);
-  g_autofree char *dir = g_path_get_dirname(mp);
-  rmdir(dir);
+  g_autoptr(GError) e = NULL;
+  int share = shim_fs_open_share(rl->s->p.shared, &e);
+  if (share < 0) {
+    shim_log("container %s: %s", cid, e->message);
+    g_hash_table_remove(rl->mounts, cid);
+    return;
+  }
+  g_autofree char *dir = g_strdup_printf("containers/%s", cid);
+  g_autofree char *vdir = g_strdup_printf("%s/volumes", dir);
+  g_autoptr(GPtrArray) vols = shim_fs_list(share, vdir);
+  g_autofree char *rootfs = g_strdup_printf("%s/rootfs", dir);
+  for (guint i = 0; i <= vols->len; i++) {
+    g_autofree char *rel =
+        i < vols->len ? g_strdup_printf("%s/%s", vdir, (char *)vols->pdata[i]) : g_strdup(rootfs);
+    if (!shim_fs_unmount(share, rel, &e) || !shim_fs_remove(share, rel, &e)) {
+      shim_log("container %s: %s", cid, e->message);
+      g_clear_error(&e);
+    }
+  }
+  if (!shim_fs_remove(share, vdir, &e) || !shim_fs_remove(share, dir, &e))
+    shim_log("container %s: %s", cid, e->message);
+  close(share);
   g_hash_table_remove(rl->mounts, cid);
 }
 
@@ -429,7 +463,9 @@ static gboolean map_streams(Relay *rl, KvConn *client, KvStreams *st, gboolean s
   return TRUE;
 }
 
-static gboolean mount_rootfs(Relay *rl, const KvContainerAddParams *a, GError **error) {
+/* The rootfs at containers/<id>/rootfs and volume n at
+ * containers/<id>/volumes/<n> in the share. */
+static gboolean mount_container(Relay *rl, const KvContainerAddParams *a, GError **error) {
   const char *cid = a->container_id;
   if (!g_path_is_absolute(a->rootfs)) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
@@ -441,33 +477,61 @@ static gboolean mount_rootfs(Relay *rl, const KvContainerAddParams *a, GError **
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "rootfs %s is not a directory", a->rootfs);
     return FALSE;
   }
-  g_autofree char *mp = mount_point(rl, cid);
-  if (g_mkdir_with_parents(mp, 0755) < 0) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "mkdir %s: %s", mp, g_strerror(errno));
+  if (st.st_ino == rl->root_ino && st.st_dev == rl->root_dev) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "rootfs %s is the host's root directory: refusing to share it", a->rootfs);
     return FALSE;
   }
-  /* A bind mount, not a copy; MS_REC carries mounts below the rootfs. */
-  if (mount(a->rootfs, mp, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "bind mount %s: %s", a->rootfs, g_strerror(errno));
-    rmdir(mp);
-    return FALSE;
+  guint n = a->volumes ? a->volumes->len : 0;
+  for (guint i = 0; i < n; i++) {
+    const KvVolume *v = a->volumes->pdata[i];
+    if (!g_path_is_absolute(v->source) || !g_path_is_absolute(v->destination)) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "volume %u (%s -> %s): source and destination must be absolute paths", i,
+                  v->source, v->destination);
+      return FALSE;
+    }
   }
-  g_hash_table_insert(rl->mounts, g_strdup(cid), g_strdup(mp));
-  if (a->readonly && mount(NULL, mp, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "read-only remount of %s: %s", mp,
-                g_strerror(errno));
-    unmount_container(rl, cid);
-    return FALSE;
+  /* Host sources are resolved normally: they are the caller's, not the
+   * guest's. Not so anything inside the share itself, which the guest
+   * writes: refused as a source. */
+  g_autofree char *share_real = realpath(rl->s->p.shared, NULL);
+  for (guint i = 0; share_real && i <= n; i++) {
+    const char *src = i < n ? ((const KvVolume *)a->volumes->pdata[i])->source : a->rootfs;
+    g_autofree char *real = realpath(src, NULL);
+    gsize len = strlen(share_real);
+    if (real && !strncmp(real, share_real, len) && (real[len] == '/' || real[len] == '\0')) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                  "%s %s is inside the sandbox's share, which the guest can write: refusing it "
+                  "as a source",
+                  i < n ? "volume" : "rootfs", src);
+      return FALSE;
+    }
   }
-  return TRUE;
+  int share = shim_fs_open_share(rl->s->p.shared, error);
+  if (share < 0)
+    return FALSE;
+  /* From here on a failure is undone by unmount_container (the caller's
+   * pending_undo): the rootfs, the volumes made so far, the directories. */
+  g_hash_table_add(rl->mounts, g_strdup(cid));
+  g_autofree char *rel = g_strdup_printf("containers/%s/rootfs", cid);
+  gboolean ok = shim_fs_bind(share, rel, a->rootfs, a->readonly, "rootfs", error);
+  for (guint i = 0; ok && i < n; i++) {
+    const KvVolume *v = a->volumes->pdata[i];
+    g_autofree char *vrel = g_strdup_printf("containers/%s/volumes/%u", cid, i);
+    g_autofree char *what = g_strdup_printf("volume %s -> %s", v->source, v->destination);
+    ok = shim_fs_bind(share, vrel, v->source, v->readonly, what, error);
+  }
+  close(share);
+  return ok;
 }
 
 gboolean relay_handles(const KvMethod *m) {
   return m == &kv_m_shim_container_add || (m->flags & KV_RELAYED);
 }
 
-/* container_add: the shim's own method. Mount the rootfs into the share,
- * then ask the agent container_create with the guest's path. */
+/* container_add: the shim's own method. Mount the rootfs and volumes into
+ * the share, then ask the agent container_create with their guest paths. */
 static void container_add(Relay *rl, Pending *p, KvContainerAddParams *a, SinkFds *sf) {
   Shim *s = rl->s;
   g_autoptr(GError) e = NULL;
@@ -476,16 +540,31 @@ static void container_add(Relay *rl, Pending *p, KvContainerAddParams *a, SinkFd
                 "a container with id '%s' already exists in this sandbox", a->container_id);
     goto fail;
   }
-  if (!mount_rootfs(rl, a, &e))
+  gboolean mounted = mount_container(rl, a, &e);
+  if (g_hash_table_contains(rl->mounts, a->container_id))
+    p->container = g_strdup(a->container_id); /* undone on failure from here on */
+  if (!mounted)
     goto fail;
-  p->container = g_strdup(a->container_id);
   if (!map_streams(rl, p->w->conn, &a->streams, a->sink_fds, sf, p->routes, &e))
     goto fail;
   {
     g_autofree char *guest =
         g_strdup_printf(KV_GUEST_SHARED_DIR "/containers/%s/rootfs", a->container_id);
-    KvContainerCreateParams cp = {
-        .container_id = a->container_id, .spec = a->spec, .rootfs = guest, .streams = a->streams};
+    /* The agent binds each volume from its place in the share. */
+    g_autoptr(GPtrArray) vols = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; a->volumes && i < a->volumes->len; i++) {
+      KvVolume *v = g_memdup2(a->volumes->pdata[i], sizeof(KvVolume));
+      v->source =
+          g_strdup_printf(KV_GUEST_SHARED_DIR "/containers/%s/volumes/%u", a->container_id, i);
+      g_ptr_array_add(paths, v->source);
+      g_ptr_array_add(vols, v);
+    }
+    KvContainerCreateParams cp = {.container_id = a->container_id,
+                                  .spec = a->spec,
+                                  .rootfs = guest,
+                                  .streams = a->streams,
+                                  .volumes = vols->len ? vols : NULL};
     kv_call(s->agent, p->m, &cp, KV_CALL_TIMEOUT_MS, on_agent_reply, p);
     return;
   }

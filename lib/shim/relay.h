@@ -6,7 +6,8 @@
 
 typedef struct _Relay Relay;
 
-/* A recovering shim inherits the rootfs mounts of the one that died. */
+/* A recovering shim inherits the rootfs and volume mounts of the one that
+ * died (every container directory in the share). */
 Relay *relay_new(Shim *s);
 void relay_free(Relay *rl);
 /* TRUE for the methods relay_request() answers: container_add and those
@@ -19,7 +20,7 @@ void relay_client_closed(Relay *rl, KvConn *client);
 void relay_agent_frame(Relay *rl, const KvFrame *f);
 /* The agent channel is gone: end every stream towards clients. */
 void relay_agent_lost(Relay *rl);
-/* Unmount every container rootfs (sandbox teardown). */
+/* Unmount every container's rootfs and volumes (sandbox teardown). */
 void relay_unmount_all(Relay *rl);
 /* Is there a container of that id in this sandbox (its rootfs mounted)? */
 gboolean relay_has_container(Relay *rl, const char *cid);

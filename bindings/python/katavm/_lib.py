@@ -113,6 +113,7 @@ class ContainerConfig(ctypes.Structure):
         ("hostname", c_char_p),
         ("tty", c_int),
         ("readonly", c_int),
+        ("volumes", _STRV),
     ]
 
 
