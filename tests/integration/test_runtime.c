@@ -250,9 +250,24 @@ START_TEST(lifecycle) {
 }
 END_TEST
 
+/* The container's own cgroup at /sys/fs/cgroup, as container managers'
+ * specs mount it. */
+static void cgroup_mount(JsonObject *spec, gpointer unused) {
+  JsonObject *m = json_object_new();
+  json_object_set_string_member(m, "destination", "/sys/fs/cgroup");
+  json_object_set_string_member(m, "type", "cgroup");
+  json_object_set_string_member(m, "source", "cgroup");
+  json_array_add_object_element(json_object_get_array_member(spec, "mounts"), m);
+  JsonObject *ns = json_object_new();
+  json_object_set_string_member(ns, "type", "cgroup");
+  json_array_add_object_element(
+      json_object_get_array_member(json_object_get_object_member(spec, "linux"), "namespaces"), ns);
+}
+
 START_TEST(kill_and_exec) {
   const char *args[] = {"sleep", "600", NULL};
   g_autofree char *b = bundle_with("b", args);
+  kvt_edit_spec(b, cgroup_mount, NULL);
   g_autofree char *pidf = g_build_filename(work, "pid", NULL);
   RT_OK("create", "--bundle", b, "--pid-file", pidf, "k1");
   pid_t pid = read_pid(pidf);
@@ -272,6 +287,31 @@ START_TEST(kill_and_exec) {
   RT_OK("exec", "--process", proc, "--detach", "--pid-file", xpidf, "k1");
   int sig = 0;
   ck_assert_int_eq(wait_stand_in(read_pid(xpidf), &sig), 5);
+  /* pause freezes the container, resume thaws it */
+  RT_OK("pause", "k1");
+  g_autofree char *ps = status_of("k1");
+  ck_assert_str_eq(ps, "paused");
+  ck_assert_int_eq(RT("pause", "k1"), 1); /* already paused */
+  RT_OK("resume", "k1");
+  g_autofree char *rs = status_of("k1");
+  ck_assert_str_eq(rs, "running");
+  /* update: a new memory limit reaches the container's cgroup */
+  RT_OK("update", "--memory", "67108864", "k1");
+  rc = RTC(&out, NULL, "exec", "k1", "sh", "-c", "cat /sys/fs/cgroup/memory.max");
+  ck_assert_int_eq(rc, 0);
+  ck_assert_msg(strstr(out, "67108864"), "memory.max: %s", out);
+  g_free(out);
+  g_autofree char *res = g_build_filename(work, "res.json", NULL);
+  ck_assert(g_file_set_contents(res, "{\"pids\":{\"limit\":99}}", -1, NULL));
+  RT_OK("update", "--resources", res, "k1");
+  rc = RTC(&out, NULL, "exec", "k1", "cat", "/sys/fs/cgroup/pids.max");
+  ck_assert_msg(rc == 0 && strstr(out, "99"), "pids.max: %s", out);
+  g_free(out);
+  ck_assert(g_file_set_contents(res, "{\"memory\":{\"limit\":\"lots\"}}", -1, NULL));
+  char *uerr = NULL;
+  ck_assert_int_eq(RTC(NULL, &uerr, "update", "--resources", res, "k1"), 1);
+  ck_assert_msg(strstr(uerr, "memory"), "%s", uerr);
+  g_free(uerr);
   /* a signal by name reaches the init; the stand-in dies of it */
   RT_OK("kill", "k1", "KILL");
   int code = wait_stand_in(pid, &sig);
