@@ -362,6 +362,7 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
     spec = kv_oci_read(bundle, error);
     if (!spec)
       return NULL;
+    kv_oci_pod_namespaces(spec);
     if (!kv_oci_validate(spec, error))
       return NULL;
     real = resolve_rootfs(
@@ -405,6 +406,21 @@ JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, 
     json_object_set_object_member(proc, "consoleSize", sz);
   }
   return proc;
+}
+
+void kv_oci_pod_namespaces(JsonObject *spec) {
+  JsonNode *l = json_object_get_member(spec, "linux");
+  if (!l || !JSON_NODE_HOLDS_OBJECT(l))
+    return;
+  JsonNode *ns = json_object_get_member(json_node_get_object(l), "namespaces");
+  if (!ns || !JSON_NODE_HOLDS_ARRAY(ns))
+    return;
+  JsonArray *a = json_node_get_array(ns);
+  for (guint i = 0; i < json_array_get_length(a); i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    if (JSON_NODE_HOLDS_OBJECT(e) && json_object_has_member(json_node_get_object(e), "path"))
+      json_object_remove_member(json_node_get_object(e), "path");
+  }
 }
 
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,

@@ -29,6 +29,12 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
 JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, const char *cwd,
                                gboolean set_user, guint uid, guint gid, gboolean terminal,
                                guint rows, guint cols);
+/* Namespace paths in linux.namespaces name host namespaces (a pod's
+ * network namespace, or those of the process standing for its sandbox
+ * container), which a container in a VM cannot join: drop them. The
+ * container then shares the VM's network with its pod and gets ipc, uts
+ * and pid namespaces of its own in the guest. */
+void kv_oci_pod_namespaces(JsonObject *spec);
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly);
 

@@ -28,6 +28,18 @@ static unsigned int capped(Rt *r, const char *key, unsigned int want) {
   return want;
 }
 
+/* config.json's annotations, which `state` reports back. */
+static JsonObject *read_annotations(const char *bundle) {
+  g_autofree char *path = g_build_filename(bundle, "config.json", NULL);
+  g_autoptr(JsonParser) p = json_parser_new();
+  if (!json_parser_load_from_file(p, path, NULL))
+    return NULL;
+  JsonNode *root = json_parser_get_root(p);
+  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  JsonNode *a = o ? json_object_get_member(o, "annotations") : NULL;
+  return a && JSON_NODE_HOLDS_OBJECT(a) ? json_object_ref(json_node_get_object(a)) : NULL;
+}
+
 static int create_body(Rt *r, gpointer data, int report) {
   Create *c = data;
   rt_block_signals();
@@ -80,6 +92,8 @@ static int create_body(Rt *r, gpointer data, int report) {
   if (katavm_container_add(sb, c->id, &cc, &proc, &e) < 0)
     goto fail;
   st.is_sandbox = created_vm;
+  st.annotations = read_annotations(c->bundle);
+  st.config = r->config;
   st.pid = getpid();
   st.pid_start = rt_pid_start(st.pid);
   GDateTime *now = g_date_time_new_now_utc();
@@ -87,6 +101,9 @@ static int create_body(Rt *r, gpointer data, int report) {
   g_date_time_unref(now);
   gboolean saved = rt_state_save(r, &st, &ge);
   g_free(st.created);
+  st.config = NULL;
+  if (st.annotations)
+    json_object_unref(st.annotations);
   if (!saved || (c->pid_file && !rt_write_pid_file(c->pid_file, st.pid, &ge))) {
     msg = g_strdup_printf("%s%s", saved ? "pid file: " : "", ge->message);
     goto fail;

@@ -228,10 +228,12 @@ int main(int argc, char **argv) {
       }
       r.log_json = !strcmp(v, "json");
       break;
-    case 3:
+    case 3: {
+      g_autofree char *cwd = g_get_current_dir();
       g_free(r.config);
-      r.config = g_strdup(v);
+      r.config = g_canonicalize_filename(v, cwd);
       break;
+    }
     default: /* --criu, --rootless: accepted, not used */
       break;
     }

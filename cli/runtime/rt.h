@@ -43,6 +43,9 @@ typedef struct {
   pid_t pid;           /* the host process that stands for its init */
   guint64 pid_start;   /* that process's start time (/proc/PID/stat), against pid reuse */
   char *created;       /* RFC 3339 */
+  /* The configuration file create used (absolute), or NULL: later commands
+   * use it too, since managers pass runtime flags to some calls only. */
+  char *config;
   JsonObject *annotations;
 } RtState;
 

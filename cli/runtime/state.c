@@ -17,6 +17,7 @@ void rt_state_clear(RtState *s) {
   g_free(s->bundle);
   g_free(s->sandbox);
   g_free(s->created);
+  g_free(s->config);
   if (s->annotations)
     json_object_unref(s->annotations);
   memset(s, 0, sizeof(*s));
@@ -59,6 +60,12 @@ gboolean rt_state_load(Rt *r, const char *id, RtState *s, GError **error) {
   s->pid = (pid_t)json_object_get_int_member_with_default(o, "pid", 0);
   s->pid_start = (guint64)json_object_get_int_member_with_default(o, "pid_start", 0);
   s->created = g_strdup(json_object_get_string_member_with_default(o, "created", ""));
+  const char *conf = json_object_get_string_member_with_default(o, "config", NULL);
+  s->config = conf && g_path_is_absolute(conf) ? g_strdup(conf) : NULL;
+  /* Without --config of its own, a command uses create's, before the
+   * library runtime is first made. */
+  if (!r->config && !r->lib && s->config)
+    r->config = g_strdup(s->config);
   if (json_object_has_member(o, "annotations") &&
       JSON_NODE_HOLDS_OBJECT(json_object_get_member(o, "annotations")))
     s->annotations = json_object_ref(json_object_get_object_member(o, "annotations"));
@@ -89,6 +96,10 @@ gboolean rt_state_save(Rt *r, const RtState *s, GError **error) {
   json_builder_add_int_value(b, (gint64)s->pid_start);
   json_builder_set_member_name(b, "created");
   json_builder_add_string_value(b, s->created);
+  if (s->config) {
+    json_builder_set_member_name(b, "config");
+    json_builder_add_string_value(b, s->config);
+  }
   if (s->annotations) {
     json_builder_set_member_name(b, "annotations");
     JsonNode *a = json_node_init_object(json_node_alloc(), s->annotations);

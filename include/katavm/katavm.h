@@ -450,7 +450,12 @@ typedef enum katavm_container_state_t {
  * "unknown" for a value outside the enum. */
 KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
 
-/* Create a container in the sandbox from a bundle or rootfs. The rootfs is
+/* Create a container in the sandbox from a bundle or rootfs. Namespace
+ * paths in the bundle's linux.namespaces name host namespaces, which a
+ * container in a VM cannot join: they are ignored (the container shares
+ * the VM's network with its pod, and gets ipc, uts and pid namespaces of
+ * its own in the guest; a pod's network namespace is given at sandbox
+ * creation, katavm_sandbox_config.netns). The rootfs is
  * bind-mounted (not copied) into the sandbox's share, and so is each
  * volume: cfg->volumes and every bind mount of the bundle's config.json
  * (its source a host path, relative ones relative to the bundle, as runc
