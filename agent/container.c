@@ -3,6 +3,7 @@
  */
 #include "container.h"
 #include "boot.h"
+#include "etcfiles.h"
 #include "log.h"
 
 #include <errno.h>
@@ -307,6 +308,8 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   if (!agent_streams_check_free(c, ids, 3, error))
     return FALSE;
   KvOciSpec *spec = plan->spec;
+  if (!agent_etcfiles_prepare(cid, rootfs, spec, error))
+    return FALSE;
 
   /* From here on every failure undoes what was made before it. */
   g_autofree char *cgroup = agent_cgroup_create(cid, &spec->resources, error);
@@ -568,6 +571,7 @@ gboolean agent_m_container_remove(AgentCall *call, const KvContainerRemoveParams
     return FALSE;
   }
   ct->removing = TRUE;
+  agent_etcfiles_forget(cid);
   ct->remove_call = agent_call_defer(call);
   ct->remove_deadline = g_get_monotonic_time() + REMOVE_TIMEOUT_US;
   /* Also what a stopped container left behind: without a PID namespace
@@ -591,7 +595,17 @@ void agent_containers_conn_closed(KvConn *c) {
     GHashTableIter pit;
     gpointer pv;
     g_hash_table_iter_init(&pit, ct->execs);
-    while (g_hash_table_iter_next(&pit, NULL, &pv))
-      agent_process_drop_waiters(pv, c);
+    while (g_hash_table_iter_next(&pit, NULL, &pv)) {
+      AgentProcess *p = pv;
+      agent_process_drop_waiters(p, c);
+      /* The host side went (its shim died): whoever exec'd this process is
+       * gone with it, and a new shim cannot reattach its stdio. It must
+       * not run on unowned; a container's main process does. */
+      if (!p->exited && p->pid > 0) {
+        agent_debug("channel closed: killing %s (pid %d)", p->label, (int)p->pid);
+        kill(-p->pid, SIGKILL); /* its session's group (launch.c: setsid) */
+        kill(p->pid, SIGKILL);
+      }
+    }
   }
 }

@@ -1,11 +1,11 @@
 /* agent/mounts.h: the guest's filesystems: the API filesystems PID 1 needs
- * (proc, sys, dev, ...) and the host share over virtio-9p.
+ * (proc, sys, dev, ...) and the host share (virtio-fs, or virtio-9p).
  */
 #pragma once
 
 #include <glib.h>
 
-/* 9p tag the host exports its shared directory under, and where it goes. */
+/* Tag (virtio-fs or 9p) the host exports its shared directory under, and where it goes. */
 #define AGENT_SHARED_TAG "katavmshared"
 #define AGENT_SHARED_DIR "/run/katavm/shared"
 
@@ -14,6 +14,7 @@
  * without them); the rest are logged and skipped. */
 gboolean agent_mounts_setup(GError **error);
 
-/* Mounts the 9p share AGENT_SHARED_TAG at AGENT_SHARED_DIR. Returns 1 when
+/* Mounts the share AGENT_SHARED_TAG (virtio-fs when a virtio-fs device is
+ * bound, else 9p) at AGENT_SHARED_DIR. Returns 1 when
  * mounted, 0 when the VM has no such share (not an error), -1 on error. */
 int agent_mount_shared(GError **error);

@@ -71,7 +71,11 @@ char *agent_home_of(const char *rootfs, uid_t uid) {
  * cache=mmap looks up the same way), so v9fs drops a directory's dentry as
  * soon as nothing uses it, and the next lookup walks it again from the
  * root. An exec of `dd` tries five directories before /bin: ~35 round
- * trips, ~12 ms of each exec under TCG.
+ * trips, ~12 ms of each exec under TCG. virtio-fs (the default share now)
+ * keeps dentries for virtiofsd's name timeout (1 s by default) and then
+ * revalidates each with a LOOKUP: a pinned directory costs one
+ * revalidation instead of a walk from the root, so the pins help there
+ * too, if less.
  *
  * Holding each PATH directory open (O_PATH) keeps its dentry and those of
  * its parents in the guest's dcache, so a lookup there walks only the
@@ -79,7 +83,12 @@ char *agent_home_of(const char *rootfs, uid_t uid) {
  * working directory holds too, v9fs does not revalidate either, and QEMU
  * resolves a 9p fid by its path name, so files added to or removed from a
  * pinned directory on the host are seen at once, and so is a directory
- * removed and made again. A directory that does not exist pins its deepest
+ * removed and made again. Over virtio-fs every name is cached for the
+ * name timeout, pinned or not, so these host-side changes are seen within
+ * it (1 s) rather than at once; a directory removed and made again on the
+ * host is found anew by the next lookup after it (revalidation sees the
+ * new inode), and the pin then holds the old one, uselessly, until the
+ * container goes. A directory that does not exist pins its deepest
  * existing ancestor (a later mkdir there is seen). Opened with the rootfs as
  * root (openat2 RESOLVE_IN_ROOT), as an exec's lookups resolve; the
  * container's own mounts over these directories still win in its mount

@@ -5,6 +5,8 @@
 #include "rpc.h"
 #include "call.h"
 #include "container.h"
+#include "etcfiles.h"
+#include "netinfo.h"
 #include "exec.h"
 #include "hotplug.h"
 #include "log.h"
@@ -125,6 +127,8 @@ HANDLER(agent_m_resize, KvResizeParams, KvEmpty)
 HANDLER(agent_m_cpus_set, KvCpusSetParams, KvCpusResult)
 HANDLER(agent_m_nic_config, KvNicConfigParams, KvNicConfigResult)
 HANDLER(agent_m_nic_remove, KvNicRemoveParams, KvEmpty)
+HANDLER(agent_m_net_names, KvNetNamesParams, KvEmpty)
+HANDLER(agent_m_net_info, KvEmpty, KvNetInfoResult)
 HANDLER(agent_m_disk_add, KvDiskAddParams, KvDiskAddResult)
 HANDLER(agent_m_disk_remove, KvDiskRemoveParams, KvEmpty)
 HANDLER(agent_m_container_pause, KvContainerRef, KvEmpty)
@@ -153,6 +157,8 @@ static const struct {
     {&kv_m_cpus_set, agent_m_cpus_set_entry},
     {&kv_m_nic_config, agent_m_nic_config_entry},
     {&kv_m_nic_remove, agent_m_nic_remove_entry},
+    {&kv_m_net_names, agent_m_net_names_entry},
+    {&kv_m_net_info, agent_m_net_info_entry},
     {&kv_m_disk_add, agent_m_disk_add_entry},
     {&kv_m_disk_remove, agent_m_disk_remove_entry},
 };

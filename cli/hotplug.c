@@ -1,7 +1,7 @@
 /* cli/hotplug.c: `katavm hotplug SANDBOX cpus N | memory +M|-M|=M |
  * disk add|rm PATH [--mount CONTAINER:/path] [--ro] |
  * net add --tap TAP [--mac MAC] [--ip CIDR]... [--gateway IP] [--mtu N] |
- * net rm MAC`. */
+ * net add --netns-iface NAME | net rm MAC`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,7 @@ static const char *USAGE_HP =
     "       katavm hotplug SANDBOX disk rm PATH\n"
     "       katavm hotplug SANDBOX net add --tap TAP [--mac MAC] [--ip CIDR]... [--gateway IP] "
     "[--mtu N]\n"
+    "       katavm hotplug SANDBOX net add --netns-iface NAME\n"
     "       katavm hotplug SANDBOX net rm MAC";
 
 static gboolean parse_uint(const char *s, unsigned int *out) {
@@ -27,7 +28,7 @@ static gboolean parse_uint(const char *s, unsigned int *out) {
 }
 
 int cmd_hotplug(CliCtx *c, int argc, char **argv) {
-  g_autofree char *mount = NULL, *tap = NULL, *mac = NULL, *gw = NULL;
+  g_autofree char *mount = NULL, *tap = NULL, *mac = NULL, *gw = NULL, *iface = NULL;
   g_auto(GStrv) ips = NULL;
   gboolean ro = FALSE;
   int mtu = 0;
@@ -39,6 +40,8 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv) {
                             {"ip", 0, 0, G_OPTION_ARG_STRING_ARRAY, &ips, "guest address", "CIDR"},
                             {"gateway", 0, 0, G_OPTION_ARG_STRING, &gw, "default gateway", "IP"},
                             {"mtu", 0, 0, G_OPTION_ARG_INT, &mtu, "MTU", "N"},
+                            {"netns-iface", 0, 0, G_OPTION_ARG_STRING, &iface,
+                             "an interface of the sandbox's netns (instead of --tap)", "NAME"},
                             {NULL}};
   /* "memory -256" would read as an option: memory takes none, so its
    * arguments bypass option parsing. */
@@ -86,6 +89,7 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv) {
       req.mtu = (unsigned)(mtu > 0 ? mtu : 0);
       req.addresses = (const char *const *)ips;
       req.gateway = gw;
+      req.netns_iface = iface;
     } else if (!strcmp(argv[3], "rm") && argc >= 5) {
       katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_NIC_REMOVE);
       req.mac = argv[4];

@@ -61,7 +61,8 @@ static const char *USAGE =
     "          | net add --tap TAP [--mac MAC] [--ip CIDR] [--gateway IP] [--mtu N] | net rm MAC\n"
     "  version\n"
     "environment: KATAVM_ROOT (state dir), KATAVM_LIBVIRT_URI, KATAVM_ACCEL,\n"
-    "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG\n";
+    "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG,\n"
+    "             KATAVM_SHARED_FS (auto|virtio-fs|9p)\n";
 
 int main(int argc, char **argv) {
   katavm_error *e = NULL;

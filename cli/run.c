@@ -8,17 +8,21 @@
 
 int cmd_run(CliCtx *c, int argc, char **argv) {
   gboolean interactive = FALSE, tty = FALSE, rm = FALSE;
-  g_autofree char *name = NULL, *netns = NULL;
-  g_auto(GStrv) volumes = NULL;
+  g_autofree char *name = NULL, *netns = NULL, *net = NULL;
+  g_auto(GStrv) volumes = NULL, publish = NULL;
   int cpus = 0, mem = 0, max_cpus = 0, max_mem = 0;
   GOptionEntry entries[] = {
-      {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id", "ID"},
+      {"name", 0, 0, G_OPTION_ARG_FILENAME, &name, "sandbox id", "ID"},
       {"cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs", "N"},
       {"max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs reserved for hotplug", "N"},
       {"memory", 0, 0, G_OPTION_ARG_INT, &mem, "memory", "MiB"},
       {"max-memory", 0, 0, G_OPTION_ARG_INT, &max_mem, "memory reserved for hotplug", "MiB"},
       {"netns", 0, 0, G_OPTION_ARG_FILENAME, &netns,
        "network namespace whose interfaces the guest takes over", "PATH"},
+      {"net", 0, 0, G_OPTION_ARG_STRING, &net, "network: none (default) or user (user-mode NAT)",
+       "MODE"},
+      {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &publish,
+       "publish a guest port on the host (--net user; repeatable)", "[IP:]HOSTPORT:PORT[/tcp|udp]"},
       {"rm", 0, 0, G_OPTION_ARG_NONE, &rm, "remove the sandbox when CMD exits", NULL},
       {"interactive", 'i', 0, G_OPTION_ARG_NONE, &interactive, "keep stdin open", NULL},
       {"tty", 't', 0, G_OPTION_ARG_NONE, &tty, "allocate a terminal", NULL},
@@ -56,6 +60,8 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   sc.max_vcpus = (unsigned)max_cpus;
   sc.max_memory_mib = (unsigned)max_mem;
   sc.netns = netns;
+  sc.net = net;
+  sc.publish = (const char *const *)publish;
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   if (katavm_sandbox_create(c->rt, &sc, &sb, &e) < 0) {

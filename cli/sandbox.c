@@ -6,16 +6,21 @@
 #include "cli.h"
 
 static int sb_create(CliCtx *c, int argc, char **argv) {
-  g_autofree char *name = NULL, *netns = NULL;
+  g_autofree char *name = NULL, *netns = NULL, *net = NULL;
+  g_auto(GStrv) publish = NULL;
   int cpus = 0, max_cpus = 0, mem = 0, max_mem = 0;
   GOptionEntry entries[] = {
-      {"name", 0, 0, G_OPTION_ARG_STRING, &name, "sandbox id (default: random)", "ID"},
+      {"name", 0, 0, G_OPTION_ARG_FILENAME, &name, "sandbox id (default: random)", "ID"},
       {"cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs at boot", "N"},
       {"max-cpus", 0, 0, G_OPTION_ARG_INT, &max_cpus, "vCPUs reserved for hotplug", "N"},
       {"memory", 0, 0, G_OPTION_ARG_INT, &mem, "memory at boot", "MiB"},
       {"max-memory", 0, 0, G_OPTION_ARG_INT, &max_mem, "memory reserved for hotplug", "MiB"},
       {"netns", 0, 0, G_OPTION_ARG_FILENAME, &netns,
        "network namespace whose interfaces the guest takes over", "PATH"},
+      {"net", 0, 0, G_OPTION_ARG_STRING, &net, "network: none (default) or user (user-mode NAT)",
+       "MODE"},
+      {"publish", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &publish,
+       "publish a guest port on the host (--net user; repeatable)", "[IP:]HOSTPORT:PORT[/tcp|udp]"},
       {NULL}};
   if (!cli_parse(&argc, &argv, "- create and boot a sandbox", entries))
     return 2;
@@ -31,6 +36,8 @@ static int sb_create(CliCtx *c, int argc, char **argv) {
   cfg.memory_mib = (unsigned)mem;
   cfg.max_memory_mib = (unsigned)max_mem;
   cfg.netns = netns;
+  cfg.net = net;
+  cfg.publish = (const char *const *)publish;
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   if (katavm_sandbox_create(c->rt, &cfg, &sb, &e) < 0)

@@ -17,6 +17,14 @@ static void on_winch(int sig) {
   winch = 1;
 }
 
+/* SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to us go to the guest process
+ * (which then decides whether to exit): we stay until it has. */
+static volatile sig_atomic_t forward_sig;
+static void on_forward(int sig) {
+  forward_sig = sig;
+}
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
 static void send_size(katavm_process *p) {
   struct winsize ws;
   if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
@@ -57,6 +65,9 @@ int cli_attach(katavm_process *p, gboolean forward_stdin, gboolean tty) {
     sigaction(SIGWINCH, &sa, NULL);
     send_size(p);
   }
+  struct sigaction fwd = {.sa_handler = on_forward}; /* no SA_RESTART: poll sees EINTR */
+  for (size_t i = 0; i < G_N_ELEMENTS(forwarded); i++)
+    sigaction(forwarded[i], &fwd, NULL);
   if (!forward_stdin)
     katavm_process_close_stdin(p, NULL);
   int pin = forward_stdin ? katavm_process_stdin_fd(p) : -1;
@@ -69,6 +80,11 @@ int cli_attach(katavm_process *p, gboolean forward_stdin, gboolean tty) {
     if (winch) {
       winch = 0;
       send_size(p);
+    }
+    if (forward_sig) {
+      int sig = forward_sig;
+      forward_sig = 0;
+      katavm_process_signal(p, sig, NULL);
     }
     struct pollfd fds[4];
     int n = 0, i_stdin = -1, i_pin = -1, i_out = -1, i_err = -1;
@@ -88,7 +104,9 @@ int cli_attach(katavm_process *p, gboolean forward_stdin, gboolean tty) {
       fds[n] = (struct pollfd){.fd = perr, .events = POLLIN};
       i_err = n++;
     }
-    if (poll(fds, (nfds_t)n, -1) < 0) {
+    /* Bounded: a handle whose shim was declared dead switches our fds to
+     * EOF, which a poll already waiting would not see. */
+    if (poll(fds, (nfds_t)n, 1000) < 0) {
       if (errno == EINTR)
         continue;
       break;

@@ -31,7 +31,7 @@ SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 # anything else is loaded; virtio_mmio is there for the microvm machine type.
 EARLY_MODULES=(virtio_pci virtio_mmio virtio_console)
 EARLY_OPTIONAL=(virtio_mmio)
-LATE_MODULES=(9p 9pnet_virtio virtio_net virtio_blk virtio_mem ext4 vfat
+LATE_MODULES=(virtiofs 9p 9pnet_virtio virtio_net virtio_blk virtio_mem ext4 vfat
   vmw_vsock_virtio_transport)
 
 die() {
@@ -233,7 +233,7 @@ late_list=$root/lib/katavm/modules.late
 : >"$early_list"
 : >"$late_list"
 resolve_modules "$early_list" "${EARLY_OPTIONAL[*]}" -- "${EARLY_MODULES[@]}"
-# Late modules are conveniences (9p share, NIC, disks, virtio-mem, vsock):
+# Late modules are conveniences (virtio-fs or 9p share, NIC, disks, virtio-mem, vsock):
 # a kernel that lacks one still gets a working image.
 resolve_modules "$late_list" "${LATE_MODULES[*]}" -- "${LATE_MODULES[@]}"
 chmod 0644 "$early_list" "$late_list"

@@ -205,6 +205,10 @@ int katavm_bundle_info_read(const char *bundle, katavm_bundle_info *info, katavm
     return kv_error_propagate(err, e);
   }
   read_resources(spec, &bi);
+  g_autoptr(JsonObject) none = json_object_new();
+  g_autoptr(JsonNode) an = json_node_init_object(json_node_alloc(), ann ? ann : none);
+  g_autofree char *atext = json_to_string(an, FALSE);
+  bi.annotations = strdup(atext);
   kv_abi_copy_out(KV_ABI_BUNDLE_INFO, info, &bi, sizeof bi);
   return 0;
 }
@@ -216,4 +220,8 @@ void katavm_bundle_info_clear(katavm_bundle_info *info) {
   free(info->netns);
   info->sandbox_id = NULL;
   info->netns = NULL;
+  if (info->struct_size >= offsetof(katavm_bundle_info, annotations) + sizeof(char *)) {
+    free(info->annotations);
+    info->annotations = NULL;
+  }
 }

@@ -100,6 +100,16 @@ int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
   all &= add_item(items, "state directory", rok, rt->root,
                   "run as root or set KATAVM_ROOT / --root to a writable dir");
 
+  /* Not a requirement (9p is the fallback), so it never makes the host
+   * fail unless virtio-fs was asked for explicitly. */
+  g_autofree char *fs_reason = NULL;
+  g_autoptr(GError) fe = NULL;
+  const char *fs = kv_shared_fs_resolve(rt, &fs_reason, &fe);
+  all &= add_item(items, "shared filesystem", fs != NULL, fs ? fs_reason : fe->message,
+                  "apt-get install qemu-system-common, or KATAVM_SHARED_FS=9p");
+  json_object_set_string_member(top, "shared_fs", fs ? fs : "none");
+  json_object_set_string_member(top, "shared_fs_reason", fs ? fs_reason : fe->message);
+
   json_object_set_boolean_member(top, "ok", all);
   json_object_set_array_member(top, "items", items);
   g_autofree char *s = kv_json_to_string(top);

@@ -14,6 +14,11 @@ void kv_config_clear(KvSandboxConfig *c) {
   g_free(c->created);
   g_free(c->memory_hotplug);
   g_free(c->netns);
+  g_free(c->shared_fs);
+  g_free(c->virtiofsd);
+  g_free(c->virtiofs_cache);
+  g_free(c->net);
+  g_strfreev(c->publish);
   memset(c, 0, sizeof(*c));
 }
 
@@ -32,6 +37,13 @@ static const KvField config_fields[] = {
     KV_FIELD(KvSandboxConfig, "created", KV_T_STR, KV_F_REQUIRED, created),
     KV_FIELD(KvSandboxConfig, "memory_hotplug", KV_T_STR, 0, memory_hotplug),
     KV_FIELD(KvSandboxConfig, "netns", KV_T_STR, KV_F_NONEMPTY, netns, .max = 4096),
+    KV_FIELD(KvSandboxConfig, "shared_fs", KV_T_STR, KV_F_NONEMPTY, shared_fs, .max = 16),
+    KV_FIELD(KvSandboxConfig, "virtiofsd", KV_T_STR, KV_F_NONEMPTY, virtiofsd, .max = 4096),
+    KV_FIELD(KvSandboxConfig, "virtiofs_cache", KV_T_STR, KV_F_NONEMPTY, virtiofs_cache, .max = 16),
+    KV_FIELD(KvSandboxConfig, "virtiofs_timeout_ms", KV_T_INT, KV_F_OMIT, virtiofs_timeout_ms,
+             .min = -1, .max = KV_VIRTIOFS_TIMEOUT_MS_MAX, .def = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT),
+    KV_FIELD(KvSandboxConfig, "net", KV_T_STR, KV_F_NONEMPTY, net, .max = 16),
+    KV_FIELD(KvSandboxConfig, "publish", KV_T_STRV, 0, publish),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));
@@ -63,5 +75,24 @@ gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error) {
   }
   if (!c->memory_hotplug)
     c->memory_hotplug = g_strdup("auto");
+  /* Configs from before virtio-fs: 9p. */
+  if (!c->shared_fs)
+    c->shared_fs = g_strdup(KV_SHARED_FS_9P);
+  if (g_strcmp0(c->shared_fs, KV_SHARED_FS_9P) && g_strcmp0(c->shared_fs, KV_SHARED_FS_VIRTIOFS)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s: shared_fs '%s' is not virtio-fs or 9p",
+                path, c->shared_fs);
+    kv_config_clear(c);
+    return FALSE;
+  }
+  if (!c->virtiofsd)
+    c->virtiofsd = g_strdup(KV_VIRTIOFSD_DEFAULT);
+  if (!c->virtiofs_cache)
+    c->virtiofs_cache = g_strdup(KV_VIRTIOFS_CACHE_DEFAULT);
+  if (!kv_virtiofs_cache_valid(c->virtiofs_cache)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT,
+                "%s: virtiofs_cache '%s' is not none, auto or always", path, c->virtiofs_cache);
+    kv_config_clear(c);
+    return FALSE;
+  }
   return TRUE;
 }

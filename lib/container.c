@@ -195,7 +195,8 @@ int katavm_container_update(katavm_sandbox *sb, const char *id, const char *reso
     return e ? kv_error_propagate(err, e)
              : kv_error_set(err, KATAVM_E_INVALID, "sandbox and resources must not be NULL");
   g_autoptr(JsonParser) jp = json_parser_new();
-  if (!json_parser_load_from_data(jp, resources_json, -1, &e))
+  if (!kv_json_check_text(resources_json, strlen(resources_json), &e) ||
+      !json_parser_load_from_data(jp, resources_json, -1, &e))
     return kv_error_set(err, KATAVM_E_INVALID, "update: resources are malformed: %s", e->message);
   JsonNode *root = json_parser_get_root(jp);
   if (!root || !JSON_NODE_HOLDS_OBJECT(root))
@@ -253,7 +254,8 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
 static JsonObject *oci_process(const char *json, gboolean *tty, GError **error) {
   g_autoptr(JsonParser) jp = json_parser_new();
   g_autoptr(GError) pe = NULL;
-  if (!json_parser_load_from_data(jp, json, -1, &pe)) {
+  if (!kv_json_check_text(json, strlen(json), &pe) ||
+      !json_parser_load_from_data(jp, json, -1, &pe)) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "exec: process is malformed: %s", pe->message);
     return NULL;
   }

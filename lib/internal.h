@@ -64,9 +64,32 @@ struct katavm_runtime {
   char *shim;
   unsigned int vcpus;
   unsigned int memory_mib;
-  char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm" */
-  GHashTable *conf;     /* [runtime] key -> value of katavm_runtime_load_config(), or NULL */
+  char *memory_hotplug;       /* "auto" | "virtio-mem" | "dimm" */
+  char *shared_fs;            /* "auto" | "virtio-fs" | "9p" */
+  char *virtiofsd;            /* the virtiofsd binary (KATAVM_VIRTIOFSD) */
+  char *virtiofs_cache;       /* "none" | "auto" | "always" (KATAVM_VIRTIOFS_CACHE) */
+  gint64 virtiofs_timeout_ms; /* name/attribute cache time; -1 = the mode's own
+                               * (KATAVM_VIRTIOFS_TIMEOUT_MS) */
+  GHashTable *conf;           /* [runtime] key -> value of katavm_runtime_load_config(), or NULL */
 };
+
+/* ---- the shared filesystem (lib/runtime.c) ---- */
+#define KV_SHARED_FS_VIRTIOFS "virtio-fs"
+#define KV_SHARED_FS_9P "9p"
+#define KV_VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
+#define KV_VIRTIOFS_CACHE_DEFAULT "auto"
+/* The guest keeps names and attributes for 1 s (cache=auto's own time):
+ * host-side changes show within it, and metadata work is ~3x faster than
+ * with 0 (docs/storage-fs.md, "Cache mode", measured). */
+#define KV_VIRTIOFS_TIMEOUT_MS_DEFAULT 1000
+#define KV_VIRTIOFS_TIMEOUT_MS_MAX 86400000
+/* Whether s is one of virtiofsd's cache modes (none, auto, always). */
+gboolean kv_virtiofs_cache_valid(const char *s);
+/* Resolve the runtime's shared_fs for this host: "auto" is virtio-fs where
+ * rt->virtiofsd is an executable, else 9p; "virtio-fs" without virtiofsd
+ * fails (KATAVM_E_NOT_FOUND). *reason (optional, caller frees) says why,
+ * for `katavm check`. Returns KV_SHARED_FS_* or NULL. */
+const char *kv_shared_fs_resolve(const katavm_runtime *rt, char **reason, GError **error);
 
 /* ---- persisted sandbox config (written at create, read by the shim) ---- */
 typedef struct {
@@ -77,8 +100,14 @@ typedef struct {
   char *initrd;
   guint vcpus, max_vcpus, memory_mib, max_memory_mib;
   char *created;
-  char *memory_hotplug; /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
-  char *netns;          /* NULL = no network (lib/shim/net.c) */
+  char *memory_hotplug;       /* "auto" | "virtio-mem" | "dimm"; NULL = auto */
+  char *netns;                /* NULL = no network (lib/shim/net.c) */
+  char *shared_fs;            /* KV_SHARED_FS_*, resolved at create; NULL = 9p (older configs) */
+  char *virtiofsd;            /* virtio-fs: the daemon's binary */
+  char *virtiofs_cache;       /* virtio-fs: its cache mode */
+  gint64 virtiofs_timeout_ms; /* virtio-fs: its name/attribute timeout, -1 = the mode's */
+  char *net;                  /* NULL/"none" | "tcfilter" (netns) | "user" (QEMU user-mode NAT) */
+  char **publish;             /* net "user": "[IP:]HOSTPORT:PORT[/proto]" (publish.h) */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);
@@ -98,6 +127,10 @@ JsonArray *kv_json_strv(const char *const *v);
 gboolean kv_rm_rf(const char *path, GError **error);
 /* Unmount every mount at or below `path` (deepest first). */
 void kv_umount_below(const char *path);
+
+/* The state letter of process `pid` as /proc shows it (R, S, D, T for
+ * stopped, t for traced, Z...), 0 when there is no such process. */
+char kv_proc_state(int pid);
 
 /* Kernel command line for the guest (fast boot options: docs/platform.md, "Boot"). */
 char *kv_guest_cmdline(void);

@@ -147,9 +147,20 @@ JsonObject *kv_oci_read(const char *bundle, GError **error) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
     return NULL;
   }
-  g_autoptr(JsonParser) p = json_parser_new();
+  g_autofree char *text = NULL;
+  gsize text_len = 0;
   g_autoptr(GError) pe = NULL;
-  if (!json_parser_load_from_file(p, cfg, &pe)) {
+  if (!g_file_get_contents(cfg, &text, &text_len, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "cannot read %s: %s", cfg, pe->message);
+    return NULL;
+  }
+  /* Bounded before json-glib recurses over it on our caller's stack. */
+  if (!kv_json_check_text(text, text_len, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
+    return NULL;
+  }
+  g_autoptr(JsonParser) p = json_parser_new();
+  if (!json_parser_load_from_data(p, text, (gssize)text_len, &pe)) {
     g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
     return NULL;
   }

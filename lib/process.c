@@ -226,9 +226,31 @@ static void on_frame(KvConn *c, const KvFrame *f, gpointer user) {
   }
 }
 
+/* The caller's read end of an output pipe reads EOF from now on, whoever
+ * still holds the write end (a hung shim does): the fd is switched to a
+ * pipe with no writer. A poll already waiting on the old pipe sees it at
+ * its next call. */
+static void theirs_to_eof(Pipe *pp) {
+  int fds[2];
+  if (pp->theirs < 0 || pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+    return;
+  close(fds[1]);
+  dup3(fds[0], pp->theirs, O_CLOEXEC);
+  close(fds[0]);
+}
+
 static void on_closed(KvConn *c, const GError *why, gpointer user) {
   katavm_process *p = user;
-  fail_waiters(p, KATAVM_E_AGENT, why ? why->message : "connection to the shim lost");
+  if (why && g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT)) {
+    theirs_to_eof(&p->out);
+    theirs_to_eof(&p->err);
+  }
+  /* A shim declared dead (stopped, hung) is a timeout, as for every call. */
+  fail_waiters(p,
+               why && g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT)
+                   ? KATAVM_E_TIMEOUT
+                   : KATAVM_E_AGENT,
+               why ? why->message : "connection to the shim lost");
   /* Whatever was buffered is delivered; then the caller sees EOF. */
   p->out.eof = p->err.eof = TRUE;
   pump_out(p, &p->out);

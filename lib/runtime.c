@@ -2,6 +2,7 @@
  * every sandbox it creates inherits. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "vmm.h"
@@ -13,6 +14,16 @@ static int set_path(char **slot, const char *what, const char *path, katavm_erro
   g_free(*slot);
   *slot = g_canonicalize_filename(path, NULL);
   return 0;
+}
+
+gboolean kv_virtiofs_cache_valid(const char *s) {
+  static const char *const modes[] = {"none", "auto", "always", NULL};
+  return s && g_strv_contains(modes, s);
+}
+
+static gboolean shared_fs_known(const char *fs) {
+  static const char *const kinds[] = {"auto", KV_SHARED_FS_VIRTIOFS, KV_SHARED_FS_9P, NULL};
+  return fs && g_strv_contains(kinds, fs);
 }
 
 int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
@@ -27,6 +38,10 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
   rt->vcpus = 1;
   rt->memory_mib = 256;
   rt->memory_hotplug = g_strdup("auto");
+  rt->shared_fs = g_strdup("auto");
+  rt->virtiofsd = g_strdup(KV_VIRTIOFSD_DEFAULT);
+  rt->virtiofs_cache = g_strdup(KV_VIRTIOFS_CACHE_DEFAULT);
+  rt->virtiofs_timeout_ms = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT;
   const char *v;
   int rc = 0;
   if (!rc && (v = g_getenv("KATAVM_ROOT")) && *v)
@@ -43,6 +58,37 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
     rc = katavm_runtime_set_memory_hotplug(rt, v, err);
   if (!rc && (v = g_getenv("KATAVM_SHIM")) && *v)
     rc = set_path(&rt->shim, "shim", v, err);
+  if (!rc && (v = g_getenv("KATAVM_SHARED_FS")) && *v) {
+    if (shared_fs_known(v))
+      rc = katavm_runtime_set_shared_fs(rt, v, err);
+    else
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "KATAVM_SHARED_FS: shared filesystem '%s' is not auto, virtio-fs or 9p", v);
+  }
+  if (!rc && (v = g_getenv("KATAVM_VIRTIOFSD")) && *v)
+    rc = set_path(&rt->virtiofsd, "KATAVM_VIRTIOFSD: virtiofsd", v, err);
+  if (!rc && (v = g_getenv("KATAVM_VIRTIOFS_CACHE")) && *v) {
+    if (kv_virtiofs_cache_valid(v)) {
+      g_free(rt->virtiofs_cache);
+      rt->virtiofs_cache = g_strdup(v);
+    } else {
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "KATAVM_VIRTIOFS_CACHE: virtio-fs cache mode '%s' is not none, auto or "
+                        "always",
+                        v);
+    }
+  }
+  if (!rc && (v = g_getenv("KATAVM_VIRTIOFS_TIMEOUT_MS")) && *v) {
+    gint64 ms = 0;
+    if (!strcmp(v, "default"))
+      rt->virtiofs_timeout_ms = -1;
+    else if (g_ascii_string_to_signed(v, 10, 0, KV_VIRTIOFS_TIMEOUT_MS_MAX, &ms, NULL))
+      rt->virtiofs_timeout_ms = ms;
+    else
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "KATAVM_VIRTIOFS_TIMEOUT_MS: '%s' is not 0..%d milliseconds or 'default'",
+                        v, KV_VIRTIOFS_TIMEOUT_MS_MAX);
+  }
   if (rc) {
     katavm_runtime_free(rt);
     return rc;
@@ -61,6 +107,9 @@ void katavm_runtime_free(katavm_runtime *rt) {
   g_free(rt->initrd);
   g_free(rt->shim);
   g_free(rt->memory_hotplug);
+  g_free(rt->shared_fs);
+  g_free(rt->virtiofsd);
+  g_free(rt->virtiofs_cache);
   if (rt->conf)
     g_hash_table_unref(rt->conf);
   g_free(rt);
@@ -121,6 +170,48 @@ int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode, kata
   g_free(rt->memory_hotplug);
   rt->memory_hotplug = g_strdup(mode);
   return 0;
+}
+
+int katavm_runtime_set_shared_fs(katavm_runtime *rt, const char *fs, katavm_error **err) {
+  if (!rt)
+    return kv_error_set(err, KATAVM_E_INVALID, "runtime is NULL");
+  if (!shared_fs_known(fs))
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "shared filesystem '%s' is not auto, virtio-fs or 9p", fs ? fs : "(null)");
+  g_free(rt->shared_fs);
+  rt->shared_fs = g_strdup(fs);
+  return 0;
+}
+
+const char *kv_shared_fs_resolve(const katavm_runtime *rt, char **reason, GError **error) {
+  gboolean have = access(rt->virtiofsd, X_OK) == 0;
+  const char *got = NULL;
+  char *why = NULL;
+  if (!g_strcmp0(rt->shared_fs, KV_SHARED_FS_9P)) {
+    got = KV_SHARED_FS_9P;
+    why = g_strdup("9p (virtio-9p in QEMU), as configured");
+  } else if (have) {
+    got = KV_SHARED_FS_VIRTIOFS;
+    why = g_strdup_printf("virtio-fs (%s, one per sandbox)%s", rt->virtiofsd,
+                          g_strcmp0(rt->shared_fs, "auto") ? ", as configured"
+                                                           : ": auto, virtiofsd is present");
+  } else if (!g_strcmp0(rt->shared_fs, "auto")) {
+    got = KV_SHARED_FS_9P;
+    why = g_strdup_printf("9p: auto, and virtiofsd %s is missing (apt-get install "
+                          "qemu-system-common for virtio-fs)",
+                          rt->virtiofsd);
+  } else {
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND,
+                "shared filesystem virtio-fs needs virtiofsd, and %s is not an executable "
+                "(apt-get install qemu-system-common, or use 9p)",
+                rt->virtiofsd);
+    return NULL;
+  }
+  if (reason)
+    *reason = why;
+  else
+    g_free(why);
+  return got;
 }
 
 int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpus, unsigned int memory_mib,

@@ -15,6 +15,7 @@
 
 #include "abi.h"
 #include "internal.h"
+#include "publish.h"
 #include "proto.h"
 #include "sandbox-internal.h"
 #include "unixsock.h"
@@ -58,6 +59,43 @@ static gboolean ensure_dir(const char *path, GError **error) {
 
 /* ---- connection to a shim ---- */
 
+static pid_t recorded_shim_pid(const KvPaths *p);
+
+/* Liveness of the shim (kv_conn_keepalive), while a client listens: a ping
+ * every CLIENT_PING_MS; a shim that is stopped (SIGSTOP) is dead at once
+ * before its HELLO (so that `sandbox ls` and open fail fast), after
+ * SHIM_DEAD_MS of silence once connected; one that runs but does not answer
+ * for SHIM_HUNG_MS (it may sit in a slow libvirt call) is hung. */
+#define CLIENT_PING_MS 500
+#define SHIM_DEAD_MS 3000
+#define SHIM_HUNG_MS 30000
+
+typedef struct {
+  char *id;
+  pid_t pid;
+} ShimWatch;
+
+static void shim_watch_free(gpointer p) {
+  ShimWatch *w = p;
+  g_free(w->id);
+  g_free(w);
+}
+
+static gboolean shim_silent(KvConn *c, guint silent_ms, GString *why, gpointer user) {
+  ShimWatch *w = user;
+  char st = kv_proc_state(w->pid);
+  if (w->pid > 0 && (st == 'T' || st == 't') &&
+      (!kv_conn_is_ready(c) || silent_ms >= SHIM_DEAD_MS)) {
+    g_string_append_printf(why, "the shim (pid %d) of sandbox '%s' is stopped", (int)w->pid, w->id);
+    return TRUE;
+  }
+  if (silent_ms >= SHIM_HUNG_MS) {
+    g_string_append_printf(why, "the shim (pid %d) of sandbox '%s' is hung", (int)w->pid, w->id);
+    return TRUE;
+  }
+  return FALSE;
+}
+
 static void on_closed(KvConn *c, const GError *why, gpointer user) {
 }
 
@@ -91,6 +129,10 @@ KvConn *kv_shim_connect_full(const KvPaths *p, GMainContext *ctx, const KvConnHa
     return NULL;
   }
   KvConn *c = kv_conn_new(fd, "client", h, user, ctx);
+  ShimWatch *w = g_new0(ShimWatch, 1);
+  w->id = g_path_get_basename(p->dir);
+  w->pid = recorded_shim_pid(p);
+  kv_conn_keepalive(c, CLIENT_PING_MS, SHIM_DEAD_MS, shim_silent, w, shim_watch_free);
   if (!kv_conn_wait_ready(c, 10000, &e)) {
     gboolean closed = kv_conn_is_closed(c);
     kv_conn_close(c);
@@ -399,6 +441,64 @@ static gboolean teardown(katavm_runtime *rt, const KvPaths *p, const char *id, G
   return TRUE;
 }
 
+/* ---- the state root ---- */
+
+/* Whoever can write the state root can hide sandboxes from us or fake
+ * them (a state.json naming any pid for destroy to kill, a shim socket
+ * that answers in the shim's name): refuse a root, or its sandboxes
+ * directory, that another user owns or that group or others may write.
+ * A missing one is fine (create makes it, 0700). */
+static gboolean root_dir_check(const char *dir, GError **error) {
+  struct stat st;
+  if (lstat(dir, &st) < 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    int e = errno;
+    g_set_error(error, KV_ERROR, KATAVM_E_IO, "%scannot access the state root %s: %s",
+                e == EACCES ? "permission denied: " : "", dir, g_strerror(e));
+    return FALSE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "the state root %s is not a directory", dir);
+    return FALSE;
+  }
+  if (st.st_uid != geteuid()) {
+    g_set_error(error, KV_ERROR, KATAVM_E_IO,
+                "permission denied: the state root %s belongs to uid %u, not to you (uid %u); "
+                "refusing a root that another user controls",
+                dir, (unsigned)st.st_uid, (unsigned)geteuid());
+    return FALSE;
+  }
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "the state root %s is writable by %s (mode %04o): other users could hide or "
+                "fake sandboxes there; make it 0700",
+                dir, (st.st_mode & S_IWOTH) ? "others" : "its group",
+                (unsigned)(st.st_mode & 07777));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean root_check(const char *root, GError **error) {
+  g_autofree char *sbs = g_build_filename(root, "sandboxes", NULL);
+  return root_dir_check(root, error) && root_dir_check(sbs, error);
+}
+
+/* The sandbox's state directory exists: NOT_FOUND when it does not, a
+ * permission error when we may not look. */
+static gboolean sandbox_dir_check(const KvPaths *p, const char *id, GError **error) {
+  struct stat st;
+  if (stat(p->dir, &st) == 0 && S_ISDIR(st.st_mode))
+    return TRUE;
+  if (errno == EACCES)
+    g_set_error(error, KV_ERROR, KATAVM_E_IO,
+                "permission denied: you may not access sandbox '%s' (%s)", id, p->dir);
+  else
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  return FALSE;
+}
+
 /* ---- public API ---- */
 
 int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
@@ -413,6 +513,8 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   g_autofree char *id = cfg->id ? g_strdup(cfg->id) : kv_id_generate();
   g_autoptr(GError) e = NULL;
   if (!kv_id_validate(id, &e))
+    return kv_error_propagate(err, e);
+  if (!root_check(rt->root, &e))
     return kv_error_propagate(err, e);
 
   guint vcpus = cfg->vcpus ? cfg->vcpus : rt->vcpus;
@@ -444,10 +546,34 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                         rt->initrd);
   if (cfg->netns && (!*cfg->netns || !g_path_is_absolute(cfg->netns)))
     return kv_error_set(err, KATAVM_E_INVALID, "netns '%s' is not an absolute path", cfg->netns);
+  const char *net = cfg->net;
+  if (net && strcmp(net, "none") && strcmp(net, "user"))
+    return kv_error_set(err, KATAVM_E_INVALID, "unknown network mode '%s' (none or user)", net);
+  if (net && !strcmp(net, "user") && cfg->netns)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "network mode 'user' and a netns (%s) exclude each other", cfg->netns);
+  if (net && !strcmp(net, "none") && cfg->netns)
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "network mode 'none' and a netns (%s) exclude each other", cfg->netns);
+  if (!net)
+    net = cfg->netns ? "tcfilter" : "none";
+  if (cfg->publish && cfg->publish[0] && strcmp(net, "user"))
+    return kv_error_set(err, KATAVM_E_INVALID,
+                        "published ports (%s) need network mode 'user' (the mode is '%s')",
+                        cfg->publish[0], net);
+  g_autoptr(GArray) published = kv_publish_parse_all(cfg->publish, &e);
+  if (!published)
+    return kv_error_propagate(err, e);
+  for (guint i = 0; i < published->len; i++)
+    if (!kv_publish_check_free(&g_array_index(published, KvPublish, i), cfg->publish[i], &e))
+      return kv_error_propagate(err, e);
   if (access(rt->shim, X_OK) < 0)
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "shim %s is not an executable", rt->shim);
   KvAccel want, accel;
   if (!kv_accel_parse(rt->accel, &want, &e) || !kv_accel_resolve(want, &accel, NULL, &e))
+    return kv_error_propagate(err, e);
+  const char *shared_fs = kv_shared_fs_resolve(rt, NULL, &e);
+  if (!shared_fs)
     return kv_error_propagate(err, e);
 
   g_auto(KvPaths) p;
@@ -474,6 +600,12 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
       .max_memory_mib = max_mem,
       .memory_hotplug = rt->memory_hotplug,
       .netns = (char *)cfg->netns,
+      .shared_fs = (char *)shared_fs,
+      .virtiofsd = rt->virtiofsd,
+      .virtiofs_cache = rt->virtiofs_cache,
+      .virtiofs_timeout_ms = rt->virtiofs_timeout_ms,
+      .net = (char *)net,
+      .publish = cfg->publish && cfg->publish[0] ? (char **)cfg->publish : NULL,
   };
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);
@@ -511,10 +643,12 @@ int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out
   g_autoptr(GError) e = NULL;
   if (!kv_id_validate(id, &e))
     return kv_error_propagate(err, e);
+  if (!root_check(rt->root, &e))
+    return kv_error_propagate(err, e);
   katavm_sandbox *sb = sb_new(rt->root, id);
-  if (!g_file_test(sb->paths.dir, G_FILE_TEST_IS_DIR)) {
+  if (!sandbox_dir_check(&sb->paths, id, &e)) {
     katavm_sandbox_close(sb);
-    return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+    return kv_error_propagate(err, e);
   }
   KvSandboxConfig c;
   if (!kv_config_load(&c, sb->paths.config, &e)) {
@@ -566,10 +700,13 @@ int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **er
   g_autoptr(GError) e = NULL;
   if (!kv_id_validate(id, &e))
     return kv_error_propagate(err, e);
+  if (!root_check(rt->root, &e))
+    return kv_error_propagate(err, e);
   g_auto(KvPaths) p;
   kv_paths_init(&p, rt->root, id);
-  if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) && !g_file_test(p.run, G_FILE_TEST_EXISTS))
-    return kv_error_set(err, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
+  if (!g_file_test(p.dir, G_FILE_TEST_EXISTS) && !g_file_test(p.run, G_FILE_TEST_EXISTS) &&
+      !sandbox_dir_check(&p, id, &e))
+    return kv_error_propagate(err, e);
   /* Not while another client recovers it (a shim this teardown does not
    * know of yet would hold the VM) or removes it. */
   int lk = -1;
@@ -590,6 +727,9 @@ int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **er
 int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err) {
   if (!rt || !ids_out)
     return kv_error_set(err, KATAVM_E_INVALID, "runtime and ids_out must not be NULL");
+  g_autoptr(GError) re = NULL;
+  if (!root_check(rt->root, &re))
+    return kv_error_propagate(err, re);
   g_autofree char *dir = g_build_filename(rt->root, "sandboxes", NULL);
   GPtrArray *ids = g_ptr_array_new();
   DIR *d = opendir(dir);
@@ -657,6 +797,15 @@ int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **e
       kv_msg_clear(kv_m_shim_agent_check.result, &g);
     } else {
       json_object_set_string_member(r, "guest_error", ge->message);
+    }
+    /* The guest's network, as its kernel has it. */
+    g_autoptr(GError) ne = NULL;
+    KvNetInfoResult ni;
+    if (kv_sandbox_rpc(sb, &kv_m_net_info, NULL, &ni, &ne)) {
+      json_object_set_object_member(r, "network", kv_msg_encode(kv_m_net_info.result, &ni));
+      kv_msg_clear(kv_m_net_info.result, &ni);
+    } else {
+      json_object_set_string_member(r, "network_error", ne->message);
     }
   }
   kv_msg_clear(kv_m_shim_state.result, &st);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "proto.h"
 
 #define KV_JSON_FILE_MAX (1024 * 1024)
 
@@ -107,8 +108,12 @@ JsonObject *kv_json_file_load(const char *path, GError **error) {
   }
   if (!g_file_get_contents(path, &data, &len, error))
     return NULL;
-  g_autoptr(JsonParser) parser = json_parser_new();
   g_autoptr(GError) perr = NULL;
+  if (!kv_json_check_text(data, len, &perr)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
+    return NULL;
+  }
+  g_autoptr(JsonParser) parser = json_parser_new();
   if (!json_parser_load_from_data(parser, data, (gssize)len, &perr)) {
     g_set_error(error, KV_ERROR, KATAVM_E_CORRUPT, "%s is not valid JSON: %s", path, perr->message);
     return NULL;
@@ -259,9 +264,12 @@ char *kv_guest_cmdline(void) {
    * the spare root ports. Setting up native hotplug on each of them cost
    * ~0.1 s of every boot (bench/boot: 2.06 -> 1.95 s with 10 ports), and
    * it is not what hot-adds NICs and disks here: QEMU's q35 (>= 6.1) hands
-   * root-port hotplug to ACPI, which the built-in acpiphp serves. */
+   * root-port hotplug to ACPI, which the built-in acpiphp serves.
+   * loglevel=1, not 0: panic() raises the console's level only when it is
+   * not 0, so with 0 a panic left no line on the console for the shim's
+   * stop reason; 1 still prints nothing below KERN_EMERG while booting. */
   GString *s = g_string_new(
-      "console=ttyS0 panic=-1 quiet loglevel=0 cryptomgr.notests tsc=reliable "
+      "console=ttyS0 panic=-1 quiet loglevel=1 cryptomgr.notests tsc=reliable "
       "no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd "
       "random.trust_cpu=on mitigations=off swiotlb=noforce "
       "initcall_blacklist=init_kprobe_trace,crypto_kdf108_init "
@@ -282,4 +290,16 @@ char *kv_guest_cmdline(void) {
   if (dbg && *dbg && strcmp(dbg, "0") != 0)
     g_string_append(s, " KATAVM_DEBUG=1 loglevel=7");
   return g_string_free(s, FALSE);
+}
+
+char kv_proc_state(int pid) {
+  if (pid <= 0)
+    return 0;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL))
+    return 0;
+  /* "PID (COMM) STATE ...": COMM may hold anything, the last ')' ends it. */
+  const char *rp = strrchr(st, ')');
+  return rp && rp[1] == ' ' && rp[2] ? rp[2] : 0;
 }

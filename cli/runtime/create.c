@@ -28,16 +28,14 @@ static unsigned int capped(Rt *r, const char *key, unsigned int want) {
   return want;
 }
 
-/* config.json's annotations, which `state` reports back. */
-static JsonObject *read_annotations(const char *bundle) {
-  g_autofree char *path = g_build_filename(bundle, "config.json", NULL);
+/* The bundle's annotations (as katavm_bundle_info_read() found them),
+ * which `state` reports back. */
+static JsonObject *read_annotations(const char *json) {
   g_autoptr(JsonParser) p = json_parser_new();
-  if (!json_parser_load_from_file(p, path, NULL))
+  if (!json || !json_parser_load_from_data(p, json, -1, NULL))
     return NULL;
   JsonNode *root = json_parser_get_root(p);
-  JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
-  JsonNode *a = o ? json_object_get_member(o, "annotations") : NULL;
-  return a && JSON_NODE_HOLDS_OBJECT(a) ? json_object_ref(json_node_get_object(a)) : NULL;
+  return root && JSON_NODE_HOLDS_OBJECT(root) ? json_object_ref(json_node_get_object(root)) : NULL;
 }
 
 static int create_body(Rt *r, gpointer data, int report) {
@@ -92,7 +90,7 @@ static int create_body(Rt *r, gpointer data, int report) {
   if (katavm_container_add(sb, c->id, &cc, &proc, &e) < 0)
     goto fail;
   st.is_sandbox = created_vm;
-  st.annotations = read_annotations(c->bundle);
+  st.annotations = read_annotations(c->bi.annotations);
   st.config = r->config;
   st.pid = getpid();
   st.pid_start = rt_pid_start(st.pid);

@@ -183,6 +183,19 @@ KATAVM_API int katavm_runtime_set_initrd(katavm_runtime *rt, const char *path, k
 KATAVM_API int katavm_runtime_set_memory_hotplug(katavm_runtime *rt, const char *mode,
                                                  katavm_error **err);
 
+/* Set the filesystem that shares the host side of sandboxes created
+ * afterwards (container root filesystems, volumes) with the guest.
+ * fs: "auto" (the default: "virtio-fs" where virtiofsd is installed, else
+ * "9p"), "virtio-fs" (one virtiofsd per sandbox, started and supervised by
+ * the sandbox's shim; creating a sandbox fails with KATAVM_E_NOT_FOUND where
+ * virtiofsd is missing) or "9p" (QEMU's virtio-9p). The environment
+ * variable KATAVM_SHARED_FS sets the same at katavm_runtime_new. A sandbox
+ * keeps its choice for life; katavm_sandbox_inspect shows it ("shared_fs"),
+ * katavm_check_host says which one this host gets. docs/storage-fs.md
+ * compares them.
+ * Returns 0 or KATAVM_E_INVALID (another value). */
+KATAVM_API int katavm_runtime_set_shared_fs(katavm_runtime *rt, const char *fs, katavm_error **err);
+
 /* Set the defaults used when a sandbox config leaves vcpus / memory_mib
  * at 0.
  * vcpus: 1..256. memory_mib: at least KATAVM_MIN_MEMORY_MIB.
@@ -206,8 +219,7 @@ KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
  * Errors: KATAVM_E_NOT_FOUND (no such file), KATAVM_E_INVALID (malformed:
  * the message names the file and the line or key), or a setter's error
  * naming the key. */
-KATAVM_API int katavm_runtime_load_config(katavm_runtime *rt, const char *path,
-                                          katavm_error **err);
+KATAVM_API int katavm_runtime_load_config(katavm_runtime *rt, const char *path, katavm_error **err);
 /* A [runtime] key of the loaded configuration file.
  * Returns the value (owned by rt, valid until the next load or free), or
  * NULL when no file was loaded or it does not set the key. */
@@ -216,7 +228,8 @@ KATAVM_API const char *katavm_runtime_config_value(katavm_runtime *rt, const cha
 /* Check the host, like `kata-runtime kata-check`: KVM, libvirt, QEMU,
  * kernel, initrd, shim and state directory.
  * json_out: receives a JSON object string {"ok":bool,"accel":"kvm|tcg",
- * "accel_reason":str,"items":[{"name","ok","detail","fix"}...]}, freed with
+ * "accel_reason":str,"shared_fs":"virtio-fs|9p|none","shared_fs_reason":str,
+ * "items":[{"name","ok","detail","fix"}...]}, freed with
  * katavm_free().
  * Returns 0 even when items fail (see "ok"); KATAVM_E_INVALID for NULL
  * arguments. */
@@ -246,6 +259,21 @@ typedef struct katavm_sandbox_config {
    * addresses, MTU, routes and static neighbours. Destroy removes the taps
    * and filters and leaves the namespace's interfaces as they were. */
   const char *netns;
+  /* The network model: NULL = "none" (only lo in the guest), or tcfilter
+   * when netns is set. "none": no network. "user": user-mode networking
+   * (QEMU's slirp), no host setup: the guest gets 10.0.2.15/24, a default
+   * route through 10.0.2.2 (the host, as the guest sees it) and the DNS
+   * forwarder 10.0.2.3, reaches what a host process could through slirp's
+   * NAT, and is reached from the host only through publish
+   * (docs/networking.md). "user" with netns is an error. */
+  const char *net;
+  /* NULL-terminated list of published ports (net "user" only), each
+   * "[IP:]HOSTPORT:PORT[/tcp|udp]" as in `podman run -p`: the host's
+   * IPv4 IP:HOSTPORT (IP defaults to 127.0.0.1) reaches
+   * the guest's PORT, over TCP unless /udp. A malformed spec, a port
+   * outside 1-65535 or a host port already taken fails create with
+   * KATAVM_E_INVALID / KATAVM_E_EXISTS naming it. */
+  const char *const *publish;
 } katavm_sandbox_config;
 
 /* Prepare a sandbox config: zero `size` bytes of cfg and set
@@ -281,10 +309,15 @@ typedef struct katavm_sandbox katavm_sandbox;
  * Errors: KATAVM_E_INVALID (struct_size, bad id, memory below
  * KATAVM_MIN_MEMORY_MIB, max below boot value, more than 256 vCPUs or
  * 1 TiB, netns not a network namespace or without an interface that has an
- * address), KATAVM_E_EXISTS (id in use), KATAVM_E_NOT_FOUND (kernel, initrd,
+ * address, unknown net, "user" with netns, publish malformed or without
+ * "user"; a state root writable by group or others), KATAVM_E_EXISTS (id in
+ * use, a published host port taken), KATAVM_E_NOT_FOUND (kernel, initrd,
  * shim or netns missing), KATAVM_E_UNSUPPORTED (accel "kvm" without KVM),
- * KATAVM_E_IO, KATAVM_E_VMM (libvirt unreachable, QEMU failed),
- * KATAVM_E_AGENT / KATAVM_E_TIMEOUT (guest did not come up). */
+ * KATAVM_E_IO (also "permission denied": a state root that another user
+ * owns), KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT /
+ * KATAVM_E_TIMEOUT (guest did not come up: the message quotes the last
+ * console lines; a QEMU that is stopped (SIGSTOP) or gone fails the create
+ * within about 5 s with KATAVM_E_TIMEOUT). */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
@@ -297,7 +330,11 @@ KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_co
  * KATAVM_E_CORRUPT (state unreadable), KATAVM_E_STATE (its shim is gone
  * and recovery failed; the sandbox, its VM and its state are kept, and
  * katavm_sandbox_destroy() removes them), KATAVM_E_TIMEOUT (another
- * recovery did not finish in time, or the shim did not answer),
+ * recovery did not finish in time, or the shim did not answer: a stopped
+ * (SIGSTOP) shim is reported within about a second, a hung one within
+ * 30 s), KATAVM_E_IO ("permission denied": the caller may not access the
+ * sandbox or its state root is another user's), KATAVM_E_INVALID (a state
+ * root writable by group or others),
  * KATAVM_E_PROTOCOL / KATAVM_E_AGENT (the shim misbehaved). */
 KATAVM_API int katavm_sandbox_open(katavm_runtime *rt, const char *id, katavm_sandbox **out,
                                    katavm_error **err);
@@ -330,10 +367,11 @@ KATAVM_API int katavm_sandbox_stop(katavm_sandbox *sb, katavm_error **err);
  * (state could not be removed), KATAVM_E_VMM. */
 KATAVM_API int katavm_sandbox_destroy(katavm_runtime *rt, const char *id, katavm_error **err);
 
-/* The ids of all sandboxes under the runtime's root.
+/* The ids of all sandboxes under the runtime's root (no shim is asked).
  * ids_out: receives a sorted NULL-terminated array, freed with
  * katavm_strv_free().
- * Errors: KATAVM_E_INVALID, KATAVM_E_IO (root unreadable). */
+ * Errors: KATAVM_E_INVALID (also: root writable by group or others),
+ * KATAVM_E_IO (root unreadable, or another user's: "permission denied"). */
 KATAVM_API int katavm_sandbox_list(katavm_runtime *rt, char ***ids_out, katavm_error **err);
 
 /* What the guest agent reports about the guest (a result struct). */
@@ -368,7 +406,13 @@ KATAVM_API int katavm_sandbox_agent_check(katavm_sandbox *sb, katavm_guest_info 
 /* Everything known about the sandbox.
  * json_out: receives a JSON object string {"id","state","shim_pid",
  * "vcpus","max_vcpus","memory_mib","max_memory_mib","accel","created",
- * "guest":{...} (when running)}, freed with katavm_free().
+ * "shared_fs" ("virtio-fs" or "9p"), "virtiofsd_pid" (virtio-fs, while it
+ * runs), "error" (why the sandbox stopped when it did not stop by request,
+ * e.g. its virtiofsd died), "stop_reason" (once stopped: "stopped on
+ * request", "the guest powered off (or reset)", "guest kernel panic: <line>
+ * (last console lines: ...)", "QEMU (pid N) died unexpectedly ...",
+ * "declared failed: no answer from the agent ..."), "guest":{...} (when
+ * running)}, freed with katavm_free().
  * Errors: KATAVM_E_INVALID, KATAVM_E_STATE (shim gone), KATAVM_E_PROTOCOL,
  * KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_sandbox_inspect(katavm_sandbox *sb, char **json_out, katavm_error **err);
@@ -587,9 +631,15 @@ static inline void katavm_exec_config_init(katavm_exec_config *cfg) {
  * container_id: the container. cfg: prepared with
  * katavm_exec_config_init(); read during the call.
  * out: receives the handle, freed with katavm_process_free().
+ * The process belongs to the handle: when the handle's connection to the
+ * shim closes before the process was seen to exit (katavm_process_free()
+ * early, the calling process killed), or the shim dies, the process is
+ * killed (SIGKILL) in the guest; nothing exec'd runs on unowned.
  * Errors: KATAVM_E_INVALID (struct_size, bad id, empty argv, relative
  * cwd), KATAVM_E_NOT_FOUND (no such container), KATAVM_E_STATE (container
- * not running), KATAVM_E_IO, KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
+ * or sandbox not running: "sandbox X is not running (stopped: <reason>)"),
+ * KATAVM_E_IO,
+ * KATAVM_E_AGENT, KATAVM_E_TIMEOUT. */
 KATAVM_API int katavm_exec(katavm_sandbox *sb, const char *container_id,
                            const katavm_exec_config *cfg, katavm_process **out, katavm_error **err);
 
@@ -610,8 +660,12 @@ KATAVM_API int katavm_process_close_stdin(katavm_process *p, katavm_error **err)
 /* Block until the process exits.
  * timeout_ms: < 0 = forever. exit_code (optional): receives its status in
  * shell convention (128+N for signal N).
- * Errors: KATAVM_E_INVALID, KATAVM_E_TIMEOUT (still running),
- * KATAVM_E_AGENT / KATAVM_E_STATE (the connection or the guest went
+ * Errors: KATAVM_E_INVALID, KATAVM_E_TIMEOUT (still running after
+ * timeout_ms; or the shim or the guest stopped answering: a stopped QEMU
+ * or shim within about 5 s, a hung one within 30 s; the stdout/stderr fds
+ * then read EOF, a poll already waiting on them sees it when called
+ * again), KATAVM_E_STATE ("sandbox X stopped: <reason>": the VM died,
+ * see katavm_sandbox_inspect), KATAVM_E_AGENT (the connection went
  * away). */
 KATAVM_API int katavm_process_wait(katavm_process *p, int timeout_ms, int *exit_code,
                                    katavm_error **err);
@@ -629,7 +683,8 @@ KATAVM_API int katavm_process_signal(katavm_process *p, int signal, katavm_error
 KATAVM_API int katavm_process_resize(katavm_process *p, unsigned short rows, unsigned short cols,
                                      katavm_error **err);
 
-/* Release the handle and its fds; a still-running process keeps running.
+/* Release the handle and its fds; a still-running process is killed (see
+ * katavm_exec).
  * p: the handle; NULL is allowed. */
 KATAVM_API void katavm_process_free(katavm_process *p);
 
@@ -672,13 +727,26 @@ typedef struct katavm_hotplug_request {
   unsigned int mtu;
   const char *const *addresses;
   const char *gateway;
-  /* DISK_ADD: a host file or block device; readonly; optionally mounted in
+  /* DISK_ADD: a host image file or block device; readonly; optionally
+   * mounted in `container` at `mount_path` (see below). Read-write refuses
+   * (KATAVM_E_INVALID) host system files (under /etc, /usr, /bin, /sbin,
+   * /lib*, /boot, /proc, /sys), files that are empty or not a whole number
+   * of 512-byte sectors, and (KATAVM_E_STATE) block devices in use on the
+   * host; read-only attaches any regular file or block device.
+   * Also for DISK_ADD: optionally mounted in
    * `container` at `mount_path` (fstype auto-detected by the guest).
    * DISK_REMOVE: path. */
   const char *path;
   int readonly;
   const char *container;
   const char *mount_path;
+  /* NIC_ADD instead of tap: an interface of the sandbox's network
+   * namespace (its netns) by name, wired as at create: a tap in that
+   * namespace with tc redirects both ways, the guest interface with the
+   * interface's MAC, addresses, MTU, routes and static neighbours (mac,
+   * mtu, addresses and gateway must be unset). NIC_REMOVE of its MAC also
+   * removes the tap and redirects. */
+  const char *netns_iface;
 } katavm_hotplug_request;
 
 /* Prepare a hotplug request: zero `size` bytes of req, set
@@ -765,6 +833,9 @@ typedef struct katavm_bundle_info {
    * rounded up to MiB); 0 = not given (runtime default). */
   unsigned int vcpus;
   unsigned int memory_mib;
+  /* The spec's annotations as a JSON object text ("{}" when it has none),
+   * for the OCI state a runtime reports. */
+  char *annotations;
 } katavm_bundle_info;
 
 /* Prepare a bundle info: zero `size` bytes and set struct_size = size.

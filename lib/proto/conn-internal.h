@@ -66,6 +66,16 @@ struct _KvConn {
   GHashTable *calls;    /* id -> KvCall* */
   char **peer_features; /* what the peer announced */
 
+  /* Liveness (kv_conn_keepalive; last_heard is kept by the transport). */
+  gint64 last_heard; /* monotonic us of the last byte received */
+  GSource *ka_src;
+  guint ka_interval_ms, ka_dead_ms;
+  KvSilenceFunc ka_judge;
+  gpointer ka_user;
+  GDestroyNotify ka_user_free;
+  gint64 ka_last_tick;
+  gboolean ka_ping_out;
+
   /* Set by the RPC layer (conn.c): what the transport hands up. */
   gboolean (*dispatch)(KvConn *c, const KvFrame *f, GError **error);
   void (*on_shutdown)(KvConn *c, gboolean notify);

@@ -75,7 +75,9 @@ static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
     KvRequest req;
     if (!kv_request_parse(f->payload, &req, error))
       return FALSE;
-    if (c->h.on_request != NULL)
+    if (!strcmp(req.method, kv_m_ping.name))
+      kv_conn_reply(c, req.id, NULL); /* liveness: answered by the loop itself */
+    else if (c->h.on_request != NULL)
       c->h.on_request(c, req.id, req.method, req.params, c->user);
     else
       kv_conn_reply_error(c, req.id, KV_CONN_NO_HANDLER_CODE, "no request handler on this side");
@@ -100,6 +102,10 @@ static gboolean dispatch_frame(KvConn *c, const KvFrame *f, GError **error) {
 /* The transport closed (kv_tr_shutdown): fail every pending call, then
  * tell the owner. */
 static void conn_on_shutdown(KvConn *c, gboolean notify) {
+  if (c->ka_src != NULL) {
+    g_source_destroy(c->ka_src);
+    g_clear_pointer(&c->ka_src, g_source_unref);
+  }
   /* Steal the table first: a reply callback may start new calls (which
    * fail at once, the conn being closed) or drop its conn reference. */
   GHashTable *calls = c->calls;
@@ -142,6 +148,7 @@ KvConn *kv_conn_new(int fd, const char *role, const KvConnHandlers *h, gpointer 
   c->calls = g_hash_table_new(g_direct_hash, g_direct_equal);
   c->dispatch = dispatch_frame;
   c->on_shutdown = conn_on_shutdown;
+  c->last_heard = g_get_monotonic_time();
 
   g_autoptr(GError) err = NULL;
   if (!g_unix_set_fd_nonblocking(fd, TRUE, &err)) {
@@ -178,6 +185,8 @@ void kv_conn_unref(KvConn *c) {
       return;
   }
   g_hash_table_unref(c->calls);
+  if (c->ka_user_free != NULL)
+    c->ka_user_free(c->ka_user);
   if (c->fds_in != NULL)
     g_array_unref(c->fds_in);
   g_clear_error(&c->close_error);
@@ -431,4 +440,83 @@ void kv_conn_send_event(KvConn *c, const char *event, JsonObject *fields) {
   g_autoptr(GError) err = NULL;
   if (!conn_send_json(c, KV_FRAME_EVENT, b, &err))
     g_debug("katavm: event %s not sent: %s", event, err != NULL ? err->message : "?");
+}
+
+/* ---- liveness ---- */
+
+static void ka_pong(KvConn *c, G_GNUC_UNUSED JsonObject *result, G_GNUC_UNUSED const GError *error,
+                    G_GNUC_UNUSED gpointer user) {
+  /* Any answer (an older peer's "unknown method" too) proves it alive; the
+   * transport has already noted the bytes. */
+  c->ka_ping_out = FALSE;
+}
+
+static gboolean ka_tick(gpointer p) {
+  KvConn *c = p;
+  if (c->closed)
+    return G_SOURCE_REMOVE;
+  gint64 now = g_get_monotonic_time();
+  gint64 interval_us = (gint64)c->ka_interval_ms * 1000;
+  if (now - c->ka_last_tick > 2 * interval_us) {
+    /* Nobody listened meanwhile: what the peer said is still unread. */
+    c->last_heard = MAX(c->last_heard, now);
+    c->ka_ping_out = FALSE;
+  }
+  c->ka_last_tick = now;
+  gboolean ready = c->peer_role != NULL;
+  guint silent_ms = (guint)MIN((now - c->last_heard) / 1000, (gint64)G_MAXUINT);
+  gboolean dead = FALSE;
+  g_autoptr(GString) why = g_string_new(NULL);
+  if (c->ka_judge != NULL) {
+    if (silent_ms >= c->ka_interval_ms)
+      dead = c->ka_judge(c, silent_ms, why, c->ka_user);
+  } else {
+    dead = ready && silent_ms >= c->ka_dead_ms;
+  }
+  if (dead) {
+    g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
+    const char *peer = c->peer_role != NULL ? c->peer_role : "peer";
+    kv_tr_shutdown(c,
+                   g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT,
+                               "no answer from the %s for %u.%u s%s%s", peer, silent_ms / 1000,
+                               silent_ms % 1000 / 100, why->len ? ": " : "", why->str),
+                   TRUE);
+    return G_SOURCE_REMOVE; /* the shutdown dropped our source */
+  }
+  if (ready && !c->ka_ping_out) {
+    c->ka_ping_out = TRUE;
+    kv_conn_call(c, kv_m_ping.name, NULL, 0, ka_pong, NULL);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+void kv_conn_keepalive(KvConn *c, guint interval_ms, guint dead_ms, KvSilenceFunc judge,
+                       gpointer user, GDestroyNotify user_free) {
+  g_return_if_fail(c != NULL && interval_ms > 0);
+  if (c->ka_user_free != NULL)
+    c->ka_user_free(c->ka_user);
+  c->ka_user = user;
+  c->ka_user_free = user_free;
+  if (c->closed)
+    return;
+  if (c->ka_src != NULL) {
+    g_source_destroy(c->ka_src);
+    g_clear_pointer(&c->ka_src, g_source_unref);
+  }
+  c->ka_interval_ms = interval_ms;
+  c->ka_dead_ms = MAX(dead_ms, interval_ms);
+  c->ka_judge = judge;
+  c->ka_last_tick = g_get_monotonic_time();
+  c->ka_src = g_timeout_source_new(interval_ms);
+  g_source_set_callback(c->ka_src, ka_tick, c, NULL);
+  g_source_set_name(c->ka_src, "katavm-conn-keepalive");
+  g_source_attach(c->ka_src, c->ctx);
+}
+
+void kv_conn_fail(KvConn *c, const GError *why) {
+  g_return_if_fail(c != NULL && why != NULL);
+  if (c->closed)
+    return;
+  g_autoptr(KvConn) hold G_GNUC_UNUSED = kv_conn_ref(c);
+  kv_tr_shutdown(c, g_error_copy(why), TRUE);
 }

@@ -123,6 +123,26 @@ MSG(KvNicConfigParams, "nic_config", FIELD(KvNicConfigParams, "mac", KV_T_STR, R
 MSG(KvNicConfigResult, "nic_config result",
     FIELD(KvNicConfigResult, "ifname", KV_T_STR, 0, ifname));
 MSG(KvNicRemoveParams, "nic_remove", FIELD(KvNicRemoveParams, "mac", KV_T_STR, REQ | NE, mac));
+MSG(KvNetIfaceInfo, "interface", FIELD(KvNetIfaceInfo, "name", KV_T_STR, REQ | NE, name, .max = 15),
+    FIELD(KvNetIfaceInfo, "mac", KV_T_STR, 0, mac, .max = 64),
+    FIELD(KvNetIfaceInfo, "mtu", KV_T_INT, 0, mtu, 0, G_MAXUINT32),
+    FIELD(KvNetIfaceInfo, "state", KV_T_STR, REQ | NE, state, .max = 8),
+    FIELD(KvNetIfaceInfo, "carrier", KV_T_BOOL, 0, carrier),
+    FIELD(KvNetIfaceInfo, "addresses", KV_T_STRV, 0, addresses, .max = ADDR_MAX));
+MSG(KvNetRouteInfo, "route info",
+    FIELD(KvNetRouteInfo, "dst", KV_T_STR, REQ | NE, dst, .max = ADDR_MAX),
+    FIELD(KvNetRouteInfo, "gateway", KV_T_STR, NE, gateway, .max = ADDR_MAX),
+    FIELD(KvNetRouteInfo, "dev", KV_T_STR, NE, dev, .max = 15),
+    FIELD(KvNetRouteInfo, "metric", KV_T_INT, OMIT, metric, 0, G_MAXUINT32));
+MSG(KvNetInfoResult, "net_info result",
+    FIELD(KvNetInfoResult, "interfaces", KV_T_LIST, 0, interfaces, .sub = &KvNetIfaceInfo_desc),
+    FIELD(KvNetInfoResult, "routes", KV_T_LIST, 0, routes, .sub = &KvNetRouteInfo_desc));
+MSG(KvNetNamesParams, "net_names",
+    FIELD(KvNetNamesParams, "hostname", KV_T_STR, REQ | NE, hostname, .max = 64),
+    FIELD(KvNetNamesParams, "address", KV_T_STR, NE, address, .max = ADDR_MAX),
+    FIELD(KvNetNamesParams, "nameservers", KV_T_STRV, 0, nameservers, .max = ADDR_MAX),
+    FIELD(KvNetNamesParams, "search", KV_T_STRV, 0, search, .max = 253),
+    FIELD(KvNetNamesParams, "options", KV_T_STRV, 0, options, .max = 64));
 
 /* A virtio-blk serial holds 20 bytes. */
 #define SERIAL_MAX 20
@@ -165,7 +185,11 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "nics", KV_T_LIST, 0, nics, .sub = &KvNicInfo_desc),
     FIELD(KvShimStateResult, "disks", KV_T_LIST, 0, disks, .sub = &KvDiskInfo_desc),
     FIELD(KvShimStateResult, "netns", KV_T_STR, NE, netns),
-    FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc));
+    FIELD(KvShimStateResult, "net_taps", KV_T_LIST, 0, net_taps, .sub = &KvNetTap_desc),
+    FIELD(KvShimStateResult, "shared_fs", KV_T_STR, NE, shared_fs, .max = 16),
+    FIELD(KvShimStateResult, "virtiofsd_pid", KV_T_INT, OMIT, virtiofsd_pid, 0, G_MAXINT32),
+    FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096),
+    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),
@@ -178,7 +202,8 @@ MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | N
     FIELD(KvHotplugParams, "path", KV_T_STR, 0, path),
     FIELD(KvHotplugParams, "readonly", KV_T_BOOL, OMIT, readonly),
     FIELD(KvHotplugParams, "container_id", KV_T_ID, 0, container_id),
-    FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path));
+    FIELD(KvHotplugParams, "mount_path", KV_T_STR, 0, mount_path),
+    FIELD(KvHotplugParams, "netns_iface", KV_T_STR, NE, netns_iface, .max = 15));
 MSG(KvHotplugResult, "hotplug result",
     FIELD(KvHotplugResult, "cpus_online", KV_T_INT, OMIT, cpus_online, .def = -1),
     FIELD(KvHotplugResult, "mem_total_kib", KV_T_INT, OMIT, mem_total_kib, .def = -1),
@@ -196,6 +221,7 @@ const KvMsgDesc kv_state_pid_desc = {"state.json", sizeof(KvStatePid), KvStatePi
 #define METHOD(var, name, params, result, flags)                                                   \
   const KvMethod kv_m_##var = {name, &params##_desc, &result##_desc, flags}
 
+METHOD(ping, "ping", KvEmpty, KvEmpty, KV_TO_AGENT | KV_TO_SHIM);
 METHOD(check, "check", KvEmpty, KvCheckResult, KV_TO_AGENT);
 METHOD(shutdown, "shutdown", KvEmpty, KvEmpty, KV_TO_AGENT);
 METHOD(container_create, "container_create", KvContainerCreateParams, KvPidResult, KV_TO_AGENT);
@@ -213,6 +239,8 @@ METHOD(resize, "resize", KvResizeParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(cpus_set, "cpus_set", KvCpusSetParams, KvCpusResult, KV_TO_AGENT);
 METHOD(nic_config, "nic_config", KvNicConfigParams, KvNicConfigResult, KV_TO_AGENT);
 METHOD(nic_remove, "nic_remove", KvNicRemoveParams, KvEmpty, KV_TO_AGENT);
+METHOD(net_names, "net_names", KvNetNamesParams, KvEmpty, KV_TO_AGENT);
+METHOD(net_info, "net_info", KvEmpty, KvNetInfoResult, KV_TO_AGENT | KV_RELAYED);
 METHOD(disk_add, "disk_add", KvDiskAddParams, KvDiskAddResult, KV_TO_AGENT);
 METHOD(disk_remove, "disk_remove", KvDiskRemoveParams, KvEmpty, KV_TO_AGENT);
 METHOD(shim_state, "state", KvEmpty, KvShimStateResult, KV_TO_SHIM);
@@ -227,6 +255,7 @@ METHOD(container_update, "container_update", KvContainerUpdateParams, KvEmpty,
        KV_TO_AGENT | KV_RELAYED);
 
 static const KvMethod *const all_methods[] = {
+    &kv_m_ping,
     &kv_m_check,
     &kv_m_shutdown,
     &kv_m_container_create,
@@ -242,6 +271,8 @@ static const KvMethod *const all_methods[] = {
     &kv_m_cpus_set,
     &kv_m_nic_config,
     &kv_m_nic_remove,
+    &kv_m_net_names,
+    &kv_m_net_info,
     &kv_m_disk_add,
     &kv_m_disk_remove,
     &kv_m_shim_state,

@@ -261,6 +261,38 @@ typedef struct {
   char *ifname;
 } KvNicConfigResult;
 
+/* net_names (agent): what the container's /etc/resolv.conf, /etc/hosts
+ * and /etc/hostname say when its spec does not mount its own (agent
+ * etcfiles.c); sent once the network is up. hostname also becomes the
+ * guest's. */
+typedef struct {
+  char *hostname;     /* the default (a spec's hostname wins) */
+  char *address;      /* the pod's first address, for /etc/hosts; NULL = none */
+  char **nameservers; /* IPv4/IPv6 literals */
+  char **search;      /* search domains */
+  char **options;     /* resolv.conf options, e.g. "ndots:5" */
+} KvNetNamesParams;
+
+/* net_info (agent, relayed): the guest's interfaces and routes as its
+ * kernel has them (netlink), for `katavm sandbox inspect`. */
+typedef struct {
+  char *name, *mac;
+  gint64 mtu;
+  char *state;      /* "up" | "down" (administrative) */
+  gboolean carrier; /* lower layer up */
+  char **addresses; /* CIDR, link-local ones included */
+} KvNetIfaceInfo;
+typedef struct {
+  char *dst;     /* CIDR; "0.0.0.0/0", "::/0" for the defaults */
+  char *gateway; /* NULL = on-link */
+  char *dev;
+  gint64 metric;
+} KvNetRouteInfo;
+typedef struct {
+  GPtrArray *interfaces; /* KvNetIfaceInfo* */
+  GPtrArray *routes;     /* KvNetRouteInfo*, main table */
+} KvNetInfoResult;
+
 /* nic_remove (agent): down + flush. */
 typedef struct {
   char *mac;
@@ -313,10 +345,17 @@ typedef struct {
   GArray *dimms_mib;    /* gint64 */
   gint64 cpus_online;
   gint64 memory_hotplugged_mib;
-  GPtrArray *nics;     /* KvNicInfo* */
-  GPtrArray *disks;    /* KvDiskInfo* */
-  char *netns;         /* the network namespace the taps live in */
-  GPtrArray *net_taps; /* KvNetTap*, recorded before each is made */
+  GPtrArray *nics;      /* KvNicInfo* */
+  GPtrArray *disks;     /* KvDiskInfo* */
+  char *netns;          /* the network namespace the taps live in */
+  GPtrArray *net_taps;  /* KvNetTap*, recorded before each is made */
+  char *shared_fs;      /* "virtio-fs" | "9p" */
+  gint64 virtiofsd_pid; /* virtio-fs: the sandbox's virtiofsd, 0 when none runs */
+  char *error;          /* why the sandbox stopped unasked (e.g. virtiofsd died) */
+  /* Why the sandbox stopped (state "stopped"): "stopped on request", "the
+   * guest powered off", "guest kernel panic: <line>", "QEMU (pid N) died:
+   * ...", "declared failed: <the liveness error>"; NULL while it runs. */
+  char *stop_reason;
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */
@@ -334,6 +373,7 @@ typedef struct {
   gboolean readonly;
   char *container_id;
   char *mount_path;
+  char *netns_iface; /* nic_add: an interface of the netns instead of tap */
 } KvHotplugParams;
 /* -> what the kind reports (absent fields: NULL / -1). */
 typedef struct {
@@ -354,13 +394,18 @@ typedef struct {
 } KvStatePid;
 extern const KvMsgDesc kv_state_pid_desc;
 
+/* ping (every KvConn answers it itself, lib/proto/conn.c): {} -> {}. The
+ * liveness probe of kv_conn_keepalive, between clients and the shim and
+ * between the shim and the agent. */
+
 /* The methods. */
-extern const KvMethod kv_m_check, kv_m_shutdown, kv_m_container_create, kv_m_container_start,
-    kv_m_container_state, kv_m_container_kill, kv_m_container_remove, kv_m_container_list,
-    kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set, kv_m_nic_config, kv_m_nic_remove,
-    kv_m_disk_add, kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop,
-    kv_m_shim_destroy, kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause,
-    kv_m_container_resume, kv_m_container_update;
+extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_create,
+    kv_m_container_start, kv_m_container_state, kv_m_container_kill, kv_m_container_remove,
+    kv_m_container_list, kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set,
+    kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
+    kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
+    kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause, kv_m_container_resume,
+    kv_m_container_update;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

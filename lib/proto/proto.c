@@ -254,6 +254,15 @@ static gboolean json_precheck(const char *s, gsize len, GError **error) {
   return TRUE;
 }
 
+gboolean kv_json_check_text(const char *s, gsize len, GError **error) {
+  if (len == 0 || !g_utf8_validate_len(s, len, NULL)) {
+    g_set_error_literal(error, KV_PROTO_ERROR, KV_PROTO_ERROR_BAD_PAYLOAD,
+                        len == 0 ? "empty JSON text" : "JSON text is not valid UTF-8");
+    return FALSE;
+  }
+  return json_precheck(s, len, error);
+}
+
 JsonNode *kv_json_parse_object(GBytes *payload, GError **error) {
   g_return_val_if_fail(payload != NULL, NULL);
   gsize len = 0;

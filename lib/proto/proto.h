@@ -163,6 +163,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvDecoder, kv_decoder_free)
 /* Parse a JSON payload of HELLO/REQUEST/RESPONSE/EVENT. Returns a new
  * JsonNode holding an object, or NULL with error. */
 JsonNode *kv_json_parse_object(GBytes *payload, GError **error);
+/* The same checks on JSON text from a file or a caller (config.json,
+ * state.json): valid UTF-8, one object, nested at most 64 levels
+ * (json-glib recurses on the caller's stack once per level: 60,000 levels
+ * crash it), before json-glib sees it. FALSE with a KV_PROTO_ERROR naming
+ * what is wrong. */
+gboolean kv_json_check_text(const char *s, gsize len, GError **error);
 /* Validated request: id fits u32, method is a non-empty string of at most
  * KV_METHOD_MAX_LEN chars, params is an object (empty object if absent). */
 typedef struct {
@@ -357,5 +363,29 @@ gboolean kv_conn_attach_fds(KvConn *c, const int *fds, guint n, GError **error);
 gboolean kv_conn_gather_frames(KvConn *c);
 /* Queue a CREDIT frame granting `increment` more bytes on `stream`. */
 gboolean kv_conn_send_credit(KvConn *c, guint32 stream, guint32 increment, GError **error);
+
+/* ---- liveness ----
+ * Every KvConn answers a REQUEST "ping" ({} -> {}, the contract's
+ * kv_m_ping) itself, from the main context that drives it, before any
+ * handler sees it: an answer proves that the peer's event loop runs.
+ *
+ * kv_conn_keepalive(): every interval_ms (while c's context is iterated),
+ * send a ping when none is outstanding, and measure how long the peer has
+ * been silent (no byte received). A tick that comes more than two
+ * intervals late (nobody iterated the context: a client between calls, or
+ * this process was stopped) restarts the count, so only silence while we
+ * were listening counts. Without a judge the peer is declared dead once
+ * it has been silent for dead_ms after its HELLO; with one, judge decides at
+ * each tick with at least one interval of silence (also before the HELLO,
+ * when no pings are sent) and may append the reason to `why`. A dead peer
+ * closes the conn with KV_PROTO_ERROR_TIMEOUT ("no answer from the <role>
+ * for N s: <why>"): on_closed runs, and every pending call gets that
+ * timeout error. user_free (may be NULL) frees user with the conn. */
+typedef gboolean (*KvSilenceFunc)(KvConn *c, guint silent_ms, GString *why, gpointer user);
+void kv_conn_keepalive(KvConn *c, guint interval_ms, guint dead_ms, KvSilenceFunc judge,
+                       gpointer user, GDestroyNotify user_free);
+/* Close c now as failed with `why` (copied): on_closed runs with it, pending
+ * calls fail with it (a KV_PROTO_ERROR_TIMEOUT stays a timeout). */
+void kv_conn_fail(KvConn *c, const GError *why);
 
 G_END_DECLS

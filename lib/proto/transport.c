@@ -30,8 +30,10 @@ static void out_free(KvOut *o) {
 }
 
 GError *kv_tr_closed_error(KvConn *c) {
+  /* A peer declared dead (kv_conn_keepalive) is a timeout for every call. */
   if (c->close_error != NULL &&
-      g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
+      (g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED) ||
+       g_error_matches(c->close_error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT)))
     return g_error_copy(c->close_error);
   if (c->close_error != NULL)
     return g_error_new(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "connection closed: %s",
@@ -359,6 +361,7 @@ static gboolean on_readable(G_GNUC_UNUSED gint fd, G_GNUC_UNUSED GIOCondition co
           g_error_new_literal(KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED, "peer closed the connection");
       break;
     }
+    c->last_heard = g_get_monotonic_time();
     if (!conn_drain(c, &err))
       break;
     if ((gsize)n < KV_CONN_READ_CHUNK && !gathered)

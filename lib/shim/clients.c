@@ -57,7 +57,7 @@ static void on_agent_check_reply(KvConn *agent, JsonObject *result, const GError
   g_autoptr(GError) e = NULL;
   KvCheckResult r;
   if (!result)
-    e = shim_agent_error(error, NULL, FALSE);
+    e = shim_agent_error(error, NULL, TRUE);
   else if (!kv_result_decode(&kv_m_check, result, &r, &e))
     e->code = KV_E_AGENT;
   if (e) {

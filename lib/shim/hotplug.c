@@ -577,6 +577,21 @@ static void nic_add_done(Op *op, JsonObject *result, const GError *error) {
 static void nic_add_start(Op *op) {
   Hotplug *h = op->h;
   Shim *s = h->s;
+  if (op->req.netns_iface) {
+    GError *ne = NULL;
+    g_autofree char *mac = NULL;
+    if (!net_add_iface(h->net, op->req.netns_iface, &mac, &ne)) {
+      op_fail(op, ne);
+      return;
+    }
+    KvNicInfo *n = g_new0(KvNicInfo, 1);
+    n->mac = g_strdup(mac);
+    n->tap = g_strdup(op->req.netns_iface);
+    g_ptr_array_add(h->nics, n);
+    op->res.mac = g_steal_pointer(&mac);
+    op_done(op);
+    return;
+  }
   const char *tap = op->req.tap;
   if (!tap || !*tap || strlen(tap) >= IFNAMSIZ || if_nametoindex(tap) == 0) {
     op_error(op, KV_E_NOT_FOUND, "tap device '%s' does not exist", tap ? tap : "");
@@ -622,6 +637,8 @@ static void nic_remove_detach(Op *op, JsonObject *result, const GError *error) {
   guint idx;
   if (find_nic(h, op->mac, &idx))
     g_ptr_array_remove_index(h->nics, idx);
+  if (net_owns_mac(h->net, op->mac))
+    net_remove_mac(h->net, op->mac);
   op_done(op);
 }
 

@@ -10,6 +10,9 @@
 #include "unixsock.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -18,10 +21,22 @@
 #define POWEROFF_GRACE_MS 8000
 #define SPARE_ROOT_PORTS 8
 
+/* Liveness of the agent (kv_conn_keepalive): a ping a second. A guest that
+ * stays silent AGENT_DEAD_MS while QEMU is stopped (SIGSTOP) or gone is
+ * dead; while QEMU runs, silence is given AGENT_HUNG_MS, because a busy
+ * guest under TCG answers late and a few agent handlers block their loop
+ * for a while (waiting for a hot-plugged device to appear). Before the
+ * agent's HELLO (boot) only a stopped or gone QEMU counts. Docs:
+ * docs/platform.md, "Liveness". */
+#define AGENT_PING_MS 1000
+#define AGENT_DEAD_MS 5000
+#define AGENT_HUNG_MS 30000
+
 struct _Lifecycle {
   Shim *s;
   Relay *rl;
   Hotplug *hp;
+  Vfsd *vf;
   gboolean destroy_requested; /* SIGTERM: destroy with no client waiting */
   GSource *poweroff_timer;
   GSource *poll_timer;
@@ -30,11 +45,15 @@ struct _Lifecycle {
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
 };
 
-Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp) {
+static void on_vfsd_lost(gpointer user, const char *why);
+
+Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   Lifecycle *lc = g_new0(Lifecycle, 1);
   lc->s = s;
   lc->rl = rl;
   lc->hp = hp;
+  lc->vf = vf;
+  vfsd_set_lost_handler(vf, on_vfsd_lost, lc);
   lc->stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
   lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
   return lc;
@@ -66,6 +85,7 @@ static void agent_drop(Lifecycle *lc) {
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Lifecycle *lc, GError **error) {
   net_teardown(hotplug_net(lc->hp));
+  vfsd_stop(lc->vf);
   relay_unmount_all(lc->rl);
   return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
 }
@@ -74,6 +94,11 @@ static gboolean remove_state(Lifecycle *lc, GError **error) {
 static gboolean vm_destroy(Shim *s, GError **error) {
   if (!s->vmm)
     return TRUE;
+  /* A stopped QEMU cannot act on libvirt's SIGTERM: libvirt would wait its
+   * full grace period before SIGKILL. */
+  char st = kv_proc_state(s->qemu_pid);
+  if (st == 'T' || st == 't')
+    kill(s->qemu_pid, SIGKILL);
   return kv_vmm_destroy(s->vmm, s->p.domain, error);
 }
 
@@ -95,9 +120,85 @@ static void finish_destroy(Lifecycle *lc) {
     g_main_loop_quit(s->loop);
 }
 
+/* The last `max` bytes of file `path` ("" when unreadable). */
+static char *file_tail(const char *path, gsize max) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return g_strdup("");
+  off_t end = lseek(fd, 0, SEEK_END);
+  off_t from = end > (off_t)max ? end - (off_t)max : 0;
+  char *buf = g_malloc0(max + 1);
+  ssize_t n = pread(fd, buf, max, from);
+  close(fd);
+  if (n < 0)
+    n = 0;
+  buf[n] = 0;
+  /* Guest output: keep it printable. */
+  for (ssize_t i = 0; i < n; i++)
+    if (buf[i] == 0 || ((unsigned char)buf[i] < 0x20 && buf[i] != '\n') ||
+        (unsigned char)buf[i] >= 0x7f)
+      buf[i] = buf[i] == '\r' ? '\n' : '?';
+  return buf;
+}
+
+/* The last `n` non-empty lines of text, joined with " | ". */
+static char *last_lines(const char *text, guint n) {
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autoptr(GPtrArray) keep = g_ptr_array_new();
+  for (gint i = (gint)g_strv_length(lines) - 1; i >= 0 && keep->len < n; i--) {
+    char *l = g_strstrip(lines[i]);
+    if (*l)
+      g_ptr_array_insert(keep, 0, l);
+  }
+  g_ptr_array_add(keep, NULL);
+  return g_strjoinv(" | ", (char **)keep->pdata);
+}
+
+char *lifecycle_console_tail(Lifecycle *lc) {
+  g_autofree char *t = file_tail(lc->s->p.console, 4096);
+  return last_lines(t, 8);
+}
+
+/* Why the VM went off by itself: a panic on the console, then what
+ * libvirt and QEMU's own log say. */
+static char *vm_off_reason(Lifecycle *lc) {
+  Shim *s = lc->s;
+  g_autofree char *console = file_tail(s->p.console, 16384);
+  const char *panic = g_strrstr(console, "Kernel panic");
+  if (panic) {
+    g_autofree char *line = g_strndup(panic, strcspn(panic, "\n"));
+    g_autofree char *tail = last_lines(panic, 6);
+    return g_strdup_printf("guest kernel panic: %s (last console lines: %s)", g_strstrip(line),
+                           tail);
+  }
+  KvVmStopCause cause = s->vmm ? kv_vmm_stop_cause(s->vmm) : KV_VM_STOP_UNKNOWN;
+  g_autofree char *qlog_path = g_build_filename(s->p.vmm_root, "log", "qemu", NULL);
+  g_autofree char *qlog_file = g_strdup_printf("%s/%s.log", qlog_path, s->p.domain);
+  g_autofree char *qlog = file_tail(qlog_file, 4096);
+  const char *term = g_strrstr(qlog, "terminating on signal");
+  g_autofree char *qline = term ? g_strndup(term, strcspn(term, "\n")) : NULL;
+  switch (cause) {
+  case KV_VM_STOP_SHUTDOWN:
+    return g_strdup("the guest powered off (or reset)");
+  case KV_VM_STOP_CRASHED:
+    return g_strdup("the guest crashed");
+  case KV_VM_STOP_DESTROYED:
+    return g_strdup("the VM was destroyed outside katavm");
+  default:
+    if (qline)
+      return g_strdup_printf("QEMU (pid %d) exited: %s", s->qemu_pid, qline);
+    return g_strdup_printf("QEMU (pid %d) died unexpectedly (killed by SIGKILL, or crashed)",
+                           s->qemu_pid);
+  }
+}
+
 /* The VM is off (guest poweroff, crash, or our destroy). */
 static void vm_is_off(Lifecycle *lc) {
   Shim *s = lc->s;
+  if (!s->stop_reason && g_strcmp0(s->state, KV_SANDBOX_STOPPED) != 0) {
+    s->stop_reason = s->powering_off ? g_strdup("stopped on request") : vm_off_reason(lc);
+    shim_log("stop reason: %s", s->stop_reason);
+  }
   shim_timer_clear(&lc->poweroff_timer);
   shim_timer_clear(&lc->poll_timer);
   hotplug_abort(lc->hp, "the VM is off");
@@ -175,6 +276,37 @@ void lifecycle_terminate(Lifecycle *lc) {
   begin_poweroff(lc);
 }
 
+/* The sandbox's virtiofsd ended. With the VM gone (it goes when QEMU
+ * closes the socket) or a stop under way this is expected. Otherwise the
+ * guest's share is dead and every request on it would hang in the guest:
+ * stop the VM and say why in the state, so that callers get an error that
+ * names the cause instead of a hang. */
+static void on_vfsd_lost(gpointer user, const char *why) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING)) {
+    shim_log("virtiofsd %s", why);
+    return;
+  }
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
+    shim_log("virtiofsd %s after the VM", why);
+    vm_is_off(lc);
+    return;
+  }
+  g_free(s->error);
+  s->error = g_strdup_printf("virtiofsd %s: the sandbox's shared filesystem is gone, so the VM "
+                             "was stopped",
+                             why);
+  shim_log("%s", s->error);
+  /* The reason every client's error gives (vm_is_off keeps a set one). */
+  g_free(s->stop_reason);
+  s->stop_reason = g_strdup(s->error);
+  g_autoptr(GError) e = NULL;
+  if (!vm_destroy(s, &e))
+    shim_log("destroy: %s", e->message);
+  vm_is_off(lc);
+}
+
 /* ---- libvirt events (from the libvirt event thread) ---- */
 
 static gboolean vm_event_main(gpointer user) {
@@ -196,6 +328,46 @@ static void on_vm_event(KvVmm *vmm, const char *domain, KvVmEvent ev, gpointer u
 
 static void agent_connect_later(Lifecycle *lc);
 
+static gboolean agent_silent(KvConn *c, guint silent_ms, GString *why, gpointer user) {
+  Lifecycle *lc = user;
+  Shim *s = lc->s;
+  if (s->powering_off || s->qemu_pid <= 0)
+    return FALSE; /* a guest shutting down goes quiet; the VM events say when it is off */
+  char st = kv_proc_state(s->qemu_pid);
+  if (silent_ms >= 2 * AGENT_PING_MS && kv_conn_is_ready(c))
+    shim_log("the agent has been silent for %u ms (QEMU state %c)", silent_ms, st ? st : '-');
+  if (silent_ms >= AGENT_DEAD_MS && (st == 'T' || st == 't')) {
+    g_string_append_printf(why, "QEMU (pid %d) is stopped", s->qemu_pid);
+    return TRUE;
+  }
+  if (silent_ms >= AGENT_DEAD_MS && (st == 0 || st == 'Z' || st == 'X')) {
+    g_string_append_printf(why, "QEMU (pid %d) is gone", s->qemu_pid);
+    return TRUE;
+  }
+  if (silent_ms >= AGENT_HUNG_MS && kv_conn_is_ready(c)) {
+    g_string_append_printf(why, "QEMU (pid %d) runs but the guest is hung", s->qemu_pid);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* The agent was declared dead (kv_conn_keepalive) while the sandbox ran:
+ * the sandbox is declared failed. Its VM is killed (a guest that comes
+ * back after SIGCONT would find its channel gone and its processes'
+ * clients answered), the state becomes stopped with the reason. */
+static void declare_failed(Lifecycle *lc, const char *why) {
+  Shim *s = lc->s;
+  shim_log("declaring the sandbox failed: %s", why);
+  g_free(s->stop_reason);
+  s->stop_reason = g_strdup_printf("declared failed: %s", why);
+  if (s->qemu_pid > 0 && kv_proc_state(s->qemu_pid) != 0)
+    kill(s->qemu_pid, SIGKILL);
+  g_autoptr(GError) e = NULL;
+  if (!vm_destroy(s, &e))
+    shim_log("destroy: %s", e->message);
+  vm_is_off(lc);
+}
+
 static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
   Lifecycle *lc = user;
   Shim *s = lc->s;
@@ -204,6 +376,11 @@ static void on_agent_closed(KvConn *c, const GError *why, gpointer user) {
     return;
   relay_agent_lost(lc->rl);
   g_clear_pointer(&s->agent, kv_conn_unref);
+  if (g_error_matches(why, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT) &&
+      !g_strcmp0(s->state, KV_SANDBOX_RUNNING) && !s->powering_off) {
+    declare_failed(lc, why->message);
+    return;
+  }
   /* A live VM whose agent dropped the channel (restart, or a protocol
    * violation): reconnect, the agent reopens its port. */
   if (!g_strcmp0(s->state, KV_SANDBOX_RUNNING) && !s->powering_off)
@@ -240,6 +417,7 @@ static KvConn *agent_open(Lifecycle *lc, guint timeout_ms, GError **error) {
     g_usleep(10000);
   }
   KvConn *c = kv_conn_new(fd, "shim", &h, lc, NULL);
+  kv_conn_keepalive(c, AGENT_PING_MS, AGENT_DEAD_MS, agent_silent, lc, NULL);
   /* Process output comes in 1 MiB frames that QEMU writes page by page:
    * read them in big gulps, not a wake-up per page. */
   kv_conn_gather_frames(c);
@@ -268,6 +446,61 @@ static void agent_connect_later(Lifecycle *lc) {
 
 /* ---- startup ---- */
 
+/* While libvirt starts QEMU (virDomainCreateXML waits for its monitor, as
+ * long as it takes), a QEMU that is stopped (SIGSTOP) would hold the create
+ * forever: a thread watches it and kills it after AGENT_DEAD_MS stopped,
+ * so that the start fails. */
+typedef struct {
+  char *needle; /* in QEMU's command line: "guest=<domain>," */
+  gint done;
+  int pid;
+  gint killed;
+} StartWatch;
+
+static int find_cmdline(const char *needle) {
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *n;
+  while (d && (n = g_dir_read_name(d))) {
+    if (!g_ascii_isdigit(n[0]))
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", n);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (strstr(cmd, needle))
+      return atoi(n);
+  }
+  return 0;
+}
+
+static gpointer start_watch(gpointer user) {
+  StartWatch *w = user;
+  gint64 stopped_since = 0;
+  while (!g_atomic_int_get(&w->done)) {
+    if (w->pid <= 0 || kv_proc_state(w->pid) == 0)
+      w->pid = find_cmdline(w->needle);
+    char st = kv_proc_state(w->pid);
+    gint64 now = g_get_monotonic_time();
+    if (w->pid > 0 && (st == 'T' || st == 't')) {
+      if (!stopped_since) {
+        stopped_since = now;
+      } else if (now - stopped_since >= (gint64)AGENT_DEAD_MS * 1000) {
+        g_atomic_int_set(&w->killed, 1);
+        kill(w->pid, SIGKILL);
+        break;
+      }
+    } else {
+      stopped_since = 0;
+    }
+    g_usleep(200000);
+  }
+  return NULL;
+}
+
 gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   Shim *s = lc->s;
   shim_log("opening libvirt");
@@ -285,11 +518,15 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   return TRUE;
 }
 
-gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
+gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
+                        GError **error) {
   Shim *s = lc->s;
+  gboolean vfs = vfsd_enabled(lc->vf);
   if (!recover) {
     hotplug_choose_memory(lc->hp);
     if (!net_prepare(hotplug_net(lc->hp), error))
+      return FALSE;
+    if (vfs && !vfsd_start(lc->vf, error))
       return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
@@ -304,13 +541,29 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
         .max_memory_mib = s->cfg.max_memory_mib,
         .agent_socket = s->p.agent_sock,
         .shared_dir = s->p.shared,
+        .virtiofs_socket = vfs ? vfsd_socket(lc->vf) : NULL,
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,
         .memory_dimm = hotplug_memory_dimm(lc->hp),
     };
     shim_log("starting domain");
-    if (!kv_vmm_start(s->vmm, &vc, error))
+    StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};
+    GThread *watch = g_thread_new("katavm-start-watch", start_watch, &w);
+    gboolean started = kv_vmm_start(s->vmm, &vc, error);
+    g_atomic_int_set(&w.done, 1);
+    g_thread_join(watch);
+    g_free(w.needle);
+    if (g_atomic_int_get(&w.killed)) {
+      g_clear_error(error);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT,
+                  "QEMU (pid %d) was stopped (SIGSTOP) while starting; killed it after %d s", w.pid,
+                  AGENT_DEAD_MS / 1000);
+      if (started)
+        vm_destroy(s, NULL);
+      return FALSE;
+    }
+    if (!started)
       return FALSE;
     shim_log("domain started");
   } else {
@@ -324,6 +577,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
       }
       g_usleep(50000);
     }
+    if (vfs && !vfsd_adopt(lc->vf, old, error))
+      return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
   s->agent = agent_open(lc, 10000, error);
@@ -331,7 +586,10 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error) {
     return FALSE;
   shim_log("agent channel connected");
   if (!kv_conn_wait_ready(s->agent, KV_BOOT_TIMEOUT_MS, error)) {
-    g_prefix_error(error, "the guest agent did not come up (console log: %s): ", s->p.console);
+    /* A failed create removes the console log with the rest: quote it. */
+    g_autofree char *tail = lifecycle_console_tail(lc);
+    g_prefix_error(
+        error, "the guest agent did not come up (last console lines: %s): ", *tail ? tail : "none");
     return FALSE;
   }
   shim_log("agent said hello");
@@ -382,6 +640,14 @@ gboolean lifecycle_cleanup(Lifecycle *lc, GError **error) {
   /* Without config (corrupt state) the embedded root is still where the id
    * says; with a daemon URI the config names it. */
   gboolean have_vmm_root = g_file_test(s->p.vmm_root, G_FILE_TEST_IS_DIR);
+  /* A virtiofsd a dead shim left goes with the VM (it would exit once QEMU
+   * closes its socket; it is not waited for). */
+  KvShimStateResult old;
+  g_autoptr(GError) le = NULL;
+  if (shim_state_load(s, &old, &le)) {
+    vfsd_kill_recorded(lc->vf, &old);
+    kv_msg_clear(kv_m_shim_state.result, &old);
+  }
   if (s->cfg.uri || have_vmm_root) {
     if (!lifecycle_vmm_connect(lc, error))
       return FALSE;

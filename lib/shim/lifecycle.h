@@ -7,19 +7,25 @@
 #include "hotplug.h"
 #include "relay.h"
 #include "state.h"
+#include "vfsd.h"
 
 typedef struct _Lifecycle Lifecycle;
 
-Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp);
+Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf);
 void lifecycle_free(Lifecycle *lc);
 /* Open libvirt (the embedded root is prepared first). */
 gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error);
-/* Start the VM (or, recovering, find it running), connect to the agent,
- * check it; the sandbox is then "running". Before the main loop runs. */
-gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, GError **error);
+/* Start the VM (with virtio-fs: its virtiofsd first), or, recovering,
+ * find it running (and adopt the virtiofsd recorded in `old`, the previous
+ * shim's state; NULL when there was none), connect to the agent, check it;
+ * the sandbox is then "running". Before the main loop runs. */
+gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
+                        GError **error);
 /* After a failed create: leave no VM and no state behind. After a failed
  * recover: leave the VM (it may run) and all state as they are. */
 void lifecycle_boot_failed(Lifecycle *lc, gboolean recover);
+/* The last lines of the guest console (for errors that outlive the file). */
+char *lifecycle_console_tail(Lifecycle *lc);
 /* --cleanup: destroy the VM if any and remove all state. */
 gboolean lifecycle_cleanup(Lifecycle *lc, GError **error);
 /* Client requests: answered when the VM is off / everything is removed

@@ -66,12 +66,15 @@ int main(int argc, char **argv) {
   g_main_context_push_thread_default(shim_ctx);
   Shim s;
   shim_init(&s, root, id);
+  KvShimStateResult old = {0}; /* recover: the previous shim's last state */
+  gboolean have_old = FALSE;
   s.loop = g_main_loop_new(shim_ctx, FALSE);
   gboolean have_cfg = kv_config_load(&s.cfg, s.p.config, &e);
   /* Bottom up: each layer gets only what is below it. */
   Relay *rl = relay_new(&s);
   Hotplug *hp = hotplug_new(&s, has_container, rl);
-  Lifecycle *lc = lifecycle_new(&s, rl, hp);
+  Vfsd *vf = vfsd_new(&s);
+  Lifecycle *lc = lifecycle_new(&s, rl, hp, vf);
   Clients *cl = clients_new(&s, lc, rl, hp);
 
   /* SIGTERM/SIGINT destroy the sandbox cleanly, also while booting. */
@@ -94,14 +97,12 @@ int main(int argc, char **argv) {
   }
   if (have_cfg && m_recover) {
     /* What the previous shim had plugged is in its last state file. */
-    KvShimStateResult old;
     g_autoptr(GError) le = NULL;
-    if (shim_state_load(&s, &old, &le)) {
+    have_old = shim_state_load(&s, &old, &le);
+    if (have_old)
       hotplug_restore(hp, &old);
-      kv_msg_clear(kv_m_shim_state.result, &old);
-    } else {
+    else
       shim_log("previous state not taken over: %s", le->message);
-    }
   }
   KvAccel want;
   /* Create listens before it boots (a socket that cannot be made fails it
@@ -111,7 +112,8 @@ int main(int argc, char **argv) {
    * shim) instead of in front of a shim that may yet fail. */
   gboolean ok = have_cfg && kv_accel_parse(s.cfg.accel, &want, &e) &&
                 kv_accel_resolve(want, &s.accel, NULL, &e) && lifecycle_vmm_connect(lc, &e) &&
-                (m_recover || clients_listen(cl, &e)) && lifecycle_boot(lc, m_recover, &e) &&
+                (m_recover || clients_listen(cl, &e)) &&
+                lifecycle_boot(lc, m_recover, have_old ? &old : NULL, &e) &&
                 (!m_recover || clients_listen(cl, &e));
   if (!ok) {
     shim_log("%s failed: %s", m_recover ? "recover" : "create", e->message);
@@ -120,14 +122,17 @@ int main(int argc, char **argv) {
     rc = 1;
     goto out;
   }
+  kv_msg_clear(kv_m_shim_state.result, &old);
   kv_shim_report(ready_fd, NULL, FALSE);
   g_main_loop_run(s.loop);
   shim_log("exiting");
 out:
+  kv_msg_clear(kv_m_shim_state.result, &old);
   /* What lives as long as the process, freed so that a leak checker's
    * report at exit shows real leaks only. */
   clients_free(cl);
   lifecycle_free(lc);
+  vfsd_free(vf);
   hotplug_free(hp);
   relay_free(rl);
   shim_clear(&s);

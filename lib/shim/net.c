@@ -15,6 +15,8 @@
  * the interface's ingress qdisc (and its filter) is deleted by hand. */
 #include "net.h"
 
+#include "publish.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +58,7 @@ struct _Net {
   GPtrArray *ifs;  /* Iface*, found by net_prepare */
   GPtrArray *taps; /* KvNetTap*: made, or about to be */
   gboolean known;  /* taps is the record (create, recover); else state.json is */
+  Iface *user;     /* net "user": the guest's slirp interface */
 };
 
 static void route_free(gpointer p) {
@@ -124,6 +127,8 @@ void net_free(Net *n) {
   g_free(n->netns);
   g_ptr_array_unref(n->ifs);
   g_ptr_array_unref(n->taps);
+  if (n->user)
+    iface_free(n->user);
   g_free(n);
 }
 
@@ -340,9 +345,58 @@ out:
   return n->ifs->len > 0 && !(error && *error);
 }
 
+/* ---- user-mode networking (QEMU's slirp) ---- */
+
+/* The guest gets slirp's fixed network, set by nic_config (no DHCP client
+ * in the guest): its address, the default route through slirp's gateway
+ * (which is the host for the guest), slirp's DNS forwarder for
+ * resolv.conf. Nothing of the host's own addresses shows. */
+static gboolean user_prepare(Net *n, GError **error) {
+  g_autoptr(GArray) ports = kv_publish_parse_all((const char *const *)n->s->cfg.publish, error);
+  if (!ports)
+    return FALSE;
+  Iface *f = g_new0(Iface, 1);
+  f->addresses = g_ptr_array_new_with_free_func(g_free);
+  f->routes = g_ptr_array_new_with_free_func(route_free);
+  f->neighbours = g_ptr_array_new_with_free_func(neigh_free);
+  f->link = g_strdup("user");
+  f->mtu = 1500; /* slirp's */
+  g_ptr_array_add(f->addresses, g_strdup(KV_VMM_USER_GUEST_CIDR));
+  KvRoute *rt = g_new0(KvRoute, 1);
+  rt->dst = g_strdup("0.0.0.0/0");
+  rt->gateway = g_strdup(KV_VMM_USER_GATEWAY);
+  g_ptr_array_add(f->routes, rt);
+  /* A locally administered MAC from the state directory (unique here). */
+  guint h = g_str_hash(n->s->p.dir);
+  f->mac = g_strdup_printf("52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  n->user = f;
+  shim_log("network: user mode (slirp), %u published ports", ports->len);
+  return TRUE;
+}
+
+static gboolean guest_config(Net *n, Iface *f, GError **error);
+
+static gboolean user_attach(Net *n, GError **error) {
+  Shim *s = n->s;
+  g_autoptr(GArray) ports = kv_publish_parse_all((const char *const *)s->cfg.publish, error);
+  if (!ports)
+    return FALSE;
+  g_autofree KvVmmPortForward *fw = g_new0(KvVmmPortForward, ports->len + 1);
+  for (guint i = 0; i < ports->len; i++) {
+    KvPublish *p = &g_array_index(ports, KvPublish, i);
+    fw[i] = (KvVmmPortForward){
+        .udp = p->udp, .address = p->address, .host_port = p->host_port, .port = p->port};
+  }
+  if (!kv_vmm_attach_user_nic(s->vmm, s->p.domain, n->user->mac, fw, ports->len, error))
+    return FALSE;
+  return guest_config(n, n->user, error);
+}
+
 gboolean net_prepare(Net *n, GError **error) {
   const char *path = n->s->cfg.netns;
   n->known = TRUE;
+  if (n->s->cfg.net && !strcmp(n->s->cfg.net, "user"))
+    return user_prepare(n, error);
   if (!path)
     return TRUE;
   n->netns = g_strdup(path);
@@ -575,7 +629,121 @@ static gboolean guest_config(Net *n, Iface *f, GError **error) {
   return TRUE;
 }
 
+/* ---- names: what the containers' /etc/resolv.conf and /etc/hosts say ---- */
+
+static gboolean is_loopback(const char *ip) {
+  return g_str_has_prefix(ip, "127.") || !strcmp(ip, "::1");
+}
+
+/* nameserver, search (or domain) and options of a resolv.conf. A
+ * loopback nameserver (a local stub resolver) would be the guest's own:
+ * left out. */
+static void resolv_read(const char *path, GPtrArray *ns, GPtrArray *search, GPtrArray *opts) {
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &text, &len, NULL) || len > 64 * 1024)
+    return;
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    g_auto(GStrv) w = g_strsplit_set(g_strstrip(*l), " \t", -1);
+    guint n = 0;
+    char *words[8] = {0};
+    for (char **p = w; *p && n < G_N_ELEMENTS(words); p++)
+      if (**p)
+        words[n++] = *p;
+    if (n < 2 || words[0][0] == '#' || words[0][0] == ';')
+      continue;
+    if (!strcmp(words[0], "nameserver")) {
+      if (ns->len < 3 && g_hostname_is_ip_address(words[1]) && !is_loopback(words[1]))
+        g_ptr_array_add(ns, g_strdup(words[1]));
+    } else if (!strcmp(words[0], "search") || !strcmp(words[0], "domain")) {
+      g_ptr_array_set_size(search, 0); /* the last one wins, as in libc */
+      for (guint i = 1; i < n && search->len < 6; i++)
+        g_ptr_array_add(search, g_strdup(words[i]));
+    } else if (!strcmp(words[0], "options")) {
+      for (guint i = 1; i < n && opts->len < 8; i++)
+        g_ptr_array_add(opts, g_strdup(words[i]));
+    }
+  }
+}
+
+/* The resolv.conf of the sandbox's namespace: /etc/netns/NAME/resolv.conf
+ * for /run/netns/NAME (as `ip netns exec` does), else the host's. */
+static char *resolv_path(Net *n) {
+  const char *p = n->netns;
+  const char *prefixes[] = {"/run/netns/", "/var/run/netns/"};
+  for (gsize i = 0; p && i < G_N_ELEMENTS(prefixes); i++) {
+    if (!g_str_has_prefix(p, prefixes[i]))
+      continue;
+    const char *name = p + strlen(prefixes[i]);
+    if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
+      break;
+    char *path = g_build_filename("/etc/netns", name, "resolv.conf", NULL);
+    if (g_file_test(path, G_FILE_TEST_IS_REGULAR))
+      return path;
+    g_free(path);
+  }
+  return g_strdup("/etc/resolv.conf");
+}
+
+static char **strv_of(GPtrArray *a) {
+  g_ptr_array_add(a, NULL);
+  return (char **)g_ptr_array_steal(a, NULL);
+}
+
+static gboolean names_send(Net *n, GError **error) {
+  Shim *s = n->s;
+  g_autoptr(GPtrArray) ns = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) search = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) opts = g_ptr_array_new_with_free_func(g_free);
+  g_autofree char *address = NULL;
+  Iface *first = n->user ? n->user : n->ifs->len ? n->ifs->pdata[0] : NULL;
+  if (first && first->addresses->len) {
+    const char *cidr = first->addresses->pdata[0];
+    address = g_strndup(cidr, strcspn(cidr, "/"));
+  }
+  if (n->user) {
+    /* slirp's forwarder asks the host's resolvers. */
+    g_autoptr(GPtrArray) host_ns = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(ns, g_strdup(KV_VMM_USER_DNS));
+    resolv_read("/etc/resolv.conf", host_ns, search, opts);
+  } else if (n->netns) {
+    g_autofree char *path = resolv_path(n);
+    resolv_read(path, ns, search, opts);
+  }
+  g_auto(GStrv) nsv = strv_of(g_steal_pointer(&ns)), sv = strv_of(g_steal_pointer(&search)),
+                ov = strv_of(g_steal_pointer(&opts));
+  KvNetNamesParams p = {
+      .hostname = s->cfg.id,
+      .address = address,
+      .nameservers = nsv,
+      .search = sv,
+      .options = ov,
+  };
+  g_autoptr(JsonObject) po = kv_msg_encode(kv_m_net_names.params, &p);
+  g_autoptr(GError) e = NULL;
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(s->agent, kv_m_net_names.name, po, NIC_CONFIG_TIMEOUT_MS, &e);
+  if (!r) {
+    GError *m = shim_agent_error(e, "guest: ", TRUE);
+    g_prefix_error(&m, "giving the guest its names: ");
+    g_propagate_error(error, m);
+    return FALSE;
+  }
+  shim_log("network: names: %s at %s, %u nameservers", p.hostname, address ? address : "-",
+           g_strv_length(nsv));
+  return TRUE;
+}
+
+static gboolean attach(Net *n, GError **error);
+
 gboolean net_attach(Net *n, GError **error) {
+  return attach(n, error) && names_send(n, error);
+}
+
+static gboolean attach(Net *n, GError **error) {
+  if (n->user)
+    return user_attach(n, error);
   if (!n->netns)
     return TRUE;
   int nsfd = netns_open(n->netns, error);
@@ -594,6 +762,29 @@ gboolean net_attach(Net *n, GError **error) {
   for (guint i = 0; ok && i < n->ifs->len; i++)
     ok = guest_config(n, n->ifs->pdata[i], error);
   return ok;
+}
+
+/* Remove what the shim made for t: the tap (with its qdisc and filter),
+ * here or in the namespace, and the interface's ingress qdisc if ours. */
+static void tap_remove(struct nl_sock *host, struct nl_sock *ns, const KvNetTap *t) {
+  gboolean tun = FALSE;
+  int ix;
+  /* Not moved yet (a failure between make and move): still here. */
+  if (host && (ix = link_index(host, t->tap, &tun)) && tun)
+    link_delete(host, ix);
+  if (!ns)
+    return;
+  if ((ix = link_index(ns, t->tap, &tun)) && tun) {
+    int rc = link_delete(ns, ix);
+    if (rc < 0)
+      shim_log("network teardown: deleting tap %s: %s", t->tap, nl_geterror(rc));
+  }
+  if (t->qdisc && (ix = link_index(ns, t->link, NULL))) {
+    int rc = ingress_delete(ns, ix);
+    if (rc < 0 && rc != -NLE_OBJ_NOTFOUND)
+      shim_log("network teardown: ingress qdisc of %s: %s", t->link, nl_geterror(rc));
+  }
+  shim_log("network teardown: tap %s and the redirect of %s removed", t->tap, t->link);
 }
 
 void net_teardown(Net *n) {
@@ -615,27 +806,8 @@ void net_teardown(Net *n) {
   struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
   if (e)
     shim_log("network teardown: %s", e->message);
-  for (guint i = 0; i < n->taps->len; i++) {
-    KvNetTap *t = n->taps->pdata[i];
-    gboolean tun = FALSE;
-    int ix;
-    /* Not moved yet (a failure between make and move): still here. */
-    if (host && (ix = link_index(host, t->tap, &tun)) && tun)
-      link_delete(host, ix);
-    if (!ns)
-      continue;
-    if ((ix = link_index(ns, t->tap, &tun)) && tun) {
-      int rc = link_delete(ns, ix);
-      if (rc < 0)
-        shim_log("network teardown: deleting tap %s: %s", t->tap, nl_geterror(rc));
-    }
-    if (t->qdisc && (ix = link_index(ns, t->link, NULL))) {
-      int rc = ingress_delete(ns, ix);
-      if (rc < 0 && rc != -NLE_OBJ_NOTFOUND)
-        shim_log("network teardown: ingress qdisc of %s: %s", t->link, nl_geterror(rc));
-    }
-    shim_log("network teardown: tap %s and the redirect of %s removed", t->tap, t->link);
-  }
+  for (guint i = 0; i < n->taps->len; i++)
+    tap_remove(host, ns, n->taps->pdata[i]);
   g_ptr_array_set_size(n->taps, 0);
   if (nsfd >= 0)
     close(nsfd);
@@ -643,4 +815,114 @@ void net_teardown(Net *n) {
     nl_socket_free(ns);
   if (host)
     nl_socket_free(host);
+}
+
+/* ---- hotplug of one interface of the namespace ---- */
+
+gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error) {
+  if (!n->netns) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "nic add of interface '%s': the sandbox has no network namespace (--netns)", name);
+    return FALSE;
+  }
+  for (guint i = 0; i < n->taps->len; i++) {
+    KvNetTap *t = n->taps->pdata[i];
+    if (!g_strcmp0(t->link, name)) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_EXISTS,
+                  "interface %s of %s already reaches the guest (tap %s)", name, n->netns, t->tap);
+      return FALSE;
+    }
+  }
+  int nsfd = netns_open(n->netns, error);
+  if (nsfd < 0)
+    return FALSE;
+  struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
+  gboolean ok = FALSE;
+  Iface *f = NULL;
+  GError *se = NULL; /* not g_autoptr: the gotos below jump past its scope */
+  if (!host)
+    goto out;
+  if (!link_index(ns, name, NULL)) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_NOT_FOUND, "network namespace %s has no interface %s",
+                n->netns, name);
+    goto out;
+  }
+  /* scan() reads every interface; keep this one. */
+  GPtrArray *all = n->ifs;
+  n->ifs = g_ptr_array_new_with_free_func(iface_free);
+  scan(n, ns, &se);
+  g_clear_error(&se);
+  for (guint i = 0; i < n->ifs->len && !f; i++)
+    if (!strcmp(((Iface *)n->ifs->pdata[i])->link, name))
+      f = g_ptr_array_steal_index(n->ifs, i);
+  g_ptr_array_unref(n->ifs);
+  n->ifs = all;
+  if (!f) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "interface %s of %s has no address (or is a tap or loopback)", name, n->netns);
+    goto out;
+  }
+  guint before = n->taps->len;
+  ok = attach_one(n, f, n->taps->len, nsfd, host, ns, error);
+  shim_state_save(n->s);
+  if (ok)
+    ok = guest_config(n, f, error);
+  if (!ok && n->taps->len > before) {
+    /* Nothing of a failed add stays: its tap and redirects go now. */
+    KvNetTap *t = g_ptr_array_steal_index(n->taps, n->taps->len - 1);
+    g_autoptr(GError) de = NULL;
+    kv_vmm_detach_nic(n->s->vmm, n->s->p.domain, t->mac, &de);
+    tap_remove(host, ns, t);
+    tap_free(t);
+    shim_state_save(n->s);
+  }
+  if (ok) {
+    *mac_out = g_strdup(f->mac);
+    g_ptr_array_add(n->ifs, g_steal_pointer(&f));
+  }
+out:
+  if (f)
+    iface_free(f);
+  close(nsfd);
+  if (host)
+    nl_socket_free(host);
+  if (ns)
+    nl_socket_free(ns);
+  return ok;
+}
+
+gboolean net_owns_mac(Net *n, const char *mac) {
+  for (guint i = 0; i < n->taps->len; i++)
+    if (!g_ascii_strcasecmp(((KvNetTap *)n->taps->pdata[i])->mac, mac))
+      return TRUE;
+  return FALSE;
+}
+
+void net_remove_mac(Net *n, const char *mac) {
+  for (guint i = 0; i < n->taps->len; i++) {
+    KvNetTap *t = n->taps->pdata[i];
+    if (g_ascii_strcasecmp(t->mac, mac))
+      continue;
+    g_autoptr(GError) e = NULL;
+    struct nl_sock *host = sock_here(&e);
+    int nsfd = netns_open(n->netns, e ? NULL : &e);
+    struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
+    if (e)
+      shim_log("network: removing tap %s: %s", t->tap, e->message);
+    tap_remove(host, ns, t);
+    for (guint j = 0; j < n->ifs->len; j++)
+      if (!strcmp(((Iface *)n->ifs->pdata[j])->link, t->link)) {
+        g_ptr_array_remove_index(n->ifs, j);
+        break;
+      }
+    g_ptr_array_remove_index(n->taps, i);
+    shim_state_save(n->s);
+    if (nsfd >= 0)
+      close(nsfd);
+    if (ns)
+      nl_socket_free(ns);
+    if (host)
+      nl_socket_free(host);
+    return;
+  }
 }

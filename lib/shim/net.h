@@ -34,3 +34,11 @@ gboolean net_attach(Net *n, GError **error);
  * the shim made; the namespace's own interfaces stay as they were. Without
  * a record in memory (--cleanup), the last state.json says what was made. */
 void net_teardown(Net *n);
+/* Hotplug: the interface `name` of the namespace reaches the guest as at
+ * create (tap, redirects, the guest interface's configuration). *mac_out:
+ * its MAC, the NIC's identity. On failure nothing of it stays. */
+gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error);
+/* The NIC with this MAC is one of the namespace's (a tap the shim made). */
+gboolean net_owns_mac(Net *n, const char *mac);
+/* After its NIC was detached: remove its tap and the interface's redirect. */
+void net_remove_mac(Net *n, const char *mac);

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,9 @@ struct _Relay {
   GHashTable *mounts;           /* ids of the containers with a directory in the share */
   dev_t root_dev;               /* the host's / (a rootfs must not be it) */
   ino_t root_ino;
+  /* KvConn* -> GHashTable of "cid/eid" -> NULL: the execs a client started
+   * and has not seen exit; killed when that client goes (relay.h). */
+  GHashTable *execs_by_client;
   gsize window_growth; /* window granted beyond the initial, all routes */
 };
 
@@ -125,6 +129,8 @@ Relay *relay_new(Shim *s) {
         g_hash_table_add(rl->mounts, g_strdup(names->pdata[i]));
     close(share);
   }
+  rl->execs_by_client = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                              (GDestroyNotify)g_hash_table_unref);
   return rl;
 }
 
@@ -134,6 +140,7 @@ void relay_free(Relay *rl) {
   g_hash_table_unref(rl->routes_by_client);
   g_hash_table_unref(rl->routes_by_agent);
   g_hash_table_unref(rl->mounts);
+  g_hash_table_unref(rl->execs_by_client);
   g_free(rl);
 }
 
@@ -362,11 +369,13 @@ typedef struct {
                                container_remove: unmounted once it succeeds */
   GPtrArray *routes;        /* Route* created for this request (undone on error) */
   gboolean sinks;           /* its output goes into the client's pipes */
+  char *exec_key;           /* exec, wait of an exec: "cid/eid" */
 } Pending;
 
 static void pending_free(Pending *p) {
   waiter_free(p->w);
   g_free(p->container);
+  g_free(p->exec_key);
   if (p->routes)
     g_ptr_array_unref(p->routes);
   g_free(p);
@@ -417,20 +426,66 @@ static void pending_undo(Pending *p) {
     unmount_container(p->rl, p->container);
 }
 
+/* An exec belongs to the client connection that started it: it is killed
+ * when that connection closes before the client saw it exit (a client
+ * killed, or a handle freed early). Docs: docs/platform.md, "Execs". */
+static void exec_owner_note(Relay *rl, KvConn *client, const char *key, gboolean started) {
+  if (kv_conn_is_closed(client))
+    started = FALSE; /* gone already: relay_client_closed has run */
+  GHashTable *t = g_hash_table_lookup(rl->execs_by_client, client);
+  if (started && !t) {
+    t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert(rl->execs_by_client, client, t);
+  }
+  if (started)
+    g_hash_table_add(t, g_strdup(key));
+  else if (t)
+    g_hash_table_remove(t, key);
+}
+
+static void on_orphan_killed(KvConn *agent, JsonObject *result, const GError *err, gpointer user) {
+  g_autofree char *key = user;
+  if (err && kv_remote_error_code(err) != KV_E_NOT_FOUND)
+    shim_log("killing exec %s of a client that went: %s", key, err->message);
+}
+
+/* The client went: kill the execs it started and did not see exit. */
+static void exec_orphans_kill(Relay *rl, KvConn *client) {
+  GHashTable *t = g_hash_table_lookup(rl->execs_by_client, client);
+  if (!t)
+    return;
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init(&it, t);
+  while (g_hash_table_iter_next(&it, &k, NULL)) {
+    const char *key = k, *slash = strchr(key, '/');
+    if (!slash || !rl->s->agent)
+      continue;
+    g_autofree char *cid = g_strndup(key, (gsize)(slash - key));
+    shim_log("the client of exec %s went without waiting: killing the process", key);
+    KvSignalParams sp = {.container_id = cid, .exec_id = (char *)slash + 1, .signal = SIGKILL};
+    kv_call(rl->s->agent, &kv_m_signal, &sp, KV_CALL_TIMEOUT_MS, on_orphan_killed, g_strdup(key));
+  }
+  g_hash_table_remove(rl->execs_by_client, client);
+}
+
 static void on_agent_reply(KvConn *agent, JsonObject *result, const GError *err, gpointer user) {
   Pending *p = user;
   g_autoptr(GError) e = NULL;
   gpointer out = g_malloc0(p->m->result->size);
-  if (!result)
-    e = shim_agent_error(err, NULL, FALSE);
-  else if (!kv_result_decode(p->m, result, out, &e))
+  if (!result) {
+    /* The channel's loss is answered with the sandbox's fate, once known. */
+    pending_undo(p);
+    shim_reply_agent_error(p->rl->s, p->w->conn, p->w->id, err, NULL);
+  } else if (!kv_result_decode(p->m, result, out, &e)) {
     g_prefix_error(&e, "the guest agent sent a malformed reply: ");
-  if (e) {
     pending_undo(p);
     shim_reply_error(p->w->conn, p->w->id, e);
   } else {
     if (p->m == &kv_m_container_remove && p->container)
       unmount_container(p->rl, p->container);
+    if (p->exec_key)
+      exec_owner_note(p->rl, p->w->conn, p->exec_key, p->m == &kv_m_exec);
     /* The client's method has the result of the agent's (container_add:
      * container_create's). */
     /* That the shim took the pipes is said once, by KV_FEATURE_SINK_FDS in
@@ -608,6 +663,13 @@ void relay_request(Relay *rl, KvConn *client, guint32 id, const KvMethod *m, Jso
   p->m = add ? &kv_m_container_create : m;
   p->routes = g_ptr_array_new();
   p->sinks = sinks;
+  if (m == &kv_m_exec) {
+    KvExecParams *x = in;
+    p->exec_key = g_strdup_printf("%s/%s", x->container_id, x->exec_id);
+  } else if (m == &kv_m_wait && ((KvProcessRef *)in)->exec_id) {
+    KvProcessRef *w = in;
+    p->exec_key = g_strdup_printf("%s/%s", w->container_id, w->exec_id);
+  }
   if (!shim_agent_usable(s, &e)) {
     shim_reply_error(client, id, e);
     pending_free(p);
@@ -672,6 +734,7 @@ void relay_agent_frame(Relay *rl, const KvFrame *f) {
 }
 
 void relay_client_closed(Relay *rl, KvConn *client) {
+  exec_orphans_kill(rl, client);
   GHashTable *t = g_hash_table_lookup(rl->routes_by_client, client);
   if (!t)
     return;

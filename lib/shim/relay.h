@@ -16,6 +16,9 @@ gboolean relay_handles(const KvMethod *m);
 /* Decode, map streams, forward to the agent, answer the client. */
 void relay_request(Relay *rl, KvConn *client, guint32 id, const KvMethod *m, JsonObject *params);
 void relay_client_frame(Relay *rl, KvConn *client, const KvFrame *f);
+/* A client connection closed: its stdin routes end, its output goes on into
+ * pipes it passed, and the execs it started and did not see exit are
+ * killed (SIGKILL): a process outlives no client that did not wait for it. */
 void relay_client_closed(Relay *rl, KvConn *client);
 void relay_agent_frame(Relay *rl, const KvFrame *f);
 /* The agent channel is gone: end every stream towards clients. */

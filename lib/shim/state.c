@@ -25,9 +25,11 @@ void shim_init(Shim *s, const char *root, const char *id) {
 void shim_clear(Shim *s) {
   g_free(s->id);
   g_free(s->uri);
+  g_free(s->error);
   kv_config_clear(&s->cfg);
   kv_paths_clear(&s->p);
   g_clear_pointer(&s->describers, g_ptr_array_unref);
+  g_clear_pointer(&s->stop_reason, g_free);
   if (s->loop)
     g_main_loop_unref(s->loop);
   s->loop = NULL;
@@ -81,6 +83,8 @@ void shim_describe(Shim *s, KvShimStateResult *out) {
   out->max_memory_mib = s->cfg.max_memory_mib;
   out->created = g_strdup(s->cfg.created);
   out->console_log = g_strdup(s->p.console);
+  out->error = g_strdup(s->error);
+  out->stop_reason = g_strdup(s->stop_reason);
   for (guint i = 0; i < s->describers->len; i++) {
     Describer *d = s->describers->pdata[i];
     d->fn(d->user, out);
@@ -111,7 +115,14 @@ gboolean shim_state_load(Shim *s, KvShimStateResult *out, GError **error) {
 
 gboolean shim_agent_usable(Shim *s, GError **error) {
   if (g_strcmp0(s->state, KV_SANDBOX_RUNNING) || s->powering_off) {
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox is not running");
+    if (s->stop_reason)
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not running (stopped: %s)",
+                  s->id, s->stop_reason);
+    else if (s->error)
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not running: %s", s->id,
+                  s->error);
+    else
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not running", s->id);
     return FALSE;
   }
   if (!s->agent || !kv_conn_is_ready(s->agent)) {
@@ -132,6 +143,62 @@ GError *shim_agent_error(const GError *e, const char *prefix, gboolean map_timeo
 
 void shim_reply_error(KvConn *c, guint32 id, const GError *e) {
   kv_reply_gerror(c, id, e, kv_error_code_of(e));
+}
+
+typedef struct {
+  Shim *s;
+  KvConn *conn;
+  guint32 id;
+  GError *e; /* what to answer if the sandbox does not stop */
+  gboolean timeout;
+  gint64 deadline;
+} LostReply;
+
+/* How long an answer waits for the VM's fate after the agent channel went:
+ * libvirt reports the VM off 0.3-2 s after a guest poweroff on an idle
+ * machine, more under load; a channel dropped by a live guest is
+ * reconnected within a second (and the wait ends then). */
+#define AGENT_LOST_WAIT_US (15 * G_USEC_PER_SEC)
+
+static gboolean lost_reply_try(gpointer user) {
+  LostReply *r = user;
+  Shim *s = r->s;
+  gboolean stopped = !g_strcmp0(s->state, KV_SANDBOX_STOPPED) && s->stop_reason;
+  gboolean back = s->agent && kv_conn_is_ready(s->agent);
+  if (!stopped && !back && g_get_monotonic_time() < r->deadline)
+    return G_SOURCE_CONTINUE;
+  if (stopped) {
+    g_autoptr(GError) e = g_error_new(KV_ERROR_DOMAIN, r->timeout ? KV_E_TIMEOUT : KV_E_STATE,
+                                      "sandbox %s stopped: %s", s->id, s->stop_reason);
+    shim_reply_error(r->conn, r->id, e);
+  } else {
+    shim_reply_error(r->conn, r->id, r->e);
+  }
+  kv_conn_unref(r->conn);
+  g_error_free(r->e);
+  g_free(r);
+  return G_SOURCE_REMOVE;
+}
+
+void shim_reply_agent_error(Shim *s, KvConn *c, guint32 id, const GError *agent_error,
+                            const char *prefix) {
+  GError *e = shim_agent_error(agent_error, prefix, TRUE);
+  gboolean lost = g_error_matches(agent_error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED) ||
+                  g_error_matches(agent_error, KV_PROTO_ERROR, KV_PROTO_ERROR_TIMEOUT);
+  if (!lost || kv_conn_is_closed(c)) {
+    shim_reply_error(c, id, e);
+    g_error_free(e);
+    return;
+  }
+  LostReply *r = g_new0(LostReply, 1);
+  r->s = s;
+  r->conn = kv_conn_ref(c);
+  r->id = id;
+  r->e = e;
+  r->timeout = e->code == KV_E_TIMEOUT;
+  r->deadline = g_get_monotonic_time() + AGENT_LOST_WAIT_US;
+  GSource *src = shim_add_timeout(50, lost_reply_try, r);
+  g_source_unref(src);
 }
 
 /* ---- waiters ---- */

@@ -9,6 +9,7 @@
  *   lifecycle.c   boot, the agent channel, poweroff, destroy, recovery
  *   relay.c       containers, processes, the stream relay   (own state: Relay)
  *   hotplug.c     live changes, as asynchronous chains       (own state: Hotplug)
+ *   vfsd.c        the sandbox's virtiofsd (virtio-fs)        (own state: Vfsd)
  *   state.c       this: the sandbox (Shim), state.json, waiters, the log
  *
  * Shim is what every layer reads: who the sandbox is, its configuration,
@@ -43,7 +44,9 @@ typedef struct {
   int qemu_pid;          /* 0 when not running */
   gboolean powering_off; /* a stop or destroy is under way */
   gboolean destroying;   /* the state directory goes: nothing is saved any more */
+  char *error;           /* why the sandbox stopped unasked, or NULL */
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
+  char *stop_reason;     /* why it stopped (KvShimStateResult.stop_reason); NULL while up */
 } Shim;
 
 /* Fill `id`, `p` and the empty state of a new Shim; shim_clear frees it. */
@@ -79,6 +82,13 @@ gboolean shim_agent_usable(Shim *s, GError **error);
 GError *shim_agent_error(const GError *e, const char *prefix, gboolean map_timeout);
 /* Reply with e's code (any domain, mapped as kv_error_code_of does). */
 void shim_reply_error(KvConn *c, guint32 id, const GError *e);
+/* Reply with the error of a call to the agent that failed: when the agent
+ * channel went (closed, or declared dead), wait (bounded) for the VM's fate
+ * and, when the sandbox stopped, answer "sandbox X stopped: <reason>"
+ * (KV_E_TIMEOUT for a peer declared dead, KV_E_STATE otherwise) instead of
+ * the bare channel error. */
+void shim_reply_agent_error(Shim *s, KvConn *c, guint32 id, const GError *agent_error,
+                            const char *prefix);
 
 /* ---- waiters: a client request answered later ---- */
 typedef struct {

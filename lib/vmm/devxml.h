@@ -11,6 +11,8 @@ G_BEGIN_DECLS
 /* A virtio NIC on the existing tap `tap` (not managed by libvirt); mtu 0 =
  * the default. */
 char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error);
+/* A virtio NIC with user-mode networking (kv_vmm_attach_user_nic). */
+char *kv_user_nic_xml(const char *mac, GError **error);
 /* A raw virtio disk: a block device (`block`) or an image file at `path`,
  * with QEMU cache mode `cache`, libvirt target `target` and the serial the
  * guest sees. */

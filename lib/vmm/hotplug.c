@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <libvirt/libvirt.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 #define vmm_conn kv_vmm_conn
@@ -290,6 +291,64 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
     set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot attach NIC %s (tap %s) to domain '%s'",
                       mac, tap, name);
     return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean kv_vmm_attach_user_nic(KvVmm *vmm, const char *name, const char *mac,
+                                const KvVmmPortForward *ports, guint n, GError **error) {
+  if (!kv_check_mac(mac, error))
+    return FALSE;
+  g_autoptr(virDomain) dom = get_domain(vmm, name, error);
+  if (!dom)
+    return FALSE;
+  g_autofree char *xml = kv_user_nic_xml(mac, error);
+  if (!xml)
+    return FALSE;
+  if (virDomainAttachDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT,
+                      "cannot attach the user-mode NIC %s to domain '%s'", mac, name);
+    return FALSE;
+  }
+  if (n == 0)
+    return TRUE;
+  /* QEMU's netdev of the NIC is "host" + its alias. */
+  KvXNode *devices = NULL;
+  g_autoptr(KvXNode) root = kv_live_devices(dom, &devices, error);
+  if (!root)
+    return FALSE;
+  KvXNode *nic = find_nic(devices, mac);
+  const char *alias = nic ? kv_xnode_child_attr(nic, "alias", "name") : NULL;
+  if (!alias || !g_regex_match_simple("^[A-Za-z0-9_-]{1,32}$", alias, 0, 0)) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                "the user-mode NIC %s of domain '%s' has no alias in the live XML", mac, name);
+    return FALSE;
+  }
+  for (guint i = 0; i < n; i++) {
+    const KvVmmPortForward *p = &ports[i];
+    if (!g_hostname_is_ip_address(p->address) || strchr(p->address, ':') || !p->host_port ||
+        p->host_port > 65535 || !p->port || p->port > 65535) {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "cannot forward %s:%u to %u",
+                  p->address, p->host_port, p->port);
+      return FALSE;
+    }
+    g_autofree char *cmd =
+        g_strdup_printf("hostfwd_add host%s %s:%s:%u-:%u", alias, p->udp ? "udp" : "tcp",
+                        p->address, p->host_port, p->port);
+    char *out = NULL;
+    if (virDomainQemuMonitorCommand(dom, cmd, &out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0) {
+      set_libvirt_error(error, KV_VMM_ERROR_LIBVIRT, "cannot publish %s:%u/%s on domain '%s'",
+                        p->address, p->host_port, p->udp ? "udp" : "tcp", name);
+      return FALSE;
+    }
+    /* HMP answers nothing on success, a message on failure. */
+    g_autofree char *msg = g_strstrip(out ? out : g_strdup(""));
+    if (*msg) {
+      g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_LIBVIRT,
+                  "cannot publish %s:%u/%s (is it taken?): %s", p->address, p->host_port,
+                  p->udp ? "udp" : "tcp", msg);
+      return FALSE;
+    }
   }
   return TRUE;
 }

@@ -30,6 +30,7 @@ struct _KvVmm {
   gboolean closed;
   KvVmEventFunc cb;
   gpointer cb_user;
+  KvVmStopCause stop_cause;
 };
 
 static void vmm_unref(KvVmm *vmm) {
@@ -138,9 +139,17 @@ static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int det
   KvVmm *vmm = opaque;
   KvVmEvent ev;
 
-  if (event == VIR_DOMAIN_EVENT_STOPPED)
+  if (event == VIR_DOMAIN_EVENT_STOPPED) {
     ev = KV_VM_EVENT_STOPPED;
-  else if (event == VIR_DOMAIN_EVENT_CRASHED)
+    KvVmStopCause cause = detail == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN    ? KV_VM_STOP_SHUTDOWN
+                          : detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? KV_VM_STOP_DESTROYED
+                          : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED   ? KV_VM_STOP_CRASHED
+                          : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED    ? KV_VM_STOP_FAILED
+                                                                         : KV_VM_STOP_UNKNOWN;
+    g_mutex_lock(&vmm->lock);
+    vmm->stop_cause = cause;
+    g_mutex_unlock(&vmm->lock);
+  } else if (event == VIR_DOMAIN_EVENT_CRASHED)
     ev = KV_VM_EVENT_CRASHED;
   else
     return 0;
@@ -229,6 +238,13 @@ void kv_vmm_close(KvVmm *vmm) {
   virConnectClose(vmm->conn);
   vmm->conn = NULL;
   vmm_unref(vmm);
+}
+
+KvVmStopCause kv_vmm_stop_cause(KvVmm *vmm) {
+  g_mutex_lock(&vmm->lock);
+  KvVmStopCause c = vmm->stop_cause;
+  g_mutex_unlock(&vmm->lock);
+  return c;
 }
 
 void kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user) {

@@ -51,8 +51,14 @@ typedef struct {
   guint max_memory_mib;     /* >= memory_mib; > memory_mib enables maxMemory */
   const char *agent_socket; /* unix socket QEMU binds for the agent channel */
   const char *shared_dir;   /* host dir shared over 9p, tag "katavmshared" */
-  const char *console_log;  /* serial console log file */
-  guint spare_root_ports;   /* pcie-root-port controllers for hotplug */
+  /* virtio-fs instead of 9p: the vhost-user socket of the virtiofsd the
+   * caller started on the shared dir (the shim starts and supervises it,
+   * lib/shim/vfsd.c); same tag. Guest RAM then comes from a shared memfd
+   * (vhost-user maps it into virtiofsd), hot-added memory included. When
+   * set, shared_dir is only informational and may be NULL. */
+  const char *virtiofs_socket;
+  const char *console_log; /* serial console log file */
+  guint spare_root_ports;  /* pcie-root-port controllers for hotplug */
   /* Run QEMU as root without relabelling (a DAC seclabel): a libvirtd
    * (qemu:///system) would otherwise run it as libvirt-qemu, which cannot
    * reach the runtime's 0700 state directories. The embedded driver is
@@ -64,7 +70,7 @@ typedef struct {
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named
- * "io.katavm.agent.0", 9p share, serial console to file, spare root ports,
+ * "io.katavm.agent.0", 9p or virtio-fs share, serial console to file, spare root ports,
  * <tcg><tb-cache> under TCG). Returns NULL with KV_VMM_ERROR_INVALID when a
  * required field is missing or inconsistent. */
 char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error);
@@ -93,6 +99,16 @@ typedef void (*KvVmEventFunc)(KvVmm *vmm, const char *domain, KvVmEvent ev, gpoi
 KvVmm *kv_vmm_open(const char *uri, GError **error);
 void kv_vmm_close(KvVmm *vmm);
 void kv_vmm_set_event_handler(KvVmm *vmm, KvVmEventFunc cb, gpointer user);
+/* Why the last domain that stopped on this connection stopped, as libvirt's
+ * lifecycle event detail says (for the shim's stop reason). */
+typedef enum {
+  KV_VM_STOP_UNKNOWN = 0,
+  KV_VM_STOP_SHUTDOWN,  /* the guest powered off (or reset: QEMU runs -no-reboot) */
+  KV_VM_STOP_DESTROYED, /* virDomainDestroy */
+  KV_VM_STOP_CRASHED,   /* the guest crashed (panic device) */
+  KV_VM_STOP_FAILED,    /* QEMU itself died: killed or crashed */
+} KvVmStopCause;
+KvVmStopCause kv_vmm_stop_cause(KvVmm *vmm);
 
 /* Start a transient domain from cfg. */
 gboolean kv_vmm_start(KvVmm *vmm, const KvVmConfig *cfg, GError **error);
@@ -170,6 +186,29 @@ gboolean kv_vmm_attach_nic(KvVmm *vmm, const char *name, const char *tap, const 
  * (KV_VMM_ERROR_TIMEOUT after 10 s). KV_VMM_ERROR_NOT_FOUND when the domain
  * has no NIC with that MAC. */
 gboolean kv_vmm_detach_nic(KvVmm *vmm, const char *name, const char *mac, GError **error);
+
+/* A port published by user-mode networking: `address` (an IPv4 literal)
+ * port `host_port` on the host reaches the guest's `port`. */
+typedef struct {
+  gboolean udp;
+  const char *address;
+  guint host_port, port;
+} KvVmmPortForward;
+/* The guest side of user-mode networking (QEMU's slirp): the guest's
+ * address, the gateway (the host as the guest sees it) and the DNS
+ * forwarder. */
+#define KV_VMM_USER_GUEST_CIDR "10.0.2.15/24"
+#define KV_VMM_USER_GATEWAY "10.0.2.2"
+#define KV_VMM_USER_DNS "10.0.2.3"
+/* Hotplug a virtio NIC with user-mode networking (libvirt's <interface
+ * type='user'>, QEMU's slirp: no host setup, no process of its own) and
+ * publish the n `ports` on the host through QEMU's hostfwd (a monitor
+ * command: libvirt 9.0 has no port forwarding for slirp, and rejects the
+ * passt backend). A port that cannot be forwarded (taken) fails with
+ * KV_VMM_ERROR_LIBVIRT naming it; the NIC then stays (the caller destroys
+ * the domain). */
+gboolean kv_vmm_attach_user_nic(KvVmm *vmm, const char *name, const char *mac,
+                                const KvVmmPortForward *ports, guint n, GError **error);
 
 /* Hotplug a virtio disk: `path` is an absolute path to a raw image file or
  * a block device. `serial` ([A-Za-z0-9_-]{1,20}, unique in the domain) is

@@ -57,8 +57,16 @@ static gboolean check_config(const KvVmConfig *cfg, GError **error) {
       !kv_check_path("initrd", cfg->initrd, TRUE, error) ||
       !kv_check_path("agent socket", cfg->agent_socket, TRUE, error) ||
       !kv_check_path("console log", cfg->console_log, TRUE, error) ||
-      !kv_check_path("shared dir", cfg->shared_dir, FALSE, error))
+      !kv_check_path("shared dir", cfg->shared_dir, FALSE, error) ||
+      !kv_check_path("virtio-fs socket", cfg->virtiofs_socket, FALSE, error))
     return FALSE;
+  if (cfg->virtiofs_socket && strlen(cfg->virtiofs_socket) > KV_UNIX_PATH_MAX) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "virtio-fs socket path '%s' is %zu bytes, longer than the %d a "
+                "unix socket address can hold",
+                cfg->virtiofs_socket, strlen(cfg->virtiofs_socket), KV_UNIX_PATH_MAX);
+    return FALSE;
+  }
   if (strlen(cfg->agent_socket) > KV_UNIX_PATH_MAX) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "agent socket path '%s' is %zu bytes, longer than the %d a "
@@ -140,6 +148,17 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
    * region. What the guest has at boot is <currentMemory> and the cell. */
   mib_element(x, "memory", cfg->memory_mib + vmem_mib);
   mib_element(x, "currentMemory", cfg->memory_mib);
+  /* virtio-fs: virtiofsd (a vhost-user backend) reads and writes guest
+   * buffers directly, so every byte of guest RAM must be a shared mapping
+   * it can map: a memfd, shared. libvirt applies this to the boot memory
+   * and to memory devices (the virtio-mem region, hot-added DIMMs), so
+   * memory hotplug works the same (tests/integration/test_hotplug.c). */
+  if (cfg->virtiofs_socket) {
+    kv_xml_open(x, "memoryBacking", NULL);
+    kv_xml_empty(x, "source", "type", "memfd", NULL);
+    kv_xml_empty(x, "access", "mode", "shared", NULL);
+    kv_xml_close(x);
+  }
   kv_xml_open(x, "vcpu", "placement", "static", NULL);
   if (cfg->max_vcpus > cfg->vcpus) {
     kv_xml_attr(x, "current", "%u", cfg->vcpus);
@@ -241,7 +260,17 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
     pcie_root_address(x, KV_VIRTIO_MEM_PCI_SLOT);
     kv_xml_close(x); /* memory */
   }
-  if (cfg->shared_dir) {
+  if (cfg->virtiofs_socket) {
+    /* virtio-fs with a virtiofsd started by the caller (libvirt >= 8.0:
+     * <source socket>): libvirt neither starts nor watches it. queue 1024:
+     * the request queue size Kata and libvirt's examples use. */
+    kv_xml_open(x, "filesystem", "type", "mount", NULL);
+    kv_xml_empty(x, "driver", "type", "virtiofs", "queue", "1024", NULL);
+    kv_xml_empty(x, "source", "socket", cfg->virtiofs_socket, NULL);
+    kv_xml_empty(x, "target", "dir", "katavmshared", NULL);
+    pcie_root_address(x, KV_SHARE_PCI_SLOT);
+    kv_xml_close(x);
+  } else if (cfg->shared_dir) {
     kv_xml_open(x, "filesystem", "type", "mount", "accessmode", "passthrough", NULL);
     kv_xml_empty(x, "source", "dir", cfg->shared_dir, NULL);
     kv_xml_empty(x, "target", "dir", "katavmshared", NULL);
@@ -290,6 +319,15 @@ char *kv_nic_xml(const char *tap, const char *mac, guint mtu, GError **error) {
     kv_xml_attr(x, "size", "%u", mtu);
     kv_xml_close(x);
   }
+  kv_xml_close(x);
+  return kv_xml_finish(x, error);
+}
+
+char *kv_user_nic_xml(const char *mac, GError **error) {
+  KvXml *x = kv_xml_new();
+  kv_xml_open(x, "interface", "type", "user", NULL);
+  kv_xml_empty(x, "mac", "address", mac, NULL);
+  kv_xml_empty(x, "model", "type", "virtio", NULL);
   kv_xml_close(x);
   return kv_xml_finish(x, error);
 }

@@ -59,8 +59,8 @@ static void names(void) {
 
 static void drop_all(void) {
   /* Deleting a namespace deletes its links (and a veth's peer). */
-  shf(NULL, "ip netns del %s; ip netns del %s; ip netns del %s; rm -rf %s", pod, client, empty,
-      work);
+  shf(NULL, "ip netns del %s; ip netns del %s; ip netns del %s; rm -rf %s /etc/netns/%s", pod,
+      client, empty, work, pod);
 }
 
 static void setup(void) {
@@ -77,6 +77,10 @@ static void setup(void) {
      "ip -n %s route add default via 10.77.0.1 && ip -n %s -6 route add default via fd00::1 && "
      "ip -n %s neigh add 10.77.0.9 lladdr 02:00:00:00:77:09 dev %s nud permanent",
      pod, pod, vpod, pod, vpod, pod, vpod, pod, pod, pod, vpod);
+  /* The namespace's own resolv.conf, as `ip netns exec` would use it. */
+  SH("mkdir -p /etc/netns/%s && printf 'nameserver 10.77.0.53\\nnameserver 127.0.0.53\\n"
+     "search pod.test\\noptions ndots:2\\n' > /etc/netns/%s/resolv.conf",
+     pod, pod);
   SH("ip link add %s netns %s type veth peer name %s netns %s && "
      "ip -n %s addr add 10.78.0.1/24 dev %s && ip -n %s link set %s up && "
      "ip -n %s addr add 10.78.0.2/24 dev %s && ip -n %s link set %s up",
@@ -154,6 +158,10 @@ static katavm_sandbox *pod_with_httpd(katavm_runtime *rt, const char *id) {
   g_autofree char *bdir = g_build_filename(work, "bundle", NULL);
   g_autofree char *b = kvt_make_rootfs(bdir, TRUE);
   kvt_edit_spec(b, httpd_main, NULL);
+  /* Mount points for the generated names (the product never writes into
+   * a rootfs; an image has these files). */
+  g_autofree char *resolv = g_build_filename(b, "rootfs", "etc", "resolv.conf", NULL);
+  ck_assert(g_file_set_contents(resolv, "nameserver 192.0.2.99\n", -1, NULL));
   katavm_error *e = NULL;
   katavm_sandbox *sb = create_in(rt, id, pod_path, &e);
   ck_assert_msg(sb, "create in %s: %s", pod_path, katavm_error_message(e));
@@ -195,6 +203,29 @@ START_TEST(httpd_over_ipv4_and_ipv6) {
   ck_assert_int_eq(kvt_exec(sb, "web", ARGV("ip", "neigh"), NULL, &neigh, NULL), 0);
   ck_assert_msg(strstr(neigh, "10.77.0.9") && strstr(neigh, "02:00:00:00:77:09"),
                 "no static neighbour in:\n%s", neigh);
+
+  /* The names: the namespace's resolv.conf (without its loopback stub
+   * resolver), /etc/hosts with the pod's address for the hostname. */
+  g_autofree char *rc = NULL, *hosts = NULL, *orig = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("cat", "/etc/resolv.conf"), NULL, &rc, NULL), 0);
+  ck_assert_msg(strstr(rc, "nameserver 10.77.0.53\n") && !strstr(rc, "127.0.0.53") &&
+                    strstr(rc, "search pod.test\n") && strstr(rc, "options ndots:2\n"),
+                "not the namespace's resolv.conf:\n%s", rc);
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("cat", "/etc/hosts"), NULL, &hosts, NULL), 0);
+  ck_assert_msg(strstr(hosts, "127.0.0.1\tlocalhost") && strstr(hosts, "\n10.77.0.2\t"),
+                "/etc/hosts:\n%s", hosts);
+  g_autofree char *resolv = g_build_filename(work, "bundle", "rootfs", "etc", "resolv.conf", NULL);
+  ck_assert(g_file_get_contents(resolv, &orig, NULL, NULL));
+  ck_assert_str_eq(orig, "nameserver 192.0.2.99\n"); /* the rootfs is untouched */
+
+  /* inspect: the guest's interfaces and routes, from its kernel. */
+  g_autofree char *insp = NULL, *ierr = NULL;
+  ck_assert_int_eq(kvt_cli(&insp, &ierr, "sandbox", "inspect", "net1", "--json", NULL), 0);
+  g_autofree char *mac_json = g_strdup_printf("\"mac\":\"%s\"", mac);
+  ck_assert_msg(strstr(insp, "\"network\":{") && strstr(insp, mac_json) &&
+                    strstr(insp, "\"10.77.0.2/24\"") && strstr(insp, "\"mtu\":1400") &&
+                    strstr(insp, "\"dst\":\"0.0.0.0/0\",\"gateway\":\"10.77.0.1\""),
+                "inspect:\n%s", insp);
 
   /* The redirects are there while it runs... */
   g_autofree char *qd = NULL;

@@ -257,6 +257,55 @@ START_TEST(xml_without_hotplug_or_share_is_minimal) {
 }
 END_TEST
 
+START_TEST(xml_virtiofs_share_has_shared_memory_and_socket) {
+  KvVmConfig cfg = good_config();
+  cfg.virtiofs_socket = "/run/katavm/r/0123/vfs.sock";
+
+  g_autoptr(GError) err = NULL;
+  g_autofree char *xml = kv_vmm_domain_xml(&cfg, &err);
+  ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
+  virConnectPtr conn = virConnectOpen("test:///default");
+  ck_assert_ptr_nonnull(conn);
+  virDomainPtr dom = virDomainDefineXML(conn, xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s", virGetLastErrorMessage(), xml);
+  char *back = virDomainGetXMLDesc(dom, 0);
+  ck_assert_ptr_nonnull(back);
+  g_autoptr(GHashTable) theirs = parse_doc(back);
+  free(back);
+  /* Guest RAM a vhost-user daemon can map, with the virtio-mem region. */
+  ck_assert_str_eq(doc_get(theirs, "source@type", 0), "memfd");
+  ck_assert_str_eq(doc_get(theirs, "access@mode", 0), "shared");
+  ck_assert_str_eq(doc_get(theirs, "memory@model", 0), "virtio-mem");
+  /* virtio-fs on the caller's socket, no 9p source dir. */
+  ck_assert_str_eq(doc_get(theirs, "driver@type", 0), "virtiofs");
+  ck_assert_str_eq(doc_get(theirs, "driver@queue", 0), "1024");
+  ck_assert(doc_has(theirs, "source@socket", cfg.virtiofs_socket));
+  ck_assert(doc_has(theirs, "target@dir", "katavmshared"));
+  ck_assert(!doc_has(theirs, "source@dir", cfg.shared_dir));
+  ck_assert_uint_eq(doc_count(theirs, "address@slot", "0x12"), 1);
+  virDomainUndefine(dom);
+  virDomainFree(dom);
+  virConnectClose(conn);
+
+  /* 9p: no shared memory backing. */
+  cfg.virtiofs_socket = NULL;
+  g_autofree char *p9 = kv_vmm_domain_xml(&cfg, NULL);
+  ck_assert_ptr_null(strstr(p9, "memoryBacking"));
+  ck_assert_ptr_null(strstr(p9, "virtiofs"));
+
+  /* A relative or too long socket path is refused by name. */
+  cfg.virtiofs_socket = "vfs.sock";
+  g_autoptr(GError) e1 = NULL;
+  ck_assert_ptr_null(kv_vmm_domain_xml(&cfg, &e1));
+  ck_assert_msg(strstr(e1->message, "virtio-fs socket"), "%s", e1->message);
+  g_autofree char *longp = g_strdup_printf("/%0200d", 0);
+  cfg.virtiofs_socket = longp;
+  g_autoptr(GError) e2 = NULL;
+  ck_assert_ptr_null(kv_vmm_domain_xml(&cfg, &e2));
+  ck_assert_msg(strstr(e2->message, "virtio-fs socket path"), "%s", e2->message);
+}
+END_TEST
+
 START_TEST(xml_rejects_invalid_configs_clearly) {
   KvVmConfig cfg;
 
@@ -672,6 +721,7 @@ static Suite *vmm_suite(void) {
   tcase_add_test(xml, xml_escapes_values_and_libvirt_reads_them_back);
   tcase_add_test(xml, xml_without_hotplug_or_share_is_minimal);
   tcase_add_test(xml, xml_rejects_invalid_configs_clearly);
+  tcase_add_test(xml, xml_virtiofs_share_has_shared_memory_and_socket);
   tcase_add_test(xml, xmlbuild_escapes_every_value_and_indents);
   tcase_add_test(xml, xmlbuild_refuses_bad_names_and_unclosed_elements);
   suite_add_tcase(s, xml);

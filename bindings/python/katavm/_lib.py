@@ -96,6 +96,8 @@ class SandboxConfig(ctypes.Structure):
         ("memory_mib", c_uint),
         ("max_memory_mib", c_uint),
         ("netns", c_char_p),
+        ("net", c_char_p),
+        ("publish", _STRV),
     ]
 
 
@@ -156,6 +158,7 @@ class HotplugRequest(ctypes.Structure):
         ("readonly", c_int),
         ("container", c_char_p),
         ("mount_path", c_char_p),
+        ("netns_iface", c_char_p),
     ]
 
 
