@@ -12,11 +12,11 @@
 #include "katavm/katavm.h"
 
 typedef struct {
-  char *root;       /* --root: the runtime's state (one dir per container) */
-  char *log;        /* --log FILE, or NULL */
+  char *root; /* --root: the runtime's state (one dir per container) */
+  char *log;  /* --log FILE, or NULL */
   gboolean log_json;
   gboolean debug;
-  char *config;     /* --config FILE / KATAVM_RUNTIME_CONFIG, or NULL */
+  char *config; /* --config FILE / KATAVM_RUNTIME_CONFIG, or NULL */
   katavm_runtime *lib;
 } Rt;
 
@@ -101,8 +101,7 @@ gboolean rt_console_setup(const char *path, int *slave_out, GError **error);
  * The parent waits for that report: returns the child's pid once ready,
  * or -1 with the child's error message in *error. */
 typedef int (*RtChildBody)(Rt *r, gpointer data, int report_fd);
-pid_t rt_spawn_child(Rt *r, RtChildBody body, gpointer data, gboolean new_session,
-                     GError **error);
+pid_t rt_spawn_child(Rt *r, RtChildBody body, gpointer data, gboolean new_session, GError **error);
 void rt_child_ready(int report_fd);
 void rt_child_failed(int report_fd, const char *msg);
 
