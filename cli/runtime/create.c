@@ -177,6 +177,11 @@ int cmd_create(Rt *r, int argc, char **argv) {
     rc = rt_fail(r, e);
     goto out;
   }
+  gboolean handled = FALSE;
+  rc = rt_trusted_create(r, c.id, &c.bi, &handled);
+  if (handled)
+    goto out;
+  rc = 1;
   if (g_mkdir_with_parents(r->root, 0700) < 0) {
     rc = rt_error(r, "cannot create --root %s: %s", r->root, g_strerror(errno));
     goto out;

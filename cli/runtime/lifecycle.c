@@ -117,6 +117,8 @@ int cmd_delete(Rt *r, int argc, char **argv) {
     return 1;
   if (argc < 2)
     return rt_error(r, "delete: expected a container id");
+  if (rt_is_trusted(r, argv[1]))
+    return rt_trusted_delete(r, argv[1]);
   RtState s;
   g_autoptr(GError) ge = NULL;
   if (!rt_state_load(r, argv[1], &s, &ge)) {

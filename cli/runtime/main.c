@@ -245,7 +245,15 @@ int main(int argc, char **argv) {
   }
   for (size_t c = 0; c < G_N_ELEMENTS(commands); c++)
     if (!strcmp(argv[i], commands[c].name)) {
-      rt_debug(&r, "%s", g_strjoinv(" ", argv));
+      g_autofree char *line = g_strjoinv(" ", argv);
+      rt_debug(&r, "%s", line);
+      /* A copy: option parsing takes the options out of argv. */
+      r.cmd_argc = argc - i;
+      r.cmd_argv = g_new0(char *, argc - i + 1);
+      for (int k = i; k < argc; k++)
+        r.cmd_argv[k - i] = g_strdup(argv[k]);
+      r.dispatch =
+          strcmp(argv[i], "list") && strcmp(argv[i], "create") && strcmp(argv[i], "delete");
       rc = commands[c].fn(&r, argc - i, argv + i);
       goto out;
     }
@@ -255,5 +263,6 @@ out:
   g_free(r.root);
   g_free(r.log);
   g_free(r.config);
+  g_strfreev(r.cmd_argv);
   return rc;
 }

@@ -18,6 +18,11 @@ typedef struct {
   gboolean debug;
   char *config; /* --config FILE / KATAVM_RUNTIME_CONFIG, or NULL */
   katavm_runtime *lib;
+  /* The command and its arguments as given (for the trusted runtime). */
+  int cmd_argc;
+  char **cmd_argv;
+  /* Commands on one container hand a trusted one over (trusted.c). */
+  gboolean dispatch;
 } Rt;
 
 /* Report an error (stderr, and the --log file); returns 1, the exit
@@ -104,6 +109,15 @@ typedef int (*RtChildBody)(Rt *r, gpointer data, int report_fd);
 pid_t rt_spawn_child(Rt *r, RtChildBody body, gpointer data, gboolean new_session, GError **error);
 void rt_child_ready(int report_fd);
 void rt_child_failed(int report_fd, const char *msg);
+
+/* Trusted workloads (cli/runtime/trusted.c). */
+gboolean rt_is_trusted(Rt *r, const char *id);
+/* Replace this process by the trusted runtime with our command line. */
+void rt_trusted_exec(Rt *r, const char *id) G_GNUC_NORETURN;
+/* create: *handled = TRUE when the bundle goes to the trusted runtime;
+ * then its exit status. */
+int rt_trusted_create(Rt *r, const char *id, const katavm_bundle_info *bi, gboolean *handled);
+int rt_trusted_delete(Rt *r, const char *id);
 
 int cmd_create(Rt *r, int argc, char **argv);
 int cmd_start(Rt *r, int argc, char **argv);

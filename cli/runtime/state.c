@@ -35,6 +35,8 @@ gboolean rt_state_load(Rt *r, const char *id, RtState *s, GError **error) {
     katavm_error_free(ke);
     return FALSE;
   }
+  if (r->dispatch && rt_is_trusted(r, id))
+    rt_trusted_exec(r, id);
   g_autofree char *dir = rt_state_dir(r, id);
   g_autofree char *path = g_build_filename(dir, "state.json", NULL);
   g_autoptr(JsonParser) p = json_parser_new();

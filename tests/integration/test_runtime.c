@@ -167,8 +167,17 @@ static char *bundle_with(const char *name, const char *const *args) {
 
 static GThread *reaper_thread;
 
+static void drop_state_root(void) {
+  g_autofree char *root = state_root();
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", root);
+  int rc = system(cmd);
+  (void)rc;
+}
+
 static void setup(void) {
   kvt_setup();
+  /* A failed test skips its teardown: start from nothing. */
+  drop_state_root();
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   reaping = TRUE;
   reaper_thread = g_thread_new("reaper", reaper, NULL);
@@ -176,10 +185,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  g_autofree char *root = state_root();
-  g_autofree char *cmd = g_strdup_printf("rm -rf %s", root);
-  int rc = system(cmd);
-  (void)rc;
+  drop_state_root();
   kvt_workdir_drop(&work);
   kvt_teardown();
   reaping = FALSE;
@@ -522,6 +528,60 @@ START_TEST(misc_commands) {
 }
 END_TEST
 
+static void trusted_annotation(JsonObject *spec, gpointer value) {
+  JsonObject *a = json_object_new();
+  json_object_set_string_member(a, "io.kubernetes.cri-o.TrustedSandbox", value);
+  json_object_set_object_member(spec, "annotations", a);
+}
+
+/* Run a bundle to its end: create (output to a file), start, wait for the
+ * process that stands for it; returns what it printed. */
+static char *run_bundle(const char *conf, const char *bundle, const char *id, int *code) {
+  g_autofree char *pidf = g_strdup_printf("%s/%s.pid", work, id);
+  g_autofree char *out = g_strdup_printf("%s/%s.out", work, id);
+  g_autofree char *err = g_strdup_printf("%s/%s.err", work, id);
+  int rc = rt_run_fds(-1, out, err,
+                      (const char *const[]){"--config", conf, "create", "--bundle", bundle,
+                                            "--pid-file", pidf, id, NULL});
+  g_autofree char *etext = NULL;
+  g_file_get_contents(err, &etext, NULL, NULL);
+  ck_assert_msg(rc == 0, "create %s: %s", id, etext);
+  pid_t pid = read_pid(pidf);
+  RT_OK("start", id);
+  int sig = 0;
+  *code = wait_stand_in(pid, &sig);
+  RT_OK("delete", id);
+  char *text = NULL;
+  g_file_get_contents(out, &text, NULL, NULL);
+  return text;
+}
+
+START_TEST(trusted_dispatch) {
+  g_autofree char *conf = g_build_filename(work, "trusted.conf", NULL);
+  ck_assert(g_file_set_contents(conf, "[runtime]\ntrusted_runtime = /usr/bin/runc\n", -1, NULL));
+  const char *args[] = {"sh", "-c", "uname -r; exit 6", NULL};
+  g_autofree char *tb = bundle_with("trusted", args);
+  kvt_edit_spec(tb, trusted_annotation, "true");
+  g_autofree char *vb = bundle_with("untrusted", args);
+  kvt_edit_spec(vb, trusted_annotation, "false");
+  g_autofree char *host = NULL;
+  g_file_get_contents("/proc/sys/kernel/osrelease", &host, NULL, NULL);
+  g_strstrip(host);
+  int code = -1;
+  /* Trusted: runc, on the host's kernel. */
+  g_autofree char *t = run_bundle(conf, tb, "tr1", &code);
+  ck_assert_int_eq(code, 6);
+  ck_assert_msg(t && strstr(t, host), "trusted container not on the host kernel: %s", t);
+  /* Untrusted, in the same runtime: a VM. */
+  g_autofree char *u = run_bundle(conf, vb, "un1", &code);
+  ck_assert_int_eq(code, 6);
+  ck_assert_msg(u && strstr(u, g_getenv("KATAVM_TEST_KERNEL_RELEASE")) && !strstr(u, host),
+                "untrusted container not in a VM: %s", u);
+  assert_no_state();
+  kvt_assert_clean();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime");
   TCase *t = tcase_create("runtime");
@@ -533,6 +593,7 @@ int main(void) {
   tcase_add_test(t, pod);
   tcase_add_test(t, bad_input);
   tcase_add_test(t, misc_commands);
+  tcase_add_test(t, trusted_dispatch);
   suite_add_tcase(s, t);
   return kvt_run_suite(s);
 }
