@@ -34,7 +34,7 @@ static const KvAbiInfo abi_info[KV_ABI_N_STRUCTS] = {
     [KV_ABI_HOTPLUG_REQUEST] = {"katavm_hotplug_request", sizeof(katavm_hotplug_request),
                                 KV_END(katavm_hotplug_request, mount_path)},
     [KV_ABI_BUNDLE_INFO] = {"katavm_bundle_info", sizeof(katavm_bundle_info),
-                            KV_END(katavm_bundle_info, annotations)},
+                            KV_END(katavm_bundle_info, memory_annotated)},
 };
 
 size_t katavm_struct_size(const char *name) {

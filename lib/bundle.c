@@ -198,6 +198,8 @@ int katavm_bundle_info_read(const char *bundle, katavm_bundle_info *info, katavm
   const char *u = annotation(ann, A_CRI_UNTRUSTED);
   if (u && !g_ascii_strcasecmp(u, "true"))
     bi.trusted = 0;
+  bi.vcpus_annotated = annotation(ann, A_CPUS) != NULL;
+  bi.memory_annotated = annotation(ann, A_MEMORY) != NULL;
   if (!size_annotation(ann, A_CPUS, 1024, &bi.vcpus, &e) ||
       !size_annotation(ann, A_MEMORY, 1024 * 1024, &bi.memory_mib, &e) ||
       !read_netns(spec, &bi, &e)) {

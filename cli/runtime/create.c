@@ -20,6 +20,20 @@ typedef struct {
   katavm_bundle_info bi;
 } Create;
 
+/* Whether the configuration lets annotation `name` size a pod
+ * ([runtime] enable_annotations: a comma-separated list; unset = all of
+ * io.katavm.cpus and io.katavm.memory_mib, empty = none). */
+static gboolean annotation_enabled(Rt *r, const char *name) {
+  const char *v = katavm_runtime_config_value(r->lib, "enable_annotations");
+  if (!v)
+    return TRUE;
+  g_auto(GStrv) names = g_strsplit(v, ",", -1);
+  for (char **n = names; *n; n++)
+    if (!strcmp(g_strstrip(*n), name))
+      return TRUE;
+  return FALSE;
+}
+
 static unsigned int capped(Rt *r, const char *key, unsigned int want) {
   const char *v = katavm_runtime_config_value(r->lib, key);
   guint64 max;
@@ -74,8 +88,10 @@ static int create_body(Rt *r, gpointer data, int report) {
     katavm_sandbox_config sc;
     katavm_sandbox_config_init(&sc);
     sc.id = c->id;
-    sc.vcpus = capped(r, "max_vcpus", c->bi.vcpus);
-    sc.memory_mib = capped(r, "max_memory_mib", c->bi.memory_mib);
+    gboolean cpus_ok = !c->bi.vcpus_annotated || annotation_enabled(r, "io.katavm.cpus");
+    gboolean mem_ok = !c->bi.memory_annotated || annotation_enabled(r, "io.katavm.memory_mib");
+    sc.vcpus = cpus_ok ? capped(r, "max_vcpus", c->bi.vcpus) : 0;
+    sc.memory_mib = mem_ok ? capped(r, "max_memory_mib", c->bi.memory_mib) : 0;
     if (sc.memory_mib && sc.memory_mib < KATAVM_MIN_MEMORY_MIB)
       sc.memory_mib = KATAVM_MIN_MEMORY_MIB;
     sc.netns = c->bi.netns_configured ? c->bi.netns : NULL;

@@ -836,6 +836,11 @@ typedef struct katavm_bundle_info {
   /* The spec's annotations as a JSON object text ("{}" when it has none),
    * for the OCI state a runtime reports. */
   char *annotations;
+  /* 1 when vcpus / memory_mib above came from an io.katavm.* annotation
+   * (which a runtime's configuration may disallow), 0 when from
+   * linux.resources or not given. */
+  int vcpus_annotated;
+  int memory_annotated;
 } katavm_bundle_info;
 
 /* Prepare a bundle info: zero `size` bytes and set struct_size = size.

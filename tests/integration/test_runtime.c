@@ -411,6 +411,8 @@ static void crio_member(JsonObject *spec, gpointer sandbox) {
 static void crio_sandbox(JsonObject *spec, gpointer unused) {
   JsonObject *a = json_object_new();
   json_object_set_string_member(a, "io.kubernetes.cri-o.ContainerType", "sandbox");
+  /* The pod's size from katavm's annotations. */
+  json_object_set_string_member(a, "io.katavm.cpus", "2");
   json_object_set_object_member(spec, "annotations", a);
 }
 
@@ -458,8 +460,9 @@ START_TEST(pod) {
   /* One VM for the pod. */
   ck_assert_int_eq(count_vms(), 1);
   char *out = NULL;
-  rc = RTC(&out, NULL, "exec", "m1", "sh", "-c", "echo member-in-vm");
+  rc = RTC(&out, NULL, "exec", "m1", "sh", "-c", "echo member-in-vm; nproc");
   ck_assert_int_eq(rc, 0);
+  ck_assert_msg(strstr(out, "member-in-vm\n2"), "the pod's VM has not 2 vCPUs: %s", out);
   g_free(out);
   /* Deleting the member leaves the pod running. */
   RT_OK("delete", "--force", "m1");
