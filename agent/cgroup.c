@@ -201,6 +201,28 @@ gboolean agent_cgroup_signal_all(const char *path, int sig, GError **error) {
   return TRUE;
 }
 
+gboolean agent_cgroup_update(const char *path, const KvOciResources *r, GError **error) {
+  return apply(path, r, error);
+}
+
+gboolean agent_cgroup_freeze(const char *path, gboolean frozen, GError **error) {
+  if (!write_file(path, "cgroup.freeze", frozen ? "1" : "0", error))
+    return FALSE;
+  /* Freezing completes once every task is stopped; a task in an
+   * uninterruptible sleep may hold it up a moment. */
+  g_autofree char *f = g_build_filename(path, "cgroup.events", NULL);
+  const char *want = frozen ? "frozen 1" : "frozen 0";
+  for (int i = 0; i < 500; i++) {
+    g_autofree char *text = NULL;
+    if (g_file_get_contents(f, &text, NULL, NULL) && strstr(text, want))
+      return TRUE;
+    g_usleep(10 * 1000);
+  }
+  g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT, "cgroup %s: not %s within 5 s", path,
+              frozen ? "frozen" : "thawed");
+  return FALSE;
+}
+
 gboolean agent_cgroup_populated(const char *path) {
   g_autofree char *f = g_build_filename(path, "cgroup.events", NULL);
   g_autofree char *text = NULL;

@@ -26,5 +26,10 @@ int agent_cgroup_open_procs(const char *path, GError **error);
 gboolean agent_cgroup_signal_all(const char *path, int sig, GError **error);
 /* Whether any process is left in the cgroup. */
 gboolean agent_cgroup_populated(const char *path);
+/* Applies new limits to an existing cgroup (container_update). */
+gboolean agent_cgroup_update(const char *path, const KvOciResources *r, GError **error);
+/* Freezes (or thaws) every process of the cgroup through cgroup.freeze and
+ * waits, bounded, until cgroup.events reports it done. */
+gboolean agent_cgroup_freeze(const char *path, gboolean frozen, GError **error);
 /* Removes the (empty) cgroup. */
 gboolean agent_cgroup_remove(const char *path, GError **error);

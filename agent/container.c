@@ -194,7 +194,9 @@ static void container_remove_progress(AgentContainer *ct) {
 
 static void container_state(AgentContainer *ct, KvContainerStateResult *r) {
   r->container_id = g_strdup(ct->id);
-  r->status = g_strdup(status_names[ct->status]);
+  r->status =
+      g_strdup(ct->paused && ct->status == AGENT_CONTAINER_RUNNING ? KV_STATUS_PAUSED
+                                                                   : status_names[ct->status]);
   r->pid = ct->init != NULL ? ct->init->pid : 0;
   r->exit_code =
       ct->status == AGENT_CONTAINER_STOPPED && ct->init != NULL ? ct->init->exit_code : -1;

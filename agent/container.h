@@ -29,6 +29,7 @@ typedef struct {
   char *id;
   AgentContainerStatus status;
   gboolean removing;
+  gboolean paused; /* its cgroup is frozen (container_pause) */
   KvOciSpec *spec;
   AgentSeccomp *seccomp;
   char *rootfs;
@@ -74,3 +75,11 @@ gboolean agent_m_container_list(AgentCall *call, const KvEmpty *p, KvContainerLi
 
 /* The connection went away: drop its waiters. */
 void agent_containers_conn_closed(KvConn *c);
+
+/* container_pause, container_resume, container_update (agent/control.c). */
+gboolean agent_m_container_pause(AgentCall *call, const KvContainerRef *p, KvEmpty *r,
+                                 GError **error);
+gboolean agent_m_container_resume(AgentCall *call, const KvContainerRef *p, KvEmpty *r,
+                                  GError **error);
+gboolean agent_m_container_update(AgentCall *call, const KvContainerUpdateParams *p, KvEmpty *r,
+                                  GError **error);

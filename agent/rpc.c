@@ -131,6 +131,9 @@ HANDLER(agent_m_net_names, KvNetNamesParams, KvEmpty)
 HANDLER(agent_m_net_info, KvEmpty, KvNetInfoResult)
 HANDLER(agent_m_disk_add, KvDiskAddParams, KvDiskAddResult)
 HANDLER(agent_m_disk_remove, KvDiskRemoveParams, KvEmpty)
+HANDLER(agent_m_container_pause, KvContainerRef, KvEmpty)
+HANDLER(agent_m_container_resume, KvContainerRef, KvEmpty)
+HANDLER(agent_m_container_update, KvContainerUpdateParams, KvEmpty)
 
 static const struct {
   const KvMethod *method;
@@ -142,6 +145,9 @@ static const struct {
     {&kv_m_container_start, agent_m_container_start_entry},
     {&kv_m_container_state, agent_m_container_state_entry},
     {&kv_m_container_kill, agent_m_container_kill_entry},
+    {&kv_m_container_pause, agent_m_container_pause_entry},
+    {&kv_m_container_resume, agent_m_container_resume_entry},
+    {&kv_m_container_update, agent_m_container_update_entry},
     {&kv_m_container_remove, agent_m_container_remove_entry},
     {&kv_m_container_list, agent_m_container_list_entry},
     {&kv_m_exec, agent_m_exec_entry},

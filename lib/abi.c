@@ -33,6 +33,8 @@ static const KvAbiInfo abi_info[KV_ABI_N_STRUCTS] = {
                             KV_END(katavm_exec_config, no_stdin)},
     [KV_ABI_HOTPLUG_REQUEST] = {"katavm_hotplug_request", sizeof(katavm_hotplug_request),
                                 KV_END(katavm_hotplug_request, mount_path)},
+    [KV_ABI_BUNDLE_INFO] = {"katavm_bundle_info", sizeof(katavm_bundle_info),
+                            KV_END(katavm_bundle_info, memory_annotated)},
 };
 
 size_t katavm_struct_size(const char *name) {
@@ -123,6 +125,10 @@ void katavm_container_config_init_sized(katavm_container_config *cfg, size_t siz
 
 void katavm_exec_config_init_sized(katavm_exec_config *cfg, size_t size) {
   init_sized(cfg, size);
+}
+
+void katavm_bundle_info_init_sized(katavm_bundle_info *info, size_t size) {
+  init_sized(info, size);
 }
 
 void katavm_hotplug_request_init_sized(katavm_hotplug_request *req, size_t size,

@@ -17,6 +17,8 @@ const char *katavm_container_state_name(katavm_container_state_t s) {
     return "running";
   case KATAVM_CONTAINER_STOPPED:
     return "stopped";
+  case KATAVM_CONTAINER_PAUSED:
+    return "paused";
   default:
     return "unknown";
   }
@@ -150,6 +152,7 @@ int katavm_container_state(katavm_sandbox *sb, const char *id, katavm_container_
   *state = !strcmp(st, KV_STATUS_CREATED)   ? KATAVM_CONTAINER_CREATED
            : !strcmp(st, KV_STATUS_RUNNING) ? KATAVM_CONTAINER_RUNNING
            : !strcmp(st, KV_STATUS_STOPPED) ? KATAVM_CONTAINER_STOPPED
+           : !strcmp(st, KV_STATUS_PAUSED)  ? KATAVM_CONTAINER_PAUSED
                                             : KATAVM_CONTAINER_UNKNOWN;
   if (exit_code)
     *exit_code = (int)r.exit_code;
@@ -166,6 +169,46 @@ int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int al
     return kv_error_set(err, KATAVM_E_INVALID, "signal %d is out of range", signal);
   KvContainerKillParams o = {.container_id = (char *)id, .signal = signal, .all = all != 0};
   return simple_call(sb, &kv_m_container_kill, &o, NULL, err);
+}
+
+static int ref_call(katavm_sandbox *sb, const char *id, const KvMethod *m, katavm_error **err) {
+  g_autoptr(GError) e = NULL;
+  if (!sb || !check_cid(id, &e))
+    return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
+  KvContainerRef o = {.container_id = (char *)id};
+  KvEmpty r;
+  return simple_call(sb, m, &o, &r, err);
+}
+
+int katavm_container_pause(katavm_sandbox *sb, const char *id, katavm_error **err) {
+  return ref_call(sb, id, &kv_m_container_pause, err);
+}
+
+int katavm_container_resume(katavm_sandbox *sb, const char *id, katavm_error **err) {
+  return ref_call(sb, id, &kv_m_container_resume, err);
+}
+
+int katavm_container_update(katavm_sandbox *sb, const char *id, const char *resources_json,
+                            katavm_error **err) {
+  g_autoptr(GError) e = NULL;
+  if (!sb || !resources_json || !check_cid(id, &e))
+    return e ? kv_error_propagate(err, e)
+             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and resources must not be NULL");
+  g_autoptr(JsonParser) jp = json_parser_new();
+  if (!kv_json_check_text(resources_json, strlen(resources_json), &e) ||
+      !json_parser_load_from_data(jp, resources_json, -1, &e))
+    return kv_error_set(err, KATAVM_E_INVALID, "update: resources are malformed: %s", e->message);
+  JsonNode *root = json_parser_get_root(jp);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+    return kv_error_set(err, KATAVM_E_INVALID, "update: resources must be a JSON object");
+  /* Checked here as the agent will read it, for a clear error at once. */
+  KvOciResources res;
+  if (!kv_ocispec_resources_parse(json_node_get_object(root), &res, &e))
+    return kv_error_propagate(err, e);
+  kv_ocispec_resources_clear(&res);
+  KvContainerUpdateParams o = {.container_id = (char *)id, .resources = json_node_get_object(root)};
+  KvEmpty r;
+  return simple_call(sb, &kv_m_container_update, &o, &r, err);
 }
 
 int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code, katavm_error **err) {
@@ -206,6 +249,29 @@ int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **er
   return 0;
 }
 
+/* An OCI process object given as JSON text, checked as the agent will read
+ * it (what it leaves out comes from the container there). */
+static JsonObject *oci_process(const char *json, gboolean *tty, GError **error) {
+  g_autoptr(JsonParser) jp = json_parser_new();
+  g_autoptr(GError) pe = NULL;
+  if (!kv_json_check_text(json, strlen(json), &pe) ||
+      !json_parser_load_from_data(jp, json, -1, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "exec: process is malformed: %s", pe->message);
+    return NULL;
+  }
+  JsonNode *r = json_parser_get_root(jp);
+  if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "exec: process must be a JSON object");
+    return NULL;
+  }
+  JsonObject *o = json_node_get_object(r);
+  g_autoptr(KvOciProcess) parsed = kv_ocispec_process_parse(o, NULL, "exec: process", error);
+  if (!parsed)
+    return NULL;
+  *tty = parsed->terminal;
+  return json_object_ref(o);
+}
+
 int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_config *cfg,
                 katavm_process **out, katavm_error **err) {
   if (!sb || !cfg || !out)
@@ -218,17 +284,24 @@ int katavm_exec(katavm_sandbox *sb, const char *container_id, const katavm_exec_
   g_autoptr(GError) e = NULL;
   if (!check_cid(container_id, &e))
     return kv_error_propagate(err, e);
-  if (!cfg->argv || !cfg->argv[0] || !*cfg->argv[0])
-    return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
-  if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
-    return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
-  g_autoptr(JsonObject) proc =
-      kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid,
-                         cfg->tty != 0, cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
+  g_autoptr(JsonObject) proc = NULL;
+  gboolean tty = cfg->tty != 0;
+  if (cfg->oci_process) {
+    proc = oci_process(cfg->oci_process, &tty, &e);
+    if (!proc)
+      return kv_error_propagate(err, e);
+  } else {
+    if (!cfg->argv || !cfg->argv[0] || !*cfg->argv[0])
+      return kv_error_set(err, KATAVM_E_INVALID, "exec: argv must name a command");
+    if (cfg->cwd && !g_path_is_absolute(cfg->cwd))
+      return kv_error_set(err, KATAVM_E_INVALID, "exec: cwd '%s' must be absolute", cfg->cwd);
+    proc = kv_oci_process_new(cfg->argv, cfg->env, cfg->cwd, cfg->set_user, cfg->uid, cfg->gid, tty,
+                              cfg->rows ? cfg->rows : 24, cfg->cols ? cfg->cols : 80);
+  }
   g_autofree char *exec_id = kv_id_generate();
   KvExecParams params = {.container_id = (char *)container_id, .exec_id = exec_id, .process = proc};
-  katavm_process *p = kv_process_start(sb, container_id, exec_id, cfg->tty != 0, !cfg->no_stdin,
-                                       &kv_m_exec, &params, &params.streams, &params.sink_fds, &e);
+  katavm_process *p = kv_process_start(sb, container_id, exec_id, tty, !cfg->no_stdin, &kv_m_exec,
+                                       &params, &params.streams, &params.sink_fds, &e);
   if (!p)
     return kv_error_propagate(err, e);
   *out = p;

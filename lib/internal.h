@@ -70,6 +70,7 @@ struct katavm_runtime {
   char *virtiofs_cache;       /* "none" | "auto" | "always" (KATAVM_VIRTIOFS_CACHE) */
   gint64 virtiofs_timeout_ms; /* name/attribute cache time; -1 = the mode's own
                                * (KATAVM_VIRTIOFS_TIMEOUT_MS) */
+  GHashTable *conf;           /* [runtime] key -> value of katavm_runtime_load_config(), or NULL */
 };
 
 /* ---- the shared filesystem (lib/runtime.c) ---- */

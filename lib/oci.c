@@ -131,6 +131,47 @@ static char *resolve_rootfs(const char *bundle, const char *root_path, GError **
   return g_strdup(real);
 }
 
+JsonObject *kv_oci_read(const char *bundle, GError **error) {
+  struct stat st;
+  if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, KV_ERROR, errno == ENOENT ? KATAVM_E_NOT_FOUND : KATAVM_E_INVALID,
+                "bundle %s is not a directory", bundle);
+    return NULL;
+  }
+  g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
+  if (stat(cfg, &st) < 0) {
+    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "bundle %s has no config.json", bundle);
+    return NULL;
+  }
+  if (st.st_size > CONFIG_MAX) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
+    return NULL;
+  }
+  g_autofree char *text = NULL;
+  gsize text_len = 0;
+  g_autoptr(GError) pe = NULL;
+  if (!g_file_get_contents(cfg, &text, &text_len, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "cannot read %s: %s", cfg, pe->message);
+    return NULL;
+  }
+  /* Bounded before json-glib recurses over it on our caller's stack. */
+  if (!kv_json_check_text(text, text_len, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
+    return NULL;
+  }
+  g_autoptr(JsonParser) p = json_parser_new();
+  if (!json_parser_load_from_data(p, text, (gssize)text_len, &pe)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
+    return NULL;
+  }
+  JsonNode *r = json_parser_get_root(p);
+  if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s must hold a JSON object", cfg);
+    return NULL;
+  }
+  return json_object_ref(json_node_get_object(r));
+}
+
 /* ---- volumes ---- */
 
 static const char *const volume_propagations[] = {"private", "rprivate", "slave",
@@ -329,43 +370,10 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
   g_autoptr(JsonObject) spec = NULL;
   g_autofree char *real = NULL;
   if (bundle) {
-    struct stat st;
-    if (stat(bundle, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s is not a directory", bundle);
+    spec = kv_oci_read(bundle, error);
+    if (!spec)
       return NULL;
-    }
-    g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
-    if (stat(cfg, &st) < 0) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s has no config.json", bundle);
-      return NULL;
-    }
-    if (st.st_size > CONFIG_MAX) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is too large", cfg);
-      return NULL;
-    }
-    g_autofree char *text = NULL;
-    gsize text_len = 0;
-    g_autoptr(GError) pe = NULL;
-    if (!g_file_get_contents(cfg, &text, &text_len, &pe)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "cannot read %s: %s", cfg, pe->message);
-      return NULL;
-    }
-    /* Bounded before json-glib recurses over it on our caller's stack. */
-    if (!kv_json_check_text(text, text_len, &pe)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
-      return NULL;
-    }
-    g_autoptr(JsonParser) p = json_parser_new();
-    if (!json_parser_load_from_data(p, text, (gssize)text_len, &pe)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s is malformed: %s", cfg, pe->message);
-      return NULL;
-    }
-    JsonNode *r = json_parser_get_root(p);
-    if (!r || !JSON_NODE_HOLDS_OBJECT(r)) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "%s must hold a JSON object", cfg);
-      return NULL;
-    }
-    spec = json_object_ref(json_node_get_object(r));
+    kv_oci_pod_namespaces(spec);
     if (!kv_oci_validate(spec, error))
       return NULL;
     real = resolve_rootfs(
@@ -409,6 +417,21 @@ JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, 
     json_object_set_object_member(proc, "consoleSize", sz);
   }
   return proc;
+}
+
+void kv_oci_pod_namespaces(JsonObject *spec) {
+  JsonNode *l = json_object_get_member(spec, "linux");
+  if (!l || !JSON_NODE_HOLDS_OBJECT(l))
+    return;
+  JsonNode *ns = json_object_get_member(json_node_get_object(l), "namespaces");
+  if (!ns || !JSON_NODE_HOLDS_ARRAY(ns))
+    return;
+  JsonArray *a = json_node_get_array(ns);
+  for (guint i = 0; i < json_array_get_length(a); i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    if (JSON_NODE_HOLDS_OBJECT(e) && json_object_has_member(json_node_get_object(e), "path"))
+      json_object_remove_member(json_node_get_object(e), "path");
+  }
 }
 
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,

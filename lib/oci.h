@@ -14,6 +14,10 @@ gboolean kv_oci_validate(JsonObject *spec, GError **error);
 KvOciSpec *kv_oci_check(JsonObject *spec, GError **error);
 /* The default spec for a plain rootfs, like `runc spec`. */
 JsonObject *kv_oci_default_spec(void);
+/* bundle/config.json parsed, not yet validated: KATAVM_E_NOT_FOUND when
+ * the bundle or its config.json is missing, KATAVM_E_INVALID when it is
+ * not a JSON object or too large. */
+JsonObject *kv_oci_read(const char *bundle, GError **error);
 /* Load bundle/config.json (bundle != NULL) or make the default spec for
  * `rootfs`; validate it and resolve the rootfs to a real directory path
  * (*rootfs_out). All failures are KATAVM_E_INVALID with a clear message. */
@@ -25,6 +29,12 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
 JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, const char *cwd,
                                gboolean set_user, guint uid, guint gid, gboolean terminal,
                                guint rows, guint cols);
+/* Namespace paths in linux.namespaces name host namespaces (a pod's
+ * network namespace, or those of the process standing for its sandbox
+ * container), which a container in a VM cannot join: drop them. The
+ * container then shares the VM's network with its pod and gets ipc, uts
+ * and pid namespaces of its own in the guest. */
+void kv_oci_pod_namespaces(JsonObject *spec);
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly);
 

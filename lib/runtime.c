@@ -110,6 +110,8 @@ void katavm_runtime_free(katavm_runtime *rt) {
   g_free(rt->shared_fs);
   g_free(rt->virtiofsd);
   g_free(rt->virtiofs_cache);
+  if (rt->conf)
+    g_hash_table_unref(rt->conf);
   g_free(rt);
 }
 

@@ -208,6 +208,23 @@ KATAVM_API int katavm_runtime_set_defaults(katavm_runtime *rt, unsigned int vcpu
  * NULL for a NULL rt. */
 KATAVM_API const char *katavm_runtime_root(const katavm_runtime *rt);
 
+/* Apply a configuration file, as the OCI runtime and the containerd shim
+ * read it (docs/configuration.md): a key file with a [runtime] group whose
+ * keys are root, libvirt_uri, accel, kernel, initrd, shim, memory_hotplug,
+ * vcpus, memory_mib (the setters above), and keys for the front ends
+ * (max_vcpus, max_memory_mib, trusted_runtime, ...) that
+ * katavm_runtime_config_value() returns. Unknown groups are ignored;
+ * unknown keys in [runtime] are errors.
+ * path: the file.
+ * Errors: KATAVM_E_NOT_FOUND (no such file), KATAVM_E_INVALID (malformed:
+ * the message names the file and the line or key), or a setter's error
+ * naming the key. */
+KATAVM_API int katavm_runtime_load_config(katavm_runtime *rt, const char *path, katavm_error **err);
+/* A [runtime] key of the loaded configuration file.
+ * Returns the value (owned by rt, valid until the next load or free), or
+ * NULL when no file was loaded or it does not set the key. */
+KATAVM_API const char *katavm_runtime_config_value(katavm_runtime *rt, const char *key);
+
 /* Check the host, like `kata-runtime kata-check`: KVM, libvirt, QEMU,
  * kernel, initrd, shim and state directory.
  * json_out: receives a JSON object string {"ok":bool,"accel":"kvm|tcg",
@@ -468,14 +485,21 @@ typedef enum katavm_container_state_t {
   KATAVM_CONTAINER_CREATED,     /* created; the main process waits for start */
   KATAVM_CONTAINER_RUNNING,
   KATAVM_CONTAINER_STOPPED, /* the main process exited */
+  KATAVM_CONTAINER_PAUSED,  /* running, its processes frozen (katavm_container_pause) */
 } katavm_container_state_t;
 
 /* The name of a container state.
- * Returns a static string: "unknown", "created", "running", "stopped";
+ * Returns a static string: "unknown", "created", "running", "stopped",
+ * "paused";
  * "unknown" for a value outside the enum. */
 KATAVM_API const char *katavm_container_state_name(katavm_container_state_t s);
 
-/* Create a container in the sandbox from a bundle or rootfs. The rootfs is
+/* Create a container in the sandbox from a bundle or rootfs. Namespace
+ * paths in the bundle's linux.namespaces name host namespaces, which a
+ * container in a VM cannot join: they are ignored (the container shares
+ * the VM's network with its pod, and gets ipc, uts and pid namespaces of
+ * its own in the guest; a pod's network namespace is given at sandbox
+ * creation, katavm_sandbox_config.netns). The rootfs is
  * bind-mounted (not copied) into the sandbox's share, and so is each
  * volume: cfg->volumes and every bind mount of the bundle's config.json
  * (its source a host path, relative ones relative to the bundle, as runc
@@ -525,6 +549,28 @@ KATAVM_API int katavm_container_state(katavm_sandbox *sb, const char *id,
 KATAVM_API int katavm_container_kill(katavm_sandbox *sb, const char *id, int signal, int all,
                                      katavm_error **err);
 
+/* Freeze every process of a running container (cgroup v2's freezer in the
+ * guest); katavm_container_resume() thaws them. The state is
+ * KATAVM_CONTAINER_PAUSED meanwhile; signals (SIGKILL included) still
+ * reach frozen processes.
+ * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not
+ * running, already paused / not paused), KATAVM_E_TIMEOUT (not frozen within
+ * 5 s), KATAVM_E_AGENT. */
+KATAVM_API int katavm_container_pause(katavm_sandbox *sb, const char *id, katavm_error **err);
+/* Thaw a paused container (see katavm_container_pause()). */
+KATAVM_API int katavm_container_resume(katavm_sandbox *sb, const char *id, katavm_error **err);
+
+/* New resource limits for a running container.
+ * resources_json: an OCI runtime-spec linux.resources object as JSON
+ * (memory.limit/reservation/swap, cpu.shares/quota/period/cpus/mems,
+ * pids.limit): what it sets is applied to the container's cgroup in the
+ * guest, what it leaves out stays.
+ * Errors: KATAVM_E_INVALID (bad id, malformed JSON or field: the message
+ * names it), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running),
+ * KATAVM_E_UNSUPPORTED (a controller the guest lacks), KATAVM_E_AGENT. */
+KATAVM_API int katavm_container_update(katavm_sandbox *sb, const char *id,
+                                       const char *resources_json, katavm_error **err);
+
 /* Block until the container's main process exits (no timeout).
  * exit_code (optional): receives its status in shell convention (128+N
  * for a death by signal N).
@@ -561,6 +607,12 @@ typedef struct katavm_exec_config {
   int tty;                   /* 1 = allocate a pty; stdout carries it */
   unsigned short rows, cols; /* initial pty size (0 = 24x80) */
   int no_stdin;              /* 1 = stdin is /dev/null in the guest */
+  /* NULL, or an OCI runtime-spec "process" object as JSON (what `runc exec
+   * --process FILE` and containerd's Exec carry). When set, the process's
+   * args, env, cwd, user, terminal, consoleSize, capabilities and rlimits
+   * come from it (what it leaves out comes from the container), and argv,
+   * env, cwd, set_user/uid/gid, tty, rows and cols above are ignored. */
+  const char *oci_process;
 } katavm_exec_config;
 
 /* Prepare an exec config: zero `size` bytes of cfg and set
@@ -738,6 +790,84 @@ KATAVM_API int katavm_hotplug(katavm_sandbox *sb, const katavm_hotplug_request *
  * (kernel, builder or agent missing), KATAVM_E_IO (the build failed). */
 KATAVM_API int katavm_image_build(katavm_runtime *rt, const char *kernel_release,
                                   const char *out_dir, int force, katavm_error **err);
+
+/* ------------------------------------------------------------------ */
+/* Container managers                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Check an id (sandbox or container) against the id rules (KATAVM_ID_MAX,
+ * [A-Za-z0-9][A-Za-z0-9_.-]*, no ".."), before it touches a path.
+ * what: names the id in the message ("container id"); NULL = "id".
+ * Returns 0, or KATAVM_E_INVALID with a message naming what is wrong. */
+KATAVM_API int katavm_id_check(const char *id, const char *what, katavm_error **err);
+
+typedef enum katavm_bundle_role {
+  KATAVM_ROLE_SANDBOX = 1, /* the container starts a sandbox (a new VM) */
+  KATAVM_ROLE_MEMBER,      /* the container joins the sandbox sandbox_id */
+} katavm_bundle_role;
+
+/* What an OCI bundle, as a container manager writes it, says about the
+ * container's pod. Read by katavm_bundle_info_read(); owned strings are
+ * freed by katavm_bundle_info_clear(). */
+typedef struct katavm_bundle_info {
+  size_t struct_size; /* set by katavm_bundle_info_init() */
+  /* KATAVM_ROLE_SANDBOX when the annotations say so
+   * (io.kubernetes.cri-o.ContainerType=sandbox,
+   * io.kubernetes.cri.container-type=sandbox) or say nothing;
+   * KATAVM_ROLE_MEMBER for ContainerType=container with a sandbox id
+   * (io.kubernetes.cri-o.SandboxID, io.kubernetes.cri.sandbox-id). */
+  katavm_bundle_role role;
+  char *sandbox_id; /* a member's sandbox; NULL for a sandbox */
+  /* The spec's network namespace (linux.namespaces network path), NULL
+   * when it has none. netns_configured: 1 when that namespace holds an
+   * interface other than lo with an address (then it is the sandbox's
+   * network: katavm_sandbox_config.netns); 0 = lo only (no network). */
+  char *netns;
+  int netns_configured;
+  /* 1 = annotated trusted (io.kubernetes.cri-o.TrustedSandbox=true),
+   * 0 = annotated untrusted (TrustedSandbox=false,
+   * io.kubernetes.cri.untrusted-workload=true), -1 = not annotated. */
+  int trusted;
+  /* The pod's size: io.katavm.cpus / io.katavm.memory_mib annotations, else
+   * the spec's linux.resources (CPU quota/period rounded up, memory limit
+   * rounded up to MiB); 0 = not given (runtime default). */
+  unsigned int vcpus;
+  unsigned int memory_mib;
+  /* The spec's annotations as a JSON object text ("{}" when it has none),
+   * for the OCI state a runtime reports. */
+  char *annotations;
+  /* 1 when vcpus / memory_mib above came from an io.katavm.* annotation
+   * (which a runtime's configuration may disallow), 0 when from
+   * linux.resources or not given. */
+  int vcpus_annotated;
+  int memory_annotated;
+} katavm_bundle_info;
+
+/* Prepare a bundle info: zero `size` bytes and set struct_size = size.
+ * Call it through katavm_bundle_info_init(). */
+KATAVM_API void katavm_bundle_info_init_sized(katavm_bundle_info *info, size_t size);
+/* Prepare a bundle info before reading into it (see _init_sized). */
+static inline void katavm_bundle_info_init(katavm_bundle_info *info) {
+  katavm_bundle_info_init_sized(info, sizeof(*info));
+}
+
+/* Read bundle/config.json's annotations, namespaces and resources.
+ * info: prepared with katavm_bundle_info_init(); filled up to its
+ * struct_size on success (clear it with katavm_bundle_info_clear()).
+ * Errors: KATAVM_E_INVALID (struct_size, malformed config.json or
+ * annotations: the message names the field, a member without a sandbox
+ * id, an annotated size that is not a number), KATAVM_E_NOT_FOUND (bundle
+ * or config.json missing, netns path missing). */
+KATAVM_API int katavm_bundle_info_read(const char *bundle, katavm_bundle_info *info,
+                                       katavm_error **err);
+/* Free the strings of a bundle info and zero them; NULL is allowed. */
+KATAVM_API void katavm_bundle_info_clear(katavm_bundle_info *info);
+
+/* The default OCI spec for a rootfs directory "rootfs" (what `runc spec`
+ * writes, with katavm's defaults).
+ * json_out: receives pretty-printed JSON, freed with katavm_free().
+ * Errors: KATAVM_E_INVALID (NULL json_out). */
+KATAVM_API int katavm_oci_default_spec(char **json_out, katavm_error **err);
 
 #ifdef __cplusplus
 }

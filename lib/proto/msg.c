@@ -70,6 +70,10 @@ MSG(KvContainerKillParams, "container_kill",
     FIELD(KvContainerKillParams, "signal", KV_T_INT, REQ, signal, 1, SIGNAL_MAX),
     FIELD(KvContainerKillParams, "all", KV_T_BOOL, 0, all));
 
+MSG(KvContainerUpdateParams, "container_update",
+    FIELD(KvContainerUpdateParams, "container_id", KV_T_ID, REQ, container_id),
+    FIELD(KvContainerUpdateParams, "resources", KV_T_OBJECT, REQ, resources));
+
 MSG(KvContainerRemoveParams, "container_remove",
     FIELD(KvContainerRemoveParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerRemoveParams, "force", KV_T_BOOL, 0, force));
@@ -245,6 +249,10 @@ METHOD(shim_stop, "stop", KvEmpty, KvEmpty, KV_TO_SHIM);
 METHOD(shim_destroy, "destroy", KvEmpty, KvEmpty, KV_TO_SHIM);
 METHOD(shim_hotplug, "hotplug", KvHotplugParams, KvHotplugResult, KV_TO_SHIM);
 METHOD(shim_container_add, "container_add", KvContainerAddParams, KvPidResult, KV_TO_SHIM);
+METHOD(container_pause, "container_pause", KvContainerRef, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(container_resume, "container_resume", KvContainerRef, KvEmpty, KV_TO_AGENT | KV_RELAYED);
+METHOD(container_update, "container_update", KvContainerUpdateParams, KvEmpty,
+       KV_TO_AGENT | KV_RELAYED);
 
 static const KvMethod *const all_methods[] = {
     &kv_m_ping,
@@ -273,6 +281,9 @@ static const KvMethod *const all_methods[] = {
     &kv_m_shim_destroy,
     &kv_m_shim_hotplug,
     &kv_m_shim_container_add,
+    &kv_m_container_pause,
+    &kv_m_container_resume,
+    &kv_m_container_update,
 };
 
 const KvMethod *kv_method_lookup(const char *name) {

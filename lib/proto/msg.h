@@ -61,6 +61,7 @@ gboolean kv_result_decode(const KvMethod *m, JsonObject *result, gpointer out, G
 #define KV_STATUS_CREATED "created"
 #define KV_STATUS_RUNNING "running"
 #define KV_STATUS_STOPPED "stopped"
+#define KV_STATUS_PAUSED "paused" /* running, its cgroup frozen */
 /* KvShimStateResult.state */
 #define KV_SANDBOX_CREATING "creating"
 #define KV_SANDBOX_RUNNING "running"
@@ -167,6 +168,13 @@ typedef struct {
   gint64 signal;
   gboolean all;
 } KvContainerKillParams;
+
+/* container_update: new limits for a running container, an OCI
+ * linux.resources object (what `runc update --resources` reads). */
+typedef struct {
+  char *container_id;
+  JsonObject *resources;
+} KvContainerUpdateParams;
 
 /* container_remove: kills (force) or requires stopped, then frees
  * everything of it in the guest (mounts, cgroup); the shim unmounts the
@@ -396,7 +404,8 @@ extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_creat
     kv_m_container_list, kv_m_exec, kv_m_wait, kv_m_signal, kv_m_resize, kv_m_cpus_set,
     kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
     kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
-    kv_m_shim_hotplug, kv_m_shim_container_add;
+    kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause, kv_m_container_resume,
+    kv_m_container_update;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

@@ -926,6 +926,27 @@ static gboolean check_paths(char **paths, const char *what, GError **error) {
   return TRUE;
 }
 
+gboolean kv_ocispec_resources_parse(JsonObject *r, KvOciResources *out, GError **error) {
+  *out = (KvOciResources){
+      .memory_limit = -1,
+      .memory_reservation = -1,
+      .memory_swap = -1,
+      .cpu_shares = -1,
+      .cpu_quota = -1,
+      .cpu_period = -1,
+      .pids_limit = -1,
+  };
+  if (parse_resources(r, out, error))
+    return TRUE;
+  kv_ocispec_resources_clear(out);
+  return FALSE;
+}
+
+void kv_ocispec_resources_clear(KvOciResources *r) {
+  g_clear_pointer(&r->cpuset_cpus, g_free);
+  g_clear_pointer(&r->cpuset_mems, g_free);
+}
+
 KvOciSpec *kv_ocispec_parse(JsonObject *spec, GError **error) {
   g_autoptr(KvOciSpec) s = g_new0(KvOciSpec, 1);
   s->mounts = g_ptr_array_new_with_free_func((GDestroyNotify)mount_free);

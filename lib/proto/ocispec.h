@@ -144,6 +144,11 @@ KvOciSpec *kv_ocispec_parse(JsonObject *spec, GError **error);
 void kv_ocispec_free(KvOciSpec *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KvOciSpec, kv_ocispec_free)
 
+/* linux.resources alone (container_update); `out` is set to "not set"
+ * (-1, NULL) first. Free its strings with kv_ocispec_resources_clear(). */
+gboolean kv_ocispec_resources_parse(JsonObject *r, KvOciResources *out, GError **error);
+void kv_ocispec_resources_clear(KvOciResources *r);
+
 /* The value of NAME in a "K=V" environment, or NULL. */
 const char *kv_ocispec_env_get(char *const *env, const char *name);
 

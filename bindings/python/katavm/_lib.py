@@ -135,6 +135,7 @@ class ExecConfig(ctypes.Structure):
         ("rows", c_ushort),
         ("cols", c_ushort),
         ("no_stdin", c_int),
+        ("oci_process", c_char_p),
     ]
 
 

@@ -1,0 +1,357 @@
+/* tests/integration/test_podman.c: podman (Debian's, with conmon) running
+ * containers through katavm-runtime (`--runtime`), in a private podman
+ * root started by this test: the guest kernel, exit codes, a terminal with
+ * resize, exec, logs, stop of a PID 1 that ignores SIGTERM, kill,
+ * pause/unpause, volumes, a pod in one VM, and a published port from a
+ * CNI network inside a network namespace this test creates. Real VMs
+ * under TCG; an image imported from the busybox rootfs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define IMAGE "localhost/kvt-busybox"
+
+static char *work, *conf, *netns;
+
+static const char *guest_release(void) {
+  return g_getenv("KATAVM_TEST_KERNEL_RELEASE");
+}
+
+/* podman's argv with the private root and our runtime; `extra` after. */
+static GPtrArray *podman_argv(gboolean in_netns, const char *const *args) {
+  GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+  if (in_netns) {
+    g_ptr_array_add(a, g_strdup("ip"));
+    g_ptr_array_add(a, g_strdup("netns"));
+    g_ptr_array_add(a, g_strdup("exec"));
+    g_ptr_array_add(a, g_strdup(netns));
+  }
+  const char *pre[] = {"podman",
+                       "--root",
+                       NULL,
+                       "--runroot",
+                       NULL,
+                       "--tmpdir",
+                       NULL,
+                       "--cgroup-manager",
+                       "cgroupfs",
+                       "--events-backend",
+                       "file",
+                       "--storage-driver",
+                       "overlay",
+                       "--network-config-dir",
+                       NULL,
+                       "--runtime",
+                       g_getenv("KATAVM_RUNTIME"),
+                       "--runtime-flag",
+                       NULL};
+  g_autofree char *root = g_build_filename(work, "root", NULL);
+  g_autofree char *run = g_build_filename(work, "run", NULL);
+  g_autofree char *tmp = g_build_filename(work, "tmp", NULL);
+  g_autofree char *cni = g_build_filename(work, "cni", NULL);
+  g_autofree char *flag = g_strdup_printf("config=%s", conf);
+  pre[2] = root;
+  pre[4] = run;
+  pre[6] = tmp;
+  pre[14] = cni;
+  pre[18] = flag;
+  for (size_t i = 0; i < G_N_ELEMENTS(pre); i++)
+    g_ptr_array_add(a, g_strdup(pre[i]));
+  for (const char *const *x = args; *x; x++)
+    g_ptr_array_add(a, g_strdup(*x));
+  g_ptr_array_add(a, NULL);
+  return a;
+}
+
+static int podman_full(gboolean in_netns, char **out, char **err, const char *const *args) {
+  g_autoptr(GPtrArray) a = podman_argv(in_netns, args);
+  int status = -1;
+  g_autoptr(GError) e = NULL;
+  char *o = NULL, *er = NULL;
+  gboolean ok = g_spawn_sync(NULL, (char **)a->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &o,
+                             &er, &status, &e);
+  ck_assert_msg(ok, "spawn podman: %s", e ? e->message : "?");
+  if (out)
+    *out = o;
+  else
+    g_free(o);
+  if (err)
+    *err = er;
+  else
+    g_free(er);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define PODMAN(out, err, ...) podman_full(FALSE, out, err, (const char *const[]){__VA_ARGS__, NULL})
+#define PODMAN_NS(out, err, ...)                                                                   \
+  podman_full(TRUE, out, err, (const char *const[]){__VA_ARGS__, NULL})
+
+static void podman_ok(const char *const *args, char **out) {
+  g_autofree char *err = NULL;
+  int rc = podman_full(FALSE, out, &err, args);
+  ck_assert_msg(rc == 0, "podman %s: exit %d: %s", args[0], rc, err);
+}
+
+#define PODMAN_OK(out, ...) podman_ok((const char *const[]){__VA_ARGS__, NULL}, out)
+
+/* QEMU processes of this test's sandboxes. */
+static int count_vms(void) {
+  int n = 0;
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    if (atoi(name) <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", name);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (g_str_has_prefix(cmd, "/usr/bin/qemu-system") && strstr(cmd, kvt_root()))
+      n++;
+  }
+  return n;
+}
+
+static void setup(void) {
+  kvt_setup();
+  work = kvt_workdir_new("podman");
+  /* The runtime's configuration: this suite's root, kernel, initrd and
+   * shim (podman does not pass our environment on to every call). */
+  conf = g_build_filename(work, "runtime.conf", NULL);
+  g_autofree char *text = g_strdup_printf("[runtime]\nroot = %s\nkernel = %s\ninitrd = %s\n"
+                                          "shim = %s\n",
+                                          kvt_root(), g_getenv("KATAVM_KERNEL"),
+                                          g_getenv("KATAVM_INITRD"), g_getenv("KATAVM_SHIM"));
+  ck_assert(g_file_set_contents(conf, text, -1, NULL));
+  g_autofree char *rootfs_dir = g_build_filename(work, "img", NULL);
+  g_autofree char *rootfs = kvt_make_rootfs(rootfs_dir, FALSE);
+  g_autoptr(GPtrArray) imp = podman_argv(FALSE, (const char *const[]){"import", "-", IMAGE, NULL});
+  g_autofree char *joined = g_strjoinv(" ", (char **)imp->pdata);
+  g_autofree char *cmd = g_strdup_printf("tar -C %s -c . | %s >/dev/null", rootfs, joined);
+  ck_assert_msg(system(cmd) == 0, "%s", cmd);
+  netns = g_strdup_printf("kvt-pm-%d", getpid());
+}
+
+static void teardown(void) {
+  PODMAN(NULL, NULL, "rm", "-af", "-t", "0");
+  PODMAN(NULL, NULL, "pod", "rm", "-af", "-t", "0");
+  g_autofree char *root = g_build_filename(work, "root", NULL);
+  g_autofree char *run = g_build_filename(work, "run", NULL);
+  /* podman's overlay mounts go with its root. */
+  g_autofree char *cmd = g_strdup_printf(
+      "ip netns del %s 2>/dev/null; grep -o ' %s[^ ]*\\| %s[^ ]*' /proc/self/mounts | "
+      "sort -r | xargs -r -n1 umount -l 2>/dev/null",
+      netns, root, run);
+  int rc = system(cmd);
+  (void)rc;
+  kvt_workdir_drop(&work);
+  g_clear_pointer(&conf, g_free);
+  g_clear_pointer(&netns, g_free);
+  kvt_teardown();
+}
+
+START_TEST(run_exit_logs) {
+  char *out = NULL;
+  PODMAN_OK(&out, "run", "--rm", "--network", "none", IMAGE, "uname", "-r");
+  ck_assert_msg(strstr(out, guest_release()), "not the guest's kernel: %s", out);
+  g_free(out);
+  ck_assert_int_eq(
+      PODMAN(NULL, NULL, "run", "--rm", "--network", "none", IMAGE, "sh", "-c", "exit 7"), 7);
+  /* A PID 1 that ignores SIGTERM: podman stop kills it after its timeout. */
+  PODMAN_OK(NULL, "run", "-d", "--name", "stubborn", "--network", "none", IMAGE, "sh", "-c",
+            "trap '' TERM; echo ready; while true; do sleep 1; done");
+  PODMAN_OK(NULL, "exec", "stubborn", "true");
+  PODMAN_OK(&out, "logs", "stubborn");
+  ck_assert_msg(strstr(out, "ready"), "logs: %s", out);
+  g_free(out);
+  PODMAN_OK(&out, "exec", "stubborn", "sh", "-c", "echo exec-ok; uname -r");
+  ck_assert_msg(strstr(out, "exec-ok") && strstr(out, guest_release()), "exec: %s", out);
+  g_free(out);
+  ck_assert_int_eq(PODMAN(NULL, NULL, "exec", "stubborn", "sh", "-c", "exit 5"), 5);
+  PODMAN_OK(NULL, "pause", "stubborn");
+  PODMAN_OK(&out, "inspect", "--format", "{{.State.Status}}", "stubborn");
+  ck_assert_msg(strstr(out, "paused"), "state: %s", out);
+  g_free(out);
+  PODMAN_OK(NULL, "unpause", "stubborn");
+  gint64 t0 = g_get_monotonic_time();
+  PODMAN_OK(NULL, "stop", "-t", "2", "stubborn");
+  gint64 took = g_get_monotonic_time() - t0;
+  /* Killed after the timeout, not before (a generous bound on a hang). */
+  ck_assert_msg(took >= 2 * G_USEC_PER_SEC && took < 120 * G_USEC_PER_SEC,
+                "stop took %" G_GINT64_FORMAT " us", took);
+  PODMAN_OK(&out, "inspect", "--format", "{{.State.ExitCode}}", "stubborn");
+  ck_assert_msg(strstr(out, "137"), "exit code after stop: %s", out);
+  g_free(out);
+  PODMAN_OK(NULL, "rm", "stubborn");
+  /* podman kill */
+  PODMAN_OK(NULL, "run", "-d", "--name", "victim", "--network", "none", IMAGE, "sleep", "600");
+  PODMAN_OK(NULL, "kill", "victim");
+  PODMAN_OK(NULL, "wait", "victim");
+  PODMAN_OK(NULL, "rm", "victim");
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+/* Read from fd until needle shows (bounded). */
+static gboolean read_until(int fd, const char *needle, GString *acc) {
+  gint64 end = g_get_monotonic_time() + 180 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time() < end) {
+    if (strstr(acc->str, needle))
+      return TRUE;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 1000) <= 0)
+      continue;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0)
+      return strstr(acc->str, needle) != NULL;
+    g_string_append_len(acc, buf, n);
+  }
+  return FALSE;
+}
+
+START_TEST(terminal) {
+  g_autoptr(GPtrArray) a = podman_argv(
+      FALSE, (const char *const[]){"run", "-it", "--rm", "--network", "none", IMAGE, "sh", NULL});
+  int master = -1;
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  pid_t pid = forkpty(&master, NULL, NULL, &ws);
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execvp("podman", (char **)a->pdata);
+    _exit(127);
+  }
+  g_autoptr(GString) acc = g_string_new(NULL);
+  const char *c1 = "echo $((6*7))-answer\n";
+  /* The shell's prompt shows once the VM runs it. */
+  ck_assert_msg(read_until(master, "#", acc), "no prompt: %s", acc->str);
+  ck_assert(write(master, c1, strlen(c1)) == (ssize_t)strlen(c1));
+  ck_assert_msg(read_until(master, "42-answer", acc), "no answer: %s", acc->str);
+  struct winsize big = {.ws_row = 41, .ws_col = 123};
+  ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &big), 0);
+  kill(pid, SIGWINCH);
+  g_usleep(G_USEC_PER_SEC);
+  const char *c2 = "stty size; exit 3\n";
+  ck_assert(write(master, c2, strlen(c2)) == (ssize_t)strlen(c2));
+  ck_assert_msg(read_until(master, "41 123", acc), "size not followed: %s", acc->str);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3, "podman run -it status %d", status);
+  close(master);
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+START_TEST(volumes) {
+  g_autofree char *dir = g_build_filename(work, "vol", NULL);
+  g_mkdir_with_parents(dir, 0755);
+  g_autofree char *hf = g_build_filename(work, "hostfile", NULL);
+  g_autofree char *h = g_build_filename(dir, "from-host", NULL);
+  ck_assert(g_file_set_contents(hf, "file-content\n", -1, NULL));
+  ck_assert(g_file_set_contents(h, "host-wrote\n", -1, NULL));
+  g_autofree char *v1 = g_strdup_printf("%s:/data", dir);
+  g_autofree char *v2 = g_strdup_printf("%s:/etc/x:ro", hf);
+  char *out = NULL, *err = NULL;
+  int rc =
+      PODMAN(&out, &err, "run", "--rm", "--network", "none", "-v", v1, "-v", v2, IMAGE, "sh", "-c",
+             "cat /data/from-host; echo ctr-wrote > /data/from-ctr; cat /etc/x; "
+             "echo no > /etc/x");
+  ck_assert_msg(rc != 0, "writing the read-only file succeeded: %s", out);
+  ck_assert_msg(strstr(out, "host-wrote") && strstr(out, "file-content"), "out: %s", out);
+  ck_assert_msg(strstr(err, "Read-only file system"), "err: %s", err);
+  g_free(out);
+  g_free(err);
+  g_autofree char *c = g_build_filename(dir, "from-ctr", NULL);
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(c, &text, NULL, NULL));
+  ck_assert_str_eq(text, "ctr-wrote\n");
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+START_TEST(pod) {
+  PODMAN_OK(NULL, "pod", "create", "--name", "kvpod", "--network", "none");
+  PODMAN_OK(NULL, "run", "-d", "--pod", "kvpod", "--name", "srv", IMAGE, "sh", "-c",
+            "mkdir /www; echo pod-page > /www/index.html; httpd -f -p 8080 -h /www");
+  char *out = NULL;
+  /* The other member reaches it on 127.0.0.1: one network for the pod. */
+  gboolean fetched = FALSE;
+  for (int i = 0; i < 60 && !fetched; i++) {
+    g_clear_pointer(&out, g_free);
+    fetched = PODMAN(&out, NULL, "run", "--rm", "--pod", "kvpod", IMAGE, "wget", "-qO-",
+                     "http://127.0.0.1:8080/") == 0 &&
+              strstr(out, "pod-page");
+  }
+  ck_assert_msg(fetched, "no page from the pod's other container: %s", out);
+  g_free(out);
+  /* The infra container, the server and the client: one VM. */
+  PODMAN_OK(NULL, "exec", "srv", "true");
+  ck_assert_int_eq(count_vms(), 1);
+  PODMAN_OK(NULL, "pod", "rm", "-f", "kvpod");
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+START_TEST(published_port) {
+  /* podman, its CNI bridge and iptables live in a namespace of our own. */
+  g_autofree char *cmd =
+      g_strdup_printf("ip netns add %s && ip netns exec %s ip link set lo up", netns, netns);
+  ck_assert(system(cmd) == 0);
+  g_autofree char *www = g_build_filename(work, "www", NULL);
+  g_mkdir_with_parents(www, 0755);
+  g_autofree char *page = g_build_filename(www, "index.html", NULL);
+  ck_assert(g_file_set_contents(page, "published-from-vm\n", -1, NULL));
+  g_autofree char *vol = g_strdup_printf("%s:/www:ro", www);
+  char *err = NULL;
+  int rc = PODMAN_NS(NULL, &err, "run", "-d", "--name", "web", "-p", "127.0.0.1:18080:80", "-v",
+                     vol, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www");
+  ck_assert_msg(rc == 0, "podman run -p: %s", err);
+  g_free(err);
+  g_autofree char *fetch = g_strdup_printf(
+      "ip netns exec %s wget -qO- -T 10 http://127.0.0.1:18080/ 2>/dev/null", netns);
+  g_autofree char *got = NULL;
+  for (int i = 0; i < 60; i++) {
+    g_clear_pointer(&got, g_free);
+    g_spawn_command_line_sync(fetch, &got, NULL, NULL, NULL);
+    if (got && strstr(got, "published-from-vm"))
+      break;
+    g_usleep(500 * 1000);
+  }
+  ck_assert_msg(got && strstr(got, "published-from-vm"), "no page on the published port: %s", got);
+  ck_assert_int_eq(PODMAN_NS(NULL, NULL, "rm", "-f", "-t", "0", "web"), 0);
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("podman");
+  TCase *t = tcase_create("podman");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 900);
+  tcase_add_test(t, run_exit_logs);
+  tcase_add_test(t, terminal);
+  tcase_add_test(t, volumes);
+  tcase_add_test(t, pod);
+  tcase_add_test(t, published_port);
+  suite_add_tcase(s, t);
+  return kvt_run_suite(s);
+}
