@@ -510,6 +510,65 @@ START_TEST(bad_input) {
 }
 END_TEST
 
+static void missing_bind(JsonObject *spec, gpointer src) {
+  JsonObject *m = json_object_new();
+  json_object_set_string_member(m, "destination", "/data");
+  json_object_set_string_member(m, "type", "bind");
+  json_object_set_string_member(m, "source", src);
+  JsonArray *o = json_array_new();
+  json_array_add_string_element(o, "rbind");
+  json_object_set_array_member(m, "options", o);
+  json_array_add_object_element(json_object_get_array_member(spec, "mounts"), m);
+}
+
+/* A bind mount whose source does not exist: an error naming it, and no VM,
+ * shim or state left (the sandbox made for it goes again). */
+START_TEST(missing_volume) {
+  const char *args[] = {"true", NULL};
+  g_autofree char *b = bundle_with("b", args);
+  g_autofree char *src = g_build_filename(work, "no-such-dir", NULL);
+  kvt_edit_spec(b, missing_bind, src);
+  char *err = NULL;
+  ck_assert_int_eq(RTC(NULL, &err, "create", "--bundle", b, "mv1"), 1);
+  ck_assert_msg(strstr(err, "no-such-dir"), "%s", err);
+  g_free(err);
+  assert_no_state();
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+/* QEMU dies under a running container: its stand-in says so and exits
+ * (255), it does not hang. */
+START_TEST(vm_dies) {
+  const char *args[] = {"sleep", "600", NULL};
+  g_autofree char *b = bundle_with("b", args);
+  g_autofree char *pidf = g_build_filename(work, "pid", NULL);
+  g_autofree char *err = g_build_filename(work, "err", NULL);
+  int rc =
+      rt_run_fds(-1, NULL, err,
+                 (const char *const[]){"create", "--bundle", b, "--pid-file", pidf, "vd1", NULL});
+  ck_assert_int_eq(rc, 0);
+  pid_t pid = read_pid(pidf);
+  RT_OK("start", "vd1");
+  g_autofree char *cmd =
+      g_strdup_printf("pkill -9 -f 'qemu-system.*guest=katavm-vd1,.*%s'", kvt_root());
+  int k = system(cmd);
+  (void)k;
+  int sig = 0;
+  int code = wait_stand_in(pid, &sig);
+  ck_assert_msg(code == 255, "stand-in exit %d (signal %d)", code, sig);
+  g_autofree char *text = NULL;
+  g_file_get_contents(err, &text, NULL, NULL);
+  ck_assert_msg(text && strstr(text, "container vd1"), "no message: %s", text);
+  g_autofree char *st = status_of("vd1");
+  ck_assert_str_eq(st, "stopped");
+  RT_OK("delete", "vd1");
+  assert_no_state();
+  kvt_assert_clean();
+}
+END_TEST
+
 START_TEST(misc_commands) {
   char *out = NULL;
   ck_assert_int_eq(RTC(&out, NULL, "features"), 0);
@@ -597,6 +656,8 @@ int main(void) {
   tcase_add_test(t, bad_input);
   tcase_add_test(t, misc_commands);
   tcase_add_test(t, trusted_dispatch);
+  tcase_add_test(t, missing_volume);
+  tcase_add_test(t, vm_dies);
   suite_add_tcase(s, t);
   return kvt_run_suite(s);
 }
