@@ -140,7 +140,7 @@ JsonObject *kv_oci_read(const char *bundle, GError **error) {
   }
   g_autofree char *cfg = g_build_filename(bundle, "config.json", NULL);
   if (stat(cfg, &st) < 0) {
-    g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "bundle %s has no config.json", bundle);
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "bundle %s has no config.json", bundle);
     return NULL;
   }
   if (st.st_size > CONFIG_MAX) {

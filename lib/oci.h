@@ -15,8 +15,8 @@ KvOciSpec *kv_oci_check(JsonObject *spec, GError **error);
 /* The default spec for a plain rootfs, like `runc spec`. */
 JsonObject *kv_oci_default_spec(void);
 /* bundle/config.json parsed, not yet validated: KATAVM_E_NOT_FOUND when
- * the bundle or its config.json is missing, KATAVM_E_INVALID when it is
- * not a JSON object or too large. */
+ * the bundle is missing, KATAVM_E_INVALID when it has no config.json or
+ * that is not a JSON object, too deep or too large. */
 JsonObject *kv_oci_read(const char *bundle, GError **error);
 /* Load bundle/config.json (bundle != NULL) or make the default spec for
  * `rootfs`; validate it and resolve the rootfs to a real directory path

@@ -856,8 +856,8 @@ static inline void katavm_bundle_info_init(katavm_bundle_info *info) {
  * struct_size on success (clear it with katavm_bundle_info_clear()).
  * Errors: KATAVM_E_INVALID (struct_size, malformed config.json or
  * annotations: the message names the field, a member without a sandbox
- * id, an annotated size that is not a number), KATAVM_E_NOT_FOUND (bundle
- * or config.json missing, netns path missing). */
+ * id, an annotated size that is not a number, no config.json),
+ * KATAVM_E_NOT_FOUND (bundle or netns path missing). */
 KATAVM_API int katavm_bundle_info_read(const char *bundle, katavm_bundle_info *info,
                                        katavm_error **err);
 /* Free the strings of a bundle info and zero them; NULL is allowed. */

@@ -647,7 +647,8 @@ START_TEST(sandbox_struct_size_rules) {
 
   katavm_exec_config xc;
   katavm_exec_config_init(&xc);
-  xc.struct_size = sizeof xc - 1;
+  /* Below the first layout (which ended at no_stdin). */
+  xc.struct_size = offsetof(katavm_exec_config, no_stdin) + sizeof xc.no_stdin - 1;
   rc = katavm_exec(sb, "c1", &xc, &proc, (e = NULL, &e));
   assert_error(rc, e, KATAVM_E_INVALID, "call katavm_exec_config_init()");
   struct {

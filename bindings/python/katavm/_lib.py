@@ -51,8 +51,10 @@ CONTAINER_UNKNOWN = 0
 CONTAINER_CREATED = 1
 CONTAINER_RUNNING = 2
 CONTAINER_STOPPED = 3
+CONTAINER_PAUSED = 4
 CONTAINER_STATES = {CONTAINER_UNKNOWN: "unknown", CONTAINER_CREATED: "created",
-                    CONTAINER_RUNNING: "running", CONTAINER_STOPPED: "stopped"}
+                    CONTAINER_RUNNING: "running", CONTAINER_STOPPED: "stopped",
+                    CONTAINER_PAUSED: "paused"}
 
 # enum katavm_hotplug_kind
 HOTPLUG_CPUS = 1
