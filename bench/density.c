@@ -229,13 +229,35 @@ typedef struct {
   Pss qemu, shim, vfsd, other;
   double host_cpu_pct;  /* busy share of all cores during the idle window */
   double procs_cpu_pct; /* the side's processes, % of one core, all N */
+  double ksmd_cpu_pct;  /* the host's KSM thread, % of one core */
   guint answered;
   double *rtt_us;
 } Side;
 
+/* The pid of the kernel's ksmd thread, 0 if none. */
+static pid_t ksmd_pid(void) {
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  pid_t found = 0;
+  while (!found && d && (de = readdir(d))) {
+    pid_t pid = (pid_t)atoi(de->d_name);
+    if (pid <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%d/comm", (int)pid);
+    g_autofree char *comm = NULL;
+    if (g_file_get_contents(path, &comm, NULL, NULL) && !strcmp(g_strstrip(comm), "ksmd"))
+      found = pid;
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
 /* Idle CPU of the given processes and of the host over IDLE_WINDOW_S. */
 static gboolean idle_cpu(GArray *pids, Side *s) {
   gint64 b0, t0, b1, t1, p0 = 0, p1 = 0;
+  pid_t ksmd = ksmd_pid();
+  gint64 k0 = ksmd ? proc_ticks(ksmd) : 0;
   host_ticks(&b0, &t0);
   for (guint i = 0; i < pids->len; i++)
     p0 += MAX(0, proc_ticks(g_array_index(pids, pid_t, i)));
@@ -247,6 +269,7 @@ static gboolean idle_cpu(GArray *pids, Side *s) {
   long hz = sysconf(_SC_CLK_TCK);
   s->host_cpu_pct = t1 > t0 ? 100.0 * (b1 - b0) / (t1 - t0) : 0;
   s->procs_cpu_pct = 100.0 * (p1 - p0) / hz / IDLE_WINDOW_S;
+  s->ksmd_cpu_pct = ksmd ? 100.0 * (proc_ticks(ksmd) - k0) / hz / IDLE_WINDOW_S : 0;
   return TRUE;
 }
 
@@ -521,8 +544,10 @@ int main(int argc, char **argv) {
     json_pss(j, "other", &ours.other, n);
     g_string_append_printf(j, ",\"create_total_s\":%.2f,", ours.create_total_s);
     json_stats(j, "create_s", ours.create_s, n, "%.3f");
-    g_string_append_printf(j, ",\"host_cpu_pct\":%.1f,\"procs_cpu_pct\":%.1f,\"answered\":%u",
-                           ours.host_cpu_pct, ours.procs_cpu_pct, ours.answered);
+    g_string_append_printf(j,
+                           ",\"host_cpu_pct\":%.1f,\"procs_cpu_pct\":%.1f,\"ksmd_cpu_pct\":%.1f,"
+                           "\"answered\":%u",
+                           ours.host_cpu_pct, ours.procs_cpu_pct, ours.ksmd_cpu_pct, ours.answered);
     if (ours.answered) {
       g_string_append_c(j, ',');
       json_stats(j, "agent_rtt_us", ours.rtt_us, ours.answered, "%.0f");
@@ -563,6 +588,8 @@ int main(int argc, char **argv) {
            IDLE_WINDOW_S, ours.host_cpu_pct, ours.procs_cpu_pct);
     if (baseline)
       printf("; baseline: host %.1f%%, QEMUs %.1f%%", base.host_cpu_pct, base.procs_cpu_pct);
+    printf("\n  ksmd (the host's KSM thread) during ours' idle window: %.1f%% of one core",
+           ours.ksmd_cpu_pct);
     printf("\n  create: %d sandboxes in %.1f s (median %.2f s)", n, ours.create_total_s,
            stats(ours.create_s, n).median);
     if (baseline)
