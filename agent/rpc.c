@@ -13,8 +13,12 @@
 #include "power.h"
 #include "stream.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/random.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +90,52 @@ static gboolean m_check(AgentCall *call, const KvEmpty *p, KvCheckResult *r, GEr
   return TRUE;
 }
 
+gboolean agent_seed_decode(const char *hex, guint8 *out, gsize cap, gsize *len, GError **error) {
+  gsize n = hex ? strlen(hex) : 0;
+  if (n < 2 * AGENT_SEED_MIN || n > 2 * cap || n % 2) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID,
+                "reseed: the seed must be %d to %" G_GSIZE_FORMAT " hex digits, an even count",
+                2 * AGENT_SEED_MIN, 2 * cap);
+    return FALSE;
+  }
+  for (gsize i = 0; i < n; i += 2) {
+    int hi = g_ascii_xdigit_value(hex[i]), lo = g_ascii_xdigit_value(hex[i + 1]);
+    if (hi < 0 || lo < 0) {
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_INVALID, "reseed: the seed is not hex");
+      return FALSE;
+    }
+    out[i / 2] = (guint8)(hi << 4 | lo);
+  }
+  *len = n / 2;
+  return TRUE;
+}
+
+/* Credit the host's bytes to the kernel's pool and reseed the RNG now
+ * rather than at its next scheduled reseed. */
+static gboolean m_reseed(AgentCall *call, const KvReseedParams *p, KvEmpty *r, GError **error) {
+  struct {
+    struct rand_pool_info info;
+    guint8 buf[AGENT_SEED_MAX];
+  } req;
+  gsize len = 0;
+  if (!agent_seed_decode(p->seed, req.buf, sizeof req.buf, &len, error))
+    return FALSE;
+  req.info.entropy_count = (int)(len * 8);
+  req.info.buf_size = (int)len;
+  int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  int en = 0;
+  if (fd < 0 || ioctl(fd, RNDADDENTROPY, &req.info) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
+    en = errno;
+  if (fd >= 0)
+    close(fd);
+  explicit_bzero(&req, sizeof req);
+  if (en) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "reseed: /dev/urandom: %s", g_strerror(en));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean m_shutdown(AgentCall *call, const KvEmpty *p, KvEmpty *r, GError **error) {
   /* The reply must be on its way before the VM disappears; a host that
    * stopped reading must not keep the VM alive, hence the bound. */
@@ -114,6 +164,7 @@ typedef gboolean (*AgentHandler)(AgentCall *call, gconstpointer params, gpointer
 
 HANDLER(m_check, KvEmpty, KvCheckResult)
 HANDLER(m_shutdown, KvEmpty, KvEmpty)
+HANDLER(m_reseed, KvReseedParams, KvEmpty)
 HANDLER(agent_m_container_create, KvContainerCreateParams, KvPidResult)
 HANDLER(agent_m_container_start, KvContainerRef, KvEmpty)
 HANDLER(agent_m_container_state, KvContainerRef, KvContainerStateResult)
@@ -141,6 +192,7 @@ static const struct {
 } methods[] = {
     {&kv_m_check, m_check_entry},
     {&kv_m_shutdown, m_shutdown_entry},
+    {&kv_m_reseed, m_reseed_entry},
     {&kv_m_container_create, agent_m_container_create_entry},
     {&kv_m_container_start, agent_m_container_start_entry},
     {&kv_m_container_state, agent_m_container_state_entry},

@@ -13,3 +13,10 @@ void agent_rpc_handle(KvConn *c, guint32 id, const char *method, JsonObject *par
 /* The host connection c went away: forget what was bound to it (streams,
  * waiting requests). */
 void agent_rpc_conn_closed(KvConn *c);
+
+/* reseed: the host's seed is 32 to 256 bytes. */
+#define AGENT_SEED_MIN 32
+#define AGENT_SEED_MAX 256
+/* Decode a reseed seed (hex, AGENT_SEED_MIN..cap bytes) into out; *len
+ * receives the byte count. KV_E_INVALID names what is wrong. */
+gboolean agent_seed_decode(const char *hex, guint8 *out, gsize cap, gsize *len, GError **error);

@@ -32,7 +32,13 @@ int cmd_check(CliCtx *c, int argc, char **argv) {
     for (guint i = 0; i < json_array_get_length(items); i++) {
       JsonObject *it = json_array_get_object_element(items, i);
       gboolean iok = json_object_get_boolean_member(it, "ok");
-      printf("[%s] %-16s %s\n", iok ? " ok " : "FAIL", json_object_get_string_member(it, "name"),
+      gboolean opt =
+          json_object_has_member(it, "optional") && json_object_get_boolean_member(it, "optional");
+      printf("[%s] %-16s %s\n",
+             iok   ? " ok "
+             : opt ? "info"
+                   : "FAIL",
+             json_object_get_string_member(it, "name"),
              json_object_get_string_member(it, "detail"));
       if (!iok && json_object_has_member(it, "fix"))
         printf("       fix: %s\n", json_object_get_string_member(it, "fix"));

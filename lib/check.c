@@ -110,6 +110,26 @@ int katavm_check_host(katavm_runtime *rt, char **json_out, katavm_error **err) {
   json_object_set_string_member(top, "shared_fs", fs ? fs : "none");
   json_object_set_string_member(top, "shared_fs_reason", fs ? fs_reason : fe->message);
 
+  /* Optional, never a failure: KSM merges identical guest pages between
+   * VMs (QEMU marks guest RAM mergeable by default), at the cost of the
+   * host's ksmd scanning. It cannot merge the shared memfd that virtio-fs
+   * needs for guest RAM: only private anonymous memory is mergeable. */
+  g_autofree char *ksm_run = NULL;
+  gboolean ksm_present = g_file_get_contents("/sys/kernel/mm/ksm/run", &ksm_run, NULL, NULL);
+  gboolean ksm_on = ksm_present && ksm_run[0] == '1';
+  JsonObject *ksm_item = NULL;
+  add_item(items, "ksm", ksm_on,
+           !ksm_present ? "the host kernel has no KSM (/sys/kernel/mm/ksm missing)"
+           : ksm_on     ? "running: identical guest pages are merged (not with virtio-fs's "
+                          "shared memory)"
+                        : "off: identical guest pages of different VMs are not merged",
+           ksm_present ? "echo 1 > /sys/kernel/mm/ksm/run (optional; helps only with "
+                         "KATAVM_SHARED_FS=9p)"
+                       : "a host kernel with CONFIG_KSM (optional)");
+  ksm_item = json_array_get_object_element(items, json_array_get_length(items) - 1);
+  json_object_set_boolean_member(ksm_item, "optional", TRUE);
+  json_object_set_string_member(top, "ksm", !ksm_present ? "absent" : ksm_on ? "on" : "off");
+
   json_object_set_boolean_member(top, "ok", all);
   json_object_set_array_member(top, "items", items);
   g_autofree char *s = kv_json_to_string(top);

@@ -229,7 +229,9 @@ KATAVM_API const char *katavm_runtime_config_value(katavm_runtime *rt, const cha
  * kernel, initrd, shim and state directory.
  * json_out: receives a JSON object string {"ok":bool,"accel":"kvm|tcg",
  * "accel_reason":str,"shared_fs":"virtio-fs|9p|none","shared_fs_reason":str,
- * "items":[{"name","ok","detail","fix"}...]}, freed with
+ * "ksm":"on|off|absent",
+ * "items":[{"name","ok","detail","fix","optional"}...]} ("optional": true
+ * on an item that never makes "ok" false, e.g. KSM), freed with
  * katavm_free().
  * Returns 0 even when items fail (see "ok"); KATAVM_E_INVALID for NULL
  * arguments. */

@@ -103,6 +103,10 @@ MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container_id", KV_T_ID, REQ
     FIELD(KvResizeParams, "rows", KV_T_INT, REQ, rows, 1, G_MAXUINT16),
     FIELD(KvResizeParams, "cols", KV_T_INT, REQ, cols, 1, G_MAXUINT16));
 
+#define RESEED_HEX_MAX 512
+MSG(KvReseedParams, "reseed",
+    FIELD(KvReseedParams, "seed", KV_T_STR, REQ | NE, seed, .max = RESEED_HEX_MAX));
+
 MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 1024));
 MSG(KvCpusResult, "cpus_set result",
     FIELD(KvCpusResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1));
@@ -237,6 +241,7 @@ METHOD(wait, "wait", KvProcessRef, KvWaitResult, KV_TO_AGENT | KV_RELAYED | KV_N
 METHOD(signal, "signal", KvSignalParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(resize, "resize", KvResizeParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(cpus_set, "cpus_set", KvCpusSetParams, KvCpusResult, KV_TO_AGENT);
+METHOD(reseed, "reseed", KvReseedParams, KvEmpty, KV_TO_AGENT);
 METHOD(nic_config, "nic_config", KvNicConfigParams, KvNicConfigResult, KV_TO_AGENT);
 METHOD(nic_remove, "nic_remove", KvNicRemoveParams, KvEmpty, KV_TO_AGENT);
 METHOD(net_names, "net_names", KvNetNamesParams, KvEmpty, KV_TO_AGENT);
@@ -284,6 +289,7 @@ static const KvMethod *const all_methods[] = {
     &kv_m_container_pause,
     &kv_m_container_resume,
     &kv_m_container_update,
+    &kv_m_reseed,
 };
 
 const KvMethod *kv_method_lookup(const char *name) {

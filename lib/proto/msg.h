@@ -223,6 +223,17 @@ typedef struct {
   gint64 rows, cols;
 } KvResizeParams;
 
+/* reseed (agent): host random bytes, hex (64-512 digits: 32-256 bytes),
+ * that the agent adds to the guest kernel's entropy pool (RNDADDENTROPY,
+ * credited) before forcing a reseed of its RNG (RNDRESEEDCRNG). The shim
+ * sends it once the agent answered at boot, so that a guest's RNG never
+ * depends only on what it could gather itself (no RDRAND under TCG's
+ * default CPU), and a VM taken from a warm pool does not share its RNG
+ * state with anything before it was taken. */
+typedef struct {
+  char *seed;
+} KvReseedParams;
+
 /* cpus_set (agent): online present CPUs up to that count, offline the rest
  * (never CPU 0); returns when done. */
 typedef struct {
@@ -405,7 +416,7 @@ extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_creat
     kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
     kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
     kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause, kv_m_container_resume,
-    kv_m_container_update;
+    kv_m_container_update, kv_m_reseed;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

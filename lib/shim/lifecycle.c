@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -544,6 +545,30 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   return TRUE;
 }
 
+/* Seed the guest's RNG from the host's (msg.h, reseed): 32 bytes of
+ * getrandom(2), hex on the wire, wiped after the call. */
+static gboolean agent_reseed(KvConn *agent, GError **error) {
+  guint8 seed[32];
+  if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "getrandom: %s", g_strerror(errno));
+    return FALSE;
+  }
+  char hex[2 * sizeof seed + 1];
+  for (gsize i = 0; i < sizeof seed; i++)
+    g_snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+  KvReseedParams p = {.seed = hex};
+  g_autoptr(JsonObject) o = kv_msg_encode(kv_m_reseed.params, &p);
+  g_autoptr(JsonObject) r =
+      kv_conn_call_sync(agent, kv_m_reseed.name, o, KV_CALL_TIMEOUT_MS, error);
+  explicit_bzero(seed, sizeof seed);
+  explicit_bzero(hex, sizeof hex);
+  if (!r) {
+    g_prefix_error(error, "reseeding the guest's RNG: ");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
                         GError **error) {
   Shim *s = lc->s;
@@ -625,6 +650,10 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
   KvCheckResult check;
   if (!r || !kv_result_decode(&kv_m_check, r, &check, error))
     return FALSE;
+  if (!recover && !agent_reseed(s->agent, error)) {
+    kv_msg_clear(kv_m_check.result, &check);
+    return FALSE;
+  }
   if (!recover && !net_attach(hotplug_net(lc->hp), error)) {
     kv_msg_clear(kv_m_check.result, &check);
     return FALSE;

@@ -317,6 +317,35 @@ START_TEST(check_reports_accel) {
   ck_assert_int_eq(kvt_cli(&js, NULL, "check", "--json", NULL), 0);
   g_autoptr(JsonObject) o = parse_obj(js);
   ck_assert(json_object_get_boolean_member(o, "ok"));
+  /* KSM is reported, and never fails the check. */
+  const char *ksm = json_object_get_string_member(o, "ksm");
+  ck_assert_msg(!g_strcmp0(ksm, "on") || !g_strcmp0(ksm, "off") || !g_strcmp0(ksm, "absent"),
+                "ksm: %s", ksm);
+  ck_assert_msg(strstr(out, " ksm "), "check output: %s", out);
+}
+END_TEST
+
+/* Every sandbox's guest RNG is seeded from the host at boot (the agent's
+ * reseed): two sandboxes read different bytes from /dev/urandom first
+ * thing, and have different boot ids. */
+START_TEST(guest_rng_fresh) {
+  g_autofree char *dir = kvt_workdir_new("rng");
+  g_autofree char *rootfs = kvt_make_rootfs(dir, FALSE);
+  const char *script = "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
+                       "cat /proc/sys/kernel/random/boot_id";
+  g_autofree char *a = NULL, *b = NULL, *ea = NULL, *eb = NULL;
+  ck_assert_msg(kvt_cli(&a, &ea, "run", "--rm", rootfs, "/bin/sh", "-c", script, NULL) == 0, "%s",
+                ea);
+  ck_assert_msg(kvt_cli(&b, &eb, "run", "--rm", rootfs, "/bin/sh", "-c", script, NULL) == 0, "%s",
+                eb);
+  g_auto(GStrv) la = g_strsplit(a, "\n", -1), lb = g_strsplit(b, "\n", -1);
+  ck_assert_msg(g_strv_length(la) >= 2 && g_strv_length(lb) >= 2, "output: %s / %s", a, b);
+  ck_assert_int_eq(strlen(la[0]), 64);
+  ck_assert_int_eq(strlen(la[1]), 36);
+  ck_assert_msg(strcmp(la[0], lb[0]) != 0, "same random bytes: %s", la[0]);
+  ck_assert_msg(strcmp(la[1], lb[1]) != 0, "same boot id: %s", la[1]);
+  kvt_workdir_drop(&dir);
+  kvt_assert_clean();
 }
 END_TEST
 
@@ -332,6 +361,7 @@ static Suite *suite(void) {
   tcase_add_test(t, survives_creator_and_shim_death);
   tcase_add_test(t, stop_then_remove);
   tcase_add_test(t, corrupt_state_cleaned);
+  tcase_add_test(t, guest_rng_fresh);
   suite_add_tcase(s, t);
   return s;
 }

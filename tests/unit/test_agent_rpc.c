@@ -109,6 +109,35 @@ START_TEST(test_check) {
 }
 END_TEST
 
+/* reseed: only what is wrong with a seed (the success path credits the
+ * kernel's pool: it runs in every guest at boot, not on this host). */
+START_TEST(test_reseed_validation) {
+  Pair p;
+  pair_open(&p);
+  expect_error(&p, "reseed", NULL, KV_E_INVALID, "seed");
+  expect_error(&p, "reseed", "{\"seed\":\"\"}", KV_E_INVALID, "seed");
+  expect_error(&p, "reseed", "{\"seed\":\"abcd\"}", KV_E_INVALID, "64 to 512 hex digits");
+  g_autofree char *odd = g_strnfill(65, 'a');
+  g_autofree char *odd_js = g_strdup_printf("{\"seed\":\"%s\"}", odd);
+  expect_error(&p, "reseed", odd_js, KV_E_INVALID, "even count");
+  g_autofree char *bad = g_strnfill(64, 'g');
+  g_autofree char *bad_js = g_strdup_printf("{\"seed\":\"%s\"}", bad);
+  expect_error(&p, "reseed", bad_js, KV_E_INVALID, "not hex");
+  g_autofree char *big = g_strnfill(514, 'a');
+  g_autofree char *big_js = g_strdup_printf("{\"seed\":\"%s\"}", big);
+  expect_error(&p, "reseed", big_js, KV_E_INVALID, "seed");
+  pair_close(&p);
+  guint8 out[AGENT_SEED_MAX];
+  gsize len = 0;
+  g_autofree char *zeros = g_strnfill(62, '0');
+  g_autofree char *ok = g_strdup_printf("%sfF", zeros);
+  ck_assert(agent_seed_decode(ok, out, sizeof out, &len, NULL));
+  ck_assert_int_eq(len, 32);
+  ck_assert_int_eq(out[31], 0xff);
+  ck_assert_int_eq(out[0], 0);
+}
+END_TEST
+
 START_TEST(test_unknown_method) {
   Pair p;
   pair_open(&p);
@@ -310,6 +339,7 @@ static Suite *rpc_suite(void) {
   TCase *t = tcase_create("dispatch");
   tcase_set_timeout(t, 60);
   tcase_add_test(t, test_check);
+  tcase_add_test(t, test_reseed_validation);
   tcase_add_test(t, test_unknown_method);
   tcase_add_test(t, test_container_ids);
   tcase_add_test(t, test_wrong_types);
