@@ -28,6 +28,27 @@ katavm_runtime *kvt_runtime(void) {
   return rt;
 }
 
+int kvt_count_vms(void) {
+  int n = 0;
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    if (atoi(name) <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", name);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (g_str_has_prefix(cmd, "/usr/bin/qemu-system") && strstr(cmd, kvt_root()))
+      n++;
+  }
+  return n;
+}
+
 int kvt_count_procs(const char *needle) {
   int n = 0;
   DIR *d = opendir("/proc");

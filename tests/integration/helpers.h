@@ -25,6 +25,9 @@ void kvt_assert_clean(void);
 int kvt_cli(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Number of processes whose /proc/PID/cmdline contains needle. */
 int kvt_count_procs(const char *needle);
+/* Number of QEMU processes of this suite's sandboxes (their command line
+ * names kvt_root()), whoever started them (a container manager too). */
+int kvt_count_vms(void);
 /* Open fds of this process. */
 int kvt_count_fds(void);
 /* Shorthand: create a sandbox with id, 1 vCPU, 256 MiB; asserts success. */

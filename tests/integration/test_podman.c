@@ -104,28 +104,6 @@ static void podman_ok(const char *const *args, char **out) {
 
 #define PODMAN_OK(out, ...) podman_ok((const char *const[]){__VA_ARGS__, NULL}, out)
 
-/* QEMU processes of this test's sandboxes. */
-static int count_vms(void) {
-  int n = 0;
-  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
-  const char *name;
-  while (d && (name = g_dir_read_name(d))) {
-    if (atoi(name) <= 0)
-      continue;
-    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", name);
-    g_autofree char *cmd = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
-      continue;
-    for (gsize i = 0; i + 1 < len; i++)
-      if (!cmd[i])
-        cmd[i] = ' ';
-    if (g_str_has_prefix(cmd, "/usr/bin/qemu-system") && strstr(cmd, kvt_root()))
-      n++;
-  }
-  return n;
-}
-
 static void setup(void) {
   kvt_setup();
   work = kvt_workdir_new("podman");
@@ -202,7 +180,7 @@ START_TEST(run_exit_logs) {
   PODMAN_OK(NULL, "kill", "victim");
   PODMAN_OK(NULL, "wait", "victim");
   PODMAN_OK(NULL, "rm", "victim");
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST
@@ -253,7 +231,7 @@ START_TEST(terminal) {
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3, "podman run -it status %d", status);
   close(master);
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST
@@ -281,7 +259,7 @@ START_TEST(volumes) {
   g_autofree char *text = NULL;
   ck_assert(g_file_get_contents(c, &text, NULL, NULL));
   ck_assert_str_eq(text, "ctr-wrote\n");
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST
@@ -303,9 +281,9 @@ START_TEST(pod) {
   g_free(out);
   /* The infra container, the server and the client: one VM. */
   PODMAN_OK(NULL, "exec", "srv", "true");
-  ck_assert_int_eq(count_vms(), 1);
+  ck_assert_int_eq(kvt_count_vms(), 1);
   PODMAN_OK(NULL, "pod", "rm", "-f", "kvpod");
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST
@@ -337,7 +315,7 @@ START_TEST(published_port) {
   }
   ck_assert_msg(got && strstr(got, "published-from-vm"), "no page on the published port: %s", got);
   ck_assert_int_eq(PODMAN_NS(NULL, NULL, "rm", "-f", "-t", "0", "web"), 0);
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST

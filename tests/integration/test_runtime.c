@@ -416,28 +416,6 @@ static void crio_sandbox(JsonObject *spec, gpointer unused) {
   json_object_set_object_member(spec, "annotations", a);
 }
 
-/* QEMU processes of this test's sandboxes. */
-static int count_vms(void) {
-  int n = 0;
-  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
-  const char *name;
-  while (d && (name = g_dir_read_name(d))) {
-    if (atoi(name) <= 0)
-      continue;
-    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", name);
-    g_autofree char *cmd = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
-      continue;
-    for (gsize i = 0; i + 1 < len; i++)
-      if (!cmd[i])
-        cmd[i] = ' ';
-    if (g_str_has_prefix(cmd, "/usr/bin/qemu-system") && strstr(cmd, kvt_root()))
-      n++;
-  }
-  return n;
-}
-
 START_TEST(pod) {
   const char *args[] = {"sleep", "600", NULL};
   g_autofree char *infra = bundle_with("infra", args);
@@ -458,7 +436,7 @@ START_TEST(pod) {
   RT_OK("create", "--bundle", m, "m1");
   RT_OK("start", "m1");
   /* One VM for the pod. */
-  ck_assert_int_eq(count_vms(), 1);
+  ck_assert_int_eq(kvt_count_vms(), 1);
   char *out = NULL;
   rc = RTC(&out, NULL, "exec", "m1", "sh", "-c", "echo member-in-vm; nproc");
   ck_assert_int_eq(rc, 0);
@@ -533,7 +511,7 @@ START_TEST(missing_volume) {
   ck_assert_msg(strstr(err, "no-such-dir"), "%s", err);
   g_free(err);
   assert_no_state();
-  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
 END_TEST
