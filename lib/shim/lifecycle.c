@@ -7,6 +7,7 @@
  * Calls down into the relay (agent frames, agent lost, unmount) and hotplug
  * (abort when the sandbox stops); nothing below calls it. */
 #include "lifecycle.h"
+#include "jail.h"
 #include "unixsock.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ struct _Lifecycle {
   GSource *reconnect_timer;
   GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
+  char *qemu_label;           /* "+UID:+GID" or NULL */
 };
 
 static void on_vfsd_lost(gpointer user, const char *why);
@@ -67,6 +69,7 @@ void lifecycle_free(Lifecycle *lc) {
   shim_timer_clear(&lc->reconnect_timer);
   g_ptr_array_unref(lc->stop_waiters);
   g_ptr_array_unref(lc->destroy_waiters);
+  g_free(lc->qemu_label);
   g_free(lc);
 }
 
@@ -85,9 +88,14 @@ static void agent_drop(Lifecycle *lc) {
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Lifecycle *lc, GError **error) {
   net_teardown(hotplug_net(lc->hp));
+  hotplug_release_disks(lc->hp);
   vfsd_stop(lc->vf);
   relay_unmount_all(lc->rl);
-  return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
+  if (!kv_rm_rf(lc->s->p.run, error) || !kv_rm_rf(lc->s->p.dir, error))
+    return FALSE;
+  if (jail_enabled(lc->s))
+    jail_release(lc->s);
+  return TRUE;
 }
 
 /* Hard stop of the VM, tolerant of it being gone already. */
@@ -507,7 +515,15 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   if (s->cfg.uri) {
     s->uri = g_strdup(s->cfg.uri);
   } else {
-    s->uri = kv_vmm_embed_prepare(s->p.vmm_root, s->p.caps_cache, error);
+    gboolean jailed = jail_enabled(s);
+    if (jailed) {
+      if (!jail_prepare(s, &s->qemu_uid, error))
+        return FALSE;
+      g_free(lc->qemu_label);
+      lc->qemu_label = g_strdup_printf("+%u:+%u", s->qemu_uid, s->qemu_uid);
+      shim_log("QEMU runs as uid %u", s->qemu_uid);
+    }
+    s->uri = kv_vmm_embed_prepare_ns(s->p.vmm_root, s->p.caps_cache, jailed, error);
     if (!s->uri)
       return FALSE;
   }
@@ -528,6 +544,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
     if (vfs && !vfsd_start(lc->vf, error))
       return FALSE;
+    if (lc->qemu_label && !jail_give(s, s->qemu_uid, vfsd_socket(lc->vf), error))
+      return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
         .name = s->p.domain,
@@ -546,6 +564,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,
         .memory_dimm = hotplug_memory_dimm(lc->hp),
+        .qemu_label = lc->qemu_label,
     };
     shim_log("starting domain");
     StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};

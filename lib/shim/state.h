@@ -47,6 +47,7 @@ typedef struct {
   char *error;           /* why the sandbox stopped unasked, or NULL */
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
   char *stop_reason;     /* why it stopped (KvShimStateResult.stop_reason); NULL while up */
+  guint32 qemu_uid;      /* jail.c: the uid (= gid) QEMU runs as; 0: root */
 } Shim;
 
 /* Fill `id`, `p` and the empty state of a new Shim; shim_clear frees it. */
