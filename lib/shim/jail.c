@@ -155,10 +155,17 @@ static gboolean acl_user(const char *path, guint32 uid, acl_perm_t perms, GError
     return fail_errno(error, "cannot open", path);
   acl_t acl = acl_get_fd(fd);
   gboolean ok = acl != NULL;
-  acl_entry_t entry = NULL, found = NULL;
+  acl_entry_t entry = NULL, found = NULL, mask = NULL;
+  guint named = 0;
   for (int w = ACL_FIRST_ENTRY; ok && acl_get_entry(acl, w, &entry) == 1; w = ACL_NEXT_ENTRY) {
     acl_tag_t tag;
-    if (acl_get_tag_type(entry, &tag) == 0 && tag == ACL_USER) {
+    if (acl_get_tag_type(entry, &tag) < 0)
+      continue;
+    if (tag == ACL_MASK)
+      mask = entry;
+    if (tag == ACL_USER || tag == ACL_GROUP)
+      named++;
+    if (tag == ACL_USER) {
       uid_t *q = acl_get_qualifier(entry);
       if (q && *q == uid)
         found = entry;
@@ -166,6 +173,11 @@ static gboolean acl_user(const char *path, guint32 uid, acl_perm_t perms, GError
     }
   }
   if (ok && found && acl_delete_entry(acl, found) < 0)
+    ok = FALSE;
+  /* The last named entry gone: drop the mask too, so that the file is back
+   * to a plain mode (the mask shows as its group bits). */
+  gboolean plain = ok && !perms && named <= (found ? 1u : 0u);
+  if (plain && mask && acl_delete_entry(acl, mask) < 0)
     ok = FALSE;
   if (ok && perms) {
     acl_permset_t ps;
@@ -175,7 +187,7 @@ static gboolean acl_user(const char *path, guint32 uid, acl_perm_t perms, GError
          acl_clear_perms(ps) == 0 && acl_add_perm(ps, perms) == 0;
   }
   if (ok)
-    ok = acl_calc_mask(&acl) == 0 && acl_set_fd(fd, acl) == 0;
+    ok = (plain || acl_calc_mask(&acl) == 0) && acl_set_fd(fd, acl) == 0;
   if (!ok)
     fail_errno(error, "cannot set an ACL for the QEMU uid on", path);
   if (acl)

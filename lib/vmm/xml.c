@@ -297,6 +297,11 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
     kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
     kv_xml_leaf(x, "label", "+0:+0");
     kv_xml_close(x);
+  } else if (cfg->qemu_label) {
+    /* relabel='no': libvirt chowns nothing to this uid (lib/shim/jail.c). */
+    kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
+    kv_xml_leaf(x, "label", "%s", cfg->qemu_label);
+    kv_xml_close(x);
   }
   kv_xml_close(x); /* domain */
 
