@@ -7,6 +7,7 @@
  * Calls down into the relay (agent frames, agent lost, unmount) and hotplug
  * (abort when the sandbox stops); nothing below calls it. */
 #include "lifecycle.h"
+#include "console.h"
 #include "jail.h"
 #include "unixsock.h"
 
@@ -45,9 +46,16 @@ struct _Lifecycle {
   GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
   char *qemu_label;           /* "+UID:+GID" or NULL */
+  Console *console;           /* the bounded serial console */
+  GSource *log_timer;         /* keeps shim.log bounded (virtiofsd writes there too) */
 };
 
 static void on_vfsd_lost(gpointer user, const char *why);
+
+static gboolean log_tick(gpointer unused) {
+  shim_log_bound(NULL);
+  return G_SOURCE_CONTINUE;
+}
 
 Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   Lifecycle *lc = g_new0(Lifecycle, 1);
@@ -58,6 +66,8 @@ Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   vfsd_set_lost_handler(vf, on_vfsd_lost, lc);
   lc->stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
   lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
+  lc->console = console_new(s);
+  lc->log_timer = shim_add_timeout(1000, log_tick, NULL);
   return lc;
 }
 
@@ -70,6 +80,8 @@ void lifecycle_free(Lifecycle *lc) {
   g_ptr_array_unref(lc->stop_waiters);
   g_ptr_array_unref(lc->destroy_waiters);
   g_free(lc->qemu_label);
+  console_free(lc->console);
+  shim_timer_clear(&lc->log_timer);
   g_free(lc);
 }
 
@@ -163,7 +175,8 @@ static char *last_lines(const char *text, guint n) {
 }
 
 char *lifecycle_console_tail(Lifecycle *lc) {
-  g_autofree char *t = file_tail(lc->s->p.console, 4096);
+  console_drain(lc->console);
+  g_autofree char *t = console_tail(lc->console, 4096);
   return last_lines(t, 8);
 }
 
@@ -171,7 +184,8 @@ char *lifecycle_console_tail(Lifecycle *lc) {
  * libvirt and QEMU's own log say. */
 static char *vm_off_reason(Lifecycle *lc) {
   Shim *s = lc->s;
-  g_autofree char *console = file_tail(s->p.console, 16384);
+  console_drain(lc->console);
+  g_autofree char *console = console_tail(lc->console, 16384);
   const char *panic = g_strrstr(console, "Kernel panic");
   if (panic) {
     g_autofree char *line = g_strndup(panic, strcspn(panic, "\n"));
@@ -289,6 +303,43 @@ void lifecycle_terminate(Lifecycle *lc) {
  * guest's share is dead and every request on it would hang in the guest:
  * stop the VM and say why in the state, so that callers get an error that
  * names the cause instead of a hang. */
+static void vfsd_lost_decide(Lifecycle *lc, const char *why);
+
+/* virtiofsd also exits (status 0) when QEMU goes and closes its end, and
+ * may notice that before libvirt reports the VM off: give the VM's own
+ * end up to VFSD_GRACE_MS to show, so that its reason is the one given. */
+#define VFSD_GRACE_MS 3000
+
+typedef struct {
+  Lifecycle *lc;
+  char *why;
+  gint64 deadline;
+} VfsdLost;
+
+static gboolean qemu_gone(Shim *s) {
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain))
+    return TRUE;
+  char st = s->qemu_pid > 0 ? kv_proc_state(s->qemu_pid) : 0;
+  return s->qemu_pid > 0 && (st == 0 || st == 'Z' || st == 'X');
+}
+
+static gboolean vfsd_lost_tick(gpointer user) {
+  VfsdLost *l = user;
+  Shim *s = l->lc->s;
+  if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING))
+    return G_SOURCE_REMOVE;
+  if (!qemu_gone(s) && g_get_monotonic_time() < l->deadline)
+    return G_SOURCE_CONTINUE;
+  vfsd_lost_decide(l->lc, l->why);
+  return G_SOURCE_REMOVE;
+}
+
+static void vfsd_lost_free(gpointer user) {
+  VfsdLost *l = user;
+  g_free(l->why);
+  g_free(l);
+}
+
 static void on_vfsd_lost(gpointer user, const char *why) {
   Lifecycle *lc = user;
   Shim *s = lc->s;
@@ -296,9 +347,23 @@ static void on_vfsd_lost(gpointer user, const char *why) {
     shim_log("virtiofsd %s", why);
     return;
   }
-  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
+  VfsdLost *l = g_new0(VfsdLost, 1);
+  l->lc = lc;
+  l->why = g_strdup(why);
+  l->deadline = g_get_monotonic_time() + VFSD_GRACE_MS * 1000;
+  GSource *src = g_timeout_source_new(100);
+  g_source_set_callback(src, vfsd_lost_tick, l, vfsd_lost_free);
+  g_source_attach(src, shim_ctx);
+  g_source_unref(src);
+}
+
+static void vfsd_lost_decide(Lifecycle *lc, const char *why) {
+  Shim *s = lc->s;
+  if (qemu_gone(s)) {
     shim_log("virtiofsd %s after the VM", why);
-    vm_is_off(lc);
+    if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain))
+      vm_is_off(lc);
+    /* else libvirt's event follows and says why */
     return;
   }
   g_free(s->error);
@@ -565,6 +630,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
         .qemu_as_root = s->cfg.uri != NULL,
         .memory_dimm = hotplug_memory_dimm(lc->hp),
         .qemu_label = lc->qemu_label,
+        .console_socket = console_socket(lc->console),
     };
     shim_log("starting domain");
     StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};
@@ -600,6 +666,9 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
+  g_autoptr(GError) cerr = NULL;
+  if (!console_attach(lc->console, &cerr))
+    shim_log("no console log: %s", cerr->message);
   s->agent = agent_open(lc, 10000, error);
   if (!s->agent)
     return FALSE;

@@ -55,6 +55,12 @@ void shim_init(Shim *s, const char *root, const char *id);
 void shim_clear(Shim *s);
 
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+#define SHIM_LOG_MAX (1024 * 1024)
+/* Keep the shim's log (its stdout/stderr, shared with virtiofsd) under
+ * SHIM_LOG_MAX: copy to shim.log.1 and truncate in place, so that every
+ * process writing to it (O_APPEND) follows. Called from shim_log and a
+ * timer (virtiofsd writes to it too); NULL: the path shim_init chose. */
+void shim_log_bound(const char *path);
 
 GSource *shim_add_timeout(guint ms, GSourceFunc fn, gpointer data);
 void shim_timer_clear(GSource **src);

@@ -72,6 +72,9 @@ typedef struct {
    * chowns nothing, so everything QEMU opens by path must be reachable by
    * that uid (see lib/shim/jail.c). */
   const char *qemu_label;
+  /* When set, the serial console is this unix socket (libvirt binds it,
+   * the caller reads it and bounds what it keeps) instead of console_log. */
+  const char *console_socket;
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named

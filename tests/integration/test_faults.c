@@ -396,6 +396,59 @@ START_TEST(guest_panic_has_reason) {
 }
 END_TEST
 
+/* lib/shim/console.h */
+#define CONSOLE_LOG_MAX (1024 * 1024)
+
+static off_t file_size(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* A guest that floods its serial console fills at most console.log and
+ * console.log.1, each under the cap, and the sandbox still answers. */
+START_TEST(console_flood_is_capped) {
+  katavm_runtime *rt = kvt_runtime();
+  katavm_sandbox *sb = pod_up(rt, "cq1", TRUE);
+  g_autofree char *log = g_build_filename(kvt_root(), "sandboxes", "cq1", "console.log", NULL);
+  g_autofree char *old = g_strdup_printf("%s.1", log);
+  katavm_process *p =
+      exec_start(sb, "mknod /tmp/ttyS0 c 4 64 && "
+                     "while :; do echo 'flood flood flood flood flood flood flood flood'; done "
+                     "> /tmp/ttyS0");
+  /* Until it rotated at least twice (console.log.1 replaced): the guest
+   * then wrote well over the cap; never a file over it. */
+  ino_t first = 0;
+  gboolean twice = FALSE;
+  for (int i = 0; i < 2400 && !twice; i++) { /* a hang bound, not a timing */
+    g_usleep(100000);
+    ck_assert_int_le(file_size(log), CONSOLE_LOG_MAX);
+    ck_assert_int_le(file_size(old), CONSOLE_LOG_MAX);
+    struct stat st;
+    if (stat(old, &st) == 0) {
+      if (!first)
+        first = st.st_ino;
+      else if (st.st_ino != first)
+        twice = TRUE;
+    }
+  }
+  ck_assert_msg(twice, "the console did not rotate twice in 240 s (log %lld bytes)",
+                (long long)file_size(log));
+  katavm_process_signal(p, SIGKILL, NULL);
+  katavm_process_wait(p, HANG_BOUND_S * 1000, NULL, NULL);
+  katavm_process_free(p);
+  ck_assert_int_le(file_size(log), CONSOLE_LOG_MAX);
+  ck_assert_int_le(file_size(old), CONSOLE_LOG_MAX);
+  g_autofree char *out = NULL;
+  ck_assert_int_eq(
+      kvt_exec(sb, CID, (const char *const[]){"echo", "alive", NULL}, NULL, &out, NULL), 0);
+  ck_assert_str_eq(out, "alive\n");
+  katavm_sandbox_close(sb);
+  destroy(rt, "cq1");
+  katavm_runtime_free(rt);
+  kvt_assert_clean();
+}
+END_TEST
+
 /* ---- item 4: execs die with their client ---- */
 
 #define BUSY "while :; do :; done"
@@ -569,6 +622,7 @@ int main(void) {
   tcase_add_test(tc, qemu_killed_has_reason);
   tcase_add_test(tc, guest_poweroff_has_reason);
   tcase_add_test(tc, guest_panic_has_reason);
+  tcase_add_test(tc, console_flood_is_capped);
   tcase_add_test(tc, exec_dies_with_its_client);
   suite_add_tcase(s, tc);
   return kvt_run_suite(s);

@@ -121,9 +121,8 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
 
   /* The container runs from the share (virtiofsd, root, does the I/O). */
   g_autofree char *out = NULL;
-  ck_assert_int_eq(kvt_exec(sb, "c", ARGV("sh", "-c", "echo ok > /tmp/f && cat /tmp/f"), NULL,
-                            &out, NULL),
-                   0);
+  ck_assert_int_eq(
+      kvt_exec(sb, "c", ARGV("sh", "-c", "echo ok > /tmp/f && cat /tmp/f"), NULL, &out, NULL), 0);
   ck_assert_str_eq(out, "ok\n");
 
   /* A private image (0600, root's) still attaches read-write: the shim gives
