@@ -405,16 +405,22 @@ static off_t file_size(const char *path) {
 }
 
 /* The container's main process (the privileged one: execs get the
- * default capabilities, without CAP_MKNOD) floods the serial console. */
+ * default capabilities, without CAP_MKNOD) floods the serial console
+ * (ttyS0 = 4:64) through a node it makes in its /dev. */
 static void flooder(JsonObject *spec, gpointer unused) {
   privileged(spec, NULL);
   JsonObject *proc = json_object_get_object_member(spec, "process");
+  JsonObject *caps = json_object_get_object_member(proc, "capabilities");
+  GList *names = json_object_get_members(caps);
+  for (GList *l = names; l; l = l->next)
+    json_array_add_string_element(json_object_get_array_member(caps, l->data), "CAP_MKNOD");
+  g_list_free(names);
   JsonArray *a = json_array_new();
   json_array_add_string_element(a, "sh");
   json_array_add_string_element(a, "-c");
-  json_array_add_string_element(a, "mknod /tmp/ttyS0 c 4 64 && while :; do "
+  json_array_add_string_element(a, "mknod /dev/ttyS0 c 4 64 && while :; do "
                                    "echo 'flood flood flood flood flood flood flood flood'; "
-                                   "done > /tmp/ttyS0; sleep 100000");
+                                   "done > /dev/ttyS0; sleep 100000");
   json_object_set_array_member(proc, "args", a);
 }
 
