@@ -150,7 +150,9 @@ void jail_release(Shim *s) {
 
 /* Add (perms != 0) or remove (perms == 0) the ACL entry of `uid`. */
 static gboolean acl_user(const char *path, guint32 uid, acl_perm_t perms, GError **error) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  /* The caller's own path (not the guest's): a symlink to the image is
+   * followed, as QEMU follows it. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return fail_errno(error, "cannot open", path);
   acl_t acl = acl_get_fd(fd);
@@ -199,7 +201,17 @@ static gboolean acl_user(const char *path, guint32 uid, acl_perm_t perms, GError
 gboolean jail_grant_file(Shim *s, const char *path, gboolean readonly, GError **error) {
   if (!s->qemu_uid)
     return TRUE;
-  return acl_user(path, s->qemu_uid, readonly ? ACL_READ : ACL_READ | ACL_WRITE, error);
+  g_autoptr(GError) local = NULL;
+  if (acl_user(path, s->qemu_uid, readonly ? ACL_READ : ACL_READ | ACL_WRITE, &local))
+    return TRUE;
+  /* No ACLs there (read-only or ACL-less filesystem): fine when others
+   * already have the access QEMU needs. */
+  struct stat st;
+  mode_t need = readonly ? S_IROTH : S_IROTH | S_IWOTH;
+  if (stat(path, &st) == 0 && (st.st_mode & need) == need)
+    return TRUE;
+  g_propagate_error(error, g_steal_pointer(&local));
+  return FALSE;
 }
 
 void jail_revoke_file(Shim *s, const char *path) {

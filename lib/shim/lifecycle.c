@@ -303,43 +303,6 @@ void lifecycle_terminate(Lifecycle *lc) {
  * guest's share is dead and every request on it would hang in the guest:
  * stop the VM and say why in the state, so that callers get an error that
  * names the cause instead of a hang. */
-static void vfsd_lost_decide(Lifecycle *lc, const char *why);
-
-/* virtiofsd also exits (status 0) when QEMU goes and closes its end, and
- * may notice that before libvirt reports the VM off: give the VM's own
- * end up to VFSD_GRACE_MS to show, so that its reason is the one given. */
-#define VFSD_GRACE_MS 3000
-
-typedef struct {
-  Lifecycle *lc;
-  char *why;
-  gint64 deadline;
-} VfsdLost;
-
-static gboolean qemu_gone(Shim *s) {
-  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain))
-    return TRUE;
-  char st = s->qemu_pid > 0 ? kv_proc_state(s->qemu_pid) : 0;
-  return s->qemu_pid > 0 && (st == 0 || st == 'Z' || st == 'X');
-}
-
-static gboolean vfsd_lost_tick(gpointer user) {
-  VfsdLost *l = user;
-  Shim *s = l->lc->s;
-  if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING))
-    return G_SOURCE_REMOVE;
-  if (!qemu_gone(s) && g_get_monotonic_time() < l->deadline)
-    return G_SOURCE_CONTINUE;
-  vfsd_lost_decide(l->lc, l->why);
-  return G_SOURCE_REMOVE;
-}
-
-static void vfsd_lost_free(gpointer user) {
-  VfsdLost *l = user;
-  g_free(l->why);
-  g_free(l);
-}
-
 static void on_vfsd_lost(gpointer user, const char *why) {
   Lifecycle *lc = user;
   Shim *s = lc->s;
@@ -347,23 +310,9 @@ static void on_vfsd_lost(gpointer user, const char *why) {
     shim_log("virtiofsd %s", why);
     return;
   }
-  VfsdLost *l = g_new0(VfsdLost, 1);
-  l->lc = lc;
-  l->why = g_strdup(why);
-  l->deadline = g_get_monotonic_time() + VFSD_GRACE_MS * 1000;
-  GSource *src = g_timeout_source_new(100);
-  g_source_set_callback(src, vfsd_lost_tick, l, vfsd_lost_free);
-  g_source_attach(src, shim_ctx);
-  g_source_unref(src);
-}
-
-static void vfsd_lost_decide(Lifecycle *lc, const char *why) {
-  Shim *s = lc->s;
-  if (qemu_gone(s)) {
+  if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
     shim_log("virtiofsd %s after the VM", why);
-    if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain))
-      vm_is_off(lc);
-    /* else libvirt's event follows and says why */
+    vm_is_off(lc);
     return;
   }
   g_free(s->error);
