@@ -50,7 +50,7 @@ struct _Lifecycle {
   GSource *log_timer;         /* keeps shim.log bounded (virtiofsd writes there too) */
 };
 
-static void on_vfsd_lost(gpointer user, const char *why);
+static void on_vfsd_lost(gpointer user, const char *why, gboolean clean);
 
 static gboolean log_tick(gpointer unused) {
   shim_log_bound(NULL);
@@ -303,9 +303,35 @@ void lifecycle_terminate(Lifecycle *lc) {
  * guest's share is dead and every request on it would hang in the guest:
  * stop the VM and say why in the state, so that callers get an error that
  * names the cause instead of a hang. */
-static void on_vfsd_lost(gpointer user, const char *why) {
+typedef struct {
+  Lifecycle *lc;
+  char *why;
+} VfsdRecheck;
+
+static gboolean vfsd_recheck(gpointer data) {
+  VfsdRecheck *r = data;
+  on_vfsd_lost(r->lc, r->why, FALSE);
+  g_free(r->why);
+  g_free(r);
+  return G_SOURCE_REMOVE;
+}
+
+static void on_vfsd_lost(gpointer user, const char *why, gboolean clean) {
   Lifecycle *lc = user;
   Shim *s = lc->s;
+  if (clean && !s->powering_off && !s->destroying) {
+    /* A clean exit follows QEMU's end, which libvirt may not have seen
+     * yet: let the VM's own stop event tell why; look again shortly. */
+    shim_log("virtiofsd %s; waiting for the VM's stop event", why);
+    VfsdRecheck *r = g_new0(VfsdRecheck, 1);
+    r->lc = lc;
+    r->why = g_strdup(why);
+    GSource *t = g_timeout_source_new_seconds(2);
+    g_source_set_callback(t, vfsd_recheck, r, NULL);
+    g_source_attach(t, shim_ctx);
+    g_source_unref(t);
+    return;
+  }
   if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING)) {
     shim_log("virtiofsd %s", why);
     return;

@@ -99,28 +99,32 @@ const char *vfsd_socket(Vfsd *v) {
 }
 
 /* How the daemon ended, reaping it when it is our child. */
-static char *reap(Vfsd *v) {
+static char *reap(Vfsd *v, gboolean *clean) {
+  *clean = FALSE;
   if (!v->child)
     return g_strdup_printf("(pid %d) exited", v->pid);
   siginfo_t si = {0};
   if (waitid(P_PIDFD, v->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
     return g_strdup_printf("(pid %d) exited", v->pid);
-  if (si.si_code == CLD_EXITED)
+  if (si.si_code == CLD_EXITED) {
+    *clean = si.si_status == 0;
     return g_strdup_printf("(pid %d) exited with status %d", v->pid, si.si_status);
+  }
   return g_strdup_printf("(pid %d) was killed by signal %d (%s)", v->pid, si.si_status,
                          g_strsignal(si.si_status));
 }
 
 static gboolean on_daemon_exit(gint fd, GIOCondition cond, gpointer user) {
   Vfsd *v = user;
-  g_autofree char *why = reap(v);
+  gboolean clean = FALSE;
+  g_autofree char *why = reap(v, &clean);
   /* The source is freed by returning REMOVE: drop our reference only. */
   g_source_unref(v->watch);
   v->watch = NULL;
   forget(v);
   shim_state_save(v->s);
   if (v->lost)
-    v->lost(v->lost_user, why);
+    v->lost(v->lost_user, why, clean);
   return G_SOURCE_REMOVE;
 }
 
@@ -249,7 +253,8 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
       break;
     struct pollfd pfd = {.fd = v->pidfd, .events = POLLIN};
     if (poll(&pfd, 1, 10) > 0) {
-      g_autofree char *why = reap(v);
+      gboolean clean;
+      g_autofree char *why = reap(v, &clean);
       forget(v);
       g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO,
                   "virtiofsd %s before its socket appeared (its messages are in %s)", why,

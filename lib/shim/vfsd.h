@@ -18,7 +18,9 @@ typedef struct _Vfsd Vfsd;
 
 /* The daemon exited while the shim watched it (any cause: a crash, a kill,
  * QEMU gone). `why` says how it ended. */
-typedef void (*VfsdLostFunc)(gpointer user, const char *why);
+/* why: how it ended; clean: it exited with status 0, as it does once QEMU
+ * (its one client) has closed the socket. */
+typedef void (*VfsdLostFunc)(gpointer user, const char *why, gboolean clean);
 
 /* Registers its part of state.json with s (shared_fs, virtiofsd_pid). */
 Vfsd *vfsd_new(Shim *s);
