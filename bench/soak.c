@@ -8,8 +8,8 @@
  * process's fds, threads and RSS, the shim's (phase 2) fds, threads and
  * RSS, the host's mounts, the files under the state root, QEMU processes,
  * and the ratio end/start of each (the baseline is the same run's start;
- * a flat run prints 1.00 everywhere, the shim's RSS settles after its
- * first execs). It asserts nothing; the integration tests assert the
+ * a flat run prints 1.00 everywhere; mounts and QEMU processes are counted
+ * host-wide, so other users' VMs move them). It asserts nothing; the integration tests assert the
  * leaks (kvt_assert_clean).
  *
  * Environment: as for any libkatavm program (KATAVM_ROOT, KATAVM_KERNEL,
@@ -141,9 +141,9 @@ static void report(const char *phase, const Snap *a, const Snap *b, double secs,
   row("shim fds", a->shim.fds, b->shim.fds);
   row("shim threads", a->shim.threads, b->shim.threads);
   row("shim RSS KiB", a->shim.rss_kib, b->shim.rss_kib);
-  row("host mounts", a->mounts, b->mounts);
+  row("mounts (host)", a->mounts, b->mounts);
   row("state root files", a->state_files, b->state_files);
-  row("QEMU processes", a->qemus, b->qemus);
+  row("QEMU processes (host)", a->qemus, b->qemus);
   fflush(stdout);
 }
 
@@ -156,7 +156,7 @@ static gboolean fail(const char *what, katavm_error *e) {
 
 static char *make_bundle(const char *dir) {
   g_autofree char *script = mkrootfs_path();
-  const char *argv[] = {script, "--bundle", dir, NULL};
+  const char *argv[] = {script, "--bundle", "--writable", dir, NULL};
   int status = -1;
   g_autoptr(GError) e = NULL;
   if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
@@ -172,6 +172,8 @@ static katavm_sandbox *pod(katavm_runtime *rt, const char *id, const char *bundl
   katavm_sandbox_config cfg;
   katavm_sandbox_config_init(&cfg);
   cfg.id = id;
+  cfg.vcpus = 1;
+  cfg.memory_mib = 512; /* as bench/exec */
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   if (katavm_sandbox_create(rt, &cfg, &sb, &e) < 0) {
@@ -181,6 +183,8 @@ static katavm_sandbox *pod(katavm_runtime *rt, const char *id, const char *bundl
   katavm_container_config cc;
   katavm_container_config_init(&cc);
   cc.bundle = bundle;
+  const char *main_argv[] = {"sleep", "100000", NULL};
+  cc.argv = main_argv; /* the bundle's `sh` would exit at once */
   if (katavm_container_add(sb, "c", &cc, NULL, &e) < 0 || katavm_container_start(sb, "c", &e) < 0) {
     fail("container", e);
     katavm_sandbox_close(sb);
