@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "hotplug.h"
+#include "jail.h"
 
 #define AGENT_HOTPLUG_TIMEOUT_MS 60000
 #define MEMORY_SETTLE_TIMEOUT_US (90 * G_USEC_PER_SEC)
@@ -132,6 +133,11 @@ Hotplug *hotplug_new(Shim *s, HotplugContainerFunc has_container, gpointer user)
 }
 
 static void op_free(Op *op);
+
+void hotplug_release_disks(Hotplug *h) {
+  for (guint i = 0; i < h->disks->len; i++)
+    jail_revoke_file(h->s, ((KvDiskInfo *)h->disks->pdata[i])->path);
+}
 
 void hotplug_free(Hotplug *h) {
   if (!h)
@@ -675,6 +681,8 @@ static void disk_rollback(Op *op) {
   g_autoptr(GError) re = NULL;
   if (!kv_vmm_detach_disk(op->h->s->vmm, op->h->s->p.domain, op->serial, &re))
     shim_log("disk rollback: %s", re->message);
+  else
+    jail_revoke_file(op->h->s, op->req.path);
 }
 
 static void disk_add_done(Op *op, JsonObject *result, const GError *error) {
@@ -715,7 +723,12 @@ static void disk_add_start(Op *op) {
   op->serial = disk_serial(path);
   g_autofree char *target = NULL;
   GError *e = NULL;
+  if (!jail_grant_file(s, path, op->req.readonly, &e)) {
+    op_fail(op, e);
+    return;
+  }
   if (!kv_vmm_attach_disk(s->vmm, s->p.domain, path, op->serial, op->req.readonly, &target, &e)) {
+    jail_revoke_file(s, path);
     op_fail(op, e);
     return;
   }
@@ -739,6 +752,7 @@ static void disk_remove_detach(Op *op, JsonObject *result, const GError *error) 
     op_fail(op, e);
     return;
   }
+  jail_revoke_file(h->s, op->req.path);
   guint idx;
   if (find_disk(h, op->req.path, &idx))
     g_ptr_array_remove_index(h->disks, idx);

@@ -27,3 +27,5 @@ void hotplug_request(Hotplug *h, KvConn *client, guint32 id, JsonObject *params)
 void hotplug_abort(Hotplug *h, const char *why);
 /* The sandbox's network (net.h), whose state comes back with hotplug_restore. */
 Net *hotplug_net(Hotplug *h);
+/* The VM is gone: take back QEMU's access to the disks still attached. */
+void hotplug_release_disks(Hotplug *h);

@@ -7,6 +7,8 @@
  * Calls down into the relay (agent frames, agent lost, unmount) and hotplug
  * (abort when the sandbox stops); nothing below calls it. */
 #include "lifecycle.h"
+#include "console.h"
+#include "jail.h"
 #include "unixsock.h"
 
 #include <errno.h>
@@ -44,9 +46,17 @@ struct _Lifecycle {
   GSource *reconnect_timer;
   GPtrArray *stop_waiters;    /* Waiter* answered when the VM is off */
   GPtrArray *destroy_waiters; /* Waiter* answered when all is removed */
+  char *qemu_label;           /* "+UID:+GID" or NULL */
+  Console *console;           /* the bounded serial console */
+  GSource *log_timer;         /* keeps shim.log bounded (virtiofsd writes there too) */
 };
 
 static void on_vfsd_lost(gpointer user, const char *why, gboolean clean);
+
+static gboolean log_tick(gpointer unused) {
+  shim_log_bound(NULL);
+  return G_SOURCE_CONTINUE;
+}
 
 Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   Lifecycle *lc = g_new0(Lifecycle, 1);
@@ -57,6 +67,8 @@ Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   vfsd_set_lost_handler(vf, on_vfsd_lost, lc);
   lc->stop_waiters = g_ptr_array_new_with_free_func(waiter_free);
   lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
+  lc->console = console_new(s);
+  lc->log_timer = shim_add_timeout(1000, log_tick, NULL);
   return lc;
 }
 
@@ -68,6 +80,9 @@ void lifecycle_free(Lifecycle *lc) {
   shim_timer_clear(&lc->reconnect_timer);
   g_ptr_array_unref(lc->stop_waiters);
   g_ptr_array_unref(lc->destroy_waiters);
+  g_free(lc->qemu_label);
+  console_free(lc->console);
+  shim_timer_clear(&lc->log_timer);
   g_free(lc);
 }
 
@@ -86,9 +101,14 @@ static void agent_drop(Lifecycle *lc) {
 /* Remove everything of this sandbox on the host. The VM must be gone. */
 static gboolean remove_state(Lifecycle *lc, GError **error) {
   net_teardown(hotplug_net(lc->hp));
+  hotplug_release_disks(lc->hp);
   vfsd_stop(lc->vf);
   relay_unmount_all(lc->rl);
-  return kv_rm_rf(lc->s->p.run, error) && kv_rm_rf(lc->s->p.dir, error);
+  if (!kv_rm_rf(lc->s->p.run, error) || !kv_rm_rf(lc->s->p.dir, error))
+    return FALSE;
+  if (jail_enabled(lc->s))
+    jail_release(lc->s);
+  return TRUE;
 }
 
 /* Hard stop of the VM, tolerant of it being gone already. */
@@ -156,7 +176,8 @@ static char *last_lines(const char *text, guint n) {
 }
 
 char *lifecycle_console_tail(Lifecycle *lc) {
-  g_autofree char *t = file_tail(lc->s->p.console, 4096);
+  console_drain(lc->console);
+  g_autofree char *t = console_tail(lc->console, 4096);
   return last_lines(t, 8);
 }
 
@@ -164,7 +185,8 @@ char *lifecycle_console_tail(Lifecycle *lc) {
  * libvirt and QEMU's own log say. */
 static char *vm_off_reason(Lifecycle *lc) {
   Shim *s = lc->s;
-  g_autofree char *console = file_tail(s->p.console, 16384);
+  console_drain(lc->console);
+  g_autofree char *console = console_tail(lc->console, 16384);
   const char *panic = g_strrstr(console, "Kernel panic");
   if (panic) {
     g_autofree char *line = g_strndup(panic, strcspn(panic, "\n"));
@@ -534,7 +556,15 @@ gboolean lifecycle_vmm_connect(Lifecycle *lc, GError **error) {
   if (s->cfg.uri) {
     s->uri = g_strdup(s->cfg.uri);
   } else {
-    s->uri = kv_vmm_embed_prepare(s->p.vmm_root, s->p.caps_cache, error);
+    gboolean jailed = jail_enabled(s);
+    if (jailed) {
+      if (!jail_prepare(s, &s->qemu_uid, error))
+        return FALSE;
+      g_free(lc->qemu_label);
+      lc->qemu_label = g_strdup_printf("+%u:+%u", s->qemu_uid, s->qemu_uid);
+      shim_log("QEMU runs as uid %u", s->qemu_uid);
+    }
+    s->uri = kv_vmm_embed_prepare_ns(s->p.vmm_root, s->p.caps_cache, jailed, error);
     if (!s->uri)
       return FALSE;
   }
@@ -579,6 +609,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
     if (vfs && !vfsd_start(lc->vf, error))
       return FALSE;
+    if (lc->qemu_label && !jail_give(s, s->qemu_uid, vfsd_socket(lc->vf), error))
+      return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
         .name = s->p.domain,
@@ -597,6 +629,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,
         .memory_dimm = hotplug_memory_dimm(lc->hp),
+        .qemu_label = lc->qemu_label,
+        .console_socket = console_socket(lc->console),
     };
     shim_log("starting domain");
     StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};
@@ -632,6 +666,9 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
+  g_autoptr(GError) cerr = NULL;
+  if (!console_attach(lc->console, &cerr))
+    shim_log("no console log: %s", cerr->message);
   s->agent = agent_open(lc, 10000, error);
   if (!s->agent)
     return FALSE;

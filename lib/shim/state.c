@@ -3,8 +3,10 @@
  * KvShimStateResult table, waiters, the log. Calls nothing above it. */
 #include "state.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 GMainContext *shim_ctx;
@@ -14,12 +16,16 @@ typedef struct {
   gpointer user;
 } Describer;
 
+static char *shim_log_path;
+
 void shim_init(Shim *s, const char *root, const char *id) {
   memset(s, 0, sizeof(*s));
   s->id = g_strdup(id);
   kv_paths_init(&s->p, root, id);
   s->state = KV_SANDBOX_CREATING;
   s->describers = g_ptr_array_new_with_free_func(g_free);
+  g_free(shim_log_path);
+  shim_log_path = g_strdup(s->p.shim_log);
 }
 
 void shim_clear(Shim *s) {
@@ -35,6 +41,36 @@ void shim_clear(Shim *s) {
   s->loop = NULL;
 }
 
+void shim_log_bound(const char *path) {
+  if (!path)
+    path = shim_log_path;
+  struct stat st, log;
+  if (!path || fstat(STDERR_FILENO, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < SHIM_LOG_MAX)
+    return;
+  /* Only our own log file (not a terminal or a caller's file). */
+  if (lstat(path, &log) < 0 || log.st_ino != st.st_ino || log.st_dev != st.st_dev)
+    return;
+  g_autofree char *old = g_strdup_printf("%s.1", path);
+  g_autofree char *tmp = g_strdup_printf("%s.1.tmp", path);
+  int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (in >= 0 && out >= 0) {
+    /* The newest SHIM_LOG_MAX bytes go to shim.log.1. */
+    off_t off = st.st_size > SHIM_LOG_MAX ? st.st_size - SHIM_LOG_MAX : 0;
+    char buf[65536];
+    ssize_t r;
+    while ((r = pread(in, buf, sizeof(buf), off)) > 0 && write(out, buf, (size_t)r) == r)
+      off += r;
+    if (rename(tmp, old) < 0)
+      (void)unlink(tmp);
+  }
+  if (in >= 0)
+    close(in);
+  if (out >= 0)
+    close(out);
+  (void)ftruncate(STDERR_FILENO, 0);
+}
+
 void shim_log(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -43,6 +79,7 @@ void shim_log(const char *fmt, ...) {
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
   fprintf(stderr, "%s katavm-shim[%d]: %s\n", ts, getpid(), m);
+  shim_log_bound(shim_log_path);
 }
 
 GSource *shim_add_timeout(guint ms, GSourceFunc fn, gpointer data) {

@@ -47,6 +47,7 @@ typedef struct {
   char *error;           /* why the sandbox stopped unasked, or NULL */
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
   char *stop_reason;     /* why it stopped (KvShimStateResult.stop_reason); NULL while up */
+  guint32 qemu_uid;      /* jail.c: the uid (= gid) QEMU runs as; 0: root */
 } Shim;
 
 /* Fill `id`, `p` and the empty state of a new Shim; shim_clear frees it. */
@@ -54,6 +55,12 @@ void shim_init(Shim *s, const char *root, const char *id);
 void shim_clear(Shim *s);
 
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+#define SHIM_LOG_MAX (1024 * 1024)
+/* Keep the shim's log (its stdout/stderr, shared with virtiofsd) under
+ * SHIM_LOG_MAX: copy to shim.log.1 and truncate in place, so that every
+ * process writing to it (O_APPEND) follows. Called from shim_log and a
+ * timer (virtiofsd writes to it too); NULL: the path shim_init chose. */
+void shim_log_bound(const char *path);
 
 GSource *shim_add_timeout(guint ms, GSourceFunc fn, gpointer data);
 void shim_timer_clear(GSource **src);

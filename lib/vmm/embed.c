@@ -30,7 +30,7 @@
  * images (isolation comes from the VM boundary); security_default_confined
  * = 0 says the same for the default policy, and keeps libvirt from
  * printing a warning about it to stderr on every open.
- * namespaces = []: libvirt would otherwise start QEMU in a private mount
+ * namespaces = [] (9p only): libvirt would otherwise start QEMU in a private mount
  * namespace, and bind mounts the runtime adds under the 9p shared dir after
  * boot (container rootfs, volumes) would stay invisible to the guest.
  * stdio_handler = "file": QEMU's stderr goes to ROOT/log/qemu/NAME.log
@@ -46,7 +46,7 @@ static const char qemu_conf[] =
     "remember_owner = 0\n"
     "security_driver = \"none\"\n"
     "security_default_confined = 0\n"
-    "namespaces = [ ]\n"
+    "%s"
     "stdio_handler = \"file\"\n"
     "cgroup_controllers = [ ]\n";
 
@@ -143,6 +143,11 @@ static void trim_caps_cache(const char *qemu_cache) {
 }
 
 char *kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error) {
+  return kv_vmm_embed_prepare_ns(root, caps_cache, FALSE, error);
+}
+
+char *kv_vmm_embed_prepare_ns(const char *root, const char *caps_cache, gboolean mount_ns,
+                              GError **error) {
   if (!root || !g_path_is_absolute(root)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "embed root '%s' is not an absolute path", root ? root : "(null)");
@@ -177,7 +182,10 @@ char *kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **er
 
   g_autofree char *conf = g_build_filename(etc, "qemu.conf", NULL);
   g_autoptr(GError) local = NULL;
-  if (!g_file_set_contents(conf, qemu_conf, -1, &local)) {
+  /* The default (no namespaces line) is a private mount namespace with
+   * its own /dev holding only QEMU's devices. */
+  g_autofree char *text = g_strdup_printf(qemu_conf, mount_ns ? "" : "namespaces = [ ]\n");
+  if (!g_file_set_contents(conf, text, -1, &local)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "cannot write '%s': %s", conf,
                 local->message);
     return NULL;

@@ -67,6 +67,14 @@ typedef struct {
   /* Memory hotplug by ACPI DIMMs instead of the virtio-mem device (for
    * QEMU or guests without virtio-mem): no virtio-mem region at boot. */
   gboolean memory_dimm;
+  /* When set (and qemu_as_root is not), QEMU runs as this DAC label,
+   * "+UID:+GID" (libvirt's static DAC seclabel), relabel='no': libvirt
+   * chowns nothing, so everything QEMU opens by path must be reachable by
+   * that uid (see lib/shim/jail.c). */
+  const char *qemu_label;
+  /* When set, the serial console is this unix socket (libvirt binds it,
+   * the caller reads it and bounds what it keeps) instead of console_log. */
+  const char *console_socket;
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named
@@ -84,6 +92,10 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error);
  * embed.c). Returns the URI
  * "qemu:///embed?root=ROOT" (caller frees). */
 char *kv_vmm_embed_prepare(const char *root, const char *caps_cache, GError **error);
+/* The same; mount_ns TRUE keeps libvirt's private mount namespace (and
+ * /dev) for QEMU, which only a share that is not 9p allows. */
+char *kv_vmm_embed_prepare_ns(const char *root, const char *caps_cache, gboolean mount_ns,
+                              GError **error);
 
 typedef struct _KvVmm KvVmm;
 

@@ -58,8 +58,16 @@ static gboolean check_config(const KvVmConfig *cfg, GError **error) {
       !kv_check_path("agent socket", cfg->agent_socket, TRUE, error) ||
       !kv_check_path("console log", cfg->console_log, TRUE, error) ||
       !kv_check_path("shared dir", cfg->shared_dir, FALSE, error) ||
-      !kv_check_path("virtio-fs socket", cfg->virtiofs_socket, FALSE, error))
+      !kv_check_path("virtio-fs socket", cfg->virtiofs_socket, FALSE, error) ||
+      !kv_check_path("console socket", cfg->console_socket, FALSE, error))
     return FALSE;
+  if (cfg->console_socket && strlen(cfg->console_socket) > KV_UNIX_PATH_MAX) {
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "console socket path '%s' is longer than the %d bytes a unix socket address "
+                "can hold",
+                cfg->console_socket, KV_UNIX_PATH_MAX);
+    return FALSE;
+  }
   if (cfg->virtiofs_socket && strlen(cfg->virtiofs_socket) > KV_UNIX_PATH_MAX) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
                 "virtio-fs socket path '%s' is %zu bytes, longer than the %d a "
@@ -277,12 +285,22 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
     pcie_root_address(x, KV_SHARE_PCI_SLOT);
     kv_xml_close(x);
   }
-  kv_xml_open(x, "serial", "type", "file", NULL);
-  kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  if (cfg->console_socket) {
+    kv_xml_open(x, "serial", "type", "unix", NULL);
+    kv_xml_empty(x, "source", "mode", "bind", "path", cfg->console_socket, NULL);
+  } else {
+    kv_xml_open(x, "serial", "type", "file", NULL);
+    kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  }
   kv_xml_empty(x, "target", "port", "0", NULL);
   kv_xml_close(x);
-  kv_xml_open(x, "console", "type", "file", NULL);
-  kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  if (cfg->console_socket) {
+    kv_xml_open(x, "console", "type", "unix", NULL);
+    kv_xml_empty(x, "source", "mode", "bind", "path", cfg->console_socket, NULL);
+  } else {
+    kv_xml_open(x, "console", "type", "file", NULL);
+    kv_xml_empty(x, "source", "path", cfg->console_log, NULL);
+  }
   kv_xml_empty(x, "target", "type", "serial", "port", "0", NULL);
   kv_xml_close(x);
   kv_xml_open(x, "channel", "type", "unix", NULL);
@@ -296,6 +314,11 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
   if (cfg->qemu_as_root) {
     kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
     kv_xml_leaf(x, "label", "+0:+0");
+    kv_xml_close(x);
+  } else if (cfg->qemu_label) {
+    /* relabel='no': libvirt chowns nothing to this uid (lib/shim/jail.c). */
+    kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
+    kv_xml_leaf(x, "label", "%s", cfg->qemu_label);
     kv_xml_close(x);
   }
   kv_xml_close(x); /* domain */

@@ -437,6 +437,45 @@ END_TEST
 
 /* The cached capabilities lose the flag that sends libvirt down its
  * ~400-call CPU read-back; everything else in them stays as it was. */
+/* An unprivileged QEMU under virtio-fs: a DAC seclabel that relabels
+ * nothing, the serial console on a socket the shim reads, and (qemu.conf)
+ * libvirt's private mount namespace back. */
+START_TEST(xml_unprivileged_qemu_and_console_socket) {
+  KvVmConfig cfg = good_config();
+  cfg.virtiofs_socket = "/run/katavm/r/0123/vfs.sock";
+  cfg.qemu_label = "+2100000007:+2100000007";
+  cfg.console_socket = "/run/katavm/r/0123/console.sock";
+  g_autoptr(GError) err = NULL;
+  g_autofree char *xml = kv_vmm_domain_xml(&cfg, &err);
+  ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
+  virConnectPtr conn = virConnectOpen("test:///default");
+  ck_assert_ptr_nonnull(conn);
+  virDomainPtr dom = virDomainDefineXML(conn, xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s", virGetLastErrorMessage(), xml);
+  char *back = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_SECURE);
+  ck_assert_ptr_nonnull(back);
+  ck_assert_msg(strstr(back, "<seclabel type='static' model='dac' relabel='no'>"), "%s", back);
+  ck_assert_msg(strstr(back, "<label>+2100000007:+2100000007</label>"), "%s", back);
+  ck_assert_msg(strstr(back, "<serial type='unix'>"), "%s", back);
+  ck_assert_msg(strstr(back, "/run/katavm/r/0123/console.sock"), "%s", back);
+  ck_assert_msg(!strstr(back, cfg.console_log), "%s", back);
+  free(back);
+  virDomainUndefine(dom);
+  virDomainFree(dom);
+  virConnectClose(conn);
+
+  g_autofree char *tmp = make_tmpdir();
+  g_autofree char *root = g_build_filename(tmp, "r", NULL);
+  g_autofree char *uri = kv_vmm_embed_prepare_ns(root, NULL, TRUE, &err);
+  ck_assert_msg(uri != NULL, "%s", err ? err->message : "");
+  g_autofree char *conf = g_build_filename(root, "etc", "qemu.conf", NULL);
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(conf, &text, NULL, NULL));
+  ck_assert_msg(!strstr(text, "namespaces"), "%s", text);
+  rm_rf(tmp);
+}
+END_TEST
+
 START_TEST(embed_prepare_trims_slow_cpu_fetch_flag) {
   g_autofree char *tmp = make_tmpdir();
   g_autofree char *root = g_build_filename(tmp, "r", NULL);
@@ -722,6 +761,7 @@ static Suite *vmm_suite(void) {
   tcase_add_test(xml, xml_without_hotplug_or_share_is_minimal);
   tcase_add_test(xml, xml_rejects_invalid_configs_clearly);
   tcase_add_test(xml, xml_virtiofs_share_has_shared_memory_and_socket);
+  tcase_add_test(xml, xml_unprivileged_qemu_and_console_socket);
   tcase_add_test(xml, xmlbuild_escapes_every_value_and_indents);
   tcase_add_test(xml, xmlbuild_refuses_bad_names_and_unclosed_elements);
   suite_add_tcase(s, xml);

@@ -1,0 +1,201 @@
+/* tests/integration/test_jail.c: who QEMU runs as. Under virtio-fs (the
+ * default) QEMU is an unprivileged uid of its own with no capabilities,
+ * libvirt's seccomp sandbox and a private mount namespace, and still boots,
+ * serves a container from the share and a hot-plugged disk the user keeps
+ * private (0600); over 9p it stays root (passthrough needs it). */
+#include <errno.h>
+#include <json-glib/json-glib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define WORK "/tmp/kvt-jail"
+/* lib/shim/jail.h */
+#define QEMU_UID_BASE 2100000000u
+
+static void setup(void) {
+  kvt_setup();
+  int rc = system("rm -rf " WORK);
+  (void)rc;
+  ck_assert_int_eq(g_mkdir_with_parents(WORK, 0755), 0);
+}
+
+static void teardown(void) {
+  kvt_teardown();
+  int rc = system("rm -rf " WORK);
+  (void)rc;
+}
+
+static void idle_main(JsonObject *spec, gpointer unused) {
+  JsonObject *proc = json_object_get_object_member(spec, "process");
+  JsonArray *a = json_array_new();
+  json_array_add_string_element(a, "sleep");
+  json_array_add_string_element(a, "100000");
+  json_object_set_array_member(proc, "args", a);
+}
+
+static pid_t qemu_pid(const char *id, char **shared_fs) {
+  g_autofree char *out = NULL, *err = NULL;
+  int rc = kvt_cli(&out, &err, "sandbox", "inspect", id, "--json", NULL);
+  ck_assert_msg(rc == 0, "inspect: %s", err);
+  g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert(json_parser_load_from_data(p, out, -1, NULL));
+  JsonObject *o = json_node_get_object(json_parser_get_root(p));
+  if (shared_fs)
+    *shared_fs = g_strdup(json_object_get_string_member(o, "shared_fs"));
+  return (pid_t)json_object_get_int_member(o, "qemu_pid");
+}
+
+/* The value of "Key:" in /proc/PID/status, first field. */
+static char *status_field(pid_t pid, const char *key) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+  g_autofree char *text = NULL;
+  ck_assert(g_file_get_contents(path, &text, NULL, NULL));
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':') {
+      g_auto(GStrv) f = g_strsplit_set(*l + strlen(key) + 1, " \t", -1);
+      for (char **x = f; *x; x++)
+        if (**x)
+          return g_strdup(*x);
+    }
+  }
+  ck_abort_msg("no %s in %s", key, path);
+  return NULL;
+}
+
+static gboolean same_ns(pid_t pid, const char *ns) {
+  g_autofree char *a = g_strdup_printf("/proc/%d/ns/%s", (int)pid, ns);
+  g_autofree char *b = g_strdup_printf("/proc/self/ns/%s", ns);
+  struct stat sa, sb;
+  ck_assert_int_eq(stat(a, &sa), 0);
+  ck_assert_int_eq(stat(b, &sb), 0);
+  return sa.st_ino == sb.st_ino;
+}
+
+START_TEST(qemu_unprivileged_under_virtiofs) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *b = kvt_make_rootfs(WORK "/bundle", TRUE);
+  kvt_edit_spec(b, idle_main, NULL);
+  katavm_sandbox *sb = kvt_create(rt, "jl1");
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  cc.bundle = b;
+  katavm_error *e = NULL;
+  int rc = katavm_container_add(sb, "c", &cc, NULL, &e);
+  ck_assert_msg(rc == 0, "add: %s", katavm_error_message(e));
+  ck_assert_int_eq(katavm_container_start(sb, "c", NULL), 0);
+
+  g_autofree char *fs = NULL;
+  pid_t q = qemu_pid("jl1", &fs);
+  ck_assert_str_eq(fs, "virtio-fs");
+  ck_assert_int_gt(q, 1);
+  g_autofree char *uid = status_field(q, "Uid");
+  g_autofree char *gid = status_field(q, "Gid");
+  guint64 u = g_ascii_strtoull(uid, NULL, 10);
+  ck_assert_msg(u >= QEMU_UID_BASE && u < QEMU_UID_BASE + 65536, "QEMU runs as uid %s", uid);
+  ck_assert_str_eq(gid, uid);
+  g_autofree char *capeff = status_field(q, "CapEff");
+  g_autofree char *capprm = status_field(q, "CapPrm");
+  ck_assert_str_eq(capeff, "0000000000000000");
+  ck_assert_str_eq(capprm, "0000000000000000");
+  g_autofree char *nnp = status_field(q, "NoNewPrivs");
+  ck_assert_str_eq(nnp, "1");
+  g_autofree char *seccomp = status_field(q, "Seccomp");
+  ck_assert_str_eq(seccomp, "2"); /* filter mode: QEMU's -sandbox */
+  g_autofree char *cmdpath = g_strdup_printf("/proc/%d/cmdline", (int)q);
+  g_autofree char *cmdline = NULL;
+  gsize n = 0;
+  ck_assert(g_file_get_contents(cmdpath, &cmdline, &n, NULL));
+  for (gsize i = 0; i + 1 < n; i++)
+    if (!cmdline[i])
+      cmdline[i] = ' ';
+  ck_assert_msg(strstr(cmdline, "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny"),
+                "cmdline: %s", cmdline);
+  ck_assert_msg(!same_ns(q, "mnt"), "QEMU shares the host's mount namespace");
+
+  /* The container runs from the share (virtiofsd, root, does the I/O). */
+  g_autofree char *out = NULL;
+  ck_assert_int_eq(
+      kvt_exec(sb, "c", ARGV("sh", "-c", "echo ok > /tmp/f && cat /tmp/f"), NULL, &out, NULL), 0);
+  ck_assert_str_eq(out, "ok\n");
+
+  /* A private image (0600, root's) still attaches read-write: the shim gives
+   * QEMU's uid an ACL entry while it is attached, and takes it back. */
+  ck_assert_int_eq(system("truncate -s 16M " WORK "/d.img && chmod 600 " WORK "/d.img"), 0);
+  katavm_hotplug_request req;
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
+  req.path = WORK "/d.img";
+  rc = katavm_hotplug(sb, &req, NULL, &e);
+  ck_assert_msg(rc == 0, "disk add: %s", katavm_error_message(e));
+  ck_assert_int_gt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  ck_assert_int_eq(kvt_exec(sb, "c",
+                            ARGV("sh", "-c",
+                                 "for d in /sys/block/vd*; do echo $d; done | grep -q vd && "
+                                 "dd if=/dev/zero of=/dev/$(ls /sys/block | grep vd | head -1) "
+                                 "bs=4k count=1 conv=fsync 2>/dev/null"),
+                            NULL, NULL, NULL),
+                   0);
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_REMOVE);
+  req.path = WORK "/d.img";
+  rc = katavm_hotplug(sb, &req, NULL, &e);
+  ck_assert_msg(rc == 0, "disk rm: %s", katavm_error_message(e));
+  ck_assert_int_lt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  ck_assert_int_eq(errno, ENODATA);
+  struct stat st;
+  ck_assert_int_eq(stat(WORK "/d.img", &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+  /* Attached at destroy: the ACL goes with the VM; so does the uid. */
+  katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
+  req.path = WORK "/d.img";
+  req.readonly = 1;
+  rc = katavm_hotplug(sb, &req, NULL, &e);
+  ck_assert_msg(rc == 0, "disk add ro: %s", katavm_error_message(e));
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(katavm_sandbox_destroy(rt, "jl1", NULL), 0);
+  ck_assert_int_lt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  g_autofree char *claim = g_strdup_printf("%s/uids/%s", kvt_root(), uid);
+  ck_assert_msg(!g_file_test(claim, G_FILE_TEST_EXISTS), "%s left behind", claim);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
+START_TEST(qemu_root_under_9p) {
+  katavm_runtime *rt = kvt_runtime();
+  ck_assert_int_eq(katavm_runtime_set_shared_fs(rt, "9p", NULL), 0);
+  katavm_sandbox *sb = kvt_create(rt, "jl2");
+  g_autofree char *fs = NULL;
+  pid_t q = qemu_pid("jl2", &fs);
+  ck_assert_str_eq(fs, "9p");
+  g_autofree char *uid = status_field(q, "Uid");
+  ck_assert_str_eq(uid, "0");
+  /* 9p's late bind mounts need the host's mount namespace. */
+  ck_assert(same_ns(q, "mnt"));
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(katavm_sandbox_destroy(rt, "jl2", NULL), 0);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("jail");
+  TCase *t = tcase_create("qemu");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 900);
+  tcase_add_test(t, qemu_unprivileged_under_virtiofs);
+  tcase_add_test(t, qemu_root_under_9p);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) {
+  return kvt_run_suite(suite());
+}
