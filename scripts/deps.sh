@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config git
   qemu-system-x86 qemu-system-common qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   linux-image-amd64 kmod cpio xz-utils zstd binutils busybox-static
   python3 python3-dev python3-pytest python3-setuptools python3-pip iproute2 iputils-ping procps
-  e2fsprogs clang-format passt podman conmon catatonit containernetworking-plugins iptables runc
+  e2fsprogs clang-format clang libclang-rt-14-dev passt podman conmon catatonit containernetworking-plugins iptables runc
   docker.io containerd"
 missing=""
 for p in $PKGS; do
