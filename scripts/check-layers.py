@@ -81,7 +81,7 @@ def main():
                         os.path.join(ROOT, "agent", inc)):
                     print("agent/%s includes host code %s" % (name, inc))
                     bad += 1
-    for folder in ("cli", "bindings", "examples"):
+    for folder in ("cli", "shim-v2", "bindings", "examples"):
         for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
             for name in files:
                 if name.endswith((".c", ".h")):

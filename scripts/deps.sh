@@ -7,7 +7,9 @@ PKGS="build-essential cmake pkg-config git
   qemu-system-x86 qemu-system-common qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   linux-image-amd64 kmod cpio xz-utils zstd binutils busybox-static
   python3 python3-dev python3-pytest iproute2 iputils-ping procps e2fsprogs clang-format
-  podman conmon catatonit containernetworking-plugins iptables passt"
+  podman conmon catatonit containernetworking-plugins iptables passt
+  protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev golang-github-containerd-containerd-dev
+  golang-github-gogo-protobuf-dev containerd"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
