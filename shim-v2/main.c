@@ -14,9 +14,9 @@
  *   DeleteResponse.
  * Without a command it serves the Task service over ttrpc on the socket it
  *   inherited (fd 3) until Shutdown.
- * The library is configured by the file named in KATAVM_RUNTIME_CONFIG
- * (containerd's environment, inherited) or the runtime options'
- * ConfigPath. */
+ * The library is configured by the file the runtime options' ConfigPath
+ * names, else the one in KATAVM_RUNTIME_CONFIG (containerd's environment,
+ * inherited), else /etc/katavm/runtime.conf when it exists. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -35,6 +35,7 @@
 #include "ttrpc.h"
 
 #define SOCKET_DIR "/run/katavm-v2"
+#define DEFAULT_CONFIG "/etc/katavm/runtime.conf"
 
 Shim *shim_global;
 
@@ -53,9 +54,13 @@ katavm_runtime *shim_runtime(const char *config_path, katavm_error **err) {
   katavm_runtime *rt = NULL;
   if (katavm_runtime_new(&rt, err) < 0)
     return NULL;
-  const char *cfg = g_getenv("KATAVM_RUNTIME_CONFIG");
+  /* The runtime options' ConfigPath, else KATAVM_RUNTIME_CONFIG, else the
+   * OCI runtime's default file when it exists. */
+  const char *cfg = config_path;
   if (!cfg || !*cfg)
-    cfg = config_path;
+    cfg = g_getenv("KATAVM_RUNTIME_CONFIG");
+  if ((!cfg || !*cfg) && g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS))
+    cfg = DEFAULT_CONFIG;
   if (cfg && *cfg && katavm_runtime_load_config(rt, cfg, err) < 0) {
     katavm_runtime_free(rt);
     return NULL;

@@ -58,8 +58,9 @@ extern Shim *shim_global;
 
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
-/* The library runtime, configured from KATAVM_RUNTIME_CONFIG or a
- * runtime options ConfigPath (the first that is set wins). */
+/* The library runtime, configured on first use from the runtime options'
+ * ConfigPath (config_path, may be NULL), KATAVM_RUNTIME_CONFIG or
+ * /etc/katavm/runtime.conf, the first that is set. */
 katavm_runtime *shim_runtime(const char *config_path, katavm_error **err);
 
 /* task.c: the ttrpc handler of containerd.task.v2.Task. */

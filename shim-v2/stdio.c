@@ -24,12 +24,15 @@ typedef struct {
   size_t have, off;
 } Pump;
 
-static int open_fifo(const char *path, GError **error) {
+static int open_fifo(const char *path, int flags, GError **error) {
   if (!path || !*path)
     return -1;
-  /* O_RDWR: never blocks on the other end, and a stdin FIFO does not read
-   * EOF before containerd opened it (CloseIO ends stdin). */
-  int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  /* Non-blocking, so that the open never waits for the other end. The
+   * stdin FIFO is read-only: it reads EOF once its writer came and went
+   * (poll reports no hang-up before a writer was there); output FIFOs are
+   * opened read-write, so that writing never fails for want of a reader
+   * that has not opened yet. */
+  int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
     g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "open FIFO %s: %s", path,
                 g_strerror(errno));
@@ -125,7 +128,7 @@ static gpointer io_thread(gpointer data) {
       short rt = idx[i * 2 + 1] >= 0 ? fds[idx[i * 2 + 1]].revents : 0;
       pump_step(ps[i], rf, rt);
     }
-    if (in.to >= 0 && pr->close_stdin && in.have == in.off) {
+    if (in.to >= 0 && (pr->close_stdin || in.eof) && in.have == in.off) {
       g_mutex_lock(&pr->plock);
       katavm_process_close_stdin(pr->p, NULL);
       g_mutex_unlock(&pr->plock);
@@ -174,10 +177,12 @@ gboolean proc_io_start(Shim *s, Proc *pr, GError **error) {
   a->s = s;
   a->pr = pr;
   a->fin = a->fout = a->ferr = -1;
-  if ((pr->stdin_path && *pr->stdin_path && (a->fin = open_fifo(pr->stdin_path, error)) < 0) ||
-      (pr->stdout_path && *pr->stdout_path && (a->fout = open_fifo(pr->stdout_path, error)) < 0) ||
+  if ((pr->stdin_path && *pr->stdin_path &&
+       (a->fin = open_fifo(pr->stdin_path, O_RDONLY, error)) < 0) ||
+      (pr->stdout_path && *pr->stdout_path &&
+       (a->fout = open_fifo(pr->stdout_path, O_RDWR, error)) < 0) ||
       (pr->stderr_path && *pr->stderr_path && !pr->terminal &&
-       (a->ferr = open_fifo(pr->stderr_path, error)) < 0)) {
+       (a->ferr = open_fifo(pr->stderr_path, O_RDWR, error)) < 0)) {
     if (a->fin >= 0)
       close(a->fin);
     if (a->fout >= 0)

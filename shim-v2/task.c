@@ -473,6 +473,19 @@ static int do_delete(Shim *s, const Containerd__Task__V2__DeleteRequest *r, Out 
   }
   g_hash_table_steal(s->tasks, t->id);
   if (t->is_sandbox) {
+    /* The pumps are done (the init stopped); drop the process handles
+     * before the VM goes, so that no client of its shim is left. */
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, t->execs);
+    while (g_hash_table_iter_next(&it, &k, &v))
+      if (((Proc *)v)->status != PROC_RUNNING) /* a running one's pump needs s->lock */
+        g_hash_table_iter_remove(&it);
+    if (t->init->io)
+      g_thread_join(t->init->io);
+    t->init->io = NULL;
+    katavm_process_free(t->init->p);
+    t->init->p = NULL;
     katavm_sandbox_close(s->sb);
     s->sb = NULL;
     if (katavm_sandbox_destroy(s->rt, t->id, &ke) < 0) {

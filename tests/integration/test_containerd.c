@@ -1,0 +1,386 @@
+/* tests/integration/test_containerd.c: Debian's containerd (1.6) running
+ * containers through containerd-shim-katavm-v2 (runtime
+ * io.containerd.katavm.v2), in a private containerd started by this test
+ * (its own root, state, sockets; the CRI plugin off; overlayfs snapshots):
+ * the guest kernel, exit codes, exec with stdin and exit codes, ps,
+ * pause/resume, kill, the task events containerd receives, a shim killed
+ * with SIGKILL cleaned up by `delete`, and nothing left behind. Real VMs
+ * under TCG; an image written offline from the busybox rootfs. The shim
+ * finds the library's configuration through KATAVM_RUNTIME_CONFIG in
+ * containerd's environment. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define IMAGE "docker.io/library/kvt-busybox:latest"
+#define RUNTIME "io.containerd.katavm.v2"
+
+static char *work, *sock;
+static GPid containerd = 0;
+static GPid events_pid = 0;
+static char *events_file;
+
+static int ctr_full(const char *stdin_data, char **out, char **err, const char *const *args) {
+  g_autoptr(GPtrArray) a = g_ptr_array_new();
+  g_ptr_array_add(a, "ctr");
+  g_ptr_array_add(a, "-a");
+  g_ptr_array_add(a, sock);
+  for (const char *const *x = args; *x; x++)
+    g_ptr_array_add(a, (char *)*x);
+  g_ptr_array_add(a, NULL);
+  g_autofree char *cmd = NULL;
+  int status = -1;
+  g_autoptr(GError) e = NULL;
+  char *o = NULL, *er = NULL;
+  gboolean ok;
+  if (stdin_data) {
+    /* Through a shell: ctr reads stdin from a pipe. */
+    g_autoptr(GString) s = g_string_new("printf %s ");
+    g_autofree char *q = g_shell_quote(stdin_data);
+    g_string_append_printf(s, "%s | ", q);
+    for (guint i = 0; i + 1 < a->len; i++) {
+      g_autofree char *w = g_shell_quote(a->pdata[i]);
+      g_string_append_printf(s, "%s ", w);
+    }
+    const char *sh[] = {"/bin/sh", "-c", s->str, NULL};
+    ok = g_spawn_sync(NULL, (char **)sh, NULL, 0, NULL, NULL, &o, &er, &status, &e);
+  } else {
+    ok = g_spawn_sync(NULL, (char **)a->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &o, &er,
+                      &status, &e);
+  }
+  ck_assert_msg(ok, "spawn ctr: %s", e ? e->message : "?");
+  if (out)
+    *out = o;
+  else
+    g_free(o);
+  if (err)
+    *err = er;
+  else
+    g_free(er);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define CTR(out, err, ...) ctr_full(NULL, out, err, (const char *const[]){__VA_ARGS__, NULL})
+#define CTR_IN(in, out, err, ...) ctr_full(in, out, err, (const char *const[]){__VA_ARGS__, NULL})
+
+static void ctr_ok(const char *const *args, char **out) {
+  g_autofree char *err = NULL;
+  int rc = ctr_full(NULL, out, &err, args);
+  ck_assert_msg(rc == 0, "ctr %s: exit %d: %s", args[0], rc, err);
+}
+#define CTR_OK(out, ...) ctr_ok((const char *const[]){__VA_ARGS__, NULL}, out)
+
+/* Processes whose command line contains all of the needles. */
+static GArray *find_procs(const char *a, const char *b) {
+  GArray *pids = g_array_new(FALSE, FALSE, sizeof(int));
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    int pid = atoi(name);
+    if (pid <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%s/cmdline", name);
+    g_autofree char *cmd = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmd, &len, NULL) || len == 0)
+      continue;
+    for (gsize i = 0; i + 1 < len; i++)
+      if (!cmd[i])
+        cmd[i] = ' ';
+    if (strstr(cmd, a) && (!b || strstr(cmd, b)))
+      g_array_append_val(pids, pid);
+  }
+  return pids;
+}
+
+static int count_vms(void) {
+  g_autoptr(GArray) p = find_procs("/usr/bin/qemu-system", kvt_root());
+  return (int)p->len;
+}
+
+/* Our shims (of this containerd: its address is on their command line). */
+static int count_shims(void) {
+  g_autoptr(GArray) p = find_procs("containerd-shim-katavm-v2", sock);
+  return (int)p->len;
+}
+
+static int count_work_mounts(void) {
+  g_autofree char *m = NULL;
+  ck_assert(g_file_get_contents("/proc/self/mounts", &m, NULL, NULL));
+  int n = 0;
+  g_autofree char *needle = g_strdup_printf(" %s/", work);
+  for (const char *p = m; (p = strstr(p, needle)); p++)
+    n++;
+  return n;
+}
+
+/* As a subreaper this test inherits every orphan below containerd: the
+ * shims and the QEMU processes libvirt daemonizes. It must reap them, or
+ * libvirt sees a dead QEMU as alive (a zombie answers kill(pid, 0)) and a
+ * destroy hangs. Its own children are waited for by whoever started them. */
+static volatile gboolean reaping;
+static GThread *reaper_thread;
+
+static void reap_orphans(void) {
+  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    pid_t pid = (pid_t)atoi(name);
+    if (pid <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+    g_autofree char *stat = NULL;
+    if (!g_file_get_contents(path, &stat, NULL, NULL))
+      continue;
+    char comm[64] = "", st = 0;
+    int ppid = 0;
+    if (sscanf(stat, "%*d (%63[^)]) %c %d", comm, &st, &ppid) == 3 && ppid == getpid() &&
+        st == 'Z' &&
+        (g_str_has_prefix(comm, "katavm-shim") || g_str_has_prefix(comm, "qemu-") ||
+         g_str_has_prefix(comm, "containerd-shim") || g_str_has_prefix(comm, "virtiofsd")))
+      waitpid(pid, NULL, WNOHANG);
+  }
+}
+
+static gpointer reaper(gpointer unused) {
+  while (reaping) {
+    reap_orphans();
+    g_usleep(100 * 1000);
+  }
+  return NULL;
+}
+
+static void setup(void) {
+  kvt_setup();
+  /* Shims re-parent to us when containerd is gone: reap them. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  reaping = TRUE;
+  reaper_thread = g_thread_new("reaper", reaper, NULL);
+  work = kvt_workdir_new("containerd");
+  sock = g_build_filename(work, "c.sock", NULL);
+  g_autofree char *bin = g_build_filename(work, "bin", NULL);
+  g_autofree char *link = g_build_filename(bin, "containerd-shim-katavm-v2", NULL);
+  ck_assert_int_eq(g_mkdir_with_parents(bin, 0755), 0);
+  ck_assert_int_eq(symlink(g_getenv("KATAVM_SHIM_V2"), link), 0);
+  g_autofree char *conf = g_build_filename(work, "katavm.conf", NULL);
+  g_autofree char *ktext = g_strdup_printf("[runtime]\nroot = %s\nkernel = %s\ninitrd = %s\n"
+                                           "shim = %s\n",
+                                           kvt_root(), g_getenv("KATAVM_KERNEL"),
+                                           g_getenv("KATAVM_INITRD"), g_getenv("KATAVM_SHIM"));
+  ck_assert(g_file_set_contents(conf, ktext, -1, NULL));
+  g_autofree char *toml = g_build_filename(work, "config.toml", NULL);
+  g_autofree char *ctext = g_strdup_printf(
+      "version = 2\nroot = \"%s/root\"\nstate = \"%s/state\"\n"
+      "disabled_plugins = [\"io.containerd.grpc.v1.cri\", \"io.containerd.snapshotter.v1.btrfs\","
+      " \"io.containerd.snapshotter.v1.zfs\", \"io.containerd.snapshotter.v1.devmapper\","
+      " \"io.containerd.snapshotter.v1.aufs\", \"io.containerd.tracing.processor.v1.otlp\","
+      " \"io.containerd.internal.v1.tracing\"]\n"
+      "[grpc]\n  address = \"%s\"\n[ttrpc]\n  address = \"%s.ttrpc\"\n"
+      "[debug]\n  address = \"%s.debug\"\n  level = \"debug\"\n",
+      work, work, sock, sock, sock);
+  ck_assert(g_file_set_contents(toml, ctext, -1, NULL));
+  /* containerd with the shim first on PATH and the configuration for it. */
+  g_auto(GStrv) env = g_get_environ();
+  g_autofree char *path = g_strdup_printf("%s:%s", bin, g_getenv("PATH"));
+  env = g_environ_setenv(env, "PATH", path, TRUE);
+  env = g_environ_setenv(env, "KATAVM_RUNTIME_CONFIG", conf, TRUE);
+  g_autofree char *log = g_build_filename(work, "containerd.log", NULL);
+  g_autofree char *cmd = g_strdup_printf("exec containerd --config %s >%s 2>&1", toml, log);
+  const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  g_autoptr(GError) e = NULL;
+  ck_assert_msg(g_spawn_async(NULL, (char **)argv, env, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                              &containerd, &e),
+                "containerd: %s", e ? e->message : "?");
+  int up = 0;
+  for (int i = 0; i < 300 && !up; i++) {
+    up = CTR(NULL, NULL, "version") == 0;
+    if (!up)
+      g_usleep(100 * 1000);
+  }
+  ck_assert_msg(up, "containerd did not come up (log %s)", log);
+  /* The image, written offline from the busybox rootfs. */
+  g_autofree char *tar = g_build_filename(work, "image.tar", NULL);
+  g_autofree char *mk = g_strdup_printf("%s/tests/rootfs/mkociimage.sh %s %s",
+                                        g_getenv("KATAVM_SOURCE_DIR"), IMAGE, tar);
+  ck_assert_msg(system(mk) == 0, "%s", mk);
+  CTR_OK(NULL, "image", "import", tar);
+  /* Every event containerd sees, for the checks below. */
+  events_file = g_build_filename(work, "events.txt", NULL);
+  g_autofree char *ev = g_strdup_printf("exec ctr -a %s events >%s 2>&1", sock, events_file);
+  const char *eargv[] = {"/bin/sh", "-c", ev, NULL};
+  ck_assert(g_spawn_async(NULL, (char **)eargv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                          &events_pid, NULL));
+}
+
+static void stop_pid(GPid *pid) {
+  if (*pid <= 0)
+    return;
+  kill(*pid, SIGTERM);
+  int st;
+  waitpid(*pid, &st, 0);
+  *pid = 0;
+}
+
+static void teardown(void) {
+  /* What a failed test left: tasks and containers go through containerd. */
+  g_autofree char *out = NULL;
+  if (containerd > 0 && CTR(&out, NULL, "container", "ls", "-q") == 0) {
+    g_auto(GStrv) ids = g_strsplit(out, "\n", -1);
+    for (char **id = ids; *id; id++) {
+      if (!**id)
+        continue;
+      CTR(NULL, NULL, "task", "kill", "-s", "SIGKILL", *id);
+      CTR(NULL, NULL, "task", "rm", "-f", *id);
+      CTR(NULL, NULL, "container", "rm", *id);
+    }
+  }
+  stop_pid(&events_pid);
+  stop_pid(&containerd);
+  /* Shims still running would be a leak; give the last ones a moment. */
+  for (int i = 0; i < 100 && count_shims() > 0; i++)
+    g_usleep(100 * 1000);
+  int shims = count_shims();
+  g_autofree char *cmd = g_strdup_printf(
+      "grep -o ' %s/[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null", work);
+  int mounts = count_work_mounts();
+  int rc = system(cmd);
+  (void)rc;
+  kvt_workdir_drop(&work);
+  g_clear_pointer(&sock, g_free);
+  g_clear_pointer(&events_file, g_free);
+  kvt_teardown();
+  reaping = FALSE;
+  g_thread_join(reaper_thread);
+  ck_assert_int_eq(shims, 0);
+  ck_assert_int_eq(mounts, 0);
+}
+
+static char *task_status(const char *id) {
+  g_autofree char *out = NULL;
+  CTR_OK(&out, "task", "ls");
+  g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    g_auto(GStrv) f = g_strsplit_set(*l, " \t", -1);
+    if (f[0] && !strcmp(f[0], id)) {
+      for (int i = g_strv_length(f) - 1; i >= 0; i--)
+        if (*f[i])
+          return g_strdup(f[i]);
+    }
+  }
+  return g_strdup("absent");
+}
+
+START_TEST(run_exit_codes) {
+  char *out = NULL;
+  CTR_OK(&out, "run", "--rm", "--runtime", RUNTIME, IMAGE, "k1", "uname", "-r");
+  ck_assert_msg(strstr(out, g_getenv("KATAVM_TEST_KERNEL_RELEASE")), "not the guest kernel: %s",
+                out);
+  g_free(out);
+  ck_assert_int_eq(CTR(NULL, NULL, "run", "--rm", "--runtime", RUNTIME, IMAGE, "k2", "sh", "-c",
+                       "echo out; echo err >&2; exit 7"),
+                   7);
+  /* stdin reaches the process and its end ends it. */
+  CTR_IN("through stdin\n", &out, NULL, "run", "--rm", "--runtime", RUNTIME, IMAGE, "k3", "cat");
+  ck_assert_msg(strstr(out, "through stdin"), "cat: %s", out);
+  g_free(out);
+  ck_assert_int_eq(count_vms(), 0);
+  ck_assert_int_eq(count_shims(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+START_TEST(exec_ps_pause_kill) {
+  char *out = NULL;
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, IMAGE, "k4", "sh", "-c",
+         "echo started > /tmp/mark; exec sleep 1000");
+  ck_assert_int_eq(count_vms(), 1);
+  g_autofree char *st = task_status("k4");
+  ck_assert_str_eq(st, "RUNNING");
+  CTR_OK(&out, "task", "exec", "--exec-id", "e1", "k4", "sh", "-c", "cat /tmp/mark; uname -r");
+  ck_assert_msg(strstr(out, "started") && strstr(out, g_getenv("KATAVM_TEST_KERNEL_RELEASE")),
+                "exec: %s", out);
+  g_free(out);
+  ck_assert_int_eq(CTR(NULL, NULL, "task", "exec", "--exec-id", "e2", "k4", "sh", "-c", "exit 3"),
+                   3);
+  CTR_IN("exec stdin\n", &out, NULL, "task", "exec", "--exec-id", "e3", "k4", "cat");
+  ck_assert_msg(strstr(out, "exec stdin"), "exec cat: %s", out);
+  g_free(out);
+  /* A missing command: exit 127 with a message, as runc gives. */
+  ck_assert_int_eq(CTR(NULL, NULL, "task", "exec", "--exec-id", "e4", "k4", "/no/such/cmd"), 127);
+  CTR_OK(&out, "task", "ps", "k4");
+  ck_assert_msg(strstr(out, "PID"), "ps: %s", out);
+  g_free(out);
+  CTR_OK(NULL, "task", "pause", "k4");
+  g_free(st);
+  st = task_status("k4");
+  ck_assert_str_eq(st, "PAUSED");
+  CTR_OK(NULL, "task", "resume", "k4");
+  g_free(st);
+  st = task_status("k4");
+  ck_assert_str_eq(st, "RUNNING");
+  CTR_OK(NULL, "task", "metrics", "k4");
+  CTR_OK(NULL, "task", "kill", "k4");
+  for (int i = 0; i < 600; i++) {
+    g_free(st);
+    st = task_status("k4");
+    if (!strcmp(st, "STOPPED"))
+      break;
+    g_usleep(100 * 1000);
+  }
+  ck_assert_str_eq(st, "STOPPED");
+  CTR_OK(NULL, "task", "rm", "k4");
+  CTR_OK(NULL, "container", "rm", "k4");
+  for (int i = 0; i < 100 && count_shims() > 0; i++)
+    g_usleep(100 * 1000);
+  ck_assert_int_eq(count_shims(), 0);
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+  /* The events containerd received from the shim. */
+  g_usleep(500 * 1000);
+  g_autofree char *ev = NULL;
+  ck_assert(g_file_get_contents(events_file, &ev, NULL, NULL));
+  const char *topics[] = {"/tasks/create",       "/tasks/start",  "/tasks/exec-added",
+                          "/tasks/exec-started", "/tasks/paused", "/tasks/resumed",
+                          "/tasks/exit",         "/tasks/delete"};
+  for (size_t i = 0; i < G_N_ELEMENTS(topics); i++)
+    ck_assert_msg(strstr(ev, topics[i]), "no %s event in:\n%s", topics[i], ev);
+  ck_assert_msg(strstr(ev, "\"exit_status\":143"), "no exit status 143 (SIGTERM) in:\n%s", ev);
+}
+END_TEST
+
+START_TEST(killed_shim) {
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, IMAGE, "k5", "sleep", "1000");
+  ck_assert_int_eq(count_vms(), 1);
+  g_autoptr(GArray) shims = find_procs("containerd-shim-katavm-v2", sock);
+  ck_assert_int_eq(shims->len, 1);
+  kill(g_array_index(shims, int, 0), SIGKILL);
+  /* containerd sees the shim go and runs `containerd-shim-katavm-v2 delete`:
+   * the VM goes with it. */
+  for (int i = 0; i < 600 && count_vms() > 0; i++)
+    g_usleep(100 * 1000);
+  ck_assert_int_eq(count_vms(), 0);
+  g_autofree char *st = task_status("k5");
+  ck_assert_str_eq(st, "absent");
+  CTR_OK(NULL, "container", "rm", "k5");
+  kvt_assert_clean();
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("containerd");
+  TCase *t = tcase_create("containerd");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 900);
+  tcase_add_test(t, run_exit_codes);
+  tcase_add_test(t, exec_ps_pause_kill);
+  tcase_add_test(t, killed_shim);
+  suite_add_tcase(s, t);
+  return kvt_run_suite(s);
+}
