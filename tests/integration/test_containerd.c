@@ -111,6 +111,13 @@ static int count_shims(void) {
   return (int)p->len;
 }
 
+/* A shim exits a moment after containerd's Shutdown (it answers first). */
+static void wait_no_shims(void) {
+  for (int i = 0; i < 300 && count_shims() > 0; i++)
+    g_usleep(100 * 1000);
+  ck_assert_int_eq(count_shims(), 0);
+}
+
 static int count_work_mounts(void) {
   g_autofree char *m = NULL;
   ck_assert(g_file_get_contents("/proc/self/mounts", &m, NULL, NULL));
@@ -291,7 +298,7 @@ START_TEST(run_exit_codes) {
   ck_assert_msg(strstr(out, "through stdin"), "cat: %s", out);
   g_free(out);
   ck_assert_int_eq(count_vms(), 0);
-  ck_assert_int_eq(count_shims(), 0);
+  wait_no_shims();
   kvt_assert_clean();
 }
 END_TEST
@@ -337,9 +344,7 @@ START_TEST(exec_ps_pause_kill) {
   ck_assert_str_eq(st, "STOPPED");
   CTR_OK(NULL, "task", "rm", "k4");
   CTR_OK(NULL, "container", "rm", "k4");
-  for (int i = 0; i < 100 && count_shims() > 0; i++)
-    g_usleep(100 * 1000);
-  ck_assert_int_eq(count_shims(), 0);
+  wait_no_shims();
   ck_assert_int_eq(count_vms(), 0);
   kvt_assert_clean();
   /* The events containerd received from the shim. */
@@ -363,12 +368,30 @@ START_TEST(killed_shim) {
   kill(g_array_index(shims, int, 0), SIGKILL);
   /* containerd sees the shim go and runs `containerd-shim-katavm-v2 delete`:
    * the VM goes with it. */
-  for (int i = 0; i < 600 && count_vms() > 0; i++)
+  g_autofree char *state = g_build_filename(kvt_root(), "sandboxes", "k5", NULL);
+  for (int i = 0; i < 1200 && (count_vms() > 0 || g_file_test(state, G_FILE_TEST_EXISTS)); i++)
     g_usleep(100 * 1000);
   ck_assert_int_eq(count_vms(), 0);
+  ck_assert_msg(!g_file_test(state, G_FILE_TEST_EXISTS), "%s left", state);
   g_autofree char *st = task_status("k5");
   ck_assert_str_eq(st, "absent");
   CTR_OK(NULL, "container", "rm", "k5");
+  kvt_assert_clean();
+}
+END_TEST
+
+START_TEST(member_without_sandbox) {
+  /* A pod member whose sandbox does not exist: a clear error, no VM, and
+   * the shim started for it goes away. */
+  g_autofree char *err = NULL;
+  int rc = CTR(NULL, &err, "run", "--rm", "--runtime", RUNTIME, "--annotation",
+               "io.kubernetes.cri.container-type=container", "--annotation",
+               "io.kubernetes.cri.sandbox-id=no-such-pod", IMAGE, "k6", "true");
+  ck_assert_int_ne(rc, 0);
+  ck_assert_msg(strstr(err, "no-such-pod") && strstr(err, "does not exist"), "error: %s", err);
+  ck_assert_int_eq(count_vms(), 0);
+  CTR(NULL, NULL, "container", "rm", "k6");
+  wait_no_shims();
   kvt_assert_clean();
 }
 END_TEST
@@ -381,6 +404,7 @@ int main(void) {
   tcase_add_test(t, run_exit_codes);
   tcase_add_test(t, exec_ps_pause_kill);
   tcase_add_test(t, killed_shim);
+  tcase_add_test(t, member_without_sandbox);
   suite_add_tcase(s, t);
   return kvt_run_suite(s);
 }
