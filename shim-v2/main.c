@@ -126,6 +126,14 @@ static void serve(Shim *s, int lfd) {
   shim_log("shut down");
 }
 
+/* BUNDLE/address, where containerd finds the shim again after a restart
+ * of its own (and where Go shims write it). */
+static void write_address(Shim *s) {
+  g_autofree char *a = g_strdup_printf("unix://%s", s->socket_path);
+  if (!g_file_set_contents("address", a, -1, NULL))
+    fprintf(stderr, "cannot write the bundle's address file\n");
+}
+
 static int cmd_start(Shim *s) {
   g_autofree char *bundle = g_get_current_dir();
   g_autofree char *pod = pod_of(bundle, s->id);
@@ -139,6 +147,7 @@ static int cmd_start(Shim *s) {
     int c = sock_connect(s->socket_path);
     if (c >= 0) { /* the pod's shim runs: reuse it */
       close(c);
+      write_address(s);
       printf("unix://%s\n", s->socket_path);
       return 0;
     }
@@ -158,6 +167,7 @@ static int cmd_start(Shim *s) {
   }
   if (pid > 0) {
     close(lfd);
+    write_address(s);
     printf("unix://%s\n", s->socket_path);
     return 0;
   }

@@ -537,6 +537,11 @@ static int do_resize(Shim *s, const Containerd__Task__V2__ResizePtyRequest *r, O
     g_mutex_unlock(&s->lock);
     return p ? fail(e, TTRPC_FAILED_PRECONDITION, "resize: process not started") : -1;
   }
+  if (!r->width || !r->height) { /* an unsized terminal (0x0): nothing to follow */
+    g_mutex_unlock(&s->lock);
+    put(o, NULL);
+    return 0;
+  }
   g_mutex_lock(&p->plock);
   g_mutex_unlock(&s->lock);
   int rc = katavm_process_resize(p->p, (unsigned short)r->height, (unsigned short)r->width, &ke);

@@ -9,6 +9,11 @@
  * finds the library's configuration through KATAVM_RUNTIME_CONFIG in
  * containerd's environment. */
 #include <errno.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "helpers.h"
+#include "ttrpc.h"
+#include "ttrpc.pb-c.h"
 
 #define IMAGE "docker.io/library/kvt-busybox:latest"
 #define RUNTIME "io.containerd.katavm.v2"
@@ -284,6 +292,138 @@ static char *task_status(const char *id) {
   return g_strdup("absent");
 }
 
+/* One ttrpc call on a shim's socket: the frame (its payload a Request of
+ * service/method/payload, or raw bytes when raw_len is set) and the
+ * Response that comes back. */
+static Ttrpc__Response *ttrpc_call(int fd, uint32_t stream, const char *method,
+                                   const uint8_t *payload, size_t len, size_t raw_len) {
+  uint8_t *f;
+  size_t n;
+  if (raw_len) {
+    n = raw_len;
+    f = g_malloc0(TTRPC_HEADER_LEN + n);
+  } else {
+    Ttrpc__Request rq = TTRPC__REQUEST__INIT;
+    rq.service = "containerd.task.v2.Task";
+    rq.method = (char *)method;
+    rq.payload.data = (uint8_t *)payload;
+    rq.payload.len = len;
+    n = ttrpc__request__get_packed_size(&rq);
+    f = g_malloc(TTRPC_HEADER_LEN + n);
+    ttrpc__request__pack(&rq, f + TTRPC_HEADER_LEN);
+  }
+  TtrpcHeader h = {.length = (uint32_t)n, .stream = stream, .type = TTRPC_TYPE_REQUEST};
+  ttrpc_header_encode(&h, f);
+  size_t off = 0;
+  while (off < TTRPC_HEADER_LEN + n) {
+    ssize_t w = write(fd, f + off, TTRPC_HEADER_LEN + n - off);
+    ck_assert_int_gt(w, 0);
+    off += (size_t)w;
+  }
+  g_free(f);
+  uint8_t hb[TTRPC_HEADER_LEN];
+  ck_assert_int_eq(recv(fd, hb, sizeof(hb), MSG_WAITALL), (ssize_t)sizeof(hb));
+  TtrpcHeader rh;
+  ttrpc_header_decode(hb, &rh);
+  ck_assert_uint_eq(rh.stream, stream);
+  ck_assert_uint_eq(rh.type, TTRPC_TYPE_RESPONSE);
+  g_autofree uint8_t *p = g_malloc(rh.length + 1);
+  ck_assert_int_eq(recv(fd, p, rh.length, MSG_WAITALL), (ssize_t)rh.length);
+  Ttrpc__Response *r = ttrpc__response__unpack(NULL, rh.length, p);
+  ck_assert_ptr_nonnull(r);
+  return r;
+}
+
+/* Bad input on the socket of the shim that runs container id: an unknown
+ * method, a malformed request, an oversized frame each get an error for
+ * that request, and the shim goes on serving (State answers). */
+static void shim_bad_input(const char *id) {
+  g_autofree char *af =
+      g_strdup_printf("%s/state/io.containerd.runtime.v2.task/default/%s/address", work, id);
+  g_autofree char *addr = NULL;
+  ck_assert_msg(g_file_get_contents(af, &addr, NULL, NULL), "no %s", af);
+  ck_assert(g_str_has_prefix(addr, "unix://"));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  g_strlcpy(sa.sun_path, addr + 7, sizeof(sa.sun_path));
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  Ttrpc__Response *r = ttrpc_call(fd, 1, "NoSuchMethod", NULL, 0, 0);
+  ck_assert_ptr_nonnull(r->status);
+  ck_assert_int_eq(r->status->code, TTRPC_UNIMPLEMENTED);
+  ck_assert_msg(strstr(r->status->message, "NoSuchMethod"), "%s", r->status->message);
+  ttrpc__response__free_unpacked(r, NULL);
+  const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0x0f};
+  r = ttrpc_call(fd, 3, "Create", junk, sizeof(junk), 0);
+  ck_assert_ptr_nonnull(r->status);
+  ck_assert_int_eq(r->status->code, TTRPC_INVALID_ARGUMENT);
+  ttrpc__response__free_unpacked(r, NULL);
+  r = ttrpc_call(fd, 5, NULL, NULL, 0, TTRPC_MESSAGE_MAX + 1);
+  ck_assert_ptr_nonnull(r->status);
+  ck_assert_int_eq(r->status->code, TTRPC_RESOURCE_EXHAUSTED);
+  ttrpc__response__free_unpacked(r, NULL);
+  Containerd__Task__V2__StateRequest sr = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
+  sr.id = (char *)id;
+  uint8_t buf[256];
+  size_t n = containerd__task__v2__state_request__pack(&sr, buf);
+  r = ttrpc_call(fd, 7, "State", buf, n, 0);
+  ck_assert_ptr_null(r->status);
+  Containerd__Task__V2__StateResponse *st =
+      containerd__task__v2__state_response__unpack(NULL, r->payload.len, r->payload.data);
+  ck_assert_ptr_nonnull(st);
+  ck_assert_int_eq(st->status, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  containerd__task__v2__state_response__free_unpacked(st, NULL);
+  ttrpc__response__free_unpacked(r, NULL);
+  close(fd);
+}
+
+/* Read from fd until needle shows (bounded). */
+static gboolean read_until(int fd, const char *needle, GString *acc) {
+  gint64 end = g_get_monotonic_time() + 300 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time() < end) {
+    if (strstr(acc->str, needle))
+      return TRUE;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 1000) <= 0)
+      continue;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0)
+      return strstr(acc->str, needle) != NULL;
+    g_string_append_len(acc, buf, n);
+  }
+  return FALSE;
+}
+
+START_TEST(terminal) {
+  const char *argv[] = {"ctr",       "-a",    sock,  "run", "--rm", "-t",
+                        "--runtime", RUNTIME, IMAGE, "k7",  "sh",   NULL};
+  int master = -1;
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  pid_t pid = forkpty(&master, NULL, NULL, &ws);
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execvp("ctr", (char **)argv);
+    _exit(127);
+  }
+  g_autoptr(GString) acc = g_string_new(NULL);
+  ck_assert_msg(read_until(master, "#", acc), "no prompt: %s", acc->str);
+  const char *c1 = "echo $((6*7))-answer; tty\n";
+  ck_assert(write(master, c1, strlen(c1)) == (ssize_t)strlen(c1));
+  ck_assert_msg(read_until(master, "42-answer", acc), "no answer: %s", acc->str);
+  ck_assert_msg(read_until(master, "/dev/pts/", acc), "not a terminal: %s", acc->str);
+  const char *c2 = "exit 3\n";
+  ck_assert(write(master, c2, strlen(c2)) == (ssize_t)strlen(c2));
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3, "ctr run -t status %d: %s", status,
+                acc->str);
+  close(master);
+  ck_assert_int_eq(count_vms(), 0);
+  wait_no_shims();
+  kvt_assert_clean();
+}
+END_TEST
+
 START_TEST(run_exit_codes) {
   char *out = NULL;
   CTR_OK(&out, "run", "--rm", "--runtime", RUNTIME, IMAGE, "k1", "uname", "-r");
@@ -321,6 +461,7 @@ START_TEST(exec_ps_pause_kill) {
   g_free(out);
   /* A missing command: exit 127 with a message, as runc gives. */
   ck_assert_int_eq(CTR(NULL, NULL, "task", "exec", "--exec-id", "e4", "k4", "/no/such/cmd"), 127);
+  shim_bad_input("k4");
   CTR_OK(&out, "task", "ps", "k4");
   ck_assert_msg(strstr(out, "PID"), "ps: %s", out);
   g_free(out);
@@ -403,6 +544,7 @@ int main(void) {
   tcase_set_timeout(t, 900);
   tcase_add_test(t, run_exit_codes);
   tcase_add_test(t, exec_ps_pause_kill);
+  tcase_add_test(t, terminal);
   tcase_add_test(t, killed_shim);
   tcase_add_test(t, member_without_sandbox);
   suite_add_tcase(s, t);
