@@ -537,6 +537,47 @@ START_TEST(member_without_sandbox) {
 }
 END_TEST
 
+START_TEST(pod_one_shim_one_vm) {
+  /* A pod as CRI annotates it: the sandbox container starts the VM and the
+   * pod's shim; a member (its sandbox id annotated) gets the same shim and
+   * runs in the same VM. */
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, "--annotation",
+         "io.kubernetes.cri.container-type=sandbox", IMAGE, "pod1", "sleep", "1000");
+  ck_assert_int_eq(count_vms(), 1);
+  ck_assert_int_eq(count_shims(), 1);
+  char *out = NULL;
+  CTR_OK(&out, "run", "--rm", "--runtime", RUNTIME, "--annotation",
+         "io.kubernetes.cri.container-type=container", "--annotation",
+         "io.kubernetes.cri.sandbox-id=pod1", IMAGE, "m1", "sh", "-c",
+         "echo member-$(uname -r); exit 0");
+  ck_assert_msg(strstr(out, "member-") && strstr(out, g_getenv("KATAVM_TEST_KERNEL_RELEASE")),
+                "member: %s", out);
+  g_free(out);
+  ck_assert_int_eq(count_vms(), 1);
+  ck_assert_int_eq(count_shims(), 1);
+  ck_assert_int_eq(CTR(NULL, NULL, "run", "--rm", "--runtime", RUNTIME, "--annotation",
+                       "io.kubernetes.cri.container-type=container", "--annotation",
+                       "io.kubernetes.cri.sandbox-id=pod1", IMAGE, "m2", "sh", "-c", "exit 9"),
+                   9);
+  ck_assert_int_eq(count_vms(), 1);
+  CTR_OK(NULL, "task", "kill", "-s", "SIGKILL", "pod1");
+  g_autofree char *st = NULL;
+  for (int i = 0; i < 600; i++) {
+    g_free(st);
+    st = task_status("pod1");
+    if (!strcmp(st, "STOPPED"))
+      break;
+    g_usleep(100 * 1000);
+  }
+  ck_assert_str_eq(st, "STOPPED");
+  CTR_OK(NULL, "task", "rm", "pod1");
+  CTR_OK(NULL, "container", "rm", "pod1");
+  wait_no_shims();
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("containerd");
   TCase *t = tcase_create("containerd");
@@ -545,6 +586,7 @@ int main(void) {
   tcase_add_test(t, run_exit_codes);
   tcase_add_test(t, exec_ps_pause_kill);
   tcase_add_test(t, terminal);
+  tcase_add_test(t, pod_one_shim_one_vm);
   tcase_add_test(t, killed_shim);
   tcase_add_test(t, member_without_sandbox);
   suite_add_tcase(s, t);
