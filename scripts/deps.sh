@@ -9,7 +9,7 @@ PKGS="build-essential cmake pkg-config git
   python3 python3-dev python3-pytest iproute2 iputils-ping procps e2fsprogs clang-format
   podman conmon catatonit containernetworking-plugins iptables passt
   protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev golang-github-containerd-containerd-dev
-  golang-github-gogo-protobuf-dev containerd"
+  golang-github-containerd-cgroups-dev   golang-github-gogo-protobuf-dev containerd"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
