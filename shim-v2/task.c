@@ -11,7 +11,6 @@
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
-#include "google/protobuf/empty.pb-c.h"
 #include "shim.h"
 #include "ttrpc.h"
 
