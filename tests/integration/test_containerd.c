@@ -119,6 +119,17 @@ static int count_shims(void) {
   return (int)p->len;
 }
 
+/* The number of shims once short-lived invocations (start, delete) are
+ * gone, bounded. */
+static int shims_settled(int want) {
+  int n = count_shims();
+  for (int i = 0; i < 100 && n != want; i++) {
+    g_usleep(100 * 1000);
+    n = count_shims();
+  }
+  return n;
+}
+
 /* A shim exits a moment after containerd's Shutdown (it answers first). */
 static void wait_no_shims(void) {
   for (int i = 0; i < 300 && count_shims() > 0; i++)
@@ -172,12 +183,35 @@ static gpointer reaper(gpointer unused) {
   return NULL;
 }
 
+/* What a test that failed half-way left (Check runs no teardown after a
+ * failure): containerd, shims and mounts under the work dir. */
+static void drop_leftovers(const char *dir) {
+  g_autofree char *cfg = g_strdup_printf("%s/config.toml", dir);
+  g_autoptr(GArray) cd = find_procs("containerd --config", cfg);
+  for (guint i = 0; i < cd->len; i++)
+    kill(g_array_index(cd, int, i), SIGKILL);
+  g_autofree char *addr = g_strdup_printf("%s/c.sock", dir);
+  g_autoptr(GArray) sh = find_procs("ctr -a", addr);
+  for (guint i = 0; i < sh->len; i++)
+    kill(g_array_index(sh, int, i), SIGKILL);
+  g_autoptr(GArray) shims = find_procs("containerd-shim-katavm-v2", addr);
+  for (guint i = 0; i < shims->len; i++)
+    kill(g_array_index(shims, int, i), SIGKILL);
+  kvt_sweep();
+  g_autofree char *cmd = g_strdup_printf(
+      "grep -o ' %s/[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null", dir);
+  int rc = system(cmd);
+  (void)rc;
+}
+
 static void setup(void) {
   kvt_setup();
   /* Shims re-parent to us when containerd is gone: reap them. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   reaping = TRUE;
   reaper_thread = g_thread_new("reaper", reaper, NULL);
+  g_autofree char *old = g_strdup_printf("%s-work-containerd", kvt_root());
+  drop_leftovers(old);
   work = kvt_workdir_new("containerd");
   sock = g_build_filename(work, "c.sock", NULL);
   g_autofree char *bin = g_build_filename(work, "bin", NULL);
@@ -243,6 +277,8 @@ static void stop_pid(GPid *pid) {
   *pid = 0;
 }
 
+static char *task_status(const char *id);
+
 static void teardown(void) {
   /* What a failed test left: tasks and containers go through containerd. */
   g_autofree char *out = NULL;
@@ -252,6 +288,12 @@ static void teardown(void) {
       if (!**id)
         continue;
       CTR(NULL, NULL, "task", "kill", "-s", "SIGKILL", *id);
+      for (int i = 0; i < 300; i++) {
+        g_autofree char *st = task_status(*id);
+        if (!strcmp(st, "STOPPED") || !strcmp(st, "absent"))
+          break;
+        g_usleep(100 * 1000);
+      }
       CTR(NULL, NULL, "task", "rm", "-f", *id);
       CTR(NULL, NULL, "container", "rm", *id);
     }
@@ -262,15 +304,14 @@ static void teardown(void) {
   for (int i = 0; i < 100 && count_shims() > 0; i++)
     g_usleep(100 * 1000);
   int shims = count_shims();
-  g_autofree char *cmd = g_strdup_printf(
-      "grep -o ' %s/[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null", work);
+  /* The sandboxes first (their shares hold the rootfs mounts), then the
+   * mounts containerd and the shims made under the work dir. */
+  kvt_teardown();
   int mounts = count_work_mounts();
-  int rc = system(cmd);
-  (void)rc;
+  drop_leftovers(work);
   kvt_workdir_drop(&work);
   g_clear_pointer(&sock, g_free);
   g_clear_pointer(&events_file, g_free);
-  kvt_teardown();
   reaping = FALSE;
   g_thread_join(reaper_thread);
   ck_assert_int_eq(shims, 0);
@@ -504,6 +545,7 @@ END_TEST
 START_TEST(killed_shim) {
   CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, IMAGE, "k5", "sleep", "1000");
   ck_assert_int_eq(count_vms(), 1);
+  ck_assert_int_eq(shims_settled(1), 1);
   g_autoptr(GArray) shims = find_procs("containerd-shim-katavm-v2", sock);
   ck_assert_int_eq(shims->len, 1);
   kill(g_array_index(shims, int, 0), SIGKILL);
@@ -544,7 +586,7 @@ START_TEST(pod_one_shim_one_vm) {
   CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, "--annotation",
          "io.kubernetes.cri.container-type=sandbox", IMAGE, "pod1", "sleep", "1000");
   ck_assert_int_eq(count_vms(), 1);
-  ck_assert_int_eq(count_shims(), 1);
+  ck_assert_int_eq(shims_settled(1), 1);
   char *out = NULL;
   CTR_OK(&out, "run", "--rm", "--runtime", RUNTIME, "--annotation",
          "io.kubernetes.cri.container-type=container", "--annotation",
@@ -554,7 +596,7 @@ START_TEST(pod_one_shim_one_vm) {
                 "member: %s", out);
   g_free(out);
   ck_assert_int_eq(count_vms(), 1);
-  ck_assert_int_eq(count_shims(), 1);
+  ck_assert_int_eq(shims_settled(1), 1);
   ck_assert_int_eq(CTR(NULL, NULL, "run", "--rm", "--runtime", RUNTIME, "--annotation",
                        "io.kubernetes.cri.container-type=container", "--annotation",
                        "io.kubernetes.cri.sandbox-id=pod1", IMAGE, "m2", "sh", "-c", "exit 9"),
@@ -578,6 +620,34 @@ START_TEST(pod_one_shim_one_vm) {
 }
 END_TEST
 
+START_TEST(killed_qemu) {
+  /* The VM dies under a running container: containerd gets the task's
+   * exit, and removing it cleans up the sandbox. */
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, IMAGE, "k8", "sleep", "1000");
+  g_autoptr(GArray) vms = find_procs("/usr/bin/qemu-system", kvt_root());
+  ck_assert_int_eq(vms->len, 1);
+  kill(g_array_index(vms, int, 0), SIGKILL);
+  g_autofree char *st = NULL;
+  for (int i = 0; i < 1200; i++) {
+    g_free(st);
+    st = task_status("k8");
+    if (!strcmp(st, "STOPPED"))
+      break;
+    g_usleep(100 * 1000);
+  }
+  ck_assert_str_eq(st, "STOPPED");
+  CTR_OK(NULL, "task", "rm", "k8");
+  CTR_OK(NULL, "container", "rm", "k8");
+  wait_no_shims();
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+  g_usleep(500 * 1000);
+  g_autofree char *ev = NULL;
+  ck_assert(g_file_get_contents(events_file, &ev, NULL, NULL));
+  ck_assert_msg(strstr(ev, "/tasks/exit {\"container_id\":\"k8\""), "no exit of k8 in:\n%s", ev);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("containerd");
   TCase *t = tcase_create("containerd");
@@ -588,6 +658,7 @@ int main(void) {
   tcase_add_test(t, terminal);
   tcase_add_test(t, pod_one_shim_one_vm);
   tcase_add_test(t, killed_shim);
+  tcase_add_test(t, killed_qemu);
   tcase_add_test(t, member_without_sandbox);
   suite_add_tcase(s, t);
   return kvt_run_suite(s);
