@@ -574,6 +574,17 @@ START_TEST(member_without_sandbox) {
   ck_assert_msg(strstr(err, "no-such-pod") && strstr(err, "does not exist"), "error: %s", err);
   ck_assert_int_eq(count_vms(), 0);
   CTR(NULL, NULL, "container", "rm", "k6");
+  /* The runtime options' ConfigPath is the shim's configuration: a file
+   * with an unknown key fails the create, naming the key. */
+  g_autofree char *bad = g_build_filename(work, "bad.conf", NULL);
+  ck_assert(g_file_set_contents(bad, "[runtime]\nno_such_key = 1\n", -1, NULL));
+  g_clear_pointer(&err, g_free);
+  rc = CTR(NULL, &err, "run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", bad, IMAGE,
+           "k9", "true");
+  ck_assert_int_ne(rc, 0);
+  ck_assert_msg(strstr(err, "no_such_key"), "error: %s", err);
+  ck_assert_int_eq(count_vms(), 0);
+  CTR(NULL, NULL, "container", "rm", "k9");
   wait_no_shims();
   kvt_assert_clean();
 }
