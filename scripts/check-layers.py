@@ -81,20 +81,25 @@ def main():
                         os.path.join(ROOT, "agent", inc)):
                     print("agent/%s includes host code %s" % (name, inc))
                     bad += 1
-    for folder in ("cli", "bindings", "examples"):
+    for folder in ("cli", "shim-v2", "bindings", "examples"):
         for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
             for name in files:
                 if name.endswith((".c", ".h")):
                     p = os.path.join(dirpath, name)
                     for inc in includes(p):
                         local = os.path.exists(os.path.join(dirpath, inc))
+                        # shim-v2 may use protobuf-c and the code protoc-c
+                        # generates from containerd's .proto files.
+                        if folder == "shim-v2" and (inc.endswith(".pb-c.h") or
+                                                    inc == "protobuf-c/protobuf-c.h"):
+                            continue
                         if not local and inc != "katavm/katavm.h":
                             print("%s includes %s: only the public header is allowed" %
                                   (os.path.relpath(p, ROOT), inc))
                             bad += 1
     if bad:
         sys.exit(1)
-    print("layers: no include loops; agent, cli, bindings and examples include what they may")
+    print("layers: no include loops; agent, cli, shim-v2, bindings and examples include what they may")
 
 
 if __name__ == "__main__":

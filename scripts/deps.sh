@@ -7,8 +7,10 @@ PKGS="build-essential cmake pkg-config git
   qemu-system-x86 qemu-system-common qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   linux-image-amd64 kmod cpio xz-utils zstd binutils busybox-static
   python3 python3-dev python3-pytest python3-setuptools python3-pip iproute2 iputils-ping procps
-  e2fsprogs clang-format clang libclang-rt-14-dev passt podman conmon catatonit containernetworking-plugins iptables runc
-  docker.io containerd"
+  e2fsprogs clang-format clang libclang-rt-14-dev passt podman conmon catatonit
+  containernetworking-plugins iptables runc docker.io containerd
+  protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev golang-github-containerd-containerd-dev
+  golang-github-containerd-cgroups-dev golang-github-gogo-protobuf-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -39,11 +39,21 @@ if [ "${KATAVM_CI_FUZZ:-1}" != 0 ]; then
   cmake --build "$fuzz" -j"$(nproc)"
   # Every fuzz target, 60 s each, on a copy of its corpus (new inputs stay
   # out of the source tree).
+  # fuzz_NAME takes tests/fuzz/corpus-NAME when there is one (the
+  # protocol's fuzz_decoder: corpus/ and proto.dict).
   for t in "$fuzz"/tests/fuzz/fuzz_*; do
     [ -x "$t" ] || continue
+    name=${t##*/fuzz_}
+    corpus=$src/tests/fuzz/corpus-$name
+    dict=""
+    if [ ! -d "$corpus" ]; then
+      corpus=$src/tests/fuzz/corpus
+      dict=-dict=$src/tests/fuzz/proto.dict
+    fi
     work=$(mktemp -d)
-    cp -r "$src/tests/fuzz/corpus/." "$work/"
-    "$t" -max_total_time=60 -dict="$src/tests/fuzz/proto.dict" "$work"
+    cp -r "$corpus/." "$work/"
+    # shellcheck disable=SC2086
+    "$t" -max_total_time=60 $dict "$work"
     rm -rf "$work"
   done
 fi
