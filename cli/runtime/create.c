@@ -58,7 +58,7 @@ static int create_body(Rt *r, gpointer data, int report) {
   katavm_error *e = NULL;
   katavm_sandbox *sb = NULL;
   katavm_process *proc = NULL;
-  gboolean created_vm = FALSE;
+  gboolean created_vm = FALSE, added = FALSE;
   int slave = -1;
   g_autofree char *msg = NULL;
   g_autoptr(GError) ge = NULL;
@@ -105,6 +105,7 @@ static int create_body(Rt *r, gpointer data, int report) {
   cc.tty = c->console != NULL;
   if (katavm_container_add(sb, c->id, &cc, &proc, &e) < 0)
     goto fail;
+  added = TRUE;
   st.is_sandbox = created_vm;
   st.annotations = read_annotations(c->bi.annotations);
   st.config = r->config;
@@ -137,7 +138,8 @@ fail:
     msg = g_strdup(e ? katavm_error_message(e) : "unknown error");
   katavm_error_free(e);
   katavm_process_free(proc);
-  if (sb && !created_vm)
+  /* Only what this call added: a failed add may mean the id is taken. */
+  if (sb && added && !created_vm)
     katavm_container_remove(sb, c->id, 1, NULL);
   katavm_sandbox_close(sb);
   if (created_vm)
