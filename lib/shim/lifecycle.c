@@ -307,10 +307,20 @@ void lifecycle_terminate(Lifecycle *lc) {
 typedef struct {
   Lifecycle *lc;
   char *why;
+  int ticks;
 } VfsdRecheck;
+
+/* How long a clean virtiofsd exit waits for the VM's own stop (libvirt
+ * sees a guest poweroff or QEMU's end late on a loaded host). */
+#define VFSD_RECHECK_S 15
 
 static gboolean vfsd_recheck(gpointer data) {
   VfsdRecheck *r = data;
+  Shim *s = r->lc->s;
+  gboolean vm_on = !s->powering_off && !s->destroying && !g_strcmp0(s->state, KV_SANDBOX_RUNNING) &&
+                   s->vmm && kv_vmm_is_running(s->vmm, s->p.domain);
+  if (vm_on && ++r->ticks < VFSD_RECHECK_S)
+    return G_SOURCE_CONTINUE;
   on_vfsd_lost(r->lc, r->why, FALSE);
   g_free(r->why);
   g_free(r);
@@ -322,12 +332,13 @@ static void on_vfsd_lost(gpointer user, const char *why, gboolean clean) {
   Shim *s = lc->s;
   if (clean && !s->powering_off && !s->destroying) {
     /* A clean exit follows QEMU's end, which libvirt may not have seen
-     * yet: let the VM's own stop event tell why; look again shortly. */
+     * yet: let the VM's own stop event tell why; look again each second
+     * for a while. */
     shim_log("virtiofsd %s; waiting for the VM's stop event", why);
     VfsdRecheck *r = g_new0(VfsdRecheck, 1);
     r->lc = lc;
     r->why = g_strdup(why);
-    GSource *t = g_timeout_source_new_seconds(2);
+    GSource *t = g_timeout_source_new_seconds(1);
     g_source_set_callback(t, vfsd_recheck, r, NULL);
     g_source_attach(t, shim_ctx);
     g_source_unref(t);
