@@ -499,6 +499,7 @@ int main(int argc, char **argv) {
   char *check = NULL;
   g_autofree char *accel = NULL, *ksm = NULL;
   g_autofree char *load_start = loadavg(), *load_mid = NULL, *load_end = NULL;
+  g_autofree char *ksm_run = NULL;
 
   if (katavm_runtime_new(&g_rt, &e) < 0) {
     print_err("katavm_runtime_new", e);
@@ -509,7 +510,6 @@ int main(int argc, char **argv) {
     goto out;
   }
   accel = json_top_str(check, "accel");
-  g_autofree char *ksm_run = NULL;
   g_file_get_contents("/sys/kernel/mm/ksm/run", &ksm_run, NULL, NULL);
   ksm = g_strdup(ksm_run && ksm_run[0] == '1' ? "on" : "off");
   g_tmpdir = g_dir_make_tmp("kvdens-XXXXXX", NULL);
