@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,7 +289,20 @@ START_TEST(pod) {
 }
 END_TEST
 
+/* Names under /run/netns. */
+static GHashTable *netns_names(void) {
+  GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GDir) d = g_dir_open("/run/netns", 0, NULL);
+  const char *n;
+  while (d && (n = g_dir_read_name(d)))
+    g_hash_table_add(h, g_strdup(n));
+  return h;
+}
+
 START_TEST(published_port) {
+  /* podman run inside `ip netns exec` leaves its container's netns file
+   * behind after `podman rm` (unmounted, not unlinked): take it away. */
+  g_autoptr(GHashTable) before = netns_names();
   /* podman, its CNI bridge and iptables live in a namespace of our own. */
   g_autofree char *cmd =
       g_strdup_printf("ip netns add %s && ip netns exec %s ip link set lo up", netns, netns);
@@ -315,6 +329,16 @@ START_TEST(published_port) {
   }
   ck_assert_msg(got && strstr(got, "published-from-vm"), "no page on the published port: %s", got);
   ck_assert_int_eq(PODMAN_NS(NULL, NULL, "rm", "-f", "-t", "0", "web"), 0);
+  g_autoptr(GHashTable) after = netns_names();
+  GHashTableIter it;
+  gpointer name;
+  g_hash_table_iter_init(&it, after);
+  while (g_hash_table_iter_next(&it, &name, NULL))
+    if (!g_hash_table_contains(before, name) && g_str_has_prefix(name, "netns-")) {
+      g_autofree char *path = g_build_filename("/run/netns", name, NULL);
+      umount2(path, MNT_DETACH);
+      unlink(path);
+    }
   ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
