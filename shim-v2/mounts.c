@@ -1,11 +1,17 @@
 /* shim-v2/mounts.c: the rootfs as containerd hands it over: a list of
  * mounts (an overlay from the overlayfs snapshotter, a bind mount from the
  * native one) made on the host at BUNDLE/rootfs, which the library then
- * shares into the guest. */
+ * shares into the guest; and, for a read-only root, the mount points of
+ * the spec's mounts that the image lacks. */
 #include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -81,4 +87,94 @@ gboolean mounts_apply(Containerd__Types__Mount *const *mounts, size_t n, const c
 void mounts_remove(const char *target) {
   if (umount2(target, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
     shim_log("unmount %s: %s", target, g_strerror(errno));
+}
+
+static int open_beneath(int dir, const char *name) {
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  return (int)syscall(SYS_openat2, dir, name, &how, sizeof how);
+}
+
+/* One mount point below root (an O_PATH fd of the rootfs): missing
+ * directories on the way are made, a symlink or a non-directory on the way
+ * stops the walk (the guest's agent resolves those inside the container),
+ * the last component is made a file or a directory when absent. */
+static void make_point(int root, const char *dest, gboolean file) {
+  g_auto(GStrv) parts = g_strsplit(dest, "/", -1);
+  int dir = dup(root);
+  guint n = g_strv_length(parts);
+  for (guint i = 0; i < n && dir >= 0; i++) {
+    const char *c = parts[i];
+    if (!*c || !strcmp(c, "."))
+      continue;
+    if (!strcmp(c, ".."))
+      break;
+    gboolean last = TRUE;
+    for (guint j = i + 1; j < n; j++)
+      if (*parts[j] && strcmp(parts[j], "."))
+        last = FALSE;
+    struct stat st;
+    if (fstatat(dir, c, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno != ENOENT)
+        break;
+      if (last && file) {
+        int fd = openat(dir, c, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0)
+          close(fd);
+        break;
+      }
+      if (mkdirat(dir, c, 0755) < 0 && errno != EEXIST)
+        break;
+    } else if (last || !S_ISDIR(st.st_mode)) {
+      break;
+    }
+    int next = open_beneath(dir, c);
+    close(dir);
+    dir = next;
+  }
+  if (dir >= 0)
+    close(dir);
+}
+
+void mounts_make_points(const char *bundle, const char *rootfs) {
+  g_autofree char *path = g_build_filename(bundle, "config.json", NULL);
+  g_autoptr(JsonParser) jp = json_parser_new();
+  if (!json_parser_load_from_file(jp, path, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(jp)))
+    return; /* the library reports a bad spec */
+  JsonObject *spec = json_node_get_object(json_parser_get_root(jp));
+  JsonObject *root = json_object_get_object_member(spec, "root");
+  if (!root || !json_object_get_boolean_member_with_default(root, "readonly", FALSE) ||
+      !json_object_has_member(spec, "mounts") ||
+      !JSON_NODE_HOLDS_ARRAY(json_object_get_member(spec, "mounts")))
+    return;
+  int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0)
+    return;
+  JsonArray *ms = json_object_get_array_member(spec, "mounts");
+  for (guint i = 0; i < json_array_get_length(ms); i++) {
+    JsonNode *mn = json_array_get_element(ms, i);
+    if (!JSON_NODE_HOLDS_OBJECT(mn))
+      continue;
+    JsonObject *m = json_node_get_object(mn);
+    const char *dest = json_object_get_string_member_with_default(m, "destination", NULL);
+    const char *type = json_object_get_string_member_with_default(m, "type", "");
+    const char *source = json_object_get_string_member_with_default(m, "source", NULL);
+    if (!dest || *dest != '/')
+      continue;
+    gboolean bind = !strcmp(type, "bind");
+    JsonNode *on = json_object_get_member(m, "options");
+    if (on && JSON_NODE_HOLDS_ARRAY(on)) {
+      JsonArray *oa = json_node_get_array(on);
+      for (guint k = 0; k < json_array_get_length(oa); k++) {
+        const char *o = json_array_get_string_element(oa, k);
+        if (o && (!strcmp(o, "bind") || !strcmp(o, "rbind")))
+          bind = TRUE;
+      }
+    }
+    /* A bind mount of a file needs a file to mount on. */
+    gboolean file = bind && source && !g_file_test(source, G_FILE_TEST_IS_DIR);
+    make_point(rfd, dest, file);
+  }
+  close(rfd);
 }

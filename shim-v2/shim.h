@@ -80,3 +80,8 @@ void events_flush(void);
 gboolean mounts_apply(Containerd__Types__Mount *const *mounts, size_t n, const char *target,
                       GError **error);
 void mounts_remove(const char *target);
+/* The spec's mount points the rootfs lacks, made on the host when its root
+ * is read-only (the guest gets the rootfs read-only then, and cannot make
+ * them), as runc makes them before its read-only remount. Best effort: a
+ * point it cannot make is the agent's to report. */
+void mounts_make_points(const char *bundle, const char *rootfs);

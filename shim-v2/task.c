@@ -208,6 +208,8 @@ static int do_create(Shim *s, const Containerd__Task__V2__CreateTaskRequest *r, 
       goto out;
     }
   }
+  if (t->rootfs)
+    mounts_make_points(r->bundle, t->rootfs);
   if (bi.role == KATAVM_ROLE_MEMBER) {
     if (!s->sb && katavm_sandbox_open(s->rt, bi.sandbox_id, &s->sb, &ke) < 0) {
       if (katavm_error_code(ke) == KATAVM_E_NOT_FOUND) {

@@ -3,10 +3,15 @@
 # a tar: oci-layout, index.json, blobs/sha256/...) of the busybox rootfs
 # that mkrootfs.sh builds, offline, for `ctr image import`.
 #
-#   mkociimage.sh NAME OUT.tar      (NAME e.g. docker.io/library/kvt-busybox:latest)
+#   mkociimage.sh NAME OUT.tar [CMD_JSON]
+#
+# NAME e.g. docker.io/library/kvt-busybox:latest; CMD_JSON the image's Cmd
+# as a JSON array, ["sh"] by default (a CRI sandbox image needs a command
+# that stays up, e.g. ["sleep","2147483647"]).
 set -euo pipefail
-name=${1:?usage: mkociimage.sh NAME OUT.tar}
-out=${2:?usage: mkociimage.sh NAME OUT.tar}
+name=${1:?usage: mkociimage.sh NAME OUT.tar [CMD_JSON]}
+out=${2:?usage: mkociimage.sh NAME OUT.tar [CMD_JSON]}
+cmd=${3:-'["sh"]'}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -23,7 +28,7 @@ diffid=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 lsize=$(stat -c %s "$work/layer.tar")
 ldig=$(blob "$work/layer.tar")
 cat >"$work/config.json" <<JSON
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:$diffid"]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":$cmd},"rootfs":{"type":"layers","diff_ids":["sha256:$diffid"]}}
 JSON
 csize=$(stat -c %s "$work/config.json")
 cdig=$(blob "$work/config.json")
