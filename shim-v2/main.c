@@ -198,7 +198,11 @@ static int cmd_delete(Shim *s) {
   g_autofree char *cwd = g_get_current_dir();
   const char *bundle = s->bundle && *s->bundle ? s->bundle : cwd;
   katavm_error *e = NULL;
-  katavm_runtime *rt = shim_runtime(NULL, &e);
+  g_autofree char *saved = g_build_filename(bundle, SHIM_CONFIG_PATH_FILE, NULL);
+  g_autofree char *config_path = NULL;
+  if (!g_file_get_contents(saved, &config_path, NULL, NULL))
+    config_path = NULL;
+  katavm_runtime *rt = shim_runtime(config_path, &e);
   if (!rt) {
     fprintf(stderr, "runtime configuration: %s\n", katavm_error_message(e));
     katavm_error_free(e);

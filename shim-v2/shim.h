@@ -62,6 +62,9 @@ void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
  * ConfigPath (config_path, may be NULL), KATAVM_RUNTIME_CONFIG or
  * /etc/katavm/runtime.conf, the first that is set. */
 katavm_runtime *shim_runtime(const char *config_path, katavm_error **err);
+/* The bundle's file that keeps the runtime options' ConfigPath of a Create
+ * for a later `delete` (containerd passes no options to it). */
+#define SHIM_CONFIG_PATH_FILE "katavm-config-path"
 
 /* task.c: the ttrpc handler of containerd.task.v2.Task. */
 int task_handle(void *ctx, const char *service, const char *method, const uint8_t *payload,

@@ -183,6 +183,12 @@ static int do_create(Shim *s, const Containerd__Task__V2__CreateTaskRequest *r, 
   g_autofree char *config_path = options_config_path(r->options);
   if (!shim_runtime(config_path, &ke))
     return kfail(e, ke, "runtime configuration");
+  /* `delete` after a crash gets no runtime options: it reads them here. */
+  if (config_path && *config_path) {
+    g_autofree char *saved = g_build_filename(r->bundle, SHIM_CONFIG_PATH_FILE, NULL);
+    if (!g_file_set_contents(saved, config_path, -1, NULL))
+      shim_log("create %s: cannot save the configuration path in %s", r->id, saved);
+  }
   katavm_bundle_info bi;
   katavm_bundle_info_init(&bi);
   if (katavm_bundle_info_read(r->bundle, &bi, &ke) < 0)
