@@ -10,6 +10,7 @@ PKGS="build-essential cmake pkg-config git
   e2fsprogs clang-format clang libclang-rt-14-dev passt podman conmon catatonit
   containernetworking-plugins iptables runc docker.io containerd
   protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev golang-github-containerd-containerd-dev
+  python3-grpcio python3-grpc-tools
   golang-github-containerd-cgroups-dev golang-github-gogo-protobuf-dev"
 missing=""
 for p in $PKGS; do

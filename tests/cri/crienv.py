@@ -107,8 +107,8 @@ def pss_kib(pid):
 class Env:
     """One private containerd with CRI; start() then use .rt / .img."""
 
-    def __init__(self, name="cri"):
-        self.kroot = os.environ.get("KATAVM_TEST_ROOT", "/tmp/kvt")
+    def __init__(self, name="cri", kroot=None):
+        self.kroot = kroot or os.environ.get("KATAVM_TEST_ROOT", "/tmp/kvt")
         self.work = "%s-work-%s" % (self.kroot, name)
         self.sock = os.path.join(self.work, "c.sock")
         # Named after the test root (one per build tree) and the test.

@@ -20,8 +20,9 @@ import crienv
 from crienv import pb
 
 GUEST_KERNEL = os.environ.get("KATAVM_TEST_KERNEL_RELEASE", "")
-HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www"]
 SLEEP = ["sleep", "100000"]
+RPC = crienv.RPC_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,13 @@ def env():
         yield e
     finally:
         e.close()
+
+
+@pytest.fixture(autouse=True)
+def pods_removed(env):
+    """A failed test's pods go before the next test (which checks leaks)."""
+    yield
+    env.remove_all_pods()
 
 
 def assert_clean(env):
@@ -51,7 +59,6 @@ def wait_exited(env, cid, tries=1800):
 
 def test_katavm_pods_beside_runc(env):
     assert GUEST_KERNEL
-    assert os.uname().release != GUEST_KERNEL or True  # the host may run the same kernel
     v = env.rt.Version(pb.VersionRequest(), timeout=60)
     assert v.runtime_api_version == "v1", v
 
@@ -63,7 +70,7 @@ def test_katavm_pods_beside_runc(env):
     assert st.state == pb.SANDBOX_READY and st.runtime_handler == "katavm"
 
     web = env.create_container(pod1, cfg1, "httpd", HTTPD)
-    side = env.create_container(pod1, cfg1, "side", SLEEP, memory_limit=64 << 20)
+    side = env.create_container(pod1, cfg1, "side", SLEEP)
     # Both in the pod's one VM, served by the pod's one shim.
     assert len(env.vms()) == 1
     assert len(env.settle(env.shims, 1)) == 1
@@ -78,7 +85,9 @@ def test_katavm_pods_beside_runc(env):
     assert rc != 0
 
     # The pod's containers share its network: 127.0.0.1 reaches httpd.
-    wget = ["wget", "-q", "-O", "-", "-T", "60"]
+    # No -T: busybox wget -T N dies of SIGSEGV in a katavm container (not
+    # under runc), not yet understood; the RPC deadline bounds a hang.
+    wget = ["wget", "-q", "-O", "-"]
     for _ in range(100):
         rc, out, err = env.exec_sync(side, wget + ["http://127.0.0.1:8080/"])
         if rc == 0:
@@ -102,34 +111,11 @@ def test_katavm_pods_beside_runc(env):
     rc3 = env.create_container(pod3, cfg3, "plain", SLEEP)
     rc, out, err = env.exec_sync(rc3, ["uname", "-r"])
     assert rc == 0 and out.strip() == os.uname().release, (rc, out, err)
+    assert len(env.vms()) == 2  # runc pods start no VM
     rc, out, err = env.exec_sync(rc3, wget + ["http://%s:8080/" % ip1])
     assert rc == 0 and "hello-from-web" in out, (rc, out, err)
-    assert len(env.vms()) == 2  # runc pods start no VM
     st = env.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod3), timeout=60).status
     assert st.runtime_handler == "runc"
-
-    # ContainerStats: the guest's figures for the container.
-    s = env.rt.ContainerStats(pb.ContainerStatsRequest(container_id=side), timeout=RPC).stats
-    assert s.attributes.id == side
-    assert s.memory.working_set_bytes.value > 0, s
-    assert s.cpu.usage_core_nano_seconds.value > 0, s
-
-    # UpdateContainerResources raises the memory limit the guest enforces.
-    def guest_limit():
-        rc, out, err = env.exec_sync(side, ["cat", "/sys/fs/cgroup/memory.max"])
-        if rc != 0:
-            rc, out, err = env.exec_sync(side, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
-        assert rc == 0, err
-        return out.strip()
-
-    assert guest_limit() == str(64 << 20)
-    env.rt.UpdateContainerResources(
-        pb.UpdateContainerResourcesRequest(
-            container_id=side, linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20)
-        ),
-        timeout=RPC,
-    )
-    assert guest_limit() == str(128 << 20)
 
     for p in (pod2, pod1, pod3):
         env.remove_pod(p)
@@ -137,7 +123,35 @@ def test_katavm_pods_beside_runc(env):
     assert_clean(env)
 
 
-RPC = crienv.RPC_TIMEOUT
+def test_stats_and_update(env):
+    pod, cfg = env.run_pod("sized", "katavm")
+    cid = env.create_container(pod, cfg, "limited", SLEEP, memory_limit=64 << 20)
+    # Some CPU time and memory for the figures.
+    assert env.exec_sync(cid, ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])[0] == 0
+
+    # ContainerStats: the guest's cgroup figures of the container.
+    s = env.rt.ContainerStats(pb.ContainerStatsRequest(container_id=cid), timeout=RPC).stats
+    assert s.attributes.id == cid
+    assert s.memory.working_set_bytes.value > 0, s
+    assert s.cpu.usage_core_nano_seconds.value > 0, s
+
+    # UpdateContainerResources raises the memory limit the guest enforces
+    # (the container's cgroup v2 memory.max in the guest).
+    def guest_limit():
+        rc, out, err = env.exec_sync(cid, ["sh", "-c", "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/memory.max"])
+        assert rc == 0, err
+        return out.strip()
+
+    assert guest_limit() == str(64 << 20)
+    env.rt.UpdateContainerResources(
+        pb.UpdateContainerResourcesRequest(
+            container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=128 << 20)
+        ),
+        timeout=RPC,
+    )
+    assert guest_limit() == str(128 << 20)
+    env.remove_pod(pod)
+    assert_clean(env)
 
 
 @pytest.mark.parametrize("victim", ["shim", "qemu"])
