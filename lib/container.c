@@ -214,7 +214,8 @@ static gint64 cpus_of(gint64 quota, gint64 period) {
  * whole vCPUs, against what the VM has now (boot memory plus hot-plugged,
  * vCPUs online). What is short is hot-plugged, within the max vCPUs and
  * max memory given at create; beyond them is KATAVM_E_INVALID naming the
- * figures, and nothing changes. The VM never shrinks here. */
+ * figures, and nothing changes. Only limits that raise the sums count; the
+ * VM never shrinks here. */
 static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res,
                    katavm_error **err) {
   gboolean want_mem = res->memory_limit > 0, want_cpu = res->cpu_quota > 0;
@@ -224,7 +225,7 @@ static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res
   KvContainerListResult list;
   if (!kv_sandbox_rpc(sb, &kv_m_container_list, NULL, &list, &e))
     return kv_error_propagate(err, e);
-  gint64 mem_sum = 0, cpu_sum = 0;
+  gint64 mem_sum = 0, cpu_sum = 0, mem_before = 0, cpu_before = 0;
   gboolean found = FALSE;
   for (guint i = 0; list.containers && i < list.containers->len; i++) {
     const KvContainerStateResult *c = list.containers->pdata[i];
@@ -245,6 +246,8 @@ static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res
     }
     Ask a = {.memory = st.memory_max > 0 ? st.memory_max : 0,
              .cpus = cpus_of(st.cpu_max_quota, st.cpu_max_period)};
+    mem_before += a.memory;
+    cpu_before += a.cpus;
     if (self && want_mem)
       a.memory = res->memory_limit;
     if (self && want_cpu)
@@ -252,6 +255,10 @@ static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res
     mem_sum += a.memory;
     cpu_sum += a.cpus;
   }
+  /* Only a raise grows the VM (or is refused): limits that ask no more
+   * than before apply as they did, even in a VM smaller than its limits. */
+  want_mem = want_mem && mem_sum > mem_before;
+  want_cpu = want_cpu && cpu_sum > cpu_before;
   kv_msg_clear(kv_m_container_list.result, &list);
   if (!found)
     return kv_error_set(err, KATAVM_E_NOT_FOUND, "update: container %s: not found", id);

@@ -566,10 +566,18 @@ KATAVM_API int katavm_container_resume(katavm_sandbox *sb, const char *id, katav
  * resources_json: an OCI runtime-spec linux.resources object as JSON
  * (memory.limit/reservation/swap, cpu.shares/quota/period/cpus/mems,
  * pids.limit): what it sets is applied to the container's cgroup in the
- * guest, what it leaves out stays.
+ * guest, what it leaves out stays. When a raised memory limit or CPU quota
+ * makes the pod need more than the VM has, the VM grows first by hotplug
+ * (katavm_hotplug()): memory to the sum of the memory limits of the
+ * sandbox's live containers plus 64 MiB for the guest's kernel and agent,
+ * vCPUs to the sum of their quotas (quota / period, rounded up), within
+ * the max vCPUs / memory given at create. The VM never shrinks here.
  * Errors: KATAVM_E_INVALID (bad id, malformed JSON or field: the message
- * names it), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running),
- * KATAVM_E_UNSUPPORTED (a controller the guest lacks), KATAVM_E_AGENT. */
+ * names it; a pod that would need more than the max vCPUs / memory: the
+ * message names the figures, and neither the VM nor the limits change),
+ * KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running), KATAVM_E_UNSUPPORTED
+ * (a controller the guest lacks), KATAVM_E_AGENT, or the hotplug's errors
+ * (KATAVM_E_VMM, KATAVM_E_TIMEOUT). */
 KATAVM_API int katavm_container_update(katavm_sandbox *sb, const char *id,
                                        const char *resources_json, katavm_error **err);
 

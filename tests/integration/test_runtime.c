@@ -681,6 +681,19 @@ START_TEST(update_resizes_vm) {
   ck_assert_msg(strstr(uerr, "max memory") && strstr(uerr, "1024"), "%s", uerr);
   g_free(uerr);
   ck_assert_int_eq(guest_mem_total("u1"), after);
+  /* The limit asked before applies again, though the VM holds no more. */
+  RT_OK("update", "--resources", res, "u1");
+  /* The limits as the guest's cgroup has them (`katavm container stats`). */
+  g_autofree char *cli =
+      g_strdup_printf("%s --root %s container stats u1 u1", g_getenv("KATAVM_CLI"), kvt_root());
+  const char *sh[] = {"/bin/sh", "-c", cli, NULL};
+  g_autofree char *stats = NULL;
+  int st = -1;
+  ck_assert(g_spawn_sync(NULL, (char **)sh, NULL, 0, NULL, NULL, &stats, NULL, &st, NULL));
+  ck_assert_msg(st == 0 && strstr(stats, "\"memory_limit\":402653184") &&
+                    strstr(stats, "\"cpu_quota_usec\":200000") &&
+                    strstr(stats, "\"memory_events_oom_kill\":0"),
+                "stats: %s", stats);
   RT_OK("kill", "u1", "KILL");
   int sig = 0;
   wait_stand_in(pid, &sig);
