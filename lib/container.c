@@ -200,12 +200,17 @@ typedef struct {
   gint64 cpus;
 } Ask;
 
+/* The figures come from the guest: each is capped, and so is every sum
+ * (each term at most the cap, so no sum overflows). */
+#define ASK_MEMORY_MAX (G_GINT64_CONSTANT(1) << 50) /* 1 PiB */
+#define ASK_CPUS_MAX G_GINT64_CONSTANT(1 << 20)
+
 static gint64 cpus_of(gint64 quota, gint64 period) {
   if (quota <= 0)
     return 0;
   if (period <= 0)
     period = 100000; /* cgroup v2's default period */
-  return (quota + period - 1) / period;
+  return MIN(quota / period + (quota % period != 0), ASK_CPUS_MAX);
 }
 
 /* The VM resize that new limits `res` of container id need: the sum of
@@ -244,16 +249,16 @@ static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res
       kv_msg_clear(kv_m_container_list.result, &list);
       return kv_error_propagate(err, e);
     }
-    Ask a = {.memory = st.memory_max > 0 ? st.memory_max : 0,
+    Ask a = {.memory = CLAMP(st.memory_max, 0, ASK_MEMORY_MAX),
              .cpus = cpus_of(st.cpu_max_quota, st.cpu_max_period)};
-    mem_before += a.memory;
-    cpu_before += a.cpus;
+    mem_before = MIN(mem_before + a.memory, ASK_MEMORY_MAX);
+    cpu_before = MIN(cpu_before + a.cpus, ASK_CPUS_MAX);
     if (self && want_mem)
-      a.memory = res->memory_limit;
+      a.memory = MIN(res->memory_limit, ASK_MEMORY_MAX);
     if (self && want_cpu)
       a.cpus = cpus_of(res->cpu_quota, res->cpu_period > 0 ? res->cpu_period : st.cpu_max_period);
-    mem_sum += a.memory;
-    cpu_sum += a.cpus;
+    mem_sum = MIN(mem_sum + a.memory, ASK_MEMORY_MAX);
+    cpu_sum = MIN(cpu_sum + a.cpus, ASK_CPUS_MAX);
   }
   /* Only a raise grows the VM (or is refused): limits that ask no more
    * than before apply as they did, even in a VM smaller than its limits. */
