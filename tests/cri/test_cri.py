@@ -85,8 +85,8 @@ def test_katavm_pods_beside_runc(env):
     assert rc != 0
 
     # The pod's containers share its network: 127.0.0.1 reaches httpd.
-    # No -T: busybox wget -T N dies of SIGSEGV in a katavm container (not
-    # under runc), not yet understood; the RPC deadline bounds a hang.
+    # No -T: Debian 12's busybox-static (1.35) wget -T N dies of SIGSEGV,
+    # on the host as well; the RPC deadline bounds a hang.
     wget = ["wget", "-q", "-O", "-"]
     for _ in range(100):
         rc, out, err = env.exec_sync(side, wget + ["http://127.0.0.1:8080/"])
