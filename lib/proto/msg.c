@@ -193,7 +193,8 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "shared_fs", KV_T_STR, NE, shared_fs, .max = 16),
     FIELD(KvShimStateResult, "virtiofsd_pid", KV_T_INT, OMIT, virtiofsd_pid, 0, G_MAXINT32),
     FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096),
-    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason));
+    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason),
+    FIELD(KvShimStateResult, "net_warnings", KV_T_STRV, 0, net_warnings, .max = 512));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),

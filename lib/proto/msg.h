@@ -367,6 +367,10 @@ typedef struct {
    * guest powered off", "guest kernel panic: <line>", "QEMU (pid N) died:
    * ...", "declared failed: <the liveness error>"; NULL while it runs. */
   char *stop_reason;
+  /* Only in answers to `state` (never in state.json): what is wrong with
+   * the sandbox's network now, e.g. an interface of its namespace that was
+   * deleted while the sandbox ran (each a sentence naming it). */
+  char **net_warnings;
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */
