@@ -332,6 +332,7 @@ typedef struct {
 } KvNicInfo;
 typedef struct {
   char *path, *serial, *device;
+  char *container; /* the container it is mounted in (a disk volume), or NULL */
 } KvDiskInfo;
 /* A tap the shim made for an interface of the sandbox's network namespace
  * (config netns): the tap, redirected both ways by tc to the namespace's
