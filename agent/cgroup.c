@@ -238,3 +238,103 @@ gboolean agent_cgroup_remove(const char *path, GError **error) {
   g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "cgroup: rmdir %s: %s", path, g_strerror(e));
   return FALSE;
 }
+
+/* One number of a cgroup file: "max" is -1, as is a file the kernel
+ * lacks (a controller not enabled, no swap). */
+static gint64 read_number(const char *dir, const char *file) {
+  g_autofree char *path = g_build_filename(dir, file, NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return -1;
+  g_strstrip(text);
+  guint64 v = 0;
+  if (!g_ascii_string_to_unsigned(text, 10, 0, G_MAXINT64, &v, NULL))
+    return -1;
+  return (gint64)v;
+}
+
+typedef struct {
+  const char *key;
+  gsize offset;
+} StatKey;
+
+/* The "key value" lines of a flat-keyed cgroup file into the result
+ * fields the table names; keys the table lacks are skipped. */
+static void read_keyed(const char *dir, const char *file, const StatKey *keys,
+                       KvContainerStatsResult *r) {
+  g_autofree char *path = g_build_filename(dir, file, NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return;
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l != NULL; l++) {
+    char *sp = strchr(*l, ' ');
+    if (sp == NULL)
+      continue;
+    *sp = '\0';
+    guint64 v = 0;
+    if (!g_ascii_string_to_unsigned(sp + 1, 10, 0, G_MAXINT64, &v, NULL))
+      continue;
+    for (const StatKey *k = keys; k->key != NULL; k++) {
+      if (strcmp(k->key, *l) == 0) {
+        G_STRUCT_MEMBER(gint64, r, k->offset) = (gint64)v;
+        break;
+      }
+    }
+  }
+}
+
+#define K(key, member)                                                                             \
+  { key, G_STRUCT_OFFSET(KvContainerStatsResult, member) }
+static const StatKey cpu_keys[] = {K("usage_usec", cpu_usage_usec),
+                                   K("user_usec", cpu_user_usec),
+                                   K("system_usec", cpu_system_usec),
+                                   K("nr_periods", cpu_nr_periods),
+                                   K("nr_throttled", cpu_nr_throttled),
+                                   K("throttled_usec", cpu_throttled_usec),
+                                   {NULL, 0}};
+static const StatKey memory_keys[] = {K("anon", memory_anon),
+                                      K("file", memory_file),
+                                      K("kernel_stack", memory_kernel_stack),
+                                      K("slab", memory_slab),
+                                      K("sock", memory_sock),
+                                      K("shmem", memory_shmem),
+                                      K("file_mapped", memory_file_mapped),
+                                      K("active_anon", memory_active_anon),
+                                      K("inactive_anon", memory_inactive_anon),
+                                      K("active_file", memory_active_file),
+                                      K("inactive_file", memory_inactive_file),
+                                      K("pgfault", memory_pgfault),
+                                      K("pgmajfault", memory_pgmajfault),
+                                      {NULL, 0}};
+static const StatKey event_keys[] = {
+    K("low", memory_events_low), K("high", memory_events_high),         K("max", memory_events_max),
+    K("oom", memory_events_oom), K("oom_kill", memory_events_oom_kill), {NULL, 0}};
+#undef K
+
+void agent_cgroup_stats(const char *path, KvContainerStatsResult *r) {
+  gint64 *all = (gint64 *)r;
+  for (gsize i = 0; i < sizeof *r / sizeof(gint64); i++)
+    all[i] = -1;
+  read_keyed(path, "cpu.stat", cpu_keys, r);
+  read_keyed(path, "memory.stat", memory_keys, r);
+  read_keyed(path, "memory.events", event_keys, r);
+  r->memory_current = read_number(path, "memory.current");
+  r->memory_max = read_number(path, "memory.max");
+  r->memory_swap_current = read_number(path, "memory.swap.current");
+  r->memory_swap_max = read_number(path, "memory.swap.max");
+  r->pids_current = read_number(path, "pids.current");
+  r->pids_max = read_number(path, "pids.max");
+  /* cpu.max: "QUOTA PERIOD", QUOTA "max" when unlimited */
+  g_autofree char *f = g_build_filename(path, "cpu.max", NULL);
+  g_autofree char *text = NULL;
+  if (g_file_get_contents(f, &text, NULL, NULL)) {
+    g_auto(GStrv) w = g_strsplit(g_strstrip(text), " ", 2);
+    guint64 v = 0;
+    if (w[0] != NULL && g_ascii_string_to_unsigned(w[0], 10, 1, G_MAXINT64, &v, NULL))
+      r->cpu_max_quota = (gint64)v;
+    if (w[0] != NULL && w[1] != NULL &&
+        g_ascii_string_to_unsigned(w[1], 10, 1, G_MAXINT64, &v, NULL))
+      r->cpu_max_period = (gint64)v;
+  }
+}

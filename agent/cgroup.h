@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include "msg.h"
 #include "ocispec.h"
 
 #include <glib.h>
@@ -31,5 +32,8 @@ gboolean agent_cgroup_update(const char *path, const KvOciResources *r, GError *
 /* Freezes (or thaws) every process of the cgroup through cgroup.freeze and
  * waits, bounded, until cgroup.events reports it done. */
 gboolean agent_cgroup_freeze(const char *path, gboolean frozen, GError **error);
+/* The cgroup's figures (cpu.stat, memory.*, pids.*) into r: -1 for what
+ * the kernel does not offer and for "max". */
+void agent_cgroup_stats(const char *path, KvContainerStatsResult *r);
 /* Removes the (empty) cgroup. */
 gboolean agent_cgroup_remove(const char *path, GError **error);

@@ -83,3 +83,5 @@ gboolean agent_m_container_resume(AgentCall *call, const KvContainerRef *p, KvEm
                                   GError **error);
 gboolean agent_m_container_update(AgentCall *call, const KvContainerUpdateParams *p, KvEmpty *r,
                                   GError **error);
+gboolean agent_m_container_stats(AgentCall *call, const KvContainerRef *p,
+                                 KvContainerStatsResult *r, GError **error);

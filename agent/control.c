@@ -1,6 +1,7 @@
 /* agent/control.c: changing a running container: freezing and thawing its
  * processes (container_pause/resume, through cgroup v2's freezer) and new
- * resource limits (container_update). */
+ * resource limits (container_update); its cgroup's figures
+ * (container_stats). */
 #include "container.h"
 
 static AgentContainer *running(const char *cid, const char *what, GError **error) {
@@ -58,4 +59,18 @@ gboolean agent_m_container_update(AgentCall *call, const KvContainerUpdateParams
   gboolean ok = agent_cgroup_update(ct->cgroup, &res, error);
   kv_ocispec_resources_clear(&res);
   return ok;
+}
+
+gboolean agent_m_container_stats(AgentCall *call, const KvContainerRef *p,
+                                 KvContainerStatsResult *r, GError **error) {
+  AgentContainer *ct = agent_container_lookup(p->container_id, error);
+  if (ct == NULL)
+    return FALSE;
+  if (ct->cgroup == NULL) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE,
+                "container_stats: container %s is being created", p->container_id);
+    return FALSE;
+  }
+  agent_cgroup_stats(ct->cgroup, r);
+  return TRUE;
 }

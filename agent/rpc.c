@@ -185,6 +185,7 @@ HANDLER(agent_m_disk_remove, KvDiskRemoveParams, KvEmpty)
 HANDLER(agent_m_container_pause, KvContainerRef, KvEmpty)
 HANDLER(agent_m_container_resume, KvContainerRef, KvEmpty)
 HANDLER(agent_m_container_update, KvContainerUpdateParams, KvEmpty)
+HANDLER(agent_m_container_stats, KvContainerRef, KvContainerStatsResult)
 
 static const struct {
   const KvMethod *method;
@@ -200,6 +201,7 @@ static const struct {
     {&kv_m_container_pause, agent_m_container_pause_entry},
     {&kv_m_container_resume, agent_m_container_resume_entry},
     {&kv_m_container_update, agent_m_container_update_entry},
+    {&kv_m_container_stats, agent_m_container_stats_entry},
     {&kv_m_container_remove, agent_m_container_remove_entry},
     {&kv_m_container_list, agent_m_container_list_entry},
     {&kv_m_exec, agent_m_exec_entry},

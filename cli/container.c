@@ -1,10 +1,52 @@
-/* cli/container.c: `katavm container add|start|ls|rm|kill`. */
+/* cli/container.c: `katavm container add|start|ls|rm|kill|stats`. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* The container's cgroup figures as one JSON object; "max" limits are
+ * null. */
+static int print_stats(katavm_sandbox *sb, const char *id, katavm_error **e) {
+  katavm_container_stats st;
+  katavm_container_stats_init(&st);
+  if (katavm_container_get_stats(sb, id, &st, e) < 0)
+    return -1;
+  const struct {
+    const char *name;
+    uint64_t v;
+    gboolean is_limit;
+  } f[] = {
+      {"cpu_usage_usec", st.cpu_usage_usec, FALSE},
+      {"cpu_user_usec", st.cpu_user_usec, FALSE},
+      {"cpu_system_usec", st.cpu_system_usec, FALSE},
+      {"cpu_nr_throttled", st.cpu_nr_throttled, FALSE},
+      {"cpu_throttled_usec", st.cpu_throttled_usec, FALSE},
+      {"cpu_quota_usec", st.cpu_quota_usec, TRUE},
+      {"cpu_period_usec", st.cpu_period_usec, FALSE},
+      {"memory_usage", st.memory_usage, FALSE},
+      {"memory_limit", st.memory_limit, TRUE},
+      {"memory_anon", st.memory_anon, FALSE},
+      {"memory_file", st.memory_file, FALSE},
+      {"swap_usage", st.swap_usage, FALSE},
+      {"swap_limit", st.swap_limit, TRUE},
+      {"memory_events_max", st.memory_events_max, FALSE},
+      {"memory_events_oom", st.memory_events_oom, FALSE},
+      {"memory_events_oom_kill", st.memory_events_oom_kill, FALSE},
+      {"pids_current", st.pids_current, FALSE},
+      {"pids_limit", st.pids_limit, TRUE},
+  };
+  printf("{");
+  for (size_t i = 0; i < G_N_ELEMENTS(f); i++) {
+    if (f[i].is_limit && f[i].v == KATAVM_STATS_UNLIMITED)
+      printf("%s\"%s\":null", i ? "," : "", f[i].name);
+    else
+      printf("%s\"%s\":%" G_GUINT64_FORMAT, i ? "," : "", f[i].name, f[i].v);
+  }
+  printf("}\n");
+  return 0;
+}
 
 static int open_sb(CliCtx *c, const char *id, katavm_sandbox **sb) {
   katavm_error *e = NULL;
@@ -14,7 +56,7 @@ static int open_sb(CliCtx *c, const char *id, katavm_sandbox **sb) {
 int cmd_container(CliCtx *c, int argc, char **argv) {
   const char *usage = "usage: katavm container add [-v HOST:DEST[:ro]]... SANDBOX ID "
                       "BUNDLE_OR_ROOTFS [-- CMD...] |"
-                      " start|rm [-f]|kill [-s SIG] SANDBOX ID | ls SANDBOX";
+                      " start|rm [-f]|kill [-s SIG]|stats SANDBOX ID | ls SANDBOX";
   if (argc < 3)
     return cli_usage("%s", usage);
   const char *sub = argv[1];
@@ -88,6 +130,8 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
     rc = katavm_container_remove(sb, id, force, &e);
   } else if (!strcmp(sub, "kill")) {
     rc = katavm_container_kill(sb, id, sig, 0, &e);
+  } else if (!strcmp(sub, "stats")) {
+    rc = print_stats(sb, id, &e);
   } else {
     katavm_sandbox_close(sb);
     return cli_usage("%s", usage);

@@ -210,6 +210,143 @@ int katavm_container_resume(katavm_sandbox *sb, const char *id, katavm_error **e
   return ref_call(sb, id, &kv_m_container_resume, err);
 }
 
+/* Guest memory a pod's VM keeps beyond its containers' memory limits: the
+ * guest kernel and the agent (about 48 MiB, docs/performance.md). */
+#define GUEST_RESERVE_MIB 64u
+#define MIB (G_GINT64_CONSTANT(1) << 20)
+
+/* What one container's limits ask of the VM: memory limit in bytes (0:
+ * none) and whole vCPUs (quota / period rounded up; 0: none). */
+typedef struct {
+  gint64 memory;
+  gint64 cpus;
+} Ask;
+
+/* The figures come from the guest: each is capped, and so is every sum
+ * (each term at most the cap, so no sum overflows). */
+#define ASK_MEMORY_MAX (G_GINT64_CONSTANT(1) << 50) /* 1 PiB */
+#define ASK_CPUS_MAX G_GINT64_CONSTANT(1 << 20)
+
+static gint64 cpus_of(gint64 quota, gint64 period) {
+  if (quota <= 0)
+    return 0;
+  if (period <= 0)
+    period = 100000; /* cgroup v2's default period */
+  return MIN(quota / period + (quota % period != 0), ASK_CPUS_MAX);
+}
+
+/* The VM resize that new limits `res` of container id need: the sum of
+ * the memory limits of the pod's live containers (id's new one in place
+ * of its old) plus GUEST_RESERVE_MIB, and the sum of their CPU quotas in
+ * whole vCPUs, against what the VM has now (boot memory plus hot-plugged,
+ * vCPUs online). What is short is hot-plugged, within the max vCPUs and
+ * max memory given at create; beyond them is KATAVM_E_INVALID naming the
+ * figures, and nothing changes. Only limits that raise the sums count; the
+ * VM never shrinks here. */
+static int pod_fit(katavm_sandbox *sb, const char *id, const KvOciResources *res,
+                   katavm_error **err) {
+  gboolean want_mem = res->memory_limit > 0, want_cpu = res->cpu_quota > 0;
+  if (!want_mem && !want_cpu)
+    return 0;
+  g_autoptr(GError) e = NULL;
+  KvContainerListResult list;
+  if (!kv_sandbox_rpc(sb, &kv_m_container_list, NULL, &list, &e))
+    return kv_error_propagate(err, e);
+  gint64 mem_sum = 0, cpu_sum = 0, mem_before = 0, cpu_before = 0;
+  gboolean found = FALSE;
+  for (guint i = 0; list.containers && i < list.containers->len; i++) {
+    const KvContainerStateResult *c = list.containers->pdata[i];
+    gboolean self = !strcmp(c->container_id, id);
+    found |= self;
+    if (!self && !strcmp(c->status, KV_STATUS_STOPPED))
+      continue; /* holds no memory, uses no CPU */
+    KvContainerRef ref = {.container_id = c->container_id};
+    KvContainerStatsResult st;
+    if (!kv_sandbox_rpc(sb, &kv_m_container_stats, &ref, &st, &e)) {
+      int code = kv_error_code_of(e);
+      if (code == KATAVM_E_NOT_FOUND || code == KATAVM_E_STATE) { /* gone, or being created */
+        g_clear_error(&e);
+        continue;
+      }
+      kv_msg_clear(kv_m_container_list.result, &list);
+      return kv_error_propagate(err, e);
+    }
+    Ask a = {.memory = CLAMP(st.memory_max, 0, ASK_MEMORY_MAX),
+             .cpus = cpus_of(st.cpu_max_quota, st.cpu_max_period)};
+    mem_before = MIN(mem_before + a.memory, ASK_MEMORY_MAX);
+    cpu_before = MIN(cpu_before + a.cpus, ASK_CPUS_MAX);
+    if (self && want_mem)
+      a.memory = MIN(res->memory_limit, ASK_MEMORY_MAX);
+    if (self && want_cpu)
+      a.cpus = cpus_of(res->cpu_quota, res->cpu_period > 0 ? res->cpu_period : st.cpu_max_period);
+    mem_sum = MIN(mem_sum + a.memory, ASK_MEMORY_MAX);
+    cpu_sum = MIN(cpu_sum + a.cpus, ASK_CPUS_MAX);
+  }
+  /* Only a raise grows the VM (or is refused): limits that ask no more
+   * than before apply as they did, even in a VM smaller than its limits. */
+  want_mem = want_mem && mem_sum > mem_before;
+  want_cpu = want_cpu && cpu_sum > cpu_before;
+  kv_msg_clear(kv_m_container_list.result, &list);
+  if (!found)
+    return kv_error_set(err, KATAVM_E_NOT_FOUND, "update: container %s: not found", id);
+  KvShimStateResult vm;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_state, NULL, &vm, &e))
+    return kv_error_propagate(err, e);
+  gint64 have_mib = vm.memory_mib + MAX(vm.memory_hotplugged_mib, 0);
+  gint64 limits_mib = (mem_sum + MIB - 1) / MIB;
+  gint64 need_mib = limits_mib + GUEST_RESERVE_MIB;
+  gboolean dimm = !g_strcmp0(vm.memory_hotplug, "dimm");
+  gint64 set_mib = 0, set_cpus = 0;
+  int rc = 0;
+  if (want_mem && need_mib > have_mib) {
+    /* Whole blocks above the boot memory: 2 MiB (virtio-mem) or 128 MiB
+     * DIMMs. */
+    gint64 block = dimm ? 128 : 2;
+    set_mib = vm.memory_mib + ((need_mib - vm.memory_mib + block - 1) / block) * block;
+    if (set_mib > vm.max_memory_mib)
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "update %s: the pod's memory limits need %" G_GINT64_FORMAT
+                        " MiB (its containers' limits, %" G_GINT64_FORMAT " MiB, plus %u MiB for "
+                        "the guest), beyond the sandbox's max memory of %" G_GINT64_FORMAT
+                        " MiB (max_memory_mib); the limits are unchanged",
+                        id, set_mib, limits_mib, GUEST_RESERVE_MIB, vm.max_memory_mib);
+  }
+  if (!rc && want_cpu && cpu_sum > vm.cpus_online) {
+    set_cpus = cpu_sum;
+    if (set_cpus > vm.max_vcpus)
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "update %s: the pod's CPU quotas need %" G_GINT64_FORMAT
+                        " vCPUs, beyond the sandbox's max of %" G_GINT64_FORMAT
+                        " (max_vcpus); the limits are unchanged",
+                        id, set_cpus, vm.max_vcpus);
+  }
+  kv_msg_clear(kv_m_shim_state.result, &vm);
+  if (rc < 0)
+    return rc;
+  katavm_error *he = NULL;
+  if (set_mib) {
+    katavm_hotplug_request req;
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_MEMORY);
+    req.memory_op = KATAVM_MEMORY_SET;
+    req.memory_mib = (unsigned int)set_mib;
+    if (katavm_hotplug(sb, &req, NULL, &he) < 0)
+      goto failed;
+  }
+  if (set_cpus) {
+    katavm_hotplug_request req;
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_CPUS);
+    req.cpus = (unsigned int)set_cpus;
+    if (katavm_hotplug(sb, &req, NULL, &he) < 0)
+      goto failed;
+  }
+  return 0;
+failed:
+  rc = kv_error_set(err, katavm_error_code(he), "update %s: growing the VM: %s", id,
+                    katavm_error_message(he));
+  katavm_error_free(he);
+  return rc;
+}
+
 int katavm_container_update(katavm_sandbox *sb, const char *id, const char *resources_json,
                             katavm_error **err) {
   g_autoptr(GError) e = NULL;
@@ -227,10 +364,74 @@ int katavm_container_update(katavm_sandbox *sb, const char *id, const char *reso
   KvOciResources res;
   if (!kv_ocispec_resources_parse(json_node_get_object(root), &res, &e))
     return kv_error_propagate(err, e);
+  /* The VM first: limits it cannot hold are refused before they apply. */
+  int rc = pod_fit(sb, id, &res, err);
   kv_ocispec_resources_clear(&res);
+  if (rc < 0)
+    return rc;
   KvContainerUpdateParams o = {.container_id = (char *)id, .resources = json_node_get_object(root)};
   KvEmpty r;
   return simple_call(sb, &kv_m_container_update, &o, &r, err);
+}
+
+/* A figure of the agent: -1 (absent) is 0 for the caller, or "unlimited"
+ * for a limit. */
+static uint64_t figure(gint64 v) {
+  return v < 0 ? 0 : (uint64_t)v;
+}
+static uint64_t limit(gint64 v) {
+  return v < 0 ? KATAVM_STATS_UNLIMITED : (uint64_t)v;
+}
+
+int katavm_container_get_stats(katavm_sandbox *sb, const char *id, katavm_container_stats *st,
+                               katavm_error **err) {
+  g_autoptr(GError) e = NULL;
+  if (!sb || !st || !check_cid(id, &e))
+    return e ? kv_error_propagate(err, e)
+             : kv_error_set(err, KATAVM_E_INVALID, "sandbox and stats must not be NULL");
+  int rc = kv_abi_check_out(KV_ABI_CONTAINER_STATS, st, err);
+  if (rc < 0)
+    return rc;
+  KvContainerRef o = {.container_id = (char *)id};
+  KvContainerStatsResult r;
+  rc = simple_call(sb, &kv_m_container_stats, &o, &r, err);
+  if (rc < 0)
+    return rc;
+  katavm_container_stats l = {.struct_size = sizeof l};
+  l.cpu_usage_usec = figure(r.cpu_usage_usec);
+  l.cpu_user_usec = figure(r.cpu_user_usec);
+  l.cpu_system_usec = figure(r.cpu_system_usec);
+  l.cpu_nr_periods = figure(r.cpu_nr_periods);
+  l.cpu_nr_throttled = figure(r.cpu_nr_throttled);
+  l.cpu_throttled_usec = figure(r.cpu_throttled_usec);
+  l.memory_usage = figure(r.memory_current);
+  l.memory_limit = limit(r.memory_max);
+  l.swap_usage = figure(r.memory_swap_current);
+  l.swap_limit = limit(r.memory_swap_max);
+  l.memory_anon = figure(r.memory_anon);
+  l.memory_file = figure(r.memory_file);
+  l.memory_kernel_stack = figure(r.memory_kernel_stack);
+  l.memory_slab = figure(r.memory_slab);
+  l.memory_sock = figure(r.memory_sock);
+  l.memory_shmem = figure(r.memory_shmem);
+  l.memory_file_mapped = figure(r.memory_file_mapped);
+  l.memory_active_anon = figure(r.memory_active_anon);
+  l.memory_inactive_anon = figure(r.memory_inactive_anon);
+  l.memory_active_file = figure(r.memory_active_file);
+  l.memory_inactive_file = figure(r.memory_inactive_file);
+  l.memory_pgfault = figure(r.memory_pgfault);
+  l.memory_pgmajfault = figure(r.memory_pgmajfault);
+  l.memory_events_low = figure(r.memory_events_low);
+  l.memory_events_high = figure(r.memory_events_high);
+  l.memory_events_max = figure(r.memory_events_max);
+  l.memory_events_oom = figure(r.memory_events_oom);
+  l.memory_events_oom_kill = figure(r.memory_events_oom_kill);
+  l.pids_current = figure(r.pids_current);
+  l.pids_limit = limit(r.pids_max);
+  l.cpu_quota_usec = limit(r.cpu_max_quota);
+  l.cpu_period_usec = figure(r.cpu_max_period);
+  kv_abi_copy_out(KV_ABI_CONTAINER_STATS, st, &l, sizeof l);
+  return 0;
 }
 
 int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code, katavm_error **err) {

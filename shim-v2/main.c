@@ -116,6 +116,7 @@ static int sock_listen(const char *path) {
 static void serve(Shim *s, int lfd) {
   signal(SIGPIPE, SIG_IGN);
   s->tasks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
+  task_oom_watch_start(s);
   ttrpc_serve(lfd, task_handle, s, &s->stop);
   /* Let the Shutdown answer go out, and the last events. */
   g_usleep(200000);

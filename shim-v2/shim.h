@@ -38,6 +38,7 @@ struct Task {
   char *rootfs;        /* BUNDLE/rootfs when the shim mounted it, else NULL */
   gboolean is_sandbox; /* it created the sandbox: deleting it tears the VM down */
   gboolean paused;
+  guint64 oom_kills; /* the guest's memory.events oom_kill count last seen */
   Proc *init;
   GHashTable *execs; /* exec id -> Proc */
 };
@@ -66,6 +67,12 @@ katavm_runtime *shim_runtime(const char *config_path, katavm_error **err);
 /* task.c: the ttrpc handler of containerd.task.v2.Task. */
 int task_handle(void *ctx, const char *service, const char *method, const uint8_t *payload,
                 size_t len, uint8_t **resp, size_t *resp_len, char **msg);
+
+/* task.c: publish TaskOOM when the container's OOM kill count in the guest
+ * grew (call with s->lock held); the thread that checks every running
+ * container each second. */
+void task_oom_check(Shim *s, Task *t);
+void task_oom_watch_start(Shim *s);
 
 /* stdio.c: open the Proc's FIFOs and start its pump-and-reap thread. */
 gboolean proc_io_start(Shim *s, Proc *pr, GError **error);

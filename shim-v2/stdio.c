@@ -162,6 +162,8 @@ static gpointer io_thread(gpointer data) {
   if (a->ferr >= 0)
     close(a->ferr);
   g_mutex_lock(&s->lock);
+  if (!pr->exec_id) /* an OOM kill of the init: its TaskOOM goes before TaskExit */
+    task_oom_check(s, pr->task);
   pr->status = PROC_STOPPED;
   pr->exit_code = code;
   pr->exited_at_us = g_get_real_time();

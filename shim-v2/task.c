@@ -172,6 +172,16 @@ static char *options_config_path(const Google__Protobuf__Any *o) {
   return NULL;
 }
 
+/* A [runtime] key of the configuration that is a positive number; 0 when
+ * unset or not one (katavm_runtime_load_config checked the file). */
+static unsigned int config_uint(Shim *s, const char *key) {
+  const char *v = katavm_runtime_config_value(s->rt, key);
+  guint64 n = 0;
+  if (!v || !g_ascii_string_to_unsigned(v, 10, 1, G_MAXUINT, &n, NULL))
+    return 0;
+  return (unsigned int)n;
+}
+
 static int do_create(Shim *s, const Containerd__Task__V2__CreateTaskRequest *r, Out *o, Err *e) {
   katavm_error *ke = NULL;
   if (katavm_id_check(r->id, "container id", &ke) < 0)
@@ -231,9 +241,14 @@ static int do_create(Shim *s, const Containerd__Task__V2__CreateTaskRequest *r, 
     katavm_sandbox_config sc;
     katavm_sandbox_config_init(&sc);
     sc.id = r->id;
-    sc.vcpus = bi.vcpus;
-    sc.memory_mib = bi.memory_mib && bi.memory_mib < KATAVM_MIN_MEMORY_MIB ? KATAVM_MIN_MEMORY_MIB
-                                                                           : bi.memory_mib;
+    /* max_vcpus / max_memory_mib cap what the pod's annotations or
+     * resources ask, and are what Update may hot-plug the VM up to. */
+    sc.max_vcpus = config_uint(s, "max_vcpus");
+    sc.max_memory_mib = config_uint(s, "max_memory_mib");
+    sc.vcpus = sc.max_vcpus ? MIN(bi.vcpus, sc.max_vcpus) : bi.vcpus;
+    sc.memory_mib = sc.max_memory_mib ? MIN(bi.memory_mib, sc.max_memory_mib) : bi.memory_mib;
+    if (sc.memory_mib && sc.memory_mib < KATAVM_MIN_MEMORY_MIB)
+      sc.memory_mib = KATAVM_MIN_MEMORY_MIB;
     sc.netns = bi.netns_configured ? bi.netns : NULL;
     if (katavm_sandbox_create(s->rt, &sc, &s->sb, &ke) < 0) {
       kfail(e, ke, "create: sandbox");
@@ -654,112 +669,63 @@ static int do_wait(Shim *s, const Containerd__Task__V2__WaitRequest *r, Out *o, 
   return 0;
 }
 
-/* The container's cgroup v2 figures, read in the guest by a process that
- * joins the container (its cgroup from /proc/self/cgroup). */
-static const char stats_script[] =
-    "c=$(sed -n 's/^0:://p' /proc/self/cgroup); d=/sys/fs/cgroup$c; "
-    "for f in memory.current memory.max memory.swap.current memory.swap.max pids.current "
-    "pids.max; do [ -r $d/$f ] && echo \"$f $(cat $d/$f)\"; done; "
-    "[ -r $d/cpu.stat ] && sed 's/^/cpu./' $d/cpu.stat; "
-    "[ -r $d/memory.stat ] && sed 's/^/memory./' $d/memory.stat; true";
-
-static char *guest_cgroup_stats(katavm_process *p) {
-  g_autoptr(GString) acc = g_string_new(NULL);
-  int fd = katavm_process_stdout_fd(p);
-  gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-  while (fd >= 0 && acc->len < 65536 && g_get_monotonic_time() < end) {
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    if (poll(&pf, 1, 200) <= 0)
-      continue;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      continue;
-    if (n <= 0)
-      break;
-    g_string_append_len(acc, buf, n);
-  }
-  int code = -1;
-  if (katavm_process_wait(p, 10000, &code, NULL) < 0 || code != 0)
-    return NULL;
-  return g_string_free(g_steal_pointer(&acc), FALSE);
-}
-
-static uint64_t stat_value(GHashTable *kv, const char *key) {
-  const char *v = g_hash_table_lookup(kv, key);
-  guint64 n = 0;
-  if (v && strcmp(v, "max") != 0)
-    g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT64, &n, NULL);
-  return n;
-}
-
+/* The container's cgroup v2 figures from the guest agent
+ * (katavm_container_get_stats), as containerd's cgroups v2 Metrics. */
 static int do_stats(Shim *s, const Containerd__Task__V2__StatsRequest *r, Out *o, Err *e) {
   katavm_error *ke = NULL;
-  katavm_process *p = NULL;
+  katavm_container_stats st;
+  katavm_container_stats_init(&st);
   g_mutex_lock(&s->lock);
   Task *t = task_get(s, r->id, e);
-  if (t && t->init->status == PROC_RUNNING && !t->paused) {
-    const char *argv[] = {"/bin/sh", "-c", stats_script, NULL};
-    katavm_exec_config xc;
-    katavm_exec_config_init(&xc);
-    xc.argv = argv;
-    xc.no_stdin = 1;
-    if (katavm_exec(s->sb, r->id, &xc, &p, &ke) < 0) {
-      shim_log("stats %s: %s", r->id, katavm_error_message(ke));
-      katavm_error_free(ke);
-      p = NULL;
-    }
-  }
+  int rc = -1;
+  if (t && !s->sb)
+    fail(e, TTRPC_FAILED_PRECONDITION, "stats %s: the pod's sandbox is gone", r->id);
+  else if (t && (rc = katavm_container_get_stats(s->sb, r->id, &st, &ke)) < 0)
+    kfail(e, ke, "stats");
   g_mutex_unlock(&s->lock);
-  if (!t)
+  if (rc < 0)
     return -1;
-  g_autofree char *text = p ? guest_cgroup_stats(p) : NULL;
-  katavm_process_free(p);
-  g_autoptr(GHashTable) kv = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
-  for (char **l = lines; *l; l++) {
-    char *sp = strchr(*l, ' ');
-    if (sp)
-      g_hash_table_replace(kv, g_strndup(*l, (gsize)(sp - *l)), g_strdup(sp + 1));
-  }
   Io__Containerd__Cgroups__V2__Metrics m = IO__CONTAINERD__CGROUPS__V2__METRICS__INIT;
   Io__Containerd__Cgroups__V2__PidsStat pids = IO__CONTAINERD__CGROUPS__V2__PIDS_STAT__INIT;
   Io__Containerd__Cgroups__V2__CPUStat cpu = IO__CONTAINERD__CGROUPS__V2__CPUSTAT__INIT;
   Io__Containerd__Cgroups__V2__MemoryStat mem = IO__CONTAINERD__CGROUPS__V2__MEMORY_STAT__INIT;
-  /* Only figures the guest gave: a container without /sys/fs/cgroup (e.g.
-   * ctr's default spec in this guest) gets an empty Metrics. */
-  if (text && g_hash_table_contains(kv, "memory.current")) {
-    /* The stats process itself is one of the pids: not the container's. */
-    uint64_t cur = stat_value(kv, "pids.current");
-    pids.current = cur ? cur - 1 : 0;
-    pids.limit = stat_value(kv, "pids.max");
-    cpu.usage_usec = stat_value(kv, "cpu.usage_usec");
-    cpu.user_usec = stat_value(kv, "cpu.user_usec");
-    cpu.system_usec = stat_value(kv, "cpu.system_usec");
-    cpu.nr_periods = stat_value(kv, "cpu.nr_periods");
-    cpu.nr_throttled = stat_value(kv, "cpu.nr_throttled");
-    cpu.throttled_usec = stat_value(kv, "cpu.throttled_usec");
-    mem.usage = stat_value(kv, "memory.current");
-    mem.usage_limit = stat_value(kv, "memory.max");
-    mem.swap_usage = stat_value(kv, "memory.swap.current");
-    mem.swap_limit = stat_value(kv, "memory.swap.max");
-    mem.anon = stat_value(kv, "memory.anon");
-    mem.file = stat_value(kv, "memory.file");
-    mem.kernel_stack = stat_value(kv, "memory.kernel_stack");
-    mem.slab = stat_value(kv, "memory.slab");
-    mem.sock = stat_value(kv, "memory.sock");
-    mem.shmem = stat_value(kv, "memory.shmem");
-    mem.file_mapped = stat_value(kv, "memory.file_mapped");
-    mem.inactive_anon = stat_value(kv, "memory.inactive_anon");
-    mem.active_anon = stat_value(kv, "memory.active_anon");
-    mem.inactive_file = stat_value(kv, "memory.inactive_file");
-    mem.active_file = stat_value(kv, "memory.active_file");
-    mem.pgfault = stat_value(kv, "memory.pgfault");
-    mem.pgmajfault = stat_value(kv, "memory.pgmajfault");
-    m.pids = &pids;
-    m.cpu = &cpu;
-    m.memory = &mem;
-  }
+  Io__Containerd__Cgroups__V2__MemoryEvents ev = IO__CONTAINERD__CGROUPS__V2__MEMORY_EVENTS__INIT;
+  /* "max" limits are UINT64_MAX, as containerd's cgroups package reports
+   * them for runc. */
+  pids.current = st.pids_current;
+  pids.limit = st.pids_limit;
+  cpu.usage_usec = st.cpu_usage_usec;
+  cpu.user_usec = st.cpu_user_usec;
+  cpu.system_usec = st.cpu_system_usec;
+  cpu.nr_periods = st.cpu_nr_periods;
+  cpu.nr_throttled = st.cpu_nr_throttled;
+  cpu.throttled_usec = st.cpu_throttled_usec;
+  mem.usage = st.memory_usage;
+  mem.usage_limit = st.memory_limit;
+  mem.swap_usage = st.swap_usage;
+  mem.swap_limit = st.swap_limit;
+  mem.anon = st.memory_anon;
+  mem.file = st.memory_file;
+  mem.kernel_stack = st.memory_kernel_stack;
+  mem.slab = st.memory_slab;
+  mem.sock = st.memory_sock;
+  mem.shmem = st.memory_shmem;
+  mem.file_mapped = st.memory_file_mapped;
+  mem.inactive_anon = st.memory_inactive_anon;
+  mem.active_anon = st.memory_active_anon;
+  mem.inactive_file = st.memory_inactive_file;
+  mem.active_file = st.memory_active_file;
+  mem.pgfault = st.memory_pgfault;
+  mem.pgmajfault = st.memory_pgmajfault;
+  ev.low = st.memory_events_low;
+  ev.high = st.memory_events_high;
+  ev.max = st.memory_events_max;
+  ev.oom = st.memory_events_oom;
+  ev.oom_kill = st.memory_events_oom_kill;
+  m.pids = &pids;
+  m.cpu = &cpu;
+  m.memory = &mem;
+  m.memory_events = &ev;
   g_autofree uint8_t *packed = g_malloc(protobuf_c_message_get_packed_size(&m.base) + 1);
   size_t plen = protobuf_c_message_pack(&m.base, packed);
   Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
@@ -770,6 +736,57 @@ static int do_stats(Shim *s, const Containerd__Task__V2__StatsRequest *r, Out *o
   resp.stats = &any;
   put(o, &resp.base);
   return 0;
+}
+
+/* OOM kills in the guest become TaskOOM events: the OOM killer's count of
+ * a container's cgroup (memory.events oom_kill) is read every second for
+ * each running container, and once more when its init exits (before its
+ * TaskExit, so that containerd's CRI marks the exit OOMKilled). Called
+ * with s->lock held. */
+void task_oom_check(Shim *s, Task *t) {
+  if (!s->sb)
+    return;
+  katavm_container_stats st;
+  katavm_container_stats_init(&st);
+  katavm_error *ke = NULL;
+  if (katavm_container_get_stats(s->sb, t->id, &st, &ke) < 0) {
+    if (s->debug)
+      shim_log("oom watch %s: %s", t->id, katavm_error_message(ke));
+    katavm_error_free(ke);
+    return;
+  }
+  if (st.memory_events_oom_kill <= t->oom_kills)
+    return;
+  shim_log("container %s: %" G_GUINT64_FORMAT " OOM kill(s) in the guest", t->id,
+           st.memory_events_oom_kill - t->oom_kills);
+  t->oom_kills = st.memory_events_oom_kill;
+  Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+  ev.container_id = t->id;
+  PUBLISH(s, "/tasks/oom", "TaskOOM", task_oom, &ev);
+}
+
+#define OOM_POLL_US (1 * G_USEC_PER_SEC)
+
+static gpointer oom_thread(gpointer data) {
+  Shim *s = data;
+  while (!s->stop) {
+    g_usleep(OOM_POLL_US);
+    g_mutex_lock(&s->lock);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, s->tasks);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      Task *t = v;
+      if (t->init->status == PROC_RUNNING && !t->paused)
+        task_oom_check(s, t);
+    }
+    g_mutex_unlock(&s->lock);
+  }
+  return NULL;
+}
+
+void task_oom_watch_start(Shim *s) {
+  g_thread_unref(g_thread_new("oom", oom_thread, s));
 }
 
 static int do_connect(Shim *s, const Containerd__Task__V2__ConnectRequest *r, Out *o, Err *e) {

@@ -92,6 +92,9 @@ static int create_body(Rt *r, gpointer data, int report) {
     gboolean mem_ok = !c->bi.memory_annotated || annotation_enabled(r, "io.katavm.memory_mib");
     sc.vcpus = cpus_ok ? capped(r, "max_vcpus", c->bi.vcpus) : 0;
     sc.memory_mib = mem_ok ? capped(r, "max_memory_mib", c->bi.memory_mib) : 0;
+    /* ... and what `update` may hot-plug the VM up to (0: unset). */
+    sc.max_vcpus = capped(r, "max_vcpus", G_MAXUINT) % G_MAXUINT;
+    sc.max_memory_mib = capped(r, "max_memory_mib", G_MAXUINT) % G_MAXUINT;
     if (sc.memory_mib && sc.memory_mib < KATAVM_MIN_MEMORY_MIB)
       sc.memory_mib = KATAVM_MIN_MEMORY_MIB;
     sc.netns = c->bi.netns_configured ? c->bi.netns : NULL;

@@ -566,12 +566,71 @@ KATAVM_API int katavm_container_resume(katavm_sandbox *sb, const char *id, katav
  * resources_json: an OCI runtime-spec linux.resources object as JSON
  * (memory.limit/reservation/swap, cpu.shares/quota/period/cpus/mems,
  * pids.limit): what it sets is applied to the container's cgroup in the
- * guest, what it leaves out stays.
+ * guest, what it leaves out stays. When a raised memory limit or CPU quota
+ * makes the pod need more than the VM has, the VM grows first by hotplug
+ * (katavm_hotplug()): memory to the sum of the memory limits of the
+ * sandbox's live containers plus 64 MiB for the guest's kernel and agent,
+ * vCPUs to the sum of their quotas (quota / period, rounded up), within
+ * the max vCPUs / memory given at create. The VM never shrinks here.
  * Errors: KATAVM_E_INVALID (bad id, malformed JSON or field: the message
- * names it), KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running),
- * KATAVM_E_UNSUPPORTED (a controller the guest lacks), KATAVM_E_AGENT. */
+ * names it; a pod that would need more than the max vCPUs / memory: the
+ * message names the figures, and neither the VM nor the limits change),
+ * KATAVM_E_NOT_FOUND, KATAVM_E_STATE (not running), KATAVM_E_UNSUPPORTED
+ * (a controller the guest lacks), KATAVM_E_AGENT, or the hotplug's errors
+ * (KATAVM_E_VMM, KATAVM_E_TIMEOUT). */
 KATAVM_API int katavm_container_update(katavm_sandbox *sb, const char *id,
                                        const char *resources_json, katavm_error **err);
+
+/* The figures of a container's cgroup (v2) in the guest, as
+ * katavm_container_get_stats() reads them (a result struct). A figure the
+ * guest kernel does not offer is 0; a limit that is "max" in the guest is
+ * KATAVM_STATS_UNLIMITED. */
+#define KATAVM_STATS_UNLIMITED UINT64_MAX
+typedef struct katavm_container_stats {
+  size_t struct_size; /* set by katavm_container_stats_init() */
+  /* cpu.stat, microseconds of CPU time and CFS throttling */
+  uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec;
+  uint64_t cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec;
+  /* bytes: memory.current, memory.max (KATAVM_STATS_UNLIMITED when
+   * unlimited), memory.swap.current, memory.swap.max */
+  uint64_t memory_usage, memory_limit, swap_usage, swap_limit;
+  /* memory.stat, bytes (pgfault, pgmajfault: counts) */
+  uint64_t memory_anon, memory_file, memory_kernel_stack, memory_slab, memory_sock;
+  uint64_t memory_shmem, memory_file_mapped, memory_active_anon, memory_inactive_anon;
+  uint64_t memory_active_file, memory_inactive_file, memory_pgfault, memory_pgmajfault;
+  /* memory.events: how often memory.low/high/max were hit, OOM events and
+   * the processes the guest's OOM killer killed in the container
+   * (oom_kill grows by one per kill: watch it to see OOM kills). */
+  uint64_t memory_events_low, memory_events_high, memory_events_max;
+  uint64_t memory_events_oom, memory_events_oom_kill;
+  /* pids.current, pids.max (KATAVM_STATS_UNLIMITED when unlimited) */
+  uint64_t pids_current, pids_limit;
+  /* cpu.max: the CFS quota per period in microseconds (quota
+   * KATAVM_STATS_UNLIMITED when unlimited) */
+  uint64_t cpu_quota_usec, cpu_period_usec;
+} katavm_container_stats;
+
+/* Prepare a stats struct: zero `size` bytes of st and set st->struct_size
+ * = size. Call it through katavm_container_stats_init().
+ * st: the struct; NULL or a size below sizeof(size_t) does nothing. */
+KATAVM_API void katavm_container_stats_init_sized(katavm_container_stats *st, size_t size);
+/* Prepare a stats struct before passing it (see _init_sized). */
+static inline void katavm_container_stats_init(katavm_container_stats *st) {
+  katavm_container_stats_init_sized(st, sizeof(*st));
+}
+
+/* Read the container's cgroup figures in the guest (CPU, memory, OOM
+ * events, pids), as `runc events --stats` and containerd's Stats report
+ * them. Works for a created, running, paused or stopped container (its
+ * cgroup lives until katavm_container_remove()), so an OOM kill of the
+ * main process can be read after it exited.
+ * st: prepared with katavm_container_stats_init(); filled up to its
+ * struct_size on success, untouched on failure.
+ * Errors: KATAVM_E_INVALID (bad id, struct_size), KATAVM_E_NOT_FOUND (no
+ * such container), KATAVM_E_STATE (being created, sandbox not running),
+ * KATAVM_E_AGENT, KATAVM_E_PROTOCOL, KATAVM_E_TIMEOUT. */
+KATAVM_API int katavm_container_get_stats(katavm_sandbox *sb, const char *id,
+                                          katavm_container_stats *st, katavm_error **err);
 
 /* Block until the container's main process exits (no timeout).
  * exit_code (optional): receives its status in shell convention (128+N

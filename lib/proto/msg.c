@@ -74,6 +74,20 @@ MSG(KvContainerUpdateParams, "container_update",
     FIELD(KvContainerUpdateParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerUpdateParams, "resources", KV_T_OBJECT, REQ, resources));
 
+/* Every figure: -1 (absent, or "max" for a limit) up to G_MAXINT64. */
+#define STAT(f) FIELD(KvContainerStatsResult, #f, KV_T_INT, 0, f, -1, G_MAXINT64, .def = -1)
+MSG(KvContainerStatsResult, "container_stats result", STAT(cpu_usage_usec), STAT(cpu_user_usec),
+    STAT(cpu_system_usec), STAT(cpu_nr_periods), STAT(cpu_nr_throttled), STAT(cpu_throttled_usec),
+    STAT(cpu_max_quota), STAT(cpu_max_period), STAT(memory_current), STAT(memory_max),
+    STAT(memory_swap_current), STAT(memory_swap_max), STAT(memory_anon), STAT(memory_file),
+    STAT(memory_kernel_stack), STAT(memory_slab), STAT(memory_sock), STAT(memory_shmem),
+    STAT(memory_file_mapped), STAT(memory_active_anon), STAT(memory_inactive_anon),
+    STAT(memory_active_file), STAT(memory_inactive_file), STAT(memory_pgfault),
+    STAT(memory_pgmajfault), STAT(memory_events_low), STAT(memory_events_high),
+    STAT(memory_events_max), STAT(memory_events_oom), STAT(memory_events_oom_kill),
+    STAT(pids_current), STAT(pids_max));
+#undef STAT
+
 MSG(KvContainerRemoveParams, "container_remove",
     FIELD(KvContainerRemoveParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerRemoveParams, "force", KV_T_BOOL, 0, force));
@@ -260,6 +274,8 @@ METHOD(container_pause, "container_pause", KvContainerRef, KvEmpty, KV_TO_AGENT 
 METHOD(container_resume, "container_resume", KvContainerRef, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(container_update, "container_update", KvContainerUpdateParams, KvEmpty,
        KV_TO_AGENT | KV_RELAYED);
+METHOD(container_stats, "container_stats", KvContainerRef, KvContainerStatsResult,
+       KV_TO_AGENT | KV_RELAYED);
 
 static const KvMethod *const all_methods[] = {
     &kv_m_ping,
@@ -292,6 +308,7 @@ static const KvMethod *const all_methods[] = {
     &kv_m_container_resume,
     &kv_m_container_update,
     &kv_m_reseed,
+    &kv_m_container_stats,
 };
 
 const KvMethod *kv_method_lookup(const char *name) {

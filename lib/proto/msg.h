@@ -176,6 +176,28 @@ typedef struct {
   JsonObject *resources;
 } KvContainerUpdateParams;
 
+/* container_stats: the container's cgroup v2 figures in the guest
+ * (/sys/fs/cgroup/katavm/<id>), read from cpu.stat, memory.current,
+ * memory.max, memory.swap.*, memory.stat, memory.events, pids.current and
+ * pids.max (and cpu.max, the CFS quota). A figure whose file or key the guest kernel lacks is -1;
+ * the limits memory_max, memory_swap_max and pids_max are -1 for "max" (unlimited) too. Answered
+ * for a created, running or stopped container (its cgroup stays until container_remove), so an OOM
+ * kill of the main process can still be read after it exited. */
+typedef struct {
+  gint64 cpu_usage_usec, cpu_user_usec, cpu_system_usec;
+  gint64 cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec;
+  gint64 cpu_max_quota, cpu_max_period; /* cpu.max: quota -1 for "max" */
+  gint64 memory_current, memory_max, memory_swap_current, memory_swap_max;
+  gint64 memory_anon, memory_file, memory_kernel_stack, memory_slab, memory_sock, memory_shmem;
+  gint64 memory_file_mapped, memory_active_anon, memory_inactive_anon, memory_active_file;
+  gint64 memory_inactive_file, memory_pgfault, memory_pgmajfault;
+  /* memory.events: how often the limits were hit; oom_kill counts the
+   * processes the kernel's OOM killer killed in the cgroup. */
+  gint64 memory_events_low, memory_events_high, memory_events_max, memory_events_oom,
+      memory_events_oom_kill;
+  gint64 pids_current, pids_max;
+} KvContainerStatsResult;
+
 /* container_remove: kills (force) or requires stopped, then frees
  * everything of it in the guest (mounts, cgroup); the shim unmounts the
  * rootfs. */
@@ -421,7 +443,7 @@ extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_creat
     kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
     kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
     kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause, kv_m_container_resume,
-    kv_m_container_update, kv_m_reseed;
+    kv_m_container_update, kv_m_reseed, kv_m_container_stats;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

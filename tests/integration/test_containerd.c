@@ -369,7 +369,10 @@ static Ttrpc__Response *ttrpc_call(int fd, uint32_t stream, const char *method,
   ck_assert_uint_eq(rh.stream, stream);
   ck_assert_uint_eq(rh.type, TTRPC_TYPE_RESPONSE);
   g_autofree uint8_t *p = g_malloc(rh.length + 1);
-  ck_assert_int_eq(recv(fd, p, rh.length, MSG_WAITALL), (ssize_t)rh.length);
+  /* A Response of Empty with no status packs to no bytes at all (Update,
+   * Kill, ...), and a recv of 0 bytes with MSG_WAITALL blocks. */
+  if (rh.length)
+    ck_assert_int_eq(recv(fd, p, rh.length, MSG_WAITALL), (ssize_t)rh.length);
   Ttrpc__Response *r = ttrpc__response__unpack(NULL, rh.length, p);
   ck_assert_ptr_nonnull(r);
   return r;
@@ -378,7 +381,8 @@ static Ttrpc__Response *ttrpc_call(int fd, uint32_t stream, const char *method,
 /* Bad input on the socket of the shim that runs container id: an unknown
  * method, a malformed request, an oversized frame each get an error for
  * that request, and the shim goes on serving (State answers). */
-static void shim_bad_input(const char *id) {
+/* A connection to the ttrpc socket of the shim that runs container id. */
+static int shim_connect(const char *id) {
   g_autofree char *af =
       g_strdup_printf("%s/state/io.containerd.runtime.v2.task/default/%s/address", work, id);
   g_autofree char *addr = NULL;
@@ -388,6 +392,11 @@ static void shim_bad_input(const char *id) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   g_strlcpy(sa.sun_path, addr + 7, sizeof(sa.sun_path));
   ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  return fd;
+}
+
+static void shim_bad_input(const char *id) {
+  int fd = shim_connect(id);
   Ttrpc__Response *r = ttrpc_call(fd, 1, "NoSuchMethod", NULL, 0, 0);
   ck_assert_ptr_nonnull(r->status);
   ck_assert_int_eq(r->status->code, TTRPC_UNIMPLEMENTED);
@@ -659,6 +668,160 @@ START_TEST(killed_qemu) {
 }
 END_TEST
 
+/* Task.Update as containerd sends it (ctr 1.6 has no `task update`; CRI's
+ * UpdateContainerResources ends here): the OCI LinuxResources as JSON in
+ * an Any. Returns the error message, NULL on success. */
+static char *task_update(const char *id, const char *resources_json) {
+  int fd = shim_connect(id);
+  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+  any.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+  any.value.data = (uint8_t *)resources_json;
+  any.value.len = strlen(resources_json);
+  Containerd__Task__V2__UpdateTaskRequest ur = CONTAINERD__TASK__V2__UPDATE_TASK_REQUEST__INIT;
+  ur.id = (char *)id;
+  ur.resources = &any;
+  g_autofree uint8_t *buf =
+      g_malloc(containerd__task__v2__update_task_request__get_packed_size(&ur));
+  size_t n = containerd__task__v2__update_task_request__pack(&ur, buf);
+  Ttrpc__Response *r = ttrpc_call(fd, 1, "Update", buf, n, 0);
+  char *msg = r->status && r->status->code ? g_strdup(r->status->message) : NULL;
+  ttrpc__response__free_unpacked(r, NULL);
+  close(fd);
+  return msg;
+}
+
+/* A number after "key": in JSON text (the first one after `after`, when
+ * given); -1 when absent. */
+static gint64 json_number(const char *text, const char *after, const char *key) {
+  const char *p = after ? strstr(text, after) : text;
+  g_autofree char *k = g_strdup_printf("\"%s\":", key);
+  p = p ? strstr(p, k) : NULL;
+  if (!p)
+    return -1;
+  return g_ascii_strtoll(p + strlen(k), NULL, 10);
+}
+
+/* The guest's MemTotal (kB), read in container id. */
+static gint64 guest_mem_total(const char *id, const char *exec_id) {
+  g_autofree char *out = NULL;
+  CTR_OK(&out, "task", "exec", "--exec-id", exec_id, id, "sed", "-n", "s/^MemTotal: *//p",
+         "/proc/meminfo");
+  return g_ascii_strtoll(out, NULL, 10);
+}
+
+static gboolean events_have(const char *needle) {
+  for (int i = 0; i < 300; i++) {
+    g_autofree char *ev = NULL;
+    if (g_file_get_contents(events_file, &ev, NULL, NULL) && strstr(ev, needle))
+      return TRUE;
+    g_usleep(100 * 1000);
+  }
+  return FALSE;
+}
+
+START_TEST(metrics_update_oom) {
+  /* A pod whose VM may grow to 2 vCPUs and 1024 MiB (the configuration's
+   * max_vcpus / max_memory_mib), sized 128 MiB by its 100 MiB limit. */
+  g_autofree char *conf = g_build_filename(work, "katavm-max.conf", NULL);
+  g_autofree char *ktext = g_strdup_printf("[runtime]\nroot = %s\nkernel = %s\ninitrd = %s\n"
+                                           "shim = %s\nmax_vcpus = 2\nmax_memory_mib = 1024\n",
+                                           kvt_root(), g_getenv("KATAVM_KERNEL"),
+                                           g_getenv("KATAVM_INITRD"), g_getenv("KATAVM_SHIM"));
+  ck_assert(g_file_set_contents(conf, ktext, -1, NULL));
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, "--runtime-config-path", conf, "--memory-limit",
+         "104857600", "--annotation", "io.kubernetes.cri.container-type=sandbox", IMAGE, "k10",
+         "sh", "-c", "exec sleep 1000");
+  ck_assert_int_eq(count_vms(), 1);
+  /* ctr task metrics: the container's cgroup figures from the guest. */
+  g_autofree char *m = NULL;
+  CTR_OK(&m, "task", "metrics", "--format", "json", "k10");
+  g_autofree char *mj = g_strdelimit(g_strdup(m), " \n\t", ' ');
+  g_autoptr(GString) compact = g_string_new(NULL);
+  for (const char *c = mj; *c; c++)
+    if (*c != ' ')
+      g_string_append_c(compact, *c);
+  ck_assert_msg(json_number(compact->str, "\"memory\":", "usage_limit") == 104857600, "metrics: %s",
+                m);
+  ck_assert_msg(json_number(compact->str, "\"memory\":", "usage") > 0, "metrics: %s", m);
+  ck_assert_msg(json_number(compact->str, "\"pids\":", "current") >= 1, "metrics: %s", m);
+  ck_assert_msg(json_number(compact->str, "\"cpu\":", "usage_usec") > 0, "metrics: %s", m);
+  /* Update raising the limit beyond the VM's memory: the VM grows (the
+   * limits plus the guest's reserve), the guest sees it. */
+  gint64 before = guest_mem_total("k10", "m1");
+  g_autofree char *uerr = task_update("k10", "{\"memory\":{\"limit\":402653184}}");
+  ck_assert_msg(!uerr, "update: %s", uerr);
+  gint64 after = guest_mem_total("k10", "m2");
+  ck_assert_msg(after > before + 256 * 1024 && after > 384 * 1024,
+                "MemTotal %" G_GINT64_FORMAT " kB -> %" G_GINT64_FORMAT " kB", before, after);
+  g_clear_pointer(&m, g_free);
+  CTR_OK(&m, "task", "metrics", "--format", "json", "k10");
+  ck_assert_msg(strstr(m, "402653184"), "metrics after update: %s", m);
+  /* A CPU quota of two CPUs: a second vCPU comes online. */
+  uerr = task_update("k10", "{\"cpu\":{\"quota\":200000,\"period\":100000}}");
+  ck_assert_msg(!uerr, "update cpu: %s", uerr);
+  g_autofree char *nproc = NULL;
+  CTR_OK(&nproc, "task", "exec", "--exec-id", "m4", "k10", "grep", "-c", "^processor",
+         "/proc/cpuinfo");
+  ck_assert_msg(atoi(nproc) == 2, "processors: %s", nproc);
+  /* Beyond the max: a clear error, the limit stays. */
+  uerr = task_update("k10", "{\"memory\":{\"limit\":2147483648}}");
+  ck_assert_msg(uerr && strstr(uerr, "max memory") && strstr(uerr, "1024"), "update: %s",
+                uerr ? uerr : "(succeeded)");
+  g_free(uerr);
+  uerr = task_update("k10", "{\"cpu\":{\"quota\":400000,\"period\":100000}}");
+  ck_assert_msg(uerr && strstr(uerr, "max"), "update: %s", uerr ? uerr : "(succeeded)");
+  g_clear_pointer(&m, g_free);
+  CTR_OK(&m, "task", "metrics", "--format", "json", "k10");
+  ck_assert_msg(strstr(m, "402653184"), "metrics after a refused update: %s", m);
+  /* OOM kills in a member of the pod with a 32 MiB limit: of an exec (seen
+   * by the shim's watch while the container runs) and of the init (its
+   * TaskOOM before its TaskExit). */
+  const char *hog = "a=xxxxxxxxxxxxxxxx; while :; do a=$a$a; done";
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, "--memory-limit", "33554432", "--annotation",
+         "io.kubernetes.cri.container-type=container", "--annotation",
+         "io.kubernetes.cri.sandbox-id=k10", IMAGE, "k11", "sleep", "1000");
+  ck_assert_int_eq(CTR(NULL, NULL, "task", "exec", "--exec-id", "h1", "k11", "sh", "-c", hog), 137);
+  ck_assert_msg(events_have("/tasks/oom {\"container_id\":\"k11\"}"), "no TaskOOM of k11");
+  g_clear_pointer(&m, g_free);
+  CTR_OK(&m, "task", "metrics", "--format", "json", "k11");
+  ck_assert_msg(strstr(m, "\"oom_kill\": 1"), "metrics of k11: %s", m);
+  ck_assert_int_eq(CTR(NULL, NULL, "run", "--rm", "--runtime", RUNTIME, "--memory-limit",
+                       "33554432", "--annotation", "io.kubernetes.cri.container-type=container",
+                       "--annotation", "io.kubernetes.cri.sandbox-id=k10", IMAGE, "k12", "sh", "-c",
+                       hog),
+                   137);
+  ck_assert_msg(events_have("/tasks/oom {\"container_id\":\"k12\"}"), "no TaskOOM of k12");
+  /* Events reach `ctr events` a moment after ctr run returned. */
+  ck_assert_msg(events_have("/tasks/exit {\"container_id\":\"k12\""), "no TaskExit of k12");
+  g_autofree char *ev = NULL;
+  ck_assert(g_file_get_contents(events_file, &ev, NULL, NULL));
+  const char *oom_at = strstr(ev, "/tasks/oom {\"container_id\":\"k12\"}");
+  const char *exit_at = strstr(ev, "/tasks/exit {\"container_id\":\"k12\"");
+  ck_assert_msg(oom_at && exit_at && oom_at < exit_at,
+                "TaskOOM of k12 not before its TaskExit:\n%s", ev);
+  ck_assert_int_eq(count_vms(), 1);
+  CTR_OK(NULL, "task", "kill", "-s", "SIGKILL", "k11");
+  CTR_OK(NULL, "task", "kill", "-s", "SIGKILL", "k10");
+  g_autofree char *st = NULL;
+  for (int i = 0; i < 600; i++) {
+    g_free(st);
+    st = task_status("k10");
+    g_autofree char *st11 = task_status("k11");
+    if (!strcmp(st, "STOPPED") && !strcmp(st11, "STOPPED"))
+      break;
+    g_usleep(100 * 1000);
+  }
+  ck_assert_str_eq(st, "STOPPED");
+  CTR_OK(NULL, "task", "rm", "k11");
+  CTR_OK(NULL, "container", "rm", "k11");
+  CTR_OK(NULL, "task", "rm", "k10");
+  CTR_OK(NULL, "container", "rm", "k10");
+  wait_no_shims();
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("containerd");
   TCase *t = tcase_create("containerd");
@@ -672,5 +835,11 @@ int main(void) {
   tcase_add_test(t, killed_qemu);
   tcase_add_test(t, member_without_sandbox);
   suite_add_tcase(s, t);
+  /* Stats, Update and OOM (CK_RUN_CASE=resources runs them alone). */
+  TCase *r = tcase_create("resources");
+  tcase_add_checked_fixture(r, setup, teardown);
+  tcase_set_timeout(r, 900);
+  tcase_add_test(r, metrics_update_oom);
+  suite_add_tcase(s, r);
   return kvt_run_suite(s);
 }

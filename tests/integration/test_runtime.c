@@ -622,6 +622,88 @@ START_TEST(trusted_dispatch) {
 }
 END_TEST
 
+static void memory_limit_100m(JsonObject *spec, gpointer unused) {
+  JsonObject *lx = json_object_get_object_member(spec, "linux");
+  JsonObject *res = json_object_new();
+  JsonObject *mem = json_object_new();
+  json_object_set_int_member(mem, "limit", 100 << 20);
+  json_object_set_object_member(res, "memory", mem);
+  json_object_set_object_member(lx, "resources", res);
+}
+
+/* The guest's MemTotal in kB, read in container id. */
+static gint64 guest_mem_total(const char *id) {
+  char *out = NULL;
+  int rc = RTC(&out, NULL, "exec", id, "sed", "-n", "s/^MemTotal: *//p", "/proc/meminfo");
+  ck_assert_int_eq(rc, 0);
+  gint64 kb = g_ascii_strtoll(out, NULL, 10);
+  g_free(out);
+  return kb;
+}
+
+START_TEST(update_resizes_vm) {
+  /* A pod sized 128 MiB by its 100 MiB limit, which may grow to 2 vCPUs
+   * and 1024 MiB (max_vcpus / max_memory_mib of the configuration). */
+  g_autofree char *conf = g_build_filename(work, "max.conf", NULL);
+  ck_assert(
+      g_file_set_contents(conf, "[runtime]\nmax_vcpus = 2\nmax_memory_mib = 1024\n", -1, NULL));
+  const char *args[] = {"sleep", "600", NULL};
+  g_autofree char *b = bundle_with("b", args);
+  kvt_edit_spec(b, memory_limit_100m, NULL);
+  g_autofree char *pidf = g_build_filename(work, "pid", NULL);
+  g_autofree char *err = g_build_filename(work, "err", NULL);
+  int rc = rt_run_fds(-1, NULL, err,
+                      (const char *const[]){"--config", conf, "create", "--bundle", b, "--pid-file",
+                                            pidf, "u1", NULL});
+  g_autofree char *etext = NULL;
+  g_file_get_contents(err, &etext, NULL, NULL);
+  ck_assert_msg(rc == 0, "create: %s", etext);
+  pid_t pid = read_pid(pidf);
+  RT_OK("start", "u1");
+  gint64 before = guest_mem_total("u1");
+  /* update --resources raising the limit beyond the VM's memory: the VM
+   * grows (the limits plus the guest's reserve), the guest sees it. */
+  g_autofree char *res = g_build_filename(work, "res.json", NULL);
+  ck_assert(g_file_set_contents(res, "{\"memory\":{\"limit\":402653184}}", -1, NULL));
+  RT_OK("update", "--resources", res, "u1");
+  gint64 after = guest_mem_total("u1");
+  ck_assert_msg(after > before + 256 * 1024 && after > 384 * 1024,
+                "MemTotal %" G_GINT64_FORMAT " kB -> %" G_GINT64_FORMAT " kB", before, after);
+  /* A quota of 2 CPUs: a second vCPU. */
+  RT_OK("update", "--cpu-quota", "200000", "--cpu-period", "100000", "u1");
+  char *out = NULL;
+  ck_assert_int_eq(RTC(&out, NULL, "exec", "u1", "grep", "-c", "^processor", "/proc/cpuinfo"), 0);
+  ck_assert_msg(atoi(out) == 2, "processors: %s", out);
+  g_free(out);
+  /* Beyond the max: exit 1 with a clear error; the VM stays as it was. */
+  char *uerr = NULL;
+  ck_assert_int_eq(RTC(NULL, &uerr, "update", "--memory", "2147483648", "u1"), 1);
+  ck_assert_msg(strstr(uerr, "max memory") && strstr(uerr, "1024"), "%s", uerr);
+  g_free(uerr);
+  ck_assert_int_eq(guest_mem_total("u1"), after);
+  /* The limit asked before applies again, though the VM holds no more. */
+  RT_OK("update", "--resources", res, "u1");
+  /* The limits as the guest's cgroup has them (`katavm container stats`). */
+  g_autofree char *cli =
+      g_strdup_printf("%s --root %s container stats u1 u1", g_getenv("KATAVM_CLI"), kvt_root());
+  const char *sh[] = {"/bin/sh", "-c", cli, NULL};
+  g_autofree char *stats = NULL;
+  int st = -1;
+  ck_assert(g_spawn_sync(NULL, (char **)sh, NULL, 0, NULL, NULL, &stats, NULL, &st, NULL));
+  ck_assert_msg(st == 0 && strstr(stats, "\"memory_limit\":402653184") &&
+                    strstr(stats, "\"cpu_quota_usec\":200000") &&
+                    strstr(stats, "\"memory_events_oom_kill\":0"),
+                "stats: %s", stats);
+  RT_OK("kill", "u1", "KILL");
+  int sig = 0;
+  wait_stand_in(pid, &sig);
+  ck_assert_int_eq(sig, SIGKILL);
+  RT_OK("delete", "u1");
+  assert_no_state();
+  kvt_assert_clean();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("runtime");
   TCase *t = tcase_create("runtime");
@@ -637,5 +719,11 @@ int main(void) {
   tcase_add_test(t, missing_volume);
   tcase_add_test(t, vm_dies);
   suite_add_tcase(s, t);
+  /* VM resize by update (CK_RUN_CASE=resize runs it alone). */
+  TCase *u = tcase_create("resize");
+  tcase_add_checked_fixture(u, setup, teardown);
+  tcase_set_timeout(u, 900);
+  tcase_add_test(u, update_resizes_vm);
+  suite_add_tcase(s, u);
   return kvt_run_suite(s);
 }
