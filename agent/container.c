@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -271,6 +272,7 @@ typedef struct {
   char *rootfs;
   GPtrArray *volumes; /* KvVolume* (the params', stolen) */
   guint32 ids[3];
+  char *pod_sandbox; /* the pod's sandbox container, from the annotations, or NULL */
 } CreatePlan;
 
 static void plan_free(CreatePlan *c) {
@@ -279,11 +281,92 @@ static void plan_free(CreatePlan *c) {
   kv_ocispec_free(c->spec);
   agent_seccomp_free(c->seccomp);
   g_free(c->rootfs);
+  g_free(c->pod_sandbox);
   if (c->volumes != NULL)
     g_ptr_array_unref(c->volumes);
   g_free(c);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CreatePlan, plan_free)
+
+/* The sandbox container named by a pod member's annotations (CRI-O's, as
+ * podman puts them on pod members, or containerd CRI's), or NULL when the
+ * spec is not a member's. */
+static char *pod_sandbox_of(JsonObject *spec) {
+  JsonNode *n = json_object_get_member(spec, "annotations");
+  if (n == NULL || !JSON_NODE_HOLDS_OBJECT(n))
+    return NULL;
+  JsonObject *a = json_node_get_object(n);
+  static const char *const keys[][2] = {
+      {"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"},
+      {"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"},
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+    const char *type = json_object_get_string_member_with_default(a, keys[i][0], NULL);
+    const char *id = json_object_get_string_member_with_default(a, keys[i][1], NULL);
+    if (type != NULL && strcmp(type, "container") == 0 && id != NULL && *id != '\0')
+      return g_strdup(id);
+  }
+  return NULL;
+}
+
+/* Namespaces of the pod's sandbox container that a member joins. */
+typedef struct {
+  int fds[2];
+  int types[2];
+  int n;
+} PodNs;
+
+static void pod_ns_clear(PodNs *ns) {
+  for (int i = 0; i < ns->n; i++)
+    close(ns->fds[i]);
+  ns->n = 0;
+}
+
+/* A pod's containers share its sandbox container's ipc and uts namespaces
+ * besides the network, as in Kubernetes. The host spec says so with
+ * namespace paths of the sandbox container's host process, which name
+ * nothing in the guest (the library drops them); the pod annotations name
+ * the sandbox container, whose namespaces here are joined instead, for
+ * each kind the member asks for and the sandbox container has of its own.
+ * A sandbox container that is not in this VM (a pod run without one)
+ * leaves the member its own namespaces. */
+static gboolean open_pod_ns(const char *cid, const char *sandbox, const KvOciSpec *spec, PodNs *out,
+                            GError **error) {
+  static const struct {
+    int flag;
+    const char *name;
+  } kinds[] = {{CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"}};
+  out->n = 0;
+  if (sandbox == NULL || strcmp(sandbox, cid) == 0)
+    return TRUE;
+  AgentContainer *sb = containers != NULL ? g_hash_table_lookup(containers, sandbox) : NULL;
+  if (sb == NULL) {
+    agent_debug("container %s: its sandbox container %s is not here: namespaces of its own", cid,
+                sandbox);
+    return TRUE;
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(kinds); i++) {
+    if (!(spec->namespaces & kinds[i].flag) || !(sb->spec->namespaces & kinds[i].flag))
+      continue;
+    int fd = -1;
+    if (!sb->removing && sb->init != NULL && sb->init->pid > 0 && !sb->init->exited) {
+      g_autofree char *path = g_strdup_printf("/proc/%d/ns/%s", (int)sb->init->pid, kinds[i].name);
+      fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      pod_ns_clear(out);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE,
+                  "container %s: its pod's sandbox container %s is not running: no %s namespace "
+                  "to share",
+                  cid, sandbox, kinds[i].name);
+      return FALSE;
+    }
+    out->fds[out->n] = fd;
+    out->types[out->n] = kinds[i].flag;
+    out->n++;
+  }
+  return TRUE;
+}
 
 static gboolean create_container(CreatePlan *plan, GError **error) {
   const char *cid = plan->id;
@@ -310,14 +393,20 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   KvOciSpec *spec = plan->spec;
   if (!agent_etcfiles_prepare(cid, rootfs, spec, error))
     return FALSE;
+  PodNs pod_ns;
+  if (!open_pod_ns(cid, plan->pod_sandbox, spec, &pod_ns, error))
+    return FALSE;
 
   /* From here on every failure undoes what was made before it. */
   g_autofree char *cgroup = agent_cgroup_create(cid, &spec->resources, error);
-  if (cgroup == NULL)
+  if (cgroup == NULL) {
+    pod_ns_clear(&pod_ns);
     return FALSE;
+  }
   int procs = agent_cgroup_open_procs(cgroup, error);
   if (procs < 0) {
     agent_cgroup_remove(cgroup, NULL);
+    pod_ns_clear(&pod_ns);
     return FALSE;
   }
   int start[2] = {-1, -1};
@@ -326,6 +415,7 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pipe: %s", g_strerror(e));
     close(procs);
     agent_cgroup_remove(cgroup, NULL);
+    pod_ns_clear(&pod_ns);
     return FALSE;
   }
   AgentStdio io;
@@ -334,6 +424,7 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
     close(start[0]);
     close(start[1]);
     agent_cgroup_remove(cgroup, NULL);
+    pod_ns_clear(&pod_ns);
     return FALSE;
   }
 
@@ -359,9 +450,16 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
       .seccomp = plan->seccomp,
       .last_cap = agent_launch_last_cap(),
   };
+  for (int i = 0; i < pod_ns.n; i++) {
+    l.unshare_flags &= ~pod_ns.types[i];
+    l.ns_fds[i] = pod_ns.fds[i];
+    l.ns_types[i] = pod_ns.types[i];
+  }
+  l.n_ns = pod_ns.n;
   ensure_reaper();
   int status_fd = -1;
   pid_t pid = agent_launch(&l, &status_fd, error);
+  pod_ns_clear(&pod_ns);
   close(procs);
   close(start[0]);
   if (pid < 0) {
@@ -420,6 +518,7 @@ gboolean agent_m_container_create(AgentCall *call, const KvContainerCreateParams
   plan->spec = kv_ocispec_parse(p->spec, error);
   if (plan->spec == NULL)
     return FALSE;
+  plan->pod_sandbox = pod_sandbox_of(p->spec);
   plan->rootfs = p->rootfs != NULL
                      ? g_strdup(p->rootfs)
                      : g_build_filename(KV_GUEST_SHARED_DIR, "containers", cid, "rootfs", NULL);

@@ -11,10 +11,13 @@
  *
  * One sandbox (1 vCPU, 1024 MiB) per configuration: virtio-fs with each
  * cache mode of LIST (KATAVM_VIRTIOFS_CACHE), then 9p. Each runs a busybox
- * container whose spec adds a tmpfs at /scratch. In it, the same script
- * (written to the rootfs as /fsbench.sh) runs once on the rootfs (/fsb:
- * the shared filesystem) and once on /scratch/fsb (guest tmpfs), in
- * alternating order per round; the host runs it with /bin/sh on a
+ * container whose spec adds a tmpfs at /scratch and which has a volume (a
+ * host directory beside the rootfs, `HOST:/vol` in
+ * katavm_container_config.volumes). In it, the same script (written to the
+ * rootfs as /fsbench.sh) runs on the rootfs (/fsb: the shared filesystem),
+ * on the volume (/vol/fsb: the same shared filesystem, through the
+ * volume's own bind mount in the share) and on /scratch/fsb (guest tmpfs),
+ * in a rotating order per round; the host runs it with /bin/sh on a
  * directory beside the rootfs (same host filesystem as the share's).
  * Steps, each timed inside the script by /proc/uptime (10 ms ticks, read
  * by a shell builtin: no process per stamp):
@@ -33,7 +36,8 @@
  *   512-byte blocks, a request each on a share), then rm -rf it.
  *
  * Printed: seconds per step for each place, MB/s for the sequential steps,
- * and each shared filesystem's ratio to the guest tmpfs (time ratio for
+ * and each shared filesystem's ratio to the guest tmpfs, for the rootfs
+ * ("root") and for the volume ("vol") (time ratio for
  * metadata, goal <= 2; throughput ratio for sequential I/O, goal >= 0.5),
  * with the load average at start and end. Asserts nothing.
  *
@@ -43,6 +47,7 @@
 #include <katavm/katavm.h>
 
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "common.h"
@@ -304,11 +309,12 @@ typedef struct {
   const char *fs; /* for the setter */
   const char *cache;
   const char *timeout;    /* KATAVM_VIRTIOFS_TIMEOUT_MS, or NULL */
-  GArray *share[N_STEPS]; /* double seconds per round */
+  GArray *share[N_STEPS]; /* double seconds per round: the rootfs */
+  GArray *vol[N_STEPS];   /* the volume */
   GArray *tmpfs[N_STEPS];
 } Config;
 
-static gboolean measure(Config *c, const char *bundle, guint rounds) {
+static gboolean measure(Config *c, const char *bundle, const char *voldir, guint rounds) {
   katavm_error *e = NULL;
   if (c->cache)
     g_setenv("KATAVM_VIRTIOFS_CACHE", c->cache, TRUE);
@@ -352,19 +358,26 @@ static gboolean measure(Config *c, const char *bundle, guint rounds) {
   katavm_container_config cc;
   katavm_container_config_init(&cc);
   cc.bundle = bundle;
+  g_autofree char *vol = g_strdup_printf("%s:/vol", voldir);
+  const char *vols[] = {vol, NULL};
+  cc.volumes = vols;
   if (ok && (katavm_container_add(sb, "c", &cc, NULL, &e) < 0 ||
              katavm_container_start(sb, "c", &e) < 0)) {
     print_err("container", e);
     ok = FALSE;
   }
+  static const char *const places[] = {"/fsb", "/vol/fsb", "/scratch/fsb"};
   for (guint r = 0; ok && r < rounds && !interrupted; r++) {
-    double a[N_STEPS], b[N_STEPS];
-    gboolean share_first = r % 2 == 0;
-    ok = run_guest(sb, share_first ? "/fsb" : "/scratch/fsb", share_first ? a : b) &&
-         run_guest(sb, share_first ? "/scratch/fsb" : "/fsb", share_first ? b : a);
+    double t[3][N_STEPS];
+    /* Rotate which place goes first (round 0: rootfs, volume, tmpfs). */
+    for (guint k = 0; ok && k < 3; k++) {
+      guint pl = (r + k) % 3;
+      ok = run_guest(sb, places[pl], t[pl]);
+    }
     for (int i = 0; ok && i < N_STEPS; i++) {
-      g_array_append_val(c->share[i], a[i]);
-      g_array_append_val(c->tmpfs[i], b[i]);
+      g_array_append_val(c->share[i], t[0][i]);
+      g_array_append_val(c->vol[i], t[1][i]);
+      g_array_append_val(c->tmpfs[i], t[2][i]);
     }
   }
   katavm_sandbox_close(sb);
@@ -435,7 +448,8 @@ int main(int argc, char **argv) {
   }
   g_autofree char *load0 = loadavg();
   g_autofree char *bundle = make_bundle(files);
-  int rc = bundle ? 0 : 1;
+  g_autofree char *voldir = g_build_filename(g_tmpdir, "vol", NULL);
+  int rc = bundle && g_mkdir(voldir, 0755) == 0 ? 0 : 1;
 
   guint nc = g_strv_length(cl) + 1;
   Config *cfgs = g_new0(Config, nc);
@@ -450,6 +464,7 @@ int main(int argc, char **argv) {
                              : g_strdup_printf("virtio-fs cache=%s", modes[i]);
     for (int s = 0; s < N_STEPS; s++) {
       c->share[s] = g_array_new(FALSE, FALSE, sizeof(double));
+      c->vol[s] = g_array_new(FALSE, FALSE, sizeof(double));
       c->tmpfs[s] = g_array_new(FALSE, FALSE, sizeof(double));
     }
   }
@@ -468,7 +483,7 @@ int main(int argc, char **argv) {
   for (guint i = 0; rc == 0 && i < nc && !interrupted; i++) {
     if (!json)
       fprintf(stderr, "fs: measuring %s ...\n", cfgs[i].label);
-    if (!measure(&cfgs[i], bundle, rounds))
+    if (!measure(&cfgs[i], bundle, voldir, rounds))
       rc = 1;
   }
   g_autofree char *load1 = loadavg();
@@ -493,6 +508,9 @@ int main(int argc, char **argv) {
       g_string_append(o, ",\"share\":{");
       for (int s = 0; s < N_STEPS; s++)
         g_string_append_printf(o, "%s\"%s\":%.3f", s ? "," : "", steps[s], med(cfgs[i].share[s]));
+      g_string_append(o, "},\"volume\":{");
+      for (int s = 0; s < N_STEPS; s++)
+        g_string_append_printf(o, "%s\"%s\":%.3f", s ? "," : "", steps[s], med(cfgs[i].vol[s]));
       g_string_append(o, "},\"tmpfs\":{");
       for (int s = 0; s < N_STEPS; s++)
         g_string_append_printf(o, "%s\"%s\":%.3f", s ? "," : "", steps[s], med(cfgs[i].tmpfs[s]));
@@ -506,36 +524,40 @@ int main(int argc, char **argv) {
            "%u-file tarball\n",
            rounds, SEQ_MIB, files);
     printf("load average: start %s, end %s\n", load0, load1);
+    /* Per configuration: its rootfs, its volume, the guest tmpfs, and
+     * the rootfs's and the volume's ratio to the tmpfs. */
     printf("%-12s %9s", "step", "host");
     for (guint i = 0; i < nc; i++)
-      printf(" | %-22s %9s %6s", cfgs[i].label, "tmpfs", "ratio");
+      printf(" | %-22s %8s %8s %6s %6s", cfgs[i].label, "vol", "tmpfs", "r.root", "r.vol");
     printf("\n");
     for (int s = 0; s < N_STEPS; s++) {
       printf("%-12s %9.2f", steps[s], med(host[s]));
       for (guint i = 0; i < nc; i++) {
-        double sh = med(cfgs[i].share[s]), tm = med(cfgs[i].tmpfs[s]);
-        printf(" | %-22.2f %9.2f %6.2f", sh, tm, tm > 0 ? sh / tm : 0);
+        double sh = med(cfgs[i].share[s]), vo = med(cfgs[i].vol[s]), tm = med(cfgs[i].tmpfs[s]);
+        printf(" | %-22.2f %8.2f %8.2f %6.2f %6.2f", sh, vo, tm, tm > 0 ? sh / tm : 0,
+               tm > 0 ? vo / tm : 0);
       }
       printf("\n");
     }
     printf("%-12s %9.2f", "meta total", meta_sum(host));
     for (guint i = 0; i < nc; i++) {
-      double sh = meta_sum(cfgs[i].share), tm = meta_sum(cfgs[i].tmpfs);
-      printf(" | %-22.2f %9.2f %6.2f", sh, tm, sh / tm);
+      double sh = meta_sum(cfgs[i].share), vo = meta_sum(cfgs[i].vol), tm = meta_sum(cfgs[i].tmpfs);
+      printf(" | %-22.2f %8.2f %8.2f %6.2f %6.2f", sh, vo, tm, sh / tm, vo / tm);
     }
     printf("   (time ratio share/tmpfs; goal <= 2)\n");
     printf("%-12s %9.2f", "tar total", tar_sum(host));
     for (guint i = 0; i < nc; i++) {
-      double sh = tar_sum(cfgs[i].share), tm = tar_sum(cfgs[i].tmpfs);
-      printf(" | %-22.2f %9.2f %6.2f", sh, tm, sh / tm);
+      double sh = tar_sum(cfgs[i].share), vo = tar_sum(cfgs[i].vol), tm = tar_sum(cfgs[i].tmpfs);
+      printf(" | %-22.2f %8.2f %8.2f %6.2f %6.2f", sh, vo, tm, sh / tm, vo / tm);
     }
     printf("   (time ratio share/tmpfs; goal <= 2)\n");
     for (int s = 0; s < 2; s++) {
       printf("%-12s %9.0f", s ? "read MB/s" : "write MB/s", SEQ_MIB * 1.048576 / med(host[s]));
       for (guint i = 0; i < nc; i++) {
         double sh = SEQ_MIB * 1.048576 / med(cfgs[i].share[s]);
+        double vo = SEQ_MIB * 1.048576 / med(cfgs[i].vol[s]);
         double tm = SEQ_MIB * 1.048576 / med(cfgs[i].tmpfs[s]);
-        printf(" | %-22.0f %9.0f %6.2f", sh, tm, sh / tm);
+        printf(" | %-22.0f %8.0f %8.0f %6.2f %6.2f", sh, vo, tm, sh / tm, vo / tm);
       }
       printf("   (throughput ratio share/tmpfs; goal >= 0.5)\n");
     }
@@ -544,6 +566,7 @@ int main(int argc, char **argv) {
     g_free(cfgs[i].label);
     for (int s = 0; s < N_STEPS; s++) {
       g_array_unref(cfgs[i].share[s]);
+      g_array_unref(cfgs[i].vol[s]);
       g_array_unref(cfgs[i].tmpfs[s]);
     }
   }

@@ -69,6 +69,28 @@ static int add_disks(katavm_sandbox *sb, const char *id, GPtrArray *disks, katav
   return 0;
 }
 
+/* After the container is removed: the disk volumes it had go from the VM
+ * (the guest unmounted them with the container's mount namespace; the
+ * agent's disk_remove syncs first). A detach that fails is logged by the
+ * shim and leaves the disk attached, listed in `inspect`, removable with
+ * `katavm hotplug SB disk rm PATH` or with the sandbox. */
+static void detach_disks_of(katavm_sandbox *sb, const char *id) {
+  g_autoptr(GError) e = NULL;
+  KvShimStateResult st;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_state, NULL, &st, &e))
+    return;
+  for (guint i = 0; st.disks && i < st.disks->len; i++) {
+    const KvDiskInfo *d = st.disks->pdata[i];
+    if (g_strcmp0(d->container, id))
+      continue;
+    katavm_hotplug_request rm;
+    katavm_hotplug_request_init(&rm, KATAVM_HOTPLUG_DISK_REMOVE);
+    rm.path = d->path;
+    katavm_hotplug(sb, &rm, NULL, NULL);
+  }
+  kv_msg_clear(kv_m_shim_state.result, &st);
+}
+
 int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_container_config *cfg,
                          katavm_process **main_out, katavm_error **err) {
   if (!sb || !cfg)
@@ -431,7 +453,10 @@ int katavm_container_remove(katavm_sandbox *sb, const char *id, int force, katav
   if (!sb || !check_cid(id, &e))
     return e ? kv_error_propagate(err, e) : kv_error_set(err, KATAVM_E_INVALID, "sandbox is NULL");
   KvContainerRemoveParams o = {.container_id = (char *)id, .force = force != 0};
-  return simple_call(sb, &kv_m_container_remove, &o, NULL, err);
+  int rc = simple_call(sb, &kv_m_container_remove, &o, NULL, err);
+  if (rc == 0)
+    detach_disks_of(sb, id);
+  return rc;
 }
 
 int katavm_container_list(katavm_sandbox *sb, char ***ids_out, katavm_error **err) {

@@ -127,6 +127,7 @@ static int create_body(Rt *r, gpointer data, int report) {
     goto fail;
   }
   katavm_sandbox_close(sb);
+  rt_procfs_serve(r, c->id);
   rt_child_ready(report);
   int status = rt_relay(proc, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, slave, &e);
   katavm_process_free(proc);

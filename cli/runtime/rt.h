@@ -119,6 +119,13 @@ void rt_trusted_exec(Rt *r, const char *id) G_GNUC_NORETURN;
 int rt_trusted_create(Rt *r, const char *id, const katavm_bundle_info *bi, gboolean *handled);
 int rt_trusted_delete(Rt *r, const char *id);
 
+/* cli/runtime/procfs.c: in the stand-in of container `id`'s init, before
+ * it relays: move the calling (main) thread into a mount namespace of its
+ * own whose /proc shows the container's processes in the guest, which is
+ * where `podman top` (psgo) reads them. Best effort: on failure nothing
+ * changes (a debug message says why). */
+void rt_procfs_serve(Rt *r, const char *id);
+
 int cmd_create(Rt *r, int argc, char **argv);
 int cmd_start(Rt *r, int argc, char **argv);
 int cmd_state(Rt *r, int argc, char **argv);

@@ -640,7 +640,10 @@ KATAVM_API int katavm_container_get_stats(katavm_sandbox *sb, const char *id,
 KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id, int *exit_code,
                                      katavm_error **err);
 
-/* Remove a container and unmount its rootfs and volumes.
+/* Remove a container and unmount its rootfs and volumes; its disk volumes
+ * are then detached from the VM (a detach that fails leaves the disk
+ * attached, listed by katavm_sandbox_inspect with its container, removable
+ * by KATAVM_HOTPLUG_DISK_REMOVE or with the sandbox).
  * force: nonzero = kill it first; else only a stopped container is removed.
  * Errors: KATAVM_E_INVALID (bad id), KATAVM_E_NOT_FOUND, KATAVM_E_STATE
  * (not stopped and not forced, or being created or removed),

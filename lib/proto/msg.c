@@ -178,7 +178,8 @@ MSG(KvNicInfo, "nic", FIELD(KvNicInfo, "mac", KV_T_STR, REQ | NE, mac),
     FIELD(KvNicInfo, "ifname", KV_T_STR, 0, ifname));
 MSG(KvDiskInfo, "disk", FIELD(KvDiskInfo, "path", KV_T_STR, REQ | NE, path),
     FIELD(KvDiskInfo, "serial", KV_T_STR, REQ | NE, serial),
-    FIELD(KvDiskInfo, "device", KV_T_STR, 0, device));
+    FIELD(KvDiskInfo, "device", KV_T_STR, 0, device),
+    FIELD(KvDiskInfo, "container", KV_T_ID, 0, container));
 MSG(KvNetTap, "net tap", FIELD(KvNetTap, "tap", KV_T_STR, REQ | NE, tap, .max = 15),
     FIELD(KvNetTap, "link", KV_T_STR, REQ | NE, link, .max = 15),
     FIELD(KvNetTap, "mac", KV_T_STR, 0, mac, .max = 17),
@@ -207,7 +208,8 @@ MSG(KvShimStateResult, "state result", FIELD(KvShimStateResult, "id", KV_T_ID, R
     FIELD(KvShimStateResult, "shared_fs", KV_T_STR, NE, shared_fs, .max = 16),
     FIELD(KvShimStateResult, "virtiofsd_pid", KV_T_INT, OMIT, virtiofsd_pid, 0, G_MAXINT32),
     FIELD(KvShimStateResult, "error", KV_T_STR, NE, error, .max = 4096),
-    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason));
+    FIELD(KvShimStateResult, "stop_reason", KV_T_STR, 0, stop_reason),
+    FIELD(KvShimStateResult, "net_warnings", KV_T_STRV, 0, net_warnings, .max = 512));
 
 MSG(KvHotplugParams, "hotplug", FIELD(KvHotplugParams, "kind", KV_T_STR, REQ | NE, kind),
     FIELD(KvHotplugParams, "cpus", KV_T_INT, OMIT, cpus),

@@ -354,6 +354,7 @@ typedef struct {
 } KvNicInfo;
 typedef struct {
   char *path, *serial, *device;
+  char *container; /* the container it is mounted in (a disk volume), or NULL */
 } KvDiskInfo;
 /* A tap the shim made for an interface of the sandbox's network namespace
  * (config netns): the tap, redirected both ways by tc to the namespace's
@@ -389,6 +390,10 @@ typedef struct {
    * guest powered off", "guest kernel panic: <line>", "QEMU (pid N) died:
    * ...", "declared failed: <the liveness error>"; NULL while it runs. */
   char *stop_reason;
+  /* Only in answers to `state` (never in state.json): what is wrong with
+   * the sandbox's network now, e.g. an interface of its namespace that was
+   * deleted while the sandbox ran (each a sentence naming it). */
+  char **net_warnings;
 } KvShimStateResult;
 
 /* hotplug (shim): one katavm_hotplug_request. */

@@ -86,6 +86,8 @@ static void on_client_request(KvConn *c, guint32 id, const char *method, JsonObj
   } else if (m == &kv_m_shim_state) {
     KvShimStateResult st;
     shim_describe(s, &st);
+    if (!g_strcmp0(st.state, KV_SANDBOX_RUNNING))
+      st.net_warnings = net_warnings(hotplug_net(cl->hp));
     kv_reply(c, id, m, &st);
     kv_msg_clear(m->result, &st);
   } else if (m == &kv_m_shim_agent_check) {

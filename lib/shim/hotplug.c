@@ -84,6 +84,7 @@ static void disk_free(gpointer p) {
   g_free(d->path);
   g_free(d->serial);
   g_free(d->device);
+  g_free(d->container);
   g_free(d);
 }
 
@@ -114,6 +115,7 @@ static void describe(gpointer user, KvShimStateResult *o) {
     c->path = g_strdup(d->path);
     c->serial = g_strdup(d->serial);
     c->device = g_strdup(d->device);
+    c->container = g_strdup(d->container);
     g_ptr_array_add(o->disks, c);
   }
 }
@@ -215,6 +217,7 @@ void hotplug_restore(Hotplug *h, const KvShimStateResult *st) {
     c->path = g_strdup(d->path);
     c->serial = g_strdup(d->serial);
     c->device = g_strdup(d->device);
+    c->container = g_strdup(d->container);
     g_ptr_array_add(h->disks, c);
   }
   net_restore(h->net, st);
@@ -694,6 +697,7 @@ static void disk_add_done(Op *op, JsonObject *result, const GError *error) {
   d->path = g_strdup(op->req.path);
   d->serial = g_strdup(op->serial);
   d->device = g_strdup(r.device);
+  d->container = g_strdup(op->req.container_id);
   g_ptr_array_add(op->h->disks, d);
   op->res.serial = g_strdup(op->serial);
   op->res.device = g_steal_pointer(&r.device);

@@ -926,3 +926,43 @@ void net_remove_mac(Net *n, const char *mac) {
     return;
   }
 }
+
+/* ---- what is no longer in place (for inspect) ---- */
+
+char **net_warnings(Net *n) {
+  if (!n->netns || !n->taps->len)
+    return NULL;
+  GPtrArray *w = g_ptr_array_new();
+  g_autoptr(GError) e = NULL;
+  int nsfd = netns_open(n->netns, &e);
+  struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
+  if (!ns) {
+    g_ptr_array_add(w, g_strdup_printf("the sandbox's network namespace cannot be used any more "
+                                       "(%s): the guest's interfaces have no way out",
+                                       e ? e->message : n->netns));
+  } else {
+    for (guint i = 0; i < n->taps->len; i++) {
+      const KvNetTap *t = n->taps->pdata[i];
+      gboolean tun = FALSE;
+      if (!link_index(ns, t->link, NULL))
+        g_ptr_array_add(w, g_strdup_printf("interface %s of network namespace %s is gone: the "
+                                           "guest's interface with MAC %s is cut off (its tap %s "
+                                           "is removed with the sandbox)",
+                                           t->link, n->netns, t->mac ? t->mac : "?", t->tap));
+      else if (!link_index(ns, t->tap, &tun) || !tun)
+        g_ptr_array_add(w, g_strdup_printf("tap %s of interface %s (network namespace %s) is gone: "
+                                           "the guest's interface with MAC %s is cut off",
+                                           t->tap, t->link, n->netns, t->mac ? t->mac : "?"));
+    }
+  }
+  if (ns)
+    nl_socket_free(ns);
+  if (nsfd >= 0)
+    close(nsfd);
+  if (!w->len) {
+    g_ptr_array_free(w, TRUE);
+    return NULL;
+  }
+  g_ptr_array_add(w, NULL);
+  return (char **)g_ptr_array_free(w, FALSE);
+}

@@ -38,6 +38,10 @@ void net_teardown(Net *n);
  * create (tap, redirects, the guest interface's configuration). *mac_out:
  * its MAC, the NIC's identity. On failure nothing of it stays. */
 gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error);
+/* For `state` answers: a sentence for each interface of the namespace (or
+ * the namespace itself) that the sandbox was given and that is gone now,
+ * or a tap that is no longer there; NULL when all is in place. */
+char **net_warnings(Net *n);
 /* The NIC with this MAC is one of the namespace's (a tap the shim made). */
 gboolean net_owns_mac(Net *n, const char *mac);
 /* After its NIC was detached: remove its tap and the interface's redirect. */

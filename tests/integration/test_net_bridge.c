@@ -8,7 +8,8 @@
  * - Their containers ask for network namespaces of their own and get the
  *   pod's.
  * - A veth that disappears while the sandbox runs: the sandbox keeps
- *   working, inspect and destroy succeed, and no tap or qdisc is left.
+ *   working, inspect succeeds and names the vanished interface
+ *   (net_warnings), destroy succeeds, and no tap or qdisc is left.
  *
  * `ip` builds the namespaces (test set-up); the product uses only libnl. */
 #include <stdarg.h>
@@ -236,6 +237,11 @@ START_TEST(a_veth_that_disappears_leaves_nothing_behind) {
   g_autofree char *insp = NULL, *err = NULL;
   ck_assert_int_eq(kvt_cli(&insp, &err, "sandbox", "inspect", "gone", "--json", NULL), 0);
   ck_assert_msg(strstr(insp, "\"state\":\"running\""), "%s", insp);
+  /* ... and says which interface is gone. */
+  g_autofree char *want =
+      g_strdup_printf("interface %s of network namespace %s is gone", va, path_a);
+  ck_assert_msg(strstr(insp, "\"net_warnings\"") && strstr(insp, want), "no warning '%s' in %s",
+                want, insp);
   katavm_sandbox_close(a);
   ck_assert_int_eq(katavm_sandbox_destroy(rt, "gone", NULL), 0);
   assert_no_tap(nsa);

@@ -237,6 +237,99 @@ START_TEST(terminal) {
 }
 END_TEST
 
+/* podman exec -it through conmon (--console-socket, --detach): a terminal
+ * in a running container, with resize and the exec's exit status. */
+START_TEST(exec_terminal) {
+  PODMAN_OK(NULL, "run", "-d", "--name", "box", "--network", "none", IMAGE, "sleep", "1000");
+  g_autoptr(GPtrArray) a =
+      podman_argv(FALSE, (const char *const[]){"exec", "-it", "box", "sh", NULL});
+  int master = -1;
+  struct winsize ws = {.ws_row = 24, .ws_col = 80};
+  pid_t pid = forkpty(&master, NULL, NULL, &ws);
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    execvp("podman", (char **)a->pdata);
+    _exit(127);
+  }
+  g_autoptr(GString) acc = g_string_new(NULL);
+  ck_assert_msg(read_until(master, "#", acc), "no prompt: %s", acc->str);
+  const char *c1 = "echo $((6*7))-exec; tty\n";
+  ck_assert(write(master, c1, strlen(c1)) == (ssize_t)strlen(c1));
+  ck_assert_msg(read_until(master, "42-exec", acc), "no answer: %s", acc->str);
+  ck_assert_msg(read_until(master, "/dev/pts/", acc), "not on a terminal: %s", acc->str);
+  struct winsize big = {.ws_row = 37, .ws_col = 111};
+  ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &big), 0);
+  kill(pid, SIGWINCH);
+  g_usleep(G_USEC_PER_SEC);
+  const char *c2 = "stty size; exit 4\n";
+  ck_assert(write(master, c2, strlen(c2)) == (ssize_t)strlen(c2));
+  ck_assert_msg(read_until(master, "37 111", acc), "size not followed: %s", acc->str);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 4, "podman exec -it status %d", status);
+  close(master);
+  /* The container outlives its exec. */
+  char *out = NULL;
+  PODMAN_OK(&out, "inspect", "--format", "{{.State.Status}}", "box");
+  ck_assert_msg(strstr(out, "running"), "state after exec -it: %s", out);
+  g_free(out);
+  PODMAN_OK(NULL, "rm", "-f", "-t", "0", "box");
+  ck_assert_int_eq(kvt_count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
+/* The pid that podman top's output (columns split by blanks) gives in
+ * column `col` on the line that shows `cmd`; 0 when none does. */
+static guint64 top_pid(const char *out, guint col, const char *cmd) {
+  guint64 pid = 0;
+  g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    if (!strstr(*l, cmd))
+      continue;
+    g_auto(GStrv) f = g_strsplit_set(g_strstrip(*l), " \t", -1);
+    guint k = 0;
+    for (char **x = f; *x; x++)
+      if (**x && k++ == col)
+        g_ascii_string_to_unsigned(*x, 10, 1, G_MAXINT, &pid, NULL);
+  }
+  return pid;
+}
+
+/* podman top: the guest's processes, with the guest's pids (a young PID
+ * namespace's: small numbers, not the host stand-in's), and nothing of
+ * the host (the stand-in runs katavm-runtime there, under conmon). Plain
+ * `podman top` reads /proc where the container's host process is (psgo);
+ * with ps(1) options podman runs ps in the container. */
+START_TEST(top) {
+  PODMAN_OK(NULL, "run", "-d", "--name", "topped", "--network", "none", IMAGE, "sleep", "1000");
+  char *out = NULL;
+  PODMAN_OK(&out, "inspect", "--format", "{{.State.Pid}}", "topped");
+  guint64 host_pid = g_ascii_strtoull(out, NULL, 10);
+  g_free(out);
+  ck_assert_uint_gt(host_pid, 0);
+  const char *const forms[][4] = {
+      {"top", "topped", NULL},             /* USER PID PPID ... COMMAND */
+      {"top", "topped", "pid", "args"},    /* psgo descriptors */
+      {"top", "topped", "-o", "pid,args"}, /* ps(1) in the container */
+  };
+  const guint col[] = {1, 0, 0};
+  for (gsize i = 0; i < G_N_ELEMENTS(forms); i++) {
+    const char *args[5] = {forms[i][0], forms[i][1], forms[i][2], forms[i][3], NULL};
+    podman_ok(args, &out);
+    guint64 pid = top_pid(out, col[i], "sleep 1000");
+    ck_assert_msg(pid > 0 && pid < 10 && pid != host_pid,
+                  "podman top %s: no sleep 1000 with a guest pid: %s", args[2] ? args[2] : "", out);
+    ck_assert_msg(!strstr(out, "katavm-runtime") && !strstr(out, "conmon"),
+                  "podman top shows host processes: %s", out);
+    g_free(out);
+  }
+  PODMAN_OK(NULL, "rm", "-f", "-t", "0", "topped");
+  ck_assert_int_eq(kvt_count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
 START_TEST(volumes) {
   g_autofree char *dir = g_build_filename(work, "vol", NULL);
   g_mkdir_with_parents(dir, 0755);
@@ -280,6 +373,21 @@ START_TEST(pod) {
   }
   ck_assert_msg(fetched, "no page from the pod's other container: %s", out);
   g_free(out);
+  /* The pod's ipc and uts namespaces too, as in Kubernetes: the same
+   * namespaces (the links name them by inode), the same hostname, and a
+   * POSIX shared-memory object one member makes is the other's. */
+  const char *show = "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname";
+  char *a = NULL, *b = NULL;
+  PODMAN_OK(&a, "exec", "srv", "sh", "-c", show);
+  PODMAN_OK(NULL, "exec", "srv", "sh", "-c", "echo shared-ipc > /dev/shm/kvt-obj");
+  PODMAN_OK(&b, "run", "--rm", "--pod", "kvpod", IMAGE, "sh", "-c",
+            "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname; "
+            "cat /dev/shm/kvt-obj");
+  ck_assert_msg(strstr(a, "ipc:[") && strstr(a, "uts:["), "namespaces: %s", a);
+  ck_assert_msg(g_str_has_prefix(b, a), "namespaces or hostname differ: srv\n%s\nother\n%s", a, b);
+  ck_assert_msg(strstr(b + strlen(a), "shared-ipc"), "shm object not shared: %s", b);
+  g_free(a);
+  g_free(b);
   /* The infra container, the server and the client: one VM. */
   PODMAN_OK(NULL, "exec", "srv", "true");
   ck_assert_int_eq(kvt_count_vms(), 1);
@@ -352,8 +460,19 @@ int main(void) {
   tcase_add_test(t, run_exit_logs);
   tcase_add_test(t, terminal);
   tcase_add_test(t, volumes);
-  tcase_add_test(t, pod);
   tcase_add_test(t, published_port);
   suite_add_tcase(s, t);
+  /* One case each (CK_RUN_CASE=exec picks one). */
+  TCase *x = tcase_create("exec");
+  tcase_add_checked_fixture(x, setup, teardown);
+  tcase_set_timeout(x, 900);
+  tcase_add_test(x, exec_terminal);
+  tcase_add_test(x, top);
+  suite_add_tcase(s, x);
+  TCase *pc = tcase_create("pod");
+  tcase_add_checked_fixture(pc, setup, teardown);
+  tcase_set_timeout(pc, 900);
+  tcase_add_test(pc, pod);
+  suite_add_tcase(s, pc);
   return kvt_run_suite(s);
 }

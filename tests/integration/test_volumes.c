@@ -649,6 +649,33 @@ START_TEST(disk_volume) {
   g_autofree char *dbg = g_strdup_printf("debugfs -R 'cat /w.txt' %s", img);
   ck_assert(g_spawn_command_line_sync(dbg, &w, NULL, NULL, NULL));
   ck_assert_msg(strstr(w, "written"), "the image holds: %s", w);
+  /* Removing the container detaches its disk: inspect lists it no more,
+   * and the same image can be the disk volume of the next container. */
+  const char *sb = "diskvol";
+  g_clear_pointer(&err, g_free);
+  ck_assert_msg(kvt_cli(NULL, &err, "sandbox", "create", "--name", sb, NULL) == 0, "%s", err);
+  g_clear_pointer(&err, g_free);
+  ck_assert_msg(kvt_cli(NULL, &err, "container", "add", "-v", v, sb, "c1", rootfs, "--", "sleep",
+                        "100000", NULL) == 0,
+                "%s", err);
+  ck_assert_int_eq(kvt_cli(NULL, NULL, "container", "start", sb, "c1", NULL), 0);
+  g_autofree char *insp = NULL;
+  ck_assert_int_eq(kvt_cli(&insp, NULL, "sandbox", "inspect", sb, "--json", NULL), 0);
+  ck_assert_msg(strstr(insp, img) && strstr(insp, "\"container\":\"c1\""),
+                "the disk of c1 is not listed: %s", insp);
+  ck_assert_int_eq(kvt_cli(NULL, NULL, "container", "rm", "-f", sb, "c1", NULL), 0);
+  g_clear_pointer(&insp, g_free);
+  ck_assert_int_eq(kvt_cli(&insp, NULL, "sandbox", "inspect", sb, "--json", NULL), 0);
+  ck_assert_msg(!strstr(insp, img), "the disk is still attached after container rm: %s", insp);
+  g_clear_pointer(&err, g_free);
+  ck_assert_msg(kvt_cli(NULL, &err, "container", "add", "-v", v, sb, "c2", rootfs, "--", "sleep",
+                        "100000", NULL) == 0,
+                "the disk cannot be given again: %s", err);
+  ck_assert_int_eq(kvt_cli(NULL, NULL, "container", "start", sb, "c2", NULL), 0);
+  g_clear_pointer(&out, g_free);
+  ck_assert_int_eq(kvt_cli(&out, NULL, "exec", "diskvol/c2", "--", "cat", "/db/w.txt", NULL), 0);
+  ck_assert_msg(strstr(out, "written"), "c2 reads: %s", out);
+  ck_assert_int_eq(kvt_cli(NULL, NULL, "sandbox", "rm", "-f", sb, NULL), 0);
   /* Not a disk: clear error, nothing left. */
   g_autofree char *bad = g_strdup_printf("%s/nope.img:/db:disk", workdir);
   g_clear_pointer(&err, g_free);
