@@ -84,6 +84,15 @@ def test_katavm_pods_beside_runc(env):
     rc, _, err = env.exec_sync(side, ["/no/such/cmd"])
     assert rc != 0
 
+    # The pod's containers share its hostname, uts and ipc namespaces (the
+    # pause container's, as in Kubernetes).
+    views = []
+    for cid in (web, side):
+        rc, out, err = env.exec_sync(cid, ["sh", "-c", "hostname; readlink /proc/self/ns/uts; readlink /proc/self/ns/ipc"])
+        assert rc == 0, err
+        views.append(out.split())
+    assert views[0] == views[1] and views[0][0] == "web", views
+
     # The pod's containers share its network: 127.0.0.1 reaches httpd.
     # No -T: Debian 12's busybox-static (1.35) wget -T N dies of SIGSEGV,
     # on the host as well; the RPC deadline bounds a hang.
