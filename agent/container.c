@@ -137,6 +137,8 @@ static void container_free(AgentContainer *ct) {
     agent_process_unref(ct->init);
   }
   agent_path_pins_clear(&ct->path_pins);
+  if (ct->layer)
+    agent_rootfs_layer_unmount(ct->id);
   kv_ocispec_free(ct->spec);
   agent_seccomp_free(ct->seccomp);
   g_free(ct->rootfs);
@@ -270,6 +272,7 @@ typedef struct {
   KvOciSpec *spec;
   AgentSeccomp *seccomp;
   char *rootfs;
+  char *layer;        /* the writable layer's overlay (rootfs.c), or NULL */
   GPtrArray *volumes; /* KvVolume* (the params', stolen) */
   guint32 ids[3];
   char *pod_sandbox; /* the pod's sandbox container, from the annotations, or NULL */
@@ -282,6 +285,9 @@ static void plan_free(CreatePlan *c) {
   agent_seccomp_free(c->seccomp);
   g_free(c->rootfs);
   g_free(c->pod_sandbox);
+  if (c->layer != NULL)
+    agent_rootfs_layer_unmount(c->id);
+  g_free(c->layer);
   if (c->volumes != NULL)
     g_ptr_array_unref(c->volumes);
   g_free(c);
@@ -391,6 +397,17 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   if (!agent_streams_check_free(c, ids, 3, error))
     return FALSE;
   KvOciSpec *spec = plan->spec;
+  /* The container's root is then the overlay; the share's rootfs stays
+   * what bind sources relative to the bundle are found beside. */
+  const char *lower = rootfs;
+  if (spec->storage_size_mib > 0) {
+    plan->layer = agent_rootfs_layer_mount(cid, lower, spec->storage_size_mib, error);
+    if (plan->layer == NULL) {
+      g_prefix_error(error, "container %s: ", cid);
+      return FALSE;
+    }
+    rootfs = plan->layer;
+  }
   if (!agent_etcfiles_prepare(cid, rootfs, spec, error))
     return FALSE;
   PodNs pod_ns;
@@ -432,7 +449,7 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
                               ? agent_home_of(rootfs, spec->process->uid)
                               : NULL;
   g_auto(GStrv) envp = agent_process_envp(spec->process, rootfs, home, spec->process->uid);
-  g_auto(GStrv) sources = resolve_bind_sources(spec, rootfs, plan->volumes);
+  g_auto(GStrv) sources = resolve_bind_sources(spec, lower, plan->volumes);
   g_autofree int *trees = g_new0(int, spec->mounts->len + 1);
   AgentLaunch l = {
       .unshare_flags = spec->namespaces,
@@ -473,7 +490,12 @@ static gboolean create_container(CreatePlan *plan, GError **error) {
   AgentContainer *ct = g_new0(AgentContainer, 1);
   ct->id = g_strdup(cid);
   ct->status = AGENT_CONTAINER_CREATING;
-  ct->rootfs = g_steal_pointer(&plan->rootfs);
+  ct->layer = plan->layer != NULL;
+  if (ct->layer) {
+    ct->rootfs = g_steal_pointer(&plan->layer);
+  } else {
+    ct->rootfs = g_steal_pointer(&plan->rootfs);
+  }
   ct->cgroup = g_steal_pointer(&cgroup);
   ct->home = g_steal_pointer(&home);
   ct->home_uid = spec->process->uid;

@@ -32,7 +32,8 @@ typedef struct {
   gboolean paused; /* its cgroup is frozen (container_pause) */
   KvOciSpec *spec;
   AgentSeccomp *seccomp;
-  char *rootfs;
+  char *rootfs;   /* the overlay of its writable layer when it has one */
+  gboolean layer; /* a bounded writable layer (rootfs.c), dropped with it */
   char *cgroup;
   /* HOME of the main process's user from the rootfs's /etc/passwd, read
    * once at creation ("/" when it has none): execs as that user get it

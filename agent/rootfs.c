@@ -1,5 +1,5 @@
 /* agent/rootfs.c: what the agent reads from a container's rootfs once, at
- * creation (see rootfs.h). */
+ * creation, and the bounded writable layer over it (see rootfs.h). */
 #include "rootfs.h"
 #include "launch.h"
 #include "log.h"
@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -144,4 +145,84 @@ void agent_path_pins_clear(AgentPathPins *pins) {
   for (guint i = 0; i < pins->n; i++)
     close(pins->fds[i]);
   pins->n = 0;
+}
+
+/* ---- the bounded writable layer ----
+ *
+ * A container whose spec asks for one (KvOciSpec.storage_size_mib) writes
+ * into a tmpfs of that size in the guest, as the upper directory of an
+ * overlay whose lower directory is the rootfs in the share: the host's
+ * rootfs is only read (the shim shares it read-only), and what the
+ * container writes costs guest memory, at most the bound, never host disk.
+ * A write past the bound fails with ENOSPC in the container. The layer
+ * lives as long as the container: its mounts are detached when the agent
+ * forgets the container, and the tmpfs is freed with the last mount
+ * namespace that holds it. */
+
+static char *layer_dir(const char *cid) {
+  return g_build_filename(AGENT_LAYERS_DIR, cid, NULL);
+}
+
+static gboolean layer_fail(GError **error, const char *what, const char *path) {
+  int e = errno;
+  g_set_error(error, KV_ERROR_DOMAIN, e == ENODEV ? KV_E_UNSUPPORTED : KV_E_IO, "%s %s: %s", what,
+              path, g_strerror(e));
+  return FALSE;
+}
+
+char *agent_rootfs_layer_mount(const char *cid, const char *lower, guint64 size_mib,
+                               GError **error) {
+  g_autofree char *dir = layer_dir(cid);
+  g_autofree char *upper = g_build_filename(dir, "upper", NULL);
+  g_autofree char *work = g_build_filename(dir, "work", NULL);
+  g_autofree char *root = g_build_filename(dir, "root", NULL);
+  g_autofree char *opts = g_strdup_printf("size=%" G_GUINT64_FORMAT "m,mode=0700", size_mib);
+  if (g_mkdir_with_parents(dir, 0700) < 0) {
+    layer_fail(error, "writable layer: cannot create", dir);
+    return NULL;
+  }
+  if (mount("katavm-layer", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+    layer_fail(error, "writable layer: cannot mount a tmpfs on", dir);
+    rmdir(dir);
+    return NULL;
+  }
+  /* The upper directory becomes the container's root directory: the
+   * rootfs's own mode and owner, not the tmpfs's. */
+  struct stat st = {0};
+  gboolean ok = stat(lower, &st) == 0 || layer_fail(error, "writable layer: rootfs", lower);
+  ok = ok && (mkdir(upper, st.st_mode & 07777) == 0 || layer_fail(error, "cannot create", upper));
+  ok = ok && (chown(upper, st.st_uid, st.st_gid) == 0 || layer_fail(error, "cannot chown", upper));
+  ok = ok && (mkdir(work, 0700) == 0 || layer_fail(error, "cannot create", work));
+  ok = ok && (mkdir(root, 0755) == 0 || layer_fail(error, "cannot create", root));
+  if (ok) {
+    /* Under virtio-fs the rootfs (a bind mount of its own on the host) is
+     * a submount, an automount point in the guest until something opens
+     * it; overlayfs does not cross one ("filesystem ... not supported").
+     * Opening the directory mounts it; the fd keeps it until the overlay
+     * holds it. */
+    int held = open(lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    g_autofree char *ovl =
+        g_strdup_printf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    ok = held >= 0 || layer_fail(error, "writable layer: cannot open", lower);
+    ok = ok && (mount("katavm-rootfs", root, "overlay", 0, ovl) == 0 ||
+                layer_fail(error, "writable layer: cannot mount an overlay on", root));
+    if (held >= 0)
+      close(held);
+  }
+  if (!ok) {
+    umount2(dir, MNT_DETACH);
+    rmdir(dir);
+    return NULL;
+  }
+  return g_steal_pointer(&root);
+}
+
+void agent_rootfs_layer_unmount(const char *cid) {
+  g_autofree char *dir = layer_dir(cid);
+  g_autofree char *root = g_build_filename(dir, "root", NULL);
+  if (umount2(root, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    agent_error("writable layer of %s: unmounting %s: %s", cid, root, g_strerror(errno));
+  if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    agent_error("writable layer of %s: unmounting %s: %s", cid, dir, g_strerror(errno));
+  rmdir(dir);
 }

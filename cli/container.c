@@ -54,7 +54,8 @@ static int open_sb(CliCtx *c, const char *id, katavm_sandbox **sb) {
 }
 
 int cmd_container(CliCtx *c, int argc, char **argv) {
-  const char *usage = "usage: katavm container add [-v HOST:DEST[:ro]]... SANDBOX ID "
+  const char *usage = "usage: katavm container add [-v HOST:DEST[:ro]]... [--storage-size MIB] "
+                      "SANDBOX ID "
                       "BUNDLE_OR_ROOTFS [-- CMD...] |"
                       " start|rm [-f]|kill [-s SIG]|stats SANDBOX ID | ls SANDBOX";
   if (argc < 3)
@@ -65,15 +66,21 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
   gboolean force = FALSE;
   int sig = SIGTERM;
   g_auto(GStrv) volumes = NULL;
+  int storage = 0;
   GOptionEntry entries[] = {
       {"force", 'f', 0, G_OPTION_ARG_NONE, &force, "kill a running container first", NULL},
       {"signal", 's', 0, G_OPTION_ARG_INT, &sig, "signal number (kill)", "SIG"},
       {"volume", 'v', 0, G_OPTION_ARG_STRING_ARRAY, &volumes,
        "add: bind-mount a host file or directory into the container (repeatable)",
        "HOST:DEST[:ro]"},
+      {"storage-size", 0, 0, G_OPTION_ARG_INT, &storage,
+       "add: the container writes into a layer of this size in the guest, not into the rootfs",
+       "MIB"},
       {NULL}};
   if (!cli_parse_posix(&argc, &argv, "", entries, TRUE))
     return 2;
+  if (storage < 0)
+    return cli_usage("container add: --storage-size must not be negative");
   katavm_sandbox *sb = NULL;
   katavm_error *e = NULL;
   int rc;
@@ -123,6 +130,7 @@ int cmd_container(CliCtx *c, int argc, char **argv) {
       i++;
     cc.argv = i < argc ? (const char *const *)argv + i : NULL;
     cc.volumes = (const char *const *)volumes;
+    cc.storage_size_mib = (unsigned)storage;
     rc = katavm_container_add(sb, id, &cc, NULL, &e);
   } else if (!strcmp(sub, "start")) {
     rc = katavm_container_start(sb, id, &e);

@@ -10,7 +10,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   gboolean interactive = FALSE, tty = FALSE, rm = FALSE;
   g_autofree char *name = NULL, *netns = NULL, *net = NULL;
   g_auto(GStrv) volumes = NULL, publish = NULL;
-  int cpus = 0, mem = 0, max_cpus = 0, max_mem = 0;
+  int cpus = 0, mem = 0, max_cpus = 0, max_mem = 0, storage = 0;
   GOptionEntry entries[] = {
       {"name", 0, 0, G_OPTION_ARG_FILENAME, &name, "sandbox id", "ID"},
       {"cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "vCPUs", "N"},
@@ -28,6 +28,8 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
       {"tty", 't', 0, G_OPTION_ARG_NONE, &tty, "allocate a terminal", NULL},
       {"volume", 'v', 0, G_OPTION_ARG_STRING_ARRAY, &volumes,
        "bind-mount a host file or directory into the container (repeatable)", "HOST:DEST[:ro]"},
+      {"storage-size", 0, 0, G_OPTION_ARG_INT, &storage,
+       "the container writes into a layer of this size in the guest, not into the rootfs", "MIB"},
       {NULL}};
   if (!cli_parse_posix(&argc, &argv, "ROOTFS_OR_BUNDLE -- CMD...", entries, TRUE))
     return 2;
@@ -37,7 +39,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   if (i >= argc)
     return cli_usage(
         "usage: katavm run [options] [-v HOST:DEST[:ro]]... ROOTFS_OR_BUNDLE -- CMD...");
-  if (cpus < 0 || mem < 0 || max_cpus < 0 || max_mem < 0)
+  if (cpus < 0 || mem < 0 || max_cpus < 0 || max_mem < 0 || storage < 0)
     return cli_usage("run: sizes must not be negative");
   if (!*argv[i]) {
     fprintf(stderr, "katavm: run: the rootfs or bundle path is empty\n");
@@ -79,6 +81,7 @@ int cmd_run(CliCtx *c, int argc, char **argv) {
   cc.argv = i < argc ? (const char *const *)argv + i : NULL;
   cc.tty = tty;
   cc.volumes = (const char *const *)volumes;
+  cc.storage_size_mib = (unsigned)storage;
   katavm_process *p = NULL;
   int rc = 125;
   if (katavm_container_add(sb, sid, &cc, &p, &e) < 0 || katavm_container_start(sb, sid, &e) < 0) {

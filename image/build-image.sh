@@ -31,7 +31,7 @@ SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 # anything else is loaded; virtio_mmio is there for the microvm machine type.
 EARLY_MODULES=(virtio_pci virtio_mmio virtio_console)
 EARLY_OPTIONAL=(virtio_mmio)
-LATE_MODULES=(virtiofs 9p 9pnet_virtio virtio_net virtio_blk virtio_mem ext4 vfat
+LATE_MODULES=(virtiofs 9p 9pnet_virtio virtio_net virtio_blk virtio_mem ext4 vfat overlay
   vmw_vsock_virtio_transport)
 
 die() {

@@ -110,6 +110,16 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   if (!spec)
     return kv_error_propagate(err, e);
   kv_oci_override(spec, cfg->argv, cfg->env, cfg->cwd, cfg->hostname, cfg->tty, cfg->readonly);
+  if (cfg->storage_size_mib > 0) {
+    if (cfg->storage_size_mib > KV_OCI_STORAGE_SIZE_MAX_MIB)
+      return kv_error_set(err, KATAVM_E_INVALID, "storage_size_mib %u is out of range 1..%u",
+                          cfg->storage_size_mib, KV_OCI_STORAGE_SIZE_MAX_MIB);
+    if (cfg->readonly)
+      return kv_error_set(err, KATAVM_E_INVALID,
+                          "storage_size_mib bounds a writable layer: not with readonly");
+    kv_oci_set_annotation(spec, KV_OCI_STORAGE_SIZE_ANNOTATION,
+                          g_strdup_printf("%u", cfg->storage_size_mib));
+  }
   g_autoptr(GPtrArray) disks = NULL;
   if (!kv_oci_add_volumes(spec, cfg->volumes, &disks, &e))
     return kv_error_propagate(err, e);
@@ -126,7 +136,9 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
       .container_id = (char *)id,
       .spec = spec,
       .rootfs = rootfs,
-      .readonly = parsed->root_readonly,
+      /* A bounded writable layer lives in the guest: the guest never
+       * needs to write the host's rootfs then. */
+      .readonly = parsed->root_readonly || parsed->storage_size_mib > 0,
       .volumes = volumes->len ? volumes : NULL,
   };
   katavm_process *p = NULL;

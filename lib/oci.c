@@ -1,7 +1,8 @@
 /* lib/oci.c: OCI bundles on the host: loading and validating config.json
  * (errors name the field), resolving the rootfs without letting a symlink
  * lead out of the bundle, the default spec for a plain rootfs (what
- * `runc spec` writes), and the caller's overrides. */
+ * `runc spec` writes, plus lib/seccomp.c's filter), and the caller's
+ * overrides. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -21,15 +22,9 @@ static const char DEFAULT_SPEC[] =
     "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\","
     "\"TERM=xterm\",\"HOME=/root\"],\"cwd\":\"/\","
     "\"capabilities\":{"
-    "\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
-    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
-    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"],"
-    "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
-    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
-    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"],"
-    "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\",\"CAP_CHOWN\","
-    "\"CAP_DAC_OVERRIDE\",\"CAP_FOWNER\",\"CAP_FSETID\",\"CAP_SETGID\",\"CAP_SETUID\","
-    "\"CAP_SETPCAP\",\"CAP_NET_RAW\",\"CAP_SYS_CHROOT\",\"CAP_MKNOD\",\"CAP_SETFCAP\"]},"
+    "\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+    "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+    "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
     "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
     "\"noNewPrivileges\":true},"
     "\"root\":{\"path\":\"rootfs\",\"readonly\":false},"
@@ -48,7 +43,9 @@ static const char DEFAULT_SPEC[] =
     "\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]}],"
     "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"ipc\"},"
     "{\"type\":\"uts\"},{\"type\":\"mount\"}],"
-    "\"maskedPaths\":[\"/proc/kcore\",\"/proc/keys\",\"/proc/timer_list\"],"
+    "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\","
+    "\"/proc/latency_stats\",\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\","
+    "\"/sys/firmware\",\"/proc/scsi\"],"
     "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\","
     "\"/proc/sysrq-trigger\"]}}";
 
@@ -381,6 +378,10 @@ JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_ou
         error);
   } else {
     spec = kv_oci_default_spec();
+    /* `runc spec` writes none; a container made from a plain rootfs gets
+     * the engines' kind of filter all the same (lib/seccomp.c). */
+    json_object_set_object_member(json_object_get_object_member(spec, "linux"), "seccomp",
+                                  kv_oci_default_seccomp());
     if (!rootfs || !g_path_is_absolute(rootfs)) {
       g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "rootfs '%s' must be an absolute path",
                   rootfs ? rootfs : "(null)");
@@ -432,6 +433,16 @@ void kv_oci_pod_namespaces(JsonObject *spec) {
     if (JSON_NODE_HOLDS_OBJECT(e) && json_object_has_member(json_node_get_object(e), "path"))
       json_object_remove_member(json_node_get_object(e), "path");
   }
+}
+
+void kv_oci_set_annotation(JsonObject *spec, const char *key, char *value) {
+  JsonNode *n = json_object_get_member(spec, "annotations");
+  if (n == NULL || !JSON_NODE_HOLDS_OBJECT(n)) {
+    json_object_set_object_member(spec, "annotations", json_object_new());
+    n = json_object_get_member(spec, "annotations");
+  }
+  json_object_set_string_member(json_node_get_object(n), key, value);
+  g_free(value);
 }
 
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,

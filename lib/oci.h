@@ -14,6 +14,9 @@ gboolean kv_oci_validate(JsonObject *spec, GError **error);
 KvOciSpec *kv_oci_check(JsonObject *spec, GError **error);
 /* The default spec for a plain rootfs, like `runc spec`. */
 JsonObject *kv_oci_default_spec(void);
+/* The default seccomp profile (linux.seccomp) of a container from a plain
+ * rootfs (lib/seccomp.c). */
+JsonObject *kv_oci_default_seccomp(void);
 /* bundle/config.json parsed, not yet validated: KATAVM_E_NOT_FOUND when
  * the bundle is missing, KATAVM_E_INVALID when it has no config.json or
  * that is not a JSON object, too deep or too large. */
@@ -35,6 +38,9 @@ JsonObject *kv_oci_process_new(const char *const *argv, const char *const *env, 
  * container then shares the VM's network with its pod and gets ipc, uts
  * and pid namespaces of its own in the guest. */
 void kv_oci_pod_namespaces(JsonObject *spec);
+/* Set annotations[key] = value (taken) in spec, making the object when
+ * there is none. */
+void kv_oci_set_annotation(JsonObject *spec, const char *key, char *value);
 void kv_oci_override(JsonObject *spec, const char *const *argv, const char *const *env,
                      const char *cwd, const char *hostname, int tty, int readonly);
 

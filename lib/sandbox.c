@@ -180,8 +180,16 @@ gboolean kv_sandbox_rpc_timeout(katavm_sandbox *sb, const KvMethod *m, gconstpoi
   else if (timeout_ms == 0)
     timeout_ms = KV_CALL_TIMEOUT_MS;
   g_autoptr(JsonObject) r = kv_conn_call_sync(sb->conn, m->name, o, timeout_ms, error);
-  if (!r)
+  if (!r) {
+    /* The connection itself broke mid-call ("peer closed the connection"):
+     * say whose end it was and what comes next. */
+    if (error && *error && g_error_matches(*error, KV_PROTO_ERROR, KV_PROTO_ERROR_CLOSED))
+      g_prefix_error(error,
+                     "the shim of sandbox '%s' went away during %s (it exited, was killed or "
+                     "crashed; the next call recovers the sandbox): ",
+                     sb->id, m->name);
     return FALSE;
+  }
   return !result || kv_result_check(m, r, result, error);
 }
 

@@ -432,7 +432,12 @@ typedef struct katavm_container_config {
   /* Either an OCI bundle directory (config.json + its root.path) ... */
   const char *bundle;
   /* ... or a plain rootfs directory, for which a default spec is made, like
-   * `runc spec` writes (sh, namespaces pid/ipc/uts/mount, default mounts). */
+   * `runc spec` writes (sh, namespaces pid/ipc/uts/mount, default mounts,
+   * masked and read-only /proc paths, noNewPrivileges, and only the
+   * capabilities AUDIT_WRITE, KILL and NET_BIND_SERVICE), plus a default
+   * seccomp filter like the container engines' (an allow list: mount,
+   * unshare, setns, keyctl, bpf, module and clock calls and clone with
+   * namespace flags fail with EPERM; README.md "Containers"). */
   const char *rootfs;
   /* Overrides of the spec's process (NULL = keep the spec's). argv and env
    * are NULL-terminated. */
@@ -467,6 +472,19 @@ typedef struct katavm_container_config {
    * string array; a HOST or DEST with ':' in it cannot be given here (give
    * it in a bundle's mounts instead). NULL = none. */
   const char *const *volumes;
+  /* The size in MiB of the container's writable layer; 0 = none (the
+   * container writes into its rootfs on the host, which a rootfs-filling
+   * container fills). With a size the rootfs is shared read-only and the
+   * container's writes go to a layer of that size in the guest: an overlay
+   * over the rootfs whose upper directory is a tmpfs in guest memory.
+   * Writing past the size fails with ENOSPC in the container; nothing of
+   * it reaches the host's rootfs or the host filesystem that holds it; it
+   * is gone with the container. What the layer holds counts against the
+   * sandbox's memory (katavm_sandbox_config.memory_mib), so size both
+   * together. 1..1048576; not with readonly. A bundle may ask the same
+   * with the annotation "io.katavm.storage_size_mib" (this field wins).
+   * See docs/storage.md. */
+  unsigned int storage_size_mib;
 } katavm_container_config;
 
 /* The most volumes one container may have (config volumes and the

@@ -989,6 +989,29 @@ KvOciSpec *kv_ocispec_parse(JsonObject *spec, GError **error) {
     s->hostname = g_strdup(hostname);
   }
 
+  JsonObject *ann = NULL;
+  const char *size = NULL;
+  if (!get_object(spec, "annotations", "spec", &ann, error) ||
+      (ann != NULL &&
+       !get_string(ann, KV_OCI_STORAGE_SIZE_ANNOTATION, "spec: annotations", FALSE, &size, error)))
+    return NULL;
+  if (size != NULL) {
+    guint64 mib = 0;
+    if (!g_ascii_string_to_unsigned(size, 10, 1, KV_OCI_STORAGE_SIZE_MAX_MIB, &mib, NULL)) {
+      invalid(error,
+              "spec: annotations." KV_OCI_STORAGE_SIZE_ANNOTATION
+              ": '%s' is not a size in MiB in 1..%u",
+              size, KV_OCI_STORAGE_SIZE_MAX_MIB);
+      return NULL;
+    }
+    if (s->root_readonly) {
+      invalid(error, "spec: annotations." KV_OCI_STORAGE_SIZE_ANNOTATION
+                     ": a read-only root (root.readonly) has no writable layer to bound");
+      return NULL;
+    }
+    s->storage_size_mib = mib;
+  }
+
   JsonArray *mounts = NULL;
   if (!get_array(spec, "mounts", "spec", &mounts, error))
     return NULL;

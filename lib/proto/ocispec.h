@@ -129,7 +129,14 @@ typedef struct {
   unsigned long rootfs_propagation; /* MS_* | MS_REC, 0 = rprivate */
   KvOciResources resources;
   KvOciSeccomp *seccomp; /* linux.seccomp or NULL */
+  /* annotations[KV_OCI_STORAGE_SIZE_ANNOTATION]: the size of the
+   * container's writable layer in MiB (a tmpfs in the guest over the
+   * shared rootfs, agent/rootfs.c); 0 = none, writes reach the rootfs. */
+  guint64 storage_size_mib;
 } KvOciSpec;
+
+#define KV_OCI_STORAGE_SIZE_ANNOTATION "io.katavm.storage_size_mib"
+#define KV_OCI_STORAGE_SIZE_MAX_MIB (1024u * 1024u)
 
 /* Parses an OCI process object. defaults (may be NULL): an exec takes
  * whatever its process object leaves out (env, cwd, user, capabilities,

@@ -30,9 +30,15 @@
  * images (isolation comes from the VM boundary); security_default_confined
  * = 0 says the same for the default policy, and keeps libvirt from
  * printing a warning about it to stderr on every open.
- * namespaces = [] (9p only): libvirt would otherwise start QEMU in a private mount
- * namespace, and bind mounts the runtime adds under the 9p shared dir after
- * boot (container rootfs, volumes) would stay invisible to the guest.
+ * namespaces: [ "mount" ] (libvirt's default, written out so that it is
+ * not lost to a changed default) gives QEMU a private mount namespace with
+ * a /dev of its own holding only its devices; it is all libvirt's QEMU
+ * driver offers. [ ] for 9p only: bind mounts the runtime adds under the 9p
+ * shared dir after boot (container rootfs, volumes) would otherwise stay
+ * invisible to the guest.
+ * seccomp_sandbox = 1: QEMU's own seccomp filter (-sandbox on, with
+ * obsolete, elevateprivileges, spawn and resourcecontrol denied), asked
+ * for outright rather than left to "if QEMU has it" (-1, the default).
  * stdio_handler = "file": QEMU's stderr goes to ROOT/log/qemu/NAME.log
  * directly; there is no virtlogd next to an embedded driver.
  * cgroup_controllers = []: libvirt's per-VM cgroup setup cost about 0.25 s
@@ -46,6 +52,7 @@ static const char qemu_conf[] =
     "remember_owner = 0\n"
     "security_driver = \"none\"\n"
     "security_default_confined = 0\n"
+    "seccomp_sandbox = 1\n"
     "%s"
     "stdio_handler = \"file\"\n"
     "cgroup_controllers = [ ]\n";
@@ -182,9 +189,8 @@ char *kv_vmm_embed_prepare_ns(const char *root, const char *caps_cache, gboolean
 
   g_autofree char *conf = g_build_filename(etc, "qemu.conf", NULL);
   g_autoptr(GError) local = NULL;
-  /* The default (no namespaces line) is a private mount namespace with
-   * its own /dev holding only QEMU's devices. */
-  g_autofree char *text = g_strdup_printf(qemu_conf, mount_ns ? "" : "namespaces = [ ]\n");
+  g_autofree char *text =
+      g_strdup_printf(qemu_conf, mount_ns ? "namespaces = [ \"mount\" ]\n" : "namespaces = [ ]\n");
   if (!g_file_set_contents(conf, text, -1, &local)) {
     g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID, "cannot write '%s': %s", conf,
                 local->message);

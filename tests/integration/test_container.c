@@ -709,6 +709,42 @@ START_TEST(pod_with_containers) {
 }
 END_TEST
 
+/* Total bytes of the regular files under dir (the host's view). */
+static guint64 tree_bytes(const char *dir) {
+  g_autofree char *cmd = g_strdup_printf("find %s -type f -printf '%%s\\n'", dir);
+  g_autofree char *out = NULL;
+  ck_assert(g_spawn_command_line_sync(cmd, &out, NULL, NULL, NULL));
+  guint64 total = 0;
+  g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+  for (char **l = lines; *l; l++)
+    total += g_ascii_strtoull(*l, NULL, 10);
+  return total;
+}
+
+/* A container from a plain rootfs (not a bundle), its main process idle. */
+static void add_rootfs(katavm_sandbox *sb, const char *id, const char *rootfs,
+                       unsigned storage_mib) {
+  katavm_container_config cc;
+  katavm_container_config_init(&cc);
+  cc.rootfs = rootfs;
+  cc.argv = ARGV("sleep", "100000");
+  cc.storage_size_mib = storage_mib;
+  katavm_error *e = NULL;
+  int rc = katavm_container_add(sb, id, &cc, NULL, &e);
+  ck_assert_msg(rc == 0, "add %s: %s", id, katavm_error_message(e));
+  rc = katavm_container_start(sb, id, &e);
+  ck_assert_msg(rc == 0, "start %s: %s", id, katavm_error_message(e));
+}
+
+/* The value of a "Name:\tvalue" line of /proc/PID/status text. */
+static char *status_line(const char *text, const char *name) {
+  g_autofree char *key = g_strdup_printf("\n%s:\t", name);
+  const char *p = strstr(text, key);
+  ck_assert_msg(p != NULL, "no %s in %s", name, text);
+  p += strlen(key);
+  return g_strndup(p, strcspn(p, "\n"));
+}
+
 START_TEST(limits_seccomp_and_bad_bundles) {
   katavm_runtime *rt = kvt_runtime();
   g_autofree char *plain = bundle("plain", set_hostname, "plain");
@@ -725,6 +761,97 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   add(sb, "plain", plain);
   add(sb, "sc", sc);
   add(sb, "mem", mem);
+
+  /* A container from a plain rootfs gets what `runc spec` gives (only
+   * AUDIT_WRITE, KILL and NET_BIND_SERVICE: bits 29, 5 and 10; no new
+   * privileges; /proc masked) plus the default seccomp filter, and the
+   * pod's lo is up. unshare -U needs no capability, so it is the filter
+   * that refuses it: the bundle's container, without a filter, may. */
+  g_autofree char *rdir = g_build_filename(workdir, "plainroot", NULL);
+  g_autofree char *rootfs = kvt_make_rootfs(rdir, FALSE);
+  add_rootfs(sb, "dflt", rootfs, 0);
+  {
+    g_autofree char *st = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "dflt", ARGV("cat", "/proc/self/status"), NULL, &st, NULL), 0);
+    const char *want[][2] = {{"CapEff", "0000000020000420"},
+                             {"CapPrm", "0000000020000420"},
+                             {"CapBnd", "0000000020000420"},
+                             {"CapInh", "0000000000000000"},
+                             {"CapAmb", "0000000000000000"},
+                             {"NoNewPrivs", "1"},
+                             {"Seccomp", "2"}};
+    for (gsize i = 0; i < G_N_ELEMENTS(want); i++) {
+      g_autofree char *v = status_line(st, want[i][0]);
+      ck_assert_msg(!strcmp(v, want[i][1]), "%s: %s, want %s", want[i][0], v, want[i][1]);
+    }
+    g_autofree char *uerr = NULL;
+    ck_assert_int_ne(kvt_exec(sb, "dflt", ARGV("unshare", "-U", "true"), NULL, NULL, &uerr), 0);
+    ck_assert_msg(strstr(uerr, "Operation not permitted"), "unshare -U in dflt: %s", uerr);
+    g_autofree char *perr = NULL;
+    ck_assert_msg(kvt_exec(sb, "plain", ARGV("unshare", "-U", "true"), NULL, NULL, &perr) == 0,
+                  "unshare -U without a filter: %s", perr);
+    /* Calls the filter allows still work: a thread (clone without
+     * namespace flags), a fork, a file. */
+    ck_assert_int_eq(kvt_exec(sb, "dflt",
+                              ARGV("sh", "-c", "(echo sub) | cat >/tmp/f && test -s /tmp/f"), NULL,
+                              NULL, NULL),
+                     0);
+    g_autofree char *masked = NULL, *lo = NULL;
+    ck_assert_int_eq(kvt_exec(sb, "dflt", ARGV("sh", "-c", "cat /proc/keys /proc/timer_list"), NULL,
+                              &masked, NULL),
+                     0);
+    ck_assert_str_eq(masked, "");
+    ck_assert_int_eq(kvt_exec(sb, "dflt", ARGV("ip", "link", "show", "lo"), NULL, &lo, NULL), 0);
+    ck_assert_msg(strstr(lo, "UP"), "lo is not up: %s", lo);
+  }
+
+  /* A bounded writable layer: writes past 8 MiB fail with ENOSPC in the
+   * container and never reach the host's rootfs, which is only read. */
+  g_autofree char *sdir = g_build_filename(workdir, "smallroot", NULL);
+  g_autofree char *small = kvt_make_rootfs(sdir, FALSE);
+  guint64 host_before = tree_bytes(small);
+  add_rootfs(sb, "small", small, 8);
+  {
+    g_autofree char *derr = NULL, *size = NULL, *cat = NULL;
+    ck_assert_int_ne(kvt_exec(sb, "small",
+                              ARGV("dd", "if=/dev/zero", "of=/fill", "bs=1M", "count=16"), NULL,
+                              NULL, &derr),
+                     0);
+    ck_assert_msg(strstr(derr, "No space left on device"), "dd past the layer: %s", derr);
+    ck_assert_int_eq(kvt_exec(sb, "small", ARGV("stat", "-c", "%s", "/fill"), NULL, &size, NULL),
+                     0);
+    ck_assert_uint_le(g_ascii_strtoull(size, NULL, 10), 8u << 20);
+    /* The layer is the container's root: changes over the rootfs's files
+     * show to later execs; freed space can be written again. */
+    ck_assert_int_eq(kvt_exec(sb, "small",
+                              ARGV("sh", "-c",
+                                   "rm /fill && echo layered > /etc/motd && rm /bin/vi && "
+                                   "cat /etc/motd && test ! -e /bin/vi"),
+                              NULL, &cat, NULL),
+                     0);
+    ck_assert_str_eq(cat, "layered\n");
+    g_autofree char *fill = g_build_filename(small, "fill", NULL);
+    g_autofree char *motd = g_build_filename(small, "etc/motd", NULL);
+    g_autofree char *vi = g_build_filename(small, "bin/vi", NULL);
+    ck_assert(!g_file_test(fill, G_FILE_TEST_EXISTS));
+    ck_assert(!g_file_test(motd, G_FILE_TEST_EXISTS));
+    ck_assert(g_file_test(vi, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK));
+    ck_assert_uint_eq(tree_bytes(small), host_before);
+    /* The shim shares this rootfs read-only: not even the guest's kernel
+     * can write it. */
+    g_autofree char *mi = NULL;
+    ck_assert(g_file_get_contents("/proc/self/mountinfo", &mi, NULL, NULL));
+    g_auto(GStrv) lines = g_strsplit(mi, "\n", -1);
+    int seen = 0;
+    for (char **l = lines; *l; l++) {
+      g_auto(GStrv) f = g_strsplit(*l, " ", 7);
+      if (g_strv_length(f) < 6 || !g_str_has_suffix(f[4], "/containers/small/rootfs"))
+        continue;
+      seen++;
+      ck_assert_msg(g_str_has_prefix(f[5], "ro"), "small's rootfs is shared %s", f[5]);
+    }
+    ck_assert_int_eq(seen, 1);
+  }
 
   /* seccomp: mkdir is EPERM where the profile says so, and only there. */
   g_autofree char *err = NULL;
@@ -788,6 +915,18 @@ START_TEST(limits_seccomp_and_bad_bundles) {
   rc = katavm_container_add(sb, "bad4", &cc, NULL, &e);
   kvt_assert_error(rc, e, KATAVM_E_INVALID, "outside the bundle");
 
+  /* The layer's bound: in range, and not on a read-only root. */
+  katavm_container_config bc;
+  katavm_container_config_init(&bc);
+  bc.rootfs = small;
+  bc.storage_size_mib = 2u << 20;
+  rc = katavm_container_add(sb, "bad6", &bc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "storage_size_mib 2097152 is out of range");
+  bc.storage_size_mib = 8;
+  bc.readonly = 1;
+  rc = katavm_container_add(sb, "bad7", &bc, NULL, &e);
+  kvt_assert_error(rc, e, KATAVM_E_INVALID, "not with readonly");
+
   g_autofree char *unk = bundle("unk", add_seccomp_deny_mkdir, "unknown");
   cc.bundle = unk;
   rc = katavm_container_add(sb, "bad5", &cc, NULL, &e);
@@ -811,7 +950,7 @@ START_TEST(limits_seccomp_and_bad_bundles) {
 
   char **ids = NULL;
   ck_assert_int_eq(katavm_container_list(sb, &ids, NULL), 0);
-  ck_assert_int_eq(g_strv_length(ids), 3);
+  ck_assert_int_eq(g_strv_length(ids), 5);
   katavm_strv_free(ids);
   katavm_sandbox_close(sb);
   ck_assert_int_eq(katavm_sandbox_destroy(rt, "pod2", NULL), 0);
@@ -833,6 +972,16 @@ START_TEST(cli_run) {
   rc = kvt_cli_stdin("hi\n", &out, &err, "run", "--rm", "-i", rootfs, "--", "cat", NULL);
   ck_assert_msg(rc == 0, "run cat gave %d: %s", rc, err);
   ck_assert_str_eq(out, "hi\n");
+  g_clear_pointer(&out, g_free);
+  g_clear_pointer(&err, g_free);
+  /* --storage-size: a 4 MiB layer takes 4 MiB of an 8 MiB write; the
+   * host's rootfs gets none of it. */
+  rc = kvt_cli(&out, &err, "run", "--rm", "--storage-size", "4", rootfs, "--", "sh", "-c",
+               "dd if=/dev/zero of=/f bs=1M count=8 2>/dev/null; echo $?; stat -c %s /f", NULL);
+  ck_assert_msg(rc == 0, "run --storage-size gave %d: %s", rc, err);
+  ck_assert_str_eq(out, "1\n4194304\n");
+  g_autofree char *f = g_build_filename(rootfs, "f", NULL);
+  ck_assert(!g_file_test(f, G_FILE_TEST_EXISTS));
   kvt_assert_clean();
 }
 END_TEST

@@ -9,7 +9,10 @@
  * - an exec'd process never outlives its client: signals to the CLI reach
  *   it, a client killed or a shim killed takes it along;
  * - a second user is told "permission denied", a state root that another
- *   user controls is refused, a system file is not attached as a disk.
+ *   user controls is refused, a system file is not attached as a disk;
+ * - QEMU or the shim killed (or the shim stopped) in the middle of a
+ *   container add or a disk hotplug: a clear error within seconds, the
+ *   sandbox usable or clearly dead, and rm takes everything away.
  *
  * Times are upper bounds, generous for a loaded machine, never benchmarks. */
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -347,6 +351,189 @@ START_TEST(stopped_shim_times_out_alone) {
 }
 END_TEST
 
+/* ---- faults at the worst moments: during container add and hotplug ----
+ *
+ * QEMU is stopped first, so that the call sticks where it waits for the
+ * guest (the shim has mounted the container's rootfs into the share and
+ * asked the agent; or it has given QEMU's uid the disk image and asked
+ * libvirt to attach it); then QEMU or the shim is killed (-9), or (for the
+ * shim) stopped too. The call must end with a clear error within seconds,
+ * the sandbox must answer every later command (or refuse it clearly), and
+ * sandbox rm must take away everything, the half-made mounts included. */
+
+typedef struct {
+  katavm_sandbox *sb;
+  gboolean hotplug;
+  const char *path;
+  int rc;
+  int code;
+  char *message;
+  double took;
+} CallJob;
+
+static gpointer call_thread(gpointer user) {
+  CallJob *j = user;
+  katavm_error *e = NULL;
+  double t0 = now_s();
+  if (j->hotplug) {
+    katavm_hotplug_request req;
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
+    req.path = j->path;
+    j->rc = katavm_hotplug(j->sb, &req, NULL, &e);
+  } else {
+    katavm_container_config cc;
+    katavm_container_config_init(&cc);
+    cc.rootfs = j->path;
+    cc.argv = (const char *const[]){"sleep", "100000", NULL};
+    j->rc = katavm_container_add(j->sb, "c2", &cc, NULL, &e);
+  }
+  j->took = now_s() - t0;
+  j->code = j->rc < 0 ? katavm_error_code(e) : 0;
+  j->message = g_strdup(j->rc < 0 ? katavm_error_message(e) : "");
+  katavm_error_free(e);
+  return NULL;
+}
+
+/* Whether the shim has bind-mounted c2's rootfs into the share. */
+static gboolean c2_mounted(void) {
+  g_autofree char *mi = NULL;
+  ck_assert(g_file_get_contents("/proc/self/mountinfo", &mi, NULL, NULL));
+  return strstr(mi, "/containers/c2/rootfs ") != NULL;
+}
+
+static gboolean image_granted(const char *path) {
+  return getxattr(path, "system.posix_acl_access", NULL, 0) > 0;
+}
+
+static void fault_during(const char *id, gboolean hotplug, const char *victim, int sig) {
+  katavm_runtime *rt = kvt_runtime();
+  katavm_sandbox *sb = pod_up(rt, id, FALSE);
+  g_autofree char *rdir = g_build_filename(workdir, "plainroot", NULL);
+  g_autofree char *rootfs = g_file_test(rdir, G_FILE_TEST_IS_DIR) ? g_build_filename(rdir, NULL)
+                                                                  : kvt_make_rootfs(rdir, FALSE);
+  g_autofree char *img = g_build_filename(workdir, "fault.img", NULL);
+  g_autofree char *mk =
+      g_strdup_printf("rm -f %s && truncate -s 16M %s && chmod 600 %s", img, img, img);
+  ck_assert_int_eq(system(mk), 0);
+  pid_t q = qemu_pid(id), sh = shim_pid(id);
+  ck_assert_int_gt(q, 1);
+  ck_assert_int_gt(sh, 1);
+
+  ck_assert_int_eq(kill(q, SIGSTOP), 0);
+  CallJob j = {.sb = sb, .hotplug = hotplug, .path = hotplug ? img : rootfs};
+  GThread *t = g_thread_new("call", call_thread, &j);
+  /* The moment: the shim is half-way (mounted, or granted) and waits. */
+  gboolean reached = FALSE;
+  for (int i = 0; i < 3000 && !reached; i++) {
+    reached = hotplug ? image_granted(img) : c2_mounted();
+    if (!reached)
+      g_usleep(10000);
+  }
+  ck_assert_msg(reached, "%s: the call never reached the guest", id);
+  g_usleep(300000);
+  double t0 = now_s();
+  pid_t v = !strcmp(victim, "qemu") ? q : sh;
+  ck_assert_int_eq(kill(v, sig), 0);
+  g_thread_join(t);
+  double after = now_s() - t0;
+  fprintf(stderr, "%s: %s during %s (%s): %.1f s after the fault, code %d: %s\n", id,
+          sig == SIGKILL ? "kill -9" : "SIGSTOP", hotplug ? "hotplug" : "container add", victim,
+          after, j.code, j.message);
+  ck_assert_msg(j.rc < 0, "%s: the call succeeded", id);
+  /* Each says what happened to whom: QEMU's death (as the VM's stop, or
+   * as libvirt's lost monitor while it attached the disk), the shim gone,
+   * or the shim stopped. */
+  if (v == q)
+    ck_assert_msg((j.code == KATAVM_E_STATE && strstr(j.message, "QEMU (pid")) ||
+                      (j.code == KATAVM_E_VMM && strstr(j.message, "monitor")),
+                  "%s: code %d: %s", id, j.code, j.message);
+  else if (sig == SIGKILL)
+    ck_assert_msg(j.code == KATAVM_E_AGENT && strstr(j.message, "the shim of sandbox") &&
+                      strstr(j.message, "went away"),
+                  "%s: code %d: %s", id, j.code, j.message);
+  else
+    ck_assert_msg(j.code == KATAVM_E_TIMEOUT && strstr(j.message, "is stopped"), "%s: code %d: %s",
+                  id, j.code, j.message);
+  ck_assert_msg(after < HANG_BOUND_S + 10, "%s: the call ended %.1f s after the fault", id, after);
+  g_free(j.message);
+
+  /* Every later command works or fails clearly, within seconds. */
+  if (v == sh && sig == SIGSTOP)
+    kill(sh, SIGCONT);
+  if (v == sh)
+    kill(q, SIGCONT);
+  t0 = now_s();
+  katavm_sandbox *again = NULL;
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_open(rt, id, &again, &e);
+  if (rc == 0) {
+    char **ids = NULL;
+    rc = katavm_container_list(again, &ids, &e);
+    /* A QEMU that died inside a libvirt job (the attach) reaches the shim
+     * once libvirt gives the job up: until then the agent is "not
+     * connected"; then the sandbox is stopped, with QEMU's death as the
+     * reason. */
+    while (rc < 0 && v == q && katavm_error_code(e) == KATAVM_E_AGENT &&
+           strstr(katavm_error_message(e), "agent is not connected") &&
+           now_s() - t0 < HANG_BOUND_S) {
+      katavm_error_free(e);
+      e = NULL;
+      g_usleep(500000);
+      rc = katavm_container_list(again, &ids, &e);
+    }
+    if (rc == 0) {
+      ck_assert_msg(v == sh, "%s: the containers of a dead VM listed", id);
+      katavm_strv_free(ids);
+      static const char *const argv[] = {"true", NULL};
+      /* The shim and the VM go on: c1 still serves. */
+      ck_assert_int_eq(kvt_exec(again, CID, argv, NULL, NULL, NULL), 0);
+    } else {
+      ck_assert_msg(katavm_error_code(e) == KATAVM_E_STATE &&
+                        strstr(katavm_error_message(e), "QEMU"),
+                    "%s: list: %s", id, katavm_error_message(e));
+      katavm_error_free(e);
+    }
+    katavm_sandbox_close(again);
+  } else {
+    ck_assert_msg(strlen(katavm_error_message(e)) > 10, "%s: open: %s", id,
+                  katavm_error_message(e));
+    katavm_error_free(e);
+  }
+  double took = now_s() - t0;
+  ck_assert_msg(took < HANG_BOUND_S, "%s: the next commands took %.1f s", id, took);
+  kill(q, SIGCONT);
+  katavm_sandbox_close(sb);
+  destroy(rt, id);
+  ck_assert_msg(!c2_mounted(), "%s: c2's rootfs still mounted after rm", id);
+  katavm_runtime_free(rt);
+  kvt_assert_clean();
+}
+
+START_TEST(qemu_killed_during_container_add) {
+  fault_during("fm1", FALSE, "qemu", SIGKILL);
+}
+END_TEST
+
+START_TEST(shim_killed_during_container_add) {
+  fault_during("fm2", FALSE, "shim", SIGKILL);
+}
+END_TEST
+
+START_TEST(shim_stopped_during_container_add) {
+  fault_during("fm3", FALSE, "shim", SIGSTOP);
+}
+END_TEST
+
+START_TEST(qemu_killed_during_hotplug) {
+  fault_during("fm4", TRUE, "qemu", SIGKILL);
+}
+END_TEST
+
+START_TEST(shim_killed_during_hotplug) {
+  fault_during("fm5", TRUE, "shim", SIGKILL);
+}
+END_TEST
+
 /* ---- item 7: deaths with reasons ---- */
 
 /* Kill the VM as `how` says while an exec streams; the exec's error and
@@ -648,6 +835,11 @@ int main(void) {
   tcase_add_test(tc, guest_panic_has_reason);
   tcase_add_test(tc, console_flood_is_capped);
   tcase_add_test(tc, exec_dies_with_its_client);
+  tcase_add_test(tc, qemu_killed_during_container_add);
+  tcase_add_test(tc, shim_killed_during_container_add);
+  tcase_add_test(tc, shim_stopped_during_container_add);
+  tcase_add_test(tc, qemu_killed_during_hotplug);
+  tcase_add_test(tc, shim_killed_during_hotplug);
   suite_add_tcase(s, tc);
   return kvt_run_suite(s);
 }

@@ -2,7 +2,8 @@
  * default) QEMU is an unprivileged uid of its own with no capabilities,
  * libvirt's seccomp sandbox and a private mount namespace, and still boots,
  * serves a container from the share and a hot-plugged disk the user keeps
- * private (0600); over 9p it stays root (passthrough needs it). */
+ * private (0600), as an image file and as a block device; over 9p it stays
+ * root (passthrough needs it). */
 #include <errno.h>
 #include <json-glib/json-glib.h>
 #include <stdlib.h>
@@ -150,6 +151,41 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
   struct stat st;
   ck_assert_int_eq(stat(WORK "/d.img", &st), 0);
   ck_assert_int_eq(st.st_mode & 0777, 0600);
+
+  /* A block device (a loop device over a 0600 image) as well: the ACL
+   * entry is on the device node, which libvirt copies with its ACL into
+   * QEMU's private /dev. */
+  {
+    g_autofree char *loop = NULL;
+    ck_assert(
+        g_spawn_command_line_sync("losetup -f --show " WORK "/d.img", &loop, NULL, NULL, NULL));
+    g_strstrip(loop);
+    g_clear_pointer(&out, g_free);
+    ck_assert_msg(g_str_has_prefix(loop, "/dev/loop"), "losetup: '%s'", loop);
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
+    req.path = loop;
+    rc = katavm_hotplug(sb, &req, NULL, &e);
+    g_autofree char *detach = g_strdup_printf("losetup -d %s", loop);
+    if (rc != 0)
+      ck_assert_int_eq(system(detach), 0);
+    ck_assert_msg(rc == 0, "disk add %s: %s", loop, katavm_error_message(e));
+    ck_assert_int_gt(getxattr(loop, "system.posix_acl_access", NULL, 0), 0);
+    ck_assert_int_eq(kvt_exec(sb, "c",
+                              ARGV("sh", "-c",
+                                   "d=$(ls /sys/block | grep vd | head -1) && "
+                                   "echo block-ok | dd of=/dev/$d bs=4k conv=sync,fsync "
+                                   "2>/dev/null && dd if=/dev/$d bs=8 count=1 2>/dev/null"),
+                              NULL, &out, NULL),
+                     0);
+    ck_assert_str_eq(out, "block-ok");
+    g_clear_pointer(&out, g_free);
+    katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_REMOVE);
+    req.path = loop;
+    rc = katavm_hotplug(sb, &req, NULL, &e);
+    ck_assert_msg(rc == 0, "disk rm %s: %s", loop, katavm_error_message(e));
+    ck_assert_int_lt(getxattr(loop, "system.posix_acl_access", NULL, 0), 0);
+    ck_assert_int_eq(system(detach), 0);
+  }
 
   /* Attached at destroy: the ACL goes with the VM; so does the uid. */
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);

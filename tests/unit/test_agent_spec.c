@@ -234,6 +234,26 @@ START_TEST(test_root_hostname) {
 }
 END_TEST
 
+/* The writable layer's bound travels as an annotation, so that a bundle
+ * (katavm-runtime, the containerd shim) can ask for it as well. */
+START_TEST(test_storage_size_annotation) {
+  g_autoptr(KvOciSpec) none = spec_ok(NULL, "\"annotations\":{\"other\":\"x\"}");
+  ck_assert_uint_eq(none->storage_size_mib, 0);
+  g_autoptr(KvOciSpec) s = spec_ok(NULL, "\"annotations\":{\"io.katavm.storage_size_mib\":\"64\"}");
+  ck_assert_uint_eq(s->storage_size_mib, 64);
+  spec_bad(NULL, "\"annotations\":{\"io.katavm.storage_size_mib\":\"0\"}", KV_E_INVALID,
+           "annotations.io.katavm.storage_size_mib: '0' is not a size in MiB");
+  spec_bad(NULL, "\"annotations\":{\"io.katavm.storage_size_mib\":\"1g\"}", KV_E_INVALID,
+           "'1g' is not a size in MiB in 1..1048576");
+  spec_bad(NULL, "\"annotations\":{\"io.katavm.storage_size_mib\":64}", KV_E_INVALID,
+           "io.katavm.storage_size_mib must be a string");
+  spec_bad(NULL,
+           "\"root\":{\"readonly\":true},"
+           "\"annotations\":{\"io.katavm.storage_size_mib\":\"8\"}",
+           KV_E_INVALID, "a read-only root");
+}
+END_TEST
+
 START_TEST(test_mounts) {
   g_autoptr(KvOciSpec) s =
       spec_ok(NULL, "\"mounts\":["
@@ -529,6 +549,7 @@ static Suite *spec_suite(void) {
   suite_add_tcase(s, p);
   TCase *t = tcase_create("spec");
   tcase_add_test(t, test_root_hostname);
+  tcase_add_test(t, test_storage_size_annotation);
   tcase_add_test(t, test_mounts);
   tcase_add_test(t, test_namespaces);
   tcase_add_test(t, test_devices_paths_sysctl);

@@ -404,6 +404,7 @@ START_TEST(embed_prepare_writes_conf_and_links_caps_cache) {
                          "remember_owner = 0\n",
                          "security_driver = \"none\"\n",
                          "security_default_confined = 0\n",
+                         "seccomp_sandbox = 1\n",
                          "namespaces = [ ]\n"};
   for (gsize i = 0; i < G_N_ELEMENTS(lines); i++)
     ck_assert_msg(strstr(text, lines[i]), "qemu.conf lacks %s", lines[i]);
@@ -471,7 +472,8 @@ START_TEST(xml_unprivileged_qemu_and_console_socket) {
   g_autofree char *conf = g_build_filename(root, "etc", "qemu.conf", NULL);
   g_autofree char *text = NULL;
   ck_assert(g_file_get_contents(conf, &text, NULL, NULL));
-  ck_assert_msg(!strstr(text, "namespaces"), "%s", text);
+  ck_assert_msg(strstr(text, "namespaces = [ \"mount\" ]\n"), "%s", text);
+  ck_assert_msg(strstr(text, "seccomp_sandbox = 1\n"), "%s", text);
   rm_rf(tmp);
 }
 END_TEST

@@ -756,13 +756,16 @@ class Sandbox:
                       cwd: Optional[str] = None,
                       hostname: Optional[str] = None,
                       tty: bool = False,
-                      readonly: bool = False) -> "Container":
+                      readonly: bool = False,
+                      storage_size_mib: int = 0) -> "Container":
         """Create a container from an OCI bundle directory or a plain rootfs
         directory (exactly one). The rootfs is shared into the VM, not
         copied. name None = a generated id ("c" + 12 hex digits). args, env
         ({"K": "V"} or ["K=V"]), cwd, hostname, tty, readonly override the
-        spec's process. The main process waits for Container.start(); its
-        stdio goes to /dev/null."""
+        spec's process. storage_size_mib > 0: the container writes into a
+        layer of that many MiB in guest memory, never into the host's
+        rootfs (docs/storage.md). The main process waits for
+        Container.start(); its stdio goes to /dev/null."""
         if (bundle is None) == (rootfs is None):
             raise TypeError("give exactly one of bundle= or rootfs=")
         cfg = _lib.init(self._lib, _lib.ContainerConfig())
@@ -778,6 +781,7 @@ class Sandbox:
         cfg.cwd, cfg.hostname = keep[5], keep[6]
         cfg.tty = _bool(tty, "tty")
         cfg.readonly = _bool(readonly, "readonly")
+        cfg.storage_size_mib = _uint(storage_size_mib, "storage_size_mib")
         self._c(self._lib.katavm_container_add, keep[0],
                 _lib.ctypes.byref(cfg), None)
         return Container(self, _s(keep[0]))

@@ -118,6 +118,7 @@ class ContainerConfig(ctypes.Structure):
         ("tty", c_int),
         ("readonly", c_int),
         ("volumes", _STRV),
+        ("storage_size_mib", c_uint),
     ]
 
 
