@@ -35,6 +35,8 @@ static const KvAbiInfo abi_info[KV_ABI_N_STRUCTS] = {
                                 KV_END(katavm_hotplug_request, mount_path)},
     [KV_ABI_BUNDLE_INFO] = {"katavm_bundle_info", sizeof(katavm_bundle_info),
                             KV_END(katavm_bundle_info, memory_annotated)},
+    [KV_ABI_POOL_CONFIG] = {"katavm_pool_config", sizeof(katavm_pool_config),
+                            KV_END(katavm_pool_config, max_memory_mib)},
 };
 
 size_t katavm_struct_size(const char *name) {
@@ -129,6 +131,10 @@ void katavm_exec_config_init_sized(katavm_exec_config *cfg, size_t size) {
 
 void katavm_bundle_info_init_sized(katavm_bundle_info *info, size_t size) {
   init_sized(info, size);
+}
+
+void katavm_pool_config_init_sized(katavm_pool_config *cfg, size_t size) {
+  init_sized(cfg, size);
 }
 
 void katavm_hotplug_request_init_sized(katavm_hotplug_request *req, size_t size,
