@@ -28,8 +28,7 @@ char *kv_pool_path(const char *root, const char *name) {
 }
 
 static const KvField shape_fields[] = {
-    KV_FIELD(KvPoolShape, "size", KV_T_U32, KV_F_REQUIRED, size, .min = 1,
-             .max = KV_POOL_SIZE_MAX),
+    KV_FIELD(KvPoolShape, "size", KV_T_U32, KV_F_REQUIRED, size, .min = 1, .max = KV_POOL_SIZE_MAX),
     KV_FIELD(KvPoolShape, "max_vcpus", KV_T_U32, KV_F_REQUIRED, max_vcpus, .min = 1, .max = 256),
     KV_FIELD(KvPoolShape, "max_memory_mib", KV_T_U32, KV_F_REQUIRED, max_memory_mib,
              .min = KATAVM_MIN_MEMORY_MIB, .max = 1024 * 1024),
@@ -253,10 +252,16 @@ int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg, katavm_
   if (kv_pool_keeper_alive(rt->root))
     return kv_error_set(err, KATAVM_E_EXISTS, "a pool keeper already runs for %s (pid %d)",
                         rt->root, (int)keeper_pid(rt->root));
-  /* What a keeper that was killed left (its VMs go by themselves). */
-  if (!pool_drain(rt->root, &e))
+  /* What a keeper that was killed left (its VMs go by themselves). Only
+   * a pool's own files say there is one: ROOT/pool may be anything. */
+  g_autofree char *shape_file = kv_pool_path(rt->root, "pool.json");
+  g_autofree char *vms = kv_pool_path(rt->root, "vms");
+  if ((g_file_test(shape_file, G_FILE_TEST_EXISTS) || g_file_test(vms, G_FILE_TEST_IS_DIR)) &&
+      !pool_drain(rt->root, &e))
     return kv_error_propagate(err, e);
+  gboolean made = TRUE;
   if (mkdir(pool, 0700) < 0) {
+    made = FALSE;
     int en = errno;
     struct stat st;
     if (en == EEXIST && (lstat(pool, &st) < 0 || !S_ISDIR(st.st_mode)))
@@ -266,9 +271,8 @@ int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg, katavm_
       return kv_error_set(err, KATAVM_E_IO, "cannot create the pool directory %s: %s", pool,
                           g_strerror(en));
   }
-  /* From here on a failure removes ROOT/pool again (it was ours: a keeper
-   * of its own would hold its lock). */
-  g_autofree char *vms = kv_pool_path(rt->root, "vms");
+  /* From here on a failure removes what this call made: ROOT/pool if it
+   * made it, else the pool's files in it. */
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);
   KvSandboxConfig t = {
@@ -316,8 +320,17 @@ int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg, katavm_
   }
   if (!ok) {
     int code = kv_error_propagate(err, e);
-    g_autoptr(GError) de = NULL;
-    pool_drain(rt->root, &de);
+    if (made) {
+      kv_rm_rf(pool, NULL);
+    } else {
+      static const char *const files[] = {"pool.json", "template.json", "keeper.lock", "keeper.pid",
+                                          "keeper.log"};
+      for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *f = kv_pool_path(rt->root, files[i]);
+        unlink(f);
+      }
+      rmdir(vms);
+    }
     return code;
   }
   return 0;

@@ -125,8 +125,8 @@ static gboolean boot_one(const char *root, const char *shim, const KvSandboxConf
                 kv_config_save(&c, p.config, error);
   int rd = -1;
   if (ok) {
-    const char *argv[] = {shim,   "--create", "--pooled", "--pool-fd",  "4",  "--root",
-                          root,   "--id",     inst,       "--ready-fd", "3",  NULL};
+    const char *argv[] = {shim, "--create", "--pooled", "--pool-fd",  "4", "--root",
+                          root, "--id",     inst,       "--ready-fd", "3", NULL};
     ok = kv_shim_spawn_argv(argv, p.shim_log, pool_rd, &rd, error);
   }
   if (ok) {
