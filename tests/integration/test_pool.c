@@ -202,6 +202,24 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   g_autofree char *st = NULL;
   ck_assert(g_file_get_contents(state_b, &st, NULL, NULL));
   ck_assert_msg(strstr(st, "\"id\":\"pb\"") || strstr(st, "\"id\": \"pb\""), "state: %s", st);
+  /* A pooled sandbox whose shim dies is recovered as any other: through
+   * its instance id (run dir, domain). */
+  char *js = NULL;
+  ck_assert_msg(katavm_sandbox_inspect(b, &js, &e) == 0, "inspect: %s", katavm_error_message(e));
+  g_autoptr(JsonParser) jp = json_parser_new();
+  ck_assert(json_parser_load_from_data(jp, js, -1, NULL));
+  katavm_free(js);
+  pid_t shim =
+      (pid_t)json_object_get_int_member(json_node_get_object(json_parser_get_root(jp)), "shim_pid");
+  ck_assert_int_gt(shim, 1);
+  katavm_sandbox_close(b);
+  ck_assert_int_eq(kill(shim, SIGKILL), 0);
+  for (int i = 0; i < 100 && kill(shim, 0) == 0; i++)
+    g_usleep(50000);
+  ck_assert_msg(katavm_sandbox_open(rt, "pb", &b, &e) == 0, "recover pb: %s",
+                katavm_error_message(e));
+  guest_size(b, &cpus, &mem);
+  ck_assert_uint_eq(cpus, 1);
   destroy(rt, a);
   destroy(rt, b);
   destroy(rt, c);
