@@ -32,3 +32,4 @@ int cmd_hotplug(CliCtx *c, int argc, char **argv);
 int cmd_check(CliCtx *c, int argc, char **argv);
 int cmd_image(CliCtx *c, int argc, char **argv);
 int cmd_sandbox(CliCtx *c, int argc, char **argv);
+int cmd_pool(CliCtx *c, int argc, char **argv);

@@ -59,6 +59,7 @@ static const char *USAGE =
     "      ROOTFS_OR_BUNDLE -- CMD...\n"
     "  hotplug SANDBOX cpus N | memory +M|-M|=M | disk add|rm PATH [--mount C:/p] [--ro]\n"
     "          | net add --tap TAP [--mac MAC] [--ip CIDR] [--gateway IP] [--mtu N] | net rm MAC\n"
+    "  pool start [--size N] [--cpus N] [--memory MiB] | pool ls [--json] | pool rm\n"
     "  version\n"
     "environment: KATAVM_ROOT (state dir), KATAVM_LIBVIRT_URI, KATAVM_ACCEL,\n"
     "             KATAVM_KERNEL, KATAVM_INITRD, KATAVM_SHIM, KATAVM_MEMORY_HOTPLUG,\n"
@@ -132,6 +133,8 @@ int main(int argc, char **argv) {
     rc = cmd_exec(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "hotplug"))
     rc = cmd_hotplug(&c, sub_argc, sub_argv);
+  else if (!strcmp(cmd, "pool"))
+    rc = cmd_pool(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "run"))
     rc = cmd_run(&c, sub_argc, sub_argv);
   else if (!strcmp(cmd, "version"))

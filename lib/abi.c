@@ -37,6 +37,8 @@ static const KvAbiInfo abi_info[KV_ABI_N_STRUCTS] = {
                             KV_END(katavm_bundle_info, memory_annotated)},
     [KV_ABI_CONTAINER_STATS] = {"katavm_container_stats", sizeof(katavm_container_stats),
                                 KV_END(katavm_container_stats, cpu_period_usec)},
+    [KV_ABI_POOL_CONFIG] = {"katavm_pool_config", sizeof(katavm_pool_config),
+                            KV_END(katavm_pool_config, max_memory_mib)},
 };
 
 size_t katavm_struct_size(const char *name) {
@@ -135,6 +137,10 @@ void katavm_bundle_info_init_sized(katavm_bundle_info *info, size_t size) {
 
 void katavm_container_stats_init_sized(katavm_container_stats *st, size_t size) {
   init_sized(st, size);
+}
+
+void katavm_pool_config_init_sized(katavm_pool_config *cfg, size_t size) {
+  init_sized(cfg, size);
 }
 
 void katavm_hotplug_request_init_sized(katavm_hotplug_request *req, size_t size,

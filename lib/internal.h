@@ -49,8 +49,15 @@ typedef struct {
   char *vmm_root;   /* RUN/vmm */
   char *caps_cache; /* ROOT/cache/qemu: shared QEMU capabilities cache */
   char *domain;     /* libvirt domain name */
+  char *instance;   /* the VM's own id: names RUN, the domain and the shim's
+                     * argv; the sandbox id unless the VM came from the pool */
 } KvPaths;
+/* The paths of sandbox `id`; its instance id is read from DIR/instance
+ * (written for a VM taken from the warm pool: lib/pool.c), else `id`. */
 void kv_paths_init(KvPaths *p, const char *root, const char *id);
+/* The paths of a VM with state directory `dir` and instance id `instance`
+ * (a pooled VM: dir = ROOT/pool/vms/INSTANCE). */
+void kv_paths_init_dir(KvPaths *p, const char *root, const char *dir, const char *instance);
 void kv_paths_clear(KvPaths *p);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(KvPaths, kv_paths_clear)
 
@@ -112,6 +119,15 @@ typedef struct {
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);
 void kv_config_clear(KvSandboxConfig *c);
+
+/* ---- the warm pool (lib/pool.c, pool.h) ---- */
+/* Take a ready pooled VM as sandbox `id` when `want` (the sandbox's config
+ * as a cold boot would write it) fits the pool: 1 = taken (the sandbox's
+ * state is at ROOT/sandboxes/ID, its vCPUs and memory still the pool's
+ * boot values: *boot_mib gets that memory), 0 = not taken (cold boot),
+ * -1 = error (KATAVM_E_EXISTS: the id is taken). */
+int kv_pool_take(const char *root, const KvSandboxConfig *want, const char *id, guint *boot_mib,
+                 GError **error);
 
 /* ---- JSON file helpers (size-capped, atomic write) ---- */
 JsonObject *kv_json_file_load(const char *path, GError **error);

@@ -9,6 +9,10 @@ G_BEGIN_DECLS
 /* mode: "--create", "--recover" or "--cleanup". */
 gboolean kv_shim_spawn(const char *shim, const char *root, const char *id, const char *mode,
                        const char *log_path, int *ready_rd, GError **error);
+/* The same with the whole argv (argv[0]: the shim's path; it must name
+ * --ready-fd 3); keep_fd >= 0 is passed on as fd 4. */
+gboolean kv_shim_spawn_argv(const char *const *argv, const char *log_path, int keep_fd,
+                            int *ready_rd, GError **error);
 /* Read the shim's one-line report; the error carries the shim's katavm code. */
 gboolean kv_shim_wait_ready(int fd, guint timeout_ms, GError **error);
 /* Shim side: write "OK" (e == NULL) or "ERR <code> <message>". A serving
@@ -27,6 +31,9 @@ struct katavm_sandbox {
   GMainContext *ctx; /* private: the handle's connection lives here */
   KvConn *conn;
 };
+
+/* The state root and ROOT/sandboxes are ours and not writable by others. */
+gboolean kv_root_check(const char *root, GError **error);
 
 /* Connect to a sandbox's shim and wait for its HELLO. KATAVM_E_STATE when
  * the shim is gone. */

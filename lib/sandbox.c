@@ -252,7 +252,7 @@ static pid_t live_shim_pid(const KvPaths *p, const char *id) {
   /* argv is NUL separated: look for "katavm-shim" in argv[0] and the id. */
   gboolean is_shim = strstr(cmd, "katavm-shim") != NULL, has_id = FALSE;
   for (gsize off = 0; off < len; off += strlen(cmd + off) + 1)
-    if (strcmp(cmd + off, id) == 0)
+    if (strcmp(cmd + off, id) == 0 || strcmp(cmd + off, p->instance) == 0)
       has_id = TRUE;
   return (is_shim && has_id) ? pid : 0;
 }
@@ -493,6 +493,10 @@ static gboolean root_check(const char *root, GError **error) {
   return root_dir_check(root, error) && root_dir_check(sbs, error);
 }
 
+gboolean kv_root_check(const char *root, GError **error) {
+  return root_check(root, error);
+}
+
 /* The sandbox's state directory exists: NOT_FOUND when it does not, a
  * permission error when we may not look. */
 static gboolean sandbox_dir_check(const KvPaths *p, const char *id, GError **error) {
@@ -505,6 +509,50 @@ static gboolean sandbox_dir_check(const KvPaths *p, const char *id, GError **err
   else
     g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND, "no sandbox with id '%s'", id);
   return FALSE;
+}
+
+/* ---- the warm pool ---- */
+
+/* Serve sandbox `id` (config c) from the pool of rt's root: 1 = served
+ * (*out set), 0 = not (boot it), -1 = error (the id is taken). */
+static int from_pool(katavm_runtime *rt, const KvSandboxConfig *c, const char *id,
+                     katavm_sandbox **out, GError **error) {
+  guint boot_mib = 0;
+  int rc = kv_pool_take(rt->root, c, id, &boot_mib, error);
+  if (rc <= 0)
+    return rc;
+  katavm_sandbox *sb = sb_new(rt->root, id);
+  g_autoptr(GError) e = NULL;
+  sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
+  gboolean ok = sb->conn != NULL;
+  /* The request's size, by hotplug from the pool's 1 vCPU and boot memory. */
+  if (ok && c->vcpus > 1) {
+    katavm_hotplug_request r;
+    katavm_hotplug_request_init(&r, KATAVM_HOTPLUG_CPUS);
+    r.cpus = c->vcpus;
+    katavm_error *he = NULL;
+    ok = katavm_hotplug(sb, &r, NULL, &he) == 0;
+    katavm_error_free(he);
+  }
+  if (ok && c->memory_mib > boot_mib) {
+    katavm_hotplug_request r;
+    katavm_hotplug_request_init(&r, KATAVM_HOTPLUG_MEMORY);
+    r.memory_op = KATAVM_MEMORY_SET;
+    r.memory_mib = c->memory_mib;
+    katavm_error *he = NULL;
+    ok = katavm_hotplug(sb, &r, NULL, &he) == 0;
+    katavm_error_free(he);
+  }
+  if (!ok) {
+    /* The VM is this sandbox's already: remove it, and boot one instead. */
+    katavm_sandbox_close(sb);
+    katavm_error *de = NULL;
+    katavm_sandbox_destroy(rt, id, &de);
+    katavm_error_free(de);
+    return 0;
+  }
+  *out = sb;
+  return 1;
 }
 
 /* ---- public API ---- */
@@ -618,6 +666,18 @@ int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
   g_autoptr(GDateTime) now = g_date_time_new_now_utc();
   g_autofree char *created = g_date_time_format_iso8601(now);
   c.created = created;
+  /* A ready VM of the warm pool, when the request fits it (docs/pool.md):
+   * the directory made above only reserved the id, the VM's own takes
+   * its place. */
+  rmdir(p.dir);
+  int taken = from_pool(rt, &c, id, out, &e);
+  if (taken != 0)
+    return taken > 0 ? 0 : kv_error_propagate(err, e);
+  if (mkdir(p.dir, 0700) < 0) {
+    if (errno == EEXIST)
+      return kv_error_set(err, KATAVM_E_EXISTS, "a sandbox with id '%s' already exists", id);
+    return kv_error_set(err, KATAVM_E_IO, "cannot create %s: %s", p.dir, g_strerror(errno));
+  }
   int rd = -1;
   gboolean ok = kv_rm_rf(p.run, &e) && ensure_dir(p.run, &e) && ensure_dir(p.shared, &e) &&
                 kv_config_save(&c, p.config, &e) &&

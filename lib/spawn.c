@@ -18,6 +18,13 @@
  * the caller's terminal or process group and is not the caller's zombie. */
 gboolean kv_shim_spawn(const char *shim, const char *root, const char *id, const char *mode,
                        const char *log_path, int *ready_rd, GError **error) {
+  const char *argv[] = {shim, mode, "--root", root, "--id", id, "--ready-fd", "3", NULL};
+  return kv_shim_spawn_argv(argv, log_path, -1, ready_rd, error);
+}
+
+gboolean kv_shim_spawn_argv(const char *const *argv, const char *log_path, int keep_fd,
+                            int *ready_rd, GError **error) {
+  const char *shim = argv[0];
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) {
     g_set_error(error, KV_ERROR, KATAVM_E_IO, "pipe: %s", g_strerror(errno));
@@ -25,8 +32,6 @@ gboolean kv_shim_spawn(const char *shim, const char *root, const char *id, const
   }
   /* Everything the child needs is prepared before fork: after fork in a
    * threaded caller only async-signal-safe calls are allowed. */
-  char *argv[] = {(char *)shim, (char *)mode, "--root", (char *)root, "--id",
-                  (char *)id,   "--ready-fd", "3",      NULL};
   pid_t pid = fork();
   if (pid < 0) {
     int e = errno;
@@ -48,11 +53,16 @@ gboolean kv_shim_spawn(const char *shim, const char *root, const char *id, const
     dup2(log, 1);
     dup2(log, 2);
     dup2(p[1], 3);
-    close_range(4, ~0U, 0);
+    if (keep_fd >= 0) {
+      dup2(keep_fd, 4); /* the pool keeper's pipe (docs/pool.md) */
+      close_range(5, ~0U, 0);
+    } else {
+      close_range(4, ~0U, 0);
+    }
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    execv(shim, argv);
+    execv(shim, (char *const *)argv);
     dprintf(3, "ERR %d cannot execute %s: %s\n", KATAVM_E_NOT_FOUND, shim, strerror(errno));
     _exit(127);
   }

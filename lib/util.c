@@ -59,14 +59,15 @@ char *kv_id_generate(void) {
                          b[6], b[7]);
 }
 
-void kv_paths_init(KvPaths *p, const char *root, const char *id) {
+void kv_paths_init_dir(KvPaths *p, const char *root, const char *dir, const char *instance) {
   memset(p, 0, sizeof(*p));
   /* Sockets live under a short hashed dir: sun_path holds 108 bytes and
    * libvirt nests its own sockets below the embedded root. */
-  g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, id, -1);
+  g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, instance, -1);
   hash[12] = '\0';
   p->root = g_strdup(root);
-  p->dir = g_build_filename(root, "sandboxes", id, NULL);
+  p->dir = g_strdup(dir);
+  p->instance = g_strdup(instance);
   p->run = g_build_filename(root, "r", hash, NULL);
   p->shared = g_build_filename(p->dir, "shared", NULL);
   p->config = g_build_filename(p->dir, "config.json", NULL);
@@ -77,7 +78,29 @@ void kv_paths_init(KvPaths *p, const char *root, const char *id) {
   p->agent_sock = g_build_filename(p->run, "agent.sock", NULL);
   p->vmm_root = g_build_filename(p->run, "v", NULL);
   p->caps_cache = g_build_filename(root, "cache", "qemu", NULL);
-  p->domain = g_strdup_printf("katavm-%s", id);
+  p->domain = g_strdup_printf("katavm-%s", instance);
+}
+
+void kv_paths_init(KvPaths *p, const char *root, const char *id) {
+  g_autofree char *dir = g_build_filename(root, "sandboxes", id, NULL);
+  /* A sandbox served from the pool keeps the VM's instance id (a running
+   * libvirt domain cannot be renamed): DIR/instance names it. Small, read
+   * without following a link; anything invalid means "none". */
+  g_autofree char *inst = NULL;
+  g_autofree char *path = g_build_filename(dir, "instance", NULL);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[KATAVM_ID_MAX + 2];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      g_strchomp(buf);
+      if (kv_id_validate(buf, NULL))
+        inst = g_strdup(buf);
+    }
+  }
+  kv_paths_init_dir(p, root, dir, inst ? inst : id);
 }
 
 void kv_paths_clear(KvPaths *p) {
@@ -94,6 +117,7 @@ void kv_paths_clear(KvPaths *p) {
   g_free(p->vmm_root);
   g_free(p->caps_cache);
   g_free(p->domain);
+  g_free(p->instance);
   memset(p, 0, sizeof(*p));
 }
 

@@ -319,7 +319,16 @@ typedef struct katavm_sandbox katavm_sandbox;
  * owns), KATAVM_E_VMM (libvirt unreachable, QEMU failed), KATAVM_E_AGENT /
  * KATAVM_E_TIMEOUT (guest did not come up: the message quotes the last
  * console lines; a QEMU that is stopped (SIGSTOP) or gone fails the create
- * within about 5 s with KATAVM_E_TIMEOUT). */
+ * within about 5 s with KATAVM_E_TIMEOUT).
+ * Warm pool: when a keeper runs for the runtime's root
+ * (katavm_pool_start) and the request fits its shape (vcpus and max_vcpus
+ * within the pool's max vCPUs, memory from the runtime's boot memory up to
+ * the pool's max memory, max_memory_mib within it, no netns, net and
+ * publish, the runtime's kernel, initrd and settings unchanged), a ready
+ * pooled VM becomes this sandbox: new id, its own state and shared
+ * directory, its guest RNG reseeded from the host's, vCPUs and memory set
+ * by hotplug (max vCPUs and max memory are then the pool's). Otherwise,
+ * or with no ready VM, the sandbox is booted as above. */
 KATAVM_API int katavm_sandbox_create(katavm_runtime *rt, const katavm_sandbox_config *cfg,
                                      katavm_sandbox **out, katavm_error **err);
 
@@ -950,6 +959,66 @@ KATAVM_API void katavm_bundle_info_clear(katavm_bundle_info *info);
  * json_out: receives pretty-printed JSON, freed with katavm_free().
  * Errors: KATAVM_E_INVALID (NULL json_out). */
 KATAVM_API int katavm_oci_default_spec(char **json_out, katavm_error **err);
+
+/* ------------------------------------------------------------------ */
+/* Warm pool (docs/pool.md)                                            */
+/* ------------------------------------------------------------------ */
+
+/* The shape of a runtime root's warm pool: VMs booted ahead, agent-ready,
+ * each with 1 vCPU of at most max_vcpus and the runtime's memory of at
+ * most max_memory_mib, from which katavm_sandbox_create() takes one when
+ * the request fits (see there). */
+typedef struct katavm_pool_config {
+  size_t struct_size; /* set by katavm_pool_config_init() */
+  /* VMs kept ready; 0 = 1. At most 64. */
+  unsigned int size;
+  /* vCPUs a pooled VM can be given (hotplug); 0 = 2. At most 256. */
+  unsigned int max_vcpus;
+  /* Memory a pooled VM can be given, MiB; 0 = 1024. At least the
+   * runtime's boot memory (katavm_runtime_set_memory). */
+  unsigned int max_memory_mib;
+  /* new fields are only ever appended */
+} katavm_pool_config;
+
+/* Prepare a pool config: zero `size` bytes and set struct_size = size.
+ * Call it through katavm_pool_config_init(). */
+KATAVM_API void katavm_pool_config_init_sized(katavm_pool_config *cfg, size_t size);
+/* Prepare a pool config before filling it (see _init_sized). */
+static inline void katavm_pool_config_init(katavm_pool_config *cfg) {
+  katavm_pool_config_init_sized(cfg, sizeof(*cfg));
+}
+
+/* Start the warm pool of the runtime's root: a keeper process (it
+ * outlives the caller) that boots VMs one at a time in the background up
+ * to cfg->size and refills the pool whenever one is taken. Returns once
+ * the keeper runs, before any VM is ready. The VMs use the runtime's
+ * kernel, initrd, accelerator, libvirt URI and shared file system as they
+ * are now. If the keeper dies, however, its VMs destroy themselves.
+ * cfg: NULL = all defaults.
+ * Errors: KATAVM_E_INVALID (struct_size, a size or shape out of range,
+ * size * (max memory + QEMU's overhead) beyond the host's MemAvailable:
+ * the message names both), KATAVM_E_EXISTS (a keeper already runs for
+ * this root), KATAVM_E_IO (ROOT/pool cannot be created or written: the
+ * message names the path), KATAVM_E_NOT_FOUND (kernel, initrd or shim
+ * missing). On an error nothing is left behind. */
+KATAVM_API int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg,
+                                 katavm_error **err);
+
+/* The pool of the runtime's root as JSON: {"running": bool (a keeper
+ * runs), "keeper_pid": int, "size": int, "max_vcpus": int,
+ * "max_memory_mib": int, "vms": [{"instance": str, "ready": bool}]};
+ * {"running": false, "vms": []} when there is no pool.
+ * json_out: receives it, freed with katavm_free().
+ * Errors: KATAVM_E_INVALID (NULL argument), KATAVM_E_IO. */
+KATAVM_API int katavm_pool_list(katavm_runtime *rt, char **json_out, katavm_error **err);
+
+/* Stop the pool: the keeper ends, every pooled (not yet taken) VM is
+ * destroyed and ROOT/pool removed; sandboxes already taken from the pool
+ * are not touched. Returns once nothing of the pool is left. No pool is
+ * not an error.
+ * Errors: KATAVM_E_TIMEOUT (a pooled VM did not go within 120 s; the
+ * message names it), KATAVM_E_IO. */
+KATAVM_API int katavm_pool_remove(katavm_runtime *rt, katavm_error **err);
 
 #ifdef __cplusplus
 }

@@ -121,6 +121,8 @@ MSG(KvResizeParams, "resize", FIELD(KvResizeParams, "container_id", KV_T_ID, REQ
 MSG(KvReseedParams, "reseed",
     FIELD(KvReseedParams, "seed", KV_T_STR, REQ | NE, seed, .max = RESEED_HEX_MAX));
 
+MSG(KvAdoptParams, "adopt", FIELD(KvAdoptParams, "id", KV_T_ID, REQ, id));
+
 MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 1024));
 MSG(KvCpusResult, "cpus_set result",
     FIELD(KvCpusResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1));
@@ -258,6 +260,7 @@ METHOD(signal, "signal", KvSignalParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(resize, "resize", KvResizeParams, KvEmpty, KV_TO_AGENT | KV_RELAYED);
 METHOD(cpus_set, "cpus_set", KvCpusSetParams, KvCpusResult, KV_TO_AGENT);
 METHOD(reseed, "reseed", KvReseedParams, KvEmpty, KV_TO_AGENT);
+METHOD(shim_adopt, "adopt", KvAdoptParams, KvEmpty, KV_TO_SHIM);
 METHOD(nic_config, "nic_config", KvNicConfigParams, KvNicConfigResult, KV_TO_AGENT);
 METHOD(nic_remove, "nic_remove", KvNicRemoveParams, KvEmpty, KV_TO_AGENT);
 METHOD(net_names, "net_names", KvNetNamesParams, KvEmpty, KV_TO_AGENT);
@@ -309,6 +312,7 @@ static const KvMethod *const all_methods[] = {
     &kv_m_container_update,
     &kv_m_reseed,
     &kv_m_container_stats,
+    &kv_m_shim_adopt,
 };
 
 const KvMethod *kv_method_lookup(const char *name) {

@@ -256,6 +256,14 @@ typedef struct {
   char *seed;
 } KvReseedParams;
 
+/* adopt (shim): a pooled VM (docs/pool.md) becomes sandbox `id`: the shim
+ * moves its state directory to ROOT/sandboxes/ID (failing with EXISTS when
+ * that id is taken: it stays pooled), stops watching the pool keeper and
+ * reseeds the guest's RNG from the host's. */
+typedef struct {
+  char *id;
+} KvAdoptParams;
+
 /* cpus_set (agent): online present CPUs up to that count, offline the rest
  * (never CPU 0); returns when done. */
 typedef struct {
@@ -443,7 +451,7 @@ extern const KvMethod kv_m_ping, kv_m_check, kv_m_shutdown, kv_m_container_creat
     kv_m_nic_config, kv_m_nic_remove, kv_m_net_names, kv_m_net_info, kv_m_disk_add,
     kv_m_disk_remove, kv_m_shim_state, kv_m_shim_agent_check, kv_m_shim_stop, kv_m_shim_destroy,
     kv_m_shim_hotplug, kv_m_shim_container_add, kv_m_container_pause, kv_m_container_resume,
-    kv_m_container_update, kv_m_reseed, kv_m_container_stats;
+    kv_m_container_update, kv_m_reseed, kv_m_container_stats, kv_m_shim_adopt;
 
 /* Typed calls and replies over a KvConn. params is the method's params
  * struct (NULL: all defaults). The reply callback gets the raw result;

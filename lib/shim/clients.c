@@ -79,6 +79,8 @@ static void on_client_request(KvConn *c, guint32 id, const char *method, JsonObj
     relay_request(cl->rl, c, id, m, params);
   } else if (m == &kv_m_shim_hotplug) {
     hotplug_request(cl->hp, c, id, params);
+  } else if (m == &kv_m_shim_adopt) {
+    lifecycle_adopt(cl->lc, c, id, params);
   } else if (m && (m->flags & KV_TO_SHIM) && !kv_params_decode(m, params, &(KvEmpty){0}, &e)) {
     /* The rest take no params (KvEmpty): nothing can be malformed, but
      * decode anyway, the contract may grow fields. */

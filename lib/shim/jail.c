@@ -41,7 +41,8 @@ static gboolean claim_stale(Shim *s, const char *owner) {
   if (!kv_id_validate(owner, NULL))
     return TRUE;
   g_autofree char *dir = g_build_filename(s->p.root, "sandboxes", owner, NULL);
-  return !g_file_test(dir, G_FILE_TEST_IS_DIR);
+  g_autofree char *pooled = g_build_filename(s->p.root, "pool", "vms", owner, NULL);
+  return !g_file_test(dir, G_FILE_TEST_IS_DIR) && !g_file_test(pooled, G_FILE_TEST_IS_DIR);
 }
 
 static gboolean claim_uid(Shim *s, guint32 *uid, GError **error) {
@@ -145,6 +146,22 @@ void jail_release(Shim *s) {
     g_autofree char *owner = NULL;
     if (g_file_get_contents(path, &owner, NULL, NULL) && !g_strcmp0(owner, s->id))
       unlink(path);
+  }
+}
+
+void jail_rename(Shim *s, const char *old_owner) {
+  g_autofree char *dir = claims_dir(s);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    g_autofree char *owner = NULL;
+    if (!g_file_get_contents(path, &owner, NULL, NULL) || g_strcmp0(owner, old_owner))
+      continue;
+    /* Written beside and renamed over: the claim never reads as free. */
+    g_autoptr(GError) e = NULL;
+    if (!g_file_set_contents_full(path, s->id, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &e))
+      shim_log("cannot hand QEMU uid claim %s to %s: %s", name, s->id, e->message);
   }
 }
 

@@ -24,6 +24,8 @@ gboolean jail_prepare(Shim *s, guint32 *uid, GError **error);
 gboolean jail_give(Shim *s, guint32 uid, const char *path, GError **error);
 /* Release the claim (the VM is gone). */
 void jail_release(Shim *s);
+/* Adopt (pool): the claims of `old_owner` now belong to s->id. */
+void jail_rename(Shim *s, const char *old_owner);
 /* Let this sandbox's QEMU open a hot-plugged image file: a POSIX ACL entry
  * for its uid (r, or rw), which jail_revoke_file() removes again. No-op when
  * QEMU runs as root. The file's directories must let others traverse. */

@@ -12,6 +12,8 @@
 #include "unixsock.h"
 
 #include <errno.h>
+#include <glib-unix.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -49,6 +51,8 @@ struct _Lifecycle {
   char *qemu_label;           /* "+UID:+GID" or NULL */
   Console *console;           /* the bounded serial console */
   GSource *log_timer;         /* keeps shim.log bounded (virtiofsd writes there too) */
+  int pool_fd;                /* pooled: the keeper's pipe, else -1 */
+  GSource *pool_src;
 };
 
 static void on_vfsd_lost(gpointer user, const char *why, gboolean clean);
@@ -69,6 +73,7 @@ Lifecycle *lifecycle_new(Shim *s, Relay *rl, Hotplug *hp, Vfsd *vf) {
   lc->destroy_waiters = g_ptr_array_new_with_free_func(waiter_free);
   lc->console = console_new(s);
   lc->log_timer = shim_add_timeout(1000, log_tick, NULL);
+  lc->pool_fd = -1;
   return lc;
 }
 
@@ -83,6 +88,9 @@ void lifecycle_free(Lifecycle *lc) {
   g_free(lc->qemu_label);
   console_free(lc->console);
   shim_timer_clear(&lc->log_timer);
+  shim_timer_clear(&lc->pool_src);
+  if (lc->pool_fd >= 0)
+    close(lc->pool_fd);
   g_free(lc);
 }
 
@@ -763,4 +771,141 @@ gboolean lifecycle_cleanup(Lifecycle *lc, GError **error) {
   }
   s->destroying = TRUE;
   return remove_state(lc, error);
+}
+
+/* ---- the warm pool (docs/pool.md) ---- */
+
+static void pool_unwatch(Lifecycle *lc) {
+  shim_timer_clear(&lc->pool_src);
+  if (lc->pool_fd >= 0)
+    close(lc->pool_fd);
+  lc->pool_fd = -1;
+}
+
+static gboolean on_keeper_gone(gint fd, GIOCondition cond, gpointer user) {
+  Lifecycle *lc = user;
+  char buf[64];
+  /* The keeper never writes: anything readable is its end. */
+  if ((cond & G_IO_IN) && read(fd, buf, sizeof buf) > 0)
+    return G_SOURCE_CONTINUE;
+  g_source_unref(lc->pool_src);
+  lc->pool_src = NULL;
+  close(lc->pool_fd);
+  lc->pool_fd = -1;
+  if (lc->s->pooled) {
+    shim_log("the pool keeper is gone: destroying this pooled VM");
+    lifecycle_terminate(lc);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void lifecycle_pool_watch(Lifecycle *lc, int fd) {
+  lc->pool_fd = fd;
+  lc->pool_src = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback(lc->pool_src, (GSourceFunc)(void (*)(void))on_keeper_gone, lc, NULL);
+  g_source_attach(lc->pool_src, shim_ctx);
+}
+
+typedef struct {
+  Lifecycle *lc;
+  KvConn *conn;
+  guint32 id;
+} AdoptWait;
+
+static void on_adopt_reseeded(KvConn *agent, JsonObject *result, const GError *error,
+                              gpointer user) {
+  AdoptWait *w = user;
+  if (!result) {
+    /* The sandbox is this client's now, but its RNG is not fresh: fail the
+     * take, the library destroys it. */
+    g_autoptr(GError) e = shim_agent_error(error, "reseeding the guest's RNG: ", TRUE);
+    shim_reply_error(w->conn, w->id, e);
+  } else {
+    kv_reply(w->conn, w->id, &kv_m_shim_adopt, NULL);
+  }
+  kv_conn_unref(w->conn);
+  g_free(w);
+}
+
+void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
+  Shim *s = lc->s;
+  g_autoptr(GError) e = NULL;
+  KvAdoptParams p = {0};
+  if (!kv_params_decode(&kv_m_shim_adopt, params, &p, &e)) {
+    shim_reply_error(c, id, e);
+    return;
+  }
+  if (!s->pooled || lc->pool_fd < 0) {
+    e = g_error_new(KV_ERROR_DOMAIN, KV_E_STATE, "sandbox %s is not a pooled VM", s->id);
+  } else if (!shim_agent_usable(s, &e)) {
+    /* not running, or stopping (the keeper went) */
+  } else {
+    g_autofree char *new_dir = g_build_filename(s->p.root, "sandboxes", p.id, NULL);
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *old_id = g_strdup(s->cfg.id);
+    g_autofree char *old_created = g_strdup(s->cfg.created);
+    g_free(s->cfg.id);
+    s->cfg.id = g_strdup(p.id);
+    g_free(s->cfg.created);
+    s->cfg.created = g_date_time_format_iso8601(now);
+    /* The config with the new id first (atomic write), then the directory
+     * under its new name: the id is this sandbox's, or taken (EXISTS). */
+    g_autofree char *inst = g_build_filename(s->p.dir, "instance", NULL);
+    gboolean ok = g_file_set_contents_full(inst, s->p.instance, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+                                           0600, &e) &&
+                  kv_config_save(&s->cfg, s->p.config, &e);
+    if (ok && renameat2(AT_FDCWD, s->p.dir, AT_FDCWD, new_dir, RENAME_NOREPLACE) < 0) {
+      int en = errno;
+      g_clear_error(&e);
+      e = g_error_new(KV_ERROR_DOMAIN, en == EEXIST ? KV_E_EXISTS : KV_E_IO,
+                      en == EEXIST ? "a sandbox with id '%s' already exists"
+                                   : "cannot adopt as sandbox '%s': %s",
+                      p.id, g_strerror(en));
+      ok = FALSE;
+    }
+    if (!ok) {
+      g_free(s->cfg.id);
+      s->cfg.id = g_steal_pointer(&old_id);
+      g_free(s->cfg.created);
+      s->cfg.created = g_steal_pointer(&old_created);
+      g_autoptr(GError) re = NULL;
+      if (!kv_config_save(&s->cfg, s->p.config, &re))
+        shim_log("cannot restore the pooled config: %s", re->message);
+      unlink(inst);
+    } else {
+      g_autofree char *was = g_strdup(s->id);
+      /* The keeper's mark; a sandbox has no use for it. */
+      g_autofree char *ready = g_build_filename(new_dir, "ready", NULL);
+      unlink(ready);
+      KvPaths np;
+      kv_paths_init(&np, s->p.root, p.id);
+      shim_set_identity(s, p.id, &np);
+      if (jail_enabled(s))
+        jail_rename(s, was);
+      pool_unwatch(lc);
+      shim_state_save(s);
+      shim_log("adopted: pooled VM %s is sandbox %s", was, s->id);
+      /* The reseed: 32 bytes of the host's RNG, as at boot. */
+      guint8 seed[32];
+      if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        e = g_error_new(KV_ERROR_DOMAIN, KV_E_IO, "getrandom: %s", g_strerror(errno));
+      } else {
+        char hex[2 * sizeof seed + 1];
+        for (gsize i = 0; i < sizeof seed; i++)
+          g_snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+        KvReseedParams rp = {.seed = hex};
+        AdoptWait *w = g_new0(AdoptWait, 1);
+        w->lc = lc;
+        w->conn = kv_conn_ref(c);
+        w->id = id;
+        kv_call(s->agent, &kv_m_reseed, &rp, KV_CALL_TIMEOUT_MS, on_adopt_reseeded, w);
+        explicit_bzero(seed, sizeof seed);
+        explicit_bzero(hex, sizeof hex);
+        kv_msg_clear(kv_m_shim_adopt.params, &p);
+        return;
+      }
+    }
+  }
+  kv_msg_clear(kv_m_shim_adopt.params, &p);
+  shim_reply_error(c, id, e);
 }

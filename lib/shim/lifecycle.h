@@ -34,3 +34,10 @@ void lifecycle_stop(Lifecycle *lc, KvConn *c, guint32 id);
 void lifecycle_destroy(Lifecycle *lc, KvConn *c, guint32 id);
 /* SIGTERM/SIGINT: destroy with no client waiting. */
 void lifecycle_terminate(Lifecycle *lc);
+/* A pooled VM (docs/pool.md): `fd` is the keeper's pipe. Its EOF (the
+ * keeper is gone, however it ended) while still pooled destroys the VM
+ * and its state, so that a dead keeper leaves no orphan VM. */
+void lifecycle_pool_watch(Lifecycle *lc, int fd);
+/* Client request adopt (msg.h, KvAdoptParams): the pooled VM becomes a
+ * sandbox; answered once the guest's RNG is reseeded. */
+void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params);

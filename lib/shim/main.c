@@ -10,18 +10,24 @@
  *   --create   boot the VM, wait for the agent, report on --ready-fd, serve
  *   --recover  reattach to a running VM whose previous shim died, serve
  *   --cleanup  destroy the VM if any, remove all state, exit
+ *   --create --pooled --pool-fd FD   boot a warm-pool VM (docs/pool.md):
+ *              state in ROOT/pool/vms/ID; EOF on FD before an adopt
+ *              destroys it
+ *   --pool-keeper  the pool's keeper (keeper.c): no --id
  * On any failure before "ready" a create leaves nothing behind: no VM and no
  * state directory. A recover that fails leaves everything as it found it
  * (the VM may still run): `katavm sandbox rm -f` removes it.
  *
  * This file parses the arguments, wires the layers (state.h says which) and
  * runs the main loop. */
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 
 #include "clients.h"
+#include "keeper.h"
 #include "sandbox-internal.h"
 
 static gboolean on_term(gpointer user) {
@@ -35,8 +41,8 @@ static gboolean has_container(gpointer user, const char *cid) {
 
 int main(int argc, char **argv) {
   g_autofree char *root = NULL, *id = NULL;
-  int ready_fd = -1;
-  gboolean m_create = FALSE, m_recover = FALSE, m_cleanup = FALSE;
+  int ready_fd = -1, pool_fd = -1;
+  gboolean m_create = FALSE, m_recover = FALSE, m_cleanup = FALSE, pooled = FALSE, keeper = FALSE;
   GOptionEntry entries[] = {
       {"create", 0, 0, G_OPTION_ARG_NONE, &m_create, "boot a new sandbox", NULL},
       {"recover", 0, 0, G_OPTION_ARG_NONE, &m_recover, "reattach to a running sandbox", NULL},
@@ -44,15 +50,24 @@ int main(int argc, char **argv) {
       {"root", 0, 0, G_OPTION_ARG_FILENAME, &root, "state directory", "DIR"},
       {"id", 0, 0, G_OPTION_ARG_STRING, &id, "sandbox id", "ID"},
       {"ready-fd", 0, 0, G_OPTION_ARG_INT, &ready_fd, "report readiness here", "FD"},
+      {"pooled", 0, 0, G_OPTION_ARG_NONE, &pooled, "a warm-pool VM (with --create)", NULL},
+      {"pool-fd", 0, 0, G_OPTION_ARG_INT, &pool_fd, "the pool keeper's pipe", "FD"},
+      {"pool-keeper", 0, 0, G_OPTION_ARG_NONE, &keeper, "keep the warm pool of --root", NULL},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("- katavm per-sandbox supervisor");
   g_option_context_add_main_entries(oc, entries, NULL);
   g_autoptr(GError) e = NULL;
-  if (!g_option_context_parse(oc, &argc, &argv, &e) || !root || !id ||
-      (m_create + m_recover + m_cleanup) != 1) {
+  gboolean parsed = g_option_context_parse(oc, &argc, &argv, &e);
+  if (parsed && keeper && root && !id && !m_create && !m_recover && !m_cleanup) {
+    signal(SIGPIPE, SIG_IGN);
+    return keeper_main(root, ready_fd);
+  }
+  if (!parsed || !root || !id || (m_create + m_recover + m_cleanup) != 1 || keeper ||
+      (pooled && (!m_create || pool_fd < 0))) {
     if (!e)
       e = g_error_new(KV_ERROR, KATAVM_E_INVALID,
-                      "usage: katavm-shim --create|--recover|--cleanup --root DIR --id ID");
+                      "usage: katavm-shim --create|--recover|--cleanup --root DIR --id ID "
+                      "[--pooled --pool-fd FD] | --pool-keeper --root DIR");
     fprintf(stderr, "katavm-shim: %s\n", e->message);
     kv_shim_report(ready_fd, e, TRUE);
     return 2;
@@ -61,12 +76,21 @@ int main(int argc, char **argv) {
     kv_shim_report(ready_fd, e, TRUE);
     return 2;
   }
+  /* The keeper's pipe stays out of what the shim starts (virtiofsd). */
+  if (pooled && fcntl(pool_fd, F_SETFD, FD_CLOEXEC) < 0) {
+    e = g_error_new(KV_ERROR, KATAVM_E_INVALID, "--pool-fd %d is not open", pool_fd);
+    kv_shim_report(ready_fd, e, TRUE);
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN);
 
   shim_ctx = g_main_context_new();
   g_main_context_push_thread_default(shim_ctx);
   Shim s;
-  shim_init(&s, root, id);
+  if (pooled)
+    shim_init_pooled(&s, root, id);
+  else
+    shim_init(&s, root, id);
   KvShimStateResult old = {0}; /* recover: the previous shim's last state */
   gboolean have_old = FALSE;
   s.loop = g_main_loop_new(shim_ctx, FALSE);
@@ -124,6 +148,11 @@ int main(int argc, char **argv) {
     goto out;
   }
   kv_msg_clear(kv_m_shim_state.result, &old);
+  if (pooled) {
+    /* Watched from now on: a keeper that died during the boot is seen at
+     * the first iteration. */
+    lifecycle_pool_watch(lc, pool_fd);
+  }
   kv_shim_report(ready_fd, NULL, FALSE);
   /* Starting libvirt's embedded driver (QEMU capabilities, domain XML
    * parsing) leaves most of the heap free: give it back to the host

@@ -28,7 +28,37 @@ void shim_init(Shim *s, const char *root, const char *id) {
   shim_log_path = g_strdup(s->p.shim_log);
 }
 
+void shim_init_pooled(Shim *s, const char *root, const char *instance) {
+  shim_init(s, root, instance);
+  kv_paths_clear(&s->p);
+  g_autofree char *dir = g_build_filename(root, "pool", "vms", instance, NULL);
+  kv_paths_init_dir(&s->p, root, dir, instance);
+  s->pooled = TRUE;
+  g_free(shim_log_path);
+  shim_log_path = g_strdup(s->p.shim_log);
+}
+
+void shim_set_identity(Shim *s, const char *id, KvPaths *p) {
+  if (!s->old_paths)
+    s->old_paths = g_ptr_array_new();
+  KvPaths *old = g_new(KvPaths, 1);
+  *old = s->p;
+  g_ptr_array_add(s->old_paths, old);
+  s->p = *p;
+  memset(p, 0, sizeof(*p));
+  g_free(s->id);
+  s->id = g_strdup(id);
+  s->pooled = FALSE;
+  g_free(shim_log_path);
+  shim_log_path = g_strdup(s->p.shim_log);
+}
+
 void shim_clear(Shim *s) {
+  for (guint i = 0; s->old_paths && i < s->old_paths->len; i++) {
+    kv_paths_clear(s->old_paths->pdata[i]);
+    g_free(s->old_paths->pdata[i]);
+  }
+  g_clear_pointer(&s->old_paths, g_ptr_array_unref);
   g_free(s->id);
   g_free(s->uri);
   g_free(s->error);

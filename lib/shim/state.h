@@ -48,11 +48,18 @@ typedef struct {
   GPtrArray *describers; /* Describer*: upper layers' parts of state.json */
   char *stop_reason;     /* why it stopped (KvShimStateResult.stop_reason); NULL while up */
   guint32 qemu_uid;      /* jail.c: the uid (= gid) QEMU runs as; 0: root */
+  gboolean pooled;       /* a warm-pool VM not yet adopted (docs/pool.md) */
+  GPtrArray *old_paths;  /* KvPaths* before an adopt: layers may still point into them */
 } Shim;
 
 /* Fill `id`, `p` and the empty state of a new Shim; shim_clear frees it. */
 void shim_init(Shim *s, const char *root, const char *id);
 void shim_clear(Shim *s);
+/* The same for a pooled VM: state in ROOT/pool/vms/INSTANCE. */
+void shim_init_pooled(Shim *s, const char *root, const char *instance);
+/* Adopt: the sandbox is `id` from now on, its state directory `p` (taken
+ * over; the old paths stay allocated until shim_clear). */
+void shim_set_identity(Shim *s, const char *id, KvPaths *p);
 
 void shim_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 #define SHIM_LOG_MAX (1024 * 1024)

@@ -122,7 +122,15 @@ void kvt_sweep(void) {
   katavm_runtime *rt = NULL;
   g_setenv("KATAVM_ROOT", kvt_root(), TRUE);
   char **ids = NULL;
-  if (katavm_runtime_new(&rt, NULL) == 0 && katavm_sandbox_list(rt, &ids, NULL) == 0) {
+  if (katavm_runtime_new(&rt, NULL) == 0) {
+    /* A warm pool's keeper would boot VMs behind the sweep's back. */
+    katavm_error *pe = NULL;
+    if (katavm_pool_remove(rt, &pe) < 0) {
+      fprintf(stderr, "sweep: %s\n", katavm_error_message(pe));
+      katavm_error_free(pe);
+    }
+  }
+  if (rt && katavm_sandbox_list(rt, &ids, NULL) == 0) {
     for (char **p = ids; *p; p++) {
       katavm_error *e = NULL;
       if (katavm_sandbox_destroy(rt, *p, &e) < 0) {
@@ -138,8 +146,8 @@ void kvt_sweep(void) {
   g_autofree char *cmd =
       g_strdup_printf("pkill -9 -f 'katavm-shim.*--root %s' ; pkill -9 -f 'qemu-system.*%s/' ; "
                       "grep -o ' %s[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l ; "
-                      "rm -rf %s/sandboxes %s/r",
-                      kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root());
+                      "rm -rf %s/sandboxes %s/r %s/pool",
+                      kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root(), kvt_root());
   int rc = system(cmd);
   (void)rc;
 }

@@ -524,6 +524,7 @@ START_TEST(struct_size_reported) {
   ck_assert_uint_eq(katavm_struct_size("katavm_exec_config"), sizeof(katavm_exec_config));
   ck_assert_uint_eq(katavm_struct_size("katavm_hotplug_request"), sizeof(katavm_hotplug_request));
   ck_assert_uint_eq(katavm_struct_size("katavm_container_stats"), sizeof(katavm_container_stats));
+  ck_assert_uint_eq(katavm_struct_size("katavm_pool_config"), sizeof(katavm_pool_config));
   ck_assert_uint_eq(katavm_struct_size("katavm_sandbox"), 0); /* opaque */
   ck_assert_uint_eq(katavm_struct_size("nope"), 0);
   ck_assert_uint_eq(katavm_struct_size(""), 0);
