@@ -4,6 +4,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential cmake pkg-config git
   libglib2.0-dev libjson-glib-dev libvirt-dev libseccomp-dev check libnl-3-dev libnl-route-3-dev libacl1-dev
+  libfuse3-dev libfuse3-3
   qemu-system-x86 qemu-system-common qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   linux-image-amd64 kmod cpio xz-utils zstd binutils busybox-static
   python3 python3-dev python3-pytest python3-setuptools python3-pip iproute2 iputils-ping procps

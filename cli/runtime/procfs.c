@@ -16,22 +16,29 @@
  * that namespace: the library's threads, the server thread and what they
  * start keep the host's /proc.
  *
+ * The FUSE protocol is libfuse's (its low-level API): the main thread
+ * mounts with fuse_session_mount() once in its namespace (as root libfuse
+ * calls mount(2) itself, no fusermount3), the server thread runs
+ * fuse_session_loop(). The mount goes with the namespace, when the
+ * stand-in exits.
+ *
  * The guest is untrusted: its output is size-limited, parsed strictly, and
  * only ever served back as file contents; a hung exec is killed. Whatever
  * fails here leaves the stand-in as it was (podman top then shows the
  * host's /proc, as before). */
+#define FUSE_USE_VERSION 34
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fuse.h>
+#include <fuse_lowlevel.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,17 +77,13 @@ typedef struct {
 } PfProc;
 
 typedef struct {
-  int fuse;
+  struct fuse_session *se;
   int go[2]; /* the main thread tells the server the mount is there */
   char *exe, *root, *config, *id;
   /* The latest listing. */
   GArray *procs; /* PfProc, sorted by pid */
   GBytes *stat;
   gint64 taken;
-  /* Open files and directories: fh -> GBytes (a file's contents, or a
-   * directory's entries as fuse_dirent records). */
-  GHashTable *open;
-  guint64 next_fh;
 } Pf;
 
 static void proc_clear(gpointer p) {
@@ -332,215 +335,206 @@ static guint64 pid_ino(guint pid, int k) {
   return PF_INO_BASE + (guint64)pid * (PF_NFILES + 1) + (guint64)(k + 1);
 }
 
-static void attr_of(struct fuse_attr *a, guint64 ino, gboolean dir, GBytes *data) {
+static void attr_of(struct stat *a, guint64 ino, gboolean dir, GBytes *data) {
   memset(a, 0, sizeof *a);
-  a->ino = ino;
-  a->mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
-  a->nlink = dir ? 2 : 1;
-  a->size = data ? g_bytes_get_size(data) : 0;
-  a->blksize = 4096;
-  a->blocks = (a->size + 511) / 512;
-  gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-  a->atime = a->mtime = a->ctime = (guint64)now;
+  a->st_ino = ino;
+  a->st_mode = dir ? S_IFDIR | 0555 : S_IFREG | 0444;
+  a->st_nlink = dir ? 2 : 1;
+  a->st_size = data ? (off_t)g_bytes_get_size(data) : 0;
+  a->st_blksize = 4096;
+  a->st_blocks = (a->st_size + 511) / 512;
+  a->st_atime = a->st_mtime = a->st_ctime = g_get_real_time() / G_USEC_PER_SEC;
 }
 
-static void reply(Pf *pf, guint64 unique, int err, const void *data, size_t len) {
-  struct fuse_out_header h = {.len = sizeof h, .error = -err, .unique = unique};
-  struct iovec iov[2] = {{&h, sizeof h}, {(void *)data, len}};
-  int n = 1;
-  if (!err && len) {
-    h.len += len;
-    n = 2;
-  }
-  /* ENOENT: the request was interrupted; nothing else can be done. */
-  if (writev(pf->fuse, iov, n) < 0 && errno != ENOENT)
-    g_debug("procfs: reply: %s", g_strerror(errno));
+/* A directory's entries, as opendir found them. */
+typedef struct {
+  guint64 ino;
+  mode_t mode;
+  char name[16];
+} PfEnt;
+
+static void add_ent(GArray *a, guint64 ino, mode_t mode, const char *name) {
+  PfEnt e = {.ino = ino, .mode = mode};
+  g_strlcpy(e.name, name, sizeof e.name);
+  g_array_append_val(a, e);
 }
 
-static void add_dirent(GByteArray *b, guint64 ino, guint64 off, const char *name, guint type) {
-  size_t nl = strlen(name);
-  size_t rec = FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + nl);
-  guint8 *buf = g_malloc0(rec);
-  struct fuse_dirent *d = (struct fuse_dirent *)buf;
-  d->ino = ino;
-  d->off = off;
-  d->namelen = (uint32_t)nl;
-  d->type = type;
-  memcpy(d->name, name, nl);
-  g_byte_array_append(b, buf, (guint)rec);
-  g_free(buf);
-}
-
-/* A directory's entries, each with the offset of the next. */
-static GBytes *list_dir(Pf *pf, guint64 ino) {
-  GByteArray *b = g_byte_array_new();
-  guint64 off = 0;
-  add_dirent(b, ino, ++off, ".", S_IFDIR >> 12);
-  add_dirent(b, FUSE_ROOT_ID, ++off, "..", S_IFDIR >> 12);
+static GArray *list_dir(Pf *pf, guint64 ino) {
+  GArray *a = g_array_new(FALSE, FALSE, sizeof(PfEnt));
+  add_ent(a, ino, S_IFDIR, ".");
+  add_ent(a, FUSE_ROOT_ID, S_IFDIR, "..");
   if (ino == FUSE_ROOT_ID) {
-    add_dirent(b, PF_INO_STAT, ++off, "stat", S_IFREG >> 12);
+    add_ent(a, PF_INO_STAT, S_IFREG, "stat");
     for (guint i = 0; pf->procs && i < pf->procs->len; i++) {
       guint pid = g_array_index(pf->procs, PfProc, i).pid;
       char name[16];
       snprintf(name, sizeof name, "%u", pid);
-      add_dirent(b, pid_ino(pid, -1), ++off, name, S_IFDIR >> 12);
+      add_ent(a, pid_ino(pid, -1), S_IFDIR, name);
     }
   } else {
     guint pid = (guint)((ino - PF_INO_BASE) / (PF_NFILES + 1));
     for (int k = 0; k < PF_NFILES; k++)
-      add_dirent(b, pid_ino(pid, k), ++off, pf_files[k], S_IFREG >> 12);
+      add_ent(a, pid_ino(pid, k), S_IFREG, pf_files[k]);
   }
-  return g_byte_array_free_to_bytes(b);
+  return a;
 }
 
-/* The entries from index `off` on that fit in `size` bytes. */
-static void reply_readdir(Pf *pf, guint64 unique, GBytes *dir, guint64 off, guint32 size) {
-  gsize len;
-  const guint8 *p = g_bytes_get_data(dir, &len);
-  gsize at = 0, start = 0, stop = 0;
-  guint64 i = 0;
-  while (at < len) {
-    const struct fuse_dirent *d = (const void *)(p + at);
-    gsize rec = FUSE_DIRENT_SIZE(d);
-    if (i == off)
-      start = stop = at;
-    if (i >= off) {
-      if (at + rec - start > size)
-        break;
-      stop = at + rec;
-    }
-    at += rec;
-    i++;
-  }
-  reply(pf, unique, 0, p + start, stop > start ? stop - start : 0);
-}
-
-static void handle(Pf *pf, const struct fuse_in_header *in, const void *arg, size_t arglen) {
+static void pf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Pf *pf = fuse_req_userdata(req);
   gboolean dir;
   GBytes *data;
-  switch (in->opcode) {
-  case FUSE_INIT: {
-    const struct fuse_init_in *i = arg;
-    if (arglen < 8 || i->major != FUSE_KERNEL_VERSION) {
-      reply(pf, in->unique, EPROTO, NULL, 0);
+  guint64 ino = 0, pid = 0;
+  if (parent == FUSE_ROOT_ID) {
+    if (!strcmp(name, "stat"))
+      ino = PF_INO_STAT;
+    else if (g_ascii_string_to_unsigned(name, 10, 1, PF_MAX_PID, &pid, NULL)) {
+      ensure_listing(pf, FALSE);
+      if (find_pid(pf, (guint)pid))
+        ino = pid_ino((guint)pid, -1);
+    }
+  } else if (node(pf, parent, &dir, &data) && dir) {
+    guint p = (guint)((parent - PF_INO_BASE) / (PF_NFILES + 1));
+    for (int k = 0; k < PF_NFILES; k++)
+      if (!strcmp(name, pf_files[k]))
+        ino = pid_ino(p, k);
+    /* psgo reads ns/pid and takes a permission error for "unknown". */
+    if (!strcmp(name, "ns")) {
+      fuse_reply_err(req, EACCES);
       return;
     }
-    struct fuse_init_out o = {.major = FUSE_KERNEL_VERSION,
-                              .minor = FUSE_KERNEL_MINOR_VERSION,
-                              .max_readahead = 0,
-                              .max_background = 1,
-                              .congestion_threshold = 1,
-                              .max_write = 4096,
-                              .time_gran = 1};
-    reply(pf, in->unique, 0, &o, sizeof o);
+  }
+  if (!ino || !node(pf, ino, &dir, &data)) {
+    fuse_reply_err(req, ENOENT);
     return;
   }
-  case FUSE_LOOKUP: {
-    g_autofree char *name = g_strndup(arg, arglen);
-    struct fuse_entry_out e = {0};
-    guint64 ino = 0;
-    guint64 pid = 0;
-    if (in->nodeid == FUSE_ROOT_ID) {
-      if (!strcmp(name, "stat"))
-        ino = PF_INO_STAT;
-      else if (g_ascii_string_to_unsigned(name, 10, 1, PF_MAX_PID, &pid, NULL)) {
-        ensure_listing(pf, FALSE);
-        if (find_pid(pf, (guint)pid))
-          ino = pid_ino((guint)pid, -1);
-      }
-    } else if (node(pf, in->nodeid, &dir, &data) && dir) {
-      guint p = (guint)((in->nodeid - PF_INO_BASE) / (PF_NFILES + 1));
-      for (int k = 0; k < PF_NFILES; k++)
-        if (!strcmp(name, pf_files[k]))
-          ino = pid_ino(p, k);
-      /* psgo reads ns/pid and takes a permission error for "unknown". */
-      if (!strcmp(name, "ns")) {
-        reply(pf, in->unique, EACCES, NULL, 0);
-        return;
-      }
-    }
-    if (!ino || !node(pf, ino, &dir, &data)) {
-      reply(pf, in->unique, ENOENT, NULL, 0);
-      return;
-    }
-    e.nodeid = ino;
-    attr_of(&e.attr, ino, dir, data);
-    reply(pf, in->unique, 0, &e, sizeof e);
+  /* No timeouts: the kernel asks again, the listing decides. */
+  struct fuse_entry_param e = {.ino = ino};
+  attr_of(&e.attr, ino, dir, data);
+  fuse_reply_entry(req, &e);
+}
+
+static void pf_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  gboolean dir;
+  GBytes *data;
+  if (!node(fuse_req_userdata(req), ino, &dir, &data)) {
+    fuse_reply_err(req, ENOENT);
     return;
   }
-  case FUSE_GETATTR: {
-    if (!node(pf, in->nodeid, &dir, &data)) {
-      reply(pf, in->unique, ENOENT, NULL, 0);
-      return;
-    }
-    struct fuse_attr_out a = {0};
-    attr_of(&a.attr, in->nodeid, dir, data);
-    reply(pf, in->unique, 0, &a, sizeof a);
+  struct stat a;
+  attr_of(&a, ino, dir, data);
+  fuse_reply_attr(req, &a, 0);
+}
+
+/* fh: a file's contents (GBytes) or a directory's entries (GArray of
+ * PfEnt), taken at open. */
+static void pf_open_common(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                           gboolean want_dir) {
+  Pf *pf = fuse_req_userdata(req);
+  gboolean dir;
+  GBytes *data;
+  /* A listing of the root is what a `podman top` starts with. */
+  if (want_dir && ino == FUSE_ROOT_ID)
+    ensure_listing(pf, TRUE);
+  if (!node(pf, ino, &dir, &data)) {
+    fuse_reply_err(req, ENOENT);
     return;
   }
-  case FUSE_OPENDIR:
-  case FUSE_OPEN: {
-    /* A listing of the root is what a `podman top` starts with. */
-    if (in->opcode == FUSE_OPENDIR && in->nodeid == FUSE_ROOT_ID)
-      ensure_listing(pf, TRUE);
-    if (!node(pf, in->nodeid, &dir, &data)) {
-      reply(pf, in->unique, ENOENT, NULL, 0);
-      return;
-    }
-    if (dir != (in->opcode == FUSE_OPENDIR)) {
-      reply(pf, in->unique, dir ? EISDIR : ENOTDIR, NULL, 0);
-      return;
-    }
-    if (in->opcode == FUSE_OPEN && arglen >= sizeof(struct fuse_open_in) &&
-        (((const struct fuse_open_in *)arg)->flags & O_ACCMODE) != O_RDONLY) {
-      reply(pf, in->unique, EACCES, NULL, 0);
-      return;
-    }
-    struct fuse_open_out o = {.fh = ++pf->next_fh, .open_flags = dir ? 0 : FOPEN_DIRECT_IO};
-    g_hash_table_insert(pf->open, GSIZE_TO_POINTER(o.fh),
-                        dir ? list_dir(pf, in->nodeid) : g_bytes_ref(data));
-    reply(pf, in->unique, 0, &o, sizeof o);
+  if (dir != want_dir) {
+    fuse_reply_err(req, dir ? EISDIR : ENOTDIR);
     return;
   }
-  case FUSE_READ:
-  case FUSE_READDIR: {
-    const struct fuse_read_in *r = arg;
-    GBytes *b = arglen >= sizeof *r ? g_hash_table_lookup(pf->open, GSIZE_TO_POINTER(r->fh)) : NULL;
-    if (!b) {
-      reply(pf, in->unique, EBADF, NULL, 0);
-      return;
-    }
-    if (in->opcode == FUSE_READDIR) {
-      reply_readdir(pf, in->unique, b, r->offset, r->size);
-      return;
-    }
-    gsize len;
-    const guint8 *p = g_bytes_get_data(b, &len);
-    gsize off = r->offset < len ? (gsize)r->offset : len;
-    reply(pf, in->unique, 0, p + off, MIN(len - off, (gsize)r->size));
+  if (!dir && (fi->flags & O_ACCMODE) != O_RDONLY) {
+    fuse_reply_err(req, EACCES);
     return;
   }
-  case FUSE_RELEASE:
-  case FUSE_RELEASEDIR: {
-    const struct fuse_release_in *r = arg;
-    if (arglen >= sizeof *r)
-      g_hash_table_remove(pf->open, GSIZE_TO_POINTER(r->fh));
-    reply(pf, in->unique, 0, NULL, 0);
-    return;
-  }
-  case FUSE_FLUSH:
-    reply(pf, in->unique, 0, NULL, 0);
-    return;
-  case FUSE_FORGET:
-  case FUSE_BATCH_FORGET:
-  case FUSE_INTERRUPT:
-    return; /* no reply */
-  default:
-    reply(pf, in->unique, ENOSYS, NULL, 0);
-    return;
+  fi->direct_io = !dir;
+  fi->fh = (guint64)(guintptr)(dir ? (gpointer)list_dir(pf, ino) : (gpointer)g_bytes_ref(data));
+  if (fuse_reply_open(req, fi) < 0) { /* interrupted: no release follows */
+    if (dir)
+      g_array_unref((GArray *)(guintptr)fi->fh);
+    else
+      g_bytes_unref((GBytes *)(guintptr)fi->fh);
   }
 }
 
+static void pf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  pf_open_common(req, ino, fi, FALSE);
+}
+
+static void pf_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  pf_open_common(req, ino, fi, TRUE);
+}
+
+static void pf_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+  gsize len;
+  const guint8 *p = g_bytes_get_data((GBytes *)(guintptr)fi->fh, &len);
+  gsize at = off >= 0 && (guint64)off < len ? (gsize)off : len;
+  fuse_reply_buf(req, (const char *)p + at, MIN(len - at, size));
+}
+
+/* The entries from index `off` on that fit in `size` bytes, each with the
+ * index of the next. */
+static void pf_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+  GArray *a = (GArray *)(guintptr)fi->fh;
+  g_autofree char *buf = g_malloc(size);
+  size_t used = 0;
+  for (guint i = off >= 0 ? (guint)MIN((guint64)off, a->len) : a->len; i < a->len; i++) {
+    const PfEnt *e = &g_array_index(a, PfEnt, i);
+    struct stat st = {.st_ino = e->ino, .st_mode = e->mode};
+    size_t rec = fuse_add_direntry(req, buf + used, size - used, e->name, &st, i + 1);
+    if (rec > size - used)
+      break;
+    used += rec;
+  }
+  fuse_reply_buf(req, buf, used);
+}
+
+static void pf_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  g_bytes_unref((GBytes *)(guintptr)fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+static void pf_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  g_array_unref((GArray *)(guintptr)fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+static const struct fuse_lowlevel_ops pf_ops = {
+    .lookup = pf_lookup,
+    .getattr = pf_getattr,
+    .open = pf_open,
+    .read = pf_read,
+    .release = pf_release,
+    .opendir = pf_opendir,
+    .readdir = pf_readdir,
+    .releasedir = pf_releasedir,
+};
+
+/* libfuse logs to stderr, which is the container's: keep it out of there. */
+static void pf_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  g_debug("procfs: libfuse: %s", g_strchomp(msg));
+}
+
+static void pf_free(Pf *pf) {
+  if (pf->se)
+    fuse_session_destroy(pf->se);
+  g_clear_pointer(&pf->procs, g_array_unref);
+  g_clear_pointer(&pf->stat, g_bytes_unref);
+  g_free(pf->exe);
+  g_free(pf->root);
+  g_free(pf->config);
+  g_free(pf->id);
+  g_free(pf);
+}
+
+/* The server thread, in the host's mount namespace. Should the loop end
+ * with /proc still mounted, destroying the session closes the device,
+ * which fails what the mount is asked from then on rather than hanging
+ * it; fuse_session_unmount() must not be called here, where "/proc" is
+ * the host's. */
 static gpointer serve(gpointer data) {
   Pf *pf = data;
   char go = 0;
@@ -548,46 +542,35 @@ static gpointer serve(gpointer data) {
     ;
   close(pf->go[0]);
   if (go != 'M')
-    return NULL;
-  size_t size = 256 * 1024;
-  guint8 *buf = g_malloc(size);
-  for (;;) {
-    ssize_t n = read(pf->fuse, buf, size);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
-        continue;
-      break; /* ENODEV: unmounted */
-    }
-    if ((size_t)n < sizeof(struct fuse_in_header))
-      continue;
-    const struct fuse_in_header *in = (const void *)buf;
-    if (in->len > (size_t)n)
-      continue;
-    handle(pf, in, buf + sizeof *in, in->len - sizeof *in);
-  }
-  g_free(buf);
+    return NULL; /* the main thread frees pf */
+  int rc = fuse_session_loop(pf->se);
+  g_debug("procfs: the server ends (%d)", rc);
+  pf_free(pf);
   return NULL;
 }
 
 void rt_procfs_serve(Rt *r, const char *id) {
   Pf *pf = g_new0(Pf, 1);
-  pf->fuse = -1;
   pf->go[0] = pf->go[1] = -1;
   pf->exe = g_file_read_link("/proc/self/exe", NULL);
   pf->root = g_strdup(r->root);
   pf->config = g_strdup(r->config);
   pf->id = g_strdup(id);
-  pf->open =
-      g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)g_bytes_unref);
   const char *step = "exe";
   char go = 'X';
   GThread *t = NULL;
-  char *opts = NULL;
   if (!pf->exe)
     goto fail;
-  step = "/dev/fuse";
-  pf->fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (pf->fuse < 0 || pipe2(pf->go, O_CLOEXEC) < 0)
+  fuse_set_log_func(pf_log);
+  /* nosuid and nodev are libfuse's defaults; as root it mounts with
+   * mount(2) itself, "fuse.katavm-procfs" from "katavm-procfs". */
+  char *argv[] = {"katavm-runtime", "-o",
+                  "fsname=katavm-procfs,subtype=katavm-procfs,allow_other,noexec", NULL};
+  struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+  step = "session";
+  pf->se = fuse_session_new(&args, &pf_ops, sizeof pf_ops, pf);
+  fuse_opt_free_args(&args);
+  if (!pf->se || pipe2(pf->go, O_CLOEXEC) < 0)
     goto fail;
   /* Started before the main thread leaves the host's mount namespace, so
    * that the server and its execs stay in it. */
@@ -601,22 +584,22 @@ void rt_procfs_serve(Rt *r, const char *id) {
   step = "rslave";
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
     goto fail;
-  opts = g_strdup_printf("fd=%d,rootmode=40555,user_id=0,group_id=0,allow_other", pf->fuse);
   step = "mount";
-  if (mount("katavm-procfs", "/proc", "fuse.katavm-procfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            opts) < 0)
+  if (fuse_session_mount(pf->se, "/proc") < 0)
     goto fail;
-  g_free(opts);
   go = 'M';
-  if (write(pf->go[1], &go, 1) != 1)
-    rt_debug(r, "procfs: cannot start the server");
+  if (write(pf->go[1], &go, 1) != 1) {
+    step = "start";
+    go = 'X';
+    fuse_session_unmount(pf->se); /* here, in our namespace */
+    goto fail;
+  }
   close(pf->go[1]);
   g_thread_unref(t);
   rt_debug(r, "procfs: the guest's processes of %s on /proc of pid %d", id, (int)getpid());
-  return; /* pf lives as long as the stand-in */
+  return; /* pf is the server's, as long as the stand-in lives */
 fail:
   rt_debug(r, "procfs: %s: %s; podman top shows the host's processes", step, g_strerror(errno));
-  g_free(opts);
   if (!t && pf->go[0] >= 0)
     close(pf->go[0]);
   if (pf->go[1] >= 0) {
@@ -628,12 +611,5 @@ fail:
   if (t)
     g_thread_join(t);
   /* The server is gone: what is left is ours alone. */
-  if (pf->fuse >= 0)
-    close(pf->fuse);
-  g_hash_table_destroy(pf->open);
-  g_free(pf->exe);
-  g_free(pf->root);
-  g_free(pf->config);
-  g_free(pf->id);
-  g_free(pf);
+  pf_free(pf);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -314,6 +315,7 @@ START_TEST(top) {
       {"top", "topped", "-o", "pid,args"}, /* ps(1) in the container */
   };
   const guint col[] = {1, 0, 0};
+  guint64 guest_pid = 0;
   for (gsize i = 0; i < G_N_ELEMENTS(forms); i++) {
     const char *args[5] = {forms[i][0], forms[i][1], forms[i][2], forms[i][3], NULL};
     podman_ok(args, &out);
@@ -323,7 +325,37 @@ START_TEST(top) {
     ck_assert_msg(!strstr(out, "katavm-runtime") && !strstr(out, "conmon"),
                   "podman top shows host processes: %s", out);
     g_free(out);
+    guest_pid = guest_pid ? guest_pid : pid;
   }
+  /* That /proc itself, through the stand-in's root: its listing, a
+   * process's cmdline, the guest's /proc/stat, and what it refuses. */
+  g_autofree char *fs = g_strdup_printf("/proc/%" G_GUINT64_FORMAT "/root/proc", host_pid);
+  g_autofree char *guest = g_strdup_printf("%" G_GUINT64_FORMAT, guest_pid);
+  g_autoptr(GDir) d = g_dir_open(fs, 0, NULL);
+  ck_assert_msg(d, "cannot list %s", fs);
+  gboolean has_stat = FALSE, has_guest = FALSE;
+  for (const char *n; (n = g_dir_read_name(d));) {
+    has_stat |= !strcmp(n, "stat");
+    has_guest |= !strcmp(n, guest);
+  }
+  ck_assert_msg(has_stat && has_guest, "%s lists no stat or no %s", fs, guest);
+  g_autofree char *cmdline = g_build_filename(fs, guest, "cmdline", NULL);
+  g_autofree char *stat = g_build_filename(fs, "stat", NULL);
+  g_autofree char *ns = g_build_filename(fs, guest, "ns", "pid", NULL);
+  g_autofree char *none = g_build_filename(fs, "999999", NULL);
+  char *text = NULL;
+  gsize len = 0;
+  ck_assert(g_file_get_contents(cmdline, &text, &len, NULL));
+  static const char argv[] = {'s', 'l', 'e', 'e', 'p', 0, '1', '0', '0', '0', 0};
+  ck_assert_msg(len == sizeof argv && !memcmp(text, argv, len), "%s: %s", cmdline, text);
+  g_free(text);
+  ck_assert(g_file_get_contents(stat, &text, NULL, NULL));
+  ck_assert_msg(strstr(text, "\nbtime "), "%s: %s", stat, text);
+  g_free(text);
+  struct stat st;
+  ck_assert(open(cmdline, O_WRONLY) < 0 && errno == EACCES);
+  ck_assert(lstat(ns, &st) < 0 && errno == EACCES);
+  ck_assert(lstat(none, &st) < 0 && errno == ENOENT);
   PODMAN_OK(NULL, "rm", "-f", "-t", "0", "topped");
   ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
