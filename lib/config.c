@@ -44,6 +44,8 @@ static const KvField config_fields[] = {
              .min = -1, .max = KV_VIRTIOFS_TIMEOUT_MS_MAX, .def = KV_VIRTIOFS_TIMEOUT_MS_DEFAULT),
     KV_FIELD(KvSandboxConfig, "net", KV_T_STR, KV_F_NONEMPTY, net, .max = 16),
     KV_FIELD(KvSandboxConfig, "publish", KV_T_STRV, 0, publish),
+    KV_FIELD(KvSandboxConfig, "tb_cache_mib", KV_T_U32, KV_F_OMIT, tb_cache_mib,
+             .max = KV_TB_CACHE_MIB_MAX),
     {NULL}};
 static const KvMsgDesc config_desc = {"config.json", sizeof(KvSandboxConfig), config_fields};
 G_STATIC_ASSERT(sizeof(((KvSandboxConfig *)0)->vcpus) == sizeof(guint32));

@@ -77,6 +77,8 @@ struct katavm_runtime {
   char *virtiofs_cache;       /* "none" | "auto" | "always" (KATAVM_VIRTIOFS_CACHE) */
   gint64 virtiofs_timeout_ms; /* name/attribute cache time; -1 = the mode's own
                                * (KATAVM_VIRTIOFS_TIMEOUT_MS) */
+  guint tb_cache_mib;         /* TCG translation cache, 0 = by the VM's shape
+                               * (KATAVM_TCG_TB_CACHE_MIB; lib/vmm/xml.c) */
   GHashTable *conf;           /* [runtime] key -> value of katavm_runtime_load_config(), or NULL */
 };
 
@@ -90,6 +92,10 @@ struct katavm_runtime {
  * with 0 (docs/storage-fs.md, "Cache mode", measured). */
 #define KV_VIRTIOFS_TIMEOUT_MS_DEFAULT 1000
 #define KV_VIRTIOFS_TIMEOUT_MS_MAX 86400000
+/* KATAVM_TCG_TB_CACHE_MIB's range (QEMU wants at least a few MiB per
+ * possible vCPU; beyond 4 GiB is no cache bound at all). */
+#define KV_TB_CACHE_MIB_MIN 16
+#define KV_TB_CACHE_MIB_MAX 4096
 /* Whether s is one of virtiofsd's cache modes (none, auto, always). */
 gboolean kv_virtiofs_cache_valid(const char *s);
 /* Resolve the runtime's shared_fs for this host: "auto" is virtio-fs where
@@ -115,6 +121,7 @@ typedef struct {
   gint64 virtiofs_timeout_ms; /* virtio-fs: its name/attribute timeout, -1 = the mode's */
   char *net;                  /* NULL/"none" | "tcfilter" (netns) | "user" (QEMU user-mode NAT) */
   char **publish;             /* net "user": "[IP:]HOSTPORT:PORT[/proto]" (publish.h) */
+  guint tb_cache_mib;         /* TCG translation cache; 0 = by the VM's shape */
 } KvSandboxConfig;
 gboolean kv_config_save(const KvSandboxConfig *c, const char *path, GError **error);
 gboolean kv_config_load(KvSandboxConfig *c, const char *path, GError **error);

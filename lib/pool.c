@@ -289,6 +289,7 @@ int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg, katavm_
       .shared_fs = (char *)shared_fs,
       .virtiofsd = rt->virtiofsd,
       .virtiofs_cache = rt->virtiofs_cache,
+      .tb_cache_mib = rt->tb_cache_mib,
       .virtiofs_timeout_ms = rt->virtiofs_timeout_ms,
       .net = "none",
       .created = created,
@@ -378,7 +379,7 @@ static gboolean fits(const KvSandboxConfig *w, const KvSandboxConfig *t) {
          !g_strcmp0(w->memory_hotplug ? w->memory_hotplug : "auto", t->memory_hotplug) &&
          !g_strcmp0(w->shared_fs, t->shared_fs) && !g_strcmp0(w->virtiofsd, t->virtiofsd) &&
          !g_strcmp0(w->virtiofs_cache, t->virtiofs_cache) &&
-         w->virtiofs_timeout_ms == t->virtiofs_timeout_ms;
+         w->virtiofs_timeout_ms == t->virtiofs_timeout_ms && w->tb_cache_mib == t->tb_cache_mib;
 }
 
 /* Adopt pooled VM `inst` as sandbox `id`. */

@@ -67,6 +67,15 @@ int katavm_runtime_new(katavm_runtime **out, katavm_error **err) {
   }
   if (!rc && (v = g_getenv("KATAVM_VIRTIOFSD")) && *v)
     rc = set_path(&rt->virtiofsd, "KATAVM_VIRTIOFSD: virtiofsd", v, err);
+  if (!rc && (v = g_getenv("KATAVM_TCG_TB_CACHE_MIB")) && *v) {
+    guint64 n = 0;
+    if (g_ascii_string_to_unsigned(v, 10, KV_TB_CACHE_MIB_MIN, KV_TB_CACHE_MIB_MAX, &n, NULL))
+      rt->tb_cache_mib = (guint)n;
+    else
+      rc = kv_error_set(err, KATAVM_E_INVALID,
+                        "KATAVM_TCG_TB_CACHE_MIB: '%s' is not a size in MiB from %d to %d", v,
+                        KV_TB_CACHE_MIB_MIN, KV_TB_CACHE_MIB_MAX);
+  }
   if (!rc && (v = g_getenv("KATAVM_VIRTIOFS_CACHE")) && *v) {
     if (kv_virtiofs_cache_valid(v)) {
       g_free(rt->virtiofs_cache);

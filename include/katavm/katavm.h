@@ -136,6 +136,12 @@ typedef struct katavm_runtime katavm_runtime;
  *   KATAVM_INITRD         guest initrd (cpio)      (default: installed image)
  *   KATAVM_MEMORY_HOTPLUG auto | virtio-mem | dimm (default auto)
  *   KATAVM_SHIM           katavm-shim executable   (default: installed)
+ *   KATAVM_TCG_TB_CACHE_MIB  under TCG, QEMU's translation cache in MiB,
+ *                         16..4096 (default by the VM's shape: 32, 256 with
+ *                         vCPU hotplug; more costs host memory as code is
+ *                         translated and saves retranslation, e.g. for
+ *                         network-heavy guests: docs/performance.md)
+ *   (and the shared-filesystem variables of docs/storage-fs.md)
  * out: receives the runtime, freed with katavm_runtime_free().
  * Returns 0, or KATAVM_E_INVALID when an environment value is malformed
  * (the message names it). */

@@ -650,6 +650,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
         .memory_dimm = hotplug_memory_dimm(lc->hp),
         .qemu_label = lc->qemu_label,
         .console_socket = console_socket(lc->console),
+        .tb_cache_mib = s->cfg.tb_cache_mib,
     };
     shim_log("starting domain");
     StartWatch w = {.needle = g_strdup_printf("guest=%s,", s->p.domain)};

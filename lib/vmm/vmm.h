@@ -75,6 +75,9 @@ typedef struct {
   /* When set, the serial console is this unix socket (libvirt binds it,
    * the caller reads it and bounds what it keeps) instead of console_log. */
   const char *console_socket;
+  /* TCG: the translation cache in MiB; 0 = by the shape (32 MiB, 256 with
+   * vCPU hotplug). */
+  guint tb_cache_mib;
 } KvVmConfig;
 
 /* Build domain XML (q35, PVH kernel boot, virtio-serial agent channel named

@@ -205,7 +205,10 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
   kv_xml_empty(x, "acpi", NULL);
   if (tcg) {
     kv_xml_open(x, "tcg", NULL);
-    mib_element(x, "tb-cache", cfg->max_vcpus > cfg->vcpus ? 256 : 32);
+    mib_element(x, "tb-cache",
+                cfg->tb_cache_mib             ? cfg->tb_cache_mib
+                : cfg->max_vcpus > cfg->vcpus ? 256
+                                              : 32);
     kv_xml_close(x);
   }
   kv_xml_close(x); /* features */

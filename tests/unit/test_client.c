@@ -622,6 +622,28 @@ START_TEST(config_size_rules) {
 }
 END_TEST
 
+/* KATAVM_TCG_TB_CACHE_MIB: a size in range is the runtime's; anything
+ * else fails katavm_runtime_new naming the variable. */
+START_TEST(tb_cache_env) {
+  katavm_runtime *r2 = NULL;
+  katavm_error *e = NULL;
+  g_setenv("KATAVM_TCG_TB_CACHE_MIB", "256", TRUE);
+  ck_assert_int_eq(katavm_runtime_new(&r2, &e), 0);
+  ck_assert_uint_eq(r2->tb_cache_mib, 256);
+  katavm_runtime_free(r2);
+  const char *bad[] = {"8", "5000", "1g", "-32", " 64", NULL};
+  for (const char *const *b = bad; *b; b++) {
+    g_setenv("KATAVM_TCG_TB_CACHE_MIB", *b, TRUE);
+    r2 = NULL;
+    e = NULL;
+    int rc = katavm_runtime_new(&r2, &e);
+    assert_error(rc, e, KATAVM_E_INVALID, "KATAVM_TCG_TB_CACHE_MIB");
+    ck_assert_ptr_null(r2);
+  }
+  g_unsetenv("KATAVM_TCG_TB_CACHE_MIB");
+}
+END_TEST
+
 START_TEST(sandbox_struct_size_rules) {
   /* The container, exec and hotplug configs and the guest info result,
    * against a live (fake) shim: every size refusal comes before a request;
@@ -751,6 +773,7 @@ static Suite *suite(void) {
   tcase_add_test(a, struct_size_reported);
   tcase_add_test(a, init_sets_size);
   tcase_add_test(a, config_size_rules);
+  tcase_add_test(a, tb_cache_env);
   tcase_add_test(a, sandbox_struct_size_rules);
   tcase_add_test(a, result_filled_up_to_struct_size);
   suite_add_tcase(s, a);

@@ -141,6 +141,11 @@ START_TEST(xml_virtio_mem_size_is_whole_blocks) {
   ck_assert_uint_eq(doc_count(none, "memory@model", "virtio-mem"), 0);
   ck_assert_ptr_null(doc_get(none, "maxMemory", 0));
   ck_assert_str_eq(doc_get(none, "tb-cache", 0), "32768");
+
+  /* A size given (KATAVM_TCG_TB_CACHE_MIB) wins over the shape's. */
+  cfg.tb_cache_mib = 512;
+  g_autoptr(GHashTable) given = define_and_read_back(&cfg);
+  ck_assert_str_eq(doc_get(given, "tb-cache", 0), "524288");
 }
 END_TEST
 
