@@ -205,9 +205,13 @@ static gboolean read_until(int fd, const char *needle, GString *acc) {
   return FALSE;
 }
 
-START_TEST(terminal) {
-  g_autoptr(GPtrArray) a = podman_argv(
-      FALSE, (const char *const[]){"run", "-it", "--rm", "--network", "none", IMAGE, "sh", NULL});
+/* Drive `podman ARGS` (a shell on a terminal) through a pty: at the
+ * prompt run `cmd` and read each of `want` (NULL-terminated), resize the
+ * terminal to rows x cols and see the shell follow (stty size), then
+ * `exit code` and check podman's exit status. */
+static void drive_terminal(const char *const *args, const char *cmd, const char *const *want,
+                           unsigned short rows, unsigned short cols, int code) {
+  g_autoptr(GPtrArray) a = podman_argv(FALSE, args);
   int master = -1;
   struct winsize ws = {.ws_row = 24, .ws_col = 80};
   pid_t pid = forkpty(&master, NULL, NULL, &ws);
@@ -217,22 +221,30 @@ START_TEST(terminal) {
     _exit(127);
   }
   g_autoptr(GString) acc = g_string_new(NULL);
-  const char *c1 = "echo $((6*7))-answer\n";
   /* The shell's prompt shows once the VM runs it. */
   ck_assert_msg(read_until(master, "#", acc), "no prompt: %s", acc->str);
-  ck_assert(write(master, c1, strlen(c1)) == (ssize_t)strlen(c1));
-  ck_assert_msg(read_until(master, "42-answer", acc), "no answer: %s", acc->str);
-  struct winsize big = {.ws_row = 41, .ws_col = 123};
+  ck_assert(write(master, cmd, strlen(cmd)) == (ssize_t)strlen(cmd));
+  for (const char *const *w = want; *w; w++)
+    ck_assert_msg(read_until(master, *w, acc), "no '%s' in: %s", *w, acc->str);
+  struct winsize big = {.ws_row = rows, .ws_col = cols};
   ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &big), 0);
   kill(pid, SIGWINCH);
   g_usleep(G_USEC_PER_SEC);
-  const char *c2 = "stty size; exit 3\n";
+  g_autofree char *c2 = g_strdup_printf("stty size; exit %d\n", code);
   ck_assert(write(master, c2, strlen(c2)) == (ssize_t)strlen(c2));
-  ck_assert_msg(read_until(master, "41 123", acc), "size not followed: %s", acc->str);
+  g_autofree char *size = g_strdup_printf("%u %u", rows, cols);
+  ck_assert_msg(read_until(master, size, acc), "size not followed: %s", acc->str);
   int status;
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3, "podman run -it status %d", status);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == code, "podman %s -it: status %d",
+                args[0], status);
   close(master);
+}
+
+START_TEST(terminal) {
+  drive_terminal(
+      (const char *const[]){"run", "-it", "--rm", "--network", "none", IMAGE, "sh", NULL},
+      "echo $((6*7))-answer\n", (const char *const[]){"42-answer", NULL}, 41, 123, 3);
   ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }
@@ -242,33 +254,9 @@ END_TEST
  * in a running container, with resize and the exec's exit status. */
 START_TEST(exec_terminal) {
   PODMAN_OK(NULL, "run", "-d", "--name", "box", "--network", "none", IMAGE, "sleep", "1000");
-  g_autoptr(GPtrArray) a =
-      podman_argv(FALSE, (const char *const[]){"exec", "-it", "box", "sh", NULL});
-  int master = -1;
-  struct winsize ws = {.ws_row = 24, .ws_col = 80};
-  pid_t pid = forkpty(&master, NULL, NULL, &ws);
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    execvp("podman", (char **)a->pdata);
-    _exit(127);
-  }
-  g_autoptr(GString) acc = g_string_new(NULL);
-  ck_assert_msg(read_until(master, "#", acc), "no prompt: %s", acc->str);
-  const char *c1 = "echo $((6*7))-exec; tty\n";
-  ck_assert(write(master, c1, strlen(c1)) == (ssize_t)strlen(c1));
-  ck_assert_msg(read_until(master, "42-exec", acc), "no answer: %s", acc->str);
-  ck_assert_msg(read_until(master, "/dev/pts/", acc), "not on a terminal: %s", acc->str);
-  struct winsize big = {.ws_row = 37, .ws_col = 111};
-  ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &big), 0);
-  kill(pid, SIGWINCH);
-  g_usleep(G_USEC_PER_SEC);
-  const char *c2 = "stty size; exit 4\n";
-  ck_assert(write(master, c2, strlen(c2)) == (ssize_t)strlen(c2));
-  ck_assert_msg(read_until(master, "37 111", acc), "size not followed: %s", acc->str);
-  int status;
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 4, "podman exec -it status %d", status);
-  close(master);
+  drive_terminal((const char *const[]){"exec", "-it", "box", "sh", NULL},
+                 "echo $((6*7))-exec; tty\n", (const char *const[]){"42-exec", "/dev/pts/", NULL},
+                 37, 111, 4);
   /* The container outlives its exec. */
   char *out = NULL;
   PODMAN_OK(&out, "inspect", "--format", "{{.State.Status}}", "box");
