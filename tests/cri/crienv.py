@@ -134,6 +134,8 @@ class Env:
         with open(conf, "w") as f:
             f.write(
                 "[runtime]\nroot = %s\nkernel = %s\ninitrd = %s\nshim = %s\n"
+                # What a pod's annotations may ask and Update may grow to.
+                "max_vcpus = 2\nmax_memory_mib = 1024\n"
                 % (self.kroot, os.environ["KATAVM_KERNEL"], os.environ["KATAVM_INITRD"], os.environ["KATAVM_SHIM"])
             )
         cnidir = os.path.join(w, "cni")

@@ -133,8 +133,11 @@ def test_katavm_pods_beside_runc(env):
 
 
 def test_stats_and_update(env):
-    pod, cfg = env.run_pod("sized", "katavm")
+    # io.katavm.cpus reaches the shim through containerd's pod_annotations.
+    pod, cfg = env.run_pod("sized", "katavm", annotations={"io.katavm.cpus": "2"})
     cid = env.create_container(pod, cfg, "limited", SLEEP, memory_limit=64 << 20)
+    rc, out, err = env.exec_sync(cid, ["nproc"])
+    assert rc == 0 and out.strip() == "2", (rc, out, err)
     # Some CPU time and memory for the figures.
     assert env.exec_sync(cid, ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])[0] == 0
 
@@ -159,6 +162,25 @@ def test_stats_and_update(env):
         timeout=RPC,
     )
     assert guest_limit() == str(128 << 20)
+
+    # A limit beyond the VM's memory grows the VM (memory hot-plugged up to
+    # max_memory_mib): the guest's MemTotal rises.
+    def mem_total_mib():
+        rc, out, err = env.exec_sync(cid, ["sh", "-c", "grep MemTotal /proc/meminfo"])
+        assert rc == 0, err
+        return int(out.split()[1]) // 1024
+
+    before = mem_total_mib()
+    want = before + 256
+    env.rt.UpdateContainerResources(
+        pb.UpdateContainerResourcesRequest(
+            container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=want << 20)
+        ),
+        timeout=RPC,
+    )
+    assert guest_limit() == str(want << 20)
+    after = mem_total_mib()
+    assert after >= before + 200, "MemTotal %d MiB -> %d MiB after a %d MiB limit" % (before, after, want)
     env.remove_pod(pod)
     assert_clean(env)
 
