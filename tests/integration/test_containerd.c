@@ -3,7 +3,8 @@
  * io.containerd.katavm.v2), in a private containerd started by this test
  * (its own root, state, sockets; the CRI plugin off; overlayfs snapshots):
  * the guest kernel, exit codes, exec with stdin and exit codes, ps,
- * pause/resume, kill, the task events containerd receives, a shim killed
+ * pause/resume, kill, the task events containerd receives, an exit while
+ * containerd is down reported after its restart (once, with its status), a shim killed
  * with SIGKILL cleaned up by `delete`, and nothing left behind. Real VMs
  * under TCG; an image written offline from the busybox rootfs. The shim
  * finds the library's configuration through KATAVM_RUNTIME_CONFIG in
@@ -204,6 +205,9 @@ static void drop_leftovers(const char *dir) {
   (void)rc;
 }
 
+static void start_containerd(void);
+static void start_events(void);
+
 static void setup(void) {
   kvt_setup();
   /* Shims re-parent to us when containerd is gone: reap them. */
@@ -235,13 +239,29 @@ static void setup(void) {
       "[debug]\n  address = \"%s.debug\"\n  level = \"debug\"\n",
       work, work, sock, sock, sock);
   ck_assert(g_file_set_contents(toml, ctext, -1, NULL));
-  /* containerd with the shim first on PATH and the configuration for it. */
+  start_containerd();
+  /* The image, written offline from the busybox rootfs. */
+  g_autofree char *tar = g_build_filename(work, "image.tar", NULL);
+  g_autofree char *mk = g_strdup_printf("%s/tests/rootfs/mkociimage.sh %s %s",
+                                        g_getenv("KATAVM_SOURCE_DIR"), IMAGE, tar);
+  ck_assert_msg(system(mk) == 0, "%s", mk);
+  CTR_OK(NULL, "image", "import", tar);
+  events_file = g_build_filename(work, "events.txt", NULL);
+  start_events();
+}
+
+/* containerd (config.toml and katavm.conf in the work dir), with the shim
+ * first on PATH and the configuration for it; returns once it answers. */
+static void start_containerd(void) {
+  g_autofree char *bin = g_build_filename(work, "bin", NULL);
+  g_autofree char *conf = g_build_filename(work, "katavm.conf", NULL);
+  g_autofree char *toml = g_build_filename(work, "config.toml", NULL);
   g_auto(GStrv) env = g_get_environ();
   g_autofree char *path = g_strdup_printf("%s:%s", bin, g_getenv("PATH"));
   env = g_environ_setenv(env, "PATH", path, TRUE);
   env = g_environ_setenv(env, "KATAVM_RUNTIME_CONFIG", conf, TRUE);
   g_autofree char *log = g_build_filename(work, "containerd.log", NULL);
-  g_autofree char *cmd = g_strdup_printf("exec containerd --config %s >%s 2>&1", toml, log);
+  g_autofree char *cmd = g_strdup_printf("exec containerd --config %s >>%s 2>&1", toml, log);
   const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
   g_autoptr(GError) e = NULL;
   ck_assert_msg(g_spawn_async(NULL, (char **)argv, env, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
@@ -254,15 +274,11 @@ static void setup(void) {
       g_usleep(100 * 1000);
   }
   ck_assert_msg(up, "containerd did not come up (log %s)", log);
-  /* The image, written offline from the busybox rootfs. */
-  g_autofree char *tar = g_build_filename(work, "image.tar", NULL);
-  g_autofree char *mk = g_strdup_printf("%s/tests/rootfs/mkociimage.sh %s %s",
-                                        g_getenv("KATAVM_SOURCE_DIR"), IMAGE, tar);
-  ck_assert_msg(system(mk) == 0, "%s", mk);
-  CTR_OK(NULL, "image", "import", tar);
-  /* Every event containerd sees, for the checks below. */
-  events_file = g_build_filename(work, "events.txt", NULL);
-  g_autofree char *ev = g_strdup_printf("exec ctr -a %s events >%s 2>&1", sock, events_file);
+}
+
+/* Every event containerd sees, for the checks below (appended). */
+static void start_events(void) {
+  g_autofree char *ev = g_strdup_printf("exec ctr -a %s events >>%s 2>&1", sock, events_file);
   const char *eargv[] = {"/bin/sh", "-c", ev, NULL};
   ck_assert(g_spawn_async(NULL, (char **)eargv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
                           &events_pid, NULL));
@@ -719,6 +735,51 @@ static gboolean events_have(const char *needle) {
   return FALSE;
 }
 
+/* A container that exits while containerd is down: containerd, started
+ * again, finds its shim (the shim outlives containerd), sees the task
+ * stopped, and `ctr task delete` gives the exit status; no second TaskExit
+ * is published for it afterwards. */
+START_TEST(exit_while_containerd_is_down) {
+  CTR_OK(NULL, "run", "-d", "--runtime", RUNTIME, IMAGE, "r1", "sh", "-c", "sleep 3; exit 5");
+  g_autofree char *st0 = task_status("r1");
+  ck_assert_str_eq(st0, "RUNNING");
+  stop_pid(&events_pid);
+  stop_pid(&containerd);
+  /* The shim and its VM live on while the container exits. */
+  ck_assert_int_eq(count_shims(), 1);
+  g_usleep(8 * G_USEC_PER_SEC);
+  ck_assert_int_eq(count_shims(), 1);
+  start_containerd();
+  start_events();
+  g_autofree char *st = task_status("r1");
+  ck_assert_msg(!strcmp(st, "STOPPED"), "r1 after containerd's restart: %s", st);
+  CTR_OK(NULL, "task", "delete", "r1");
+  /* The delete carries the status the shim kept (TaskDelete's
+   * exit_status). */
+  ck_assert_msg(events_have("/tasks/delete {\"container_id\":\"r1\""), "no TaskDelete of r1");
+  g_autofree char *dl = NULL;
+  ck_assert(g_file_get_contents(events_file, &dl, NULL, NULL));
+  const char *del = strstr(dl, "/tasks/delete {\"container_id\":\"r1\"");
+  const char *eol = del ? strchr(del, '\n') : NULL;
+  g_autofree char *line = del ? g_strndup(del, eol ? (gsize)(eol - del) : strlen(del)) : NULL;
+  ck_assert_msg(line && strstr(line, "\"exit_status\":5"), "TaskDelete of r1: %s", line);
+  CTR_OK(NULL, "container", "rm", "r1");
+  wait_no_shims();
+  /* At most the one exit: nothing new after the restart says r1 exited
+   * twice. */
+  g_usleep(G_USEC_PER_SEC);
+  g_autofree char *ev = NULL;
+  ck_assert(g_file_get_contents(events_file, &ev, NULL, NULL));
+  const char *needle = "/tasks/exit {\"container_id\":\"r1\"";
+  int n = 0;
+  for (const char *p = ev; (p = strstr(p, needle)); p++)
+    n++;
+  ck_assert_msg(n <= 1, "%d TaskExit events for r1:\n%s", n, ev);
+  ck_assert_int_eq(count_vms(), 0);
+  kvt_assert_clean();
+}
+END_TEST
+
 START_TEST(metrics_update_oom) {
   /* A pod whose VM may grow to 2 vCPUs and 1024 MiB (the configuration's
    * max_vcpus / max_memory_mib), sized 128 MiB by its 100 MiB limit. */
@@ -834,6 +895,7 @@ int main(void) {
   tcase_add_test(t, killed_shim);
   tcase_add_test(t, killed_qemu);
   tcase_add_test(t, member_without_sandbox);
+  tcase_add_test(t, exit_while_containerd_is_down);
   suite_add_tcase(s, t);
   /* Stats, Update and OOM (CK_RUN_CASE=resources runs them alone). */
   TCase *r = tcase_create("resources");
