@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define POWEROFF_GRACE_MS 8000
@@ -618,6 +619,22 @@ static gboolean agent_reseed(KvConn *agent, GError **error) {
   return TRUE;
 }
 
+/* QEMU, once libvirt's intermediate process has exited, is a child of the
+ * shim (a child subreaper, shim main): reap it the moment it exits.
+ * Otherwise its zombie waits for whatever reaps the host's orphans (PID 1:
+ * measured here, a PID 1 that reaps about once a second), and libvirt's
+ * destroy, which polls kill(pid, 0) every 200 ms until QEMU is gone, waits
+ * with it: ~1.1 s of every sandbox removal. A thread, not the main loop:
+ * the main thread may be the one waiting in libvirt meanwhile. A QEMU that
+ * is not ours (a recovered sandbox: its QEMU is PID 1's) gives ECHILD at
+ * once. */
+static gpointer qemu_reaper(gpointer p) {
+  pid_t pid = (pid_t)GPOINTER_TO_INT(p);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  return NULL;
+}
+
 gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
                         GError **error) {
   Shim *s = lc->s;
@@ -686,6 +703,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
+  if (s->qemu_pid > 0)
+    g_thread_unref(g_thread_new("katavm-qemu-reaper", qemu_reaper, GINT_TO_POINTER(s->qemu_pid)));
   g_autoptr(GError) cerr = NULL;
   if (!console_attach(lc->console, &cerr))
     shim_log("no console log: %s", cerr->message);

@@ -25,6 +25,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 
 #include "clients.h"
 #include "keeper.h"
@@ -83,6 +84,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* The QEMU that libvirt daemonizes becomes our child, so that the shim
+   * reaps it at once when it exits (lifecycle.c, qemu_reaper). */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   shim_ctx = g_main_context_new();
   g_main_context_push_thread_default(shim_ctx);
