@@ -619,20 +619,55 @@ static gboolean agent_reseed(KvConn *agent, GError **error) {
   return TRUE;
 }
 
-/* QEMU, once libvirt's intermediate process has exited, is a child of the
- * shim (a child subreaper, shim main): reap it the moment it exits.
- * Otherwise its zombie waits for whatever reaps the host's orphans (PID 1:
- * measured here, a PID 1 that reaps about once a second), and libvirt's
- * destroy, which polls kill(pid, 0) every 200 ms until QEMU is gone, waits
- * with it: ~1.1 s of every sandbox removal. A thread, not the main loop:
- * the main thread may be the one waiting in libvirt meanwhile. A QEMU that
- * is not ours (a recovered sandbox: its QEMU is PID 1's) gives ECHILD at
- * once. */
-static gpointer qemu_reaper(gpointer p) {
-  pid_t pid = (pid_t)GPOINTER_TO_INT(p);
-  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-    ;
+/* The shim is a child subreaper (shim main), so the QEMU that libvirt
+ * daemonizes becomes its child, and this thread reaps it the moment it
+ * exits. Otherwise its zombie waits for whatever reaps the host's orphans
+ * (PID 1: measured here, a PID 1 that reaps about once a second), and
+ * libvirt's destroy, which polls kill(pid, 0) every 200 ms until QEMU is
+ * gone, waits with it: ~1.1 s of every sandbox removal. A thread, not the
+ * main loop: the main thread may be the one waiting in libvirt meanwhile.
+ *
+ * It peeks (WNOWAIT) at each exited child and reaps only an orphan: a
+ * "qemu-system*" process (QEMU, whatever moment of the start it died at),
+ * or any other child still unreaped 10 s after its exit (an orphaned
+ * grandchild nobody waits for). The shim's own children (virtiofsd,
+ * libvirt's forks) are left to the code that waits for them. */
+static gpointer child_reaper(gpointer unused) {
+  pid_t seen = 0;
+  gint64 seen_at = 0;
+  for (;;) {
+    siginfo_t si = {0};
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0) {
+      if (errno == EINTR)
+        continue;
+      /* ECHILD: no child at the moment. */
+      g_usleep(100 * 1000);
+      continue;
+    }
+    pid_t pid = si.si_pid;
+    if (pid <= 0)
+      continue;
+    g_autofree char *path = g_strdup_printf("/proc/%d/comm", (int)pid);
+    g_autofree char *comm = NULL;
+    g_file_get_contents(path, &comm, NULL, NULL);
+    gint64 now = g_get_monotonic_time();
+    if (pid != seen) {
+      seen = pid;
+      seen_at = now;
+    }
+    if ((comm && g_str_has_prefix(comm, "qemu-system")) || now - seen_at > 10 * G_USEC_PER_SEC) {
+      waitpid(pid, NULL, WNOHANG);
+      seen = 0;
+      continue;
+    }
+    /* Someone else's to reap: give them a moment. */
+    g_usleep(20 * 1000);
+  }
   return NULL;
+}
+
+void lifecycle_start_reaper(void) {
+  g_thread_unref(g_thread_new("katavm-reaper", child_reaper, NULL));
 }
 
 gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult *old,
@@ -703,8 +738,6 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
   }
   s->qemu_pid = kv_vmm_qemu_pid(s->vmm, s->p.domain);
-  if (s->qemu_pid > 0)
-    g_thread_unref(g_thread_new("katavm-qemu-reaper", qemu_reaper, GINT_TO_POINTER(s->qemu_pid)));
   g_autoptr(GError) cerr = NULL;
   if (!console_attach(lc->console, &cerr))
     shim_log("no console log: %s", cerr->message);

@@ -41,3 +41,7 @@ void lifecycle_pool_watch(Lifecycle *lc, int fd);
 /* Client request adopt (msg.h, KvAdoptParams): the pooled VM becomes a
  * sandbox; answered once the guest's RNG is reseeded. */
 void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params);
+
+/* The shim's reaper of orphaned children (QEMU): see lifecycle.c. Once, at
+ * start, after the shim became a child subreaper. */
+void lifecycle_start_reaper(void);

@@ -85,8 +85,9 @@ int main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   /* The QEMU that libvirt daemonizes becomes our child, so that the shim
-   * reaps it at once when it exits (lifecycle.c, qemu_reaper). */
+   * reaps it at once when it exits (lifecycle.c, child_reaper). */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  lifecycle_start_reaper();
 
   shim_ctx = g_main_context_new();
   g_main_context_push_thread_default(shim_ctx);
