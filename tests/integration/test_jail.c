@@ -15,21 +15,28 @@
 #include "helpers.h"
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define WORK "/tmp/kvt-jail"
+/* Per build tree (beside its test root): two trees may run this at once. */
+static char WORK[128], IMG[160];
 /* lib/shim/jail.h */
 #define QEMU_UID_BASE 2100000000u
 
+static void rm_work(void) {
+  g_autofree char *cmd = g_strdup_printf("rm -rf %s", WORK);
+  int rc = system(cmd);
+  (void)rc;
+}
+
 static void setup(void) {
   kvt_setup();
-  int rc = system("rm -rf " WORK);
-  (void)rc;
+  g_snprintf(WORK, sizeof WORK, "%s-jail", kvt_root());
+  g_snprintf(IMG, sizeof IMG, "%s/d.img", WORK);
+  rm_work();
   ck_assert_int_eq(g_mkdir_with_parents(WORK, 0755), 0);
 }
 
 static void teardown(void) {
   kvt_teardown();
-  int rc = system("rm -rf " WORK);
-  (void)rc;
+  rm_work();
 }
 
 static void idle_main(JsonObject *spec, gpointer unused) {
@@ -81,7 +88,8 @@ static gboolean same_ns(pid_t pid, const char *ns) {
 
 START_TEST(qemu_unprivileged_under_virtiofs) {
   katavm_runtime *rt = kvt_runtime();
-  g_autofree char *b = kvt_make_rootfs(WORK "/bundle", TRUE);
+  g_autofree char *bundle_dir = g_build_filename(WORK, "bundle", NULL);
+  g_autofree char *b = kvt_make_rootfs(bundle_dir, TRUE);
   kvt_edit_spec(b, idle_main, NULL);
   katavm_sandbox *sb = kvt_create(rt, "jl1");
   katavm_container_config cc;
@@ -128,13 +136,14 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
 
   /* A private image (0600, root's) still attaches read-write: the shim gives
    * QEMU's uid an ACL entry while it is attached, and takes it back. */
-  ck_assert_int_eq(system("truncate -s 16M " WORK "/d.img && chmod 600 " WORK "/d.img"), 0);
+  g_autofree char *mk = g_strdup_printf("truncate -s 16M %s && chmod 600 %s", IMG, IMG);
+  ck_assert_int_eq(system(mk), 0);
   katavm_hotplug_request req;
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
-  req.path = WORK "/d.img";
+  req.path = IMG;
   rc = katavm_hotplug(sb, &req, NULL, &e);
   ck_assert_msg(rc == 0, "disk add: %s", katavm_error_message(e));
-  ck_assert_int_gt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  ck_assert_int_gt(getxattr(IMG, "system.posix_acl_access", NULL, 0), 0);
   ck_assert_int_eq(kvt_exec(sb, "c",
                             ARGV("sh", "-c",
                                  "for d in /sys/block/vd*; do echo $d; done | grep -q vd && "
@@ -143,13 +152,13 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
                             NULL, NULL, NULL),
                    0);
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_REMOVE);
-  req.path = WORK "/d.img";
+  req.path = IMG;
   rc = katavm_hotplug(sb, &req, NULL, &e);
   ck_assert_msg(rc == 0, "disk rm: %s", katavm_error_message(e));
-  ck_assert_int_lt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  ck_assert_int_lt(getxattr(IMG, "system.posix_acl_access", NULL, 0), 0);
   ck_assert_int_eq(errno, ENODATA);
   struct stat st;
-  ck_assert_int_eq(stat(WORK "/d.img", &st), 0);
+  ck_assert_int_eq(stat(IMG, &st), 0);
   ck_assert_int_eq(st.st_mode & 0777, 0600);
 
   /* A block device (a loop device over a 0600 image) as well: the ACL
@@ -157,8 +166,8 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
    * QEMU's private /dev. */
   {
     g_autofree char *loop = NULL;
-    ck_assert(
-        g_spawn_command_line_sync("losetup -f --show " WORK "/d.img", &loop, NULL, NULL, NULL));
+    g_autofree char *losetup = g_strdup_printf("losetup -f --show %s", IMG);
+    ck_assert(g_spawn_command_line_sync(losetup, &loop, NULL, NULL, NULL));
     g_strstrip(loop);
     g_clear_pointer(&out, g_free);
     ck_assert_msg(g_str_has_prefix(loop, "/dev/loop"), "losetup: '%s'", loop);
@@ -189,13 +198,13 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
 
   /* Attached at destroy: the ACL goes with the VM; so does the uid. */
   katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
-  req.path = WORK "/d.img";
+  req.path = IMG;
   req.readonly = 1;
   rc = katavm_hotplug(sb, &req, NULL, &e);
   ck_assert_msg(rc == 0, "disk add ro: %s", katavm_error_message(e));
   katavm_sandbox_close(sb);
   ck_assert_int_eq(katavm_sandbox_destroy(rt, "jl1", NULL), 0);
-  ck_assert_int_lt(getxattr(WORK "/d.img", "system.posix_acl_access", NULL, 0), 0);
+  ck_assert_int_lt(getxattr(IMG, "system.posix_acl_access", NULL, 0), 0);
   g_autofree char *claim = g_strdup_printf("%s/uids/%s", kvt_root(), uid);
   ck_assert_msg(!g_file_test(claim, G_FILE_TEST_EXISTS), "%s left behind", claim);
   kvt_assert_clean();
