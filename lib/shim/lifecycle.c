@@ -640,8 +640,9 @@ static gpointer child_reaper(gpointer unused) {
     if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0) {
       if (errno == EINTR)
         continue;
-      /* ECHILD: no child at the moment. */
-      g_usleep(100 * 1000);
+      /* ECHILD: no child at the moment (a recovered shim's QEMU is not
+       * its child; a new QEMU may come with a start). */
+      g_usleep(500 * 1000);
       continue;
     }
     pid_t pid = si.si_pid;
