@@ -546,6 +546,22 @@ static int find_cmdline(const char *needle) {
   return 0;
 }
 
+/* A libvirt call that fails halfway (say, while it probes QEMU's
+ * capabilities in a fresh root) can leave a QEMU of the sandbox's own
+ * embedded root running: kill whatever still names that root. A zombie has
+ * no command line and is not found again. */
+static void kill_root_procs(const char *vmm_root) {
+  g_autofree char *needle = g_strdup_printf("%s/", vmm_root);
+  for (int i = 0; i < 50; i++) {
+    int pid = find_cmdline(needle);
+    if (pid <= 0)
+      return;
+    shim_log("killing pid %d, left behind in %s", pid, vmm_root);
+    kill(pid, SIGKILL);
+    g_usleep(20000);
+  }
+}
+
 static gpointer start_watch(gpointer user) {
   StartWatch *w = user;
   gint64 stopped_since = 0;
@@ -632,9 +648,80 @@ static gboolean agent_reseed(KvConn *agent, GError **error) {
  * or any other child still unreaped 10 s after its exit (an orphaned
  * grandchild nobody waits for). The shim's own children (virtiofsd,
  * libvirt's forks) are left to the code that waits for them. */
+/* The session of a process ("PID (COMM) STATE PPID PGRP SESSION ..."), also
+ * of a zombie; 0 when it cannot be read. */
+static pid_t proc_session(pid_t pid) {
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL))
+    return 0;
+  const char *rp = strrchr(st, ')');
+  char state;
+  int ppid, pgrp, sid;
+  if (!rp || sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+    return 0;
+  return sid;
+}
+
+/* The shim is a child subreaper (lifecycle_start_reaper): daemonized
+ * processes that libvirt starts (QEMU itself, and the QEMU that probes
+ * capabilities in a fresh root) end up its children, and this host's PID 1
+ * reaps only about once a second. A zombie is reaped here at once only when
+ * nobody else will wait for it: a process in a session of its own that does
+ * not lead it, that is, the grandchild of a double fork. Anything else
+ * (a child that libvirt or GLib forked and will wait for, such as the
+ * session leader in the middle of libvirt's double fork) is reaped here only
+ * when still unreaped after 10 s: an orphan, such as the middle process of
+ * QEMU's own -daemonize.
+ *
+ * waitid(P_ALL) reports one zombie, always the same while it stays, so the
+ * children are listed from /proc: a zombie that waits for its 10 s does not
+ * hide the ones behind it. */
+#define ORPHAN_REAP_US (10 * G_USEC_PER_SEC)
+
+static void reap_children(GHashTable *first_seen, pid_t own_session) {
+  g_autoptr(GHashTable) now_seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GDir) tasks = g_dir_open("/proc/self/task", 0, NULL);
+  const char *tid;
+  gint64 now = g_get_monotonic_time();
+  while (tasks && (tid = g_dir_read_name(tasks))) {
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%s/children", tid);
+    g_autofree char *list = NULL;
+    if (!g_file_get_contents(path, &list, NULL, NULL))
+      continue;
+    g_auto(GStrv) pids = g_strsplit(g_strstrip(list), " ", -1);
+    for (char **p = pids; *p; p++) {
+      pid_t pid = (pid_t)atoi(*p);
+      if (pid <= 0 || kv_proc_state(pid) != 'Z')
+        continue;
+      pid_t sid = proc_session(pid);
+      gboolean daemon = sid > 0 && sid != own_session && sid != pid;
+      gpointer key = GINT_TO_POINTER(pid);
+      gpointer at = g_hash_table_lookup(first_seen, key);
+      if (!at) {
+        at = g_memdup2(&now, sizeof now);
+        g_hash_table_insert(first_seen, key, at);
+      }
+      if (daemon || now - *(gint64 *)at > ORPHAN_REAP_US) {
+        waitpid(pid, NULL, WNOHANG);
+        g_hash_table_remove(first_seen, key);
+        continue;
+      }
+      g_hash_table_add(now_seen, key);
+    }
+  }
+  /* Forget the zombies that their own parent reaped. */
+  GHashTableIter it;
+  gpointer key;
+  g_hash_table_iter_init(&it, first_seen);
+  while (g_hash_table_iter_next(&it, &key, NULL))
+    if (!g_hash_table_contains(now_seen, key))
+      g_hash_table_iter_remove(&it);
+}
+
 static gpointer child_reaper(gpointer unused) {
-  pid_t seen = 0;
-  gint64 seen_at = 0;
+  g_autoptr(GHashTable) first_seen = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  pid_t own_session = getsid(0);
   for (;;) {
     siginfo_t si = {0};
     if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT) < 0) {
@@ -645,24 +732,9 @@ static gpointer child_reaper(gpointer unused) {
       g_usleep(500 * 1000);
       continue;
     }
-    pid_t pid = si.si_pid;
-    if (pid <= 0)
-      continue;
-    g_autofree char *path = g_strdup_printf("/proc/%d/comm", (int)pid);
-    g_autofree char *comm = NULL;
-    g_file_get_contents(path, &comm, NULL, NULL);
-    gint64 now = g_get_monotonic_time();
-    if (pid != seen) {
-      seen = pid;
-      seen_at = now;
-    }
-    if ((comm && g_str_has_prefix(comm, "qemu-system")) || now - seen_at > 10 * G_USEC_PER_SEC) {
-      waitpid(pid, NULL, WNOHANG);
-      seen = 0;
-      continue;
-    }
-    /* Someone else's to reap: give them a moment. */
-    g_usleep(20 * 1000);
+    reap_children(first_seen, own_session);
+    /* A zombie is still there (someone else's to reap): look again soon. */
+    g_usleep(50 * 1000);
   }
   return NULL;
 }
@@ -796,6 +868,8 @@ void lifecycle_boot_failed(Lifecycle *lc, gboolean recover) {
   g_autoptr(GError) ce = NULL;
   gboolean gone = vm_destroy(s, &ce);
   g_clear_pointer(&s->vmm, kv_vmm_close);
+  if (!s->cfg.uri)
+    kill_root_procs(s->p.vmm_root);
   if (!gone || !remove_state(lc, &ce))
     shim_log("cleanup after failure: %s", ce ? ce->message : "?");
 }

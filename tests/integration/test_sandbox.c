@@ -95,6 +95,31 @@ START_TEST(create_check_inspect_destroy) {
 }
 END_TEST
 
+/* In a root without a QEMU capabilities cache, libvirt first probes QEMU:
+ * a QEMU that daemonizes and is then killed, beside the shim that reaps its
+ * daemonized children. The probe must neither lose libvirt its own child
+ * nor stall the create, and nothing of it may stay behind. */
+START_TEST(fresh_root_probes_qemu) {
+  g_autofree char *cache = g_build_filename(kvt_root(), "cache", "qemu", NULL);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", cache);
+  ck_assert_int_eq(system(rm), 0);
+  katavm_runtime *rt = kvt_runtime();
+  katavm_sandbox *sb = kvt_create(rt, "probe1");
+  katavm_guest_info gi;
+  katavm_guest_info_init(&gi);
+  katavm_error *e = NULL;
+  int rc = katavm_sandbox_agent_check(sb, &gi, &e);
+  ck_assert_msg(rc == 0, "agent check: %s", katavm_error_message(e));
+  katavm_sandbox_close(sb);
+  rc = katavm_sandbox_destroy(rt, "probe1", &e);
+  ck_assert_msg(rc == 0, "destroy: %s", katavm_error_message(e));
+  kvt_assert_clean();
+  g_autofree char *caps = g_build_filename(cache, "capabilities", NULL);
+  ck_assert_msg(g_file_test(caps, G_FILE_TEST_IS_DIR), "no capabilities cache at %s", caps);
+  katavm_runtime_free(rt);
+}
+END_TEST
+
 START_TEST(survives_creator_and_shim_death) {
   /* The creator is a CLI process that exits right after create. */
   g_autofree char *out = NULL, *err = NULL;
@@ -357,6 +382,7 @@ static Suite *suite(void) {
   tcase_add_test(t, check_reports_accel);
   tcase_add_test(t, bad_ids_rejected);
   tcase_add_test(t, bad_resources_rejected);
+  tcase_add_test(t, fresh_root_probes_qemu);
   tcase_add_test(t, create_check_inspect_destroy);
   tcase_add_test(t, survives_creator_and_shim_death);
   tcase_add_test(t, stop_then_remove);
