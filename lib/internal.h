@@ -154,6 +154,8 @@ void kv_umount_below(const char *path);
 /* The state letter of process `pid` as /proc shows it (R, S, D, T for
  * stopped, t for traced, Z...), 0 when there is no such process. */
 char kv_proc_state(int pid);
+/* The session id of process `pid` (a zombie's too), 0 when unreadable. */
+int kv_proc_session(int pid);
 
 /* Kernel command line for the guest (fast boot options: docs/platform.md, "Boot"). */
 char *kv_guest_cmdline(void);

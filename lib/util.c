@@ -327,3 +327,19 @@ char kv_proc_state(int pid) {
   const char *rp = strrchr(st, ')');
   return rp && rp[1] == ' ' && rp[2] ? rp[2] : 0;
 }
+
+int kv_proc_session(int pid) {
+  if (pid <= 0)
+    return 0;
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+  g_autofree char *st = NULL;
+  if (!g_file_get_contents(path, &st, NULL, NULL))
+    return 0;
+  /* "PID (COMM) STATE PPID PGRP SESSION ...", also for a zombie. */
+  const char *rp = strrchr(st, ')');
+  char state;
+  int ppid, pgrp, sid;
+  if (!rp || sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
+    return 0;
+  return sid;
+}

@@ -635,43 +635,20 @@ static gboolean agent_reseed(KvConn *agent, GError **error) {
   return TRUE;
 }
 
-/* The shim is a child subreaper (shim main), so the QEMU that libvirt
- * daemonizes becomes its child, and this thread reaps it the moment it
- * exits. Otherwise its zombie waits for whatever reaps the host's orphans
- * (PID 1: measured here, a PID 1 that reaps about once a second), and
- * libvirt's destroy, which polls kill(pid, 0) every 200 ms until QEMU is
- * gone, waits with it: ~1.1 s of every sandbox removal. A thread, not the
- * main loop: the main thread may be the one waiting in libvirt meanwhile.
- *
- * It peeks (WNOWAIT) at each exited child and reaps only an orphan: a
- * "qemu-system*" process (QEMU, whatever moment of the start it died at),
- * or any other child still unreaped 10 s after its exit (an orphaned
- * grandchild nobody waits for). The shim's own children (virtiofsd,
- * libvirt's forks) are left to the code that waits for them. */
-/* The session of a process ("PID (COMM) STATE PPID PGRP SESSION ..."), also
- * of a zombie; 0 when it cannot be read. */
-static pid_t proc_session(pid_t pid) {
-  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
-  g_autofree char *st = NULL;
-  if (!g_file_get_contents(path, &st, NULL, NULL))
-    return 0;
-  const char *rp = strrchr(st, ')');
-  char state;
-  int ppid, pgrp, sid;
-  if (!rp || sscanf(rp + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
-    return 0;
-  return sid;
-}
-
 /* The shim is a child subreaper (lifecycle_start_reaper): daemonized
  * processes that libvirt starts (QEMU itself, and the QEMU that probes
- * capabilities in a fresh root) end up its children, and this host's PID 1
- * reaps only about once a second. A zombie is reaped here at once only when
- * nobody else will wait for it: a process in a session of its own that does
- * not lead it, that is, the grandchild of a double fork. Anything else
- * (a child that libvirt or GLib forked and will wait for, such as the
- * session leader in the middle of libvirt's double fork) is reaped here only
- * when still unreaped after 10 s: an orphan, such as the middle process of
+ * capabilities in a fresh root) end up its children. Otherwise their
+ * zombies wait for this host's PID 1, which reaps about once a second,
+ * and libvirt's destroy, polling kill(pid, 0) until QEMU is gone, waits
+ * with them (~1.1 s of every removal). A thread, not the main loop: the
+ * main thread may be the one waiting in libvirt meanwhile.
+ *
+ * A zombie is reaped here at once only when nobody else will wait for it:
+ * a process in a session of its own that does not lead it, that is, the
+ * grandchild of a double fork. Anything else (a child that libvirt or GLib
+ * forked and will wait for, such as the session leader in the middle of
+ * libvirt's double fork) is reaped here only when still unreaped after
+ * 10 s: an orphan, such as the middle process of
  * QEMU's own -daemonize.
  *
  * waitid(P_ALL) reports one zombie, always the same while it stays, so the
@@ -694,7 +671,7 @@ static void reap_children(GHashTable *first_seen, pid_t own_session) {
       pid_t pid = (pid_t)atoi(*p);
       if (pid <= 0 || kv_proc_state(pid) != 'Z')
         continue;
-      pid_t sid = proc_session(pid);
+      pid_t sid = kv_proc_session(pid);
       gboolean daemon = sid > 0 && sid != own_session && sid != pid;
       gpointer key = GINT_TO_POINTER(pid);
       gpointer at = g_hash_table_lookup(first_seen, key);
