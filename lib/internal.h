@@ -86,6 +86,8 @@ struct katavm_runtime {
 #define KV_SHARED_FS_VIRTIOFS "virtio-fs"
 #define KV_SHARED_FS_9P "9p"
 #define KV_VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
+/* 9p's file server outside QEMU (QEMU's proxy backend; same package). */
+#define KV_VIRTFS_PROXY_HELPER "/usr/lib/qemu/virtfs-proxy-helper"
 #define KV_VIRTIOFS_CACHE_DEFAULT "auto"
 /* The guest keeps names and attributes for 1 s (cache=auto's own time):
  * host-side changes show within it, and metadata work is ~3x faster than

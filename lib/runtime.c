@@ -198,7 +198,7 @@ const char *kv_shared_fs_resolve(const katavm_runtime *rt, char **reason, GError
   char *why = NULL;
   if (!g_strcmp0(rt->shared_fs, KV_SHARED_FS_9P)) {
     got = KV_SHARED_FS_9P;
-    why = g_strdup("9p (virtio-9p in QEMU), as configured");
+    why = g_strdup("9p, as configured");
   } else if (have) {
     got = KV_SHARED_FS_VIRTIOFS;
     why = g_strdup_printf("virtio-fs (%s, one per sandbox)%s", rt->virtiofsd,
@@ -215,6 +215,22 @@ const char *kv_shared_fs_resolve(const katavm_runtime *rt, char **reason, GError
                 "(apt-get install qemu-system-common, or use 9p)",
                 rt->virtiofsd);
     return NULL;
+  }
+  if (!g_strcmp0(got, KV_SHARED_FS_9P) && !rt->uri) {
+    /* The embedded driver serves 9p through QEMU's proxy backend, so that
+     * QEMU runs unprivileged (lib/shim/vfsd.c). */
+    if (access(KV_VIRTFS_PROXY_HELPER, X_OK) != 0) {
+      g_free(why);
+      g_set_error(error, KV_ERROR, KATAVM_E_NOT_FOUND,
+                  "shared filesystem 9p needs %s, which is not an executable (apt-get install "
+                  "qemu-system-common)",
+                  KV_VIRTFS_PROXY_HELPER);
+      return NULL;
+    }
+    char *more = g_strdup_printf("%s (QEMU's proxy backend: %s, one per sandbox)", why,
+                                 KV_VIRTFS_PROXY_HELPER);
+    g_free(why);
+    why = more;
   }
   if (reason)
     *reason = why;

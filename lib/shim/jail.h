@@ -1,6 +1,6 @@
-/* lib/shim/jail.h: who QEMU runs as (jail.c). With virtio-fs QEMU never
- * touches the share's files, so it runs as a uid of its own per sandbox,
- * with no capabilities; 9p passthrough needs a root QEMU. Beside
+/* lib/shim/jail.h: who QEMU runs as (jail.c). QEMU never touches the
+ * share's files (virtiofsd or virtfs-proxy-helper serve them), so it runs
+ * as a uid of its own per sandbox, with no capabilities. Beside
  * lifecycle.c, which asks it before the VM starts and after it is gone. */
 #pragma once
 
@@ -11,8 +11,8 @@
 #define JAIL_UID_BASE 2100000000u
 #define JAIL_UID_COUNT 65536u
 
-/* Whether this sandbox's QEMU runs unprivileged (virtio-fs, embedded
- * driver). */
+/* Whether this sandbox's QEMU runs unprivileged (the embedded driver;
+ * a libvirtd's qemu.conf decides for its own). */
 gboolean jail_enabled(Shim *s);
 /* Claim this sandbox's uid (idempotent: a recovering shim finds its own
  * claim again) and make what QEMU opens by path reachable by that uid
@@ -20,7 +20,7 @@ gboolean jail_enabled(Shim *s);
  * mode 0710; the state root and ROOT/r traversable (o+x, never readable).
  * Sets *uid. */
 gboolean jail_prepare(Shim *s, guint32 *uid, GError **error);
-/* Give QEMU a socket or file the shim made (the virtiofsd socket). */
+/* Give QEMU a socket or file the shim made (the share daemon's socket). */
 gboolean jail_give(Shim *s, guint32 uid, const char *path, GError **error);
 /* Release the claim (the VM is gone). */
 void jail_release(Shim *s);

@@ -308,8 +308,9 @@ void lifecycle_terminate(Lifecycle *lc) {
   begin_poweroff(lc);
 }
 
-/* The sandbox's virtiofsd ended. With the VM gone (it goes when QEMU
- * closes the socket) or a stop under way this is expected. Otherwise the
+/* The daemon serving the share (virtiofsd, virtfs-proxy-helper) ended.
+ * With the VM gone (it goes when QEMU closes the socket) or a stop under
+ * way this is expected. Otherwise the
  * guest's share is dead and every request on it would hang in the guest:
  * stop the VM and say why in the state, so that callers get an error that
  * names the cause instead of a hang. */
@@ -343,7 +344,7 @@ static void on_vfsd_lost(gpointer user, const char *why, gboolean clean) {
     /* A clean exit follows QEMU's end, which libvirt may not have seen
      * yet: let the VM's own stop event tell why; look again each second
      * for a while. */
-    shim_log("virtiofsd %s; waiting for the VM's stop event", why);
+    shim_log("%s %s; waiting for the VM's stop event", vfsd_name(lc->vf), why);
     VfsdRecheck *r = g_new0(VfsdRecheck, 1);
     r->lc = lc;
     r->why = g_strdup(why);
@@ -354,18 +355,18 @@ static void on_vfsd_lost(gpointer user, const char *why, gboolean clean) {
     return;
   }
   if (s->powering_off || s->destroying || g_strcmp0(s->state, KV_SANDBOX_RUNNING)) {
-    shim_log("virtiofsd %s", why);
+    shim_log("%s %s", vfsd_name(lc->vf), why);
     return;
   }
   if (s->vmm && !kv_vmm_is_running(s->vmm, s->p.domain)) {
-    shim_log("virtiofsd %s after the VM", why);
+    shim_log("%s %s after the VM", vfsd_name(lc->vf), why);
     vm_is_off(lc);
     return;
   }
   g_free(s->error);
-  s->error = g_strdup_printf("virtiofsd %s: the sandbox's shared filesystem is gone, so the VM "
+  s->error = g_strdup_printf("%s %s: the sandbox's shared filesystem is gone, so the VM "
                              "was stopped",
-                             why);
+                             vfsd_name(lc->vf), why);
   shim_log("%s", s->error);
   /* The reason every client's error gives (vm_is_off keeps a set one). */
   g_free(s->stop_reason);
@@ -730,7 +731,7 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
       return FALSE;
     if (vfs && !vfsd_start(lc->vf, error))
       return FALSE;
-    if (lc->qemu_label && !jail_give(s, s->qemu_uid, vfsd_socket(lc->vf), error))
+    if (vfs && lc->qemu_label && !jail_give(s, s->qemu_uid, vfsd_socket(lc->vf), error))
       return FALSE;
     g_autofree char *cmdline = kv_guest_cmdline();
     KvVmConfig vc = {
@@ -745,7 +746,8 @@ gboolean lifecycle_boot(Lifecycle *lc, gboolean recover, const KvShimStateResult
         .max_memory_mib = s->cfg.max_memory_mib,
         .agent_socket = s->p.agent_sock,
         .shared_dir = s->p.shared,
-        .virtiofs_socket = vfs ? vfsd_socket(lc->vf) : NULL,
+        .virtiofs_socket = vfsd_kind(lc->vf) == VFSD_VIRTIOFS ? vfsd_socket(lc->vf) : NULL,
+        .ninep_proxy_socket = vfsd_kind(lc->vf) == VFSD_9P_PROXY ? vfsd_socket(lc->vf) : NULL,
         .console_log = s->p.console,
         .spare_root_ports = SPARE_ROOT_PORTS,
         .qemu_as_root = s->cfg.uri != NULL,

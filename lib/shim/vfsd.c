@@ -16,9 +16,11 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,6 +32,7 @@
 
 struct _Vfsd {
   Shim *s;
+  VfsdKind kind;
   char *sock;
   pid_t pid;      /* 0: none */
   int pidfd;      /* -1: none */
@@ -58,7 +61,12 @@ Vfsd *vfsd_new(Shim *s) {
   Vfsd *v = g_new0(Vfsd, 1);
   v->s = s;
   v->pidfd = -1;
-  v->sock = g_build_filename(s->p.run, "vfs.sock", NULL);
+  /* Embedded driver only: a libvirtd (qemu:///system) runs 9p itself. */
+  if (!g_strcmp0(s->cfg.shared_fs, KV_SHARED_FS_VIRTIOFS))
+    v->kind = VFSD_VIRTIOFS;
+  else if (s->cfg.uri == NULL)
+    v->kind = VFSD_9P_PROXY;
+  v->sock = g_build_filename(s->p.run, v->kind == VFSD_9P_PROXY ? "9p.sock" : "vfs.sock", NULL);
   shim_add_describer(s, describe, v);
   return v;
 }
@@ -91,7 +99,15 @@ void vfsd_set_lost_handler(Vfsd *v, VfsdLostFunc fn, gpointer user) {
 }
 
 gboolean vfsd_enabled(Vfsd *v) {
-  return !g_strcmp0(v->s->cfg.shared_fs, KV_SHARED_FS_VIRTIOFS);
+  return v->kind != VFSD_NONE;
+}
+
+VfsdKind vfsd_kind(Vfsd *v) {
+  return v->kind;
+}
+
+const char *vfsd_name(Vfsd *v) {
+  return v->kind == VFSD_9P_PROXY ? "virtfs-proxy-helper" : "virtiofsd";
 }
 
 const char *vfsd_socket(Vfsd *v) {
@@ -107,7 +123,9 @@ static char *reap(Vfsd *v, gboolean *clean) {
   if (waitid(P_PIDFD, v->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
     return g_strdup_printf("(pid %d) exited", v->pid);
   if (si.si_code == CLD_EXITED) {
-    *clean = si.si_status == 0;
+    /* virtfs-proxy-helper ends with a status of its own when QEMU hangs
+     * up; only a signal is a death there. */
+    *clean = si.si_status == 0 || v->kind == VFSD_9P_PROXY;
     return g_strdup_printf("(pid %d) exited with status %d", v->pid, si.si_status);
   }
   return g_strdup_printf("(pid %d) was killed by signal %d (%s)", v->pid, si.si_status,
@@ -177,29 +195,22 @@ static gboolean share_prepare(Vfsd *v, GError **error) {
   return TRUE;
 }
 
-gboolean vfsd_start(Vfsd *v, GError **error) {
+/* virtiofsd's command line. */
+static GStrv virtiofsd_argv(Vfsd *v) {
   Shim *s = v->s;
-  if (!share_prepare(v, error))
-    return FALSE;
-  unlink(v->sock);
   /* RLIMIT_NOFILE: virtiofsd keeps an O_PATH fd per inode the guest has
    * looked up, and by default raises the limit to ~1M, which needs
    * CAP_SYS_RESOURCE (absent here): raise the soft limit to the hard one,
    * which anyone may. */
   struct rlimit rl = {0};
   getrlimit(RLIMIT_NOFILE, &rl);
-  g_autofree char *a_sock = g_strdup_printf("--socket-path=%s", v->sock);
-  g_autofree char *a_src = g_strdup_printf("source=%s", s->p.shared);
   /* cache=MODE, and the name/attribute timeout (docs/storage-fs.md):
    * 1 s by default. */
-  g_autofree char *a_cache =
-      s->cfg.virtiofs_timeout_ms < 0
-          ? g_strdup_printf("cache=%s", s->cfg.virtiofs_cache)
-          : g_strdup_printf("cache=%s,timeout=%" G_GINT64_FORMAT ".%03d", s->cfg.virtiofs_cache,
-                            s->cfg.virtiofs_timeout_ms / 1000,
-                            (int)(s->cfg.virtiofs_timeout_ms % 1000));
-  g_autofree char *a_nofile = g_strdup_printf(
-      "--rlimit-nofile=%llu", (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max));
+  char *a_cache = s->cfg.virtiofs_timeout_ms < 0
+                      ? g_strdup_printf("cache=%s", s->cfg.virtiofs_cache)
+                      : g_strdup_printf("cache=%s,timeout=%" G_GINT64_FORMAT ".%03d",
+                                        s->cfg.virtiofs_cache, s->cfg.virtiofs_timeout_ms / 1000,
+                                        (int)(s->cfg.virtiofs_timeout_ms % 1000));
   /* sandbox=namespace: pivot_root into the share in new mount, pid and net
    * namespaces; the C virtiofsd always applies its seccomp filter and
    * drops the capabilities it does not need. No xattrs (the guest would
@@ -208,30 +219,65 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
    * under the share are other filesystems; the guest gets a submount (its
    * own st_dev) for each, so inode numbers of different host filesystems
    * never meet in one guest superblock. */
-  const char *argv[] = {s->cfg.virtiofsd,
-                        a_sock,
-                        "-o",
-                        a_src,
-                        "-o",
-                        a_cache,
-                        "-o",
-                        "sandbox=namespace",
-                        "-o",
-                        "no_xattr",
-                        "-o",
-                        "no_posix_lock",
-                        "-o",
-                        "no_flock",
-                        "-o",
-                        "announce_submounts",
-                        "-o",
-                        "log_level=warn",
-                        a_nofile,
-                        NULL};
+  GPtrArray *a = g_ptr_array_new();
+  g_ptr_array_add(a, g_strdup(s->cfg.virtiofsd));
+  g_ptr_array_add(a, g_strdup_printf("--socket-path=%s", v->sock));
+  g_ptr_array_add(a, g_strdup("-o"));
+  g_ptr_array_add(a, g_strdup_printf("source=%s", s->p.shared));
+  g_ptr_array_add(a, g_strdup("-o"));
+  g_ptr_array_add(a, a_cache);
+  static const char *const fixed[] = {"sandbox=namespace", "no_xattr",           "no_posix_lock",
+                                      "no_flock",          "announce_submounts", "log_level=warn"};
+  for (gsize i = 0; i < G_N_ELEMENTS(fixed); i++) {
+    g_ptr_array_add(a, g_strdup("-o"));
+    g_ptr_array_add(a, g_strdup(fixed[i]));
+  }
+  g_ptr_array_add(
+      a, g_strdup_printf("--rlimit-nofile=%llu",
+                         (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max)));
+  g_ptr_array_add(a, NULL);
+  return (GStrv)g_ptr_array_free(a, FALSE);
+}
+
+/* virtfs-proxy-helper's: in the foreground (-n: the shim's child, its
+ * messages on stderr in the shim's log), chrooted into the share (it does
+ * that itself, and keeps only the capabilities file I/O for any owner
+ * needs: chown, dac_override, fowner, fsetid, setuid, setgid, mknod),
+ * serving one QEMU on a named socket owned by QEMU's uid. It stays in the
+ * host's mount namespace, so the bind mounts the shim adds below the
+ * share later reach it without propagation. */
+static GStrv proxy_argv(Vfsd *v) {
+  Shim *s = v->s;
+  g_autofree char *uid = g_strdup_printf("%u", s->qemu_uid);
+  const char *const argv[] = {
+      KV_VIRTFS_PROXY_HELPER, "-n", "-p", s->p.shared, "-s", v->sock, "-u", uid, "-g", uid, NULL};
+  return g_strdupv((char **)argv);
+}
+
+/* Between fork and exec of virtfs-proxy-helper (async-signal-safe calls
+ * only): a network and an IPC namespace of its own (it needs neither; its
+ * socket is a path, which crosses network namespaces) and no_new_privs. It
+ * stays in the host's mount namespace on purpose (see proxy_argv). A
+ * failure here fails its exec: the start then reports it. */
+static void proxy_confine(gpointer unused) {
+  if (unshare(CLONE_NEWNET | CLONE_NEWIPC) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    _exit(126);
+}
+
+gboolean vfsd_start(Vfsd *v, GError **error) {
+  Shim *s = v->s;
+  if (v->kind == VFSD_9P_PROXY && !s->qemu_uid) {
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE, "9p proxy: QEMU has no uid of its own");
+    return FALSE;
+  }
+  if (!share_prepare(v, error))
+    return FALSE;
+  unlink(v->sock);
+  g_auto(GStrv) argv = v->kind == VFSD_9P_PROXY ? proxy_argv(v) : virtiofsd_argv(v);
   GPid pid = 0;
-  if (!g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
-                     error)) {
-    g_prefix_error(error, "cannot start virtiofsd %s: ", s->cfg.virtiofsd);
+  if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                     v->kind == VFSD_9P_PROXY ? proxy_confine : NULL, NULL, &pid, error)) {
+    g_prefix_error(error, "cannot start %s %s: ", vfsd_name(v), argv[0]);
     return FALSE;
   }
   v->pid = pid;
@@ -242,10 +288,11 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     forget(v);
-    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pidfd_open(virtiofsd): %s", g_strerror(e));
+    g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "pidfd_open(%s): %s", vfsd_name(v), g_strerror(e));
     return FALSE;
   }
-  shim_log("virtiofsd pid %d: %s %s", pid, a_cache, v->sock);
+  g_autofree char *line = g_strjoinv(" ", argv);
+  shim_log("%s pid %d: %s", vfsd_name(v), pid, line);
   gint64 deadline = g_get_monotonic_time() + SOCKET_WAIT_MS * 1000;
   for (;;) {
     struct stat st;
@@ -257,14 +304,14 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
       g_autofree char *why = reap(v, &clean);
       forget(v);
       g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO,
-                  "virtiofsd %s before its socket appeared (its messages are in %s)", why,
+                  "%s %s before its socket appeared (its messages are in %s)", vfsd_name(v), why,
                   s->p.shim_log);
       return FALSE;
     }
     if (g_get_monotonic_time() > deadline) {
       vfsd_stop(v);
-      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT, "virtiofsd made no socket %s within %d ms",
-                  v->sock, SOCKET_WAIT_MS);
+      g_set_error(error, KV_ERROR_DOMAIN, KV_E_TIMEOUT, "%s made no socket %s within %d ms",
+                  vfsd_name(v), v->sock, SOCKET_WAIT_MS);
       return FALSE;
     }
   }
@@ -273,9 +320,9 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
   return TRUE;
 }
 
-/* A pidfd of `pid` if it is this sandbox's virtiofsd (its command line
- * names our socket; checked after the pidfd is taken, so a pid reused
- * later cannot be mistaken for it), else -1. */
+/* A pidfd of `pid` if it is this sandbox's daemon (its command line
+ * names our socket: "--socket-path=SOCK" or "-s SOCK"; checked after the pidfd is taken, so a pid
+ * reused later cannot be mistaken for it), else -1. */
 static int recorded_pidfd(Vfsd *v, gint64 pid) {
   if (pid <= 0 || pid > G_MAXINT32)
     return -1;
@@ -289,7 +336,7 @@ static int recorded_pidfd(Vfsd *v, gint64 pid) {
   gboolean ours = FALSE;
   if (g_file_get_contents(path, &cmd, &len, NULL))
     for (gsize off = 0; off < len; off += strlen(cmd + off) + 1)
-      if (!strcmp(cmd + off, want))
+      if (!strcmp(cmd + off, want) || !strcmp(cmd + off, v->sock))
         ours = TRUE;
   if (!ours) {
     close(fd);
@@ -303,16 +350,16 @@ gboolean vfsd_adopt(Vfsd *v, const KvShimStateResult *old, GError **error) {
   int fd = old ? recorded_pidfd(v, old->virtiofsd_pid) : -1;
   if (fd < 0) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_STATE,
-                "the virtiofsd of sandbox '%s' (pid %" G_GINT64_FORMAT
+                "the %s of sandbox '%s' (pid %" G_GINT64_FORMAT
                 ") is gone: its shared filesystem cannot be recovered",
-                v->s->id, old ? old->virtiofsd_pid : 0);
+                vfsd_name(v), v->s->id, old ? old->virtiofsd_pid : 0);
     return FALSE;
   }
   v->pid = (pid_t)old->virtiofsd_pid;
   v->pidfd = fd;
   v->child = FALSE;
   watch(v);
-  shim_log("adopted virtiofsd pid %d", v->pid);
+  shim_log("adopted %s pid %d", vfsd_name(v), v->pid);
   return TRUE;
 }
 
@@ -328,7 +375,7 @@ void vfsd_stop(Vfsd *v) {
     return;
   }
   if (pidfd_signal(v->pidfd, SIGTERM) == 0 && !wait_gone(v->pidfd, STOP_GRACE_MS)) {
-    shim_log("virtiofsd pid %d ignored SIGTERM; killing it", v->pid);
+    shim_log("%s pid %d ignored SIGTERM; killing it", vfsd_name(v), v->pid);
     pidfd_signal(v->pidfd, SIGKILL);
     wait_gone(v->pidfd, STOP_GRACE_MS);
   }
@@ -345,6 +392,6 @@ void vfsd_kill_recorded(Vfsd *v, const KvShimStateResult *old) {
     return;
   v->pid = (pid_t)old->virtiofsd_pid;
   v->pidfd = fd;
-  shim_log("stopping the virtiofsd a previous shim left (pid %d)", v->pid);
+  shim_log("stopping the %s a previous shim left (pid %d)", vfsd_name(v), v->pid);
   vfsd_stop(v);
 }

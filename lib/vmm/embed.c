@@ -33,9 +33,10 @@
  * namespaces: [ "mount" ] (libvirt's default, written out so that it is
  * not lost to a changed default) gives QEMU a private mount namespace with
  * a /dev of its own holding only its devices; it is all libvirt's QEMU
- * driver offers. [ ] for 9p only: bind mounts the runtime adds under the 9p
- * shared dir after boot (container rootfs, volumes) would otherwise stay
- * invisible to the guest.
+ * driver offers. [ ] (mount_ns FALSE) is for a QEMU that serves a
+ * passthrough 9p share itself: bind mounts added under the share after
+ * boot would otherwise stay invisible to it. The shim never asks for that
+ * any more (its 9p goes through virtfs-proxy-helper, lib/shim/vfsd.c).
  * seccomp_sandbox = 1: QEMU's own seccomp filter (-sandbox on, with
  * obsolete, elevateprivileges, spawn and resourcecontrol denied), asked
  * for outright rather than left to "if QEMU has it" (-1, the default).

@@ -57,6 +57,15 @@ typedef struct {
    * (vhost-user maps it into virtiofsd), hot-added memory included. When
    * set, shared_dir is only informational and may be NULL. */
   const char *virtiofs_socket;
+  /* 9p through QEMU's proxy backend instead of passthrough: the socket of
+   * the virtfs-proxy-helper the caller started on the shared dir (the
+   * shim, lib/shim/vfsd.c). That helper does the share's file I/O with
+   * the privileges it needs; QEMU only relays 9p messages, so it can run
+   * unprivileged in a private mount namespace. Same tag; libvirt has no
+   * element for it, so it goes in as <qemu:commandline> (-fsdev proxy +
+   * virtio-9p-pci at the share's slot). Ignored when virtiofs_socket is
+   * set. */
+  const char *ninep_proxy_socket;
   const char *console_log; /* serial console log file */
   guint spare_root_ports;  /* pcie-root-port controllers for hotplug */
   /* Run QEMU as root without relabelling (a DAC seclabel): a libvirtd

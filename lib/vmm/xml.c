@@ -59,6 +59,7 @@ static gboolean check_config(const KvVmConfig *cfg, GError **error) {
       !kv_check_path("console log", cfg->console_log, TRUE, error) ||
       !kv_check_path("shared dir", cfg->shared_dir, FALSE, error) ||
       !kv_check_path("virtio-fs socket", cfg->virtiofs_socket, FALSE, error) ||
+      !kv_check_path("9p proxy socket", cfg->ninep_proxy_socket, FALSE, error) ||
       !kv_check_path("console socket", cfg->console_socket, FALSE, error))
     return FALSE;
   if (cfg->console_socket && strlen(cfg->console_socket) > KV_UNIX_PATH_MAX) {
@@ -73,6 +74,15 @@ static gboolean check_config(const KvVmConfig *cfg, GError **error) {
                 "virtio-fs socket path '%s' is %zu bytes, longer than the %d a "
                 "unix socket address can hold",
                 cfg->virtiofs_socket, strlen(cfg->virtiofs_socket), KV_UNIX_PATH_MAX);
+    return FALSE;
+  }
+  if (cfg->ninep_proxy_socket && (strlen(cfg->ninep_proxy_socket) > KV_UNIX_PATH_MAX ||
+                                  strchr(cfg->ninep_proxy_socket, ','))) {
+    /* A comma would end QEMU's -fsdev option value. */
+    g_set_error(error, KV_VMM_ERROR, KV_VMM_ERROR_INVALID,
+                "9p proxy socket path '%s' is longer than the %d bytes a unix socket address "
+                "can hold, or has a comma",
+                cfg->ninep_proxy_socket, KV_UNIX_PATH_MAX);
     return FALSE;
   }
   if (strlen(cfg->agent_socket) > KV_UNIX_PATH_MAX) {
@@ -141,7 +151,9 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
   gboolean mem_hotplug = cfg->max_memory_mib > cfg->memory_mib;
   g_autoptr(KvXml) x = kv_xml_new();
 
-  kv_xml_open(x, "domain", "type", tcg ? "qemu" : "kvm", NULL);
+  gboolean proxy9p = !cfg->virtiofs_socket && cfg->ninep_proxy_socket;
+  kv_xml_open(x, "domain", "type", tcg ? "qemu" : "kvm", "xmlns:qemu",
+              proxy9p ? "http://libvirt.org/schemas/domain/qemu/1.0" : NULL, NULL);
   kv_xml_leaf(x, "name", "%s", cfg->name);
   if (cfg->uuid)
     kv_xml_leaf(x, "uuid", "%s", cfg->uuid);
@@ -281,7 +293,7 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
     kv_xml_empty(x, "target", "dir", "katavmshared", NULL);
     pcie_root_address(x, KV_SHARE_PCI_SLOT);
     kv_xml_close(x);
-  } else if (cfg->shared_dir) {
+  } else if (cfg->shared_dir && !proxy9p) {
     kv_xml_open(x, "filesystem", "type", "mount", "accessmode", "passthrough", NULL);
     kv_xml_empty(x, "source", "dir", cfg->shared_dir, NULL);
     kv_xml_empty(x, "target", "dir", "katavmshared", NULL);
@@ -322,6 +334,21 @@ char *kv_vmm_domain_xml(const KvVmConfig *cfg, GError **error) {
     /* relabel='no': libvirt chowns nothing to this uid (lib/shim/jail.c). */
     kv_xml_open(x, "seclabel", "type", "static", "model", "dac", "relabel", "no", NULL);
     kv_xml_leaf(x, "label", "%s", cfg->qemu_label);
+    kv_xml_close(x);
+  }
+  if (proxy9p) {
+    /* After every device libvirt places (QEMU realises -device in order),
+     * at the slot the share always has: nothing else of ours asks for it. */
+    kv_xml_open(x, "qemu:commandline", NULL);
+    kv_xml_empty(x, "qemu:arg", "value", "-fsdev", NULL);
+    g_autofree char *fsdev =
+        g_strdup_printf("proxy,id=fskatavm,socket=%s", cfg->ninep_proxy_socket);
+    kv_xml_empty(x, "qemu:arg", "value", fsdev, NULL);
+    kv_xml_empty(x, "qemu:arg", "value", "-device", NULL);
+    g_autofree char *dev =
+        g_strdup_printf("virtio-9p-pci,fsdev=fskatavm,mount_tag=katavmshared,bus=pcie.0,addr=0x%x",
+                        KV_SHARE_PCI_SLOT);
+    kv_xml_empty(x, "qemu:arg", "value", dev, NULL);
     kv_xml_close(x);
   }
   kv_xml_close(x); /* domain */

@@ -306,6 +306,53 @@ START_TEST(xml_virtiofs_share_has_shared_memory_and_socket) {
 }
 END_TEST
 
+/* 9p through QEMU's proxy backend: no <filesystem> (libvirt would run a
+ * passthrough 9p in QEMU), the -fsdev proxy and the virtio-9p-pci device
+ * at the share's slot as QEMU arguments, which libvirt accepts. */
+START_TEST(xml_9p_proxy_share_is_qemu_args) {
+  KvVmConfig cfg = good_config();
+  cfg.ninep_proxy_socket = "/run/katavm/r/0123/9p.sock";
+  g_autoptr(GError) err = NULL;
+  g_autofree char *xml = kv_vmm_domain_xml(&cfg, &err);
+  ck_assert_msg(xml != NULL, "%s", err ? err->message : "");
+  g_autoptr(GHashTable) doc = parse_doc(xml);
+  ck_assert_str_eq(doc_get(doc, "domain@xmlns:qemu", 0),
+                   "http://libvirt.org/schemas/domain/qemu/1.0");
+  ck_assert_ptr_null(doc_get(doc, "filesystem@type", 0));
+  ck_assert_ptr_null(strstr(xml, "memoryBacking"));
+  ck_assert(doc_has(doc, "qemu:arg@value", "-fsdev"));
+  ck_assert(doc_has(doc, "qemu:arg@value", "proxy,id=fskatavm,socket=/run/katavm/r/0123/9p.sock"));
+  ck_assert(doc_has(doc, "qemu:arg@value", "-device"));
+  ck_assert(doc_has(doc, "qemu:arg@value",
+                    "virtio-9p-pci,fsdev=fskatavm,mount_tag=katavmshared,bus=pcie.0,addr=0x12"));
+  /* Nothing of libvirt's own sits at the share's slot. */
+  ck_assert_uint_eq(doc_count(doc, "address@slot", "0x12"), 0);
+  virConnectPtr conn = virConnectOpen("test:///default");
+  ck_assert_ptr_nonnull(conn);
+  virDomainPtr dom = virDomainDefineXML(conn, xml);
+  ck_assert_msg(dom != NULL, "libvirt rejects our XML: %s\n%s", virGetLastErrorMessage(), xml);
+  virDomainUndefine(dom);
+  virDomainFree(dom);
+  virConnectClose(conn);
+
+  /* virtio-fs wins when both are given. */
+  cfg.virtiofs_socket = "/run/katavm/r/0123/vfs.sock";
+  g_autofree char *vfs = kv_vmm_domain_xml(&cfg, NULL);
+  ck_assert_ptr_null(strstr(vfs, "qemu:commandline"));
+  cfg.virtiofs_socket = NULL;
+
+  /* A comma would end QEMU's option value: refused by name. */
+  cfg.ninep_proxy_socket = "/run/a,b/9p.sock";
+  g_autoptr(GError) e1 = NULL;
+  ck_assert_ptr_null(kv_vmm_domain_xml(&cfg, &e1));
+  ck_assert_msg(strstr(e1->message, "9p proxy socket path"), "%s", e1->message);
+  cfg.ninep_proxy_socket = "9p.sock";
+  g_autoptr(GError) e2 = NULL;
+  ck_assert_ptr_null(kv_vmm_domain_xml(&cfg, &e2));
+  ck_assert_msg(strstr(e2->message, "9p proxy socket"), "%s", e2->message);
+}
+END_TEST
+
 START_TEST(xml_rejects_invalid_configs_clearly) {
   KvVmConfig cfg;
 
@@ -763,6 +810,7 @@ static Suite *vmm_suite(void) {
   tcase_add_test(xml, xml_without_hotplug_or_share_is_minimal);
   tcase_add_test(xml, xml_rejects_invalid_configs_clearly);
   tcase_add_test(xml, xml_virtiofs_share_has_shared_memory_and_socket);
+  tcase_add_test(xml, xml_9p_proxy_share_is_qemu_args);
   tcase_add_test(xml, xml_unprivileged_qemu_and_console_socket);
   tcase_add_test(xml, xmlbuild_escapes_every_value_and_indents);
   tcase_add_test(xml, xmlbuild_refuses_bad_names_and_unclosed_elements);
