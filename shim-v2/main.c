@@ -217,6 +217,7 @@ static int cmd_delete(Shim *s) {
     fprintf(stderr, "%s\n", katavm_error_message(e));
     katavm_error_free(e);
     katavm_bundle_info_clear(&bi);
+    katavm_runtime_free(rt);
     return 1;
   }
   if (member) {
@@ -231,6 +232,7 @@ static int cmd_delete(Shim *s) {
     katavm_error_free(e);
   }
   katavm_bundle_info_clear(&bi);
+  katavm_runtime_free(rt);
   g_autofree char *rootfs = g_build_filename(bundle, "rootfs", NULL);
   mounts_remove(rootfs);
   g_autofree char *pod = pod_of(bundle, s->id);
@@ -261,6 +263,19 @@ static const char *usage =
     "usage: containerd-shim-katavm-v2 -namespace NS -address ADDR -publish-binary BIN -id ID\n"
     "       [-bundle DIR] [-debug] start|delete\n";
 
+/* What main's parse allocated, freed on the way out of a command (the
+ * shim itself never comes back here: it _exits at the end of serve()).
+ * Returns rc. */
+static int args_free(Shim *s, int rc) {
+  g_free(s->ns);
+  g_free(s->address);
+  g_free(s->publish_binary);
+  g_free(s->id);
+  g_free(s->bundle);
+  g_free(s->socket_path);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   Shim s = {0};
   g_mutex_init(&s.lock);
@@ -274,7 +289,7 @@ int main(int argc, char **argv) {
     if (!name) {
       if (cmd) {
         fprintf(stderr, "unexpected argument %s\n%s", a, usage);
-        return 2;
+        return args_free(&s, 2);
       }
       cmd = a;
       continue;
@@ -292,7 +307,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(key, "v") || !strcmp(key, "version")) {
       printf("containerd-shim-katavm-v2 %s\n", katavm_version());
-      return 0;
+      return args_free(&s, 0);
     }
     char **slot = !strcmp(key, "namespace")        ? &s.ns
                   : !strcmp(key, "address")        ? &s.address
@@ -302,12 +317,12 @@ int main(int argc, char **argv) {
                                                    : NULL;
     if (!slot) {
       fprintf(stderr, "unknown flag %s\n%s", a, usage);
-      return 2;
+      return args_free(&s, 2);
     }
     if (!val) {
       if (i + 1 >= argc) {
         fprintf(stderr, "flag %s needs a value\n%s", a, usage);
-        return 2;
+        return args_free(&s, 2);
       }
       val = argv[++i];
     }
@@ -318,16 +333,18 @@ int main(int argc, char **argv) {
     s.ns = g_strdup(g_getenv("NAMESPACE") ? g_getenv("NAMESPACE") : "default");
   if (!cmd || !s.id) {
     fprintf(stderr, "%s", usage);
-    return 2;
+    return args_free(&s, 2);
   }
   if (katavm_id_check(s.id, "-id", NULL) < 0) {
     fprintf(stderr, "-id %s: not a valid container id\n", s.id);
-    return 2;
+    return args_free(&s, 2);
   }
+  int rc = 2;
   if (!strcmp(cmd, "start"))
-    return cmd_start(&s);
-  if (!strcmp(cmd, "delete"))
-    return cmd_delete(&s);
-  fprintf(stderr, "unknown command %s\n%s", cmd, usage);
-  return 2;
+    rc = cmd_start(&s);
+  else if (!strcmp(cmd, "delete"))
+    rc = cmd_delete(&s);
+  else
+    fprintf(stderr, "unknown command %s\n%s", cmd, usage);
+  return args_free(&s, rc);
 }

@@ -479,11 +479,15 @@ static int link_delete(struct nl_sock *sk, int ifindex) {
   return rc;
 }
 
+/* The ingress qdisc's handle, ffff:0. libnl's TC_HANDLE(0xffff, 0) shifts
+ * a signed int past its range (UBSan says so). */
+#define INGRESS_HANDLE 0xffff0000u
+
 static struct rtnl_qdisc *ingress_qdisc(int ifindex) {
   struct rtnl_qdisc *q = rtnl_qdisc_alloc();
   rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
   rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
-  rtnl_tc_set_handle(TC_CAST(q), TC_HANDLE(0xffff, 0));
+  rtnl_tc_set_handle(TC_CAST(q), INGRESS_HANDLE);
   rtnl_tc_set_kind(TC_CAST(q), "ingress");
   return q;
 }
@@ -510,7 +514,7 @@ static int redirect_add(struct nl_sock *sk, int from, int to) {
   int rc = c && a ? 0 : -NLE_NOMEM;
   if (rc == 0) {
     rtnl_tc_set_ifindex(TC_CAST(c), from);
-    rtnl_tc_set_parent(TC_CAST(c), TC_HANDLE(0xffff, 0));
+    rtnl_tc_set_parent(TC_CAST(c), INGRESS_HANDLE);
     rtnl_cls_set_protocol(c, ETH_P_ALL);
     rtnl_cls_set_prio(c, FILTER_PRIO);
     if ((rc = rtnl_tc_set_kind(TC_CAST(c), "u32")) >= 0 &&

@@ -162,6 +162,11 @@ void kvt_teardown(void) {
 }
 
 int kvt_cli(char **out, char **err, ...) {
+  /* A caller may reuse its out/err: the previous strings are freed. */
+  if (out)
+    g_clear_pointer(out, g_free);
+  if (err)
+    g_clear_pointer(err, g_free);
   const char *cli = g_getenv("KATAVM_CLI");
   ck_assert_msg(cli != NULL, "KATAVM_CLI not set");
   g_autoptr(GPtrArray) argv = g_ptr_array_new();
@@ -220,6 +225,11 @@ char *kvt_make_rootfs(const char *dir, gboolean bundle) {
 }
 
 int kvt_drain(katavm_process *p, char **out, char **err) {
+  /* A caller may reuse its out/err: the previous strings are freed. */
+  if (out)
+    g_clear_pointer(out, g_free);
+  if (err)
+    g_clear_pointer(err, g_free);
   GString *o = g_string_new(NULL), *e = g_string_new(NULL);
   int fds[2] = {katavm_process_stdout_fd(p), katavm_process_stderr_fd(p)};
   GString *bufs[2] = {o, e};
@@ -281,6 +291,11 @@ int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv, const
 }
 
 int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) {
+  /* A caller may reuse its out/err: the previous strings are freed. */
+  if (out)
+    g_clear_pointer(out, g_free);
+  if (err)
+    g_clear_pointer(err, g_free);
   const char *cli = g_getenv("KATAVM_CLI");
   g_autoptr(GPtrArray) argv = g_ptr_array_new();
   g_ptr_array_add(argv, (char *)cli);

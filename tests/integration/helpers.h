@@ -21,7 +21,9 @@ void kvt_sweep(void);
  * mentions the root, no mount below it, no sandbox state dir. */
 void kvt_assert_clean(void);
 /* Run the katavm CLI with args (NULL-terminated); returns exit status,
- * stdout/stderr captured if non-NULL. */
+ * stdout/stderr captured if non-NULL. out/err, here and in kvt_exec,
+ * kvt_drain and kvt_cli_stdin, must be NULL or a string of the caller's,
+ * which is freed first (so that one pair serves several calls). */
 int kvt_cli(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Number of processes whose /proc/PID/cmdline contains needle. */
 int kvt_count_procs(const char *needle);

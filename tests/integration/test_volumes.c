@@ -54,6 +54,22 @@ static char *read_file(const char *path) {
   return s;
 }
 
+/* The same for DIR/NAME. */
+static void write_in(const char *dir, const char *name, const char *text) {
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  write_file(path, text);
+}
+
+static gboolean exists_in(const char *dir, const char *name) {
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+static char *read_in(const char *dir, const char *name) {
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  return read_file(path);
+}
+
 /* The mountinfo line (the mount options and what follows) of the mount
  * whose mount point is exactly `mp`, or NULL. */
 static char *mountinfo_of(const char *mp) {
@@ -236,9 +252,9 @@ START_TEST(volumes_end_to_end) {
   /* rw: the container's write lands on the host, the host's shows inside. */
   ck_assert_int_eq(
       kvt_exec(sb, "c1", ARGV("sh", "-c", "echo from-guest > /data/g"), NULL, NULL, NULL), 0);
-  g_autofree char *g = read_file(g_build_filename(rw, "g", NULL));
+  g_autofree char *g = read_in(rw, "g");
   ck_assert_str_eq(g, "from-guest\n");
-  write_file(g_build_filename(rw, "h", NULL), "from-host\n");
+  write_in(rw, "h", "from-host\n");
   g_autofree char *h = NULL;
   ck_assert_int_eq(kvt_exec(sb, "c1", ARGV("cat", "/data/h"), NULL, &h, NULL), 0);
   ck_assert_str_eq(h, "from-host\n");
@@ -250,7 +266,7 @@ START_TEST(volumes_end_to_end) {
   int rc = kvt_exec(sb, "c1", ARGV("sh", "-c", "echo x > /ro/new"), NULL, NULL, &rerr);
   ck_assert_int_ne(rc, 0);
   ck_assert_msg(strstr(rerr, "Read-only file system"), "ro write said: %s", rerr);
-  ck_assert(!g_file_test(g_build_filename(ro, "new", NULL), G_FILE_TEST_EXISTS));
+  ck_assert(!exists_in(ro, "new"));
 
   /* A single file, both ways. */
   g_autofree char *one = NULL;
@@ -306,11 +322,11 @@ START_TEST(volumes_end_to_end) {
   kvt_edit_spec(b, bundle_mounts, ro);
   g_autofree char *bvol = g_build_filename(b, "vol", NULL);
   ck_assert_int_eq(g_mkdir_with_parents(bvol, 0755), 0);
-  write_file(g_build_filename(b, "file.txt", NULL), "bundle file\n");
+  write_in(b, "file.txt", "bundle file\n");
   add_with(sb, "c2", NULL, b, NULL, NULL);
   ck_assert_int_eq(
       kvt_exec(sb, "c2", ARGV("sh", "-c", "echo bundled > /bdata/f"), NULL, NULL, NULL), 0);
-  g_autofree char *bf = read_file(g_build_filename(bvol, "f", NULL));
+  g_autofree char *bf = read_in(bvol, "f");
   ck_assert_str_eq(bf, "bundled\n");
   g_autofree char *berr = NULL, *bfile = NULL;
   ck_assert_int_ne(kvt_exec(sb, "c2", ARGV("sh", "-c", "echo x > /bro/y"), NULL, NULL, &berr), 0);
@@ -360,7 +376,7 @@ START_TEST(volumes_end_to_end) {
   {
     g_autofree char *cfg = g_build_filename(b, "config.json", NULL);
     g_autofree char *text = read_file(cfg);
-    write_file(g_build_filename(rootb, "config.json", NULL), text);
+    write_in(rootb, "config.json", text);
     kvt_edit_spec(rootb, root_path_slash, NULL);
   }
   assert_bad_add(sb, "vol", NULL, rootb, NULL, KATAVM_E_INVALID, "host's root");
@@ -387,7 +403,7 @@ START_TEST(volumes_end_to_end) {
   destroy(rt, "vol");
   ck_assert_int_eq(count_mounts_with(share), 0);
   /* The host files are the user's: still there. */
-  ck_assert(g_file_test(g_build_filename(rw, "g", NULL), G_FILE_TEST_EXISTS));
+  ck_assert(exists_in(rw, "g"));
   kvt_assert_clean();
   katavm_runtime_free(rt);
 }
@@ -405,7 +421,7 @@ START_TEST(cli_run_volume) {
                    "echo cli > /data/c; echo x > /ro/y", NULL);
   ck_assert_msg(rc == 1, "run -v gave %d: %s", rc, err);
   ck_assert_msg(strstr(err, "Read-only file system"), "ro write said: %s", err);
-  g_autofree char *c = read_file(g_build_filename(rw, "c", NULL));
+  g_autofree char *c = read_in(rw, "c");
   ck_assert_str_eq(c, "cli\n");
   kvt_assert_clean();
 }
@@ -466,7 +482,7 @@ START_TEST(symlink_attacks) {
   g_autofree char *evil = kvt_make_rootfs(evil_dir, TRUE);
   kvt_edit_spec(evil, attacker_spec, NULL);
   g_autofree char *target = mkdir_in("target");
-  write_file(g_build_filename(target, "precious", NULL), "host data\n");
+  write_in(target, "precious", "host data\n");
   g_autofree char *vol = mkdir_in("vol");
   g_autofree char *before = listing(target);
   katavm_sandbox *sb = sandbox(rt, "att");
@@ -591,7 +607,7 @@ START_TEST(crash_cleanup) {
   g_autofree char *rootfs_dir = g_build_filename(workdir, "rootfs", NULL);
   g_autofree char *rootfs = kvt_make_rootfs(rootfs_dir, FALSE);
   g_autofree char *rw = mkdir_in("rw");
-  write_file(g_build_filename(rw, "f", NULL), "kept\n");
+  write_in(rw, "f", "kept\n");
   g_autofree char *v = g_strdup_printf("%s:/data", rw);
   katavm_sandbox *sb = sandbox(rt, "crash");
   add_with(sb, "c1", rootfs, NULL, ARGV(v), NULL);
