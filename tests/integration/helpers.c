@@ -49,8 +49,9 @@ int kvt_count_vms(void) {
   return n;
 }
 
-int kvt_count_procs(const char *needle) {
-  int n = 0;
+/* fn(pid, its command line with NULs as spaces, user) for every process
+ * but this one and ctest. */
+static void each_cmdline(void (*fn)(long pid, const char *cmd, gpointer user), gpointer user) {
   DIR *d = opendir("/proc");
   struct dirent *de;
   while (d && (de = readdir(d))) {
@@ -66,12 +67,38 @@ int kvt_count_procs(const char *needle) {
     for (gsize i = 0; i + 1 < len; i++)
       if (!cmd[i])
         cmd[i] = ' ';
-    if (strstr(cmd, needle) && !strstr(cmd, "ctest"))
-      n++;
+    if (!strstr(cmd, "ctest"))
+      fn(pid, cmd, user);
   }
   if (d)
     closedir(d);
-  return n;
+}
+
+typedef struct {
+  const char *a, *b;
+  int n;
+  long pid;
+} Match;
+
+static void match_one(long pid, const char *cmd, gpointer user) {
+  Match *m = user;
+  if (strstr(cmd, m->a) && (!m->b || strstr(cmd, m->b))) {
+    m->n++;
+    m->pid = pid;
+  }
+}
+
+int kvt_count_procs(const char *needle) {
+  Match m = {.a = needle};
+  each_cmdline(match_one, &m);
+  return m.n;
+}
+
+pid_t kvt_find_proc(const char *a, const char *b) {
+  Match m = {.a = a, .b = b};
+  each_cmdline(match_one, &m);
+  ck_assert_msg(m.n <= 1, "%d processes match '%s' and '%s'", m.n, a, b ? b : "");
+  return m.n ? (pid_t)m.pid : 0;
 }
 
 int kvt_count_fds(void) {
@@ -317,6 +344,15 @@ int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) {
   ck_assert(g_subprocess_communicate_utf8(sp, stdin_data, NULL, out, err, &e));
   return g_subprocess_get_if_exited(sp) ? g_subprocess_get_exit_status(sp)
                                         : 128 + g_subprocess_get_term_sig(sp);
+}
+
+void kvt_spec_add_cap(JsonObject *spec, const char *cap) {
+  JsonObject *proc = json_object_get_object_member(spec, "process");
+  JsonObject *caps = json_object_get_object_member(proc, "capabilities");
+  GList *names = json_object_get_members(caps);
+  for (GList *l = names; l; l = l->next)
+    json_array_add_string_element(json_object_get_array_member(caps, l->data), cap);
+  g_list_free(names);
 }
 
 void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *, gpointer), gpointer user) {

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <sys/types.h>
 
 #include "katavm/katavm.h"
 
@@ -27,6 +28,9 @@ void kvt_assert_clean(void);
 int kvt_cli(char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
 /* Number of processes whose /proc/PID/cmdline contains needle. */
 int kvt_count_procs(const char *needle);
+/* The one process whose command line holds a (and b, unless NULL), or 0;
+ * asserts that no two do. */
+pid_t kvt_find_proc(const char *a, const char *b);
 /* Number of QEMU processes of this suite's sandboxes (their command line
  * names kvt_root()), whoever started them (a container manager too). */
 int kvt_count_vms(void);
@@ -53,6 +57,8 @@ int kvt_exec(katavm_sandbox *sb, const char *cid, const char *const *argv, const
 int kvt_drain(katavm_process *p, char **out, char **err);
 /* kvt_cli with stdin data fed to the child. */
 int kvt_cli_stdin(const char *stdin_data, char **out, char **err, ...) G_GNUC_NULL_TERMINATED;
+/* Add cap ("CAP_...") to every set of the spec's process.capabilities. */
+void kvt_spec_add_cap(JsonObject *spec, const char *cap);
 /* Rewrite a bundle's config.json through a JSON edit callback. */
 void kvt_edit_spec(const char *bundle, void (*edit)(JsonObject *spec, gpointer), gpointer user);
 

@@ -75,12 +75,7 @@ static void privileged(JsonObject *spec, gpointer unused) {
   json_object_remove_member(lin, "maskedPaths");
   json_object_remove_member(lin, "readonlyPaths");
   json_object_remove_member(lin, "seccomp");
-  JsonObject *caps =
-      json_object_get_object_member(json_object_get_object_member(spec, "process"), "capabilities");
-  GList *names = json_object_get_members(caps);
-  for (GList *l = names; l; l = l->next)
-    json_array_add_string_element(json_object_get_array_member(caps, l->data), "CAP_SYS_BOOT");
-  g_list_free(names);
+  kvt_spec_add_cap(spec, "CAP_SYS_BOOT");
 }
 
 /* A sandbox `id` with container CID running `sleep` (privileged or not). */
@@ -596,12 +591,8 @@ static off_t file_size(const char *path) {
  * (ttyS0 = 4:64) through a node it makes in its /dev. */
 static void flooder(JsonObject *spec, gpointer unused) {
   privileged(spec, NULL);
+  kvt_spec_add_cap(spec, "CAP_MKNOD");
   JsonObject *proc = json_object_get_object_member(spec, "process");
-  JsonObject *caps = json_object_get_object_member(proc, "capabilities");
-  GList *names = json_object_get_members(caps);
-  for (GList *l = names; l; l = l->next)
-    json_array_add_string_element(json_object_get_array_member(caps, l->data), "CAP_MKNOD");
-  g_list_free(names);
   JsonArray *a = json_array_new();
   json_array_add_string_element(a, "sh");
   json_array_add_string_element(a, "-c");

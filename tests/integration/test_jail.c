@@ -51,12 +51,7 @@ static void idle_main(JsonObject *spec, gpointer unused) {
 /* idle_main, and CAP_CHOWN in every capability set. */
 static void idle_chown(JsonObject *spec, gpointer unused) {
   idle_main(spec, NULL);
-  JsonObject *proc = json_object_get_object_member(spec, "process");
-  JsonObject *caps = json_object_get_object_member(proc, "capabilities");
-  GList *names = json_object_get_members(caps);
-  for (GList *l = names; l; l = l->next)
-    json_array_add_string_element(json_object_get_array_member(caps, l->data), "CAP_CHOWN");
-  g_list_free(names);
+  kvt_spec_add_cap(spec, "CAP_CHOWN");
 }
 
 static pid_t qemu_pid(const char *id, char **shared_fs) {
@@ -98,25 +93,23 @@ static gboolean same_ns(pid_t pid, const char *ns) {
   return sa.st_ino == sb.st_ino;
 }
 
-START_TEST(qemu_unprivileged_under_virtiofs) {
-  katavm_runtime *rt = kvt_runtime();
-  g_autofree char *bundle_dir = g_build_filename(WORK, "bundle", NULL);
-  g_autofree char *b = kvt_make_rootfs(bundle_dir, TRUE);
-  kvt_edit_spec(b, idle_main, NULL);
-  katavm_sandbox *sb = kvt_create(rt, "jl1");
+/* Container `cid` of `sb` from `bundle`, started. */
+static void start_bundle(katavm_sandbox *sb, const char *cid, const char *bundle) {
   katavm_container_config cc;
   katavm_container_config_init(&cc);
-  cc.bundle = b;
+  cc.bundle = bundle;
   katavm_error *e = NULL;
-  int rc = katavm_container_add(sb, "c", &cc, NULL, &e);
-  ck_assert_msg(rc == 0, "add: %s", katavm_error_message(e));
-  ck_assert_int_eq(katavm_container_start(sb, "c", NULL), 0);
+  int rc = katavm_container_add(sb, cid, &cc, NULL, &e);
+  ck_assert_msg(rc == 0, "add %s: %s", cid, katavm_error_message(e));
+  ck_assert_int_eq(katavm_container_start(sb, cid, NULL), 0);
+}
 
-  g_autofree char *fs = NULL;
-  pid_t q = qemu_pid("jl1", &fs);
-  ck_assert_str_eq(fs, "virtio-fs");
+/* QEMU (pid q) as both shares run it: a uid (and gid) of the per-sandbox
+ * range, no capabilities, no_new_privs, its seccomp filter, a mount
+ * namespace of its own. Returns the uid as text. */
+static char *assert_qemu_confined(pid_t q) {
   ck_assert_int_gt(q, 1);
-  g_autofree char *uid = status_field(q, "Uid");
+  char *uid = status_field(q, "Uid");
   g_autofree char *gid = status_field(q, "Gid");
   guint64 u = g_ascii_strtoull(uid, NULL, 10);
   ck_assert_msg(u >= QEMU_UID_BASE && u < QEMU_UID_BASE + 65536, "QEMU runs as uid %s", uid);
@@ -139,6 +132,23 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
   ck_assert_msg(strstr(cmdline, "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny"),
                 "cmdline: %s", cmdline);
   ck_assert_msg(!same_ns(q, "mnt"), "QEMU shares the host's mount namespace");
+  return uid;
+}
+
+START_TEST(qemu_unprivileged_under_virtiofs) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *bundle_dir = g_build_filename(WORK, "bundle", NULL);
+  g_autofree char *b = kvt_make_rootfs(bundle_dir, TRUE);
+  kvt_edit_spec(b, idle_main, NULL);
+  katavm_sandbox *sb = kvt_create(rt, "jl1");
+  start_bundle(sb, "c", b);
+  katavm_error *e = NULL;
+  int rc;
+
+  g_autofree char *fs = NULL;
+  pid_t q = qemu_pid("jl1", &fs);
+  ck_assert_str_eq(fs, "virtio-fs");
+  g_autofree char *uid = assert_qemu_confined(q);
 
   /* The container runs from the share (virtiofsd, root, does the I/O). */
   g_autofree char *out = NULL;
@@ -224,33 +234,6 @@ START_TEST(qemu_unprivileged_under_virtiofs) {
 }
 END_TEST
 
-/* The pid of the one process whose command line holds all of `a` and
- * `b`, or 0. */
-static pid_t find_proc(const char *a, const char *b) {
-  pid_t found = 0;
-  g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
-  const char *name;
-  while (d && (name = g_dir_read_name(d))) {
-    char *end;
-    long pid = strtol(name, &end, 10);
-    if (*end || pid == getpid())
-      continue;
-    g_autofree char *path = g_strdup_printf("/proc/%ld/cmdline", pid);
-    g_autofree char *cmd = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &cmd, &len, NULL))
-      continue;
-    for (gsize i = 0; i + 1 < len; i++)
-      if (!cmd[i])
-        cmd[i] = ' ';
-    if (strstr(cmd, a) && strstr(cmd, b)) {
-      ck_assert_msg(!found, "two processes match '%s' and '%s'", a, b);
-      found = (pid_t)pid;
-    }
-  }
-  return found;
-}
-
 /* 9p through QEMU's proxy backend: QEMU is as confined as under virtio-fs,
  * and virtfs-proxy-helper (root, chrooted into the share, only the
  * capabilities file I/O for any owner needs) does the share's file I/O
@@ -266,22 +249,12 @@ START_TEST(qemu_unprivileged_under_9p) {
   g_autofree char *fs = NULL;
   pid_t q = qemu_pid("jl2", &fs);
   ck_assert_str_eq(fs, "9p");
-  ck_assert_int_gt(q, 1);
-  g_autofree char *uid = status_field(q, "Uid");
-  guint64 u = g_ascii_strtoull(uid, NULL, 10);
-  ck_assert_msg(u >= QEMU_UID_BASE && u < QEMU_UID_BASE + 65536, "QEMU runs as uid %s", uid);
-  g_autofree char *capeff = status_field(q, "CapEff");
-  g_autofree char *capprm = status_field(q, "CapPrm");
-  ck_assert_str_eq(capeff, "0000000000000000");
-  ck_assert_str_eq(capprm, "0000000000000000");
-  g_autofree char *seccomp = status_field(q, "Seccomp");
-  ck_assert_str_eq(seccomp, "2");
-  ck_assert_msg(!same_ns(q, "mnt"), "QEMU shares the host's mount namespace");
+  g_autofree char *uid = assert_qemu_confined(q);
 
   /* The helper: root, its root directory the share, a small capability
    * set (not root's full one). */
   g_autofree char *share = g_strdup_printf("%s/sandboxes/jl2/shared", kvt_root());
-  pid_t h = find_proc("virtfs-proxy-helper", share);
+  pid_t h = kvt_find_proc("virtfs-proxy-helper", share);
   ck_assert_msg(h > 0, "no virtfs-proxy-helper serving %s", share);
   g_autofree char *huid = status_field(h, "Uid");
   ck_assert_str_eq(huid, "0");
@@ -300,13 +273,9 @@ START_TEST(qemu_unprivileged_under_9p) {
 
   /* The rootfs: written with the guest's owners (chown works: the helper
    * does it), seen on the host. */
-  katavm_container_config cc;
-  katavm_container_config_init(&cc);
-  cc.bundle = b;
+  start_bundle(sb, "c", b);
   katavm_error *e = NULL;
-  int rc = katavm_container_add(sb, "c", &cc, NULL, &e);
-  ck_assert_msg(rc == 0, "add: %s", katavm_error_message(e));
-  ck_assert_int_eq(katavm_container_start(sb, "c", NULL), 0);
+  int rc;
   ck_assert_int_eq(kvt_exec(sb, "c", ARGV("sh", "-c", "echo nine > /f9 && chown 1234:567 /f9"),
                             NULL, NULL, NULL),
                    0);
