@@ -310,10 +310,10 @@ void lifecycle_terminate(Lifecycle *lc) {
 
 /* The daemon serving the share (virtiofsd, virtfs-proxy-helper) ended.
  * With the VM gone (it goes when QEMU closes the socket) or a stop under
- * way this is expected. Otherwise the
- * guest's share is dead and every request on it would hang in the guest:
- * stop the VM and say why in the state, so that callers get an error that
- * names the cause instead of a hang. */
+ * way this is expected. Otherwise the guest's share is dead and every
+ * request on it would hang in the guest: stop the VM and say why in the
+ * state, so that callers get an error that names the cause instead of a
+ * hang. */
 typedef struct {
   Lifecycle *lc;
   char *why;

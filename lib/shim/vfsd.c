@@ -321,8 +321,9 @@ gboolean vfsd_start(Vfsd *v, GError **error) {
 }
 
 /* A pidfd of `pid` if it is this sandbox's daemon (its command line
- * names our socket: "--socket-path=SOCK" or "-s SOCK"; checked after the pidfd is taken, so a pid
- * reused later cannot be mistaken for it), else -1. */
+ * names our socket: "--socket-path=SOCK" or "-s SOCK"; checked after the
+ * pidfd is taken, so a pid reused later cannot be mistaken for it), else
+ * -1. */
 static int recorded_pidfd(Vfsd *v, gint64 pid) {
   if (pid <= 0 || pid > G_MAXINT32)
     return -1;
