@@ -579,6 +579,43 @@ class Runtime:
                   _lib.ctypes.byref(p))
         return _take_strv(self._lib, p)
 
+    def start_pool(self, size: int = 0, *, max_cpus: int = 0,
+                   max_memory_mib: int = 0) -> None:
+        """Start the warm pool of this runtime's root (docs/pool.md): a
+        keeper process, outliving this one, keeps `size` VMs booted and
+        agent-ready (0 = 1, at most 64), each able to grow to max_cpus
+        vCPUs (0 = 2) and max_memory_mib MiB (0 = 1024). From then on
+        create_sandbox() takes a pooled VM whenever the request fits (no
+        netns, no user networking; cpus and memory within the maximum),
+        else boots one as before. Returns once the keeper runs, before any
+        VM is ready (pool() tells). Exists if a pool already runs for this
+        root; InvalidArgument for a size or shape out of range or beyond
+        the host's available memory. On failure nothing is left behind."""
+        cfg = _lib.init(self._lib, _lib.PoolConfig())
+        cfg.size = _uint(size, "size")
+        cfg.max_vcpus = _uint(max_cpus, "max_cpus")
+        cfg.max_memory_mib = _uint(max_memory_mib, "max_memory_mib")
+        with self._mu:
+            _call(self._lib, self._lib.katavm_pool_start, self._handle(),
+                  _lib.ctypes.byref(cfg))
+
+    def pool(self) -> Dict[str, Any]:
+        """The pool of this root as a dict: {"running", "keeper_pid",
+        "size", "max_vcpus", "max_memory_mib", "vms": [{"instance",
+        "ready"}...]}; {"running": False, "vms": []} when there is none."""
+        p = _lib.c_void_p()
+        with self._mu:
+            _call(self._lib, self._lib.katavm_pool_list, self._handle(),
+                  _lib.ctypes.byref(p))
+        return _json.loads(_take_string(self._lib, p))
+
+    def remove_pool(self) -> None:
+        """Stop the pool: the keeper ends and every VM not yet taken is
+        destroyed; sandboxes already taken are not touched. No pool is not
+        an error."""
+        with self._mu:
+            _call(self._lib, self._lib.katavm_pool_remove, self._handle())
+
     def destroy_sandbox(self, id: str) -> None:
         """Destroy sandbox `id`: VM, shim and state are removed, whether
         its shim is alive, dead or its state corrupt. NotFound if absent."""

@@ -166,7 +166,20 @@ class HotplugRequest(ctypes.Structure):
 
 
 #: Every public struct of katavm.h that this package mirrors.
-STRUCTS = (SandboxConfig, GuestInfo, ContainerConfig, ExecConfig, HotplugRequest)
+class PoolConfig(ctypes.Structure):
+    """struct katavm_pool_config."""
+
+    c_name = "katavm_pool_config"
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("size", c_uint),
+        ("max_vcpus", c_uint),
+        ("max_memory_mib", c_uint),
+    ]
+
+
+STRUCTS = (SandboxConfig, GuestInfo, ContainerConfig, ExecConfig, HotplugRequest,
+           PoolConfig)
 
 
 def init(lib, s, kind=0):
@@ -245,6 +258,10 @@ _PROTOS = {
     "katavm_image_build": (c_int, [c_void_p, c_char_p, c_char_p, c_int, _ERR]),
     "katavm_hotplug": (
         c_int, [c_void_p, POINTER(HotplugRequest), POINTER(c_void_p), _ERR]),
+    "katavm_pool_config_init_sized": (None, [POINTER(PoolConfig), c_size_t]),
+    "katavm_pool_start": (c_int, [c_void_p, POINTER(PoolConfig), _ERR]),
+    "katavm_pool_list": (c_int, [c_void_p, POINTER(c_void_p), _ERR]),
+    "katavm_pool_remove": (c_int, [c_void_p, _ERR]),
 }
 
 _lock = threading.Lock()

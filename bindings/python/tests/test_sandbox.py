@@ -17,6 +17,7 @@ import time
 import pytest
 
 import katavm
+import kvpy
 
 ROOT = os.environ.get("KATAVM_PY_TEST_ROOT") or "/tmp/kvpy"
 
@@ -215,3 +216,42 @@ def test_stop_then_destroy(rt):
         if "py2" in rt.list_sandboxes():
             rt.destroy_sandbox("py2")
     assert_clean()
+
+
+def test_warm_pool_serves_create_and_goes_away():
+    """Runtime.start_pool / pool / remove_pool: a pooled VM serves
+    create_sandbox (the sandbox's directory names the pool's instance), a
+    second keeper and an impossible shape are refused, and removing the
+    pool leaves nothing. Its own root: a pool there would serve every
+    other test's creates."""
+    root = ROOT + "p"
+    rt = kvpy.runtime(root)
+    kvpy.sweep(rt)
+    rt.remove_pool()
+    try:
+        with pytest.raises(katavm.InvalidArgument, match="MemAvailable"):
+            rt.start_pool(size=64, max_memory_mib=1 << 20)
+        assert rt.pool()["running"] is False
+        rt.start_pool(size=1, max_cpus=2, max_memory_mib=512)
+        with pytest.raises(katavm.Exists):
+            rt.start_pool(size=1)
+        deadline = time.monotonic() + 300  # a hang bound, not a timing
+        while True:
+            p = rt.pool()
+            ready = [v["instance"] for v in p["vms"] if v["ready"]]
+            if ready:
+                break
+            assert time.monotonic() < deadline, p
+            time.sleep(0.5)
+        assert p["running"] is True and p["size"] == 1 and p["max_vcpus"] == 2
+        assert p["max_memory_mib"] == 512 and p["keeper_pid"] > 0
+        with rt.create_sandbox("pooled1", cpus=2, memory_mib=256) as sb:
+            with open(os.path.join(root, "sandboxes", "pooled1", "instance")) as f:
+                assert f.read().strip() == ready[0]
+            assert sb.agent_check()["cpus_online"] == 2
+    finally:
+        rt.remove_pool()
+    p = rt.pool()
+    assert p["running"] is False and p["vms"] == []
+    kvpy.assert_clean(root)
+    rt.close()
