@@ -42,8 +42,9 @@ const char *vfsd_name(Vfsd *v);
 /* The socket QEMU connects to (RUN/vfs.sock, RUN/9p.sock). */
 const char *vfsd_socket(Vfsd *v);
 /* Make the share a shared mount, start the daemon on it and wait for its
- * socket (the proxy helper's is made for s->qemu_uid, which must be set). On failure nothing is
- * left running (the self-bind goes with the sandbox's directory). */
+ * socket (the proxy helper's is made for s->qemu_uid, which must be set).
+ * On failure nothing is left running (the self-bind goes with the
+ * sandbox's directory). */
 gboolean vfsd_start(Vfsd *v, GError **error);
 /* Recovery: watch the daemon a previous shim started (its pid from the
  * old state). FALSE when that process is gone or is not this sandbox's
