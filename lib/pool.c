@@ -73,10 +73,7 @@ static pid_t keeper_pid(const char *root) {
   return v > 1 && v <= G_MAXINT ? (pid_t)v : 0;
 }
 
-/* Whether a pooled shim for `inst` still runs (its argv names
- * "--pooled" and the instance): a pooled VM that is still booting has no
- * state.json yet. */
-static gboolean pooled_shim_running(const char *inst) {
+gboolean kv_pool_shim_running(const char *inst) {
   g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
   const char *name;
   while (d && (name = g_dir_read_name(d))) {
@@ -144,7 +141,7 @@ static gboolean pool_drain(const char *root, GError **error) {
     const char *waiting = NULL;
     for (guint i = 0; i < vms->len; i++) {
       const char *inst = vms->pdata[i];
-      if (pooled_shim_running(inst)) {
+      if (kv_pool_shim_running(inst)) {
         alive++;
         waiting = inst;
         continue;

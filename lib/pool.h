@@ -29,6 +29,9 @@ gboolean kv_pool_shape_save(const char *root, const KvPoolShape *s, GError **err
 /* Whether a keeper holds ROOT/pool/keeper.lock (a probe: it may take the
  * lock for an instant). */
 gboolean kv_pool_keeper_alive(const char *root);
+/* Whether a pooled shim for instance `inst` runs (its argv names
+ * "--pooled" and the instance; a booting VM has no state.json yet). */
+gboolean kv_pool_shim_running(const char *inst);
 /* kv_pool_take (the library's create): internal.h. */
 
 G_END_DECLS

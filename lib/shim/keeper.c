@@ -75,6 +75,47 @@ static void kill_pooled(const KvPaths *p) {
   g_main_context_unref(ctx);
 }
 
+/* Remove the pooled VMs whose shim died (kill -9, a crash): what such a
+ * shim left (its QEMU, virtiofsd, the uid claim, the state) goes through
+ * `katavm-shim --cleanup --pooled`, then whatever files remain. A VM
+ * whose shim runs but whose VM went off removes itself (lifecycle.c).
+ * Called only between boots: the keeper boots one VM at a time, so a VM
+ * without a shim here is never one that is still starting. A taker holds
+ * the directory's lock while it adopts; such a VM is left alone. */
+static void sweep_dead(const char *root, const char *shim, const char *vms) {
+  g_autoptr(GDir) d = g_dir_open(vms, 0, NULL);
+  g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func(g_free);
+  const char *name;
+  while (d && (name = g_dir_read_name(d)))
+    if (kv_id_validate(name, NULL) && !kv_pool_shim_running(name))
+      g_ptr_array_add(dead, g_strdup(name));
+  for (guint i = 0; i < dead->len; i++) {
+    const char *inst = dead->pdata[i];
+    g_autofree char *dir = g_build_filename(vms, inst, NULL);
+    int lk = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (lk < 0)
+      continue; /* taken meanwhile */
+    if (flock(lk, LOCK_EX | LOCK_NB) < 0 || kv_pool_shim_running(inst)) {
+      close(lk);
+      continue;
+    }
+    keeper_log("pooled VM %s has no shim: removing what it left", inst);
+    const char *argv[] = {shim, "--cleanup", "--pooled", "--root", root, "--id", inst, NULL};
+    g_autoptr(GError) e = NULL;
+    gint status = 0;
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                      &status, &e) ||
+        !g_spawn_check_wait_status(status, &e))
+      keeper_log("cleanup of %s: %s", inst, e->message);
+    g_auto(KvPaths) p;
+    kv_paths_init_dir(&p, root, dir, inst);
+    g_clear_error(&e);
+    if (!kv_rm_rf(p.run, &e) || !kv_rm_rf(p.dir, &e))
+      keeper_log("cannot remove %s: %s", inst, e->message);
+    close(lk);
+  }
+}
+
 /* Plug every vCPU the pool allows and offline all but one in the guest:
  * a take then only onlines them (~0.1 s) instead of waiting for the
  * guest to see a plugged vCPU (~0.8 s under TCG). */
@@ -202,7 +243,9 @@ int keeper_main(const char *root, int ready_fd) {
   kv_shim_report(ready_fd, NULL, FALSE);
   g_autofree char *vms = kv_pool_path(root, "vms");
   guint backoff_s = 1;
-  for (;;) {
+  for (guint tick = 0;; tick++) {
+    if (tick % 10 == 0)
+      sweep_dead(root, shim, vms);
     if (count_vms(vms) >= shape.size) {
       g_usleep(100000);
       continue;

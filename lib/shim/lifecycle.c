@@ -242,7 +242,11 @@ static void vm_is_off(Lifecycle *lc) {
   agent_drop(lc);
   shim_state_save(s);
   waiters_reply_all(lc->stop_waiters, &kv_m_shim_stop, NULL);
-  if (lc->destroy_waiters->len || lc->destroy_requested)
+  /* A pooled VM that went off (QEMU died, the guest panicked) can serve
+   * no one: it removes itself, and the keeper boots another. */
+  if (s->pooled && !lc->destroy_waiters->len && !lc->destroy_requested)
+    shim_log("a pooled VM that is off serves no one: removing it");
+  if (lc->destroy_waiters->len || lc->destroy_requested || s->pooled)
     finish_destroy(lc);
 }
 

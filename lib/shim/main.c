@@ -9,7 +9,8 @@
  * Modes:
  *   --create   boot the VM, wait for the agent, report on --ready-fd, serve
  *   --recover  reattach to a running VM whose previous shim died, serve
- *   --cleanup  destroy the VM if any, remove all state, exit
+ *   --cleanup  destroy the VM if any, remove all state, exit (with
+ *              --pooled: of a pooled VM whose shim died, for the keeper)
  *   --create --pooled --pool-fd FD   boot a warm-pool VM (docs/pool.md):
  *              state in ROOT/pool/vms/ID; EOF on FD before an adopt
  *              destroys it
@@ -64,11 +65,12 @@ int main(int argc, char **argv) {
     return keeper_main(root, ready_fd);
   }
   if (!parsed || !root || !id || (m_create + m_recover + m_cleanup) != 1 || keeper ||
-      (pooled && (!m_create || pool_fd < 0))) {
+      (pooled && !(m_create && pool_fd >= 0) && !m_cleanup)) {
     if (!e)
       e = g_error_new(KV_ERROR, KATAVM_E_INVALID,
                       "usage: katavm-shim --create|--recover|--cleanup --root DIR --id ID "
-                      "[--pooled --pool-fd FD] | --pool-keeper --root DIR");
+                      "[--pooled --pool-fd FD] | --pool-keeper --root DIR "
+                      "(--cleanup takes --pooled too)");
     fprintf(stderr, "katavm-shim: %s\n", e->message);
     kv_shim_report(ready_fd, e, TRUE);
     return 2;
@@ -78,7 +80,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* The keeper's pipe stays out of what the shim starts (virtiofsd). */
-  if (pooled && fcntl(pool_fd, F_SETFD, FD_CLOEXEC) < 0) {
+  if (pooled && pool_fd >= 0 && fcntl(pool_fd, F_SETFD, FD_CLOEXEC) < 0) {
     e = g_error_new(KV_ERROR, KATAVM_E_INVALID, "--pool-fd %d is not open", pool_fd);
     kv_shim_report(ready_fd, e, TRUE);
     return 2;

@@ -2,7 +2,8 @@
  * sandbox gets the vCPUs and memory it asked for, a fresh id, a fresh
  * guest RNG and nothing of another sandbox; an empty pool and a request
  * beyond the pool's shape get a cold boot; `sandbox create` and `run` of
- * the CLI take from the pool too; a killed keeper leaves no VM; `pool rm`
+ * the CLI take from the pool too; a killed keeper leaves no VM; a pooled
+ * VM whose shim or QEMU dies is replaced and leaves nothing; `pool rm`
  * leaves nothing; bad input is refused with nothing left behind. Pools
  * of 1-2 VMs: the machine has two cores. */
 #include <errno.h>
@@ -301,6 +302,63 @@ START_TEST(killed_keeper_leaves_no_vm) {
 }
 END_TEST
 
+/* Wait (bounded: a hang) until the pool holds a ready VM other than
+ * `gone` and nothing of `gone` is left: no process naming it, no state
+ * directory. Returns the new VM's instance. */
+static char *wait_replaced(katavm_runtime *rt, const char *gone) {
+  g_autofree char *dir = pool_path("vms");
+  g_autofree char *gdir = g_build_filename(dir, gone, NULL);
+  for (int i = 0; i < 3000; i++) {
+    g_autofree char *inst = ready_vm(rt);
+    if (inst && strcmp(inst, gone) != 0 && !pool_has(rt, gone) && kvt_count_procs(gone) == 0 &&
+        !g_file_test(gdir, G_FILE_TEST_EXISTS))
+      return g_steal_pointer(&inst);
+    g_usleep(100000);
+  }
+  g_autofree char *log = NULL;
+  g_autofree char *lp = pool_path("keeper.log");
+  g_file_get_contents(lp, &log, NULL, NULL);
+  ck_abort_msg("pooled VM %s not replaced within 300 s (%d process(es) left); keeper.log:\n%s",
+               gone, kvt_count_procs(gone), log ? log : "");
+  return NULL;
+}
+
+/* A pooled VM whose shim is killed, or whose QEMU dies, is removed by the
+ * keeper (or removes itself) and replaced; nothing of it is left, and a
+ * take is then served by the replacement. */
+START_TEST(dead_pooled_vm_is_replaced) {
+  katavm_runtime *rt = kvt_runtime();
+  pool_start(rt, 1, 2, 512);
+  g_autofree char *a = wait_ready(rt);
+  pid_t shim = kvt_find_proc("--pooled", a);
+  ck_assert_int_gt(shim, 1);
+  ck_assert_int_eq(kvt_count_vms(), 1);
+  ck_assert_int_eq(kill(shim, SIGKILL), 0);
+  g_autofree char *b = wait_replaced(rt, a);
+  ck_assert_int_eq(kvt_count_vms(), 1);
+  /* Now its QEMU: the shim sees the VM go off and removes it. */
+  pid_t qemu = kvt_find_proc("qemu-system", b);
+  ck_assert_int_gt(qemu, 1);
+  ck_assert_int_eq(kill(qemu, SIGKILL), 0);
+  g_autofree char *c = wait_replaced(rt, b);
+  ck_assert_int_eq(kvt_count_vms(), 1);
+  /* The replacement serves a take. */
+  katavm_sandbox *sb = create(rt, "after-dead", 1, 256);
+  g_autofree char *served = instance_of("after-dead");
+  ck_assert_str_eq(served ? served : "(cold)", c);
+  g_autofree char *dir = kvt_workdir_new("pool-dead");
+  g_autofree char *rootfs = kvt_make_rootfs(dir, FALSE);
+  add_container(sb, "c1", rootfs);
+  destroy(rt, sb);
+  katavm_error *e = NULL;
+  ck_assert_msg(katavm_pool_remove(rt, &e) == 0, "pool rm: %s", katavm_error_message(e));
+  ck_assert_int_eq(kvt_count_vms(), 0);
+  kvt_workdir_drop(&dir);
+  katavm_runtime_free(rt);
+  kvt_assert_clean();
+}
+END_TEST
+
 START_TEST(bad_input_leaves_nothing) {
   int rc;
   katavm_runtime *rt = kvt_runtime();
@@ -373,6 +431,7 @@ static Suite *suite(void) {
   tcase_add_test(t, bad_input_leaves_nothing);
   tcase_add_test(t, pooled_sandboxes_sized_fresh_and_fallback);
   tcase_add_test(t, killed_keeper_leaves_no_vm);
+  tcase_add_test(t, dead_pooled_vm_is_replaced);
   suite_add_tcase(s, t);
   return s;
 }
