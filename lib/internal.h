@@ -133,8 +133,10 @@ void kv_config_clear(KvSandboxConfig *c);
 /* Take a ready pooled VM as sandbox `id` when `want` (the sandbox's config
  * as a cold boot would write it) fits the pool: 1 = taken (the sandbox's
  * state is at ROOT/sandboxes/ID, its vCPUs and memory still the pool's
- * boot values: *boot_mib gets that memory), 0 = not taken (cold boot),
- * -1 = error (KATAVM_E_EXISTS: the id is taken). */
+ * boot values: *boot_mib gets that memory; the netns of `want`, if any,
+ * is connected), 0 = not taken (cold boot), -1 = error (KATAVM_E_EXISTS:
+ * the id is taken; NOT_FOUND, INVALID: want's netns is none to use),
+ * 2 = sandbox `id` exists but its take failed: destroy it, boot cold. */
 int kv_pool_take(const char *root, const KvSandboxConfig *want, const char *id, guint *boot_mib,
                  GError **error);
 

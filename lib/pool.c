@@ -369,18 +369,33 @@ int katavm_pool_list(katavm_runtime *rt, char **json_out, katavm_error **err) {
 static gboolean fits(const KvSandboxConfig *w, const KvSandboxConfig *t) {
   return w->vcpus <= t->max_vcpus && w->max_vcpus <= t->max_vcpus &&
          w->memory_mib >= t->memory_mib && w->memory_mib <= t->max_memory_mib &&
-         w->max_memory_mib <= t->max_memory_mib && !w->netns &&
-         (!w->net || !strcmp(w->net, "none")) && !(w->publish && w->publish[0]) &&
-         !g_strcmp0(w->uri, t->uri) && !g_strcmp0(w->accel, t->accel) &&
-         !g_strcmp0(w->kernel, t->kernel) && !g_strcmp0(w->initrd, t->initrd) &&
+         w->max_memory_mib <= t->max_memory_mib &&
+         /* No network, or a netns (tcfilter taps are made at the take);
+          * user-mode networking is QEMU's own NIC, there from the boot. */
+         (!w->net || !strcmp(w->net, "none") || (w->netns && !strcmp(w->net, "tcfilter"))) &&
+         !(w->publish && w->publish[0]) && !g_strcmp0(w->uri, t->uri) &&
+         !g_strcmp0(w->accel, t->accel) && !g_strcmp0(w->kernel, t->kernel) &&
+         !g_strcmp0(w->initrd, t->initrd) &&
          !g_strcmp0(w->memory_hotplug ? w->memory_hotplug : "auto", t->memory_hotplug) &&
          !g_strcmp0(w->shared_fs, t->shared_fs) && !g_strcmp0(w->virtiofsd, t->virtiofsd) &&
          !g_strcmp0(w->virtiofs_cache, t->virtiofs_cache) &&
          w->virtiofs_timeout_ms == t->virtiofs_timeout_ms && w->tb_cache_mib == t->tb_cache_mib;
 }
 
-/* Adopt pooled VM `inst` as sandbox `id`. */
-static int adopt(const char *root, const char *inst, const char *id, GError **error) {
+/* The adopt of `inst` as `id` got as far as the move: ROOT/sandboxes/ID
+ * is that VM now. */
+static gboolean adopted(const char *root, const char *inst, const char *id) {
+  g_autofree char *path = g_build_filename(root, "sandboxes", id, "instance", NULL);
+  g_autofree char *text = NULL;
+  return g_file_get_contents(path, &text, NULL, NULL) && !strcmp(text, inst);
+}
+
+/* Adopt pooled VM `inst` as sandbox `id` (with network namespace `netns`
+ * or none): 1 = done, 0 = not this VM (try another), -1 = an error of the
+ * request (*error), 2 = sandbox `id` exists but the adopt failed after the
+ * move: the caller destroys it. */
+static int adopt(const char *root, const char *inst, const char *id, const char *netns,
+                 GError **error) {
   g_autofree char *dir = g_build_filename(root, "pool", "vms", inst, NULL);
   /* One taker per VM: the others skip it. The lock is on the directory,
    * which moves with its new name; it ends with this function. */
@@ -398,13 +413,17 @@ static int adopt(const char *root, const char *inst, const char *id, GError **er
   int rc = 0;
   KvConn *c = kv_shim_connect(&p, ctx, &e);
   if (c) {
-    KvAdoptParams ap = {.id = (char *)id};
+    KvAdoptParams ap = {.id = (char *)id, .netns = (char *)netns};
     g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_adopt.params, &ap);
     g_autoptr(JsonObject) r = kv_conn_call_sync(c, kv_m_shim_adopt.name, o, KV_CALL_TIMEOUT_MS, &e);
+    int code = r ? 0 : kv_error_code_of(e);
     if (r)
       rc = 1;
-    else if (kv_error_code_of(e) == KATAVM_E_EXISTS)
-      rc = -1;
+    else if (adopted(root, inst, id))
+      rc = 2;
+    else if (code == KATAVM_E_EXISTS ||
+             (netns && (code == KATAVM_E_NOT_FOUND || code == KATAVM_E_INVALID)))
+      rc = -1; /* the id is taken, or the namespace is not one to use */
     kv_conn_close(c);
     kv_conn_unref(c);
   }
@@ -412,8 +431,10 @@ static int adopt(const char *root, const char *inst, const char *id, GError **er
     ;
   g_main_context_unref(ctx);
   close(lk);
-  if (rc < 0)
+  if (rc < 0 && kv_error_code_of(e) == KATAVM_E_EXISTS)
     g_set_error(error, KV_ERROR, KATAVM_E_EXISTS, "a sandbox with id '%s' already exists", id);
+  else if (rc < 0)
+    g_propagate_error(error, g_steal_pointer(&e));
   return rc;
 }
 
@@ -432,7 +453,7 @@ int kv_pool_take(const char *root, const KvSandboxConfig *want, const char *id, 
     return 0;
   g_autoptr(GPtrArray) vms = pool_vms(root);
   for (guint i = 0; i < vms->len; i++) {
-    int rc = adopt(root, vms->pdata[i], id, error);
+    int rc = adopt(root, vms->pdata[i], id, want->netns, error);
     if (rc != 0)
       return rc;
   }

@@ -523,7 +523,7 @@ static int from_pool(katavm_runtime *rt, const KvSandboxConfig *c, const char *i
     return rc;
   katavm_sandbox *sb = sb_new(rt->root, id);
   g_autoptr(GError) e = NULL;
-  sb->conn = kv_shim_connect(&sb->paths, sb->ctx, &e);
+  sb->conn = rc == 1 ? kv_shim_connect(&sb->paths, sb->ctx, &e) : NULL;
   gboolean ok = sb->conn != NULL;
   /* The request's size, by hotplug from the pool's 1 vCPU and boot memory. */
   if (ok && c->vcpus > 1) {

@@ -257,11 +257,16 @@ typedef struct {
 } KvReseedParams;
 
 /* adopt (shim): a pooled VM (docs/pool.md) becomes sandbox `id`: the shim
- * moves its state directory to ROOT/sandboxes/ID (failing with EXISTS when
- * that id is taken: it stays pooled), stops watching the pool keeper and
- * reseeds the guest's RNG from the host's. */
+ * checks `netns` (when given) as a create does (NOT_FOUND, INVALID: it
+ * stays pooled), moves its state directory to ROOT/sandboxes/ID (failing
+ * with EXISTS when that id is taken: it stays pooled), stops watching the
+ * pool keeper, connects the namespace's interfaces (tcfilter taps, the
+ * guest's addresses and routes), gives the guest its names (hostname =
+ * id) and reseeds the guest's RNG from the host's. A failure after the
+ * move leaves sandbox `id` for the caller to destroy. */
 typedef struct {
   char *id;
+  char *netns; /* absolute path of a network namespace, or NULL */
 } KvAdoptParams;
 
 /* cpus_set (agent): online present CPUs up to that count, offline the rest

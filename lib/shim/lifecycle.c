@@ -951,18 +951,29 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
   } else if (!shim_agent_usable(s, &e)) {
     /* not running, or stopping (the keeper went) */
   } else {
+    Net *net = hotplug_net(lc->hp);
     g_autofree char *new_dir = g_build_filename(s->p.root, "sandboxes", p.id, NULL);
     g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     g_autofree char *old_id = g_strdup(s->cfg.id);
     g_autofree char *old_created = g_strdup(s->cfg.created);
+    g_autofree char *old_net = g_strdup(s->cfg.net);
     g_free(s->cfg.id);
     s->cfg.id = g_strdup(p.id);
     g_free(s->cfg.created);
     s->cfg.created = g_date_time_format_iso8601(now);
-    /* The config with the new id first (atomic write), then the directory
-     * under its new name: the id is this sandbox's, or taken (EXISTS). */
+    if (p.netns) {
+      /* As a cold create with a netns: Kata's tcfilter model. */
+      g_free(s->cfg.netns);
+      s->cfg.netns = g_strdup(p.netns);
+      g_free(s->cfg.net);
+      s->cfg.net = g_strdup("tcfilter");
+    }
+    /* The namespace is checked first (it is the caller's input), then the
+     * config with the new id (atomic write), then the directory under its
+     * new name: the id is this sandbox's, or taken (EXISTS). */
     g_autofree char *inst = g_build_filename(s->p.dir, "instance", NULL);
-    gboolean ok = g_file_set_contents_full(inst, s->p.instance, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+    gboolean ok = (!p.netns || net_prepare(net, &e)) &&
+                  g_file_set_contents_full(inst, s->p.instance, -1, G_FILE_SET_CONTENTS_CONSISTENT,
                                            0600, &e) &&
                   kv_config_save(&s->cfg, s->p.config, &e);
     if (ok && renameat2(AT_FDCWD, s->p.dir, AT_FDCWD, new_dir, RENAME_NOREPLACE) < 0) {
@@ -975,10 +986,15 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
       ok = FALSE;
     }
     if (!ok) {
+      /* Still pooled, as it was booted. */
       g_free(s->cfg.id);
       s->cfg.id = g_steal_pointer(&old_id);
       g_free(s->cfg.created);
       s->cfg.created = g_steal_pointer(&old_created);
+      g_free(s->cfg.net);
+      s->cfg.net = g_steal_pointer(&old_net);
+      g_clear_pointer(&s->cfg.netns, g_free);
+      net_forget(net);
       g_autoptr(GError) re = NULL;
       if (!kv_config_save(&s->cfg, s->p.config, &re))
         shim_log("cannot restore the pooled config: %s", re->message);
@@ -996,9 +1012,15 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
       pool_unwatch(lc);
       shim_state_save(s);
       shim_log("adopted: pooled VM %s is sandbox %s", was, s->id);
+      /* Its network (taps for the netns' interfaces) and its names: the
+       * pooled boot told the guest the instance id as its hostname. The
+       * agent calls wait here (as a NIC hotplug does). */
       /* The reseed: 32 bytes of the host's RNG, as at boot. */
       guint8 seed[32];
-      if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+      if (!net_attach(net, &e)) {
+        shim_state_save(s);
+        g_prefix_error(&e, "sandbox '%s' from the pool: ", s->id);
+      } else if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
         e = g_error_new(KV_ERROR_DOMAIN, KV_E_IO, "getrandom: %s", g_strerror(errno));
       } else {
         char hex[2 * sizeof seed + 1];

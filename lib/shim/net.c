@@ -417,6 +417,12 @@ gboolean net_prepare(Net *n, GError **error) {
   return ok;
 }
 
+void net_forget(Net *n) {
+  g_return_if_fail(n->taps->len == 0);
+  g_clear_pointer(&n->netns, g_free);
+  g_ptr_array_set_size(n->ifs, 0);
+}
+
 /* ---- taps and redirects ---- */
 
 /* A persistent tap in the host namespace (libvirt opens it by name). */

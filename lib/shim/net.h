@@ -27,6 +27,9 @@ void net_restore(Net *n, const KvShimStateResult *st);
  * network namespace or has no interface with an address. No-op without a
  * netns in the config. */
 gboolean net_prepare(Net *n, GError **error);
+/* Undo a net_prepare that made nothing yet (no tap): a pooled VM whose
+ * adopt failed stays as it was booted, without a network. */
+void net_forget(Net *n);
 /* Once the agent answered: taps, tc redirects, the guest's interfaces. On
  * failure what was made stays recorded for net_teardown. */
 gboolean net_attach(Net *n, GError **error);

@@ -391,3 +391,71 @@ void kvt_workdir_drop(char **dir) {
   (void)rc;
   g_clear_pointer(dir, g_free);
 }
+
+/* ---- the warm pool of kvt_root() ---- */
+
+JsonObject *kvt_pool_list(katavm_runtime *rt) {
+  char *out = NULL;
+  katavm_error *e = NULL;
+  ck_assert_msg(katavm_pool_list(rt, &out, &e) == 0, "pool list: %s", katavm_error_message(e));
+  g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert_msg(json_parser_load_from_data(p, out, -1, NULL), "not JSON: %s", out);
+  katavm_free(out);
+  return json_object_ref(json_node_get_object(json_parser_get_root(p)));
+}
+
+/* The first ready pooled VM's instance id, or NULL. */
+char *kvt_pool_ready_vm(katavm_runtime *rt) {
+  g_autoptr(JsonObject) o = kvt_pool_list(rt);
+  JsonArray *vms = json_object_get_array_member(o, "vms");
+  for (guint i = 0; i < json_array_get_length(vms); i++) {
+    JsonObject *vm = json_array_get_object_element(vms, i);
+    if (json_object_get_boolean_member(vm, "ready"))
+      return g_strdup(json_object_get_string_member(vm, "instance"));
+  }
+  return NULL;
+}
+
+gboolean kvt_pool_has(katavm_runtime *rt, const char *inst) {
+  g_autoptr(JsonObject) o = kvt_pool_list(rt);
+  JsonArray *vms = json_object_get_array_member(o, "vms");
+  for (guint i = 0; i < json_array_get_length(vms); i++)
+    if (!g_strcmp0(json_object_get_string_member(json_array_get_object_element(vms, i), "instance"),
+                   inst))
+      return TRUE;
+  return FALSE;
+}
+
+/* Wait (bounded: a hang, not a timing limit) for a ready pooled VM. */
+char *kvt_pool_wait_ready(katavm_runtime *rt) {
+  for (int i = 0; i < 3000; i++) {
+    char *inst = kvt_pool_ready_vm(rt);
+    if (inst)
+      return inst;
+    g_usleep(100000);
+  }
+  g_autofree char *log = NULL;
+  g_autofree char *lp = g_build_filename(kvt_root(), "pool", "keeper.log", NULL);
+  g_file_get_contents(lp, &log, NULL, NULL);
+  ck_abort_msg("no pooled VM became ready within 300 s; keeper.log:\n%s", log ? log : "");
+  return NULL;
+}
+
+/* The pooled VM a sandbox was served by, or NULL for a cold boot. */
+char *kvt_instance_of(const char *id) {
+  g_autofree char *path = g_build_filename(kvt_root(), "sandboxes", id, "instance", NULL);
+  char *s = NULL;
+  if (!g_file_get_contents(path, &s, NULL, NULL))
+    return NULL;
+  return g_strchomp(s);
+}
+
+void kvt_pool_start(katavm_runtime *rt, unsigned size, unsigned cpus, unsigned mem) {
+  katavm_pool_config pc;
+  katavm_pool_config_init(&pc);
+  pc.size = size;
+  pc.max_vcpus = cpus;
+  pc.max_memory_mib = mem;
+  katavm_error *e = NULL;
+  ck_assert_msg(katavm_pool_start(rt, &pc, &e) == 0, "pool start: %s", katavm_error_message(e));
+}

@@ -70,3 +70,15 @@ int kvt_run_suite(Suite *s);
  * (kvt_root()-work-NAME, or kvt_root()-work for NULL), and its removal. */
 char *kvt_workdir_new(const char *name);
 void kvt_workdir_drop(char **dir);
+
+/* The warm pool of kvt_root(): start one (size, max vCPUs, max MiB; fails
+ * the test on error), `katavm_pool_list` as an object, the first ready
+ * pooled VM's instance id (or NULL), whether instance `inst` is pooled,
+ * wait (bounded) for a ready one, and the pooled VM sandbox `id` was
+ * served by (NULL: a cold boot). */
+void kvt_pool_start(katavm_runtime *rt, unsigned size, unsigned cpus, unsigned mem);
+JsonObject *kvt_pool_list(katavm_runtime *rt);
+char *kvt_pool_ready_vm(katavm_runtime *rt);
+gboolean kvt_pool_has(katavm_runtime *rt, const char *inst);
+char *kvt_pool_wait_ready(katavm_runtime *rt);
+char *kvt_instance_of(const char *id);

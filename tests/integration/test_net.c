@@ -127,6 +127,8 @@ static void httpd_main(JsonObject *spec, gpointer unused) {
   json_array_add_string_element(a, "mkdir -p /tmp/www && echo " PAGE " > /tmp/www/index.html && "
                                    "exec httpd -f -p 80 -h /tmp/www");
   json_object_set_array_member(proc, "args", a);
+  /* The sandbox's hostname (its id), not the image's. */
+  json_object_remove_member(spec, "hostname");
 }
 
 static katavm_sandbox *create_in(katavm_runtime *rt, const char *id, const char *netns,
@@ -212,8 +214,11 @@ START_TEST(httpd_over_ipv4_and_ipv6) {
                     strstr(rc, "search pod.test\n") && strstr(rc, "options ndots:2\n"),
                 "not the namespace's resolv.conf:\n%s", rc);
   ck_assert_int_eq(kvt_exec(sb, "web", ARGV("cat", "/etc/hosts"), NULL, &hosts, NULL), 0);
-  ck_assert_msg(strstr(hosts, "127.0.0.1\tlocalhost") && strstr(hosts, "\n10.77.0.2\t"),
+  ck_assert_msg(strstr(hosts, "127.0.0.1\tlocalhost") && strstr(hosts, "\n10.77.0.2\tnet1\n"),
                 "/etc/hosts:\n%s", hosts);
+  g_autofree char *host = NULL;
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("hostname"), NULL, &host, NULL), 0);
+  ck_assert_str_eq(g_strstrip(host), "net1");
   g_autofree char *resolv = g_build_filename(work, "bundle", "rootfs", "etc", "resolv.conf", NULL);
   ck_assert(g_file_get_contents(resolv, &orig, NULL, NULL));
   ck_assert_str_eq(orig, "nameserver 192.0.2.99\n"); /* the rootfs is untouched */
@@ -310,6 +315,65 @@ START_TEST(bad_namespaces) {
 }
 END_TEST
 
+/* A pod with a netns served by the warm pool: the taps are made at the
+ * take, the pod is as a cold one (addresses, MAC, names, hostname = id),
+ * and the namespace is as it was after. A namespace that is none to use
+ * gets the cold create's error, and the pooled VM stays pooled. */
+START_TEST(pooled_pod_in_netns) {
+  katavm_runtime *rt = kvt_runtime();
+  g_autofree char *before = pod_snapshot();
+  kvt_pool_start(rt, 1, 1, 256);
+  g_autofree char *x = kvt_pool_wait_ready(rt);
+  katavm_error *e = NULL;
+  g_autofree char *missing = g_strdup_printf("/run/netns/kvt-missing-%d", (int)getpid());
+  ck_assert_ptr_null(create_in(rt, "pbad1", missing, &e));
+  kvt_assert_error(katavm_error_code(e), e, KATAVM_E_NOT_FOUND, missing);
+  e = NULL;
+  ck_assert_ptr_null(create_in(rt, "pbad2", "/proc/self/ns/uts", &e));
+  kvt_assert_error(katavm_error_code(e), e, KATAVM_E_INVALID, "is not a network namespace");
+  SH("ip netns add %s && ip link add %s netns %s type veth peer name %sx netns %s && "
+     "ip -n %s link set %s up",
+     empty, vempty, empty, vempty, empty, empty, vempty);
+  g_autofree char *empty_path = g_strdup_printf("/run/netns/%s", empty);
+  e = NULL;
+  ck_assert_ptr_null(create_in(rt, "pbad3", empty_path, &e));
+  kvt_assert_error(katavm_error_code(e), e, KATAVM_E_INVALID, "has no interface with an address");
+  g_autofree char *still = kvt_pool_ready_vm(rt);
+  ck_assert_msg(!g_strcmp0(still, x), "pooled VM %s is not ready after refused takes (%s)", x,
+                still);
+  g_autofree char *sbs = g_build_filename(kvt_root(), "sandboxes", NULL);
+  g_autoptr(GDir) d = g_dir_open(sbs, 0, NULL);
+  ck_assert_msg(!d || !g_dir_read_name(d), "a refused take left a sandbox in %s", sbs);
+
+  katavm_sandbox *sb = pod_with_httpd(rt, "net3");
+  g_autofree char *inst = kvt_instance_of("net3");
+  ck_assert_msg(!g_strcmp0(inst, x), "net3 was not served by pooled VM %s (instance %s)", x, inst);
+  g_autofree char *v4 = fetch("http://10.77.0.2/");
+  ck_assert_msg(v4, "wget over IPv4 from %s into the pooled pod failed", client);
+  g_autofree char *mac = NULL, *addr = NULL, *host = NULL, *hosts = NULL;
+  ck_assert_int_eq(shf(&mac, "ip netns exec %s cat /sys/class/net/%s/address", pod, vpod), 0);
+  g_strstrip(mac);
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("ip", "addr"), NULL, &addr, NULL), 0);
+  ck_assert_msg(strstr(addr, "10.77.0.2/24") && strstr(addr, mac) && strstr(addr, "10.78.0.2/24"),
+                "not the pod's addresses and MAC %s in:\n%s", mac, addr);
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("hostname"), NULL, &host, NULL), 0);
+  ck_assert_str_eq(g_strstrip(host), "net3");
+  ck_assert_int_eq(kvt_exec(sb, "web", ARGV("cat", "/etc/hosts"), NULL, &hosts, NULL), 0);
+  ck_assert_msg(strstr(hosts, "\n10.77.0.2\tnet3\n"), "/etc/hosts:\n%s", hosts);
+
+  katavm_sandbox_close(sb);
+  ck_assert_int_eq(katavm_sandbox_destroy(rt, "net3", NULL), 0);
+  g_autofree char *after = pod_snapshot();
+  ck_assert_str_eq(after, before);
+  assert_no_tap(pod);
+  e = NULL;
+  ck_assert_msg(katavm_pool_remove(rt, &e) == 0, "pool rm: %s", katavm_error_message(e));
+  assert_no_tap(empty);
+  kvt_assert_clean();
+  katavm_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("net");
   TCase *t = tcase_create("tcfilter");
@@ -318,6 +382,7 @@ static Suite *suite(void) {
   tcase_add_test(t, bad_namespaces);
   tcase_add_test(t, httpd_over_ipv4_and_ipv6);
   tcase_add_test(t, rm_after_a_shim_crash_removes_the_taps);
+  tcase_add_test(t, pooled_pod_in_netns);
   suite_add_tcase(s, t);
   return s;
 }

@@ -427,6 +427,44 @@ static GHashTable *netns_names(void) {
   return h;
 }
 
+/* How many sandboxes of the root were served by the warm pool. */
+static int pooled_sandboxes(void) {
+  g_autofree char *dir = g_build_filename(kvt_root(), "sandboxes", NULL);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *n;
+  int count = 0;
+  while (d && (n = g_dir_read_name(d))) {
+    g_autofree char *inst = g_build_filename(dir, n, "instance", NULL);
+    count += g_file_test(inst, G_FILE_TEST_IS_REGULAR);
+  }
+  return count;
+}
+
+/* podman run -d -p 127.0.0.1:PORT:80 httpd in its CNI bridge network,
+ * fetch the page, and *pooled: whether the pod came from the warm pool. */
+static void serve_published(const char *name, int port, const char *vol, gboolean *pooled) {
+  g_autofree char *pub = g_strdup_printf("127.0.0.1:%d:80", port);
+  char *err = NULL;
+  int rc = PODMAN_NS(NULL, &err, "run", "-d", "--name", name, "-p", pub, "-v", vol, IMAGE, "httpd",
+                     "-f", "-p", "80", "-h", "/www");
+  ck_assert_msg(rc == 0, "podman run -p %s: %s", pub, err);
+  g_free(err);
+  *pooled = pooled_sandboxes() > 0;
+  g_autofree char *fetch = g_strdup_printf(
+      "ip netns exec %s wget -qO- -T 10 http://127.0.0.1:%d/ 2>/dev/null", netns, port);
+  g_autofree char *got = NULL;
+  for (int i = 0; i < 60; i++) {
+    g_clear_pointer(&got, g_free);
+    g_spawn_command_line_sync(fetch, &got, NULL, NULL, NULL);
+    if (got && strstr(got, "published-from-vm"))
+      break;
+    g_usleep(500 * 1000);
+  }
+  ck_assert_msg(got && strstr(got, "published-from-vm"), "no page on published port %d: %s", port,
+                got);
+  ck_assert_int_eq(PODMAN_NS(NULL, NULL, "rm", "-f", "-t", "0", name), 0);
+}
+
 START_TEST(published_port) {
   /* podman run inside `ip netns exec` leaves its container's netns file
    * behind after `podman rm` (unmounted, not unlinked): take it away. */
@@ -440,23 +478,19 @@ START_TEST(published_port) {
   g_autofree char *page = g_build_filename(www, "index.html", NULL);
   ck_assert(g_file_set_contents(page, "published-from-vm\n", -1, NULL));
   g_autofree char *vol = g_strdup_printf("%s:/www:ro", www);
-  char *err = NULL;
-  int rc = PODMAN_NS(NULL, &err, "run", "-d", "--name", "web", "-p", "127.0.0.1:18080:80", "-v",
-                     vol, IMAGE, "httpd", "-f", "-p", "80", "-h", "/www");
-  ck_assert_msg(rc == 0, "podman run -p: %s", err);
-  g_free(err);
-  g_autofree char *fetch = g_strdup_printf(
-      "ip netns exec %s wget -qO- -T 10 http://127.0.0.1:18080/ 2>/dev/null", netns);
-  g_autofree char *got = NULL;
-  for (int i = 0; i < 60; i++) {
-    g_clear_pointer(&got, g_free);
-    g_spawn_command_line_sync(fetch, &got, NULL, NULL, NULL);
-    if (got && strstr(got, "published-from-vm"))
-      break;
-    g_usleep(500 * 1000);
-  }
-  ck_assert_msg(got && strstr(got, "published-from-vm"), "no page on the published port: %s", got);
-  ck_assert_int_eq(PODMAN_NS(NULL, NULL, "rm", "-f", "-t", "0", "web"), 0);
+  gboolean pooled = TRUE;
+  serve_published("web", 18080, vol, &pooled);
+  ck_assert_msg(!pooled, "a pod came from a pool though none runs");
+  /* With a warm pool of the runtime's root, the pod (its CNI namespace
+   * included) is served by a pooled VM. */
+  katavm_runtime *rt = kvt_runtime();
+  kvt_pool_start(rt, 1, 1, 256);
+  g_autofree char *x = kvt_pool_wait_ready(rt);
+  serve_published("web2", 18081, vol, &pooled);
+  ck_assert_msg(pooled, "the pod in podman's CNI network was not served by pooled VM %s", x);
+  katavm_error *e = NULL;
+  ck_assert_msg(katavm_pool_remove(rt, &e) == 0, "pool rm: %s", katavm_error_message(e));
+  katavm_runtime_free(rt);
   g_autoptr(GHashTable) after = netns_names();
   GHashTableIter it;
   gpointer name;

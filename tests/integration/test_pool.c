@@ -20,72 +20,6 @@ static char *pool_path(const char *name) {
   return g_build_filename(kvt_root(), "pool", name, NULL);
 }
 
-static JsonObject *pool_list(katavm_runtime *rt) {
-  char *out = NULL;
-  katavm_error *e = NULL;
-  ck_assert_msg(katavm_pool_list(rt, &out, &e) == 0, "pool list: %s", katavm_error_message(e));
-  g_autoptr(JsonParser) p = json_parser_new();
-  ck_assert_msg(json_parser_load_from_data(p, out, -1, NULL), "not JSON: %s", out);
-  katavm_free(out);
-  return json_object_ref(json_node_get_object(json_parser_get_root(p)));
-}
-
-/* The first ready pooled VM's instance id, or NULL. */
-static char *ready_vm(katavm_runtime *rt) {
-  g_autoptr(JsonObject) o = pool_list(rt);
-  JsonArray *vms = json_object_get_array_member(o, "vms");
-  for (guint i = 0; i < json_array_get_length(vms); i++) {
-    JsonObject *vm = json_array_get_object_element(vms, i);
-    if (json_object_get_boolean_member(vm, "ready"))
-      return g_strdup(json_object_get_string_member(vm, "instance"));
-  }
-  return NULL;
-}
-
-static gboolean pool_has(katavm_runtime *rt, const char *inst) {
-  g_autoptr(JsonObject) o = pool_list(rt);
-  JsonArray *vms = json_object_get_array_member(o, "vms");
-  for (guint i = 0; i < json_array_get_length(vms); i++)
-    if (!g_strcmp0(json_object_get_string_member(json_array_get_object_element(vms, i), "instance"),
-                   inst))
-      return TRUE;
-  return FALSE;
-}
-
-/* Wait (bounded: a hang, not a timing limit) for a ready pooled VM. */
-static char *wait_ready(katavm_runtime *rt) {
-  for (int i = 0; i < 3000; i++) {
-    char *inst = ready_vm(rt);
-    if (inst)
-      return inst;
-    g_usleep(100000);
-  }
-  g_autofree char *log = NULL;
-  g_autofree char *lp = pool_path("keeper.log");
-  g_file_get_contents(lp, &log, NULL, NULL);
-  ck_abort_msg("no pooled VM became ready within 300 s; keeper.log:\n%s", log ? log : "");
-  return NULL;
-}
-
-/* The pooled VM a sandbox was served by, or NULL for a cold boot. */
-static char *instance_of(const char *id) {
-  g_autofree char *path = g_build_filename(kvt_root(), "sandboxes", id, "instance", NULL);
-  char *s = NULL;
-  if (!g_file_get_contents(path, &s, NULL, NULL))
-    return NULL;
-  return g_strchomp(s);
-}
-
-static void pool_start(katavm_runtime *rt, unsigned size, unsigned cpus, unsigned mem) {
-  katavm_pool_config pc;
-  katavm_pool_config_init(&pc);
-  pc.size = size;
-  pc.max_vcpus = cpus;
-  pc.max_memory_mib = mem;
-  katavm_error *e = NULL;
-  ck_assert_msg(katavm_pool_start(rt, &pc, &e) == 0, "pool start: %s", katavm_error_message(e));
-}
-
 static katavm_sandbox *create(katavm_runtime *rt, const char *id, unsigned cpus, unsigned mem) {
   katavm_sandbox_config cfg;
   katavm_sandbox_config_init(&cfg);
@@ -156,14 +90,14 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   g_autofree char *dir = kvt_workdir_new("pool");
   g_autofree char *rootfs = kvt_make_rootfs(dir, FALSE);
   katavm_runtime *rt = kvt_runtime();
-  pool_start(rt, 1, 2, 512);
+  kvt_pool_start(rt, 1, 2, 512);
 
   /* A pooled sandbox gets what it asked for, by hotplug. */
-  g_autofree char *x1 = wait_ready(rt);
+  g_autofree char *x1 = kvt_pool_wait_ready(rt);
   katavm_sandbox *a = create(rt, "pa", 2, 384);
-  g_autofree char *ia = instance_of("pa");
+  g_autofree char *ia = kvt_instance_of("pa");
   ck_assert_msg(!g_strcmp0(ia, x1), "pa was not served by pooled VM %s (instance %s)", x1, ia);
-  ck_assert(!pool_has(rt, x1));
+  ck_assert(!kvt_pool_has(rt, x1));
   unsigned cpus = 0, mem = 0;
   guest_size(a, &cpus, &mem);
   ck_assert_uint_eq(cpus, 2);
@@ -174,17 +108,17 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   rng_and_boot_id(a, "web", &bytes_a, &boot_a);
 
   /* The next one: another VM, nothing of the first. */
-  g_autofree char *x2 = wait_ready(rt);
+  g_autofree char *x2 = kvt_pool_wait_ready(rt);
   ck_assert_str_ne(x1, x2);
   katavm_sandbox *b = create(rt, "pb", 1, 256);
-  g_autofree char *ib = instance_of("pb");
+  g_autofree char *ib = kvt_instance_of("pb");
   ck_assert_msg(!g_strcmp0(ib, x2), "pb was not served by pooled VM %s (instance %s)", x2, ib);
 
   /* The pool is empty now (its refill boots): a cold boot. */
-  g_autofree char *none = ready_vm(rt);
+  g_autofree char *none = kvt_pool_ready_vm(rt);
   ck_assert_msg(none == NULL, "the refill %s was ready within moments", none);
   katavm_sandbox *c = create(rt, "pc", 1, 256);
-  g_autofree char *ic = instance_of("pc");
+  g_autofree char *ic = kvt_instance_of("pc");
   ck_assert_msg(ic == NULL, "pc came from the pool (%s) though none was ready", ic);
 
   char **cids = NULL;
@@ -226,11 +160,11 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   destroy(rt, c);
 
   /* Beyond the pool's shape: a cold boot, not an error. */
-  g_autofree char *x3 = wait_ready(rt);
+  g_autofree char *x3 = kvt_pool_wait_ready(rt);
   katavm_sandbox *d = create(rt, "pd", 3, 256);
-  g_autofree char *id_ = instance_of("pd");
+  g_autofree char *id_ = kvt_instance_of("pd");
   ck_assert_msg(id_ == NULL, "pd (3 vCPUs, pool max 2) came from the pool (%s)", id_);
-  ck_assert(pool_has(rt, x3));
+  ck_assert(kvt_pool_has(rt, x3));
   guest_size(d, &cpus, &mem);
   ck_assert_uint_eq(cpus, 3);
   destroy(rt, d);
@@ -238,14 +172,14 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   /* The CLI's sandbox create and run take from the same --root's pool. */
   g_autofree char *o1 = NULL, *e1 = NULL;
   ck_assert_msg(kvt_cli(&o1, &e1, "sandbox", "create", "--name", "pe", NULL) == 0, "%s", e1);
-  g_autofree char *ie = instance_of("pe");
+  g_autofree char *ie = kvt_instance_of("pe");
   ck_assert_msg(!g_strcmp0(ie, x3), "pe was not served by pooled VM %s (instance %s)", x3, ie);
   g_autofree char *o2 = NULL, *e2 = NULL;
   ck_assert_msg(kvt_cli(&o2, &e2, "sandbox", "rm", "-f", "pe", NULL) == 0, "%s", e2);
-  g_autofree char *x4 = wait_ready(rt);
+  g_autofree char *x4 = kvt_pool_wait_ready(rt);
   g_autofree char *o3 = NULL, *e3 = NULL;
   ck_assert_msg(kvt_cli(&o3, &e3, "run", "--rm", rootfs, "/bin/true", NULL) == 0, "%s", e3);
-  ck_assert_msg(!pool_has(rt, x4), "run did not take pooled VM %s", x4);
+  ck_assert_msg(!kvt_pool_has(rt, x4), "run did not take pooled VM %s", x4);
 
   g_autofree char *o4 = NULL, *e4 = NULL;
   ck_assert_msg(kvt_cli(&o4, &e4, "pool", "ls", "--json", NULL) == 0, "%s", e4);
@@ -264,7 +198,7 @@ END_TEST
 START_TEST(killed_keeper_leaves_no_vm) {
   int rc;
   katavm_runtime *rt = kvt_runtime();
-  pool_start(rt, 2, 2, 512);
+  kvt_pool_start(rt, 2, 2, 512);
   /* One keeper per root. */
   katavm_pool_config pc;
   katavm_pool_config_init(&pc);
@@ -272,8 +206,8 @@ START_TEST(killed_keeper_leaves_no_vm) {
   rc = katavm_pool_start(rt, &pc, &e);
   kvt_assert_error(rc, e, KATAVM_E_EXISTS, "already runs");
   e = NULL;
-  g_autofree char *x = wait_ready(rt);
-  g_autoptr(JsonObject) o = pool_list(rt);
+  g_autofree char *x = kvt_pool_wait_ready(rt);
+  g_autoptr(JsonObject) o = kvt_pool_list(rt);
   pid_t keeper = (pid_t)json_object_get_int_member(o, "keeper_pid");
   ck_assert_int_gt(keeper, 1);
   ck_assert_int_ge(kvt_count_vms(), 1);
@@ -288,11 +222,11 @@ START_TEST(killed_keeper_leaves_no_vm) {
     g_usleep(100000);
   ck_assert_msg(i < 3000, "%d VM(s), %d pooled shim(s), %d pool dir(s) left after 300 s",
                 kvt_count_vms(), kvt_count_procs("--pooled"), count_entries(vms));
-  g_autoptr(JsonObject) o2 = pool_list(rt);
+  g_autoptr(JsonObject) o2 = kvt_pool_list(rt);
   ck_assert(!json_object_get_boolean_member(o2, "running"));
   /* A fresh start after a dead keeper works; rm leaves nothing. */
-  pool_start(rt, 1, 2, 512);
-  g_autofree char *y = wait_ready(rt);
+  kvt_pool_start(rt, 1, 2, 512);
+  g_autofree char *y = kvt_pool_wait_ready(rt);
   ck_assert_int_eq(katavm_pool_remove(rt, &e), 0);
   g_autofree char *pool = pool_path(NULL);
   ck_assert_msg(!g_file_test(pool, G_FILE_TEST_EXISTS), "%s is left", pool);
@@ -309,8 +243,8 @@ static char *wait_replaced(katavm_runtime *rt, const char *gone) {
   g_autofree char *dir = pool_path("vms");
   g_autofree char *gdir = g_build_filename(dir, gone, NULL);
   for (int i = 0; i < 3000; i++) {
-    g_autofree char *inst = ready_vm(rt);
-    if (inst && strcmp(inst, gone) != 0 && !pool_has(rt, gone) && kvt_count_procs(gone) == 0 &&
+    g_autofree char *inst = kvt_pool_ready_vm(rt);
+    if (inst && strcmp(inst, gone) != 0 && !kvt_pool_has(rt, gone) && kvt_count_procs(gone) == 0 &&
         !g_file_test(gdir, G_FILE_TEST_EXISTS))
       return g_steal_pointer(&inst);
     g_usleep(100000);
@@ -328,8 +262,8 @@ static char *wait_replaced(katavm_runtime *rt, const char *gone) {
  * take is then served by the replacement. */
 START_TEST(dead_pooled_vm_is_replaced) {
   katavm_runtime *rt = kvt_runtime();
-  pool_start(rt, 1, 2, 512);
-  g_autofree char *a = wait_ready(rt);
+  kvt_pool_start(rt, 1, 2, 512);
+  g_autofree char *a = kvt_pool_wait_ready(rt);
   pid_t shim = kvt_find_proc("--pooled", a);
   ck_assert_int_gt(shim, 1);
   ck_assert_int_eq(kvt_count_vms(), 1);
@@ -344,7 +278,7 @@ START_TEST(dead_pooled_vm_is_replaced) {
   ck_assert_int_eq(kvt_count_vms(), 1);
   /* The replacement serves a take. */
   katavm_sandbox *sb = create(rt, "after-dead", 1, 256);
-  g_autofree char *served = instance_of("after-dead");
+  g_autofree char *served = kvt_instance_of("after-dead");
   ck_assert_str_eq(served ? served : "(cold)", c);
   g_autofree char *dir = kvt_workdir_new("pool-dead");
   g_autofree char *rootfs = kvt_make_rootfs(dir, FALSE);
@@ -414,7 +348,7 @@ START_TEST(bad_input_leaves_nothing) {
   ck_assert_int_eq(kvt_count_procs("--pool-keeper"), 0);
   /* No pool: rm is not an error, ls says so. */
   ck_assert_int_eq(katavm_pool_remove(rt, &e), 0);
-  g_autoptr(JsonObject) l = pool_list(rt);
+  g_autoptr(JsonObject) l = kvt_pool_list(rt);
   ck_assert(!json_object_get_boolean_member(l, "running"));
   ck_assert_int_eq(json_array_get_length(json_object_get_array_member(l, "vms")), 0);
   ck_assert(!g_file_test(pool, G_FILE_TEST_EXISTS));
