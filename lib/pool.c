@@ -412,8 +412,19 @@ static int adopt(const char *root, const char *inst, const char *id, const char 
   g_autoptr(GError) e = NULL;
   int rc = 0;
   KvConn *c = kv_shim_connect(&p, ctx, &e);
-  if (c) {
-    KvAdoptParams ap = {.id = (char *)id, .netns = (char *)netns};
+  /* The namespace as this process sees it: the shim's mount namespace may
+   * not (podman under `ip netns exec` mounts it in its own). */
+  int nsfd = -1;
+  if (c && netns && (nsfd = open(netns, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)) < 0) {
+    int en = errno;
+    g_set_error(&e, KV_ERROR, en == ENOENT ? KATAVM_E_NOT_FOUND : KATAVM_E_IO,
+                "network namespace %s: %s", netns,
+                en == ENOENT ? "does not exist" : g_strerror(en));
+    rc = -1;
+  } else if (c && nsfd >= 0 && !kv_conn_attach_fds(c, &nsfd, 1, &e)) {
+    rc = 0;
+  } else if (c) {
+    KvAdoptParams ap = {.id = (char *)id, .netns = (char *)netns, .netns_fd = nsfd >= 0};
     g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_adopt.params, &ap);
     g_autoptr(JsonObject) r = kv_conn_call_sync(c, kv_m_shim_adopt.name, o, KV_CALL_TIMEOUT_MS, &e);
     int code = r ? 0 : kv_error_code_of(e);
@@ -424,6 +435,10 @@ static int adopt(const char *root, const char *inst, const char *id, const char 
     else if (code == KATAVM_E_EXISTS ||
              (netns && (code == KATAVM_E_NOT_FOUND || code == KATAVM_E_INVALID)))
       rc = -1; /* the id is taken, or the namespace is not one to use */
+  }
+  if (nsfd >= 0)
+    close(nsfd);
+  if (c) {
     kv_conn_close(c);
     kv_conn_unref(c);
   }
@@ -438,10 +453,24 @@ static int adopt(const char *root, const char *inst, const char *id, const char 
   return rc;
 }
 
+/* This process sees the mounts the keeper (and so its pooled shims and
+ * virtiofsd) sees. A pooled VM's shim resolves a container's rootfs and
+ * volumes in its own mount namespace, so a caller in another one (podman
+ * under `ip netns exec` mounts its overlays in a namespace of its own)
+ * must boot cold: its rootfs would not be there. */
+static gboolean same_mount_ns(const char *root) {
+  pid_t pid = keeper_pid(root);
+  g_autofree char *theirs = g_strdup_printf("/proc/%d/ns/mnt", (int)pid);
+  struct stat a, b;
+  return pid > 0 && stat("/proc/self/ns/mnt", &a) == 0 && stat(theirs, &b) == 0 &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int kv_pool_take(const char *root, const KvSandboxConfig *want, const char *id, guint *boot_mib,
                  GError **error) {
   g_autofree char *tpath = kv_pool_path(root, "template.json");
-  if (!g_file_test(tpath, G_FILE_TEST_EXISTS) || !kv_pool_keeper_alive(root))
+  if (!g_file_test(tpath, G_FILE_TEST_EXISTS) || !kv_pool_keeper_alive(root) ||
+      !same_mount_ns(root))
     return 0;
   KvSandboxConfig t;
   if (!kv_config_load(&t, tpath, NULL))

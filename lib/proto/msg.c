@@ -122,7 +122,8 @@ MSG(KvReseedParams, "reseed",
     FIELD(KvReseedParams, "seed", KV_T_STR, REQ | NE, seed, .max = RESEED_HEX_MAX));
 
 MSG(KvAdoptParams, "adopt", FIELD(KvAdoptParams, "id", KV_T_ID, REQ, id),
-    FIELD(KvAdoptParams, "netns", KV_T_STR, NE, netns, .max = PATH_MAX_LEN));
+    FIELD(KvAdoptParams, "netns", KV_T_STR, NE, netns, .max = PATH_MAX_LEN),
+    FIELD(KvAdoptParams, "netns_fd", KV_T_BOOL, OMIT, netns_fd));
 
 MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 1024));
 MSG(KvCpusResult, "cpus_set result",

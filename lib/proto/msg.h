@@ -263,10 +263,14 @@ typedef struct {
  * pool keeper, connects the namespace's interfaces (tcfilter taps, the
  * guest's addresses and routes), gives the guest its names (hostname =
  * id) and reseeds the guest's RNG from the host's. A failure after the
- * move leaves sandbox `id` for the caller to destroy. */
+ * move leaves sandbox `id` for the caller to destroy. With netns_fd the
+ * request carries (SCM_RIGHTS) an fd of that namespace as the caller
+ * opened the path: the caller's mount namespace may see a mount there
+ * that the shim's does not (podman under `ip netns exec`). */
 typedef struct {
   char *id;
   char *netns; /* absolute path of a network namespace, or NULL */
+  gboolean netns_fd;
 } KvAdoptParams;
 
 /* cpus_set (agent): online present CPUs up to that count, offline the rest

@@ -962,7 +962,15 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
     g_free(s->cfg.created);
     s->cfg.created = g_date_time_format_iso8601(now);
     if (p.netns) {
-      /* As a cold create with a netns: Kata's tcfilter model. */
+      /* As a cold create with a netns: Kata's tcfilter model. The
+       * client's fd of it, when it sent one, is what counts. */
+      if (p.netns_fd) {
+        int fd = kv_conn_take_fd(c);
+        if (fd < 0)
+          shim_log("adopt: netns_fd set but no fd came; using the path %s", p.netns);
+        else
+          net_hold(net, fd);
+      }
       g_free(s->cfg.netns);
       s->cfg.netns = g_strdup(p.netns);
       g_free(s->cfg.net);

@@ -58,6 +58,7 @@ struct _Net {
   GPtrArray *ifs;  /* Iface*, found by net_prepare */
   GPtrArray *taps; /* KvNetTap*: made, or about to be */
   gboolean known;  /* taps is the record (create, recover); else state.json is */
+  int held;        /* net_hold: the namespace as the client opened it, or -1 */
   Iface *user;     /* net "user": the guest's slirp interface */
 };
 
@@ -117,6 +118,7 @@ Net *net_new(Shim *s) {
   n->s = s;
   n->ifs = g_ptr_array_new_with_free_func(iface_free);
   n->taps = g_ptr_array_new_with_free_func(tap_free);
+  n->held = -1;
   shim_add_describer(s, describe, n);
   return n;
 }
@@ -125,6 +127,8 @@ void net_free(Net *n) {
   if (!n)
     return;
   g_free(n->netns);
+  if (n->held >= 0)
+    close(n->held);
   g_ptr_array_unref(n->ifs);
   g_ptr_array_unref(n->taps);
   if (n->user)
@@ -155,9 +159,11 @@ static gboolean nl_fail(GError **error, int rc, const char *fmt, ...) {
   return FALSE;
 }
 
-/* An fd of the network namespace at path. */
-static int netns_open(const char *path, GError **error) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+/* An fd of the sandbox's network namespace (n->netns, or the fd a client
+ * handed over for it). */
+static int netns_open(Net *n, GError **error) {
+  const char *path = n->netns;
+  int fd = n->held >= 0 ? fcntl(n->held, F_DUPFD_CLOEXEC, 0) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     g_set_error(error, KV_ERROR_DOMAIN, err == ENOENT ? KV_E_NOT_FOUND : KV_E_IO,
@@ -400,7 +406,7 @@ gboolean net_prepare(Net *n, GError **error) {
   if (!path)
     return TRUE;
   n->netns = g_strdup(path);
-  int fd = netns_open(path, error);
+  int fd = netns_open(n, error);
   if (fd < 0)
     return FALSE;
   struct nl_sock *sk = sock_in(fd, path, error);
@@ -421,6 +427,15 @@ void net_forget(Net *n) {
   g_return_if_fail(n->taps->len == 0);
   g_clear_pointer(&n->netns, g_free);
   g_ptr_array_set_size(n->ifs, 0);
+  if (n->held >= 0)
+    close(n->held);
+  n->held = -1;
+}
+
+void net_hold(Net *n, int fd) {
+  if (n->held >= 0)
+    close(n->held);
+  n->held = fd;
 }
 
 /* ---- taps and redirects ---- */
@@ -756,7 +771,7 @@ static gboolean attach(Net *n, GError **error) {
     return user_attach(n, error);
   if (!n->netns)
     return TRUE;
-  int nsfd = netns_open(n->netns, error);
+  int nsfd = netns_open(n, error);
   if (nsfd < 0)
     return FALSE;
   struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
@@ -812,7 +827,7 @@ void net_teardown(Net *n) {
     return;
   g_autoptr(GError) e = NULL;
   struct nl_sock *host = sock_here(&e);
-  int nsfd = n->netns ? netns_open(n->netns, e ? NULL : &e) : -1;
+  int nsfd = n->netns ? netns_open(n, e ? NULL : &e) : -1;
   struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
   if (e)
     shim_log("network teardown: %s", e->message);
@@ -843,7 +858,7 @@ gboolean net_add_iface(Net *n, const char *name, char **mac_out, GError **error)
       return FALSE;
     }
   }
-  int nsfd = netns_open(n->netns, error);
+  int nsfd = netns_open(n, error);
   if (nsfd < 0)
     return FALSE;
   struct nl_sock *ns = sock_in(nsfd, n->netns, error), *host = ns ? sock_here(error) : NULL;
@@ -915,7 +930,7 @@ void net_remove_mac(Net *n, const char *mac) {
       continue;
     g_autoptr(GError) e = NULL;
     struct nl_sock *host = sock_here(&e);
-    int nsfd = netns_open(n->netns, e ? NULL : &e);
+    int nsfd = netns_open(n, e ? NULL : &e);
     struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
     if (e)
       shim_log("network: removing tap %s: %s", t->tap, e->message);
@@ -944,7 +959,7 @@ char **net_warnings(Net *n) {
     return NULL;
   GPtrArray *w = g_ptr_array_new();
   g_autoptr(GError) e = NULL;
-  int nsfd = netns_open(n->netns, &e);
+  int nsfd = netns_open(n, &e);
   struct nl_sock *ns = nsfd >= 0 ? sock_in(nsfd, n->netns, &e) : NULL;
   if (!ns) {
     g_ptr_array_add(w, g_strdup_printf("the sandbox's network namespace cannot be used any more "

@@ -28,8 +28,12 @@ void net_restore(Net *n, const KvShimStateResult *st);
  * netns in the config. */
 gboolean net_prepare(Net *n, GError **error);
 /* Undo a net_prepare that made nothing yet (no tap): a pooled VM whose
- * adopt failed stays as it was booted, without a network. */
+ * adopt failed stays as it was booted, without a network (and without the
+ * held fd). */
 void net_forget(Net *n);
+/* fd (taken over) is the config's netns as a client opened it: while this
+ * shim runs, the namespace is entered through it, not through the path. */
+void net_hold(Net *n, int fd);
 /* Once the agent answered: taps, tc redirects, the guest's interfaces. On
  * failure what was made stays recorded for net_teardown. */
 gboolean net_attach(Net *n, GError **error);
