@@ -423,19 +423,17 @@ gboolean net_prepare(Net *n, GError **error) {
   return ok;
 }
 
-void net_forget(Net *n) {
-  g_return_if_fail(n->taps->len == 0);
-  g_clear_pointer(&n->netns, g_free);
-  g_ptr_array_set_size(n->ifs, 0);
-  if (n->held >= 0)
-    close(n->held);
-  n->held = -1;
-}
-
 void net_hold(Net *n, int fd) {
   if (n->held >= 0)
     close(n->held);
   n->held = fd;
+}
+
+void net_forget(Net *n) {
+  g_return_if_fail(n->taps->len == 0);
+  g_clear_pointer(&n->netns, g_free);
+  g_ptr_array_set_size(n->ifs, 0);
+  net_hold(n, -1);
 }
 
 /* ---- taps and redirects ---- */
