@@ -121,7 +121,8 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
                           g_strdup_printf("%u", cfg->storage_size_mib));
   }
   g_autoptr(GPtrArray) disks = NULL;
-  if (!kv_oci_add_volumes(spec, cfg->volumes, &disks, &e))
+  if (!kv_oci_add_volumes(spec, cfg->volumes, &e) ||
+      !kv_oci_take_disks(spec, cfg->bundle, &disks, &e))
     return kv_error_propagate(err, e);
   /* The spec with the caller's overrides, read as the agent will read it. */
   g_autoptr(KvOciSpec) parsed = kv_oci_check(spec, &e);

@@ -247,9 +247,7 @@ static JsonObject *volume_mount(const char *vol, gboolean *disk, GError **error)
 
 static void volume_free(KvVolume *v);
 
-gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrArray **disks,
-                            GError **error) {
-  *disks = NULL;
+gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GError **error) {
   guint n = 0;
   for (const char *const *v = volumes; v && *v; v++)
     n++;
@@ -261,37 +259,16 @@ gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrAr
   if (n == 0)
     return TRUE;
   g_autoptr(GPtrArray) ms = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
-  g_autoptr(GPtrArray) ds = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
   for (const char *const *v = volumes; *v; v++) {
     gboolean disk = FALSE;
     JsonObject *m = volume_mount(*v, &disk, error);
     if (!m)
       return FALSE;
-    if (!disk) {
-      g_ptr_array_add(ms, m);
-      continue;
-    }
-    KvVolume *d = g_new0(KvVolume, 1);
-    d->source = g_strdup(json_object_get_string_member(m, "source"));
-    d->destination = g_strdup(json_object_get_string_member(m, "destination"));
-    JsonArray *o = json_object_get_array_member(m, "options");
-    for (guint i = 0; i < json_array_get_length(o); i++)
-      d->readonly = d->readonly || !strcmp(json_array_get_string_element(o, i), "ro");
-    json_object_unref(m);
-    struct stat st;
-    if (stat(d->source, &st) < 0 || !(S_ISBLK(st.st_mode) || S_ISREG(st.st_mode))) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "volume '%s': the disk %s is neither a block device nor an image file", *v,
-                  d->source);
-      volume_free(d);
-      return FALSE;
-    }
-    g_ptr_array_add(ds, d);
+    /* kv_oci_take_disks takes it out of the spec again. */
+    if (disk)
+      json_array_add_string_element(json_object_get_array_member(m, "options"), KV_OCI_DISK_OPTION);
+    g_ptr_array_add(ms, m);
   }
-  if (ds->len)
-    *disks = g_steal_pointer(&ds);
-  if (ms->len == 0)
-    return TRUE;
   JsonNode *node = json_object_get_member(spec, "mounts");
   if (!node || JSON_NODE_HOLDS_NULL(node)) {
     json_object_set_array_member(spec, "mounts", json_array_new());
@@ -304,6 +281,114 @@ gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrAr
   JsonArray *a = json_node_get_array(node);
   for (guint i = 0; i < ms->len; i++)
     json_array_add_object_element(a, json_object_ref(ms->pdata[i]));
+  return TRUE;
+}
+
+/* A mount's options as they bear on a disk: whether it is a bind mount
+ * (as lib/proto/ocispec.c reads it), read-only, marked as a disk. */
+static void disk_traits(JsonObject *m, gboolean *bind, gboolean *ro, gboolean *marked) {
+  const char *type =
+      json_object_has_member(m, "type") && JSON_NODE_HOLDS_VALUE(json_object_get_member(m, "type"))
+          ? json_object_get_string_member(m, "type")
+          : NULL;
+  *bind = !type || !*type || !strcmp(type, "none") || !strcmp(type, "bind");
+  *ro = *marked = FALSE;
+  JsonNode *on = json_object_get_member(m, "options");
+  if (!on || !JSON_NODE_HOLDS_ARRAY(on))
+    return;
+  JsonArray *o = json_node_get_array(on);
+  for (guint i = 0; i < json_array_get_length(o); i++) {
+    JsonNode *x = json_array_get_element(o, i);
+    const char *s = JSON_NODE_HOLDS_VALUE(x) ? json_node_get_string(x) : NULL;
+    if (!s)
+      continue;
+    *bind = *bind || !strcmp(s, "bind") || !strcmp(s, "rbind");
+    if (!strcmp(s, "ro"))
+      *ro = TRUE;
+    else if (!strcmp(s, "rw"))
+      *ro = FALSE;
+    *marked = *marked || !strcmp(s, KV_OCI_DISK_OPTION);
+  }
+}
+
+gboolean kv_oci_take_disks(JsonObject *spec, const char *bundle, GPtrArray **disks,
+                           GError **error) {
+  *disks = NULL;
+  JsonNode *node = json_object_get_member(spec, "mounts");
+  if (!node || !JSON_NODE_HOLDS_ARRAY(node))
+    return TRUE; /* kv_oci_check names what is wrong with it */
+  JsonArray *a = json_node_get_array(node);
+  g_autoptr(GPtrArray) ds = g_ptr_array_new_with_free_func((GDestroyNotify)volume_free);
+  for (guint i = 0; i < json_array_get_length(a);) {
+    JsonNode *mn = json_array_get_element(a, i);
+    JsonObject *m = JSON_NODE_HOLDS_OBJECT(mn) ? json_node_get_object(mn) : NULL;
+    JsonNode *sn = m ? json_object_get_member(m, "source") : NULL;
+    JsonNode *dn = m ? json_object_get_member(m, "destination") : NULL;
+    const char *src = sn && JSON_NODE_HOLDS_VALUE(sn) ? json_node_get_string(sn) : NULL;
+    const char *dst = dn && JSON_NODE_HOLDS_VALUE(dn) ? json_node_get_string(dn) : NULL;
+    gboolean bind = FALSE, ro = FALSE, marked = FALSE;
+    if (m)
+      disk_traits(m, &bind, &ro, &marked);
+    if (!src || !*src || !dst || (!bind && !marked)) {
+      i++;
+      continue;
+    }
+    /* As runc: a relative source is relative to the bundle. */
+    g_autofree char *abs_bundle = bundle ? g_canonicalize_filename(bundle, NULL) : NULL;
+    g_autofree char *joined = g_path_is_absolute(src) || !bundle
+                                  ? g_strdup(src)
+                                  : g_build_filename(abs_bundle, src, NULL);
+    char real[PATH_MAX];
+    struct stat st;
+    gboolean found = g_path_is_absolute(joined) && realpath(joined, real) && stat(real, &st) == 0;
+    int serr = found ? 0 : g_path_is_absolute(joined) ? errno : EINVAL;
+    if (!marked && !(found && S_ISBLK(st.st_mode))) {
+      i++;
+      continue; /* a bind mount of a directory or file: a shared volume */
+    }
+    if (!bind) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "mount %s -> %s: the option %s is for bind mounts (type bind), not type %s", src,
+                  dst, KV_OCI_DISK_OPTION, json_object_get_string_member(m, "type"));
+      return FALSE;
+    }
+    if (!found) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID, "disk volume %s -> %s: the disk %s: %s", src,
+                  dst, joined, serr == EINVAL ? "not an absolute host path" : g_strerror(serr));
+      return FALSE;
+    }
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "disk volume %s -> %s: the disk %s is neither a block device nor an image file",
+                  src, dst, real);
+      return FALSE;
+    }
+    g_auto(GStrv) parts = g_strsplit(dst, "/", -1);
+    gboolean dot = FALSE;
+    for (char **c = parts; *c; c++)
+      dot = dot || !strcmp(*c, "..") || !strcmp(*c, ".");
+    if (!g_path_is_absolute(dst) || dot || !strcmp(dst, "/")) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "disk volume %s -> %s: the destination must be an absolute path below / "
+                  "without \".\" or \"..\"",
+                  src, dst);
+      return FALSE;
+    }
+    if (ds->len >= KV_VOLUMES_MAX) {
+      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                  "more than %u disk volumes: a container may have at most %u", KV_VOLUMES_MAX,
+                  KV_VOLUMES_MAX);
+      return FALSE;
+    }
+    KvVolume *d = g_new0(KvVolume, 1);
+    d->source = g_strdup(real);
+    d->destination = g_strdup(dst);
+    d->readonly = ro;
+    g_ptr_array_add(ds, d);
+    json_array_remove_element(a, i);
+  }
+  if (ds->len)
+    *disks = g_steal_pointer(&ds);
   return TRUE;
 }
 

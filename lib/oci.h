@@ -46,11 +46,21 @@ void kv_oci_override(JsonObject *spec, const char *const *argv, const char *cons
 
 /* Append each "HOST:DEST[:OPTIONS]" of volumes (NULL-terminated, may be
  * NULL) to spec.mounts as a recursive bind mount; errors name the volume.
- * Disk volumes (HOST a block device, or the option "disk") go to *disks
- * instead (KvVolume*: source the host path; NULL when none): they are
- * hot-plugged and mounted once the container exists. */
-gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GPtrArray **disks,
-                            GError **error);
+ * A disk volume (HOST a block device, or the option "disk") gets the
+ * option KV_OCI_DISK_OPTION, for kv_oci_take_disks. */
+gboolean kv_oci_add_volumes(JsonObject *spec, const char *const *volumes, GError **error);
+/* The mount option that makes a bind mount of an image file a disk
+ * volume (a bind mount of a block device is one without it). */
+#define KV_OCI_DISK_OPTION "x-katavm.disk"
+/* Take the disk volumes out of spec.mounts: each bind mount whose source
+ * (relative: to `bundle`) is a block device, and each with the option
+ * KV_OCI_DISK_OPTION (its source a block device or an image file). They
+ * go to *disks (KvVolume*: source the real host path; NULL when none), to
+ * be hot-plugged and their file systems mounted at their destinations in
+ * the guest once the container exists. KATAVM_E_INVALID names the mount
+ * whose disk is missing or of another kind, or whose destination is not
+ * absolute or holds "." or "..". */
+gboolean kv_oci_take_disks(JsonObject *spec, const char *bundle, GPtrArray **disks, GError **error);
 /* The volumes of a checked spec: every bind mount, its source a host path
  * (relative: to `bundle`) resolved to a real directory or regular file.
  * A GPtrArray of KvVolume* (freeing them), or NULL with KATAVM_E_INVALID
