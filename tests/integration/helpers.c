@@ -392,6 +392,32 @@ void kvt_workdir_drop(char **dir) {
   g_clear_pointer(dir, g_free);
 }
 
+char *kvt_disk_image(const char *path, guint mib, const char *text, gboolean loop) {
+  g_autofree char *src = g_strdup_printf("%s.src", path);
+  g_autofree char *cmd =
+      g_strdup_printf("rm -rf '%s' && mkdir '%s' && printf '%%s\\n' '%s' > '%s/hello.txt' && "
+                      "truncate -s %uM '%s' && mkfs.ext4 -q -F -d '%s' '%s' && rm -rf '%s'",
+                      src, src, text, src, mib, path, src, path, src);
+  ck_assert_msg(system(cmd) == 0, "%s", cmd);
+  if (!loop)
+    return NULL;
+  g_autofree char *lcmd = g_strdup_printf("losetup -f --show '%s'", path);
+  char *out = NULL;
+  int st = 0;
+  ck_assert(g_spawn_command_line_sync(lcmd, &out, NULL, &st, NULL));
+  ck_assert_msg(g_spawn_check_wait_status(st, NULL) && g_str_has_prefix(out, "/dev/loop"),
+                "%s gave '%s'", lcmd, out);
+  return g_strstrip(out);
+}
+
+void kvt_loop_drop(char **dev) {
+  if (!*dev)
+    return;
+  g_autofree char *cmd = g_strdup_printf("losetup -d %s", *dev);
+  g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL);
+  g_clear_pointer(dev, g_free);
+}
+
 /* ---- the warm pool of kvt_root() ---- */
 
 JsonObject *kvt_pool_list(katavm_runtime *rt) {

@@ -70,6 +70,11 @@ int kvt_run_suite(Suite *s);
  * (kvt_root()-work-NAME, or kvt_root()-work for NULL), and its removal. */
 char *kvt_workdir_new(const char *name);
 void kvt_workdir_drop(char **dir);
+/* An ext4 image of `mib` MiB at path holding hello.txt with `text`; with
+ * loop, attached to a loop device whose path is returned (NULL without). */
+char *kvt_disk_image(const char *path, guint mib, const char *text, gboolean loop);
+/* Detach the loop device *dev (NULL: nothing) and clear it. */
+void kvt_loop_drop(char **dev);
 
 /* The warm pool of kvt_root(): start one (size, max vCPUs, max MiB; fails
  * the test on error), `katavm_pool_list` as an object, the first ready

@@ -23,7 +23,7 @@
 
 #define IMAGE "localhost/kvt-busybox"
 
-static char *work, *conf, *netns;
+static char *work, *conf, *netns, *loopdev;
 /* PODMAN_NS through `nsenter --net` (the host's mount namespace, so a warm
  * pool can serve it) instead of `ip netns exec` (a mount namespace of its
  * own). */
@@ -145,6 +145,7 @@ static void teardown(void) {
       netns, root, run);
   int rc = system(cmd);
   (void)rc;
+  kvt_loop_drop(&loopdev);
   kvt_workdir_drop(&work);
   g_clear_pointer(&conf, g_free);
   g_clear_pointer(&netns, g_free);
@@ -380,6 +381,21 @@ START_TEST(volumes) {
   g_autofree char *text = NULL;
   ck_assert(g_file_get_contents(c, &text, NULL, NULL));
   ck_assert_str_eq(text, "ctr-wrote\n");
+  /* A block device as a volume: podman's bind mount of it reaches the
+   * runtime in the bundle, and the disk's file system is mounted. */
+  g_autofree char *img = g_build_filename(work, "disk.img", NULL);
+  loopdev = kvt_disk_image(img, 32, "on-disk", TRUE);
+  g_autofree char *v3 = g_strdup_printf("%s:/db", loopdev);
+  rc = PODMAN(&out, &err, "run", "--rm", "--network", "none", "-v", v3, IMAGE, "sh", "-c",
+              "cat /db/hello.txt && grep ' /db ' /proc/mounts && echo ctr > /db/w.txt");
+  ck_assert_msg(rc == 0 && g_str_has_prefix(out, "on-disk\n") && strstr(out, " /db ext4 rw"),
+                "podman -v %s: exit %d: %s %s", v3, rc, out, err);
+  g_free(out);
+  g_free(err);
+  g_autofree char *dbg = g_strdup_printf("debugfs -R 'cat /w.txt' %s", loopdev);
+  g_autofree char *w = NULL;
+  ck_assert(g_spawn_command_line_sync(dbg, &w, NULL, NULL, NULL));
+  ck_assert_msg(strstr(w, "ctr"), "the device holds: %s", w);
   ck_assert_int_eq(kvt_count_vms(), 0);
   kvt_assert_clean();
 }

@@ -702,14 +702,10 @@ START_TEST(disk_volume) {
 END_TEST
 
 /* The loop device bundle_disks set up (detached in its teardown). */
-static char loopdev[64];
+static char *loopdev;
 
 static void loop_teardown(void) {
-  if (*loopdev) {
-    g_autofree char *cmd = g_strdup_printf("losetup -d %s", loopdev);
-    g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL);
-    *loopdev = 0;
-  }
+  kvt_loop_drop(&loopdev);
 }
 
 static void disk_mounts(JsonObject *spec, gpointer mounts_json) {
@@ -729,21 +725,10 @@ static void disk_mounts(JsonObject *spec, gpointer mounts_json) {
  * hot-plugged and their file systems mounted at the destinations; the
  * other mounts of the spec stay as they were. */
 START_TEST(bundle_disks) {
-  g_autofree char *cmd =
-      g_strdup_printf("cd %s && mkdir -p blk-src img-src && echo on-blk > blk-src/hello.txt && "
-                      "echo on-img > img-src/hello.txt && truncate -s 32M blk.img img.img && "
-                      "mkfs.ext4 -q -F -d blk-src blk.img && mkfs.ext4 -q -F -d img-src img.img",
-                      workdir);
-  sh_ok(cmd);
   g_autofree char *blk_img = g_build_filename(workdir, "blk.img", NULL);
-  g_autofree char *lcmd = g_strdup_printf("losetup -f --show %s", blk_img);
-  g_autofree char *lout = NULL;
-  int ls = 0;
-  ck_assert(g_spawn_command_line_sync(lcmd, &lout, NULL, &ls, NULL));
-  ck_assert_msg(g_spawn_check_wait_status(ls, NULL), "losetup failed");
-  g_strlcpy(loopdev, g_strstrip(lout), sizeof loopdev);
-  ck_assert_msg(g_str_has_prefix(loopdev, "/dev/loop"), "losetup gave '%s'", loopdev);
+  loopdev = kvt_disk_image(blk_img, 32, "on-blk", TRUE);
   g_autofree char *img = g_build_filename(workdir, "img.img", NULL);
+  kvt_disk_image(img, 32, "on-img", FALSE);
 
   katavm_runtime *rt = kvt_runtime();
   katavm_sandbox *sb = sandbox(rt, "bdisk");
