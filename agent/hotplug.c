@@ -408,8 +408,15 @@ gboolean agent_m_disk_add(AgentCall *call, const KvDiskAddParams *params, KvDisk
   if (!disks)
     disks = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, disk_free);
   const char *serial = params->serial; /* 1..20 bytes (the contract) */
-  if (g_hash_table_contains(disks, serial)) {
-    return fail(error, KV_E_EXISTS, "disk %s is already set up", serial);
+  const Disk *have = g_hash_table_lookup(disks, serial);
+  if (have) {
+    /* A disk set up on its own can be given to a container (again, once
+     * the one it was mounted in is gone). */
+    AgentContainer *in = have->container ? agent_container_lookup(have->container, NULL) : NULL;
+    gboolean busy = in && in->init && in->init->pid == have->ns_pid && kill(have->ns_pid, 0) == 0;
+    if (!params->container_id || !params->path || busy)
+      return fail(error, KV_E_EXISTS, "disk %s is already set up%s%s", serial,
+                  busy ? " and mounted in container " : "", busy ? have->container : "");
   }
   dev_t devnum = 0;
   g_autofree char *dev = NULL;
@@ -451,7 +458,7 @@ gboolean agent_m_disk_add(AgentCall *call, const KvDiskAddParams *params, KvDisk
     d->path = g_strdup(path);
     d->ns_pid = ct->init->pid;
   }
-  g_hash_table_insert(disks, d->serial, d);
+  g_hash_table_replace(disks, d->serial, d);
   r->device = g_strdup(dev);
   return TRUE;
 }

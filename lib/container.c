@@ -42,8 +42,26 @@ static int simple_call(katavm_sandbox *sb, const KvMethod *m, gconstpointer para
  * process waits for start), each mounted at its destination in the
  * container's mount namespace by the agent (disk_add). A failure detaches
  * those added before it. */
+/* Whether the disk at path is hot-plugged on its own in sb's VM: given to
+ * a container, it stays when that goes. */
+static gboolean disk_plugged(const KvShimStateResult *st, const char *path) {
+  for (guint i = 0; st->disks && i < st->disks->len; i++) {
+    const KvDiskInfo *d = st->disks->pdata[i];
+    if (d->plugged && !strcmp(d->path, path))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 static int add_disks(katavm_sandbox *sb, const char *id, GPtrArray *disks, katavm_error **err) {
-  for (guint i = 0; disks && i < disks->len; i++) {
+  if (!disks)
+    return 0;
+  KvShimStateResult st = {0};
+  g_autoptr(GError) se = NULL;
+  if (!kv_sandbox_rpc(sb, &kv_m_shim_state, NULL, &st, &se))
+    return kv_error_propagate(err, se);
+  int rc = 0;
+  for (guint i = 0; i < disks->len && rc == 0; i++) {
     const KvVolume *d = disks->pdata[i];
     katavm_hotplug_request req;
     katavm_hotplug_request_init(&req, KATAVM_HOTPLUG_DISK_ADD);
@@ -52,21 +70,26 @@ static int add_disks(katavm_sandbox *sb, const char *id, GPtrArray *disks, katav
     req.container = id;
     req.mount_path = d->destination;
     katavm_error *he = NULL;
-    int rc = katavm_hotplug(sb, &req, NULL, &he);
+    rc = katavm_hotplug(sb, &req, NULL, &he);
     if (rc < 0) {
+      /* Those added for this container go; plugged ones stay attached
+       * (the container's removal unmounts them). */
       for (guint j = 0; j < i; j++) {
+        const char *p = ((const KvVolume *)disks->pdata[j])->source;
+        if (disk_plugged(&st, p))
+          continue;
         katavm_hotplug_request rm;
         katavm_hotplug_request_init(&rm, KATAVM_HOTPLUG_DISK_REMOVE);
-        rm.path = ((const KvVolume *)disks->pdata[j])->source;
+        rm.path = p;
         katavm_hotplug(sb, &rm, NULL, NULL);
       }
       rc = kv_error_set(err, katavm_error_code(he), "disk volume %s -> %s: %s", d->source,
                         d->destination, katavm_error_message(he));
       katavm_error_free(he);
-      return rc;
     }
   }
-  return 0;
+  kv_msg_clear(kv_m_shim_state.result, &st);
+  return rc;
 }
 
 /* After the container is removed: the disk volumes it had go from the VM
@@ -81,7 +104,7 @@ static void detach_disks_of(katavm_sandbox *sb, const char *id) {
     return;
   for (guint i = 0; st.disks && i < st.disks->len; i++) {
     const KvDiskInfo *d = st.disks->pdata[i];
-    if (g_strcmp0(d->container, id))
+    if (d->plugged || g_strcmp0(d->container, id))
       continue;
     katavm_hotplug_request rm;
     katavm_hotplug_request_init(&rm, KATAVM_HOTPLUG_DISK_REMOVE);

@@ -474,9 +474,14 @@ typedef struct katavm_container_config {
    * block device, or an image file with the "disk" option) is not shared:
    * it is hot-plugged into the sandbox as a virtio-blk disk once the
    * container exists, and the guest mounts its file system (ext4, xfs,
-   * btrfs, vfat) at DEST before the main process starts; it stays
-   * attached until katavm_hotplug() DISK_REMOVE or the sandbox's end (see
-   * katavm_hotplug_request). At most KATAVM_VOLUMES_MAX in
+   * btrfs, vfat) at DEST before the main process starts; it is detached
+   * when the container is removed. A disk already hot-plugged on its own
+   * (katavm_hotplug() DISK_ADD without a container) is mounted instead,
+   * and stays attached when the container goes; KATAVM_E_EXISTS when it
+   * is mounted in another running container or is another container's
+   * disk volume. A bundle names disks in its mounts: a bind mount of a
+   * block device, or one with the option "x-katavm.disk" (an image
+   * file). At most KATAVM_VOLUMES_MAX in
    * all, the bundle's host bind mounts included. They are mounted after
    * the spec's own mounts. Writes in the container land on the host path;
    * host-side changes show in the container. On the host the volume is
@@ -674,7 +679,8 @@ KATAVM_API int katavm_container_wait(katavm_sandbox *sb, const char *id, int *ex
                                      katavm_error **err);
 
 /* Remove a container and unmount its rootfs and volumes; its disk volumes
- * are then detached from the VM (a detach that fails leaves the disk
+ * are then detached from the VM, except disks hot-plugged on their own
+ * before, which stay attached, unmounted (a detach that fails leaves the disk
  * attached, listed by katavm_sandbox_inspect with its container, removable
  * by KATAVM_HOTPLUG_DISK_REMOVE or with the sandbox).
  * force: nonzero = kill it first; else only a stopped container is removed.

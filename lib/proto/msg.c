@@ -183,7 +183,8 @@ MSG(KvNicInfo, "nic", FIELD(KvNicInfo, "mac", KV_T_STR, REQ | NE, mac),
 MSG(KvDiskInfo, "disk", FIELD(KvDiskInfo, "path", KV_T_STR, REQ | NE, path),
     FIELD(KvDiskInfo, "serial", KV_T_STR, REQ | NE, serial),
     FIELD(KvDiskInfo, "device", KV_T_STR, 0, device),
-    FIELD(KvDiskInfo, "container", KV_T_ID, 0, container));
+    FIELD(KvDiskInfo, "container", KV_T_ID, 0, container),
+    FIELD(KvDiskInfo, "plugged", KV_T_BOOL, 0, plugged));
 MSG(KvNetTap, "net tap", FIELD(KvNetTap, "tap", KV_T_STR, REQ | NE, tap, .max = 15),
     FIELD(KvNetTap, "link", KV_T_STR, REQ | NE, link, .max = 15),
     FIELD(KvNetTap, "mac", KV_T_STR, 0, mac, .max = 17),

@@ -371,7 +371,10 @@ typedef struct {
 } KvNicInfo;
 typedef struct {
   char *path, *serial, *device;
-  char *container; /* the container it is mounted in (a disk volume), or NULL */
+  char *container;  /* the container it is mounted in, or NULL */
+  gboolean plugged; /* hot-plugged on its own (no container): it stays when
+                       the container it is then given to goes; otherwise it
+                       is that container's disk volume, detached with it */
 } KvDiskInfo;
 /* A tap the shim made for an interface of the sandbox's network namespace
  * (config netns): the tap, redirected both ways by tc to the namespace's

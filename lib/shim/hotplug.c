@@ -115,7 +115,10 @@ static void describe(gpointer user, KvShimStateResult *o) {
     c->path = g_strdup(d->path);
     c->serial = g_strdup(d->serial);
     c->device = g_strdup(d->device);
-    c->container = g_strdup(d->container);
+    /* A plugged disk's container may be gone: it is mounted nowhere then. */
+    if (d->container && (!d->plugged || h->has_container(h->has_container_user, d->container)))
+      c->container = g_strdup(d->container);
+    c->plugged = d->plugged;
     g_ptr_array_add(o->disks, c);
   }
 }
@@ -218,6 +221,8 @@ void hotplug_restore(Hotplug *h, const KvShimStateResult *st) {
     c->serial = g_strdup(d->serial);
     c->device = g_strdup(d->device);
     c->container = g_strdup(d->container);
+    /* States from before the field: a disk mounted nowhere was plugged. */
+    c->plugged = d->plugged || !d->container;
     g_ptr_array_add(h->disks, c);
   }
   net_restore(h->net, st);
@@ -693,12 +698,19 @@ static void disk_add_done(Op *op, JsonObject *result, const GError *error) {
   if (!op_result(op, result, error, &r))
     return;
   op->rollback = NULL;
-  KvDiskInfo *d = g_new0(KvDiskInfo, 1);
-  d->path = g_strdup(op->req.path);
-  d->serial = g_strdup(op->serial);
-  d->device = g_strdup(r.device);
-  d->container = g_strdup(op->req.container_id);
-  g_ptr_array_add(op->h->disks, d);
+  KvDiskInfo *d = find_disk(op->h, op->req.path, NULL);
+  if (d) { /* a plugged disk given to a container */
+    g_free(d->container);
+    d->container = g_strdup(op->req.container_id);
+  } else {
+    d = g_new0(KvDiskInfo, 1);
+    d->path = g_strdup(op->req.path);
+    d->serial = g_strdup(op->serial);
+    d->device = g_strdup(r.device);
+    d->container = g_strdup(op->req.container_id);
+    d->plugged = !op->req.container_id;
+    g_ptr_array_add(op->h->disks, d);
+  }
   op->res.serial = g_strdup(op->serial);
   op->res.device = g_steal_pointer(&r.device);
   kv_msg_clear(kv_m_disk_add.result, &r);
@@ -715,13 +727,29 @@ static void disk_add_start(Op *op) {
     op_error(op, KV_E_NOT_FOUND, "disk '%s' does not exist or is not a file or block device", path);
     return;
   }
-  if (find_disk(h, path, NULL)) {
-    op_error(op, KV_E_EXISTS, "disk %s is already attached", path);
-    return;
-  }
   const char *container = op->req.container_id;
   if (container && !h->has_container(h->has_container_user, container)) {
     op_error(op, KV_E_NOT_FOUND, "no container '%s' in this sandbox", container);
+    return;
+  }
+  KvDiskInfo *have = find_disk(h, path, NULL);
+  if (have && (!have->plugged || !container)) {
+    op_error(op, KV_E_EXISTS, "disk %s is already attached%s%s", path,
+             have->plugged ? "" : " as a disk volume of container ",
+             have->plugged ? "" : have->container);
+    return;
+  }
+  if (have) {
+    /* Hot-plugged before: the agent mounts it in the container (and says
+     * EXISTS while it is mounted in another one that still runs). */
+    op->serial = g_strdup(have->serial);
+    KvDiskAddParams p = {
+        .serial = op->serial,
+        .readonly = op->req.readonly,
+        .container_id = (char *)container,
+        .path = op->req.mount_path ? op->req.mount_path : "/mnt",
+    };
+    op_call(op, &kv_m_disk_add, &p, disk_add_done);
     return;
   }
   op->serial = disk_serial(path);

@@ -691,6 +691,45 @@ START_TEST(disk_volume) {
   g_clear_pointer(&out, g_free);
   ck_assert_int_eq(kvt_cli(&out, NULL, "exec", "diskvol/c2", "--", "cat", "/db/w.txt", NULL), 0);
   ck_assert_msg(strstr(out, "written"), "c2 reads: %s", out);
+  /* c2's disk volume is c2's: not another container's. */
+  g_clear_pointer(&err, g_free);
+  ck_assert_int_ne(
+      kvt_cli(NULL, &err, "container", "add", "-v", v, sb, "c3", rootfs, "--", "true", NULL), 0);
+  ck_assert_msg(strstr(err, "disk volume of container c2"), "c2's disk given again: %s", err);
+  /* A disk hot-plugged on its own is given to a container as a volume,
+   * and stays attached when the container goes, for the next one. */
+  g_autofree char *img2 = g_build_filename(workdir, "plugged.img", NULL);
+  kvt_disk_image(img2, 32, "plugged", FALSE);
+  g_clear_pointer(&err, g_free);
+  ck_assert_msg(kvt_cli(NULL, &err, "hotplug", sb, "disk", "add", img2, NULL) == 0, "%s", err);
+  g_autofree char *v2 = g_strdup_printf("%s:/p:disk", img2);
+  for (int round = 0; round < 2; round++) {
+    const char *cid = round ? "c5" : "c4";
+    g_clear_pointer(&err, g_free);
+    ck_assert_msg(kvt_cli(NULL, &err, "container", "add", "-v", v2, sb, cid, rootfs, "--", "sleep",
+                          "100000", NULL) == 0,
+                  "the plugged disk as a volume of %s: %s", cid, err);
+    ck_assert_int_eq(kvt_cli(NULL, NULL, "container", "start", sb, cid, NULL), 0);
+    g_autofree char *ref = g_strdup_printf("diskvol/%s", cid);
+    g_clear_pointer(&out, g_free);
+    ck_assert_int_eq(
+        kvt_cli(&out, NULL, "exec", ref, "--", "sh", "-c",
+                round ? "cat /p/hello.txt /p/r0" : "cat /p/hello.txt && echo r0 > /p/r0", NULL),
+        0);
+    ck_assert_str_eq(out, round ? "plugged\nr0\n" : "plugged\n");
+    if (!round) {
+      /* Mounted in c4, which runs: not given to another container. */
+      g_clear_pointer(&err, g_free);
+      ck_assert_int_ne(
+          kvt_cli(NULL, &err, "container", "add", "-v", v2, sb, "c6", rootfs, "--", "true", NULL),
+          0);
+      ck_assert_msg(strstr(err, "mounted in container c4"), "a mounted disk given again: %s", err);
+    }
+    ck_assert_int_eq(kvt_cli(NULL, NULL, "container", "rm", "-f", sb, cid, NULL), 0);
+    g_clear_pointer(&insp, g_free);
+    ck_assert_int_eq(kvt_cli(&insp, NULL, "sandbox", "inspect", sb, "--json", NULL), 0);
+    ck_assert_msg(strstr(insp, img2), "the plugged disk went with %s: %s", cid, insp);
+  }
   ck_assert_int_eq(kvt_cli(NULL, NULL, "sandbox", "rm", "-f", sb, NULL), 0);
   /* Not a disk: clear error, nothing left. */
   g_autofree char *bad = g_strdup_printf("%s/nope.img:/db:disk", workdir);
