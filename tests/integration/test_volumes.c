@@ -199,9 +199,20 @@ static JsonArray *strv_json(const char *const *v) {
   return a;
 }
 
-static void bundle_mounts(JsonObject *spec, gpointer ro_dir) {
+/* Append the mounts of the JSON array mounts_json to spec and let the
+ * container idle in `sleep`. */
+static void add_mounts(JsonObject *spec, gpointer mounts_json) {
   JsonArray *ms = json_object_get_array_member(spec, "mounts");
   g_autoptr(JsonParser) p = json_parser_new();
+  ck_assert(json_parser_load_from_data(p, mounts_json, -1, NULL));
+  JsonArray *add = json_node_get_array(json_parser_get_root(p));
+  for (guint i = 0; i < json_array_get_length(add); i++)
+    json_array_add_element(ms, json_node_copy(json_array_get_element(add, i)));
+  JsonObject *proc = json_object_get_object_member(spec, "process");
+  json_object_set_array_member(proc, "args", strv_json(SLEEP));
+}
+
+static void bundle_mounts(JsonObject *spec, gpointer ro_dir) {
   g_autofree char *js =
       g_strdup_printf("[{\"destination\":\"/bdata\",\"type\":\"bind\",\"source\":\"vol\","
                       "\"options\":[\"rbind\",\"rw\"]},"
@@ -209,12 +220,7 @@ static void bundle_mounts(JsonObject *spec, gpointer ro_dir) {
                       "{\"destination\":\"/bfile\",\"type\":\"bind\",\"source\":\"file.txt\","
                       "\"options\":[\"bind\",\"rprivate\"]}]",
                       (const char *)ro_dir);
-  ck_assert(json_parser_load_from_data(p, js, -1, NULL));
-  JsonArray *add = json_node_get_array(json_parser_get_root(p));
-  for (guint i = 0; i < json_array_get_length(add); i++)
-    json_array_add_element(ms, json_node_copy(json_array_get_element(add, i)));
-  JsonObject *proc = json_object_get_object_member(spec, "process");
-  json_object_set_array_member(proc, "args", strv_json(SLEEP));
+  add_mounts(spec, js);
 }
 
 static void root_path_slash(JsonObject *spec, gpointer unused) {
@@ -747,17 +753,6 @@ static void loop_teardown(void) {
   kvt_loop_drop(&loopdev);
 }
 
-static void disk_mounts(JsonObject *spec, gpointer mounts_json) {
-  JsonArray *ms = json_object_get_array_member(spec, "mounts");
-  g_autoptr(JsonParser) p = json_parser_new();
-  ck_assert(json_parser_load_from_data(p, mounts_json, -1, NULL));
-  JsonArray *add = json_node_get_array(json_parser_get_root(p));
-  for (guint i = 0; i < json_array_get_length(add); i++)
-    json_array_add_element(ms, json_node_copy(json_array_get_element(add, i)));
-  JsonObject *proc = json_object_get_object_member(spec, "process");
-  json_object_set_array_member(proc, "args", strv_json(SLEEP));
-}
-
 /* Disks named by a bundle's mounts (issue 14, item 4, for the OCI runtime
  * and the containerd shim, which hand over bundles): a bind mount of a
  * block device, and one of an image file marked x-katavm.disk, are
@@ -782,7 +777,7 @@ START_TEST(bundle_disks) {
                       "\"options\":[\"rbind\",\"ro\",\"x-katavm.disk\"]},"
                       "{\"destination\":\"/scratch\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"}]",
                       loopdev);
-  kvt_edit_spec(b, disk_mounts, mounts);
+  kvt_edit_spec(b, add_mounts, mounts);
   add_with(sb, "c1", NULL, b, NULL, NULL);
   g_autofree char *out = NULL, *err = NULL;
   ck_assert_int_eq(kvt_exec(sb, "c1",
@@ -832,7 +827,7 @@ START_TEST(bundle_disks) {
     g_autofree char *arr = g_strdup_printf("[%s]", one);
     g_autofree char *bd = g_strdup_printf("%s/bad%zu", workdir, i);
     g_autofree char *bb = kvt_make_rootfs(bd, TRUE);
-    kvt_edit_spec(bb, disk_mounts, arr);
+    kvt_edit_spec(bb, add_mounts, arr);
     assert_bad_add(sb, "bdisk", NULL, bb, NULL, KATAVM_E_INVALID, bad[i].needle);
   }
   g_autofree char *relb = g_strdup_printf("%s/badrel", workdir);
@@ -840,7 +835,7 @@ START_TEST(bundle_disks) {
   g_autofree char *rel = g_strdup_printf(
       "[{\"destination\":\"data\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"bind\"]}]",
       loopdev);
-  kvt_edit_spec(rb, disk_mounts, rel);
+  kvt_edit_spec(rb, add_mounts, rel);
   assert_bad_add(sb, "bdisk", NULL, rb, NULL, KATAVM_E_INVALID, "absolute path");
   g_clear_pointer(&insp, g_free);
   ck_assert_int_eq(kvt_cli(&insp, NULL, "sandbox", "inspect", "bdisk", "--json", NULL), 0);
