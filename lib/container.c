@@ -38,10 +38,6 @@ static int simple_call(katavm_sandbox *sb, const KvMethod *m, gconstpointer para
   return kv_sandbox_rpc(sb, m, params, result, &e) ? 0 : kv_error_propagate(err, e);
 }
 
-/* Disk volumes: hot-plugged now that the container exists (its main
- * process waits for start), each mounted at its destination in the
- * container's mount namespace by the agent (disk_add). A failure detaches
- * those added before it. */
 /* Whether the disk at path is hot-plugged on its own in sb's VM: given to
  * a container, it stays when that goes. */
 static gboolean disk_plugged(const KvShimStateResult *st, const char *path) {
@@ -53,6 +49,10 @@ static gboolean disk_plugged(const KvShimStateResult *st, const char *path) {
   return FALSE;
 }
 
+/* Disk volumes: hot-plugged now that the container exists (its main
+ * process waits for start), each mounted at its destination in the
+ * container's mount namespace by the agent (disk_add). A failure detaches
+ * those added before it for this container (plugged ones stay). */
 static int add_disks(katavm_sandbox *sb, const char *id, GPtrArray *disks, katavm_error **err) {
   if (!disks)
     return 0;

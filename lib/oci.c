@@ -174,6 +174,24 @@ JsonObject *kv_oci_read(const char *bundle, GError **error) {
 static const char *const volume_propagations[] = {"private", "rprivate", "slave",
                                                   "rslave",  "shared",   "rshared"};
 
+/* Whether path has a "." or ".." component. */
+static gboolean has_dot_component(const char *path) {
+  g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+  for (char **c = parts; *c; c++)
+    if (!strcmp(*c, "..") || !strcmp(*c, "."))
+      return TRUE;
+  return FALSE;
+}
+
+/* A mount's source as a host path: as runc, a relative one is relative to
+ * the bundle. */
+static char *bundle_source(const char *bundle, const char *src) {
+  if (g_path_is_absolute(src) || !bundle)
+    return g_strdup(src);
+  g_autofree char *abs_bundle = g_canonicalize_filename(bundle, NULL);
+  return g_build_filename(abs_bundle, src, NULL);
+}
+
 /* One "HOST:DEST[:OPTIONS]" as a spec mount (a recursive bind, as podman
  * makes of -v). */
 static JsonObject *volume_mount(const char *vol, gboolean *disk, GError **error) {
@@ -194,13 +212,11 @@ static JsonObject *volume_mount(const char *vol, gboolean *disk, GError **error)
                 "volume '%s': the destination '%s' must be an absolute path", vol, f[1]);
     return NULL;
   }
-  g_auto(GStrv) parts = g_strsplit(f[1], "/", -1);
-  for (char **c = parts; *c; c++)
-    if (!strcmp(*c, "..") || !strcmp(*c, ".")) {
-      g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
-                  "volume '%s': the destination '%s' must not contain \".\" or \"..\"", vol, f[1]);
-      return NULL;
-    }
+  if (has_dot_component(f[1])) {
+    g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
+                "volume '%s': the destination '%s' must not contain \".\" or \"..\"", vol, f[1]);
+    return NULL;
+  }
   JsonArray *opts = json_array_new();
   json_array_add_string_element(opts, "rbind");
   const char *prop = NULL, *mode = NULL;
@@ -333,11 +349,7 @@ gboolean kv_oci_take_disks(JsonObject *spec, const char *bundle, GPtrArray **dis
       i++;
       continue;
     }
-    /* As runc: a relative source is relative to the bundle. */
-    g_autofree char *abs_bundle = bundle ? g_canonicalize_filename(bundle, NULL) : NULL;
-    g_autofree char *joined = g_path_is_absolute(src) || !bundle
-                                  ? g_strdup(src)
-                                  : g_build_filename(abs_bundle, src, NULL);
+    g_autofree char *joined = bundle_source(bundle, src);
     char real[PATH_MAX];
     struct stat st;
     gboolean found = g_path_is_absolute(joined) && realpath(joined, real) && stat(real, &st) == 0;
@@ -363,11 +375,7 @@ gboolean kv_oci_take_disks(JsonObject *spec, const char *bundle, GPtrArray **dis
                   src, dst, real);
       return FALSE;
     }
-    g_auto(GStrv) parts = g_strsplit(dst, "/", -1);
-    gboolean dot = FALSE;
-    for (char **c = parts; *c; c++)
-      dot = dot || !strcmp(*c, "..") || !strcmp(*c, ".");
-    if (!g_path_is_absolute(dst) || dot || !strcmp(dst, "/")) {
+    if (!g_path_is_absolute(dst) || has_dot_component(dst) || !strcmp(dst, "/")) {
       g_set_error(error, KV_ERROR, KATAVM_E_INVALID,
                   "disk volume %s -> %s: the destination must be an absolute path below / "
                   "without \".\" or \"..\"",
@@ -411,11 +419,7 @@ GPtrArray *kv_oci_volumes(const KvOciSpec *parsed, const char *bundle, GError **
                   KV_VOLUMES_MAX, KV_VOLUMES_MAX);
       return NULL;
     }
-    /* As runc: a relative source is relative to the bundle. */
-    g_autofree char *abs_bundle = bundle ? g_canonicalize_filename(bundle, NULL) : NULL;
-    g_autofree char *joined = g_path_is_absolute(m->source) || !bundle
-                                  ? g_strdup(m->source)
-                                  : g_build_filename(abs_bundle, m->source, NULL);
+    g_autofree char *joined = bundle_source(bundle, m->source);
     char real[PATH_MAX];
     struct stat st;
     if (!g_path_is_absolute(joined) || !realpath(joined, real) || stat(real, &st) < 0) {

@@ -740,31 +740,24 @@ static void disk_add_start(Op *op) {
     return;
   }
   if (have) {
-    /* Hot-plugged before: the agent mounts it in the container (and says
-     * EXISTS while it is mounted in another one that still runs). */
+    /* Hot-plugged before: the agent only mounts it in the container (and
+     * says EXISTS while it is mounted in another one that still runs). */
     op->serial = g_strdup(have->serial);
-    KvDiskAddParams p = {
-        .serial = op->serial,
-        .readonly = op->req.readonly,
-        .container_id = (char *)container,
-        .path = op->req.mount_path ? op->req.mount_path : "/mnt",
-    };
-    op_call(op, &kv_m_disk_add, &p, disk_add_done);
-    return;
+  } else {
+    op->serial = disk_serial(path);
+    g_autofree char *target = NULL;
+    GError *e = NULL;
+    if (!jail_grant_file(s, path, op->req.readonly, &e)) {
+      op_fail(op, e);
+      return;
+    }
+    if (!kv_vmm_attach_disk(s->vmm, s->p.domain, path, op->serial, op->req.readonly, &target, &e)) {
+      jail_revoke_file(s, path);
+      op_fail(op, e);
+      return;
+    }
+    op->rollback = disk_rollback;
   }
-  op->serial = disk_serial(path);
-  g_autofree char *target = NULL;
-  GError *e = NULL;
-  if (!jail_grant_file(s, path, op->req.readonly, &e)) {
-    op_fail(op, e);
-    return;
-  }
-  if (!kv_vmm_attach_disk(s->vmm, s->p.domain, path, op->serial, op->req.readonly, &target, &e)) {
-    jail_revoke_file(s, path);
-    op_fail(op, e);
-    return;
-  }
-  op->rollback = disk_rollback;
   KvDiskAddParams p = {
       .serial = op->serial,
       .readonly = op->req.readonly,
