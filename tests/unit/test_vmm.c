@@ -216,6 +216,8 @@ START_TEST(xml_escapes_values_and_libvirt_reads_them_back) {
   ck_assert(doc_has(theirs, "source@path", cfg.console_log));
   ck_assert(doc_has(theirs, "controller@model", "none"));
   ck_assert(doc_has(theirs, "memballoon@model", "none"));
+  /* Two virtio-serial ports (0 and the agent's 1), not QEMU's 31. */
+  ck_assert(doc_has(theirs, "controller@ports", "2"));
   /* virtio-serial and the 9p share sit on pcie-root itself, so libvirt
    * adds no root port for them: every root port is a spare one. */
   ck_assert_uint_eq(doc_count(theirs, "controller@model", "pcie-root-port"), cfg.spare_root_ports);
