@@ -156,6 +156,12 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
   if (!volumes)
     return kv_error_propagate(err, e);
   gboolean tty = parsed->process->terminal;
+  /* A read-only root is shared read-only: its mount points are made on
+   * the host first (with a guest-side writable layer, the guest makes
+   * them in that layer). */
+  g_autoptr(GPtrArray) points = parsed->root_readonly && parsed->storage_size_mib == 0
+                                    ? kv_oci_mountpoints(parsed, volumes, disks)
+                                    : NULL;
   KvContainerAddParams params = {
       .container_id = (char *)id,
       .spec = spec,
@@ -164,6 +170,7 @@ int katavm_container_add(katavm_sandbox *sb, const char *id, const katavm_contai
        * needs to write the host's rootfs then. */
       .readonly = parsed->root_readonly || parsed->storage_size_mib > 0,
       .volumes = volumes->len ? volumes : NULL,
+      .mountpoints = points && points->len ? points : NULL,
   };
   katavm_process *p = NULL;
   if (!main_out) {

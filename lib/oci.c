@@ -452,6 +452,59 @@ GPtrArray *kv_oci_volumes(const KvOciSpec *parsed, const char *bundle, GError **
   return g_steal_pointer(&out);
 }
 
+/* Whether path is dir or below it. */
+static gboolean path_under(const char *path, const char *dir) {
+  gsize n = strlen(dir);
+  if (n == 1 && dir[0] == '/')
+    return TRUE;
+  return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+static void mountpoint_free(KvMountPoint *m) {
+  g_free(m->path);
+  g_free(m);
+}
+
+/* path lands in the root itself: under none of the first n spec mounts. */
+static void add_point(GPtrArray *out, const KvOciSpec *parsed, guint n, const char *path,
+                      gboolean file) {
+  for (guint j = 0; j < n; j++) {
+    if (path_under(path, ((const KvOciMount *)parsed->mounts->pdata[j])->destination))
+      return;
+  }
+  for (guint j = 0; j < out->len; j++) {
+    if (strcmp(((KvMountPoint *)out->pdata[j])->path, path) == 0)
+      return;
+  }
+  KvMountPoint *m = g_new0(KvMountPoint, 1);
+  m->path = g_strdup(path);
+  m->file = file;
+  g_ptr_array_add(out, m);
+}
+
+GPtrArray *kv_oci_mountpoints(const KvOciSpec *parsed, const GPtrArray *volumes,
+                              const GPtrArray *disks) {
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)mountpoint_free);
+  for (guint i = 0; i < parsed->mounts->len; i++) {
+    const KvOciMount *m = parsed->mounts->pdata[i];
+    gboolean file = FALSE;
+    for (guint v = 0; m->bind && volumes && v < volumes->len; v++) {
+      const KvVolume *vol = volumes->pdata[v];
+      struct stat st;
+      if (vol->mount == (gint64)i && stat(vol->source, &st) == 0)
+        file = S_ISREG(st.st_mode);
+    }
+    add_point(out, parsed, i, m->destination, file);
+  }
+  /* Disks are mounted after every spec mount. */
+  for (guint d = 0; disks && d < disks->len; d++)
+    add_point(out, parsed, parsed->mounts->len, ((const KvVolume *)disks->pdata[d])->destination,
+              FALSE);
+  if (parsed->process && parsed->process->cwd && strcmp(parsed->process->cwd, "/") != 0)
+    add_point(out, parsed, parsed->mounts->len, parsed->process->cwd, FALSE);
+  return out;
+}
+
 JsonObject *kv_oci_load(const char *bundle, const char *rootfs, char **rootfs_out, GError **error) {
   g_autoptr(JsonObject) spec = NULL;
   g_autofree char *real = NULL;

@@ -66,5 +66,14 @@ gboolean kv_oci_take_disks(JsonObject *spec, const char *bundle, GPtrArray **dis
  * A GPtrArray of KvVolume* (freeing them), or NULL with KATAVM_E_INVALID
  * naming the mount. */
 GPtrArray *kv_oci_volumes(const KvOciSpec *parsed, const char *bundle, GError **error);
+/* The mount points that a read-only root must already hold (the shim
+ * makes them in the rootfs before sharing it read-only, as runc does:
+ * KvMountPoint): the destination of each spec mount, of each disk volume
+ * (KvVolume* of kv_oci_take_disks, may be NULL) and the process's cwd,
+ * each one that lands in the root itself, under no earlier mount's
+ * destination; a file for a bind of a regular file (volumes: of
+ * kv_oci_volumes), else a directory. A GPtrArray freeing its elements. */
+GPtrArray *kv_oci_mountpoints(const KvOciSpec *parsed, const GPtrArray *volumes,
+                              const GPtrArray *disks);
 
 G_END_DECLS

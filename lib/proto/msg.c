@@ -37,6 +37,10 @@ MSG(KvVolume, "volume", FIELD(KvVolume, "mount", KV_T_INT, REQ, mount, 0, 1023),
     FIELD(KvVolume, "destination", KV_T_STR, REQ | NE, destination, .max = PATH_MAX_LEN),
     FIELD(KvVolume, "readonly", KV_T_BOOL, 0, readonly));
 
+MSG(KvMountPoint, "mount point",
+    FIELD(KvMountPoint, "path", KV_T_STR, REQ | NE, path, .max = PATH_MAX_LEN),
+    FIELD(KvMountPoint, "file", KV_T_BOOL, 0, file));
+
 MSG(KvContainerAddParams, "container_add",
     FIELD(KvContainerAddParams, "container_id", KV_T_ID, REQ, container_id),
     FIELD(KvContainerAddParams, "spec", KV_T_OBJECT, REQ, spec),
@@ -45,7 +49,9 @@ MSG(KvContainerAddParams, "container_add",
     FIELD(KvContainerAddParams, "streams", KV_T_STRUCT, 0, streams, .sub = &KvStreams_desc),
     FIELD(KvContainerAddParams, "sink_fds", KV_T_BOOL, OMIT, sink_fds),
     FIELD(KvContainerAddParams, "volumes", KV_T_LIST, 0, volumes, .max = KV_VOLUMES_MAX,
-          .sub = &KvVolume_desc));
+          .sub = &KvVolume_desc),
+    FIELD(KvContainerAddParams, "mountpoints", KV_T_LIST, 0, mountpoints, .max = KV_MOUNTPOINTS_MAX,
+          .sub = &KvMountPoint_desc));
 
 MSG(KvContainerCreateParams, "container_create",
     FIELD(KvContainerCreateParams, "container_id", KV_T_ID, REQ, container_id),

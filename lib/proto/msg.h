@@ -120,6 +120,22 @@ typedef struct {
 /* The most volumes a container may have (KATAVM_VOLUMES_MAX). */
 #define KV_VOLUMES_MAX 64
 
+/* A path in a read-only container root that the shim makes, as runc
+ * does, before it shares the rootfs read-only (the guest cannot make it
+ * then): the mount point of a spec mount, a disk volume or the process's
+ * cwd that lands in the root itself (under no other mount's destination).
+ * path is absolute, without "." or ".." components; file: an empty file
+ * (a single-file volume's mount point), else a directory. Made with
+ * openat2(RESOLVE_IN_ROOT) in a detached clone of the rootfs: a symlink
+ * in the rootfs resolves as in the container, never outside the rootfs;
+ * what exists already is left as it is. */
+typedef struct {
+  char *path;
+  gboolean file;
+} KvMountPoint;
+/* Spec mounts, disk volumes and the cwd: 1024 + KV_VOLUMES_MAX + 1. */
+#define KV_MOUNTPOINTS_MAX 1089
+
 /* container_add (shim, from clients): the shim bind-mounts the host rootfs
  * and the volumes into the share, then asks the agent container_create.
  * With sink_fds the
@@ -132,7 +148,8 @@ typedef struct {
   gboolean readonly;
   KvStreams streams;
   gboolean sink_fds;
-  GPtrArray *volumes; /* KvVolume*, source a host path; at most KV_VOLUMES_MAX */
+  GPtrArray *volumes;     /* KvVolume*, source a host path; at most KV_VOLUMES_MAX */
+  GPtrArray *mountpoints; /* KvMountPoint*, with readonly only; at most KV_MOUNTPOINTS_MAX */
 } KvContainerAddParams;
 
 /* container_create (agent): sets up namespaces, mounts, pivot, cgroup

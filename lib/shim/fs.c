@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "fields.h"
+#include "msg.h"
 
 #ifndef STATX_MNT_ID
 #define STATX_MNT_ID 0x00001000U
@@ -166,8 +167,83 @@ static int open_parent(int share, const char *rel, gboolean make, const char *wh
   return fd;
 }
 
+/* path below tree, resolved as the container will see it: symlinks are
+ * followed, but within tree (RESOLVE_IN_ROOT), never out of it. */
+static int open_in_root(int tree, const char *path, int flags) {
+  struct open_how how = {.flags = (guint64)(flags | O_CLOEXEC),
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  int fd;
+  do
+    fd = (int)syscall(SYS_openat2, tree, path, &how, sizeof how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd;
+}
+
+static gboolean point_fail(GError **error, const char *what, const char *path, const char *doing,
+                           int e) {
+  g_set_error(error, KV_ERROR_DOMAIN, e == EINVAL ? KV_E_INVALID : KV_E_IO,
+              "%s: mount point %s in the read-only root: %s: %s", what, path, doing,
+              e == ENOTDIR ? "a component that must be a directory is not one" : g_strerror(e));
+  return FALSE;
+}
+
+/* Make the missing components of one mount point below tree. */
+static gboolean make_point(int tree, const KvMountPoint *mp, const char *what, GError **error) {
+  if (!g_path_is_absolute(mp->path))
+    return point_fail(error, what, mp->path, "checking the path", EINVAL);
+  g_auto(GStrv) parts = g_strsplit(mp->path + 1, "/", -1);
+  guint n = 0;
+  for (char **p = parts; *p; p++) {
+    if (!strcmp(*p, ".") || !strcmp(*p, ".."))
+      return point_fail(error, what, mp->path, "checking the path", EINVAL);
+    if (**p)
+      n++;
+  }
+  GString *prefix = g_string_new(NULL);
+  int parent = fcntl(tree, F_DUPFD_CLOEXEC, 0);
+  gboolean ok = parent >= 0;
+  guint k = 0;
+  for (char **p = parts; ok && *p; p++) {
+    if (!**p)
+      continue;
+    gboolean last = ++k == n;
+    if (prefix->len)
+      g_string_append_c(prefix, '/');
+    g_string_append(prefix, *p);
+    int fd = open_in_root(tree, prefix->str, O_PATH | (last ? 0 : O_DIRECTORY));
+    if (fd < 0 && errno == ENOENT) {
+      /* Missing: made in the directory the prefix so far resolved to. A
+       * dangling symlink says EEXIST here: left as it is when last, in the
+       * way of a directory otherwise. */
+      int r = last && mp->file
+                  ? openat(parent, *p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)
+                  : mkdirat(parent, *p, 0755);
+      if (r < 0 && errno != EEXIST) {
+        const char *doing = last && mp->file ? "making the file" : "making a directory";
+        ok = point_fail(error, what, mp->path, doing, errno);
+        break;
+      }
+      if (r >= 0 && last && mp->file)
+        close(r);
+      if (last)
+        break;
+      fd = open_in_root(tree, prefix->str, O_PATH | O_DIRECTORY);
+    }
+    if (fd < 0) {
+      ok = point_fail(error, what, mp->path, "resolving", errno == ENOENT ? ENOTDIR : errno);
+      break;
+    }
+    close(parent);
+    parent = fd;
+  }
+  if (parent >= 0)
+    close(parent);
+  g_string_free(prefix, TRUE);
+  return ok;
+}
+
 gboolean shim_fs_bind(int share, const char *rel, const char *source, gboolean readonly,
-                      const char *what, GError **error) {
+                      const GPtrArray *points, const char *what, GError **error) {
   int src = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
   if (src < 0) {
     g_set_error(error, KV_ERROR_DOMAIN, KV_E_IO, "%s: cannot open the source %s: %s", what, source,
@@ -182,6 +258,14 @@ gboolean shim_fs_bind(int share, const char *rel, const char *source, gboolean r
     return FALSE;
   }
   gboolean dir = S_ISDIR(st.st_mode);
+  /* In the detached clone, before it is read-only: nothing the guest does
+   * reaches it, and what is made lands in the source itself. */
+  for (guint i = 0; dir && points && i < points->len; i++) {
+    if (!make_point(src, points->pdata[i], what, error)) {
+      close(src);
+      return FALSE;
+    }
+  }
   /* Before the tree is attached anywhere: no moment in which the share
    * holds a setuid-capable or device-capable copy of it. */
   struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |

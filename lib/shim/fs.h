@@ -4,7 +4,7 @@
  * O_PATH fd of its root and resolved with openat2 RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; mounts go onto the fd of
  * the target (open_tree + mount_setattr + move_mount). Beside relay.c;
- * uses only libc and glib. */
+ * uses libc, glib and the protocol's message types. */
 #pragma once
 
 #include <glib.h>
@@ -22,9 +22,16 @@ int shim_fs_open_share(const char *share, GError **error);
  * the message names the share path), never followed. `what` names the
  * mount in errors ("rootfs", "volume 2 (/data)"). On failure nothing this
  * call made is left (the directories above rel excepted: the caller
- * removes those with shim_fs_remove). */
+ * removes those with shim_fs_remove).
+ * points (KvMountPoint*, may be NULL; a directory source only): made in
+ * the source first, through its detached clone, each component resolved
+ * with openat2(RESOLVE_IN_ROOT) from the clone's root (a symlink in the
+ * source resolves as in the container, inside the source, never out of
+ * it), what is missing made (a directory, or an empty file for the last
+ * component of a file point), what exists left as it is; they stay in
+ * the source, as runc's mount points stay in a rootfs. */
 gboolean shim_fs_bind(int share, const char *rel, const char *source, gboolean readonly,
-                      const char *what, GError **error);
+                      const GPtrArray *points, const char *what, GError **error);
 
 /* Unmount every mount stacked at `rel` below the share that the shim made
  * there: rel is opened without following anything, must be the root of a

@@ -570,12 +570,13 @@ static gboolean mount_container(Relay *rl, const KvContainerAddParams *a, GError
    * pending_undo): the rootfs, the volumes made so far, the directories. */
   g_hash_table_add(rl->mounts, g_strdup(cid));
   g_autofree char *rel = g_strdup_printf("containers/%s/rootfs", cid);
-  gboolean ok = shim_fs_bind(share, rel, a->rootfs, a->readonly, "rootfs", error);
+  gboolean ok = shim_fs_bind(share, rel, a->rootfs, a->readonly,
+                             a->readonly ? a->mountpoints : NULL, "rootfs", error);
   for (guint i = 0; ok && i < n; i++) {
     const KvVolume *v = a->volumes->pdata[i];
     g_autofree char *vrel = g_strdup_printf("containers/%s/volumes/%u", cid, i);
     g_autofree char *what = g_strdup_printf("volume %s -> %s", v->source, v->destination);
-    ok = shim_fs_bind(share, vrel, v->source, v->readonly, what, error);
+    ok = shim_fs_bind(share, vrel, v->source, v->readonly, NULL, what, error);
   }
   close(share);
   return ok;

@@ -212,6 +212,13 @@ static void add_mounts(JsonObject *spec, gpointer mounts_json) {
   json_object_set_array_member(proc, "args", strv_json(SLEEP));
 }
 
+/* The same with a read-only root and a cwd that is not in the rootfs. */
+static void ro_root_mounts(JsonObject *spec, gpointer mounts_json) {
+  add_mounts(spec, mounts_json);
+  json_object_set_boolean_member(json_object_get_object_member(spec, "root"), "readonly", TRUE);
+  json_object_set_string_member(json_object_get_object_member(spec, "process"), "cwd", "/new/cwd");
+}
+
 static void bundle_mounts(JsonObject *spec, gpointer ro_dir) {
   g_autofree char *js =
       g_strdup_printf("[{\"destination\":\"/bdata\",\"type\":\"bind\",\"source\":\"vol\","
@@ -757,7 +764,8 @@ static void loop_teardown(void) {
  * and the containerd shim, which hand over bundles): a bind mount of a
  * block device, and one of an image file marked x-katavm.disk, are
  * hot-plugged and their file systems mounted at the destinations; the
- * other mounts of the spec stay as they were. */
+ * other mounts of the spec stay as they were. With a read-only root, the
+ * mount points missing from the rootfs are made in it first. */
 START_TEST(bundle_disks) {
   g_autofree char *blk_img = g_build_filename(workdir, "blk.img", NULL);
   loopdev = kvt_disk_image(blk_img, 32, "on-blk", TRUE);
@@ -845,6 +853,61 @@ START_TEST(bundle_disks) {
   g_clear_pointer(&out, g_free);
   ck_assert_int_eq(kvt_exec(sb, "c2", ARGV("cat", "/blk/w.txt"), NULL, &out, NULL), 0);
   ck_assert_str_eq(out, "written\n");
+
+  /* A read-only root (shared read-only: the guest cannot make a mount
+   * point in it): the destinations of a volume, a single-file volume, a
+   * tmpfs and a disk, and the cwd, none of them in the rootfs, are made in
+   * it on the host before it is shared, as runc makes them. */
+  g_autofree char *rodir = g_build_filename(workdir, "robundle", NULL);
+  g_autofree char *rob = kvt_make_rootfs(rodir, TRUE);
+  g_autofree char *roimg = g_build_filename(rob, "ro.img", NULL);
+  kvt_disk_image(roimg, 32, "on-ro", FALSE);
+  g_autofree char *rovol = mkdir_in("rovol");
+  write_in(rovol, "v.txt", "vol\n");
+  g_autofree char *roconf = g_build_filename(workdir, "ro.conf", NULL);
+  write_file(roconf, "conf\n");
+  g_autofree char *romounts =
+      g_strdup_printf("[{\"destination\":\"/new/vol\",\"type\":\"bind\",\"source\":\"%s\","
+                      "\"options\":[\"rbind\",\"rw\"]},"
+                      "{\"destination\":\"/etc/new.conf\",\"type\":\"bind\",\"source\":\"%s\","
+                      "\"options\":[\"bind\",\"ro\"]},"
+                      "{\"destination\":\"/new/tmp\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"
+                      "{\"destination\":\"/new/tmp/sub\",\"type\":\"tmpfs\",\"source\":\"tmpfs\"},"
+                      "{\"destination\":\"/newdisk\",\"type\":\"bind\",\"source\":\"ro.img\","
+                      "\"options\":[\"bind\",\"x-katavm.disk\"]}]",
+                      rovol, roconf);
+  kvt_edit_spec(rob, ro_root_mounts, romounts);
+  add_with(sb, "c3", NULL, rob, NULL, NULL);
+  g_clear_pointer(&out, g_free);
+  g_clear_pointer(&err, g_free);
+  ck_assert_int_eq(kvt_exec(sb, "c3",
+                            ARGV("sh", "-c",
+                                 "pwd; cat /new/vol/v.txt /etc/new.conf /newdisk/hello.txt && "
+                                 "echo w > /new/vol/w && echo t > /new/tmp/sub/t && "
+                                 "echo d > /newdisk/d && cat /new/tmp/sub/t /newdisk/d; "
+                                 "touch /rootw 2>&1 || true"),
+                            NULL, &out, &err),
+                   0);
+  ck_assert_msg(g_str_has_prefix(out, "/new/cwd\nvol\nconf\non-ro\nt\nd\n") &&
+                    strstr(out, "Read-only file system"),
+                "read-only root: out %s err %s", out, err);
+  g_autofree char *rootfs_ro = g_build_filename(rob, "rootfs", NULL);
+  g_autofree char *w_host = read_in(rovol, "w");
+  ck_assert_str_eq(w_host, "w\n");
+  const char *made_dirs[] = {"new/vol", "new/tmp", "new/cwd", "newdisk"};
+  for (gsize i = 0; i < G_N_ELEMENTS(made_dirs); i++) {
+    g_autofree char *d = g_build_filename(rootfs_ro, made_dirs[i], NULL);
+    ck_assert_msg(g_file_test(d, G_FILE_TEST_IS_DIR), "%s was not made", d);
+  }
+  g_autofree char *conf_mp = g_build_filename(rootfs_ro, "etc/new.conf", NULL);
+  ck_assert(g_file_test(conf_mp, G_FILE_TEST_IS_REGULAR));
+  /* In the tmpfs, not the rootfs; and nothing else was written there. */
+  g_autofree char *sub = g_build_filename(rootfs_ro, "new/tmp/sub", NULL);
+  ck_assert(!g_file_test(sub, G_FILE_TEST_EXISTS));
+  g_autofree char *rootw = g_build_filename(rootfs_ro, "rootw", NULL);
+  ck_assert(!g_file_test(rootw, G_FILE_TEST_EXISTS));
+  ck_assert_msg(katavm_container_remove(sb, "c3", 1, &e) == 0, "rm c3: %s",
+                katavm_error_message(e));
   katavm_sandbox_close(sb);
   destroy(rt, "bdisk");
   kvt_assert_clean();

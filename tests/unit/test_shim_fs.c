@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fields.h"
+#include "msg.h"
 #include "shim/fs.h"
 
 static char *tmp, *share, *target, *src, *src_file;
@@ -118,7 +119,7 @@ static void guest_mkdir(const char *rel) {
 
 static void refused(const char *rel, const char *source, const char *needle) {
   g_autoptr(GError) e = NULL;
-  ck_assert(!shim_fs_bind(sfd, rel, source, FALSE, "rootfs", &e));
+  ck_assert(!shim_fs_bind(sfd, rel, source, FALSE, NULL, "rootfs", &e));
   ck_assert_int_eq(e->code, KV_E_IO);
   ck_assert_msg(strstr(e->message, needle), "'%s' does not mention '%s'", e->message, needle);
   target_intact();
@@ -170,12 +171,12 @@ END_TEST
 
 START_TEST(bind_and_unmount) {
   g_autoptr(GError) e = NULL;
-  ck_assert_msg(shim_fs_bind(sfd, "containers/x/rootfs", src, FALSE, "rootfs", &e), "%s",
+  ck_assert_msg(shim_fs_bind(sfd, "containers/x/rootfs", src, FALSE, NULL, "rootfs", &e), "%s",
                 e ? e->message : "");
-  ck_assert_msg(shim_fs_bind(sfd, "containers/x/volumes/0", src, TRUE, "volume 0", &e), "%s",
+  ck_assert_msg(shim_fs_bind(sfd, "containers/x/volumes/0", src, TRUE, NULL, "volume 0", &e), "%s",
                 e ? e->message : "");
-  ck_assert_msg(shim_fs_bind(sfd, "containers/x/volumes/1", src_file, FALSE, "volume 1", &e), "%s",
-                e ? e->message : "");
+  ck_assert_msg(shim_fs_bind(sfd, "containers/x/volumes/1", src_file, FALSE, NULL, "volume 1", &e),
+                "%s", e ? e->message : "");
   g_autofree char *mp0 = at(share, "containers/x/rootfs");
   g_autofree char *mp1 = at(share, "containers/x/volumes/0");
   g_autofree char *mp2 = at(share, "containers/x/volumes/1");
@@ -221,22 +222,96 @@ START_TEST(bind_and_unmount) {
   g_autofree char *src_hello = at(src, "hello");
   ck_assert(g_file_test(src_hello, G_FILE_TEST_EXISTS));
   /* Stacked mounts at one point all come off. */
-  ck_assert(shim_fs_bind(sfd, "containers/z/rootfs", src, FALSE, "rootfs", &e));
-  ck_assert(shim_fs_bind(sfd, "containers/z/rootfs", src, FALSE, "rootfs", &e));
+  ck_assert(shim_fs_bind(sfd, "containers/z/rootfs", src, FALSE, NULL, "rootfs", &e));
+  ck_assert(shim_fs_bind(sfd, "containers/z/rootfs", src, FALSE, NULL, "rootfs", &e));
   ck_assert_int_eq(mounts_below(share), 2);
   ck_assert(shim_fs_unmount(sfd, "containers/z/rootfs", &e));
   ck_assert_int_eq(mounts_below(share), 0);
   /* A source that is not there or not a directory or file. */
   g_autofree char *nope = at(tmp, "nope");
-  ck_assert(!shim_fs_bind(sfd, "containers/z/volumes/0", nope, FALSE, "volume 0", &e));
+  ck_assert(!shim_fs_bind(sfd, "containers/z/volumes/0", nope, FALSE, NULL, "volume 0", &e));
   ck_assert(strstr(e->message, "nope") && strstr(e->message, "volume 0"));
   g_clear_error(&e);
   g_autofree char *fifo = at(tmp, "fifo");
   ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-  ck_assert(!shim_fs_bind(sfd, "containers/z/volumes/0", fifo, FALSE, "volume 0", &e));
+  ck_assert(!shim_fs_bind(sfd, "containers/z/volumes/0", fifo, FALSE, NULL, "volume 0", &e));
   ck_assert(strstr(e->message, "neither a directory nor a regular file"));
   g_autofree char *v0 = at(share, "containers/z/volumes/0");
   ck_assert(!g_file_test(v0, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+static KvMountPoint *point(const char *path, gboolean file) {
+  KvMountPoint *m = g_new0(KvMountPoint, 1);
+  m->path = g_strdup(path);
+  m->file = file;
+  return m;
+}
+
+static void point_free(KvMountPoint *m) {
+  g_free(m->path);
+  g_free(m);
+}
+
+/* A read-only root's mount points are made in the source, through its
+ * clone, before it is shared: missing directories and files are made,
+ * what exists stays, a symlink resolves inside the source (an absolute
+ * one as in the container) and never reaches out of it; a path with "..",
+ * a file where a directory must be, or a symlink that leads nowhere inside
+ * the source is refused, naming the mount point. */
+START_TEST(mount_points) {
+  g_autofree char *run = at(src, "run");
+  ck_assert_int_eq(g_mkdir(run, 0755), 0);
+  g_autofree char *var = at(src, "var");
+  ck_assert_int_eq(g_mkdir(var, 0755), 0);
+  g_autofree char *vrun = at(src, "var/run");
+  ck_assert_int_eq(symlink("/run", vrun), 0);
+  g_autofree char *out = at(src, "out");
+  ck_assert_int_eq(symlink(target, out), 0);
+  g_autoptr(GPtrArray) pts = g_ptr_array_new_with_free_func((GDestroyNotify)point_free);
+  g_ptr_array_add(pts, point("/data/db", FALSE));
+  g_ptr_array_add(pts, point("/etc/app.conf", TRUE));
+  g_ptr_array_add(pts, point("/var/run/secrets", FALSE));
+  g_ptr_array_add(pts, point("/hello", FALSE)); /* a file already: left */
+  g_autoptr(GError) e = NULL;
+  ck_assert_msg(shim_fs_bind(sfd, "containers/p/rootfs", src, TRUE, pts, "rootfs", &e), "%s",
+                e ? e->message : "");
+  g_autofree char *db = at(src, "data/db");
+  g_autofree char *conf = at(src, "etc/app.conf");
+  g_autofree char *sec = at(src, "run/secrets");
+  g_autofree char *hello = at(src, "hello");
+  ck_assert(g_file_test(db, G_FILE_TEST_IS_DIR));
+  ck_assert(g_file_test(conf, G_FILE_TEST_IS_REGULAR));
+  ck_assert(g_file_test(sec, G_FILE_TEST_IS_DIR));
+  ck_assert(g_file_test(hello, G_FILE_TEST_IS_REGULAR));
+  target_intact();
+  /* Seen through the share, read-only. */
+  g_autofree char *mp = at(share, "containers/p/rootfs");
+  g_autofree char *o = mount_opts(mp);
+  ck_assert_msg(o && g_str_has_prefix(o, "ro"), "%s", o);
+  g_autofree char *shared_db = at(mp, "data/db");
+  ck_assert(g_file_test(shared_db, G_FILE_TEST_IS_DIR));
+  ck_assert(shim_fs_unmount(sfd, "containers/p/rootfs", &e));
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)point_free);
+  g_ptr_array_add(bad, point("/data/../../x", FALSE));
+  ck_assert(!shim_fs_bind(sfd, "containers/q/rootfs", src, TRUE, bad, "rootfs", &e));
+  ck_assert_msg(strstr(e->message, "mount point /data/../../x"), "%s", e->message);
+  g_clear_error(&e);
+  g_ptr_array_set_size(bad, 0);
+  g_ptr_array_add(bad, point("/hello/sub", FALSE));
+  ck_assert(!shim_fs_bind(sfd, "containers/q/rootfs", src, TRUE, bad, "rootfs", &e));
+  ck_assert_msg(strstr(e->message, "mount point /hello/sub") &&
+                    strstr(e->message, "must be a directory"),
+                "%s", e->message);
+  g_clear_error(&e);
+  /* /out -> TARGET (absolute) resolves to SRC/TARGET, which is not there:
+   * refused, and the host's TARGET gets nothing. */
+  g_ptr_array_set_size(bad, 0);
+  g_ptr_array_add(bad, point("/out/evil", FALSE));
+  ck_assert(!shim_fs_bind(sfd, "containers/q/rootfs", src, TRUE, bad, "rootfs", &e));
+  ck_assert_msg(strstr(e->message, "mount point /out/evil"), "%s", e->message);
+  target_intact();
+  ck_assert_int_eq(mounts_below(share), 0);
 }
 END_TEST
 
@@ -265,6 +340,7 @@ int main(void) {
   tcase_add_checked_fixture(t, setup, teardown);
   tcase_add_test(t, symlinks_refused);
   tcase_add_test(t, bind_and_unmount);
+  tcase_add_test(t, mount_points);
   tcase_add_test(t, listing);
   suite_add_tcase(s, t);
   SRunner *r = srunner_create(s);
