@@ -87,6 +87,10 @@ void agent_boot_when_late_done(AgentBootFunc func, gpointer user) {
   waiters = g_slist_prepend(waiters, w);
 }
 
+gboolean agent_boot_late_done(void) {
+  return late_done;
+}
+
 gboolean agent_boot_shared_mounted(void) {
   return shared_mounted;
 }

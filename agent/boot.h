@@ -18,5 +18,7 @@ void agent_boot_late_start(void);
 /* Runs func on the main loop once the late steps are done (at once when
  * they are): whatever needs the share, a NIC or a disk waits on this. */
 void agent_boot_when_late_done(AgentBootFunc func, gpointer user);
+/* Whether the late steps are done (the check result says it). */
+gboolean agent_boot_late_done(void);
 /* After the late steps: whether the host share is at AGENT_SHARED_DIR. */
 gboolean agent_boot_shared_mounted(void);

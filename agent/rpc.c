@@ -3,6 +3,7 @@
  * live in container.c, the process ones in exec.c, hotplug in hotplug.c.
  */
 #include "rpc.h"
+#include "boot.h"
 #include "call.h"
 #include "container.h"
 #include "etcfiles.h"
@@ -87,6 +88,7 @@ static gboolean m_check(AgentCall *call, const KvEmpty *p, KvCheckResult *r, GEr
   r->cpus_online = cpus_online();
   r->mem_total_kib = mem_total_kib();
   r->uptime_ms = uptime_ms();
+  r->late_boot_done = agent_boot_late_done();
   return TRUE;
 }
 

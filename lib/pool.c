@@ -256,6 +256,10 @@ int katavm_pool_start(katavm_runtime *rt, const katavm_pool_config *cfg, katavm_
   if ((g_file_test(shape_file, G_FILE_TEST_EXISTS) || g_file_test(vms, G_FILE_TEST_IS_DIR)) &&
       !pool_drain(rt->root, &e))
     return kv_error_propagate(err, e);
+  /* A root that is not there yet is made, as a sandbox create makes it. */
+  if (g_mkdir_with_parents(rt->root, 0700) < 0)
+    return kv_error_set(err, KATAVM_E_IO, "cannot create the runtime root %s: %s", rt->root,
+                        g_strerror(errno));
   gboolean made = TRUE;
   if (mkdir(pool, 0700) < 0) {
     made = FALSE;

@@ -29,7 +29,8 @@ MSG(KvCheckResult, "check result",
     FIELD(KvCheckResult, "kernel", KV_T_STR, 0, kernel),
     FIELD(KvCheckResult, "cpus_online", KV_T_INT, 0, cpus_online, .def = -1),
     FIELD(KvCheckResult, "mem_total_kib", KV_T_INT, 0, mem_total_kib, .def = -1),
-    FIELD(KvCheckResult, "uptime_ms", KV_T_INT, 0, uptime_ms, .def = -1));
+    FIELD(KvCheckResult, "uptime_ms", KV_T_INT, 0, uptime_ms, .def = -1),
+    FIELD(KvCheckResult, "late_boot_done", KV_T_BOOL, 0, late_boot_done));
 
 #define PATH_MAX_LEN 4096
 MSG(KvVolume, "volume", FIELD(KvVolume, "mount", KV_T_INT, REQ, mount, 0, 1023),

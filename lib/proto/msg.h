@@ -95,6 +95,9 @@ typedef struct {
   gint64 cpus_online;
   gint64 mem_total_kib;
   gint64 uptime_ms;
+  /* The agent's late boot (modules, the shared file system) is done: what
+   * a container needs waits no more (a pool marks a VM ready then). */
+  gboolean late_boot_done;
 } KvCheckResult;
 
 /* shutdown (agent): {} -> {} then the agent syncs and powers off. */

@@ -145,7 +145,52 @@ static gboolean preplug_vcpus(const KvPaths *p, guint max_vcpus, GError **error)
   return ok;
 }
 
-/* Boot one pooled VM to agent-ready; it is "ready" once its shim said OK. */
+/* Not a timing limit: a late boot that never ends must not keep a VM out
+ * of the pool (a container then waits for it in the guest as on a cold
+ * boot). */
+#define LATE_BOOT_GUARD_US (30 * G_USEC_PER_SEC)
+
+/* Wait until the guest's late boot (modules, the shared file system) is
+ * done: it runs on after agent-ready for about 0.3 s of vCPU under TCG,
+ * and a take in that time had its first container wait for it
+ * (docs/pool.md). */
+static gboolean wait_late_boot(const KvPaths *p, GError **error) {
+  GMainContext *ctx = g_main_context_new();
+  KvConn *c = kv_shim_connect(p, ctx, error);
+  gboolean ok = c != NULL, done = FALSE;
+  gint64 deadline = g_get_monotonic_time() + LATE_BOOT_GUARD_US;
+  while (ok && !done) {
+    g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_agent_check.params, &(KvEmpty){0});
+    g_autoptr(JsonObject) r =
+        kv_conn_call_sync(c, kv_m_shim_agent_check.name, o, KV_CALL_TIMEOUT_MS, error);
+    KvCheckResult cr;
+    ok = r && kv_result_decode(&kv_m_shim_agent_check, r, &cr, error);
+    if (!ok)
+      break;
+    done = cr.late_boot_done;
+    kv_msg_clear(kv_m_shim_agent_check.result, &cr);
+    if (!done && g_get_monotonic_time() > deadline) {
+      keeper_log("the guest's late boot of %s is not done after %d s: ready all the same",
+                 p->instance, (int)(LATE_BOOT_GUARD_US / G_USEC_PER_SEC));
+      break;
+    }
+    if (!done)
+      g_usleep(20000);
+  }
+  if (c) {
+    kv_conn_close(c);
+    kv_conn_unref(c);
+  }
+  while (g_main_context_iteration(ctx, FALSE))
+    ;
+  g_main_context_unref(ctx);
+  if (!ok)
+    g_prefix_error(error, "waiting for the guest's late boot: ");
+  return ok;
+}
+
+/* Boot one pooled VM to agent-ready; it is "ready" once its shim said OK,
+ * its vCPUs are plugged and the guest's late boot is done. */
 static gboolean boot_one(const char *root, const char *shim, const KvSandboxConfig *tmpl,
                          int pool_rd, GError **error) {
   g_autofree char *inst = new_instance();
@@ -174,7 +219,7 @@ static gboolean boot_one(const char *root, const char *shim, const KvSandboxConf
     ok = kv_shim_wait_ready(rd, KV_BOOT_TIMEOUT_MS, error);
     close(rd);
   }
-  if (ok && !preplug_vcpus(&p, tmpl->max_vcpus, error)) {
+  if (ok && (!preplug_vcpus(&p, tmpl->max_vcpus, error) || !wait_late_boot(&p, error))) {
     /* The shim runs: it destroys the VM and its state when asked. */
     kill_pooled(&p);
     return FALSE;

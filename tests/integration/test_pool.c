@@ -111,8 +111,17 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   g_autofree char *x2 = kvt_pool_wait_ready(rt);
   ck_assert_str_ne(x1, x2);
   katavm_sandbox *b = create(rt, "pb", 1, 256);
+  katavm_error *e = NULL;
   g_autofree char *ib = kvt_instance_of("pb");
   ck_assert_msg(!g_strcmp0(ib, x2), "pb was not served by pooled VM %s (instance %s)", x2, ib);
+  /* Taken the moment it was ready: its guest's late boot (modules, the
+   * share) was done before the keeper said ready, so that nothing the
+   * first container needs is still under way. */
+  char *pb_js = NULL;
+  ck_assert_msg(katavm_sandbox_inspect(b, &pb_js, &e) == 0, "inspect pb: %s",
+                katavm_error_message(e));
+  ck_assert_msg(strstr(pb_js, "\"late_boot_done\":true"), "pb's guest is still booting: %s", pb_js);
+  katavm_free(pb_js);
 
   /* The pool is empty now (its refill boots): a cold boot. */
   g_autofree char *none = kvt_pool_ready_vm(rt);
@@ -122,7 +131,6 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   ck_assert_msg(ic == NULL, "pc came from the pool (%s) though none was ready", ic);
 
   char **cids = NULL;
-  katavm_error *e = NULL;
   ck_assert_msg(katavm_container_list(b, &cids, &e) == 0, "list: %s", katavm_error_message(e));
   ck_assert_msg(cids[0] == NULL, "pb has a container '%s' already", cids[0]);
   katavm_strv_free(cids);
