@@ -374,12 +374,14 @@ static gboolean fits(const KvSandboxConfig *w, const KvSandboxConfig *t) {
   return w->vcpus <= t->max_vcpus && w->max_vcpus <= t->max_vcpus &&
          w->memory_mib >= t->memory_mib && w->memory_mib <= t->max_memory_mib &&
          w->max_memory_mib <= t->max_memory_mib &&
-         /* No network, or a netns (tcfilter taps are made at the take);
-          * user-mode networking is QEMU's own NIC, there from the boot. */
-         (!w->net || !strcmp(w->net, "none") || (w->netns && !strcmp(w->net, "tcfilter"))) &&
-         !(w->publish && w->publish[0]) && !g_strcmp0(w->uri, t->uri) &&
-         !g_strcmp0(w->accel, t->accel) && !g_strcmp0(w->kernel, t->kernel) &&
-         !g_strcmp0(w->initrd, t->initrd) &&
+         /* No network, a netns (tcfilter taps are made at the take) or
+          * user mode (QEMU's NIC and its forwards are added at the take,
+          * as after a cold boot). */
+         (!w->net || !strcmp(w->net, "none") || !strcmp(w->net, "user") ||
+          (w->netns && !strcmp(w->net, "tcfilter"))) &&
+         (!(w->publish && w->publish[0]) || (w->net && !strcmp(w->net, "user"))) &&
+         !g_strcmp0(w->uri, t->uri) && !g_strcmp0(w->accel, t->accel) &&
+         !g_strcmp0(w->kernel, t->kernel) && !g_strcmp0(w->initrd, t->initrd) &&
          !g_strcmp0(w->memory_hotplug ? w->memory_hotplug : "auto", t->memory_hotplug) &&
          !g_strcmp0(w->shared_fs, t->shared_fs) && !g_strcmp0(w->virtiofsd, t->virtiofsd) &&
          !g_strcmp0(w->virtiofs_cache, t->virtiofs_cache) &&
@@ -394,12 +396,14 @@ static gboolean adopted(const char *root, const char *inst, const char *id) {
   return g_file_get_contents(path, &text, NULL, NULL) && !strcmp(text, inst);
 }
 
-/* Adopt pooled VM `inst` as sandbox `id` (with network namespace `netns`
- * or none): 1 = done, 0 = not this VM (try another), -1 = an error of the
- * request (*error), 2 = sandbox `id` exists but the adopt failed after the
- * move: the caller destroys it. */
-static int adopt(const char *root, const char *inst, const char *id, const char *netns,
+/* Adopt pooled VM `inst` as sandbox `id` (with want's network namespace,
+ * or its user-mode networking and published ports, or none): 1 = done, 0 = not this VM (try
+ * another), -1 = an error of the request (*error), 2 = sandbox `id` exists but the adopt failed
+ * after the move: the caller destroys it. */
+static int adopt(const char *root, const char *inst, const char *id, const KvSandboxConfig *want,
                  GError **error) {
+  const char *netns = want->netns;
+  gboolean user = want->net && !strcmp(want->net, "user");
   g_autofree char *dir = g_build_filename(root, "pool", "vms", inst, NULL);
   /* One taker per VM: the others skip it. The lock is on the directory,
    * which moves with its new name; it ends with this function. */
@@ -428,7 +432,11 @@ static int adopt(const char *root, const char *inst, const char *id, const char 
   } else if (c && nsfd >= 0 && !kv_conn_attach_fds(c, &nsfd, 1, &e)) {
     rc = 0;
   } else if (c) {
-    KvAdoptParams ap = {.id = (char *)id, .netns = (char *)netns, .netns_fd = nsfd >= 0};
+    KvAdoptParams ap = {.id = (char *)id,
+                        .netns = (char *)netns,
+                        .netns_fd = nsfd >= 0,
+                        .net = user ? "user" : NULL,
+                        .publish = user ? want->publish : NULL};
     g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_adopt.params, &ap);
     g_autoptr(JsonObject) r = kv_conn_call_sync(c, kv_m_shim_adopt.name, o, KV_CALL_TIMEOUT_MS, &e);
     int code = r ? 0 : kv_error_code_of(e);
@@ -437,8 +445,9 @@ static int adopt(const char *root, const char *inst, const char *id, const char 
     else if (adopted(root, inst, id))
       rc = 2;
     else if (code == KATAVM_E_EXISTS ||
-             (netns && (code == KATAVM_E_NOT_FOUND || code == KATAVM_E_INVALID)))
-      rc = -1; /* the id is taken, or the namespace is not one to use */
+             ((netns || user) && (code == KATAVM_E_NOT_FOUND || code == KATAVM_E_INVALID)))
+      rc = -1; /* the id is taken, the namespace is not one to use, or a
+                * published port is malformed */
   }
   if (nsfd >= 0)
     close(nsfd);
@@ -486,7 +495,7 @@ int kv_pool_take(const char *root, const KvSandboxConfig *want, const char *id, 
     return 0;
   g_autoptr(GPtrArray) vms = pool_vms(root);
   for (guint i = 0; i < vms->len; i++) {
-    int rc = adopt(root, vms->pdata[i], id, want->netns, error);
+    int rc = adopt(root, vms->pdata[i], id, want, error);
     if (rc != 0)
       return rc;
   }

@@ -130,7 +130,9 @@ MSG(KvReseedParams, "reseed",
 
 MSG(KvAdoptParams, "adopt", FIELD(KvAdoptParams, "id", KV_T_ID, REQ, id),
     FIELD(KvAdoptParams, "netns", KV_T_STR, NE, netns, .max = PATH_MAX_LEN),
-    FIELD(KvAdoptParams, "netns_fd", KV_T_BOOL, OMIT, netns_fd));
+    FIELD(KvAdoptParams, "netns_fd", KV_T_BOOL, OMIT, netns_fd),
+    FIELD(KvAdoptParams, "net", KV_T_STR, NE, net, .max = 16),
+    FIELD(KvAdoptParams, "publish", KV_T_STRV, 0, publish, .max = 64));
 
 MSG(KvCpusSetParams, "cpus_set", FIELD(KvCpusSetParams, "online", KV_T_INT, REQ, online, 1, 1024));
 MSG(KvCpusResult, "cpus_set result",

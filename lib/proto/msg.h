@@ -291,6 +291,8 @@ typedef struct {
   char *id;
   char *netns; /* absolute path of a network namespace, or NULL */
   gboolean netns_fd;
+  char *net;      /* "user" (QEMU's user-mode NIC is added now), or NULL */
+  char **publish; /* with net "user": "[IP:]HOSTPORT:PORT[/tcp|udp]" */
 } KvAdoptParams;
 
 /* cpus_set (agent): online present CPUs up to that count, offline the rest

@@ -976,11 +976,22 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
       g_free(s->cfg.net);
       s->cfg.net = g_strdup("tcfilter");
     }
+    gboolean user = !p.netns && !g_strcmp0(p.net, "user");
+    if (user) {
+      /* As a cold create with net "user": QEMU's NIC and its forwards are
+       * added after the boot there too (net.c, user_attach). */
+      g_free(s->cfg.net);
+      s->cfg.net = g_strdup("user");
+      g_strfreev(s->cfg.publish);
+      s->cfg.publish = g_strdupv(p.publish);
+    } else if (p.net && g_strcmp0(p.net, "none")) {
+      e = g_error_new(KV_ERROR_DOMAIN, KV_E_INVALID, "adopt: net '%s' is not none or user", p.net);
+    }
     /* The namespace is checked first (it is the caller's input), then the
      * config with the new id (atomic write), then the directory under its
      * new name: the id is this sandbox's, or taken (EXISTS). */
     g_autofree char *inst = g_build_filename(s->p.dir, "instance", NULL);
-    gboolean ok = (!p.netns || net_prepare(net, &e)) &&
+    gboolean ok = !e && ((!p.netns && !user) || net_prepare(net, &e)) &&
                   g_file_set_contents_full(inst, s->p.instance, -1, G_FILE_SET_CONTENTS_CONSISTENT,
                                            0600, &e) &&
                   kv_config_save(&s->cfg, s->p.config, &e);
@@ -1002,6 +1013,7 @@ void lifecycle_adopt(Lifecycle *lc, KvConn *c, guint32 id, JsonObject *params) {
       g_free(s->cfg.net);
       s->cfg.net = g_steal_pointer(&old_net);
       g_clear_pointer(&s->cfg.netns, g_free);
+      g_clear_pointer(&s->cfg.publish, g_strfreev);
       net_forget(net);
       g_autoptr(GError) re = NULL;
       if (!kv_config_save(&s->cfg, s->p.config, &re))

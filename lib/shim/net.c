@@ -432,6 +432,7 @@ void net_hold(Net *n, int fd) {
 void net_forget(Net *n) {
   g_return_if_fail(n->taps->len == 0);
   g_clear_pointer(&n->netns, g_free);
+  g_clear_pointer(&n->user, iface_free);
   g_ptr_array_set_size(n->ifs, 0);
   net_hold(n, -1);
 }

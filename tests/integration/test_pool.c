@@ -6,12 +6,16 @@
  * VM whose shim or QEMU dies is replaced and leaves nothing; `pool rm`
  * leaves nothing; bad input is refused with nothing left behind. Pools
  * of 1-2 VMs: the machine has two cores. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -84,6 +88,40 @@ static void destroy(katavm_runtime *rt, katavm_sandbox *sb) {
   katavm_error *e = NULL;
   ck_assert_msg(katavm_sandbox_destroy(rt, id, &e) == 0, "destroy %s: %s", id,
                 katavm_error_message(e));
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on now. */
+static guint free_tcp_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* GET / from 127.0.0.1:port: the whole response, or NULL. */
+static char *http_get_local(guint port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                          .sin_port = htons((guint16)port)};
+  const char req[] = "GET / HTTP/1.0\r\n\r\n";
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+      write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+    close(fd);
+    return NULL;
+  }
+  GString *r = g_string_new(NULL);
+  char buf[1024];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    g_string_append_len(r, buf, n);
+  close(fd);
+  return g_string_free(r, FALSE);
 }
 
 START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
@@ -188,6 +226,36 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   g_autofree char *o3 = NULL, *e3 = NULL;
   ck_assert_msg(kvt_cli(&o3, &e3, "run", "--rm", rootfs, "/bin/true", NULL) == 0, "%s", e3);
   ck_assert_msg(!kvt_pool_has(rt, x4), "run did not take pooled VM %s", x4);
+
+  /* User-mode networking with a published port: QEMU's NIC and the
+   * forward are added at the take, as after a cold boot. */
+  g_autofree char *x5 = kvt_pool_wait_ready(rt);
+  guint port = free_tcp_port();
+  g_autofree char *pub = g_strdup_printf("127.0.0.1:%u:80", port);
+  g_autofree char *o6 = NULL, *e6 = NULL;
+  ck_assert_msg(
+      kvt_cli(&o6, &e6, "sandbox", "create", "--name", "pf", "--net", "user", "-p", pub, NULL) == 0,
+      "%s", e6);
+  g_autofree char *if_ = kvt_instance_of("pf");
+  ck_assert_msg(!g_strcmp0(if_, x5), "pf (net user) was not served by pooled VM %s (instance %s)",
+                x5, if_);
+  g_clear_pointer(&e6, g_free);
+  ck_assert_msg(kvt_cli(NULL, &e6, "container", "add", "pf", "web", rootfs, "--", "/bin/sh", "-c",
+                        "mkdir -p /tmp/w && echo pooled-user-page > /tmp/w/index.html && "
+                        "exec httpd -f -p 80 -h /tmp/w",
+                        NULL) == 0 &&
+                    kvt_cli(NULL, NULL, "container", "start", "pf", "web", NULL) == 0,
+                "%s", e6);
+  g_autofree char *page = NULL;
+  for (int i = 0; i < 60 && !(page && strstr(page, "pooled-user-page")); i++) {
+    g_free(page);
+    page = http_get_local(port);
+    if (!(page && strstr(page, "pooled-user-page")))
+      g_usleep(500000);
+  }
+  ck_assert_msg(page && strstr(page, "pooled-user-page"), "127.0.0.1:%u answered: %s", port,
+                page ? page : "(nothing)");
+  ck_assert_int_eq(kvt_cli(NULL, NULL, "sandbox", "rm", "-f", "pf", NULL), 0);
 
   g_autofree char *o4 = NULL, *e4 = NULL;
   ck_assert_msg(kvt_cli(&o4, &e4, "pool", "ls", "--json", NULL) == 0, "%s", e4);
