@@ -223,8 +223,17 @@ static gboolean make_point(int tree, const KvMountPoint *mp, const char *what, G
         ok = point_fail(error, what, mp->path, doing, errno);
         break;
       }
-      if (r >= 0 && last && mp->file)
+      /* The modes runc gives them, whatever the shim's umask. */
+      if (r >= 0 && last && mp->file) {
+        (void)fchmod(r, 0644);
         close(r);
+      } else if (r == 0) {
+        int d = openat(parent, *p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (d >= 0) {
+          (void)fchmod(d, 0755);
+          close(d);
+        }
+      }
       if (last)
         break;
       fd = open_in_root(tree, prefix->str, O_PATH | O_DIRECTORY);

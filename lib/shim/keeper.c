@@ -119,30 +119,19 @@ static void sweep_dead(const char *root, const char *shim, const char *vms) {
 /* Plug every vCPU the pool allows and offline all but one in the guest:
  * a take then only onlines them (~0.1 s) instead of waiting for the
  * guest to see a plugged vCPU (~0.8 s under TCG). */
-static gboolean preplug_vcpus(const KvPaths *p, guint max_vcpus, GError **error) {
-  if (max_vcpus <= 1)
-    return TRUE;
-  GMainContext *ctx = g_main_context_new();
-  KvConn *c = kv_shim_connect(p, ctx, error);
-  gboolean ok = c != NULL;
+static gboolean preplug_vcpus(KvConn *c, guint max_vcpus, GError **error) {
   const guint steps[] = {max_vcpus, 1};
-  for (gsize i = 0; ok && i < G_N_ELEMENTS(steps); i++) {
+  for (gsize i = 0; max_vcpus > 1 && i < G_N_ELEMENTS(steps); i++) {
     KvHotplugParams hp = {.kind = KV_HOTPLUG_CPUS, .cpus = steps[i]};
     g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_hotplug.params, &hp);
     g_autoptr(JsonObject) r =
         kv_conn_call_sync(c, kv_m_shim_hotplug.name, o, KV_CALL_TIMEOUT_MS, error);
-    ok = r != NULL;
+    if (!r) {
+      g_prefix_error(error, "plugging the pool's %u vCPUs: ", max_vcpus);
+      return FALSE;
+    }
   }
-  if (c) {
-    kv_conn_close(c);
-    kv_conn_unref(c);
-  }
-  while (g_main_context_iteration(ctx, FALSE))
-    ;
-  g_main_context_unref(ctx);
-  if (!ok)
-    g_prefix_error(error, "plugging the pool's %u vCPUs: ", max_vcpus);
-  return ok;
+  return TRUE;
 }
 
 /* Not a timing limit: a late boot that never ends must not keep a VM out
@@ -154,29 +143,36 @@ static gboolean preplug_vcpus(const KvPaths *p, guint max_vcpus, GError **error)
  * done: it runs on after agent-ready for about 0.3 s of vCPU under TCG,
  * and a take in that time had its first container wait for it
  * (docs/pool.md). */
-static gboolean wait_late_boot(const KvPaths *p, GError **error) {
-  GMainContext *ctx = g_main_context_new();
-  KvConn *c = kv_shim_connect(p, ctx, error);
-  gboolean ok = c != NULL, done = FALSE;
+static gboolean wait_late_boot(KvConn *c, const char *inst, GError **error) {
   gint64 deadline = g_get_monotonic_time() + LATE_BOOT_GUARD_US;
-  while (ok && !done) {
+  for (;;) {
     g_autoptr(JsonObject) o = kv_msg_encode(kv_m_shim_agent_check.params, &(KvEmpty){0});
     g_autoptr(JsonObject) r =
         kv_conn_call_sync(c, kv_m_shim_agent_check.name, o, KV_CALL_TIMEOUT_MS, error);
     KvCheckResult cr;
-    ok = r && kv_result_decode(&kv_m_shim_agent_check, r, &cr, error);
-    if (!ok)
-      break;
-    done = cr.late_boot_done;
-    kv_msg_clear(kv_m_shim_agent_check.result, &cr);
-    if (!done && g_get_monotonic_time() > deadline) {
-      keeper_log("the guest's late boot of %s is not done after %d s: ready all the same",
-                 p->instance, (int)(LATE_BOOT_GUARD_US / G_USEC_PER_SEC));
-      break;
+    if (!r || !kv_result_decode(&kv_m_shim_agent_check, r, &cr, error)) {
+      g_prefix_error(error, "waiting for the guest's late boot: ");
+      return FALSE;
     }
-    if (!done)
-      g_usleep(20000);
+    gboolean done = cr.late_boot_done;
+    kv_msg_clear(kv_m_shim_agent_check.result, &cr);
+    if (done)
+      return TRUE;
+    if (g_get_monotonic_time() > deadline) {
+      keeper_log("the guest's late boot of %s is not done after %d s: ready all the same", inst,
+                 (int)(LATE_BOOT_GUARD_US / G_USEC_PER_SEC));
+      return TRUE;
+    }
+    g_usleep(20000);
   }
+}
+
+/* What a booted pooled VM needs before it is ready, over one connection
+ * to its shim. */
+static gboolean prepare_pooled(const KvPaths *p, guint max_vcpus, GError **error) {
+  GMainContext *ctx = g_main_context_new();
+  KvConn *c = kv_shim_connect(p, ctx, error);
+  gboolean ok = c && preplug_vcpus(c, max_vcpus, error) && wait_late_boot(c, p->instance, error);
   if (c) {
     kv_conn_close(c);
     kv_conn_unref(c);
@@ -184,8 +180,6 @@ static gboolean wait_late_boot(const KvPaths *p, GError **error) {
   while (g_main_context_iteration(ctx, FALSE))
     ;
   g_main_context_unref(ctx);
-  if (!ok)
-    g_prefix_error(error, "waiting for the guest's late boot: ");
   return ok;
 }
 
@@ -219,7 +213,7 @@ static gboolean boot_one(const char *root, const char *shim, const KvSandboxConf
     ok = kv_shim_wait_ready(rd, KV_BOOT_TIMEOUT_MS, error);
     close(rd);
   }
-  if (ok && (!preplug_vcpus(&p, tmpl->max_vcpus, error) || !wait_late_boot(&p, error))) {
+  if (ok && !prepare_pooled(&p, tmpl->max_vcpus, error)) {
     /* The shim runs: it destroys the VM and its state when asked. */
     kill_pooled(&p);
     return FALSE;

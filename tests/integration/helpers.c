@@ -1,12 +1,16 @@
 /* tests/integration/helpers.c: see helpers.h. */
 #include "helpers.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -484,4 +488,28 @@ void kvt_pool_start(katavm_runtime *rt, unsigned size, unsigned cpus, unsigned m
   pc.max_memory_mib = mem;
   katavm_error *e = NULL;
   ck_assert_msg(katavm_pool_start(rt, &pc, &e) == 0, "pool start: %s", katavm_error_message(e));
+}
+
+char *kvt_http_get_local(guint port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return NULL;
+  struct timeval tv = {.tv_sec = 30};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                          .sin_port = htons((guint16)port)};
+  const char req[] = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+      write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+    close(fd);
+    return NULL;
+  }
+  GString *resp = g_string_new(NULL);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    g_string_append_len(resp, buf, n);
+  close(fd);
+  return g_string_free(resp, FALSE);
 }

@@ -87,3 +87,7 @@ char *kvt_pool_ready_vm(katavm_runtime *rt);
 gboolean kvt_pool_has(katavm_runtime *rt, const char *inst);
 char *kvt_pool_wait_ready(katavm_runtime *rt);
 char *kvt_instance_of(const char *id);
+
+/* GET / from 127.0.0.1:port (30 s receive timeout): the whole response,
+ * or NULL when nothing accepts or the request cannot be sent. */
+char *kvt_http_get_local(guint port);

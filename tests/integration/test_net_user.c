@@ -58,37 +58,11 @@ static gboolean port_is_free(guint port, gboolean udp) {
   return ok;
 }
 
-/* GET / from 127.0.0.1:port; the body, or NULL. */
-static char *http_get(guint port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct timeval tv = {.tv_sec = 30};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                          .sin_port = htons((guint16)port)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-    close(fd);
-    return NULL;
-  }
-  const char req[] = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
-    close(fd);
-    return NULL;
-  }
-  GString *resp = g_string_new(NULL);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0)
-    g_string_append_len(resp, buf, n);
-  close(fd);
-  return g_string_free(resp, FALSE);
-}
-
 /* With retries while the guest's httpd comes up (slirp accepts on the
  * host side first and closes when the guest refuses). */
 static char *fetch(guint port) {
   for (int i = 0; i < 120; i++) {
-    char *r = http_get(port);
+    char *r = kvt_http_get_local(port);
     if (r && strstr(r, PAGE))
       return r;
     g_free(r);

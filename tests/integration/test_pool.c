@@ -15,7 +15,6 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -99,29 +98,6 @@ static guint free_tcp_port(void) {
   ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
   close(fd);
   return ntohs(a.sin_port);
-}
-
-/* GET / from 127.0.0.1:port: the whole response, or NULL. */
-static char *http_get_local(guint port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct timeval tv = {.tv_sec = 30};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                          .sin_port = htons((guint16)port)};
-  const char req[] = "GET / HTTP/1.0\r\n\r\n";
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-      write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
-    close(fd);
-    return NULL;
-  }
-  GString *r = g_string_new(NULL);
-  char buf[1024];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0)
-    g_string_append_len(r, buf, n);
-  close(fd);
-  return g_string_free(r, FALSE);
 }
 
 START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
@@ -249,7 +225,7 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   g_autofree char *page = NULL;
   for (int i = 0; i < 60 && !(page && strstr(page, "pooled-user-page")); i++) {
     g_free(page);
-    page = http_get_local(port);
+    page = kvt_http_get_local(port);
     if (!(page && strstr(page, "pooled-user-page")))
       g_usleep(500000);
   }

@@ -274,8 +274,10 @@ START_TEST(mount_points) {
   g_ptr_array_add(pts, point("/var/run/secrets", FALSE));
   g_ptr_array_add(pts, point("/hello", FALSE)); /* a file already: left */
   g_autoptr(GError) e = NULL;
+  mode_t old_mask = umask(077); /* the modes made do not follow it */
   ck_assert_msg(shim_fs_bind(sfd, "containers/p/rootfs", src, TRUE, pts, "rootfs", &e), "%s",
                 e ? e->message : "");
+  umask(old_mask);
   g_autofree char *db = at(src, "data/db");
   g_autofree char *conf = at(src, "etc/app.conf");
   g_autofree char *sec = at(src, "run/secrets");
@@ -284,6 +286,14 @@ START_TEST(mount_points) {
   ck_assert(g_file_test(conf, G_FILE_TEST_IS_REGULAR));
   ck_assert(g_file_test(sec, G_FILE_TEST_IS_DIR));
   ck_assert(g_file_test(hello, G_FILE_TEST_IS_REGULAR));
+  struct stat st;
+  ck_assert_int_eq(stat(db, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 07777, 0755);
+  g_autofree char *data = at(src, "data");
+  ck_assert_int_eq(stat(data, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 07777, 0755);
+  ck_assert_int_eq(stat(conf, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 07777, 0644);
   target_intact();
   /* Seen through the share, read-only. */
   g_autofree char *mp = at(share, "containers/p/rootfs");
