@@ -265,15 +265,15 @@ START_TEST(killed_keeper_leaves_no_vm) {
   ck_assert_int_ge(kvt_count_vms(), 1);
   ck_assert_int_eq(kill(keeper, SIGKILL), 0);
   /* Every pooled shim sees the keeper's pipe close and destroys its VM
-   * (the one booting too, once it is up). Bounded: a hang. */
-  g_autofree char *vms = pool_path("vms");
+   * (the one booting too, once it is up) and its directory. Bounded: a
+   * hang. A keeper killed between making the next VM's directory and
+   * starting its shim leaves that directory, with no shim and no VM: the
+   * next `pool start` (below) drains it, and the last check shows it. */
   int i = 0;
-  for (; i < 3000 &&
-         (kvt_count_vms() > 0 || kvt_count_procs("--pooled") > 0 || count_entries(vms) > 0);
-       i++)
+  for (; i < 3000 && (kvt_count_vms() > 0 || kvt_count_procs("--pooled") > 0); i++)
     g_usleep(100000);
-  ck_assert_msg(i < 3000, "%d VM(s), %d pooled shim(s), %d pool dir(s) left after 300 s",
-                kvt_count_vms(), kvt_count_procs("--pooled"), count_entries(vms));
+  ck_assert_msg(i < 3000, "%d VM(s), %d pooled shim(s) left after 300 s", kvt_count_vms(),
+                kvt_count_procs("--pooled"));
   g_autoptr(JsonObject) o2 = kvt_pool_list(rt);
   ck_assert(!json_object_get_boolean_member(o2, "running"));
   /* A fresh start after a dead keeper works; rm leaves nothing. */
