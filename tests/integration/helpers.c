@@ -494,6 +494,16 @@ void kvt_pool_start(katavm_runtime *rt, unsigned size, unsigned cpus, unsigned m
   ck_assert_msg(katavm_pool_start(rt, &pc, &e) == 0, "pool start: %s", katavm_error_message(e));
 }
 
+guint kvt_free_port(gboolean udp) {
+  int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
 char *kvt_http_get_local(guint port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)

@@ -88,6 +88,8 @@ gboolean kvt_pool_has(katavm_runtime *rt, const char *inst);
 char *kvt_pool_wait_ready(katavm_runtime *rt);
 char *kvt_instance_of(const char *id);
 
+/* A port of 127.0.0.1 that nothing holds now (for tcp or udp). */
+guint kvt_free_port(gboolean udp);
 /* GET / from 127.0.0.1:port (30 s receive timeout): the whole response,
  * or NULL when nothing accepts or the request cannot be sent. */
 char *kvt_http_get_local(guint port);

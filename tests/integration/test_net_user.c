@@ -34,17 +34,6 @@ static void teardown(void) {
   kvt_workdir_drop(&work);
 }
 
-/* A port of 127.0.0.1 free now (for tcp or udp). */
-static guint free_port(gboolean udp) {
-  int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 /* Can 127.0.0.1:port be bound (nobody holds it)? */
 static gboolean port_is_free(guint port, gboolean udp) {
   int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
@@ -130,7 +119,7 @@ static void send_udp(guint port, int count) {
 
 START_TEST(run_publishes_a_port_on_the_host) {
   g_autofree char *rootfs = rootfs_with_page();
-  guint tport = free_port(FALSE), uport = free_port(TRUE);
+  guint tport = kvt_free_port(FALSE), uport = kvt_free_port(TRUE);
   g_autofree char *tpub = g_strdup_printf("127.0.0.1:%u:80", tport);
   g_autofree char *upub = g_strdup_printf("%u:5999/udp", uport);
   GPid run = spawn_cli((const char *const[]){"run", "--name", "user1", "--net=user", "-p", tpub,
@@ -211,7 +200,7 @@ static int shim_pid_of(const char *id) {
 }
 
 START_TEST(rm_after_a_shim_crash_frees_the_ports) {
-  guint tport = free_port(FALSE);
+  guint tport = kvt_free_port(FALSE);
   g_autofree char *tpub = g_strdup_printf("127.0.0.1:%u:80", tport);
   g_autofree char *out = NULL, *err = NULL;
   int rc = kvt_cli(&out, &err, "sandbox", "create", "--name", "user2", "--net", "user", "-p", tpub,

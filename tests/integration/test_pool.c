@@ -6,14 +6,11 @@
  * VM whose shim or QEMU dies is replaced and leaves nothing; `pool rm`
  * leaves nothing; bad input is refused with nothing left behind. Pools
  * of 1-2 VMs: the machine has two cores. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,17 +84,6 @@ static void destroy(katavm_runtime *rt, katavm_sandbox *sb) {
   katavm_error *e = NULL;
   ck_assert_msg(katavm_sandbox_destroy(rt, id, &e) == 0, "destroy %s: %s", id,
                 katavm_error_message(e));
-}
-
-/* A TCP port on 127.0.0.1 that nothing listens on now. */
-static guint free_tcp_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
@@ -206,7 +192,7 @@ START_TEST(pooled_sandboxes_sized_fresh_and_fallback) {
   /* User-mode networking with a published port: QEMU's NIC and the
    * forward are added at the take, as after a cold boot. */
   g_autofree char *x5 = kvt_pool_wait_ready(rt);
-  guint port = free_tcp_port();
+  guint port = kvt_free_port(FALSE);
   g_autofree char *pub = g_strdup_printf("127.0.0.1:%u:80", port);
   g_autofree char *o6 = NULL, *e6 = NULL;
   ck_assert_msg(
