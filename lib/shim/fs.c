@@ -63,15 +63,19 @@
 /* How many mounts stacked at one spot an unmount takes off at most. */
 #define STACK_MAX 16
 
+static int openat2_retry(int dir, const char *rel, struct open_how *how) {
+  int fd;
+  do
+    fd = (int)syscall(SYS_openat2, dir, rel, how, sizeof *how);
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd;
+}
+
 static int openat2_share(int dir, const char *rel, int flags, mode_t mode) {
   struct open_how how = {.flags = (guint64)(flags | O_CLOEXEC | O_NOFOLLOW),
                          .mode = (flags & O_CREAT) ? mode : 0,
                          .resolve = RESOLVE_SHARE};
-  int fd;
-  do
-    fd = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
-  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-  return fd;
+  return openat2_retry(dir, rel, &how);
 }
 
 /* The reason, in words, that resolving a share path failed. */
@@ -172,11 +176,7 @@ static int open_parent(int share, const char *rel, gboolean make, const char *wh
 static int open_in_root(int tree, const char *path, int flags) {
   struct open_how how = {.flags = (guint64)(flags | O_CLOEXEC),
                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-  int fd;
-  do
-    fd = (int)syscall(SYS_openat2, tree, path, &how, sizeof how);
-  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-  return fd;
+  return openat2_retry(tree, path, &how);
 }
 
 static gboolean point_fail(GError **error, const char *what, const char *path, const char *doing,
