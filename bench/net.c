@@ -284,8 +284,13 @@ static char *floor_initrd(const QemuArgs *qa, guint mib) {
       "drivers/net/virtio_net; do insmod $M/$m.ko 2>/dev/null; done\n"
       "sleep 1; ip link set lo up; ip addr add $bench_ip dev eth0; ip link set eth0 up\n"
       "[ -n \"$bench_gw\" ] && ip route add default via $bench_gw\n"
+      "if [ -n \"$bench_cg\" ]; then mkdir -p /sys/fs/cgroup; mount -t cgroup2 none "
+      "/sys/fs/cgroup; "
+      "echo +memory +pids +cpu > /sys/fs/cgroup/cgroup.subtree_control; mkdir /sys/fs/cgroup/c1; "
+      "echo $$ > /sys/fs/cgroup/c1/cgroup.procs; fi\n"
       "mkdir -p /tmp/www; dd if=/dev/zero of=/tmp/www/big bs=1M count=%u 2>/dev/null\n"
-      "echo hi > /tmp/www/small; httpd -p 80 -h /tmp/www\n"
+      "echo hi > /tmp/www/small; if [ -n \"$bench_ns\" ]; then unshare -f -p -m -u -i httpd -f -p "
+      "80 -h /tmp/www & else httpd -p 80 -h /tmp/www; fi\n"
       "while true; do sleep 3600; done\n",
       mib);
   if (sh("mkdir -p %s/bin %s/proc %s/sys && cp /bin/busybox %s/bin/busybox", dir, dir, dir, dir) <
@@ -300,7 +305,9 @@ static char *floor_initrd(const QemuArgs *qa, guint mib) {
 
 static pid_t floor_qemu(const QemuArgs *qa, const char *initrd, const char *append_extra,
                         const char *netdev, const char *name) {
-  g_autofree char *append = g_strdup_printf("%s rdinit=/bench-init %s", qa->append, append_extra);
+  const char *more = g_getenv("BENCH_NET_FLOOR_APPEND");
+  g_autofree char *append =
+      g_strdup_printf("%s rdinit=/bench-init %s %s", qa->append, append_extra, more ? more : "");
   g_autofree char *log = g_strdup_printf("%s/%s.log", tmpdir, name);
   const char *argv[] = {qa->qemu,
                         "-machine",
@@ -330,6 +337,20 @@ static pid_t floor_qemu(const QemuArgs *qa, const char *initrd, const char *appe
                         "-device",
                         "virtio-net-pci,netdev=n0,mac=52:54:00:b0:00:01",
                         NULL};
+  /* BENCH_NET_FLOOR_ARGS: extra QEMU arguments for the floors, to try one
+   * of the sandbox's settings on the floor. */
+  const char *extra = g_getenv("BENCH_NET_FLOOR_ARGS");
+  if (extra && *extra) {
+    g_auto(GStrv) ex = g_strsplit_set(extra, " ", -1);
+    g_autoptr(GPtrArray) all = g_ptr_array_new();
+    for (guint i = 0; argv[i]; i++)
+      g_ptr_array_add(all, (gpointer)argv[i]);
+    for (guint i = 0; ex[i]; i++)
+      if (*ex[i])
+        g_ptr_array_add(all, ex[i]);
+    g_ptr_array_add(all, NULL);
+    return spawn((const char *const *)all->pdata, log);
+  }
   return spawn(argv, log);
 }
 
@@ -469,6 +490,12 @@ int main(int argc, char **argv) {
   g_autofree char *load0 = loadavg();
   static Side sides[N_SIDES];
   gboolean ok = setup_all(sides, mib);
+  const char *hold = g_getenv("KVBN_DEBUG_HOLD");
+  if (ok && hold) {
+    fprintf(stderr, "net: held (%s, %s) until %s is removed\n", ns_cli, ns_pod, hold);
+    while (g_file_test(hold, G_FILE_TEST_EXISTS))
+      g_usleep(G_USEC_PER_SEC / 2);
+  }
   for (guint r = 0; ok && r < rounds; r++)
     for (int k = 0; ok && k < N_SIDES; k++)
       ok = measure(&sides[(k + r) % N_SIDES], mib);
